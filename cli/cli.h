@@ -1,0 +1,25 @@
+/* cli.h - helpers shared by the tokenmill subcommands. */
+#ifndef TKM_CLI_H
+#define TKM_CLI_H
+
+#include <stdio.h>
+
+#include "tokenmill.h"
+
+/* exit statuses (documented in tokenmill(1)) */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+int cmd_train(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
+
+/* Rewrites sentencepiece spellings (--vocab_size=8) to GNU ones (--vocab-size=8). */
+void cli_normalize_args(int argc, char **argv);
+/* Parses an optional boolean argument: NULL (flag given) -> 1. -1 if invalid. */
+int cli_bool(const char *arg);
+int cli_int(const char *arg, long lo, long hi, long *out);
+/* Prints "tokenmill CMD: message" with the library's last error detail. */
+void cli_error(const char *cmd, int rc);
+long cli_peak_rss_kb(void);
+
+#endif

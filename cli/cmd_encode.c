@@ -1,0 +1,327 @@
+/* cmd_encode.c - `tokenmill encode` and `tokenmill decode`: line-oriented,
+ * multi-threaded over batches of lines, output in input order. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define BATCH_BYTES (4u << 20)
+
+typedef struct { char *p; size_t n, cap; } buf_t;
+
+static int buf_put(buf_t *b, const char *s, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->n + n) nc *= 2;
+        char *q = realloc(b->p, nc);
+        if (!q) return -1;
+        b->p = q;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return 0;
+}
+
+static int buf_int(buf_t *b, long v)
+{
+    char tmp[24];
+    int k = snprintf(tmp, sizeof tmp, "%ld", v);
+    return buf_put(b, tmp, (size_t)k);
+}
+
+enum { FMT_ID, FMT_PIECE };
+
+typedef struct {
+    const tkm_model *m;
+    tkm_encoder *enc;
+    int fmt, decode;
+    /* batch slice */
+    const char *const *lines;
+    const size_t *lens;
+    size_t from, to;
+    buf_t out;
+    int rc;
+    char err[512];
+} job_t;
+
+static int encode_line(job_t *j, const char *s, size_t n)
+{
+    const int32_t *ids;
+    size_t k;
+    int rc = tkm_encode(j->enc, s, n, &ids, &k);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < k; i++) {
+        if (i && buf_put(&j->out, " ", 1)) return TKM_ENOMEM;
+        if (j->fmt == FMT_ID) {
+            if (buf_int(&j->out, ids[i])) return TKM_ENOMEM;
+        } else {
+            size_t pl;
+            const char *p = tkm_model_piece(j->m, ids[i], &pl);
+            if (buf_put(&j->out, p, pl)) return TKM_ENOMEM;
+        }
+    }
+    return buf_put(&j->out, "\n", 1) ? TKM_ENOMEM : 0;
+}
+
+static int decode_line(job_t *j, const char *s, size_t n, size_t lineno)
+{
+    int32_t *ids = NULL;
+    size_t k = 0, cap = 0, i = 0;
+    int rc = 0;
+    while (i < n && rc == 0) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) i++;
+        if (i >= n) break;
+        size_t st = i;
+        while (i < n && s[i] != ' ' && s[i] != '\t' && s[i] != '\r') i++;
+        long id;
+        if (j->fmt == FMT_ID) {
+            char tmp[32];
+            size_t tl = i - st;
+            char *end;
+            if (tl >= sizeof tmp) { id = -1; end = tmp; tmp[0] = 'x'; }
+            else {
+                memcpy(tmp, s + st, tl);
+                tmp[tl] = 0;
+                errno = 0;
+                id = strtol(tmp, &end, 10);
+            }
+            if (*end || errno) {
+                snprintf(j->err, sizeof j->err, "line %zu: '%.*s' is not an id", lineno, (int)(i - st), s + st);
+                rc = TKM_EFORMAT;
+                break;
+            }
+        } else {
+            id = tkm_model_piece_id(j->m, s + st, i - st);
+            if (id < 0) id = tkm_model_unk_id(j->m);
+        }
+        if (k == cap) {
+            cap = cap ? cap * 2 : 64;
+            int32_t *q = realloc(ids, cap * sizeof *q);
+            if (!q) { rc = TKM_ENOMEM; break; }
+            ids = q;
+        }
+        ids[k++] = (int32_t)(id < INT32_MIN || id > INT32_MAX ? -1 : id);
+    }
+    if (rc == 0) {
+        char *text;
+        size_t tl;
+        rc = tkm_decode(j->m, ids, k, &text, &tl);
+        if (rc < 0) snprintf(j->err, sizeof j->err, "line %zu: %s", lineno, tkm_last_error());
+        else {
+            if (buf_put(&j->out, text, tl) || buf_put(&j->out, "\n", 1)) rc = TKM_ENOMEM;
+            tkm_free(text);
+        }
+    }
+    free(ids);
+    return rc;
+}
+
+static size_t g_line_base;
+
+static void *job_main(void *arg)
+{
+    job_t *j = arg;
+    j->out.n = 0;
+    j->rc = 0;
+    for (size_t i = j->from; i < j->to && j->rc == 0; i++) {
+        j->rc = j->decode ? decode_line(j, j->lines[i], j->lens[i], g_line_base + i + 1)
+                          : encode_line(j, j->lines[i], j->lens[i]);
+        if (j->rc < 0 && !j->err[0]) snprintf(j->err, sizeof j->err, "line %zu: %s", g_line_base + i + 1, tkm_last_error());
+    }
+    return NULL;
+}
+
+static const struct option io_opts[] = {
+    {"model", required_argument, 0, 'm'},
+    {"output", required_argument, 0, 'o'},
+    {"output-format", required_argument, 0, 'F'},
+    {"input-format", required_argument, 0, 'I'},
+    {"threads", required_argument, 0, 't'},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+static void io_usage(FILE *f, int decode)
+{
+    if (decode)
+        fprintf(f, "usage: tokenmill decode -m MODEL [--input-format id|piece] [-o OUT] [FILE...]\n"
+                   "\n"
+                   "Reads one sequence of ids (or pieces) per line, separated by spaces, and\n"
+                   "writes the text, exactly as sentencepiece's DecodeIds.\n");
+    else
+        fprintf(f, "usage: tokenmill encode -m MODEL [--output-format id|piece] [-o OUT] [FILE...]\n"
+                   "\n"
+                   "Encodes each input line (files, plain or .gz; stdin by default) and writes\n"
+                   "one line of space-separated ids or pieces, identical to spm_encode.\n");
+    fprintf(f, "\n"
+               "  -m, --model FILE        sentencepiece .model (BPE)\n"
+               "  -o, --output FILE       output file (written atomically; default stdout)\n"
+               "      --output-format F   encode: id or piece (piece)\n"
+               "      --input-format F    decode: id or piece (piece)\n"
+               "  -t, --threads N         worker threads (number of CPUs)\n"
+               "  -h, --help\n");
+}
+
+static int run_io(int argc, char **argv, int decode)
+{
+    const char *model = NULL, *outpath = NULL, *cmd = decode ? "decode" : "encode";
+    int fmt = FMT_PIECE, c;
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN), v;
+    int threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:t:qh", io_opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'o': outpath = optarg; break;
+        case 'F':
+        case 'I':
+            if (!strcmp(optarg, "id")) fmt = FMT_ID;
+            else if (!strcmp(optarg, "piece")) fmt = FMT_PIECE;
+            else {
+                fprintf(stderr, "tokenmill %s: unknown format '%s' (id or piece)\n", cmd, optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 't':
+            if (cli_int(optarg, 1, 256, &v)) {
+                fprintf(stderr, "tokenmill %s: invalid thread count '%s'\n", cmd, optarg);
+                return EXIT_USAGE;
+            }
+            threads = (int)v;
+            break;
+        case 'q': break;
+        case 'h': io_usage(stdout, decode); return EXIT_OK;
+        default: io_usage(stderr, decode); return EXIT_USAGE;
+        }
+    }
+    if (!model) {
+        fprintf(stderr, "tokenmill %s: no model given (-m FILE.model)\n", cmd);
+        return EXIT_USAGE;
+    }
+    tkm_model *m;
+    int rc = tkm_model_load(model, &m);
+    if (rc < 0) { cli_error(cmd, rc); return EXIT_FAIL; }
+    job_t *jobs = calloc((size_t)threads, sizeof *jobs);
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    if (!jobs || !th) { fprintf(stderr, "tokenmill %s: out of memory\n", cmd); return EXIT_FAIL; }
+    for (int i = 0; i < threads; i++) {
+        jobs[i].m = m;
+        jobs[i].fmt = fmt;
+        jobs[i].decode = decode;
+        if (!decode && (rc = tkm_encoder_new(m, &jobs[i].enc)) < 0) {
+            cli_error(cmd, rc);
+            return EXIT_FAIL;
+        }
+    }
+    char *tmp = NULL;
+    FILE *out = stdout;
+    if (outpath) {
+        tmp = malloc(strlen(outpath) + 32);
+        sprintf(tmp, "%s.tmp.%ld", outpath, (long)getpid());
+        out = fopen(tmp, "wb");
+        if (!out) {
+            fprintf(stderr, "tokenmill %s: %s: cannot create: %s\n", cmd, tmp, strerror(errno));
+            return EXIT_FAIL;
+        }
+    }
+    const char *stdin_only[] = {"-"};
+    int nfiles = argc - optind;
+    const char *const *files = nfiles > 0 ? (const char *const *)argv + optind : stdin_only;
+    if (nfiles <= 0) nfiles = 1;
+    /* batch of lines: copies into one arena */
+    buf_t arena = {0};
+    size_t *offs = NULL, *lens = NULL, nl = 0, lcap = 0;
+    const char **lines = NULL;
+    int status = EXIT_OK;
+    for (int f = 0; f < nfiles && status == EXIT_OK; f++) {
+        tkm_reader *r;
+        if ((rc = tkm_reader_open(files[f], &r)) < 0) { cli_error(cmd, rc); status = EXIT_FAIL; break; }
+        g_line_base = 0;
+        int eof = 0;
+        while (!eof && status == EXIT_OK) {
+            arena.n = 0;
+            nl = 0;
+            const char *s;
+            size_t n;
+            while (arena.n < BATCH_BYTES) {
+                rc = tkm_reader_next(r, &s, &n);
+                if (rc <= 0) { eof = 1; break; }
+                if (nl == lcap) {
+                    lcap = lcap ? lcap * 2 : 4096;
+                    offs = realloc(offs, lcap * sizeof *offs);
+                    lens = realloc(lens, lcap * sizeof *lens);
+                    lines = realloc((void *)lines, lcap * sizeof *lines);
+                    if (!offs || !lens || !lines) { rc = TKM_ENOMEM; eof = 1; break; }
+                }
+                offs[nl] = arena.n;
+                lens[nl] = n;
+                if (buf_put(&arena, s, n)) { rc = TKM_ENOMEM; eof = 1; break; }
+                nl++;
+            }
+            if (rc < 0) { cli_error(cmd, rc); status = EXIT_FAIL; break; }
+            for (size_t i = 0; i < nl; i++) lines[i] = arena.p + offs[i];
+            int nt = threads;
+            if ((size_t)nt > nl) nt = nl ? (int)nl : 1;
+            size_t per = (nl + (size_t)nt - 1) / (size_t)nt;
+            for (int i = 0; i < nt; i++) {
+                jobs[i].lines = lines;
+                jobs[i].lens = lens;
+                jobs[i].from = (size_t)i * per < nl ? (size_t)i * per : nl;
+                jobs[i].to = (size_t)(i + 1) * per < nl ? (size_t)(i + 1) * per : nl;
+                jobs[i].err[0] = 0;
+                if (nt == 1) job_main(&jobs[i]);
+                else pthread_create(&th[i], NULL, job_main, &jobs[i]);
+            }
+            for (int i = 0; i < nt; i++) {
+                if (nt > 1) pthread_join(th[i], NULL);
+            }
+            for (int i = 0; i < nt && status == EXIT_OK; i++) {
+                if (jobs[i].rc < 0) {
+                    fprintf(stderr, "tokenmill %s: %s: %s\n", cmd, files[f], jobs[i].err);
+                    status = EXIT_FAIL;
+                    break;
+                }
+                if (fwrite(jobs[i].out.p, 1, jobs[i].out.n, out) != jobs[i].out.n) {
+                    fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
+                    status = EXIT_FAIL;
+                }
+            }
+            g_line_base += nl;
+        }
+        tkm_reader_close(r);
+    }
+    if (fflush(out) != 0) {
+        fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
+        status = EXIT_FAIL;
+    }
+    if (outpath) {
+        if (fclose(out) != 0 && status == EXIT_OK) status = EXIT_FAIL;
+        if (status == EXIT_OK && rename(tmp, outpath) != 0) {
+            fprintf(stderr, "tokenmill %s: %s: %s\n", cmd, outpath, strerror(errno));
+            status = EXIT_FAIL;
+        }
+        if (status != EXIT_OK) unlink(tmp);
+        free(tmp);
+    }
+    for (int i = 0; i < threads; i++) {
+        tkm_encoder_free(jobs[i].enc);
+        free(jobs[i].out.p);
+    }
+    free(jobs);
+    free(th);
+    free(arena.p);
+    free(offs);
+    free(lens);
+    free((void *)lines);
+    tkm_model_free(m);
+    return status;
+}
+
+int cmd_encode(int argc, char **argv) { return run_io(argc, argv, 0); }
+int cmd_decode(int argc, char **argv) { return run_io(argc, argv, 1); }

@@ -1,0 +1,266 @@
+/* cmd_train.c - `tokenmill train`: options (GNU and sentencepiece spellings),
+ * streamed input, progress, summary. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void train_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tokenmill train [OPTIONS] -o OUT.model FILE...\n"
+            "\n"
+            "Learns a BPE vocabulary from text files (plain or .gz, '-' for stdin) and\n"
+            "writes a sentencepiece .model. sentencepiece spellings (--vocab_size=8000,\n"
+            "--model_type=bpe, --split_digits=true, --input=a,b, --model_prefix=P) work too.\n"
+            "\n"
+            "  -o, --output FILE               model to write (atomically)\n"
+            "      --model-prefix P            write P.model (sentencepiece style)\n"
+            "      --input A,B                 comma-separated input files (besides FILE...)\n"
+            "      --model-type bpe            model type (unigram: not supported yet)\n"
+            "      --vocab-size N              total pieces including specials (8000)\n"
+            "      --character-coverage F      share of characters kept (0.9995)\n"
+            "      --max-piece-length N        characters per piece (16)\n"
+            "      --split-digits[=BOOL]       digits are pieces of their own (false)\n"
+            "      --split-by-unicode-script[=BOOL]  no piece spans two scripts (true)\n"
+            "      --split-by-number[=BOOL]    digits do not join letters (true)\n"
+            "      --allow-whitespace-only-pieces[=BOOL]  runs of spaces become pieces (false)\n"
+            "      --byte-fallback[=BOOL]      add <0x00>..<0xFF>; rare chars become bytes (false)\n"
+            "      --add-dummy-prefix[=BOOL]   prepend a space to each line (false)\n"
+            "      --remove-extra-whitespaces[=BOOL]  squeeze/strip spaces (false)\n"
+            "      --hard-vocab-limit[=BOOL]   fail when vocab size is out of reach (true)\n"
+            "      --user-defined-symbols A,B  pieces never split nor merged\n"
+            "      --control-symbols A,B       control pieces (no surface)\n"
+            "      --unk-id N --bos-id N --eos-id N --pad-id N   special ids (0 1 2 -1; -1 disables)\n"
+            "      --unk-piece S --bos-piece S --eos-piece S --pad-piece S --unk-surface S\n"
+            "      --normalization-rule-name identity   (only identity for now)\n"
+            "  -t, --threads N                 counting threads (number of CPUs)\n"
+            "  -q, --quiet                     no progress or summary\n"
+            "  -h, --help\n");
+}
+
+enum {
+    O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
+    O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
+    O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED
+};
+
+static const struct option train_opts[] = {
+    {"output", required_argument, 0, 'o'},
+    {"model-prefix", required_argument, 0, O_PREFIX},
+    {"input", required_argument, 0, O_INPUT},
+    {"model-type", required_argument, 0, O_MODEL_TYPE},
+    {"vocab-size", required_argument, 0, O_VOCAB},
+    {"character-coverage", required_argument, 0, O_COVERAGE},
+    {"max-piece-length", required_argument, 0, O_MAXLEN},
+    {"max-sentencepiece-length", required_argument, 0, O_MAXLEN},
+    {"split-digits", optional_argument, 0, O_SPLIT_DIGITS},
+    {"split-by-unicode-script", optional_argument, 0, O_SPLIT_SCRIPT},
+    {"split-by-number", optional_argument, 0, O_SPLIT_NUMBER},
+    {"split-by-whitespace", optional_argument, 0, O_SPLIT_WS},
+    {"allow-whitespace-only-pieces", optional_argument, 0, O_WS_ONLY},
+    {"byte-fallback", optional_argument, 0, O_BYTE_FALLBACK},
+    {"add-dummy-prefix", optional_argument, 0, O_DUMMY},
+    {"remove-extra-whitespaces", optional_argument, 0, O_REMOVE_WS},
+    {"hard-vocab-limit", optional_argument, 0, O_HARD},
+    {"user-defined-symbols", required_argument, 0, O_USER},
+    {"control-symbols", required_argument, 0, O_CONTROL},
+    {"unk-id", required_argument, 0, O_UNK_ID},
+    {"bos-id", required_argument, 0, O_BOS_ID},
+    {"eos-id", required_argument, 0, O_EOS_ID},
+    {"pad-id", required_argument, 0, O_PAD_ID},
+    {"unk-piece", required_argument, 0, O_UNK_P},
+    {"bos-piece", required_argument, 0, O_BOS_P},
+    {"eos-piece", required_argument, 0, O_EOS_P},
+    {"pad-piece", required_argument, 0, O_PAD_P},
+    {"unk-surface", required_argument, 0, O_UNK_SURF},
+    {"normalization-rule-name", required_argument, 0, O_NORM},
+    {"threads", required_argument, 0, 't'},
+    {"num-threads", required_argument, 0, 't'},
+    /* sentencepiece options that have no effect here (tokenmill reads all input) */
+    {"input-sentence-size", required_argument, 0, O_IGNORED},
+    {"shuffle-input-sentence", optional_argument, 0, O_IGNORED},
+    {"max-sentence-length", required_argument, 0, O_IGNORED},
+    {"train-extremely-large-corpus", optional_argument, 0, O_IGNORED},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+/* Splits a comma-separated list in place (sentencepiece's syntax). */
+static int split_list(char *s, const char ***out, int *n)
+{
+    int cap = *n + 8;
+    const char **v = realloc((void *)*out, (size_t)cap * sizeof *v);
+    if (!v) return -1;
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+        if (*n == cap) {
+            cap *= 2;
+            const char **nv = realloc((void *)v, (size_t)cap * sizeof *v);
+            if (!nv) { free((void *)v); return -1; }
+            v = nv;
+        }
+        v[(*n)++] = tok;
+    }
+    *out = v;
+    return 0;
+}
+
+static int g_tty;
+static void progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+{
+    (void)ctx;
+    if (!g_tty) return;
+    if (total) fprintf(stderr, "\r%s: %llu / %llu   ", phase, (unsigned long long)done, (unsigned long long)total);
+    else fprintf(stderr, "\r%s: %.1f MB   ", phase, done / 1e6);
+    if (total && done == total) fputc('\n', stderr);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    o.threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1;
+    const char *out = NULL;
+    char *prefix_path = NULL;
+    const char **inputs = NULL, **user = NULL, **control = NULL;
+    int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b;
+    long v;
+    double d;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:t:qh", train_opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case O_PREFIX:
+            free(prefix_path);
+            prefix_path = malloc(strlen(optarg) + 7);
+            if (!prefix_path) return EXIT_FAIL;
+            sprintf(prefix_path, "%s.model", optarg);
+            out = prefix_path;
+            break;
+        case O_INPUT: if (split_list(optarg, &inputs, &n_inputs)) return EXIT_FAIL; break;
+        case O_MODEL_TYPE:
+            if (!strcmp(optarg, "bpe")) o.model_type = TKM_MODEL_BPE;
+            else if (!strcmp(optarg, "unigram")) {
+                fprintf(stderr, "tokenmill train: --model-type unigram is not implemented yet (BPE only)\n");
+                return EXIT_FAIL;
+            } else {
+                fprintf(stderr, "tokenmill train: unknown model type '%s' (expected bpe)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_VOCAB:
+            if (cli_int(optarg, 1, 1 << 20, &v)) goto bad;
+            o.vocab_size = (int)v;
+            break;
+        case O_COVERAGE:
+            d = strtod(optarg, &end);
+            if (*end || !(d > 0 && d <= 1)) goto bad;
+            o.character_coverage = (float)d;
+            break;
+        case O_MAXLEN:
+            if (cli_int(optarg, 1, 1024, &v)) goto bad;
+            o.max_piece_length = (int)v;
+            break;
+#define BOOLOPT(K, F) case K: if ((b = cli_bool(optarg)) < 0) goto bad; o.F = b; break;
+        BOOLOPT(O_SPLIT_DIGITS, split_digits)
+        BOOLOPT(O_SPLIT_SCRIPT, split_by_unicode_script)
+        BOOLOPT(O_SPLIT_NUMBER, split_by_number)
+        BOOLOPT(O_SPLIT_WS, split_by_whitespace)
+        BOOLOPT(O_WS_ONLY, allow_whitespace_only_pieces)
+        BOOLOPT(O_BYTE_FALLBACK, byte_fallback)
+        BOOLOPT(O_DUMMY, add_dummy_prefix)
+        BOOLOPT(O_REMOVE_WS, remove_extra_whitespaces)
+        BOOLOPT(O_HARD, hard_vocab_limit)
+#undef BOOLOPT
+        case O_USER: if (split_list(optarg, &user, &n_user)) return EXIT_FAIL; break;
+        case O_CONTROL: if (split_list(optarg, &control, &n_control)) return EXIT_FAIL; break;
+        case O_UNK_ID: if (cli_int(optarg, -1, 1 << 20, &v)) goto bad; o.unk_id = (int)v; break;
+        case O_BOS_ID: if (cli_int(optarg, -1, 1 << 20, &v)) goto bad; o.bos_id = (int)v; break;
+        case O_EOS_ID: if (cli_int(optarg, -1, 1 << 20, &v)) goto bad; o.eos_id = (int)v; break;
+        case O_PAD_ID: if (cli_int(optarg, -1, 1 << 20, &v)) goto bad; o.pad_id = (int)v; break;
+        case O_UNK_P: o.unk_piece = optarg; break;
+        case O_BOS_P: o.bos_piece = optarg; break;
+        case O_EOS_P: o.eos_piece = optarg; break;
+        case O_PAD_P: o.pad_piece = optarg; break;
+        case O_UNK_SURF: o.unk_surface = optarg; break;
+        case O_NORM:
+            if (strcmp(optarg, "identity") != 0) {
+                fprintf(stderr, "tokenmill train: normalization '%s' is not implemented yet (only identity)\n", optarg);
+                return EXIT_FAIL;
+            }
+            break;
+        case 't': if (cli_int(optarg, 1, 256, &v)) goto bad; o.threads = (int)v; break;
+        case O_IGNORED:
+            fprintf(stderr, "tokenmill train: note: option ignored (tokenmill always reads all input)\n");
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': train_usage(stdout); return EXIT_OK;
+        default: train_usage(stderr); return EXIT_USAGE;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "tokenmill train: invalid value '%s' for an option\n", optarg ? optarg : "");
+        return EXIT_USAGE;
+    }
+    for (int i = optind; i < argc; i++)
+        if (split_list(argv[i], &inputs, &n_inputs)) return EXIT_FAIL;
+    if (!out) {
+        fprintf(stderr, "tokenmill train: no output given (-o FILE.model)\n");
+        return EXIT_USAGE;
+    }
+    if (n_inputs == 0) {
+        fprintf(stderr, "tokenmill train: no input files given\n");
+        return EXIT_USAGE;
+    }
+    o.user_defined_symbols = user;
+    o.n_user_defined = n_user;
+    o.control_symbols = control;
+    o.n_control = n_control;
+    g_tty = !quiet && isatty(2);
+
+    tkm_trainer *t = NULL;
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_new(&o, &t);
+    if (rc == 0) tkm_trainer_set_progress(t, progress, NULL);
+    for (int i = 0; rc == 0 && i < n_inputs; i++) rc = tkm_trainer_add_file(t, inputs[i]);
+    if (rc == 0) rc = tkm_trainer_train(t, &m);
+    if (g_tty) fputc('\n', stderr);
+    if (rc == 0) rc = tkm_model_save(m, out);
+    if (rc < 0) {
+        cli_error("train", rc);
+        tkm_model_free(m);
+        tkm_trainer_free(t);
+        free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+        return EXIT_FAIL;
+    }
+    if (!quiet) {
+        tkm_train_stats s;
+        tkm_trainer_stats(t, &s);
+        fprintf(stderr,
+                "tokenmill train: wrote %s\n"
+                "  input      %llu lines, %.1f MB, %llu pre-tokens (%llu unique)\n"
+                "  characters %llu unique, %llu kept (coverage %.4f%%), %llu occurrences dropped\n",
+                out, (unsigned long long)s.lines, s.bytes / 1e6, (unsigned long long)s.pretokens_total,
+                (unsigned long long)s.pretokens_unique, (unsigned long long)s.chars_unique,
+                (unsigned long long)s.chars_required,
+                s.chars_total ? 100.0 * (double)(s.chars_total - s.chars_dropped_occurrences) / (double)s.chars_total : 0.0,
+                (unsigned long long)s.chars_dropped_occurrences);
+        if (s.invalid_utf8_bytes || s.nul_bytes)
+            fprintf(stderr, "  warning    %llu invalid UTF-8 bytes (read as U+FFFD), %llu NUL bytes (never in a piece)\n",
+                    (unsigned long long)s.invalid_utf8_bytes, (unsigned long long)s.nul_bytes);
+        fprintf(stderr,
+                "  pieces     %d total: %d merged, %d characters, %d special, %d user-defined, %d bytes\n"
+                "  time       %.2f s counting, %.2f s merging, %.2f s total (%d threads); peak RSS %.1f MB\n"
+                "  skipped    0 lines (tokenmill never drops input)\n",
+                tkm_model_size(m), s.pieces_normal, s.pieces_char, s.pieces_meta, s.pieces_user, s.pieces_byte,
+                s.seconds_count, s.seconds_merge, s.seconds_total, o.threads, cli_peak_rss_kb() / 1024.0);
+    }
+    tkm_model_free(m);
+    tkm_trainer_free(t);
+    free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+    return EXIT_OK;
+}

@@ -1,0 +1,84 @@
+/* tokenmill.c - the tokenmill program: dispatches to subcommands. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tokenmill COMMAND [OPTIONS]\n"
+            "\n"
+            "commands:\n"
+            "  train    learn a BPE vocabulary from text and write a sentencepiece .model\n"
+            "  encode   turn text into token ids or pieces (ids identical to sentencepiece)\n"
+            "  decode   turn ids or pieces back into text\n"
+            "\n"
+            "Run 'tokenmill COMMAND --help' for the options of a command; see tokenmill(1).\n");
+}
+
+void cli_normalize_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (strcmp(a, "--") == 0) break;
+        if (a[0] != '-' || a[1] != '-') continue;
+        for (char *p = a + 2; *p && *p != '='; p++)
+            if (*p == '_') *p = '-';
+    }
+}
+
+int cli_bool(const char *arg)
+{
+    if (!arg) return 1;
+    if (!strcmp(arg, "true") || !strcmp(arg, "1") || !strcmp(arg, "yes")) return 1;
+    if (!strcmp(arg, "false") || !strcmp(arg, "0") || !strcmp(arg, "no")) return 0;
+    return -1;
+}
+
+int cli_int(const char *arg, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (!*arg || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+void cli_error(const char *cmd, int rc)
+{
+    const char *d = tkm_last_error();
+    fprintf(stderr, "tokenmill %s: %s\n", cmd, d && *d ? d : tkm_strerror(rc));
+}
+
+long cli_peak_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("tokenmill %s\n", TKM_VERSION);
+        return EXIT_OK;
+    }
+    cli_normalize_args(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
+    if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);
+    fprintf(stderr, "tokenmill: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,181 @@
+/* tokenmill.h - the public API of libtokenmill: sentencepiece-compatible
+ * models (.model read/write), the BPE encoder/decoder, streamed corpus input
+ * and the BPE trainer.
+ *
+ * Ownership: every tkm_X_new/_load returns a handle the caller frees with
+ * tkm_X_free (which accepts NULL); pointers returned by accessors borrow from
+ * the handle and stay valid until it is freed or, for encoder output, until
+ * the next call on the same encoder. Functions return 0 (or a count) on
+ * success and a negative TKM_E* code on failure; tkm_last_error() gives a
+ * thread-local message with the detail (file, line, byte offset). The library
+ * never prints and never exits.
+ *
+ * Thread safety: a tkm_model is immutable after loading and may be shared by
+ * threads; a tkm_encoder, tkm_reader or tkm_trainer is used by one thread at a
+ * time. */
+#ifndef TOKENMILL_H
+#define TOKENMILL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TKM_VERSION "0.1.0"
+
+/* ---- errors ------------------------------------------------------------ */
+enum {
+    TKM_OK = 0,
+    TKM_ENOMEM = -1,    /* out of memory */
+    TKM_EIO = -2,       /* read/write failure, missing file */
+    TKM_EFORMAT = -3,   /* malformed input file (model, corpus) */
+    TKM_EINVAL = -4,    /* invalid argument or option */
+    TKM_ENOTSUP = -5,   /* valid but unsupported (model type, feature) */
+    TKM_ERANGE = -6,    /* id or size out of range */
+    TKM_EEMPTY = -7,    /* no usable input */
+    TKM_EVOCAB = -8     /* vocabulary size cannot be reached */
+};
+
+/* Short text for an error code. Never NULL. */
+const char *tkm_strerror(int code);
+/* Detail of the last error raised on this thread ("" if none). */
+const char *tkm_last_error(void);
+/* Frees memory the library returned to the caller (tkm_decode output). */
+void tkm_free(void *p);
+
+/* ---- models -------------------------------------------------------------- */
+typedef struct tkm_model tkm_model;
+
+typedef enum {
+    TKM_PIECE_NORMAL = 1,
+    TKM_PIECE_UNKNOWN = 2,
+    TKM_PIECE_CONTROL = 3,
+    TKM_PIECE_USER_DEFINED = 4,
+    TKM_PIECE_UNUSED = 5,
+    TKM_PIECE_BYTE = 6
+} tkm_piece_type;
+
+typedef enum {
+    TKM_MODEL_UNIGRAM = 1,
+    TKM_MODEL_BPE = 2,
+    TKM_MODEL_WORD = 3,
+    TKM_MODEL_CHAR = 4
+} tkm_model_type;
+
+/* Loads a sentencepiece ModelProto (.model). Any valid file written by
+ * sentencepiece loads; encoding needs a BPE model.
+ * @return 0 or TKM_EIO / TKM_EFORMAT (message names the file and offset). */
+int tkm_model_load(const char *path, tkm_model **out);
+int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_model **out);
+void tkm_model_free(tkm_model *m);
+
+int tkm_model_size(const tkm_model *m);            /* number of pieces */
+tkm_model_type tkm_model_kind(const tkm_model *m); /* BPE, UNIGRAM, ... */
+/* Piece bytes (not NUL-terminated; *len receives the length), or NULL if id is
+ * out of range. */
+const char *tkm_model_piece(const tkm_model *m, int id, size_t *len);
+float tkm_model_score(const tkm_model *m, int id);
+tkm_piece_type tkm_model_piece_type(const tkm_model *m, int id);
+/* Id of a piece string, or -1 when absent (no unk substitution). */
+int tkm_model_piece_id(const tkm_model *m, const char *piece, size_t len);
+/* Special ids (-1 when the model has none). */
+int tkm_model_unk_id(const tkm_model *m);
+int tkm_model_bos_id(const tkm_model *m);
+int tkm_model_eos_id(const tkm_model *m);
+int tkm_model_pad_id(const tkm_model *m);
+int tkm_model_byte_fallback(const tkm_model *m);
+/* Serialized ModelProto bytes as loaded or built (borrowed). */
+const uint8_t *tkm_model_bytes(const tkm_model *m, size_t *len);
+/* Writes the model to path atomically (temp file + rename). */
+int tkm_model_save(const tkm_model *m, const char *path);
+
+/* ---- encoder ------------------------------------------------------------- */
+typedef struct tkm_encoder tkm_encoder;
+
+/* An encoder holds per-thread scratch space and a cache; create one per
+ * thread. The model must outlive it. */
+int tkm_encoder_new(const tkm_model *m, tkm_encoder **out);
+void tkm_encoder_free(tkm_encoder *e);
+/* Encodes one line (no newline handling; any bytes, including NUL and invalid
+ * UTF-8, which is normalized to U+FFFD per byte as sentencepiece does).
+ * On success *ids points to *n ids owned by the encoder, valid until the next
+ * call. Ids are identical to libsentencepiece's EncodeAsIds. */
+int tkm_encode(tkm_encoder *e, const char *text, size_t len, const int32_t **ids, size_t *n);
+
+/* Decodes ids to text exactly as libsentencepiece's DecodeIds. *out is
+ * allocated (NUL-terminated, *outlen excludes the NUL); free with tkm_free.
+ * @return 0, or TKM_ERANGE for an id outside the vocabulary. */
+int tkm_decode(const tkm_model *m, const int32_t *ids, size_t n, char **out, size_t *outlen);
+
+/* ---- streamed input ------------------------------------------------------- */
+typedef struct tkm_reader tkm_reader;
+
+/* Opens a file for line reading; "-" is stdin; gzip input is detected by its
+ * magic bytes and decompressed on the fly. */
+int tkm_reader_open(const char *path, tkm_reader **out);
+/* Next line without its '\n' (a '\r' is kept, as sentencepiece does). Lines
+ * may be of any length. @return 1 with a line, 0 at end of input, <0 on error
+ * (e.g. a corrupt gzip stream; the message names file and line). */
+int tkm_reader_next(tkm_reader *r, const char **line, size_t *len);
+uint64_t tkm_reader_lineno(const tkm_reader *r);   /* 1-based, last line returned */
+uint64_t tkm_reader_bytes(const tkm_reader *r);    /* uncompressed bytes read */
+void tkm_reader_close(tkm_reader *r);
+
+/* ---- trainer -------------------------------------------------------------- */
+typedef struct tkm_train_options {
+    tkm_model_type model_type;       /* TKM_MODEL_BPE (only one for now) */
+    int vocab_size;                  /* total pieces incl. specials, <= 1<<20 */
+    float character_coverage;        /* 0.9995 */
+    int max_piece_length;            /* 16 (characters) */
+    int split_digits;                /* 0 */
+    int split_by_unicode_script;     /* 1 */
+    int split_by_number;             /* 1 */
+    int split_by_whitespace;         /* 1 (0 unsupported for now) */
+    int allow_whitespace_only_pieces;/* 0 */
+    int byte_fallback;               /* 0 */
+    int add_dummy_prefix;            /* 0 (sentencepiece's default is 1) */
+    int remove_extra_whitespaces;    /* 0 (sentencepiece's default is 1) */
+    int hard_vocab_limit;            /* 1: fail if vocab_size cannot be reached */
+    int unk_id, bos_id, eos_id, pad_id;   /* 0, 1, 2, -1 (-1 disables) */
+    const char *unk_piece, *bos_piece, *eos_piece, *pad_piece;
+    const char *unk_surface;         /* " \xE2\x81\x87 " */
+    const char *const *user_defined_symbols; int n_user_defined;
+    const char *const *control_symbols; int n_control;
+    int threads;                     /* counting threads, >= 1 */
+} tkm_train_options;
+
+/* Fills sentencepiece-compatible defaults (with identity normalization and no
+ * dummy prefix, tokenmill's defaults). */
+void tkm_train_options_init(tkm_train_options *o);
+
+typedef struct tkm_trainer tkm_trainer;
+
+/* Progress callback: phase name and two counters (bytes read and total, or
+ * merges done and total). Called from the thread that drives training. */
+typedef void (*tkm_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+
+int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out);
+void tkm_trainer_free(tkm_trainer *t);
+void tkm_trainer_set_progress(tkm_trainer *t, tkm_progress_fn fn, void *ctx);
+/* Streams a file ("-" = stdin, .gz ok) into the pre-token counts. */
+int tkm_trainer_add_file(tkm_trainer *t, const char *path);
+/* Counts one more line (for callers that stream text themselves). */
+int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len);
+/* Runs the merges and builds the model. */
+int tkm_trainer_train(tkm_trainer *t, tkm_model **out);
+
+typedef struct tkm_train_stats {
+    uint64_t lines, bytes, invalid_utf8_bytes, nul_bytes, skipped_lines;
+    uint64_t pretokens_total, pretokens_unique;
+    uint64_t chars_total, chars_unique, chars_required, chars_dropped_occurrences;
+    int merges, pieces_normal, pieces_meta, pieces_byte, pieces_user, pieces_char;
+    double seconds_count, seconds_merge, seconds_total;
+} tkm_train_stats;
+void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TOKENMILL_H */

@@ -1,0 +1,381 @@
+/* bpe_encode.c - BPE encoder with ids identical to libsentencepiece's
+ * bpe::Model::Encode + SentencePieceProcessor post-processing.
+ *
+ * sentencepiece merges over the whole normalized line: the adjacent pair
+ * whose concatenation is a piece with the highest score wins, ties to the
+ * leftmost. We get the same result much faster by cutting the line into
+ * chunks that no piece can span (before a U+2581 whose preceding character
+ * never precedes U+2581 inside any piece) and caching each chunk's pieces:
+ * merges in disjoint chunks commute, so the result is unchanged.
+ *
+ *   "▁the▁cat▁sat"  ->  "▁the" | "▁cat" | "▁sat"   (cache hits after warm-up)
+ */
+#include <stdlib.h>
+
+#include "model_internal.h"
+
+typedef struct { int32_t prev, next; uint32_t start, len; uint8_t freeze; } sym_t;
+typedef struct { float score; int32_t left, right; uint32_t size; } pair_t;
+typedef struct { int32_t id; uint32_t len; } tok_t; /* raw piece: id + byte length */
+typedef struct { uint32_t start, len, left_len; } rev_t;
+
+#define CACHE_MAX_KEY 96
+#define CACHE_MAX_ENTRIES (1u << 17)
+
+struct tkm_encoder {
+    const tkm_model *m;
+    char *norm; size_t norm_len, norm_cap;
+    int32_t *ids; size_t n_ids, ids_cap;
+    sym_t *syms; size_t syms_cap;
+    pair_t *heap; size_t heap_n, heap_cap;
+    tok_t *toks; size_t n_toks, toks_cap;
+    rev_t *revs; size_t n_revs, revs_cap;
+    /* chunk cache: open addressing, keys and values in arenas */
+    uint64_t *c_hash; uint32_t *c_koff, *c_klen, *c_voff, *c_vlen;
+    size_t c_cap, c_n;
+    char *c_keys; size_t c_keys_n, c_keys_cap;
+    tok_t *c_vals; size_t c_vals_n, c_vals_cap;
+    /* code points that precede U+2581 inside some piece (sorted) */
+    uint32_t *ws_prev; size_t n_ws_prev;
+    int split_ok;
+};
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Collects the characters X with "X▁" inside a piece; chunking before a ▁
+ * preceded by such an X is unsafe. */
+static int scan_ws_prev(tkm_encoder *e)
+{
+    const tkm_model *m = e->m;
+    size_t cap = 0;
+    e->split_ok = m->escape_ws && !m->treat_ws_suffix;
+    for (int id = 0; id < m->n; id++) {
+        int t = m->type[id];
+        if (!(t == TKM_PIECE_NORMAL || t == TKM_PIECE_USER_DEFINED || t == TKM_PIECE_UNUSED)) continue;
+        const uint8_t *p = (const uint8_t *)tkmi_piece(m, id);
+        size_t n = m->plen[id], i = 0;
+        int32_t prev = -2;
+        while (i < n) {
+            int mb;
+            int32_t cp = tkmi_utf8_decode(p + i, n - i, &mb);
+            if (cp == (int32_t)TKMI_WS_CP && prev != -2 && prev != (int32_t)TKMI_WS_CP) {
+                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->ws_prev, &cap, e->n_ws_prev + 1, sizeof(uint32_t)));
+                e->ws_prev[e->n_ws_prev++] = (uint32_t)prev; /* -1 (invalid byte) maps to 0xFFFFFFFF */
+            }
+            prev = cp;
+            i += (size_t)mb;
+        }
+    }
+    if (e->n_ws_prev) {
+        qsort(e->ws_prev, e->n_ws_prev, sizeof(uint32_t), cmp_u32);
+        size_t k = 1;
+        for (size_t i = 1; i < e->n_ws_prev; i++)
+            if (e->ws_prev[i] != e->ws_prev[k - 1]) e->ws_prev[k++] = e->ws_prev[i];
+        e->n_ws_prev = k;
+    }
+    return 0;
+}
+
+int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
+{
+    *out = NULL;
+    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE, TKM_ENOTSUP,
+                        "%s: model type %d is not supported by the encoder yet (BPE only)", m->name, m->model_type);
+    tkm_encoder *e = tkmi_calloc(1, sizeof *e);
+    TKM_RETURN_ERROR_IF(!e, TKM_ENOMEM, "out of memory");
+    e->m = m;
+    e->c_cap = 1u << 18;
+    e->c_hash = tkmi_calloc(e->c_cap, sizeof *e->c_hash);
+    e->c_koff = tkmi_malloc(e->c_cap * sizeof *e->c_koff);
+    e->c_klen = tkmi_calloc(e->c_cap, sizeof *e->c_klen);
+    e->c_voff = tkmi_malloc(e->c_cap * sizeof *e->c_voff);
+    e->c_vlen = tkmi_malloc(e->c_cap * sizeof *e->c_vlen);
+    int rc = (!e->c_hash || !e->c_koff || !e->c_klen || !e->c_voff || !e->c_vlen)
+                 ? tkmi_error(TKM_ENOMEM, "out of memory") : scan_ws_prev(e);
+    if (rc < 0) { tkm_encoder_free(e); return rc; }
+    *out = e;
+    return 0;
+}
+
+void tkm_encoder_free(tkm_encoder *e)
+{
+    if (!e) return;
+    tkmi_free(e->norm);
+    tkmi_free(e->ids);
+    tkmi_free(e->syms);
+    tkmi_free(e->heap);
+    tkmi_free(e->toks);
+    tkmi_free(e->revs);
+    tkmi_free(e->c_hash);
+    tkmi_free(e->c_koff);
+    tkmi_free(e->c_klen);
+    tkmi_free(e->c_voff);
+    tkmi_free(e->c_vlen);
+    tkmi_free(e->c_keys);
+    tkmi_free(e->c_vals);
+    tkmi_free(e->ws_prev);
+    tkmi_free(e);
+}
+
+/* ---- max-heap of candidate pairs: higher score first, then leftmost ---- */
+static inline int pair_before(const pair_t *a, const pair_t *b)
+{
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static int heap_push(tkm_encoder *e, pair_t p)
+{
+    if (e->heap_n == e->heap_cap)
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->heap, &e->heap_cap, e->heap_n + 1, sizeof(pair_t)));
+    size_t i = e->heap_n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!pair_before(&p, &e->heap[parent])) break;
+        e->heap[i] = e->heap[parent];
+        i = parent;
+    }
+    e->heap[i] = p;
+    return 0;
+}
+
+static pair_t heap_pop(tkm_encoder *e)
+{
+    pair_t top = e->heap[0];
+    pair_t last = e->heap[--e->heap_n];
+    size_t i = 0, n = e->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && pair_before(&e->heap[c + 1], &e->heap[c])) c++;
+        if (!pair_before(&e->heap[c], &last)) break;
+        e->heap[i] = e->heap[c];
+        i = c;
+    }
+    if (n) e->heap[i] = last;
+    return top;
+}
+
+static int maybe_add_pair(tkm_encoder *e, const char *text, int32_t left, int32_t right)
+{
+    if (left < 0 || right < 0) return 0;
+    sym_t *l = &e->syms[left], *r = &e->syms[right];
+    if (l->freeze || r->freeze) return 0;
+    uint32_t size = l->len + r->len;
+    int32_t id = tkmi_strmap_get(&e->m->pieces, text + l->start, size);
+    if (id < 0) return 0;
+    pair_t p = {e->m->score[id], left, right, size};
+    TKM_FORWARD_IF_ERROR(heap_push(e, p));
+    if (TKMI_UNLIKELY(e->m->type[id] == TKM_PIECE_UNUSED)) {
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->revs, &e->revs_cap, e->n_revs + 1, sizeof(rev_t)));
+        e->revs[e->n_revs++] = (rev_t){l->start, size, l->len};
+    }
+    return 0;
+}
+
+static int push_tok(tkm_encoder *e, int32_t id, uint32_t len)
+{
+    if (e->n_toks == e->toks_cap)
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->toks, &e->toks_cap, e->n_toks + 1, sizeof(tok_t)));
+    e->toks[e->n_toks++] = (tok_t){id, len};
+    return 0;
+}
+
+/* sentencepiece's resegment(): an UNUSED piece is split back into the two
+ * symbols it was last built from, recursively. */
+static int resegment(tkm_encoder *e, const char *text, uint32_t start, uint32_t len, int depth)
+{
+    int id = tkmi_piece_to_id(e->m, text + start, len);
+    if (id < 0 || e->m->type[id] != TKM_PIECE_UNUSED || depth > 64) return push_tok(e, id, len);
+    for (size_t k = e->n_revs; k-- > 0;) {
+        rev_t *r = &e->revs[k];
+        if (r->len == len && memcmp(text + r->start, text + start, len) == 0) {
+            uint32_t ll = r->left_len;
+            TKM_FORWARD_IF_ERROR(resegment(e, text, start, ll, depth + 1));
+            return resegment(e, text, start + ll, len - ll, depth + 1);
+        }
+    }
+    return push_tok(e, id, len);
+}
+
+/* Runs sentencepiece's BPE on text[0..len) and appends raw pieces to toks. */
+static int bpe_chunk(tkm_encoder *e, const char *text, size_t len)
+{
+    const tkm_model *m = e->m;
+    if (len > e->syms_cap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->syms, &e->syms_cap, len, sizeof(sym_t)));
+    int32_t n = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        size_t k = 0;
+        uint8_t freeze = 0;
+        if (m->has_user) {
+            k = tkmi_trie_match(&m->user, text + pos, len - pos);
+            freeze = k > 0;
+        }
+        if (!k) {
+            k = (size_t)tkmi_utf8_lead_len((uint8_t)text[pos]);
+            if (k > len - pos) k = len - pos;
+        }
+        e->syms[n] = (sym_t){n - 1, -1, (uint32_t)pos, (uint32_t)k, freeze};
+        if (n > 0) e->syms[n - 1].next = n;
+        n++;
+        pos += k;
+    }
+    e->heap_n = 0;
+    e->n_revs = 0;
+    for (int32_t i = 1; i < n; i++) TKM_FORWARD_IF_ERROR(maybe_add_pair(e, text, i - 1, i));
+    while (e->heap_n) {
+        pair_t top = heap_pop(e);
+        sym_t *l = &e->syms[top.left], *r = &e->syms[top.right];
+        if (l->len == 0 || r->len == 0 || l->len + r->len != top.size) continue;
+        l->len += r->len;
+        l->next = r->next;
+        if (r->next >= 0) e->syms[r->next].prev = top.left;
+        r->len = 0;
+        TKM_FORWARD_IF_ERROR(maybe_add_pair(e, text, l->prev, top.left));
+        TKM_FORWARD_IF_ERROR(maybe_add_pair(e, text, top.left, l->next));
+    }
+    for (int32_t i = 0; i >= 0 && i < n; i = e->syms[i].next) {
+        sym_t *s = &e->syms[i];
+        if (TKMI_UNLIKELY(m->has_unused)) {
+            TKM_FORWARD_IF_ERROR(resegment(e, text, s->start, s->len, 0));
+        } else {
+            TKM_FORWARD_IF_ERROR(push_tok(e, tkmi_piece_to_id(m, text + s->start, s->len), s->len));
+        }
+    }
+    return 0;
+}
+
+static void cache_clear(tkm_encoder *e)
+{
+    memset(e->c_klen, 0, e->c_cap * sizeof *e->c_klen);
+    e->c_n = 0;
+    e->c_keys_n = 0;
+    e->c_vals_n = 0;
+}
+
+/* Encodes a chunk through the cache. */
+static int encode_chunk(tkm_encoder *e, const char *text, size_t len)
+{
+    if (len > CACHE_MAX_KEY) return bpe_chunk(e, text, len);
+    uint64_t h = tkmi_hash_bytes(text, len);
+    size_t mask = e->c_cap - 1, i = h & mask;
+    while (e->c_klen[i]) {
+        if (e->c_hash[i] == h && e->c_klen[i] == len && memcmp(e->c_keys + e->c_koff[i], text, len) == 0) {
+            uint32_t vn = e->c_vlen[i];
+            if (e->n_toks + vn > e->toks_cap)
+                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->toks, &e->toks_cap, e->n_toks + vn, sizeof(tok_t)));
+            memcpy(e->toks + e->n_toks, e->c_vals + e->c_voff[i], vn * sizeof(tok_t));
+            e->n_toks += vn;
+            return 0;
+        }
+        i = (i + 1) & mask;
+    }
+    size_t before = e->n_toks;
+    TKM_FORWARD_IF_ERROR(bpe_chunk(e, text, len));
+    size_t vn = e->n_toks - before;
+    if (e->c_n + 1 > CACHE_MAX_ENTRIES) {
+        cache_clear(e);
+        i = h & mask;
+    }
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->c_keys, &e->c_keys_cap, e->c_keys_n + len, 1));
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->c_vals, &e->c_vals_cap, e->c_vals_n + vn, sizeof(tok_t)));
+    memcpy(e->c_keys + e->c_keys_n, text, len);
+    memcpy(e->c_vals + e->c_vals_n, e->toks + before, vn * sizeof(tok_t));
+    e->c_hash[i] = h;
+    e->c_koff[i] = (uint32_t)e->c_keys_n;
+    e->c_klen[i] = (uint32_t)len;
+    e->c_voff[i] = (uint32_t)e->c_vals_n;
+    e->c_vlen[i] = (uint32_t)vn;
+    e->c_keys_n += len;
+    e->c_vals_n += vn;
+    e->c_n++;
+    return 0;
+}
+
+static int ws_prev_unsafe(const tkm_encoder *e, uint32_t cp)
+{
+    size_t lo = 0, hi = e->n_ws_prev;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (e->ws_prev[mid] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < e->n_ws_prev && e->ws_prev[lo] == cp;
+}
+
+/* Start of the character that ends at p (p > 0) in valid UTF-8. */
+static size_t char_start_before(const char *s, size_t p)
+{
+    size_t q = p - 1;
+    while (q > 0 && ((uint8_t)s[q] & 0xC0) == 0x80 && p - q < 4) q--;
+    return q;
+}
+
+static int push_id(tkm_encoder *e, int32_t id)
+{
+    if (e->n_ids == e->ids_cap)
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->ids, &e->ids_cap, e->n_ids + 1, sizeof(int32_t)));
+    e->ids[e->n_ids++] = id;
+    return 0;
+}
+
+int tkm_encode(tkm_encoder *e, const char *text, size_t len, const int32_t **ids, size_t *n)
+{
+    const tkm_model *m = e->m;
+    e->norm_len = 0;
+    e->n_ids = 0;
+    e->n_toks = 0;
+    *ids = e->ids;
+    *n = 0;
+    TKM_FORWARD_IF_ERROR(tkmi_normalize(m, text, len, &e->norm, &e->norm_len, &e->norm_cap));
+    const char *s = e->norm;
+    size_t L = e->norm_len;
+    if (L == 0) return 0;
+    if (!e->split_ok) {
+        TKM_FORWARD_IF_ERROR(bpe_chunk(e, s, L));
+    } else {
+        size_t start = 0, p = 0;
+        while (p + 3 <= L) {
+            const char *hit = memchr(s + p, 0xE2, L - p - 2);
+            if (!hit) break;
+            p = (size_t)(hit - s);
+            if ((uint8_t)s[p + 1] == 0x96 && (uint8_t)s[p + 2] == 0x81 && p > start) {
+                size_t q = char_start_before(s, p);
+                int mb;
+                int32_t cp = tkmi_utf8_decode((const uint8_t *)s + q, p - q, &mb);
+                if (cp != (int32_t)TKMI_WS_CP && !ws_prev_unsafe(e, (uint32_t)cp)) {
+                    TKM_FORWARD_IF_ERROR(encode_chunk(e, s + start, p - start));
+                    start = p;
+                }
+            }
+            p += 1;
+        }
+        TKM_FORWARD_IF_ERROR(encode_chunk(e, s + start, L - start));
+    }
+    /* Post-processing as SentencePieceProcessor::PopulateSentencePieceText:
+     * unknown pieces become bytes with byte fallback, else runs of unknown
+     * pieces collapse into one unk. */
+    size_t off = 0;
+    int prev_unk = 0;
+    for (size_t i = 0; i < e->n_toks; i++) {
+        int32_t id = e->toks[i].id;
+        uint32_t tl = e->toks[i].len;
+        int is_unk = m->type[id] == TKM_PIECE_UNKNOWN;
+        if (m->type[id] == TKM_PIECE_CONTROL) {
+            TKM_FORWARD_IF_ERROR(push_id(e, id));
+        } else if (is_unk && m->byte_fallback) {
+            for (uint32_t k = 0; k < tl; k++) TKM_FORWARD_IF_ERROR(push_id(e, m->byte_id[(uint8_t)s[off + k]]));
+        } else if (!(is_unk && prev_unk)) {
+            TKM_FORWARD_IF_ERROR(push_id(e, id));
+        }
+        prev_unk = is_unk;
+        off += tl;
+    }
+    *ids = e->ids;
+    *n = e->n_ids;
+    return 0;
+}

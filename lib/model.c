@@ -1,0 +1,516 @@
+/* model.c - sentencepiece ModelProto reader and writer, written by hand
+ * against the protobuf wire format (no protobuf dependency). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model_internal.h"
+
+/* ---- prefix trie ---- */
+int tkmi_trie_init(tkmi_trie *t)
+{
+    memset(t, 0, sizeof *t);
+    t->cap = 64;
+    t->child = tkmi_malloc(t->cap * sizeof(int32_t));
+    t->sibling = tkmi_malloc(t->cap * sizeof(int32_t));
+    t->term = tkmi_malloc(t->cap * sizeof(int32_t));
+    t->byte = tkmi_malloc(t->cap);
+    if (!t->child || !t->sibling || !t->term || !t->byte) return tkmi_error(TKM_ENOMEM, "out of memory");
+    t->child[0] = t->sibling[0] = -1;
+    t->term[0] = 0;
+    t->byte[0] = 0;
+    t->n = 1;
+    return 0;
+}
+
+void tkmi_trie_free(tkmi_trie *t)
+{
+    tkmi_free(t->child);
+    tkmi_free(t->sibling);
+    tkmi_free(t->term);
+    tkmi_free(t->byte);
+    memset(t, 0, sizeof *t);
+}
+
+int tkmi_trie_add(tkmi_trie *t, const char *s, size_t len)
+{
+    if (len == 0) return 0;
+    t->first[(uint8_t)s[0]] = 1;
+    int32_t node = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = (uint8_t)s[i];
+        int32_t c = t->child[node];
+        while (c >= 0 && t->byte[c] != b) c = t->sibling[c];
+        if (c < 0) {
+            if (t->n == t->cap) {
+                size_t nc = t->cap * 2;
+                int32_t *a = tkmi_realloc(t->child, nc * sizeof(int32_t));
+                if (!a) return tkmi_error(TKM_ENOMEM, "out of memory");
+                t->child = a;
+                if (!(a = tkmi_realloc(t->sibling, nc * sizeof(int32_t)))) return tkmi_error(TKM_ENOMEM, "oom");
+                t->sibling = a;
+                if (!(a = tkmi_realloc(t->term, nc * sizeof(int32_t)))) return tkmi_error(TKM_ENOMEM, "oom");
+                t->term = a;
+                uint8_t *bb = tkmi_realloc(t->byte, nc);
+                if (!bb) return tkmi_error(TKM_ENOMEM, "oom");
+                t->byte = bb;
+                t->cap = nc;
+            }
+            c = (int32_t)t->n++;
+            t->byte[c] = b;
+            t->child[c] = -1;
+            t->term[c] = 0;
+            t->sibling[c] = t->child[node];
+            t->child[node] = c;
+        }
+        node = c;
+    }
+    t->term[node] = (int32_t)len;
+    return 0;
+}
+
+size_t tkmi_trie_match(const tkmi_trie *t, const char *s, size_t len)
+{
+    if (!t->n || len == 0 || !t->first[(uint8_t)s[0]]) return 0;
+    size_t best = 0;
+    int32_t node = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = (uint8_t)s[i];
+        int32_t c = t->child[node];
+        while (c >= 0 && t->byte[c] != b) c = t->sibling[c];
+        if (c < 0) break;
+        node = c;
+        if (t->term[node]) best = (size_t)t->term[node];
+    }
+    return best;
+}
+
+/* ---- protobuf reading ---- */
+typedef struct {
+    const uint8_t *p, *end, *base;
+    const char *name;
+} pbr;
+
+static int pb_varint(pbr *r, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        TKM_RETURN_ERROR_IF(r->p >= r->end, TKM_EFORMAT, "%s: truncated model (varint at byte %zu)", r->name,
+                            (size_t)(r->p - r->base));
+        uint8_t b = *r->p++;
+        x |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) { *v = x; return 0; }
+    }
+    return tkmi_error(TKM_EFORMAT, "%s: malformed varint at byte %zu", r->name, (size_t)(r->p - r->base));
+}
+
+/* Reads a field header; for wire type 2 returns the sub-range in *sub. */
+static int pb_field(pbr *r, int *field, int *wire, uint64_t *val, pbr *sub)
+{
+    uint64_t key;
+    TKM_FORWARD_IF_ERROR(pb_varint(r, &key));
+    *field = (int)(key >> 3);
+    *wire = (int)(key & 7);
+    TKM_RETURN_ERROR_IF(*field == 0, TKM_EFORMAT, "%s: invalid field number 0 at byte %zu", r->name,
+                        (size_t)(r->p - r->base));
+    switch (*wire) {
+    case 0: return pb_varint(r, val);
+    case 1:
+        TKM_RETURN_ERROR_IF(r->end - r->p < 8, TKM_EFORMAT, "%s: truncated model at byte %zu", r->name,
+                            (size_t)(r->p - r->base));
+        memcpy(val, r->p, 8);
+        r->p += 8;
+        return 0;
+    case 5: {
+        TKM_RETURN_ERROR_IF(r->end - r->p < 4, TKM_EFORMAT, "%s: truncated model at byte %zu", r->name,
+                            (size_t)(r->p - r->base));
+        uint32_t v32;
+        memcpy(&v32, r->p, 4);
+        *val = v32;
+        r->p += 4;
+        return 0;
+    }
+    case 2: {
+        uint64_t n;
+        TKM_FORWARD_IF_ERROR(pb_varint(r, &n));
+        TKM_RETURN_ERROR_IF(n > (uint64_t)(r->end - r->p), TKM_EFORMAT,
+                            "%s: truncated model (field %d wants %llu bytes at byte %zu, %zu left)", r->name, *field,
+                            (unsigned long long)n, (size_t)(r->p - r->base), (size_t)(r->end - r->p));
+        sub->p = r->p;
+        sub->end = r->p + n;
+        sub->base = r->base;
+        sub->name = r->name;
+        r->p += n;
+        *val = n;
+        return 0;
+    }
+    default:
+        return tkmi_error(TKM_EFORMAT, "%s: unsupported wire type %d at byte %zu", r->name, *wire,
+                          (size_t)(r->p - r->base));
+    }
+}
+
+static float u2f(uint64_t v)
+{
+    uint32_t u = (uint32_t)v;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int parse_trainer_spec(tkm_model *m, pbr *r)
+{
+    while (r->p < r->end) {
+        int f, w;
+        uint64_t v;
+        pbr sub;
+        TKM_FORWARD_IF_ERROR(pb_field(r, &f, &w, &v, &sub));
+        switch (f) {
+        case 3: m->model_type = (int)v; break;
+        case 4: m->vocab_size_spec = (int)v; break;
+        case 24: m->treat_ws_suffix = v != 0; break;
+        case 35: m->byte_fallback = v != 0; break;
+        case 41: m->bos_id = (int)(int32_t)v; break;
+        case 42: m->eos_id = (int)(int32_t)v; break;
+        case 43: m->pad_id = (int)(int32_t)v; break;
+        case 44:
+            if (w == 2) { m->unk_surface = (const char *)sub.p; m->unk_surface_len = (size_t)v; }
+            break;
+        default: break;
+        }
+    }
+    return 0;
+}
+
+static int parse_normalizer_spec(tkm_model *m, pbr *r)
+{
+    while (r->p < r->end) {
+        int f, w;
+        uint64_t v;
+        pbr sub;
+        TKM_FORWARD_IF_ERROR(pb_field(r, &f, &w, &v, &sub));
+        switch (f) {
+        case 2:
+            if (w == 2) { m->charsmap = sub.p; m->charsmap_len = (size_t)v; }
+            break;
+        case 3: m->add_dummy_prefix = v != 0; break;
+        case 4: m->remove_extra_ws = v != 0; break;
+        case 5: m->escape_ws = v != 0; break;
+        default: break;
+        }
+    }
+    return 0;
+}
+
+static int parse_model(tkm_model *m)
+{
+    pbr r = {m->raw, m->raw + m->raw_len, m->raw, m->name};
+    size_t cap = 0;
+    /* First pass: count pieces for a single allocation. */
+    {
+        pbr c = r;
+        size_t n = 0;
+        while (c.p < c.end) {
+            int f, w;
+            uint64_t v;
+            pbr sub;
+            TKM_FORWARD_IF_ERROR(pb_field(&c, &f, &w, &v, &sub));
+            if (f == 1 && w == 2) n++;
+        }
+        cap = n;
+    }
+    TKM_RETURN_ERROR_IF(cap == 0, TKM_EFORMAT, "%s: not a sentencepiece model (no pieces)", m->name);
+    TKM_RETURN_ERROR_IF(cap > (1u << 24), TKM_EFORMAT, "%s: too many pieces (%zu)", m->name, cap);
+    m->poff = tkmi_malloc(cap * sizeof *m->poff);
+    m->plen = tkmi_malloc(cap * sizeof *m->plen);
+    m->score = tkmi_malloc(cap * sizeof *m->score);
+    m->type = tkmi_malloc(cap);
+    TKM_RETURN_ERROR_IF(!m->poff || !m->plen || !m->score || !m->type, TKM_ENOMEM, "out of memory");
+    while (r.p < r.end) {
+        int f, w;
+        uint64_t v;
+        pbr sub;
+        TKM_FORWARD_IF_ERROR(pb_field(&r, &f, &w, &v, &sub));
+        if (w != 2) continue;
+        if (f == 1) {
+            int id = m->n++;
+            m->poff[id] = 0;
+            m->plen[id] = 0;
+            m->score[id] = 0;
+            m->type[id] = TKM_PIECE_NORMAL;
+            int have_piece = 0;
+            while (sub.p < sub.end) {
+                int f2, w2;
+                uint64_t v2;
+                pbr s2;
+                TKM_FORWARD_IF_ERROR(pb_field(&sub, &f2, &w2, &v2, &s2));
+                if (f2 == 1 && w2 == 2) {
+                    m->poff[id] = (uint32_t)(s2.p - m->raw);
+                    m->plen[id] = (uint32_t)v2;
+                    have_piece = 1;
+                } else if (f2 == 2 && w2 == 5) {
+                    m->score[id] = u2f(v2);
+                } else if (f2 == 3 && w2 == 0) {
+                    TKM_RETURN_ERROR_IF(v2 < 1 || v2 > 6, TKM_EFORMAT, "%s: piece %d has invalid type %llu",
+                                        m->name, id, (unsigned long long)v2);
+                    m->type[id] = (uint8_t)v2;
+                }
+            }
+            TKM_RETURN_ERROR_IF(!have_piece || m->plen[id] == 0, TKM_EFORMAT, "%s: piece %d is empty", m->name, id);
+        } else if (f == 2) {
+            TKM_FORWARD_IF_ERROR(parse_trainer_spec(m, &sub));
+        } else if (f == 3) {
+            TKM_FORWARD_IF_ERROR(parse_normalizer_spec(m, &sub));
+        }
+    }
+    return 0;
+}
+
+static int decode_charsmap(tkm_model *m)
+{
+    if (!m->charsmap_len) return 0;
+    TKM_RETURN_ERROR_IF(m->charsmap_len < 4, TKM_EFORMAT, "%s: truncated precompiled_charsmap", m->name);
+    uint32_t tsize;
+    memcpy(&tsize, m->charsmap, 4);
+    TKM_RETURN_ERROR_IF(tsize > m->charsmap_len - 4 || tsize % 4, TKM_EFORMAT,
+                        "%s: malformed precompiled_charsmap (trie size %u)", m->name, tsize);
+    m->darts = (const uint32_t *)(m->charsmap + 4);
+    m->darts_units = tsize / 4;
+    m->norm_strings = (const char *)m->charsmap + 4 + tsize;
+    m->norm_strings_len = m->charsmap_len - 4 - tsize;
+    return 0;
+}
+
+static int index_model(tkm_model *m)
+{
+    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&m->pieces, (size_t)m->n));
+    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&m->reserved, 512));
+    TKM_FORWARD_IF_ERROR(tkmi_trie_init(&m->user));
+    for (int i = 0; i < 256; i++) m->byte_id[i] = -1;
+    m->unk_id = -1;
+    for (int i = 0; i < m->n; i++) {
+        int t = m->type[i];
+        int normal = t == TKM_PIECE_NORMAL || t == TKM_PIECE_USER_DEFINED || t == TKM_PIECE_UNUSED;
+        int rc = tkmi_strmap_put(normal ? &m->pieces : &m->reserved, tkmi_piece(m, i), m->plen[i], i);
+        TKM_FORWARD_IF_ERROR(rc);
+        TKM_RETURN_ERROR_IF(rc == 0, TKM_EFORMAT, "%s: piece %d (%.*s) is already defined", m->name, i,
+                            (int)m->plen[i], tkmi_piece(m, i));
+        if (t == TKM_PIECE_USER_DEFINED) {
+            TKM_FORWARD_IF_ERROR(tkmi_trie_add(&m->user, tkmi_piece(m, i), m->plen[i]));
+            m->has_user = 1;
+        }
+        if (t == TKM_PIECE_UNUSED) m->has_unused = 1;
+        if (t == TKM_PIECE_UNKNOWN) {
+            TKM_RETURN_ERROR_IF(m->unk_id >= 0, TKM_EFORMAT, "%s: unk is already defined (ids %d and %d)", m->name,
+                                m->unk_id, i);
+            m->unk_id = i;
+        }
+        if (t == TKM_PIECE_BYTE) {
+            const char *p = tkmi_piece(m, i);
+            unsigned b;
+            char tail;
+            TKM_RETURN_ERROR_IF(m->plen[i] != 6 || sscanf(p, "<0x%2X%c", &b, &tail) != 2 || tail != '>', TKM_EFORMAT,
+                                "%s: byte piece %d is invalid", m->name, i);
+            m->byte_id[b] = i;
+        }
+    }
+    TKM_RETURN_ERROR_IF(m->unk_id < 0, TKM_EFORMAT, "%s: unk is not defined", m->name);
+    if (m->byte_fallback)
+        for (int b = 0; b < 256; b++)
+            TKM_RETURN_ERROR_IF(m->byte_id[b] < 0, TKM_EFORMAT,
+                                "%s: byte_fallback is set but byte piece <0x%02X> is missing", m->name, b);
+    return 0;
+}
+
+int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_model **out)
+{
+    *out = NULL;
+    tkm_model *m = tkmi_calloc(1, sizeof *m);
+    TKM_RETURN_ERROR_IF(!m, TKM_ENOMEM, "out of memory");
+    m->name = tkmi_strdup(name ? name : "<memory>");
+    m->raw = tkmi_malloc(size);
+    if (!m->name || !m->raw) { tkm_model_free(m); return tkmi_error(TKM_ENOMEM, "out of memory"); }
+    memcpy(m->raw, data, size);
+    m->raw_len = size;
+    m->model_type = TKM_MODEL_UNIGRAM;
+    m->bos_id = 1;
+    m->eos_id = 2;
+    m->pad_id = -1;
+    m->unk_surface = " \xE2\x81\x87 ";
+    m->unk_surface_len = 5;
+    m->add_dummy_prefix = m->remove_extra_ws = m->escape_ws = 1;
+    int rc = parse_model(m);
+    if (rc == 0) rc = decode_charsmap(m);
+    if (rc == 0) rc = index_model(m);
+    if (rc < 0) { tkm_model_free(m); return rc; }
+    /* Special ids must name pieces of the model; a disabled one is -1. */
+    if (m->bos_id >= m->n) m->bos_id = -1;
+    if (m->eos_id >= m->n) m->eos_id = -1;
+    if (m->pad_id >= m->n) m->pad_id = -1;
+    *out = m;
+    return 0;
+}
+
+int tkm_model_load(const char *path, tkm_model **out)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY);
+    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open model: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return tkmi_error(TKM_EIO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = tkmi_malloc(size);
+    if (!buf) { close(fd); return tkmi_error(TKM_ENOMEM, "out of memory"); }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t k = read(fd, buf + got, size - got);
+        if (k <= 0) {
+            close(fd);
+            tkmi_free(buf);
+            return tkmi_error(TKM_EIO, "%s: read error: %s", path, k < 0 ? strerror(errno) : "short read");
+        }
+        got += (size_t)k;
+    }
+    close(fd);
+    TKM_RETURN_ERROR_IF(size == 0, TKM_EFORMAT, "%s: empty model file", path);
+    int rc = tkm_model_load_mem(buf, size, path, out);
+    tkmi_free(buf);
+    return rc;
+}
+
+void tkm_model_free(tkm_model *m)
+{
+    if (!m) return;
+    tkmi_free(m->raw);
+    tkmi_free(m->name);
+    tkmi_free(m->poff);
+    tkmi_free(m->plen);
+    tkmi_free(m->score);
+    tkmi_free(m->type);
+    tkmi_strmap_free(&m->pieces);
+    tkmi_strmap_free(&m->reserved);
+    tkmi_trie_free(&m->user);
+    tkmi_free(m);
+}
+
+int tkmi_piece_to_id(const tkm_model *m, const char *s, size_t len)
+{
+    int32_t id = tkmi_strmap_get(&m->reserved, s, len);
+    if (id >= 0) return id;
+    id = tkmi_strmap_get(&m->pieces, s, len);
+    return id >= 0 ? id : m->unk_id;
+}
+
+int tkm_model_size(const tkm_model *m) { return m->n; }
+tkm_model_type tkm_model_kind(const tkm_model *m) { return (tkm_model_type)m->model_type; }
+const char *tkm_model_piece(const tkm_model *m, int id, size_t *len)
+{
+    if (id < 0 || id >= m->n) return NULL;
+    if (len) *len = m->plen[id];
+    return tkmi_piece(m, id);
+}
+float tkm_model_score(const tkm_model *m, int id) { return id >= 0 && id < m->n ? m->score[id] : 0.0f; }
+tkm_piece_type tkm_model_piece_type(const tkm_model *m, int id)
+{
+    return id >= 0 && id < m->n ? (tkm_piece_type)m->type[id] : (tkm_piece_type)0;
+}
+int tkm_model_piece_id(const tkm_model *m, const char *piece, size_t len)
+{
+    int32_t id = tkmi_strmap_get(&m->reserved, piece, len);
+    return id >= 0 ? id : tkmi_strmap_get(&m->pieces, piece, len);
+}
+int tkm_model_unk_id(const tkm_model *m) { return m->unk_id; }
+int tkm_model_bos_id(const tkm_model *m) { return m->bos_id; }
+int tkm_model_eos_id(const tkm_model *m) { return m->eos_id; }
+int tkm_model_pad_id(const tkm_model *m) { return m->pad_id; }
+int tkm_model_byte_fallback(const tkm_model *m) { return m->byte_fallback; }
+const uint8_t *tkm_model_bytes(const tkm_model *m, size_t *len)
+{
+    *len = m->raw_len;
+    return m->raw;
+}
+
+int tkm_model_save(const tkm_model *m, const char *path)
+{
+    return tkmi_write_file_atomic(path, m->raw, m->raw_len);
+}
+
+int tkmi_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    size_t pl = strlen(path);
+    char *tmp = tkmi_malloc(pl + 32);
+    TKM_RETURN_ERROR_IF(!tmp, TKM_ENOMEM, "out of memory");
+    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        int rc = tkmi_error(TKM_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+        tkmi_free(tmp);
+        return rc;
+    }
+    const uint8_t *p = data;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t k = write(fd, p + done, len - done);
+        if (k < 0) {
+            int rc = tkmi_error(TKM_EIO, "%s: write error: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            tkmi_free(tmp);
+            return rc;
+        }
+        done += (size_t)k;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        int rc = tkmi_error(TKM_EIO, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        tkmi_free(tmp);
+        return rc;
+    }
+    tkmi_free(tmp);
+    return 0;
+}
+
+/* ---- protobuf writing ---- */
+void tkmi_pb_append(tkmi_pb *b, const void *p, size_t n)
+{
+    if (b->err) return;
+    if (tkmi_grow((void **)&b->p, &b->cap, b->n + n, 1) < 0) { b->err = 1; return; }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+void tkmi_pb_varint(tkmi_pb *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    int k = 0;
+    do {
+        tmp[k] = (uint8_t)(v & 0x7F);
+        v >>= 7;
+        if (v) tmp[k] |= 0x80;
+        k++;
+    } while (v);
+    tkmi_pb_append(b, tmp, (size_t)k);
+}
+void tkmi_pb_tag(tkmi_pb *b, int field, int wire) { tkmi_pb_varint(b, ((uint64_t)field << 3) | (unsigned)wire); }
+void tkmi_pb_bytes(tkmi_pb *b, int field, const void *s, size_t len)
+{
+    tkmi_pb_tag(b, field, 2);
+    tkmi_pb_varint(b, len);
+    tkmi_pb_append(b, s, len);
+}
+void tkmi_pb_str(tkmi_pb *b, int field, const char *s) { tkmi_pb_bytes(b, field, s, strlen(s)); }
+void tkmi_pb_int(tkmi_pb *b, int field, int64_t v)
+{
+    tkmi_pb_tag(b, field, 0);
+    tkmi_pb_varint(b, (uint64_t)v); /* negative int32 is sign-extended to 10 bytes */
+}
+void tkmi_pb_float(tkmi_pb *b, int field, float v)
+{
+    tkmi_pb_tag(b, field, 5);
+    tkmi_pb_append(b, &v, 4);
+}

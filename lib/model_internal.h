@@ -1,0 +1,67 @@
+/* model_internal.h - the in-memory model shared by the encoder, decoder and
+ * trainer, plus the protobuf writer and the prefix trie. */
+#ifndef TKM_MODEL_INTERNAL_H
+#define TKM_MODEL_INTERNAL_H
+
+#include "tkm_internal.h"
+
+/* Byte trie for longest-prefix matching of user-defined symbols
+ * (sentencepiece's PrefixMatcher). Node 0 is the root. */
+typedef struct {
+    int32_t *child, *sibling, *term; /* term: symbol length ending here, or 0 */
+    uint8_t *byte;
+    size_t n, cap;
+    uint8_t first[256];              /* first[b]: some symbol starts with b */
+} tkmi_trie;
+int tkmi_trie_init(tkmi_trie *t);
+void tkmi_trie_free(tkmi_trie *t);
+int tkmi_trie_add(tkmi_trie *t, const char *s, size_t len);
+/* Length of the longest symbol that is a prefix of s[0..len), or 0. */
+size_t tkmi_trie_match(const tkmi_trie *t, const char *s, size_t len);
+
+struct tkm_model {
+    uint8_t *raw;
+    size_t raw_len;
+    char *name;
+    int n;
+    uint32_t *poff, *plen; /* piece bytes in raw (protobuf strings are raw bytes) */
+    float *score;
+    uint8_t *type;
+    int model_type, vocab_size_spec, byte_fallback, treat_ws_suffix;
+    int unk_id, bos_id, eos_id, pad_id;
+    const char *unk_surface; size_t unk_surface_len;
+    /* normalizer */
+    int add_dummy_prefix, remove_extra_ws, escape_ws;
+    const uint8_t *charsmap; size_t charsmap_len;
+    const uint32_t *darts; size_t darts_units; /* decoded charsmap trie */
+    const char *norm_strings; size_t norm_strings_len;
+    tkmi_strmap pieces;   /* NORMAL, USER_DEFINED, UNUSED */
+    tkmi_strmap reserved; /* UNKNOWN, CONTROL, BYTE */
+    int byte_id[256];
+    tkmi_trie user;       /* user-defined symbols */
+    int has_user;
+    int has_unused;
+};
+
+static inline const char *tkmi_piece(const tkm_model *m, int id) { return (const char *)m->raw + m->poff[id]; }
+/* sentencepiece's PieceToId: reserved first, then normal, else unk. */
+int tkmi_piece_to_id(const tkm_model *m, const char *s, size_t len);
+
+/* Normalizes one line as sentencepiece's Normalizer (identity or charsmap,
+ * add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces, U+FFFD for
+ * invalid bytes). Output appended to *out (growable). Returns 0 or <0. */
+int tkmi_normalize(const tkm_model *m, const char *in, size_t len, char **out, size_t *olen, size_t *ocap);
+
+/* ---- protobuf writer ---- */
+typedef struct { uint8_t *p; size_t n, cap; int err; } tkmi_pb;
+void tkmi_pb_varint(tkmi_pb *b, uint64_t v);
+void tkmi_pb_tag(tkmi_pb *b, int field, int wire);
+void tkmi_pb_bytes(tkmi_pb *b, int field, const void *s, size_t len);
+void tkmi_pb_str(tkmi_pb *b, int field, const char *s);
+void tkmi_pb_int(tkmi_pb *b, int field, int64_t v);   /* int32/int64/bool/enum */
+void tkmi_pb_float(tkmi_pb *b, int field, float v);
+void tkmi_pb_append(tkmi_pb *b, const void *p, size_t n);
+
+int tkmi_write_file_atomic(const char *path, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,120 @@
+/* tkm_internal.h - helpers shared by libtokenmill's modules (lib/, trainer/):
+ * error raising, allocation, growable buffers, hashing, UTF-8 and scripts.
+ * Not installed; nothing here is part of the public API. */
+#ifndef TKM_INTERNAL_H
+#define TKM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tokenmill.h"
+
+#if defined(__GNUC__)
+#define TKMI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define TKMI_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TKMI_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define TKMI_PRINTF(a, b)
+#define TKMI_LIKELY(x) (x)
+#define TKMI_UNLIKELY(x) (x)
+#endif
+
+/* ---- errors (zstd's error_private.h style) ---- */
+/* Records a formatted message for tkm_last_error() and returns code. */
+int tkmi_error(int code, const char *fmt, ...) TKMI_PRINTF(2, 3);
+#define TKM_RETURN_ERROR_IF(cond, code, ...) \
+    do { if (TKMI_UNLIKELY(cond)) return tkmi_error((code), __VA_ARGS__); } while (0)
+#define TKM_FORWARD_IF_ERROR(expr) \
+    do { int tkmi_rc_ = (expr); if (tkmi_rc_ < 0) return tkmi_rc_; } while (0)
+
+/* ---- allocation: all heap use goes through here ---- */
+void *tkmi_malloc(size_t n);
+void *tkmi_calloc(size_t n, size_t size);
+void *tkmi_realloc(void *p, size_t n);
+void tkmi_free(void *p);
+char *tkmi_strdup(const char *s);
+/* Grows *p (element size es) so that it holds at least need elements. */
+int tkmi_grow(void **p, size_t *cap, size_t need, size_t es);
+
+/* ---- hashing ---- */
+static inline uint64_t tkmi_hash_bytes(const void *data, size_t len)
+{
+    /* FNV-1a folded 8 bytes at a time with a multiply-xorshift finish:
+     * fast, good enough for open addressing with power-of-two tables. */
+    const uint8_t *p = (const uint8_t *)data;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0x100000001b3ull;
+        h ^= h >> 29;
+        p += 8;
+        len -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, len);
+    h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 32;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+    return h;
+}
+static inline uint64_t tkmi_hash_u64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* ---- string -> int map (open addressing; keys point into caller storage
+ * or an internal arena) ---- */
+typedef struct {
+    const char **keys;
+    uint32_t *lens;
+    int32_t *vals;
+    uint64_t *hashes;
+    size_t cap, n;
+} tkmi_strmap;
+int tkmi_strmap_init(tkmi_strmap *m, size_t expect);
+void tkmi_strmap_free(tkmi_strmap *m);
+/* Value for key, or -1. */
+int32_t tkmi_strmap_get(const tkmi_strmap *m, const char *k, size_t len);
+/* Inserts key (pointer stored, not copied). Returns 1 if inserted, 0 if the
+ * key existed (value untouched), <0 on error. */
+int tkmi_strmap_put(tkmi_strmap *m, const char *k, size_t len, int32_t v);
+
+/* ---- UTF-8 ---- */
+#define TKMI_WS "\xE2\x96\x81" /* U+2581 LOWER ONE EIGHTH BLOCK */
+#define TKMI_WS_CP 0x2581u
+/* Length of the UTF-8 sequence starting with byte c (1..4; 1 for invalid
+ * leads), as sentencepiece's OneCharLen. */
+static inline int tkmi_utf8_lead_len(uint8_t c)
+{
+    static const uint8_t t[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return t[c >> 4];
+}
+/* Strict decode of one code point (no surrogates, no overlongs, <= 0x10FFFF).
+ * Sets *mblen; returns the code point or -1 if invalid (then *mblen = 1). */
+int32_t tkmi_utf8_decode(const uint8_t *s, size_t len, int *mblen);
+/* Encodes cp; returns bytes written (1..4). */
+int tkmi_utf8_encode(uint32_t cp, char *out);
+
+/* ---- scripts (sentencepiece's rules, ICU data) ---- */
+enum { TKMI_SCRIPT_ANY = -1 };
+/* Script code as sentencepiece's trainer sees it: ICU UScriptCode, with
+ * Hiragana, Katakana and U+30FC mapped to Han. */
+int tkmi_script(uint32_t cp);
+static inline int tkmi_is_decimal_digit(uint32_t c)
+{
+    return (c >= 0x30 && c <= 0x39) || (c >= 0xff10 && c <= 0xff19);
+}
+
+/* ---- time ---- */
+double tkmi_now(void);
+
+#endif

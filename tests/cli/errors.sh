@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# errors.sh - bad input gets a clear message naming the file, a non-zero exit
+# and no output file left behind.
+. "$(dirname "$0")/lib.sh"
+T=$TKM_BIN
+
+expect_fail() { # name, expected exit, expected stderr substring, command...
+  local name=$1 code=$2 msg=$3; shift 3
+  set +e; "$@" > "$TMP/out" 2> "$TMP/err"; local rc=$?; set -e
+  if [ "$rc" -eq "$code" ] && grep -qF -- "$msg" "$TMP/err"; then pass "$name"
+  else fail "$name: exit $rc, stderr: $(head -c 300 "$TMP/err")"; fi
+}
+no_file() { if [ -e "$1" ] || ls "$1".tmp.* >/dev/null 2>&1; then fail "$2: output left behind"; else pass "$2: no output"; fi; }
+
+printf 'hello world\nthis is a small corpus\n' > "$TMP/small.txt"
+expect_fail "train: missing input" 1 "$TMP/nope.txt" $T train -q -o "$TMP/m.model" "$TMP/nope.txt"
+no_file "$TMP/m.model" "train: missing input"
+: > "$TMP/empty.txt"
+expect_fail "train: empty corpus" 1 "empty" $T train -q -o "$TMP/m.model" "$TMP/empty.txt"
+no_file "$TMP/m.model" "train: empty corpus"
+printf '\n\n   \n' > "$TMP/blank.txt"
+expect_fail "train: only blank lines" 1 "no input" $T train -q -o "$TMP/m.model" "$TMP/blank.txt" --add-dummy-prefix --remove-extra-whitespaces
+expect_fail "train: vocab below required pieces" 1 "smaller than the required pieces" $T train -q --vocab-size 10 -o "$TMP/m.model" "$TMP/small.txt"
+no_file "$TMP/m.model" "train: vocab too small"
+expect_fail "train: vocab out of reach" 1 "cannot be reached" $T train -q --vocab-size 5000 -o "$TMP/m.model" "$TMP/small.txt"
+no_file "$TMP/m.model" "train: vocab out of reach"
+expect_fail "train: bad option value" 2 "invalid value" $T train --vocab-size abc -o "$TMP/m.model" "$TMP/small.txt"
+expect_fail "train: unknown model type" 2 "unknown model type" $T train --model-type foo -o "$TMP/m.model" "$TMP/small.txt"
+expect_fail "train: no output" 2 "no output" $T train "$TMP/small.txt"
+expect_fail "unknown command" 2 "unknown command" $T frobnicate
+
+# corrupt gzip input
+printf 'some text to compress\n%.0s' $(seq 1 200) | gzip -c > "$TMP/c.gz"
+head -c 60 "$TMP/c.gz" > "$TMP/trunc.gz"
+expect_fail "train: truncated gzip" 1 "$TMP/trunc.gz" $T train -q -o "$TMP/m.model" "$TMP/trunc.gz"
+no_file "$TMP/m.model" "train: truncated gzip"
+
+# a good model, then broken copies of it
+$T train -q --vocab-size 40 --hard-vocab-limit=false -o "$TMP/good.model" "$TMP/small.txt"
+[ -s "$TMP/good.model" ] && pass "train: small model" || fail "train: small model"
+size=$(wc -c < "$TMP/good.model")
+for cut in 1 7 $((size / 2)) $((size - 1)); do
+  head -c "$cut" "$TMP/good.model" > "$TMP/trunc.model"
+  expect_fail "encode: model truncated at $cut" 1 "$TMP/trunc.model" $T encode -m "$TMP/trunc.model" "$TMP/small.txt"
+done
+: > "$TMP/empty.model"
+expect_fail "encode: empty model" 1 "$TMP/empty.model" $T encode -m "$TMP/empty.model" "$TMP/small.txt"
+expect_fail "encode: missing model" 1 "$TMP/none.model" $T encode -m "$TMP/none.model" "$TMP/small.txt"
+expect_fail "encode: missing input" 1 "$TMP/none.txt" $T encode -m "$TMP/good.model" -o "$TMP/out.ids" "$TMP/none.txt"
+no_file "$TMP/out.ids" "encode: missing input"
+expect_fail "decode: id out of range" 1 "invalid id 99999" sh -c "echo '1 2 99999' | $T decode -m '$TMP/good.model' --input-format id"
+expect_fail "decode: not an id" 1 "not an id" sh -c "echo '1 x 2' | $T decode -m '$TMP/good.model' --input-format id"
+finish

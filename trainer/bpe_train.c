@@ -1,0 +1,731 @@
+/* bpe_train.c - the BPE merge loop and the .model it produces.
+ *
+ * Data structures (no rescans of all pairs per merge):
+ *   words    unique pre-token segments: symbol ids, count (weight)
+ *   pairs    (a,b) -> count, validity (sentencepiece's piece rules) and a
+ *            posting list of the words that contain it
+ *   heap     max-heap of (count snapshot, pair), lazily corrected: an entry
+ *            whose snapshot is above the true count is re-pushed when popped
+ * A merge visits only the words in the chosen pair's postings and updates the
+ * counts of the pairs around each occurrence.
+ *
+ * Selection order is total: count desc, then shorter piece (characters), then
+ * bytewise smaller piece, then smaller symbol ids, so the result does not
+ * depend on hash or word order, hence not on the thread count. Pieces get
+ * score -rank so sentencepiece's encoder replays the merges in order. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "trainer_internal.h"
+
+enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4 };
+
+typedef struct {
+    /* symbols */
+    uint32_t *s_off, *s_len;
+    uint16_t *s_nchars, *s_nws;
+    int16_t *s_first, *s_last; /* script of first/last non-ws char; -2 none, -1 any */
+    uint8_t *s_flags;
+    size_t n_sym, sym_cap;
+    char *arena;
+    size_t arena_n, arena_cap;
+    tkmi_strmap by_str;
+    /* words */
+    int32_t *w_sym;
+    size_t *w_off;
+    uint32_t *w_len, *w_stamp;
+    int64_t *w_cnt;
+    size_t n_words;
+    /* pairs */
+    uint64_t *h_key;
+    int32_t *h_val;
+    size_t h_cap, n_pairs, p_cap;
+    int32_t *p_a, *p_b;
+    int64_t *p_cnt;
+    int8_t *p_valid;
+    uint8_t *p_dirty;
+    int32_t **p_post;
+    uint32_t *p_post_n, *p_post_cap;
+    int32_t *dirty;
+    size_t n_dirty, dirty_cap;
+    /* heap */
+    struct hent { int64_t cnt; int32_t pair; } *heap;
+    size_t heap_n, heap_cap;
+    /* scratch */
+    uint8_t *mark;
+    size_t mark_cap;
+    const tkm_train_options *o;
+    tkmi_strmap meta; /* strings of meta pieces: never learned */
+    int has_meta_str;
+} bpe;
+
+static int sym_add(bpe *B, const char *s, size_t len, int nchars, int first, int last, int flags, int nws)
+{
+    if (B->n_sym == B->sym_cap) {
+        size_t nc = B->sym_cap ? B->sym_cap * 2 : 1024;
+#define GROW(f) do { void *q = tkmi_realloc(B->f, nc * sizeof *B->f); if (!q) return tkmi_error(TKM_ENOMEM, "out of memory"); B->f = q; } while (0)
+        GROW(s_off); GROW(s_len); GROW(s_nchars); GROW(s_nws); GROW(s_first); GROW(s_last); GROW(s_flags);
+#undef GROW
+        B->sym_cap = nc;
+    }
+    TKM_RETURN_ERROR_IF(B->arena_n + len > B->arena_cap, TKM_ENOMEM, "symbol arena exhausted");
+    size_t id = B->n_sym++;
+    memcpy(B->arena + B->arena_n, s, len);
+    B->s_off[id] = (uint32_t)B->arena_n;
+    B->s_len[id] = (uint32_t)len;
+    B->s_nchars[id] = (uint16_t)nchars;
+    B->s_nws[id] = (uint16_t)nws;
+    B->s_first[id] = (int16_t)first;
+    B->s_last[id] = (int16_t)last;
+    B->s_flags[id] = (uint8_t)flags;
+    int rc = tkmi_strmap_put(&B->by_str, B->arena + B->arena_n, len, (int32_t)id);
+    B->arena_n += len;
+    return rc < 0 ? rc : (int)id;
+}
+
+/* sentencepiece's IsValidSentencePiece for the concatenation a+b, from the
+ * parts' summaries (each part is valid on its own). */
+static int pair_valid(bpe *B, int32_t a, int32_t b)
+{
+    const tkm_train_options *o = B->o;
+    if (B->s_nchars[a] + B->s_nchars[b] > o->max_piece_length) return 0;
+    uint8_t fa = B->s_flags[a], fb = B->s_flags[b];
+    if (o->split_digits && ((fa | fb) & F_HAS_DIGIT)) return 0;
+    int all_ws = (fa & F_ALL_WS) && (fb & F_ALL_WS);
+    if (!(o->allow_whitespace_only_pieces && all_ws)) {
+        /* whitespace only as the first character */
+        if (B->s_nws[b] > 0) return 0;
+        if (B->s_nws[a] > 1 || (B->s_nws[a] == 1 && !(fa & F_LEAD_WS))) return 0;
+    }
+    if (o->split_by_unicode_script) {
+        int la = B->s_last[a], fb0 = B->s_first[b];
+        if (la >= 0 && fb0 >= 0 && la != fb0) return 0;
+    }
+    if (B->has_meta_str) {
+        char tmp[4096];
+        size_t la = B->s_len[a], lb = B->s_len[b];
+        if (la + lb <= sizeof tmp) {
+            memcpy(tmp, B->arena + B->s_off[a], la);
+            memcpy(tmp + la, B->arena + B->s_off[b], lb);
+            if (tkmi_strmap_get(&B->meta, tmp, la + lb) >= 0) return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- pair table ---- */
+static int pairs_rehash(bpe *B)
+{
+    size_t nc = B->h_cap ? B->h_cap * 2 : (1u << 16);
+    uint64_t *k = tkmi_calloc(nc, sizeof *k);
+    int32_t *v = tkmi_malloc(nc * sizeof *v);
+    if (!k || !v) { tkmi_free(k); tkmi_free(v); return tkmi_error(TKM_ENOMEM, "out of memory (pair table)"); }
+    for (size_t i = 0; i < B->h_cap; i++) {
+        if (!B->h_key[i]) continue;
+        size_t j = tkmi_hash_u64(B->h_key[i]) & (nc - 1);
+        while (k[j]) j = (j + 1) & (nc - 1);
+        k[j] = B->h_key[i];
+        v[j] = B->h_val[i];
+    }
+    tkmi_free(B->h_key);
+    tkmi_free(B->h_val);
+    B->h_key = k;
+    B->h_val = v;
+    B->h_cap = nc;
+    return 0;
+}
+
+static inline uint64_t pkey(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)b; }
+
+static int32_t pair_find(const bpe *B, int32_t a, int32_t b)
+{
+    uint64_t k = pkey(a, b);
+    size_t mask = B->h_cap - 1, i = tkmi_hash_u64(k) & mask;
+    while (B->h_key[i]) {
+        if (B->h_key[i] == k) return B->h_val[i];
+        i = (i + 1) & mask;
+    }
+    return -1;
+}
+
+static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
+{
+    if ((B->n_pairs + 1) * 2 > B->h_cap) TKM_FORWARD_IF_ERROR(pairs_rehash(B));
+    uint64_t k = pkey(a, b);
+    size_t mask = B->h_cap - 1, i = tkmi_hash_u64(k) & mask;
+    while (B->h_key[i]) {
+        if (B->h_key[i] == k) { *out = B->h_val[i]; return 0; }
+        i = (i + 1) & mask;
+    }
+    if (B->n_pairs == B->p_cap) {
+        size_t nc = B->p_cap ? B->p_cap * 2 : (1u << 15);
+#define GROW(f) do { void *q = tkmi_realloc(B->f, nc * sizeof *B->f); if (!q) return tkmi_error(TKM_ENOMEM, "out of memory"); B->f = q; } while (0)
+        GROW(p_a); GROW(p_b); GROW(p_cnt); GROW(p_valid); GROW(p_dirty); GROW(p_post); GROW(p_post_n); GROW(p_post_cap);
+#undef GROW
+        B->p_cap = nc;
+    }
+    int32_t p = (int32_t)B->n_pairs++;
+    B->h_key[i] = k;
+    B->h_val[i] = p;
+    B->p_a[p] = a;
+    B->p_b[p] = b;
+    B->p_cnt[p] = 0;
+    B->p_valid[p] = (int8_t)pair_valid(B, a, b);
+    B->p_dirty[p] = 0;
+    B->p_post[p] = NULL;
+    B->p_post_n[p] = B->p_post_cap[p] = 0;
+    *out = p;
+    return 0;
+}
+
+static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
+{
+    int32_t p = -1;
+    TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
+    if (!B->p_valid[p]) return 0;
+    B->p_cnt[p] += cnt;
+    uint32_t n = B->p_post_n[p];
+    if (n == 0 || B->p_post[p][n - 1] != w) {
+        if (n == B->p_post_cap[p]) {
+            uint32_t nc = B->p_post_cap[p] ? B->p_post_cap[p] * 2 : 2;
+            int32_t *q = tkmi_realloc(B->p_post[p], nc * sizeof *q);
+            TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
+            B->p_post[p] = q;
+            B->p_post_cap[p] = nc;
+        }
+        B->p_post[p][B->p_post_n[p]++] = w;
+    }
+    if (!B->p_dirty[p]) {
+        B->p_dirty[p] = 1;
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->dirty, &B->dirty_cap, B->n_dirty + 1, sizeof(int32_t)));
+        B->dirty[B->n_dirty++] = p;
+    }
+    return 0;
+}
+
+static void pair_dec(bpe *B, int32_t a, int32_t b, int64_t cnt)
+{
+    int32_t p = pair_find(B, a, b);
+    if (p >= 0 && B->p_valid[p]) B->p_cnt[p] -= cnt;
+}
+
+/* ---- heap ---- */
+static int cmp_concat(const bpe *B, int32_t p, int32_t q)
+{
+    /* bytewise comparison of str(a_p)+str(b_p) vs str(a_q)+str(b_q) */
+    const char *x1 = B->arena + B->s_off[B->p_a[p]], *x2 = B->arena + B->s_off[B->p_b[p]];
+    const char *y1 = B->arena + B->s_off[B->p_a[q]], *y2 = B->arena + B->s_off[B->p_b[q]];
+    size_t xl1 = B->s_len[B->p_a[p]], xl2 = B->s_len[B->p_b[p]];
+    size_t yl1 = B->s_len[B->p_a[q]], yl2 = B->s_len[B->p_b[q]];
+    size_t xn = xl1 + xl2, yn = yl1 + yl2, n = xn < yn ? xn : yn;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t cx = (uint8_t)(i < xl1 ? x1[i] : x2[i - xl1]);
+        uint8_t cy = (uint8_t)(i < yl1 ? y1[i] : y2[i - yl1]);
+        if (cx != cy) return cx < cy ? -1 : 1;
+    }
+    return xn < yn ? -1 : xn > yn;
+}
+
+/* 1 if entry x should be popped before y */
+static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
+{
+    if (x->cnt != y->cnt) return x->cnt > y->cnt;
+    int32_t p = x->pair, q = y->pair;
+    if (p == q) return 0;
+    int lp = B->s_nchars[B->p_a[p]] + B->s_nchars[B->p_b[p]];
+    int lq = B->s_nchars[B->p_a[q]] + B->s_nchars[B->p_b[q]];
+    if (lp != lq) return lp < lq;
+    int c = cmp_concat(B, p, q);
+    if (c) return c < 0;
+    if (B->p_a[p] != B->p_a[q]) return B->p_a[p] < B->p_a[q];
+    return B->p_b[p] < B->p_b[q];
+}
+
+static int heap_push(bpe *B, int64_t cnt, int32_t pair)
+{
+    if (B->heap_n == B->heap_cap)
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, B->heap_n + 1, sizeof *B->heap));
+    struct hent e = {cnt, pair};
+    size_t i = B->heap_n++;
+    while (i > 0) {
+        size_t par = (i - 1) / 2;
+        if (!hent_before(B, &e, &B->heap[par])) break;
+        B->heap[i] = B->heap[par];
+        i = par;
+    }
+    B->heap[i] = e;
+    return 0;
+}
+
+static struct hent heap_pop(bpe *B)
+{
+    struct hent top = B->heap[0], last = B->heap[--B->heap_n];
+    size_t i = 0, n = B->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && hent_before(B, &B->heap[c + 1], &B->heap[c])) c++;
+        if (!hent_before(B, &B->heap[c], &last)) break;
+        B->heap[i] = B->heap[c];
+        i = c;
+    }
+    if (n) B->heap[i] = last;
+    return top;
+}
+
+static int flush_dirty(bpe *B)
+{
+    for (size_t i = 0; i < B->n_dirty; i++) {
+        int32_t p = B->dirty[i];
+        B->p_dirty[p] = 0;
+        if (B->p_cnt[p] > 0) TKM_FORWARD_IF_ERROR(heap_push(B, B->p_cnt[p], p));
+    }
+    B->n_dirty = 0;
+    return 0;
+}
+
+/* Applies merge (a,b)->c to word w. */
+static int merge_word(bpe *B, int32_t w, int32_t a, int32_t b, int32_t c)
+{
+    int32_t *s = B->w_sym + B->w_off[w];
+    uint32_t n = B->w_len[w];
+    int64_t cnt = B->w_cnt[w];
+    if (n > B->mark_cap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->mark, &B->mark_cap, n, 1));
+    uint8_t *mk = B->mark;
+    int any = 0;
+    for (uint32_t i = 0; i < n; i++) mk[i] = 0;
+    for (uint32_t i = 0; i + 1 < n;) {
+        if (s[i] == a && s[i + 1] == b) {
+            mk[i] = 1; /* left half */
+            mk[i + 1] = 2;
+            any = 1;
+            i += 2;
+        } else {
+            i++;
+        }
+    }
+    if (!any) return 0;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        if (mk[i] || mk[i + 1]) pair_dec(B, s[i], s[i + 1], cnt);
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mk[i] == 1) { s[j] = c; mk[j] = 1; j++; }
+        else if (mk[i] == 2) continue;
+        else { s[j] = s[i]; mk[j] = 0; j++; }
+    }
+    B->w_len[w] = j;
+    for (uint32_t i = 0; i + 1 < j; i++)
+        if (mk[i] || mk[i + 1]) TKM_FORWARD_IF_ERROR(pair_inc(B, s[i], s[i + 1], cnt, w));
+    return 0;
+}
+
+/* ---- characters and coverage ---- */
+typedef struct { uint32_t cp; int64_t cnt; } chcount;
+
+static int cmp_chcount(const void *x, const void *y)
+{
+    const chcount *a = x, *b = y;
+    if (a->cnt != b->cnt) return a->cnt > b->cnt ? -1 : 1;
+    return a->cp < b->cp ? -1 : a->cp > b->cp;
+}
+
+typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } cpmap;
+
+static size_t cpmap_slot(cpmap *m, uint32_t cp)
+{
+    size_t i = tkmi_hash_u64(cp + 1) & (m->cap - 1);
+    while (m->key[i] && m->key[i] != cp + 1) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static int cpmap_add(cpmap *m, uint32_t cp, int64_t n)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        cpmap nm = {0};
+        nm.cap = m->cap ? m->cap * 2 : 4096;
+        nm.key = tkmi_calloc(nm.cap, sizeof *nm.key);
+        nm.cnt = tkmi_calloc(nm.cap, sizeof *nm.cnt);
+        nm.sym = tkmi_malloc(nm.cap * sizeof *nm.sym);
+        TKM_RETURN_ERROR_IF(!nm.key || !nm.cnt || !nm.sym, TKM_ENOMEM, "out of memory");
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->key[i]) continue;
+            size_t j = cpmap_slot(&nm, m->key[i] - 1);
+            nm.key[j] = m->key[i];
+            nm.cnt[j] = m->cnt[i];
+            nm.sym[j] = m->sym[i];
+        }
+        nm.n = m->n;
+        tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
+        *m = nm;
+    }
+    size_t i = cpmap_slot(m, cp);
+    if (!m->key[i]) { m->key[i] = cp + 1; m->cnt[i] = 0; m->sym[i] = -1; m->n++; }
+    m->cnt[i] += n;
+    return 0;
+}
+
+static void cpmap_free(cpmap *m)
+{
+    tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
+}
+
+static void bpe_free(bpe *B)
+{
+    tkmi_free(B->s_off); tkmi_free(B->s_len); tkmi_free(B->s_nchars); tkmi_free(B->s_nws);
+    tkmi_free(B->s_first); tkmi_free(B->s_last); tkmi_free(B->s_flags); tkmi_free(B->arena);
+    tkmi_strmap_free(&B->by_str);
+    tkmi_strmap_free(&B->meta);
+    tkmi_free(B->w_sym); tkmi_free(B->w_off); tkmi_free(B->w_len); tkmi_free(B->w_stamp); tkmi_free(B->w_cnt);
+    tkmi_free(B->h_key); tkmi_free(B->h_val);
+    for (size_t p = 0; p < B->n_pairs; p++) tkmi_free(B->p_post[p]);
+    tkmi_free(B->p_a); tkmi_free(B->p_b); tkmi_free(B->p_cnt); tkmi_free(B->p_valid); tkmi_free(B->p_dirty);
+    tkmi_free(B->p_post); tkmi_free(B->p_post_n); tkmi_free(B->p_post_cap);
+    tkmi_free(B->dirty); tkmi_free(B->heap); tkmi_free(B->mark);
+}
+
+/* ---- model serialization ---- */
+typedef struct { const char *s; size_t len; int type; } metap;
+
+static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int vocab)
+{
+    const tkm_train_options *o = &t->o;
+    tkmi_pb sub = {0};
+    for (int i = 0; i < t->n_inputs; i++) tkmi_pb_str(&sub, 1, t->inputs[i]);
+    tkmi_pb_int(&sub, 3, o->model_type);
+    tkmi_pb_int(&sub, 4, vocab);
+    tkmi_pb_float(&sub, 10, o->character_coverage);
+    tkmi_pb_int(&sub, 20, o->max_piece_length);
+    tkmi_pb_int(&sub, 21, o->split_by_unicode_script);
+    tkmi_pb_int(&sub, 22, o->split_by_whitespace);
+    tkmi_pb_int(&sub, 23, o->split_by_number);
+    tkmi_pb_int(&sub, 24, 0);
+    tkmi_pb_int(&sub, 25, o->split_digits);
+    tkmi_pb_int(&sub, 26, o->allow_whitespace_only_pieces);
+    for (int i = 0; i < o->n_control; i++) tkmi_pb_str(&sub, 30, o->control_symbols[i]);
+    for (int i = 0; i < o->n_user_defined; i++) tkmi_pb_str(&sub, 31, o->user_defined_symbols[i]);
+    tkmi_pb_int(&sub, 32, 1);
+    tkmi_pb_int(&sub, 33, o->hard_vocab_limit);
+    tkmi_pb_int(&sub, 35, o->byte_fallback);
+    tkmi_pb_int(&sub, 40, o->unk_id);
+    tkmi_pb_int(&sub, 41, o->bos_id);
+    tkmi_pb_int(&sub, 42, o->eos_id);
+    tkmi_pb_int(&sub, 43, o->pad_id);
+    tkmi_pb_str(&sub, 44, o->unk_surface);
+    tkmi_pb_str(&sub, 45, o->unk_piece);
+    tkmi_pb_str(&sub, 46, o->bos_piece);
+    tkmi_pb_str(&sub, 47, o->eos_piece);
+    tkmi_pb_str(&sub, 48, o->pad_piece);
+    if (sub.err) pb->err = 1;
+    tkmi_pb_bytes(pb, 2, sub.p, sub.n);
+    tkmi_free(sub.p);
+}
+
+static void write_normalizer_spec(tkmi_pb *pb, const tkm_train_options *o)
+{
+    tkmi_pb sub = {0};
+    tkmi_pb_str(&sub, 1, "identity");
+    tkmi_pb_int(&sub, 3, o->add_dummy_prefix);
+    tkmi_pb_int(&sub, 4, o->remove_extra_whitespaces);
+    tkmi_pb_int(&sub, 5, 1);
+    if (sub.err) pb->err = 1;
+    tkmi_pb_bytes(pb, 3, sub.p, sub.n);
+    tkmi_free(sub.p);
+}
+
+static void write_piece(tkmi_pb *pb, const char *s, size_t len, float score, int type)
+{
+    tkmi_pb sub = {0};
+    tkmi_pb_bytes(&sub, 1, s, len);
+    tkmi_pb_float(&sub, 2, score);
+    if (type != TKM_PIECE_NORMAL) tkmi_pb_int(&sub, 3, type);
+    if (sub.err) pb->err = 1;
+    tkmi_pb_bytes(pb, 1, sub.p, sub.n);
+    tkmi_free(sub.p);
+}
+
+static int place_meta(metap *slots, int cap, int id, const char *s, int type, const char *what)
+{
+    TKM_RETURN_ERROR_IF(id >= cap, TKM_EINVAL, "%s id %d is outside the vocabulary (size %d)", what, id, cap);
+    TKM_RETURN_ERROR_IF(slots[id].s, TKM_EINVAL, "%s id %d is already taken by %s", what, id, slots[id].s);
+    slots[id] = (metap){s, strlen(s), type};
+    return 0;
+}
+
+static int next_free(metap *slots, int cap, const char *s, int type)
+{
+    for (int id = 0; id < cap; id++)
+        if (!slots[id].s) { slots[id] = (metap){s, strlen(s), type}; return id; }
+    return tkmi_error(TKM_EVOCAB, "vocab size %d is too small for the special pieces (at %s)", cap, s);
+}
+
+int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
+{
+    const tkm_train_options *o = &t->o;
+    bpe B;
+    memset(&B, 0, sizeof B);
+    B.o = o;
+    cpmap cm = {0};
+    chcount *chars = NULL;
+    metap *slots = NULL;
+    int32_t *final = NULL;
+    tkmi_pb pb = {0};
+    int rc = 0;
+    static char byte_names[256][7];
+    TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
+
+    /* 1. meta pieces at their ids: unk/bos/eos/pad, control, user, bytes */
+    int V = o->vocab_size;
+    slots = tkmi_calloc((size_t)V, sizeof *slots);
+    if (!slots) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
+    if ((rc = place_meta(slots, V, o->unk_id, o->unk_piece, TKM_PIECE_UNKNOWN, "unk")) < 0) goto done;
+    if (o->bos_id >= 0 && (rc = place_meta(slots, V, o->bos_id, o->bos_piece, TKM_PIECE_CONTROL, "bos")) < 0) goto done;
+    if (o->eos_id >= 0 && (rc = place_meta(slots, V, o->eos_id, o->eos_piece, TKM_PIECE_CONTROL, "eos")) < 0) goto done;
+    if (o->pad_id >= 0 && (rc = place_meta(slots, V, o->pad_id, o->pad_piece, TKM_PIECE_CONTROL, "pad")) < 0) goto done;
+    for (int i = 0; i < o->n_control; i++)
+        if ((rc = next_free(slots, V, o->control_symbols[i], TKM_PIECE_CONTROL)) < 0) goto done;
+    for (int i = 0; i < o->n_user_defined; i++)
+        if ((rc = next_free(slots, V, o->user_defined_symbols[i], TKM_PIECE_USER_DEFINED)) < 0) goto done;
+    if (o->byte_fallback)
+        for (int i = 0; i < 256; i++) {
+            snprintf(byte_names[i], sizeof byte_names[i], "<0x%02X>", i);
+            if ((rc = next_free(slots, V, byte_names[i], TKM_PIECE_BYTE)) < 0) goto done;
+        }
+    int n_meta = 0;
+    if ((rc = tkmi_strmap_init(&B.meta, 512)) < 0) goto done;
+    for (int id = 0; id < V; id++)
+        if (slots[id].s) {
+            n_meta++;
+            rc = tkmi_strmap_put(&B.meta, slots[id].s, slots[id].len, id);
+            if (rc < 0) goto done;
+            if (rc == 0) { rc = tkmi_error(TKM_EINVAL, "special piece %s is given twice", slots[id].s); goto done; }
+        }
+    B.has_meta_str = 1;
+
+    /* 2. character counts and coverage (sentencepiece: sort by count desc,
+     * keep characters until the covered share reaches the target) */
+    int64_t all = 0;
+    for (size_t k = 0; k < counts->cap; k++) {
+        if (!counts->count[k]) continue;
+        const uint8_t *s = (const uint8_t *)counts->arena + counts->koff[k];
+        size_t n = counts->klen[k];
+        for (size_t i = 0; i < n;) {
+            int mb;
+            int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
+            if ((rc = cpmap_add(&cm, (uint32_t)cp, counts->count[k])) < 0) goto done;
+            all += counts->count[k];
+            i += (size_t)mb;
+        }
+    }
+    TKM_RETURN_ERROR_IF(all == 0, TKM_EEMPTY, "no input: the corpus has no characters to learn from");
+    chars = tkmi_malloc(cm.n * sizeof *chars);
+    if (!chars) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
+    size_t nch = 0;
+    for (size_t i = 0; i < cm.cap; i++)
+        if (cm.key[i]) chars[nch++] = (chcount){cm.key[i] - 1, cm.cnt[i]};
+    qsort(chars, nch, sizeof *chars, cmp_chcount);
+    size_t nreq = 0;
+    int64_t acc = 0;
+    for (size_t i = 0; i < nch; i++) {
+        double cov = (double)acc / (double)all;
+        if (cov >= (double)o->character_coverage) break;
+        acc += chars[i].cnt;
+        nreq++;
+    }
+    /* a required character that is already a special piece is not repeated */
+    B.arena_cap = ((size_t)V + nreq + 16) * ((size_t)o->max_piece_length * 4 + 4);
+    B.arena = tkmi_malloc(B.arena_cap);
+    if (!B.arena || (rc = tkmi_strmap_init(&B.by_str, (size_t)V + nreq)) < 0) {
+        if (!rc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t n_char_syms = 0;
+    for (size_t i = 0; i < nreq; i++) {
+        char buf[4];
+        uint32_t cp = chars[i].cp;
+        int l = tkmi_utf8_encode(cp, buf);
+        int is_ws = cp == TKMI_WS_CP, dig = tkmi_is_decimal_digit(cp);
+        int sc = is_ws ? -2 : (dig && !o->split_by_number) ? -1 : tkmi_script(cp);
+        int flags = (is_ws ? F_LEAD_WS | F_ALL_WS : 0) | (dig ? F_HAS_DIGIT : 0);
+        if (tkmi_strmap_get(&B.meta, buf, (size_t)l) >= 0) continue;
+        int id = sym_add(&B, buf, (size_t)l, 1, sc, sc, flags, is_ws);
+        if (id < 0) { rc = id; goto done; }
+        cm.sym[cpmap_slot(&cm, cp)] = id;
+        chars[n_char_syms++] = chars[i];
+    }
+    t->stats.chars_total = (uint64_t)all;
+    t->stats.chars_unique = nch;
+    t->stats.chars_required = n_char_syms;
+    t->stats.chars_dropped_occurrences = (uint64_t)(all - acc);
+
+    long target = (long)V - n_meta - (long)n_char_syms;
+    if (target < 0) {
+        rc = tkmi_error(TKM_EVOCAB,
+                        "vocab size %d is smaller than the required pieces: %d special + %zu characters "
+                        "(lower --character-coverage or raise --vocab-size to at least %zu)",
+                        V, n_meta, n_char_syms, (size_t)n_meta + n_char_syms);
+        goto done;
+    }
+
+    /* 3. words: pre-tokens cut at characters outside the vocabulary; pieces
+     * of one character carry no pairs and are skipped */
+    size_t total_syms = 0;
+    for (size_t k = 0; k < counts->cap; k++)
+        if (counts->count[k]) total_syms += counts->klen[k];
+    B.w_sym = tkmi_malloc((total_syms + 1) * sizeof *B.w_sym);
+    size_t wcap = counts->n + 16;
+    B.w_off = tkmi_malloc(wcap * sizeof *B.w_off);
+    B.w_len = tkmi_malloc(wcap * sizeof *B.w_len);
+    B.w_cnt = tkmi_malloc(wcap * sizeof *B.w_cnt);
+    if (!B.w_sym || !B.w_off || !B.w_len || !B.w_cnt) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+    size_t pos = 0;
+    for (size_t k = 0; k < counts->cap; k++) {
+        if (!counts->count[k]) continue;
+        const uint8_t *s = (const uint8_t *)counts->arena + counts->koff[k];
+        size_t n = counts->klen[k], start = pos;
+        for (size_t i = 0; i <= n;) {
+            int32_t sym = -1;
+            int mb = 1;
+            if (i < n) {
+                int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
+                sym = cm.sym[cpmap_slot(&cm, (uint32_t)cp)];
+            }
+            if (sym < 0) {
+                if (pos - start >= 2) {
+                    if (B.n_words == wcap) {
+                        wcap *= 2;
+                        void *a1 = tkmi_realloc(B.w_off, wcap * sizeof *B.w_off);
+                        if (a1) B.w_off = a1;
+                        void *a2 = tkmi_realloc(B.w_len, wcap * sizeof *B.w_len);
+                        if (a2) B.w_len = a2;
+                        void *a3 = tkmi_realloc(B.w_cnt, wcap * sizeof *B.w_cnt);
+                        if (a3) B.w_cnt = a3;
+                        if (!a1 || !a2 || !a3) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+                    }
+                    B.w_off[B.n_words] = start;
+                    B.w_len[B.n_words] = (uint32_t)(pos - start);
+                    B.w_cnt[B.n_words] = counts->count[k];
+                    B.n_words++;
+                } else {
+                    pos = start;
+                }
+                start = pos;
+            } else {
+                B.w_sym[pos++] = sym;
+            }
+            i += (size_t)mb;
+        }
+    }
+    B.w_stamp = tkmi_calloc(B.n_words + 1, sizeof *B.w_stamp);
+    if (!B.w_stamp) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
+
+    /* 4. initial pairs */
+    if ((rc = pairs_rehash(&B)) < 0) goto done;
+    for (size_t w = 0; w < B.n_words; w++) {
+        int32_t *s = B.w_sym + B.w_off[w];
+        for (uint32_t i = 0; i + 1 < B.w_len[w]; i++)
+            if ((rc = pair_inc(&B, s[i], s[i + 1], B.w_cnt[w], (int32_t)w)) < 0) goto done;
+    }
+    if ((rc = flush_dirty(&B)) < 0) goto done;
+
+    /* 5. merges */
+    final = tkmi_malloc(((size_t)target + 1) * sizeof *final);
+    if (!final) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
+    long merges = 0;
+    uint32_t stamp = 0;
+    while (merges < target && B.heap_n) {
+        struct hent e = heap_pop(&B);
+        int32_t p = e.pair;
+        if (e.cnt != B.p_cnt[p]) {
+            if (e.cnt > B.p_cnt[p] && B.p_cnt[p] > 0 && (rc = heap_push(&B, B.p_cnt[p], p)) < 0) goto done;
+            continue;
+        }
+        if (e.cnt <= 0) continue;
+        int32_t a = B.p_a[p], b = B.p_b[p];
+        char tmp[8192];
+        size_t la = B.s_len[a], lb = B.s_len[b];
+        memcpy(tmp, B.arena + B.s_off[a], la);
+        memcpy(tmp + la, B.arena + B.s_off[b], lb);
+        int32_t c = tkmi_strmap_get(&B.by_str, tmp, la + lb);
+        if (c < 0) {
+            int first = B.s_first[a] != -2 ? B.s_first[a] : B.s_first[b];
+            int last = B.s_last[b] != -2 ? B.s_last[b] : B.s_last[a];
+            uint8_t fa = B.s_flags[a], fb = B.s_flags[b];
+            int flags = (fa & F_LEAD_WS) | ((fa | fb) & F_HAS_DIGIT) | (fa & fb & F_ALL_WS);
+            c = sym_add(&B, tmp, la + lb, B.s_nchars[a] + B.s_nchars[b], first, last, flags, B.s_nws[a] + B.s_nws[b]);
+            if (c < 0) { rc = c; goto done; }
+            final[merges++] = c;
+            if (t->progress && (merges % 1000 == 0 || merges == target))
+                t->progress(t->progress_ctx, "merging", (uint64_t)merges, (uint64_t)target);
+        }
+        stamp++;
+        uint32_t np = B.p_post_n[p];
+        int32_t *post = B.p_post[p];
+        B.p_post[p] = NULL;
+        B.p_post_n[p] = B.p_post_cap[p] = 0;
+        for (uint32_t k = 0; k < np; k++) {
+            int32_t w = post[k];
+            if (B.w_stamp[w] == stamp) continue;
+            B.w_stamp[w] = stamp;
+            if ((rc = merge_word(&B, w, a, b, c)) < 0) { tkmi_free(post); goto done; }
+        }
+        tkmi_free(post);
+        B.p_cnt[p] = 0;
+        if ((rc = flush_dirty(&B)) < 0) goto done;
+    }
+    t->stats.merges = (int)merges;
+    int vocab = V;
+    if (merges < target) {
+        if (o->hard_vocab_limit) {
+            rc = tkmi_error(TKM_EVOCAB,
+                            "vocab size %d cannot be reached: the corpus yields only %ld pieces "
+                            "(use --vocab-size %ld or --hard-vocab-limit=false)",
+                            V, (long)n_meta + (long)n_char_syms + merges, (long)n_meta + (long)n_char_syms + merges);
+            goto done;
+        }
+        vocab = (int)(n_meta + (long)n_char_syms + merges);
+        for (int id = vocab; id < V; id++)
+            if (slots[id].s) {
+                rc = tkmi_error(TKM_EVOCAB, "special piece %s has id %d beyond the reachable vocab size %d", slots[id].s,
+                                id, vocab);
+                goto done;
+            }
+    }
+
+    /* 6. serialize: ids in order, specials at their slots, then merges and
+     * characters with score -rank */
+    long fi = 0, rank = 0;
+    int npieces = 0;
+    for (int id = 0; id < vocab; id++) {
+        if (slots[id].s) {
+            write_piece(&pb, slots[id].s, slots[id].len, 0.0f, slots[id].type);
+            if (slots[id].type == TKM_PIECE_BYTE) t->stats.pieces_byte++;
+            else if (slots[id].type == TKM_PIECE_USER_DEFINED) t->stats.pieces_user++;
+            else t->stats.pieces_meta++;
+        } else if (fi < merges) {
+            int32_t s = final[fi++];
+            write_piece(&pb, B.arena + B.s_off[s], B.s_len[s], -(float)rank++, TKM_PIECE_NORMAL);
+            t->stats.pieces_normal++;
+        } else {
+            size_t ci = (size_t)(fi++ - merges);
+            char buf[4];
+            int l = tkmi_utf8_encode(chars[ci].cp, buf);
+            write_piece(&pb, buf, (size_t)l, -(float)rank++, TKM_PIECE_NORMAL);
+            t->stats.pieces_char++;
+        }
+        npieces++;
+    }
+    write_trainer_spec(&pb, t, vocab);
+    write_normalizer_spec(&pb, o);
+    if (pb.err) { rc = tkmi_error(TKM_ENOMEM, "out of memory (model)"); goto done; }
+    rc = tkm_model_load_mem(pb.p, pb.n, "<trained model>", out);
+
+done:
+    tkmi_free(pb.p);
+    tkmi_free(final);
+    tkmi_free(slots);
+    tkmi_free(chars);
+    cpmap_free(&cm);
+    bpe_free(&B);
+    return rc < 0 ? rc : 0;
+}

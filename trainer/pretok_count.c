@@ -1,0 +1,530 @@
+/* pretok_count.c - the trainer's first stage: stream the corpus, normalize
+ * each line, cut it into pre-tokens with sentencepiece's word and piece
+ * rules (whitespace, user-defined symbols, scripts, digits), and count them.
+ * Lines are shipped in blocks to worker threads with private tables, merged
+ * at the end and sorted, so the result does not depend on the thread count.
+ * Memory grows with the number of unique pre-tokens, not with corpus size. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "trainer_internal.h"
+
+#define BLOCK_BYTES (4u << 20)
+
+/* ---- count table ---- */
+int tkmi_counts_init(tkmi_counts *c, size_t expect)
+{
+    memset(c, 0, sizeof *c);
+    size_t cap = 1024;
+    while (cap < expect * 2) cap <<= 1;
+    c->hash = tkmi_malloc(cap * sizeof *c->hash);
+    c->koff = tkmi_malloc(cap * sizeof *c->koff);
+    c->klen = tkmi_malloc(cap * sizeof *c->klen);
+    c->count = tkmi_calloc(cap, sizeof *c->count);
+    c->cap = cap;
+    TKM_RETURN_ERROR_IF(!c->hash || !c->koff || !c->klen || !c->count, TKM_ENOMEM, "out of memory (count table)");
+    return 0;
+}
+
+void tkmi_counts_free(tkmi_counts *c)
+{
+    tkmi_free(c->hash);
+    tkmi_free(c->koff);
+    tkmi_free(c->klen);
+    tkmi_free(c->count);
+    tkmi_free(c->arena);
+    memset(c, 0, sizeof *c);
+}
+
+static int counts_rehash(tkmi_counts *c)
+{
+    size_t nc = c->cap * 2;
+    uint64_t *h = tkmi_malloc(nc * sizeof *h), *ko = tkmi_malloc(nc * sizeof *ko);
+    uint32_t *kl = tkmi_malloc(nc * sizeof *kl);
+    int64_t *cn = tkmi_calloc(nc, sizeof *cn);
+    if (!h || !ko || !kl || !cn) {
+        tkmi_free(h); tkmi_free(ko); tkmi_free(kl); tkmi_free(cn);
+        return tkmi_error(TKM_ENOMEM, "out of memory (count table of %zu)", nc);
+    }
+    for (size_t i = 0; i < c->cap; i++) {
+        if (!c->count[i]) continue;
+        size_t j = c->hash[i] & (nc - 1);
+        while (cn[j]) j = (j + 1) & (nc - 1);
+        h[j] = c->hash[i];
+        ko[j] = c->koff[i];
+        kl[j] = c->klen[i];
+        cn[j] = c->count[i];
+    }
+    tkmi_free(c->hash); tkmi_free(c->koff); tkmi_free(c->klen); tkmi_free(c->count);
+    c->hash = h; c->koff = ko; c->klen = kl; c->count = cn; c->cap = nc;
+    return 0;
+}
+
+int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64_t n)
+{
+    size_t mask = c->cap - 1, i = h & mask;
+    while (c->count[i]) {
+        if (c->hash[i] == h && c->klen[i] == len && memcmp(c->arena + c->koff[i], k, len) == 0) {
+            c->count[i] += n;
+            return 0;
+        }
+        i = (i + 1) & mask;
+    }
+    if (c->arena_n + len > c->arena_cap)
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&c->arena, &c->arena_cap, c->arena_n + len, 1));
+    memcpy(c->arena + c->arena_n, k, len);
+    c->hash[i] = h;
+    c->koff[i] = c->arena_n;
+    c->klen[i] = (uint32_t)len;
+    c->count[i] = n;
+    c->arena_n += len;
+    c->n++;
+    if (c->n * 2 > c->cap) TKM_FORWARD_IF_ERROR(counts_rehash(c));
+    return 0;
+}
+
+/* ---- scripts: BMP table built once from ICU ---- */
+static uint8_t g_script_bmp[65536];
+static pthread_once_t g_script_once = PTHREAD_ONCE_INIT;
+static void script_table_init(void)
+{
+    for (uint32_t c = 0; c < 65536; c++) g_script_bmp[c] = (uint8_t)tkmi_script(c);
+}
+static inline int script_of(uint32_t cp)
+{
+    return cp < 65536 ? g_script_bmp[cp] : tkmi_script(cp);
+}
+
+/* ---- pre-tokenization ---- */
+static int emit(tkmi_worker *w, const char *s, size_t len)
+{
+    if (!len) return 0;
+    w->st.tokens++;
+    return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), 1);
+}
+
+int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
+{
+    const tkm_train_options *o = &t->o;
+    w->st.lines++;
+    w->st.bytes += len + 1;
+    /* Count invalid UTF-8 and NUL bytes for the report. */
+    for (size_t i = 0; i < len;) {
+        uint8_t c = (uint8_t)line[i];
+        if (c < 0x80) { w->st.nul += c == 0; i++; continue; }
+        int mb;
+        if (tkmi_utf8_decode((const uint8_t *)line + i, len - i, &mb) < 0) w->st.invalid++;
+        i += (size_t)mb;
+    }
+    size_t nl = 0;
+    TKM_FORWARD_IF_ERROR(tkmi_normalize(&t->norm_model, line, len, &w->norm, &nl, &w->norm_cap));
+    const char *s = w->norm;
+    size_t tok = 0;          /* start of the current pre-token */
+    int tok_all_ws = 0;      /* current pre-token is a run of U+2581 */
+    int last_script = -2;    /* script of the last non-ws char in the token; -2 none */
+    size_t i = 0;
+    while (i < nl) {
+        if (t->norm_model.has_user) {
+            size_t k = tkmi_trie_match(&t->norm_model.user, s + i, nl - i);
+            if (k) { /* user-defined symbols are never split nor merged */
+                TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
+                i += k;
+                tok = i;
+                tok_all_ws = 0;
+                last_script = -2;
+                continue;
+            }
+        }
+        int mb;
+        int32_t cp = tkmi_utf8_decode((const uint8_t *)s + i, nl - i, &mb);
+        if (cp == (int32_t)TKMI_WS_CP) {
+            if (!(o->allow_whitespace_only_pieces && tok_all_ws && i > tok)) {
+                TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
+                tok = i;
+            }
+            tok_all_ws = (i == tok) ? 1 : tok_all_ws;
+            last_script = -2;
+            i += (size_t)mb;
+            continue;
+        }
+        if (cp == 0) { /* NUL never enters a piece */
+            TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
+            i += 1;
+            tok = i;
+            tok_all_ws = 0;
+            last_script = -2;
+            continue;
+        }
+        int digit = tkmi_is_decimal_digit((uint32_t)cp);
+        if (o->split_digits && digit) {
+            TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
+            TKM_FORWARD_IF_ERROR(emit(w, s + i, (size_t)mb));
+            i += (size_t)mb;
+            tok = i;
+            tok_all_ws = 0;
+            last_script = -2;
+            continue;
+        }
+        int sc = (digit && !o->split_by_number) ? TKMI_SCRIPT_ANY : script_of((uint32_t)cp);
+        /* With whitespace-only pieces, "▁▁▁foo" stays one word as in
+         * sentencepiece: the pair rules decide between "▁▁▁" and "▁foo". */
+        tok_all_ws = 0;
+        if (o->split_by_unicode_script && last_script >= 0 && sc >= 0 && sc != last_script) {
+            TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
+            tok = i;
+        }
+        last_script = sc == TKMI_SCRIPT_ANY ? -1 : sc;
+        i += (size_t)mb;
+    }
+    return emit(w, s + tok, nl - tok);
+}
+
+/* ---- worker threads ---- */
+static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
+{
+    const char *p = b->data, *end = b->data + b->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)(nl - p);
+        TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
+        p = nl + 1;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    tkmi_worker *w = arg;
+    struct tkm_trainer *t = w->t;
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        while (!t->queue_head && !t->closing) pthread_cond_wait(&t->cv_full, &t->mu);
+        tkmi_block *b = t->queue_head;
+        if (b) {
+            t->queue_head = b->next;
+            if (!t->queue_head) t->queue_tail = NULL;
+            t->queued--;
+        }
+        pthread_mutex_unlock(&t->mu);
+        if (!b) break;
+        int rc = w->err ? 0 : process_block(t, w, b);
+        if (rc < 0 && !w->err) {
+            w->err = rc;
+            pthread_mutex_lock(&t->mu);
+            if (!t->err) {
+                t->err = rc;
+                snprintf(t->errmsg, sizeof t->errmsg, "%s", tkm_last_error());
+            }
+            pthread_mutex_unlock(&t->mu);
+        }
+        pthread_mutex_lock(&t->mu);
+        b->len = 0;
+        b->next = t->free_blocks;
+        t->free_blocks = b;
+        pthread_cond_signal(&t->cv_empty);
+        pthread_mutex_unlock(&t->mu);
+    }
+    return NULL;
+}
+
+static int start_workers(struct tkm_trainer *t)
+{
+    if (t->started) return 0;
+    int n = t->o.threads < 1 ? 1 : t->o.threads;
+    t->workers = tkmi_calloc((size_t)n, sizeof *t->workers);
+    TKM_RETURN_ERROR_IF(!t->workers, TKM_ENOMEM, "out of memory");
+    t->n_workers = n;
+    pthread_once(&g_script_once, script_table_init);
+    for (int i = 0; i < n; i++) {
+        t->workers[i].t = t;
+        TKM_FORWARD_IF_ERROR(tkmi_counts_init(&t->workers[i].counts, 1 << 16));
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv_full, NULL);
+    pthread_cond_init(&t->cv_empty, NULL);
+    /* 2 blocks per worker in flight at most: bounded memory. */
+    for (int i = 0; i < 2 * n + 1; i++) {
+        tkmi_block *b = tkmi_calloc(1, sizeof *b);
+        TKM_RETURN_ERROR_IF(!b, TKM_ENOMEM, "out of memory");
+        b->next = t->free_blocks;
+        t->free_blocks = b;
+    }
+    if (n > 1)
+        for (int i = 0; i < n; i++)
+            TKM_RETURN_ERROR_IF(pthread_create(&t->workers[i].th, NULL, worker_main, &t->workers[i]) != 0, TKM_ENOMEM,
+                                "cannot start counting thread %d", i);
+    t->started = 1;
+    return 0;
+}
+
+static int dispatch(struct tkm_trainer *t, tkmi_block *b)
+{
+    if (t->n_workers == 1) {
+        int rc = process_block(t, &t->workers[0], b);
+        b->len = 0;
+        b->next = t->free_blocks;
+        t->free_blocks = b;
+        return rc;
+    }
+    pthread_mutex_lock(&t->mu);
+    b->next = NULL;
+    if (t->queue_tail) t->queue_tail->next = b;
+    else t->queue_head = b;
+    t->queue_tail = b;
+    t->queued++;
+    pthread_cond_signal(&t->cv_full);
+    int err = t->err;
+    pthread_mutex_unlock(&t->mu);
+    if (err) return tkmi_error(err, "%s", t->errmsg);
+    return 0;
+}
+
+static int get_block(struct tkm_trainer *t, tkmi_block **out)
+{
+    pthread_mutex_lock(&t->mu);
+    while (!t->free_blocks) pthread_cond_wait(&t->cv_empty, &t->mu);
+    tkmi_block *b = t->free_blocks;
+    t->free_blocks = b->next;
+    pthread_mutex_unlock(&t->mu);
+    b->next = NULL;
+    b->len = 0;
+    *out = b;
+    return 0;
+}
+
+int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len)
+{
+    TKM_FORWARD_IF_ERROR(start_workers(t));
+    if (t->cur && t->cur->len + len + 1 > BLOCK_BYTES && t->cur->len > 0) {
+        tkmi_block *b = t->cur;
+        t->cur = NULL;
+        TKM_FORWARD_IF_ERROR(dispatch(t, b));
+    }
+    if (!t->cur) TKM_FORWARD_IF_ERROR(get_block(t, &t->cur));
+    tkmi_block *b = t->cur;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&b->data, &b->cap, b->len + len + 1, 1));
+    memcpy(b->data + b->len, line, len);
+    /* A '\n' cannot occur inside a line, so it is a safe separator. */
+    b->data[b->len + len] = '\n';
+    b->len += len + 1;
+    return 0;
+}
+
+int tkm_trainer_add_file(tkm_trainer *t, const char *path)
+{
+    tkm_reader *r;
+    TKM_FORWARD_IF_ERROR(tkm_reader_open(path, &r));
+    const char *line;
+    size_t len;
+    int rc;
+    uint64_t next_report = 0;
+    while ((rc = tkm_reader_next(r, &line, &len)) > 0) {
+        rc = tkm_trainer_add_line(t, line, len);
+        if (rc < 0) break;
+        t->st.bytes += len + 1;
+        if (t->progress && t->st.bytes >= next_report) {
+            t->progress(t->progress_ctx, "reading", t->st.bytes, 0);
+            next_report = t->st.bytes + (16u << 20);
+        }
+    }
+    tkm_reader_close(r);
+    if (rc < 0) return rc;
+    char **ni = tkmi_realloc(t->inputs, (size_t)(t->n_inputs + 1) * sizeof *ni);
+    TKM_RETURN_ERROR_IF(!ni, TKM_ENOMEM, "out of memory");
+    t->inputs = ni;
+    t->inputs[t->n_inputs] = tkmi_strdup(path);
+    TKM_RETURN_ERROR_IF(!t->inputs[t->n_inputs], TKM_ENOMEM, "out of memory");
+    t->n_inputs++;
+    return 0;
+}
+
+static int stop_workers(struct tkm_trainer *t)
+{
+    if (!t->started) return 0;
+    int rc = 0;
+    if (t->cur) {
+        tkmi_block *b = t->cur;
+        t->cur = NULL;
+        if (b->len) rc = dispatch(t, b);
+        else { b->next = t->free_blocks; t->free_blocks = b; }
+    }
+    if (t->n_workers > 1) {
+        pthread_mutex_lock(&t->mu);
+        t->closing = 1;
+        pthread_cond_broadcast(&t->cv_full);
+        pthread_mutex_unlock(&t->mu);
+        for (int i = 0; i < t->n_workers; i++) pthread_join(t->workers[i].th, NULL);
+    }
+    t->started = 0;
+    if (rc < 0) return rc;
+    if (t->err) return tkmi_error(t->err, "%s", t->errmsg);
+    return 0;
+}
+
+int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    TKM_FORWARD_IF_ERROR(stop_workers(t));
+    TKM_RETURN_ERROR_IF(!t->workers, TKM_EEMPTY, "no input: the corpus is empty");
+    tkmi_counts *acc = &t->workers[0].counts;
+    tkmi_count_stats st = t->workers[0].st;
+    for (int i = 1; i < t->n_workers; i++) {
+        tkmi_counts *c = &t->workers[i].counts;
+        for (size_t k = 0; k < c->cap; k++)
+            if (c->count[k]) TKM_FORWARD_IF_ERROR(tkmi_counts_add(acc, c->arena + c->koff[k], c->klen[k], c->hash[k], c->count[k]));
+        tkmi_counts_free(c);
+        st.lines += t->workers[i].st.lines;
+        st.bytes += t->workers[i].st.bytes;
+        st.invalid += t->workers[i].st.invalid;
+        st.nul += t->workers[i].st.nul;
+        st.tokens += t->workers[i].st.tokens;
+    }
+    for (int i = 0; i < t->n_workers; i++) {
+        tkmi_free(t->workers[i].norm);
+        t->workers[i].norm = NULL;
+    }
+    *out = *acc;
+    memset(acc, 0, sizeof *acc);
+    t->stats.lines = st.lines;
+    t->stats.bytes = st.bytes;
+    t->stats.invalid_utf8_bytes = st.invalid;
+    t->stats.nul_bytes = st.nul;
+    t->stats.pretokens_total = st.tokens;
+    t->stats.pretokens_unique = out->n;
+    return 0;
+}
+
+/* ---- trainer lifecycle ---- */
+void tkm_train_options_init(tkm_train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model_type = TKM_MODEL_BPE;
+    o->vocab_size = 8000;
+    o->character_coverage = 0.9995f;
+    o->max_piece_length = 16;
+    o->split_by_unicode_script = 1;
+    o->split_by_number = 1;
+    o->split_by_whitespace = 1;
+    o->hard_vocab_limit = 1;
+    o->unk_id = 0;
+    o->bos_id = 1;
+    o->eos_id = 2;
+    o->pad_id = -1;
+    o->unk_piece = "<unk>";
+    o->bos_piece = "<s>";
+    o->eos_piece = "</s>";
+    o->pad_piece = "<pad>";
+    o->unk_surface = " \xE2\x81\x87 ";
+    o->threads = 1;
+}
+
+static char **dup_list(const char *const *v, int n)
+{
+    char **r = tkmi_calloc((size_t)n + 1, sizeof *r);
+    if (!r) return NULL;
+    for (int i = 0; i < n; i++)
+        if (!(r[i] = tkmi_strdup(v[i]))) return r; /* caller checks */
+    return r;
+}
+
+int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
+{
+    *out = NULL;
+    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE, TKM_ENOTSUP,
+                        "model type %d is not supported yet (only BPE)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->vocab_size < 1 || o->vocab_size > (1 << 20), TKM_EINVAL,
+                        "vocab size %d out of range (1..1048576)", o->vocab_size);
+    TKM_RETURN_ERROR_IF(!(o->character_coverage > 0 && o->character_coverage <= 1), TKM_EINVAL,
+                        "character coverage %g out of range (0, 1]", (double)o->character_coverage);
+    TKM_RETURN_ERROR_IF(o->max_piece_length < 1 || o->max_piece_length > 1024, TKM_EINVAL,
+                        "max piece length %d out of range (1..1024)", o->max_piece_length);
+    TKM_RETURN_ERROR_IF(!o->split_by_whitespace, TKM_ENOTSUP, "split_by_whitespace=false is not supported yet");
+    TKM_RETURN_ERROR_IF(o->threads < 1 || o->threads > 256, TKM_EINVAL, "threads %d out of range (1..256)", o->threads);
+    TKM_RETURN_ERROR_IF(o->unk_id < 0, TKM_EINVAL, "unk id must be >= 0 (an unknown piece is required)");
+    tkm_trainer *t = tkmi_calloc(1, sizeof *t);
+    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory");
+    t->o = *o;
+    t->user = dup_list(o->user_defined_symbols, o->n_user_defined);
+    t->control = dup_list(o->control_symbols, o->n_control);
+    t->unk_piece = tkmi_strdup(o->unk_piece);
+    t->bos_piece = tkmi_strdup(o->bos_piece);
+    t->eos_piece = tkmi_strdup(o->eos_piece);
+    t->pad_piece = tkmi_strdup(o->pad_piece);
+    t->unk_surface = tkmi_strdup(o->unk_surface);
+    t->o.user_defined_symbols = (const char *const *)t->user;
+    t->o.control_symbols = (const char *const *)t->control;
+    t->o.unk_piece = t->unk_piece;
+    t->o.bos_piece = t->bos_piece;
+    t->o.eos_piece = t->eos_piece;
+    t->o.pad_piece = t->pad_piece;
+    t->o.unk_surface = t->unk_surface;
+    t->t_start = tkmi_now();
+    tkm_model *nm = &t->norm_model;
+    nm->add_dummy_prefix = o->add_dummy_prefix;
+    nm->remove_extra_ws = o->remove_extra_whitespaces;
+    nm->escape_ws = 1;
+    int rc = tkmi_trie_init(&nm->user);
+    for (int i = 0; rc == 0 && i < o->n_user_defined; i++) {
+        if (!t->user || !t->user[i]) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
+        if (!t->user[i][0]) { rc = tkmi_error(TKM_EINVAL, "user-defined symbol %d is empty", i + 1); break; }
+        rc = tkmi_trie_add(&nm->user, t->user[i], strlen(t->user[i]));
+        nm->has_user = 1;
+    }
+    if (rc < 0) { tkm_trainer_free(t); return rc; }
+    *out = t;
+    return 0;
+}
+
+void tkm_trainer_free(tkm_trainer *t)
+{
+    if (!t) return;
+    if (t->started) stop_workers(t);
+    if (t->workers) {
+        for (int i = 0; i < t->n_workers; i++) {
+            tkmi_counts_free(&t->workers[i].counts);
+            tkmi_free(t->workers[i].norm);
+        }
+        tkmi_free(t->workers);
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv_full);
+        pthread_cond_destroy(&t->cv_empty);
+    }
+    for (tkmi_block *b = t->free_blocks, *n; b; b = n) { n = b->next; tkmi_free(b->data); tkmi_free(b); }
+    for (tkmi_block *b = t->queue_head, *n; b; b = n) { n = b->next; tkmi_free(b->data); tkmi_free(b); }
+    if (t->cur) { tkmi_free(t->cur->data); tkmi_free(t->cur); }
+    for (int i = 0; t->user && t->user[i]; i++) tkmi_free(t->user[i]);
+    for (int i = 0; t->control && t->control[i]; i++) tkmi_free(t->control[i]);
+    for (int i = 0; i < t->n_inputs; i++) tkmi_free(t->inputs[i]);
+    tkmi_free(t->inputs);
+    tkmi_free(t->user);
+    tkmi_free(t->control);
+    tkmi_free(t->unk_piece);
+    tkmi_free(t->bos_piece);
+    tkmi_free(t->eos_piece);
+    tkmi_free(t->pad_piece);
+    tkmi_free(t->unk_surface);
+    tkmi_trie_free(&t->norm_model.user);
+    tkmi_free(t);
+}
+
+void tkm_trainer_set_progress(tkm_trainer *t, tkm_progress_fn fn, void *ctx)
+{
+    t->progress = fn;
+    t->progress_ctx = ctx;
+}
+
+void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s) { *s = t->stats; }
+
+int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
+{
+    *out = NULL;
+    double t0 = tkmi_now();
+    tkmi_counts counts;
+    int rc = tkmi_counts_finish(t, &counts);
+    t->stats.seconds_count = tkmi_now() - t->t_start;
+    if (rc == 0) rc = tkmi_bpe_train(t, &counts, out);
+    tkmi_counts_free(&counts);
+    t->stats.seconds_merge = tkmi_now() - t0;
+    t->stats.seconds_total = tkmi_now() - t->t_start;
+    return rc;
+}
