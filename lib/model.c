@@ -309,6 +309,8 @@ static int index_model(tkm_model *m)
             m->unk_id = i;
         }
         if (t == TKM_PIECE_BYTE) {
+            TKM_RETURN_ERROR_IF(!m->byte_fallback, TKM_EFORMAT,
+                                "%s: byte piece %d found although byte_fallback is false", m->name, i);
             const char *p = tkmi_piece(m, i);
             unsigned b;
             char tail;

@@ -1,0 +1,324 @@
+/* check_lib.c - unit suite for lib/: UTF-8, maps, trie, model reading (also
+ * of broken files), the BPE encoder's merge order and post-processing, the
+ * decoder's rules, and streamed input. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "model_internal.h"
+#include "tokenmill.h"
+
+/* ---- helpers: build small models with the library's protobuf writer ---- */
+typedef struct { const char *piece; float score; int type; } P;
+
+static tkm_model *make_model(const P *ps, int n, int byte_fallback, int dummy, int remove_ws)
+{
+    tkmi_pb pb = {0};
+    for (int i = 0; i < n; i++) {
+        tkmi_pb sub = {0};
+        tkmi_pb_str(&sub, 1, ps[i].piece);
+        tkmi_pb_float(&sub, 2, ps[i].score);
+        if (ps[i].type != TKM_PIECE_NORMAL) tkmi_pb_int(&sub, 3, ps[i].type);
+        tkmi_pb_bytes(&pb, 1, sub.p, sub.n);
+        free(sub.p);
+    }
+    tkmi_pb ts = {0};
+    tkmi_pb_int(&ts, 3, TKM_MODEL_BPE);
+    tkmi_pb_int(&ts, 35, byte_fallback);
+    tkmi_pb_bytes(&pb, 2, ts.p, ts.n);
+    tkmi_pb ns = {0};
+    tkmi_pb_str(&ns, 1, "identity");
+    tkmi_pb_int(&ns, 3, dummy);
+    tkmi_pb_int(&ns, 4, remove_ws);
+    tkmi_pb_bytes(&pb, 3, ns.p, ns.n);
+    tkm_model *m = NULL;
+    int rc = tkm_model_load_mem(pb.p, pb.n, "test", &m);
+    ck_assert_msg(rc == 0, "load: %s", tkm_last_error());
+    free(ts.p);
+    free(ns.p);
+    free(pb.p);
+    return m;
+}
+
+static void encode_str(tkm_model *m, const char *s, size_t len, char *out, size_t cap)
+{
+    tkm_encoder *e;
+    ck_assert_int_eq(tkm_encoder_new(m, &e), 0);
+    const int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(tkm_encode(e, s, len, &ids, &n), 0);
+    size_t o = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) o += (size_t)snprintf(out + o, cap - o, i ? " %d" : "%d", ids[i]);
+    tkm_encoder_free(e);
+}
+
+static const P abc[] = {
+    {"<unk>", 0, TKM_PIECE_UNKNOWN}, {"<s>", 0, TKM_PIECE_CONTROL}, {"</s>", 0, TKM_PIECE_CONTROL},
+    {"ab", -1, 1}, {"bc", -0.5f, 1}, {"a", -3, 1}, {"b", -4, 1}, {"c", -5, 1}, {"\xE2\x96\x81", -6, 1},
+    {"\xE2\x96\x81" "a", -2, 1}, {"cc", -1, 1},
+};
+
+START_TEST(test_utf8)
+{
+    int mb;
+    ck_assert_int_eq(tkmi_utf8_decode((const uint8_t *)"A", 1, &mb), 'A');
+    ck_assert_int_eq(tkmi_utf8_decode((const uint8_t *)"\xC3\xA9", 2, &mb), 0xE9);
+    ck_assert_int_eq(mb, 2);
+    ck_assert_int_eq(tkmi_utf8_decode((const uint8_t *)"\xF0\x9F\x98\x80", 4, &mb), 0x1F600);
+    ck_assert_int_eq(tkmi_utf8_decode((const uint8_t *)"\xC0\x80", 2, &mb), -1);     /* overlong */
+    ck_assert_int_eq(mb, 1);
+    ck_assert_int_eq(tkmi_utf8_decode((const uint8_t *)"\xED\xA0\x80", 3, &mb), -1); /* surrogate */
+    ck_assert_int_eq(tkmi_utf8_decode((const uint8_t *)"\xF4\x90\x80\x80", 4, &mb), -1);
+    ck_assert_int_eq(tkmi_utf8_decode((const uint8_t *)"\xE3\x81", 2, &mb), -1);     /* truncated */
+    char b[4];
+    ck_assert_int_eq(tkmi_utf8_encode(0x2581, b), 3);
+    ck_assert(memcmp(b, TKMI_WS, 3) == 0);
+    ck_assert_int_eq(tkmi_script(0x3042), tkmi_script(0x6F22)); /* hiragana counts as Han */
+    ck_assert_int_eq(tkmi_script(0x30FC), tkmi_script(0x6F22));
+    ck_assert_int_ne(tkmi_script('a'), tkmi_script(0x6F22));
+}
+END_TEST
+
+START_TEST(test_strmap_trie)
+{
+    tkmi_strmap m;
+    ck_assert_int_eq(tkmi_strmap_init(&m, 4), 0);
+    static char keys[5000][8];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        ck_assert_int_eq(tkmi_strmap_put(&m, keys[i], strlen(keys[i]), i), 1);
+    }
+    ck_assert_int_eq(tkmi_strmap_put(&m, "k7", 2, 99), 0);
+    for (int i = 0; i < 5000; i++) ck_assert_int_eq(tkmi_strmap_get(&m, keys[i], strlen(keys[i])), i);
+    ck_assert_int_eq(tkmi_strmap_get(&m, "k5000", 5), -1);
+    tkmi_strmap_free(&m);
+    tkmi_trie t;
+    ck_assert_int_eq(tkmi_trie_init(&t), 0);
+    tkmi_trie_add(&t, "ab", 2);
+    tkmi_trie_add(&t, "abcd", 4);
+    ck_assert_uint_eq(tkmi_trie_match(&t, "abcx", 4), 2);
+    ck_assert_uint_eq(tkmi_trie_match(&t, "abcdx", 5), 4);
+    ck_assert_uint_eq(tkmi_trie_match(&t, "a", 1), 0);
+    ck_assert_uint_eq(tkmi_trie_match(&t, "xab", 3), 0);
+    tkmi_trie_free(&t);
+}
+END_TEST
+
+START_TEST(test_bpe_merge_order)
+{
+    tkm_model *m = make_model(abc, 11, 0, 0, 0);
+    char out[256];
+    encode_str(m, "abc", 3, out, sizeof out);
+    ck_assert_str_eq(out, "5 4"); /* bc (-0.5) beats ab (-1) */
+    encode_str(m, "ab", 2, out, sizeof out);
+    ck_assert_str_eq(out, "3");
+    encode_str(m, "ccc", 3, out, sizeof out);
+    ck_assert_str_eq(out, "10 7"); /* equal scores: leftmost first */
+    encode_str(m, " a", 2, out, sizeof out);
+    ck_assert_str_eq(out, "9");
+    encode_str(m, "axyzb", 5, out, sizeof out);
+    ck_assert_str_eq(out, "5 0 6"); /* a run of unknowns is one <unk> */
+    encode_str(m, "", 0, out, sizeof out);
+    ck_assert_str_eq(out, "");
+    ck_assert_int_eq(tkm_model_piece_id(m, "bc", 2), 4);
+    ck_assert_int_eq(tkm_model_piece_id(m, "zz", 2), -1);
+    tkm_model_free(m);
+}
+END_TEST
+
+static tkm_model *byte_model(int dummy)
+{
+    static P ps[300];
+    static char names[256][8];
+    int n = 0;
+    ps[n++] = (P){"<unk>", 0, TKM_PIECE_UNKNOWN};
+    ps[n++] = (P){"<s>", 0, TKM_PIECE_CONTROL};
+    ps[n++] = (P){"</s>", 0, TKM_PIECE_CONTROL};
+    for (int i = 0; i < 256; i++) {
+        snprintf(names[i], sizeof names[i], "<0x%02X>", i);
+        ps[n++] = (P){names[i], 0, TKM_PIECE_BYTE};
+    }
+    ps[n++] = (P){"\xE2\x96\x81", -1, 1}; /* 259 */
+    ps[n++] = (P){"h", -2, 1};             /* 260 */
+    ps[n++] = (P){"i", -3, 1};             /* 261 */
+    ps[n++] = (P){"hi", -0.5f, 1};         /* 262 */
+    ps[n++] = (P){"\xE2\x96\x81hi", -0.2f, 1}; /* 263 */
+    return make_model(ps, n, 1, dummy, 0);
+}
+
+START_TEST(test_byte_fallback_and_decode)
+{
+    tkm_model *m = byte_model(0);
+    char out[256];
+    encode_str(m, "hi\xC3\xA9", 4, out, sizeof out);
+    ck_assert_str_eq(out, "262 198 172"); /* é = C3 A9 -> bytes */
+    encode_str(m, "h\xFF", 2, out, sizeof out);
+    ck_assert_str_eq(out, "260 242 194 192"); /* invalid byte -> U+FFFD = EF BF BD */
+    encode_str(m, "h\0i", 3, out, sizeof out);
+    ck_assert_str_eq(out, "260 3 261");
+    int32_t ids[] = {1, 263, 198, 172, 0, 2, 195, 259, 260};
+    char *text;
+    size_t tl;
+    ck_assert_int_eq(tkm_decode(m, ids, 9, &text, &tl), 0);
+    /* " hi" é " ⁇ " (</s> vanishes) 0xC0 alone -> U+FFFD, then " h" */
+    ck_assert_str_eq(text, " hi\xC3\xA9 \xE2\x81\x87 \xEF\xBF\xBD h");
+    tkm_free(text);
+    int32_t bad[] = {5, 9999};
+    ck_assert_int_eq(tkm_decode(m, bad, 2, &text, &tl), TKM_ERANGE);
+    tkm_model_free(m);
+    m = byte_model(1); /* add_dummy_prefix: leading ▁ added on encode, stripped on decode */
+    encode_str(m, "hi", 2, out, sizeof out);
+    ck_assert_str_eq(out, "263");
+    int32_t ids2[] = {1, 263, 263};
+    ck_assert_int_eq(tkm_decode(m, ids2, 3, &text, &tl), 0);
+    ck_assert_str_eq(text, "hi hi");
+    tkm_free(text);
+    tkm_model_free(m);
+}
+END_TEST
+
+START_TEST(test_model_prefixes_fail_cleanly)
+{
+    tkm_model *m = byte_model(0);
+    size_t len;
+    const uint8_t *raw = tkm_model_bytes(m, &len);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, raw, len);
+    int loaded = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        tkm_model *x = NULL;
+        int rc = tkm_model_load_mem(copy, cut, "cut", &x);
+        if (rc == 0) { loaded++; tkm_model_free(x); }
+        else ck_assert_msg(rc == TKM_EFORMAT, "prefix %zu: rc %d (%s)", cut, rc, tkm_last_error());
+    }
+    /* valid models remain only when the cut falls after <unk>, <s> or </s>
+     * (before any byte piece) or right before the normalizer spec */
+    ck_assert_int_le(loaded, 4);
+    unsigned seed = 12345;
+    for (int k = 0; k < 2000; k++) {
+        uint8_t *f = malloc(len);
+        memcpy(f, copy, len);
+        seed = seed * 1103515245u + 12345u;
+        f[(seed >> 8) % len] ^= (uint8_t)(1u << ((seed >> 4) & 7));
+        tkm_model *x = NULL;
+        int rc = tkm_model_load_mem(f, len, "flip", &x);
+        ck_assert_msg(rc == 0 || rc == TKM_EFORMAT, "flip %d (seed 12345): rc %d", k, rc);
+        if (rc == 0) {
+            tkm_encoder *e;
+            if (tkm_encoder_new(x, &e) == 0) {
+                const int32_t *ids;
+                size_t n;
+                ck_assert_int_eq(tkm_encode(e, "hi there\xC3\xA9", 10, &ids, &n), 0);
+                tkm_encoder_free(e);
+            }
+            tkm_model_free(x);
+        }
+        free(f);
+    }
+    free(copy);
+    tkm_model_free(m);
+}
+END_TEST
+
+START_TEST(test_reference_nerdstash)
+{
+    const char *dir = getenv("TKM_REFMODELS");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nerdstash_v2.model", dir ? dir : "../shared/reference-models");
+    if (access(path, R_OK) != 0) return; /* reference models absent: nothing to check */
+    tkm_model *m;
+    ck_assert_msg(tkm_model_load(path, &m) == 0, "%s", tkm_last_error());
+    ck_assert_int_eq(tkm_model_size(m), 65535);
+    ck_assert_int_eq(tkm_model_kind(m), TKM_MODEL_BPE);
+    char out[512];
+    const char *s = "The quick brown fox jumps over the goblin.";
+    encode_str(m, s, strlen(s), out, sizeof out);
+    /* the value documented with the reference models (spm_encode) */
+    ck_assert_str_eq(out, "541 1939 6573 22820 22734 712 336 34477 49230");
+    tkm_model_free(m);
+}
+END_TEST
+
+START_TEST(test_reader)
+{
+    char path[] = "/tmp/tkm-check-reader-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    size_t big = 3u << 20;
+    char *line = malloc(big);
+    memset(line, 'q', big);
+    fputs("first\n\n", f);
+    fwrite(line, 1, big, f);
+    fputs("\nlast without newline", f);
+    fclose(f);
+    for (int gz = 0; gz < 2; gz++) {
+        char gzpath[64];
+        const char *p = path;
+        if (gz) {
+            snprintf(gzpath, sizeof gzpath, "%s.gz", path);
+            gzFile g = gzopen(gzpath, "wb");
+            gzputs(g, "first\n\n");
+            gzwrite(g, line, (unsigned)big);
+            gzputs(g, "\nlast without newline");
+            gzclose(g);
+            p = gzpath;
+        }
+        tkm_reader *r;
+        ck_assert_int_eq(tkm_reader_open(p, &r), 0);
+        const char *s;
+        size_t n;
+        ck_assert_int_eq(tkm_reader_next(r, &s, &n), 1);
+        ck_assert(n == 5 && memcmp(s, "first", 5) == 0);
+        ck_assert_int_eq(tkm_reader_next(r, &s, &n), 1);
+        ck_assert_uint_eq(n, 0);
+        ck_assert_int_eq(tkm_reader_next(r, &s, &n), 1);
+        ck_assert_uint_eq(n, big);
+        ck_assert(s[0] == 'q' && s[big - 1] == 'q');
+        ck_assert_int_eq(tkm_reader_next(r, &s, &n), 1);
+        ck_assert(n == 20 && memcmp(s, "last without newline", 20) == 0);
+        ck_assert_int_eq(tkm_reader_next(r, &s, &n), 0);
+        ck_assert_uint_eq(tkm_reader_lineno(r), 4);
+        tkm_reader_close(r);
+        if (gz) unlink(gzpath);
+    }
+    tkm_reader *r;
+    ck_assert_int_eq(tkm_reader_open("/nonexistent/file.txt", &r), TKM_EIO);
+    ck_assert_ptr_nonnull(strstr(tkm_last_error(), "/nonexistent/file.txt"));
+    free(line);
+    unlink(path);
+}
+END_TEST
+
+static Suite *lib_suite(void)
+{
+    Suite *s = suite_create("lib");
+    TCase *core = tcase_create("core");
+    tcase_add_test(core, test_utf8);
+    tcase_add_test(core, test_strmap_trie);
+    suite_add_tcase(s, core);
+    TCase *enc = tcase_create("encode");
+    tcase_add_test(enc, test_bpe_merge_order);
+    tcase_add_test(enc, test_byte_fallback_and_decode);
+    tcase_add_test(enc, test_reference_nerdstash);
+    suite_add_tcase(s, enc);
+    TCase *lim = tcase_create("limits");
+    tcase_set_timeout(lim, 60);
+    tcase_add_test(lim, test_model_prefixes_fail_cleanly);
+    tcase_add_test(lim, test_reader);
+    suite_add_tcase(s, lim);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(lib_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

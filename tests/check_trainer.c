@@ -1,0 +1,268 @@
+/* check_trainer.c - unit suite for trainer/ through the public API: vocab
+ * layout, sentencepiece's piece rules, determinism across thread counts,
+ * round trips of random Unicode text, and error cases. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenmill.h"
+
+static const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "tokenizer",
+                              "日本語", "東京", "ひらがな", "カタカナー", "12345", "2024", "naïve", "café", "Ωμέγα",
+                              "a1b2", "<tag>", "    indent", "end.", "again,", "x"};
+#define NW (int)(sizeof words / sizeof *words)
+
+/* A deterministic corpus: n lines of pseudo-random words. */
+static void add_corpus(tkm_trainer *t, int n, unsigned seed)
+{
+    char line[1024];
+    for (int i = 0; i < n; i++) {
+        size_t o = 0;
+        int k = 3 + (int)(seed % 12);
+        for (int j = 0; j < k; j++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *w = words[(seed >> 16) % NW];
+            o += (size_t)snprintf(line + o, sizeof line - o, j ? " %s" : "%s", w);
+            /* glue a second word on 30% of the time: more pairs to learn */
+            if ((seed >> 8) % 10 < 3) {
+                seed = seed * 1103515245u + 12345u;
+                o += (size_t)snprintf(line + o, sizeof line - o, "%s", words[(seed >> 16) % NW]);
+            }
+        }
+        ck_assert_int_eq(tkm_trainer_add_line(t, line, o), 0);
+    }
+}
+
+static tkm_model *train(tkm_train_options *o, int lines)
+{
+    tkm_trainer *t;
+    ck_assert_int_eq(tkm_trainer_new(o, &t), 0);
+    add_corpus(t, lines, 42);
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_train(t, &m);
+    ck_assert_msg(rc == 0, "train: %s", tkm_last_error());
+    tkm_trainer_free(t);
+    return m;
+}
+
+START_TEST(test_layout)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.vocab_size = 400;
+    o.byte_fallback = 1;
+    o.split_digits = 1;
+    const char *user[] = {"<tag>", "\xE2\x96\x81\xE2\x96\x81"};
+    o.user_defined_symbols = user;
+    o.n_user_defined = 2;
+    tkm_model *m = train(&o, 3000);
+    ck_assert_int_eq(tkm_model_size(m), 400);
+    ck_assert_int_eq(tkm_model_piece_type(m, 0), TKM_PIECE_UNKNOWN);
+    ck_assert_int_eq(tkm_model_piece_type(m, 1), TKM_PIECE_CONTROL);
+    ck_assert_int_eq(tkm_model_piece_type(m, 2), TKM_PIECE_CONTROL);
+    ck_assert_int_eq(tkm_model_piece_type(m, 3), TKM_PIECE_USER_DEFINED);
+    ck_assert_int_eq(tkm_model_piece_type(m, 4), TKM_PIECE_USER_DEFINED);
+    ck_assert_int_eq(tkm_model_piece_type(m, 5), TKM_PIECE_BYTE);
+    ck_assert_int_eq(tkm_model_piece_type(m, 260), TKM_PIECE_BYTE);
+    size_t l;
+    ck_assert(memcmp(tkm_model_piece(m, 5, &l), "<0x00>", 6) == 0);
+    float prev = 1.0f;
+    for (int id = 261; id < 400; id++) {
+        ck_assert_int_eq(tkm_model_piece_type(m, id), TKM_PIECE_NORMAL);
+        ck_assert_msg(tkm_model_score(m, id) < prev, "scores must decrease (id %d)", id);
+        prev = tkm_model_score(m, id);
+        const char *p = tkm_model_piece(m, id, &l);
+        /* piece rules: digits alone, ▁ only first, no Latin+Han mix, <= 16 chars */
+        int has_digit = 0, nch = 0, latin = 0, han = 0;
+        for (size_t i = 0; i < l; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if ((c & 0xC0) != 0x80) nch++;
+            if (c >= '0' && c <= '9') has_digit = 1;
+            if ((c | 32) >= 'a' && (c | 32) <= 'z') latin = 1;
+            if (c >= 0xE3 && c <= 0xE9) han = 1;
+            if (i > 0 && i + 2 < l && memcmp(p + i, "\xE2\x96\x81", 3) == 0)
+                ck_abort_msg("piece %d '%.*s' has an inner whitespace", id, (int)l, p);
+        }
+        ck_assert_msg(!(has_digit && nch > 1), "piece %d '%.*s' joins a digit", id, (int)l, p);
+        ck_assert_msg(!(latin && han), "piece %d '%.*s' mixes scripts", id, (int)l, p);
+        ck_assert_int_le(nch, 16);
+    }
+    /* a user-defined symbol is one id */
+    tkm_encoder *e;
+    ck_assert_int_eq(tkm_encoder_new(m, &e), 0);
+    const int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(tkm_encode(e, "<tag>", 5, &ids, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(ids[0], 3);
+    tkm_encoder_free(e);
+    tkm_model_free(m);
+}
+END_TEST
+
+START_TEST(test_determinism_threads)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.vocab_size = 600;
+    o.byte_fallback = 1;
+    o.threads = 1;
+    tkm_model *a = train(&o, 20000);
+    o.threads = 2;
+    tkm_model *b = train(&o, 20000);
+    o.threads = 4;
+    tkm_model *c = train(&o, 20000);
+    size_t la, lb, lc;
+    const uint8_t *pa = tkm_model_bytes(a, &la), *pb = tkm_model_bytes(b, &lb), *pc = tkm_model_bytes(c, &lc);
+    ck_assert_uint_eq(la, lb);
+    ck_assert(memcmp(pa, pb, la) == 0);
+    ck_assert_uint_eq(la, lc);
+    ck_assert(memcmp(pa, pc, la) == 0);
+    tkm_model_free(a);
+    tkm_model_free(b);
+    tkm_model_free(c);
+}
+END_TEST
+
+/* Random text without U+2581: sentencepiece reads that character as a space,
+ * so it is the one character that cannot survive a round trip. */
+static size_t random_utf8(unsigned *seed, char *out, size_t cap)
+{
+    static const uint32_t ranges[][2] = {{0x20, 0x7E}, {0xA0, 0x2FF}, {0x3040, 0x30FF}, {0x4E00, 0x9FFF},
+                                         {0x1F600, 0x1F64F}, {0x0, 0x1F}, {0x2582, 0x2590}, {0xE000, 0xE0FF}};
+    size_t o = 0;
+    *seed = *seed * 1103515245u + 12345u;
+    int n = (int)((*seed >> 16) % 40);
+    for (int i = 0; i < n && o + 4 < cap; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        const uint32_t *r = ranges[(*seed >> 16) % 8];
+        *seed = *seed * 1103515245u + 12345u;
+        uint32_t cp = r[0] + (*seed >> 8) % (r[1] - r[0] + 1);
+        if (cp == '\n') cp = ' ';
+        if (cp < 0x80) out[o++] = (char)cp;
+        else if (cp < 0x800) { out[o++] = (char)(0xC0 | (cp >> 6)); out[o++] = (char)(0x80 | (cp & 63)); }
+        else if (cp < 0x10000) {
+            out[o++] = (char)(0xE0 | (cp >> 12));
+            out[o++] = (char)(0x80 | ((cp >> 6) & 63));
+            out[o++] = (char)(0x80 | (cp & 63));
+        } else {
+            out[o++] = (char)(0xF0 | (cp >> 18));
+            out[o++] = (char)(0x80 | ((cp >> 12) & 63));
+            out[o++] = (char)(0x80 | ((cp >> 6) & 63));
+            out[o++] = (char)(0x80 | (cp & 63));
+        }
+    }
+    return o;
+}
+
+START_TEST(test_roundtrip_random)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.vocab_size = 500;
+    o.byte_fallback = 1;
+    o.allow_whitespace_only_pieces = 1;
+    tkm_model *m = train(&o, 5000);
+    tkm_encoder *e;
+    ck_assert_int_eq(tkm_encoder_new(m, &e), 0);
+    unsigned seed = 20261122u, start = seed;
+    char buf[256];
+    for (int k = 0; k < 20000; k++) {
+        size_t n = random_utf8(&seed, buf, sizeof buf);
+        const int32_t *ids;
+        size_t ni;
+        ck_assert_int_eq(tkm_encode(e, buf, n, &ids, &ni), 0);
+        char *text;
+        size_t tl;
+        ck_assert_int_eq(tkm_decode(m, ids, ni, &text, &tl), 0);
+        if (!(tl == n && memcmp(text, buf, n) == 0)) {
+            fprintf(stderr, "input  (%zu):", n);
+            for (size_t i = 0; i < n; i++) fprintf(stderr, " %02x", (unsigned char)buf[i]);
+            fprintf(stderr, "\noutput (%zu):", tl);
+            for (size_t i = 0; i < tl; i++) fprintf(stderr, " %02x", (unsigned char)text[i]);
+            fprintf(stderr, "\n");
+        }
+        ck_assert_msg(tl == n && memcmp(text, buf, n) == 0, "round trip %d failed (seed %u)", k, start);
+        tkm_free(text);
+    }
+    tkm_encoder_free(e);
+    tkm_model_free(m);
+}
+END_TEST
+
+START_TEST(test_errors)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    tkm_trainer *t;
+    tkm_model *m = NULL;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    ck_assert_int_eq(tkm_trainer_train(t, &m), TKM_EEMPTY);
+    ck_assert_ptr_null(m);
+    tkm_trainer_free(t);
+
+    o.vocab_size = 20; /* fewer than 3 specials + characters */
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    add_corpus(t, 100, 1);
+    ck_assert_int_eq(tkm_trainer_train(t, &m), TKM_EVOCAB);
+    ck_assert_ptr_nonnull(strstr(tkm_last_error(), "smaller than the required pieces"));
+    tkm_trainer_free(t);
+
+    o.vocab_size = 100000; /* more pieces than the corpus can give */
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    add_corpus(t, 100, 1);
+    ck_assert_int_eq(tkm_trainer_train(t, &m), TKM_EVOCAB);
+    tkm_trainer_free(t);
+
+    o.hard_vocab_limit = 0; /* ... unless a smaller model is acceptable */
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    add_corpus(t, 100, 1);
+    ck_assert_int_eq(tkm_trainer_train(t, &m), 0);
+    ck_assert_int_lt(tkm_model_size(m), 100000);
+    ck_assert_int_gt(tkm_model_size(m), 50);
+    tkm_model_free(m);
+    tkm_trainer_free(t);
+
+    tkm_train_options_init(&o);
+    o.model_type = TKM_MODEL_UNIGRAM;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), TKM_ENOTSUP);
+    tkm_train_options_init(&o);
+    o.character_coverage = 1.5f;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), TKM_EINVAL);
+    tkm_train_options_init(&o);
+    o.bos_id = 0; /* collides with unk */
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    add_corpus(t, 100, 1);
+    ck_assert_int_eq(tkm_trainer_train(t, &m), TKM_EINVAL);
+    tkm_trainer_free(t);
+}
+END_TEST
+
+static Suite *trainer_suite(void)
+{
+    Suite *s = suite_create("trainer");
+    TCase *core = tcase_create("core");
+    tcase_set_timeout(core, 60);
+    tcase_add_test(core, test_layout);
+    tcase_add_test(core, test_errors);
+    suite_add_tcase(s, core);
+    TCase *det = tcase_create("determinism");
+    tcase_set_timeout(det, 60);
+    tcase_add_test(det, test_determinism_threads);
+    suite_add_tcase(s, det);
+    TCase *rt = tcase_create("roundtrip");
+    tcase_set_timeout(rt, 60);
+    tcase_add_test(rt, test_roundtrip_random);
+    suite_add_tcase(s, rt);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(trainer_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
