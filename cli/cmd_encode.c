@@ -13,9 +13,9 @@
 
 typedef struct { char *p; size_t n, cap; } buf_t;
 
-static int buf_put(buf_t *b, const char *s, size_t n)
+static inline int buf_put(buf_t *b, const char *s, size_t n)
 {
-    if (b->n + n > b->cap) {
+    if (__builtin_expect(b->n + n > b->cap, 0)) {
         size_t nc = b->cap ? b->cap : 4096;
         while (nc < b->n + n) nc *= 2;
         char *q = realloc(b->p, nc);
@@ -31,8 +31,11 @@ static int buf_put(buf_t *b, const char *s, size_t n)
 static int buf_int(buf_t *b, long v)
 {
     char tmp[24];
-    int k = snprintf(tmp, sizeof tmp, "%ld", v);
-    return buf_put(b, tmp, (size_t)k);
+    int k = (int)sizeof tmp;
+    unsigned long u = v < 0 ? -(unsigned long)v : (unsigned long)v;
+    do { tmp[--k] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) tmp[--k] = '-';
+    return buf_put(b, tmp + k, sizeof tmp - (size_t)k);
 }
 
 enum { FMT_ID, FMT_PIECE };

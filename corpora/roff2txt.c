@@ -30,9 +30,17 @@
 #include <string.h>
 #include <zlib.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define NORETURN __attribute__((noreturn))
+#else
+#define PRINTF_LIKE(f, a)
+#define NORETURN
+#endif
+
 static const char *progname = "roff2txt";
 
-static void die(const char *fmt, ...)
+static NORETURN PRINTF_LIKE(1, 2) void die(const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "%s: ", progname);

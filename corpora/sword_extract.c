@@ -10,7 +10,7 @@
  *           u32 uncompressed size) into XX.?zz
  *   XX.?zz  concatenated zlib streams, one per block
  *   XX.?zv  entry index: records (u32 block, u32 offset, u16 size), 10 bytes
- *           each; with -4 (zText4/zCom4 drivers) the size is u32 (12 bytes)
+ *           each; for the zText4/zCom4 drivers the size is u32 (12 bytes)
  *
  * All integers are little-endian.  Entries are printed in index order; runs
  * of identical records (linked commentary entries) are printed once.
@@ -20,6 +20,10 @@
  * numbers, morphology, ...) are dropped; paragraph-like elements start a
  * new output line; HTML entities are decoded; whitespace is collapsed.
  * Output is one paragraph per line with no empty lines.
+ *
+ * The entry record size is detected from the data (file size and records
+ * that fit the block index); -4 only says which size to prefer when both
+ * fit (some modules' .conf files name the wrong driver).
  *
  * -r prints every entry raw (no markup stripping), one entry per line.
  *
@@ -35,9 +39,17 @@
 #include <string.h>
 #include <zlib.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define NORETURN __attribute__((noreturn))
+#else
+#define PRINTF_LIKE(f, a)
+#define NORETURN
+#endif
+
 static const char *progname = "sword_extract";
 
-static void die(const char *fmt, ...)
+static NORETURN PRINTF_LIKE(1, 2) void die(const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "%s: ", progname);
@@ -48,7 +60,7 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static void warn(const char *fmt, ...)
+static PRINTF_LIKE(1, 2) void warn(const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "%s: warning: ", progname);
@@ -513,6 +525,30 @@ static uint32_t fix_size16(Ctx *c, size_t r, size_t nrec, uint32_t b,
     return es;
 }
 
+/*
+ * Could c->vrs consist of rsize-byte records?  Every non-empty record must
+ * name an existing block and lie inside its uncompressed size (a 16-bit
+ * size may have wrapped, which only makes it smaller).
+ */
+static int plausible(const Ctx *c, size_t rsize, size_t nblocks)
+{
+    if (c->vrs.len % rsize != 0)
+        return 0;
+    for (size_t off = 0; off < c->vrs.len; off += rsize) {
+        const unsigned char *p = c->vrs.data + off;
+        uint32_t b = le32(p), eo = le32(p + 4);
+        uint32_t es = rsize == 12 ? le32(p + 8) : le16(p + 8);
+        if (es == 0)
+            continue;
+        if (b >= nblocks)
+            return 0;
+        uint32_t usize = le32(c->idx.data + (size_t)b * 12 + 8);
+        if ((uint64_t)eo + es > usize)
+            return 0;
+    }
+    return 1;
+}
+
 /* Returns 1 if the testament was present. */
 static int extract_testament(Ctx *c, const char *dir, const char *testament)
 {
@@ -538,13 +574,16 @@ static int extract_testament(Ctx *c, const char *dir, const char *testament)
         if (c->idx.len % 12 != 0)
             die("%s: size %zu is not a multiple of the 12-byte record size",
                 sfile, c->idx.len);
-        size_t rsize = c->size4 ? 12 : 10;
-        if (c->vrs.len % rsize != 0)
-            die("%s: size %zu is not a multiple of the %zu-byte record size"
-                "%s",
-                vfile, c->vrs.len, rsize,
-                c->size4 ? "" : " (zText4/zCom4 modules need -4)");
         size_t nblocks = c->idx.len / 12;
+        size_t rsize = c->size4 ? 12 : 10;
+        if (!plausible(c, rsize, nblocks)) {
+            size_t other = rsize == 12 ? 10 : 12;
+            if (!plausible(c, other, nblocks))
+                die("%s: size %zu: neither 10- nor 12-byte entry records "
+                    "fit the block index %s",
+                    vfile, c->vrs.len, sfile);
+            rsize = other;
+        }
         size_t nrec = c->vrs.len / rsize;
         int have_block = 0;
         uint32_t cur_block = 0;
@@ -555,7 +594,7 @@ static int extract_testament(Ctx *c, const char *dir, const char *testament)
             const unsigned char *p = c->vrs.data + r * rsize;
             size_t roff = r * rsize;
             uint32_t b = le32(p), eo = le32(p + 4);
-            uint32_t es = c->size4 ? le32(p + 8) : le16(p + 8);
+            uint32_t es = rsize == 12 ? le32(p + 8) : le16(p + 8);
             if (es == 0)
                 continue;
             if (have_prev && b == pb && eo == po && es == ps)
@@ -579,7 +618,7 @@ static int extract_testament(Ctx *c, const char *dir, const char *testament)
                 have_block = 1;
                 cur_block = b;
             }
-            if (!c->size4)
+            if (rsize == 10)
                 es = fix_size16(c, r, nrec, b, eo, es, vfile);
             if ((uint64_t)eo + es > c->block.len)
                 die("%s: record %zu at offset %zu: entry %u+%u exceeds "
@@ -609,7 +648,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s [-4] [-r] MODULE_DIR...\n"
-            "  -4  entry index uses 32-bit sizes (zText4/zCom4 modules)\n"
+            "  -4  prefer 12-byte entry records (zText4/zCom4 modules)\n"
             "  -r  print raw entries (no markup stripping), one per line\n",
             progname);
 }

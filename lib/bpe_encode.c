@@ -14,8 +14,8 @@
 
 #include "model_internal.h"
 
-typedef struct { int32_t prev, next; uint32_t start, len; uint8_t freeze; } sym_t;
-typedef struct { float score; int32_t left, right; uint32_t size; } pair_t;
+typedef struct { int32_t prev, next; uint32_t start, len; int32_t id; uint8_t freeze; } sym_t;
+typedef struct { float score; int32_t left, right; uint32_t size; int32_t id; } pair_t;
 typedef struct { int32_t id; uint32_t len; } tok_t; /* raw piece: id + byte length */
 typedef struct { uint32_t start, len, left_len; } rev_t;
 
@@ -30,11 +30,21 @@ struct tkm_encoder {
     pair_t *heap; size_t heap_n, heap_cap;
     tok_t *toks; size_t n_toks, toks_cap;
     rev_t *revs; size_t n_revs, revs_cap;
-    /* chunk cache: open addressing, keys and values in arenas */
-    uint64_t *c_hash; uint32_t *c_koff, *c_klen, *c_voff, *c_vlen;
+    /* chunk cache: open addressing (one struct per slot), keys and values
+     * in arenas; cleared whole when full */
+    struct cslot { uint64_t hash; uint32_t koff, klen, voff, vlen; } *cache;
     size_t c_cap, c_n;
     char *c_keys; size_t c_keys_n, c_keys_cap;
     tok_t *c_vals; size_t c_vals_n, c_vals_cap;
+    /* final_id[id]: sentencepiece's PieceToId(piece(id)) (reserved pieces
+     * shadow normal ones with the same string); ascii_id[b]: same for 1 byte */
+    int32_t *final_id;
+    int32_t ascii_id[128];
+    /* merge table: (id of left piece, id of right piece) -> id of the
+     * concatenation, for every way to split a piece into two pieces; the
+     * string lookup of sentencepiece becomes one integer probe */
+    struct mslot { uint64_t key; int32_t val; } *merges;
+    size_t m_cap;
     /* code points that precede U+2581 inside some piece (sorted) */
     uint32_t *ws_prev; size_t n_ws_prev;
     int split_ok;
@@ -80,6 +90,55 @@ static int scan_ws_prev(tkm_encoder *e)
     return 0;
 }
 
+static inline uint64_t mkey(int32_t l, int32_t r) { return ((uint64_t)(uint32_t)l << 32 | (uint32_t)r) + 1; }
+
+static int32_t merge_get(const tkm_encoder *e, int32_t l, int32_t r)
+{
+    uint64_t k = mkey(l, r);
+    size_t mask = e->m_cap - 1, i = tkmi_hash_u64(k) & mask;
+    for (;;) {
+        const struct mslot *s = &e->merges[i];
+        if (s->key == k) return s->val;
+        if (!s->key) return -1;
+        i = (i + 1) & mask;
+    }
+}
+
+static int build_merges(tkm_encoder *e)
+{
+    const tkm_model *m = e->m;
+    size_t cap = 1024;
+    while (cap < (size_t)m->n * 8) cap <<= 1;
+    for (;;) {
+        e->merges = tkmi_calloc(cap, sizeof *e->merges);
+        TKM_RETURN_ERROR_IF(!e->merges, TKM_ENOMEM, "out of memory (merge table)");
+        e->m_cap = cap;
+        size_t n = 0;
+        int full = 0;
+        for (int id = 0; id < m->n && !full; id++) {
+            int t = m->type[id];
+            if (!(t == TKM_PIECE_NORMAL || t == TKM_PIECE_USER_DEFINED || t == TKM_PIECE_UNUSED)) continue;
+            const char *p = tkmi_piece(m, id);
+            size_t len = m->plen[id];
+            for (size_t k = (size_t)tkmi_utf8_lead_len((uint8_t)p[0]); k < len;
+                 k += (size_t)tkmi_utf8_lead_len((uint8_t)p[k])) {
+                int32_t l = tkmi_strmap_get(&m->pieces, p, k), r;
+                if (l < 0 || (r = tkmi_strmap_get(&m->pieces, p + k, len - k)) < 0) continue;
+                uint64_t key = mkey(l, r);
+                size_t i = tkmi_hash_u64(key) & (cap - 1);
+                while (e->merges[i].key && e->merges[i].key != key) i = (i + 1) & (cap - 1);
+                if (!e->merges[i].key) {
+                    if (++n * 2 > cap) { full = 1; break; }
+                    e->merges[i] = (struct mslot){key, id};
+                }
+            }
+        }
+        if (!full) return 0;
+        tkmi_free(e->merges);
+        cap <<= 1;
+    }
+}
+
 int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
 {
     *out = NULL;
@@ -89,13 +148,18 @@ int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
     TKM_RETURN_ERROR_IF(!e, TKM_ENOMEM, "out of memory");
     e->m = m;
     e->c_cap = 1u << 18;
-    e->c_hash = tkmi_calloc(e->c_cap, sizeof *e->c_hash);
-    e->c_koff = tkmi_malloc(e->c_cap * sizeof *e->c_koff);
-    e->c_klen = tkmi_calloc(e->c_cap, sizeof *e->c_klen);
-    e->c_voff = tkmi_malloc(e->c_cap * sizeof *e->c_voff);
-    e->c_vlen = tkmi_malloc(e->c_cap * sizeof *e->c_vlen);
-    int rc = (!e->c_hash || !e->c_koff || !e->c_klen || !e->c_voff || !e->c_vlen)
+    e->cache = tkmi_calloc(e->c_cap, sizeof *e->cache);
+    e->final_id = tkmi_malloc((size_t)m->n * sizeof *e->final_id);
+    int rc = (!e->cache || !e->final_id)
                  ? tkmi_error(TKM_ENOMEM, "out of memory") : scan_ws_prev(e);
+    if (rc == 0) {
+        for (int i = 0; i < m->n; i++) e->final_id[i] = tkmi_piece_to_id(m, tkmi_piece(m, i), m->plen[i]);
+        for (int b = 0; b < 128; b++) {
+            char c = (char)b;
+            e->ascii_id[b] = tkmi_strmap_get(&m->pieces, &c, 1);
+        }
+        rc = build_merges(e);
+    }
     if (rc < 0) { tkm_encoder_free(e); return rc; }
     *out = e;
     return 0;
@@ -110,14 +174,12 @@ void tkm_encoder_free(tkm_encoder *e)
     tkmi_free(e->heap);
     tkmi_free(e->toks);
     tkmi_free(e->revs);
-    tkmi_free(e->c_hash);
-    tkmi_free(e->c_koff);
-    tkmi_free(e->c_klen);
-    tkmi_free(e->c_voff);
-    tkmi_free(e->c_vlen);
+    tkmi_free(e->cache);
     tkmi_free(e->c_keys);
     tkmi_free(e->c_vals);
     tkmi_free(e->ws_prev);
+    tkmi_free(e->final_id);
+    tkmi_free(e->merges);
     tkmi_free(e);
 }
 
@@ -165,9 +227,11 @@ static int maybe_add_pair(tkm_encoder *e, const char *text, int32_t left, int32_
     sym_t *l = &e->syms[left], *r = &e->syms[right];
     if (l->freeze || r->freeze) return 0;
     uint32_t size = l->len + r->len;
-    int32_t id = tkmi_strmap_get(&e->m->pieces, text + l->start, size);
+    /* sym.id is the symbol's id in the normal-piece map (-1: not a piece) */
+    int32_t id = (l->id >= 0 && r->id >= 0) ? merge_get(e, l->id, r->id)
+                                            : tkmi_strmap_get(&e->m->pieces, text + l->start, size);
     if (id < 0) return 0;
-    pair_t p = {e->m->score[id], left, right, size};
+    pair_t p = {e->m->score[id], left, right, size, id};
     TKM_FORWARD_IF_ERROR(heap_push(e, p));
     if (TKMI_UNLIKELY(e->m->type[id] == TKM_PIECE_UNUSED)) {
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->revs, &e->revs_cap, e->n_revs + 1, sizeof(rev_t)));
@@ -219,7 +283,12 @@ static int bpe_chunk(tkm_encoder *e, const char *text, size_t len)
             k = (size_t)tkmi_utf8_lead_len((uint8_t)text[pos]);
             if (k > len - pos) k = len - pos;
         }
-        e->syms[n] = (sym_t){n - 1, -1, (uint32_t)pos, (uint32_t)k, freeze};
+        int32_t sid = -1;
+        if (!freeze) {
+            uint8_t c0 = (uint8_t)text[pos];
+            sid = (k == 1 && c0 < 128) ? e->ascii_id[c0] : tkmi_strmap_get(&m->pieces, text + pos, k);
+        }
+        e->syms[n] = (sym_t){n - 1, -1, (uint32_t)pos, (uint32_t)k, sid, freeze};
         if (n > 0) e->syms[n - 1].next = n;
         n++;
         pos += k;
@@ -232,6 +301,7 @@ static int bpe_chunk(tkm_encoder *e, const char *text, size_t len)
         sym_t *l = &e->syms[top.left], *r = &e->syms[top.right];
         if (l->len == 0 || r->len == 0 || l->len + r->len != top.size) continue;
         l->len += r->len;
+        l->id = top.id;
         l->next = r->next;
         if (r->next >= 0) e->syms[r->next].prev = top.left;
         r->len = 0;
@@ -243,7 +313,8 @@ static int bpe_chunk(tkm_encoder *e, const char *text, size_t len)
         if (TKMI_UNLIKELY(m->has_unused)) {
             TKM_FORWARD_IF_ERROR(resegment(e, text, s->start, s->len, 0));
         } else {
-            TKM_FORWARD_IF_ERROR(push_tok(e, tkmi_piece_to_id(m, text + s->start, s->len), s->len));
+            int32_t id = s->id >= 0 ? e->final_id[s->id] : tkmi_piece_to_id(m, text + s->start, s->len);
+            TKM_FORWARD_IF_ERROR(push_tok(e, id, s->len));
         }
     }
     return 0;
@@ -251,7 +322,7 @@ static int bpe_chunk(tkm_encoder *e, const char *text, size_t len)
 
 static void cache_clear(tkm_encoder *e)
 {
-    memset(e->c_klen, 0, e->c_cap * sizeof *e->c_klen);
+    memset(e->cache, 0, e->c_cap * sizeof *e->cache);
     e->c_n = 0;
     e->c_keys_n = 0;
     e->c_vals_n = 0;
@@ -263,12 +334,13 @@ static int encode_chunk(tkm_encoder *e, const char *text, size_t len)
     if (len > CACHE_MAX_KEY) return bpe_chunk(e, text, len);
     uint64_t h = tkmi_hash_bytes(text, len);
     size_t mask = e->c_cap - 1, i = h & mask;
-    while (e->c_klen[i]) {
-        if (e->c_hash[i] == h && e->c_klen[i] == len && memcmp(e->c_keys + e->c_koff[i], text, len) == 0) {
-            uint32_t vn = e->c_vlen[i];
+    while (e->cache[i].klen) {
+        const struct cslot *c = &e->cache[i];
+        if (c->hash == h && c->klen == len && memcmp(e->c_keys + c->koff, text, len) == 0) {
+            uint32_t vn = c->vlen;
             if (e->n_toks + vn > e->toks_cap)
                 TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->toks, &e->toks_cap, e->n_toks + vn, sizeof(tok_t)));
-            memcpy(e->toks + e->n_toks, e->c_vals + e->c_voff[i], vn * sizeof(tok_t));
+            memcpy(e->toks + e->n_toks, e->c_vals + c->voff, vn * sizeof(tok_t));
             e->n_toks += vn;
             return 0;
         }
@@ -285,11 +357,7 @@ static int encode_chunk(tkm_encoder *e, const char *text, size_t len)
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->c_vals, &e->c_vals_cap, e->c_vals_n + vn, sizeof(tok_t)));
     memcpy(e->c_keys + e->c_keys_n, text, len);
     memcpy(e->c_vals + e->c_vals_n, e->toks + before, vn * sizeof(tok_t));
-    e->c_hash[i] = h;
-    e->c_koff[i] = (uint32_t)e->c_keys_n;
-    e->c_klen[i] = (uint32_t)len;
-    e->c_voff[i] = (uint32_t)e->c_vals_n;
-    e->c_vlen[i] = (uint32_t)vn;
+    e->cache[i] = (struct cslot){h, (uint32_t)e->c_keys_n, (uint32_t)len, (uint32_t)e->c_vals_n, (uint32_t)vn};
     e->c_keys_n += len;
     e->c_vals_n += vn;
     e->c_n++;

@@ -1,5 +1,6 @@
 /* strmap.c - open-addressing hash map from byte strings to int32, used for
- * piece lookup (encoder, model) and symbol interning (trainer). */
+ * piece lookup (encoder, model) and symbol interning (trainer). Slots are
+ * stored as an array of structs so that a probe costs one cache line. */
 #include "tkm_internal.h"
 
 int tkmi_strmap_init(tkmi_strmap *m, size_t expect)
@@ -7,24 +8,15 @@ int tkmi_strmap_init(tkmi_strmap *m, size_t expect)
     memset(m, 0, sizeof *m);
     size_t cap = 16;
     while (cap < expect * 2) cap <<= 1;
-    m->keys = tkmi_calloc(cap, sizeof *m->keys);
-    m->lens = tkmi_calloc(cap, sizeof *m->lens);
-    m->vals = tkmi_calloc(cap, sizeof *m->vals);
-    m->hashes = tkmi_calloc(cap, sizeof *m->hashes);
+    m->slots = tkmi_calloc(cap, sizeof *m->slots);
+    TKM_RETURN_ERROR_IF(!m->slots, TKM_ENOMEM, "out of memory (hash map of %zu)", cap);
     m->cap = cap;
-    if (!m->keys || !m->lens || !m->vals || !m->hashes) {
-        tkmi_strmap_free(m);
-        return tkmi_error(TKM_ENOMEM, "out of memory (hash map of %zu)", cap);
-    }
     return 0;
 }
 
 void tkmi_strmap_free(tkmi_strmap *m)
 {
-    tkmi_free(m->keys);
-    tkmi_free(m->lens);
-    tkmi_free(m->vals);
-    tkmi_free(m->hashes);
+    tkmi_free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
@@ -33,30 +25,28 @@ int32_t tkmi_strmap_get(const tkmi_strmap *m, const char *k, size_t len)
     if (!m->cap) return -1;
     uint64_t h = tkmi_hash_bytes(k, len);
     size_t mask = m->cap - 1, i = h & mask;
-    while (m->keys[i]) {
-        if (m->hashes[i] == h && m->lens[i] == len && memcmp(m->keys[i], k, len) == 0)
-            return m->vals[i];
+    for (;;) {
+        const tkmi_strslot *s = &m->slots[i];
+        if (!s->key) return -1;
+        if (s->hash == h && s->len == len && memcmp(s->key, k, len) == 0) return s->val;
         i = (i + 1) & mask;
     }
-    return -1;
 }
 
 static int strmap_rehash(tkmi_strmap *m)
 {
-    tkmi_strmap n;
-    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&n, m->cap));
+    size_t nc = m->cap ? m->cap * 2 : 16;
+    tkmi_strslot *ns = tkmi_calloc(nc, sizeof *ns);
+    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (hash map of %zu)", nc);
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
-        size_t j = m->hashes[i] & (n.cap - 1);
-        while (n.keys[j]) j = (j + 1) & (n.cap - 1);
-        n.keys[j] = m->keys[i];
-        n.lens[j] = m->lens[i];
-        n.vals[j] = m->vals[i];
-        n.hashes[j] = m->hashes[i];
+        if (!m->slots[i].key) continue;
+        size_t j = m->slots[i].hash & (nc - 1);
+        while (ns[j].key) j = (j + 1) & (nc - 1);
+        ns[j] = m->slots[i];
     }
-    n.n = m->n;
-    tkmi_strmap_free(m);
-    *m = n;
+    tkmi_free(m->slots);
+    m->slots = ns;
+    m->cap = nc;
     return 0;
 }
 
@@ -65,15 +55,13 @@ int tkmi_strmap_put(tkmi_strmap *m, const char *k, size_t len, int32_t v)
     if ((m->n + 1) * 2 > m->cap) TKM_FORWARD_IF_ERROR(strmap_rehash(m));
     uint64_t h = tkmi_hash_bytes(k, len);
     size_t mask = m->cap - 1, i = h & mask;
-    while (m->keys[i]) {
-        if (m->hashes[i] == h && m->lens[i] == len && memcmp(m->keys[i], k, len) == 0) return 0;
+    while (m->slots[i].key) {
+        tkmi_strslot *s = &m->slots[i];
+        if (s->hash == h && s->len == len && memcmp(s->key, k, len) == 0) return 0;
         i = (i + 1) & mask;
     }
     /* Empty keys need a non-NULL pointer to mark the slot used. */
-    m->keys[i] = k ? k : "";
-    m->lens[i] = (uint32_t)len;
-    m->vals[i] = v;
-    m->hashes[i] = h;
+    m->slots[i] = (tkmi_strslot){h, k ? k : "", (uint32_t)len, v};
     m->n++;
     return 1;
 }

@@ -74,10 +74,13 @@ static inline uint64_t tkmi_hash_u64(uint64_t x)
 /* ---- string -> int map (open addressing; keys point into caller storage
  * or an internal arena) ---- */
 typedef struct {
-    const char **keys;
-    uint32_t *lens;
-    int32_t *vals;
-    uint64_t *hashes;
+    uint64_t hash;
+    const char *key; /* NULL: empty slot */
+    uint32_t len;
+    int32_t val;
+} tkmi_strslot;      /* one cache-friendly slot: a probe touches one line */
+typedef struct {
+    tkmi_strslot *slots;
     size_t cap, n;
 } tkmi_strmap;
 int tkmi_strmap_init(tkmi_strmap *m, size_t expect);
