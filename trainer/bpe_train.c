@@ -13,11 +13,24 @@
  * bytewise smaller piece, then smaller symbol ids, so the result does not
  * depend on hash or word order, hence not on the thread count. Pieces get
  * score -rank so sentencepiece's encoder replays the merges in order. */
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "trainer_internal.h"
+
+static void debug_rss(const char *where)
+{
+    if (!getenv("TKM_DEBUG_BPE")) return;
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, res = 0;
+    struct mallinfo2 mi = mallinfo2();
+    if (f && fscanf(f, "%ld %ld", &pages, &res) == 2)
+        fprintf(stderr, "debug: %-14s rss %.1f MB, malloc in use %.1f MB, free in arenas %.1f MB\n", where, res * 4096.0 / 1e6,
+                (mi.uordblks + mi.hblkhd) / 1e6, mi.fordblks / 1e6);
+    if (f) fclose(f);
+}
 
 enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4 };
 
@@ -49,6 +62,8 @@ typedef struct {
     uint32_t *p_post_n, *p_post_cap;
     int32_t *dirty;
     size_t n_dirty, dirty_cap;
+    int32_t *slab; /* initial postings of all pairs, exactly sized */
+    size_t slab_n;
     /* heap */
     struct hent { int64_t cnt; int32_t pair; } *heap;
     size_t heap_n, heap_cap;
@@ -151,7 +166,7 @@ static int32_t pair_find(const bpe *B, int32_t a, int32_t b)
 
 static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
 {
-    if ((B->n_pairs + 1) * 2 > B->h_cap) TKM_FORWARD_IF_ERROR(pairs_rehash(B));
+    if ((B->n_pairs + 1) * 4 > B->h_cap * 3) TKM_FORWARD_IF_ERROR(pairs_rehash(B));
     uint64_t k = pkey(a, b);
     size_t mask = B->h_cap - 1, i = tkmi_hash_u64(k) & mask;
     while (B->h_key[i]) {
@@ -159,7 +174,7 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
         i = (i + 1) & mask;
     }
     if (B->n_pairs == B->p_cap) {
-        size_t nc = B->p_cap ? B->p_cap * 2 : (1u << 15);
+        size_t nc = B->p_cap ? B->p_cap + B->p_cap / 2 : (1u << 15);
 #define GROW(f) do { void *q = tkmi_realloc(B->f, nc * sizeof *B->f); if (!q) return tkmi_error(TKM_ENOMEM, "out of memory"); B->f = q; } while (0)
         GROW(p_a); GROW(p_b); GROW(p_cnt); GROW(p_valid); GROW(p_dirty); GROW(p_post); GROW(p_post_n); GROW(p_post_cap);
 #undef GROW
@@ -179,6 +194,11 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
     return 0;
 }
 
+static inline int post_in_slab(const bpe *B, const int32_t *q)
+{
+    return q && B->slab && q >= B->slab && q < B->slab + B->slab_n;
+}
+
 static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
 {
     int32_t p = -1;
@@ -188,8 +208,14 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
     uint32_t n = B->p_post_n[p];
     if (n == 0 || B->p_post[p][n - 1] != w) {
         if (n == B->p_post_cap[p]) {
-            uint32_t nc = B->p_post_cap[p] ? B->p_post_cap[p] * 2 : 2;
-            int32_t *q = tkmi_realloc(B->p_post[p], nc * sizeof *q);
+            uint32_t nc = n < 4 ? n + 2 : n + n / 2;
+            int32_t *q;
+            if (post_in_slab(B, B->p_post[p])) { /* first growth leaves the slab */
+                q = tkmi_malloc(nc * sizeof *q);
+                if (q) memcpy(q, B->p_post[p], n * sizeof *q);
+            } else {
+                q = tkmi_realloc(B->p_post[p], nc * sizeof *q);
+            }
             TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
             B->p_post[p] = q;
             B->p_post_cap[p] = nc;
@@ -274,8 +300,31 @@ static struct hent heap_pop(bpe *B)
     return top;
 }
 
+/* Drops stale entries: rebuilds the heap from the live pair counts. */
+static void heap_rebuild(bpe *B)
+{
+    size_t n = 0;
+    for (size_t p = 0; p < B->n_pairs; p++)
+        if (B->p_valid[p] && B->p_cnt[p] > 0) B->heap[n++] = (struct hent){B->p_cnt[p], (int32_t)p};
+    B->heap_n = n;
+    for (size_t i = n / 2; i-- > 0;) {
+        struct hent e = B->heap[i];
+        size_t k = i;
+        for (;;) {
+            size_t c = 2 * k + 1;
+            if (c >= n) break;
+            if (c + 1 < n && hent_before(B, &B->heap[c + 1], &B->heap[c])) c++;
+            if (!hent_before(B, &B->heap[c], &e)) break;
+            B->heap[k] = B->heap[c];
+            k = c;
+        }
+        B->heap[k] = e;
+    }
+}
+
 static int flush_dirty(bpe *B)
 {
+    if (B->heap_n > (1u << 20) && B->heap_n > 3 * B->n_pairs) heap_rebuild(B);
     for (size_t i = 0; i < B->n_dirty; i++) {
         int32_t p = B->dirty[i];
         B->p_dirty[p] = 0;
@@ -378,7 +427,9 @@ static void bpe_free(bpe *B)
     tkmi_strmap_free(&B->meta);
     tkmi_free(B->w_sym); tkmi_free(B->w_off); tkmi_free(B->w_len); tkmi_free(B->w_stamp); tkmi_free(B->w_cnt);
     tkmi_free(B->h_key); tkmi_free(B->h_val);
-    for (size_t p = 0; p < B->n_pairs; p++) tkmi_free(B->p_post[p]);
+    for (size_t p = 0; p < B->n_pairs; p++)
+        if (!post_in_slab(B, B->p_post[p])) tkmi_free(B->p_post[p]);
+    tkmi_free(B->slab);
     tkmi_free(B->p_a); tkmi_free(B->p_b); tkmi_free(B->p_cnt); tkmi_free(B->p_valid); tkmi_free(B->p_dirty);
     tkmi_free(B->p_post); tkmi_free(B->p_post_n); tkmi_free(B->p_post_cap);
     tkmi_free(B->dirty); tkmi_free(B->heap); tkmi_free(B->mark);
@@ -474,6 +525,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     static char byte_names[256][7];
     TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
 
+    debug_rss("counted");
     /* 1. meta pieces at their ids: unk/bos/eos/pad, control, user, bytes */
     int V = o->vocab_size;
     slots = tkmi_calloc((size_t)V, sizeof *slots);
@@ -570,8 +622,11 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     /* 3. words: pre-tokens cut at characters outside the vocabulary; pieces
      * of one character carry no pairs and are skipped */
     size_t total_syms = 0;
-    for (size_t k = 0; k < counts->cap; k++)
-        if (counts->count[k]) total_syms += counts->klen[k];
+    for (size_t k = 0; k < counts->cap; k++) {
+        if (!counts->count[k]) continue;
+        const uint8_t *s = (const uint8_t *)counts->arena + counts->koff[k];
+        for (size_t i = 0; i < counts->klen[k]; i++) total_syms += (s[i] & 0xC0) != 0x80;
+    }
     B.w_sym = tkmi_malloc((total_syms + 1) * sizeof *B.w_sym);
     size_t wcap = counts->n + 16;
     B.w_off = tkmi_malloc(wcap * sizeof *B.w_off);
@@ -616,18 +671,54 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             i += (size_t)mb;
         }
     }
+    debug_rss("words built");
+    /* the pre-token table is no longer needed: give its memory back */
+    tkmi_counts_free(counts);
     B.w_stamp = tkmi_calloc(B.n_words + 1, sizeof *B.w_stamp);
     if (!B.w_stamp) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
 
     /* 4. initial pairs */
+    /* Two passes: count each pair's postings, then fill one exactly sized
+     * slab (no per-pair allocations, no growth slack). */
     if ((rc = pairs_rehash(&B)) < 0) goto done;
     for (size_t w = 0; w < B.n_words; w++) {
         int32_t *s = B.w_sym + B.w_off[w];
-        for (uint32_t i = 0; i + 1 < B.w_len[w]; i++)
-            if ((rc = pair_inc(&B, s[i], s[i + 1], B.w_cnt[w], (int32_t)w)) < 0) goto done;
+        for (uint32_t i = 0; i + 1 < B.w_len[w]; i++) {
+            int32_t p = -1;
+            if ((rc = pair_get_or_add(&B, s[i], s[i + 1], &p)) < 0) goto done;
+            if (!B.p_valid[p]) continue;
+            B.p_cnt[p] += B.w_cnt[w];
+            /* p_post_cap temporarily holds the last word seen + 1 */
+            if (B.p_post_cap[p] != (uint32_t)w + 1) { B.p_post_cap[p] = (uint32_t)w + 1; B.p_post_n[p]++; }
+        }
     }
+    B.slab_n = 0;
+    for (size_t p = 0; p < B.n_pairs; p++) B.slab_n += B.p_post_n[p];
+    B.slab = tkmi_malloc((B.slab_n + 1) * sizeof *B.slab);
+    if (!B.slab) { rc = tkmi_error(TKM_ENOMEM, "out of memory (postings)"); goto done; }
+    {
+        size_t off = 0;
+        for (size_t p = 0; p < B.n_pairs; p++) {
+            B.p_post[p] = B.slab + off;
+            off += B.p_post_n[p];
+            B.p_post_cap[p] = B.p_post_n[p];
+            B.p_post_n[p] = 0;
+        }
+    }
+    for (size_t w = 0; w < B.n_words; w++) {
+        int32_t *s = B.w_sym + B.w_off[w];
+        for (uint32_t i = 0; i + 1 < B.w_len[w]; i++) {
+            int32_t p = pair_find(&B, s[i], s[i + 1]);
+            if (p < 0 || !B.p_valid[p]) continue;
+            uint32_t n = B.p_post_n[p];
+            if (n == 0 || B.p_post[p][n - 1] != (int32_t)w) B.p_post[p][B.p_post_n[p]++] = (int32_t)w;
+        }
+    }
+    for (size_t p = 0; p < B.n_pairs; p++)
+        if (B.p_valid[p] && B.p_cnt[p] > 0 && (rc = heap_push(&B, B.p_cnt[p], (int32_t)p)) < 0) goto done;
     if ((rc = flush_dirty(&B)) < 0) goto done;
 
+    debug_rss("initial pairs");
     /* 5. merges */
     final = tkmi_malloc(((size_t)target + 1) * sizeof *final);
     if (!final) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
@@ -663,17 +754,26 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         int32_t *post = B.p_post[p];
         B.p_post[p] = NULL;
         B.p_post_n[p] = B.p_post_cap[p] = 0;
+        int own = !post_in_slab(&B, post);
         for (uint32_t k = 0; k < np; k++) {
             int32_t w = post[k];
             if (B.w_stamp[w] == stamp) continue;
             B.w_stamp[w] = stamp;
-            if ((rc = merge_word(&B, w, a, b, c)) < 0) { tkmi_free(post); goto done; }
+            if ((rc = merge_word(&B, w, a, b, c)) < 0) { if (own) tkmi_free(post); goto done; }
         }
-        tkmi_free(post);
+        if (own) tkmi_free(post);
         B.p_cnt[p] = 0;
         if ((rc = flush_dirty(&B)) < 0) goto done;
     }
     t->stats.merges = (int)merges;
+    debug_rss("merged");
+    if (getenv("TKM_DEBUG_BPE")) {
+        size_t post = 0, pcap = 0;
+        for (size_t p = 0; p < B.n_pairs; p++) { post += B.p_post_n[p]; pcap += B.p_post_cap[p]; }
+        fprintf(stderr, "debug: words %zu syms %zu pairs %zu (cap %zu) hash cap %zu heap %zu/%zu postings %zu (cap %zu)\n",
+                B.n_words, B.w_off[B.n_words - 1] + B.w_len[B.n_words - 1], B.n_pairs, B.p_cap, B.h_cap, B.heap_n,
+                B.heap_cap, post, pcap);
+    }
     int vocab = V;
     if (merges < target) {
         if (o->hard_vocab_limit) {

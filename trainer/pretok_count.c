@@ -356,6 +356,9 @@ static int stop_workers(struct tkm_trainer *t)
         for (int i = 0; i < t->n_workers; i++) pthread_join(t->workers[i].th, NULL);
     }
     t->started = 0;
+    /* the line blocks are not needed any more: give their memory back */
+    for (tkmi_block *b = t->free_blocks, *n; b; b = n) { n = b->next; tkmi_free(b->data); tkmi_free(b); }
+    t->free_blocks = NULL;
     if (rc < 0) return rc;
     if (t->err) return tkmi_error(t->err, "%s", t->errmsg);
     return 0;
@@ -518,10 +521,10 @@ void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s) { *s = t->stats
 int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
 {
     *out = NULL;
-    double t0 = tkmi_now();
     tkmi_counts counts;
     int rc = tkmi_counts_finish(t, &counts);
-    t->stats.seconds_count = tkmi_now() - t->t_start;
+    double t0 = tkmi_now();
+    t->stats.seconds_count = t0 - t->t_start; /* reading + counting */
     if (rc == 0) rc = tkmi_bpe_train(t, &counts, out);
     tkmi_counts_free(&counts);
     t->stats.seconds_merge = tkmi_now() - t0;
