@@ -64,6 +64,13 @@ typedef struct {
     size_t n_dirty, dirty_cap;
     int32_t *slab; /* initial postings of all pairs, exactly sized */
     size_t slab_n;
+    /* postings created during merges: power-of-two blocks from 1 MB chunks,
+     * recycled through per-size free lists (no malloc header per list) */
+    void *pool_free[32];
+    char **pool_chunks;
+    size_t pool_n, pool_cap;
+    char *bump;
+    size_t bump_left;
     /* heap */
     struct hent { int64_t cnt; int32_t pair; } *heap;
     size_t heap_n, heap_cap;
@@ -199,6 +206,47 @@ static inline int post_in_slab(const bpe *B, const int32_t *q)
     return q && B->slab && q >= B->slab && q < B->slab + B->slab_n;
 }
 
+static inline int pool_class(uint32_t cap)
+{
+    int k = 1;
+    while ((1u << k) < cap) k++;
+    return k;
+}
+
+static int32_t *pool_alloc(bpe *B, int k)
+{
+    if (B->pool_free[k]) {
+        void *p = B->pool_free[k];
+        memcpy(&B->pool_free[k], p, sizeof(void *));
+        return p;
+    }
+    size_t bytes = (size_t)4 << k;
+    if (bytes > B->bump_left) {
+        size_t csz = bytes > (1u << 20) ? bytes : (1u << 20);
+        if (B->pool_n == B->pool_cap &&
+            tkmi_grow((void **)&B->pool_chunks, &B->pool_cap, B->pool_n + 1, sizeof(char *)) < 0)
+            return NULL;
+        char *c = tkmi_malloc(csz);
+        if (!c) return NULL;
+        B->pool_chunks[B->pool_n++] = c;
+        B->bump = c;
+        B->bump_left = csz;
+    }
+    int32_t *p = (int32_t *)B->bump;
+    B->bump += bytes;
+    B->bump_left -= bytes;
+    return p;
+}
+
+/* Returns a posting list to the pool (slab lists are simply dropped). */
+static void post_release(bpe *B, int32_t *q, uint32_t cap)
+{
+    if (!q || post_in_slab(B, q)) return;
+    int k = pool_class(cap);
+    memcpy(q, &B->pool_free[k], sizeof(void *));
+    B->pool_free[k] = q;
+}
+
 static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
 {
     int32_t p = -1;
@@ -208,17 +256,13 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
     uint32_t n = B->p_post_n[p];
     if (n == 0 || B->p_post[p][n - 1] != w) {
         if (n == B->p_post_cap[p]) {
-            uint32_t nc = n < 4 ? n + 2 : n + n / 2;
-            int32_t *q;
-            if (post_in_slab(B, B->p_post[p])) { /* first growth leaves the slab */
-                q = tkmi_malloc(nc * sizeof *q);
-                if (q) memcpy(q, B->p_post[p], n * sizeof *q);
-            } else {
-                q = tkmi_realloc(B->p_post[p], nc * sizeof *q);
-            }
+            int k = pool_class(n + 1);
+            int32_t *q = pool_alloc(B, k);
             TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
+            if (n) memcpy(q, B->p_post[p], n * sizeof *q);
+            post_release(B, B->p_post[p], B->p_post_cap[p]);
             B->p_post[p] = q;
-            B->p_post_cap[p] = nc;
+            B->p_post_cap[p] = 1u << k;
         }
         B->p_post[p][B->p_post_n[p]++] = w;
     }
@@ -427,8 +471,8 @@ static void bpe_free(bpe *B)
     tkmi_strmap_free(&B->meta);
     tkmi_free(B->w_sym); tkmi_free(B->w_off); tkmi_free(B->w_len); tkmi_free(B->w_stamp); tkmi_free(B->w_cnt);
     tkmi_free(B->h_key); tkmi_free(B->h_val);
-    for (size_t p = 0; p < B->n_pairs; p++)
-        if (!post_in_slab(B, B->p_post[p])) tkmi_free(B->p_post[p]);
+    for (size_t i = 0; i < B->pool_n; i++) tkmi_free(B->pool_chunks[i]);
+    tkmi_free(B->pool_chunks);
     tkmi_free(B->slab);
     tkmi_free(B->p_a); tkmi_free(B->p_b); tkmi_free(B->p_cnt); tkmi_free(B->p_valid); tkmi_free(B->p_dirty);
     tkmi_free(B->p_post); tkmi_free(B->p_post_n); tkmi_free(B->p_post_cap);
@@ -750,18 +794,17 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
                 t->progress(t->progress_ctx, "merging", (uint64_t)merges, (uint64_t)target);
         }
         stamp++;
-        uint32_t np = B.p_post_n[p];
+        uint32_t np = B.p_post_n[p], pcap = B.p_post_cap[p];
         int32_t *post = B.p_post[p];
         B.p_post[p] = NULL;
         B.p_post_n[p] = B.p_post_cap[p] = 0;
-        int own = !post_in_slab(&B, post);
         for (uint32_t k = 0; k < np; k++) {
             int32_t w = post[k];
             if (B.w_stamp[w] == stamp) continue;
             B.w_stamp[w] = stamp;
-            if ((rc = merge_word(&B, w, a, b, c)) < 0) { if (own) tkmi_free(post); goto done; }
+            if ((rc = merge_word(&B, w, a, b, c)) < 0) goto done;
         }
-        if (own) tkmi_free(post);
+        post_release(&B, post, pcap);
         B.p_cnt[p] = 0;
         if ((rc = flush_dirty(&B)) < 0) goto done;
     }
