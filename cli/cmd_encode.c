@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cli.h"
 
@@ -38,12 +39,18 @@ static int buf_int(buf_t *b, long v)
     return buf_put(b, tmp + k, sizeof tmp - (size_t)k);
 }
 
-enum { FMT_ID, FMT_PIECE };
+enum { FMT_ID, FMT_PIECE, FMT_U16 };
 
 typedef struct {
     const tkm_model *m;
     tkm_encoder *enc;
     int fmt, decode;
+    /* u16 datasets: newline ids between the lines of a document, separator
+     * id after each document (-1: none), one document per line or per file */
+    const int32_t *nl_ids;
+    size_t n_nl;
+    int32_t sep;
+    int doc_per_line;
     /* batch slice */
     const char *const *lines;
     const size_t *lens;
@@ -53,12 +60,27 @@ typedef struct {
     char err[512];
 } job_t;
 
-static int encode_line(job_t *j, const char *s, size_t n)
+static int put_u16(buf_t *b, int32_t id)
+{
+    uint8_t le[2] = {(uint8_t)(id & 0xFF), (uint8_t)((uint32_t)id >> 8)};
+    return buf_put(b, (const char *)le, 2);
+}
+
+static int encode_line(job_t *j, const char *s, size_t n, size_t line_in_file)
 {
     const int32_t *ids;
     size_t k;
     int rc = tkm_encode(j->enc, s, n, &ids, &k);
     if (rc < 0) return rc;
+    if (j->fmt == FMT_U16) {
+        if (!j->doc_per_line && line_in_file > 0)
+            for (size_t i = 0; i < j->n_nl; i++)
+                if (put_u16(&j->out, j->nl_ids[i])) return TKM_ENOMEM;
+        for (size_t i = 0; i < k; i++)
+            if (put_u16(&j->out, ids[i])) return TKM_ENOMEM;
+        if (j->doc_per_line && j->sep >= 0 && put_u16(&j->out, j->sep)) return TKM_ENOMEM;
+        return 0;
+    }
     for (size_t i = 0; i < k; i++) {
         if (i && buf_put(&j->out, " ", 1)) return TKM_ENOMEM;
         if (j->fmt == FMT_ID) {
@@ -134,7 +156,7 @@ static void *job_main(void *arg)
     j->rc = 0;
     for (size_t i = j->from; i < j->to && j->rc == 0; i++) {
         j->rc = j->decode ? decode_line(j, j->lines[i], j->lens[i], g_line_base + i + 1)
-                          : encode_line(j, j->lines[i], j->lens[i]);
+                          : encode_line(j, j->lines[i], j->lens[i], g_line_base + i);
         if (j->rc < 0 && !j->err[0]) snprintf(j->err, sizeof j->err, "line %zu: %s", g_line_base + i + 1, tkm_last_error());
     }
     return NULL;
@@ -146,6 +168,8 @@ static const struct option io_opts[] = {
     {"output-format", required_argument, 0, 'F'},
     {"input-format", required_argument, 0, 'I'},
     {"threads", required_argument, 0, 't'},
+    {"doc-separator", required_argument, 0, 'S'},
+    {"doc-per-line", no_argument, 0, 'L'},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -165,16 +189,172 @@ static void io_usage(FILE *f, int decode)
     fprintf(f, "\n"
                "  -m, --model FILE        sentencepiece .model (BPE)\n"
                "  -o, --output FILE       output file (written atomically; default stdout)\n"
-               "      --output-format F   encode: id or piece (piece)\n"
-               "      --input-format F    decode: id or piece (piece)\n"
+               "      --output-format F   encode: id, piece (default) or u16\n"
+               "      --input-format F    decode: id, piece (default) or u16\n"
+               "      --doc-separator S   u16: eos (default), none, or an id, written after\n"
+               "                          each document (decode: splits documents there)\n"
+               "      --doc-per-line      u16: each line is a document (default: each file)\n"
                "  -t, --threads N         worker threads (number of CPUs)\n"
                "  -h, --help\n");
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* OUT.json beside a u16 dataset: what it holds and how it was made. */
+static int write_sidecar(const char *outpath, const char *model, const tkm_model *m, uint64_t tokens, uint64_t docs,
+                         int32_t sep, int doc_per_line, const char *const *files, int nfiles)
+{
+    size_t pl = strlen(outpath);
+    char *path = malloc(pl + 6), *tmp = malloc(pl + 40);
+    if (!path || !tmp) { free(path); free(tmp); return EXIT_FAIL; }
+    sprintf(path, "%s.json", outpath);
+    sprintf(tmp, "%s.json.tmp.%ld", outpath, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "tokenmill encode: %s: cannot create: %s\n", tmp, strerror(errno));
+        free(path); free(tmp);
+        return EXIT_FAIL;
+    }
+    size_t mlen;
+    const uint8_t *mb = tkm_model_bytes(m, &mlen);
+    unsigned long crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, mb, (uInt)mlen);
+    fprintf(f, "{\n  \"format\": \"tokenmill-u16\",\n  \"dtype\": \"uint16\",\n  \"byte_order\": \"little\",\n");
+    fprintf(f, "  \"model\": ");
+    json_str(f, model);
+    fprintf(f, ",\n  \"model_bytes\": %zu,\n  \"model_crc32\": \"%08lx\",\n  \"vocab_size\": %d,\n", mlen, crc,
+            tkm_model_size(m));
+    fprintf(f, "  \"tokens\": %llu,\n  \"documents\": %llu,\n  \"document_unit\": \"%s\",\n",
+            (unsigned long long)tokens, (unsigned long long)docs, doc_per_line ? "line" : "file");
+    fprintf(f, "  \"doc_separator_id\": %d,\n  \"sources\": [", (int)sep);
+    for (int i = 0; i < nfiles; i++) {
+        fprintf(f, i ? ", " : "");
+        json_str(f, files[i]);
+    }
+    fprintf(f, "]\n}\n");
+    int bad = ferror(f) | (fclose(f) != 0);
+    if (bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "tokenmill encode: %s: cannot write\n", path);
+        unlink(tmp);
+        free(path); free(tmp);
+        return EXIT_FAIL;
+    }
+    free(path);
+    free(tmp);
+    return EXIT_OK;
+}
+
+/* decode --input-format u16: documents are split at the separator id; each
+ * is decoded and written as text followed by a newline. */
+static int decode_u16(const tkm_model *m, const char *model, int nfiles, char **files, const char *outpath, int32_t sep)
+{
+    (void)model;
+    FILE *out = stdout;
+    char *tmp = NULL;
+    if (outpath) {
+        tmp = malloc(strlen(outpath) + 32);
+        sprintf(tmp, "%s.tmp.%ld", outpath, (long)getpid());
+        if (!(out = fopen(tmp, "wb"))) {
+            fprintf(stderr, "tokenmill decode: %s: cannot create: %s\n", tmp, strerror(errno));
+            free(tmp);
+            return EXIT_FAIL;
+        }
+    }
+    int status = EXIT_OK;
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    const char *stdin_only[] = {"-"};
+    const char *const *list = nfiles > 0 ? (const char *const *)files : stdin_only;
+    if (nfiles <= 0) nfiles = 1;
+    for (int fi = 0; fi < nfiles && status == EXIT_OK; fi++) {
+        FILE *in = strcmp(list[fi], "-") ? fopen(list[fi], "rb") : stdin;
+        if (!in) {
+            fprintf(stderr, "tokenmill decode: %s: cannot open: %s\n", list[fi], strerror(errno));
+            status = EXIT_FAIL;
+            break;
+        }
+        uint8_t buf[1 << 16];
+        size_t got, carry = 0;
+        uint64_t pos = 0;
+        int eof = 0;
+        while (!eof && status == EXIT_OK) {
+            got = fread(buf + carry, 1, sizeof buf - carry, in);
+            if (got == 0) eof = 1;
+            got += carry;
+            size_t k = 0;
+            for (; k + 2 <= got || (eof && n > 0 && k == got); k += 2) {
+                int flush = 0;
+                if (k + 2 <= got) {
+                    int32_t id = buf[k] | (buf[k + 1] << 8);
+                    if (id >= tkm_model_size(m)) {
+                        fprintf(stderr, "tokenmill decode: %s: id %d at byte %llu is outside the vocabulary (%d)\n",
+                                list[fi], id, (unsigned long long)(pos + k), tkm_model_size(m));
+                        status = EXIT_FAIL;
+                        break;
+                    }
+                    if (id == sep) flush = 1;
+                    else {
+                        if (n == cap) {
+                            cap = cap ? cap * 2 : 4096;
+                            int32_t *q = realloc(ids, cap * sizeof *q);
+                            if (!q) { status = EXIT_FAIL; break; }
+                            ids = q;
+                        }
+                        ids[n++] = id;
+                    }
+                } else {
+                    flush = 1; /* end of input: the last document */
+                }
+                if (flush) {
+                    char *text;
+                    size_t tl;
+                    if (tkm_decode(m, ids, n, &text, &tl) < 0) { cli_error("decode", -1); status = EXIT_FAIL; break; }
+                    if (fwrite(text, 1, tl, out) != tl || fputc('\n', out) == EOF) status = EXIT_FAIL;
+                    tkm_free(text);
+                    n = 0;
+                    if (k + 2 > got) break;
+                }
+            }
+            if (status != EXIT_OK) break;
+            carry = got > k ? got - k : 0;
+            if (carry) {
+                if (eof) {
+                    fprintf(stderr, "tokenmill decode: %s: odd number of bytes (truncated u16 file)\n", list[fi]);
+                    status = EXIT_FAIL;
+                    break;
+                }
+                memmove(buf, buf + k, carry);
+            }
+            pos += k;
+        }
+        if (in != stdin) fclose(in);
+    }
+    free(ids);
+    if (fflush(out) != 0) status = EXIT_FAIL;
+    if (outpath) {
+        if (fclose(out) != 0) status = EXIT_FAIL;
+        if (status == EXIT_OK && rename(tmp, outpath) != 0) status = EXIT_FAIL;
+        if (status != EXIT_OK) unlink(tmp);
+        free(tmp);
+    }
+    return status;
 }
 
 static int run_io(int argc, char **argv, int decode)
 {
     const char *model = NULL, *outpath = NULL, *cmd = decode ? "decode" : "encode";
-    int fmt = FMT_PIECE, c;
+    int fmt = FMT_PIECE, c, doc_per_line = 0;
+    const char *sep_arg = "eos";
     long nproc = sysconf(_SC_NPROCESSORS_ONLN), v;
     int threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1;
     optind = 1;
@@ -186,8 +366,9 @@ static int run_io(int argc, char **argv, int decode)
         case 'I':
             if (!strcmp(optarg, "id")) fmt = FMT_ID;
             else if (!strcmp(optarg, "piece")) fmt = FMT_PIECE;
+            else if (!strcmp(optarg, "u16")) fmt = FMT_U16;
             else {
-                fprintf(stderr, "tokenmill %s: unknown format '%s' (id or piece)\n", cmd, optarg);
+                fprintf(stderr, "tokenmill %s: unknown format '%s' (id, piece or u16)\n", cmd, optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -198,6 +379,8 @@ static int run_io(int argc, char **argv, int decode)
             }
             threads = (int)v;
             break;
+        case 'S': sep_arg = optarg; break;
+        case 'L': doc_per_line = 1; break;
         case 'q': break;
         case 'h': io_usage(stdout, decode); return EXIT_OK;
         default: io_usage(stderr, decode); return EXIT_USAGE;
@@ -210,6 +393,42 @@ static int run_io(int argc, char **argv, int decode)
     tkm_model *m;
     int rc = tkm_model_load(model, &m);
     if (rc < 0) { cli_error(cmd, rc); return EXIT_FAIL; }
+    int32_t sep = -1, nl_ids[1];
+    size_t n_nl = 0;
+    if (fmt == FMT_U16) {
+        if (tkm_model_size(m) > 65536) {
+            fprintf(stderr, "tokenmill %s: %s has %d pieces: ids do not fit in uint16 (at most 65536)\n", cmd, model,
+                    tkm_model_size(m));
+            tkm_model_free(m);
+            return EXIT_FAIL;
+        }
+        if (!strcmp(sep_arg, "eos")) {
+            sep = tkm_model_eos_id(m);
+            if (sep < 0) {
+                fprintf(stderr, "tokenmill %s: %s has no eos piece; use --doc-separator none or an id\n", cmd, model);
+                tkm_model_free(m);
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(sep_arg, "none") != 0) {
+            if (cli_int(sep_arg, 0, tkm_model_size(m) - 1, &v)) {
+                fprintf(stderr, "tokenmill %s: invalid --doc-separator '%s' (eos, none or an id)\n", cmd, sep_arg);
+                tkm_model_free(m);
+                return EXIT_USAGE;
+            }
+            sep = (int32_t)v;
+        }
+        /* the newline between the lines of a document: its piece, else its
+         * byte piece, else unk */
+        int id = tkm_model_piece_id(m, "\n", 1);
+        if (id < 0 && tkm_model_byte_fallback(m)) id = tkm_model_piece_id(m, "<0x0A>", 6);
+        if (id < 0) id = tkm_model_unk_id(m);
+        nl_ids[n_nl++] = id;
+        if (decode) {
+            int st = decode_u16(m, model, argc - optind, argv + optind, outpath, sep);
+            tkm_model_free(m);
+            return st;
+        }
+    }
     job_t *jobs = calloc((size_t)threads, sizeof *jobs);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
     if (!jobs || !th) { fprintf(stderr, "tokenmill %s: out of memory\n", cmd); return EXIT_FAIL; }
@@ -217,6 +436,10 @@ static int run_io(int argc, char **argv, int decode)
         jobs[i].m = m;
         jobs[i].fmt = fmt;
         jobs[i].decode = decode;
+        jobs[i].nl_ids = nl_ids;
+        jobs[i].n_nl = n_nl;
+        jobs[i].sep = sep;
+        jobs[i].doc_per_line = doc_per_line;
         if (!decode && (rc = tkm_encoder_new(m, &jobs[i].enc)) < 0) {
             cli_error(cmd, rc);
             return EXIT_FAIL;
@@ -242,6 +465,11 @@ static int run_io(int argc, char **argv, int decode)
     size_t *offs = NULL, *lens = NULL, nl = 0, lcap = 0;
     const char **lines = NULL;
     int status = EXIT_OK;
+    uint64_t u16_bytes = 0, docs = 0;
+    if (fmt == FMT_U16 && !outpath && isatty(1)) {
+        fprintf(stderr, "tokenmill %s: refusing to write binary u16 output to a terminal (use -o FILE)\n", cmd);
+        status = EXIT_USAGE;
+    }
     for (int f = 0; f < nfiles && status == EXIT_OK; f++) {
         tkm_reader *r;
         if ((rc = tkm_reader_open(files[f], &r)) < 0) { cli_error(cmd, rc); status = EXIT_FAIL; break; }
@@ -290,6 +518,7 @@ static int run_io(int argc, char **argv, int decode)
                     status = EXIT_FAIL;
                     break;
                 }
+                u16_bytes += jobs[i].out.n;
                 if (fwrite(jobs[i].out.p, 1, jobs[i].out.n, out) != jobs[i].out.n) {
                     fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
                     status = EXIT_FAIL;
@@ -298,11 +527,21 @@ static int run_io(int argc, char **argv, int decode)
             g_line_base += nl;
         }
         tkm_reader_close(r);
+        if (fmt == FMT_U16 && status == EXIT_OK) {
+            docs += doc_per_line ? g_line_base : 1;
+            if (!doc_per_line && sep >= 0) {
+                uint8_t le[2] = {(uint8_t)(sep & 0xFF), (uint8_t)((uint32_t)sep >> 8)};
+                if (fwrite(le, 1, 2, out) != 2) status = EXIT_FAIL;
+                u16_bytes += 2;
+            }
+        }
     }
     if (fflush(out) != 0) {
         fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
         status = EXIT_FAIL;
     }
+    if (fmt == FMT_U16 && outpath && status == EXIT_OK)
+        status = write_sidecar(outpath, model, m, u16_bytes / 2, docs, sep, doc_per_line, files, nfiles);
     if (outpath) {
         if (fclose(out) != 0 && status == EXIT_OK) status = EXIT_FAIL;
         if (status == EXIT_OK && rename(tmp, outpath) != 0) {
