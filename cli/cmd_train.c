@@ -36,6 +36,10 @@ static void train_usage(FILE *f)
             "      --unk-id N --bos-id N --eos-id N --pad-id N   special ids (0 1 2 -1; -1 disables)\n"
             "      --unk-piece S --bos-piece S --eos-piece S --pad-piece S --unk-surface S\n"
             "      --normalization-rule-name identity   (only identity for now)\n"
+            "      --preset nerdstash          NovelAI nerdstash settings (65535 pieces, ids\n"
+            "                                  pad 0 unk 1 bos 2 eos 3, byte fallback, digits\n"
+            "                                  split, whitespace runs as pieces; see man page)\n"
+            "      --contractions[=BOOL]       add 's 't 'll 're 've 'd 'm as user-defined pieces\n"
             "  -t, --threads N                 counting threads (number of CPUs)\n"
             "  -q, --quiet                     no progress or summary\n"
             "  -h, --help\n");
@@ -44,8 +48,48 @@ static void train_usage(FILE *f)
 enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
-    O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED
+    O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
+    O_PRESET, O_CONTRACTIONS
 };
+
+/* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
+static const char *const nerdstash_user[] = {
+    "\xE2\x96\x81\xE2\x96\x81",                                   /* ▁ x2 */
+    "\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81",             /* ▁ x4 */
+    "\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81",
+    "\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81"
+    "\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81",
+    "\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81"
+    "\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81",
+    "\n",             /* newline: one token between lines of a u16 document */
+    "\t", "\t\t",     /* tabs (code) */
+    "\xE3\x80\x80",   /* U+3000 ideographic (full-width) space */
+    "\xE2\x80\x83",   /* U+2003 em space */
+    "\xE2\x80\x82",   /* U+2002 en space */
+};
+static const char *const contractions[] = {"'s", "'t", "'ll", "'re", "'ve", "'d", "'m"};
+
+static void apply_preset_nerdstash(tkm_train_options *o)
+{
+    o->vocab_size = 65535;
+    o->character_coverage = 0.9999985f;
+    o->add_dummy_prefix = 0;
+    o->remove_extra_whitespaces = 0;
+    o->byte_fallback = 1;
+    o->split_by_unicode_script = 1;
+    o->split_by_number = 1;
+    o->split_digits = 1;
+    o->allow_whitespace_only_pieces = 1;
+    o->max_piece_length = 16;
+    o->pad_id = 0;
+    o->unk_id = 1;
+    o->bos_id = 2;
+    o->eos_id = 3;
+    o->pad_piece = "<|pad|>";
+    o->unk_piece = "<|unknown|>";
+    o->bos_piece = "<|startoftext|>";
+    o->eos_piece = "<|endoftext|>";
+}
 
 static const struct option train_opts[] = {
     {"output", required_argument, 0, 'o'},
@@ -84,6 +128,8 @@ static const struct option train_opts[] = {
     {"shuffle-input-sentence", optional_argument, 0, O_IGNORED},
     {"max-sentence-length", required_argument, 0, O_IGNORED},
     {"train-extremely-large-corpus", optional_argument, 0, O_IGNORED},
+    {"preset", required_argument, 0, O_PRESET},
+    {"contractions", optional_argument, 0, O_CONTRACTIONS},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -126,7 +172,20 @@ int cmd_train(int argc, char **argv)
     const char *out = NULL;
     char *prefix_path = NULL;
     const char **inputs = NULL, **user = NULL, **control = NULL;
-    int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b;
+    int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b, user_given = 0, contr = 0;
+    const char *preset = NULL;
+    /* The preset is applied first, whatever its position: options override it. */
+    for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "--preset=", 9)) preset = argv[i] + 9;
+        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[i + 1];
+    }
+    if (preset) {
+        if (strcmp(preset, "nerdstash") != 0) {
+            fprintf(stderr, "tokenmill train: unknown preset '%s' (available: nerdstash)\n", preset);
+            return EXIT_USAGE;
+        }
+        apply_preset_nerdstash(&o);
+    }
     long v;
     double d;
     char *end;
@@ -176,7 +235,12 @@ int cmd_train(int argc, char **argv)
         BOOLOPT(O_REMOVE_WS, remove_extra_whitespaces)
         BOOLOPT(O_HARD, hard_vocab_limit)
 #undef BOOLOPT
-        case O_USER: if (split_list(optarg, &user, &n_user)) return EXIT_FAIL; break;
+        case O_USER: user_given = 1; if (split_list(optarg, &user, &n_user)) return EXIT_FAIL; break;
+        case O_PRESET: break; /* applied above */
+        case O_CONTRACTIONS:
+            if ((b = cli_bool(optarg)) < 0) goto bad;
+            contr = b;
+            break;
         case O_CONTROL: if (split_list(optarg, &control, &n_control)) return EXIT_FAIL; break;
         case O_UNK_ID: if (cli_int(optarg, -1, 1 << 20, &v)) goto bad; o.unk_id = (int)v; break;
         case O_BOS_ID: if (cli_int(optarg, -1, 1 << 20, &v)) goto bad; o.bos_id = (int)v; break;
@@ -215,6 +279,18 @@ int cmd_train(int argc, char **argv)
     if (n_inputs == 0) {
         fprintf(stderr, "tokenmill train: no input files given\n");
         return EXIT_USAGE;
+    }
+    if ((preset && !user_given) || contr) {
+        /* preset symbols unless the user gave a list; contractions on top */
+        int extra = (preset && !user_given ? (int)(sizeof nerdstash_user / sizeof *nerdstash_user) : 0) +
+                    (contr ? (int)(sizeof contractions / sizeof *contractions) : 0);
+        const char **nu = realloc((void *)user, (size_t)(n_user + extra) * sizeof *nu);
+        if (!nu) return EXIT_FAIL;
+        user = nu;
+        if (preset && !user_given)
+            for (size_t i = 0; i < sizeof nerdstash_user / sizeof *nerdstash_user; i++) user[n_user++] = nerdstash_user[i];
+        if (contr)
+            for (size_t i = 0; i < sizeof contractions / sizeof *contractions; i++) user[n_user++] = contractions[i];
     }
     o.user_defined_symbols = user;
     o.n_user_defined = n_user;

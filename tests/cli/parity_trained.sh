@@ -47,4 +47,16 @@ tkm tkm-nerdstash-like --byte-fallback --split-digits --allow-whitespace-only-pi
   --user-defined-symbols '▁▁,▁▁▁▁,<|endoftext|>' --character-coverage 0.99 --pad-id 3 --unk-id 1 --bos-id 0 --eos-id 2
 tkm tkm-spm-defaults --add-dummy-prefix --remove-extra-whitespaces --control-symbols '<sep>,<cls>'
 tkm tkm-no-script-split --split-by-unicode-script=false --split-by-number=false --max-piece-length 8
+# the nerdstash preset (its vocab size overridden by the --vocab-size above)
+tkm tkm-preset-nerdstash --preset nerdstash --contractions
+if command -v spm_export_vocab > /dev/null && [ -s "$TMP/tkm-preset-nerdstash.model" ]; then
+  spm_export_vocab --model "$TMP/tkm-preset-nerdstash.model" | cut -f1 | head -n 4 | paste -sd' ' > "$TMP/head.txt"
+  [ "$(cat "$TMP/head.txt")" = "<|pad|> <|unknown|> <|startoftext|> <|endoftext|>" ] && pass "preset: pad/unk/bos/eos at 0..3" \
+    || fail "preset layout: $(cat "$TMP/head.txt")"
+  # one line per piece carries its tab + score (the "\n" piece spans two lines)
+  n=$(spm_export_vocab --model "$TMP/tkm-preset-nerdstash.model" | grep -c $'\t')
+  [ "$n" -eq 3000 ] && pass "preset: --vocab-size overrides the preset" || fail "preset vocab size $n"
+  echo "it's four" | "$T" encode -m "$TMP/tkm-preset-nerdstash.model" | grep -q "'s" && pass "--contractions: 's is a piece" \
+    || fail "--contractions"
+fi
 finish
