@@ -10,6 +10,7 @@
  *
  *   "▁the▁cat▁sat"  ->  "▁the" | "▁cat" | "▁sat"   (cache hits after warm-up)
  */
+#include <float.h>
 #include <stdlib.h>
 
 #include "model_internal.h"
@@ -45,6 +46,12 @@ struct tkm_encoder {
      * string lookup of sentencepiece becomes one integer probe */
     struct mslot { uint64_t key; int32_t val; } *merges;
     size_t m_cap;
+    /* Unigram: trie of NORMAL/USER_DEFINED/UNUSED pieces, sentencepiece's
+     * min/max NORMAL scores, and the best-path table */
+    tkmi_ptrie ut;
+    float u_min, u_max;
+    struct bpn { int32_t id; float score; int32_t starts_at; } *best;
+    size_t best_cap;
     /* code points that precede U+2581 inside some piece (sorted) */
     uint32_t *ws_prev; size_t n_ws_prev;
     int split_ok;
@@ -139,11 +146,94 @@ static int build_merges(tkm_encoder *e)
     }
 }
 
+static int unigram_init(tkm_encoder *e)
+{
+    const tkm_model *m = e->m;
+    const char **strs = tkmi_malloc((size_t)m->n * sizeof *strs);
+    uint32_t *lens = tkmi_malloc((size_t)m->n * sizeof *lens);
+    int32_t *ids = tkmi_malloc((size_t)m->n * sizeof *ids);
+    int rc = 0;
+    if (!strs || !lens || !ids) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    size_t k = 0;
+    e->u_min = FLT_MAX;
+    e->u_max = FLT_MIN; /* sentencepiece starts from FLT_MIN, the smallest positive float */
+    for (int i = 0; rc == 0 && i < m->n; i++) {
+        int t = m->type[i];
+        if (t == TKM_PIECE_NORMAL) {
+            if (m->score[i] < e->u_min) e->u_min = m->score[i];
+            if (m->score[i] > e->u_max) e->u_max = m->score[i];
+        }
+        if (!(t == TKM_PIECE_NORMAL || t == TKM_PIECE_USER_DEFINED || t == TKM_PIECE_UNUSED)) continue;
+        strs[k] = tkmi_piece(m, i);
+        lens[k] = m->plen[i];
+        ids[k++] = i;
+    }
+    if (rc == 0) rc = tkmi_ptrie_build(&e->ut, strs, lens, ids, k);
+    tkmi_free(strs);
+    tkmi_free(lens);
+    tkmi_free(ids);
+    return rc;
+}
+
+/* sentencepiece's EncodeOptimized: best path ending at each byte position;
+ * a candidate replaces the current one only if strictly better, and
+ * candidates arrive by increasing start, then increasing length. */
+static int unigram_line(tkm_encoder *e, const char *s, size_t n)
+{
+    const tkm_model *m = e->m;
+    if (n + 1 > e->best_cap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->best, &e->best_cap, n + 1, sizeof *e->best));
+    struct bpn *best = e->best;
+    for (size_t i = 0; i <= n; i++) best[i] = (struct bpn){-1, 0.0f, -1};
+    const float unk_score = e->u_min - 10.0f;
+    size_t start = 0;
+    while (start < n) {
+        const float till = best[start].score;
+        int has_single = 0;
+        size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[start]);
+        if (mblen > n - start) mblen = n - start;
+        int32_t node = 0;
+        for (size_t k = start; k < n; k++) {
+            node = tkmi_ptrie_child(&e->ut, node, (uint8_t)s[k]);
+            if (node < 0) break;
+            int32_t id = e->ut.id[node];
+            if (id < 0) continue;
+            int t = m->type[id];
+            if (t == TKM_PIECE_UNUSED) continue;
+            size_t length = k + 1 - start;
+            struct bpn *tg = &best[k + 1];
+            /* As in C++: `cond ? (size_t * float - 0.1) : float` has type double,
+             * so the sum and the comparison are done in double and the best
+             * score is stored back as float; ties depend on it. */
+            double sc = t == TKM_PIECE_USER_DEFINED ? (double)((float)length * e->u_max) - 0.1 : (double)m->score[id];
+            double cand = sc + (double)till;
+            if (tg->starts_at == -1 || cand > (double)tg->score) *tg = (struct bpn){id, (float)cand, (int32_t)start};
+            if (length == mblen) has_single = 1;
+        }
+        if (!has_single) {
+            struct bpn *tg = &best[start + mblen];
+            float cand = unk_score + till;
+            if (tg->starts_at == -1 || cand > tg->score) *tg = (struct bpn){m->unk_id, cand, (int32_t)start};
+        }
+        start += mblen;
+    }
+    /* backtrack, then emit in order */
+    size_t cnt = 0;
+    for (size_t end = n; end > 0; end = (size_t)best[end].starts_at) cnt++;
+    if (e->n_toks + cnt > e->toks_cap)
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&e->toks, &e->toks_cap, e->n_toks + cnt, sizeof(tok_t)));
+    size_t k = e->n_toks + cnt;
+    for (size_t end = n; end > 0; end = (size_t)best[end].starts_at)
+        e->toks[--k] = (tok_t){best[end].id, (uint32_t)(end - (size_t)best[end].starts_at)};
+    e->n_toks += cnt;
+    return 0;
+}
+
 int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
 {
     *out = NULL;
-    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE, TKM_ENOTSUP,
-                        "%s: model type %d is not supported by the encoder yet (BPE only)", m->name, m->model_type);
+    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE && m->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
+                        "%s: model type %d is not supported by the encoder (BPE and Unigram only)", m->name,
+                        m->model_type);
     tkm_encoder *e = tkmi_calloc(1, sizeof *e);
     TKM_RETURN_ERROR_IF(!e, TKM_ENOMEM, "out of memory");
     e->m = m;
@@ -158,7 +248,7 @@ int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
             char c = (char)b;
             e->ascii_id[b] = tkmi_strmap_get(&m->pieces, &c, 1);
         }
-        rc = build_merges(e);
+        rc = m->model_type == TKM_MODEL_BPE ? build_merges(e) : unigram_init(e);
     }
     if (rc < 0) { tkm_encoder_free(e); return rc; }
     *out = e;
@@ -180,6 +270,8 @@ void tkm_encoder_free(tkm_encoder *e)
     tkmi_free(e->ws_prev);
     tkmi_free(e->final_id);
     tkmi_free(e->merges);
+    tkmi_ptrie_free(&e->ut);
+    tkmi_free(e->best);
     tkmi_free(e);
 }
 
@@ -403,7 +495,9 @@ int tkm_encode(tkm_encoder *e, const char *text, size_t len, const int32_t **ids
     const char *s = e->norm;
     size_t L = e->norm_len;
     if (L == 0) return 0;
-    if (!e->split_ok) {
+    if (m->model_type == TKM_MODEL_UNIGRAM) {
+        TKM_FORWARD_IF_ERROR(unigram_line(e, s, L));
+    } else if (!e->split_ok) {
         TKM_FORWARD_IF_ERROR(bpe_chunk(e, s, L));
     } else {
         size_t start = 0, p = 0;

@@ -19,6 +19,32 @@ int tkmi_trie_add(tkmi_trie *t, const char *s, size_t len);
 /* Length of the longest symbol that is a prefix of s[0..len), or 0. */
 size_t tkmi_trie_match(const tkmi_trie *t, const char *s, size_t len);
 
+/* Frozen byte trie over piece strings (Unigram lattices): node 0 is the
+ * root, with a direct table for the first byte; other nodes keep their
+ * children as a sorted edge range. id[node] is the piece ending there or -1. */
+typedef struct {
+    int32_t root[256];
+    int32_t *id;         /* per node */
+    uint32_t *first;     /* per node: first edge; first[n+1] ends the range */
+    uint8_t *ebyte;      /* per edge */
+    int32_t *echild;     /* per edge */
+    size_t n_nodes, n_edges;
+} tkmi_ptrie;
+/* Builds the trie of the given pieces (ids[i] for strs[i]). */
+int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *lens, const int32_t *ids, size_t n);
+void tkmi_ptrie_free(tkmi_ptrie *t);
+static inline int32_t tkmi_ptrie_child(const tkmi_ptrie *t, int32_t node, uint8_t b)
+{
+    if (node == 0) return t->root[b];
+    uint32_t lo = t->first[node], hi = t->first[node + 1];
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) >> 1;
+        if (t->ebyte[mid] < b) lo = mid + 1;
+        else hi = mid;
+    }
+    return (lo < t->first[node + 1] && t->ebyte[lo] == b) ? t->echild[lo] : -1;
+}
+
 struct tkm_model {
     uint8_t *raw;
     size_t raw_len;

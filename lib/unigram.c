@@ -1,0 +1,87 @@
+/* unigram.c - the piece trie shared by the Unigram encoder and trainer, and
+ * the Unigram Viterbi segmentation with libsentencepiece's exact arithmetic
+ * (unigram_model.cc, EncodeOptimized). */
+#include <float.h>
+#include <stdlib.h>
+
+#include "model_internal.h"
+
+/* ---- trie ---- */
+typedef struct { const char *s; uint32_t len; int32_t id; } tent;
+
+static int cmp_tent(const void *a, const void *b)
+{
+    const tent *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    if (c) return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+void tkmi_ptrie_free(tkmi_ptrie *t)
+{
+    tkmi_free(t->id);
+    tkmi_free(t->first);
+    tkmi_free(t->ebyte);
+    tkmi_free(t->echild);
+    memset(t, 0, sizeof *t);
+}
+
+/* Recursive construction over the sorted range [lo,hi) sharing a prefix of
+ * depth d: children are the distinct bytes at position d. Nodes are numbered
+ * in BFS-like order per parent so each parent's edges are contiguous. */
+typedef struct { size_t lo, hi; uint32_t depth; int32_t node; } frame;
+
+int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *lens, const int32_t *ids, size_t n)
+{
+    memset(t, 0, sizeof *t);
+    tent *e = tkmi_malloc((n + 1) * sizeof *e);
+    TKM_RETURN_ERROR_IF(!e, TKM_ENOMEM, "out of memory (trie)");
+    size_t m = 0, total = 1;
+    for (size_t i = 0; i < n; i++)
+        if (lens[i]) { e[m++] = (tent){strs[i], lens[i], ids[i]}; total += lens[i]; }
+    qsort(e, m, sizeof *e, cmp_tent);
+    /* at most one node per byte of input, plus the root */
+    t->id = tkmi_malloc(total * sizeof *t->id);
+    t->first = tkmi_malloc((total + 1) * sizeof *t->first);
+    t->ebyte = tkmi_malloc(total);
+    t->echild = tkmi_malloc(total * sizeof *t->echild);
+    frame *q = tkmi_malloc((total + 1) * sizeof *q);
+    if (!t->id || !t->first || !t->ebyte || !t->echild || !q) {
+        tkmi_free(e);
+        tkmi_free(q);
+        tkmi_ptrie_free(t);
+        return tkmi_error(TKM_ENOMEM, "out of memory (trie)");
+    }
+    for (int b = 0; b < 256; b++) t->root[b] = -1;
+    t->n_nodes = 1;
+    t->id[0] = -1;
+    size_t qh = 0, qt = 0;
+    q[qt++] = (frame){0, m, 0, 0};
+    /* process nodes in creation order so edges of node k are appended when k
+     * is expanded; first[k] must be set in node order: expand in order */
+    while (qh < qt) {
+        frame f = q[qh++];
+        t->first[f.node] = (uint32_t)t->n_edges;
+        size_t i = f.lo;
+        /* a string ending exactly at this depth marks the node */
+        while (i < f.hi && e[i].len == f.depth) { t->id[f.node] = e[i].id; i++; }
+        while (i < f.hi) {
+            uint8_t b = (uint8_t)e[i].s[f.depth];
+            size_t j = i;
+            while (j < f.hi && e[j].len > f.depth && (uint8_t)e[j].s[f.depth] == b) j++;
+            int32_t child = (int32_t)t->n_nodes++;
+            t->id[child] = -1;
+            if (f.node == 0) t->root[b] = child;
+            t->ebyte[t->n_edges] = b;
+            t->echild[t->n_edges] = child;
+            t->n_edges++;
+            q[qt++] = (frame){i, j, f.depth + 1, child};
+            i = j;
+        }
+    }
+    t->first[t->n_nodes] = (uint32_t)t->n_edges;
+    tkmi_free(q);
+    tkmi_free(e);
+    return 0;
+}
