@@ -413,56 +413,6 @@ static int merge_word(bpe *B, int32_t w, int32_t a, int32_t b, int32_t c)
     return 0;
 }
 
-/* ---- characters and coverage ---- */
-typedef struct { uint32_t cp; int64_t cnt; } chcount;
-
-static int cmp_chcount(const void *x, const void *y)
-{
-    const chcount *a = x, *b = y;
-    if (a->cnt != b->cnt) return a->cnt > b->cnt ? -1 : 1;
-    return a->cp < b->cp ? -1 : a->cp > b->cp;
-}
-
-typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } cpmap;
-
-static size_t cpmap_slot(cpmap *m, uint32_t cp)
-{
-    size_t i = tkmi_hash_u64(cp + 1) & (m->cap - 1);
-    while (m->key[i] && m->key[i] != cp + 1) i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-static int cpmap_add(cpmap *m, uint32_t cp, int64_t n)
-{
-    if ((m->n + 1) * 2 > m->cap) {
-        cpmap nm = {0};
-        nm.cap = m->cap ? m->cap * 2 : 4096;
-        nm.key = tkmi_calloc(nm.cap, sizeof *nm.key);
-        nm.cnt = tkmi_calloc(nm.cap, sizeof *nm.cnt);
-        nm.sym = tkmi_malloc(nm.cap * sizeof *nm.sym);
-        TKM_RETURN_ERROR_IF(!nm.key || !nm.cnt || !nm.sym, TKM_ENOMEM, "out of memory");
-        for (size_t i = 0; i < m->cap; i++) {
-            if (!m->key[i]) continue;
-            size_t j = cpmap_slot(&nm, m->key[i] - 1);
-            nm.key[j] = m->key[i];
-            nm.cnt[j] = m->cnt[i];
-            nm.sym[j] = m->sym[i];
-        }
-        nm.n = m->n;
-        tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
-        *m = nm;
-    }
-    size_t i = cpmap_slot(m, cp);
-    if (!m->key[i]) { m->key[i] = cp + 1; m->cnt[i] = 0; m->sym[i] = -1; m->n++; }
-    m->cnt[i] += n;
-    return 0;
-}
-
-static void cpmap_free(cpmap *m)
-{
-    tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
-}
-
 static void bpe_free(bpe *B)
 {
     tkmi_free(B->s_off); tkmi_free(B->s_len); tkmi_free(B->s_nchars); tkmi_free(B->s_nws);
@@ -479,155 +429,30 @@ static void bpe_free(bpe *B)
     tkmi_free(B->dirty); tkmi_free(B->heap); tkmi_free(B->mark);
 }
 
-/* ---- model serialization ---- */
-typedef struct { const char *s; size_t len; int type; } metap;
-
-static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int vocab)
-{
-    const tkm_train_options *o = &t->o;
-    tkmi_pb sub = {0};
-    for (int i = 0; i < t->n_inputs; i++) tkmi_pb_str(&sub, 1, t->inputs[i]);
-    tkmi_pb_int(&sub, 3, o->model_type);
-    tkmi_pb_int(&sub, 4, vocab);
-    tkmi_pb_float(&sub, 10, o->character_coverage);
-    tkmi_pb_int(&sub, 20, o->max_piece_length);
-    tkmi_pb_int(&sub, 21, o->split_by_unicode_script);
-    tkmi_pb_int(&sub, 22, o->split_by_whitespace);
-    tkmi_pb_int(&sub, 23, o->split_by_number);
-    tkmi_pb_int(&sub, 24, 0);
-    tkmi_pb_int(&sub, 25, o->split_digits);
-    tkmi_pb_int(&sub, 26, o->allow_whitespace_only_pieces);
-    for (int i = 0; i < o->n_control; i++) tkmi_pb_str(&sub, 30, o->control_symbols[i]);
-    for (int i = 0; i < o->n_user_defined; i++) tkmi_pb_str(&sub, 31, o->user_defined_symbols[i]);
-    tkmi_pb_int(&sub, 32, 1);
-    tkmi_pb_int(&sub, 33, o->hard_vocab_limit);
-    tkmi_pb_int(&sub, 35, o->byte_fallback);
-    tkmi_pb_int(&sub, 40, o->unk_id);
-    tkmi_pb_int(&sub, 41, o->bos_id);
-    tkmi_pb_int(&sub, 42, o->eos_id);
-    tkmi_pb_int(&sub, 43, o->pad_id);
-    tkmi_pb_str(&sub, 44, o->unk_surface);
-    tkmi_pb_str(&sub, 45, o->unk_piece);
-    tkmi_pb_str(&sub, 46, o->bos_piece);
-    tkmi_pb_str(&sub, 47, o->eos_piece);
-    tkmi_pb_str(&sub, 48, o->pad_piece);
-    if (sub.err) pb->err = 1;
-    tkmi_pb_bytes(pb, 2, sub.p, sub.n);
-    tkmi_free(sub.p);
-}
-
-static void write_normalizer_spec(tkmi_pb *pb, const tkm_train_options *o)
-{
-    tkmi_pb sub = {0};
-    tkmi_pb_str(&sub, 1, "identity");
-    tkmi_pb_int(&sub, 3, o->add_dummy_prefix);
-    tkmi_pb_int(&sub, 4, o->remove_extra_whitespaces);
-    tkmi_pb_int(&sub, 5, 1);
-    if (sub.err) pb->err = 1;
-    tkmi_pb_bytes(pb, 3, sub.p, sub.n);
-    tkmi_free(sub.p);
-}
-
-static void write_piece(tkmi_pb *pb, const char *s, size_t len, float score, int type)
-{
-    tkmi_pb sub = {0};
-    tkmi_pb_bytes(&sub, 1, s, len);
-    tkmi_pb_float(&sub, 2, score);
-    if (type != TKM_PIECE_NORMAL) tkmi_pb_int(&sub, 3, type);
-    if (sub.err) pb->err = 1;
-    tkmi_pb_bytes(pb, 1, sub.p, sub.n);
-    tkmi_free(sub.p);
-}
-
-static int place_meta(metap *slots, int cap, int id, const char *s, int type, const char *what)
-{
-    TKM_RETURN_ERROR_IF(id >= cap, TKM_EINVAL, "%s id %d is outside the vocabulary (size %d)", what, id, cap);
-    TKM_RETURN_ERROR_IF(slots[id].s, TKM_EINVAL, "%s id %d is already taken by %s", what, id, slots[id].s);
-    slots[id] = (metap){s, strlen(s), type};
-    return 0;
-}
-
-static int next_free(metap *slots, int cap, const char *s, int type)
-{
-    for (int id = 0; id < cap; id++)
-        if (!slots[id].s) { slots[id] = (metap){s, strlen(s), type}; return id; }
-    return tkmi_error(TKM_EVOCAB, "vocab size %d is too small for the special pieces (at %s)", cap, s);
-}
-
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
 {
     const tkm_train_options *o = &t->o;
     bpe B;
     memset(&B, 0, sizeof B);
     B.o = o;
-    cpmap cm = {0};
-    chcount *chars = NULL;
-    metap *slots = NULL;
     int32_t *final = NULL;
-    tkmi_pb pb = {0};
+    const char **fs = NULL;
+    uint32_t *fl = NULL;
+    float *fsc = NULL;
+    char (*cbuf)[4] = NULL;
     int rc = 0;
-    static char byte_names[256][7];
     TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
 
     debug_rss("counted");
-    /* 1. meta pieces at their ids: unk/bos/eos/pad, control, user, bytes */
-    int V = o->vocab_size;
-    slots = tkmi_calloc((size_t)V, sizeof *slots);
-    if (!slots) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
-    if ((rc = place_meta(slots, V, o->unk_id, o->unk_piece, TKM_PIECE_UNKNOWN, "unk")) < 0) goto done;
-    if (o->bos_id >= 0 && (rc = place_meta(slots, V, o->bos_id, o->bos_piece, TKM_PIECE_CONTROL, "bos")) < 0) goto done;
-    if (o->eos_id >= 0 && (rc = place_meta(slots, V, o->eos_id, o->eos_piece, TKM_PIECE_CONTROL, "eos")) < 0) goto done;
-    if (o->pad_id >= 0 && (rc = place_meta(slots, V, o->pad_id, o->pad_piece, TKM_PIECE_CONTROL, "pad")) < 0) goto done;
-    for (int i = 0; i < o->n_control; i++)
-        if ((rc = next_free(slots, V, o->control_symbols[i], TKM_PIECE_CONTROL)) < 0) goto done;
-    for (int i = 0; i < o->n_user_defined; i++)
-        if ((rc = next_free(slots, V, o->user_defined_symbols[i], TKM_PIECE_USER_DEFINED)) < 0) goto done;
-    if (o->byte_fallback)
-        for (int i = 0; i < 256; i++) {
-            snprintf(byte_names[i], sizeof byte_names[i], "<0x%02X>", i);
-            if ((rc = next_free(slots, V, byte_names[i], TKM_PIECE_BYTE)) < 0) goto done;
-        }
-    int n_meta = 0;
-    if ((rc = tkmi_strmap_init(&B.meta, 512)) < 0) goto done;
-    for (int id = 0; id < V; id++)
-        if (slots[id].s) {
-            n_meta++;
-            rc = tkmi_strmap_put(&B.meta, slots[id].s, slots[id].len, id);
-            if (rc < 0) goto done;
-            if (rc == 0) { rc = tkmi_error(TKM_EINVAL, "special piece %s is given twice", slots[id].s); goto done; }
-        }
+    /* 1-2. special pieces at their ids, character coverage */
+    tkmi_vbase vb;
+    if ((rc = tkmi_vbase_init(t, counts, &vb)) < 0) return rc;
+    int V = o->vocab_size, n_meta = vb.n_meta;
+    size_t nreq = vb.nreq;
+    tkmi_chcount *chars = vb.chars;
+    tkmi_cpmap cm = vb.cm;
+    B.meta = vb.meta;
     B.has_meta_str = 1;
-
-    /* 2. character counts and coverage (sentencepiece: sort by count desc,
-     * keep characters until the covered share reaches the target) */
-    int64_t all = 0;
-    for (size_t k = 0; k < counts->cap; k++) {
-        if (!counts->count[k]) continue;
-        const uint8_t *s = (const uint8_t *)counts->arena + counts->koff[k];
-        size_t n = counts->klen[k];
-        for (size_t i = 0; i < n;) {
-            int mb;
-            int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
-            if ((rc = cpmap_add(&cm, (uint32_t)cp, counts->count[k])) < 0) goto done;
-            all += counts->count[k];
-            i += (size_t)mb;
-        }
-    }
-    TKM_RETURN_ERROR_IF(all == 0, TKM_EEMPTY, "no input: the corpus has no characters to learn from");
-    chars = tkmi_malloc(cm.n * sizeof *chars);
-    if (!chars) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
-    size_t nch = 0;
-    for (size_t i = 0; i < cm.cap; i++)
-        if (cm.key[i]) chars[nch++] = (chcount){cm.key[i] - 1, cm.cnt[i]};
-    qsort(chars, nch, sizeof *chars, cmp_chcount);
-    size_t nreq = 0;
-    int64_t acc = 0;
-    for (size_t i = 0; i < nch; i++) {
-        double cov = (double)acc / (double)all;
-        if (cov >= (double)o->character_coverage) break;
-        acc += chars[i].cnt;
-        nreq++;
-    }
     /* a required character that is already a special piece is not repeated */
     B.arena_cap = ((size_t)V + nreq + 16) * ((size_t)o->max_piece_length * 4 + 4);
     B.arena = tkmi_malloc(B.arena_cap);
@@ -646,13 +471,10 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         if (tkmi_strmap_get(&B.meta, buf, (size_t)l) >= 0) continue;
         int id = sym_add(&B, buf, (size_t)l, 1, sc, sc, flags, is_ws);
         if (id < 0) { rc = id; goto done; }
-        cm.sym[cpmap_slot(&cm, cp)] = id;
+        cm.sym[tkmi_cpmap_slot(&cm, cp)] = id;
         chars[n_char_syms++] = chars[i];
     }
-    t->stats.chars_total = (uint64_t)all;
-    t->stats.chars_unique = nch;
     t->stats.chars_required = n_char_syms;
-    t->stats.chars_dropped_occurrences = (uint64_t)(all - acc);
 
     long target = (long)V - n_meta - (long)n_char_syms;
     if (target < 0) {
@@ -687,7 +509,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             int mb = 1;
             if (i < n) {
                 int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
-                sym = cm.sym[cpmap_slot(&cm, (uint32_t)cp)];
+                sym = cm.sym[tkmi_cpmap_slot(&cm, (uint32_t)cp)];
             }
             if (sym < 0) {
                 if (pos - start >= 2) {
@@ -827,48 +649,40 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             goto done;
         }
         vocab = (int)(n_meta + (long)n_char_syms + merges);
-        for (int id = vocab; id < V; id++)
-            if (slots[id].s) {
-                rc = tkmi_error(TKM_EVOCAB, "special piece %s has id %d beyond the reachable vocab size %d", slots[id].s,
-                                id, vocab);
-                goto done;
-            }
+
     }
 
-    /* 6. serialize: ids in order, specials at their slots, then merges and
-     * characters with score -rank */
-    long fi = 0, rank = 0;
-    int npieces = 0;
-    for (int id = 0; id < vocab; id++) {
-        if (slots[id].s) {
-            write_piece(&pb, slots[id].s, slots[id].len, 0.0f, slots[id].type);
-            if (slots[id].type == TKM_PIECE_BYTE) t->stats.pieces_byte++;
-            else if (slots[id].type == TKM_PIECE_USER_DEFINED) t->stats.pieces_user++;
-            else t->stats.pieces_meta++;
-        } else if (fi < merges) {
-            int32_t s = final[fi++];
-            write_piece(&pb, B.arena + B.s_off[s], B.s_len[s], -(float)rank++, TKM_PIECE_NORMAL);
-            t->stats.pieces_normal++;
+    /* 6. serialize: merges then characters, score -rank */
+    size_t nf = (size_t)merges + n_char_syms;
+    fs = tkmi_malloc((nf + 1) * sizeof *fs);
+    fl = tkmi_malloc((nf + 1) * sizeof *fl);
+    fsc = tkmi_malloc((nf + 1) * sizeof *fsc);
+    cbuf = tkmi_malloc((n_char_syms + 1) * sizeof *cbuf);
+    if (!fs || !fl || !fsc || !cbuf) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
+    for (size_t i = 0; i < nf; i++) {
+        if (i < (size_t)merges) {
+            fs[i] = B.arena + B.s_off[final[i]];
+            fl[i] = B.s_len[final[i]];
         } else {
-            size_t ci = (size_t)(fi++ - merges);
-            char buf[4];
-            int l = tkmi_utf8_encode(chars[ci].cp, buf);
-            write_piece(&pb, buf, (size_t)l, -(float)rank++, TKM_PIECE_NORMAL);
-            t->stats.pieces_char++;
+            size_t ci = i - (size_t)merges;
+            fl[i] = (uint32_t)tkmi_utf8_encode(chars[ci].cp, cbuf[ci]);
+            fs[i] = cbuf[ci];
         }
-        npieces++;
+        fsc[i] = -(float)i;
     }
-    write_trainer_spec(&pb, t, vocab);
-    write_normalizer_spec(&pb, o);
-    if (pb.err) { rc = tkmi_error(TKM_ENOMEM, "out of memory (model)"); goto done; }
-    rc = tkm_model_load_mem(pb.p, pb.n, "<trained model>", out);
+    t->stats.pieces_char = (int)n_char_syms;
+    rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
+    t->stats.pieces_normal = (int)merges;
 
 done:
-    tkmi_free(pb.p);
     tkmi_free(final);
-    tkmi_free(slots);
-    tkmi_free(chars);
-    cpmap_free(&cm);
+    tkmi_free(fs);
+    tkmi_free(fl);
+    tkmi_free(fsc);
+    tkmi_free(cbuf);
+    B.meta = (tkmi_strmap){0}; /* owned by vb */
+    vb.cm = cm;
+    tkmi_vbase_free(&vb);
     bpe_free(&B);
     return rc < 0 ? rc : 0;
 }

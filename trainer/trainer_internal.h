@@ -67,6 +67,31 @@ struct tkm_trainer {
     char errmsg[512];
 };
 
+/* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
+typedef struct { uint32_t cp; int64_t cnt; } tkmi_chcount;
+typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } tkmi_cpmap; /* code point -> count, sym */
+size_t tkmi_cpmap_slot(tkmi_cpmap *m, uint32_t cp);
+int tkmi_cpmap_add(tkmi_cpmap *m, uint32_t cp, int64_t n);
+void tkmi_cpmap_free(tkmi_cpmap *m);
+typedef struct { const char *s; size_t len; int type; } tkmi_metap;
+typedef struct {
+    tkmi_metap *slots;   /* [V]: special pieces at their ids */
+    int V, n_meta;
+    tkmi_strmap meta;    /* their strings */
+    tkmi_cpmap cm;       /* all characters with counts */
+    tkmi_chcount *chars; /* sorted by count desc; the first nreq are kept */
+    size_t nch, nreq;
+    int64_t all, acc;
+} tkmi_vbase;
+/* Places the special pieces and computes the character coverage. */
+int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase *vb);
+void tkmi_vbase_free(tkmi_vbase *vb);
+/* Serializes a model of `vocab` pieces: specials at their ids, the other ids
+ * filled with strs/scores in order. */
+int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const char *const *strs, const uint32_t *lens,
+                     const float *scores, size_t n, tkm_model **out);
+int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+
 /* Pre-tokenizes one normalized line into w's counts. */
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
 /* Merges worker tables into one and returns it (workers' tables freed). */

@@ -1,0 +1,234 @@
+/* vocab_common.c - what the BPE and Unigram trainers share: special pieces
+ * at their ids, character coverage, and writing the ModelProto. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "trainer_internal.h"
+
+/* ---- characters and coverage ---- */
+
+static int cmp_chcount(const void *x, const void *y)
+{
+    const tkmi_chcount *a = x, *b = y;
+    if (a->cnt != b->cnt) return a->cnt > b->cnt ? -1 : 1;
+    return a->cp < b->cp ? -1 : a->cp > b->cp;
+}
+
+
+size_t tkmi_cpmap_slot(tkmi_cpmap *m, uint32_t cp)
+{
+    size_t i = tkmi_hash_u64(cp + 1) & (m->cap - 1);
+    while (m->key[i] && m->key[i] != cp + 1) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+int tkmi_cpmap_add(tkmi_cpmap *m, uint32_t cp, int64_t n)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        tkmi_cpmap nm = {0};
+        nm.cap = m->cap ? m->cap * 2 : 4096;
+        nm.key = tkmi_calloc(nm.cap, sizeof *nm.key);
+        nm.cnt = tkmi_calloc(nm.cap, sizeof *nm.cnt);
+        nm.sym = tkmi_malloc(nm.cap * sizeof *nm.sym);
+        TKM_RETURN_ERROR_IF(!nm.key || !nm.cnt || !nm.sym, TKM_ENOMEM, "out of memory");
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->key[i]) continue;
+            size_t j = tkmi_cpmap_slot(&nm, m->key[i] - 1);
+            nm.key[j] = m->key[i];
+            nm.cnt[j] = m->cnt[i];
+            nm.sym[j] = m->sym[i];
+        }
+        nm.n = m->n;
+        tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
+        *m = nm;
+    }
+    size_t i = tkmi_cpmap_slot(m, cp);
+    if (!m->key[i]) { m->key[i] = cp + 1; m->cnt[i] = 0; m->sym[i] = -1; m->n++; }
+    m->cnt[i] += n;
+    return 0;
+}
+
+void tkmi_cpmap_free(tkmi_cpmap *m)
+{
+    tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
+}
+
+/* ---- model serialization ---- */
+
+static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int vocab)
+{
+    const tkm_train_options *o = &t->o;
+    tkmi_pb sub = {0};
+    for (int i = 0; i < t->n_inputs; i++) tkmi_pb_str(&sub, 1, t->inputs[i]);
+    tkmi_pb_int(&sub, 3, o->model_type);
+    tkmi_pb_int(&sub, 4, vocab);
+    tkmi_pb_float(&sub, 10, o->character_coverage);
+    tkmi_pb_int(&sub, 20, o->max_piece_length);
+    tkmi_pb_int(&sub, 21, o->split_by_unicode_script);
+    tkmi_pb_int(&sub, 22, o->split_by_whitespace);
+    tkmi_pb_int(&sub, 23, o->split_by_number);
+    tkmi_pb_int(&sub, 24, 0);
+    tkmi_pb_int(&sub, 25, o->split_digits);
+    tkmi_pb_int(&sub, 26, o->allow_whitespace_only_pieces);
+    for (int i = 0; i < o->n_control; i++) tkmi_pb_str(&sub, 30, o->control_symbols[i]);
+    for (int i = 0; i < o->n_user_defined; i++) tkmi_pb_str(&sub, 31, o->user_defined_symbols[i]);
+    tkmi_pb_int(&sub, 32, 1);
+    tkmi_pb_int(&sub, 33, o->hard_vocab_limit);
+    tkmi_pb_int(&sub, 35, o->byte_fallback);
+    tkmi_pb_int(&sub, 40, o->unk_id);
+    tkmi_pb_int(&sub, 41, o->bos_id);
+    tkmi_pb_int(&sub, 42, o->eos_id);
+    tkmi_pb_int(&sub, 43, o->pad_id);
+    tkmi_pb_str(&sub, 44, o->unk_surface);
+    tkmi_pb_str(&sub, 45, o->unk_piece);
+    tkmi_pb_str(&sub, 46, o->bos_piece);
+    tkmi_pb_str(&sub, 47, o->eos_piece);
+    tkmi_pb_str(&sub, 48, o->pad_piece);
+    if (sub.err) pb->err = 1;
+    tkmi_pb_bytes(pb, 2, sub.p, sub.n);
+    tkmi_free(sub.p);
+}
+
+static void write_normalizer_spec(tkmi_pb *pb, const tkm_train_options *o)
+{
+    tkmi_pb sub = {0};
+    tkmi_pb_str(&sub, 1, "identity");
+    tkmi_pb_int(&sub, 3, o->add_dummy_prefix);
+    tkmi_pb_int(&sub, 4, o->remove_extra_whitespaces);
+    tkmi_pb_int(&sub, 5, 1);
+    if (sub.err) pb->err = 1;
+    tkmi_pb_bytes(pb, 3, sub.p, sub.n);
+    tkmi_free(sub.p);
+}
+
+static void write_piece(tkmi_pb *pb, const char *s, size_t len, float score, int type)
+{
+    tkmi_pb sub = {0};
+    tkmi_pb_bytes(&sub, 1, s, len);
+    tkmi_pb_float(&sub, 2, score);
+    if (type != TKM_PIECE_NORMAL) tkmi_pb_int(&sub, 3, type);
+    if (sub.err) pb->err = 1;
+    tkmi_pb_bytes(pb, 1, sub.p, sub.n);
+    tkmi_free(sub.p);
+}
+
+static int place_meta(tkmi_metap *slots, int cap, int id, const char *s, int type, const char *what)
+{
+    TKM_RETURN_ERROR_IF(id >= cap, TKM_EINVAL, "%s id %d is outside the vocabulary (size %d)", what, id, cap);
+    TKM_RETURN_ERROR_IF(slots[id].s, TKM_EINVAL, "%s id %d is already taken by %s", what, id, slots[id].s);
+    slots[id] = (tkmi_metap){s, strlen(s), type};
+    return 0;
+}
+
+static int next_free(tkmi_metap *slots, int cap, const char *s, int type)
+{
+    for (int id = 0; id < cap; id++)
+        if (!slots[id].s) { slots[id] = (tkmi_metap){s, strlen(s), type}; return id; }
+    return tkmi_error(TKM_EVOCAB, "vocab size %d is too small for the special pieces (at %s)", cap, s);
+}
+
+int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase *vb)
+{
+    const tkm_train_options *o = &t->o;
+    static char byte_names[256][7];
+    int rc = 0;
+    memset(vb, 0, sizeof *vb);
+    int V = vb->V = o->vocab_size;
+    tkmi_metap *slots = vb->slots = tkmi_calloc((size_t)V, sizeof *slots);
+    TKM_RETURN_ERROR_IF(!slots, TKM_ENOMEM, "out of memory");
+    if ((rc = place_meta(slots, V, o->unk_id, o->unk_piece, TKM_PIECE_UNKNOWN, "unk")) < 0) return rc;
+    if (o->bos_id >= 0 && (rc = place_meta(slots, V, o->bos_id, o->bos_piece, TKM_PIECE_CONTROL, "bos")) < 0) return rc;
+    if (o->eos_id >= 0 && (rc = place_meta(slots, V, o->eos_id, o->eos_piece, TKM_PIECE_CONTROL, "eos")) < 0) return rc;
+    if (o->pad_id >= 0 && (rc = place_meta(slots, V, o->pad_id, o->pad_piece, TKM_PIECE_CONTROL, "pad")) < 0) return rc;
+    for (int i = 0; i < o->n_control; i++)
+        if ((rc = next_free(slots, V, o->control_symbols[i], TKM_PIECE_CONTROL)) < 0) return rc;
+    for (int i = 0; i < o->n_user_defined; i++)
+        if ((rc = next_free(slots, V, o->user_defined_symbols[i], TKM_PIECE_USER_DEFINED)) < 0) return rc;
+    if (o->byte_fallback)
+        for (int i = 0; i < 256; i++) {
+            snprintf(byte_names[i], sizeof byte_names[i], "<0x%02X>", i);
+            if ((rc = next_free(slots, V, byte_names[i], TKM_PIECE_BYTE)) < 0) return rc;
+        }
+    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&vb->meta, 512));
+    for (int id = 0; id < V; id++)
+        if (slots[id].s) {
+            vb->n_meta++;
+            rc = tkmi_strmap_put(&vb->meta, slots[id].s, slots[id].len, id);
+            if (rc < 0) return rc;
+            TKM_RETURN_ERROR_IF(rc == 0, TKM_EINVAL, "special piece %s is given twice", slots[id].s);
+        }
+    /* characters: sort by count desc, keep them until the covered share
+     * reaches the target (sentencepiece's rule) */
+    int64_t all = 0;
+    for (size_t k = 0; k < counts->cap; k++) {
+        if (!counts->count[k]) continue;
+        const uint8_t *s = (const uint8_t *)counts->arena + counts->koff[k];
+        size_t n = counts->klen[k];
+        for (size_t i = 0; i < n;) {
+            int mb;
+            int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
+            TKM_FORWARD_IF_ERROR(tkmi_cpmap_add(&vb->cm, (uint32_t)cp, counts->count[k]));
+            all += counts->count[k];
+            i += (size_t)mb;
+        }
+    }
+    TKM_RETURN_ERROR_IF(all == 0, TKM_EEMPTY, "no input: the corpus has no characters to learn from");
+    vb->chars = tkmi_malloc(vb->cm.n * sizeof *vb->chars);
+    TKM_RETURN_ERROR_IF(!vb->chars, TKM_ENOMEM, "out of memory");
+    size_t nch = 0;
+    for (size_t i = 0; i < vb->cm.cap; i++)
+        if (vb->cm.key[i]) vb->chars[nch++] = (tkmi_chcount){vb->cm.key[i] - 1, vb->cm.cnt[i]};
+    qsort(vb->chars, nch, sizeof *vb->chars, cmp_chcount);
+    int64_t acc = 0;
+    size_t nreq = 0;
+    for (size_t i = 0; i < nch; i++) {
+        if ((double)acc / (double)all >= (double)o->character_coverage) break;
+        acc += vb->chars[i].cnt;
+        nreq++;
+    }
+    vb->nch = nch;
+    vb->nreq = nreq;
+    vb->all = all;
+    vb->acc = acc;
+    t->stats.chars_total = (uint64_t)all;
+    t->stats.chars_unique = nch;
+    t->stats.chars_required = nreq;
+    t->stats.chars_dropped_occurrences = (uint64_t)(all - acc);
+    return 0;
+}
+
+void tkmi_vbase_free(tkmi_vbase *vb)
+{
+    tkmi_free(vb->slots);
+    tkmi_free(vb->chars);
+    tkmi_strmap_free(&vb->meta);
+    tkmi_cpmap_free(&vb->cm);
+    memset(vb, 0, sizeof *vb);
+}
+
+int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const char *const *strs, const uint32_t *lens,
+                     const float *scores, size_t n, tkm_model **out)
+{
+    const tkmi_metap *slots = vb->slots;
+    for (int id = vocab; id < vb->V; id++)
+        TKM_RETURN_ERROR_IF(slots[id].s, TKM_EVOCAB, "special piece %s has id %d beyond the reachable vocab size %d",
+                            slots[id].s, id, vocab);
+    tkmi_pb pb = {0};
+    size_t fi = 0;
+    for (int id = 0; id < vocab; id++) {
+        if (slots[id].s) {
+            write_piece(&pb, slots[id].s, slots[id].len, 0.0f, slots[id].type);
+            if (slots[id].type == TKM_PIECE_BYTE) t->stats.pieces_byte++;
+            else if (slots[id].type == TKM_PIECE_USER_DEFINED) t->stats.pieces_user++;
+            else t->stats.pieces_meta++;
+        } else if (fi < n) {
+            write_piece(&pb, strs[fi], lens[fi], scores[fi], TKM_PIECE_NORMAL);
+            fi++;
+        }
+    }
+    write_trainer_spec(&pb, t, vocab);
+    write_normalizer_spec(&pb, &t->o);
+    int rc = pb.err ? tkmi_error(TKM_ENOMEM, "out of memory (model)") : tkm_model_load_mem(pb.p, pb.n, "<trained model>", out);
+    tkmi_free(pb.p);
+    return rc;
+}
