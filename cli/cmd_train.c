@@ -19,7 +19,7 @@ static void train_usage(FILE *f)
             "  -o, --output FILE               model to write (atomically)\n"
             "      --model-prefix P            write P.model (sentencepiece style)\n"
             "      --input A,B                 comma-separated input files (besides FILE...)\n"
-            "      --model-type bpe            model type (unigram: not supported yet)\n"
+            "      --model-type bpe|unigram    model type (bpe)\n"
             "      --vocab-size N              total pieces including specials (8000)\n"
             "      --character-coverage F      share of characters kept (0.9995)\n"
             "      --max-piece-length N        characters per piece (16)\n"
@@ -36,6 +36,9 @@ static void train_usage(FILE *f)
             "      --unk-id N --bos-id N --eos-id N --pad-id N   special ids (0 1 2 -1; -1 disables)\n"
             "      --unk-piece S --bos-piece S --eos-piece S --pad-piece S --unk-surface S\n"
             "      --normalization-rule-name identity   (only identity for now)\n"
+            "      --seed-size N               Unigram: seed pieces (1000000)\n"
+            "      --shrinking-factor F        Unigram: share kept per pruning round (0.75)\n"
+            "      --num-sub-iterations N      Unigram: EM rounds per pruning round (2)\n"
             "      --preset nerdstash          NovelAI nerdstash settings (65535 pieces, ids\n"
             "                                  pad 0 unk 1 bos 2 eos 3, byte fallback, digits\n"
             "                                  split, whitespace runs as pieces; see man page)\n"
@@ -49,7 +52,7 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_CONTRACTIONS
+    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -129,6 +132,10 @@ static const struct option train_opts[] = {
     {"max-sentence-length", required_argument, 0, O_IGNORED},
     {"train-extremely-large-corpus", optional_argument, 0, O_IGNORED},
     {"preset", required_argument, 0, O_PRESET},
+    {"seed-size", required_argument, 0, O_SEED},
+    {"seed-sentencepiece-size", required_argument, 0, O_SEED},
+    {"shrinking-factor", required_argument, 0, O_SHRINK},
+    {"num-sub-iterations", required_argument, 0, O_SUBIT},
     {"contractions", optional_argument, 0, O_CONTRACTIONS},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
@@ -203,11 +210,9 @@ int cmd_train(int argc, char **argv)
         case O_INPUT: if (split_list(optarg, &inputs, &n_inputs)) return EXIT_FAIL; break;
         case O_MODEL_TYPE:
             if (!strcmp(optarg, "bpe")) o.model_type = TKM_MODEL_BPE;
-            else if (!strcmp(optarg, "unigram")) {
-                fprintf(stderr, "tokenmill train: --model-type unigram is not implemented yet (BPE only)\n");
-                return EXIT_FAIL;
-            } else {
-                fprintf(stderr, "tokenmill train: unknown model type '%s' (expected bpe)\n", optarg);
+            else if (!strcmp(optarg, "unigram")) o.model_type = TKM_MODEL_UNIGRAM;
+            else {
+                fprintf(stderr, "tokenmill train: unknown model type '%s' (bpe or unigram)\n", optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -237,6 +242,13 @@ int cmd_train(int argc, char **argv)
 #undef BOOLOPT
         case O_USER: user_given = 1; if (split_list(optarg, &user, &n_user)) return EXIT_FAIL; break;
         case O_PRESET: break; /* applied above */
+        case O_SEED: if (cli_int(optarg, 1, 100000000, &v)) goto bad; o.seed_size = (int)v; break;
+        case O_SHRINK:
+            d = strtod(optarg, &end);
+            if (*end || !(d > 0 && d < 1)) goto bad;
+            o.shrinking_factor = (float)d;
+            break;
+        case O_SUBIT: if (cli_int(optarg, 1, 100, &v)) goto bad; o.num_sub_iterations = (int)v; break;
         case O_CONTRACTIONS:
             if ((b = cli_bool(optarg)) < 0) goto bad;
             contr = b;

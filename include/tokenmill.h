@@ -125,7 +125,7 @@ void tkm_reader_close(tkm_reader *r);
 
 /* ---- trainer -------------------------------------------------------------- */
 typedef struct tkm_train_options {
-    tkm_model_type model_type;       /* TKM_MODEL_BPE (only one for now) */
+    tkm_model_type model_type;       /* TKM_MODEL_BPE or TKM_MODEL_UNIGRAM */
     int vocab_size;                  /* total pieces incl. specials, <= 1<<20 */
     float character_coverage;        /* 0.9995 */
     int max_piece_length;            /* 16 (characters) */
@@ -144,6 +144,10 @@ typedef struct tkm_train_options {
     const char *const *user_defined_symbols; int n_user_defined;
     const char *const *control_symbols; int n_control;
     int threads;                     /* counting threads, >= 1 */
+    /* Unigram only */
+    int seed_size;                   /* seed pieces (1000000) */
+    float shrinking_factor;          /* pieces kept per pruning round (0.75) */
+    int num_sub_iterations;          /* EM rounds between prunings (2) */
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

@@ -225,7 +225,7 @@ START_TEST(test_errors)
     tkm_trainer_free(t);
 
     tkm_train_options_init(&o);
-    o.model_type = TKM_MODEL_UNIGRAM;
+    o.model_type = TKM_MODEL_WORD;
     ck_assert_int_eq(tkm_trainer_new(&o, &t), TKM_ENOTSUP);
     tkm_train_options_init(&o);
     o.character_coverage = 1.5f;
@@ -236,6 +236,53 @@ START_TEST(test_errors)
     add_corpus(t, 100, 1);
     ck_assert_int_eq(tkm_trainer_train(t, &m), TKM_EINVAL);
     tkm_trainer_free(t);
+}
+END_TEST
+
+START_TEST(test_unigram)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.model_type = TKM_MODEL_UNIGRAM;
+    o.vocab_size = 450;
+    o.byte_fallback = 1;
+    o.threads = 1;
+    tkm_model *a = train(&o, 4000);
+    o.threads = 2;
+    tkm_model *b = train(&o, 4000);
+    ck_assert_int_eq(tkm_model_kind(a), TKM_MODEL_UNIGRAM);
+    ck_assert_int_eq(tkm_model_size(a), 450);
+    size_t la, lb;
+    const uint8_t *pa = tkm_model_bytes(a, &la), *pb = tkm_model_bytes(b, &lb);
+    ck_assert_msg(la == lb && memcmp(pa, pb, la) == 0, "Unigram model differs between 1 and 2 threads");
+    /* specials and bytes first, then pieces by decreasing score */
+    ck_assert_int_eq(tkm_model_piece_type(a, 0), TKM_PIECE_UNKNOWN);
+    ck_assert_int_eq(tkm_model_piece_type(a, 3), TKM_PIECE_BYTE);
+    for (int id = 260; id < 450; id++) {
+        ck_assert_int_eq(tkm_model_piece_type(a, id), TKM_PIECE_NORMAL);
+        ck_assert(tkm_model_score(a, id) <= tkm_model_score(a, id - 1) || id == 259);
+        ck_assert(tkm_model_score(a, id) < 0);
+    }
+    /* a frequent word of the corpus is one piece */
+    ck_assert_int_ge(tkm_model_piece_id(a, "\xE2\x96\x81the", 6), 0);
+    tkm_encoder *e;
+    ck_assert_int_eq(tkm_encoder_new(a, &e), 0);
+    unsigned seed = 77;
+    char buf[256];
+    for (int k = 0; k < 3000; k++) {
+        size_t n = random_utf8(&seed, buf, sizeof buf);
+        const int32_t *ids;
+        size_t ni;
+        ck_assert_int_eq(tkm_encode(e, buf, n, &ids, &ni), 0);
+        char *text;
+        size_t tl;
+        ck_assert_int_eq(tkm_decode(a, ids, ni, &text, &tl), 0);
+        ck_assert_msg(tl == n && memcmp(text, buf, n) == 0, "Unigram round trip %d failed (seed 77)", k);
+        tkm_free(text);
+    }
+    tkm_encoder_free(e);
+    tkm_model_free(a);
+    tkm_model_free(b);
 }
 END_TEST
 
@@ -254,6 +301,7 @@ static Suite *trainer_suite(void)
     TCase *rt = tcase_create("roundtrip");
     tcase_set_timeout(rt, 60);
     tcase_add_test(rt, test_roundtrip_random);
+    tcase_add_test(rt, test_unigram);
     suite_add_tcase(s, rt);
     return s;
 }

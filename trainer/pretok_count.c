@@ -419,6 +419,9 @@ void tkm_train_options_init(tkm_train_options *o)
     o->pad_piece = "<pad>";
     o->unk_surface = " \xE2\x81\x87 ";
     o->threads = 1;
+    o->seed_size = 1000000;
+    o->shrinking_factor = 0.75f;
+    o->num_sub_iterations = 2;
 }
 
 static char **dup_list(const char *const *v, int n)
@@ -433,8 +436,12 @@ static char **dup_list(const char *const *v, int n)
 int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
 {
     *out = NULL;
-    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE, TKM_ENOTSUP,
-                        "model type %d is not supported yet (only BPE)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
+                        "model type %d is not supported (BPE and Unigram only)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->model_type == TKM_MODEL_UNIGRAM &&
+                            (o->seed_size < 1 || !(o->shrinking_factor > 0 && o->shrinking_factor < 1) ||
+                             o->num_sub_iterations < 1 || o->num_sub_iterations > 100),
+                        TKM_EINVAL, "invalid Unigram options (seed size >= 1, 0 < shrinking factor < 1, 1..100 sub-iterations)");
     TKM_RETURN_ERROR_IF(o->vocab_size < 1 || o->vocab_size > (1 << 20), TKM_EINVAL,
                         "vocab size %d out of range (1..1048576)", o->vocab_size);
     TKM_RETURN_ERROR_IF(!(o->character_coverage > 0 && o->character_coverage <= 1), TKM_EINVAL,
@@ -525,7 +532,8 @@ int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
     int rc = tkmi_counts_finish(t, &counts);
     double t0 = tkmi_now();
     t->stats.seconds_count = t0 - t->t_start; /* reading + counting */
-    if (rc == 0) rc = tkmi_bpe_train(t, &counts, out);
+    if (rc == 0)
+        rc = t->o.model_type == TKM_MODEL_UNIGRAM ? tkmi_unigram_train(t, &counts, out) : tkmi_bpe_train(t, &counts, out);
     tkmi_counts_free(&counts);
     t->stats.seconds_merge = tkmi_now() - t0;
     t->stats.seconds_total = tkmi_now() - t->t_start;

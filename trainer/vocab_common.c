@@ -63,6 +63,11 @@ static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int voc
     tkmi_pb_int(&sub, 3, o->model_type);
     tkmi_pb_int(&sub, 4, vocab);
     tkmi_pb_float(&sub, 10, o->character_coverage);
+    if (o->model_type == TKM_MODEL_UNIGRAM) {
+        tkmi_pb_int(&sub, 14, o->seed_size);
+        tkmi_pb_float(&sub, 15, o->shrinking_factor);
+        tkmi_pb_int(&sub, 17, o->num_sub_iterations);
+    }
     tkmi_pb_int(&sub, 20, o->max_piece_length);
     tkmi_pb_int(&sub, 21, o->split_by_unicode_script);
     tkmi_pb_int(&sub, 22, o->split_by_whitespace);

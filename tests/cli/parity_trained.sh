@@ -34,6 +34,10 @@ spm spm-default
 spm spm-llama --split_digits=true --byte_fallback=true --normalization_rule_name=identity --add_dummy_prefix=false \
   --remove_extra_whitespaces=false --allow_whitespace_only_pieces=true --user_defined_symbols='<|endoftext|>,▁▁,▁▁▁▁'
 
+spm spm-unigram --model_type=unigram
+spm spm-unigram-bytes --model_type=unigram --byte_fallback=true --split_digits=true --normalization_rule_name=identity \
+  --add_dummy_prefix=false --user_defined_symbols='<|endoftext|>,▁▁'
+
 # 2. models trained by tokenmill
 tkm() { # name, extra options
   local name=$1; shift
@@ -47,6 +51,8 @@ tkm tkm-nerdstash-like --byte-fallback --split-digits --allow-whitespace-only-pi
   --user-defined-symbols '▁▁,▁▁▁▁,<|endoftext|>' --character-coverage 0.99 --pad-id 3 --unk-id 1 --bos-id 0 --eos-id 2
 tkm tkm-spm-defaults --add-dummy-prefix --remove-extra-whitespaces --control-symbols '<sep>,<cls>'
 tkm tkm-no-script-split --split-by-unicode-script=false --split-by-number=false --max-piece-length 8
+tkm tkm-unigram --model-type unigram
+tkm tkm-unigram-bytes --model-type unigram --byte-fallback --split-digits --user-defined-symbols '<|endoftext|>,▁▁'
 # the nerdstash preset (its vocab size overridden by the --vocab-size above)
 tkm tkm-preset-nerdstash --preset nerdstash --contractions
 if command -v spm_export_vocab > /dev/null && [ -s "$TMP/tkm-preset-nerdstash.model" ]; then

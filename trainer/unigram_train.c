@@ -1,0 +1,708 @@
+/* unigram_train.c - the Unigram trainer: seed pieces from the unique
+ * pre-tokens, EM (forward-backward on each word's lattice, weighted by its
+ * count, digamma M-step) and pruning by likelihood loss, as sentencepiece's
+ * unigram_model_trainer.cc, but over unique words instead of a suffix array
+ * of the whole corpus, so memory follows the vocabulary of the corpus.
+ *
+ * Determinism: words are sorted; expected counts are accumulated in 64-bit
+ * fixed point (each contribution rounded on its own), so the sums do not
+ * depend on how words are split between threads. */
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "trainer_internal.h"
+
+#define FIX_SCALE 16777216.0 /* 2^24: expected counts in fixed point */
+
+typedef struct {
+    const char *s;
+    uint32_t len;
+    int64_t cnt;
+} word_t;
+
+typedef struct {
+    char *s; /* into the piece arena */
+    uint32_t len;
+    float score;
+} piece_t;
+
+typedef struct {
+    word_t *w;
+    size_t nw;
+    char *warena;
+    piece_t *p;
+    size_t np, pcap;
+    char *parena;
+    size_t parena_n, parena_cap;
+    tkmi_ptrie trie;
+    float min_score;
+    int threads;
+    const tkm_train_options *o;
+} uni;
+
+/* ---- words ---- */
+static int cmp_word(const void *a, const void *b)
+{
+    const word_t *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+/* Pre-tokens cut at characters outside the vocabulary, sorted. */
+static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
+{
+    size_t total = 0, cap = counts->n + 16;
+    for (size_t k = 0; k < counts->cap; k++)
+        if (counts->count[k]) total += counts->klen[k];
+    U->warena = tkmi_malloc(total + 1);
+    U->w = tkmi_malloc(cap * sizeof *U->w);
+    TKM_RETURN_ERROR_IF(!U->warena || !U->w, TKM_ENOMEM, "out of memory (words)");
+    size_t pos = 0;
+    for (size_t k = 0; k < counts->cap; k++) {
+        if (!counts->count[k]) continue;
+        const char *s = counts->arena + counts->koff[k];
+        size_t n = counts->klen[k], start = pos;
+        for (size_t i = 0; i <= n;) {
+            int mb = 1, keep = 0;
+            if (i < n) {
+                int32_t cp = tkmi_utf8_decode((const uint8_t *)s + i, n - i, &mb);
+                keep = req->sym[tkmi_cpmap_slot(req, (uint32_t)cp)] >= 0;
+            }
+            if (keep) {
+                memcpy(U->warena + pos, s + i, (size_t)mb);
+                pos += (size_t)mb;
+            } else if (pos > start) {
+                if (U->nw == cap) {
+                    cap *= 2;
+                    word_t *nw = tkmi_realloc(U->w, cap * sizeof *nw);
+                    TKM_RETURN_ERROR_IF(!nw, TKM_ENOMEM, "out of memory (words)");
+                    U->w = nw;
+                }
+                U->w[U->nw++] = (word_t){(const char *)(uintptr_t)start, (uint32_t)(pos - start), counts->count[k]};
+                start = pos;
+            }
+            i += (size_t)mb;
+        }
+    }
+    for (size_t i = 0; i < U->nw; i++) U->w[i].s = U->warena + (size_t)(uintptr_t)U->w[i].s;
+    qsort(U->w, U->nw, sizeof *U->w, cmp_word);
+    /* merge equal neighbours (the same segment cut out of different tokens) */
+    size_t k = 0;
+    for (size_t i = 0; i < U->nw; i++) {
+        if (k && U->w[k - 1].len == U->w[i].len && memcmp(U->w[k - 1].s, U->w[i].s, U->w[i].len) == 0)
+            U->w[k - 1].cnt += U->w[i].cnt;
+        else
+            U->w[k++] = U->w[i];
+    }
+    U->nw = k;
+    return 0;
+}
+
+/* ---- pieces ---- */
+static int piece_add(uni *U, const char *s, uint32_t len, float score)
+{
+    if (U->np == U->pcap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&U->p, &U->pcap, U->np + 1, sizeof *U->p));
+    TKM_RETURN_ERROR_IF(U->parena_n + len > U->parena_cap, TKM_ENOMEM, "piece arena exhausted");
+    memcpy(U->parena + U->parena_n, s, len);
+    U->p[U->np++] = (piece_t){U->parena + U->parena_n, len, score};
+    U->parena_n += len;
+    return 0;
+}
+
+static int rebuild_trie(uni *U)
+{
+    tkmi_ptrie_free(&U->trie);
+    const char **strs = tkmi_malloc((U->np + 1) * sizeof *strs);
+    uint32_t *lens = tkmi_malloc((U->np + 1) * sizeof *lens);
+    int32_t *ids = tkmi_malloc((U->np + 1) * sizeof *ids);
+    int rc = (!strs || !lens || !ids) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    U->min_score = FLT_MAX;
+    for (size_t i = 0; rc == 0 && i < U->np; i++) {
+        strs[i] = U->p[i].s;
+        lens[i] = U->p[i].len;
+        ids[i] = (int32_t)i;
+        if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
+    }
+    if (rc == 0) rc = tkmi_ptrie_build(&U->trie, strs, lens, ids, U->np);
+    tkmi_free(strs);
+    tkmi_free(lens);
+    tkmi_free(ids);
+    return rc;
+}
+
+/* ---- lattices ---- */
+typedef struct { uint32_t start, end; int32_t id; float score; } lnode;
+
+typedef struct {
+    lnode *nodes;
+    size_t nn, ncap;
+    double *alpha, *beta;
+    float *best;
+    int32_t *back;
+    size_t pcap;
+} scratch;
+
+static void scratch_free(scratch *x)
+{
+    tkmi_free(x->nodes);
+    tkmi_free(x->alpha);
+    tkmi_free(x->beta);
+    tkmi_free(x->best);
+    tkmi_free(x->back);
+}
+
+/* All pieces matching in s[0..n), in order of start then length; a char
+ * with no single-char piece gets an unknown node (id -1). `skip` excludes
+ * the node (0, n, skip) (used for a piece's own second-best path). */
+static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t skip)
+{
+    x->nn = 0;
+    const float unk = U->min_score - 10.0f;
+    size_t start = 0;
+    while (start < n) {
+        size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[start]);
+        if (mblen > n - start) mblen = n - start;
+        int single = 0;
+        int32_t node = 0;
+        for (size_t k = start; k < n; k++) {
+            node = tkmi_ptrie_child(&U->trie, node, (uint8_t)s[k]);
+            if (node < 0) break;
+            int32_t id = U->trie.id[node];
+            if (id < 0) continue;
+            if (start == 0 && k + 1 == n && id == skip) continue;
+            if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
+            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, U->p[id].score};
+            if (k + 1 - start == mblen) single = 1;
+        }
+        if (!single && !(skip >= 0 && start == 0 && mblen == n)) {
+            if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
+            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(start + mblen), -1, unk};
+        }
+        start += mblen;
+    }
+    if (n + 1 > x->pcap) {
+        size_t c = x->pcap;
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->alpha, &c, n + 1, sizeof(double)));
+        c = x->pcap;
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
+        c = x->pcap;
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
+        c = x->pcap;
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->back, &c, n + 1, sizeof(int32_t)));
+        x->pcap = c;
+    }
+    return 0;
+}
+
+static inline double logaddexp(double a, double b)
+{
+    if (a == -INFINITY) return b;
+    if (b == -INFINITY) return a;
+    return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+}
+
+/* Viterbi over the populated lattice: node indices of the best path are
+ * left in back[] chain; returns the number of nodes (0 if no path). The
+ * first candidate wins ties, as in sentencepiece. */
+static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
+{
+    for (size_t i = 0; i <= n; i++) { x->best[i] = -FLT_MAX; x->back[i] = -1; }
+    x->best[0] = 0;
+    for (size_t k = 0; k < x->nn; k++) {
+        lnode *nd = &x->nodes[k];
+        if (nd->start != 0 && x->back[nd->start] < 0) continue;
+        float cand = x->best[nd->start] + nd->score;
+        if (x->back[nd->end] < 0 || cand > x->best[nd->end]) {
+            x->best[nd->end] = cand;
+            x->back[nd->end] = (int32_t)k;
+        }
+    }
+    if (x->back[n] < 0) return 0;
+    size_t cnt = 0;
+    for (size_t e = n; e > 0; e = x->nodes[x->back[e]].start) cnt++;
+    if (cnt > path_cap) return cnt;
+    size_t i = cnt;
+    for (size_t e = n; e > 0; e = x->nodes[x->back[e]].start) path[--i] = x->back[e];
+    return cnt;
+}
+
+/* ---- parallel passes over the words ---- */
+typedef struct {
+    uni *U;
+    int mode; /* 0: E-step, 1: Viterbi frequencies */
+    int tid, nthreads;
+    int64_t *acc; /* per piece, fixed point (E) or counts (Viterbi) */
+    double obj;
+    int64_t ntokens;
+    int rc;
+} pass_t;
+
+static void *pass_main(void *arg)
+{
+    pass_t *P = arg;
+    uni *U = P->U;
+    scratch x = {0};
+    int32_t *path = NULL;
+    size_t path_cap = 0;
+    /* a fixed word -> thread split does not matter: sums are exact */
+    size_t per = (U->nw + (size_t)P->nthreads - 1) / (size_t)P->nthreads;
+    size_t from = (size_t)P->tid * per, to = from + per < U->nw ? from + per : U->nw;
+    for (size_t i = from; i < to && P->rc == 0; i++) {
+        const word_t *w = &U->w[i];
+        if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) break;
+        size_t n = w->len;
+        if (P->mode == 0) {
+            for (size_t k = 0; k <= n; k++) x.alpha[k] = x.beta[k] = -INFINITY;
+            x.alpha[0] = 0;
+            for (size_t k = 0; k < x.nn; k++) {
+                lnode *nd = &x.nodes[k];
+                x.alpha[nd->end] = logaddexp(x.alpha[nd->end], x.alpha[nd->start] + nd->score);
+            }
+            x.beta[n] = 0;
+            for (size_t k = x.nn; k-- > 0;) {
+                lnode *nd = &x.nodes[k];
+                x.beta[nd->start] = logaddexp(x.beta[nd->start], nd->score + x.beta[nd->end]);
+            }
+            double Z = x.alpha[n];
+            if (!(Z > -INFINITY)) continue;
+            for (size_t k = 0; k < x.nn; k++) {
+                lnode *nd = &x.nodes[k];
+                if (nd->id < 0) continue;
+                double pr = exp(x.alpha[nd->start] + nd->score + x.beta[nd->end] - Z);
+                P->acc[nd->id] += (int64_t)llround((double)w->cnt * pr * FIX_SCALE);
+            }
+            P->obj -= Z * (double)w->cnt;
+        } else {
+            size_t cnt = viterbi(&x, n, path, path_cap);
+            if (cnt > path_cap) {
+                if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
+                cnt = viterbi(&x, n, path, path_cap);
+            }
+            for (size_t k = 0; k < cnt; k++) {
+                int32_t id = x.nodes[path[k]].id;
+                if (id >= 0) P->acc[id] += w->cnt;
+            }
+            P->ntokens += (int64_t)cnt * w->cnt;
+        }
+    }
+    scratch_free(&x);
+    tkmi_free(path);
+    return NULL;
+}
+
+/* Runs a pass; out[i] receives the summed accumulator of piece i. */
+static int run_pass(uni *U, int mode, int64_t *out, double *obj)
+{
+    int T = U->threads;
+    pass_t *P = tkmi_calloc((size_t)T, sizeof *P);
+    pthread_t *th = tkmi_calloc((size_t)T, sizeof *th);
+    TKM_RETURN_ERROR_IF(!P || !th, TKM_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int t = 0; t < T; t++) {
+        P[t] = (pass_t){U, mode, t, T, t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t)), 0, 0, 0};
+        if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    }
+    memset(out, 0, U->np * sizeof *out);
+    if (rc == 0) {
+        for (int t = 1; t < T; t++) pthread_create(&th[t], NULL, pass_main, &P[t]);
+        pass_main(&P[0]);
+        for (int t = 1; t < T; t++) pthread_join(th[t], NULL);
+    }
+    double o = 0;
+    for (int t = 0; t < T; t++) {
+        if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
+        if (t > 0 && P[t].acc) {
+            for (size_t i = 0; i < U->np; i++) out[i] += P[t].acc[i];
+            tkmi_free(P[t].acc);
+        }
+        o += P[t].obj;
+    }
+    if (obj) *obj = o;
+    tkmi_free(P);
+    tkmi_free(th);
+    return rc;
+}
+
+static double digamma(double x)
+{
+    double r = 0.0;
+    for (; x < 7; ++x) r -= 1 / x;
+    x -= 0.5;
+    double xx = 1.0 / x, xx2 = xx * xx, xx4 = xx2 * xx2;
+    r += log(x) + (1.0 / 24.0) * xx2 - (7.0 / 960.0) * xx4 + (31.0 / 8064.0) * xx4 * xx2 - (127.0 / 30720.0) * xx4 * xx4;
+    return r;
+}
+
+/* M-step: drop pieces with expected count < 0.5, scores by digamma. */
+static void m_step(uni *U, const int64_t *fix)
+{
+    double sum = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < U->np; i++) {
+        double f = (double)fix[i] / FIX_SCALE;
+        if (f < 0.5) continue;
+        U->p[k] = U->p[i];
+        U->p[k].score = (float)f; /* temporarily the count */
+        sum += f;
+        k++;
+    }
+    U->np = k;
+    double ls = digamma(sum);
+    for (size_t i = 0; i < U->np; i++) U->p[i].score = (float)(digamma((double)U->p[i].score) - ls);
+}
+
+typedef struct { int32_t id; double key; } rank_t;
+
+static int cmp_rank_desc(const void *a, const void *b)
+{
+    const rank_t *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Pruning (sentencepiece's PruneSentencePieces): a piece whose own best
+ * segmentation is split, or that never occurs in the Viterbi segmentation
+ * of the corpus, goes; the others are ranked by the likelihood lost when
+ * their occurrences are replaced by their second-best segmentation. */
+static int prune(uni *U, size_t desired)
+{
+    size_t np = U->np;
+    int8_t *keep = tkmi_malloc(np + 1);
+    int32_t **alt = tkmi_calloc(np + 1, sizeof *alt);
+    uint8_t *nalt = tkmi_calloc(np + 1, 1);
+    int64_t *freq = tkmi_malloc((np + 1) * sizeof *freq);
+    rank_t *cand = tkmi_malloc((np + 1) * sizeof *cand);
+    piece_t *np_list = tkmi_malloc((np + 1) * sizeof *np_list);
+    int32_t path[64];
+    scratch x = {0};
+    int rc = (!keep || !alt || !nalt || !freq || !cand || !np_list) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; rc == 0 && i < np; i++) {
+        keep[i] = 1;
+        if ((rc = populate(U, &x, U->p[i].s, U->p[i].len, -1)) < 0) break;
+        size_t c = viterbi(&x, U->p[i].len, path, 64);
+        if (c >= 2) { keep[i] = 0; continue; }
+        if ((rc = populate(U, &x, U->p[i].s, U->p[i].len, (int32_t)i)) < 0) break;
+        c = viterbi(&x, U->p[i].len, path, 64);
+        if (c == 0 || c > 64) continue; /* no alternative: always kept */
+        alt[i] = tkmi_malloc(c * sizeof(int32_t));
+        if (!alt[i]) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
+        for (size_t k = 0; k < c; k++) alt[i][k] = x.nodes[path[k]].id;
+        nalt[i] = (uint8_t)c;
+    }
+    scratch_free(&x);
+    if (rc == 0) rc = run_pass(U, 1, freq, NULL);
+    size_t nk = 0, nc = 0;
+    if (rc == 0) {
+        double sum = 0, vsum = 0;
+        for (size_t i = 0; i < np; i++) sum += (double)freq[i];
+        for (size_t i = 0; i < U->nw; i++) vsum += (double)U->w[i].cnt;
+        double logsum = log(sum);
+        for (size_t i = 0; i < np; i++) {
+            if (freq[i] == 0 || !keep[i]) continue;
+            if (!nalt[i]) { np_list[nk++] = U->p[i]; continue; }
+            double F = (double)freq[i] / vsum;
+            double lp = log((double)freq[i]) - logsum;
+            double logsum_alt = log(sum + (double)freq[i] * (nalt[i] - 1));
+            double lpa = 0;
+            for (int k = 0; k < nalt[i]; k++) {
+                int32_t a = alt[i][k];
+                lpa += log((double)(a >= 0 ? freq[a] : 0) + (double)freq[i]) - logsum_alt;
+            }
+            cand[nc++] = (rank_t){(int32_t)i, F * (lp - lpa)};
+        }
+        size_t pruned = (size_t)((double)U->o->shrinking_factor * (double)np);
+        if (pruned < desired) pruned = desired;
+        qsort(cand, nc, sizeof *cand, cmp_rank_desc);
+        for (size_t k = 0; k < nc && nk < pruned; k++) np_list[nk++] = U->p[cand[k].id];
+        memcpy(U->p, np_list, nk * sizeof *np_list);
+        U->np = nk;
+    }
+    for (size_t i = 0; i < np; i++) tkmi_free(alt[i]);
+    tkmi_free(alt);
+    tkmi_free(nalt);
+    tkmi_free(keep);
+    tkmi_free(freq);
+    tkmi_free(cand);
+    tkmi_free(np_list);
+    return rc;
+}
+
+/* ---- seeds: substrings of the words, weighted by counts ---- */
+typedef struct { uint32_t off, len; int64_t score; } seed_t;
+
+static int cmp_seed(const void *a, const void *b)
+{
+    const seed_t *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int counts_prune(tkmi_counts *c, int64_t floor)
+{
+    tkmi_counts n;
+    TKM_FORWARD_IF_ERROR(tkmi_counts_init(&n, c->n / 2 + 16));
+    for (size_t k = 0; k < c->cap; k++)
+        if (c->count[k] > floor)
+            TKM_FORWARD_IF_ERROR(tkmi_counts_add(&n, c->arena + c->koff[k], c->klen[k], c->hash[k], c->count[k]));
+    tkmi_counts_free(c);
+    *c = n;
+    return 0;
+}
+
+static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req)
+{
+    const tkm_train_options *o = U->o;
+    tkmi_counts sub;
+    TKM_FORWARD_IF_ERROR(tkmi_counts_init(&sub, 1 << 20));
+    /* lossy-counting budget: 4 candidates per seed kept, at least 1M */
+    size_t budget = 4u * (size_t)o->seed_size;
+    if (budget < (1u << 20)) budget = 1u << 20;
+    int64_t floor = 0;
+    int rc = 0;
+    for (size_t wi = 0; rc == 0 && wi < U->nw; wi++) {
+        const uint8_t *s = (const uint8_t *)U->w[wi].s;
+        size_t n = U->w[wi].len;
+        for (size_t i = 0; rc == 0 && i < n;) {
+            int mb0;
+            tkmi_utf8_decode(s + i, n - i, &mb0);
+            /* extend s[i..j) while it stays a valid piece (sentencepiece's
+             * IsValidSentencePiece; each rule, once broken, stays broken) */
+            int nch = 0, prev = -2, all_ws = 1, has_digit = 0;
+            uint64_t fnv = 0xcbf29ce484222325ull; /* FNV-1a, extended byte by byte */
+            for (size_t j = i; j < n;) {
+                int mb;
+                int32_t cp = tkmi_utf8_decode(s + j, n - j, &mb);
+                if (cp == (int32_t)TKMI_WS_CP) {
+                    if (nch > 0 && !(o->allow_whitespace_only_pieces && all_ws)) break;
+                } else {
+                    if (all_ws && nch >= 2) break; /* "▁▁x": whitespace past the start */
+                    int dig = tkmi_is_decimal_digit((uint32_t)cp);
+                    if (o->split_digits && (dig || has_digit) && nch > 0) break;
+                    int sc = (dig && !o->split_by_number) ? -1 : tkmi_script((uint32_t)cp);
+                    if (o->split_by_unicode_script && prev >= 0 && sc >= 0 && sc != prev) break;
+                    prev = sc;
+                    all_ws = 0;
+                    has_digit |= dig;
+                }
+                if (++nch > o->max_piece_length) break;
+                for (int b = 0; b < mb; b++) fnv = (fnv ^ s[j + (size_t)b]) * 0x100000001b3ull;
+                j += (size_t)mb;
+                if (nch >= 2) {
+                    const char *k = (const char *)s + i;
+                    if ((rc = tkmi_counts_add(&sub, k, j - i, tkmi_hash_u64(fnv), U->w[wi].cnt)) < 0) break;
+                }
+            }
+            i += (size_t)mb0;
+            if (sub.n > budget) {
+                /* lossy counting: drop rare substrings, raising the floor */
+                do {
+                    floor = floor ? floor * 2 : 1;
+                    if ((rc = counts_prune(&sub, floor)) < 0) break;
+                } while (sub.n > budget / 2);
+            }
+        }
+    }
+    seed_t *sd = NULL;
+    size_t ns = 0;
+    if (rc == 0) {
+        sd = tkmi_malloc((sub.n + 1) * sizeof *sd);
+        if (!sd) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
+    }
+    for (size_t k = 0; rc == 0 && k < sub.cap; k++) {
+        if (!sub.count[k] || sub.count[k] < 2) continue;
+        const uint8_t *p = (const uint8_t *)sub.arena + sub.koff[k];
+        int nch = 0;
+        for (uint32_t b = 0; b < sub.klen[k]; b++) nch += (p[b] & 0xC0) != 0x80;
+        sd[ns++] = (seed_t){(uint32_t)sub.koff[k], sub.klen[k], sub.count[k] * nch};
+    }
+    if (rc == 0) {
+        /* score desc, then arena offset: the substring table is filled by
+         * one thread over sorted words, so this order is deterministic */
+        qsort(sd, ns, sizeof *sd, cmp_seed);
+        size_t keep = ns < (size_t)o->seed_size ? ns : (size_t)o->seed_size;
+        U->parena_cap = (keep + n_req) * 4 + 16;
+        for (size_t k = 0; k < keep; k++) U->parena_cap += sd[k].len;
+        U->parena = tkmi_malloc(U->parena_cap);
+        if (!U->parena) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        double total = 0;
+        for (size_t k = 0; k < n_req; k++) total += (double)req[k].cnt;
+        for (size_t k = 0; k < keep; k++) total += (double)sd[k].score;
+        double lt = log(total);
+        for (size_t k = 0; rc == 0 && k < n_req; k++) {
+            char buf[4];
+            int l = tkmi_utf8_encode(req[k].cp, buf);
+            if (tkmi_strmap_get(&vb->meta, buf, (size_t)l) >= 0) continue;
+            rc = piece_add(U, buf, (uint32_t)l, (float)(log((double)req[k].cnt) - lt));
+        }
+        for (size_t k = 0; rc == 0 && k < keep; k++) {
+            if (tkmi_strmap_get(&vb->meta, sub.arena + sd[k].off, sd[k].len) >= 0) continue;
+            rc = piece_add(U, sub.arena + sd[k].off, sd[k].len, (float)(log((double)sd[k].score) - lt));
+        }
+    }
+    tkmi_free(sd);
+    tkmi_counts_free(&sub);
+    return rc;
+}
+
+typedef struct { const char *s; uint32_t len; float score; } fin_t;
+
+static int cmp_fin(const void *a, const void *b)
+{
+    const fin_t *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
+{
+    const tkm_train_options *o = &t->o;
+    TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
+    uni U;
+    memset(&U, 0, sizeof U);
+    U.o = o;
+    U.threads = o->threads;
+    tkmi_vbase vb;
+    int rc = tkmi_vbase_init(t, counts, &vb);
+    int64_t *acc = NULL;
+    fin_t *fin = NULL;
+    char (*cbuf)[4] = NULL;
+    const char **fs = NULL;
+    uint32_t *fl = NULL;
+    float *fsc = NULL;
+    /* required characters: those kept by the coverage, minus specials */
+    size_t n_req = 0;
+    if (rc == 0) {
+        for (size_t i = 0; i < vb.cm.cap; i++) vb.cm.sym[i] = -1;
+        for (size_t i = 0; i < vb.nreq; i++) {
+            char buf[4];
+            int l = tkmi_utf8_encode(vb.chars[i].cp, buf);
+            if (tkmi_strmap_get(&vb.meta, buf, (size_t)l) >= 0) continue;
+            vb.cm.sym[tkmi_cpmap_slot(&vb.cm, vb.chars[i].cp)] = (int32_t)n_req;
+            vb.chars[n_req++] = vb.chars[i];
+        }
+        t->stats.chars_required = n_req;
+        long room = (long)o->vocab_size - vb.n_meta;
+        if (room < (long)n_req)
+            rc = tkmi_error(TKM_EVOCAB,
+                            "vocab size %d is smaller than the required pieces: %d special + %zu characters "
+                            "(lower --character-coverage or raise --vocab-size to at least %zu)",
+                            o->vocab_size, vb.n_meta, n_req, (size_t)vb.n_meta + n_req);
+    }
+    if (rc == 0) rc = build_words(&U, counts, &vb.cm);
+    if (rc == 0) tkmi_counts_free(counts);
+    if (rc == 0) rc = make_seeds(&U, &vb, n_req, vb.chars);
+    if (getenv("TKM_DEBUG_UNIGRAM"))
+        fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
+    size_t desired = (size_t)((double)o->vocab_size * 1.1);
+    int rounds = 0;
+    while (rc == 0) {
+        for (int it = 0; rc == 0 && it < o->num_sub_iterations; it++) {
+            if ((rc = rebuild_trie(&U)) < 0) break;
+            tkmi_free(acc);
+            acc = tkmi_malloc((U.np + 1) * sizeof *acc);
+            if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
+            double obj;
+            if ((rc = run_pass(&U, 0, acc, &obj)) < 0) break;
+            m_step(&U, acc);
+            if (getenv("TKM_DEBUG_UNIGRAM"))
+                fprintf(stderr, "debug:   EM -> %zu pieces, objective %.4f, %.2f s\n", U.np, obj, tkmi_now() - t->t_start);
+        }
+        if (rc < 0) break;
+        if (t->progress) t->progress(t->progress_ctx, "EM (pieces left)", U.np, U.np);
+        if (getenv("TKM_DEBUG_UNIGRAM"))
+            fprintf(stderr, "debug: round %d: %zu pieces after EM, %.2f s\n", rounds, U.np, tkmi_now() - t->t_start);
+        if (U.np <= desired) break;
+        if ((rc = rebuild_trie(&U)) < 0) break;
+        if ((rc = prune(&U, desired)) < 0) break;
+        rounds++;
+    }
+    /* finalize: required characters, then the best-scoring pieces */
+    int vocab = o->vocab_size;
+    size_t room = (size_t)(vocab - vb.n_meta), nf = 0;
+    if (rc == 0) {
+        fin = tkmi_malloc((room + n_req + 1) * sizeof *fin);
+        cbuf = tkmi_malloc((n_req + 1) * sizeof *cbuf);
+        tkmi_strmap have;
+        if (!fin || !cbuf || (rc = tkmi_strmap_init(&have, room + n_req)) < 0) {
+            if (!rc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        } else {
+            float minsc = FLT_MAX;
+            for (size_t i = 0; i < U.np; i++) {
+                if (U.p[i].score < minsc) minsc = U.p[i].score;
+                tkmi_strmap_put(&have, U.p[i].s, U.p[i].len, (int32_t)i);
+            }
+            float pen = 0;
+            for (size_t i = 0; i < n_req; i++) {
+                int l = tkmi_utf8_encode(vb.chars[i].cp, cbuf[i]);
+                int32_t id = tkmi_strmap_get(&have, cbuf[i], (size_t)l);
+                float sc = id >= 0 ? U.p[id].score : minsc - pen;
+                if (id < 0) pen += 0.0001f;
+                fin[nf++] = (fin_t){cbuf[i], (uint32_t)l, sc};
+            }
+            tkmi_strmap_free(&have);
+            tkmi_strmap chars_set;
+            if ((rc = tkmi_strmap_init(&chars_set, n_req + 1)) == 0) {
+                for (size_t i = 0; i < nf; i++) tkmi_strmap_put(&chars_set, fin[i].s, fin[i].len, (int32_t)i);
+                fin_t *rest = tkmi_malloc((U.np + 1) * sizeof *rest);
+                size_t nr = 0;
+                if (!rest) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+                for (size_t i = 0; rc == 0 && i < U.np; i++)
+                    if (tkmi_strmap_get(&chars_set, U.p[i].s, U.p[i].len) < 0)
+                        rest[nr++] = (fin_t){U.p[i].s, U.p[i].len, U.p[i].score};
+                if (rc == 0) {
+                    qsort(rest, nr, sizeof *rest, cmp_fin);
+                    for (size_t i = 0; i < nr && nf < room; i++) fin[nf++] = rest[i];
+                }
+                tkmi_free(rest);
+                tkmi_strmap_free(&chars_set);
+            }
+        }
+    }
+    if (rc == 0) {
+        qsort(fin, nf, sizeof *fin, cmp_fin);
+        if (nf < room) {
+            if (o->hard_vocab_limit) {
+                rc = tkmi_error(TKM_EVOCAB,
+                                "vocab size %d cannot be reached: the corpus yields only %zu pieces "
+                                "(use --vocab-size %zu or --hard-vocab-limit=false)",
+                                vocab, (size_t)vb.n_meta + nf, (size_t)vb.n_meta + nf);
+            } else {
+                vocab = (int)(vb.n_meta + (int)nf);
+            }
+        }
+    }
+    if (rc == 0) {
+        fs = tkmi_malloc((nf + 1) * sizeof *fs);
+        fl = tkmi_malloc((nf + 1) * sizeof *fl);
+        fsc = tkmi_malloc((nf + 1) * sizeof *fsc);
+        if (!fs || !fl || !fsc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == 0 && i < nf; i++) {
+            fs[i] = fin[i].s;
+            fl[i] = fin[i].len;
+            fsc[i] = fin[i].score;
+        }
+        t->stats.pieces_char = (int)n_req;
+        t->stats.pieces_normal = (int)(nf - n_req);
+        t->stats.merges = rounds;
+        if (rc == 0) rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
+    }
+    tkmi_free(fs);
+    tkmi_free(fl);
+    tkmi_free(fsc);
+    tkmi_free(fin);
+    tkmi_free(cbuf);
+    tkmi_free(acc);
+    tkmi_ptrie_free(&U.trie);
+    tkmi_free(U.p);
+    tkmi_free(U.parena);
+    tkmi_free(U.w);
+    tkmi_free(U.warena);
+    tkmi_vbase_free(&vb);
+    return rc < 0 ? rc : 0;
+}
