@@ -12,6 +12,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 int cmd_train(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Rewrites sentencepiece spellings (--vocab_size=8) to GNU ones (--vocab-size=8). */
 void cli_normalize_args(int argc, char **argv);

@@ -52,7 +52,7 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT
+    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_HF_JSON
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -137,6 +137,7 @@ static const struct option train_opts[] = {
     {"shrinking-factor", required_argument, 0, O_SHRINK},
     {"num-sub-iterations", required_argument, 0, O_SUBIT},
     {"contractions", optional_argument, 0, O_CONTRACTIONS},
+    {"hf-json", required_argument, 0, O_HF_JSON},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -180,7 +181,7 @@ int cmd_train(int argc, char **argv)
     char *prefix_path = NULL;
     const char **inputs = NULL, **user = NULL, **control = NULL;
     int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b, user_given = 0, contr = 0;
-    const char *preset = NULL;
+    const char *preset = NULL, *hf_json = NULL;
     /* The preset is applied first, whatever its position: options override it. */
     for (int i = 1; i < argc; i++) {
         if (!strncmp(argv[i], "--preset=", 9)) preset = argv[i] + 9;
@@ -249,6 +250,7 @@ int cmd_train(int argc, char **argv)
             o.shrinking_factor = (float)d;
             break;
         case O_SUBIT: if (cli_int(optarg, 1, 100, &v)) goto bad; o.num_sub_iterations = (int)v; break;
+        case O_HF_JSON: hf_json = optarg; break;
         case O_CONTRACTIONS:
             if ((b = cli_bool(optarg)) < 0) goto bad;
             contr = b;
@@ -318,6 +320,7 @@ int cmd_train(int argc, char **argv)
     if (rc == 0) rc = tkm_trainer_train(t, &m);
     if (g_tty) fputc('\n', stderr);
     if (rc == 0) rc = tkm_model_save(m, out);
+    if (rc == 0 && hf_json) rc = tkm_model_export_hf_json(m, hf_json);
     if (rc < 0) {
         cli_error("train", rc);
         tkm_model_free(m);

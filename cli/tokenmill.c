@@ -14,6 +14,8 @@ static void usage(FILE *f)
             "  train    learn a BPE vocabulary from text and write a sentencepiece .model\n"
             "  encode   turn text into token ids or pieces (ids identical to sentencepiece)\n"
             "  decode   turn ids or pieces back into text\n"
+            "  analyze  compare tokenizers: compression on corpora, vocabulary categories\n"
+            "  export   write a model in another format (--hf-json: HF tokenizer.json)\n"
             "\n"
             "Run 'tokenmill COMMAND --help' for the options of a command; see tokenmill(1).\n");
 }
@@ -78,6 +80,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);
+    if (!strcmp(cmd, "analyze")) return cmd_analyze(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "tokenmill: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

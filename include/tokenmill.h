@@ -179,6 +179,19 @@ typedef struct tkm_train_stats {
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 
+/* ---- HF tokenizer.json ---------------------------------------------------- */
+/* Writes a BPE model as a Hugging Face tokenizer.json (model "BPE" with every
+ * piece in "vocab" and merges ordered by piece score, identity normalizer,
+ * control/unk/user-defined pieces as added tokens, sentencepiece's decoder)
+ * that the `tokenizers` library loads and that encodes text to the same ids
+ * as libsentencepiece. The file is written atomically via
+ * tkmi_write_file_atomic (temp file + rename).
+ * @return 0; TKM_ENOTSUP for what HF cannot express (non-BPE models,
+ * precompiled_charsmap normalization, treat_whitespace_as_suffix);
+ * TKM_EFORMAT for pieces that are empty, duplicated or not UTF-8; TKM_EIO,
+ * TKM_ENOMEM. */
+int tkm_model_export_hf_json(const tkm_model *m, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,71 @@
+/* cmd_export.c - `tokenmill export`: writes a model in another format; for
+ * now a Hugging Face tokenizer.json (--hf-json). */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void export_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tokenmill export --hf-json -m MODEL -o tokenizer.json\n"
+            "\n"
+            "Writes a sentencepiece BPE model as a Hugging Face tokenizer.json that the\n"
+            "tokenizers library loads and that gives the same ids as sentencepiece.\n"
+            "\n"
+            "      --hf-json          output format: HF tokenizer.json (required)\n"
+            "  -m, --model FILE       sentencepiece .model to read\n"
+            "  -o, --output FILE      file to write (atomically)\n"
+            "  -h, --help\n");
+}
+
+enum { O_HF_JSON = 256 };
+
+static const struct option export_opts[] = {
+    {"hf-json", no_argument, 0, O_HF_JSON},
+    {"model", required_argument, 0, 'm'},
+    {"output", required_argument, 0, 'o'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+int cmd_export(int argc, char **argv)
+{
+    const char *model = NULL, *out = NULL;
+    int hf = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:h", export_opts, NULL)) != -1) {
+        switch (c) {
+        case O_HF_JSON: hf = 1; break;
+        case 'm': model = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': export_usage(stdout); return EXIT_OK;
+        default: export_usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tokenmill export: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!hf) {
+        fprintf(stderr, "tokenmill export: no output format given (--hf-json)\n");
+        return EXIT_USAGE;
+    }
+    if (!model || !out) {
+        fprintf(stderr, "tokenmill export: %s\n", !model ? "no model given (-m MODEL)" : "no output given (-o FILE)");
+        return EXIT_USAGE;
+    }
+    tkm_model *m = NULL;
+    int rc = tkm_model_load(model, &m);
+    if (rc < 0) {
+        cli_error("export", rc);
+        return EXIT_FAIL;
+    }
+    rc = tkm_model_export_hf_json(m, out);
+    tkm_model_free(m);
+    if (rc < 0) {
+        const char *d = tkm_last_error();
+        fprintf(stderr, "tokenmill export: cannot write %s: %s\n", out, d && *d ? d : tkm_strerror(rc));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}

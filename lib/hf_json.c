@@ -1,0 +1,328 @@
+/* hf_json.c - exports a sentencepiece BPE model as a Hugging Face
+ * tokenizer.json whose ids equal libsentencepiece's: vocab, merges derived
+ * from the piece scores, normalizer, added tokens and decoder. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model_internal.h"
+
+/* ---- growable JSON text ---- */
+typedef struct { char *p; size_t n, cap; int err; } jbuf;
+
+static void jb_put(jbuf *b, const char *s, size_t n)
+{
+    if (b->err) return;
+    if (b->n + n > b->cap && tkmi_grow((void **)&b->p, &b->cap, b->n + n, 1) < 0) {
+        b->err = TKM_ENOMEM;
+        return;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void jb_lit(jbuf *b, const char *s) { jb_put(b, s, strlen(s)); }
+
+/* A JSON string: quotes and backslashes escaped, control characters as
+ * \u00XX, everything else (valid UTF-8, checked by the caller) raw. */
+static void jb_str(jbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    jb_put(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        jb_put(b, s + run, i - run);
+        if (c == '"') jb_put(b, "\\\"", 2);
+        else if (c == '\\') jb_put(b, "\\\\", 2);
+        else {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            jb_put(b, u, 6);
+        }
+        run = i + 1;
+    }
+    jb_put(b, s + run, n - run);
+    jb_put(b, "\"", 1);
+}
+
+static void jb_cstr(jbuf *b, const char *s) { jb_str(b, s, strlen(s)); }
+
+/* An Oniguruma pattern matching exactly s as a whole token: \A s \z, with
+ * the regex metacharacters escaped (only those: in Onig, a backslash before
+ * some other punctuation, e.g. \<, can be an operator). */
+static void jb_regex_whole(jbuf *b, const char *s, size_t n)
+{
+    jbuf r = {0};
+    jb_lit(&r, "\\A");
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c && strchr("\\.^$|?*+()[]{}", c)) jb_put(&r, "\\", 1);
+        jb_put(&r, s + i, 1);
+    }
+    jb_lit(&r, "\\z");
+    if (r.err) b->err = r.err;
+    else jb_str(b, r.p, r.n);
+    tkmi_free(r.p);
+}
+
+/* ---- merges ---- */
+typedef struct {
+    float score;   /* score of the merged piece */
+    int32_t id;    /* merged piece */
+    uint32_t len;  /* its length in bytes */
+    uint32_t split;/* bytes in the left part */
+} merge_t;
+
+/* The rank order HF's BPE needs to reproduce sentencepiece's.
+ *
+ * sentencepiece repeatedly merges the adjacent pair whose concatenation is
+ * the piece with the highest score, the leftmost among equal scores; HF
+ * merges the pair with the lowest rank, the leftmost among equal ranks.
+ * Each pair maps to one merged piece, so ranking all merges by the merged
+ * piece's score (highest first) makes both pick the same pieces in the same
+ * order. What a rank order cannot express is sentencepiece's leftmost rule
+ * across different pairs of equal score; it matters only when two such
+ * candidates overlap, and we choose the order that wins in the cases that
+ * occur:
+ *  - equal scores, different pieces (LLaMA/Mistral give every run of ▁ the
+ *    score -1e9): longer merged piece first. sentencepiece then grows a run
+ *    from the left (▁+▁, ▁▁+▁, ... up to the longest piece, then again); HF
+ *    with longer-first doubles symbols (▁▁ ▁▁ -> ▁▁▁▁ ...) and reaches the
+ *    same chunks of the longest run piece and the same remainder.
+ *  - one piece with several splits (X = L+R = L'+R'): two candidates overlap
+ *    only as [L, M, R'] with X = L+M = M+R' (X periodic); sentencepiece takes
+ *    the left one, whose left part is the longer one whenever the middle
+ *    symbol is the shorter part, the usual case (e.g. [▁▁▁▁, ▁▁, ▁▁▁▁]). So
+ *    splits with the longer left part rank first.
+ * Remaining ties (same score, same length) go to the smaller id, i.e. the
+ * piece sentencepiece's trainer created first. */
+static int merge_cmp(const void *pa, const void *pb)
+{
+    const merge_t *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    if (a->id != b->id) return a->id < b->id ? -1 : 1;
+    if (a->split != b->split) return a->split > b->split ? -1 : 1;
+    return 0;
+}
+
+/* A piece HF's BPE can hold as a symbol: sentencepiece's NORMAL and UNUSED
+ * pieces (user-defined ones are cut out before the model runs, in both). */
+static int is_symbol_piece(const tkm_model *m, int id)
+{
+    return id >= 0 && (m->type[id] == TKM_PIECE_NORMAL || m->type[id] == TKM_PIECE_UNUSED);
+}
+
+static int collect_merges(const tkm_model *m, const tkmi_strmap *all, merge_t **out, size_t *nout)
+{
+    merge_t *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int id = 0; id < m->n; id++) {
+        /* Only NORMAL pieces are merge results. sentencepiece also merges into
+         * UNUSED pieces but then splits them back (resegment), which a merge
+         * list cannot express; leaving them out is the closer choice. */
+        if (m->type[id] != TKM_PIECE_NORMAL) continue;
+        const char *p = tkmi_piece(m, id);
+        uint32_t len = m->plen[id];
+        for (uint32_t k = 1; k < len; k++) {
+            if (((uint8_t)p[k] & 0xC0) == 0x80) continue; /* not a character boundary */
+            if (!is_symbol_piece(m, tkmi_strmap_get(all, p, k)) || !is_symbol_piece(m, tkmi_strmap_get(all, p + k, len - k)))
+                continue;
+            if (n == cap && tkmi_grow((void **)&v, &cap, n + 1, sizeof *v) < 0) {
+                tkmi_free(v);
+                return tkmi_error(TKM_ENOMEM, "out of memory");
+            }
+            v[n++] = (merge_t){m->score[id], id, len, k};
+        }
+    }
+    if (n) qsort(v, n, sizeof *v, merge_cmp);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* ---- sections ---- */
+static void added_token(jbuf *b, const tkm_model *m, int id, int special, int *first)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%d", id);
+    jb_lit(b, *first ? "\n    {\"id\": " : ",\n    {\"id\": ");
+    *first = 0;
+    jb_lit(b, num);
+    jb_lit(b, ", \"content\": ");
+    jb_str(b, tkmi_piece(m, id), m->plen[id]);
+    jb_lit(b, ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": ");
+    jb_lit(b, special ? "false" : "true");
+    jb_lit(b, ", \"special\": ");
+    jb_lit(b, special ? "true" : "false");
+    jb_lit(b, "}");
+}
+
+/* Added tokens. Control and unknown pieces are special and matched on the
+ * raw text (normalized: false), as transformers does: HF finds them in input
+ * text (chat templates rely on it) where sentencepiece never does, unless
+ * the caller sets encode_special_tokens. User-defined pieces are matched on
+ * the normalized text (normalized: true), exactly where sentencepiece's
+ * PrefixMatcher finds them (longest match, left to right, after ' ' -> ▁);
+ * HF's leftmost-longest matching gives the same cuts, and the pieces between
+ * them are encoded separately, as sentencepiece's frozen symbols never
+ * merge. */
+static void write_added(jbuf *b, const tkm_model *m)
+{
+    int first = 1;
+    jb_lit(b, "  \"added_tokens\": [");
+    for (int id = 0; id < m->n; id++) {
+        int t = m->type[id];
+        if (t == TKM_PIECE_CONTROL || t == TKM_PIECE_UNKNOWN) added_token(b, m, id, 1, &first);
+        else if (t == TKM_PIECE_USER_DEFINED) added_token(b, m, id, 0, &first);
+    }
+    jb_lit(b, first ? "],\n" : "\n  ],\n");
+}
+
+/* sentencepiece's identity normalizer as HF normalizers, in its order:
+ * remove_extra_whitespaces drops leading ' ', squeezes runs of ' ' and drops
+ * trailing ▁ (escaped spaces and literal U+2581 alike); ' ' -> ▁; the dummy
+ * prefix last (Prepend leaves an empty string empty, as sentencepiece does;
+ * stripping trailing ▁ before prepending equals sentencepiece's order). */
+static void write_normalizer(jbuf *b, const tkm_model *m)
+{
+    const char *ws = m->escape_ws ? TKMI_WS : " ";
+    int n = 0;
+    if (!m->remove_extra_ws && !m->escape_ws && !m->add_dummy_prefix) {
+        jb_lit(b, "  \"normalizer\": null,\n");
+        return;
+    }
+    jb_lit(b, "  \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [");
+    if (m->remove_extra_ws) {
+        jb_lit(b, "\n    {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\A +\"}, \"content\": \"\"},"
+                  "\n    {\"type\": \"Replace\", \"pattern\": {\"Regex\": \" {2,}\"}, \"content\": \" \"}");
+        n += 2;
+    }
+    if (m->escape_ws) {
+        jb_lit(b, n ? ",\n    " : "\n    ");
+        jb_lit(b, "{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"" TKMI_WS "\"}");
+        n++;
+    }
+    if (m->remove_extra_ws) {
+        jb_lit(b, n ? ",\n    " : "\n    ");
+        jb_lit(b, "{\"type\": \"Replace\", \"pattern\": {\"Regex\": \"");
+        jb_lit(b, m->escape_ws ? TKMI_WS : " ");
+        jb_lit(b, "+\\\\z\"}, \"content\": \"\"}");
+        n++;
+    }
+    if (m->add_dummy_prefix) {
+        jb_lit(b, n ? ",\n    " : "\n    ");
+        jb_lit(b, "{\"type\": \"Prepend\", \"prepend\": ");
+        jb_cstr(b, ws);
+        jb_lit(b, "}");
+        n++;
+    }
+    jb_lit(b, "\n  ]},\n");
+}
+
+/* sentencepiece's decoder: unk -> its surface (reached only with
+ * skip_special_tokens=False, as HF skips special tokens first), ▁ -> ' ',
+ * runs of byte pieces -> UTF-8 (U+FFFD per invalid byte), and one leading
+ * space dropped when the encoder adds a dummy prefix. Control pieces vanish
+ * in sentencepiece; in HF only with skip_special_tokens. */
+static void write_decoder(jbuf *b, const tkm_model *m)
+{
+    jb_lit(b, "  \"decoder\": {\"type\": \"Sequence\", \"decoders\": [");
+    if (m->unk_id >= 0) {
+        jb_lit(b, "\n    {\"type\": \"Replace\", \"pattern\": {\"Regex\": ");
+        jb_regex_whole(b, tkmi_piece(m, m->unk_id), m->plen[m->unk_id]);
+        jb_lit(b, "}, \"content\": ");
+        jb_str(b, m->unk_surface, m->unk_surface_len);
+        jb_lit(b, "},");
+    }
+    if (m->escape_ws) jb_lit(b, "\n    {\"type\": \"Replace\", \"pattern\": {\"String\": \"" TKMI_WS "\"}, \"content\": \" \"},");
+    jb_lit(b, "\n    {\"type\": \"ByteFallback\"},\n    {\"type\": \"Fuse\"}");
+    if (m->add_dummy_prefix || m->remove_extra_ws) jb_lit(b, ",\n    {\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 0}");
+    jb_lit(b, "\n  ]},\n");
+}
+
+static int write_model(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
+{
+    char num[32];
+    jb_lit(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": ");
+    if (m->unk_id >= 0) jb_str(b, tkmi_piece(m, m->unk_id), m->plen[m->unk_id]);
+    else jb_lit(b, "null");
+    jb_lit(b, ",\n    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n"
+              "    \"fuse_unk\": true,\n    \"byte_fallback\": ");
+    jb_lit(b, m->byte_fallback ? "true" : "false");
+    jb_lit(b, ",\n    \"ignore_merges\": false,\n    \"vocab\": {");
+    for (int id = 0; id < m->n; id++) {
+        jb_lit(b, id ? ",\n      " : "\n      ");
+        jb_str(b, tkmi_piece(m, id), m->plen[id]);
+        snprintf(num, sizeof num, ": %d", id);
+        jb_lit(b, num);
+    }
+    jb_lit(b, "\n    },\n    \"merges\": [");
+    merge_t *mv;
+    size_t nm;
+    TKM_FORWARD_IF_ERROR(collect_merges(m, all, &mv, &nm));
+    for (size_t i = 0; i < nm; i++) {
+        const char *p = tkmi_piece(m, mv[i].id);
+        jb_lit(b, i ? ",\n      [" : "\n      [");
+        jb_str(b, p, mv[i].split);
+        jb_lit(b, ", ");
+        jb_str(b, p + mv[i].split, mv[i].len - mv[i].split);
+        jb_lit(b, "]");
+    }
+    tkmi_free(mv);
+    jb_lit(b, nm ? "\n    ]\n  }\n" : "]\n  }\n");
+    return 0;
+}
+
+/* What HF cannot express, and pieces JSON cannot carry. */
+static int check_exportable(const tkm_model *m, tkmi_strmap *all)
+{
+    const char *name = m->name ? m->name : "model";
+    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE, TKM_ENOTSUP,
+                        "%s: only BPE models can be exported to tokenizer.json (model type %d)", name, m->model_type);
+    TKM_RETURN_ERROR_IF(m->charsmap_len > 0, TKM_ENOTSUP,
+                        "%s: the model normalizes text with a precompiled_charsmap (e.g. nmt_nfkc); only identity "
+                        "normalization can be exported for now (train with --normalization_rule_name=identity)",
+                        name);
+    TKM_RETURN_ERROR_IF(m->treat_ws_suffix, TKM_ENOTSUP,
+                        "%s: treat_whitespace_as_suffix cannot be exported to tokenizer.json", name);
+    for (int id = 0; id < m->n; id++) {
+        const char *p = tkmi_piece(m, id);
+        size_t len = m->plen[id], i = 0;
+        TKM_RETURN_ERROR_IF(len == 0, TKM_EFORMAT, "%s: piece %d is empty", name, id);
+        while (i < len) {
+            int mb;
+            TKM_RETURN_ERROR_IF(tkmi_utf8_decode((const uint8_t *)p + i, len - i, &mb) < 0, TKM_EFORMAT,
+                                "%s: piece %d is not valid UTF-8 (byte %zu); tokenizer.json needs UTF-8", name, id,
+                                i + 1);
+            i += (size_t)mb;
+        }
+        int rc = tkmi_strmap_put(all, p, len, id);
+        if (rc < 0) return rc;
+        TKM_RETURN_ERROR_IF(rc == 0, TKM_EFORMAT, "%s: piece %d '%.*s' duplicates piece %d", name, id, (int)len, p,
+                            tkmi_strmap_get(all, p, len));
+    }
+    return 0;
+}
+
+int tkm_model_export_hf_json(const tkm_model *m, const char *path)
+{
+    tkmi_strmap all;
+    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&all, (size_t)m->n));
+    int rc = check_exportable(m, &all);
+    jbuf b = {0};
+    if (rc == 0) {
+        jb_lit(&b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n");
+        write_added(&b, m);
+        write_normalizer(&b, m);
+        jb_lit(&b, "  \"pre_tokenizer\": null,\n  \"post_processor\": null,\n");
+        write_decoder(&b, m);
+        rc = write_model(&b, m, &all);
+        jb_lit(&b, "}\n");
+        if (rc == 0 && b.err) rc = tkmi_error(b.err, "out of memory");
+    }
+    if (rc == 0) rc = tkmi_write_file_atomic(path, b.p, b.n);
+    tkmi_free(b.p);
+    tkmi_strmap_free(&all);
+    return rc;
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# analyze.sh - `tokenmill analyze`: compression counts equal `tokenmill encode`
+# piped to wc, 1 and 2 threads agree, gzip/directory/glob corpora, JSON parses,
+# vocab counts on the reference models equal those in tokenmill-analyze(1),
+# the HTML report is written, errors exit 1/2 and name the file.
+. "$(dirname "$0")/lib.sh"
+T=$TKM_BIN
+R=${TKM_REFMODELS:-}
+[ -f "$R/llama.model" ] && [ -f "$R/nerdstash.model" ] || skip "reference models missing"
+M1=$R/llama.model
+M2=$R/nerdstash.model
+mkdir -p "$TMP/c"
+printf 'The quick brown fox jumps over the lazy dog.\nhello  world\t again\n\n東京は日本の首都です。\ncaf\xc3\xa9 na\xc3\xafve \xf0\x9f\x98\x80\n' > "$TMP/c/a.txt"
+printf 'Second file, with 12345 digits.\n' > "$TMP/c/b.txt"
+gzip -c "$TMP/c/b.txt" > "$TMP/b.gz"
+
+# expected counts from encode + wc
+exp_tokens() { cat "$TMP/c/a.txt" "$TMP/c/b.txt" | "$T" encode -m "$1" --output-format id | wc -w; }
+lines=$(cat "$TMP/c/a.txt" "$TMP/c/b.txt" | wc -l)
+bytes=$(($(cat "$TMP/c/a.txt" "$TMP/c/b.txt" | wc -c) - lines))
+chars=$(($(cat "$TMP/c/a.txt" "$TMP/c/b.txt" | LC_ALL=C.UTF-8 wc -m) - lines))
+words=$(cat "$TMP/c/a.txt" "$TMP/c/b.txt" | wc -w)
+t1=$(exp_tokens "$M1")
+t2=$(exp_tokens "$M2")
+bytetok=$(cat "$TMP/c/a.txt" "$TMP/c/b.txt" | "$T" encode -m "$M1" | tr ' ' '\n' | grep -c '^<0x..>$' || true)
+
+"$T" analyze compression -m "$M1" -m "$M2" --corpus "t=$TMP/c" --format json -t 2 > "$TMP/a.json" \
+  && pass "compression json runs" || fail "compression json failed"
+python3 -m json.tool "$TMP/a.json" > /dev/null && pass "compression JSON parses" || fail "compression JSON invalid"
+python3 - "$TMP/a.json" "$lines" "$bytes" "$chars" "$words" "$t1" "$t2" "$bytetok" <<'PY' \
+  && pass "counts equal encode | wc" || fail "counts differ from encode | wc"
+import json, sys
+d = json.load(open(sys.argv[1]))
+lines, nbytes, chars, words, t1, t2, bt = map(int, sys.argv[2:])
+c = d["corpora"][0]
+assert (c["lines"], c["bytes"], c["chars"], c["words"]) == (lines, nbytes, chars, words), c
+a, b = c["tokenizers"]
+assert a["tokens"] == t1 and b["tokens"] == t2, (a["tokens"], t1, b["tokens"], t2)
+assert a["byte_tokens"] == bt, (a["byte_tokens"], bt)
+assert abs(a["bytes_per_token"] - nbytes / t1) < 1e-4
+assert abs(b["tokens_vs_first"] - (t2 / t1 - 1)) < 1e-4
+assert a["tokens_vs_first"] == 0
+PY
+
+# threads, directory vs glob vs list with gzip
+"$T" analyze compression -m "$M1" -m "$M2" --corpus "t=$TMP/c" -t 1 > "$TMP/t1.txt"
+"$T" analyze compression -m "$M1" -m "$M2" --corpus "t=$TMP/c/*.txt" -t 2 > "$TMP/t2.txt"
+cmp -s "$TMP/t1.txt" "$TMP/t2.txt" && pass "1 thread (directory) = 2 threads (glob)" || fail "output depends on threads or spec"
+grep -q 'more tokens' "$TMP/t1.txt" && pass "text states the ratio convention" || fail "convention missing"
+"$T" analyze compression -m "$M1" --corpus "g=$TMP/b.gz" --format json > "$TMP/g.json"
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["corpora"][0]; assert c["lines"]==1 and c["bytes"]==31, c' "$TMP/g.json" \
+  && pass "gzip corpus read" || fail "gzip corpus"
+
+# vocab: documented counts
+"$T" analyze vocab -m "$M2" -m "$M1" --format json > "$TMP/v.json" && python3 -m json.tool "$TMP/v.json" >/dev/null \
+  && pass "vocab JSON parses" || fail "vocab JSON invalid"
+python3 - "$TMP/v.json" <<'PY' && pass "vocab counts as documented" || fail "vocab counts differ from the man page"
+import json, sys
+v = json.load(open(sys.argv[1]))["vocabularies"]
+want = [(28586, 18123, 9626, 8940, 4, 256), (23964, 0, 836, 6941, 3, 256)]
+for x, w in zip(v, want):
+    c = x["categories"]
+    got = (c["latin"], c["japanese_multi"], c["japanese_single"], c["other"], c["special"], c["byte"])
+    assert got == w, (x["model"], got, w)
+    assert sum(x["length_chars"].values()) == x["pieces"] - c["special"] - c["byte"]
+PY
+"$T" analyze vocab -m "$M1" --corpus "t=$TMP/c" --format json > "$TMP/u.json" && python3 - "$TMP/u.json" <<'PY' \
+  && pass "unused pieces reported" || fail "unused pieces"
+import json, sys
+x = json.load(open(sys.argv[1]))["vocabularies"][0]
+u = x["unused"]
+assert 0 < u["latin"] < x["categories"]["latin"] and u["byte"] < 256, u
+PY
+"$T" analyze vocab -m "$M2" | grep -q '28586' && pass "vocab text table" || fail "vocab text table"
+
+# report
+"$T" analyze report -m "$M1" -m "$M2" --corpus "t=$TMP/c" -o "$TMP/r.html" \
+  && grep -q '<svg' "$TMP/r.html" && grep -q '</html>' "$TMP/r.html" && ! ls "$TMP"/r.html.tmp.* 2>/dev/null \
+  && pass "HTML report written" || fail "HTML report"
+
+# errors
+set +e
+"$T" analyze compression -m "$M1" --corpus "t=$TMP/none" > /dev/null 2> "$TMP/e1"; rc1=$?
+"$T" analyze compression -m "$TMP/none.model" --corpus "t=$TMP/c" > /dev/null 2> "$TMP/e2"; rc2=$?
+"$T" analyze compression -m "$M1" > /dev/null 2>&1; rc3=$?
+"$T" analyze frobnicate > /dev/null 2>&1; rc4=$?
+"$T" analyze compression -m "$M1" --corpus bad > /dev/null 2>&1; rc5=$?
+set -e
+[ $rc1 -eq 1 ] && grep -q "$TMP/none" "$TMP/e1" && pass "missing corpus: exit 1, names it" || fail "missing corpus ($rc1)"
+[ $rc2 -eq 1 ] && grep -q "none.model" "$TMP/e2" && pass "missing model: exit 1, names it" || fail "missing model ($rc2)"
+[ $rc3 -eq 2 ] && [ $rc4 -eq 2 ] && [ $rc5 -eq 2 ] && pass "usage errors exit 2" || fail "usage errors ($rc3 $rc4 $rc5)"
+finish

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# hf_parity.sh - `tokenmill export --hf-json` writes a tokenizer.json that the
+# HF tokenizers library encodes with exactly spm_encode's ids, on held-out
+# text, tests/data/tricky.txt and whitespace/repetition stress lines, for
+# models trained here (tokenmill, spm_train) and the reference models; and
+# decodes ids as `tokenmill decode` does.
+. "$(dirname "$0")/lib.sh"
+need_spm
+python3 -c 'import tokenizers' 2>/dev/null || skip "python3 module tokenizers not installed (pip install tokenizers)"
+T=$TKM_BIN
+HF="python3 $TKM_SRCDIR/tests/hf_encode.py"
+cp "$TKM_SRCDIR/tests/data/tricky.txt" "$TMP/text.txt"
+# runs of spaces (LLaMA ties all ▁-run pieces at score -1e9: the merge order
+# must reproduce sentencepiece's leftmost rule), repeated and periodic strings
+for n in 1 2 3 4 5 7 8 9 13 15 16 17 19 20 24 28 31 33 40 47 64; do
+  s=$(printf '%*s' "$n" '')
+  printf '%s\n' "$s" "a${s}b" "${s}x y" "x$s" "the${s}cat${s}" "$(printf '%s' "$s" | tr ' ' '.')" \
+    "$(printf '%s' "$s" | tr ' ' '-') $(printf '%s' "$s" | tr ' ' '=')" "$(printf '%s' "$s" | sed 's/ /ab/g')"
+done >> "$TMP/text.txt"
+have_corpus=0
+if [ -d "${TKM_CORPUS:-}/en" ] && [ -d "${TKM_CORPUS:-}/ja" ]; then
+  have_corpus=1
+  split_corpus 3000 300
+  cat "$TMP"/heldout/* >> "$TMP/text.txt"
+fi
+lines=$(wc -l < "$TMP/text.txt")
+have_tf=0
+python3 -c 'import transformers, sentencepiece, google.protobuf' 2>/dev/null && have_tf=1
+
+# HF matches special tokens (control pieces, unk) written in the text, which
+# sentencepiece never does; transformers relies on it (chat templates). With
+# encode_special_tokens=True (a runtime flag, not stored in tokenizer.json)
+# HF encodes them as text and every line must match. Without it, only lines
+# that contain the text of a special token may differ (and must, to show the
+# flag is what matters).
+specials_grep() { # json -> file with one special token per line
+  python3 -c 'import json,sys
+for t in json.load(open(sys.argv[1]))["added_tokens"]:
+    t["special"] and print(t["content"])' "$1" > "$TMP/specials"
+}
+
+check() { # name model [nodecode]
+  local name=$1 m=$2 j="$TMP/tokenizer.json"
+  rm -f "$j"
+  "$T" export --hf-json -m "$m" -o "$j" 2> "$TMP/export.err" || { fail "$name: export: $(cat "$TMP/export.err")"; return; }
+  spm_encode --model "$m" --output_format=id < "$TMP/text.txt" > "$TMP/spm.id"
+  "$T" encode -m "$m" --output-format id < "$TMP/text.txt" > "$TMP/tkm.id"
+  cmp -s "$TMP/spm.id" "$TMP/tkm.id" || fail "$name: tokenmill and spm_encode differ (see parity tests)"
+  $HF --split-special "$j" "$TMP/text.txt" > "$TMP/hf.id" 2> "$TMP/hf.err" || { fail "$name: HF: $(tail -2 "$TMP/hf.err")"; return; }
+  if cmp -s "$TMP/spm.id" "$TMP/hf.id"; then pass "$name: HF ids identical on $lines lines"
+  else fail "$name: HF ids differ on $(diff "$TMP/spm.id" "$TMP/hf.id" | grep -c '^<') of $lines lines: $(diff "$TMP/spm.id" "$TMP/hf.id" | head -4 | cut -c1-160)"; fi
+  # default mode: differences only on lines holding a special token's text
+  specials_grep "$j"
+  $HF "$j" "$TMP/text.txt" > "$TMP/hf0.id"
+  local bad
+  bad=$(paste -d '\t' "$TMP/spm.id" "$TMP/hf0.id" | nl -ba -w1 | awk -F'\t' '$2 != $3 {print $1}' | while read -r n; do
+    sed -n "${n}p" "$TMP/text.txt" | grep -qF -f "$TMP/specials" || echo "$n"; done | head -3)
+  [ -z "$bad" ] && pass "$name: without encode_special_tokens only lines with special-token text differ" \
+    || fail "$name: line(s) $bad differ without special-token text"
+  if [ "${3:-}" != nodecode ]; then
+    "$T" decode -m "$m" --input-format id < "$TMP/spm.id" > "$TMP/tkm.dec"
+    $HF --decode "$j" "$TMP/spm.id" > "$TMP/hf.dec"
+    cmp -s "$TMP/tkm.dec" "$TMP/hf.dec" && pass "$name: HF decode identical on $lines lines" \
+      || fail "$name: HF decode differs: $(diff "$TMP/tkm.dec" "$TMP/hf.dec" | head -4 | cut -c1-160)"
+  fi
+  # transformers' own conversion (LlamaTokenizerFast from the .model), for
+  # comparison only: it orders merges by piece id, not score, so LLaMA's runs
+  # of spaces (ids 259.., score -1e9) merge too early; it pre-tokenizes with
+  # Metaspace(prepend_scheme=first), which adds no ▁ before text starting
+  # with a space, and it always adds a prefix space whatever add_dummy_prefix
+  # says. Our file: merges by score, Prepend/Replace normalizers taken from
+  # the model's normalizer_spec. Differences are reported, never failed on.
+  if [ "$have_tf" = 1 ]; then
+    if $HF --transformers "$m" "$TMP/text.txt" > "$TMP/tf.id" 2> "$TMP/tf.err"; then
+      echo "# $name: transformers' conversion differs from spm_encode on $(diff "$TMP/spm.id" "$TMP/tf.id" | grep -c '^<') of $lines lines"
+    else echo "# $name: transformers' conversion failed: $(tail -1 "$TMP/tf.err")"; fi
+  fi
+}
+
+if [ "$have_corpus" = 1 ]; then
+  tkm() { # name, extra options
+    local name=$1; shift
+    "$T" train -q --vocab-size 3000 --threads 2 -o "$TMP/$name.model" "$@" "$TMP"/train/* 2> "$TMP/train.err" \
+      || { fail "tokenmill train $name: $(tail -3 "$TMP/train.err")"; return; }
+    check "tokenmill $name" "$TMP/$name.model"
+  }
+  tkm tkm-plain
+  tkm tkm-bytes-digits --byte-fallback --split-digits
+  tkm tkm-ws-user --allow-whitespace-only-pieces --user-defined-symbols '▁▁,▁▁▁▁' --byte-fallback
+  tkm tkm-dummy --add-dummy-prefix
+  # --hf-json on train writes the same file as export
+  "$T" train -q --vocab-size 3000 --threads 2 -o "$TMP/t.model" --hf-json "$TMP/t.json" "$TMP"/train/* \
+    && "$T" export --hf-json -m "$TMP/t.model" -o "$TMP/t2.json" && cmp -s "$TMP/t.json" "$TMP/t2.json" \
+    && pass "train --hf-json equals export" || fail "train --hf-json"
+  # spm_train with its defaults except identity normalization (nmt_nfkc's
+  # charsmap is refused): dummy prefix and remove_extra_whitespaces on
+  "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/spm" --model_type=bpe \
+    --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 --normalization_rule_name=identity \
+    --user_defined_symbols='<|endoftext|>' --control_symbols='<sep>' > "$TMP/spm_train.log" 2>&1 \
+    && check "spm_train identity" "$TMP/spm.model" || fail "spm_train: $(tail -3 "$TMP/spm_train.log")"
+  # a charsmap model is refused, naming the file
+  "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/nfkc" --model_type=bpe \
+    --vocab_size=1000 --num_threads=2 > /dev/null 2>&1 || true
+  if [ -s "$TMP/nfkc.model" ]; then
+    rc=0; "$T" export --hf-json -m "$TMP/nfkc.model" -o "$TMP/x.json" 2> "$TMP/err" || rc=$?
+    [ "$rc" = 1 ] && grep -q "nfkc.model.*precompiled_charsmap" "$TMP/err" && [ ! -e "$TMP/x.json" ] \
+      && pass "nmt_nfkc model refused: $(cut -c1-80 "$TMP/err")" || fail "nmt_nfkc model: rc $rc $(cat "$TMP/err")"
+  fi
+fi
+dir=${TKM_REFMODELS:-}
+for n in llama mistral nerdstash; do
+  [ -f "$dir/$n.model" ] && check "$n.model" "$dir/$n.model"
+done
+rc=0; "$T" export --hf-json -m /nonexistent.model -o "$TMP/x.json" 2> "$TMP/err" || rc=$?
+[ "$rc" = 1 ] && grep -q nonexistent.model "$TMP/err" && pass "missing model: exit 1, names the file" || fail "missing model: rc $rc"
+rc=0; "$T" export -m x -o y 2> /dev/null || rc=$?
+[ "$rc" = 2 ] && pass "no format: exit 2" || fail "no format: rc $rc"
+finish
