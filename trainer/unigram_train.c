@@ -39,6 +39,10 @@ typedef struct {
     size_t parena_n, parena_cap;
     tkmi_ptrie trie;
     float min_score;
+    /* cached lattices: pieces are only ever removed during training, so each
+     * word's lattice is found once with the trie and then only filtered */
+    struct cnode { uint32_t start, end; int32_t id; } *lat;
+    size_t *lat_off, lat_n;
     int threads;
     const tkm_train_options *o;
 } uni;
@@ -230,6 +234,91 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
     return cnt;
 }
 
+static int ensure_positions(scratch *x, size_t n)
+{
+    if (n + 1 <= x->pcap) return 0;
+    size_t c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->alpha, &c, n + 1, sizeof(double)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->back, &c, n + 1, sizeof(int32_t)));
+    x->pcap = c;
+    return 0;
+}
+
+/* Word i's lattice from the cache, with the current scores. */
+static int lattice_from_cache(const uni *U, scratch *x, size_t i)
+{
+    size_t a = U->lat_off[i], b = U->lat_off[i + 1];
+    if (b - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, b - a, sizeof(lnode)));
+    const float unk = U->min_score - 10.0f;
+    for (size_t k = a; k < b; k++) {
+        const struct cnode *c = &U->lat[k];
+        x->nodes[k - a] = (lnode){c->start, c->end, c->id, c->id >= 0 ? U->p[c->id].score : unk};
+    }
+    x->nn = b - a;
+    return ensure_positions(x, U->w[i].len);
+}
+
+/* Fills the cache from the current trie (one pass over the words). */
+static int build_lattices(uni *U)
+{
+    scratch x = {0};
+    size_t cap = 0;
+    int rc = 0;
+    U->lat_off = tkmi_malloc((U->nw + 1) * sizeof *U->lat_off);
+    if (!U->lat_off) return tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
+    U->lat_n = 0;
+    for (size_t i = 0; rc == 0 && i < U->nw; i++) {
+        U->lat_off[i] = U->lat_n;
+        if ((rc = populate(U, &x, U->w[i].s, U->w[i].len, -1)) < 0) break;
+        if ((rc = tkmi_grow((void **)&U->lat, &cap, U->lat_n + x.nn, sizeof *U->lat)) < 0) break;
+        for (size_t k = 0; k < x.nn; k++)
+            U->lat[U->lat_n++] = (struct cnode){x.nodes[k].start, x.nodes[k].end, x.nodes[k].id};
+    }
+    U->lat_off[U->nw] = U->lat_n;
+    scratch_free(&x);
+    return rc;
+}
+
+/* Applies remap (old piece index -> new, or -1 if removed) to the cache:
+ * removed pieces vanish from the lattices, except that a removed
+ * single-character piece becomes the unknown node, as populate() would. */
+static void filter_lattices(uni *U, const int32_t *remap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < U->nw; i++) {
+        size_t a = U->lat_off[i], b = U->lat_off[i + 1];
+        U->lat_off[i] = o;
+        const uint8_t *s = (const uint8_t *)U->w[i].s;
+        for (size_t k = a; k < b; k++) {
+            struct cnode c = U->lat[k];
+            if (c.id >= 0) {
+                int32_t nid = remap[c.id];
+                if (nid < 0) {
+                    size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
+                    if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
+                    if (c.end - c.start != mb) continue;
+                }
+                c.id = nid;
+            }
+            U->lat[o++] = c;
+        }
+    }
+    U->lat_off[U->nw] = o;
+    U->lat_n = o;
+}
+
+static void update_min_score(uni *U)
+{
+    U->min_score = FLT_MAX;
+    for (size_t i = 0; i < U->np; i++)
+        if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
+}
+
 /* ---- parallel passes over the words ---- */
 typedef struct {
     uni *U;
@@ -253,7 +342,11 @@ static void *pass_main(void *arg)
     size_t from = (size_t)P->tid * per, to = from + per < U->nw ? from + per : U->nw;
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
-        if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) break;
+        if (U->lat) {
+            if ((P->rc = lattice_from_cache(U, &x, i)) < 0) break;
+        } else if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) {
+            break;
+        }
         size_t n = w->len;
         if (P->mode == 0) {
             for (size_t k = 0; k <= n; k++) x.alpha[k] = x.beta[k] = -INFINITY;
@@ -338,13 +431,15 @@ static double digamma(double x)
 }
 
 /* M-step: drop pieces with expected count < 0.5, scores by digamma. */
-static void m_step(uni *U, const int64_t *fix)
+static void m_step(uni *U, const int64_t *fix, int32_t *remap)
 {
     double sum = 0;
     size_t k = 0;
     for (size_t i = 0; i < U->np; i++) {
         double f = (double)fix[i] / FIX_SCALE;
+        remap[i] = -1;
         if (f < 0.5) continue;
+        remap[i] = (int32_t)k;
         U->p[k] = U->p[i];
         U->p[k].score = (float)f; /* temporarily the count */
         sum += f;
@@ -368,7 +463,7 @@ static int cmp_rank_desc(const void *a, const void *b)
  * segmentation is split, or that never occurs in the Viterbi segmentation
  * of the corpus, goes; the others are ranked by the likelihood lost when
  * their occurrences are replaced by their second-best segmentation. */
-static int prune(uni *U, size_t desired)
+static int prune(uni *U, size_t desired, int32_t *remap)
 {
     size_t np = U->np;
     int8_t *keep = tkmi_malloc(np + 1);
@@ -380,6 +475,7 @@ static int prune(uni *U, size_t desired)
     int32_t path[64];
     scratch x = {0};
     int rc = (!keep || !alt || !nalt || !freq || !cand || !np_list) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; i < np; i++) remap[i] = -1;
     for (size_t i = 0; rc == 0 && i < np; i++) {
         keep[i] = 1;
         if ((rc = populate(U, &x, U->p[i].s, U->p[i].len, -1)) < 0) break;
@@ -403,7 +499,7 @@ static int prune(uni *U, size_t desired)
         double logsum = log(sum);
         for (size_t i = 0; i < np; i++) {
             if (freq[i] == 0 || !keep[i]) continue;
-            if (!nalt[i]) { np_list[nk++] = U->p[i]; continue; }
+            if (!nalt[i]) { remap[i] = (int32_t)nk; np_list[nk++] = U->p[i]; continue; }
             double F = (double)freq[i] / vsum;
             double lp = log((double)freq[i]) - logsum;
             double logsum_alt = log(sum + (double)freq[i] * (nalt[i] - 1));
@@ -417,7 +513,10 @@ static int prune(uni *U, size_t desired)
         size_t pruned = (size_t)((double)U->o->shrinking_factor * (double)np);
         if (pruned < desired) pruned = desired;
         qsort(cand, nc, sizeof *cand, cmp_rank_desc);
-        for (size_t k = 0; k < nc && nk < pruned; k++) np_list[nk++] = U->p[cand[k].id];
+        for (size_t k = 0; k < nc && nk < pruned; k++) {
+            remap[cand[k].id] = (int32_t)nk;
+            np_list[nk++] = U->p[cand[k].id];
+        }
         memcpy(U->p, np_list, nk * sizeof *np_list);
         U->np = nk;
     }
@@ -458,8 +557,8 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     const tkm_train_options *o = U->o;
     tkmi_counts sub;
     TKM_FORWARD_IF_ERROR(tkmi_counts_init(&sub, 1 << 20));
-    /* lossy-counting budget: 4 candidates per seed kept, at least 1M */
-    size_t budget = 4u * (size_t)o->seed_size;
+    /* lossy-counting budget: 2 candidates per seed, at least 1M */
+    size_t budget = 2u * (size_t)o->seed_size;
     if (budget < (1u << 20)) budget = 1u << 20;
     int64_t floor = 0;
     int rc = 0;
@@ -601,17 +700,30 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
     size_t desired = (size_t)((double)o->vocab_size * 1.1);
     int rounds = 0;
+    int32_t *remap = NULL;
+    if (rc == 0 && (rc = rebuild_trie(&U)) == 0) {
+        remap = tkmi_malloc((U.np + 1) * sizeof *remap);
+        if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    }
     while (rc == 0) {
         for (int it = 0; rc == 0 && it < o->num_sub_iterations; it++) {
-            if ((rc = rebuild_trie(&U)) < 0) break;
             tkmi_free(acc);
             acc = tkmi_malloc((U.np + 1) * sizeof *acc);
             if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
             double obj;
             if ((rc = run_pass(&U, 0, acc, &obj)) < 0) break;
-            m_step(&U, acc);
+            m_step(&U, acc, remap);
+            update_min_score(&U);
+            if (U.lat) {
+                filter_lattices(&U, remap);
+            } else {
+                /* the seeds' lattices are the largest: cache them only after
+                 * the first M-step has dropped most seeds */
+                if ((rc = rebuild_trie(&U)) < 0 || (rc = build_lattices(&U)) < 0) break;
+            }
             if (getenv("TKM_DEBUG_UNIGRAM"))
-                fprintf(stderr, "debug:   EM -> %zu pieces, objective %.4f, %.2f s\n", U.np, obj, tkmi_now() - t->t_start);
+                fprintf(stderr, "debug:   EM -> %zu pieces, objective %.4f, %zu lattice nodes, %.2f s\n", U.np, obj,
+                        U.lat_n, tkmi_now() - t->t_start);
         }
         if (rc < 0) break;
         if (t->progress) t->progress(t->progress_ctx, "EM (pieces left)", U.np, U.np);
@@ -619,9 +731,12 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
             fprintf(stderr, "debug: round %d: %zu pieces after EM, %.2f s\n", rounds, U.np, tkmi_now() - t->t_start);
         if (U.np <= desired) break;
         if ((rc = rebuild_trie(&U)) < 0) break;
-        if ((rc = prune(&U, desired)) < 0) break;
+        if ((rc = prune(&U, desired, remap)) < 0) break;
+        filter_lattices(&U, remap);
+        update_min_score(&U);
         rounds++;
     }
+    tkmi_free(remap);
     /* finalize: required characters, then the best-scoring pieces */
     int vocab = o->vocab_size;
     size_t room = (size_t)(vocab - vb.n_meta), nf = 0;
@@ -699,6 +814,8 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     tkmi_free(cbuf);
     tkmi_free(acc);
     tkmi_ptrie_free(&U.trie);
+    tkmi_free(U.lat);
+    tkmi_free(U.lat_off);
     tkmi_free(U.p);
     tkmi_free(U.parena);
     tkmi_free(U.w);
