@@ -344,11 +344,13 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "  warning    %llu invalid UTF-8 bytes (read as U+FFFD), %llu NUL bytes (never in a piece)\n",
                     (unsigned long long)s.invalid_utf8_bytes, (unsigned long long)s.nul_bytes);
         fprintf(stderr,
-                "  pieces     %d total: %d merged, %d characters, %d special, %d user-defined, %d bytes\n"
-                "  time       %.2f s counting, %.2f s merging, %.2f s total (%d threads); peak RSS %.1f MB\n"
+                "  pieces     %d total: %d %s, %d characters, %d special, %d user-defined, %d bytes\n"
+                "  time       %.2f s counting, %.2f s %s, %.2f s total (%d threads); peak RSS %.1f MB\n"
                 "  skipped    0 lines (tokenmill never drops input)\n",
-                tkm_model_size(m), s.pieces_normal, s.pieces_char, s.pieces_meta, s.pieces_user, s.pieces_byte,
-                s.seconds_count, s.seconds_merge, s.seconds_total, o.threads, cli_peak_rss_kb() / 1024.0);
+                tkm_model_size(m), s.pieces_normal, o.model_type == TKM_MODEL_UNIGRAM ? "learned" : "merged",
+                s.pieces_char, s.pieces_meta, s.pieces_user, s.pieces_byte,
+                s.seconds_count, s.seconds_merge, o.model_type == TKM_MODEL_UNIGRAM ? "EM and pruning" : "merging",
+                s.seconds_total, o.threads, cli_peak_rss_kb() / 1024.0);
     }
     tkm_model_free(m);
     tkm_trainer_free(t);
