@@ -39,6 +39,9 @@ static void train_usage(FILE *f)
             "      --seed-size N               Unigram: seed pieces (1000000)\n"
             "      --shrinking-factor F        Unigram: share kept per pruning round (0.75)\n"
             "      --num-sub-iterations N      Unigram: EM rounds per pruning round (2)\n"
+            "      --balance latin=S,japanese=S  BPE: target shares of all pieces for Latin\n"
+            "                                  (>= 2 letters) and Japanese pieces, reached in\n"
+            "                                  one run; other pieces take the rest\n"
             "      --preset nerdstash          NovelAI nerdstash settings (65535 pieces, ids\n"
             "                                  pad 0 unk 1 bos 2 eos 3, byte fallback, digits\n"
             "                                  split, whitespace runs as pieces; see man page)\n"
@@ -52,7 +55,7 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_HF_JSON
+    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_HF_JSON
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -132,6 +135,7 @@ static const struct option train_opts[] = {
     {"max-sentence-length", required_argument, 0, O_IGNORED},
     {"train-extremely-large-corpus", optional_argument, 0, O_IGNORED},
     {"preset", required_argument, 0, O_PRESET},
+    {"balance", required_argument, 0, O_BALANCE},
     {"seed-size", required_argument, 0, O_SEED},
     {"seed-sentencepiece-size", required_argument, 0, O_SEED},
     {"shrinking-factor", required_argument, 0, O_SHRINK},
@@ -243,6 +247,23 @@ int cmd_train(int argc, char **argv)
 #undef BOOLOPT
         case O_USER: user_given = 1; if (split_list(optarg, &user, &n_user)) return EXIT_FAIL; break;
         case O_PRESET: break; /* applied above */
+        case O_BALANCE: {
+            /* latin=0.44,japanese=0.44 */
+            for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
+                char *eq = strchr(tok, '=');
+                if (!eq) goto bad;
+                *eq = 0;
+                d = strtod(eq + 1, &end);
+                if (*end || !(d >= 0 && d <= 1)) goto bad;
+                if (!strcmp(tok, "latin")) o.balance_latin = (float)d;
+                else if (!strcmp(tok, "japanese")) o.balance_japanese = (float)d;
+                else {
+                    fprintf(stderr, "tokenmill train: --balance: unknown class '%s' (latin, japanese)\n", tok);
+                    return EXIT_USAGE;
+                }
+            }
+            break;
+        }
         case O_SEED: if (cli_int(optarg, 1, 100000000, &v)) goto bad; o.seed_size = (int)v; break;
         case O_SHRINK:
             d = strtod(optarg, &end);
@@ -351,6 +372,28 @@ int cmd_train(int argc, char **argv)
                 s.pieces_char, s.pieces_meta, s.pieces_user, s.pieces_byte,
                 s.seconds_count, s.seconds_merge, o.model_type == TKM_MODEL_UNIGRAM ? "EM and pruning" : "merging",
                 s.seconds_total, o.threads, cli_peak_rss_kb() / 1024.0);
+    }
+    if (!quiet || o.balance_latin >= 0 || o.balance_japanese >= 0) {
+        tkm_train_stats s;
+        tkm_trainer_stats(t, &s);
+        static const char *names[3] = {"latin", "japanese", "other"};
+        int n = tkm_model_size(m);
+        if (!quiet) {
+            fprintf(stderr, "  classes   ");
+            for (int k = 0; k < 3; k++) {
+                fprintf(stderr, " %s %d (%.1f%%", names[k], s.class_pieces[k], 100.0 * s.class_pieces[k] / n);
+                if (s.class_target[k] >= 0) fprintf(stderr, ", target %.1f%%", 100.0 * s.class_target[k] / n);
+                fprintf(stderr, ")%s", k < 2 ? "," : "\n");
+            }
+        }
+        for (int k = 0; k < 3; k++)
+            if (s.class_target[k] >= 0 && s.balance_short[k])
+                fprintf(stderr,
+                        "tokenmill train: warning: the %s target (%.1f%%) cannot be reached: %.1f%% achieved "
+                        "(%s)\n",
+                        names[k], 100.0 * s.class_target[k] / n, 100.0 * s.class_pieces[k] / n,
+                        s.class_pieces[k] < s.class_target[k] ? "not enough distinct text of that class in the corpus"
+                                                              : "the required characters alone exceed it");
     }
     tkm_model_free(m);
     tkm_trainer_free(t);

@@ -144,6 +144,10 @@ typedef struct tkm_train_options {
     const char *const *user_defined_symbols; int n_user_defined;
     const char *const *control_symbols; int n_control;
     int threads;                     /* counting threads, >= 1 */
+    /* BPE: target shares of all pieces (0..1, < 0: no target) for
+     * latin (Latin letters, >= 2 chars, leading U+2581 allowed) and japanese
+     * (Han/kana/U+30FC only, leading U+2581 allowed); "other" takes the rest */
+    float balance_latin, balance_japanese;
     /* Unigram only */
     int seed_size;                   /* seed pieces (1000000) */
     float shrinking_factor;          /* pieces kept per pruning round (0.75) */
@@ -176,6 +180,11 @@ typedef struct tkm_train_stats {
     uint64_t chars_total, chars_unique, chars_required, chars_dropped_occurrences;
     int merges, pieces_normal, pieces_meta, pieces_byte, pieces_user, pieces_char;
     double seconds_count, seconds_merge, seconds_total;
+    /* pieces per class (latin, japanese, other) and the balancing targets
+     * (-1: none); balance_short[c] = 1 if class c ran out of candidates */
+    int class_pieces[3];
+    int class_target[3];
+    int balance_short[3];
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 

@@ -258,8 +258,8 @@ static int write_model(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
         jb_lit(b, num);
     }
     jb_lit(b, "\n    },\n    \"merges\": [");
-    merge_t *mv;
-    size_t nm;
+    merge_t *mv = NULL;
+    size_t nm = 0;
     TKM_FORWARD_IF_ERROR(collect_merges(m, all, &mv, &nm));
     for (size_t i = 0; i < nm; i++) {
         const char *p = tkmi_piece(m, mv[i].id);

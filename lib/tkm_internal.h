@@ -117,6 +117,13 @@ static inline int tkmi_is_decimal_digit(uint32_t c)
     return (c >= 0x30 && c <= 0x39) || (c >= 0xff10 && c <= 0xff19);
 }
 
+/* ---- language classes for balancing (trainer --balance) ----
+ * latin: only Latin-script letters, >= 2 characters; japanese: only Han,
+ * Hiragana, Katakana or U+30FC, any length; other: the rest. A leading
+ * U+2581 is allowed and not counted. Specials and bytes are other. */
+enum { TKMI_CLASS_LATIN = 0, TKMI_CLASS_JAPANESE = 1, TKMI_CLASS_OTHER = 2, TKMI_N_CLASSES = 3 };
+int tkmi_balance_class(const char *piece, size_t len);
+
 /* ---- time ---- */
 double tkmi_now(void);
 

@@ -1,5 +1,6 @@
 /* utf8.c - strict UTF-8 decoding (sentencepiece's rules) and Unicode script
  * lookup through ICU with sentencepiece's Japanese merging. */
+#include <unicode/uchar.h>
 #include <unicode/uscript.h>
 
 #include "tkm_internal.h"
@@ -48,4 +49,27 @@ int tkmi_script(uint32_t cp)
     if (U_FAILURE(err)) return USCRIPT_COMMON;
     if (s == USCRIPT_HIRAGANA || s == USCRIPT_KATAKANA) return USCRIPT_HAN;
     return (int)s;
+}
+
+int tkmi_balance_class(const char *piece, size_t len)
+{
+    const uint8_t *s = (const uint8_t *)piece;
+    size_t i = 0;
+    if (len >= 3 && memcmp(s, TKMI_WS, 3) == 0) i = 3; /* a leading U+2581 is allowed, not counted */
+    int n = 0, latin = 1, ja = 1;
+    while (i < len && (latin || ja)) {
+        int mb;
+        int32_t cp = tkmi_utf8_decode(s + i, len - i, &mb);
+        if (cp < 0) return TKMI_CLASS_OTHER;
+        UErrorCode err = U_ZERO_ERROR;
+        UScriptCode sc = uscript_getScript(cp, &err);
+        if (U_FAILURE(err)) return TKMI_CLASS_OTHER;
+        if (!(sc == USCRIPT_LATIN && u_isalpha(cp))) latin = 0;
+        if (!(sc == USCRIPT_HAN || sc == USCRIPT_HIRAGANA || sc == USCRIPT_KATAKANA || cp == 0x30FC)) ja = 0;
+        n++;
+        i += (size_t)mb;
+    }
+    if (n == 0) return TKMI_CLASS_OTHER;
+    if (latin) return n >= 2 ? TKMI_CLASS_LATIN : TKMI_CLASS_OTHER;
+    return ja ? TKMI_CLASS_JAPANESE : TKMI_CLASS_OTHER;
 }

@@ -13,6 +13,7 @@
  * bytewise smaller piece, then smaller symbol ids, so the result does not
  * depend on hash or word order, hence not on the thread count. Pieces get
  * score -rank so sentencepiece's encoder replays the merges in order. */
+#include <limits.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -78,6 +79,13 @@ typedef struct {
     uint8_t *mark;
     size_t mark_cap;
     const tkm_train_options *o;
+    /* balancing: per-class merge budgets; a pair whose piece would exceed
+     * its class budget is blocked (kept counted, not merged) */
+    uint8_t *p_blocked;
+    int32_t *blocked;
+    size_t n_blocked, blocked_cap;
+    long budget[TKMI_N_CLASSES], used[TKMI_N_CLASSES];
+    int balancing;
     tkmi_strmap meta; /* strings of meta pieces: never learned */
     int has_meta_str;
 } bpe;
@@ -184,6 +192,7 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
         size_t nc = B->p_cap ? B->p_cap + B->p_cap / 2 : (1u << 15);
 #define GROW(f) do { void *q = tkmi_realloc(B->f, nc * sizeof *B->f); if (!q) return tkmi_error(TKM_ENOMEM, "out of memory"); B->f = q; } while (0)
         GROW(p_a); GROW(p_b); GROW(p_cnt); GROW(p_valid); GROW(p_dirty); GROW(p_post); GROW(p_post_n); GROW(p_post_cap);
+        GROW(p_blocked);
 #undef GROW
         B->p_cap = nc;
     }
@@ -195,6 +204,7 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
     B->p_cnt[p] = 0;
     B->p_valid[p] = (int8_t)pair_valid(B, a, b);
     B->p_dirty[p] = 0;
+    B->p_blocked[p] = 0;
     B->p_post[p] = NULL;
     B->p_post_n[p] = B->p_post_cap[p] = 0;
     *out = p;
@@ -349,7 +359,7 @@ static void heap_rebuild(bpe *B)
 {
     size_t n = 0;
     for (size_t p = 0; p < B->n_pairs; p++)
-        if (B->p_valid[p] && B->p_cnt[p] > 0) B->heap[n++] = (struct hent){B->p_cnt[p], (int32_t)p};
+        if (B->p_valid[p] && B->p_cnt[p] > 0 && !B->p_blocked[p]) B->heap[n++] = (struct hent){B->p_cnt[p], (int32_t)p};
     B->heap_n = n;
     for (size_t i = n / 2; i-- > 0;) {
         struct hent e = B->heap[i];
@@ -372,7 +382,7 @@ static int flush_dirty(bpe *B)
     for (size_t i = 0; i < B->n_dirty; i++) {
         int32_t p = B->dirty[i];
         B->p_dirty[p] = 0;
-        if (B->p_cnt[p] > 0) TKM_FORWARD_IF_ERROR(heap_push(B, B->p_cnt[p], p));
+        if (B->p_cnt[p] > 0 && !B->p_blocked[p]) TKM_FORWARD_IF_ERROR(heap_push(B, B->p_cnt[p], p));
     }
     B->n_dirty = 0;
     return 0;
@@ -427,6 +437,7 @@ static void bpe_free(bpe *B)
     tkmi_free(B->p_a); tkmi_free(B->p_b); tkmi_free(B->p_cnt); tkmi_free(B->p_valid); tkmi_free(B->p_dirty);
     tkmi_free(B->p_post); tkmi_free(B->p_post_n); tkmi_free(B->p_post_cap);
     tkmi_free(B->dirty); tkmi_free(B->heap); tkmi_free(B->mark);
+    tkmi_free(B->p_blocked); tkmi_free(B->blocked);
 }
 
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
@@ -590,9 +601,48 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     if (!final) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
     long merges = 0;
     uint32_t stamp = 0;
-    while (merges < target && B.heap_n) {
+    /* balancing: what the specials and characters already hold per class,
+     * then each class's share of the merges */
+    int fixed[TKMI_N_CLASSES] = {0, 0, n_meta};
+    for (size_t i = 0; i < n_char_syms; i++) {
+        char buf[4];
+        int l = tkmi_utf8_encode(chars[i].cp, buf);
+        fixed[tkmi_balance_class(buf, (size_t)l)]++;
+    }
+    for (int k = 0; k < TKMI_N_CLASSES; k++) { B.budget[k] = LONG_MAX; t->stats.class_target[k] = -1; }
+    if (o->balance_latin >= 0 || o->balance_japanese >= 0) {
+        B.balancing = 1;
+        long tl = o->balance_latin >= 0 ? lround((double)o->balance_latin * V) : -1;
+        long tj = o->balance_japanese >= 0 ? lround((double)o->balance_japanese * V) : -1;
+        long to = (tl >= 0 && tj >= 0) ? (long)V - tl - tj : -1;
+        long tg[TKMI_N_CLASSES] = {tl, tj, to};
+        for (int k = 0; k < TKMI_N_CLASSES; k++) {
+            t->stats.class_target[k] = (int)tg[k];
+            if (tg[k] < 0) continue;
+            B.budget[k] = tg[k] - fixed[k] > 0 ? tg[k] - fixed[k] : 0;
+            if (tg[k] < fixed[k]) t->stats.balance_short[k] = 1; /* already over: characters alone exceed it */
+        }
+    }
+    while (merges < target) {
+        if (!B.heap_n) {
+            if (!B.n_blocked) break;
+            /* a class ran out of candidates: its target cannot be reached;
+             * lift the budgets and fill the vocabulary by frequency */
+            for (int k = 0; k < TKMI_N_CLASSES; k++) {
+                if (B.budget[k] != LONG_MAX && B.used[k] < B.budget[k]) t->stats.balance_short[k] = 1;
+                B.budget[k] = LONG_MAX;
+            }
+            for (size_t k = 0; k < B.n_blocked; k++) {
+                int32_t q = B.blocked[k];
+                B.p_blocked[q] = 0;
+                if (B.p_cnt[q] > 0 && (rc = heap_push(&B, B.p_cnt[q], q)) < 0) goto done;
+            }
+            B.n_blocked = 0;
+            continue;
+        }
         struct hent e = heap_pop(&B);
         int32_t p = e.pair;
+        if (B.p_blocked[p]) continue;
         if (e.cnt != B.p_cnt[p]) {
             if (e.cnt > B.p_cnt[p] && B.p_cnt[p] > 0 && (rc = heap_push(&B, B.p_cnt[p], p)) < 0) goto done;
             continue;
@@ -604,6 +654,16 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         memcpy(tmp, B.arena + B.s_off[a], la);
         memcpy(tmp + la, B.arena + B.s_off[b], lb);
         int32_t c = tkmi_strmap_get(&B.by_str, tmp, la + lb);
+        if (c < 0 && B.balancing) {
+            int cls = tkmi_balance_class(tmp, la + lb);
+            if (B.used[cls] >= B.budget[cls]) {
+                B.p_blocked[p] = 1;
+                if ((rc = tkmi_grow((void **)&B.blocked, &B.blocked_cap, B.n_blocked + 1, sizeof(int32_t))) < 0) goto done;
+                B.blocked[B.n_blocked++] = p;
+                continue;
+            }
+            B.used[cls]++;
+        }
         if (c < 0) {
             int first = B.s_first[a] != -2 ? B.s_first[a] : B.s_first[b];
             int last = B.s_last[b] != -2 ? B.s_last[b] : B.s_last[a];
@@ -671,6 +731,8 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         fsc[i] = -(float)i;
     }
     t->stats.pieces_char = (int)n_char_syms;
+    for (int k = 0; k < TKMI_N_CLASSES; k++) t->stats.class_pieces[k] = fixed[k];
+    for (long i = 0; i < merges; i++) t->stats.class_pieces[tkmi_balance_class(fs[i], fl[i])]++;
     rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
     t->stats.pieces_normal = (int)merges;
 

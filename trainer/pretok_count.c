@@ -419,6 +419,8 @@ void tkm_train_options_init(tkm_train_options *o)
     o->pad_piece = "<pad>";
     o->unk_surface = " \xE2\x81\x87 ";
     o->threads = 1;
+    o->balance_latin = -1;
+    o->balance_japanese = -1;
     o->seed_size = 1000000;
     o->shrinking_factor = 0.75f;
     o->num_sub_iterations = 2;
@@ -451,6 +453,12 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     TKM_RETURN_ERROR_IF(!o->split_by_whitespace, TKM_ENOTSUP, "split_by_whitespace=false is not supported yet");
     TKM_RETURN_ERROR_IF(o->threads < 1 || o->threads > 256, TKM_EINVAL, "threads %d out of range (1..256)", o->threads);
     TKM_RETURN_ERROR_IF(o->unk_id < 0, TKM_EINVAL, "unk id must be >= 0 (an unknown piece is required)");
+    TKM_RETURN_ERROR_IF(o->balance_latin > 1 || o->balance_japanese > 1 ||
+                            (o->balance_latin > 0 ? o->balance_latin : 0) +
+                                    (o->balance_japanese > 0 ? o->balance_japanese : 0) > 1.0f,
+                        TKM_EINVAL, "balance targets must be shares between 0 and 1 summing to at most 1");
+    TKM_RETURN_ERROR_IF(o->model_type == TKM_MODEL_UNIGRAM && (o->balance_latin >= 0 || o->balance_japanese >= 0),
+                        TKM_ENOTSUP, "--balance is implemented for BPE only (Unigram: not yet)");
     tkm_trainer *t = tkmi_calloc(1, sizeof *t);
     TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory");
     t->o = *o;

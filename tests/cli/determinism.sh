@@ -6,7 +6,7 @@ need_corpus
 T=$TKM_BIN
 split_corpus 20000 10
 for opts in "--byte-fallback --split-digits" "--allow-whitespace-only-pieces --user-defined-symbols ▁▁,▁▁▁▁" \
-            "--model-type unigram --byte-fallback"; do
+            "--model-type unigram --byte-fallback" "--balance latin=0.4,japanese=0.4 --byte-fallback"; do
   # shellcheck disable=SC2086
   "$T" train -q --vocab-size 4000 --threads 1 $opts -o "$TMP/t1.model" "$TMP"/train/*
   # shellcheck disable=SC2086

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# balance.sh - --balance reaches the target shares of Latin and Japanese
+# pieces in one run (within 1 point), says clearly when a target cannot be
+# reached, and the balanced model still encodes like spm_encode.
+. "$(dirname "$0")/lib.sh"
+need_corpus
+T=$TKM_BIN
+split_corpus 20000 200
+# share of a class in the summary line "classes latin N (P%, target Q%), ..."
+share() { sed -n "s/.* $2 [0-9]* (\([0-9.]*\)%, target \([0-9.]*\)%.*/\1 \2/p" "$1"; }
+within() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1.0) }'; }
+for tgt in "0.44 0.44" "0.60 0.30" "0.30 0.50"; do
+  set -- $tgt
+  "$T" train --vocab-size 6000 --byte-fallback --split-digits --balance "latin=$1,japanese=$2" \
+    -o "$TMP/b.model" "$TMP"/train/* 2> "$TMP/log"
+  read -r al tl < <(share "$TMP/log" latin)
+  read -r aj tj < <(share "$TMP/log" japanese)
+  if within "$al" "$tl" && within "$aj" "$tj" && ! grep -q "cannot be reached" "$TMP/log"; then
+    pass "balance latin=$1 japanese=$2: achieved latin $al% japanese $aj%"
+  else
+    fail "balance latin=$1 japanese=$2: $(grep classes "$TMP/log") $(grep warning "$TMP/log")"
+  fi
+done
+# without --balance the corpus is mostly Latin: the targets above really moved it
+"$T" train --vocab-size 6000 --byte-fallback --split-digits -o "$TMP/u.model" "$TMP"/train/* 2> "$TMP/log0"
+grep -q "classes    latin" "$TMP/log0" && pass "summary shows the classes without targets" || fail "no class summary"
+# unreachable: Japanese from English text only
+"$T" train --vocab-size 3000 --balance latin=0.5,japanese=0.3 -o "$TMP/e.model" "$TMP"/train/en-* 2> "$TMP/log2"
+grep -q "the japanese target (30.0%) cannot be reached" "$TMP/log2" && pass "unreachable target reported" \
+  || fail "unreachable target not reported: $(tail -2 "$TMP/log2")"
+[ "$("$T" encode -m "$TMP/e.model" <<< "x" | wc -l)" -eq 1 ] && pass "model still written when a target is short" \
+  || fail "no usable model"
+# parity of a balanced model with libsentencepiece
+if command -v "${SPM_ENCODE:-spm_encode}" > /dev/null; then
+  cat "$TMP"/heldout/* > "$TMP/unseen.txt"
+  spm_encode --model "$TMP/b.model" --output_format=id < "$TMP/unseen.txt" > "$TMP/s.ids"
+  "$T" encode -m "$TMP/b.model" --output-format id < "$TMP/unseen.txt" > "$TMP/t.ids"
+  cmp -s "$TMP/s.ids" "$TMP/t.ids" && pass "balanced model: ids identical to spm_encode" || fail "balanced model parity"
+fi
+# bad values
+if "$T" train --balance latin=0.7,japanese=0.7 -o "$TMP/x.model" "$TMP"/train/* 2> "$TMP/err"; then fail "shares over 1 accepted"
+else grep -q "summing to at most 1" "$TMP/err" && pass "shares summing over 1 rejected" || fail "$(cat "$TMP/err")"; fi
+finish
