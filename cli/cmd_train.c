@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "tokenmill_analyze.h"
 
 static void train_usage(FILE *f)
 {
@@ -19,6 +20,8 @@ static void train_usage(FILE *f)
             "  -o, --output FILE               model to write (atomically)\n"
             "      --model-prefix P            write P.model (sentencepiece style)\n"
             "      --input A,B                 comma-separated input files (besides FILE...)\n"
+            "      --input NAME=PATH           a named input: file, directory or glob (repeatable)\n"
+            "      --weight NAME=W[,NAME=W]    count a named input W times (e.g. ja=1.5)\n"
             "      --model-type bpe|unigram    model type (bpe)\n"
             "      --vocab-size N              total pieces including specials (8000)\n"
             "      --character-coverage F      share of characters kept (0.9995)\n"
@@ -55,7 +58,7 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_HF_JSON
+    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -136,6 +139,7 @@ static const struct option train_opts[] = {
     {"train-extremely-large-corpus", optional_argument, 0, O_IGNORED},
     {"preset", required_argument, 0, O_PRESET},
     {"balance", required_argument, 0, O_BALANCE},
+    {"weight", required_argument, 0, O_WEIGHT},
     {"seed-size", required_argument, 0, O_SEED},
     {"seed-sentencepiece-size", required_argument, 0, O_SEED},
     {"shrinking-factor", required_argument, 0, O_SHRINK},
@@ -145,6 +149,59 @@ static const struct option train_opts[] = {
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
+
+/* Named inputs (--input NAME=PATH) and their weights (--weight NAME=W). */
+typedef struct { char *name; char **files; int n; double weight; } named_t;
+static named_t g_named[64];
+static int g_n_named;
+
+static int is_named(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg) return 0;
+    for (const char *p = arg; p < eq; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+static int add_named(char *arg)
+{
+    char *eq = strchr(arg, '=');
+    *eq = 0;
+    if (g_n_named == 64) {
+        fprintf(stderr, "tokenmill train: too many named inputs (at most 64)\n");
+        return -1;
+    }
+    named_t *n = &g_named[g_n_named++];
+    n->name = arg;
+    n->weight = 1.0;
+    int rc = tkm_analyze_files(eq + 1, &n->files, &n->n);
+    if (rc < 0) {
+        cli_error("train", rc);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_weights(char *arg)
+{
+    for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+        char *eq = strchr(tok, '='), *end;
+        if (!eq) return -1;
+        *eq = 0;
+        double w = strtod(eq + 1, &end);
+        if (*end || !(w > 0 && w <= 1000)) return -1;
+        int found = 0;
+        for (int i = 0; i < g_n_named; i++)
+            if (!strcmp(g_named[i].name, tok)) { g_named[i].weight = w; found = 1; }
+        if (!found) {
+            fprintf(stderr, "tokenmill train: --weight %s: no --input %s=PATH given before it\n", tok, tok);
+            return -2;
+        }
+    }
+    return 0;
+}
 
 /* Splits a comma-separated list in place (sentencepiece's syntax). */
 static int split_list(char *s, const char ***out, int *n)
@@ -185,6 +242,7 @@ int cmd_train(int argc, char **argv)
     char *prefix_path = NULL;
     const char **inputs = NULL, **user = NULL, **control = NULL;
     int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b, user_given = 0, contr = 0;
+    int weighted = 0;
     const char *preset = NULL, *hf_json = NULL;
     /* The preset is applied first, whatever its position: options override it. */
     for (int i = 1; i < argc; i++) {
@@ -212,7 +270,20 @@ int cmd_train(int argc, char **argv)
             sprintf(prefix_path, "%s.model", optarg);
             out = prefix_path;
             break;
-        case O_INPUT: if (split_list(optarg, &inputs, &n_inputs)) return EXIT_FAIL; break;
+        case O_INPUT:
+            if (is_named(optarg)) {
+                if (add_named(optarg)) return EXIT_FAIL;
+            } else if (split_list(optarg, &inputs, &n_inputs)) {
+                return EXIT_FAIL;
+            }
+            break;
+        case O_WEIGHT: {
+            int wr = set_weights(optarg);
+            if (wr == -2) return EXIT_USAGE;
+            if (wr) goto bad;
+            weighted = 1;
+            break;
+        }
         case O_MODEL_TYPE:
             if (!strcmp(optarg, "bpe")) o.model_type = TKM_MODEL_BPE;
             else if (!strcmp(optarg, "unigram")) o.model_type = TKM_MODEL_UNIGRAM;
@@ -311,7 +382,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "tokenmill train: no output given (-o FILE.model)\n");
         return EXIT_USAGE;
     }
-    if (n_inputs == 0) {
+    if (n_inputs == 0 && g_n_named == 0) {
         fprintf(stderr, "tokenmill train: no input files given\n");
         return EXIT_USAGE;
     }
@@ -329,6 +400,7 @@ int cmd_train(int argc, char **argv)
     }
     o.user_defined_symbols = user;
     o.n_user_defined = n_user;
+    o.weighted = weighted;
     o.control_symbols = control;
     o.n_control = n_control;
     g_tty = !quiet && isatty(2);
@@ -337,7 +409,12 @@ int cmd_train(int argc, char **argv)
     tkm_model *m = NULL;
     int rc = tkm_trainer_new(&o, &t);
     if (rc == 0) tkm_trainer_set_progress(t, progress, NULL);
-    for (int i = 0; rc == 0 && i < n_inputs; i++) rc = tkm_trainer_add_file(t, inputs[i]);
+    for (int i = 0; rc == 0 && i < n_inputs; i++)
+        rc = weighted ? tkm_trainer_add_file_weighted(t, inputs[i], 1.0) : tkm_trainer_add_file(t, inputs[i]);
+    for (int k = 0; rc == 0 && k < g_n_named; k++)
+        for (int i = 0; rc == 0 && i < g_named[k].n; i++)
+            rc = weighted ? tkm_trainer_add_file_weighted(t, g_named[k].files[i], g_named[k].weight)
+                          : tkm_trainer_add_file(t, g_named[k].files[i]);
     if (rc == 0) rc = tkm_trainer_train(t, &m);
     if (g_tty) fputc('\n', stderr);
     if (rc == 0) rc = tkm_model_save(m, out);
@@ -361,6 +438,9 @@ int cmd_train(int argc, char **argv)
                 (unsigned long long)s.chars_required,
                 s.chars_total ? 100.0 * (double)(s.chars_total - s.chars_dropped_occurrences) / (double)s.chars_total : 0.0,
                 (unsigned long long)s.chars_dropped_occurrences);
+        for (int k = 0; k < g_n_named; k++)
+            fprintf(stderr, "  input %-4s %d file%s, weight %g\n", g_named[k].name, g_named[k].n,
+                    g_named[k].n == 1 ? "" : "s", g_named[k].weight);
         if (s.invalid_utf8_bytes || s.nul_bytes)
             fprintf(stderr, "  warning    %llu invalid UTF-8 bytes (read as U+FFFD), %llu NUL bytes (never in a piece)\n",
                     (unsigned long long)s.invalid_utf8_bytes, (unsigned long long)s.nul_bytes);

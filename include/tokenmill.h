@@ -148,6 +148,9 @@ typedef struct tkm_train_options {
      * latin (Latin letters, >= 2 chars, leading U+2581 allowed) and japanese
      * (Han/kana/U+30FC only, leading U+2581 allowed); "other" takes the rest */
     float balance_latin, balance_japanese;
+    /* 1: counts are weighted per input (tkm_trainer_add_file_weighted);
+     * a pre-token then counts weight x 100 */
+    int weighted;
     /* Unigram only */
     int seed_size;                   /* seed pieces (1000000) */
     float shrinking_factor;          /* pieces kept per pruning round (0.75) */
@@ -169,6 +172,9 @@ void tkm_trainer_free(tkm_trainer *t);
 void tkm_trainer_set_progress(tkm_trainer *t, tkm_progress_fn fn, void *ctx);
 /* Streams a file ("-" = stdin, .gz ok) into the pre-token counts. */
 int tkm_trainer_add_file(tkm_trainer *t, const char *path);
+/* As tkm_trainer_add_file, each pre-token counting `weight` times (0 <
+ * weight <= 1000, in steps of 0.01); needs options.weighted = 1. */
+int tkm_trainer_add_file_weighted(tkm_trainer *t, const char *path, double weight);
 /* Counts one more line (for callers that stream text themselves). */
 int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len);
 /* Runs the merges and builds the model. */

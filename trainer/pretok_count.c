@@ -5,6 +5,7 @@
  * at the end and sorted, so the result does not depend on the thread count.
  * Memory grows with the number of unique pre-tokens, not with corpus size. */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "trainer_internal.h"
@@ -100,7 +101,7 @@ static int emit(tkmi_worker *w, const char *s, size_t len)
 {
     if (!len) return 0;
     w->st.tokens++;
-    return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), 1);
+    return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), w->inc);
 }
 
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
@@ -182,6 +183,7 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
 /* ---- worker threads ---- */
 static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
 {
+    w->inc = b->inc;
     const char *p = b->data, *end = b->data + b->len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -300,14 +302,33 @@ int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len)
         t->cur = NULL;
         TKM_FORWARD_IF_ERROR(dispatch(t, b));
     }
+    if (t->cur && t->cur->inc != t->cur_inc && t->cur->len > 0) {
+        tkmi_block *b = t->cur; /* a block holds lines of one weight */
+        t->cur = NULL;
+        TKM_FORWARD_IF_ERROR(dispatch(t, b));
+    }
     if (!t->cur) TKM_FORWARD_IF_ERROR(get_block(t, &t->cur));
     tkmi_block *b = t->cur;
+    b->inc = t->cur_inc;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&b->data, &b->cap, b->len + len + 1, 1));
     memcpy(b->data + b->len, line, len);
     /* A '\n' cannot occur inside a line, so it is a safe separator. */
     b->data[b->len + len] = '\n';
     b->len += len + 1;
     return 0;
+}
+
+int tkm_trainer_add_file_weighted(tkm_trainer *t, const char *path, double weight)
+{
+    TKM_RETURN_ERROR_IF(!t->o.weighted, TKM_EINVAL, "weights need the weighted option set before counting");
+    TKM_RETURN_ERROR_IF(!(weight > 0 && weight <= 1000), TKM_EINVAL, "%s: weight %g out of range (0, 1000]", path, weight);
+    int64_t inc = llround(weight * 100.0);
+    if (inc < 1) inc = 1;
+    int64_t saved = t->cur_inc;
+    t->cur_inc = inc;
+    int rc = tkm_trainer_add_file(t, path);
+    t->cur_inc = saved;
+    return rc;
 }
 
 int tkm_trainer_add_file(tkm_trainer *t, const char *path)
@@ -477,6 +498,7 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     t->o.pad_piece = t->pad_piece;
     t->o.unk_surface = t->unk_surface;
     t->t_start = tkmi_now();
+    t->cur_inc = o->weighted ? 100 : 1; /* weighted counting: weight 1 = 100 */
     tkm_model *nm = &t->norm_model;
     nm->add_dummy_prefix = o->add_dummy_prefix;
     nm->remove_extra_ws = o->remove_extra_whitespaces;

@@ -28,6 +28,7 @@ typedef struct {
 typedef struct tkmi_block {
     char *data;
     size_t len, cap;
+    int64_t inc; /* count added per pre-token (input weight) */
     struct tkmi_block *next;
 } tkmi_block;
 
@@ -37,6 +38,7 @@ typedef struct {
     tkmi_count_stats st;
     char *norm;
     size_t norm_cap;
+    int64_t inc;
     pthread_t th;
     int err;
 } tkmi_worker;
@@ -49,6 +51,7 @@ struct tkm_trainer {
     char **inputs;
     int n_inputs;
     tkm_model norm_model; /* normalizer settings + user-defined trie */
+    int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;
     /* counting */

@@ -37,6 +37,22 @@ if command -v "${SPM_ENCODE:-spm_encode}" > /dev/null; then
   "$T" encode -m "$TMP/b.model" --output-format id < "$TMP/unseen.txt" > "$TMP/t.ids"
   cmp -s "$TMP/s.ids" "$TMP/t.ids" && pass "balanced model: ids identical to spm_encode" || fail "balanced model parity"
 fi
+# named inputs (directory and glob) give the model of the same plain files;
+# a weight on the Japanese input raises the share of Japanese pieces
+mkdir -p "$TMP/en" "$TMP/ja"
+cp "$TMP"/train/en-* "$TMP/en/"; cp "$TMP"/train/ja-* "$TMP/ja/"
+"$T" train -q --vocab-size 4000 --byte-fallback -o "$TMP/p.model" "$TMP"/en/* "$TMP"/ja/*
+"$T" train -q --vocab-size 4000 --byte-fallback --input en="$TMP/en" --input "ja=$TMP/ja/*" -o "$TMP/n.model"
+"$T" encode -m "$TMP/p.model" < "$TKM_SRCDIR/tests/data/tricky.txt" > "$TMP/p.out"
+"$T" encode -m "$TMP/n.model" < "$TKM_SRCDIR/tests/data/tricky.txt" > "$TMP/n.out"
+cmp -s "$TMP/p.out" "$TMP/n.out" && pass "--input NAME=dir/glob equals the plain file list" || fail "named inputs differ"
+"$T" train --vocab-size 4000 --byte-fallback --input en="$TMP/en" --input "ja=$TMP/ja/*" -o "$TMP/n.model" 2> "$TMP/l1"
+"$T" train --vocab-size 4000 --byte-fallback --input en="$TMP/en" --input "ja=$TMP/ja/*" --weight ja=3 -o "$TMP/w.model" 2> "$TMP/l2"
+j1=$(sed -n 's/.* japanese [0-9]* (\([0-9.]*\)%.*/\1/p' "$TMP/l1"); j2=$(sed -n 's/.* japanese [0-9]* (\([0-9.]*\)%.*/\1/p' "$TMP/l2")
+awk -v a="$j1" -v b="$j2" 'BEGIN { exit !(b > a + 2) }' && pass "--weight ja=3 raises the Japanese share ($j1% -> $j2%)" \
+  || fail "weight had no effect ($j1% -> $j2%)"
+if "$T" train --weight xx=2 --input en="$TMP/en" -o "$TMP/x.model" 2> "$TMP/err"; then fail "weight for an unknown input accepted"
+else grep -q "no --input xx=PATH" "$TMP/err" && pass "weight for an unknown input rejected" || fail "$(cat "$TMP/err")"; fi
 # bad values
 if "$T" train --balance latin=0.7,japanese=0.7 -o "$TMP/x.model" "$TMP"/train/* 2> "$TMP/err"; then fail "shares over 1 accepted"
 else grep -q "summing to at most 1" "$TMP/err" && pass "shares summing over 1 rejected" || fail "$(cat "$TMP/err")"; fi
