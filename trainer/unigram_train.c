@@ -159,6 +159,21 @@ static void scratch_free(scratch *x)
     tkmi_free(x->back);
 }
 
+static int ensure_positions(scratch *x, size_t n)
+{
+    if (n + 1 <= x->pcap) return 0;
+    size_t c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->alpha, &c, n + 1, sizeof(double)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->back, &c, n + 1, sizeof(int32_t)));
+    x->pcap = c;
+    return 0;
+}
+
 /* All pieces matching in s[0..n), in order of start then length; a char
  * with no single-char piece gets an unknown node (id -1). `skip` excludes
  * the node (0, n, skip) (used for a piece's own second-best path). */
@@ -188,18 +203,7 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t s
         }
         start += mblen;
     }
-    if (n + 1 > x->pcap) {
-        size_t c = x->pcap;
-        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->alpha, &c, n + 1, sizeof(double)));
-        c = x->pcap;
-        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
-        c = x->pcap;
-        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
-        c = x->pcap;
-        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->back, &c, n + 1, sizeof(int32_t)));
-        x->pcap = c;
-    }
-    return 0;
+    return ensure_positions(x, n);
 }
 
 static inline double logaddexp(double a, double b)
@@ -232,21 +236,6 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
     size_t i = cnt;
     for (size_t e = n; e > 0; e = x->nodes[x->back[e]].start) path[--i] = x->back[e];
     return cnt;
-}
-
-static int ensure_positions(scratch *x, size_t n)
-{
-    if (n + 1 <= x->pcap) return 0;
-    size_t c = x->pcap;
-    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->alpha, &c, n + 1, sizeof(double)));
-    c = x->pcap;
-    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
-    c = x->pcap;
-    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
-    c = x->pcap;
-    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->back, &c, n + 1, sizeof(int32_t)));
-    x->pcap = c;
-    return 0;
 }
 
 /* Word i's lattice from the cache, with the current scores. */
