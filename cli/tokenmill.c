@@ -1,4 +1,5 @@
 /* tokenmill.c - the tokenmill program: dispatches to subcommands. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -63,6 +64,10 @@ long cli_peak_rss_kb(void)
 
 int main(int argc, char **argv)
 {
+    /* Large tables grow by realloc; a fixed mmap threshold keeps them in
+     * their own mappings (grown with mremap, returned on free) instead of
+     * fragmenting the heap, which glibc's adaptive threshold would do. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

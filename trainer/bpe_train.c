@@ -76,8 +76,6 @@ typedef struct {
     struct hent { int64_t cnt; int32_t pair; } *heap;
     size_t heap_n, heap_cap;
     /* scratch */
-    uint8_t *mark;
-    size_t mark_cap;
     const tkm_train_options *o;
     /* balancing: per-class merge budgets; a pair whose piece would exceed
      * its class budget is blocked (kept counted, not merged) */
@@ -388,38 +386,33 @@ static int flush_dirty(bpe *B)
     return 0;
 }
 
-/* Applies merge (a,b)->c to word w. */
+/* Applies merge (a,b)->c to word w in one left-to-right pass, rewriting the
+ * word in place (the write index never passes the read index, so s[i-1]
+ * and s[i+2] are still the original symbols when read). Pair counts:
+ * the old pairs around each occurrence lose the word's count, once each
+ * even when occurrences touch ("a b a b"), and the new pairs gain it. */
 static int merge_word(bpe *B, int32_t w, int32_t a, int32_t b, int32_t c)
 {
     int32_t *s = B->w_sym + B->w_off[w];
-    uint32_t n = B->w_len[w];
+    uint32_t n = B->w_len[w], i = 0, j = 0;
     int64_t cnt = B->w_cnt[w];
-    if (n > B->mark_cap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->mark, &B->mark_cap, n, 1));
-    uint8_t *mk = B->mark;
-    int any = 0;
-    for (uint32_t i = 0; i < n; i++) mk[i] = 0;
-    for (uint32_t i = 0; i + 1 < n;) {
-        if (s[i] == a && s[i + 1] == b) {
-            mk[i] = 1; /* left half */
-            mk[i + 1] = 2;
-            any = 1;
+    int64_t prev_end = -1; /* index of the b of the last occurrence */
+    while (i < n) {
+        if (i + 1 < n && s[i] == a && s[i + 1] == b) {
+            if (i > 0 && prev_end != (int64_t)i - 1) pair_dec(B, s[i - 1], a, cnt);
+            pair_dec(B, a, b, cnt);
+            int next_occ = i + 3 < n && s[i + 2] == a && s[i + 3] == b;
+            if (i + 2 < n) pair_dec(B, b, s[i + 2], cnt);
+            if (j > 0) TKM_FORWARD_IF_ERROR(pair_inc(B, s[j - 1], c, cnt, w));
+            if (i + 2 < n && !next_occ) TKM_FORWARD_IF_ERROR(pair_inc(B, c, s[i + 2], cnt, w));
+            s[j++] = c;
+            prev_end = i + 1;
             i += 2;
         } else {
-            i++;
+            s[j++] = s[i++];
         }
     }
-    if (!any) return 0;
-    for (uint32_t i = 0; i + 1 < n; i++)
-        if (mk[i] || mk[i + 1]) pair_dec(B, s[i], s[i + 1], cnt);
-    uint32_t j = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (mk[i] == 1) { s[j] = c; mk[j] = 1; j++; }
-        else if (mk[i] == 2) continue;
-        else { s[j] = s[i]; mk[j] = 0; j++; }
-    }
     B->w_len[w] = j;
-    for (uint32_t i = 0; i + 1 < j; i++)
-        if (mk[i] || mk[i + 1]) TKM_FORWARD_IF_ERROR(pair_inc(B, s[i], s[i + 1], cnt, w));
     return 0;
 }
 
@@ -436,7 +429,7 @@ static void bpe_free(bpe *B)
     tkmi_free(B->slab);
     tkmi_free(B->p_a); tkmi_free(B->p_b); tkmi_free(B->p_cnt); tkmi_free(B->p_valid); tkmi_free(B->p_dirty);
     tkmi_free(B->p_post); tkmi_free(B->p_post_n); tkmi_free(B->p_post_cap);
-    tkmi_free(B->dirty); tkmi_free(B->heap); tkmi_free(B->mark);
+    tkmi_free(B->dirty); tkmi_free(B->heap);
     tkmi_free(B->p_blocked); tkmi_free(B->blocked);
 }
 
