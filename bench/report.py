@@ -115,6 +115,10 @@ def main():
                       "memory": meta["mem"], "os": meta["os"],
                       "kernel": meta["kernel"]}
     out["versions"] = {"tokenmill": meta["v_tokenmill"],
+                       "tokenmill_binary": meta.get("tokenmill_binary"),
+                       "tokenmill_built": meta.get("tokenmill_built"),
+                       "tokenmill_sha256_prefix": meta.get("tokenmill_sha256"),
+                       "git_head": meta.get("git_head"),
                        "spm_cli": meta["v_spm_cli"], "python": meta["v_python"],
                        "sentencepiece_pypi": meta["v_spm_py"],
                        "tokenizers_pypi": meta["v_hf"]}
@@ -133,6 +137,9 @@ def main():
     p.append(f"versions: {meta['v_tokenmill']}; spm_train/spm_encode: "
              f"{meta['v_spm_cli']} (Debian); Python {meta['v_python']}: "
              f"sentencepiece {meta['v_spm_py']}, tokenizers {meta['v_hf']}")
+    p.append(f"tokenmill binary: {meta.get('tokenmill_binary')} (snapshot; "
+             f"built {meta.get('tokenmill_built')}, sha256 "
+             f"{meta.get('tokenmill_sha256')}..., tree HEAD {meta.get('git_head')})")
     p.append(f"corpus:   {len(meta['corpus_files'].split())} files (en + ja), "
              f"{corpus_bytes / 1e6:.2f} MB, {meta['corpus_lines']} lines; "
              f"vocab {meta['vocab']}; reps {meta['reps']} (median; "

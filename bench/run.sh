@@ -156,6 +156,26 @@ mkdir -p "$work/logs" "$work/data/en" "$work/data/ja" \
 results=$work/results.tsv
 : >"$results"
 
+# Snapshot the binary (and, for libtool's uninstalled wrapper script, the real
+# program and the shared libraries from .libs/) so that a rebuild of the tree
+# during the run cannot mix two builds in one report.
+tm_src=$TOKENMILL
+mkdir -p "$work/bin/lib"
+if head -c 4 "$tm_src" | grep -q ELF; then
+    cp -p "$tm_src" "$work/bin/lib/tokenmill"
+elif [[ -x $(dirname "$tm_src")/.libs/$(basename "$tm_src") ]]; then
+    cp -p "$(dirname "$tm_src")/.libs/$(basename "$tm_src")" "$work/bin/lib/tokenmill"
+    cp -P "$(dirname "$tm_src")"/.libs/lib*.so* "$work/bin/lib/" 2>/dev/null || true
+else
+    die "$tm_src: neither an ELF binary nor a libtool wrapper with .libs/"
+fi
+# shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ belong to the wrapper
+printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"\nexport LD_LIBRARY_PATH\nexec "%s" "$@"\n' \
+    "$work/bin/lib" "$work/bin/lib/tokenmill" >"$work/bin/tokenmill"
+chmod +x "$work/bin/tokenmill"
+TOKENMILL=$work/bin/tokenmill
+"$TOKENMILL" --version >/dev/null || die "the snapshot of $tm_src does not run"
+
 rec() { local IFS=$'\t'; printf '%s\n' "$*" >>"$results"; }
 
 src_files=("$corpus"/en/*.txt "$corpus"/ja/*.txt)   # LC_ALL=C: stable order
@@ -213,6 +233,10 @@ rec meta mem "$mem_total"
 rec meta os "${os_name:-unknown}"
 rec meta kernel "$(uname -r)"
 rec meta v_tokenmill "$tm_version"
+rec meta tokenmill_binary "$tm_src"
+rec meta tokenmill_built "$(date -u -r "$work/bin/lib/tokenmill" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo '?')"
+rec meta tokenmill_sha256 "$(sha256sum "$work/bin/lib/tokenmill" | cut -c1-16)"
+rec meta git_head "$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')"
 rec meta v_spm_cli "$spm_cli_version"
 rec meta v_python "$py_version"
 rec meta v_spm_py "$py_spm_version"
