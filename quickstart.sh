@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # quickstart.sh - on a fresh Debian 12 machine: install the build dependencies,
 # build tokenmill, build the default English + Japanese corpus from Debian
-# packages, train a 32k BPE tokenizer on it and print a short report.
-# Usage: ./quickstart.sh [VOCAB_SIZE]
+# packages, train a nerdstash-style BPE tokenizer on it (65535 pieces, Latin
+# and Japanese balanced) and print a report: categories, compression on
+# held-out text beside sentencepiece's trainer, parity with spm_encode.
+# Usage: ./quickstart.sh [VOCAB_SIZE]   (default: the preset's 65535)
 set -euo pipefail
 cd "$(dirname "$0")"
-vocab=${1:-32000}
+vocab=${1:-}
 
 deps=(build-essential autoconf automake libtool pkg-config libicu-dev zlib1g-dev check
       libsentencepiece-dev sentencepiece)
@@ -28,32 +30,48 @@ make -s -j"$(nproc)" >/dev/null
 echo "== building the default corpus (corpora/data)"
 corpora/build.sh
 
-echo "== training a ${vocab}-piece BPE tokenizer"
-mkdir -p out
-# hold out the last 2000 lines of each file for the report
-rm -rf out/train out/heldout; mkdir -p out/train out/heldout
+echo "== training a nerdstash-style tokenizer (65535 pieces, Latin and Japanese balanced)"
+# hold out the last 2000 lines of each file: the report measures text the model never saw
+rm -rf out/train out/heldout; mkdir -p out/train/en out/train/ja out/heldout/en out/heldout/ja
 for f in corpora/data/en/*.txt corpora/data/ja/*.txt; do
-  b=$(basename "$(dirname "$f")")-$(basename "$f")
+  lang=$(basename "$(dirname "$f")")
   n=$(wc -l < "$f")
-  head -n $((n > 4000 ? n - 2000 : n)) "$f" > "out/train/$b"
-  tail -n $((n > 4000 ? 2000 : 0)) "$f" > "out/heldout/$b"
+  head -n $((n > 4000 ? n - 2000 : n)) "$f" > "out/train/$lang/$(basename "$f")"
+  tail -n $((n > 4000 ? 2000 : 0)) "$f" > "out/heldout/$lang/$(basename "$f")"
 done
-./tokenmill train --model-type bpe --vocab-size "$vocab" --split-digits --byte-fallback \
-    --character-coverage 0.9995 -o out/quickstart.model out/train/*
+./tokenmill train --preset nerdstash --balance latin=0.44,japanese=0.44 ${vocab:+--vocab-size "$vocab"} \
+    --input en=out/train/en --input ja=out/train/ja -o out/nerd.model
+
+# a peer with the same size and options (no balancing: sentencepiece has none)
+models=(-m out/nerd.model)
+size=$(spm_export_vocab --model out/nerd.model 2>/dev/null | grep -c $'\t' || true)
+if python3 -c 'import sentencepiece' 2>/dev/null || python3 -m pip install -q sentencepiece >/dev/null 2>&1; then
+  echo
+  echo "== training sentencepiece's BPE (PyPI, newest trainer) with the same options, for comparison"
+  python3 - "$size" <<'PY' && models+=(-m out/spm.model)
+import glob, sys, sentencepiece as spm
+ws = "\u2581"
+user = [ws * 2, ws * 4, ws * 8, ws * 12, ws * 16, "\n", "\t", "\t\t", "\u3000", "\u2003", "\u2002"]
+spm.SentencePieceTrainer.train(
+    input=sorted(glob.glob("out/train/*/*")), model_prefix="out/spm", model_type="bpe",
+    vocab_size=int(sys.argv[1]), character_coverage=0.9999985, normalization_rule_name="identity",
+    add_dummy_prefix=False, remove_extra_whitespaces=False, byte_fallback=True, split_digits=True,
+    allow_whitespace_only_pieces=True, user_defined_symbols=user, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
+    pad_piece="<|pad|>", unk_piece="<|unknown|>", bos_piece="<|startoftext|>", eos_piece="<|endoftext|>",
+    max_sentence_length=100000000, num_threads=2, minloglevel=2)
+PY
+fi
 echo
-echo "== report: held-out text (never seen in training)"
-printf '%-28s %10s %10s %8s %s\n' file bytes tokens bytes/tok "ids == spm_encode"
-for f in out/heldout/*; do
-  [ -s "$f" ] || continue
-  ./tokenmill encode -m out/quickstart.model --output-format id < "$f" > out/tkm.ids
-  bytes=$(wc -c < "$f"); toks=$(wc -w < out/tkm.ids)
-  same=skipped
-  if command -v spm_encode >/dev/null; then
-    spm_encode --model out/quickstart.model --output_format=id < "$f" > out/spm.ids
-    cmp -s out/tkm.ids out/spm.ids && same=yes || same=NO
-  fi
-  printf '%-28s %10d %10d %8.2f %s\n' "$(basename "$f")" "$bytes" "$toks" "$(echo "$bytes / $toks" | bc -l)" "$same"
-done
+echo "== report: compression on held-out text (never seen in training)"
+./tokenmill analyze compression "${models[@]}" --corpus en=out/heldout/en --corpus ja=out/heldout/ja
 echo
-echo "sample: $(head -n 1 out/heldout/en-* | cut -c1-80)"
-head -n 1 out/heldout/en-* | cut -c1-80 | ./tokenmill encode -m out/quickstart.model --output-format piece
+echo "== vocabulary categories"
+./tokenmill analyze vocab "${models[@]}" | head -n 12
+if command -v spm_encode >/dev/null; then
+  cat out/heldout/*/* > out/heldout.txt
+  spm_encode --model out/nerd.model --output_format=id < out/heldout.txt > out/spm.ids
+  ./tokenmill encode -m out/nerd.model --output-format id < out/heldout.txt > out/tkm.ids
+  echo
+  if cmp -s out/tkm.ids out/spm.ids; then echo "ids == spm_encode (libsentencepiece) on all $(wc -l < out/heldout.txt) held-out lines"
+  else echo "ids DIFFER from spm_encode"; exit 1; fi
+fi
