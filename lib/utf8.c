@@ -1,5 +1,6 @@
 /* utf8.c - strict UTF-8 decoding (sentencepiece's rules) and Unicode script
  * lookup through ICU with sentencepiece's Japanese merging. */
+#include <pthread.h>
 #include <unicode/uchar.h>
 #include <unicode/uscript.h>
 
@@ -41,7 +42,7 @@ int tkmi_utf8_encode(uint32_t cp, char *o)
     return 4;
 }
 
-int tkmi_script(uint32_t cp)
+static int script_icu(uint32_t cp)
 {
     UErrorCode err = U_ZERO_ERROR;
     if (cp == 0x30FC) return USCRIPT_HAN; /* KATAKANA-HIRAGANA PROLONGED SOUND MARK */
@@ -49,6 +50,22 @@ int tkmi_script(uint32_t cp)
     if (U_FAILURE(err)) return USCRIPT_COMMON;
     if (s == USCRIPT_HIRAGANA || s == USCRIPT_KATAKANA) return USCRIPT_HAN;
     return (int)s;
+}
+
+/* The BMP is looked up in a table built once (ICU's lookup is too slow for
+ * the trainers' inner loops); other planes go to ICU. */
+static uint8_t g_script_bmp[65536];
+static pthread_once_t g_script_once = PTHREAD_ONCE_INIT;
+static void script_table_init(void)
+{
+    for (uint32_t c = 0; c < 65536; c++) g_script_bmp[c] = (uint8_t)script_icu(c);
+}
+
+int tkmi_script(uint32_t cp)
+{
+    if (cp >= 65536) return script_icu(cp);
+    pthread_once(&g_script_once, script_table_init);
+    return g_script_bmp[cp];
 }
 
 int tkmi_balance_class(const char *piece, size_t len)

@@ -84,17 +84,7 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
     return 0;
 }
 
-/* ---- scripts: BMP table built once from ICU ---- */
-static uint8_t g_script_bmp[65536];
-static pthread_once_t g_script_once = PTHREAD_ONCE_INIT;
-static void script_table_init(void)
-{
-    for (uint32_t c = 0; c < 65536; c++) g_script_bmp[c] = (uint8_t)tkmi_script(c);
-}
-static inline int script_of(uint32_t cp)
-{
-    return cp < 65536 ? g_script_bmp[cp] : tkmi_script(cp);
-}
+static inline int script_of(uint32_t cp) { return tkmi_script(cp); }
 
 /* ---- pre-tokenization ---- */
 static int emit(tkmi_worker *w, const char *s, size_t len)
@@ -236,7 +226,6 @@ static int start_workers(struct tkm_trainer *t)
     t->workers = tkmi_calloc((size_t)n, sizeof *t->workers);
     TKM_RETURN_ERROR_IF(!t->workers, TKM_ENOMEM, "out of memory");
     t->n_workers = n;
-    pthread_once(&g_script_once, script_table_init);
     for (int i = 0; i < n; i++) {
         t->workers[i].t = t;
         TKM_FORWARD_IF_ERROR(tkmi_counts_init(&t->workers[i].counts, 1 << 16));
