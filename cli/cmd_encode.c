@@ -256,9 +256,8 @@ static int write_sidecar(const char *outpath, const char *model, const tkm_model
 
 /* decode --input-format u16: documents are split at the separator id; each
  * is decoded and written as text followed by a newline. */
-static int decode_u16(const tkm_model *m, const char *model, int nfiles, char **files, const char *outpath, int32_t sep)
+static int decode_u16(const tkm_model *m, int nfiles, char **files, const char *outpath, int32_t sep)
 {
-    (void)model;
     FILE *out = stdout;
     char *tmp = NULL;
     if (outpath) {
@@ -424,7 +423,7 @@ static int run_io(int argc, char **argv, int decode)
         if (id < 0) id = tkm_model_unk_id(m);
         nl_ids[n_nl++] = id;
         if (decode) {
-            int st = decode_u16(m, model, argc - optind, argv + optind, outpath, sep);
+            int st = decode_u16(m, argc - optind, argv + optind, outpath, sep);
             tkm_model_free(m);
             return st;
         }

@@ -84,8 +84,6 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
     return 0;
 }
 
-static inline int script_of(uint32_t cp) { return tkmi_script(cp); }
-
 /* ---- pre-tokenization ---- */
 static int emit(tkmi_worker *w, const char *s, size_t len)
 {
@@ -156,7 +154,7 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
             last_script = -2;
             continue;
         }
-        int sc = (digit && !o->split_by_number) ? TKMI_SCRIPT_ANY : script_of((uint32_t)cp);
+        int sc = (digit && !o->split_by_number) ? TKMI_SCRIPT_ANY : tkmi_script((uint32_t)cp);
         /* With whitespace-only pieces, "▁▁▁foo" stays one word as in
          * sentencepiece: the pair rules decide between "▁▁▁" and "▁foo". */
         tok_all_ws = 0;
