@@ -85,6 +85,7 @@ typedef struct {
     tkmi_chcount *chars; /* sorted by count desc; the first nreq are kept */
     size_t nch, nreq;
     int64_t all, acc;
+    char byte_names[256][7]; /* "<0x00>".."<0xFF>", pointed to by slots */
 } tkmi_vbase;
 /* Places the special pieces and computes the character coverage. */
 int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase *vb);

@@ -135,7 +135,6 @@ static int next_free(tkmi_metap *slots, int cap, const char *s, int type)
 int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase *vb)
 {
     const tkm_train_options *o = &t->o;
-    static char byte_names[256][7];
     int rc = 0;
     memset(vb, 0, sizeof *vb);
     int V = vb->V = o->vocab_size;
@@ -151,8 +150,8 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
         if ((rc = next_free(slots, V, o->user_defined_symbols[i], TKM_PIECE_USER_DEFINED)) < 0) return rc;
     if (o->byte_fallback)
         for (int i = 0; i < 256; i++) {
-            snprintf(byte_names[i], sizeof byte_names[i], "<0x%02X>", i);
-            if ((rc = next_free(slots, V, byte_names[i], TKM_PIECE_BYTE)) < 0) return rc;
+            snprintf(vb->byte_names[i], sizeof vb->byte_names[i], "<0x%02X>", i);
+            if ((rc = next_free(slots, V, vb->byte_names[i], TKM_PIECE_BYTE)) < 0) return rc;
         }
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&vb->meta, 512));
     for (int id = 0; id < V; id++)
