@@ -220,9 +220,11 @@ int tkm_analyze_compression(const tkm_model *const *models, int nmodels, const c
         for (int k = 0; k < nmodels; k++) usz += (size_t)tkm_model_size(models[k]);
     /* one allocation per worker: encoders, counters, used pointers, used maps */
     size_t per = (size_t)nmodels * (sizeof(tkm_encoder *) + sizeof(tkm_analyze_counts) + sizeof(uint8_t *));
+    /* each worker's part starts aligned for its counters and pointers */
+    size_t stride = (per + usz + 15) & ~(size_t)15;
     worker_t *w = tkmi_calloc((size_t)threads, sizeof *w);
     pthread_t *th = tkmi_calloc((size_t)threads, sizeof *th);
-    uint8_t *slab = tkmi_calloc((size_t)threads, per + usz);
+    uint8_t *slab = tkmi_calloc((size_t)threads, stride);
     batch_t b[2];
     memset(b, 0, sizeof b);
     tkm_reader *r = NULL;
@@ -232,7 +234,7 @@ int tkm_analyze_compression(const tkm_model *const *models, int nmodels, const c
         goto done;
     }
     for (int t = 0; t < threads; t++) {
-        uint8_t *p = slab + (size_t)t * (per + usz);
+        uint8_t *p = slab + (size_t)t * stride;
         w[t].models = models;
         w[t].nmodels = nmodels;
         w[t].cnt = (tkm_analyze_counts *)p;

@@ -450,7 +450,10 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     debug_rss("counted");
     /* 1-2. special pieces at their ids, character coverage */
     tkmi_vbase vb;
-    if ((rc = tkmi_vbase_init(t, counts, &vb)) < 0) return rc;
+    if ((rc = tkmi_vbase_init(t, counts, &vb)) < 0) {
+        tkmi_vbase_free(&vb);
+        return rc;
+    }
     int V = o->vocab_size, n_meta = vb.n_meta;
     size_t nreq = vb.nreq;
     tkmi_chcount *chars = vb.chars;
