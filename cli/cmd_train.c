@@ -380,10 +380,12 @@ int cmd_train(int argc, char **argv)
         if (split_list(argv[i], &inputs, &n_inputs)) return EXIT_FAIL;
     if (!out) {
         fprintf(stderr, "tokenmill train: no output given (-o FILE.model)\n");
+        free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
         return EXIT_USAGE;
     }
     if (n_inputs == 0 && g_n_named == 0) {
         fprintf(stderr, "tokenmill train: no input files given\n");
+        free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
         return EXIT_USAGE;
     }
     if ((preset && !user_given) || contr) {
