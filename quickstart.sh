@@ -28,6 +28,11 @@ echo "== building"
 make -s -j"$(nproc)" >/dev/null
 
 echo "== building the default corpus (corpora/data)"
+# apt-get download needs package lists; a fresh machine may have none yet
+if [ ! -f corpora/data/MANIFEST ] && ! apt-cache show sword-text-web >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+fi
 corpora/build.sh
 
 echo "== training a nerdstash-style tokenizer (65535 pieces, Latin and Japanese balanced)"
