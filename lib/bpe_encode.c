@@ -368,7 +368,7 @@ static int bpe_chunk(tkm_encoder *e, const char *text, size_t len)
         size_t k = 0;
         uint8_t freeze = 0;
         if (m->has_user) {
-            k = tkmi_trie_match(&m->user, text + pos, len - pos);
+            k = tkmi_ptrie_longest(&m->user, text + pos, len - pos);
             freeze = k > 0;
         }
         if (!k) {

@@ -9,85 +9,6 @@
 
 #include "model_internal.h"
 
-/* ---- prefix trie ---- */
-int tkmi_trie_init(tkmi_trie *t)
-{
-    memset(t, 0, sizeof *t);
-    t->cap = 64;
-    t->child = tkmi_malloc(t->cap * sizeof(int32_t));
-    t->sibling = tkmi_malloc(t->cap * sizeof(int32_t));
-    t->term = tkmi_malloc(t->cap * sizeof(int32_t));
-    t->byte = tkmi_malloc(t->cap);
-    if (!t->child || !t->sibling || !t->term || !t->byte) return tkmi_error(TKM_ENOMEM, "out of memory");
-    t->child[0] = t->sibling[0] = -1;
-    t->term[0] = 0;
-    t->byte[0] = 0;
-    t->n = 1;
-    return 0;
-}
-
-void tkmi_trie_free(tkmi_trie *t)
-{
-    tkmi_free(t->child);
-    tkmi_free(t->sibling);
-    tkmi_free(t->term);
-    tkmi_free(t->byte);
-    memset(t, 0, sizeof *t);
-}
-
-int tkmi_trie_add(tkmi_trie *t, const char *s, size_t len)
-{
-    if (len == 0) return 0;
-    t->first[(uint8_t)s[0]] = 1;
-    int32_t node = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t b = (uint8_t)s[i];
-        int32_t c = t->child[node];
-        while (c >= 0 && t->byte[c] != b) c = t->sibling[c];
-        if (c < 0) {
-            if (t->n == t->cap) {
-                size_t nc = t->cap * 2;
-                int32_t *a = tkmi_realloc(t->child, nc * sizeof(int32_t));
-                if (!a) return tkmi_error(TKM_ENOMEM, "out of memory");
-                t->child = a;
-                if (!(a = tkmi_realloc(t->sibling, nc * sizeof(int32_t)))) return tkmi_error(TKM_ENOMEM, "oom");
-                t->sibling = a;
-                if (!(a = tkmi_realloc(t->term, nc * sizeof(int32_t)))) return tkmi_error(TKM_ENOMEM, "oom");
-                t->term = a;
-                uint8_t *bb = tkmi_realloc(t->byte, nc);
-                if (!bb) return tkmi_error(TKM_ENOMEM, "oom");
-                t->byte = bb;
-                t->cap = nc;
-            }
-            c = (int32_t)t->n++;
-            t->byte[c] = b;
-            t->child[c] = -1;
-            t->term[c] = 0;
-            t->sibling[c] = t->child[node];
-            t->child[node] = c;
-        }
-        node = c;
-    }
-    t->term[node] = (int32_t)len;
-    return 0;
-}
-
-size_t tkmi_trie_match(const tkmi_trie *t, const char *s, size_t len)
-{
-    if (!t->n || len == 0 || !t->first[(uint8_t)s[0]]) return 0;
-    size_t best = 0;
-    int32_t node = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t b = (uint8_t)s[i];
-        int32_t c = t->child[node];
-        while (c >= 0 && t->byte[c] != b) c = t->sibling[c];
-        if (c < 0) break;
-        node = c;
-        if (t->term[node]) best = (size_t)t->term[node];
-    }
-    return best;
-}
-
 /* ---- protobuf reading ---- */
 typedef struct {
     const uint8_t *p, *end, *base;
@@ -288,7 +209,6 @@ static int index_model(tkm_model *m)
 {
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&m->pieces, (size_t)m->n));
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&m->reserved, 512));
-    TKM_FORWARD_IF_ERROR(tkmi_trie_init(&m->user));
     for (int i = 0; i < 256; i++) m->byte_id[i] = -1;
     m->unk_id = -1;
     for (int i = 0; i < m->n; i++) {
@@ -298,10 +218,7 @@ static int index_model(tkm_model *m)
         TKM_FORWARD_IF_ERROR(rc);
         TKM_RETURN_ERROR_IF(rc == 0, TKM_EFORMAT, "%s: piece %d (%.*s) is already defined", m->name, i,
                             (int)m->plen[i], tkmi_piece(m, i));
-        if (t == TKM_PIECE_USER_DEFINED) {
-            TKM_FORWARD_IF_ERROR(tkmi_trie_add(&m->user, tkmi_piece(m, i), m->plen[i]));
-            m->has_user = 1;
-        }
+        if (t == TKM_PIECE_USER_DEFINED) m->has_user = 1;
         if (t == TKM_PIECE_UNUSED) m->has_unused = 1;
         if (t == TKM_PIECE_UNKNOWN) {
             TKM_RETURN_ERROR_IF(m->unk_id >= 0, TKM_EFORMAT, "%s: unk is already defined (ids %d and %d)", m->name,
@@ -320,6 +237,24 @@ static int index_model(tkm_model *m)
         }
     }
     TKM_RETURN_ERROR_IF(m->unk_id < 0, TKM_EFORMAT, "%s: unk is not defined", m->name);
+    if (m->has_user) {
+        const char **strs = tkmi_malloc((size_t)m->n * sizeof *strs);
+        uint32_t *lens = tkmi_malloc((size_t)m->n * sizeof *lens);
+        int32_t *ids = tkmi_malloc((size_t)m->n * sizeof *ids);
+        size_t k = 0;
+        int rc = (!strs || !lens || !ids) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+        for (int i = 0; rc == 0 && i < m->n; i++)
+            if (m->type[i] == TKM_PIECE_USER_DEFINED) {
+                strs[k] = tkmi_piece(m, i);
+                lens[k] = m->plen[i];
+                ids[k++] = i;
+            }
+        if (rc == 0) rc = tkmi_ptrie_build(&m->user, strs, lens, ids, k);
+        tkmi_free(strs);
+        tkmi_free(lens);
+        tkmi_free(ids);
+        TKM_FORWARD_IF_ERROR(rc);
+    }
     if (m->byte_fallback)
         for (int b = 0; b < 256; b++)
             TKM_RETURN_ERROR_IF(m->byte_id[b] < 0, TKM_EFORMAT,
@@ -397,7 +332,7 @@ void tkm_model_free(tkm_model *m)
     tkmi_free(m->type);
     tkmi_strmap_free(&m->pieces);
     tkmi_strmap_free(&m->reserved);
-    tkmi_trie_free(&m->user);
+    tkmi_ptrie_free(&m->user);
     tkmi_free(m);
 }
 

@@ -5,21 +5,8 @@
 
 #include "tkm_internal.h"
 
-/* Byte trie for longest-prefix matching of user-defined symbols
- * (sentencepiece's PrefixMatcher). Node 0 is the root. */
-typedef struct {
-    int32_t *child, *sibling, *term; /* term: symbol length ending here, or 0 */
-    uint8_t *byte;
-    size_t n, cap;
-    uint8_t first[256];              /* first[b]: some symbol starts with b */
-} tkmi_trie;
-int tkmi_trie_init(tkmi_trie *t);
-void tkmi_trie_free(tkmi_trie *t);
-int tkmi_trie_add(tkmi_trie *t, const char *s, size_t len);
-/* Length of the longest symbol that is a prefix of s[0..len), or 0. */
-size_t tkmi_trie_match(const tkmi_trie *t, const char *s, size_t len);
-
-/* Frozen byte trie over piece strings (Unigram lattices): node 0 is the
+/* Frozen byte trie over piece strings (Unigram lattices, and the
+ * longest-match of user-defined symbols, sentencepiece's PrefixMatcher): node 0 is the
  * root, with a direct table for the first byte; other nodes keep their
  * children as a sorted edge range. id[node] is the piece ending there or -1. */
 typedef struct {
@@ -33,6 +20,8 @@ typedef struct {
 /* Builds the trie of the given pieces (ids[i] for strs[i]). */
 int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *lens, const int32_t *ids, size_t n);
 void tkmi_ptrie_free(tkmi_ptrie *t);
+/* Length of the longest piece that is a prefix of s[0..len), or 0. */
+size_t tkmi_ptrie_longest(const tkmi_ptrie *t, const char *s, size_t len);
 static inline int32_t tkmi_ptrie_child(const tkmi_ptrie *t, int32_t node, uint8_t b)
 {
     if (node == 0) return t->root[b];
@@ -64,7 +53,7 @@ struct tkm_model {
     tkmi_strmap pieces;   /* NORMAL, USER_DEFINED, UNUSED */
     tkmi_strmap reserved; /* UNKNOWN, CONTROL, BYTE */
     int byte_id[256];
-    tkmi_trie user;       /* user-defined symbols */
+    tkmi_ptrie user;      /* user-defined symbols (valid when has_user) */
     int has_user;
     int has_unused;
 };

@@ -43,7 +43,7 @@ static size_t charsmap_match(const tkm_model *m, const char *s, size_t len, cons
 static size_t normalize_prefix(const tkm_model *m, const char *s, size_t len, const char **piece, size_t *plen)
 {
     if (m->has_user) {
-        size_t k = tkmi_trie_match(&m->user, s, len);
+        size_t k = tkmi_ptrie_longest(&m->user, s, len);
         if (k) { *piece = s; *plen = k; return k; }
     }
     if (m->darts_units) {

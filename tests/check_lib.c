@@ -96,15 +96,16 @@ START_TEST(test_strmap_trie)
     for (int i = 0; i < 5000; i++) ck_assert_int_eq(tkmi_strmap_get(&m, keys[i], strlen(keys[i])), i);
     ck_assert_int_eq(tkmi_strmap_get(&m, "k5000", 5), -1);
     tkmi_strmap_free(&m);
-    tkmi_trie t;
-    ck_assert_int_eq(tkmi_trie_init(&t), 0);
-    tkmi_trie_add(&t, "ab", 2);
-    tkmi_trie_add(&t, "abcd", 4);
-    ck_assert_uint_eq(tkmi_trie_match(&t, "abcx", 4), 2);
-    ck_assert_uint_eq(tkmi_trie_match(&t, "abcdx", 5), 4);
-    ck_assert_uint_eq(tkmi_trie_match(&t, "a", 1), 0);
-    ck_assert_uint_eq(tkmi_trie_match(&t, "xab", 3), 0);
-    tkmi_trie_free(&t);
+    tkmi_ptrie t;
+    const char *strs[] = {"abcd", "ab"};
+    const uint32_t lens[] = {4, 2};
+    const int32_t ids[] = {0, 1};
+    ck_assert_int_eq(tkmi_ptrie_build(&t, strs, lens, ids, 2), 0);
+    ck_assert_uint_eq(tkmi_ptrie_longest(&t, "abcx", 4), 2);
+    ck_assert_uint_eq(tkmi_ptrie_longest(&t, "abcdx", 5), 4);
+    ck_assert_uint_eq(tkmi_ptrie_longest(&t, "a", 1), 0);
+    ck_assert_uint_eq(tkmi_ptrie_longest(&t, "xab", 3), 0);
+    tkmi_ptrie_free(&t);
 }
 END_TEST
 

@@ -114,7 +114,7 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
     size_t i = 0;
     while (i < nl) {
         if (t->norm_model.has_user) {
-            size_t k = tkmi_trie_match(&t->norm_model.user, s + i, nl - i);
+            size_t k = tkmi_ptrie_longest(&t->norm_model.user, s + i, nl - i);
             if (k) { /* user-defined symbols are never split nor merged */
                 TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
                 i += k;
@@ -490,13 +490,22 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     nm->add_dummy_prefix = o->add_dummy_prefix;
     nm->remove_extra_ws = o->remove_extra_whitespaces;
     nm->escape_ws = 1;
-    int rc = tkmi_trie_init(&nm->user);
-    for (int i = 0; rc == 0 && i < o->n_user_defined; i++) {
-        if (!t->user || !t->user[i]) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
+    int rc = 0, n = o->n_user_defined;
+    uint32_t *lens = tkmi_malloc(((size_t)n + 1) * sizeof *lens);
+    int32_t *ids = tkmi_malloc(((size_t)n + 1) * sizeof *ids);
+    if (!lens || !ids || (n && !t->user)) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!t->user[i]) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
         if (!t->user[i][0]) { rc = tkmi_error(TKM_EINVAL, "user-defined symbol %d is empty", i + 1); break; }
-        rc = tkmi_trie_add(&nm->user, t->user[i], strlen(t->user[i]));
+        lens[i] = (uint32_t)strlen(t->user[i]);
+        ids[i] = i;
+    }
+    if (rc == 0 && n > 0) {
+        rc = tkmi_ptrie_build(&nm->user, (const char *const *)t->user, lens, ids, (size_t)n);
         nm->has_user = 1;
     }
+    tkmi_free(lens);
+    tkmi_free(ids);
     if (rc < 0) { tkm_trainer_free(t); return rc; }
     *out = t;
     return 0;
@@ -530,7 +539,7 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->eos_piece);
     tkmi_free(t->pad_piece);
     tkmi_free(t->unk_surface);
-    tkmi_trie_free(&t->norm_model.user);
+    tkmi_ptrie_free(&t->norm_model.user);
     tkmi_free(t);
 }
 
