@@ -793,7 +793,6 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         }
         t->stats.pieces_char = (int)n_req;
         t->stats.pieces_normal = (int)(nf - n_req);
-        t->stats.merges = rounds;
         if (rc == 0) rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
     }
     tkmi_free(fs);
