@@ -1,0 +1,121 @@
+/* tokenmill_softemb.h - soft embeddings: read a teacher model's input-embedding
+ * matrix, train a small byte-level transformer encoder that maps a token's
+ * UTF-8 bytes to the teacher's row, evaluate it honestly on a held-out split
+ * against baselines, and predict rows for a new vocabulary (tokenmill softemb).
+ *
+ * Conventions as in tokenmill.h: functions return 0 (or a count) or a negative
+ * TKM_E* code with detail in tkm_last_error(); handles are freed with their
+ * _free function (NULL accepted); nothing here prints or exits. */
+#ifndef TOKENMILL_SOFTEMB_H
+#define TOKENMILL_SOFTEMB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokenmill.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- teachers: an embedding matrix with the bytes of each row's token ---- */
+
+typedef enum {
+    TKM_ROW_NORMAL = 0,  /* a real token: trained on and evaluated */
+    TKM_ROW_SPECIAL = 1, /* control / unknown / [CLS]-like: excluded */
+    TKM_ROW_UNUSED = 2   /* unused / reserved rows ([unused7], UNUSED type, empty): excluded */
+} tkm_row_kind;
+
+typedef struct tkm_teacher tkm_teacher;
+
+typedef struct tkm_teacher_opts {
+    const char *tensor; /* tensor name; NULL: token_embd.weight (GGUF), else the
+                           2-D tensor whose name ends in embed_tokens.weight or
+                           word_embeddings.weight (safetensors) */
+    const char *vocab;  /* vocabulary: .model, tokenizer.json, vocab.txt (one
+                           piece per line); NULL: the GGUF metadata, or a
+                           tokenizer.json / vocab.txt / tokenizer.model next to
+                           the matrix file */
+} tkm_teacher_opts;
+
+/* Loads a teacher: GGUF v3 (F32, F16, BF16, Q8_0), safetensors (F32, F16,
+ * BF16) or .npy (<f4, <f2, 2-D, C order), chosen by magic bytes. The matrix
+ * is converted to float32. Piece strings are decoded to real bytes:
+ * sentencepiece U+2581 -> space and <0xNN> -> that byte; GPT-2 byte-level
+ * characters -> bytes (when the vocabulary is byte-level); WordPiece: "##x"
+ * -> "x", any other normal piece p -> " p" (a word start, as U+2581p).
+ * @return 0, TKM_EIO, TKM_EFORMAT (file and byte offset named), TKM_ENOTSUP
+ * (e.g. "unsupported tensor type Q4_K"), TKM_ENOMEM. */
+int tkm_teacher_load(const char *path, const tkm_teacher_opts *opts, tkm_teacher **out);
+void tkm_teacher_free(tkm_teacher *t);
+size_t tkm_teacher_rows(const tkm_teacher *t);
+size_t tkm_teacher_dim(const tkm_teacher *t);
+/* rows x dim, row-major float32 */
+const float *tkm_teacher_matrix(const tkm_teacher *t);
+/* The piece as the vocabulary spells it (NUL-terminated). */
+const char *tkm_teacher_piece(const tkm_teacher *t, size_t row);
+/* The decoded bytes of the row's token (not NUL-terminated; may contain NUL). */
+const unsigned char *tkm_teacher_bytes(const tkm_teacher *t, size_t row, size_t *len);
+tkm_row_kind tkm_teacher_row_kind(const tkm_teacher *t, size_t row);
+/* "gguf", "safetensors", "npy"; and the vocabulary style: "sentencepiece",
+ * "byte-level", "wordpiece", "plain". */
+const char *tkm_teacher_format(const tkm_teacher *t);
+const char *tkm_teacher_vocab_style(const tkm_teacher *t);
+
+typedef enum { TKM_DTYPE_F32 = 0, TKM_DTYPE_F16 = 1, TKM_DTYPE_BF16 = 2 } tkm_dtype;
+
+/* Writes a GGUF v3 file with metadata general.architecture = "tokenmill-softemb",
+ * tokenizer.ggml.tokens = pieces (strings as given), and one tensor
+ * token_embd.weight (ne = [dim, rows], as llama.cpp stores it) in dtype.
+ * Atomic: a temp file renamed into place. */
+int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m,
+                       const char *const *pieces, tkm_dtype dtype);
+/* Writes a .npy (version 1.0, '<f4', shape (rows, dim)). Atomic. */
+int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m);
+
+/* ---- honest evaluation: grouped split, metrics, baselines ---------------- */
+
+/* Splits the NORMAL rows into train (0) and test (1); special/unused rows get
+ * 2. Rows are grouped by a normalized string (decoded bytes with leading
+ * spaces removed, lowercased: ASCII and, via ICU, full Unicode case folding),
+ * so " The", "the" and "THE" are on the same side. A group is a test group
+ * when a 64-bit hash of (seed, normalized string) falls below test_frac of
+ * the hash range, so the split does not depend on row order or thread count.
+ * @return the number of test rows (>= 0) or a negative TKM_E* code. */
+int tkm_se_split(const tkm_teacher *t, double test_frac, uint64_t seed, uint8_t *split);
+
+typedef struct tkm_se_metrics {
+    size_t n;           /* rows evaluated */
+    double top1_cos;    /* share whose target row is the best by cosine among all teacher rows */
+    double top10_cos;   /* ... among the best 10 by cosine */
+    double top1_dot;    /* same, by dot product */
+    double top10_dot;
+    double mrr_cos;     /* mean of 1/rank by cosine */
+    double mean_cos;    /* mean cosine(pred, target) */
+    double rel_l2;      /* mean |pred - target| / |target| */
+} tkm_se_metrics;
+
+/* Scores predictions pred (n x dim, row-major) against teacher rows rows[i].
+ * Retrieval ranks the target among ALL teacher rows; rank = 1 + rows scoring
+ * strictly higher + rows scoring equal with a lower index. threads <= 0: all cores. */
+int tkm_se_metrics_compute(const tkm_teacher *t, const float *pred, const uint32_t *rows,
+                           size_t n, int threads, tkm_se_metrics *out);
+
+typedef enum {
+    TKM_BASE_SUBTOKEN_MEAN = 0, /* mean of the teacher rows of the sub-tokens a greedy
+                                   longest-match over the TRAIN pieces splits the bytes into */
+    TKM_BASE_NGRAM_RIDGE = 1,   /* ridge regression from hashed byte 1..4-grams (fastText-like) */
+    TKM_BASE_NEAREST = 2,       /* row of the nearest train string (byte edit distance) */
+    TKM_BASE_GLOBAL_MEAN = 3,   /* mean of the train rows */
+    TKM_BASE_COUNT = 4
+} tkm_se_baseline;
+const char *tkm_se_baseline_name(tkm_se_baseline b); /* "subtoken-mean", "ngram-ridge", "nearest-string", "global-mean" */
+
+/* Predicts pred (n x dim) for rows[] using only rows with split[row] == 0. */
+int tkm_se_baseline_predict(const tkm_teacher *t, const uint8_t *split, tkm_se_baseline which,
+                            const uint32_t *rows, size_t n, int threads, float *pred);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
