@@ -5,7 +5,7 @@
  * (\uXXXX escapes and surrogate pairs included; a lone surrogate is an error)
  * and NUL-terminated, with their byte length kept (they may contain NUL).
  * Objects keep member order; duplicate keys are kept, lookup returns the first.
- * Numbers keep their source text and a double; integers up to 2^53 are exact. */
+ * Numbers are doubles (strtod); integers below 2^53 in magnitude are exact. */
 #ifndef TKM_JSON_H
 #define TKM_JSON_H
 

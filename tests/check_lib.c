@@ -8,8 +8,76 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "json.h"
 #include "model_internal.h"
 #include "tokenmill.h"
+
+/* ---- JSON reader ---------------------------------------------------------- */
+START_TEST(test_json)
+{
+    const char *txt = "{\"a\": [1, -2.5e1, true, false, null], \"s\": \"x\\u00e9\\ud83d\\ude00\\n\\\"\","
+                      " \"e\": {}, \"z\": [], \"a\": 7, \"big\": 9007199254740993}";
+    tkmi_json_doc *d;
+    ck_assert_int_eq(tkmi_json_parse(txt, strlen(txt), "t.json", &d), 0);
+    const tkmi_json *r = tkmi_json_root(d);
+    ck_assert_int_eq(r->type, TKMI_JSON_OBJECT);
+    ck_assert_uint_eq(r->len, 6);
+    const tkmi_json *a = tkmi_json_get(r, "a"); /* first of the duplicate keys */
+    ck_assert_int_eq(a->type, TKMI_JSON_ARRAY);
+    ck_assert_uint_eq(a->len, 5);
+    int64_t x;
+    ck_assert(tkmi_json_int(tkmi_json_at(a, 0), 0, 10, &x) && x == 1);
+    ck_assert(tkmi_json_int(tkmi_json_at(a, 1), -100, 100, &x) && x == -25);
+    ck_assert(!tkmi_json_int(tkmi_json_at(a, 1), 0, 100, &x));
+    ck_assert_int_eq(tkmi_json_at(a, 2)->type, TKMI_JSON_TRUE);
+    ck_assert_int_eq(tkmi_json_at(a, 4)->type, TKMI_JSON_NULL);
+    ck_assert_ptr_null(tkmi_json_at(a, 5));
+    const tkmi_json *s = tkmi_json_get(r, "s");
+    ck_assert_uint_eq(s->len, 1 + 2 + 4 + 2);
+    ck_assert_str_eq(tkmi_json_str(s), "x\xc3\xa9\xf0\x9f\x98\x80\n\"");
+    ck_assert_uint_eq(tkmi_json_get(r, "e")->len, 0);
+    ck_assert_str_eq(tkmi_json_str(tkmi_json_key(r, 4)), "a");
+    ck_assert(!tkmi_json_int(tkmi_json_get(r, "big"), INT64_MIN, INT64_MAX, &x));
+    ck_assert_ptr_null(tkmi_json_get(r, "missing"));
+    tkmi_json_free(d);
+
+    /* every proper prefix of a valid document is an error, never a crash */
+    size_t n = strlen(txt);
+    for (size_t k = 0; k < n; k++) {
+        ck_assert_int_eq(tkmi_json_parse(txt, k, "t.json", &d), TKM_EFORMAT);
+        ck_assert_ptr_null(d);
+    }
+    /* errors name the file, offset, line and column */
+    const char *bad = "{\n  \"k\" 1}";
+    ck_assert_int_eq(tkmi_json_parse(bad, strlen(bad), "bad.json", &d), TKM_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(tkm_last_error(), "bad.json: offset 8 (line 2, column 7): expected ':'"));
+    const char *bads[] = { "[1,]", "{\"a\":1,}", "01", "\"\\ud800\"", "\"\\udc00x\"", "\"a\x01\"",
+                           "\"\xff\"", "[1] 2", "tru", "-", "1.", "1e", "\"\\q\"", "" };
+    for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++)
+        ck_assert_msg(tkmi_json_parse(bads[i], strlen(bads[i]), "b", &d) == TKM_EFORMAT, "%s", bads[i]);
+    /* nesting: 512 levels fine, 513 refused */
+    char deep[1100];
+    for (int depth = 512; depth <= 513; depth++) {
+        memset(deep, '[', (size_t)depth);
+        memset(deep + depth, ']', (size_t)depth);
+        int rc = tkmi_json_parse(deep, 2 * (size_t)depth, "d", &d);
+        ck_assert_int_eq(rc, depth == 512 ? 0 : TKM_EFORMAT);
+        tkmi_json_free(d);
+    }
+    /* a large array crosses arena blocks */
+    size_t cap = 2000000, m = 0;
+    char *big = malloc(cap);
+    big[m++] = '[';
+    for (int i = 0; i < 100000; i++)
+        m += (size_t)sprintf(big + m, "%s\"p%d\"", i ? "," : "", i);
+    big[m++] = ']';
+    ck_assert_int_eq(tkmi_json_parse(big, m, "big", &d), 0);
+    ck_assert_uint_eq(tkmi_json_root(d)->len, 100000);
+    ck_assert_str_eq(tkmi_json_str(tkmi_json_at(tkmi_json_root(d), 99999)), "p99999");
+    tkmi_json_free(d);
+    free(big);
+}
+END_TEST
 
 /* ---- helpers: build small models with the library's protobuf writer ---- */
 typedef struct { const char *piece; float score; int type; } P;
@@ -301,6 +369,7 @@ static Suite *lib_suite(void)
     TCase *core = tcase_create("core");
     tcase_add_test(core, test_utf8);
     tcase_add_test(core, test_strmap_trie);
+    tcase_add_test(core, test_json);
     suite_add_tcase(s, core);
     TCase *enc = tcase_create("encode");
     tcase_add_test(enc, test_bpe_merge_order);
