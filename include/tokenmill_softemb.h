@@ -115,6 +115,90 @@ const char *tkm_se_baseline_name(tkm_se_baseline b); /* "subtoken-mean", "ngram-
 int tkm_se_baseline_predict(const tkm_teacher *t, const uint8_t *split, tkm_se_baseline which,
                             const uint32_t *rows, size_t n, int threads, float *pred);
 
+/* ---- the encoder: training, files, prediction ----------------------------- */
+
+typedef struct tkm_se_encoder tkm_se_encoder;
+
+typedef struct tkm_se_progress {
+    long step, steps;     /* steps done / planned */
+    int epoch;
+    double loss;          /* mean training loss since the previous report */
+    double lr, gnorm;     /* learning rate and gradient norm of the last step */
+    double seqs_per_s;    /* sequences (teacher rows) per second since the previous report */
+    double tokens_per_s;  /* positions (bytes + START + END, padding excluded) per second */
+    double elapsed_s;
+} tkm_se_progress;
+
+typedef struct tkm_se_options {
+    /* architecture */
+    int layers, heads, width;
+    int max_bytes;        /* longer tokens are truncated (counted in the report) */
+    int pool_mean;        /* 0: the END position's output, 1: mean over positions */
+    int head_mlp;         /* 0: linear head, 1: Linear-GELU-Linear */
+    /* loss = w_mse*MSE + w_l1*L1 + w_cos*(1-cos) + w_ctr*contrastive, where the
+     * contrastive term is cross-entropy of softmax(cos(pred, row)/temperature)
+     * over all TRAINING rows of the teacher (held-out rows never enter training) */
+    float w_mse, w_l1, w_cos, w_ctr, temperature;
+    /* optimisation: AdamW, linear warmup then cosine decay to lr*min_lr_ratio */
+    int batch;
+    long steps, warmup;
+    float lr, min_lr_ratio, weight_decay, clip, beta1, beta2;
+    uint64_t seed;        /* initialisation and batch order */
+    /* data split (see tkm_se_split) */
+    double test_frac;
+    uint64_t split_seed;
+    /* execution */
+    int threads;          /* CPU threads, <= 0: all cores */
+    int device;           /* -1: CPU; >= 0: that CUDA device; -2: a CUDA device if present, else CPU */
+    int tf32;             /* CUDA: allow TF32 tensor cores in matrix products */
+    /* reporting and checkpoints */
+    long log_every;
+    void (*progress)(void *ud, const tkm_se_progress *p);
+    void *progress_ud;
+    const char *checkpoint;  /* written atomically every checkpoint_every steps (0: never) */
+    long checkpoint_every;
+} tkm_se_options;
+
+/* Defaults for a teacher of width dim: small enough to train on a CPU in
+ * minutes for dim <= 512 (2 layers, 4 heads, width 256), the soft-tokenizer
+ * seed's 4 x 8 x 768 above; cosine + contrastive loss; batch 256. */
+void tkm_se_options_default(tkm_se_options *o, size_t dim);
+
+/* Trains an encoder on the rows of t with split[row] == 0 (see tkm_se_split;
+ * the split used should be the one o->test_frac and o->split_seed give, which
+ * the encoder records for evaluation). With `resume` (a
+ * checkpoint written by an earlier run with the same architecture), training
+ * continues from its step with its weights and AdamW moments.
+ * @return 0, TKM_EINVAL (options), TKM_EEMPTY (no training rows), TKM_ENOTSUP
+ * (CUDA requested but unavailable), TKM_ERANGE (diverged), TKM_ENOMEM, TKM_EIO. */
+int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_options *o, const char *resume,
+                 tkm_se_encoder **out);
+
+/* .tkse files: a little-endian header (architecture, split, teacher
+ * fingerprint, steps), float32 weights, optional AdamW moments, CRC-32. */
+int tkm_se_save(const tkm_se_encoder *e, const char *path, int with_optimizer);
+int tkm_se_load(const char *path, tkm_se_encoder **out);
+void tkm_se_free(tkm_se_encoder *e);
+
+typedef struct tkm_se_info {
+    int layers, heads, width, max_bytes, pool_mean, head_mlp, out_dim;
+    size_t nparams;
+    long steps_done, steps_total;
+    double test_frac;
+    uint64_t split_seed;
+    size_t teacher_rows;
+    uint64_t teacher_hash;  /* tkm_se_teacher_hash of the training teacher */
+    const char *backend;    /* where it was trained: "cpu", "cuda" */
+    size_t truncated;       /* training rows longer than max_bytes */
+} tkm_se_info;
+void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info);
+/* A fingerprint of a teacher (rows, width, every row's bytes and kind). */
+uint64_t tkm_se_teacher_hash(const tkm_teacher *t);
+
+/* Predicts n rows (n x out_dim) for byte strings, on the CPU. */
+int tkm_se_predict(const tkm_se_encoder *e, const unsigned char *const *bytes, const size_t *lens, size_t n,
+                   int threads, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,6 +71,15 @@ static inline uint64_t tkmi_hash_u64(uint64_t x)
     return x;
 }
 
+/* splitmix64: a small deterministic generator (state advanced in place) */
+static inline uint64_t tkmi_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* ---- string -> int map (open addressing; keys point into caller storage
  * or an internal arena) ---- */
 typedef struct {

@@ -1,0 +1,769 @@
+/* train.c - training, saving, loading and running soft-embedding encoders:
+ * length-bucketed deterministic batches, warmup + cosine AdamW, resumable
+ * checkpoints, and the .tkse file format. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "model.h"
+#include "../lib/model_internal.h"
+#include "../lib/tkm_internal.h"
+#include "tokenmill_softemb.h"
+
+struct tkm_se_encoder {
+    tkmi_se_config c;
+    size_t nparams;
+    float *params, *adam_m, *adam_v; /* moments may be NULL */
+    long steps_done, steps_total;
+    double test_frac;
+    uint64_t split_seed, teacher_hash;
+    size_t teacher_rows, truncated;
+    char backend[8];
+};
+
+void tkm_se_options_default(tkm_se_options *o, size_t dim)
+{
+    memset(o, 0, sizeof(*o));
+    if (dim > 512) {
+        o->layers = 4;
+        o->heads = 8;
+        o->width = 768;
+    } else {
+        o->layers = 2;
+        o->heads = 4;
+        o->width = 256;
+    }
+    o->max_bytes = 32;
+    o->pool_mean = 0;
+    o->head_mlp = 0;
+    o->w_cos = 1.0f;
+    o->w_ctr = 1.0f;
+    o->temperature = 0.05f;
+    o->batch = 256;
+    o->steps = 2000;
+    o->warmup = 100;
+    o->lr = 1e-3f;
+    o->min_lr_ratio = 0.1f;
+    o->weight_decay = 0.01f;
+    o->clip = 1.0f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.99f;
+    o->seed = 1;
+    o->test_frac = 0.1;
+    o->split_seed = 1;
+    o->threads = 0;
+    o->device = -2;
+    o->log_every = 50;
+}
+
+uint64_t tkm_se_teacher_hash(const tkm_teacher *t)
+{
+    uint64_t h = tkmi_hash_u64(tkm_teacher_rows(t) * 1000003u + tkm_teacher_dim(t));
+    for (size_t r = 0; r < tkm_teacher_rows(t); r++) {
+        size_t n;
+        const unsigned char *b = tkm_teacher_bytes(t, r, &n);
+        h = tkmi_hash_u64(h ^ tkmi_hash_bytes(b, n) ^ ((uint64_t)tkm_teacher_row_kind(t, r) << 56));
+    }
+    return h;
+}
+
+static void config_from_options(const tkm_se_options *o, size_t dim, tkmi_se_config *c)
+{
+    c->layers = o->layers;
+    c->heads = o->heads;
+    c->width = o->width;
+    c->max_bytes = o->max_bytes;
+    c->pool = o->pool_mean ? TKMI_POOL_MEAN : TKMI_POOL_END;
+    c->head_mlp = o->head_mlp;
+    c->out_dim = (int)dim;
+}
+
+static int check_options(const tkm_se_options *o)
+{
+    TKM_RETURN_ERROR_IF(o->batch < 1 || o->batch > 65536, TKM_EINVAL, "batch must be 1..65536");
+    TKM_RETURN_ERROR_IF(o->steps < 1, TKM_EINVAL, "steps must be >= 1");
+    TKM_RETURN_ERROR_IF(o->warmup < 0, TKM_EINVAL, "warmup must be >= 0");
+    TKM_RETURN_ERROR_IF(!(o->lr > 0.0f) || !(o->min_lr_ratio >= 0.0f) || o->min_lr_ratio > 1.0f,
+                        TKM_EINVAL, "bad learning rate schedule");
+    TKM_RETURN_ERROR_IF(o->w_mse < 0 || o->w_l1 < 0 || o->w_cos < 0 || o->w_ctr < 0, TKM_EINVAL,
+                        "loss weights must be >= 0");
+    TKM_RETURN_ERROR_IF(o->w_mse + o->w_l1 + o->w_cos + o->w_ctr <= 0.0f, TKM_EINVAL,
+                        "at least one loss weight must be > 0");
+    TKM_RETURN_ERROR_IF(o->w_ctr > 0 && !(o->temperature > 0.0f), TKM_EINVAL, "temperature must be > 0");
+    TKM_RETURN_ERROR_IF(o->weight_decay < 0 || o->clip < 0, TKM_EINVAL, "weight decay and clip must be >= 0");
+    TKM_RETURN_ERROR_IF(!(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1), TKM_EINVAL,
+                        "AdamW betas must be in [0, 1)");
+    return 0;
+}
+
+/* ---- deterministic batch order ----------------------------------------------
+ * Epoch e: the training rows are permuted with a generator seeded by (seed, e);
+ * windows of 32 batches are sorted by byte length (ties by position) and cut
+ * into batches, so each batch pads little; the batches of the epoch are then
+ * permuted again. Step s reads batch s mod nb of epoch s / nb: a resumed run
+ * sees exactly the batches the uninterrupted run would have. */
+
+typedef struct {
+    const uint32_t *rows; /* training rows */
+    const size_t *lens;   /* their byte lengths (truncated) */
+    size_t n;
+    int batch;
+    size_t nb;            /* batches per epoch */
+    uint64_t seed;
+    long epoch;           /* epoch held in order[] (-1: none) */
+    uint32_t *order;      /* n row positions, batch-major */
+    uint32_t *bperm;      /* nb: batch order */
+    uint32_t *tmp;
+} batcher;
+
+static void shuffle(uint32_t *a, size_t n, uint64_t *s)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(tkmi_splitmix64(s) % i);
+        uint32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+static int by_len(const void *x, const void *y, void *ctx)
+{
+    const size_t *lens = ctx;
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    size_t la = lens[a], lb = lens[b];
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static void batcher_epoch(batcher *bt, long e)
+{
+    if (bt->epoch == e)
+        return;
+    uint64_t s = bt->seed * 0x100000001B3ull + (uint64_t)e * 0x9E3779B97F4A7C15ull + 17;
+    for (size_t i = 0; i < bt->n; i++)
+        bt->order[i] = (uint32_t)i;
+    shuffle(bt->order, bt->n, &s);
+    size_t win = (size_t)bt->batch * 32;
+    /* sort each window by length; positions as tie-breaks keep it deterministic */
+    for (size_t w0 = 0; w0 < bt->n; w0 += win) {
+        size_t w1 = w0 + win < bt->n ? w0 + win : bt->n;
+        qsort_r(bt->order + w0, w1 - w0, sizeof(uint32_t), by_len, (void *)bt->lens);
+    }
+    for (size_t i = 0; i < bt->nb; i++)
+        bt->bperm[i] = (uint32_t)i;
+    shuffle(bt->bperm, bt->nb, &s);
+    bt->epoch = e;
+}
+
+/* Positions (into rows[]) of batch `step` (0-based); returns its size. */
+static int batcher_get(batcher *bt, long step, const uint32_t **pos)
+{
+    long e = step / (long)bt->nb;
+    batcher_epoch(bt, e);
+    size_t b = bt->bperm[step % (long)bt->nb];
+    size_t i0 = b * (size_t)bt->batch;
+    size_t i1 = i0 + (size_t)bt->batch < bt->n ? i0 + (size_t)bt->batch : bt->n;
+    *pos = bt->order + i0;
+    return (int)(i1 - i0);
+}
+
+/* ---- training ---------------------------------------------------------------- */
+
+static float lr_at(const tkm_se_options *o, long step) /* step 1-based */
+{
+    if (o->warmup > 0 && step <= o->warmup)
+        return o->lr * (float)step / (float)o->warmup;
+    double span = (double)(o->steps - o->warmup);
+    double prog = span > 0 ? (double)(step - o->warmup) / span : 1.0;
+    if (prog > 1.0)
+        prog = 1.0;
+    double minlr = (double)o->lr * o->min_lr_ratio;
+    return (float)(minlr + 0.5 * ((double)o->lr - minlr) * (1.0 + cos(3.141592653589793 * prog)));
+}
+
+static int open_backend(const tkm_se_options *o, tkmi_se_backend **be)
+{
+    if (o->device >= 0 || o->device == -2) {
+        int rc = tkmi_se_backend_cuda(o->device >= 0 ? o->device : 0, be);
+        if (rc == 0) {
+            if (o->tf32)
+                tkmi_se_backend_cuda_set_tf32(*be, 1);
+            return 0;
+        }
+        if (o->device >= 0)
+            return rc;
+    }
+    return tkmi_se_backend_cpu(o->threads, be);
+}
+
+static tkm_se_encoder *encoder_new(const tkmi_se_config *c, size_t nparams)
+{
+    tkm_se_encoder *e = tkmi_calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->c = *c;
+    e->nparams = nparams;
+    e->params = tkmi_malloc(nparams * sizeof(float));
+    if (!e->params) {
+        tkmi_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static int alloc_moments(tkm_se_encoder *e)
+{
+    if (!e->adam_m)
+        e->adam_m = tkmi_calloc(e->nparams, sizeof(float));
+    if (!e->adam_v)
+        e->adam_v = tkmi_calloc(e->nparams, sizeof(float));
+    return e->adam_m && e->adam_v ? 0 : TKM_ENOMEM;
+}
+
+/* head.out.bias starts at the mean training row: the encoder then only has to
+ * learn each row's offset from the centre of the teacher's cloud. */
+static void init_head_bias(tkmi_se_model *m, float *params, const float *tr, size_t R, size_t E)
+{
+    int nt;
+    const tkmi_se_tensor *ts = tkmi_se_model_tensors(m, &nt);
+    for (int i = 0; i < nt; i++) {
+        if (strcmp(ts[i].name, "head.out.bias") != 0)
+            continue;
+        float *b = params + ts[i].off;
+        for (size_t c = 0; c < E; c++) {
+            double s = 0.0;
+            for (size_t r = 0; r < R; r++)
+                s += tr[r * E + c];
+            b[c] = (float)(s / (double)R);
+        }
+    }
+}
+
+typedef struct {
+    tkmi_se_backend *be;
+    tkmi_se_model *m;
+    float *targets;
+    uint32_t *rows;
+    size_t *lens;
+    const unsigned char **bp;
+    size_t *bl;
+    int32_t *tok, *len, *tgt;
+    batcher bt;
+} train_state;
+
+static void train_state_free(train_state *s)
+{
+    tkmi_se_model_free(s->m);
+    if (s->be)
+        s->be->destroy(s->be);
+    tkmi_free(s->targets);
+    tkmi_free(s->rows);
+    tkmi_free(s->lens);
+    tkmi_free(s->bp);
+    tkmi_free(s->bl);
+    tkmi_free(s->tok);
+    tkmi_free(s->len);
+    tkmi_free(s->tgt);
+    tkmi_free(s->bt.order);
+    tkmi_free(s->bt.bperm);
+}
+
+static int save_checkpoint(train_state *s, tkm_se_encoder *e, const char *path, long step)
+{
+    TKM_FORWARD_IF_ERROR(alloc_moments(e));
+    TKM_FORWARD_IF_ERROR(tkmi_se_model_get(s->m, e->params, e->adam_m, e->adam_v));
+    e->steps_done = step;
+    return tkm_se_save(e, path, 1);
+}
+
+int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_options *o, const char *resume,
+                 tkm_se_encoder **out)
+{
+    *out = NULL;
+    TKM_FORWARD_IF_ERROR(check_options(o));
+    const size_t E = tkm_teacher_dim(t), rows = tkm_teacher_rows(t);
+    tkmi_se_config c;
+    config_from_options(o, E, &c);
+    TKM_FORWARD_IF_ERROR(tkmi_se_config_check(&c));
+
+    train_state s;
+    memset(&s, 0, sizeof(s));
+    tkm_se_encoder *e = NULL, *res = NULL;
+    int rc = 0;
+    size_t R = 0, truncated = 0;
+    for (size_t r = 0; r < rows; r++)
+        if (split[r] == 0 && tkm_teacher_row_kind(t, r) == TKM_ROW_NORMAL)
+            R++;
+    TKM_RETURN_ERROR_IF(R == 0, TKM_EEMPTY, "the teacher has no training rows");
+    TKM_RETURN_ERROR_IF(R > (size_t)INT32_MAX, TKM_ERANGE, "too many teacher rows");
+    s.rows = tkmi_malloc(R * sizeof(uint32_t));
+    s.lens = tkmi_malloc(R * sizeof(size_t));
+    s.targets = tkmi_malloc(R * E * sizeof(float));
+    s.bp = tkmi_malloc((size_t)o->batch * sizeof(*s.bp));
+    s.bl = tkmi_malloc((size_t)o->batch * sizeof(size_t));
+    s.tok = tkmi_malloc((size_t)o->batch * (size_t)(c.max_bytes + 2) * sizeof(int32_t));
+    s.len = tkmi_malloc((size_t)o->batch * sizeof(int32_t));
+    s.tgt = tkmi_malloc((size_t)o->batch * sizeof(int32_t));
+    if (!s.rows || !s.lens || !s.targets || !s.bp || !s.bl || !s.tok || !s.len || !s.tgt) {
+        rc = TKM_ENOMEM;
+        goto done;
+    }
+    const float *mat = tkm_teacher_matrix(t);
+    for (size_t r = 0, k = 0; r < rows; r++) {
+        if (split[r] != 0 || tkm_teacher_row_kind(t, r) != TKM_ROW_NORMAL)
+            continue;
+        size_t n;
+        tkm_teacher_bytes(t, r, &n);
+        if (n > (size_t)c.max_bytes)
+            truncated++;
+        s.rows[k] = (uint32_t)r;
+        s.lens[k] = n < (size_t)c.max_bytes ? n : (size_t)c.max_bytes;
+        memcpy(s.targets + k * E, mat + r * E, E * sizeof(float));
+        k++;
+    }
+
+    int batch = o->batch < (int)R ? o->batch : (int)R;
+    rc = open_backend(o, &s.be);
+    if (rc < 0)
+        goto done;
+    rc = tkmi_se_model_new(&c, s.be, batch, o->seed, &s.m);
+    if (rc < 0)
+        goto done;
+    rc = tkmi_se_model_set_targets(s.m, s.targets, R);
+    if (rc < 0)
+        goto done;
+    e = encoder_new(&c, tkmi_se_model_nparams(s.m));
+    if (!e) {
+        rc = TKM_ENOMEM;
+        goto done;
+    }
+    e->steps_total = o->steps;
+    e->test_frac = o->test_frac;
+    e->split_seed = o->split_seed;
+    e->teacher_hash = tkm_se_teacher_hash(t);
+    e->teacher_rows = rows;
+    e->truncated = truncated;
+    snprintf(e->backend, sizeof(e->backend), "%s", s.be->name);
+
+    long start = 0;
+    if (resume) {
+        rc = tkm_se_load(resume, &res);
+        if (rc < 0)
+            goto done;
+        if (memcmp(&res->c, &c, sizeof(c)) != 0 || res->nparams != e->nparams) {
+            rc = tkmi_error(TKM_EINVAL, "%s: checkpoint architecture differs from the options", resume);
+            goto done;
+        }
+        if (res->teacher_hash != e->teacher_hash) {
+            rc = tkmi_error(TKM_EINVAL, "%s: checkpoint was trained on a different teacher", resume);
+            goto done;
+        }
+        if (!res->adam_m) {
+            rc = tkmi_error(TKM_EINVAL, "%s: not a checkpoint (no optimizer state)", resume);
+            goto done;
+        }
+        rc = tkmi_se_model_set(s.m, res->params, res->adam_m, res->adam_v);
+        if (rc < 0)
+            goto done;
+        start = res->steps_done;
+    } else {
+        rc = tkmi_se_model_get(s.m, e->params, NULL, NULL);
+        if (rc < 0)
+            goto done;
+        init_head_bias(s.m, e->params, s.targets, R, E);
+        rc = tkmi_se_model_set(s.m, e->params, NULL, NULL);
+        if (rc < 0)
+            goto done;
+    }
+
+    s.bt.rows = s.rows;
+    s.bt.lens = s.lens;
+    s.bt.n = R;
+    s.bt.batch = batch;
+    s.bt.nb = (R + (size_t)batch - 1) / (size_t)batch;
+    s.bt.seed = o->seed;
+    s.bt.epoch = -1;
+    s.bt.order = tkmi_malloc(R * sizeof(uint32_t));
+    s.bt.bperm = tkmi_malloc(s.bt.nb * sizeof(uint32_t));
+    if (!s.bt.order || !s.bt.bperm) {
+        rc = TKM_ENOMEM;
+        goto done;
+    }
+
+    tkmi_se_hparams hp = { .beta1 = o->beta1, .beta2 = o->beta2, .eps = 1e-8f,
+                           .weight_decay = o->weight_decay, .clip = o->clip,
+                           .w = { o->w_mse, o->w_l1, o->w_cos, o->w_ctr, o->temperature } };
+    double t0 = tkmi_now(), tlast = t0, loss_sum = 0.0;
+    long nloss = 0;
+    double seqs = 0, toks = 0;
+    for (long step = start; step < o->steps; step++) {
+        const uint32_t *pos;
+        int B = batcher_get(&s.bt, step, &pos);
+        for (int b = 0; b < B; b++) {
+            uint32_t k = pos[b];
+            s.bp[b] = tkm_teacher_bytes(t, s.rows[k], &s.bl[b]);
+            s.tgt[b] = (int32_t)k;
+            toks += (double)s.lens[k] + 2;
+        }
+        int T = tkmi_se_pack(&c, s.bp, s.bl, B, s.tok, s.len);
+        hp.lr = lr_at(o, step + 1);
+        float loss, gnorm;
+        rc = tkmi_se_step(s.m, s.tok, s.len, s.tgt, B, T, &hp, (int)(step + 1), &loss, &gnorm);
+        if (rc < 0)
+            goto done;
+        loss_sum += loss;
+        nloss++;
+        seqs += B;
+        long done_steps = step + 1;
+        if (o->progress && o->log_every > 0 && (done_steps % o->log_every == 0 || done_steps == o->steps)) {
+            double now = tkmi_now();
+            tkm_se_progress p = { done_steps, o->steps, (int)(step / (long)s.bt.nb), loss_sum / nloss,
+                                  hp.lr, gnorm, seqs / (now - tlast + 1e-9), toks / (now - tlast + 1e-9),
+                                  now - t0 };
+            o->progress(o->progress_ud, &p);
+            tlast = now;
+            loss_sum = 0;
+            nloss = 0;
+            seqs = toks = 0;
+        }
+        if (o->checkpoint && o->checkpoint_every > 0 && done_steps % o->checkpoint_every == 0 &&
+            done_steps < o->steps) {
+            rc = save_checkpoint(&s, e, o->checkpoint, done_steps);
+            if (rc < 0)
+                goto done;
+        }
+    }
+    rc = alloc_moments(e);
+    if (rc == 0)
+        rc = tkmi_se_model_get(s.m, e->params, e->adam_m, e->adam_v);
+    e->steps_done = o->steps > start ? o->steps : start;
+done:
+    train_state_free(&s);
+    tkm_se_free(res);
+    if (rc < 0) {
+        tkm_se_free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+#define TKSE_MAGIC "TKSE\r\n\032\n"
+#define TKSE_VERSION 1u
+
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+    int err;
+} wbuf;
+
+static void wput(wbuf *w, const void *src, size_t k)
+{
+    if (w->err)
+        return;
+    if (tkmi_grow((void **)&w->p, &w->cap, w->n + k, 1) < 0) {
+        w->err = 1;
+        return;
+    }
+    memcpy(w->p + w->n, src, k);
+    w->n += k;
+}
+
+static void wu32(wbuf *w, uint32_t v)
+{
+    unsigned char b[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 24) };
+    wput(w, b, 4);
+}
+
+static void wu64(wbuf *w, uint64_t v)
+{
+    wu32(w, (uint32_t)v);
+    wu32(w, (uint32_t)(v >> 32));
+}
+
+static void wf32s(wbuf *w, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        wu32(w, u);
+    }
+}
+
+int tkm_se_save(const tkm_se_encoder *e, const char *path, int with_optimizer)
+{
+    wbuf w = {0};
+    int opt = with_optimizer && e->adam_m && e->adam_v;
+    wput(&w, TKSE_MAGIC, 8);
+    wu32(&w, TKSE_VERSION);
+    const int32_t cfg[7] = { e->c.layers, e->c.heads, e->c.width, e->c.max_bytes, e->c.pool,
+                             e->c.head_mlp, e->c.out_dim };
+    for (int i = 0; i < 7; i++)
+        wu32(&w, (uint32_t)cfg[i]);
+    wu64(&w, e->nparams);
+    uint64_t tf;
+    memcpy(&tf, &e->test_frac, 8);
+    wu64(&w, tf);
+    wu64(&w, e->split_seed);
+    wu64(&w, e->teacher_rows);
+    wu64(&w, e->teacher_hash);
+    wu64(&w, (uint64_t)e->steps_done);
+    wu64(&w, (uint64_t)e->steps_total);
+    wu64(&w, e->truncated);
+    wput(&w, e->backend, sizeof(e->backend));
+    wu32(&w, (uint32_t)opt);
+    wf32s(&w, e->params, e->nparams);
+    if (opt) {
+        wf32s(&w, e->adam_m, e->nparams);
+        wf32s(&w, e->adam_v, e->nparams);
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t off = 0; off < w.n; off += 1u << 30) {
+        size_t k = w.n - off < (1u << 30) ? w.n - off : (1u << 30);
+        crc = crc32(crc, w.p + off, (uInt)k);
+    }
+    wu32(&w, (uint32_t)crc);
+    if (w.err) {
+        tkmi_free(w.p);
+        return TKM_ENOMEM;
+    }
+    int rc = tkmi_write_file_atomic(path, w.p, w.n);
+    tkmi_free(w.p);
+    return rc;
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t n, off;
+    const char *path;
+} rbuf;
+
+static int rneed(rbuf *r, size_t k, const char *what)
+{
+    TKM_RETURN_ERROR_IF(r->n - r->off < k, TKM_EFORMAT, "%s: truncated at offset %zu (reading %s)",
+                        r->path, r->off, what);
+    return 0;
+}
+
+static uint32_t ru32(rbuf *r)
+{
+    const unsigned char *b = r->p + r->off;
+    r->off += 4;
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint64_t ru64(rbuf *r)
+{
+    uint64_t lo = ru32(r);
+    return lo | (uint64_t)ru32(r) << 32;
+}
+
+static void rf32s(rbuf *r, float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = ru32(r);
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+int tkm_se_load(const char *path, tkm_se_encoder **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    TKM_RETURN_ERROR_IF(!f, TKM_EIO, "%s: cannot open", path);
+    unsigned char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (tkmi_grow((void **)&buf, &cap, n + 65536, 1) < 0) {
+            fclose(f);
+            tkmi_free(buf);
+            return TKM_ENOMEM;
+        }
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    int ferr = ferror(f);
+    fclose(f);
+    if (ferr) {
+        tkmi_free(buf);
+        return tkmi_error(TKM_EIO, "%s: read error", path);
+    }
+    rbuf r = { buf, n, 0, path };
+    int rc = 0;
+    tkm_se_encoder *e = NULL;
+#define NEED(k, what) do { rc = rneed(&r, (k), (what)); if (rc < 0) goto fail; } while (0)
+    NEED(8 + 4, "the header");
+    if (memcmp(buf, TKSE_MAGIC, 8) != 0) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: not a tokenmill soft-embedding encoder (bad magic at offset 0)", path);
+        goto fail;
+    }
+    r.off = 8;
+    uint32_t ver = ru32(&r);
+    if (ver != TKSE_VERSION) {
+        rc = tkmi_error(TKM_ENOTSUP, "%s: encoder file version %u is not supported (this build reads %u)",
+                        path, ver, TKSE_VERSION);
+        goto fail;
+    }
+    NEED(7 * 4 + 8 * 8 + 8 + 4, "the header");
+    tkmi_se_config c;
+    c.layers = (int)ru32(&r);
+    c.heads = (int)ru32(&r);
+    c.width = (int)ru32(&r);
+    c.max_bytes = (int)ru32(&r);
+    c.pool = (int)ru32(&r);
+    c.head_mlp = (int)ru32(&r);
+    c.out_dim = (int)ru32(&r);
+    uint64_t np = ru64(&r);
+    rc = tkmi_se_config_check(&c);
+    if (rc < 0 || (c.head_mlp != 0 && c.head_mlp != 1)) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: invalid architecture in the header (%s)", path,
+                        rc < 0 ? tkm_last_error() : "head");
+        goto fail;
+    }
+    {
+        /* the parameter count follows from the architecture */
+        size_t D = (size_t)c.width, T = (size_t)c.max_bytes + 2, E = (size_t)c.out_dim;
+        size_t want = (size_t)TKMI_SE_VOCAB * D + T * D + 2 * D + E * D + E +
+                      (c.head_mlp ? D * D + D : 0) + (size_t)c.layers * (12 * D * D + 13 * D);
+        if (np != want) {
+            rc = tkmi_error(TKM_EFORMAT, "%s: parameter count %llu does not match the architecture (%zu)",
+                            path, (unsigned long long)np, want);
+            goto fail;
+        }
+    }
+    e = encoder_new(&c, (size_t)np);
+    if (!e) {
+        rc = TKM_ENOMEM;
+        goto fail;
+    }
+    uint64_t tf = ru64(&r);
+    memcpy(&e->test_frac, &tf, 8);
+    e->split_seed = ru64(&r);
+    e->teacher_rows = ru64(&r);
+    e->teacher_hash = ru64(&r);
+    e->steps_done = (long)ru64(&r);
+    e->steps_total = (long)ru64(&r);
+    e->truncated = ru64(&r);
+    memcpy(e->backend, r.p + r.off, sizeof(e->backend));
+    e->backend[sizeof(e->backend) - 1] = 0;
+    r.off += sizeof(e->backend);
+    uint32_t opt = ru32(&r);
+    if (opt > 1) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: bad optimizer flag at offset %zu", path, r.off - 4);
+        goto fail;
+    }
+    NEED(np * 4 * (opt ? 3 : 1), "the weights");
+    rf32s(&r, e->params, np);
+    if (opt) {
+        rc = alloc_moments(e);
+        if (rc < 0)
+            goto fail;
+        rf32s(&r, e->adam_m, np);
+        rf32s(&r, e->adam_v, np);
+    }
+    NEED(4, "the checksum");
+    {
+        uLong crc = crc32(0L, Z_NULL, 0);
+        for (size_t off = 0; off < r.off; off += 1u << 30) {
+            size_t k = r.off - off < (1u << 30) ? r.off - off : (1u << 30);
+            crc = crc32(crc, buf + off, (uInt)k);
+        }
+        uint32_t want = ru32(&r);
+        if ((uint32_t)crc != want) {
+            rc = tkmi_error(TKM_EFORMAT, "%s: checksum mismatch (file corrupt)", path);
+            goto fail;
+        }
+    }
+    if (r.off != n) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: %zu trailing bytes after offset %zu", path, n - r.off, r.off);
+        goto fail;
+    }
+#undef NEED
+    tkmi_free(buf);
+    *out = e;
+    return 0;
+fail:
+    tkmi_free(buf);
+    tkm_se_free(e);
+    return rc;
+}
+
+void tkm_se_free(tkm_se_encoder *e)
+{
+    if (!e)
+        return;
+    tkmi_free(e->params);
+    tkmi_free(e->adam_m);
+    tkmi_free(e->adam_v);
+    tkmi_free(e);
+}
+
+void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->layers = e->c.layers;
+    info->heads = e->c.heads;
+    info->width = e->c.width;
+    info->max_bytes = e->c.max_bytes;
+    info->pool_mean = e->c.pool == TKMI_POOL_MEAN;
+    info->head_mlp = e->c.head_mlp;
+    info->out_dim = e->c.out_dim;
+    info->nparams = e->nparams;
+    info->steps_done = e->steps_done;
+    info->steps_total = e->steps_total;
+    info->test_frac = e->test_frac;
+    info->split_seed = e->split_seed;
+    info->teacher_rows = e->teacher_rows;
+    info->teacher_hash = e->teacher_hash;
+    info->backend = e->backend;
+    info->truncated = e->truncated;
+}
+
+/* ---- prediction ----------------------------------------------------------------- */
+
+int tkm_se_predict(const tkm_se_encoder *e, const unsigned char *const *bytes, const size_t *lens, size_t n,
+                   int threads, float *out)
+{
+    if (n == 0)
+        return 0;
+    const int maxB = 256;
+    tkmi_se_backend *be = NULL;
+    tkmi_se_model *m = NULL;
+    int32_t *tok = NULL, *len = NULL;
+    int rc = tkmi_se_backend_cpu(threads, &be);
+    if (rc < 0)
+        return rc;
+    rc = tkmi_se_model_new(&e->c, be, maxB, 0, &m);
+    if (rc < 0)
+        goto done;
+    rc = tkmi_se_model_set(m, e->params, NULL, NULL);
+    if (rc < 0)
+        goto done;
+    tok = tkmi_malloc((size_t)maxB * (size_t)(e->c.max_bytes + 2) * sizeof(int32_t));
+    len = tkmi_malloc((size_t)maxB * sizeof(int32_t));
+    if (!tok || !len) {
+        rc = TKM_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i += (size_t)maxB) {
+        int B = n - i < (size_t)maxB ? (int)(n - i) : maxB;
+        int T = tkmi_se_pack(&e->c, bytes + i, lens + i, B, tok, len);
+        rc = tkmi_se_forward(m, tok, len, B, T, out + i * (size_t)e->c.out_dim);
+        if (rc < 0)
+            goto done;
+    }
+done:
+    tkmi_free(tok);
+    tkmi_free(len);
+    tkmi_se_model_free(m);
+    be->destroy(be);
+    return rc;
+}
