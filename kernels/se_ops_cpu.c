@@ -145,8 +145,8 @@ static void pool_destroy(pool *p)
  * block in order, so the result does not depend on how rows are split. */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define GEMM_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default"), \
-                                   optimize("fp-contract=fast")))
+#define GEMM_CLONES __attribute__((target_clones("avx512f", "fma", "default"), \
+                                   optimize("O3", "fp-contract=fast")))
 #else
 #define GEMM_CLONES
 #endif
