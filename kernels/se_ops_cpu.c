@@ -150,6 +150,9 @@ static void pool_destroy(pool *p)
 #else
 #define GEMM_CLONES
 #endif
+/* the other hot loops: vectorized per CPU feature; float sums keep their order
+ * (no -ffast-math), so results stay independent of the thread count */
+#define HOT GEMM_CLONES
 
 typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 
@@ -225,13 +228,21 @@ GEMM_CLONES static void gemm_axpy_rows(const gemm_args *g, int r0, int r1)
     }
 }
 
-/* Sum of a 16-lane vector in a fixed order. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+/* Sum of a 16-lane vector by halving: a fixed order, a few shuffles. */
 static inline float hsum16(v16 x)
 {
-    float s = 0.0f;
-    for (int l = 0; l < 16; l++)
-        s += x[l];
-    return s;
+    v8 a, b;
+    memcpy(&a, &x, 32);
+    memcpy(&b, (const char *)&x + 32, 32);
+    a += b;
+    v4 c, d;
+    memcpy(&c, &a, 16);
+    memcpy(&d, (const char *)&a + 16, 16);
+    c += d;
+    return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
 /* rows [r0, r1) of C for op(B) = B^T, op(A) = A. B rows are taken in blocks
@@ -339,7 +350,7 @@ typedef struct {
     int N, C;
 } colsum_args;
 
-static void colsum_range(void *ctx, size_t b, size_t e)
+HOT static void colsum_range(void *ctx, size_t b, size_t e)
 {
     const colsum_args *a = ctx;
     for (size_t c0 = b * 16; c0 < e * 16 && c0 < (size_t)a->C; c0 += 16) {
@@ -395,7 +406,7 @@ typedef struct {
 } embed_bwd_args;
 
 /* channels [b, e): every position in order, so sums are order-fixed */
-static void embed_bwd_range(void *ctx, size_t b, size_t e)
+HOT static void embed_bwd_range(void *ctx, size_t b, size_t e)
 {
     const embed_bwd_args *a = ctx;
     size_t N = (size_t)a->B * a->T;
@@ -423,7 +434,7 @@ typedef struct {
     int N, C;
 } ln_args;
 
-static void ln_fwd_range(void *ctx, size_t b, size_t e)
+HOT static void ln_fwd_range(void *ctx, size_t b, size_t e)
 {
     const ln_args *a = ctx;
     const int C = a->C;
@@ -456,7 +467,7 @@ static void cpu_layernorm_fwd(tkmi_se_backend *be, float *out, float *mean, floa
 }
 
 /* dinp, per row */
-static void ln_bwd_rows(void *ctx, size_t b, size_t e)
+HOT static void ln_bwd_rows(void *ctx, size_t b, size_t e)
 {
     const ln_args *a = ctx;
     const int C = a->C;
@@ -482,7 +493,7 @@ static void ln_bwd_rows(void *ctx, size_t b, size_t e)
 }
 
 /* dw, db: channel blocks, rows in order */
-static void ln_bwd_cols(void *ctx, size_t b, size_t e)
+HOT static void ln_bwd_cols(void *ctx, size_t b, size_t e)
 {
     const ln_args *a = ctx;
     const int C = a->C;
@@ -521,7 +532,7 @@ typedef struct {
     int B, T, C, H;
 } attn_args;
 
-static void attn_fwd_range(void *ctx, size_t b0, size_t e0)
+HOT static void attn_fwd_range(void *ctx, size_t b0, size_t e0)
 {
     const attn_args *a = ctx;
     const int T = a->T, C = a->C, H = a->H, hs = C / H;
@@ -572,7 +583,7 @@ static void cpu_attention_fwd(tkmi_se_backend *be, float *out, float *att, const
     pool_run(POOL(be), (size_t)B * H, 1, attn_fwd_range, &a);
 }
 
-static void attn_bwd_range(void *ctx, size_t b0, size_t e0)
+HOT static void attn_bwd_range(void *ctx, size_t b0, size_t e0)
 {
     const attn_args *a = ctx;
     const int T = a->T, C = a->C, H = a->H, hs = C / H;
@@ -625,17 +636,39 @@ static void cpu_attention_bwd(tkmi_se_backend *be, float *dqkv, const float *dou
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
+/* e^x in float, written so loops over it vectorize (libm's expf does not):
+ * x = k ln2 + r, |r| <= ln2/2, e^r by its degree-6 Taylor polynomial (error
+ * < 2e-7 relative), 2^k built in the exponent bits. Inputs are clamped to
+ * [-87, 88], where the result is a normal float. */
+static inline float vexpf(float x)
+{
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float k = floorf(x * 1.4426950408889634f + 0.5f);
+    float r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+/* tanh via e^{2u}: 1 - 2 / (e^{2u} + 1); absolute error ~1e-7 */
+static inline float vtanhf(float u)
+{
+    return 1.0f - 2.0f / (vexpf(2.0f * u) + 1.0f);
+}
+
 typedef struct {
     float *out;
     const float *a, *b, *c;
 } ew_args;
 
-static void gelu_fwd_range(void *ctx, size_t b, size_t e)
+HOT static void gelu_fwd_range(void *ctx, size_t b, size_t e)
 {
     const ew_args *a = ctx;
     for (size_t i = b; i < e; i++) {
         float x = a->a[i];
-        a->out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        a->out[i] = 0.5f * x * (1.0f + vtanhf(GELU_K * (x + 0.044715f * x * x * x)));
     }
 }
 
@@ -645,13 +678,13 @@ static void cpu_gelu_fwd(tkmi_se_backend *be, float *out, const float *inp, size
     pool_run(POOL(be), n, 4096, gelu_fwd_range, &a);
 }
 
-static void gelu_bwd_range(void *ctx, size_t b, size_t e)
+HOT static void gelu_bwd_range(void *ctx, size_t b, size_t e)
 {
     const ew_args *a = ctx;
     for (size_t i = b; i < e; i++) {
         float x = a->a[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
+        float th = vtanhf(u);
         float sech2 = 1.0f - th * th;
         float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         a->out[i] = g * a->b[i];
@@ -732,7 +765,7 @@ typedef struct {
     int C;
 } rn_args;
 
-static void rn_range(void *ctx, size_t b, size_t e)
+HOT static void rn_range(void *ctx, size_t b, size_t e)
 {
     const rn_args *a = ctx;
     for (size_t r = b; r < e; r++) {
@@ -814,7 +847,7 @@ typedef struct {
     float w;
 } sx_args;
 
-static void sx_range(void *ctx, size_t b0, size_t e0)
+HOT static void sx_range(void *ctx, size_t b0, size_t e0)
 {
     const sx_args *a = ctx;
     for (size_t b = b0; b < e0; b++) {
@@ -824,14 +857,16 @@ static void sx_range(void *ctx, size_t b0, size_t e0)
         for (int v = 0; v < a->V; v++)
             if (l[v] > mx)
                 mx = l[v];
+        for (int v = 0; v < a->V; v++)
+            d[v] = vexpf(l[v] - mx);
         double sum = 0.0;
         for (int v = 0; v < a->V; v++)
-            sum += exp((double)(l[v] - mx));
-        double lse = (double)mx + log(sum);
-        a->loss[b] += a->w * (float)(lse - (double)l[a->idx[b]]);
-        float scale = a->w / (float)a->B;
+            sum += d[v];
+        a->loss[b] += a->w * (float)(log(sum) + (double)mx - (double)l[a->idx[b]]);
+        float scale = (float)((double)a->w / (double)a->B / sum);
         for (int v = 0; v < a->V; v++)
-            d[v] = scale * (float)exp((double)l[v] - lse);
+            d[v] *= scale;
+        scale = a->w / (float)a->B;
         d[a->idx[b]] -= scale;
     }
 }
@@ -887,7 +922,7 @@ typedef struct {
     float lr, b1, b2, eps, wd, c1, c2, gs;
 } adam_args;
 
-static void adam_range(void *ctx, size_t b, size_t e)
+HOT static void adam_range(void *ctx, size_t b, size_t e)
 {
     const adam_args *a = ctx;
     for (size_t i = b; i < e; i++) {
