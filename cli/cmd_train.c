@@ -49,6 +49,8 @@ static void train_usage(FILE *f)
             "                                  pad 0 unk 1 bos 2 eos 3, byte fallback, digits\n"
             "                                  split, whitespace runs as pieces; see man page)\n"
             "      --contractions[=BOOL]       add 's 't 'll 're 've 'd 'm as user-defined pieces\n"
+            "      --eval NAME=PATH            held-out corpus (file, directory, glob): report the\n"
+            "                                  new model's compression on it (repeatable)\n"
             "  -t, --threads N                 counting threads (number of CPUs)\n"
             "  -q, --quiet                     no progress or summary\n"
             "  -h, --help\n");
@@ -58,7 +60,7 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON
+    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_EVAL
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -146,6 +148,7 @@ static const struct option train_opts[] = {
     {"num-sub-iterations", required_argument, 0, O_SUBIT},
     {"contractions", optional_argument, 0, O_CONTRACTIONS},
     {"hf-json", required_argument, 0, O_HF_JSON},
+    {"eval", required_argument, 0, O_EVAL},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -199,6 +202,56 @@ static int set_weights(char *arg)
             fprintf(stderr, "tokenmill train: --weight %s: no --input %s=PATH given before it\n", tok, tok);
             return -2;
         }
+    }
+    return 0;
+}
+
+/* Held-out corpora for the closing report (--eval NAME=PATH). */
+static named_t g_eval[16];
+static int g_n_eval;
+
+static int add_eval(char *arg)
+{
+    char *eq = strchr(arg, '=');
+    *eq = 0;
+    if (g_n_eval == 16) {
+        fprintf(stderr, "tokenmill train: too many --eval corpora (at most 16)\n");
+        return -1;
+    }
+    named_t *n = &g_eval[g_n_eval];
+    n->name = arg;
+    int rc = tkm_analyze_files(eq + 1, &n->files, &n->n);
+    if (rc < 0) {
+        cli_error("train", rc);
+        return -1;
+    }
+    g_n_eval++;
+    return 0;
+}
+
+/* The closing report's analysis lines: the piece categories of the new model
+ * (as `tokenmill analyze vocab` counts them) and its compression on each
+ * --eval corpus (as `tokenmill analyze compression`). */
+static int report_analysis(const tkm_model *m, int threads)
+{
+    tkm_analyze_vocab v;
+    int rc = tkm_analyze_vocab_stats(m, &v);
+    if (rc < 0) return rc;
+    fprintf(stderr, "  categories");
+    for (int k = 0; k < TKM_CAT_COUNT; k++)
+        fprintf(stderr, " %s %d%s", tkm_analyze_category_name(k), v.category[k], k + 1 < TKM_CAT_COUNT ? "," : "\n");
+    tkm_analyze_vocab_clear(&v);
+    for (int i = 0; i < g_n_eval; i++) {
+        tkm_analyze_counts c;
+        rc = tkm_analyze_compression(&m, 1, (const char *const *)g_eval[i].files, g_eval[i].n, threads, &c, NULL);
+        if (rc < 0) return rc;
+        fprintf(stderr, "  eval %-5s %.3f bytes/token, %.3f chars/token, %.3f tokens/word, %.2f%% byte tokens "
+                        "(%.1f MB, %d file%s)\n",
+                g_eval[i].name, c.tokens ? (double)c.bytes / (double)c.tokens : 0.0,
+                c.tokens ? (double)c.chars / (double)c.tokens : 0.0,
+                c.words ? (double)c.tokens / (double)c.words : 0.0,
+                c.tokens ? 100.0 * (double)c.byte_tokens / (double)c.tokens : 0.0, c.bytes / 1e6, g_eval[i].n,
+                g_eval[i].n == 1 ? "" : "s");
     }
     return 0;
 }
@@ -343,6 +396,13 @@ int cmd_train(int argc, char **argv)
             break;
         case O_SUBIT: if (cli_int(optarg, 1, 100, &v)) goto bad; o.num_sub_iterations = (int)v; break;
         case O_HF_JSON: hf_json = optarg; break;
+        case O_EVAL:
+            if (!is_named(optarg)) {
+                fprintf(stderr, "tokenmill train: --eval wants NAME=PATH (got '%s')\n", optarg);
+                return EXIT_USAGE;
+            }
+            if (add_eval(optarg) < 0) return EXIT_FAIL;
+            break;
         case O_CONTRACTIONS:
             if ((b = cli_bool(optarg)) < 0) goto bad;
             contr = b;
@@ -476,6 +536,16 @@ int cmd_train(int argc, char **argv)
                         names[k], 100.0 * s.class_target[k] / n, 100.0 * s.class_pieces[k] / n,
                         s.class_pieces[k] < s.class_target[k] ? "not enough distinct text of that class in the corpus"
                                                               : "the required characters alone exceed it");
+    }
+    if (!quiet || g_n_eval) {
+        rc = report_analysis(m, o.threads);
+        if (rc < 0) {
+            cli_error("train", rc);
+            tkm_model_free(m);
+            tkm_trainer_free(t);
+            free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+            return EXIT_FAIL;
+        }
     }
     tkm_model_free(m);
     tkm_trainer_free(t);

@@ -6,6 +6,23 @@
 . "$(dirname "$0")/lib.sh"
 T=$TKM_BIN
 R=${TKM_REFMODELS:-}
+
+# train --eval: the closing report's compression equals analyze compression's
+mkdir -p "$TMP/tr"
+for i in $(seq 1 300); do echo "line $i of the training text, with words like tokenizer and vocabulary $((i * 7))"; done > "$TMP/tr/a.txt"
+for i in $(seq 1 50); do echo "held-out line $i: a tokenizer splits text into pieces $((i * 13))"; done > "$TMP/tr/h.txt"
+"$T" train --vocab-size 300 -t 1 -o "$TMP/tr/m.model" "$TMP/tr/a.txt" --eval "ho=$TMP/tr/h.txt" 2> "$TMP/tr/log"
+bpt=$(sed -n 's/^  eval ho *\([0-9.]*\) bytes\/token.*/\1/p' "$TMP/tr/log")
+"$T" analyze compression -m "$TMP/tr/m.model" --corpus "ho=$TMP/tr/h.txt" --format json > "$TMP/tr/c.json"
+python3 - "$TMP/tr/c.json" "$bpt" <<'PY' && pass "train --eval reports analyze's bytes/token" || fail "train --eval ($bpt)"
+import json, sys
+x = json.load(open(sys.argv[1]))
+f = x["corpora"][0]["tokenizers"][0]["bytes_per_token"]
+t = float(sys.argv[2])
+assert abs(f - t) < 0.0015, (f, t)
+PY
+grep -q '^  categories latin [0-9]*, japanese_multi 0,' "$TMP/tr/log" && pass "train reports categories" || fail "train categories"
+
 [ -f "$R/llama.model" ] && [ -f "$R/nerdstash.model" ] || skip "reference models missing"
 M1=$R/llama.model
 M2=$R/nerdstash.model
