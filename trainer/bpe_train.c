@@ -47,20 +47,20 @@ typedef struct {
     tkmi_strmap by_str;
     /* words */
     int32_t *w_sym;
-    size_t *w_off;
-    uint32_t *w_len, *w_stamp;
-    int64_t *w_cnt;
+    struct wrec { size_t off; int64_t cnt; uint32_t len, stamp; } *w; /* one record: one cache line per word */
     size_t n_words;
     /* pairs */
-    uint64_t *h_key;
-    int32_t *h_val;
+    struct hslot { uint64_t key; int32_t val; } *H; /* pair hash: key 0 = empty */
     size_t h_cap, n_pairs, p_cap;
-    int32_t *p_a, *p_b;
-    int64_t *p_cnt;
-    int8_t *p_valid;
-    uint8_t *p_dirty;
-    int32_t **p_post;
-    uint32_t *p_post_n, *p_post_cap;
+    /* one record per pair: a merge step touches one cache line per pair */
+    struct prec {
+        int64_t cnt;
+        int32_t *post;           /* words containing the pair (may hold stale entries) */
+        int32_t a, b;
+        uint32_t post_n, post_cap;
+        int8_t valid;
+        uint8_t dirty, blocked;
+    } *P;
     int32_t *dirty;
     size_t n_dirty, dirty_cap;
     int32_t *slab; /* initial postings of all pairs, exactly sized */
@@ -73,13 +73,12 @@ typedef struct {
     char *bump;
     size_t bump_left;
     /* heap */
-    struct hent { int64_t cnt; int32_t pair; } *heap;
+    struct hent { int64_t cnt; int32_t pair; int32_t len; } *heap; /* len: chars of the merged piece (first tie-break) */
     size_t heap_n, heap_cap;
     /* scratch */
     const tkm_train_options *o;
     /* balancing: per-class merge budgets; a pair whose piece would exceed
      * its class budget is blocked (kept counted, not merged) */
-    uint8_t *p_blocked;
     int32_t *blocked;
     size_t n_blocked, blocked_cap;
     long budget[TKMI_N_CLASSES], used[TKMI_N_CLASSES];
@@ -146,20 +145,16 @@ static int pair_valid(bpe *B, int32_t a, int32_t b)
 static int pairs_rehash(bpe *B)
 {
     size_t nc = B->h_cap ? B->h_cap * 2 : (1u << 16);
-    uint64_t *k = tkmi_calloc(nc, sizeof *k);
-    int32_t *v = tkmi_malloc(nc * sizeof *v);
-    if (!k || !v) { tkmi_free(k); tkmi_free(v); return tkmi_error(TKM_ENOMEM, "out of memory (pair table)"); }
+    struct hslot *h = tkmi_calloc(nc, sizeof *h);
+    if (!h) return tkmi_error(TKM_ENOMEM, "out of memory (pair table)");
     for (size_t i = 0; i < B->h_cap; i++) {
-        if (!B->h_key[i]) continue;
-        size_t j = tkmi_hash_u64(B->h_key[i]) & (nc - 1);
-        while (k[j]) j = (j + 1) & (nc - 1);
-        k[j] = B->h_key[i];
-        v[j] = B->h_val[i];
+        if (!B->H[i].key) continue;
+        size_t j = tkmi_hash_u64(B->H[i].key) & (nc - 1);
+        while (h[j].key) j = (j + 1) & (nc - 1);
+        h[j] = B->H[i];
     }
-    tkmi_free(B->h_key);
-    tkmi_free(B->h_val);
-    B->h_key = k;
-    B->h_val = v;
+    tkmi_free(B->H);
+    B->H = h;
     B->h_cap = nc;
     return 0;
 }
@@ -170,8 +165,8 @@ static int32_t pair_find(const bpe *B, int32_t a, int32_t b)
 {
     uint64_t k = pkey(a, b);
     size_t mask = B->h_cap - 1, i = tkmi_hash_u64(k) & mask;
-    while (B->h_key[i]) {
-        if (B->h_key[i] == k) return B->h_val[i];
+    while (B->H[i].key) {
+        if (B->H[i].key == k) return B->H[i].val;
         i = (i + 1) & mask;
     }
     return -1;
@@ -182,29 +177,28 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
     if ((B->n_pairs + 1) * 4 > B->h_cap * 3) TKM_FORWARD_IF_ERROR(pairs_rehash(B));
     uint64_t k = pkey(a, b);
     size_t mask = B->h_cap - 1, i = tkmi_hash_u64(k) & mask;
-    while (B->h_key[i]) {
-        if (B->h_key[i] == k) { *out = B->h_val[i]; return 0; }
+    while (B->H[i].key) {
+        if (B->H[i].key == k) { *out = B->H[i].val; return 0; }
         i = (i + 1) & mask;
     }
     if (B->n_pairs == B->p_cap) {
         size_t nc = B->p_cap ? B->p_cap + B->p_cap / 2 : (1u << 15);
-#define GROW(f) do { void *q = tkmi_realloc(B->f, nc * sizeof *B->f); if (!q) return tkmi_error(TKM_ENOMEM, "out of memory"); B->f = q; } while (0)
-        GROW(p_a); GROW(p_b); GROW(p_cnt); GROW(p_valid); GROW(p_dirty); GROW(p_post); GROW(p_post_n); GROW(p_post_cap);
-        GROW(p_blocked);
-#undef GROW
+        void *q = tkmi_realloc(B->P, nc * sizeof *B->P);
+        if (!q) return tkmi_error(TKM_ENOMEM, "out of memory");
+        B->P = q;
         B->p_cap = nc;
     }
     int32_t p = (int32_t)B->n_pairs++;
-    B->h_key[i] = k;
-    B->h_val[i] = p;
-    B->p_a[p] = a;
-    B->p_b[p] = b;
-    B->p_cnt[p] = 0;
-    B->p_valid[p] = (int8_t)pair_valid(B, a, b);
-    B->p_dirty[p] = 0;
-    B->p_blocked[p] = 0;
-    B->p_post[p] = NULL;
-    B->p_post_n[p] = B->p_post_cap[p] = 0;
+    B->H[i].key = k;
+    B->H[i].val = p;
+    B->P[p].a = a;
+    B->P[p].b = b;
+    B->P[p].cnt = 0;
+    B->P[p].valid = (int8_t)pair_valid(B, a, b);
+    B->P[p].dirty = 0;
+    B->P[p].blocked = 0;
+    B->P[p].post = NULL;
+    B->P[p].post_n = B->P[p].post_cap = 0;
     *out = p;
     return 0;
 }
@@ -259,23 +253,23 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
 {
     int32_t p = -1;
     TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
-    if (!B->p_valid[p]) return 0;
-    B->p_cnt[p] += cnt;
-    uint32_t n = B->p_post_n[p];
-    if (n == 0 || B->p_post[p][n - 1] != w) {
-        if (n == B->p_post_cap[p]) {
+    if (!B->P[p].valid) return 0;
+    B->P[p].cnt += cnt;
+    uint32_t n = B->P[p].post_n;
+    if (n == 0 || B->P[p].post[n - 1] != w) {
+        if (n == B->P[p].post_cap) {
             int k = pool_class(n + 1);
             int32_t *q = pool_alloc(B, k);
             TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
-            if (n) memcpy(q, B->p_post[p], n * sizeof *q);
-            post_release(B, B->p_post[p], B->p_post_cap[p]);
-            B->p_post[p] = q;
-            B->p_post_cap[p] = 1u << k;
+            if (n) memcpy(q, B->P[p].post, n * sizeof *q);
+            post_release(B, B->P[p].post, B->P[p].post_cap);
+            B->P[p].post = q;
+            B->P[p].post_cap = 1u << k;
         }
-        B->p_post[p][B->p_post_n[p]++] = w;
+        B->P[p].post[B->P[p].post_n++] = w;
     }
-    if (!B->p_dirty[p]) {
-        B->p_dirty[p] = 1;
+    if (!B->P[p].dirty) {
+        B->P[p].dirty = 1;
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->dirty, &B->dirty_cap, B->n_dirty + 1, sizeof(int32_t)));
         B->dirty[B->n_dirty++] = p;
     }
@@ -285,17 +279,17 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
 static void pair_dec(bpe *B, int32_t a, int32_t b, int64_t cnt)
 {
     int32_t p = pair_find(B, a, b);
-    if (p >= 0 && B->p_valid[p]) B->p_cnt[p] -= cnt;
+    if (p >= 0 && B->P[p].valid) B->P[p].cnt -= cnt;
 }
 
 /* ---- heap ---- */
 static int cmp_concat(const bpe *B, int32_t p, int32_t q)
 {
     /* bytewise comparison of str(a_p)+str(b_p) vs str(a_q)+str(b_q) */
-    const char *x1 = B->arena + B->s_off[B->p_a[p]], *x2 = B->arena + B->s_off[B->p_b[p]];
-    const char *y1 = B->arena + B->s_off[B->p_a[q]], *y2 = B->arena + B->s_off[B->p_b[q]];
-    size_t xl1 = B->s_len[B->p_a[p]], xl2 = B->s_len[B->p_b[p]];
-    size_t yl1 = B->s_len[B->p_a[q]], yl2 = B->s_len[B->p_b[q]];
+    const char *x1 = B->arena + B->s_off[B->P[p].a], *x2 = B->arena + B->s_off[B->P[p].b];
+    const char *y1 = B->arena + B->s_off[B->P[q].a], *y2 = B->arena + B->s_off[B->P[q].b];
+    size_t xl1 = B->s_len[B->P[p].a], xl2 = B->s_len[B->P[p].b];
+    size_t yl1 = B->s_len[B->P[q].a], yl2 = B->s_len[B->P[q].b];
     size_t xn = xl1 + xl2, yn = yl1 + yl2, n = xn < yn ? xn : yn;
     for (size_t i = 0; i < n; i++) {
         uint8_t cx = (uint8_t)(i < xl1 ? x1[i] : x2[i - xl1]);
@@ -309,22 +303,20 @@ static int cmp_concat(const bpe *B, int32_t p, int32_t q)
 static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
 {
     if (x->cnt != y->cnt) return x->cnt > y->cnt;
+    if (x->len != y->len) return x->len < y->len;
     int32_t p = x->pair, q = y->pair;
     if (p == q) return 0;
-    int lp = B->s_nchars[B->p_a[p]] + B->s_nchars[B->p_b[p]];
-    int lq = B->s_nchars[B->p_a[q]] + B->s_nchars[B->p_b[q]];
-    if (lp != lq) return lp < lq;
     int c = cmp_concat(B, p, q);
     if (c) return c < 0;
-    if (B->p_a[p] != B->p_a[q]) return B->p_a[p] < B->p_a[q];
-    return B->p_b[p] < B->p_b[q];
+    if (B->P[p].a != B->P[q].a) return B->P[p].a < B->P[q].a;
+    return B->P[p].b < B->P[q].b;
 }
 
 static int heap_push(bpe *B, int64_t cnt, int32_t pair)
 {
     if (B->heap_n == B->heap_cap)
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, B->heap_n + 1, sizeof *B->heap));
-    struct hent e = {cnt, pair};
+    struct hent e = {cnt, pair, B->s_nchars[B->P[pair].a] + B->s_nchars[B->P[pair].b]};
     size_t i = B->heap_n++;
     while (i > 0) {
         size_t par = (i - 1) / 2;
@@ -357,7 +349,7 @@ static void heap_rebuild(bpe *B)
 {
     size_t n = 0;
     for (size_t p = 0; p < B->n_pairs; p++)
-        if (B->p_valid[p] && B->p_cnt[p] > 0 && !B->p_blocked[p]) B->heap[n++] = (struct hent){B->p_cnt[p], (int32_t)p};
+        if (B->P[p].valid && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (int32_t)p, B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b]};
     B->heap_n = n;
     for (size_t i = n / 2; i-- > 0;) {
         struct hent e = B->heap[i];
@@ -379,8 +371,8 @@ static int flush_dirty(bpe *B)
     if (B->heap_n > (1u << 20) && B->heap_n > 3 * B->n_pairs) heap_rebuild(B);
     for (size_t i = 0; i < B->n_dirty; i++) {
         int32_t p = B->dirty[i];
-        B->p_dirty[p] = 0;
-        if (B->p_cnt[p] > 0 && !B->p_blocked[p]) TKM_FORWARD_IF_ERROR(heap_push(B, B->p_cnt[p], p));
+        B->P[p].dirty = 0;
+        if (B->P[p].cnt > 0 && !B->P[p].blocked) TKM_FORWARD_IF_ERROR(heap_push(B, B->P[p].cnt, p));
     }
     B->n_dirty = 0;
     return 0;
@@ -393,9 +385,9 @@ static int flush_dirty(bpe *B)
  * even when occurrences touch ("a b a b"), and the new pairs gain it. */
 static int merge_word(bpe *B, int32_t w, int32_t a, int32_t b, int32_t c)
 {
-    int32_t *s = B->w_sym + B->w_off[w];
-    uint32_t n = B->w_len[w], i = 0, j = 0;
-    int64_t cnt = B->w_cnt[w];
+    int32_t *s = B->w_sym + B->w[w].off;
+    uint32_t n = B->w[w].len, i = 0, j = 0;
+    int64_t cnt = B->w[w].cnt;
     int64_t prev_end = -1; /* index of the b of the last occurrence */
     while (i < n) {
         if (i + 1 < n && s[i] == a && s[i + 1] == b) {
@@ -412,7 +404,7 @@ static int merge_word(bpe *B, int32_t w, int32_t a, int32_t b, int32_t c)
             s[j++] = s[i++];
         }
     }
-    B->w_len[w] = j;
+    B->w[w].len = j;
     return 0;
 }
 
@@ -422,15 +414,14 @@ static void bpe_free(bpe *B)
     tkmi_free(B->s_first); tkmi_free(B->s_last); tkmi_free(B->s_flags); tkmi_free(B->arena);
     tkmi_strmap_free(&B->by_str);
     tkmi_strmap_free(&B->meta);
-    tkmi_free(B->w_sym); tkmi_free(B->w_off); tkmi_free(B->w_len); tkmi_free(B->w_stamp); tkmi_free(B->w_cnt);
-    tkmi_free(B->h_key); tkmi_free(B->h_val);
+    tkmi_free(B->w_sym); tkmi_free(B->w);
+    tkmi_free(B->H);
     for (size_t i = 0; i < B->pool_n; i++) tkmi_free(B->pool_chunks[i]);
     tkmi_free(B->pool_chunks);
     tkmi_free(B->slab);
-    tkmi_free(B->p_a); tkmi_free(B->p_b); tkmi_free(B->p_cnt); tkmi_free(B->p_valid); tkmi_free(B->p_dirty);
-    tkmi_free(B->p_post); tkmi_free(B->p_post_n); tkmi_free(B->p_post_cap);
+    tkmi_free(B->P);
     tkmi_free(B->dirty); tkmi_free(B->heap);
-    tkmi_free(B->p_blocked); tkmi_free(B->blocked);
+    tkmi_free(B->blocked);
 }
 
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
@@ -502,10 +493,8 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     }
     B.w_sym = tkmi_malloc((total_syms + 1) * sizeof *B.w_sym);
     size_t wcap = counts->n + 16;
-    B.w_off = tkmi_malloc(wcap * sizeof *B.w_off);
-    B.w_len = tkmi_malloc(wcap * sizeof *B.w_len);
-    B.w_cnt = tkmi_malloc(wcap * sizeof *B.w_cnt);
-    if (!B.w_sym || !B.w_off || !B.w_len || !B.w_cnt) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+    B.w = tkmi_calloc(wcap, sizeof *B.w);
+    if (!B.w_sym || !B.w) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
     size_t pos = 0;
     for (size_t k = 0; k < counts->cap; k++) {
         if (!counts->count[k]) continue;
@@ -522,17 +511,13 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
                 if (pos - start >= 2) {
                     if (B.n_words == wcap) {
                         wcap *= 2;
-                        void *a1 = tkmi_realloc(B.w_off, wcap * sizeof *B.w_off);
-                        if (a1) B.w_off = a1;
-                        void *a2 = tkmi_realloc(B.w_len, wcap * sizeof *B.w_len);
-                        if (a2) B.w_len = a2;
-                        void *a3 = tkmi_realloc(B.w_cnt, wcap * sizeof *B.w_cnt);
-                        if (a3) B.w_cnt = a3;
-                        if (!a1 || !a2 || !a3) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+                        void *a1 = tkmi_realloc(B.w, wcap * sizeof *B.w);
+                        if (a1) B.w = a1;
+                        if (!a1) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
                     }
-                    B.w_off[B.n_words] = start;
-                    B.w_len[B.n_words] = (uint32_t)(pos - start);
-                    B.w_cnt[B.n_words] = counts->count[k];
+                    B.w[B.n_words].off = start;
+                    B.w[B.n_words].len = (uint32_t)(pos - start);
+                    B.w[B.n_words].cnt = counts->count[k];
                     B.n_words++;
                 } else {
                     pos = start;
@@ -547,48 +532,47 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     debug_rss("words built");
     /* the pre-token table is no longer needed: give its memory back */
     tkmi_counts_free(counts);
-    B.w_stamp = tkmi_calloc(B.n_words + 1, sizeof *B.w_stamp);
-    if (!B.w_stamp) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
+    for (size_t w = 0; w < B.n_words; w++) B.w[w].stamp = 0;
 
     /* 4. initial pairs */
     /* Two passes: count each pair's postings, then fill one exactly sized
      * slab (no per-pair allocations, no growth slack). */
     if ((rc = pairs_rehash(&B)) < 0) goto done;
     for (size_t w = 0; w < B.n_words; w++) {
-        int32_t *s = B.w_sym + B.w_off[w];
-        for (uint32_t i = 0; i + 1 < B.w_len[w]; i++) {
+        int32_t *s = B.w_sym + B.w[w].off;
+        for (uint32_t i = 0; i + 1 < B.w[w].len; i++) {
             int32_t p = -1;
             if ((rc = pair_get_or_add(&B, s[i], s[i + 1], &p)) < 0) goto done;
-            if (!B.p_valid[p]) continue;
-            B.p_cnt[p] += B.w_cnt[w];
-            /* p_post_cap temporarily holds the last word seen + 1 */
-            if (B.p_post_cap[p] != (uint32_t)w + 1) { B.p_post_cap[p] = (uint32_t)w + 1; B.p_post_n[p]++; }
+            if (!B.P[p].valid) continue;
+            B.P[p].cnt += B.w[w].cnt;
+            /* P[].post_cap temporarily holds the last word seen + 1 */
+            if (B.P[p].post_cap != (uint32_t)w + 1) { B.P[p].post_cap = (uint32_t)w + 1; B.P[p].post_n++; }
         }
     }
     B.slab_n = 0;
-    for (size_t p = 0; p < B.n_pairs; p++) B.slab_n += B.p_post_n[p];
+    for (size_t p = 0; p < B.n_pairs; p++) B.slab_n += B.P[p].post_n;
     B.slab = tkmi_malloc((B.slab_n + 1) * sizeof *B.slab);
     if (!B.slab) { rc = tkmi_error(TKM_ENOMEM, "out of memory (postings)"); goto done; }
     {
         size_t off = 0;
         for (size_t p = 0; p < B.n_pairs; p++) {
-            B.p_post[p] = B.slab + off;
-            off += B.p_post_n[p];
-            B.p_post_cap[p] = B.p_post_n[p];
-            B.p_post_n[p] = 0;
+            B.P[p].post = B.slab + off;
+            off += B.P[p].post_n;
+            B.P[p].post_cap = B.P[p].post_n;
+            B.P[p].post_n = 0;
         }
     }
     for (size_t w = 0; w < B.n_words; w++) {
-        int32_t *s = B.w_sym + B.w_off[w];
-        for (uint32_t i = 0; i + 1 < B.w_len[w]; i++) {
+        int32_t *s = B.w_sym + B.w[w].off;
+        for (uint32_t i = 0; i + 1 < B.w[w].len; i++) {
             int32_t p = pair_find(&B, s[i], s[i + 1]);
-            if (p < 0 || !B.p_valid[p]) continue;
-            uint32_t n = B.p_post_n[p];
-            if (n == 0 || B.p_post[p][n - 1] != (int32_t)w) B.p_post[p][B.p_post_n[p]++] = (int32_t)w;
+            if (p < 0 || !B.P[p].valid) continue;
+            uint32_t n = B.P[p].post_n;
+            if (n == 0 || B.P[p].post[n - 1] != (int32_t)w) B.P[p].post[B.P[p].post_n++] = (int32_t)w;
         }
     }
     for (size_t p = 0; p < B.n_pairs; p++)
-        if (B.p_valid[p] && B.p_cnt[p] > 0 && (rc = heap_push(&B, B.p_cnt[p], (int32_t)p)) < 0) goto done;
+        if (B.P[p].valid && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, (int32_t)p)) < 0) goto done;
     if ((rc = flush_dirty(&B)) < 0) goto done;
 
     debug_rss("initial pairs");
@@ -630,21 +614,21 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             }
             for (size_t k = 0; k < B.n_blocked; k++) {
                 int32_t q = B.blocked[k];
-                B.p_blocked[q] = 0;
-                if (B.p_cnt[q] > 0 && (rc = heap_push(&B, B.p_cnt[q], q)) < 0) goto done;
+                B.P[q].blocked = 0;
+                if (B.P[q].cnt > 0 && (rc = heap_push(&B, B.P[q].cnt, q)) < 0) goto done;
             }
             B.n_blocked = 0;
             continue;
         }
         struct hent e = heap_pop(&B);
         int32_t p = e.pair;
-        if (B.p_blocked[p]) continue;
-        if (e.cnt != B.p_cnt[p]) {
-            if (e.cnt > B.p_cnt[p] && B.p_cnt[p] > 0 && (rc = heap_push(&B, B.p_cnt[p], p)) < 0) goto done;
+        if (B.P[p].blocked) continue;
+        if (e.cnt != B.P[p].cnt) {
+            if (e.cnt > B.P[p].cnt && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, p)) < 0) goto done;
             continue;
         }
         if (e.cnt <= 0) continue;
-        int32_t a = B.p_a[p], b = B.p_b[p];
+        int32_t a = B.P[p].a, b = B.P[p].b;
         char tmp[8192];
         size_t la = B.s_len[a], lb = B.s_len[b];
         memcpy(tmp, B.arena + B.s_off[a], la);
@@ -653,7 +637,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         if (c < 0 && B.balancing) {
             int cls = tkmi_balance_class(tmp, la + lb);
             if (B.used[cls] >= B.budget[cls]) {
-                B.p_blocked[p] = 1;
+                B.P[p].blocked = 1;
                 if ((rc = tkmi_grow((void **)&B.blocked, &B.blocked_cap, B.n_blocked + 1, sizeof(int32_t))) < 0) goto done;
                 B.blocked[B.n_blocked++] = p;
                 continue;
@@ -672,27 +656,27 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
                 t->progress(t->progress_ctx, "merging", (uint64_t)merges, (uint64_t)target);
         }
         stamp++;
-        uint32_t np = B.p_post_n[p], pcap = B.p_post_cap[p];
-        int32_t *post = B.p_post[p];
-        B.p_post[p] = NULL;
-        B.p_post_n[p] = B.p_post_cap[p] = 0;
+        uint32_t np = B.P[p].post_n, pcap = B.P[p].post_cap;
+        int32_t *post = B.P[p].post;
+        B.P[p].post = NULL;
+        B.P[p].post_n = B.P[p].post_cap = 0;
         for (uint32_t k = 0; k < np; k++) {
             int32_t w = post[k];
-            if (B.w_stamp[w] == stamp) continue;
-            B.w_stamp[w] = stamp;
+            if (B.w[w].stamp == stamp) continue;
+            B.w[w].stamp = stamp;
             if ((rc = merge_word(&B, w, a, b, c)) < 0) goto done;
         }
         post_release(&B, post, pcap);
-        B.p_cnt[p] = 0;
+        B.P[p].cnt = 0;
         if ((rc = flush_dirty(&B)) < 0) goto done;
     }
     t->stats.merges = (int)merges;
     debug_rss("merged");
     if (getenv("TKM_DEBUG_BPE")) {
         size_t post = 0, pcap = 0;
-        for (size_t p = 0; p < B.n_pairs; p++) { post += B.p_post_n[p]; pcap += B.p_post_cap[p]; }
+        for (size_t p = 0; p < B.n_pairs; p++) { post += B.P[p].post_n; pcap += B.P[p].post_cap; }
         fprintf(stderr, "debug: words %zu syms %zu pairs %zu (cap %zu) hash cap %zu heap %zu/%zu postings %zu (cap %zu)\n",
-                B.n_words, B.w_off[B.n_words - 1] + B.w_len[B.n_words - 1], B.n_pairs, B.p_cap, B.h_cap, B.heap_n,
+                B.n_words, B.w[B.n_words - 1].off + B.w[B.n_words - 1].len, B.n_pairs, B.p_cap, B.h_cap, B.heap_n,
                 B.heap_cap, post, pcap);
     }
     int vocab = V;
