@@ -14,6 +14,7 @@ int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_softemb(int argc, char **argv);
 /* softemb subcommands (cli/cmd_softemb_run.c) */
 int softemb_train(int argc, char **argv);
 int softemb_eval(int argc, char **argv);

@@ -17,6 +17,8 @@ static void usage(FILE *f)
             "  decode   turn ids or pieces back into text\n"
             "  analyze  compare tokenizers: compression on corpora, vocabulary categories\n"
             "  export   write a model in another format (--hf-json: HF tokenizer.json)\n"
+            "  softemb  soft embeddings: predict a teacher model's embedding rows from token\n"
+            "           bytes and give a new vocabulary embeddings\n"
             "\n"
             "Run 'tokenmill COMMAND --help' for the options of a command; see tokenmill(1).\n");
 }
@@ -87,6 +89,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "analyze")) return cmd_analyze(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "softemb")) return cmd_softemb(argc - 1, argv + 1);
     fprintf(stderr, "tokenmill: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

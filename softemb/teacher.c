@@ -1,0 +1,1084 @@
+/* teacher.c - teachers for soft embeddings: an embedding matrix (GGUF,
+ * safetensors, .npy) with the bytes of every row's token decoded from its
+ * vocabulary (sentencepiece, GPT-2 byte-level, WordPiece, plain lines), and the
+ * GGUF / .npy writers used to hand embeddings back to model tooling. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/json.h"
+#include "../lib/model_internal.h"
+#include "../lib/tkm_internal.h"
+#include "tokenmill_softemb.h"
+
+struct tkm_teacher {
+    size_t rows, dim;
+    float *m;
+    char **piece;          /* rows NUL-terminated strings (in `text`) */
+    size_t *boff, *blen;   /* decoded bytes: bytes + boff[r], blen[r] */
+    unsigned char *bytes;
+    uint8_t *kind;
+    char *text;
+    const char *format, *style;
+};
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *p;
+    size_t n;
+    const char *path;
+} mfile;
+
+static int map_file(const char *path, mfile *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->path = path;
+    int fd = open(path, O_RDONLY);
+    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return tkmi_error(TKM_EIO, "%s: not a regular file", path);
+    }
+    f->n = (size_t)st.st_size;
+    if (f->n == 0) {
+        close(fd);
+        return tkmi_error(TKM_EFORMAT, "%s: empty file", path);
+    }
+    void *p = mmap(NULL, f->n, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    TKM_RETURN_ERROR_IF(p == MAP_FAILED, TKM_EIO, "%s: cannot map: %s", path, strerror(errno));
+    f->p = p;
+    return 0;
+}
+
+static void unmap_file(mfile *f)
+{
+    if (f->p)
+        munmap((void *)f->p, f->n);
+    f->p = NULL;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, bits;
+    if (e == 0) {
+        if (m == 0) {
+            bits = s;
+        } else { /* subnormal: normalise */
+            int k = -1;
+            do {
+                k++;
+                m <<= 1;
+            } while (!(m & 1024));
+            bits = s | (uint32_t)(127 - 15 - k) << 23 | (m & 1023) << 13;
+        }
+    } else if (e == 31) {
+        bits = s | 0x7F800000u | m << 13;
+    } else {
+        bits = s | (e + 112) << 23 | m << 13;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint16_t f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t s = (x >> 16) & 0x8000, e = (x >> 23) & 255, m = x & 0x7FFFFF;
+    if (e == 255)
+        return (uint16_t)(s | 0x7C00 | (m ? 0x200 : 0));
+    int ne = (int)e - 127 + 15;
+    if (ne >= 31)
+        return (uint16_t)(s | 0x7C00);
+    if (ne <= 0) { /* subnormal or zero, round to nearest even */
+        if (ne < -10)
+            return (uint16_t)s;
+        m |= 0x800000;
+        int shift = 14 - ne;
+        uint32_t half = 1u << (shift - 1), rest = m & ((1u << shift) - 1), q = m >> shift;
+        if (rest > half || (rest == half && (q & 1)))
+            q++;
+        return (uint16_t)(s | q);
+    }
+    uint32_t q = (uint32_t)ne << 10 | m >> 13, rest = m & 0x1FFF;
+    if (rest > 0x1000 || (rest == 0x1000 && (q & 1)))
+        q++; /* may carry into the exponent: still correct, up to inf */
+    return (uint16_t)(s | q);
+}
+
+static float bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint16_t f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7F800000u) == 0x7F800000u && (x & 0x7FFFFF))
+        return (uint16_t)((x >> 16) | 0x40);
+    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
+    return (uint16_t)(r >> 16);
+}
+
+/* ---- the teacher object ----------------------------------------------------- */
+
+static tkm_teacher *teacher_alloc(size_t rows, size_t dim)
+{
+    tkm_teacher *t = tkmi_calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->rows = rows;
+    t->dim = dim;
+    if (rows > SIZE_MAX / 4 / (dim ? dim : 1))
+        goto fail;
+    t->m = tkmi_malloc(rows * dim * sizeof(float) + 1);
+    t->piece = tkmi_calloc(rows + 1, sizeof(char *));
+    t->boff = tkmi_calloc(rows + 1, sizeof(size_t));
+    t->blen = tkmi_calloc(rows + 1, sizeof(size_t));
+    t->kind = tkmi_calloc(rows + 1, 1);
+    if (!t->m || !t->piece || !t->boff || !t->blen || !t->kind)
+        goto fail;
+    return t;
+fail:
+    tkm_teacher_free(t);
+    return NULL;
+}
+
+void tkm_teacher_free(tkm_teacher *t)
+{
+    if (!t)
+        return;
+    tkmi_free(t->m);
+    tkmi_free(t->piece);
+    tkmi_free(t->boff);
+    tkmi_free(t->blen);
+    tkmi_free(t->kind);
+    tkmi_free(t->bytes);
+    tkmi_free(t->text);
+    tkmi_free(t);
+}
+
+size_t tkm_teacher_rows(const tkm_teacher *t) { return t->rows; }
+size_t tkm_teacher_dim(const tkm_teacher *t) { return t->dim; }
+const float *tkm_teacher_matrix(const tkm_teacher *t) { return t->m; }
+const char *tkm_teacher_piece(const tkm_teacher *t, size_t row) { return row < t->rows ? t->piece[row] : NULL; }
+tkm_row_kind tkm_teacher_row_kind(const tkm_teacher *t, size_t row) { return (tkm_row_kind)t->kind[row]; }
+const char *tkm_teacher_format(const tkm_teacher *t) { return t->format; }
+const char *tkm_teacher_vocab_style(const tkm_teacher *t) { return t->style; }
+
+const unsigned char *tkm_teacher_bytes(const tkm_teacher *t, size_t row, size_t *len)
+{
+    *len = t->blen[row];
+    return t->bytes + t->boff[row];
+}
+
+/* Converts n values of `dtype` at src to float32. 0, or TKM_ENOTSUP. */
+enum { DT_F32, DT_F16, DT_BF16, DT_Q8_0 };
+
+static void convert(int dtype, const unsigned char *src, size_t n, float *out)
+{
+    switch (dtype) {
+    case DT_F32:
+        memcpy(out, src, n * 4);
+        break;
+    case DT_F16:
+        for (size_t i = 0; i < n; i++)
+            out[i] = f16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        break;
+    case DT_BF16:
+        for (size_t i = 0; i < n; i++)
+            out[i] = bf16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        break;
+    case DT_Q8_0: /* blocks of 32: f16 scale, 32 int8 */
+        for (size_t b = 0; b < n / 32; b++) {
+            const unsigned char *blk = src + b * 34;
+            float d = f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+            for (int i = 0; i < 32; i++)
+                out[b * 32 + (size_t)i] = d * (float)(int8_t)blk[2 + i];
+        }
+        break;
+    }
+}
+
+static size_t dtype_bytes(int dtype, size_t n)
+{
+    return dtype == DT_F32 ? n * 4 : dtype == DT_Q8_0 ? n / 32 * 34 : n * 2;
+}
+
+/* ---- vocabularies --------------------------------------------------------------- */
+
+typedef struct {
+    char **s;       /* pieces (allocated) */
+    size_t *len;
+    uint8_t *kind;  /* TKM_ROW_* from the vocabulary's own types (NORMAL if unknown) */
+    uint8_t *is_byte_piece; /* sentencepiece <0xNN> BYTE pieces */
+    size_t n;
+    const char *style;
+} vocab;
+
+static void vocab_free(vocab *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        tkmi_free(v->s[i]);
+    tkmi_free(v->s);
+    tkmi_free(v->len);
+    tkmi_free(v->kind);
+    tkmi_free(v->is_byte_piece);
+    memset(v, 0, sizeof(*v));
+}
+
+static int vocab_init(vocab *v, size_t n)
+{
+    v->n = n;
+    v->s = tkmi_calloc(n + 1, sizeof(char *));
+    v->len = tkmi_calloc(n + 1, sizeof(size_t));
+    v->kind = tkmi_calloc(n + 1, 1);
+    v->is_byte_piece = tkmi_calloc(n + 1, 1);
+    if (!v->s || !v->len || !v->kind || !v->is_byte_piece) {
+        v->n = 0;
+        return TKM_ENOMEM;
+    }
+    return 0;
+}
+
+static int vocab_set(vocab *v, size_t i, const char *s, size_t len)
+{
+    char *c = tkmi_malloc(len + 1);
+    if (!c)
+        return TKM_ENOMEM;
+    memcpy(c, s, len);
+    c[len] = 0;
+    tkmi_free(v->s[i]);
+    v->s[i] = c;
+    v->len[i] = len;
+    return 0;
+}
+
+static int vocab_from_model(const char *path, vocab *v)
+{
+    tkm_model *m = NULL;
+    TKM_FORWARD_IF_ERROR(tkm_model_load(path, &m));
+    int n = tkm_model_size(m), rc = vocab_init(v, (size_t)n);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        size_t k;
+        const char *p = tkm_model_piece(m, i, &k);
+        rc = vocab_set(v, (size_t)i, p, k);
+        tkm_piece_type ty = tkm_model_piece_type(m, i);
+        v->kind[i] = ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN ? TKM_ROW_SPECIAL
+                   : ty == TKM_PIECE_UNUSED ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
+        v->is_byte_piece[i] = ty == TKM_PIECE_BYTE;
+    }
+    tkm_model_free(m);
+    v->style = "sentencepiece";
+    return rc;
+}
+
+static int is_wordpiece_special(const char *s, size_t n)
+{
+    static const char *const sp[] = { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" };
+    for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++)
+        if (strlen(sp[i]) == n && memcmp(sp[i], s, n) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_wordpiece_unused(const char *s, size_t n)
+{
+    if (n < 9 || memcmp(s, "[unused", 7) != 0 || s[n - 1] != ']')
+        return 0;
+    for (size_t i = 7; i + 1 < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int vocab_from_lines(const char *path, vocab *v)
+{
+    mfile f;
+    TKM_FORWARD_IF_ERROR(map_file(path, &f));
+    size_t n = 0;
+    for (size_t i = 0; i < f.n; i++)
+        n += f.p[i] == '\n';
+    if (f.n && f.p[f.n - 1] != '\n')
+        n++;
+    int rc = vocab_init(v, n), wp = 0;
+    size_t line = 0, st = 0;
+    for (size_t i = 0; rc == 0 && i <= f.n && line < n; i++) {
+        if (i < f.n && f.p[i] != '\n')
+            continue;
+        size_t e = i;
+        if (e > st && f.p[e - 1] == '\r')
+            e--;
+        int mb;
+        for (size_t k = st; k < e; k += (size_t)mb) {
+            if (tkmi_utf8_decode(f.p + k, e - k, &mb) < 0) {
+                rc = tkmi_error(TKM_EFORMAT, "%s: line %zu: invalid UTF-8 at byte offset %zu", path, line + 1, k);
+                break;
+            }
+        }
+        if (rc == 0)
+            rc = vocab_set(v, line, (const char *)f.p + st, e - st);
+        if (rc == 0 && ((e - st >= 2 && memcmp(f.p + st, "##", 2) == 0) ||
+                        is_wordpiece_special((const char *)f.p + st, e - st)))
+            wp = 1;
+        line++;
+        st = i + 1;
+    }
+    unmap_file(&f);
+    v->style = wp ? "wordpiece" : "plain";
+    return rc;
+}
+
+/* The type of a pre-tokenizer / decoder tree contains "ByteLevel"? */
+static int json_has_type(const tkmi_json *v, const char *type, int depth)
+{
+    if (!v || depth > 16)
+        return 0;
+    if (v->type == TKMI_JSON_OBJECT) {
+        const char *t = tkmi_json_str(tkmi_json_get(v, "type"));
+        if (t && strcmp(t, type) == 0)
+            return 1;
+        for (size_t i = 0; i < v->len; i++)
+            if (json_has_type(tkmi_json_val(v, i), type, depth + 1))
+                return 1;
+    } else if (v->type == TKMI_JSON_ARRAY) {
+        for (size_t i = 0; i < v->len; i++)
+            if (json_has_type(tkmi_json_at(v, i), type, depth + 1))
+                return 1;
+    }
+    return 0;
+}
+
+static int vocab_from_hf_json(const char *path, vocab *v)
+{
+    tkmi_json_doc *doc;
+    TKM_FORWARD_IF_ERROR(tkmi_json_parse_file(path, &doc));
+    const tkmi_json *root = tkmi_json_root(doc), *model = tkmi_json_get(root, "model");
+    const tkmi_json *voc = tkmi_json_get(model, "vocab"), *added = tkmi_json_get(root, "added_tokens");
+    const char *mtype = tkmi_json_str(tkmi_json_get(model, "type"));
+    int rc = 0;
+    size_t n = 0;
+    if (!voc || (voc->type != TKMI_JSON_OBJECT && voc->type != TKMI_JSON_ARRAY)) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: no model.vocab", path);
+        goto done;
+    }
+    int64_t id;
+    if (voc->type == TKMI_JSON_OBJECT) {
+        for (size_t i = 0; i < voc->len; i++) {
+            if (!tkmi_json_int(tkmi_json_val(voc, i), 0, 1 << 26, &id)) {
+                rc = tkmi_error(TKM_EFORMAT, "%s: offset %zu: vocabulary id is not a small integer", path,
+                                tkmi_json_val(voc, i)->offset);
+                goto done;
+            }
+            if ((size_t)id + 1 > n)
+                n = (size_t)id + 1;
+        }
+    } else {
+        n = voc->len;
+    }
+    for (size_t i = 0; added && i < added->len; i++)
+        if (tkmi_json_int(tkmi_json_get(tkmi_json_at(added, i), "id"), 0, 1 << 26, &id) && (size_t)id + 1 > n)
+            n = (size_t)id + 1;
+    if ((rc = vocab_init(v, n)) < 0)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        v->kind[i] = TKM_ROW_UNUSED; /* ids nobody names */
+    for (size_t i = 0; i < voc->len; i++) {
+        const tkmi_json *k, *val;
+        if (voc->type == TKMI_JSON_OBJECT) {
+            k = tkmi_json_key(voc, i);
+            val = tkmi_json_val(voc, i);
+            tkmi_json_int(val, 0, 1 << 26, &id);
+        } else {
+            k = tkmi_json_at(tkmi_json_at(voc, i), 0);
+            id = (int64_t)i;
+        }
+        if (!tkmi_json_str(k)) {
+            rc = tkmi_error(TKM_EFORMAT, "%s: offset %zu: vocabulary entry without a string", path,
+                            tkmi_json_at(voc, i) ? tkmi_json_at(voc, i)->offset : voc->offset);
+            goto done;
+        }
+        if ((rc = vocab_set(v, (size_t)id, k->u.str, k->len)) < 0)
+            goto done;
+        v->kind[id] = TKM_ROW_NORMAL;
+    }
+    for (size_t i = 0; added && i < added->len; i++) {
+        const tkmi_json *a = tkmi_json_at(added, i);
+        const tkmi_json *c = tkmi_json_get(a, "content");
+        if (!tkmi_json_int(tkmi_json_get(a, "id"), 0, 1 << 26, &id) || !tkmi_json_str(c))
+            continue;
+        if ((rc = vocab_set(v, (size_t)id, c->u.str, c->len)) < 0)
+            goto done;
+        v->kind[id] = tkmi_json_get(a, "special") && tkmi_json_get(a, "special")->type == TKMI_JSON_TRUE
+                      ? TKM_ROW_SPECIAL : TKM_ROW_NORMAL;
+    }
+    if (mtype && strcmp(mtype, "WordPiece") == 0)
+        v->style = "wordpiece";
+    else if (json_has_type(tkmi_json_get(root, "pre_tokenizer"), "ByteLevel", 0) ||
+             json_has_type(tkmi_json_get(root, "decoder"), "ByteLevel", 0))
+        v->style = "byte-level";
+    else
+        v->style = "sentencepiece";
+    if (!strcmp(v->style, "sentencepiece"))
+        for (size_t i = 0; i < n; i++)
+            v->is_byte_piece[i] = v->len[i] == 6 && v->s[i] && !memcmp(v->s[i], "<0x", 3) && v->s[i][5] == '>';
+done:
+    tkmi_json_free(doc);
+    if (rc < 0)
+        vocab_free(v);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static int load_vocab_file(const char *path, vocab *v)
+{
+    if (ends_with(path, ".json"))
+        return vocab_from_hf_json(path, v);
+    if (ends_with(path, ".model"))
+        return vocab_from_model(path, v);
+    return vocab_from_lines(path, v);
+}
+
+/* GPT-2's byte <-> character table: printable Latin-1 bytes map to
+ * themselves, the other 68 bytes to U+0100.. in byte order. */
+static void byte_level_table(int32_t cp_to_byte[512])
+{
+    for (int i = 0; i < 512; i++)
+        cp_to_byte[i] = -1;
+    int k = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        if (printable)
+            cp_to_byte[b] = b;
+        else
+            cp_to_byte[256 + k++] = b;
+    }
+}
+
+/* Decodes piece s (len n) of style into out (capacity >= n + 1); returns the
+ * byte count, or -1 when a byte-level piece has a character outside the table. */
+static long decode_piece(const char *style, const char *s, size_t n, int is_byte_piece, const int32_t *bl,
+                         unsigned char *out)
+{
+    size_t k = 0;
+    if (!strcmp(style, "sentencepiece")) {
+        if (is_byte_piece && n == 6) {
+            out[0] = (unsigned char)strtol(s + 3, NULL, 16);
+            return 1;
+        }
+        for (size_t i = 0; i < n;) {
+            if (i + 3 <= n && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+                (unsigned char)s[i + 2] == 0x81) {
+                out[k++] = ' ';
+                i += 3;
+            } else {
+                out[k++] = (unsigned char)s[i++];
+            }
+        }
+        return (long)k;
+    }
+    if (!strcmp(style, "byte-level")) {
+        for (size_t i = 0; i < n;) {
+            int mb;
+            int32_t cp = tkmi_utf8_decode((const unsigned char *)s + i, n - i, &mb);
+            if (cp < 0 || cp >= 512 || bl[cp] < 0)
+                return -1;
+            out[k++] = (unsigned char)bl[cp];
+            i += (size_t)mb;
+        }
+        return (long)k;
+    }
+    if (!strcmp(style, "wordpiece")) {
+        if (n >= 2 && s[0] == '#' && s[1] == '#') {
+            memcpy(out, s + 2, n - 2);
+            return (long)(n - 2);
+        }
+        out[0] = ' ';
+        memcpy(out + 1, s, n);
+        return (long)(n + 1);
+    }
+    memcpy(out, s, n);
+    return (long)n;
+}
+
+/* Fills pieces, decoded bytes and kinds of t from v (rows beyond v: UNUSED). */
+static int attach_vocab(tkm_teacher *t, const vocab *v, const char *path)
+{
+    TKM_RETURN_ERROR_IF(v->n > t->rows, TKM_EFORMAT,
+                        "%s: the vocabulary has %zu entries but the matrix only %zu rows", path, v->n, t->rows);
+    size_t tl = 0;
+    for (size_t i = 0; i < v->n; i++)
+        tl += v->len[i] + 2;
+    t->text = tkmi_malloc(tl + t->rows + 1);
+    t->bytes = tkmi_malloc(tl + 1);
+    TKM_RETURN_ERROR_IF(!t->text || !t->bytes, TKM_ENOMEM, "out of memory");
+    int32_t bl[512];
+    byte_level_table(bl);
+    size_t to = 0, bo = 0;
+    t->style = v->style;
+    for (size_t r = 0; r < t->rows; r++) {
+        t->piece[r] = t->text + to;
+        t->boff[r] = bo;
+        if (r >= v->n || !v->s[r]) {
+            t->text[to++] = 0;
+            t->blen[r] = 0;
+            t->kind[r] = TKM_ROW_UNUSED;
+            continue;
+        }
+        memcpy(t->text + to, v->s[r], v->len[r] + 1);
+        to += v->len[r] + 1;
+        uint8_t kind = v->kind[r];
+        if (!strcmp(v->style, "wordpiece") && kind == TKM_ROW_NORMAL) {
+            if (is_wordpiece_special(v->s[r], v->len[r]))
+                kind = TKM_ROW_SPECIAL;
+            else if (is_wordpiece_unused(v->s[r], v->len[r]))
+                kind = TKM_ROW_UNUSED;
+        }
+        long k = decode_piece(v->style, v->s[r], v->len[r], v->is_byte_piece[r], bl, t->bytes + bo);
+        if (k < 0) {
+            /* not in the byte-level table: only added (special) tokens may be */
+            TKM_RETURN_ERROR_IF(kind == TKM_ROW_NORMAL, TKM_EFORMAT,
+                                "%s: piece %zu (\"%s\") has a character outside the byte-level alphabet", path,
+                                r, v->s[r]);
+            memcpy(t->bytes + bo, v->s[r], v->len[r]);
+            k = (long)v->len[r];
+        }
+        t->blen[r] = (size_t)k;
+        bo += (size_t)k;
+        if (k == 0 && kind == TKM_ROW_NORMAL)
+            kind = TKM_ROW_UNUSED;
+        t->kind[r] = kind;
+    }
+    return 0;
+}
+
+/* ---- GGUF ------------------------------------------------------------------------- */
+
+enum { G_U8, G_I8, G_U16, G_I16, G_U32, G_I32, G_F32, G_BOOL, G_STR, G_ARR, G_U64, G_I64, G_F64 };
+
+typedef struct {
+    const mfile *f;
+    size_t off;
+} gcur;
+
+static int gneed(gcur *c, size_t k, const char *what)
+{
+    TKM_RETURN_ERROR_IF(c->f->n - c->off < k, TKM_EFORMAT, "%s: truncated at offset %zu (reading %s)", c->f->path,
+                        c->off, what);
+    return 0;
+}
+
+static int gstr(gcur *c, const char **s, size_t *len)
+{
+    TKM_FORWARD_IF_ERROR(gneed(c, 8, "a string length"));
+    uint64_t n = le64(c->f->p + c->off);
+    c->off += 8;
+    TKM_FORWARD_IF_ERROR(gneed(c, n, "a string"));
+    *s = (const char *)c->f->p + c->off;
+    *len = (size_t)n;
+    c->off += (size_t)n;
+    return 0;
+}
+
+static size_t gscalar_size(uint32_t t)
+{
+    static const size_t sz[] = { 1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8 };
+    return t <= G_F64 ? sz[t] : 0;
+}
+
+/* Skips a value of type t (arrays of arrays included). */
+static int gskip(gcur *c, uint32_t t, int depth)
+{
+    TKM_RETURN_ERROR_IF(depth > 4, TKM_EFORMAT, "%s: offset %zu: nested arrays too deep", c->f->path, c->off);
+    if (t == G_STR) {
+        const char *s;
+        size_t n;
+        return gstr(c, &s, &n);
+    }
+    if (t == G_ARR) {
+        TKM_FORWARD_IF_ERROR(gneed(c, 12, "an array header"));
+        uint32_t et = le32(c->f->p + c->off);
+        uint64_t n = le64(c->f->p + c->off + 4);
+        c->off += 12;
+        size_t es = gscalar_size(et);
+        if (es) {
+            TKM_RETURN_ERROR_IF(n > (c->f->n - c->off) / es, TKM_EFORMAT, "%s: truncated at offset %zu (array)",
+                                c->f->path, c->off);
+            c->off += (size_t)n * es;
+            return 0;
+        }
+        for (uint64_t i = 0; i < n; i++)
+            TKM_FORWARD_IF_ERROR(gskip(c, et, depth + 1));
+        return 0;
+    }
+    size_t es = gscalar_size(t);
+    TKM_RETURN_ERROR_IF(!es, TKM_EFORMAT, "%s: offset %zu: unknown GGUF value type %u", c->f->path, c->off, t);
+    TKM_FORWARD_IF_ERROR(gneed(c, es, "a value"));
+    c->off += es;
+    return 0;
+}
+
+static int load_gguf(const mfile *f, const tkm_teacher_opts *o, tkm_teacher **out, vocab *v)
+{
+    gcur c = { f, 0 };
+    TKM_FORWARD_IF_ERROR(gneed(&c, 24, "the header"));
+    uint32_t ver = le32(f->p + 4);
+    TKM_RETURN_ERROR_IF(ver != 2 && ver != 3, TKM_ENOTSUP, "%s: GGUF version %u is not supported (2 or 3)",
+                        f->path, ver);
+    uint64_t nt = le64(f->p + 8), nkv = le64(f->p + 16);
+    c.off = 24;
+    TKM_RETURN_ERROR_IF(nt > f->n / 8 || nkv > f->n / 8, TKM_EFORMAT, "%s: implausible tensor/metadata counts",
+                        f->path);
+    size_t align = 32;
+    size_t tok_off = 0, tok_n = 0, type_off = 0, type_n = 0;
+    const char *tmodel = NULL;
+    size_t tmodel_len = 0;
+    for (uint64_t i = 0; i < nkv; i++) {
+        const char *key;
+        size_t kl;
+        TKM_FORWARD_IF_ERROR(gstr(&c, &key, &kl));
+        TKM_FORWARD_IF_ERROR(gneed(&c, 4, "a value type"));
+        uint32_t t = le32(f->p + c.off);
+        c.off += 4;
+#define KEY(s) (kl == strlen(s) && memcmp(key, s, kl) == 0)
+        if (KEY("general.alignment") && t == G_U32) {
+            TKM_FORWARD_IF_ERROR(gneed(&c, 4, "general.alignment"));
+            align = le32(f->p + c.off);
+            TKM_RETURN_ERROR_IF(align == 0 || (align & (align - 1)) || align > 1u << 20, TKM_EFORMAT,
+                                "%s: offset %zu: bad general.alignment %zu", f->path, c.off, align);
+        } else if (KEY("tokenizer.ggml.tokens") && t == G_ARR) {
+            TKM_FORWARD_IF_ERROR(gneed(&c, 12, "the token array"));
+            if (le32(f->p + c.off) == G_STR) {
+                tok_n = (size_t)le64(f->p + c.off + 4);
+                tok_off = c.off + 12;
+            }
+        } else if (KEY("tokenizer.ggml.token_type") && t == G_ARR) {
+            TKM_FORWARD_IF_ERROR(gneed(&c, 12, "the token types"));
+            if (le32(f->p + c.off) == G_I32) {
+                type_n = (size_t)le64(f->p + c.off + 4);
+                type_off = c.off + 12;
+            }
+        } else if (KEY("tokenizer.ggml.model") && t == G_STR) {
+            size_t save = c.off;
+            TKM_FORWARD_IF_ERROR(gstr(&c, &tmodel, &tmodel_len));
+            c.off = save;
+        }
+#undef KEY
+        TKM_FORWARD_IF_ERROR(gskip(&c, t, 0));
+    }
+    const char *want = o && o->tensor ? o->tensor : "token_embd.weight";
+    int found = 0;
+    uint64_t ne0 = 0, ne1 = 0, toff = 0;
+    uint32_t ttype = 0;
+    for (uint64_t i = 0; i < nt; i++) {
+        const char *name;
+        size_t nl;
+        TKM_FORWARD_IF_ERROR(gstr(&c, &name, &nl));
+        TKM_FORWARD_IF_ERROR(gneed(&c, 4, "tensor dimensions"));
+        uint32_t nd = le32(f->p + c.off);
+        c.off += 4;
+        TKM_RETURN_ERROR_IF(nd == 0 || nd > 4, TKM_EFORMAT, "%s: offset %zu: tensor with %u dimensions", f->path,
+                            c.off - 4, nd);
+        TKM_FORWARD_IF_ERROR(gneed(&c, 8 * (size_t)nd + 12, "a tensor description"));
+        uint64_t ne[4] = { 1, 1, 1, 1 };
+        for (uint32_t d = 0; d < nd; d++)
+            ne[d] = le64(f->p + c.off + 8 * d);
+        c.off += 8 * (size_t)nd;
+        uint32_t ty = le32(f->p + c.off);
+        uint64_t off = le64(f->p + c.off + 4);
+        c.off += 12;
+        if (nl == strlen(want) && memcmp(name, want, nl) == 0) {
+            TKM_RETURN_ERROR_IF(nd != 2, TKM_EFORMAT, "%s: tensor %s has %u dimensions, not 2", f->path, want, nd);
+            found = 1;
+            ne0 = ne[0];
+            ne1 = ne[1];
+            ttype = ty;
+            toff = off;
+        }
+    }
+    TKM_RETURN_ERROR_IF(!found, TKM_EFORMAT, "%s: no tensor named %s", f->path, want);
+    int dt = ttype == 0 ? DT_F32 : ttype == 1 ? DT_F16 : ttype == 30 ? DT_BF16 : ttype == 8 ? DT_Q8_0 : -1;
+    TKM_RETURN_ERROR_IF(dt < 0, TKM_ENOTSUP, "%s: unsupported tensor type %u (%s); F32, F16, BF16 and Q8_0 are read",
+                        f->path, ttype, want);
+    TKM_RETURN_ERROR_IF(ne0 == 0 || ne1 == 0 || ne0 > (1u << 20) || ne1 > (1u << 26), TKM_EFORMAT,
+                        "%s: implausible shape [%llu, %llu] of %s", f->path, (unsigned long long)ne0,
+                        (unsigned long long)ne1, want);
+    TKM_RETURN_ERROR_IF(dt == DT_Q8_0 && ne0 % 32, TKM_EFORMAT, "%s: Q8_0 row length %llu is not a multiple of 32",
+                        f->path, (unsigned long long)ne0);
+    size_t data = (c.off + align - 1) / align * align;
+    size_t nbytes = dtype_bytes(dt, (size_t)(ne0 * ne1));
+    TKM_RETURN_ERROR_IF(data > f->n || toff > f->n - data || nbytes > f->n - data - toff, TKM_EFORMAT,
+                        "%s: tensor %s (offset %llu, %zu bytes) lies beyond the end of the file (%zu bytes)", f->path,
+                        want, (unsigned long long)toff, nbytes, f->n);
+    tkm_teacher *t = teacher_alloc((size_t)ne1, (size_t)ne0);
+    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory for a %llu x %llu matrix", (unsigned long long)ne1,
+                        (unsigned long long)ne0);
+    convert(dt, f->p + data + toff, (size_t)(ne0 * ne1), t->m);
+    t->format = "gguf";
+    *out = t;
+    if (tok_off && (!o || !o->vocab)) { /* the vocabulary in the metadata */
+        TKM_FORWARD_IF_ERROR(vocab_init(v, tok_n));
+        gcur tc = { f, tok_off };
+        for (size_t i = 0; i < tok_n; i++) {
+            const char *s;
+            size_t sl;
+            TKM_FORWARD_IF_ERROR(gstr(&tc, &s, &sl));
+            TKM_FORWARD_IF_ERROR(vocab_set(v, i, s, sl));
+        }
+        for (size_t i = 0; i < type_n && i < tok_n; i++) {
+            int32_t ty = (int32_t)le32(f->p + type_off + 4 * i);
+            v->kind[i] = ty == 2 || ty == 3 ? TKM_ROW_SPECIAL : ty == 5 ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
+            v->is_byte_piece[i] = ty == 6;
+        }
+        v->style = tmodel && tmodel_len == 4 && !memcmp(tmodel, "gpt2", 4) ? "byte-level"
+                 : tmodel && tmodel_len == 4 && !memcmp(tmodel, "bert", 4) ? "wordpiece" : "sentencepiece";
+        if (!type_n && !strcmp(v->style, "sentencepiece"))
+            for (size_t i = 0; i < tok_n; i++)
+                v->is_byte_piece[i] = v->len[i] == 6 && !memcmp(v->s[i], "<0x", 3) && v->s[i][5] == '>';
+    }
+    return 0;
+}
+
+/* ---- safetensors ---------------------------------------------------------------- */
+
+static int load_safetensors(const mfile *f, const tkm_teacher_opts *o, tkm_teacher **out)
+{
+    TKM_RETURN_ERROR_IF(f->n < 8, TKM_EFORMAT, "%s: truncated at offset 0 (header length)", f->path);
+    uint64_t hl = le64(f->p);
+    TKM_RETURN_ERROR_IF(hl > f->n - 8, TKM_EFORMAT, "%s: header length %llu exceeds the file (%zu bytes)", f->path,
+                        (unsigned long long)hl, f->n);
+    tkmi_json_doc *doc;
+    TKM_FORWARD_IF_ERROR(tkmi_json_parse((const char *)f->p + 8, (size_t)hl, f->path, &doc));
+    const tkmi_json *root = tkmi_json_root(doc), *ent = NULL;
+    const char *name = NULL;
+    int rc = 0, ncand = 0;
+    char cands[512] = "";
+    for (size_t i = 0; root->type == TKMI_JSON_OBJECT && i < root->len; i++) {
+        const char *k = tkmi_json_str(tkmi_json_key(root, i));
+        const tkmi_json *v = tkmi_json_val(root, i);
+        const tkmi_json *shape = tkmi_json_get(v, "shape");
+        if (!k || !strcmp(k, "__metadata__") || !shape || shape->len != 2)
+            continue;
+        if (o && o->tensor) {
+            if (!strcmp(k, o->tensor)) {
+                ent = v;
+                name = k;
+            }
+            continue;
+        }
+        if (ends_with(k, "embed_tokens.weight") || ends_with(k, "word_embeddings.weight") ||
+            !strcmp(k, "token_embd.weight") || ends_with(k, "wte.weight")) {
+            ncand++;
+            if (strlen(cands) + strlen(k) + 3 < sizeof(cands)) {
+                strcat(cands, cands[0] ? ", " : "");
+                strcat(cands, k);
+            }
+            ent = v;
+            name = k;
+        }
+    }
+    if (!ent) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: no 2-D tensor %s%s", f->path, o && o->tensor ? "named " : "",
+                        o && o->tensor ? o->tensor : "named like *embed_tokens.weight or *word_embeddings.weight "
+                                                    "(give --tensor NAME)");
+        goto done;
+    }
+    if (ncand > 1) {
+        rc = tkmi_error(TKM_EINVAL, "%s: several embedding tensors (%s): choose one with --tensor", f->path, cands);
+        goto done;
+    }
+    const char *dts = tkmi_json_str(tkmi_json_get(ent, "dtype"));
+    int dt = !dts ? -1 : !strcmp(dts, "F32") ? DT_F32 : !strcmp(dts, "F16") ? DT_F16 : !strcmp(dts, "BF16") ? DT_BF16 : -1;
+    if (dt < 0) {
+        rc = tkmi_error(TKM_ENOTSUP, "%s: tensor %s has dtype %s; F32, F16 and BF16 are read", f->path, name,
+                        dts ? dts : "(none)");
+        goto done;
+    }
+    int64_t r, d, b, e;
+    const tkmi_json *shape = tkmi_json_get(ent, "shape"), *offs = tkmi_json_get(ent, "data_offsets");
+    if (!tkmi_json_int(tkmi_json_at(shape, 0), 1, 1 << 26, &r) || !tkmi_json_int(tkmi_json_at(shape, 1), 1, 1 << 20, &d) ||
+        !tkmi_json_int(tkmi_json_at(offs, 0), 0, INT64_MAX / 2, &b) ||
+        !tkmi_json_int(tkmi_json_at(offs, 1), 0, INT64_MAX / 2, &e)) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: offset %zu: bad shape or data_offsets of %s", f->path, 8 + ent->offset, name);
+        goto done;
+    }
+    size_t nbytes = dtype_bytes(dt, (size_t)(r * d)), data = 8 + (size_t)hl;
+    if (e < b || (size_t)(e - b) != nbytes || (size_t)e > f->n - data) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: tensor %s: data_offsets [%lld, %lld] do not fit its shape or the file",
+                        f->path, name, (long long)b, (long long)e);
+        goto done;
+    }
+    tkm_teacher *t = teacher_alloc((size_t)r, (size_t)d);
+    if (!t) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory for a %lld x %lld matrix", (long long)r, (long long)d);
+        goto done;
+    }
+    convert(dt, f->p + data + b, (size_t)(r * d), t->m);
+    t->format = "safetensors";
+    *out = t;
+done:
+    tkmi_json_free(doc);
+    return rc;
+}
+
+/* ---- npy ---------------------------------------------------------------------------- */
+
+static int load_npy(const mfile *f, tkm_teacher **out)
+{
+    TKM_RETURN_ERROR_IF(f->n < 10, TKM_EFORMAT, "%s: truncated at offset 0 (npy header)", f->path);
+    int major = f->p[6];
+    size_t hl, ho;
+    if (major == 1) {
+        hl = (size_t)f->p[8] | (size_t)f->p[9] << 8;
+        ho = 10;
+    } else {
+        TKM_RETURN_ERROR_IF(f->n < 12, TKM_EFORMAT, "%s: truncated at offset 0 (npy header)", f->path);
+        hl = le32(f->p + 8);
+        ho = 12;
+    }
+    TKM_RETURN_ERROR_IF(hl > f->n - ho, TKM_EFORMAT, "%s: truncated at offset %zu (npy header of %zu bytes)",
+                        f->path, ho, hl);
+    char h[4096];
+    TKM_RETURN_ERROR_IF(hl >= sizeof(h), TKM_EFORMAT, "%s: npy header too long", f->path);
+    memcpy(h, f->p + ho, hl);
+    h[hl] = 0;
+    const char *ds = strstr(h, "'descr'"), *fo = strstr(h, "'fortran_order'"), *sh = strstr(h, "'shape'");
+    TKM_RETURN_ERROR_IF(!ds || !fo || !sh, TKM_EFORMAT, "%s: offset %zu: npy header lacks descr/fortran_order/shape",
+                        f->path, ho);
+    int dt = strstr(ds, "'<f4'") == strchr(ds + 7, '\'') ? DT_F32 : strstr(ds, "'<f2'") == strchr(ds + 7, '\'') ? DT_F16 : -1;
+    TKM_RETURN_ERROR_IF(dt < 0, TKM_ENOTSUP, "%s: npy dtype is not '<f4' or '<f2'", f->path);
+    const char *fv = fo + 15;
+    while (*fv == ' ' || *fv == ':')
+        fv++;
+    TKM_RETURN_ERROR_IF(strncmp(fv, "False", 5) != 0, TKM_ENOTSUP, "%s: Fortran-order npy arrays are not read",
+                        f->path);
+    const char *p = strchr(sh, '(');
+    TKM_RETURN_ERROR_IF(!p, TKM_EFORMAT, "%s: bad npy shape", f->path);
+    char *end;
+    long long r = strtoll(p + 1, &end, 10);
+    while (*end == ' ' || *end == ',')
+        end++;
+    long long d = strtoll(end, &end, 10);
+    while (*end == ' ' || *end == ',')
+        end++;
+    TKM_RETURN_ERROR_IF(*end != ')' || r <= 0 || d <= 0 || r > (1 << 26) || d > (1 << 20), TKM_EFORMAT,
+                        "%s: the npy array must be 2-D (shape %s)", f->path, p);
+    size_t nbytes = dtype_bytes(dt, (size_t)(r * d));
+    TKM_RETURN_ERROR_IF(nbytes > f->n - ho - hl, TKM_EFORMAT, "%s: truncated: %zu data bytes, %zu expected", f->path,
+                        f->n - ho - hl, nbytes);
+    tkm_teacher *t = teacher_alloc((size_t)r, (size_t)d);
+    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory");
+    convert(dt, f->p + ho + hl, (size_t)(r * d), t->m);
+    t->format = "npy";
+    *out = t;
+    return 0;
+}
+
+/* ---- load ------------------------------------------------------------------------------ */
+
+static char *sibling(const char *path, const char *name)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path + 1) : 0;
+    char *s = tkmi_malloc(dl + strlen(name) + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, path, dl);
+    strcpy(s + dl, name);
+    return s;
+}
+
+int tkm_teacher_load(const char *path, const tkm_teacher_opts *o, tkm_teacher **out)
+{
+    *out = NULL;
+    mfile f;
+    TKM_FORWARD_IF_ERROR(map_file(path, &f));
+    tkm_teacher *t = NULL;
+    vocab v;
+    memset(&v, 0, sizeof(v));
+    int rc;
+    if (f.n >= 4 && !memcmp(f.p, "GGUF", 4))
+        rc = load_gguf(&f, o, &t, &v);
+    else if (f.n >= 6 && !memcmp(f.p, "\x93NUMPY", 6))
+        rc = load_npy(&f, &t);
+    else if (f.n >= 9 && f.p[8] == '{')
+        rc = load_safetensors(&f, o, &t);
+    else
+        rc = tkmi_error(TKM_EFORMAT, "%s: not a GGUF, safetensors or .npy file (offset 0)", path);
+    unmap_file(&f);
+    if (rc == 0 && !v.n) {
+        const char *vp = o ? o->vocab : NULL;
+        char *auto_path = NULL;
+        if (!vp) {
+            static const char *const names[] = { "tokenizer.json", "vocab.txt", "tokenizer.model" };
+            for (size_t i = 0; i < 3 && !vp; i++) {
+                auto_path = sibling(path, names[i]);
+                if (auto_path && access(auto_path, R_OK) == 0)
+                    vp = auto_path;
+                else {
+                    tkmi_free(auto_path);
+                    auto_path = NULL;
+                }
+            }
+        }
+        if (!vp)
+            rc = tkmi_error(TKM_EINVAL, "%s: no vocabulary: give --teacher-vocab (a .model, tokenizer.json or "
+                                        "vocab.txt), or put one next to the matrix", path);
+        else
+            rc = load_vocab_file(vp, &v);
+        if (rc == 0)
+            rc = attach_vocab(t, &v, vp);
+        tkmi_free(auto_path);
+    } else if (rc == 0) {
+        rc = attach_vocab(t, &v, path);
+    }
+    vocab_free(&v);
+    if (rc < 0) {
+        tkm_teacher_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+/* ---- writers ------------------------------------------------------------------------------- */
+
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+    int err;
+} obuf;
+
+static void oput(obuf *b, const void *s, size_t k)
+{
+    if (b->err || (tkmi_grow((void **)&b->p, &b->cap, b->n + k, 1) < 0 && (b->err = 1)))
+        return;
+    memcpy(b->p + b->n, s, k);
+    b->n += k;
+}
+
+static void o32(obuf *b, uint32_t v)
+{
+    unsigned char x[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24) };
+    oput(b, x, 4);
+}
+
+static void o64(obuf *b, uint64_t v)
+{
+    o32(b, (uint32_t)v);
+    o32(b, (uint32_t)(v >> 32));
+}
+
+static void ostr(obuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    o64(b, n);
+    oput(b, s, n);
+}
+
+static int finish(obuf *b, const char *path)
+{
+    if (b->err) {
+        tkmi_free(b->p);
+        return tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
+    }
+    int rc = tkmi_write_file_atomic(path, b->p, b->n);
+    tkmi_free(b->p);
+    return rc;
+}
+
+int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m, const char *const *pieces,
+                       tkm_dtype dtype)
+{
+    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "empty matrix");
+    TKM_RETURN_ERROR_IF(dtype != TKM_DTYPE_F32 && dtype != TKM_DTYPE_F16 && dtype != TKM_DTYPE_BF16, TKM_EINVAL,
+                        "bad dtype");
+    obuf b = {0};
+    oput(&b, "GGUF", 4);
+    o32(&b, 3);
+    o64(&b, 1);              /* tensors */
+    o64(&b, pieces ? 2 : 1); /* metadata */
+    ostr(&b, "general.architecture");
+    o32(&b, G_STR);
+    ostr(&b, "tokenmill-softemb");
+    if (pieces) {
+        ostr(&b, "tokenizer.ggml.tokens");
+        o32(&b, G_ARR);
+        o32(&b, G_STR);
+        o64(&b, rows);
+        for (size_t r = 0; r < rows; r++)
+            ostr(&b, pieces[r] ? pieces[r] : "");
+    }
+    ostr(&b, "token_embd.weight");
+    o32(&b, 2);
+    o64(&b, dim);
+    o64(&b, rows);
+    o32(&b, dtype == TKM_DTYPE_F32 ? 0 : dtype == TKM_DTYPE_F16 ? 1 : 30);
+    o64(&b, 0);
+    static const unsigned char zeros[32] = {0};
+    oput(&b, zeros, (32 - b.n % 32) % 32);
+    size_t n = rows * dim;
+    for (size_t i = 0; i < n && !b.err; i++) {
+        if (dtype == TKM_DTYPE_F32) {
+            uint32_t u;
+            memcpy(&u, &m[i], 4);
+            o32(&b, u);
+        } else {
+            uint16_t h = dtype == TKM_DTYPE_F16 ? f32_to_f16(m[i]) : f32_to_bf16(m[i]);
+            unsigned char x[2] = { (unsigned char)h, (unsigned char)(h >> 8) };
+            oput(&b, x, 2);
+        }
+    }
+    return finish(&b, path);
+}
+
+int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m)
+{
+    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "empty matrix");
+    char h[128];
+    int hl = snprintf(h, sizeof(h), "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, dim);
+    size_t total = 10 + (size_t)hl + 1, pad = (64 - total % 64) % 64;
+    obuf b = {0};
+    oput(&b, "\x93NUMPY\x01\x00", 8);
+    size_t hlen = (size_t)hl + pad + 1;
+    unsigned char x[2] = { (unsigned char)hlen, (unsigned char)(hlen >> 8) };
+    oput(&b, x, 2);
+    oput(&b, h, (size_t)hl);
+    for (size_t i = 0; i < pad; i++)
+        oput(&b, " ", 1);
+    oput(&b, "\n", 1);
+    for (size_t i = 0; i < rows * dim && !b.err; i++) {
+        uint32_t u;
+        memcpy(&u, &m[i], 4);
+        o32(&b, u);
+    }
+    return finish(&b, path);
+}
