@@ -363,7 +363,7 @@ int softemb_train(int argc, char **argv)
         case T_CLIP: if (parse_float("train", "clip", optarg, 0, 1e6, &clip) < 0) return EXIT_USAGE; continue;
         case T_TESTFRAC: {
             float x;
-            if (parse_float("train", "test-frac", optarg, 0.001, 0.9, &x) < 0) return EXIT_USAGE;
+            if (parse_float("train", "test-frac", optarg, 0.001, 0.999, &x) < 0) return EXIT_USAGE;
             test_frac = strtod(optarg, NULL);
             continue;
         }

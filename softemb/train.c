@@ -38,13 +38,14 @@ void tkm_se_options_default(tkm_se_options *o, size_t dim)
     o->max_bytes = 32;
     o->pool_mean = 0;
     o->head_mlp = 0;
+    o->w_mse = 1.0f;
     o->w_cos = 1.0f;
     o->w_ctr = 1.0f;
     o->temperature = 0.05f;
     o->batch = 256;
     o->steps = 2000;
     o->warmup = 100;
-    o->lr = 1e-3f;
+    o->lr = 3e-3f;
     o->min_lr_ratio = 0.1f;
     o->weight_decay = 0.01f;
     o->clip = 1.0f;
@@ -393,9 +394,20 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
         goto done;
     }
 
+    /* MSE and L1 are taken relative to the rows' typical size (mean square /
+     * mean absolute value of the training rows), so weight 1 puts them on the
+     * scale of the cosine term whatever the teacher's magnitude */
+    double ms = 0, ma = 0;
+    for (size_t i = 0; i < R * E; i++) {
+        ms += (double)s.targets[i] * s.targets[i];
+        ma += fabs((double)s.targets[i]);
+    }
+    ms /= (double)(R * E);
+    ma /= (double)(R * E);
     tkmi_se_hparams hp = { .beta1 = o->beta1, .beta2 = o->beta2, .eps = 1e-8f,
                            .weight_decay = o->weight_decay, .clip = o->clip,
-                           .w = { o->w_mse, o->w_l1, o->w_cos, o->w_ctr, o->temperature } };
+                           .w = { o->w_mse / (float)(ms > 0 ? ms : 1), o->w_l1 / (float)(ma > 0 ? ma : 1),
+                                  o->w_cos, o->w_ctr, o->temperature } };
     double t0 = tkmi_now(), tlast = t0, loss_sum = 0.0;
     long nloss = 0;
     double seqs = 0, toks = 0;

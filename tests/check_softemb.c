@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "../kernels/se_ops.h"
 #include "../softemb/model.h"
 #include "tokenmill.h"
+#include "tokenmill_softemb.h"
 
 static uint64_t rs = 12345;
 static float frand(void) /* uniform in [-1, 1) */
@@ -262,6 +265,342 @@ START_TEST(test_learns_synthetic_teacher)
 }
 END_TEST
 
+/* ---- teachers: files in, files out ------------------------------------------------ */
+static char tdir[256];
+
+static const char *tpath(const char *name)
+{
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof(buf[k]), "%s/%s", tdir, name);
+    return buf[k];
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static unsigned char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n + 1);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void setup_dir(void)
+{
+    snprintf(tdir, sizeof(tdir), "%s/tkm-softemb-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(tdir));
+}
+
+static void teardown_dir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_gguf_roundtrip_and_truncation)
+{
+    const char *pieces[6] = { "<unk>", "\xe2\x96\x81the", "a\xe2\x96\x81" "b", "<0x41>", "", "\xe6\x97\xa5" };
+    float m[6 * 4];
+    for (int i = 0; i < 24; i++)
+        m[i] = (float)(i - 11) * 0.37f + (i == 5 ? 1e-6f : 0.0f);
+    const tkm_dtype dts[3] = { TKM_DTYPE_F32, TKM_DTYPE_F16, TKM_DTYPE_BF16 };
+    const double tol[3] = { 0.0, 1e-3, 8e-3 };
+    for (int d = 0; d < 3; d++) {
+        ck_assert_int_eq(tkm_emb_write_gguf(tpath("t.gguf"), 6, 4, m, pieces, dts[d]), 0);
+        tkm_teacher *t;
+        ck_assert_int_eq(tkm_teacher_load(tpath("t.gguf"), NULL, &t), 0);
+        ck_assert_uint_eq(tkm_teacher_rows(t), 6);
+        ck_assert_uint_eq(tkm_teacher_dim(t), 4);
+        ck_assert_str_eq(tkm_teacher_format(t), "gguf");
+        ck_assert_str_eq(tkm_teacher_vocab_style(t), "sentencepiece");
+        for (int i = 0; i < 24; i++)
+            ck_assert_msg(fabs(tkm_teacher_matrix(t)[i] - m[i]) <= tol[d] * fabs(m[i]) + (d ? 1e-7 : 0),
+                          "dtype %d value %d: %g vs %g", d, i, (double)tkm_teacher_matrix(t)[i], (double)m[i]);
+        size_t n;
+        const unsigned char *b = tkm_teacher_bytes(t, 1, &n);
+        ck_assert(n == 4 && memcmp(b, " the", 4) == 0);
+        b = tkm_teacher_bytes(t, 2, &n);
+        ck_assert(n == 3 && memcmp(b, "a b", 3) == 0);
+        b = tkm_teacher_bytes(t, 3, &n);
+        ck_assert(n == 1 && b[0] == 'A');
+        ck_assert_int_eq(tkm_teacher_row_kind(t, 4), TKM_ROW_UNUSED); /* empty piece */
+        ck_assert_int_eq(tkm_teacher_row_kind(t, 5), TKM_ROW_NORMAL);
+        tkm_teacher_free(t);
+    }
+    /* every proper prefix is refused cleanly, never read past the end */
+    ck_assert_int_eq(tkm_emb_write_gguf(tpath("t.gguf"), 6, 4, m, pieces, TKM_DTYPE_F32), 0);
+    size_t n;
+    unsigned char *all = read_all(tpath("t.gguf"), &n);
+    for (size_t k = 0; k < n; k++) {
+        write_bytes(tpath("p.gguf"), all, k);
+        tkm_teacher *t = NULL;
+        int rc = tkm_teacher_load(tpath("p.gguf"), NULL, &t);
+        ck_assert_msg(rc == TKM_EFORMAT || (k < 24 && rc < 0), "prefix %zu: rc %d", k, rc);
+        ck_assert_ptr_null(t);
+    }
+    /* an unsupported tensor type: patch F32 (0) to Q4_0 (2) in the tensor info */
+    size_t at = n - 24 * 4; /* data start (aligned) */
+    size_t ti = 0;
+    for (size_t i = 0; i + 17 < at; i++)
+        if (!memcmp(all + i, "token_embd.weight", 17))
+            ti = i + 17;
+    ck_assert_uint_gt(ti, 0);
+    all[ti + 4 + 16] = 2; /* n_dims (4) + ne[2] (16) -> type */
+    write_bytes(tpath("q.gguf"), all, n);
+    tkm_teacher *t = NULL;
+    ck_assert_int_eq(tkm_teacher_load(tpath("q.gguf"), NULL, &t), TKM_ENOTSUP);
+    ck_assert_ptr_nonnull(strstr(tkm_last_error(), "unsupported tensor type 2"));
+    /* Q8_0 (type 8): one row of 32 values, scale 0.5 (f16 0x3800) */
+    all[ti + 4 + 16] = 8;
+    free(all);
+    unsigned char q[34];
+    q[0] = 0x00;
+    q[1] = 0x38;
+    for (int i = 0; i < 32; i++)
+        q[2 + i] = (unsigned char)(int8_t)(i - 16);
+    /* build: header, 1 kv (tokens), 1 tensor [32, 1] */
+    unsigned char g[512];
+    size_t k = 0;
+#define P32(v) do { uint32_t v_ = (v); memcpy(g + k, &v_, 4); k += 4; } while (0)
+#define P64(v) do { uint64_t v_ = (v); memcpy(g + k, &v_, 8); k += 8; } while (0)
+#define PS(s) do { P64(strlen(s)); memcpy(g + k, s, strlen(s)); k += strlen(s); } while (0)
+    memcpy(g, "GGUF", 4);
+    k = 4;
+    P32(3);
+    P64(1);
+    P64(1);
+    PS("tokenizer.ggml.tokens");
+    P32(9);
+    P32(8);
+    P64(1);
+    PS("\xe2\x96\x81x");
+    PS("token_embd.weight");
+    P32(2);
+    P64(32);
+    P64(1);
+    P32(8);
+    P64(0);
+    while (k % 32)
+        g[k++] = 0;
+    memcpy(g + k, q, 34);
+    k += 34;
+    write_bytes(tpath("q8.gguf"), g, k);
+    ck_assert_int_eq(tkm_teacher_load(tpath("q8.gguf"), NULL, &t), 0);
+    ck_assert_uint_eq(tkm_teacher_dim(t), 32);
+    for (int i = 0; i < 32; i++)
+        ck_assert(tkm_teacher_matrix(t)[i] == 0.5f * (float)(i - 16));
+    tkm_teacher_free(t);
+}
+END_TEST
+
+START_TEST(test_safetensors_wordpiece_npy)
+{
+    /* safetensors F16 [5, 2] + vocab.txt (WordPiece) */
+    const char *hdr = "{\"__metadata__\":{\"format\":\"pt\"},"
+                      "\"embeddings.word_embeddings.weight\":{\"dtype\":\"F16\",\"shape\":[5,2],\"data_offsets\":[0,20]},"
+                      "\"other.weight\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[20,24]}}";
+    size_t hl = strlen(hdr);
+    unsigned char buf[1024];
+    uint64_t h64 = hl;
+    memcpy(buf, &h64, 8);
+    memcpy(buf + 8, hdr, hl);
+    uint16_t v[10] = { 0x3C00, 0xBC00, 0x4000, 0x0000, 0x3800, 0x3800, 0x4200, 0xC200, 0x0001, 0x7BFF };
+    memcpy(buf + 8 + hl, v, 20);
+    memset(buf + 8 + hl + 20, 0, 4);
+    write_bytes(tpath("model.safetensors"), buf, 8 + hl + 24);
+    write_bytes(tpath("vocab.txt"), "[PAD]\n[unused0]\nthe\n##s\n[CLS]\n", 30);
+    tkm_teacher *t;
+    ck_assert_int_eq(tkm_teacher_load(tpath("model.safetensors"), NULL, &t), 0);
+    ck_assert_str_eq(tkm_teacher_vocab_style(t), "wordpiece");
+    ck_assert_uint_eq(tkm_teacher_rows(t), 5);
+    const float want[10] = { 1, -1, 2, 0, 0.5f, 0.5f, 3, -3, 5.9604645e-08f, 65504 };
+    for (int i = 0; i < 10; i++)
+        ck_assert_msg(tkm_teacher_matrix(t)[i] == want[i], "%d: %g", i, (double)tkm_teacher_matrix(t)[i]);
+    size_t n;
+    ck_assert_int_eq(tkm_teacher_row_kind(t, 0), TKM_ROW_SPECIAL);
+    ck_assert_int_eq(tkm_teacher_row_kind(t, 1), TKM_ROW_UNUSED);
+    ck_assert_int_eq(tkm_teacher_row_kind(t, 4), TKM_ROW_SPECIAL);
+    const unsigned char *b = tkm_teacher_bytes(t, 2, &n);
+    ck_assert(n == 4 && !memcmp(b, " the", 4));
+    b = tkm_teacher_bytes(t, 3, &n);
+    ck_assert(n == 1 && b[0] == 's');
+    /* npy round trip of the same matrix */
+    ck_assert_int_eq(tkm_emb_write_npy(tpath("m.npy"), 5, 2, tkm_teacher_matrix(t)), 0);
+    tkm_teacher *u;
+    tkm_teacher_opts o = { .vocab = tpath("vocab.txt") };
+    ck_assert_int_eq(tkm_teacher_load(tpath("m.npy"), &o, &u), 0);
+    ck_assert(memcmp(tkm_teacher_matrix(u), tkm_teacher_matrix(t), 10 * sizeof(float)) == 0);
+    size_t fn;
+    unsigned char *f = read_all(tpath("m.npy"), &fn);
+    ck_assert_uint_eq(fn % 16, (10 + 118 + 40) % 16); /* header padded to 64 bytes then 40 data bytes */
+    write_bytes(tpath("m2.npy"), f, fn - 1);
+    tkm_teacher *w = NULL;
+    ck_assert_int_eq(tkm_teacher_load(tpath("m2.npy"), &o, &w), TKM_EFORMAT);
+    free(f);
+    tkm_teacher_free(u);
+    tkm_teacher_free(t);
+    /* a vocabulary longer than the matrix is refused */
+    write_bytes(tpath("vocab.txt"), "a\nb\nc\nd\ne\nf\n", 12);
+    ck_assert_int_eq(tkm_teacher_load(tpath("model.safetensors"), NULL, &t), TKM_EFORMAT);
+    /* byte-level tokenizer.json: GPT-2 characters map back to bytes */
+    const char *tj = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\\u0120the\":0,\"a\":1,\"\\u010a\":2,\"<|endoftext|>\":3,\"x\":4},\"merges\":[]},"
+                     "\"added_tokens\":[{\"id\":3,\"content\":\"<|endoftext|>\",\"special\":true}],"
+                     "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}";
+    write_bytes(tpath("tokenizer.json"), tj, strlen(tj));
+    o.vocab = tpath("tokenizer.json");
+    ck_assert_int_eq(tkm_teacher_load(tpath("m.npy"), &o, &t), 0);
+    ck_assert_str_eq(tkm_teacher_vocab_style(t), "byte-level");
+    b = tkm_teacher_bytes(t, 0, &n);
+    ck_assert(n == 4 && !memcmp(b, " the", 4));
+    b = tkm_teacher_bytes(t, 2, &n);
+    ck_assert(n == 1 && b[0] == '\n');
+    ck_assert_int_eq(tkm_teacher_row_kind(t, 3), TKM_ROW_SPECIAL);
+    /* the split groups case and leading-space variants */
+    uint8_t split[5];
+    ck_assert_int_ge(tkm_se_split(t, 0.5, 7, split), 0);
+    ck_assert_int_eq(split[3], 2);
+    tkm_teacher_free(t);
+}
+END_TEST
+
+START_TEST(test_split_groups_and_metrics)
+{
+    /* rows: " The", "the", "THE" (a plain list keeps the space), then 2000 words */
+    enum { N = 2003 };
+    static char vocab_txt[N * 12];
+    size_t k = 0;
+    k += (size_t)sprintf(vocab_txt + k, " The\nthe\nTHE\n");
+    for (int i = 3; i < N; i++)
+        k += (size_t)sprintf(vocab_txt + k, "w%d\n", i);
+    write_bytes(tpath("v.txt"), vocab_txt, k);
+    float *m = calloc((size_t)N * 3, sizeof(float));
+    for (int i = 0; i < N * 3; i++)
+        m[i] = frand();
+    ck_assert_int_eq(tkm_emb_write_npy(tpath("s.npy"), N, 3, m), 0);
+    tkm_teacher_opts o = { .vocab = tpath("v.txt") };
+    tkm_teacher *t;
+    ck_assert_int_eq(tkm_teacher_load(tpath("s.npy"), &o, &t), 0);
+    uint8_t *split = malloc(N);
+    int seen_test = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        int nt = tkm_se_split(t, 0.2, seed, split);
+        ck_assert(split[0] == split[1] && split[1] == split[2]);
+        seen_test |= split[0] == 1;
+        ck_assert_msg(nt > N * 0.15 && nt < N * 0.25, "%d test rows", nt);
+    }
+    ck_assert(seen_test); /* the group does go to the test side for some seed */
+    /* metrics: predicting the targets exactly gives rank 1 everywhere */
+    uint32_t rows[3] = { 5, 17, 1999 };
+    float pred[9];
+    for (int i = 0; i < 3; i++)
+        memcpy(pred + 3 * i, m + 3 * rows[i], 3 * sizeof(float));
+    tkm_se_metrics mt;
+    ck_assert_int_eq(tkm_se_metrics_compute(t, pred, rows, 3, 2, &mt), 0);
+    ck_assert(mt.top1_cos == 1.0 && mt.mrr_cos == 1.0 && fabs(mt.mean_cos - 1.0) < 1e-6 && mt.rel_l2 < 1e-6);
+    /* a duplicated row with a lower index ranks first: the target is 2nd */
+    memcpy(m + 3 * 4, m + 3 * 5, 3 * sizeof(float));
+    ck_assert_int_eq(tkm_emb_write_npy(tpath("s.npy"), N, 3, m), 0);
+    tkm_teacher_free(t);
+    ck_assert_int_eq(tkm_teacher_load(tpath("s.npy"), &o, &t), 0);
+    ck_assert_int_eq(tkm_se_metrics_compute(t, pred, rows, 1, 1, &mt), 0);
+    ck_assert(mt.top1_cos == 0.0 && mt.top10_cos == 1.0 && fabs(mt.mrr_cos - 0.5) < 1e-12);
+    /* baselines: global mean is the same vector for every query */
+    float bp[6];
+    ck_assert_int_eq(tkm_se_baseline_predict(t, split, TKM_BASE_GLOBAL_MEAN, rows, 2, 1, bp), 0);
+    ck_assert(memcmp(bp, bp + 3, 3 * sizeof(float)) == 0);
+    for (int b = 0; b < TKM_BASE_COUNT; b++)
+        ck_assert_int_eq(tkm_se_baseline_predict(t, split, (tkm_se_baseline)b, rows, 3, 2, pred), 0);
+    free(split);
+    free(m);
+    tkm_teacher_free(t);
+}
+END_TEST
+
+START_TEST(test_encoder_files)
+{
+    /* a tiny teacher, a short training run, save/load, predict */
+    enum { N = 40, E = 8 };
+    char v[N * 8];
+    size_t k = 0;
+    for (int i = 0; i < N; i++)
+        k += (size_t)sprintf(v + k, "t%c%c\n", 'a' + i % 26, 'a' + i / 26);
+    write_bytes(tpath("v2.txt"), v, k);
+    float m[N * E];
+    for (int i = 0; i < N * E; i++)
+        m[i] = frand();
+    ck_assert_int_eq(tkm_emb_write_npy(tpath("e.npy"), N, E, m), 0);
+    tkm_teacher_opts to = { .vocab = tpath("v2.txt") };
+    tkm_teacher *t;
+    ck_assert_int_eq(tkm_teacher_load(tpath("e.npy"), &to, &t), 0);
+    tkm_se_options o;
+    tkm_se_options_default(&o, E);
+    o.layers = 1;
+    o.width = 16;
+    o.heads = 2;
+    o.steps = 20;
+    o.warmup = 2;
+    o.batch = 16;
+    o.device = -1;
+    o.threads = 2;
+    o.checkpoint = tpath("c.tkse");
+    o.checkpoint_every = 10;
+    uint8_t split[N];
+    ck_assert_int_ge(tkm_se_split(t, o.test_frac, o.split_seed, split), 0);
+    tkm_se_encoder *e, *r, *f;
+    ck_assert_int_eq(tkm_se_train(t, split, &o, NULL, &e), 0);
+    /* resuming the step-10 checkpoint reproduces the uninterrupted run */
+    ck_assert_int_eq(tkm_se_train(t, split, &o, tpath("c.tkse"), &r), 0);
+    ck_assert_int_eq(tkm_se_save(e, tpath("e.tkse"), 0), 0);
+    ck_assert_int_eq(tkm_se_save(r, tpath("r.tkse"), 0), 0);
+    size_t n1, n2;
+    unsigned char *b1 = read_all(tpath("e.tkse"), &n1), *b2 = read_all(tpath("r.tkse"), &n2);
+    ck_assert(n1 == n2 && memcmp(b1, b2, n1) == 0);
+    ck_assert_int_eq(tkm_se_load(tpath("e.tkse"), &f), 0);
+    const unsigned char *bp[3];
+    size_t bl[3];
+    for (int i = 0; i < 3; i++)
+        bp[i] = tkm_teacher_bytes(t, (size_t)i * 7, &bl[i]);
+    float p1[3 * E], p2[3 * E], p3[E];
+    ck_assert_int_eq(tkm_se_predict(e, bp, bl, 3, 1, p1), 0);
+    ck_assert_int_eq(tkm_se_predict(f, bp, bl, 3, 3, p2), 0);
+    ck_assert_int_eq(tkm_se_predict(f, bp + 2, bl + 2, 1, 2, p3), 0);
+    ck_assert(memcmp(p1, p2, sizeof(p1)) == 0);
+    ck_assert(memcmp(p3, p1 + 2 * E, sizeof(p3)) == 0);
+    /* truncated and corrupted files are refused */
+    for (size_t cut = 0; cut < n1; cut += 1 + cut / 3) {
+        write_bytes(tpath("x.tkse"), b1, cut);
+        tkm_se_encoder *x = NULL;
+        ck_assert_int_lt(tkm_se_load(tpath("x.tkse"), &x), 0);
+        ck_assert_ptr_null(x);
+    }
+    b1[n1 / 2] ^= 0x10;
+    write_bytes(tpath("x.tkse"), b1, n1);
+    tkm_se_encoder *x = NULL;
+    ck_assert_int_eq(tkm_se_load(tpath("x.tkse"), &x), TKM_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(tkm_last_error(), "checksum"));
+    free(b1);
+    free(b2);
+    tkm_se_free(e);
+    tkm_se_free(r);
+    tkm_se_free(f);
+    tkm_teacher_free(t);
+}
+END_TEST
+
 START_TEST(test_config_errors)
 {
     tkmi_se_config c = { .layers = 2, .heads = 3, .width = 16, .max_bytes = 6, .out_dim = 8 };
@@ -290,6 +629,14 @@ static Suite *softemb_suite(void)
     tcase_add_test(m, test_learns_synthetic_teacher);
     tcase_set_timeout(m, 300);
     suite_add_tcase(s, m);
+    TCase *f = tcase_create("files");
+    tcase_add_checked_fixture(f, setup_dir, teardown_dir);
+    tcase_add_test(f, test_gguf_roundtrip_and_truncation);
+    tcase_add_test(f, test_safetensors_wordpiece_npy);
+    tcase_add_test(f, test_split_groups_and_metrics);
+    tcase_add_test(f, test_encoder_files);
+    tcase_set_timeout(f, 120);
+    suite_add_tcase(s, f);
     return s;
 }
 
