@@ -122,14 +122,20 @@ static int io_cmd(const char *cmd, int argc, char **argv)
     size_t R = tkm_teacher_rows(t), D = tkm_teacher_dim(t);
     if (imp) {
         const char **pieces = malloc(R * sizeof(*pieces));
-        if (!pieces) {
+        tkm_row_kind *kinds = malloc(R * sizeof(*kinds));
+        if (!pieces || !kinds) {
+            free(pieces);
+            free(kinds);
             tkm_teacher_free(t);
             return EXIT_FAIL;
         }
-        for (size_t r = 0; r < R; r++)
+        for (size_t r = 0; r < R; r++) {
             pieces[r] = tkm_teacher_piece(t, r);
-        rc = tkm_emb_write_gguf(out, R, D, tkm_teacher_matrix(t), pieces, dt);
+            kinds[r] = tkm_teacher_row_kind(t, r);
+        }
+        rc = tkm_emb_write_gguf(out, R, D, tkm_teacher_matrix(t), pieces, tkm_teacher_vocab_style(t), kinds, dt);
         free(pieces);
+        free(kinds);
         if (rc < 0) {
             cli_error(what, rc);
             tkm_teacher_free(t);

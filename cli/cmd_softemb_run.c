@@ -824,8 +824,19 @@ int softemb_apply(int argc, char **argv)
         }
         free(ord);
     }
+    tkm_row_kind *kinds = malloc(n * sizeof(*kinds));
+    if (!kinds) {
+        fprintf(stderr, "tokenmill softemb apply: out of memory\n");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tkm_piece_type ty = tkm_model_piece_type(m, (int)i);
+        kinds[i] = ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN ? TKM_ROW_SPECIAL
+                 : ty == TKM_PIECE_UNUSED ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
+    }
     rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv)
-                                : tkm_emb_write_gguf(out, n, D, rowsv, pieces, dt);
+                                : tkm_emb_write_gguf(out, n, D, rowsv, pieces, "sentencepiece", kinds, dt);
+    free(kinds);
     if (rc < 0) {
         cli_error("softemb apply", rc);
         goto done;

@@ -65,11 +65,16 @@ const char *tkm_teacher_vocab_style(const tkm_teacher *t);
 typedef enum { TKM_DTYPE_F32 = 0, TKM_DTYPE_F16 = 1, TKM_DTYPE_BF16 = 2 } tkm_dtype;
 
 /* Writes a GGUF v3 file with metadata general.architecture = "tokenmill-softemb",
- * tokenizer.ggml.tokens = pieces (strings as given), and one tensor
- * token_embd.weight (ne = [dim, rows], as llama.cpp stores it) in dtype.
- * Atomic: a temp file renamed into place. */
+ * tokenizer.ggml.tokens = pieces (strings as given; NULL: no vocabulary),
+ * tokenizer.ggml.model from vocab_style ("sentencepiece" -> "llama",
+ * "byte-level" -> "gpt2", "wordpiece" -> "bert", "plain" -> "plain"; NULL:
+ * none), tokenizer.ggml.token_type from kinds (NORMAL 1, SPECIAL 3 control,
+ * UNUSED 5; <0xNN> pieces of a sentencepiece vocabulary 6; NULL: none), and
+ * one tensor token_embd.weight (ne = [dim, rows], as llama.cpp stores it) in
+ * dtype. Atomic: a temp file renamed into place. */
 int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m,
-                       const char *const *pieces, tkm_dtype dtype);
+                       const char *const *pieces, const char *vocab_style, const tkm_row_kind *kinds,
+                       tkm_dtype dtype);
 /* Writes a .npy (version 1.0, '<f4', shape (rows, dim)). Atomic. */
 int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m);
 

@@ -759,7 +759,8 @@ static int load_gguf(const mfile *f, const tkm_teacher_opts *o, tkm_teacher **ou
             v->is_byte_piece[i] = ty == 6;
         }
         v->style = tmodel && tmodel_len == 4 && !memcmp(tmodel, "gpt2", 4) ? "byte-level"
-                 : tmodel && tmodel_len == 4 && !memcmp(tmodel, "bert", 4) ? "wordpiece" : "sentencepiece";
+                 : tmodel && tmodel_len == 4 && !memcmp(tmodel, "bert", 4) ? "wordpiece"
+                 : tmodel && tmodel_len == 5 && !memcmp(tmodel, "plain", 5) ? "plain" : "sentencepiece";
         if (!type_n && !strcmp(v->style, "sentencepiece"))
             for (size_t i = 0; i < tok_n; i++)
                 v->is_byte_piece[i] = v->len[i] == 6 && !memcmp(v->s[i], "<0x", 3) && v->s[i][5] == '>';
@@ -1016,8 +1017,12 @@ static int finish(obuf *b, const char *path)
 }
 
 int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m, const char *const *pieces,
-                       tkm_dtype dtype)
+                       const char *vocab_style, const tkm_row_kind *kinds, tkm_dtype dtype)
 {
+    const char *gm = !vocab_style ? NULL : !strcmp(vocab_style, "sentencepiece") ? "llama"
+                   : !strcmp(vocab_style, "byte-level") ? "gpt2" : !strcmp(vocab_style, "wordpiece") ? "bert" : "plain";
+    if (!pieces)
+        gm = NULL, kinds = NULL;
     TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "empty matrix");
     TKM_RETURN_ERROR_IF(dtype != TKM_DTYPE_F32 && dtype != TKM_DTYPE_F16 && dtype != TKM_DTYPE_BF16, TKM_EINVAL,
                         "bad dtype");
@@ -1025,7 +1030,7 @@ int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m
     oput(&b, "GGUF", 4);
     o32(&b, 3);
     o64(&b, 1);              /* tensors */
-    o64(&b, pieces ? 2 : 1); /* metadata */
+    o64(&b, (uint64_t)1 + (pieces != NULL) + (gm != NULL) + (kinds != NULL)); /* metadata */
     ostr(&b, "general.architecture");
     o32(&b, G_STR);
     ostr(&b, "tokenmill-softemb");
@@ -1036,6 +1041,22 @@ int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m
         o64(&b, rows);
         for (size_t r = 0; r < rows; r++)
             ostr(&b, pieces[r] ? pieces[r] : "");
+    }
+    if (gm) {
+        ostr(&b, "tokenizer.ggml.model");
+        o32(&b, G_STR);
+        ostr(&b, gm);
+    }
+    if (kinds) {
+        ostr(&b, "tokenizer.ggml.token_type");
+        o32(&b, G_ARR);
+        o32(&b, G_I32);
+        o64(&b, rows);
+        for (size_t r = 0; r < rows; r++) {
+            const char *p = pieces[r] ? pieces[r] : "";
+            int bytep = gm && !strcmp(gm, "llama") && strlen(p) == 6 && !memcmp(p, "<0x", 3) && p[5] == '>';
+            o32(&b, kinds[r] == TKM_ROW_SPECIAL ? 3u : kinds[r] == TKM_ROW_UNUSED ? 5u : bytep ? 6u : 1u);
+        }
     }
     ostr(&b, "token_embd.weight");
     o32(&b, 2);

@@ -320,7 +320,7 @@ START_TEST(test_gguf_roundtrip_and_truncation)
     const tkm_dtype dts[3] = { TKM_DTYPE_F32, TKM_DTYPE_F16, TKM_DTYPE_BF16 };
     const double tol[3] = { 0.0, 1e-3, 8e-3 };
     for (int d = 0; d < 3; d++) {
-        ck_assert_int_eq(tkm_emb_write_gguf(tpath("t.gguf"), 6, 4, m, pieces, dts[d]), 0);
+        ck_assert_int_eq(tkm_emb_write_gguf(tpath("t.gguf"), 6, 4, m, pieces, NULL, NULL, dts[d]), 0);
         tkm_teacher *t;
         ck_assert_int_eq(tkm_teacher_load(tpath("t.gguf"), NULL, &t), 0);
         ck_assert_uint_eq(tkm_teacher_rows(t), 6);
@@ -342,7 +342,7 @@ START_TEST(test_gguf_roundtrip_and_truncation)
         tkm_teacher_free(t);
     }
     /* every proper prefix is refused cleanly, never read past the end */
-    ck_assert_int_eq(tkm_emb_write_gguf(tpath("t.gguf"), 6, 4, m, pieces, TKM_DTYPE_F32), 0);
+    ck_assert_int_eq(tkm_emb_write_gguf(tpath("t.gguf"), 6, 4, m, pieces, NULL, NULL, TKM_DTYPE_F32), 0);
     size_t n;
     unsigned char *all = read_all(tpath("t.gguf"), &n);
     for (size_t k = 0; k < n; k++) {
