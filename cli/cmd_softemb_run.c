@@ -321,8 +321,9 @@ static const struct option train_opts[] = {
 static void progress_line(void *ud, const tkm_se_progress *p)
 {
     (void)ud;
-    fprintf(stderr, "step %6ld/%ld  epoch %3d  loss %.5f  lr %.2e  |g| %.3f  %7.0f rows/s  %8.0f tokens/s  %6.1f s\n",
-            p->step, p->steps, p->epoch, p->loss, p->lr, p->gnorm, p->seqs_per_s, p->tokens_per_s, p->elapsed_s);
+    fprintf(stderr, "step %6ld/%ld  epoch %3d  loss %.5f  lr %.2e  |g| %.3f  %7.0f rows/s  %8.0f tokens/s  %7.1f GFLOP/s  %6.1f s\n",
+            p->step, p->steps, p->epoch, p->loss, p->lr, p->gnorm, p->seqs_per_s, p->tokens_per_s, p->gflops_per_s,
+            p->elapsed_s);
 }
 
 int softemb_train(int argc, char **argv)

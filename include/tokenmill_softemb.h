@@ -131,6 +131,9 @@ typedef struct tkm_se_progress {
     double lr, gnorm;     /* learning rate and gradient norm of the last step */
     double seqs_per_s;    /* sequences (teacher rows) per second since the previous report */
     double tokens_per_s;  /* positions (bytes + START + END, padding excluded) per second */
+    double gflops_per_s;  /* model FLOPs (forward + backward = 3x forward matmuls and
+                             attention, padding included, plus the contrastive
+                             products) per second */
     double elapsed_s;
 } tkm_se_progress;
 

@@ -410,7 +410,7 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
                                   o->w_cos, o->w_ctr, o->temperature } };
     double t0 = tkmi_now(), tlast = t0, loss_sum = 0.0;
     long nloss = 0;
-    double seqs = 0, toks = 0;
+    double seqs = 0, toks = 0, flops = 0;
     for (long step = start; step < o->steps; step++) {
         const uint32_t *pos;
         int B = batcher_get(&s.bt, step, &pos);
@@ -421,6 +421,7 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
             toks += (double)s.lens[k] + 2;
         }
         int T = tkmi_se_pack(&c, s.bp, s.bl, B, s.tok, s.len);
+        flops += 3.0 * tkmi_se_flops_per_seq(&c, T) * B + (o->w_ctr > 0 ? 4.0 * B * (double)R * (double)E : 0.0);
         hp.lr = lr_at(o, step + 1);
         float loss, gnorm;
         rc = tkmi_se_step(s.m, s.tok, s.len, s.tgt, B, T, &hp, (int)(step + 1), &loss, &gnorm);
@@ -434,12 +435,12 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
             double now = tkmi_now();
             tkm_se_progress p = { done_steps, o->steps, (int)(step / (long)s.bt.nb), loss_sum / nloss,
                                   hp.lr, gnorm, seqs / (now - tlast + 1e-9), toks / (now - tlast + 1e-9),
-                                  now - t0 };
+                                  flops / (now - tlast + 1e-9) / 1e9, now - t0 };
             o->progress(o->progress_ud, &p);
             tlast = now;
             loss_sum = 0;
             nloss = 0;
-            seqs = toks = 0;
+            seqs = toks = flops = 0;
         }
         if (o->checkpoint && o->checkpoint_every > 0 && done_steps % o->checkpoint_every == 0 &&
             done_steps < o->steps) {
