@@ -481,13 +481,7 @@ int cmd_train(int argc, char **argv)
     if (g_tty) fputc('\n', stderr);
     if (rc == 0) rc = tkm_model_save(m, out);
     if (rc == 0 && hf_json) rc = tkm_model_export_hf_json(m, hf_json);
-    if (rc < 0) {
-        cli_error("train", rc);
-        tkm_model_free(m);
-        tkm_trainer_free(t);
-        free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
-        return EXIT_FAIL;
-    }
+    if (rc < 0) goto fail;
     if (!quiet) {
         tkm_train_stats s;
         tkm_trainer_stats(t, &s);
@@ -539,16 +533,16 @@ int cmd_train(int argc, char **argv)
     }
     if (!quiet || g_n_eval) {
         rc = report_analysis(m, o.threads);
-        if (rc < 0) {
-            cli_error("train", rc);
-            tkm_model_free(m);
-            tkm_trainer_free(t);
-            free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
-            return EXIT_FAIL;
-        }
+        if (rc < 0) goto fail;
     }
     tkm_model_free(m);
     tkm_trainer_free(t);
     free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
     return EXIT_OK;
+fail:
+    cli_error("train", rc);
+    tkm_model_free(m);
+    tkm_trainer_free(t);
+    free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+    return EXIT_FAIL;
 }

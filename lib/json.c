@@ -400,35 +400,10 @@ int tkmi_json_parse(const char *text, size_t len, const char *name, tkmi_json_do
 int tkmi_json_parse_file(const char *path, tkmi_json_doc **doc)
 {
     *doc = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tkmi_error(TKM_EIO, "%s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 65536) {
-            size_t nc = cap ? cap * 2 : 1u << 20;
-            char *nb = tkmi_realloc(buf, nc);
-            if (!nb) {
-                tkmi_free(buf);
-                fclose(f);
-                return TKM_ENOMEM;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        tkmi_free(buf);
-        return tkmi_error(TKM_EIO, "%s: read error", path);
-    }
-    int rc = tkmi_json_parse(buf, n, path, doc);
+    uint8_t *buf;
+    size_t n;
+    TKM_FORWARD_IF_ERROR(tkmi_read_file(path, &buf, &n));
+    int rc = tkmi_json_parse((const char *)buf, n, path, doc);
     tkmi_free(buf);
     return rc;
 }

@@ -291,19 +291,20 @@ int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_mode
     return 0;
 }
 
-int tkm_model_load(const char *path, tkm_model **out)
+int tkmi_read_file(const char *path, uint8_t **data, size_t *len)
 {
-    *out = NULL;
+    *data = NULL;
+    *len = 0;
     int fd = open(path, O_RDONLY);
-    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open model: %s", path, strerror(errno));
+    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return tkmi_error(TKM_EIO, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
-    uint8_t *buf = tkmi_malloc(size);
-    if (!buf) { close(fd); return tkmi_error(TKM_ENOMEM, "out of memory"); }
+    uint8_t *buf = tkmi_malloc(size ? size : 1);
+    if (!buf) { close(fd); return tkmi_error(TKM_ENOMEM, "out of memory reading %s", path); }
     size_t got = 0;
     while (got < size) {
         ssize_t k = read(fd, buf + got, size - got);
@@ -315,7 +316,21 @@ int tkm_model_load(const char *path, tkm_model **out)
         got += (size_t)k;
     }
     close(fd);
-    TKM_RETURN_ERROR_IF(size == 0, TKM_EFORMAT, "%s: empty model file", path);
+    *data = buf;
+    *len = size;
+    return 0;
+}
+
+int tkm_model_load(const char *path, tkm_model **out)
+{
+    *out = NULL;
+    uint8_t *buf;
+    size_t size;
+    TKM_FORWARD_IF_ERROR(tkmi_read_file(path, &buf, &size));
+    if (size == 0) {
+        tkmi_free(buf);
+        return tkmi_error(TKM_EFORMAT, "%s: empty model file", path);
+    }
     int rc = tkm_model_load_mem(buf, size, path, out);
     tkmi_free(buf);
     return rc;

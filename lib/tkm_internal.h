@@ -35,6 +35,8 @@ void *tkmi_calloc(size_t n, size_t size);
 void *tkmi_realloc(void *p, size_t n);
 void tkmi_free(void *p);
 char *tkmi_strdup(const char *s);
+/* Reads a whole regular file into a tkmi_malloc'd buffer (TKM_EIO names the file). */
+int tkmi_read_file(const char *path, uint8_t **data, size_t *len);
 /* Grows *p (element size es) so that it holds at least need elements. */
 int tkmi_grow(void **p, size_t *cap, size_t need, size_t es);
 

@@ -588,27 +588,9 @@ static void rf32s(rbuf *r, float *x, size_t n)
 int tkm_se_load(const char *path, tkm_se_encoder **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    TKM_RETURN_ERROR_IF(!f, TKM_EIO, "%s: cannot open", path);
-    unsigned char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (tkmi_grow((void **)&buf, &cap, n + 65536, 1) < 0) {
-            fclose(f);
-            tkmi_free(buf);
-            return TKM_ENOMEM;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int ferr = ferror(f);
-    fclose(f);
-    if (ferr) {
-        tkmi_free(buf);
-        return tkmi_error(TKM_EIO, "%s: read error", path);
-    }
+    unsigned char *buf;
+    size_t n;
+    TKM_FORWARD_IF_ERROR(tkmi_read_file(path, &buf, &n));
     rbuf r = { buf, n, 0, path };
     int rc = 0;
     tkm_se_encoder *e = NULL;
