@@ -1,0 +1,812 @@
+// se_ops_cuda.cu - the CUDA backend of the soft-embedding op table (se_ops.h):
+// cuBLAS for every matrix product, one small kernel per other op, float32
+// throughout (TF32 tensor cores on request). Built as the loadable module
+// tokenmill-cuda.so so that tokenmill never loads the CUDA libraries unless a
+// GPU run is asked for (kernels/se_ops_dl.c opens it). Each kernel mirrors the
+// CPU reference in se_ops_cpu.c; tests/check_kernels.c compares them.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "se_ops.h"
+}
+
+typedef int (*err_fn)(int code, const char *fmt, ...);
+
+namespace {
+
+const int TKM_E_NOMEM = -1, TKM_E_NOTSUP = -5, TKM_E_IO = -2;
+
+struct impl {
+    cublasHandle_t blas;
+    int err;          // first error (TKM_E*), 0 if none
+    char msg[256];
+    err_fn report;
+    float *scratch;   // attention backward: dpre [B, H, T, T]
+    size_t scratch_n;
+    double *partial;  // sumsq partial sums
+};
+
+impl *I(tkmi_se_backend *be) { return (impl *)be->impl; }
+
+void record(tkmi_se_backend *be, const char *what, const char *detail)
+{
+    impl *p = I(be);
+    if (p->err)
+        return;
+    p->err = TKM_E_IO;
+    snprintf(p->msg, sizeof(p->msg), "CUDA: %s failed: %s", what, detail);
+}
+
+void check(tkmi_se_backend *be, cudaError_t e, const char *what)
+{
+    if (e != cudaSuccess)
+        record(be, what, cudaGetErrorString(e));
+}
+
+void check_launch(tkmi_se_backend *be, const char *what) { check(be, cudaGetLastError(), what); }
+
+void check_blas(tkmi_se_backend *be, cublasStatus_t s, const char *what)
+{
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        char b[32];
+        snprintf(b, sizeof(b), "cuBLAS status %d", (int)s);
+        record(be, what, b);
+    }
+}
+
+unsigned blocks(size_t n, unsigned t) { return (unsigned)((n + t - 1) / t); }
+
+// ---- memory ---------------------------------------------------------------
+
+void *g_alloc(tkmi_se_backend *be, size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    check(be, cudaMemset(p, 0, bytes ? bytes : 1), "cudaMemset");
+    return p;
+}
+
+void g_free(tkmi_se_backend *, void *p) { cudaFree(p); }
+
+void g_upload(tkmi_se_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (bytes)
+        check(be, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to the device");
+}
+
+void g_download(tkmi_se_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (bytes)
+        check(be, cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+}
+
+void g_zero(tkmi_se_backend *be, void *p, size_t bytes)
+{
+    if (bytes)
+        check(be, cudaMemset(p, 0, bytes), "cudaMemset");
+}
+
+int g_sync(tkmi_se_backend *be)
+{
+    check(be, cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    impl *p = I(be);
+    if (p->err)
+        return p->report(p->err, "%s", p->msg);
+    return 0;
+}
+
+void g_destroy(tkmi_se_backend *be)
+{
+    if (!be)
+        return;
+    impl *p = I(be);
+    if (p) {
+        cudaFree(p->scratch);
+        cudaFree(p->partial);
+        if (p->blas)
+            cublasDestroy(p->blas);
+        free(p);
+    }
+    free(be);
+}
+
+// ---- linear algebra ---------------------------------------------------------
+
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same
+// buffers with the operands swapped.
+void g_gemm(tkmi_se_backend *be, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+            const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    check_blas(be,
+               cublasSgemm(I(be)->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+                           K, &alpha, B, ldb, A, lda, &beta, C, ldc),
+               "cublasSgemm");
+}
+
+__global__ void k_add_bias(float *out, const float *bias, size_t n, int C)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n)
+        out[i] += bias[i % C];
+}
+
+void g_add_bias(tkmi_se_backend *be, float *out, const float *bias, int N, int C)
+{
+    size_t n = (size_t)N * C;
+    if (!n)
+        return;
+    k_add_bias<<<blocks(n, 256), 256>>>(out, bias, n, C);
+    check_launch(be, "add_bias");
+}
+
+// one thread per column, rows in order (deterministic)
+__global__ void k_colsum(float *d, const float *x, int N, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C)
+        return;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++)
+        s += x[(size_t)n * C + c];
+    d[c] += s;
+}
+
+void g_bias_grad(tkmi_se_backend *be, float *dbias, const float *dout, int N, int C)
+{
+    k_colsum<<<blocks((size_t)C, 128), 128>>>(dbias, dout, N, C);
+    check_launch(be, "bias_grad");
+}
+
+// ---- encoder ----------------------------------------------------------------
+
+__global__ void k_embed_fwd(float *out, const int32_t *tok, const float *wte, const float *wpe, int T, int C, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    size_t p = i / C;
+    int c = (int)(i % C);
+    out[i] = wte[(size_t)tok[p] * C + c] + wpe[(p % T) * C + c];
+}
+
+void g_embed_fwd(tkmi_se_backend *be, float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T,
+                 int C)
+{
+    size_t n = (size_t)B * T * C;
+    k_embed_fwd<<<blocks(n, 256), 256>>>(out, tok, wte, wpe, T, C, n);
+    check_launch(be, "embed_fwd");
+}
+
+__global__ void k_embed_bwd_wte(float *dwte, const float *dout, const int32_t *tok, int C, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    size_t p = i / C;
+    atomicAdd(&dwte[(size_t)tok[p] * C + (i % C)], dout[i]); // order of additions may vary
+}
+
+__global__ void k_embed_bwd_wpe(float *dwpe, const float *dout, int B, int T, int C)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= T * C)
+        return;
+    int t = i / C, c = i % C;
+    float s = 0.0f;
+    for (int b = 0; b < B; b++)
+        s += dout[((size_t)b * T + t) * C + c];
+    dwpe[i] += s;
+}
+
+void g_embed_bwd(tkmi_se_backend *be, float *dwte, float *dwpe, const float *dout, const int32_t *tok, int B, int T,
+                 int C)
+{
+    size_t n = (size_t)B * T * C;
+    k_embed_bwd_wte<<<blocks(n, 256), 256>>>(dwte, dout, tok, C, n);
+    k_embed_bwd_wpe<<<blocks((size_t)T * C, 256), 256>>>(dwpe, dout, B, T, C);
+    check_launch(be, "embed_bwd");
+}
+
+__device__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// one warp per row
+__global__ void k_ln_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
+                         int C)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N)
+        return;
+    const float *x = inp + (size_t)row * C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        s += x[c];
+    float m = warp_sum(s) / C;
+    float v = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        v += (x[c] - m) * (x[c] - m);
+    float r = rsqrtf(warp_sum(v) / C + 1e-5f);
+    float *o = out + (size_t)row * C;
+    for (int c = lane; c < C; c += 32)
+        o[c] = (x[c] - m) * r * w[c] + b[c];
+    if (lane == 0) {
+        mean[row] = m;
+        rstd[row] = r;
+    }
+}
+
+void g_layernorm_fwd(tkmi_se_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                     const float *b, int N, int C)
+{
+    k_ln_fwd<<<blocks((size_t)N, 8), 256>>>(out, mean, rstd, inp, w, b, N, C);
+    check_launch(be, "layernorm_fwd");
+}
+
+__global__ void k_ln_bwd_rows(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
+                              const float *rstd, int N, int C)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N)
+        return;
+    const float *x = inp + (size_t)row * C, *d = dout + (size_t)row * C;
+    float m = mean[row], r = rstd[row], a = 0.0f, bsum = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float dn = w[c] * d[c];
+        a += dn;
+        bsum += dn * (x[c] - m) * r;
+    }
+    a = warp_sum(a) / C;
+    bsum = warp_sum(bsum) / C;
+    float *di = dinp + (size_t)row * C;
+    for (int c = lane; c < C; c += 32) {
+        float dn = w[c] * d[c];
+        di[c] += (dn - a - (x[c] - m) * r * bsum) * r;
+    }
+}
+
+__global__ void k_ln_bwd_cols(float *dw, float *db, const float *dout, const float *inp, const float *mean,
+                              const float *rstd, int N, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C)
+        return;
+    float sw = 0.0f, sb = 0.0f;
+    for (int n = 0; n < N; n++) {
+        float d = dout[(size_t)n * C + c];
+        sw += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * d;
+        sb += d;
+    }
+    dw[c] += sw;
+    db[c] += sb;
+}
+
+void g_layernorm_bwd(tkmi_se_backend *be, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, const float *mean, const float *rstd, int N, int C)
+{
+    k_ln_bwd_rows<<<blocks((size_t)N, 8), 256>>>(dinp, dout, inp, w, mean, rstd, N, C);
+    k_ln_bwd_cols<<<blocks((size_t)C, 128), 128>>>(dw, db, dout, inp, mean, rstd, N, C);
+    check_launch(be, "layernorm_bwd");
+}
+
+// one thread per (b, h, t): scores over the valid keys, softmax, weighted values
+__global__ void k_attn_fwd(float *out, float *att, const float *qkv, const int32_t *len, int B, int T, int C, int H)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * H * T)
+        return;
+    int t = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
+    float scale = rsqrtf((float)hs);
+    const float *base = qkv + (size_t)b * T * 3 * C;
+    const float *q = base + (size_t)t * 3 * C + h * hs;
+    float *row = att + (((size_t)b * H + h) * T + t) * T;
+    float mx = -INFINITY;
+    for (int u = 0; u < L; u++) {
+        const float *k = base + (size_t)u * 3 * C + C + h * hs;
+        float s = 0.0f;
+        for (int j = 0; j < hs; j++)
+            s += q[j] * k[j];
+        s *= scale;
+        row[u] = s;
+        mx = fmaxf(mx, s);
+    }
+    float sum = 0.0f;
+    for (int u = 0; u < L; u++) {
+        row[u] = expf(row[u] - mx);
+        sum += row[u];
+    }
+    float inv = 1.0f / sum;
+    for (int u = 0; u < L; u++)
+        row[u] *= inv;
+    for (int u = L; u < T; u++)
+        row[u] = 0.0f;
+    float *o = out + ((size_t)b * T + t) * C + h * hs;
+    for (int j = 0; j < hs; j++) {
+        float s = 0.0f;
+        for (int u = 0; u < L; u++)
+            s += row[u] * base[(size_t)u * 3 * C + 2 * C + h * hs + j];
+        o[j] = s;
+    }
+}
+
+void g_attention_fwd(tkmi_se_backend *be, float *out, float *att, const float *qkv, const int32_t *len, int B, int T,
+                     int C, int H)
+{
+    k_attn_fwd<<<blocks((size_t)B * H * T, 64), 64>>>(out, att, qkv, len, B, T, C, H);
+    check_launch(be, "attention_fwd");
+}
+
+// per query (b, h, t): dpre[t, u] and dq[t]
+__global__ void k_attn_bwd_q(float *dqkv, float *dpre, const float *dout, const float *qkv, const float *att,
+                             const int32_t *len, int B, int T, int C, int H)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * H * T)
+        return;
+    int t = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
+    float scale = rsqrtf((float)hs);
+    const float *base = qkv + (size_t)b * T * 3 * C;
+    const float *row = att + (((size_t)b * H + h) * T + t) * T;
+    float *pre = dpre + (((size_t)b * H + h) * T + t) * T;
+    const float *d = dout + ((size_t)b * T + t) * C + h * hs;
+    float dot = 0.0f;
+    for (int u = 0; u < L; u++) {
+        const float *v = base + (size_t)u * 3 * C + 2 * C + h * hs;
+        float s = 0.0f;
+        for (int j = 0; j < hs; j++)
+            s += d[j] * v[j];
+        pre[u] = s; // datt for now
+        dot += row[u] * s;
+    }
+    for (int u = 0; u < L; u++)
+        pre[u] = row[u] * (pre[u] - dot) * scale;
+    for (int u = L; u < T; u++)
+        pre[u] = 0.0f;
+    float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+    for (int j = 0; j < hs; j++) {
+        float s = 0.0f;
+        for (int u = 0; u < L; u++)
+            s += pre[u] * base[(size_t)u * 3 * C + C + h * hs + j];
+        dq[j] = s;
+    }
+}
+
+// per key (b, h, u): dk[u] and dv[u], summing over all queries t in order
+__global__ void k_attn_bwd_kv(float *dqkv, const float *dpre, const float *dout, const float *qkv, const float *att,
+                              const int32_t *len, int B, int T, int C, int H)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * H * T)
+        return;
+    int u = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
+    const float *base = qkv + (size_t)b * T * 3 * C;
+    float *dk = dqkv + ((size_t)b * T + u) * 3 * C + C + h * hs;
+    float *dv = dk + C;
+    for (int j = 0; j < hs; j++) {
+        float sk = 0.0f, sv = 0.0f;
+        if (u < L)
+            for (int t = 0; t < T; t++) {
+                size_t at = (((size_t)b * H + h) * T + t) * T + u;
+                sk += dpre[at] * base[(size_t)t * 3 * C + h * hs + j];
+                sv += att[at] * dout[((size_t)b * T + t) * C + h * hs + j];
+            }
+        dk[j] = sk;
+        dv[j] = sv;
+    }
+}
+
+void g_attention_bwd(tkmi_se_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
+                     const int32_t *len, int B, int T, int C, int H)
+{
+    impl *p = I(be);
+    size_t need = (size_t)B * H * T * T;
+    if (need > p->scratch_n) {
+        cudaFree(p->scratch);
+        p->scratch = NULL;
+        p->scratch_n = 0;
+        if (cudaMalloc((void **)&p->scratch, need * sizeof(float)) != cudaSuccess) {
+            cudaGetLastError();
+            record(be, "cudaMalloc", "out of device memory for attention scratch");
+            return;
+        }
+        p->scratch_n = need;
+    }
+    unsigned nb = blocks((size_t)B * H * T, 64);
+    k_attn_bwd_q<<<nb, 64>>>(dqkv, p->scratch, dout, qkv, att, len, B, T, C, H);
+    k_attn_bwd_kv<<<nb, 64>>>(dqkv, p->scratch, dout, qkv, att, len, B, T, C, H);
+    check_launch(be, "attention_bwd");
+}
+
+#define GELU_K 0.7978845608028654f
+
+__global__ void k_gelu_fwd(float *out, const float *x, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) {
+        float v = x[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + 0.044715f * v * v * v)));
+    }
+}
+
+__global__ void k_gelu_bwd(float *dinp, const float *x, const float *dout, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) {
+        float v = x[i], u = GELU_K * (v + 0.044715f * v * v * v), th = tanhf(u);
+        float g = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
+        dinp[i] = g * dout[i];
+    }
+}
+
+void g_gelu_fwd(tkmi_se_backend *be, float *out, const float *inp, size_t n)
+{
+    if (!n)
+        return;
+    k_gelu_fwd<<<blocks(n, 256), 256>>>(out, inp, n);
+    check_launch(be, "gelu_fwd");
+}
+
+void g_gelu_bwd(tkmi_se_backend *be, float *dinp, const float *inp, const float *dout, size_t n)
+{
+    if (!n)
+        return;
+    k_gelu_bwd<<<blocks(n, 256), 256>>>(dinp, inp, dout, n);
+    check_launch(be, "gelu_bwd");
+}
+
+__global__ void k_add(float *out, const float *a, const float *b, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n)
+        out[i] = a[i] + b[i];
+}
+
+void g_add(tkmi_se_backend *be, float *out, const float *a, const float *b, size_t n)
+{
+    if (!n)
+        return;
+    k_add<<<blocks(n, 256), 256>>>(out, a, b, n);
+    check_launch(be, "add");
+}
+
+__global__ void k_pool_fwd(float *out, const float *x, const int32_t *len, int B, int T, int C, int mode)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * C)
+        return;
+    int b = i / C, c = i % C, L = len[b];
+    if (mode == TKMI_POOL_END) {
+        out[i] = x[((size_t)b * T + L - 1) * C + c];
+        return;
+    }
+    float s = 0.0f;
+    for (int t = 0; t < L; t++)
+        s += x[((size_t)b * T + t) * C + c];
+    out[i] = s / (float)L;
+}
+
+__global__ void k_pool_bwd(float *dx, const float *dout, const int32_t *len, int B, int T, int C, int mode)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * T * C)
+        return;
+    int c = (int)(i % C), t = (int)((i / C) % T), b = (int)(i / ((size_t)C * T)), L = len[b];
+    float d = dout[(size_t)b * C + c];
+    dx[i] = mode == TKMI_POOL_END ? (t == L - 1 ? d : 0.0f) : (t < L ? d / (float)L : 0.0f);
+}
+
+void g_pool_fwd(tkmi_se_backend *be, float *out, const float *x, const int32_t *len, int B, int T, int C, int mode)
+{
+    k_pool_fwd<<<blocks((size_t)B * C, 256), 256>>>(out, x, len, B, T, C, mode);
+    check_launch(be, "pool_fwd");
+}
+
+void g_pool_bwd(tkmi_se_backend *be, float *dx, const float *dout, const int32_t *len, int B, int T, int C, int mode)
+{
+    k_pool_bwd<<<blocks((size_t)B * T * C, 256), 256>>>(dx, dout, len, B, T, C, mode);
+    check_launch(be, "pool_bwd");
+}
+
+// ---- losses -------------------------------------------------------------------
+
+__global__ void k_gather(float *out, const float *m, const int32_t *idx, int B, int C)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < B * C)
+        out[i] = m[(size_t)idx[i / C] * C + i % C];
+}
+
+void g_gather_rows(tkmi_se_backend *be, float *out, const float *m, const int32_t *idx, int B, int C)
+{
+    k_gather<<<blocks((size_t)B * C, 256), 256>>>(out, m, idx, B, C);
+    check_launch(be, "gather_rows");
+}
+
+__global__ void k_rownorm(float *out, float *norm, const float *inp, int R, int C)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= R)
+        return;
+    const float *x = inp + (size_t)row * C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        s += x[c] * x[c];
+    float n = fmaxf(sqrtf(warp_sum(s)), 1e-12f);
+    for (int c = lane; c < C; c += 32)
+        out[(size_t)row * C + c] = x[c] / n;
+    if (lane == 0)
+        norm[row] = n;
+}
+
+__global__ void k_rownorm_bwd(float *dinp, const float *dout, const float *out, const float *norm, int R, int C)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= R)
+        return;
+    const float *d = dout + (size_t)row * C, *y = out + (size_t)row * C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        s += d[c] * y[c];
+    s = warp_sum(s);
+    for (int c = lane; c < C; c += 32)
+        dinp[(size_t)row * C + c] += (d[c] - y[c] * s) / norm[row];
+}
+
+void g_row_normalize(tkmi_se_backend *be, float *out, float *norm, const float *inp, int R, int C)
+{
+    k_rownorm<<<blocks((size_t)R, 8), 256>>>(out, norm, inp, R, C);
+    check_launch(be, "row_normalize");
+}
+
+void g_row_normalize_bwd(tkmi_se_backend *be, float *dinp, const float *dout, const float *out, const float *norm, int R,
+                         int C)
+{
+    k_rownorm_bwd<<<blocks((size_t)R, 8), 256>>>(dinp, dout, out, norm, R, C);
+    check_launch(be, "row_normalize_bwd");
+}
+
+// one warp per sample
+__global__ void k_pointwise(float *loss, float *dy, const float *y, const float *t, int B, int C, float wm, float wl,
+                            float wc)
+{
+    int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (b >= B)
+        return;
+    const float *yb = y + (size_t)b * C, *tb = t + (size_t)b * C;
+    float se = 0, ae = 0, yy = 0, tt = 0, yt = 0;
+    for (int c = lane; c < C; c += 32) {
+        float e = yb[c] - tb[c];
+        se += e * e;
+        ae += fabsf(e);
+        yy += yb[c] * yb[c];
+        tt += tb[c] * tb[c];
+        yt += yb[c] * tb[c];
+    }
+    se = warp_sum(se);
+    ae = warp_sum(ae);
+    yy = warp_sum(yy);
+    tt = warp_sum(tt);
+    yt = warp_sum(yt);
+    float ny = fmaxf(sqrtf(yy), 1e-12f), nt = fmaxf(sqrtf(tt), 1e-12f), cosv = yt / (ny * nt);
+    float invB = 1.0f / B, invC = 1.0f / C;
+    if (lane == 0)
+        loss[b] = wm * se * invC + wl * ae * invC + wc * (1.0f - cosv);
+    for (int c = lane; c < C; c += 32) {
+        float e = yb[c] - tb[c];
+        float g = wm * 2.0f * e * invC + wl * (e > 0.0f ? 1.0f : e < 0.0f ? -1.0f : 0.0f) * invC;
+        g -= wc * (tb[c] / (ny * nt) - cosv * yb[c] / (ny * ny));
+        dy[(size_t)b * C + c] = g * invB;
+    }
+}
+
+void g_pointwise_loss(tkmi_se_backend *be, float *loss, float *dy, const float *y, const float *t, int B, int C,
+                      float w_mse, float w_l1, float w_cos)
+{
+    k_pointwise<<<blocks((size_t)B, 8), 256>>>(loss, dy, y, t, B, C, w_mse, w_l1, w_cos);
+    check_launch(be, "pointwise_loss");
+}
+
+// one block of 256 threads per sample; block reductions through shared memory
+__global__ void k_softmax_xent(float *loss, float *dl, const float *logits, const int32_t *idx, int B, int V, float w)
+{
+    __shared__ float red[256];
+    __shared__ double dred[256];
+    int b = blockIdx.x, tid = threadIdx.x;
+    const float *l = logits + (size_t)b * V;
+    float *d = dl + (size_t)b * V;
+    float mx = -INFINITY;
+    for (int v = tid; v < V; v += 256)
+        mx = fmaxf(mx, l[v]);
+    red[tid] = mx;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if (tid < s)
+            red[tid] = fmaxf(red[tid], red[tid + s]);
+        __syncthreads();
+    }
+    mx = red[0];
+    double sum = 0.0;
+    for (int v = tid; v < V; v += 256) {
+        float e = expf(l[v] - mx);
+        d[v] = e;
+        sum += e;
+    }
+    dred[tid] = sum;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if (tid < s)
+            dred[tid] += dred[tid + s];
+        __syncthreads();
+    }
+    sum = dred[0];
+    float scale = (float)((double)w / (double)B / sum);
+    for (int v = tid; v < V; v += 256)
+        d[v] *= scale;
+    __syncthreads();
+    if (tid == 0) {
+        int k = idx[b];
+        loss[b] += w * (float)(log(sum) + (double)mx - (double)l[k]);
+        d[k] -= w / (float)B;
+    }
+}
+
+void g_softmax_xent(tkmi_se_backend *be, float *loss, float *dlogits, const float *logits, const int32_t *idx, int B,
+                    int V, float weight)
+{
+    k_softmax_xent<<<B, 256>>>(loss, dlogits, logits, idx, B, V, weight);
+    check_launch(be, "softmax_xent");
+}
+
+// ---- optimizer ------------------------------------------------------------------
+
+#define SUMSQ_BLOCKS 256
+
+__global__ void k_sumsq(double *part, const float *x, size_t n)
+{
+    __shared__ double red[256];
+    size_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS, b0 = blockIdx.x * per, b1 = b0 + per < n ? b0 + per : n;
+    double s = 0.0;
+    for (size_t i = b0 + threadIdx.x; i < b1; i += 256)
+        s += (double)x[i] * x[i];
+    red[threadIdx.x] = s;
+    __syncthreads();
+    for (int k = 128; k > 0; k >>= 1) {
+        if (threadIdx.x < k)
+            red[threadIdx.x] += red[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = red[0];
+}
+
+double g_sumsq(tkmi_se_backend *be, const float *x, size_t n)
+{
+    impl *p = I(be);
+    if (!p->partial && cudaMalloc((void **)&p->partial, SUMSQ_BLOCKS * sizeof(double)) != cudaSuccess) {
+        cudaGetLastError();
+        record(be, "cudaMalloc", "out of device memory");
+        return NAN;
+    }
+    k_sumsq<<<SUMSQ_BLOCKS, 256>>>(p->partial, x, n);
+    check_launch(be, "sumsq");
+    double h[SUMSQ_BLOCKS];
+    check(be, cudaMemcpy(h, p->partial, sizeof(h), cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+    double s = 0.0;
+    for (int i = 0; i < SUMSQ_BLOCKS; i++)
+        s += h[i];
+    return s;
+}
+
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
+                        float wd, float c1, float c2, float gs)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    float gi = g[i] * gs;
+    float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + wd * p[i]);
+}
+
+void g_adamw(tkmi_se_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+             float beta2, float eps, float wd, int t, float gscale)
+{
+    if (!n)
+        return;
+    k_adamw<<<blocks(n, 256), 256>>>(p, g, m, v, n, lr, beta1, beta2, eps, wd, 1.0f - powf(beta1, (float)t),
+                                     1.0f - powf(beta2, (float)t), gscale);
+    check_launch(be, "adamw");
+}
+
+} // namespace
+
+extern "C" {
+
+// The module's entry points, found by kernels/se_ops_dl.c with dlsym.
+int tkmi_se_cuda_module_create(int device, tkmi_se_backend **out, err_fn report);
+void tkmi_se_cuda_module_set_tf32(tkmi_se_backend *be, int on);
+
+int tkmi_se_cuda_module_create(int device, tkmi_se_backend **out, err_fn report)
+{
+    *out = NULL;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        return report(TKM_E_NOTSUP, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    }
+    if (device < 0 || device >= n)
+        return report(TKM_E_NOTSUP, "CUDA device %d does not exist (%d present)", device, n);
+    if ((e = cudaSetDevice(device)) != cudaSuccess)
+        return report(TKM_E_NOTSUP, "cudaSetDevice(%d): %s", device, cudaGetErrorString(e));
+    tkmi_se_backend *be = (tkmi_se_backend *)calloc(1, sizeof(*be));
+    impl *p = (impl *)calloc(1, sizeof(*p));
+    if (!be || !p) {
+        free(be);
+        free(p);
+        return report(TKM_E_NOMEM, "out of memory");
+    }
+    p->report = report;
+    if (cublasCreate(&p->blas) != CUBLAS_STATUS_SUCCESS) {
+        free(be);
+        free(p);
+        return report(TKM_E_NOTSUP, "cublasCreate failed on CUDA device %d", device);
+    }
+    cublasSetMathMode(p->blas, CUBLAS_PEDANTIC_MATH); // fp32 unless TF32 is asked for
+    be->name = "cuda";
+    be->impl = p;
+    be->alloc = g_alloc;
+    be->free = g_free;
+    be->upload = g_upload;
+    be->download = g_download;
+    be->zero = g_zero;
+    be->sync = g_sync;
+    be->destroy = g_destroy;
+    be->gemm = g_gemm;
+    be->add_bias = g_add_bias;
+    be->bias_grad = g_bias_grad;
+    be->embed_fwd = g_embed_fwd;
+    be->embed_bwd = g_embed_bwd;
+    be->layernorm_fwd = g_layernorm_fwd;
+    be->layernorm_bwd = g_layernorm_bwd;
+    be->attention_fwd = g_attention_fwd;
+    be->attention_bwd = g_attention_bwd;
+    be->gelu_fwd = g_gelu_fwd;
+    be->gelu_bwd = g_gelu_bwd;
+    be->add = g_add;
+    be->pool_fwd = g_pool_fwd;
+    be->pool_bwd = g_pool_bwd;
+    be->gather_rows = g_gather_rows;
+    be->row_normalize = g_row_normalize;
+    be->row_normalize_bwd = g_row_normalize_bwd;
+    be->pointwise_loss = g_pointwise_loss;
+    be->softmax_xent = g_softmax_xent;
+    be->sumsq = g_sumsq;
+    be->adamw = g_adamw;
+    *out = be;
+    return 0;
+}
+
+void tkmi_se_cuda_module_set_tf32(tkmi_se_backend *be, int on)
+{
+    cublasSetMathMode(I(be)->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
+}
+
+} // extern "C"

@@ -1,0 +1,310 @@
+/* check_kernels.c - the CUDA backend against the CPU reference: every op of
+ * kernels/se_ops.h on random inputs with awkward shapes, then one full training
+ * step of the encoder; integers must match exactly, floats by normalized error
+ * max|a-b| / max|a| <= 1e-5 (fp32, TF32 off). Exits 77 (skip) when there is no
+ * CUDA backend: built without CUDA, no module, or no device. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/se_ops.h"
+#include "../softemb/model.h"
+#include "tokenmill.h"
+
+static tkmi_se_backend *cpu, *gpu;
+static uint64_t rs = 42;
+
+static float frand(void)
+{
+    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rs >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* a pair of equal buffers, one per backend */
+typedef struct {
+    float *h, *c, *g;
+    size_t n;
+} buf;
+
+static buf mk(size_t n, int random)
+{
+    buf b = { calloc(n ? n : 1, sizeof(float)), NULL, NULL, n };
+    for (size_t i = 0; random && i < n; i++)
+        b.h[i] = frand();
+    b.c = cpu->alloc(cpu, n * sizeof(float));
+    b.g = gpu->alloc(gpu, n * sizeof(float));
+    cpu->upload(cpu, b.c, b.h, n * sizeof(float));
+    gpu->upload(gpu, b.g, b.h, n * sizeof(float));
+    return b;
+}
+
+static int32_t *mki(const int32_t *h, size_t n, tkmi_se_backend *be)
+{
+    int32_t *p = be->alloc(be, n * sizeof(int32_t));
+    be->upload(be, p, h, n * sizeof(int32_t));
+    return p;
+}
+
+static void rm(buf *b)
+{
+    cpu->free(cpu, b->c);
+    gpu->free(gpu, b->g);
+    free(b->h);
+}
+
+/* normalized error between the two copies */
+static double err(const buf *b)
+{
+    float *x = malloc(b->n * sizeof(float) + 4), *y = malloc(b->n * sizeof(float) + 4);
+    cpu->download(cpu, x, b->c, b->n * sizeof(float));
+    gpu->download(gpu, y, b->g, b->n * sizeof(float));
+    ck_assert_int_eq(gpu->sync(gpu), 0);
+    double mx = 1e-6, d = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        ck_assert_msg(isfinite(y[i]), "non-finite value at %zu", i);
+        if (fabs(x[i]) > mx)
+            mx = fabs(x[i]);
+        if (fabs((double)x[i] - y[i]) > d)
+            d = fabs((double)x[i] - y[i]);
+    }
+    free(x);
+    free(y);
+    return d / mx;
+}
+
+#define CLOSE(b, tol, what) \
+    do { double e_ = err(&(b)); ck_assert_msg(e_ <= (tol), "%s: normalized error %g", (what), e_); } while (0)
+
+START_TEST(test_gemm)
+{
+    const int sh[][3] = { { 1, 1, 1 }, { 7, 70, 300 }, { 130, 33, 65 }, { 640, 96, 768 } };
+    for (size_t s = 0; s < 4; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    int M = sh[s][0], N = sh[s][1], K = sh[s][2];
+                    buf A = mk((size_t)M * K, 1), B = mk((size_t)K * N, 1), C = mk((size_t)M * N, 1);
+                    cpu->gemm(cpu, ta, tb, M, N, K, 0.7f, A.c, ta ? M : K, B.c, tb ? K : N, (float)beta, C.c, N);
+                    gpu->gemm(gpu, ta, tb, M, N, K, 0.7f, A.g, ta ? M : K, B.g, tb ? K : N, (float)beta, C.g, N);
+                    CLOSE(C, 1e-5, "gemm");
+                    rm(&A);
+                    rm(&B);
+                    rm(&C);
+                }
+}
+END_TEST
+
+START_TEST(test_elementwise_and_norms)
+{
+    const int N = 1003, C = 96;
+    buf x = mk((size_t)N * C, 1), y = mk((size_t)N * C, 1), o = mk((size_t)N * C, 0), bias = mk(C, 1);
+    cpu->add_bias(cpu, x.c, bias.c, N, C);
+    gpu->add_bias(gpu, x.g, bias.g, N, C);
+    CLOSE(x, 1e-6, "add_bias");
+    cpu->bias_grad(cpu, bias.c, y.c, N, C);
+    gpu->bias_grad(gpu, bias.g, y.g, N, C);
+    CLOSE(bias, 1e-5, "bias_grad");
+    cpu->add(cpu, o.c, x.c, y.c, (size_t)N * C);
+    gpu->add(gpu, o.g, x.g, y.g, (size_t)N * C);
+    CLOSE(o, 1e-6, "add");
+    cpu->gelu_fwd(cpu, o.c, x.c, (size_t)N * C);
+    gpu->gelu_fwd(gpu, o.g, x.g, (size_t)N * C);
+    CLOSE(o, 1e-5, "gelu_fwd");
+    cpu->gelu_bwd(cpu, o.c, x.c, y.c, (size_t)N * C);
+    gpu->gelu_bwd(gpu, o.g, x.g, y.g, (size_t)N * C);
+    CLOSE(o, 1e-5, "gelu_bwd");
+    buf w = mk(C, 1), b = mk(C, 1), mean = mk(N, 0), rstd = mk(N, 0), dw = mk(C, 0), db = mk(C, 0);
+    cpu->layernorm_fwd(cpu, o.c, mean.c, rstd.c, x.c, w.c, b.c, N, C);
+    gpu->layernorm_fwd(gpu, o.g, mean.g, rstd.g, x.g, w.g, b.g, N, C);
+    CLOSE(o, 1e-5, "layernorm_fwd");
+    CLOSE(rstd, 1e-5, "layernorm rstd");
+    cpu->layernorm_bwd(cpu, o.c, dw.c, db.c, y.c, x.c, w.c, mean.c, rstd.c, N, C);
+    gpu->layernorm_bwd(gpu, o.g, dw.g, db.g, y.g, x.g, w.g, mean.g, rstd.g, N, C);
+    CLOSE(o, 1e-5, "layernorm_bwd dinp");
+    CLOSE(dw, 1e-5, "layernorm_bwd dw");
+    CLOSE(db, 1e-5, "layernorm_bwd db");
+    buf nrm = mk(N, 0);
+    cpu->row_normalize(cpu, o.c, nrm.c, x.c, N, C);
+    gpu->row_normalize(gpu, o.g, nrm.g, x.g, N, C);
+    CLOSE(o, 1e-5, "row_normalize");
+    cpu->row_normalize_bwd(cpu, y.c, x.c, o.c, nrm.c, N, C);
+    gpu->row_normalize_bwd(gpu, y.g, x.g, o.g, nrm.g, N, C);
+    CLOSE(y, 1e-5, "row_normalize_bwd");
+    double sc = cpu->sumsq(cpu, x.c, x.n), sg = gpu->sumsq(gpu, x.g, x.n);
+    ck_assert_msg(fabs(sc - sg) <= 1e-9 * sc, "sumsq %g vs %g", sc, sg);
+    buf m = mk(x.n, 1), v = mk(x.n, 0);
+    cpu->adamw(cpu, x.c, y.c, m.c, v.c, x.n, 1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f, 3, 0.5f);
+    gpu->adamw(gpu, x.g, y.g, m.g, v.g, x.n, 1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f, 3, 0.5f);
+    CLOSE(x, 1e-5, "adamw p");
+    CLOSE(v, 1e-5, "adamw v");
+    buf *all[] = { &x, &y, &o, &bias, &w, &b, &mean, &rstd, &dw, &db, &nrm, &m, &v };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        rm(all[i]);
+}
+END_TEST
+
+START_TEST(test_encoder_ops)
+{
+    const int B = 5, T = 37, C = 48, H = 4, V = TKMI_SE_VOCAB;
+    int32_t len[5] = { 1, 37, 2, 19, 36 }, tok[5 * 37];
+    for (int i = 0; i < B * T; i++)
+        tok[i] = (int32_t)((unsigned)(frand() + 1.0f) * 128) % V;
+    int32_t *lc = mki(len, B, cpu), *lg = mki(len, B, gpu), *tc = mki(tok, (size_t)B * T, cpu),
+            *tg = mki(tok, (size_t)B * T, gpu);
+    buf wte = mk((size_t)V * C, 1), wpe = mk((size_t)T * C, 1), x = mk((size_t)B * T * C, 0);
+    cpu->embed_fwd(cpu, x.c, tc, wte.c, wpe.c, B, T, C);
+    gpu->embed_fwd(gpu, x.g, tg, wte.g, wpe.g, B, T, C);
+    CLOSE(x, 1e-6, "embed_fwd");
+    buf d = mk((size_t)B * T * C, 1);
+    cpu->embed_bwd(cpu, wte.c, wpe.c, d.c, tc, B, T, C);
+    gpu->embed_bwd(gpu, wte.g, wpe.g, d.g, tg, B, T, C);
+    CLOSE(wte, 1e-5, "embed_bwd wte (atomics on the GPU)");
+    CLOSE(wpe, 1e-5, "embed_bwd wpe");
+    buf qkv = mk((size_t)B * T * 3 * C, 1), att = mk((size_t)B * H * T * T, 0), out = mk((size_t)B * T * C, 0);
+    cpu->attention_fwd(cpu, out.c, att.c, qkv.c, lc, B, T, C, H);
+    gpu->attention_fwd(gpu, out.g, att.g, qkv.g, lg, B, T, C, H);
+    CLOSE(att, 1e-5, "attention_fwd att");
+    CLOSE(out, 1e-5, "attention_fwd out");
+    buf dqkv = mk((size_t)B * T * 3 * C, 1);
+    cpu->attention_bwd(cpu, dqkv.c, d.c, qkv.c, att.c, lc, B, T, C, H);
+    gpu->attention_bwd(gpu, dqkv.g, d.g, qkv.g, att.g, lg, B, T, C, H);
+    CLOSE(dqkv, 1e-5, "attention_bwd");
+    buf pooled = mk((size_t)B * C, 0);
+    for (int mode = 0; mode < 2; mode++) {
+        cpu->pool_fwd(cpu, pooled.c, x.c, lc, B, T, C, mode);
+        gpu->pool_fwd(gpu, pooled.g, x.g, lg, B, T, C, mode);
+        CLOSE(pooled, 1e-6, "pool_fwd");
+        cpu->pool_bwd(cpu, x.c, pooled.c, lc, B, T, C, mode);
+        gpu->pool_bwd(gpu, x.g, pooled.g, lg, B, T, C, mode);
+        CLOSE(x, 1e-6, "pool_bwd");
+    }
+    buf *all[] = { &wte, &wpe, &x, &d, &qkv, &att, &out, &dqkv, &pooled };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        rm(all[i]);
+    cpu->free(cpu, lc);
+    gpu->free(gpu, lg);
+    cpu->free(cpu, tc);
+    gpu->free(gpu, tg);
+}
+END_TEST
+
+START_TEST(test_losses)
+{
+    const int B = 9, E = 50, V = 30011;
+    int32_t idx[9] = { 0, 5, 30010, 77, 77, 1, 2, 3, 29999 };
+    int32_t *ic = mki(idx, B, cpu), *ig = mki(idx, B, gpu);
+    buf m = mk((size_t)V * E, 1), t = mk((size_t)B * E, 0), y = mk((size_t)B * E, 1), loss = mk(B, 0),
+        dy = mk((size_t)B * E, 0);
+    cpu->gather_rows(cpu, t.c, m.c, ic, B, E);
+    gpu->gather_rows(gpu, t.g, m.g, ig, B, E);
+    CLOSE(t, 0.0, "gather_rows");
+    cpu->pointwise_loss(cpu, loss.c, dy.c, y.c, t.c, B, E, 0.5f, 0.25f, 1.0f);
+    gpu->pointwise_loss(gpu, loss.g, dy.g, y.g, t.g, B, E, 0.5f, 0.25f, 1.0f);
+    CLOSE(loss, 1e-5, "pointwise loss");
+    CLOSE(dy, 1e-5, "pointwise dy");
+    buf logits = mk((size_t)B * V, 1), dl = mk((size_t)B * V, 0);
+    cpu->softmax_xent(cpu, loss.c, dl.c, logits.c, ic, B, V, 0.7f);
+    gpu->softmax_xent(gpu, loss.g, dl.g, logits.g, ig, B, V, 0.7f);
+    CLOSE(loss, 1e-5, "softmax_xent loss");
+    CLOSE(dl, 1e-5, "softmax_xent dlogits");
+    buf *all[] = { &m, &t, &y, &loss, &dy, &logits, &dl };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        rm(all[i]);
+    cpu->free(cpu, ic);
+    gpu->free(gpu, ig);
+}
+END_TEST
+
+START_TEST(test_full_step)
+{
+    tkmi_se_config c = { .layers = 2, .heads = 4, .width = 64, .max_bytes = 20, .pool = TKMI_POOL_END,
+                         .head_mlp = 1, .out_dim = 48 };
+    enum { B = 16, R = 300 };
+    tkmi_se_model *mc, *mg;
+    ck_assert_int_eq(tkmi_se_model_new(&c, cpu, B, 5, &mc), 0);
+    ck_assert_int_eq(tkmi_se_model_new(&c, gpu, B, 5, &mg), 0);
+    float *rows = malloc(R * 48 * sizeof(float));
+    for (int i = 0; i < R * 48; i++)
+        rows[i] = frand();
+    ck_assert_int_eq(tkmi_se_model_set_targets(mc, rows, R), 0);
+    ck_assert_int_eq(tkmi_se_model_set_targets(mg, rows, R), 0);
+    char s[B][21];
+    const unsigned char *bp[B];
+    size_t bl[B];
+    int32_t tok[B * 22], len[B], tgt[B];
+    for (int b = 0; b < B; b++) {
+        bl[b] = (size_t)(1 + b % 20);
+        for (size_t i = 0; i < bl[b]; i++)
+            s[b][i] = (char)('a' + (b * 7 + (int)i) % 26);
+        bp[b] = (const unsigned char *)s[b];
+        tgt[b] = (b * 37) % R;
+    }
+    int T = tkmi_se_pack(&c, bp, bl, B, tok, len);
+    tkmi_se_hparams hp = { .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.01f,
+                           .clip = 1.0f, .w = { 1, 0.5f, 1, 1, 0.1f } };
+    float lc, lg, gc, gg;
+    ck_assert_int_eq(tkmi_se_step(mc, tok, len, tgt, B, T, &hp, 1, &lc, &gc), 0);
+    ck_assert_int_eq(tkmi_se_step(mg, tok, len, tgt, B, T, &hp, 1, &lg, &gg), 0);
+    ck_assert_msg(fabs(lc - lg) <= 1e-5 * fabs(lc), "loss %g vs %g", (double)lc, (double)lg);
+    ck_assert_msg(fabs(gc - gg) <= 1e-5 * fabs(gc), "gradient norm %g vs %g", (double)gc, (double)gg);
+    size_t np = tkmi_se_model_nparams(mc);
+    float *pc = malloc(np * sizeof(float)), *pg = malloc(np * sizeof(float));
+    float *gcv = malloc(np * sizeof(float)), *ggv = malloc(np * sizeof(float));
+    /* the gradients of the step (still in the gradient buffers) */
+    ck_assert_int_eq(tkmi_se_model_get_grads(mc, gcv), 0);
+    ck_assert_int_eq(tkmi_se_model_get_grads(mg, ggv), 0);
+    double mg_ = 1e-12, dg = 0;
+    for (size_t i = 0; i < np; i++) {
+        mg_ = fmax(mg_, fabs(gcv[i]));
+        dg = fmax(dg, fabs((double)gcv[i] - ggv[i]));
+    }
+    ck_assert_msg(dg / mg_ <= 1e-5, "gradients of a full step: normalized error %g", dg / mg_);
+    /* the parameters after AdamW; Adam's first step moves a parameter by about
+     * lr * sign(g), so entries whose gradient is at rounding level (|g| below
+     * 1e-4 of the largest) are left out: their sign is noise on either side */
+    ck_assert_int_eq(tkmi_se_model_get(mc, pc, NULL, NULL), 0);
+    ck_assert_int_eq(tkmi_se_model_get(mg, pg, NULL, NULL), 0);
+    double mx = 1e-6, d = 0;
+    for (size_t i = 0; i < np; i++) {
+        mx = fmax(mx, fabs(pc[i]));
+        if (fabs(gcv[i]) >= 1e-4 * mg_ || gcv[i] == 0.0f)
+            d = fmax(d, fabs((double)pc[i] - pg[i]));
+    }
+    ck_assert_msg(d / mx <= 1e-5, "parameters after one step: normalized error %g", d / mx);
+    free(gcv);
+    free(ggv);
+    free(pc);
+    free(pg);
+    free(rows);
+    tkmi_se_model_free(mc);
+    tkmi_se_model_free(mg);
+}
+END_TEST
+
+int main(void)
+{
+    if (tkmi_se_backend_cuda(0, &gpu) < 0) {
+        printf("SKIP: %s\n", tkm_last_error());
+        return 77;
+    }
+    ck_assert_int_eq(tkmi_se_backend_cpu(2, &cpu), 0);
+    Suite *s = suite_create("kernels");
+    TCase *t = tcase_create("cpu-vs-cuda");
+    tcase_add_test(t, test_gemm);
+    tcase_add_test(t, test_elementwise_and_norms);
+    tcase_add_test(t, test_encoder_ops);
+    tcase_add_test(t, test_losses);
+    tcase_add_test(t, test_full_step);
+    tcase_set_timeout(t, 300);
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK); /* one CUDA context for all tests */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    gpu->destroy(gpu);
+    cpu->destroy(cpu);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
