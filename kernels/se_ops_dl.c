@@ -20,12 +20,13 @@ typedef int (*err_fn)(int code, const char *fmt, ...);
 typedef int (*create_fn)(int device, tkmi_se_backend **out, err_fn report);
 typedef void (*tf32_fn)(tkmi_se_backend *be, int on);
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static create_fn g_create;
 static tf32_fn g_tf32;
-static char g_why[512];
 
 #ifdef TKM_CUDA_MODULE
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static create_fn g_create;
+static char g_why[512];
+
 static int try_open(const char *path)
 {
     if (!path || !*path || access(path, R_OK) != 0)
