@@ -1,175 +1,1326 @@
 /* eval.c - honest evaluation of soft embeddings: a grouped train/test split of
  * the teacher vocabulary, retrieval metrics against the whole teacher matrix,
- * and four baselines that see only the training rows. */
+ * and four baselines that see only the training rows (eval_internal.h). */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <unicode/uchar.h>
 #include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
-#include "../kernels/se_ops.h"
 #include "../lib/tkm_internal.h"
+#include "eval_internal.h"
 #include "tokenmill_softemb.h"
 
-/* ---- split ------------------------------------------------------------------------ */
+/* Hot loops are compiled per CPU feature, as in kernels/se_ops_cpu.c. Float
+ * sums keep their order (no -ffast-math), and every score goes through the
+ * same inlined kernel, so results depend on neither the thread count nor
+ * which rows share a tile. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HOT __attribute__((target_clones("avx512f", "fma", "default"), optimize("O3", "fp-contract=fast")))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define HOT
+#define ALWAYS_INLINE inline
+#endif
 
-/* Normalized key of a row: leading spaces dropped, case folded (ASCII fast
- * path, ICU full folding otherwise). Returns its hash. */
-static uint64_t group_hash(const unsigned char *b, size_t n, uint64_t seed)
+/* ---- threads: run fn(ctx, task, tid) for task in [0, ntasks) ----------------------- */
+
+#define MAX_THREADS 256
+
+typedef void (*task_fn)(void *ctx, size_t task, int tid);
+typedef struct {
+    task_fn fn;
+    void *ctx;
+    size_t ntasks;
+    atomic_size_t next;
+} par_job;
+typedef struct {
+    par_job *job;
+    int tid;
+} par_arg;
+
+static int nthreads_of(int threads)
 {
-    while (n && *b == ' ') {
-        b++;
-        n--;
+    if (threads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = c > 0 ? (int)c : 1;
     }
-    int ascii = 1;
-    for (size_t i = 0; i < n; i++)
-        ascii &= b[i] < 0x80;
-    uint64_t h = tkmi_hash_u64(seed ^ 0xA5A5A5A5DEADBEEFull);
-    if (ascii) {
-        char buf[256];
-        while (n) {
-            size_t k = n < sizeof(buf) ? n : sizeof(buf);
-            for (size_t i = 0; i < k; i++)
-                buf[i] = (char)(b[i] >= 'A' && b[i] <= 'Z' ? b[i] + 32 : b[i]);
-            h = tkmi_hash_u64(h ^ tkmi_hash_bytes(buf, k));
-            b += k;
-            n -= k;
-        }
-        return h;
-    }
-    UChar src[512], dst[1024];
-    int32_t sl = 0, dl;
-    UErrorCode st = U_ZERO_ERROR;
-    if (n < 256)
-        u_strFromUTF8Lenient(src, 512, &sl, (const char *)b, (int32_t)n, &st);
-    if (n >= 256 || U_FAILURE(st)) /* very long or undecodable: hash the bytes */
-        return tkmi_hash_u64(h ^ tkmi_hash_bytes(b, n));
-    st = U_ZERO_ERROR;
-    dl = u_strFoldCase(dst, 1024, src, sl, U_FOLD_CASE_DEFAULT, &st);
-    if (U_FAILURE(st))
-        return tkmi_hash_u64(h ^ tkmi_hash_bytes(b, n));
-    return tkmi_hash_u64(h ^ tkmi_hash_bytes(dst, (size_t)dl * sizeof(UChar)));
+    return threads > MAX_THREADS ? MAX_THREADS : threads;
 }
 
-int tkm_se_split(const tkm_teacher *t, double test_frac, uint64_t seed, uint8_t *split)
+static void *par_main(void *p)
 {
-    TKM_RETURN_ERROR_IF(!(test_frac >= 0.0 && test_frac < 1.0), TKM_EINVAL, "test fraction must be in [0, 1)");
-    uint64_t cut = (uint64_t)(test_frac * 18446744073709551616.0);
-    int ntest = 0;
-    for (size_t r = 0; r < tkm_teacher_rows(t); r++) {
-        if (tkm_teacher_row_kind(t, r) != TKM_ROW_NORMAL) {
+    par_arg *a = p;
+    for (;;) {
+        size_t t = atomic_fetch_add(&a->job->next, 1);
+        if (t >= a->job->ntasks)
+            break;
+        a->job->fn(a->job->ctx, t, a->tid);
+    }
+    return NULL;
+}
+
+/* Tasks are taken from a shared counter, so which thread runs which task
+ * varies; callers make every task's result independent of that (each task
+ * owns its outputs; per-thread integer counts are summed at the end). A
+ * thread that cannot be created just leaves its share to the others. */
+static void par_run(int threads, size_t ntasks, task_fn fn, void *ctx)
+{
+    par_job job = { fn, ctx, ntasks, 0 };
+    if ((size_t)threads > ntasks)
+        threads = ntasks ? (int)ntasks : 1;
+    pthread_t th[MAX_THREADS];
+    par_arg args[MAX_THREADS];
+    int started = 1;
+    for (int i = 1; i < threads; i++) {
+        args[i] = (par_arg){ &job, i };
+        if (pthread_create(&th[i], NULL, par_main, &args[i]) != 0)
+            break;
+        started = i + 1;
+    }
+    args[0] = (par_arg){ &job, 0 };
+    par_main(&args[0]);
+    for (int i = 1; i < started; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* ---- split -------------------------------------------------------------------------------- */
+
+size_t tkmi_se_group_key(const unsigned char *b, size_t len, unsigned char *out, size_t cap)
+{
+    size_t o = 0;
+    while (len && *b == ' ') {
+        b++;
+        len--;
+    }
+    for (size_t i = 0; i < len;) {
+        unsigned char c = b[i];
+        if (c < 0x80) { /* ASCII: what ICU's folding does there too */
+            if (o < cap)
+                out[o] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            o++;
+            i++;
+            continue;
+        }
+        int mb;
+        int32_t cp = tkmi_utf8_decode(b + i, len - i, &mb);
+        if (cp < 0) { /* not UTF-8: keep the raw byte, escaped */
+            if (o + 2 <= cap) {
+                out[o] = 0xFF;
+                out[o + 1] = c;
+            }
+            o += 2;
+            i++;
+            continue;
+        }
+        i += (size_t)mb;
+        UChar src[2], dst[8];
+        int32_t sl = 0;
+        U16_APPEND_UNSAFE(src, sl, cp);
+        UErrorCode st = U_ZERO_ERROR;
+        int32_t dl = u_strFoldCase(dst, 8, src, sl, U_FOLD_CASE_DEFAULT, &st);
+        if (U_FAILURE(st) || dl <= 0) {
+            memcpy(dst, src, sizeof(src));
+            dl = sl;
+        }
+        for (int32_t k = 0; k < dl;) {
+            UChar32 f;
+            U16_NEXT(dst, k, dl, f);
+            char enc[4];
+            int el = tkmi_utf8_encode((uint32_t)f, enc);
+            if (o + (size_t)el <= cap)
+                memcpy(out + o, enc, (size_t)el);
+            o += (size_t)el;
+        }
+    }
+    return o;
+}
+
+uint64_t tkmi_se_group_hash(const unsigned char *key, size_t len, uint64_t seed)
+{
+    return tkmi_hash_u64(tkmi_hash_bytes(key, len) ^ tkmi_hash_u64(seed ^ 0x73706c6974ull /* "split" */));
+}
+
+static uint64_t frac_cut(double frac)
+{
+    double c = ldexp(frac, 64);
+    return c >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)c;
+}
+
+/* Test (1) when the group's hash is below cut; scratch grows as needed. */
+static int group_side(const unsigned char *b, size_t len, uint64_t seed, uint64_t cut, unsigned char **scratch,
+                      size_t *cap, int *side)
+{
+    size_t need = 4 * len + 4;
+    if (need > *cap) {
+        unsigned char *p = tkmi_realloc(*scratch, need);
+        TKM_RETURN_ERROR_IF(!p, TKM_ENOMEM, "out of memory for the split");
+        *scratch = p;
+        *cap = need;
+    }
+    size_t kl = tkmi_se_group_key(b, len, *scratch, *cap);
+    *side = tkmi_se_group_hash(*scratch, kl, seed) < cut;
+    return 0;
+}
+
+int tkmi_se_split_view(const tkmi_se_view *v, double test_frac, uint64_t seed, uint8_t *split)
+{
+    TKM_RETURN_ERROR_IF(!(test_frac >= 0.0 && test_frac < 1.0), TKM_EINVAL,
+                        "test fraction %g is not in [0, 1)", test_frac);
+    const uint64_t cut = frac_cut(test_frac);
+    unsigned char *scratch = NULL;
+    size_t cap = 0;
+    long ntest = 0;
+    int rc = 0;
+    for (size_t r = 0; r < v->rows && rc == 0; r++) {
+        if (v->kinds && v->kinds[r] != TKM_ROW_NORMAL) {
             split[r] = 2;
             continue;
         }
-        size_t n;
-        const unsigned char *b = tkm_teacher_bytes(t, r, &n);
-        split[r] = group_hash(b, n, seed) < cut;
-        ntest += split[r];
+        int side = 0;
+        rc = group_side(v->bytes[r], v->lens[r], seed, cut, &scratch, &cap, &side);
+        split[r] = (uint8_t)side;
+        ntest += side;
     }
-    return ntest;
+    tkmi_free(scratch);
+    if (rc < 0)
+        return rc;
+    TKM_RETURN_ERROR_IF(ntest > 0x7fffffffL, TKM_ERANGE, "%ld test rows do not fit the return value", ntest);
+    return (int)ntest;
 }
 
-/* ---- metrics ------------------------------------------------------------------------- */
+/* ---- metrics ------------------------------------------------------------------------------
+ *
+ * Ranking n queries against R rows is an (n x dim) x (dim x R) product. Rows
+ * are cut into blocks that fit in L2 (one task each); a block is packed into
+ * k-major tiles of NR rows so the kernel loads NR row values per k with a
+ * vector load and broadcasts one value of each of MR queries:
+ *
+ *     tile (NR rows):  p[k][0..NR)      queries: q0[k] ... q(MR-1)[k]
+ *     acc[i][j] += q_i[k] * p[k][j]      for k = 0..dim-1, in order
+ *
+ * Each score is one float sum over k in order, so a row's score against a
+ * query does not depend on its tile, block or thread. The target's own score
+ * is computed first by the same kernel (a tile of the MR targets, diagonal
+ * kept), then every block counts rows above the target (score > target's, or
+ * equal with a lower index) into per-thread integer counters, summed at the
+ * end: no n x R matrix, results independent of the thread count. */
 
-#define CHUNK 4096
+#define MR 6
+#define NRV 2 /* 16-float vectors per tile */
+#define NR (16 * NRV)
 
-int tkm_se_metrics_compute(const tkm_teacher *t, const float *pred, const uint32_t *rows, size_t n, int threads,
-                           tkm_se_metrics *out)
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef int32_t v16iu __attribute__((vector_size(64), aligned(4), may_alias));
+
+static ALWAYS_INLINE void tile_scores(const float *const q[MR], const float *p, size_t dim, v16f acc[MR][NRV])
+{
+    for (int i = 0; i < MR; i++)
+        for (int h = 0; h < NRV; h++)
+            acc[i][h] = (v16f){ 0 };
+    for (size_t k = 0; k < dim; k++) {
+        v16f b[NRV];
+        for (int h = 0; h < NRV; h++)
+            b[h] = *(const v16fu *)(p + k * NR + 16 * h);
+        for (int i = 0; i < MR; i++) {
+            float a = q[i][k];
+            for (int h = 0; h < NRV; h++)
+                acc[i][h] += a * b[h];
+        }
+    }
+}
+
+typedef struct {
+    const float *m, *pred;
+    const uint32_t *rows;
+    size_t n, R, dim, rb, nqb;
+    const float *invn; /* 1/|row|, 0 for a zero row; padded with zeros to a tile */
+    const float *zero; /* dim zeros: the query of a padded slot */
+    float *tdot, *tcos;
+    float **panel;     /* per thread: rb * dim */
+    uint32_t **cnt;    /* per thread: 2n (cosine, dot) */
+} mctx;
+
+static void set_q(const mctx *c, size_t qb, const float *q[MR])
+{
+    for (int i = 0; i < MR; i++) {
+        size_t qi = qb * MR + (size_t)i;
+        q[i] = qi < c->n ? c->pred + qi * c->dim : c->zero;
+    }
+}
+
+/* Packs rows [r0, r0 + NR) (zeros past R) k-major into p. */
+static void pack_tile(const mctx *c, const uint32_t *ids, size_t r0, float *p)
+{
+    for (size_t j = 0; j < NR; j++) {
+        size_t r = ids ? ids[j] : r0 + j;
+        if (ids ? r == UINT32_MAX : r >= c->R) {
+            for (size_t k = 0; k < c->dim; k++)
+                p[k * NR + j] = 0.0f;
+            continue;
+        }
+        const float *row = c->m + r * c->dim;
+        for (size_t k = 0; k < c->dim; k++)
+            p[k * NR + j] = row[k];
+    }
+}
+
+/* Task: the targets' own scores for query block qb. */
+HOT static void target_task(void *ctx, size_t qb, int tid)
+{
+    mctx *c = ctx;
+    uint32_t ids[NR];
+    for (int j = 0; j < NR; j++) {
+        size_t qi = qb * MR + (size_t)j;
+        ids[j] = j < MR && qi < c->n ? c->rows[qi] : UINT32_MAX;
+    }
+    float *p = c->panel[tid];
+    pack_tile(c, ids, 0, p);
+    const float *q[MR];
+    set_q(c, qb, q);
+    v16f acc[MR][NRV];
+    tile_scores(q, p, c->dim, acc);
+    for (int i = 0; i < MR; i++) {
+        size_t qi = qb * MR + (size_t)i;
+        if (qi >= c->n)
+            break;
+        float s = acc[i][i / 16][i % 16];
+        c->tdot[qi] = s;
+        c->tcos[qi] = s * c->invn[c->rows[qi]];
+    }
+}
+
+static inline int32_t hsum_i(v16i x)
+{
+    int32_t s = 0;
+    for (int l = 0; l < 16; l++)
+        s += x[l];
+    return s;
+}
+
+/* Task: count, for every query, the rows of block blk above its target. */
+HOT static void rank_task(void *ctx, size_t blk, int tid)
+{
+    mctx *c = ctx;
+    const size_t r0 = blk * c->rb, nr = c->R - r0 < c->rb ? c->R - r0 : c->rb;
+    const size_t ntiles = (nr + NR - 1) / NR;
+    float *panel = c->panel[tid];
+    uint32_t *cnt = c->cnt[tid];
+    for (size_t t = 0; t < ntiles; t++)
+        pack_tile(c, NULL, r0 + t * NR, panel + t * NR * c->dim);
+    v16i lane;
+    for (int l = 0; l < 16; l++)
+        lane[l] = l;
+    for (size_t qb = 0; qb < c->nqb; qb++) {
+        const float *q[MR];
+        set_q(c, qb, q);
+        v16i above_c[MR], above_d[MR];
+        for (int i = 0; i < MR; i++)
+            above_c[i] = above_d[i] = (v16i){ 0 };
+        for (size_t t = 0; t < ntiles; t++) {
+            v16f acc[MR][NRV];
+            tile_scores(q, panel + t * NR * c->dim, c->dim, acc);
+            const size_t rt = r0 + t * NR;
+            for (int h = 0; h < NRV; h++) {
+                const v16i idx = lane + (int32_t)(rt + 16 * (size_t)h);
+                const v16i valid = idx < (int32_t)c->R;
+                const v16f inv = *(const v16fu *)(c->invn + rt + 16 * (size_t)h);
+                for (int i = 0; i < MR; i++) {
+                    size_t qi = qb * MR + (size_t)i;
+                    if (qi >= c->n)
+                        break;
+                    const int32_t tg = (int32_t)c->rows[qi];
+                    const v16f s = acc[i][h], cs = s * inv;
+                    const float td = c->tdot[qi], tc = c->tcos[qi];
+                    const v16i ok = valid & (idx != tg), lower = idx < tg;
+                    above_d[i] -= ok & ((s > td) | ((s == td) & lower));
+                    above_c[i] -= ok & ((cs > tc) | ((cs == tc) & lower));
+                }
+            }
+        }
+        for (int i = 0; i < MR; i++) {
+            size_t qi = qb * MR + (size_t)i;
+            if (qi >= c->n)
+                break;
+            cnt[2 * qi] += (uint32_t)hsum_i(above_c[i]);
+            cnt[2 * qi + 1] += (uint32_t)hsum_i(above_d[i]);
+        }
+    }
+}
+
+int tkmi_se_metrics_view(const tkmi_se_view *v, const float *pred, const uint32_t *rows, size_t n, int threads,
+                         tkm_se_metrics *out, uint32_t *rank_cos, uint32_t *rank_dot)
 {
     memset(out, 0, sizeof(*out));
     out->n = n;
     if (n == 0)
         return 0;
-    const size_t R = tkm_teacher_rows(t), E = tkm_teacher_dim(t);
-    const float *M = tkm_teacher_matrix(t);
-    tkmi_se_backend *be = NULL;
-    TKM_FORWARD_IF_ERROR(tkmi_se_backend_cpu(threads, &be));
-    float *mn = tkmi_malloc(R * sizeof(float)), *qn = tkmi_malloc(n * sizeof(float));
+    const size_t R = v->rows, E = v->dim;
+    TKM_RETURN_ERROR_IF(R == 0 || E == 0, TKM_EINVAL, "empty teacher matrix");
+    TKM_RETURN_ERROR_IF(R >= 0x7fffffffu - 2 * NR, TKM_ERANGE, "%zu teacher rows are too many", R);
+    for (size_t i = 0; i < n; i++)
+        TKM_RETURN_ERROR_IF(rows[i] >= R, TKM_EINVAL, "query %zu: target row %u is not below %zu", i,
+                            (unsigned)rows[i], R);
+    threads = nthreads_of(threads);
+    mctx c = { .m = v->m, .pred = pred, .rows = rows, .n = n, .R = R, .dim = E };
+    /* a block of rows fills about 512 KB packed */
+    size_t rb = (512u * 1024 / (E * sizeof(float))) / NR * NR;
+    c.rb = rb < NR ? NR : rb > 8192 ? 8192 : rb;
+    c.nqb = (n + MR - 1) / MR;
+    const size_t nblk = (R + c.rb - 1) / c.rb;
+    if ((size_t)threads > nblk)
+        threads = (int)nblk;
+    float *invn = tkmi_calloc(R + 2 * NR, sizeof(float)), *zero = tkmi_calloc(E, sizeof(float));
     float *tdot = tkmi_malloc(n * sizeof(float)), *tcos = tkmi_malloc(n * sizeof(float));
-    float *sc = tkmi_malloc(n * CHUNK * sizeof(float));
-    uint32_t *above_dot = tkmi_calloc(n, sizeof(uint32_t)), *above_cos = tkmi_calloc(n, sizeof(uint32_t));
+    float **panel = tkmi_calloc((size_t)threads, sizeof(float *));
+    uint32_t **cnt = tkmi_calloc((size_t)threads, sizeof(uint32_t *));
     int rc = 0;
-    if (!mn || !qn || !tdot || !tcos || !sc || !above_dot || !above_cos) {
-        rc = tkmi_error(TKM_ENOMEM, "out of memory for metrics");
+    if (!invn || !zero || !tdot || !tcos || !panel || !cnt)
+        rc = TKM_ENOMEM;
+    for (int t = 0; t < threads && rc == 0; t++) {
+        panel[t] = tkmi_malloc((c.rb > NR ? c.rb : NR) * E * sizeof(float));
+        cnt[t] = tkmi_calloc(2 * n, sizeof(uint32_t));
+        if (!panel[t] || !cnt[t])
+            rc = TKM_ENOMEM;
+    }
+    if (rc < 0) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory for metrics over %zu x %zu", R, E);
         goto done;
     }
     for (size_t r = 0; r < R; r++) {
+        const float *g = v->m + r * E;
         double s = 0;
-        for (size_t c = 0; c < E; c++)
-            s += (double)M[r * E + c] * M[r * E + c];
-        mn[r] = (float)sqrt(s);
+        for (size_t k = 0; k < E; k++)
+            s += (double)g[k] * g[k];
+        invn[r] = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
     }
+    /* per-query quality, in double, summed in query order */
     double sum_cos = 0, sum_rel = 0;
     for (size_t i = 0; i < n; i++) {
-        double s = 0, d = 0, e2 = 0;
-        const float *p = pred + i * E, *g = M + (size_t)rows[i] * E;
-        for (size_t c = 0; c < E; c++) {
-            s += (double)p[c] * p[c];
-            d += (double)p[c] * g[c];
-            e2 += ((double)p[c] - g[c]) * ((double)p[c] - g[c]);
+        const float *p = pred + i * E, *g = v->m + (size_t)rows[i] * E;
+        double pp = 0, pg = 0, gg = 0, dd = 0;
+        for (size_t k = 0; k < E; k++) {
+            pp += (double)p[k] * p[k];
+            pg += (double)p[k] * g[k];
+            gg += (double)g[k] * g[k];
+            dd += ((double)p[k] - g[k]) * ((double)p[k] - g[k]);
         }
-        qn[i] = (float)sqrt(s);
-        double gn = mn[rows[i]];
-        sum_cos += qn[i] > 0 && gn > 0 ? d / (qn[i] * gn) : 0.0;
-        sum_rel += gn > 0 ? sqrt(e2) / gn : 0.0;
-    }
-    /* the target's own score, computed by the same kernel as the others */
-    for (size_t r0 = 0; r0 < R; r0 += CHUNK) {
-        size_t nr = R - r0 < CHUNK ? R - r0 : CHUNK;
-        be->gemm(be, 0, 1, (int)n, (int)nr, (int)E, 1.0f, pred, (int)E, M + r0 * E, (int)E, 0.0f, sc, (int)nr);
-        for (size_t i = 0; i < n; i++)
-            if (rows[i] >= r0 && rows[i] < r0 + nr) {
-                float dv = sc[i * nr + (rows[i] - r0)];
-                tdot[i] = dv;
-                tcos[i] = dv / (qn[i] * mn[rows[i]] + 1e-30f);
-            }
-    }
-    for (size_t r0 = 0; r0 < R; r0 += CHUNK) {
-        size_t nr = R - r0 < CHUNK ? R - r0 : CHUNK;
-        be->gemm(be, 0, 1, (int)n, (int)nr, (int)E, 1.0f, pred, (int)E, M + r0 * E, (int)E, 0.0f, sc, (int)nr);
-        for (size_t i = 0; i < n; i++) {
-            const float *s = sc + i * nr;
-            uint32_t ad = 0, ac = 0;
-            for (size_t j = 0; j < nr; j++) {
-                size_t r = r0 + j;
-                float cv = s[j] / (qn[i] * mn[r] + 1e-30f);
-                ad += s[j] > tdot[i] || (s[j] == tdot[i] && r < rows[i]);
-                ac += cv > tcos[i] || (cv == tcos[i] && r < rows[i]);
-            }
-            above_dot[i] += ad;
-            above_cos[i] += ac;
+        if (!isfinite(pp)) {
+            rc = tkmi_error(TKM_ERANGE, "prediction %zu (row %u) is not finite", i, (unsigned)rows[i]);
+            goto done;
         }
+        sum_cos += pp > 0 && gg > 0 ? pg / sqrt(pp * gg) : 0.0;
+        sum_rel += gg > 0 ? sqrt(dd / gg) : 0.0;
     }
+    c.invn = invn;
+    c.zero = zero;
+    c.tdot = tdot;
+    c.tcos = tcos;
+    c.panel = panel;
+    c.cnt = cnt;
+    par_run(threads, c.nqb, target_task, &c);
+    par_run(threads, nblk, rank_task, &c);
     double mrr = 0;
     size_t t1c = 0, t10c = 0, t1d = 0, t10d = 0;
     for (size_t i = 0; i < n; i++) {
-        t1c += above_cos[i] == 0;
-        t10c += above_cos[i] < 10;
-        t1d += above_dot[i] == 0;
-        t10d += above_dot[i] < 10;
-        mrr += 1.0 / (1.0 + above_cos[i]);
+        uint32_t ac = 0, ad = 0;
+        for (int t = 0; t < threads; t++) {
+            ac += cnt[t][2 * i];
+            ad += cnt[t][2 * i + 1];
+        }
+        t1c += ac == 0;
+        t10c += ac < 10;
+        t1d += ad == 0;
+        t10d += ad < 10;
+        mrr += 1.0 / (1.0 + ac);
+        if (rank_cos)
+            rank_cos[i] = ac + 1;
+        if (rank_dot)
+            rank_dot[i] = ad + 1;
     }
-    out->top1_cos = (double)t1c / n;
-    out->top10_cos = (double)t10c / n;
-    out->top1_dot = (double)t1d / n;
-    out->top10_dot = (double)t10d / n;
-    out->mrr_cos = mrr / n;
-    out->mean_cos = sum_cos / n;
-    out->rel_l2 = sum_rel / n;
+    out->top1_cos = (double)t1c / (double)n;
+    out->top10_cos = (double)t10c / (double)n;
+    out->top1_dot = (double)t1d / (double)n;
+    out->top10_dot = (double)t10d / (double)n;
+    out->mrr_cos = mrr / (double)n;
+    out->mean_cos = sum_cos / (double)n;
+    out->rel_l2 = sum_rel / (double)n;
 done:
-    tkmi_free(mn);
-    tkmi_free(qn);
+    for (int t = 0; panel && cnt && t < threads; t++) {
+        tkmi_free(panel[t]);
+        tkmi_free(cnt[t]);
+    }
+    tkmi_free(panel);
+    tkmi_free(cnt);
+    tkmi_free(invn);
+    tkmi_free(zero);
     tkmi_free(tdot);
     tkmi_free(tcos);
-    tkmi_free(sc);
-    tkmi_free(above_dot);
-    tkmi_free(above_cos);
-    be->destroy(be);
     return rc;
 }
 
-/* ---- baselines ------------------------------------------------------------------------ */
+/* ---- dense linear algebra for the ridge baseline ---------------------------------------
+ *
+ * The same scheme in double: a DMR x DNR tile of partial sums T continues
+ * T[i][j] += sum_k a_i[k] * p[k][j] in k order, the a rows read in place (one
+ * broadcast per row and k), p rows DNR wide at stride ldp. Long sums are cut
+ * into chunks of KC so the p chunk stays in L2 while a block of RBLK rows
+ * passes over it; a partial sum is stored and reloaded exactly, so chunking
+ * changes no result. */
+
+#define DMR 6
+#define DNRV 2 /* 8-double vectors */
+#define DNR (8 * DNRV)
+#define KC 256
+#define RBLK (8 * DMR)
+
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v8du __attribute__((vector_size(64), aligned(8), may_alias));
+
+static ALWAYS_INLINE void dtile_acc(const double *const a[DMR], const double *p, size_t ldp, size_t K, double *t,
+                             size_t ldt)
+{
+    v8d acc[DMR][DNRV];
+    for (int i = 0; i < DMR; i++)
+        for (int h = 0; h < DNRV; h++)
+            acc[i][h] = *(const v8du *)(t + (size_t)i * ldt + 8 * h);
+    for (size_t k = 0; k < K; k++) {
+        v8d b[DNRV];
+        for (int h = 0; h < DNRV; h++)
+            b[h] = *(const v8du *)(p + k * ldp + 8 * h);
+        for (int i = 0; i < DMR; i++) {
+            double x = a[i][k];
+            for (int h = 0; h < DNRV; h++)
+                acc[i][h] += x * b[h];
+        }
+    }
+    for (int i = 0; i < DMR; i++)
+        for (int h = 0; h < DNRV; h++)
+            *(v8du *)(t + (size_t)i * ldt + 8 * h) = acc[i][h];
+}
+
+/* The same sums for a tile narrower than DNR (w columns). */
+static ALWAYS_INLINE void dtile_acc_ragged(const double *const a[DMR], const double *p, size_t ldp, size_t K, size_t w,
+                                    double *t, size_t ldt)
+{
+    for (int i = 0; i < DMR; i++)
+        for (size_t j = 0; j < w; j++) {
+            double s = t[(size_t)i * ldt + j];
+            for (size_t k = 0; k < K; k++)
+                s += a[i][k] * p[k * ldp + j];
+            t[(size_t)i * ldt + j] = s;
+        }
+}
+
+/* T (rows [r0, r1) x ncols, stride ldt, zeroed by the caller) += A[r][kbeg:kend)
+ * P[kbeg:kend)[cols]: A row r at arow(r) (k indexed from 0), P row k at
+ * p + k * ldp; rows past `rows` read zeros. */
+static ALWAYS_INLINE void block_acc(const double *a, size_t lda, size_t rows, const double *zero, size_t r0, size_t r1,
+                             size_t kbeg, size_t kend, const double *p, size_t ldp, size_t ncols, double *t,
+                             size_t ldt)
+{
+    for (size_t kc = kbeg; kc < kend; kc += KC) {
+        const size_t kl = kend - kc < KC ? kend - kc : KC;
+        for (size_t mb = r0; mb < r1; mb += DMR) {
+            const double *ar[DMR];
+            for (int i = 0; i < DMR; i++)
+                ar[i] = mb + (size_t)i < rows ? a + (mb + (size_t)i) * lda + kc : zero;
+            double *tm = t + (mb - r0) * ldt;
+            for (size_t jt = 0; jt < ncols; jt += DNR) {
+                if (ncols - jt >= DNR)
+                    dtile_acc(ar, p + kc * ldp + jt, ldp, kl, tm + jt, ldt);
+                else
+                    dtile_acc_ragged(ar, p + kc * ldp + jt, ldp, kl, ncols - jt, tm + jt, ldt);
+            }
+        }
+    }
+}
+
+/* Cholesky, left-looking by column blocks of CB:
+ *
+ *   for each block J = [j0, j0 + jb):
+ *     1. rows i >= j0:  a[i][J] -= L[i][0:j0] . L[J][0:j0]     (the bulk: tiles)
+ *     2. factor the diagonal block in place                      (sequential)
+ *     3. rows i >= j0 + jb:  a[i][J] <- a[i][J] L[J][J]^-T        (row by row)
+ *
+ * Every entry subtracts one tile sum over k < j0, then its k in [j0, j) one
+ * by one, whatever rows a thread takes. */
+
+#define CB 64
+
+typedef struct {
+    double *a;
+    size_t n, j0, jb;
+    const double *panel; /* k-major L[J][0:j0]: panel[k * CB + j] */
+    const double *zero;  /* a row of zeros for padded tile rows */
+    const double *lt;    /* L[J][J] transposed, CB x CB */
+    double *t;           /* partial sums, (n + RBLK) x CB */
+} chol_ctx;
+
+/* step 1 for rows [j0 + RBLK * task, ...) */
+HOT static void chol_update_task(void *ctx, size_t task, int tid)
+{
+    chol_ctx *c = ctx;
+    const size_t n = c->n, j0 = c->j0, r0 = j0 + task * RBLK, r1 = r0 + RBLK < n ? r0 + RBLK : n;
+    double *t = c->t + (r0 - j0) * CB;
+    const size_t r1p = r0 + (r1 - r0 + DMR - 1) / DMR * DMR;
+    memset(t, 0, (r1p - r0) * CB * sizeof(double));
+    block_acc(c->a, n, n, c->zero, r0, r1p, 0, j0, c->panel, CB, c->jb, t, CB);
+    for (size_t i = r0; i < r1; i++) {
+        double *row = c->a + i * n + j0;
+        const double *ti = t + (i - r0) * CB;
+        for (size_t j = 0; j < c->jb; j++)
+            row[j] -= ti[j];
+    }
+}
+
+/* step 3 for row j0 + jb + task: right-looking inside the block, so the
+ * inner loop runs over contiguous columns; each entry still subtracts in k order */
+HOT static void chol_solve_row_task(void *ctx, size_t task, int tid)
+{
+    chol_ctx *c = ctx;
+    const size_t i = c->j0 + c->jb + task, jb = c->jb;
+    double *x = c->a + i * c->n + c->j0;
+    for (size_t j = 0; j < jb; j++) {
+        double xj = x[j] / c->lt[j * CB + j];
+        x[j] = xj;
+        const double *l = c->lt + j * CB;
+        for (size_t j2 = j + 1; j2 < jb; j2++)
+            x[j2] -= xj * l[j2];
+    }
+}
+
+int tkmi_se_cholesky(double *a, size_t n, int threads)
+{
+    if (n == 0)
+        return 0;
+    threads = nthreads_of(threads);
+    double *panel = tkmi_malloc(n * CB * sizeof(double)), *zero = tkmi_calloc(n, sizeof(double));
+    double *lt = tkmi_calloc(CB * CB, sizeof(double)), *t = tkmi_malloc((n + RBLK) * CB * sizeof(double));
+    if (!panel || !zero || !lt || !t) {
+        tkmi_free(panel);
+        tkmi_free(zero);
+        tkmi_free(lt);
+        tkmi_free(t);
+        return tkmi_error(TKM_ENOMEM, "out of memory for a %zu x %zu Cholesky factorization", n, n);
+    }
+    chol_ctx c = { .a = a, .n = n, .panel = panel, .zero = zero, .lt = lt, .t = t };
+    int rc = 0;
+    for (size_t j0 = 0; j0 < n && rc == 0; j0 += CB) {
+        const size_t jb = n - j0 < CB ? n - j0 : CB;
+        c.j0 = j0;
+        c.jb = jb;
+        if (j0 > 0) {
+            for (size_t k = 0; k < j0; k++) /* panel[k][j] = L[j0 + j][k] */
+                for (size_t j = 0; j < CB; j++)
+                    panel[k * CB + j] = j < jb ? a[(j0 + j) * n + k] : 0.0;
+            par_run(threads, (n - j0 + RBLK - 1) / RBLK, chol_update_task, &c);
+        }
+        /* step 2: the diagonal block, column by column */
+        for (size_t j = 0; j < jb; j++) {
+            double *rj = a + (j0 + j) * n + j0;
+            double d = rj[j];
+            for (size_t k = 0; k < j; k++)
+                d -= rj[k] * rj[k];
+            if (!(d > 0.0) || !isfinite(d)) {
+                rc = tkmi_error(TKM_ERANGE, "matrix is not positive definite (pivot %zu of %zu is %g)", j0 + j, n,
+                                d);
+                break;
+            }
+            d = sqrt(d);
+            rj[j] = d;
+            for (size_t i = j + 1; i < jb; i++) {
+                double *ri = a + (j0 + i) * n + j0;
+                double s = ri[j];
+                for (size_t k = 0; k < j; k++)
+                    s -= ri[k] * rj[k];
+                ri[j] = s / d;
+            }
+        }
+        if (rc < 0)
+            break;
+        for (size_t j = 0; j < jb; j++)
+            for (size_t j2 = 0; j2 < jb; j2++)
+                lt[j * CB + j2] = j2 >= j ? a[(j0 + j2) * n + j0 + j] : 0.0;
+        if (j0 + jb < n)
+            par_run(threads, n - j0 - jb, chol_solve_row_task, &c);
+    }
+    /* mirror L into the upper triangle: row i of it is column i of L, which
+     * the back substitution reads contiguously */
+    for (size_t i = 0; i < n && rc == 0; i++)
+        for (size_t j = 0; j < i; j++)
+            a[j * n + i] = a[i * n + j];
+    tkmi_free(panel);
+    tkmi_free(zero);
+    tkmi_free(lt);
+    tkmi_free(t);
+    return rc;
+}
+
+typedef struct {
+    const double *l;
+    size_t n, m;
+    double *b;
+    const double *zero;
+    double **t; /* per thread: RBLK x SOLVE_COLS */
+} solve_ctx;
+
+#define SOLVE_COLS (4 * DNR)
+
+/* L Y = B then L^T X = Y on columns [SOLVE_COLS*task, ...): each column is an
+ * independent system. Rows go in blocks of RBLK: a tile sum over the rows
+ * already solved, then the block's own triangle in order. */
+HOT static void solve_task(void *ctx, size_t task, int tid)
+{
+    solve_ctx *c = ctx;
+    const size_t n = c->n, m = c->m, e0 = task * SOLVE_COLS;
+    const size_t ec = m - e0 < SOLVE_COLS ? m - e0 : SOLVE_COLS;
+    const double *l = c->l;
+    double *y = c->b, *t = c->t[tid];
+    const size_t nb = (n + RBLK - 1) / RBLK;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t bi = 0; bi < nb; bi++) {
+            /* forward: blocks top down, sums over k < i0; backward: bottom up, k >= i1 */
+            const size_t blk = pass == 0 ? bi : nb - 1 - bi;
+            const size_t i0 = blk * RBLK, i1 = i0 + RBLK < n ? i0 + RBLK : n;
+            const size_t i1p = i0 + (i1 - i0 + DMR - 1) / DMR * DMR;
+            memset(t, 0, RBLK * SOLVE_COLS * sizeof(double));
+            if (pass == 0)
+                block_acc(l, n, n, c->zero, i0, i1p, 0, i0, y + e0, m, ec, t, SOLVE_COLS);
+            else
+                block_acc(l, n, n, c->zero, i0, i1p, i1, n, y + e0, m, ec, t, SOLVE_COLS);
+            for (size_t i = i0; i < i1; i++) {
+                double *yi = y + i * m + e0;
+                const double *ti = t + (i - i0) * SOLVE_COLS;
+                for (size_t j = 0; j < ec; j++)
+                    yi[j] -= ti[j];
+            }
+            if (pass == 0) {
+                for (size_t i = i0; i < i1; i++) {
+                    double *yi = y + i * m + e0;
+                    for (size_t k = i0; k < i; k++) {
+                        const double lik = l[i * n + k], *yk = y + k * m + e0;
+                        for (size_t j = 0; j < ec; j++)
+                            yi[j] -= lik * yk[j];
+                    }
+                    const double d = l[i * n + i];
+                    for (size_t j = 0; j < ec; j++)
+                        yi[j] /= d;
+                }
+            } else {
+                for (size_t i = i1; i-- > i0;) {
+                    double *yi = y + i * m + e0;
+                    for (size_t k = i + 1; k < i1; k++) {
+                        const double uik = l[i * n + k], *yk = y + k * m + e0;
+                        for (size_t j = 0; j < ec; j++)
+                            yi[j] -= uik * yk[j];
+                    }
+                    const double d = l[i * n + i];
+                    for (size_t j = 0; j < ec; j++)
+                        yi[j] /= d;
+                }
+            }
+        }
+    }
+}
+
+int tkmi_se_cholesky_solve(const double *l, size_t n, double *b, size_t m, int threads)
+{
+    if (n == 0 || m == 0)
+        return 0;
+    threads = nthreads_of(threads);
+    const size_t ntask = (m + SOLVE_COLS - 1) / SOLVE_COLS;
+    if ((size_t)threads > ntask)
+        threads = (int)ntask;
+    double *zero = tkmi_calloc(n, sizeof(double));
+    double **t = tkmi_calloc((size_t)threads, sizeof(double *));
+    int rc = zero && t ? 0 : TKM_ENOMEM;
+    for (int i = 0; i < threads && rc == 0; i++)
+        if (!(t[i] = tkmi_malloc(RBLK * SOLVE_COLS * sizeof(double))))
+            rc = TKM_ENOMEM;
+    if (rc == 0) {
+        solve_ctx c = { l, n, m, b, zero, t };
+        par_run(threads, ntask, solve_task, &c);
+    } else {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory for a triangular solve");
+    }
+    for (int i = 0; t && i < threads; i++)
+        tkmi_free(t[i]);
+    tkmi_free(t);
+    tkmi_free(zero);
+    return rc;
+}
+
+/* ---- baselines ----------------------------------------------------------------------------- */
+
+/* The train rows in ascending order; TKM_EEMPTY when there are none. */
+static int train_rows(const tkmi_se_view *v, const uint8_t *split, uint32_t **out, size_t *nt)
+{
+    uint32_t *tr = tkmi_malloc((v->rows ? v->rows : 1) * sizeof(uint32_t));
+    TKM_RETURN_ERROR_IF(!tr, TKM_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t r = 0; r < v->rows; r++)
+        if (split[r] == 0)
+            tr[k++] = (uint32_t)r;
+    if (k == 0) {
+        tkmi_free(tr);
+        return tkmi_error(TKM_EEMPTY, "the split has no training rows");
+    }
+    *out = tr;
+    *nt = k;
+    return 0;
+}
+
+static void mean_of(const tkmi_se_view *v, const uint32_t *tr, size_t nt, double *mean)
+{
+    const size_t E = v->dim;
+    memset(mean, 0, E * sizeof(double));
+    for (size_t i = 0; i < nt; i++) {
+        const float *g = v->m + (size_t)tr[i] * E;
+        for (size_t k = 0; k < E; k++)
+            mean[k] += g[k];
+    }
+    for (size_t k = 0; k < E; k++)
+        mean[k] /= (double)nt;
+}
+
+/* (a) subtoken-mean: a byte trie of the train rows' bytes, edges in one
+ * open-addressing table keyed by (node, byte). A word-start piece carries its
+ * leading space in its bytes (" play"), a continuation piece does not
+ * ("ing"), so the match needs no special case for either. */
+typedef struct {
+    uint64_t *key; /* node << 8 | byte, + 1 (0: empty) */
+    uint32_t *child;
+    size_t cap;
+    int32_t *row; /* per node: the lowest train row spelled by it, or -1 */
+    size_t nodes;
+} trie;
+
+static size_t trie_slot(const trie *t, uint64_t k)
+{
+    size_t s = (size_t)tkmi_hash_u64(k) & (t->cap - 1);
+    while (t->key[s] && t->key[s] != k)
+        s = (s + 1) & (t->cap - 1);
+    return s;
+}
+
+static int32_t trie_next(const trie *t, uint32_t node, unsigned char b)
+{
+    size_t s = trie_slot(t, ((uint64_t)node << 8 | b) + 1);
+    return t->key[s] ? (int32_t)t->child[s] : -1;
+}
+
+static int trie_build(const tkmi_se_view *v, const uint32_t *tr, size_t nt, trie *t)
+{
+    size_t total = 1;
+    for (size_t i = 0; i < nt; i++)
+        total += v->lens[tr[i]];
+    memset(t, 0, sizeof(*t));
+    t->cap = 16;
+    while (t->cap < 2 * total)
+        t->cap <<= 1;
+    t->key = tkmi_calloc(t->cap, sizeof(uint64_t));
+    t->child = tkmi_malloc(t->cap * sizeof(uint32_t));
+    t->row = tkmi_malloc(total * sizeof(int32_t));
+    TKM_RETURN_ERROR_IF(!t->key || !t->child || !t->row, TKM_ENOMEM, "out of memory for the piece trie");
+    TKM_RETURN_ERROR_IF(total > 0xfffffff0u, TKM_ERANGE, "train pieces too long for the trie");
+    t->nodes = 1;
+    t->row[0] = -1;
+    for (size_t i = 0; i < nt; i++) {
+        const unsigned char *b = v->bytes[tr[i]];
+        const size_t len = v->lens[tr[i]];
+        if (len == 0)
+            continue;
+        uint32_t node = 0;
+        for (size_t j = 0; j < len; j++) {
+            uint64_t k = ((uint64_t)node << 8 | b[j]) + 1;
+            size_t s = trie_slot(t, k);
+            if (!t->key[s]) {
+                t->key[s] = k;
+                t->child[s] = (uint32_t)t->nodes;
+                t->row[t->nodes++] = -1;
+            }
+            node = t->child[s];
+        }
+        if (t->row[node] < 0) /* rows come in ascending order: the lowest wins */
+            t->row[node] = (int32_t)tr[i];
+    }
+    return 0;
+}
+
+static void trie_free(trie *t)
+{
+    tkmi_free(t->key);
+    tkmi_free(t->child);
+    tkmi_free(t->row);
+}
+
+static int base_subtoken(const tkmi_se_view *v, const uint32_t *tr, size_t nt, const double *mean,
+                         const uint32_t *rows, size_t n, tkmi_se_base_stats *st, float *pred)
+{
+    const size_t E = v->dim;
+    trie t;
+    double *acc = tkmi_malloc(E * sizeof(double));
+    int rc = acc ? trie_build(v, tr, nt, &t) : tkmi_error(TKM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const unsigned char *b = v->bytes[rows[i]];
+        const size_t len = v->lens[rows[i]];
+        size_t parts = 0;
+        memset(acc, 0, E * sizeof(double));
+        for (size_t pos = 0; pos < len;) {
+            int32_t node = 0, hit = -1;
+            size_t hitlen = 0;
+            for (size_t j = pos; j < len; j++) {
+                node = trie_next(&t, (uint32_t)node, b[j]);
+                if (node < 0)
+                    break;
+                if (t.row[node] >= 0) {
+                    hit = t.row[node];
+                    hitlen = j + 1 - pos;
+                }
+            }
+            if (hit < 0) { /* no train piece starts here: skip a byte */
+                pos++;
+                continue;
+            }
+            const float *g = v->m + (size_t)hit * E;
+            for (size_t k = 0; k < E; k++)
+                acc[k] += g[k];
+            parts++;
+            pos += hitlen;
+        }
+        if (!parts && st)
+            st->no_pieces++;
+        for (size_t k = 0; k < E; k++)
+            pred[i * E + k] = (float)(parts ? acc[k] / (double)parts : mean[k]);
+    }
+    if (acc)
+        trie_free(&t);
+    tkmi_free(acc);
+    return rc;
+}
+
+/* (b) ngram-ridge. Features of " " + bytes + " ": every byte 1..4-gram hashed
+ * to one of D buckets with a hash-derived sign, duplicates summed, the vector
+ * L2-normalized, then a constant 1 (the bias, index D, not penalized). */
+typedef struct {
+    size_t *off;   /* CSR over the listed rows */
+    uint32_t *idx;
+    double *val;
+    size_t nnz;
+} feats;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Features of one string into idx/val (room for 4 * (len + 2) + 1 entries,
+ * plus scratch of 3 * that); returns the count, bias last. */
+static size_t ngram_features(const unsigned char *b, size_t len, uint32_t D, unsigned char *s, uint32_t *idx,
+                             double *val, uint32_t *scratch)
+{
+    s[0] = ' ';
+    memcpy(s + 1, b, len);
+    s[len + 1] = ' ';
+    const size_t L = len + 2;
+    size_t k = 0;
+    for (size_t g = 1; g <= 4; g++)
+        for (size_t i = 0; i + g <= L; i++) {
+            uint64_t h = tkmi_hash_bytes(s + i, g);
+            /* bucket in the low 31 bits of the key, the sign in bit 31 */
+            scratch[k++] = (uint32_t)((h >> 1) % D) | (uint32_t)(h >> 63) << 31;
+        }
+    qsort(scratch, k, sizeof(uint32_t), cmp_u32);
+    /* sorted by (sign, bucket): merge per bucket by walking both signs */
+    size_t npos = 0;
+    while (npos < k && !(scratch[npos] >> 31))
+        npos++;
+    size_t a = 0, c = npos, m = 0;
+    while (a < npos || c < k) {
+        uint32_t ba = a < npos ? scratch[a] : UINT32_MAX, bc = c < k ? scratch[c] & 0x7fffffffu : UINT32_MAX;
+        uint32_t bkt = ba < bc ? ba : bc;
+        double v = 0;
+        while (a < npos && scratch[a] == bkt) {
+            v += 1;
+            a++;
+        }
+        while (c < k && (scratch[c] & 0x7fffffffu) == bkt) {
+            v -= 1;
+            c++;
+        }
+        if (v != 0) {
+            idx[m] = bkt;
+            val[m++] = v;
+        }
+    }
+    double ss = 0;
+    for (size_t i = 0; i < m; i++)
+        ss += val[i] * val[i];
+    const double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
+    for (size_t i = 0; i < m; i++)
+        val[i] *= inv;
+    idx[m] = D;
+    val[m++] = 1.0;
+    return m;
+}
+
+int tkmi_se_ngram_features(const unsigned char *b, size_t len, uint32_t D, uint32_t *idx, double *val)
+{
+    unsigned char *s = tkmi_malloc(len + 2);
+    uint32_t *scratch = tkmi_malloc((4 * (len + 2) + 1) * sizeof(uint32_t));
+    int rc = s && scratch ? (int)ngram_features(b, len, D, s, idx, val, scratch)
+                          : tkmi_error(TKM_ENOMEM, "out of memory for n-gram features");
+    tkmi_free(s);
+    tkmi_free(scratch);
+    return rc;
+}
+
+static size_t max_len(const tkmi_se_view *v, const uint32_t *rows, size_t n)
+{
+    size_t mx = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v->lens[rows[i]] > mx)
+            mx = v->lens[rows[i]];
+    return mx;
+}
+
+static int feats_build(const tkmi_se_view *v, const uint32_t *rows, size_t n, uint32_t D, feats *f)
+{
+    memset(f, 0, sizeof(*f));
+    const size_t ml = max_len(v, rows, n), cap1 = 4 * (ml + 2) + 1;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += 4 * (v->lens[rows[i]] + 2) + 1;
+    f->off = tkmi_malloc((n + 1) * sizeof(size_t));
+    f->idx = tkmi_malloc((total + 1) * sizeof(uint32_t));
+    f->val = tkmi_malloc((total + 1) * sizeof(double));
+    unsigned char *s = tkmi_malloc(ml + 2);
+    uint32_t *scratch = tkmi_malloc(cap1 * sizeof(uint32_t));
+    int rc = 0;
+    if (!f->off || !f->idx || !f->val || !s || !scratch) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory for n-gram features");
+    } else {
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+            f->off[i] = o;
+            o += ngram_features(v->bytes[rows[i]], v->lens[rows[i]], D, s, f->idx + o, f->val + o, scratch);
+        }
+        f->off[n] = o;
+        f->nnz = o;
+    }
+    tkmi_free(s);
+    tkmi_free(scratch);
+    return rc;
+}
+
+static void feats_free(feats *f)
+{
+    tkmi_free(f->off);
+    tkmi_free(f->idx);
+    tkmi_free(f->val);
+}
+
+/* A += X^T X (lower triangle) and B += X^T Y over the listed rows, in row
+ * order (single-threaded: a few passes over sparse rows). */
+static void ridge_accumulate(const tkmi_se_view *v, const feats *f, const uint32_t *rows, size_t n, size_t nd,
+                             double *A, double *B)
+{
+    const size_t E = v->dim;
+    for (size_t r = 0; r < n; r++) {
+        const uint32_t *ix = f->idx + f->off[r];
+        const double *vx = f->val + f->off[r];
+        const size_t k = f->off[r + 1] - f->off[r];
+        const float *y = v->m + (size_t)rows[r] * E;
+        for (size_t a = 0; a < k; a++) {
+            double *Ar = A + (size_t)ix[a] * nd;
+            for (size_t c = 0; c <= a; c++)
+                Ar[ix[c]] += vx[a] * vx[c];
+            double *Br = B + (size_t)ix[a] * E;
+            for (size_t e = 0; e < E; e++)
+                Br[e] += vx[a] * y[e];
+        }
+    }
+}
+
+/* pred = X W, in double, each row summed in feature order (bias last) */
+static void ridge_predict(const tkmi_se_view *v, const feats *f, size_t n, const double *W, double *acc, float *pred)
+{
+    const size_t E = v->dim;
+    for (size_t r = 0; r < n; r++) {
+        memset(acc, 0, E * sizeof(double));
+        for (size_t a = f->off[r]; a < f->off[r + 1]; a++) {
+            const double x = f->val[a], *w = W + (size_t)f->idx[a] * E;
+            for (size_t e = 0; e < E; e++)
+                acc[e] += x * w[e];
+        }
+        for (size_t e = 0; e < E; e++)
+            pred[r * E + e] = (float)acc[e];
+    }
+}
+
+/* W = (A + lambda I')^-1 B with I' the identity without the bias entry. */
+static int ridge_fit(const double *A, const double *B, size_t nd, size_t E, double lambda, int threads, double *work,
+                     double *W)
+{
+    memcpy(work, A, nd * nd * sizeof(double));
+    for (size_t i = 0; i + 1 < nd; i++)
+        work[i * nd + i] += lambda;
+    TKM_FORWARD_IF_ERROR(tkmi_se_cholesky(work, nd, threads));
+    memcpy(W, B, nd * E * sizeof(double));
+    return tkmi_se_cholesky_solve(work, nd, W, E, threads);
+}
+
+static double mean_cosine(const tkmi_se_view *v, const float *pred, const uint32_t *rows, size_t n)
+{
+    const size_t E = v->dim;
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *p = pred + i * E, *g = v->m + (size_t)rows[i] * E;
+        double pp = 0, pg = 0, gg = 0;
+        for (size_t k = 0; k < E; k++) {
+            pp += (double)p[k] * p[k];
+            pg += (double)p[k] * g[k];
+            gg += (double)g[k] * g[k];
+        }
+        s += pp > 0 && gg > 0 ? pg / sqrt(pp * gg) : 0.0;
+    }
+    return n ? s / (double)n : 0.0;
+}
+
+static const double default_lambdas[] = { 0.1, 0.3, 1.0, 3.0, 10.0, 30.0 };
+
+static int base_ridge(const tkmi_se_view *v, const uint32_t *tr, size_t nt, const uint32_t *rows, size_t n,
+                      int threads, const tkmi_se_base_opts *o, tkmi_se_base_stats *st, float *pred)
+{
+    const double t0 = tkmi_now();
+    const size_t E = v->dim;
+    const uint32_t D = o && o->ngram_dim > 0 ? (uint32_t)o->ngram_dim : 4096u;
+    const double *grid = o && o->lambdas && o->nlambdas > 0 ? o->lambdas : default_lambdas;
+    const int ngrid = o && o->lambdas && o->nlambdas > 0 ? o->nlambdas
+                                                          : (int)(sizeof(default_lambdas) / sizeof(double));
+    const size_t nd = (size_t)D + 1;
+    TKM_RETURN_ERROR_IF(D > 0x7ffffffeu || nd > ((size_t)1 << 31) / nd, TKM_ERANGE, "%u n-gram buckets are too many",
+                        D);
+    /* the validation slice: a tenth of the train GROUPS, by a hash of their keys */
+    uint32_t *fit = tkmi_malloc(nt * sizeof(uint32_t)), *val = tkmi_malloc(nt * sizeof(uint32_t));
+    double *A = tkmi_calloc(nd * nd, sizeof(double)), *work = tkmi_malloc(nd * nd * sizeof(double));
+    double *B = tkmi_calloc(nd * E, sizeof(double)), *W = tkmi_malloc(nd * E * sizeof(double));
+    double *acc = tkmi_malloc((E ? E : 1) * sizeof(double));
+    float *vp = NULL;
+    feats ff = { 0 }, fv = { 0 }, fq = { 0 };
+    unsigned char *scratch = NULL;
+    size_t scap = 0, nfit = 0, nval = 0;
+    int rc = 0;
+    if (!fit || !val || !A || !work || !B || !W || !acc) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory for ridge regression with %u features", D);
+        goto done;
+    }
+    const uint64_t vcut = frac_cut(0.1);
+    for (size_t i = 0; i < nt && rc == 0; i++) {
+        int side = 0;
+        rc = group_side(v->bytes[tr[i]], v->lens[tr[i]], 0x76616c6964ull /* "valid" */, vcut, &scratch, &scap, &side);
+        if (side)
+            val[nval++] = tr[i];
+        else
+            fit[nfit++] = tr[i];
+    }
+    if (rc < 0)
+        goto done;
+    if ((rc = feats_build(v, fit, nfit, D, &ff)) < 0 || (rc = feats_build(v, val, nval, D, &fv)) < 0 ||
+        (rc = feats_build(v, rows, n, D, &fq)) < 0)
+        goto done;
+    ridge_accumulate(v, &ff, fit, nfit, nd, A, B);
+    double best_l = grid[ngrid / 2], best = -2.0;
+    if (nval > 0 && nfit > 0 && ngrid > 1) {
+        vp = tkmi_malloc(nval * E * sizeof(float));
+        if (!vp) {
+            rc = tkmi_error(TKM_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (int g = 0; g < ngrid; g++) {
+            if ((rc = ridge_fit(A, B, nd, E, grid[g], threads, work, W)) < 0)
+                goto done;
+            ridge_predict(v, &fv, nval, W, acc, vp);
+            double cs = mean_cosine(v, vp, val, nval);
+            if (cs > best) {
+                best = cs;
+                best_l = grid[g];
+            }
+        }
+    }
+    /* refit on all train rows: the validation rows are added after the fit
+     * rows, so every entry keeps one summation order */
+    ridge_accumulate(v, &fv, val, nval, nd, A, B);
+    if ((rc = ridge_fit(A, B, nd, E, best_l, threads, work, W)) < 0)
+        goto done;
+    ridge_predict(v, &fq, n, W, acc, pred);
+    if (st) {
+        st->lambda = best_l;
+        st->val_cos = best > -2.0 ? best : NAN;
+        st->nfit = nfit;
+        st->nval = nval;
+        st->seconds_fit = tkmi_now() - t0;
+    }
+done:
+    feats_free(&ff);
+    feats_free(&fv);
+    feats_free(&fq);
+    tkmi_free(scratch);
+    tkmi_free(fit);
+    tkmi_free(val);
+    tkmi_free(A);
+    tkmi_free(work);
+    tkmi_free(B);
+    tkmi_free(W);
+    tkmi_free(acc);
+    tkmi_free(vp);
+    return rc;
+}
+
+/* (c) nearest-string: the smallest byte edit distance, ties to the lower
+ * row. Train rows are bucketed by length and searched outward from the
+ * query's length: |la - lb| bounds the distance from below, so the search
+ * stops once it exceeds the best distance, and each DP stops as soon as a
+ * whole row is above what could still win. */
+size_t tkmi_se_levenshtein(const unsigned char *a, size_t la, const unsigned char *b, size_t lb, size_t maxd,
+                           uint32_t *work)
+{
+    const size_t diff = la > lb ? la - lb : lb - la;
+    if (diff > maxd)
+        return maxd + 1;
+    if (la == 0)
+        return lb;
+    for (size_t j = 0; j <= lb; j++)
+        work[j] = (uint32_t)j;
+    for (size_t i = 1; i <= la; i++) {
+        uint32_t prev = work[0], rowmin = (uint32_t)i;
+        work[0] = (uint32_t)i;
+        const unsigned char ai = a[i - 1];
+        for (size_t j = 1; j <= lb; j++) {
+            const uint32_t up = work[j];
+            uint32_t d = prev + (ai != b[j - 1]);
+            if (up + 1 < d)
+                d = up + 1;
+            if (work[j - 1] + 1 < d)
+                d = work[j - 1] + 1;
+            work[j] = d;
+            prev = up;
+            if (d < rowmin)
+                rowmin = d;
+        }
+        if (rowmin > maxd)
+            return maxd + 1;
+    }
+    return work[lb] <= maxd ? work[lb] : maxd + 1;
+}
+
+typedef struct {
+    const tkmi_se_view *v;
+    const uint32_t *byl;  /* train rows sorted by (length, row) */
+    const size_t *loff;   /* byl offsets per length, maxlen + 2 entries */
+    size_t maxlen;
+    const uint32_t *rows;
+    size_t n;
+    uint32_t **work;      /* per thread: maxlen + 1 */
+    uint32_t *best_row;
+} nn_ctx;
+
+#define NN_CHUNK 16
+
+static void nn_task(void *ctx, size_t task, int tid)
+{
+    nn_ctx *c = ctx;
+    uint32_t *work = c->work[tid];
+    for (size_t i = task * NN_CHUNK; i < c->n && i < (task + 1) * NN_CHUNK; i++) {
+        const unsigned char *a = c->v->bytes[c->rows[i]];
+        const size_t la = c->v->lens[c->rows[i]];
+        size_t best = SIZE_MAX - 1;
+        uint32_t brow = UINT32_MAX;
+        for (size_t delta = 0; delta <= best; delta++) {
+            int any = 0;
+            for (int side = 0; side < 2; side++) {
+                if (side == 1 && delta == 0)
+                    break;
+                if (side == 0 ? delta > la : la + delta > c->maxlen)
+                    continue;
+                any = 1; /* lengths remain on this side */
+                const size_t lb = side == 0 ? la - delta : la + delta;
+                if (lb > c->maxlen)
+                    continue;
+                for (size_t k = c->loff[lb]; k < c->loff[lb + 1] && delta <= best; k++) {
+                    const uint32_t r = c->byl[k];
+                    if (delta == best && r > brow)
+                        break; /* can at most tie, and would lose the tie */
+                    const size_t maxd = r < brow ? best : best - 1;
+                    const size_t d = tkmi_se_levenshtein(a, la, c->v->bytes[r], lb, maxd, work);
+                    if (d <= maxd && (d < best || r < brow)) {
+                        best = d;
+                        brow = r;
+                    }
+                }
+            }
+            if (!any)
+                break;
+        }
+        c->best_row[i] = brow;
+    }
+}
+
+static int base_nearest(const tkmi_se_view *v, const uint32_t *tr, size_t nt, const uint32_t *rows, size_t n,
+                        int threads, float *pred)
+{
+    const size_t E = v->dim, maxlen = max_len(v, tr, nt);
+    threads = nthreads_of(threads);
+    size_t *loff = tkmi_calloc(maxlen + 2, sizeof(size_t));
+    uint32_t *byl = tkmi_malloc(nt * sizeof(uint32_t)), *best = tkmi_malloc((n ? n : 1) * sizeof(uint32_t));
+    uint32_t **work = tkmi_calloc((size_t)threads, sizeof(uint32_t *));
+    int rc = 0;
+    if (!loff || !byl || !best || !work)
+        rc = TKM_ENOMEM;
+    for (int t = 0; t < threads && rc == 0; t++)
+        if (!(work[t] = tkmi_malloc((maxlen + 1) * sizeof(uint32_t))))
+            rc = TKM_ENOMEM;
+    if (rc < 0) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory for nearest-string");
+        goto done;
+    }
+    /* counting sort by length; rows stay ascending within a length */
+    for (size_t i = 0; i < nt; i++)
+        loff[v->lens[tr[i]] + 1]++;
+    for (size_t l = 0; l <= maxlen; l++)
+        loff[l + 1] += loff[l];
+    {
+        size_t *pos = tkmi_malloc((maxlen + 1) * sizeof(size_t));
+        if (!pos) {
+            rc = tkmi_error(TKM_ENOMEM, "out of memory for nearest-string");
+            goto done;
+        }
+        memcpy(pos, loff, (maxlen + 1) * sizeof(size_t));
+        for (size_t i = 0; i < nt; i++)
+            byl[pos[v->lens[tr[i]]]++] = tr[i];
+        tkmi_free(pos);
+    }
+    nn_ctx c = { v, byl, loff, maxlen, rows, n, work, best };
+    par_run(threads, (n + NN_CHUNK - 1) / NN_CHUNK, nn_task, &c);
+    for (size_t i = 0; i < n; i++)
+        memcpy(pred + i * E, v->m + (size_t)best[i] * E, E * sizeof(float));
+done:
+    for (int t = 0; work && t < threads; t++)
+        tkmi_free(work[t]);
+    tkmi_free(work);
+    tkmi_free(loff);
+    tkmi_free(byl);
+    tkmi_free(best);
+    return rc;
+}
 
 const char *tkm_se_baseline_name(tkm_se_baseline b)
 {
@@ -177,408 +1328,100 @@ const char *tkm_se_baseline_name(tkm_se_baseline b)
     return (unsigned)b < TKM_BASE_COUNT ? names[b] : "?";
 }
 
-static void global_mean(const tkm_teacher *t, const uint8_t *split, double *mean)
+int tkmi_se_baseline_view(const tkmi_se_view *v, const uint8_t *split, tkm_se_baseline which, const uint32_t *rows,
+                          size_t n, int threads, const tkmi_se_base_opts *o, tkmi_se_base_stats *st, float *pred)
 {
-    const size_t R = tkm_teacher_rows(t), E = tkm_teacher_dim(t);
-    const float *M = tkm_teacher_matrix(t);
-    size_t k = 0;
-    memset(mean, 0, E * sizeof(double));
-    for (size_t r = 0; r < R; r++) {
-        if (split[r] != 0)
-            continue;
-        for (size_t c = 0; c < E; c++)
-            mean[c] += M[r * E + c];
-        k++;
-    }
-    for (size_t c = 0; c < E; c++)
-        mean[c] /= k ? (double)k : 1.0;
-}
-
-/* (a) greedy longest match over the train rows' bytes */
-static int base_subtoken(const tkm_teacher *t, const uint8_t *split, const uint32_t *rows, size_t n,
-                         const double *mean, float *pred)
-{
-    const size_t R = tkm_teacher_rows(t), E = tkm_teacher_dim(t);
-    const float *M = tkm_teacher_matrix(t);
-    tkmi_strmap map;
-    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&map, R));
-    size_t maxlen = 0;
-    int rc = 0;
-    for (size_t r = 0; r < R && rc == 0; r++) { /* lowest row wins for equal bytes */
-        if (split[r] != 0)
-            continue;
-        size_t l;
-        const unsigned char *b = tkm_teacher_bytes(t, r, &l);
-        if (l == 0 || tkmi_strmap_get(&map, (const char *)b, l) >= 0)
-            continue;
-        rc = tkmi_strmap_put(&map, (const char *)b, l, (int32_t)r);
-        if (rc > 0)
-            rc = 0;
-        if (l > maxlen)
-            maxlen = l;
-    }
-    double *acc = tkmi_malloc(E * sizeof(double));
-    if (!acc)
-        rc = TKM_ENOMEM;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        size_t l;
-        const unsigned char *b = tkm_teacher_bytes(t, rows[i], &l);
-        memset(acc, 0, E * sizeof(double));
-        size_t parts = 0;
-        for (size_t pos = 0; pos < l;) {
-            size_t k = l - pos < maxlen ? l - pos : maxlen;
-            int32_t hit = -1;
-            for (; k > 0 && hit < 0; k--)
-                hit = tkmi_strmap_get(&map, (const char *)b + pos, k);
-            if (hit < 0) {
-                pos++; /* no train piece starts here: skip a byte */
-                continue;
-            }
-            k++; /* the loop decremented once past the hit */
-            for (size_t c = 0; c < E; c++)
-                acc[c] += M[(size_t)hit * E + c];
-            parts++;
-            pos += k;
-        }
-        for (size_t c = 0; c < E; c++)
-            pred[i * E + c] = (float)(parts ? acc[c] / (double)parts : mean[c]);
-    }
-    tkmi_free(acc);
-    tkmi_strmap_free(&map);
-    return rc;
-}
-
-/* (b) ridge regression on hashed byte n-grams */
-#define NG_DIM 2048
-
-/* Sparse features of " " + bytes + " ": 1..4-grams hashed into NG_DIM
- * buckets with a sign, L2-normalised; returns the number of entries. */
-static size_t ngram_features(const unsigned char *b, size_t n, uint32_t *idx, float *val, size_t cap)
-{
-    unsigned char buf[1030];
-    if (n > 1024)
-        n = 1024;
-    buf[0] = ' ';
-    memcpy(buf + 1, b, n);
-    buf[n + 1] = ' ';
-    size_t L = n + 2, k = 0;
-    for (size_t g = 1; g <= 4; g++)
-        for (size_t i = 0; i + g <= L && k < cap; i++) {
-            uint64_t h = tkmi_hash_bytes(buf + i, g) ^ (g * 0x9E3779B97F4A7C15ull);
-            h = tkmi_hash_u64(h);
-            idx[k] = (uint32_t)(h % NG_DIM);
-            val[k] = (h >> 63) ? -1.0f : 1.0f;
-            k++;
-        }
-    double s = 0;
-    for (size_t i = 0; i < k; i++)
-        s += (double)val[i] * val[i];
-    float inv = (float)(1.0 / sqrt(s > 0 ? s : 1));
-    for (size_t i = 0; i < k; i++)
-        val[i] *= inv;
-    return k;
-}
-
-/* Solves (A + lambda I) W = B for W (D x E) by Cholesky; A is D x D. */
-static int ridge_solve(const double *A, const double *B, size_t D, size_t E, double lambda, float *W)
-{
-    double *L = tkmi_malloc(D * D * sizeof(double)), *y = tkmi_malloc(D * sizeof(double));
-    if (!L || !y) {
-        tkmi_free(L);
-        tkmi_free(y);
-        return TKM_ENOMEM;
-    }
-    memcpy(L, A, D * D * sizeof(double));
-    for (size_t i = 0; i < D; i++)
-        L[i * D + i] += lambda;
-    for (size_t j = 0; j < D; j++) { /* lower-triangular Cholesky, row-major */
-        double d = L[j * D + j];
-        for (size_t k = 0; k < j; k++)
-            d -= L[j * D + k] * L[j * D + k];
-        d = sqrt(d > 1e-300 ? d : 1e-300);
-        L[j * D + j] = d;
-        for (size_t i = j + 1; i < D; i++) {
-            double s = L[i * D + j];
-            const double *li = L + i * D, *lj = L + j * D;
-            for (size_t k = 0; k < j; k++)
-                s -= li[k] * lj[k];
-            L[i * D + j] = s / d;
-        }
-    }
-    /* L Y = B, then L^T W = Y, one row of E right-hand sides at a time (axpy
-     * over contiguous rows: vectorizes without reordering any sum) */
-    double *Y = tkmi_malloc(D * E * sizeof(double));
-    if (!Y) {
-        tkmi_free(L);
-        tkmi_free(y);
-        return TKM_ENOMEM;
-    }
-    for (size_t i = 0; i < D; i++) {
-        double *yi = Y + i * E;
-        memcpy(yi, B + i * E, E * sizeof(double));
-        for (size_t k = 0; k < i; k++) {
-            double l = L[i * D + k];
-            if (l == 0.0)
-                continue;
-            const double *yk = Y + k * E;
-            for (size_t e = 0; e < E; e++)
-                yi[e] -= l * yk[e];
-        }
-        for (size_t e = 0; e < E; e++)
-            yi[e] /= L[i * D + i];
-    }
-    for (size_t i = D; i-- > 0;) {
-        double *yi = Y + i * E;
-        for (size_t k = i + 1; k < D; k++) {
-            double l = L[k * D + i];
-            if (l == 0.0)
-                continue;
-            const double *wk = Y + k * E;
-            for (size_t e = 0; e < E; e++)
-                yi[e] -= l * wk[e];
-        }
-        for (size_t e = 0; e < E; e++)
-            yi[e] /= L[i * D + i];
-    }
-    for (size_t i = 0; i < D * E; i++)
-        W[i] = (float)Y[i];
-    tkmi_free(Y);
-    tkmi_free(L);
-    tkmi_free(y);
-    return 0;
-}
-
-static void ridge_predict(const tkm_teacher *t, const uint32_t *rows, size_t n, const float *W, const double *mean,
-                          float *pred)
-{
-    const size_t E = tkm_teacher_dim(t);
-    uint32_t idx[4200];
-    float val[4200];
-    for (size_t i = 0; i < n; i++) {
-        size_t l;
-        const unsigned char *b = tkm_teacher_bytes(t, rows[i], &l);
-        size_t k = ngram_features(b, l, idx, val, 4200);
-        float *p = pred + i * E;
-        for (size_t c = 0; c < E; c++)
-            p[c] = (float)mean[c];
-        for (size_t j = 0; j < k; j++)
-            for (size_t c = 0; c < E; c++)
-                p[c] += val[j] * W[(size_t)idx[j] * E + c];
-    }
-}
-
-/* Accumulates X^T X and X^T (Y - mean) over train rows with (r % 10 == hold) excluded (hold < 0: none). */
-static void ridge_accumulate(const tkm_teacher *t, const uint8_t *split, const double *mean, int hold, double *A,
-                             double *B)
-{
-    const size_t R = tkm_teacher_rows(t), E = tkm_teacher_dim(t), D = NG_DIM;
-    const float *M = tkm_teacher_matrix(t);
-    uint32_t idx[4200];
-    float val[4200];
-    memset(A, 0, D * D * sizeof(double));
-    memset(B, 0, D * E * sizeof(double));
-    for (size_t r = 0; r < R; r++) {
-        if (split[r] != 0 || (hold >= 0 && (int)(tkmi_hash_u64(r) % 10) == hold))
-            continue;
-        size_t l;
-        const unsigned char *b = tkm_teacher_bytes(t, r, &l);
-        size_t k = ngram_features(b, l, idx, val, 4200);
-        for (size_t a = 0; a < k; a++) {
-            double *Ar = A + (size_t)idx[a] * D;
-            for (size_t c = 0; c < k; c++)
-                Ar[idx[c]] += (double)val[a] * val[c];
-            double *Br = B + (size_t)idx[a] * E;
-            for (size_t e = 0; e < E; e++)
-                Br[e] += (double)val[a] * ((double)M[r * E + e] - mean[e]);
-        }
-    }
-}
-
-static int base_ridge(const tkm_teacher *t, const uint8_t *split, const uint32_t *rows, size_t n,
-                      const double *mean, float *pred)
-{
-    const size_t R = tkm_teacher_rows(t), E = tkm_teacher_dim(t), D = NG_DIM;
-    const float *M = tkm_teacher_matrix(t);
-    double *A = tkmi_malloc(D * D * sizeof(double)), *B = tkmi_malloc(D * E * sizeof(double));
-    float *W = tkmi_malloc(D * E * sizeof(float));
-    uint32_t *vr = tkmi_malloc(R * sizeof(uint32_t));
-    float *vp = NULL;
-    int rc = 0;
-    if (!A || !B || !W || !vr) {
-        rc = TKM_ENOMEM;
-        goto done;
-    }
-    /* choose lambda on a tenth of the train rows, then refit on all of them */
-    size_t nv = 0;
-    for (size_t r = 0; r < R; r++)
-        if (split[r] == 0 && tkmi_hash_u64(r) % 10 == 0)
-            vr[nv++] = (uint32_t)r;
-    static const double grid[] = { 0.03, 0.3, 3.0 };
-    double best_l = grid[1], best = -2;
-    if (nv) {
-        vp = tkmi_malloc(nv * E * sizeof(float));
-        if (!vp) {
-            rc = TKM_ENOMEM;
-            goto done;
-        }
-        ridge_accumulate(t, split, mean, 0, A, B);
-        for (size_t g = 0; g < sizeof(grid) / sizeof(grid[0]); g++) {
-            if ((rc = ridge_solve(A, B, D, E, grid[g], W)) < 0)
-                goto done;
-            ridge_predict(t, vr, nv, W, mean, vp);
-            double cs = 0;
-            for (size_t i = 0; i < nv; i++) {
-                double d = 0, a = 0, b = 0;
-                for (size_t c = 0; c < E; c++) {
-                    d += (double)vp[i * E + c] * M[(size_t)vr[i] * E + c];
-                    a += (double)vp[i * E + c] * vp[i * E + c];
-                    b += (double)M[(size_t)vr[i] * E + c] * M[(size_t)vr[i] * E + c];
-                }
-                cs += a > 0 && b > 0 ? d / sqrt(a * b) : 0;
-            }
-            if (cs > best) {
-                best = cs;
-                best_l = grid[g];
-            }
-        }
-    }
-    ridge_accumulate(t, split, mean, -1, A, B);
-    if ((rc = ridge_solve(A, B, D, E, best_l, W)) < 0)
-        goto done;
-    ridge_predict(t, rows, n, W, mean, pred);
-done:
-    tkmi_free(A);
-    tkmi_free(B);
-    tkmi_free(W);
-    tkmi_free(vr);
-    tkmi_free(vp);
-    return rc;
-}
-
-/* (c) nearest training string by byte edit distance */
-typedef struct {
-    const tkm_teacher *t;
-    const uint32_t *train, *rows;
-    size_t ntrain, n;
-    float *pred;
-} nn_ctx;
-
-static size_t levenshtein(const unsigned char *a, size_t la, const unsigned char *b, size_t lb, size_t bound,
-                          size_t *row)
-{
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0], lo = i;
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j];
-            size_t v = prev + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < v)
-                v = row[j] + 1;
-            if (row[j - 1] + 1 < v)
-                v = row[j - 1] + 1;
-            row[j] = v;
-            prev = cur;
-            if (v < lo)
-                lo = v;
-        }
-        if (lo >= bound)
-            return bound; /* cannot beat the best so far */
-    }
-    return row[lb];
-}
-
-static void *nn_worker(void *arg)
-{
-    nn_ctx *c = arg;
-    const size_t E = tkm_teacher_dim(c->t);
-    const float *M = tkm_teacher_matrix(c->t);
-    size_t *row = malloc(1100 * sizeof(size_t));
-    for (size_t i = 0; i < c->n && row; i++) {
-        size_t la;
-        const unsigned char *a = tkm_teacher_bytes(c->t, c->rows[i], &la);
-        if (la > 1024)
-            la = 1024;
-        size_t best = SIZE_MAX;
-        uint32_t bestr = c->train[0];
-        for (size_t k = 0; k < c->ntrain; k++) {
-            size_t lb;
-            const unsigned char *b = tkm_teacher_bytes(c->t, c->train[k], &lb);
-            if (lb > 1024)
-                lb = 1024;
-            size_t diff = la > lb ? la - lb : lb - la;
-            if (diff >= best)
-                continue;
-            size_t d = levenshtein(a, la, b, lb, best, row);
-            if (d < best) {
-                best = d;
-                bestr = c->train[k];
-            }
-        }
-        memcpy(c->pred + i * E, M + (size_t)bestr * E, E * sizeof(float));
-    }
-    free(row);
-    return NULL;
-}
-
-static int base_nearest(const tkm_teacher *t, const uint8_t *split, const uint32_t *rows, size_t n, int threads,
-                        float *pred)
-{
-    const size_t R = tkm_teacher_rows(t), E = tkm_teacher_dim(t);
-    uint32_t *train = tkmi_malloc(R * sizeof(uint32_t));
-    if (!train)
-        return TKM_ENOMEM;
+    TKM_RETURN_ERROR_IF((unsigned)which >= TKM_BASE_COUNT, TKM_EINVAL, "unknown baseline %d", (int)which);
+    for (size_t i = 0; i < n; i++)
+        TKM_RETURN_ERROR_IF(rows[i] >= v->rows, TKM_EINVAL, "query %zu: row %u is not below %zu", i,
+                            (unsigned)rows[i], v->rows);
+    if (st)
+        memset(st, 0, sizeof(*st));
+    uint32_t *tr = NULL;
     size_t nt = 0;
-    for (size_t r = 0; r < R; r++)
-        if (split[r] == 0)
-            train[nt++] = (uint32_t)r;
-    if (nt == 0) {
-        tkmi_free(train);
-        return tkmi_error(TKM_EEMPTY, "no training rows");
+    TKM_FORWARD_IF_ERROR(train_rows(v, split, &tr, &nt));
+    const size_t E = v->dim;
+    double *mean = tkmi_malloc((E ? E : 1) * sizeof(double));
+    int rc = 0;
+    if (!mean) {
+        tkmi_free(tr);
+        return tkmi_error(TKM_ENOMEM, "out of memory");
     }
-    if (threads <= 0)
-        threads = 2;
-    if (threads > 64)
-        threads = 64;
-    pthread_t th[64];
-    nn_ctx ctx[64];
-    size_t per = (n + (size_t)threads - 1) / (size_t)threads;
-    int started = 0;
-    for (int k = 0; k < threads; k++) {
-        size_t b = (size_t)k * per, e = b + per < n ? b + per : n;
-        ctx[k] = (nn_ctx){ t, train, rows + (b < n ? b : n), nt, b < e ? e - b : 0, pred + (b < n ? b : n) * E };
-        if (pthread_create(&th[k], NULL, nn_worker, &ctx[k]) != 0)
-            nn_worker(&ctx[k]);
-        else
-            started |= 1 << (k % 31);
+    mean_of(v, tr, nt, mean);
+    switch (which) {
+    case TKM_BASE_SUBTOKEN_MEAN: rc = base_subtoken(v, tr, nt, mean, rows, n, st, pred); break;
+    case TKM_BASE_NGRAM_RIDGE: rc = base_ridge(v, tr, nt, rows, n, threads, o, st, pred); break;
+    case TKM_BASE_NEAREST: rc = base_nearest(v, tr, nt, rows, n, threads, pred); break;
+    default:
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < E; k++)
+                pred[i * E + k] = (float)mean[k];
     }
-    for (int k = 0; k < threads; k++)
-        if (started & (1 << (k % 31)))
-            pthread_join(th[k], NULL);
-    tkmi_free(train);
+    tkmi_free(mean);
+    tkmi_free(tr);
+    return rc;
+}
+
+/* ---- the public API: views of a tkm_teacher ------------------------------------------------ */
+
+static int view_of(const tkm_teacher *t, int with_bytes, tkmi_se_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->rows = tkm_teacher_rows(t);
+    v->dim = tkm_teacher_dim(t);
+    v->m = tkm_teacher_matrix(t);
+    if (!with_bytes)
+        return 0;
+    const size_t R = v->rows ? v->rows : 1;
+    const unsigned char **b = tkmi_malloc(R * sizeof(*b));
+    size_t *lens = tkmi_malloc(R * sizeof(size_t));
+    uint8_t *kinds = tkmi_malloc(R);
+    if (!b || !lens || !kinds) {
+        tkmi_free(b);
+        tkmi_free(lens);
+        tkmi_free(kinds);
+        return tkmi_error(TKM_ENOMEM, "out of memory");
+    }
+    for (size_t r = 0; r < v->rows; r++) {
+        b[r] = tkm_teacher_bytes(t, r, &lens[r]);
+        kinds[r] = (uint8_t)tkm_teacher_row_kind(t, r);
+    }
+    v->bytes = b;
+    v->lens = lens;
+    v->kinds = kinds;
     return 0;
+}
+
+static void view_free(tkmi_se_view *v)
+{
+    tkmi_free((void *)v->bytes);
+    tkmi_free((void *)v->lens);
+    tkmi_free((void *)v->kinds);
+}
+
+int tkm_se_split(const tkm_teacher *t, double test_frac, uint64_t seed, uint8_t *split)
+{
+    tkmi_se_view v;
+    TKM_FORWARD_IF_ERROR(view_of(t, 1, &v));
+    int rc = tkmi_se_split_view(&v, test_frac, seed, split);
+    view_free(&v);
+    return rc;
+}
+
+int tkm_se_metrics_compute(const tkm_teacher *t, const float *pred, const uint32_t *rows, size_t n, int threads,
+                           tkm_se_metrics *out)
+{
+    tkmi_se_view v;
+    TKM_FORWARD_IF_ERROR(view_of(t, 0, &v));
+    return tkmi_se_metrics_view(&v, pred, rows, n, threads, out, NULL, NULL);
 }
 
 int tkm_se_baseline_predict(const tkm_teacher *t, const uint8_t *split, tkm_se_baseline which, const uint32_t *rows,
                             size_t n, int threads, float *pred)
 {
-    const size_t E = tkm_teacher_dim(t);
-    double *mean = tkmi_malloc(E * sizeof(double));
-    TKM_RETURN_ERROR_IF(!mean, TKM_ENOMEM, "out of memory");
-    global_mean(t, split, mean);
-    int rc = 0;
-    switch (which) {
-    case TKM_BASE_SUBTOKEN_MEAN: rc = base_subtoken(t, split, rows, n, mean, pred); break;
-    case TKM_BASE_NGRAM_RIDGE: rc = base_ridge(t, split, rows, n, mean, pred); break;
-    case TKM_BASE_NEAREST: rc = base_nearest(t, split, rows, n, threads, pred); break;
-    case TKM_BASE_GLOBAL_MEAN:
-        for (size_t i = 0; i < n; i++)
-            for (size_t c = 0; c < E; c++)
-                pred[i * E + c] = (float)mean[c];
-        break;
-    default: rc = tkmi_error(TKM_EINVAL, "unknown baseline %d", (int)which);
-    }
-    tkmi_free(mean);
+    tkmi_se_view v;
+    TKM_FORWARD_IF_ERROR(view_of(t, 1, &v));
+    int rc = tkmi_se_baseline_view(&v, split, which, rows, n, threads, NULL, NULL, pred);
+    view_free(&v);
     return rc;
 }
