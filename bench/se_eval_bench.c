@@ -8,10 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../lib/tkm_internal.h"
 #include "../softemb/eval_internal.h"
 #include "tokenmill_softemb.h"
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void row(const char *name, const tkm_se_metrics *m, double sec, const char *extra)
 {
@@ -90,14 +98,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         memcpy(pred + i * E, tkm_teacher_matrix(t) + (size_t)rows[i] * E, E * sizeof(float));
     t0 = tkmi_now();
+    double c0 = cpu_s();
     rc = tkm_se_metrics_compute(t, pred, rows, n, threads, &m);
-    double tm = tkmi_now() - t0;
+    double tm = tkmi_now() - t0, cm = cpu_s() - c0;
     if (rc < 0) {
         fprintf(stderr, "se_eval_bench: %s\n", tkm_last_error());
         return 1;
     }
-    printf("metrics of %zu queries against %zu x %zu: %.3f s (%.1f GFLOP/s)\n\n", n, R, E, tm,
-           2.0 * (double)n * (double)R * (double)E / tm * 1e-9);
+    printf("metrics of %zu queries against %zu x %zu: %.3f s wall, %.3f s CPU (%.1f GFLOP/s)\n\n", n, R, E, tm,
+           cm, 2.0 * (double)n * (double)R * (double)E / tm * 1e-9);
     printf("%-15s %6s  %6s %6s  %6s %6s  %6s  %6s %6s  %8s\n", "held-out", "n", "top1c", "top10c", "top1d",
            "top10d", "MRR", "cos", "relL2", "seconds");
     row("teacher itself", &m, tm, "");
@@ -114,20 +123,22 @@ int main(int argc, char **argv)
     for (int b = 0; b < TKM_BASE_COUNT; b++) {
         tkmi_se_base_stats st;
         t0 = tkmi_now();
+        c0 = cpu_s();
         rc = tkmi_se_baseline_view(&v, split, (tkm_se_baseline)b, rows, n, threads, &bo, &st, pred);
-        double tp = tkmi_now() - t0;
+        double tp = tkmi_now() - t0, cp = cpu_s() - c0;
         if (rc == 0)
             rc = tkm_se_metrics_compute(t, pred, rows, n, threads, &m);
         if (rc < 0) {
             fprintf(stderr, "se_eval_bench: %s: %s\n", tkm_se_baseline_name((tkm_se_baseline)b), tkm_last_error());
             return 1;
         }
-        char extra[200] = "";
+        char extra[240];
+        int k = snprintf(extra, sizeof(extra), "CPU %.2f s; ", cp);
         if (b == TKM_BASE_NGRAM_RIDGE)
-            snprintf(extra, sizeof(extra), "lambda %g (validation cos %.4f on %zu rows, fit %zu), fit %.1f s",
+            snprintf(extra + k, sizeof(extra) - (size_t)k, "lambda %g (validation cos %.4f on %zu rows, fit %zu), fit %.1f s",
                      st.lambda, st.val_cos, st.nval, st.nfit, st.seconds_fit);
         else if (b == TKM_BASE_SUBTOKEN_MEAN)
-            snprintf(extra, sizeof(extra), "%zu queries without pieces", st.no_pieces);
+            snprintf(extra + k, sizeof(extra) - (size_t)k, "%zu queries without pieces", st.no_pieces);
         row(tkm_se_baseline_name((tkm_se_baseline)b), &m, tp, extra);
     }
     printf("\nseconds: prediction only (metrics add the time on the first line)\n");

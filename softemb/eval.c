@@ -15,16 +15,26 @@
 #include "eval_internal.h"
 #include "tokenmill_softemb.h"
 
-/* Hot loops are compiled per CPU feature, as in kernels/se_ops_cpu.c. Float
- * sums keep their order (no -ffast-math), and every score goes through the
- * same inlined kernel, so results depend on neither the thread count nor
- * which rows share a tile. */
+/* The tile kernels (eval_kernels.h) are compiled once per vector width for
+ * an ISA that has it and picked at run time; other hot loops are cloned per
+ * CPU feature. Float sums keep their order (no -ffast-math), and every score
+ * goes through the same inlined kernel, so on a given machine results depend
+ * on neither the thread count nor which rows share a tile. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SE_X86 1
 #define HOT __attribute__((target_clones("avx512f", "fma", "default"), optimize("O3", "fp-contract=fast")))
+#define ATTR_W16 __attribute__((target("avx512f"), optimize("O3", "fp-contract=fast")))
+#define ATTR_W8 __attribute__((target("avx2,fma"), optimize("O3", "fp-contract=fast")))
+#define ATTR_W4 __attribute__((optimize("O3", "fp-contract=fast")))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((optimize("O3", "fp-contract=fast")))
+#define ATTR_W4 HOT
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define HOT
-#define ALWAYS_INLINE inline
+#define ATTR_W4
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 #endif
 
 /* ---- threads: run fn(ctx, task, tid) for task in [0, ntasks) ----------------------- */
@@ -211,30 +221,7 @@ int tkmi_se_split_view(const tkmi_se_view *v, double test_frac, uint64_t seed, u
  * end: no n x R matrix, results independent of the thread count. */
 
 #define MR 6
-#define NRV 2 /* 16-float vectors per tile */
-#define NR (16 * NRV)
-
-typedef float v16f __attribute__((vector_size(64)));
-typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias));
-typedef int32_t v16i __attribute__((vector_size(64)));
-typedef int32_t v16iu __attribute__((vector_size(64), aligned(4), may_alias));
-
-static ALWAYS_INLINE void tile_scores(const float *const q[MR], const float *p, size_t dim, v16f acc[MR][NRV])
-{
-    for (int i = 0; i < MR; i++)
-        for (int h = 0; h < NRV; h++)
-            acc[i][h] = (v16f){ 0 };
-    for (size_t k = 0; k < dim; k++) {
-        v16f b[NRV];
-        for (int h = 0; h < NRV; h++)
-            b[h] = *(const v16fu *)(p + k * NR + 16 * h);
-        for (int i = 0; i < MR; i++) {
-            float a = q[i][k];
-            for (int h = 0; h < NRV; h++)
-                acc[i][h] += a * b[h];
-        }
-    }
-}
+#define NR_MAX 32 /* the widest tile (16-float vectors) */
 
 typedef struct {
     const float *m, *pred;
@@ -255,103 +242,104 @@ static void set_q(const mctx *c, size_t qb, const float *q[MR])
     }
 }
 
-/* Packs rows [r0, r0 + NR) (zeros past R) k-major into p. */
-static void pack_tile(const mctx *c, const uint32_t *ids, size_t r0, float *p)
+/* Packs nr rows k-major into p: rows ids[0..nr) (UINT32_MAX: zeros) or,
+ * without ids, rows [r0, r0 + nr) (zeros past R). */
+static void pack_tile(const mctx *c, const uint32_t *ids, size_t r0, size_t nr, float *p)
 {
-    for (size_t j = 0; j < NR; j++) {
+    for (size_t j = 0; j < nr; j++) {
         size_t r = ids ? ids[j] : r0 + j;
         if (ids ? r == UINT32_MAX : r >= c->R) {
             for (size_t k = 0; k < c->dim; k++)
-                p[k * NR + j] = 0.0f;
+                p[k * nr + j] = 0.0f;
             continue;
         }
         const float *row = c->m + r * c->dim;
         for (size_t k = 0; k < c->dim; k++)
-            p[k * NR + j] = row[k];
+            p[k * nr + j] = row[k];
     }
 }
 
-/* Task: the targets' own scores for query block qb. */
-HOT static void target_task(void *ctx, size_t qb, int tid)
+/* the dense solver's tiles (see the Cholesky below) */
+#define DMR 6            /* rows per double tile */
+#define KC 256           /* k chunk kept in L2 */
+#define RBLK (8 * DMR)   /* rows per block passing over a chunk */
+#define CB 64            /* Cholesky column block */
+#define SOLVE_COLS 64    /* right-hand sides per solve task */
+
+typedef struct {
+    double *a;
+    size_t n, j0, jb;
+    const double *panel; /* k-major L[J][0:j0]: panel[k * CB + j] */
+    const double *zero;  /* a row of zeros for padded tile rows */
+    const double *lt;    /* L[J][J] transposed, CB x CB */
+    double *t;           /* partial sums, (n + RBLK) x CB */
+} chol_ctx;
+
+typedef struct {
+    const double *l;
+    size_t n, m;
+    double *b;
+    const double *zero;
+    double **t; /* per thread: RBLK x SOLVE_COLS */
+} solve_ctx;
+
+typedef struct {
+    int width; /* floats per vector */
+    task_fn target, rank, chol_update, solve;
+} se_kernels;
+
+#ifdef SE_X86
+#define KW 16
+#define KSUF _w16
+#define KATTR ATTR_W16
+#include "eval_kernels.h"
+#define KW 8
+#define KSUF _w8
+#define KATTR ATTR_W8
+#include "eval_kernels.h"
+#endif
+#define KW 4
+#define KSUF _w4
+#define KATTR ATTR_W4
+#include "eval_kernels.h"
+
+static int forced_width;
+
+int tkmi_se_kernel_width(int width)
 {
-    mctx *c = ctx;
-    uint32_t ids[NR];
-    for (int j = 0; j < NR; j++) {
-        size_t qi = qb * MR + (size_t)j;
-        ids[j] = j < MR && qi < c->n ? c->rows[qi] : UINT32_MAX;
-    }
-    float *p = c->panel[tid];
-    pack_tile(c, ids, 0, p);
-    const float *q[MR];
-    set_q(c, qb, q);
-    v16f acc[MR][NRV];
-    tile_scores(q, p, c->dim, acc);
-    for (int i = 0; i < MR; i++) {
-        size_t qi = qb * MR + (size_t)i;
-        if (qi >= c->n)
-            break;
-        float s = acc[i][i / 16][i % 16];
-        c->tdot[qi] = s;
-        c->tcos[qi] = s * c->invn[c->rows[qi]];
-    }
+    forced_width = width;
+#ifdef SE_X86
+    __builtin_cpu_init();
+    const int w16 = __builtin_cpu_supports("avx512f");
+    const int w8 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (width == 16 && !w16)
+        forced_width = 0;
+    if (width == 8 && !w8)
+        forced_width = 0;
+    if (forced_width == 0)
+        return w16 ? 16 : w8 ? 8 : 4;
+    return forced_width;
+#else
+    forced_width = 4;
+    return 4;
+#endif
 }
 
-static inline int32_t hsum_i(v16i x)
+/* for_metrics: on the Xeon we develop on, 8-float vectors score 1.3-1.9x
+ * faster than 16-float ones (which win by ~15% in the double solver), so the
+ * metrics take width 8 where both run, unless a width is forced. */
+static const se_kernels *kernels(int for_metrics)
 {
-    int32_t s = 0;
-    for (int l = 0; l < 16; l++)
-        s += x[l];
-    return s;
-}
-
-/* Task: count, for every query, the rows of block blk above its target. */
-HOT static void rank_task(void *ctx, size_t blk, int tid)
-{
-    mctx *c = ctx;
-    const size_t r0 = blk * c->rb, nr = c->R - r0 < c->rb ? c->R - r0 : c->rb;
-    const size_t ntiles = (nr + NR - 1) / NR;
-    float *panel = c->panel[tid];
-    uint32_t *cnt = c->cnt[tid];
-    for (size_t t = 0; t < ntiles; t++)
-        pack_tile(c, NULL, r0 + t * NR, panel + t * NR * c->dim);
-    v16i lane;
-    for (int l = 0; l < 16; l++)
-        lane[l] = l;
-    for (size_t qb = 0; qb < c->nqb; qb++) {
-        const float *q[MR];
-        set_q(c, qb, q);
-        v16i above_c[MR], above_d[MR];
-        for (int i = 0; i < MR; i++)
-            above_c[i] = above_d[i] = (v16i){ 0 };
-        for (size_t t = 0; t < ntiles; t++) {
-            v16f acc[MR][NRV];
-            tile_scores(q, panel + t * NR * c->dim, c->dim, acc);
-            const size_t rt = r0 + t * NR;
-            for (int h = 0; h < NRV; h++) {
-                const v16i idx = lane + (int32_t)(rt + 16 * (size_t)h);
-                const v16i valid = idx < (int32_t)c->R;
-                const v16f inv = *(const v16fu *)(c->invn + rt + 16 * (size_t)h);
-                for (int i = 0; i < MR; i++) {
-                    size_t qi = qb * MR + (size_t)i;
-                    if (qi >= c->n)
-                        break;
-                    const int32_t tg = (int32_t)c->rows[qi];
-                    const v16f s = acc[i][h], cs = s * inv;
-                    const float td = c->tdot[qi], tc = c->tcos[qi];
-                    const v16i ok = valid & (idx != tg), lower = idx < tg;
-                    above_d[i] -= ok & ((s > td) | ((s == td) & lower));
-                    above_c[i] -= ok & ((cs > tc) | ((cs == tc) & lower));
-                }
-            }
-        }
-        for (int i = 0; i < MR; i++) {
-            size_t qi = qb * MR + (size_t)i;
-            if (qi >= c->n)
-                break;
-            cnt[2 * qi] += (uint32_t)hsum_i(above_c[i]);
-            cnt[2 * qi + 1] += (uint32_t)hsum_i(above_d[i]);
-        }
-    }
+    const int w = tkmi_se_kernel_width(forced_width);
+#ifdef SE_X86
+    if (w == 16 && !(for_metrics && forced_width == 0))
+        return &kernels_w16;
+    if (w >= 8)
+        return &kernels_w8;
+#endif
+    (void)w;
+    (void)for_metrics;
+    return &kernels_w4;
 }
 
 int tkmi_se_metrics_view(const tkmi_se_view *v, const float *pred, const uint32_t *rows, size_t n, int threads,
@@ -363,20 +351,20 @@ int tkmi_se_metrics_view(const tkmi_se_view *v, const float *pred, const uint32_
         return 0;
     const size_t R = v->rows, E = v->dim;
     TKM_RETURN_ERROR_IF(R == 0 || E == 0, TKM_EINVAL, "empty teacher matrix");
-    TKM_RETURN_ERROR_IF(R >= 0x7fffffffu - 2 * NR, TKM_ERANGE, "%zu teacher rows are too many", R);
+    TKM_RETURN_ERROR_IF(R >= 0x7fffffffu - 2 * NR_MAX, TKM_ERANGE, "%zu teacher rows are too many", R);
     for (size_t i = 0; i < n; i++)
         TKM_RETURN_ERROR_IF(rows[i] >= R, TKM_EINVAL, "query %zu: target row %u is not below %zu", i,
                             (unsigned)rows[i], R);
     threads = nthreads_of(threads);
     mctx c = { .m = v->m, .pred = pred, .rows = rows, .n = n, .R = R, .dim = E };
     /* a block of rows fills about 512 KB packed */
-    size_t rb = (512u * 1024 / (E * sizeof(float))) / NR * NR;
-    c.rb = rb < NR ? NR : rb > 8192 ? 8192 : rb;
+    size_t rb = (512u * 1024 / (E * sizeof(float))) / NR_MAX * NR_MAX;
+    c.rb = rb < NR_MAX ? NR_MAX : rb > 8192 ? 8192 : rb;
     c.nqb = (n + MR - 1) / MR;
     const size_t nblk = (R + c.rb - 1) / c.rb;
     if ((size_t)threads > nblk)
         threads = (int)nblk;
-    float *invn = tkmi_calloc(R + 2 * NR, sizeof(float)), *zero = tkmi_calloc(E, sizeof(float));
+    float *invn = tkmi_calloc(R + 2 * NR_MAX, sizeof(float)), *zero = tkmi_calloc(E, sizeof(float));
     float *tdot = tkmi_malloc(n * sizeof(float)), *tcos = tkmi_malloc(n * sizeof(float));
     float **panel = tkmi_calloc((size_t)threads, sizeof(float *));
     uint32_t **cnt = tkmi_calloc((size_t)threads, sizeof(uint32_t *));
@@ -384,7 +372,7 @@ int tkmi_se_metrics_view(const tkmi_se_view *v, const float *pred, const uint32_
     if (!invn || !zero || !tdot || !tcos || !panel || !cnt)
         rc = TKM_ENOMEM;
     for (int t = 0; t < threads && rc == 0; t++) {
-        panel[t] = tkmi_malloc((c.rb > NR ? c.rb : NR) * E * sizeof(float));
+        panel[t] = tkmi_malloc(c.rb * E * sizeof(float));
         cnt[t] = tkmi_calloc(2 * n, sizeof(uint32_t));
         if (!panel[t] || !cnt[t])
             rc = TKM_ENOMEM;
@@ -424,8 +412,9 @@ int tkmi_se_metrics_view(const tkmi_se_view *v, const float *pred, const uint32_
     c.tcos = tcos;
     c.panel = panel;
     c.cnt = cnt;
-    par_run(threads, c.nqb, target_task, &c);
-    par_run(threads, nblk, rank_task, &c);
+    const se_kernels *kn = kernels(1);
+    par_run(threads, c.nqb, kn->target, &c);
+    par_run(threads, nblk, kn->rank, &c);
     double mrr = 0;
     size_t t1c = 0, t10c = 0, t1d = 0, t10d = 0;
     for (size_t i = 0; i < n; i++) {
@@ -474,73 +463,8 @@ done:
  * passes over it; a partial sum is stored and reloaded exactly, so chunking
  * changes no result. */
 
-#define DMR 6
-#define DNRV 2 /* 8-double vectors */
-#define DNR (8 * DNRV)
 #define KC 256
 #define RBLK (8 * DMR)
-
-typedef double v8d __attribute__((vector_size(64)));
-typedef double v8du __attribute__((vector_size(64), aligned(8), may_alias));
-
-static ALWAYS_INLINE void dtile_acc(const double *const a[DMR], const double *p, size_t ldp, size_t K, double *t,
-                             size_t ldt)
-{
-    v8d acc[DMR][DNRV];
-    for (int i = 0; i < DMR; i++)
-        for (int h = 0; h < DNRV; h++)
-            acc[i][h] = *(const v8du *)(t + (size_t)i * ldt + 8 * h);
-    for (size_t k = 0; k < K; k++) {
-        v8d b[DNRV];
-        for (int h = 0; h < DNRV; h++)
-            b[h] = *(const v8du *)(p + k * ldp + 8 * h);
-        for (int i = 0; i < DMR; i++) {
-            double x = a[i][k];
-            for (int h = 0; h < DNRV; h++)
-                acc[i][h] += x * b[h];
-        }
-    }
-    for (int i = 0; i < DMR; i++)
-        for (int h = 0; h < DNRV; h++)
-            *(v8du *)(t + (size_t)i * ldt + 8 * h) = acc[i][h];
-}
-
-/* The same sums for a tile narrower than DNR (w columns). */
-static ALWAYS_INLINE void dtile_acc_ragged(const double *const a[DMR], const double *p, size_t ldp, size_t K, size_t w,
-                                    double *t, size_t ldt)
-{
-    for (int i = 0; i < DMR; i++)
-        for (size_t j = 0; j < w; j++) {
-            double s = t[(size_t)i * ldt + j];
-            for (size_t k = 0; k < K; k++)
-                s += a[i][k] * p[k * ldp + j];
-            t[(size_t)i * ldt + j] = s;
-        }
-}
-
-/* T (rows [r0, r1) x ncols, stride ldt, zeroed by the caller) += A[r][kbeg:kend)
- * P[kbeg:kend)[cols]: A row r at arow(r) (k indexed from 0), P row k at
- * p + k * ldp; rows past `rows` read zeros. */
-static ALWAYS_INLINE void block_acc(const double *a, size_t lda, size_t rows, const double *zero, size_t r0, size_t r1,
-                             size_t kbeg, size_t kend, const double *p, size_t ldp, size_t ncols, double *t,
-                             size_t ldt)
-{
-    for (size_t kc = kbeg; kc < kend; kc += KC) {
-        const size_t kl = kend - kc < KC ? kend - kc : KC;
-        for (size_t mb = r0; mb < r1; mb += DMR) {
-            const double *ar[DMR];
-            for (int i = 0; i < DMR; i++)
-                ar[i] = mb + (size_t)i < rows ? a + (mb + (size_t)i) * lda + kc : zero;
-            double *tm = t + (mb - r0) * ldt;
-            for (size_t jt = 0; jt < ncols; jt += DNR) {
-                if (ncols - jt >= DNR)
-                    dtile_acc(ar, p + kc * ldp + jt, ldp, kl, tm + jt, ldt);
-                else
-                    dtile_acc_ragged(ar, p + kc * ldp + jt, ldp, kl, ncols - jt, tm + jt, ldt);
-            }
-        }
-    }
-}
 
 /* Cholesky, left-looking by column blocks of CB:
  *
@@ -552,33 +476,7 @@ static ALWAYS_INLINE void block_acc(const double *a, size_t lda, size_t rows, co
  * Every entry subtracts one tile sum over k < j0, then its k in [j0, j) one
  * by one, whatever rows a thread takes. */
 
-#define CB 64
 
-typedef struct {
-    double *a;
-    size_t n, j0, jb;
-    const double *panel; /* k-major L[J][0:j0]: panel[k * CB + j] */
-    const double *zero;  /* a row of zeros for padded tile rows */
-    const double *lt;    /* L[J][J] transposed, CB x CB */
-    double *t;           /* partial sums, (n + RBLK) x CB */
-} chol_ctx;
-
-/* step 1 for rows [j0 + RBLK * task, ...) */
-HOT static void chol_update_task(void *ctx, size_t task, int tid)
-{
-    chol_ctx *c = ctx;
-    const size_t n = c->n, j0 = c->j0, r0 = j0 + task * RBLK, r1 = r0 + RBLK < n ? r0 + RBLK : n;
-    double *t = c->t + (r0 - j0) * CB;
-    const size_t r1p = r0 + (r1 - r0 + DMR - 1) / DMR * DMR;
-    memset(t, 0, (r1p - r0) * CB * sizeof(double));
-    block_acc(c->a, n, n, c->zero, r0, r1p, 0, j0, c->panel, CB, c->jb, t, CB);
-    for (size_t i = r0; i < r1; i++) {
-        double *row = c->a + i * n + j0;
-        const double *ti = t + (i - r0) * CB;
-        for (size_t j = 0; j < c->jb; j++)
-            row[j] -= ti[j];
-    }
-}
 
 /* step 3 for row j0 + jb + task: right-looking inside the block, so the
  * inner loop runs over contiguous columns; each entry still subtracts in k order */
@@ -620,7 +518,7 @@ int tkmi_se_cholesky(double *a, size_t n, int threads)
             for (size_t k = 0; k < j0; k++) /* panel[k][j] = L[j0 + j][k] */
                 for (size_t j = 0; j < CB; j++)
                     panel[k * CB + j] = j < jb ? a[(j0 + j) * n + k] : 0.0;
-            par_run(threads, (n - j0 + RBLK - 1) / RBLK, chol_update_task, &c);
+            par_run(threads, (n - j0 + RBLK - 1) / RBLK, kernels(0)->chol_update, &c);
         }
         /* step 2: the diagonal block, column by column */
         for (size_t j = 0; j < jb; j++) {
@@ -663,72 +561,7 @@ int tkmi_se_cholesky(double *a, size_t n, int threads)
     return rc;
 }
 
-typedef struct {
-    const double *l;
-    size_t n, m;
-    double *b;
-    const double *zero;
-    double **t; /* per thread: RBLK x SOLVE_COLS */
-} solve_ctx;
 
-#define SOLVE_COLS (4 * DNR)
-
-/* L Y = B then L^T X = Y on columns [SOLVE_COLS*task, ...): each column is an
- * independent system. Rows go in blocks of RBLK: a tile sum over the rows
- * already solved, then the block's own triangle in order. */
-HOT static void solve_task(void *ctx, size_t task, int tid)
-{
-    solve_ctx *c = ctx;
-    const size_t n = c->n, m = c->m, e0 = task * SOLVE_COLS;
-    const size_t ec = m - e0 < SOLVE_COLS ? m - e0 : SOLVE_COLS;
-    const double *l = c->l;
-    double *y = c->b, *t = c->t[tid];
-    const size_t nb = (n + RBLK - 1) / RBLK;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t bi = 0; bi < nb; bi++) {
-            /* forward: blocks top down, sums over k < i0; backward: bottom up, k >= i1 */
-            const size_t blk = pass == 0 ? bi : nb - 1 - bi;
-            const size_t i0 = blk * RBLK, i1 = i0 + RBLK < n ? i0 + RBLK : n;
-            const size_t i1p = i0 + (i1 - i0 + DMR - 1) / DMR * DMR;
-            memset(t, 0, RBLK * SOLVE_COLS * sizeof(double));
-            if (pass == 0)
-                block_acc(l, n, n, c->zero, i0, i1p, 0, i0, y + e0, m, ec, t, SOLVE_COLS);
-            else
-                block_acc(l, n, n, c->zero, i0, i1p, i1, n, y + e0, m, ec, t, SOLVE_COLS);
-            for (size_t i = i0; i < i1; i++) {
-                double *yi = y + i * m + e0;
-                const double *ti = t + (i - i0) * SOLVE_COLS;
-                for (size_t j = 0; j < ec; j++)
-                    yi[j] -= ti[j];
-            }
-            if (pass == 0) {
-                for (size_t i = i0; i < i1; i++) {
-                    double *yi = y + i * m + e0;
-                    for (size_t k = i0; k < i; k++) {
-                        const double lik = l[i * n + k], *yk = y + k * m + e0;
-                        for (size_t j = 0; j < ec; j++)
-                            yi[j] -= lik * yk[j];
-                    }
-                    const double d = l[i * n + i];
-                    for (size_t j = 0; j < ec; j++)
-                        yi[j] /= d;
-                }
-            } else {
-                for (size_t i = i1; i-- > i0;) {
-                    double *yi = y + i * m + e0;
-                    for (size_t k = i + 1; k < i1; k++) {
-                        const double uik = l[i * n + k], *yk = y + k * m + e0;
-                        for (size_t j = 0; j < ec; j++)
-                            yi[j] -= uik * yk[j];
-                    }
-                    const double d = l[i * n + i];
-                    for (size_t j = 0; j < ec; j++)
-                        yi[j] /= d;
-                }
-            }
-        }
-    }
-}
 
 int tkmi_se_cholesky_solve(const double *l, size_t n, double *b, size_t m, int threads)
 {
@@ -746,7 +579,7 @@ int tkmi_se_cholesky_solve(const double *l, size_t n, double *b, size_t m, int t
             rc = TKM_ENOMEM;
     if (rc == 0) {
         solve_ctx c = { l, n, m, b, zero, t };
-        par_run(threads, ntask, solve_task, &c);
+        par_run(threads, ntask, kernels(0)->solve, &c);
     } else {
         rc = tkmi_error(TKM_ENOMEM, "out of memory for a triangular solve");
     }

@@ -74,6 +74,10 @@ int tkmi_se_cholesky_solve(const double *l, size_t n, double *b, size_t m, int t
  * bucket, L2-normalized, then the bias (index D, value 1). idx and val need
  * room for 4 * len + 9 entries. @return the count or TKM_ENOMEM. */
 int tkmi_se_ngram_features(const unsigned char *b, size_t len, uint32_t D, uint32_t *idx, double *val);
+/* Forces the tile kernels' vector width (16, 8 or 4 floats; 0: the widest
+ * this CPU runs; a width it cannot run falls back to that). For tests.
+ * @return the width now in use. */
+int tkmi_se_kernel_width(int width);
 /* Byte Levenshtein distance if it is <= maxd, else maxd + 1. work: lb + 1 entries. */
 size_t tkmi_se_levenshtein(const unsigned char *a, size_t la, const unsigned char *b, size_t lb, size_t maxd,
                            uint32_t *work);

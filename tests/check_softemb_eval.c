@@ -215,6 +215,8 @@ START_TEST(test_metrics_top10_and_duplicates)
     ck_assert_uint_eq(rc[0], 1);
     ck_assert_uint_eq(rc[1], 2);
     ck_assert_uint_eq(rc[2], 3);
+    ck_assert_uint_eq(rd[1], rd[0] + 1); /* by dot too, wherever row 7 ranks */
+    ck_assert_uint_eq(rd[2], rd[0] + 2);
     synth_free(&d);
 }
 END_TEST
@@ -237,32 +239,36 @@ START_TEST(test_metrics_random_vs_reference)
             pred[(size_t)i * E + k] = s.m[(size_t)rows[i] * E + k] + (float)((urand(&st) - 0.5) * 0.2 * (i % 10));
     }
     tkm_se_metrics mt;
-    ck_assert_int_eq(tkmi_se_metrics_view(&s.v, pred, rows, N, 2, &mt, rc, rd), 0);
-    for (int i = 0; i < N; i++) {
-        double sc[R], cs[R];
-        for (int r = 0; r < R; r++) {
-            double d = 0, nn = 0;
-            for (int k = 0; k < E; k++) {
-                d += (double)pred[(size_t)i * E + k] * s.m[(size_t)r * E + k];
-                nn += (double)s.m[(size_t)r * E + k] * s.m[(size_t)r * E + k];
-            }
-            sc[r] = d;
-            cs[r] = d / sqrt(nn);
-        }
-        for (int which = 0; which < 2; which++) {
-            const double *x = which ? cs : sc, t = x[rows[i]], eps = 1e-4 + 1e-5 * fabs(t);
-            uint32_t lo = 1, hi = 1;
+    for (int wi = 0; wi < 3; wi++) {
+        const int width = tkmi_se_kernel_width(16 >> wi);
+        ck_assert_int_eq(tkmi_se_metrics_view(&s.v, pred, rows, N, 2, &mt, rc, rd), 0);
+        for (int i = 0; i < N; i++) {
+            double sc[R], cs[R];
             for (int r = 0; r < R; r++) {
-                if (r == (int)rows[i])
-                    continue;
-                lo += x[r] > t + eps;
-                hi += x[r] > t - eps;
+                double d = 0, nn = 0;
+                for (int k = 0; k < E; k++) {
+                    d += (double)pred[(size_t)i * E + k] * s.m[(size_t)r * E + k];
+                    nn += (double)s.m[(size_t)r * E + k] * s.m[(size_t)r * E + k];
+                }
+                sc[r] = d;
+                cs[r] = d / sqrt(nn);
             }
-            uint32_t got = which ? rc[i] : rd[i];
-            ck_assert_msg(got >= lo && got <= hi, "query %d (%s): rank %u, reference %u..%u", i,
-                          which ? "cos" : "dot", got, lo, hi);
+            for (int which = 0; which < 2; which++) {
+                const double *x = which ? cs : sc, t = x[rows[i]], eps = 1e-4 + 1e-5 * fabs(t);
+                uint32_t lo = 1, hi = 1;
+                for (int r = 0; r < R; r++) {
+                    if (r == (int)rows[i])
+                        continue;
+                    lo += x[r] > t + eps;
+                    hi += x[r] > t - eps;
+                }
+                uint32_t got = which ? rc[i] : rd[i];
+                ck_assert_msg(got >= lo && got <= hi, "width %d, query %d (%s): rank %u, reference %u..%u", width, i,
+                              which ? "cos" : "dot", got, lo, hi);
+            }
         }
     }
+    tkmi_se_kernel_width(0);
     free(pred);
     synth_free(&s);
 }
@@ -283,13 +289,26 @@ START_TEST(test_metrics_threads_bit_identical)
         for (int k = 0; k < E; k++)
             pred[(size_t)i * E + k] = s.m[(size_t)rows[i] * E + k] + (float)((urand(&st) - 0.5) * (i % 5));
     }
-    tkm_se_metrics a, b;
-    uint32_t ra[2][N], rb[2][N];
-    ck_assert_int_eq(tkmi_se_metrics_view(&s.v, pred, rows, N, 1, &a, ra[0], ra[1]), 0);
-    ck_assert_int_eq(tkmi_se_metrics_view(&s.v, pred, rows, N, 3, &b, rb[0], rb[1]), 0);
-    ck_assert(!memcmp(&a, &b, sizeof(a)));
-    ck_assert(!memcmp(ra, rb, sizeof(ra)));
-    ck_assert(a.top1_cos > 0.05 && a.top1_cos < 0.95); /* a case where ranks vary */
+    tkm_se_metrics a, b, w16;
+    uint32_t ra[2][N], rb[2][N], r16[2][N];
+    int have16 = 0;
+    for (int wi = 0; wi < 3; wi++) {
+        const int width = tkmi_se_kernel_width(16 >> wi);
+        ck_assert_int_eq(tkmi_se_metrics_view(&s.v, pred, rows, N, 1, &a, ra[0], ra[1]), 0);
+        ck_assert_int_eq(tkmi_se_metrics_view(&s.v, pred, rows, N, 3, &b, rb[0], rb[1]), 0);
+        ck_assert_msg(!memcmp(&a, &b, sizeof(a)), "width %d", width);
+        ck_assert(!memcmp(ra, rb, sizeof(ra)));
+        ck_assert(a.top1_cos > 0.05 && a.top1_cos < 0.95); /* a case where ranks vary */
+        if (width == 16) {
+            have16 = 1;
+            w16 = a;
+            memcpy(r16, ra, sizeof(ra));
+        } else if (width == 8 && have16) { /* both fused multiply-adds, lane by lane: the same sums */
+            ck_assert(!memcmp(&a, &w16, sizeof(a)));
+            ck_assert(!memcmp(ra, r16, sizeof(ra)));
+        }
+    }
+    tkmi_se_kernel_width(0);
     free(pred);
     synth_free(&s);
 }
@@ -316,6 +335,8 @@ static double *random_spd(size_t n, uint64_t *st)
 START_TEST(test_cholesky)
 {
     const size_t n = 203, m = 37; /* not multiples of any block size */
+    const int width = tkmi_se_kernel_width(16 >> _i);
+    fprintf(stderr, "cholesky: width %d\n", width);
     uint64_t st = SEED + 3;
     double *a = random_spd(n, &st), *l1 = malloc(n * n * sizeof(double)), *l3 = malloc(n * n * sizeof(double));
     memcpy(l1, a, n * n * sizeof(double));
@@ -357,6 +378,7 @@ START_TEST(test_cholesky)
     l1[100 * n + 100] = -1.0;
     ck_assert_int_eq(tkmi_se_cholesky(l1, n, 2), TKM_ERANGE);
     ck_assert_ptr_nonnull(strstr(tkm_last_error(), "pivot 100 of 203"));
+    tkmi_se_kernel_width(0);
     free(a);
     free(l1);
     free(l3);
@@ -683,7 +705,7 @@ static Suite *softemb_eval_suite(void)
     tcase_add_test(m, test_metrics_threads_bit_identical);
     suite_add_tcase(s, m);
     TCase *b = tcase_create("baselines");
-    tcase_add_test(b, test_cholesky);
+    tcase_add_loop_test(b, test_cholesky, 0, 3); /* vector widths 16, 8, 4 */
     tcase_add_test(b, test_subtoken_mean);
     tcase_add_test(b, test_nearest_string);
     tcase_add_test(b, test_global_mean_and_errors);
