@@ -303,26 +303,25 @@ typedef struct {
 #define KATTR ATTR_W4
 #include "eval_kernels.h"
 
-static int forced_width;
+static int best_w = 4, forced_width; /* forced: tests only */
+static pthread_once_t best_once = PTHREAD_ONCE_INIT;
+
+static void find_best_width(void)
+{
+#ifdef SE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        best_w = 16;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        best_w = 8;
+#endif
+}
 
 int tkmi_se_kernel_width(int width)
 {
-    forced_width = width;
-#ifdef SE_X86
-    __builtin_cpu_init();
-    const int w16 = __builtin_cpu_supports("avx512f");
-    const int w8 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (width == 16 && !w16)
-        forced_width = 0;
-    if (width == 8 && !w8)
-        forced_width = 0;
-    if (forced_width == 0)
-        return w16 ? 16 : w8 ? 8 : 4;
-    return forced_width;
-#else
-    forced_width = 4;
-    return 4;
-#endif
+    pthread_once(&best_once, find_best_width);
+    forced_width = width == 4 || (width == 8 && best_w >= 8) || (width == 16 && best_w >= 16) ? width : 0;
+    return forced_width ? forced_width : best_w;
 }
 
 /* for_metrics: on the Xeon we develop on, 8-float vectors score 1.3-1.9x
@@ -330,15 +329,15 @@ int tkmi_se_kernel_width(int width)
  * metrics take width 8 where both run, unless a width is forced. */
 static const se_kernels *kernels(int for_metrics)
 {
-    const int w = tkmi_se_kernel_width(forced_width);
+    pthread_once(&best_once, find_best_width);
+    const int w = forced_width ? forced_width : for_metrics && best_w == 16 ? 8 : best_w;
 #ifdef SE_X86
-    if (w == 16 && !(for_metrics && forced_width == 0))
+    if (w == 16)
         return &kernels_w16;
-    if (w >= 8)
+    if (w == 8)
         return &kernels_w8;
 #endif
     (void)w;
-    (void)for_metrics;
     return &kernels_w4;
 }
 
