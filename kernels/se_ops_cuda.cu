@@ -28,9 +28,9 @@ struct impl {
     int err;          // first error (TKM_E*), 0 if none
     char msg[256];
     err_fn report;
-    float *scratch;   // attention backward: dpre [B, H, T, T]
-    size_t scratch_n;
-    double *partial;  // sumsq partial sums
+    float *scratch[2]; // [0] attention backward: dpre [B, H, T, T]; [1] column-sum partials
+    size_t scratch_n[2];
+    double *partial;   // sumsq partial sums
 };
 
 impl *I(tkmi_se_backend *be) { return (impl *)be->impl; }
@@ -62,6 +62,25 @@ void check_blas(tkmi_se_backend *be, cublasStatus_t s, const char *what)
 }
 
 unsigned blocks(size_t n, unsigned t) { return (unsigned)((n + t - 1) / t); }
+
+// A device buffer of at least n floats kept between calls (slot 0 or 1); it
+// only grows. cudaFree waits for the device, so no kernel still uses it.
+float *scratch(tkmi_se_backend *be, int slot, size_t n, const char *what)
+{
+    impl *p = I(be);
+    if (n <= p->scratch_n[slot])
+        return p->scratch[slot];
+    cudaFree(p->scratch[slot]);
+    p->scratch[slot] = NULL;
+    p->scratch_n[slot] = 0;
+    if (cudaMalloc((void **)&p->scratch[slot], n * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        record(be, "cudaMalloc", what);
+        return NULL;
+    }
+    p->scratch_n[slot] = n;
+    return p->scratch[slot];
+}
 
 // ---- memory ---------------------------------------------------------------
 
@@ -111,7 +130,8 @@ void g_destroy(tkmi_se_backend *be)
         return;
     impl *p = I(be);
     if (p) {
-        cudaFree(p->scratch);
+        cudaFree(p->scratch[0]);
+        cudaFree(p->scratch[1]);
         cudaFree(p->partial);
         if (p->blas)
             cublasDestroy(p->blas);
@@ -151,22 +171,92 @@ void g_add_bias(tkmi_se_backend *be, float *out, const float *bias, int N, int C
     check_launch(be, "add_bias");
 }
 
-// one thread per column, rows in order (deterministic)
-__global__ void k_colsum(float *d, const float *x, int N, int C)
+// Column sums over N rows (bias and layernorm gradients), deterministic: the
+// rows are cut into at most COL_PARTS chunks fixed by N alone; a block of 32
+// columns x 8 row lanes sums one chunk (lane y takes rows y, y+8, ...; the 8
+// lanes are then added in order) into part[chunk, c]; a second kernel adds
+// the chunks in order. One thread per column over all N rows (the obvious
+// kernel) leaves the GPU nearly idle: N = 32000, C = 768 is 6 blocks.
+#define COL_PARTS 64
+
+int col_rows(int N)
+{
+    int r = (N + COL_PARTS - 1) / COL_PARTS;
+    r = (r + 7) / 8 * 8;
+    return r < 64 ? 64 : r;
+}
+
+// LN: also sum (inp - mean) * rstd * x into the second half of part (dw)
+template <bool LN>
+__global__ void k_colpart(float *part, const float *x, const float *inp, const float *mean, const float *rstd, int N,
+                          int C, int rows, int parts)
+{
+    __shared__ float sh[2][8][33];
+    int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx;
+    int r0 = blockIdx.y * rows, r1 = r0 + rows < N ? r0 + rows : N;
+    float s = 0.0f, s2 = 0.0f;
+    if (c < C)
+        for (int n = r0 + ty; n < r1; n += 8) {
+            float d = x[(size_t)n * C + c];
+            s += d;
+            if (LN)
+                s2 += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * d;
+        }
+    sh[0][ty][tx] = s;
+    sh[1][ty][tx] = s2;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        for (int k = 1; k < 8; k++) {
+            s += sh[0][k][tx];
+            s2 += sh[1][k][tx];
+        }
+        part[(size_t)blockIdx.y * C + c] = s;
+        if (LN)
+            part[((size_t)parts + blockIdx.y) * C + c] = s2;
+    }
+}
+
+// d[c] += sum of the parts in order; LN: dw from the second half, db from the first
+__global__ void k_colfinal(float *d, float *dw, const float *part, int C, int parts)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C)
         return;
     float s = 0.0f;
-    for (int n = 0; n < N; n++)
-        s += x[(size_t)n * C + c];
+    for (int k = 0; k < parts; k++)
+        s += part[(size_t)k * C + c];
     d[c] += s;
+    if (dw) {
+        s = 0.0f;
+        for (int k = 0; k < parts; k++)
+            s += part[((size_t)parts + k) * C + c];
+        dw[c] += s;
+    }
+}
+
+// db[c] += sum_n x[n, c]; with dw: dw[c] += sum_n (inp - mean[n]) * rstd[n] * x
+void colsum(tkmi_se_backend *be, float *db, float *dw, const float *x, const float *inp, const float *mean,
+            const float *rstd, int N, int C, const char *what)
+{
+    if (C <= 0 || N <= 0)
+        return;
+    int rows = col_rows(N), parts = (N + rows - 1) / rows;
+    float *part = scratch(be, 1, (size_t)(dw ? 2 : 1) * parts * C, "out of device memory for column sums");
+    if (!part)
+        return;
+    dim3 grid(blocks((size_t)C, 32), (unsigned)parts), thr(32, 8);
+    if (dw)
+        k_colpart<true><<<grid, thr>>>(part, x, inp, mean, rstd, N, C, rows, parts);
+    else
+        k_colpart<false><<<grid, thr>>>(part, x, NULL, NULL, NULL, N, C, rows, parts);
+    check_launch(be, what);
+    k_colfinal<<<blocks((size_t)C, 128), 128>>>(db, dw, part, C, parts);
+    check_launch(be, what);
 }
 
 void g_bias_grad(tkmi_se_backend *be, float *dbias, const float *dout, int N, int C)
 {
-    k_colsum<<<blocks((size_t)C, 128), 128>>>(dbias, dout, N, C);
-    check_launch(be, "bias_grad");
+    colsum(be, dbias, NULL, dout, NULL, NULL, NULL, N, C, "bias_grad");
 }
 
 // ---- encoder ----------------------------------------------------------------
@@ -280,28 +370,14 @@ __global__ void k_ln_bwd_rows(float *dinp, const float *dout, const float *inp, 
     }
 }
 
-__global__ void k_ln_bwd_cols(float *dw, float *db, const float *dout, const float *inp, const float *mean,
-                              const float *rstd, int N, int C)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C)
-        return;
-    float sw = 0.0f, sb = 0.0f;
-    for (int n = 0; n < N; n++) {
-        float d = dout[(size_t)n * C + c];
-        sw += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * d;
-        sb += d;
-    }
-    dw[c] += sw;
-    db[c] += sb;
-}
-
 void g_layernorm_bwd(tkmi_se_backend *be, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, const float *mean, const float *rstd, int N, int C)
 {
+    if (N <= 0)
+        return;
     k_ln_bwd_rows<<<blocks((size_t)N, 8), 256>>>(dinp, dout, inp, w, mean, rstd, N, C);
-    k_ln_bwd_cols<<<blocks((size_t)C, 128), 128>>>(dw, db, dout, inp, mean, rstd, N, C);
     check_launch(be, "layernorm_bwd");
+    colsum(be, db, dw, dout, inp, mean, rstd, N, C, "layernorm_bwd");
 }
 
 // one thread per (b, h, t): scores over the valid keys, softmax, weighted values
@@ -413,22 +489,12 @@ __global__ void k_attn_bwd_kv(float *dqkv, const float *dpre, const float *dout,
 void g_attention_bwd(tkmi_se_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
                      const int32_t *len, int B, int T, int C, int H)
 {
-    impl *p = I(be);
-    size_t need = (size_t)B * H * T * T;
-    if (need > p->scratch_n) {
-        cudaFree(p->scratch);
-        p->scratch = NULL;
-        p->scratch_n = 0;
-        if (cudaMalloc((void **)&p->scratch, need * sizeof(float)) != cudaSuccess) {
-            cudaGetLastError();
-            record(be, "cudaMalloc", "out of device memory for attention scratch");
-            return;
-        }
-        p->scratch_n = need;
-    }
+    float *dpre = scratch(be, 0, (size_t)B * H * T * T, "out of device memory for attention scratch");
+    if (!dpre)
+        return;
     unsigned nb = blocks((size_t)B * H * T, 64);
-    k_attn_bwd_q<<<nb, 64>>>(dqkv, p->scratch, dout, qkv, att, len, B, T, C, H);
-    k_attn_bwd_kv<<<nb, 64>>>(dqkv, p->scratch, dout, qkv, att, len, B, T, C, H);
+    k_attn_bwd_q<<<nb, 64>>>(dqkv, dpre, dout, qkv, att, len, B, T, C, H);
+    k_attn_bwd_kv<<<nb, 64>>>(dqkv, dpre, dout, qkv, att, len, B, T, C, H);
     check_launch(be, "attention_bwd");
 }
 
@@ -769,7 +835,11 @@ int tkmi_se_cuda_module_create(int device, tkmi_se_backend **out, err_fn report)
         free(p);
         return report(TKM_E_NOTSUP, "cublasCreate failed on CUDA device %d", device);
     }
-    cublasSetMathMode(p->blas, CUBLAS_PEDANTIC_MATH); // fp32 unless TF32 is asked for
+    // fp32 unless TF32 is asked for (here by TKM_CUDA_TF32=1, or later by
+    // tkmi_se_backend_cuda_set_tf32)
+    const char *tf = getenv("TKM_CUDA_TF32");
+    int tf32 = tf && *tf && strcmp(tf, "0") != 0;
+    cublasSetMathMode(p->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
     be->name = "cuda";
     be->impl = p;
     be->alloc = g_alloc;
