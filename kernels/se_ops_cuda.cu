@@ -28,8 +28,8 @@ struct impl {
     int err;          // first error (TKM_E*), 0 if none
     char msg[256];
     err_fn report;
-    float *scratch[2]; // [0] attention backward: dpre [B, H, T, T]; [1] column-sum partials
-    size_t scratch_n[2];
+    void *scratch[3]; // [0] attention backward dS [B, H, T, T]; [1] column-sum partials;
+    size_t scratch_n[3]; // [2] attention pointer arrays (bytes held in scratch_n)
     double *partial;   // sumsq partial sums
 };
 
@@ -63,22 +63,22 @@ void check_blas(tkmi_se_backend *be, cublasStatus_t s, const char *what)
 
 unsigned blocks(size_t n, unsigned t) { return (unsigned)((n + t - 1) / t); }
 
-// A device buffer of at least n floats kept between calls (slot 0 or 1); it
-// only grows. cudaFree waits for the device, so no kernel still uses it.
-float *scratch(tkmi_se_backend *be, int slot, size_t n, const char *what)
+// A device buffer of at least `bytes` kept between calls (one per slot); it
+// only grows. cudaFree waits for the device, so no queued kernel still uses it.
+void *scratch(tkmi_se_backend *be, int slot, size_t bytes, const char *what)
 {
     impl *p = I(be);
-    if (n <= p->scratch_n[slot])
+    if (bytes <= p->scratch_n[slot])
         return p->scratch[slot];
     cudaFree(p->scratch[slot]);
     p->scratch[slot] = NULL;
     p->scratch_n[slot] = 0;
-    if (cudaMalloc((void **)&p->scratch[slot], n * sizeof(float)) != cudaSuccess) {
+    if (cudaMalloc(&p->scratch[slot], bytes) != cudaSuccess) {
         cudaGetLastError();
         record(be, "cudaMalloc", what);
         return NULL;
     }
-    p->scratch_n[slot] = n;
+    p->scratch_n[slot] = bytes;
     return p->scratch[slot];
 }
 
@@ -130,8 +130,8 @@ void g_destroy(tkmi_se_backend *be)
         return;
     impl *p = I(be);
     if (p) {
-        cudaFree(p->scratch[0]);
-        cudaFree(p->scratch[1]);
+        for (int i = 0; i < 3; i++)
+            cudaFree(p->scratch[i]);
         cudaFree(p->partial);
         if (p->blas)
             cublasDestroy(p->blas);
@@ -241,7 +241,8 @@ void colsum(tkmi_se_backend *be, float *db, float *dw, const float *x, const flo
     if (C <= 0 || N <= 0)
         return;
     int rows = col_rows(N), parts = (N + rows - 1) / rows;
-    float *part = scratch(be, 1, (size_t)(dw ? 2 : 1) * parts * C, "out of device memory for column sums");
+    float *part = (float *)scratch(be, 1, (size_t)(dw ? 2 : 1) * parts * C * sizeof(float),
+                                   "out of device memory for column sums");
     if (!part)
         return;
     dim3 grid(blocks((size_t)C, 32), (unsigned)parts), thr(32, 8);
@@ -275,6 +276,8 @@ void g_embed_fwd(tkmi_se_backend *be, float *out, const int32_t *tok, const floa
                  int C)
 {
     size_t n = (size_t)B * T * C;
+    if (!n)
+        return;
     k_embed_fwd<<<blocks(n, 256), 256>>>(out, tok, wte, wpe, T, C, n);
     check_launch(be, "embed_fwd");
 }
@@ -304,6 +307,8 @@ void g_embed_bwd(tkmi_se_backend *be, float *dwte, float *dwpe, const float *dou
                  int C)
 {
     size_t n = (size_t)B * T * C;
+    if (!n)
+        return;
     k_embed_bwd_wte<<<blocks(n, 256), 256>>>(dwte, dout, tok, C, n);
     k_embed_bwd_wpe<<<blocks((size_t)T * C, 256), 256>>>(dwpe, dout, B, T, C);
     check_launch(be, "embed_bwd");
@@ -331,7 +336,7 @@ __global__ void k_ln_fwd(float *out, float *mean, float *rstd, const float *inp,
     float v = 0.0f;
     for (int c = lane; c < C; c += 32)
         v += (x[c] - m) * (x[c] - m);
-    float r = rsqrtf(warp_sum(v) / C + 1e-5f);
+    float r = 1.0f / sqrtf(warp_sum(v) / C + 1e-5f);
     float *o = out + (size_t)row * C;
     for (int c = lane; c < C; c += 32)
         o[c] = (x[c] - m) * r * w[c] + b[c];
@@ -344,6 +349,8 @@ __global__ void k_ln_fwd(float *out, float *mean, float *rstd, const float *inp,
 void g_layernorm_fwd(tkmi_se_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
                      const float *b, int N, int C)
 {
+    if (N <= 0)
+        return;
     k_ln_fwd<<<blocks((size_t)N, 8), 256>>>(out, mean, rstd, inp, w, b, N, C);
     check_launch(be, "layernorm_fwd");
 }
@@ -380,122 +387,153 @@ void g_layernorm_bwd(tkmi_se_backend *be, float *dinp, float *dw, float *db, con
     colsum(be, db, dw, dout, inp, mean, rstd, N, C, "layernorm_bwd");
 }
 
-// one thread per (b, h, t): scores over the valid keys, softmax, weighted values
-__global__ void k_attn_fwd(float *out, float *att, const float *qkv, const int32_t *len, int B, int T, int C, int H)
+// Attention as batched cuBLAS products over the B*H (sequence, head) pairs,
+// with the mask applied by the softmax kernels:
+//   forward   S = scale Q K^T (all T keys); P = softmax over keys u < len[b],
+//             0 beyond (in att); O = P V
+//   backward  dV = P^T dO; dP = dO V^T; dS = P o (dP - rowsum(P o dP)) scale,
+//             0 beyond len[b]; dQ = dS K; dK = dS^T Q
+// Q, K, V of pair (b, h) are T x hs blocks with row stride 3C inside qkv, so
+// the batches are given as pointer arrays (built on the device, slot 2).
+// Keys u >= len[b] get probability 0, so they contribute nothing to O and get
+// zero dK and dV, as in the CPU reference (which skips them); this assumes
+// their values are finite (0 x inf would be NaN), which they are: padding
+// positions run through the same network as the others.
+enum { AP_Q, AP_K, AP_V, AP_P, AP_O, AP_DS, AP_DQ, AP_DK, AP_DV, AP_N };
+
+__global__ void k_attn_ptrs(float **ptr, const float *qkv, const float *att, const float *o, const float *ds,
+                            const float *dqkv, int B, int T, int C, int H)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * H * T)
+    int i = blockIdx.x * blockDim.x + threadIdx.x, BH = B * H;
+    if (i >= BH)
         return;
-    int t = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
-    float scale = rsqrtf((float)hs);
-    const float *base = qkv + (size_t)b * T * 3 * C;
-    const float *q = base + (size_t)t * 3 * C + h * hs;
-    float *row = att + (((size_t)b * H + h) * T + t) * T;
+    int b = i / H, h = i % H, hs = C / H;
+    size_t q = (size_t)b * T * 3 * C + (size_t)h * hs, tt = (size_t)i * T * T;
+    ptr[AP_Q * BH + i] = (float *)qkv + q;
+    ptr[AP_K * BH + i] = (float *)qkv + q + C;
+    ptr[AP_V * BH + i] = (float *)qkv + q + 2 * C;
+    ptr[AP_P * BH + i] = (float *)att + tt;
+    ptr[AP_O * BH + i] = (float *)o + (size_t)b * T * C + (size_t)h * hs;
+    if (ds) {
+        ptr[AP_DS * BH + i] = (float *)ds + tt;
+        ptr[AP_DQ * BH + i] = (float *)dqkv + q;
+        ptr[AP_DK * BH + i] = (float *)dqkv + q + C;
+        ptr[AP_DV * BH + i] = (float *)dqkv + q + 2 * C;
+    }
+}
+
+// row-major batched product, the same operand swap as g_gemm; at most 32768
+// products per call (grid limits of some cuBLAS versions)
+void gemm_batched(tkmi_se_backend *be, int transA, int transB, int M, int N, int K, float alpha, float **A, int lda,
+                  float **B, int ldb, float beta, float **C, int ldc, int count, const char *what)
+{
+    for (int i = 0; i < count; i += 32768) {
+        int n = count - i < 32768 ? count - i : 32768;
+        check_blas(be,
+                   cublasSgemmBatched(I(be)->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                      transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                                      (const float *const *)(B + i), ldb, (const float *const *)(A + i), lda, &beta,
+                                      (float *const *)(C + i), ldc, n),
+                   what);
+    }
+}
+
+float **attn_ptrs(tkmi_se_backend *be, const float *qkv, const float *att, const float *o, const float *ds,
+                  const float *dqkv, int B, int T, int C, int H)
+{
+    size_t BH = (size_t)B * H;
+    float **ptr = (float **)scratch(be, 2, AP_N * BH * sizeof(float *), "out of device memory for attention");
+    if (!ptr)
+        return NULL;
+    k_attn_ptrs<<<blocks(BH, 128), 128>>>(ptr, qkv, att, o, ds, dqkv, B, T, C, H);
+    check_launch(be, "attention pointers");
+    return ptr;
+}
+
+// one warp per row (b, h, t) of S (in att): masked softmax in place
+__global__ void k_attn_softmax(float *att, const int32_t *len, int B, int H, int T)
+{
+    size_t row = blockIdx.x * (size_t)(blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= (size_t)B * H * T)
+        return;
+    int L = len[row / ((size_t)H * T)];
+    float *r = att + row * T;
     float mx = -INFINITY;
-    for (int u = 0; u < L; u++) {
-        const float *k = base + (size_t)u * 3 * C + C + h * hs;
-        float s = 0.0f;
-        for (int j = 0; j < hs; j++)
-            s += q[j] * k[j];
-        s *= scale;
-        row[u] = s;
-        mx = fmaxf(mx, s);
-    }
+    for (int u = lane; u < L; u += 32)
+        mx = fmaxf(mx, r[u]);
+    for (int o = 16; o > 0; o >>= 1)
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     float sum = 0.0f;
-    for (int u = 0; u < L; u++) {
-        row[u] = expf(row[u] - mx);
-        sum += row[u];
-    }
-    float inv = 1.0f / sum;
-    for (int u = 0; u < L; u++)
-        row[u] *= inv;
-    for (int u = L; u < T; u++)
-        row[u] = 0.0f;
-    float *o = out + ((size_t)b * T + t) * C + h * hs;
-    for (int j = 0; j < hs; j++) {
-        float s = 0.0f;
-        for (int u = 0; u < L; u++)
-            s += row[u] * base[(size_t)u * 3 * C + 2 * C + h * hs + j];
-        o[j] = s;
-    }
+    for (int u = lane; u < L; u += 32)
+        sum += expf(r[u] - mx);
+    float inv = 1.0f / warp_sum(sum);
+    for (int u = lane; u < T; u += 32)
+        r[u] = u < L ? expf(r[u] - mx) * inv : 0.0f;
+}
+
+// one warp per row: dS = P o (dP - <P, dP>) scale over u < L, 0 beyond (in place in dP)
+__global__ void k_attn_softmax_bwd(float *ds, const float *att, const int32_t *len, int B, int H, int T, float scale)
+{
+    size_t row = blockIdx.x * (size_t)(blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= (size_t)B * H * T)
+        return;
+    int L = len[row / ((size_t)H * T)];
+    const float *p = att + row * T;
+    float *d = ds + row * T;
+    float dot = 0.0f;
+    for (int u = lane; u < L; u += 32)
+        dot += p[u] * d[u];
+    dot = warp_sum(dot);
+    for (int u = lane; u < T; u += 32)
+        d[u] = u < L ? p[u] * (d[u] - dot) * scale : 0.0f;
 }
 
 void g_attention_fwd(tkmi_se_backend *be, float *out, float *att, const float *qkv, const int32_t *len, int B, int T,
                      int C, int H)
 {
-    k_attn_fwd<<<blocks((size_t)B * H * T, 64), 64>>>(out, att, qkv, len, B, T, C, H);
-    check_launch(be, "attention_fwd");
-}
-
-// per query (b, h, t): dpre[t, u] and dq[t]
-__global__ void k_attn_bwd_q(float *dqkv, float *dpre, const float *dout, const float *qkv, const float *att,
-                             const int32_t *len, int B, int T, int C, int H)
-{
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * H * T)
+    int BH = B * H, hs = C / H;
+    if (BH <= 0 || T <= 0)
         return;
-    int t = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
-    float scale = rsqrtf((float)hs);
-    const float *base = qkv + (size_t)b * T * 3 * C;
-    const float *row = att + (((size_t)b * H + h) * T + t) * T;
-    float *pre = dpre + (((size_t)b * H + h) * T + t) * T;
-    const float *d = dout + ((size_t)b * T + t) * C + h * hs;
-    float dot = 0.0f;
-    for (int u = 0; u < L; u++) {
-        const float *v = base + (size_t)u * 3 * C + 2 * C + h * hs;
-        float s = 0.0f;
-        for (int j = 0; j < hs; j++)
-            s += d[j] * v[j];
-        pre[u] = s; // datt for now
-        dot += row[u] * s;
-    }
-    for (int u = 0; u < L; u++)
-        pre[u] = row[u] * (pre[u] - dot) * scale;
-    for (int u = L; u < T; u++)
-        pre[u] = 0.0f;
-    float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
-    for (int j = 0; j < hs; j++) {
-        float s = 0.0f;
-        for (int u = 0; u < L; u++)
-            s += pre[u] * base[(size_t)u * 3 * C + C + h * hs + j];
-        dq[j] = s;
-    }
-}
-
-// per key (b, h, u): dk[u] and dv[u], summing over all queries t in order
-__global__ void k_attn_bwd_kv(float *dqkv, const float *dpre, const float *dout, const float *qkv, const float *att,
-                              const int32_t *len, int B, int T, int C, int H)
-{
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * H * T)
+    float **ptr = attn_ptrs(be, qkv, att, out, NULL, NULL, B, T, C, H);
+    if (!ptr)
         return;
-    int u = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
-    const float *base = qkv + (size_t)b * T * 3 * C;
-    float *dk = dqkv + ((size_t)b * T + u) * 3 * C + C + h * hs;
-    float *dv = dk + C;
-    for (int j = 0; j < hs; j++) {
-        float sk = 0.0f, sv = 0.0f;
-        if (u < L)
-            for (int t = 0; t < T; t++) {
-                size_t at = (((size_t)b * H + h) * T + t) * T + u;
-                sk += dpre[at] * base[(size_t)t * 3 * C + h * hs + j];
-                sv += att[at] * dout[((size_t)b * T + t) * C + h * hs + j];
-            }
-        dk[j] = sk;
-        dv[j] = sv;
-    }
+    float scale = 1.0f / sqrtf((float)hs);
+    gemm_batched(be, 0, 1, T, T, hs, scale, ptr + AP_Q * BH, 3 * C, ptr + AP_K * BH, 3 * C, 0.0f, ptr + AP_P * BH, T,
+                 BH, "cublasSgemmBatched (attention scores)");
+    k_attn_softmax<<<blocks((size_t)BH * T, 8), 256>>>(att, len, B, H, T);
+    check_launch(be, "attention softmax");
+    gemm_batched(be, 0, 0, T, hs, T, 1.0f, ptr + AP_P * BH, T, ptr + AP_V * BH, 3 * C, 0.0f, ptr + AP_O * BH, C, BH,
+                 "cublasSgemmBatched (attention values)");
 }
 
 void g_attention_bwd(tkmi_se_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
                      const int32_t *len, int B, int T, int C, int H)
 {
-    float *dpre = scratch(be, 0, (size_t)B * H * T * T, "out of device memory for attention scratch");
-    if (!dpre)
+    int BH = B * H, hs = C / H;
+    if (BH <= 0 || T <= 0)
         return;
-    unsigned nb = blocks((size_t)B * H * T, 64);
-    k_attn_bwd_q<<<nb, 64>>>(dqkv, dpre, dout, qkv, att, len, B, T, C, H);
-    k_attn_bwd_kv<<<nb, 64>>>(dqkv, dpre, dout, qkv, att, len, B, T, C, H);
-    check_launch(be, "attention_bwd");
+    float *ds = (float *)scratch(be, 0, (size_t)BH * T * T * sizeof(float), "out of device memory for attention");
+    if (!ds)
+        return;
+    float **ptr = attn_ptrs(be, qkv, att, dout, ds, dqkv, B, T, C, H);
+    if (!ptr)
+        return;
+    float scale = 1.0f / sqrtf((float)hs);
+    // dV = P^T dO
+    gemm_batched(be, 1, 0, T, hs, T, 1.0f, ptr + AP_P * BH, T, ptr + AP_O * BH, C, 0.0f, ptr + AP_DV * BH, 3 * C, BH,
+                 "cublasSgemmBatched (attention dV)");
+    // dP = dO V^T, then dS in place
+    gemm_batched(be, 0, 1, T, T, hs, 1.0f, ptr + AP_O * BH, C, ptr + AP_V * BH, 3 * C, 0.0f, ptr + AP_DS * BH, T, BH,
+                 "cublasSgemmBatched (attention dP)");
+    k_attn_softmax_bwd<<<blocks((size_t)BH * T, 8), 256>>>(ds, att, len, B, H, T, scale);
+    check_launch(be, "attention softmax backward");
+    // dQ = dS K, dK = dS^T Q
+    gemm_batched(be, 0, 0, T, hs, T, 1.0f, ptr + AP_DS * BH, T, ptr + AP_K * BH, 3 * C, 0.0f, ptr + AP_DQ * BH, 3 * C,
+                 BH, "cublasSgemmBatched (attention dQ)");
+    gemm_batched(be, 1, 0, T, hs, T, 1.0f, ptr + AP_DS * BH, T, ptr + AP_Q * BH, 3 * C, 0.0f, ptr + AP_DK * BH, 3 * C,
+                 BH, "cublasSgemmBatched (attention dK)");
 }
 
 #define GELU_K 0.7978845608028654f
@@ -578,12 +616,16 @@ __global__ void k_pool_bwd(float *dx, const float *dout, const int32_t *len, int
 
 void g_pool_fwd(tkmi_se_backend *be, float *out, const float *x, const int32_t *len, int B, int T, int C, int mode)
 {
+    if (B <= 0 || C <= 0)
+        return;
     k_pool_fwd<<<blocks((size_t)B * C, 256), 256>>>(out, x, len, B, T, C, mode);
     check_launch(be, "pool_fwd");
 }
 
 void g_pool_bwd(tkmi_se_backend *be, float *dx, const float *dout, const int32_t *len, int B, int T, int C, int mode)
 {
+    if (B <= 0 || T <= 0 || C <= 0)
+        return;
     k_pool_bwd<<<blocks((size_t)B * T * C, 256), 256>>>(dx, dout, len, B, T, C, mode);
     check_launch(be, "pool_bwd");
 }
@@ -599,6 +641,8 @@ __global__ void k_gather(float *out, const float *m, const int32_t *idx, int B, 
 
 void g_gather_rows(tkmi_se_backend *be, float *out, const float *m, const int32_t *idx, int B, int C)
 {
+    if (B <= 0 || C <= 0)
+        return;
     k_gather<<<blocks((size_t)B * C, 256), 256>>>(out, m, idx, B, C);
     check_launch(be, "gather_rows");
 }
@@ -635,6 +679,8 @@ __global__ void k_rownorm_bwd(float *dinp, const float *dout, const float *out, 
 
 void g_row_normalize(tkmi_se_backend *be, float *out, float *norm, const float *inp, int R, int C)
 {
+    if (R <= 0)
+        return;
     k_rownorm<<<blocks((size_t)R, 8), 256>>>(out, norm, inp, R, C);
     check_launch(be, "row_normalize");
 }
@@ -642,6 +688,8 @@ void g_row_normalize(tkmi_se_backend *be, float *out, float *norm, const float *
 void g_row_normalize_bwd(tkmi_se_backend *be, float *dinp, const float *dout, const float *out, const float *norm, int R,
                          int C)
 {
+    if (R <= 0)
+        return;
     k_rownorm_bwd<<<blocks((size_t)R, 8), 256>>>(dinp, dout, out, norm, R, C);
     check_launch(be, "row_normalize_bwd");
 }
@@ -683,6 +731,8 @@ __global__ void k_pointwise(float *loss, float *dy, const float *y, const float 
 void g_pointwise_loss(tkmi_se_backend *be, float *loss, float *dy, const float *y, const float *t, int B, int C,
                       float w_mse, float w_l1, float w_cos)
 {
+    if (B <= 0)
+        return;
     k_pointwise<<<blocks((size_t)B, 8), 256>>>(loss, dy, y, t, B, C, w_mse, w_l1, w_cos);
     check_launch(be, "pointwise_loss");
 }
@@ -734,6 +784,8 @@ __global__ void k_softmax_xent(float *loss, float *dl, const float *logits, cons
 void g_softmax_xent(tkmi_se_backend *be, float *loss, float *dlogits, const float *logits, const int32_t *idx, int B,
                     int V, float weight)
 {
+    if (B <= 0)
+        return;
     k_softmax_xent<<<B, 256>>>(loss, dlogits, logits, idx, B, V, weight);
     check_launch(be, "softmax_xent");
 }
