@@ -28,8 +28,11 @@ struct impl {
     int err;          // first error (TKM_E*), 0 if none
     char msg[256];
     err_fn report;
-    void *scratch[3]; // [0] attention backward dS [B, H, T, T]; [1] column-sum partials;
-    size_t scratch_n[3]; // [2] attention pointer arrays (bytes held in scratch_n)
+    // device buffers kept between calls: [0] attention backward dS [B, H, T, T];
+    // [1] column-sum partials; [2] attention pointer arrays; [3] embedding
+    // gradient partials; [4] the largest token id (bytes held in scratch_n)
+    void *scratch[5];
+    size_t scratch_n[5];
     double *partial;   // sumsq partial sums
 };
 
@@ -55,8 +58,8 @@ void check_launch(tkmi_se_backend *be, const char *what) { check(be, cudaGetLast
 void check_blas(tkmi_se_backend *be, cublasStatus_t s, const char *what)
 {
     if (s != CUBLAS_STATUS_SUCCESS) {
-        char b[32];
-        snprintf(b, sizeof(b), "cuBLAS status %d", (int)s);
+        char b[96];
+        snprintf(b, sizeof(b), "%s (cuBLAS status %d)", cublasGetStatusString(s), (int)s);
         record(be, what, b);
     }
 }
@@ -130,7 +133,7 @@ void g_destroy(tkmi_se_backend *be)
         return;
     impl *p = I(be);
     if (p) {
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 5; i++)
             cudaFree(p->scratch[i]);
         cudaFree(p->partial);
         if (p->blas)
@@ -282,6 +285,62 @@ void g_embed_fwd(tkmi_se_backend *be, float *out, const int32_t *tok, const floa
     check_launch(be, "embed_fwd");
 }
 
+// The token-embedding gradient, deterministic: the positions are cut into at
+// most EMB_PARTS chunks fixed by N; a block (one warp) per chunk and 32
+// columns keeps a [V, 32] tile of sums in shared memory, each thread walking
+// its column over the chunk's positions in order; a second kernel adds the
+// chunks in order. The op is not told V (the rows of wte), so it reads the
+// largest token id back first (one int, at the end of the backward pass where
+// the host waits for the gradient norm anyway). Vocabularies over EMB_MAXV
+// rows fall back to atomic adds, whose order (so the last bits) may vary.
+#define EMB_PARTS 64
+#define EMB_MAXV 320 // 32 columns x 320 rows x 4 bytes = 40 KB of shared memory
+
+__global__ void k_maxtok(int32_t *out, const int32_t *tok, size_t n)
+{
+    __shared__ int32_t red[1024];
+    int tid = threadIdx.x;
+    int32_t m = -1;
+    for (size_t i = tid; i < n; i += 1024)
+        m = max(m, tok[i]);
+    red[tid] = m;
+    __syncthreads();
+    for (int k = 512; k > 0; k >>= 1) {
+        if (tid < k)
+            red[tid] = max(red[tid], red[tid + k]);
+        __syncthreads();
+    }
+    if (tid == 0)
+        *out = red[0];
+}
+
+__global__ void k_embed_part(float *part, const float *dout, const int32_t *tok, size_t N, int C, int V, size_t rows)
+{
+    __shared__ float h[EMB_MAXV * 32];
+    int tx = threadIdx.x, c = blockIdx.x * 32 + tx;
+    size_t n0 = blockIdx.y * rows, n1 = n0 + rows < N ? n0 + rows : N;
+    if (c >= C)
+        return; // each thread touches only its own column of h: no barrier needed
+    for (int v = 0; v < V; v++)
+        h[v * 32 + tx] = 0.0f;
+    for (size_t n = n0; n < n1; n++)
+        h[tok[n] * 32 + tx] += dout[n * C + c];
+    float *o = part + (size_t)blockIdx.y * V * C + c;
+    for (int v = 0; v < V; v++)
+        o[(size_t)v * C] = h[v * 32 + tx];
+}
+
+__global__ void k_embed_final(float *dwte, const float *part, size_t VC, int parts)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= VC)
+        return;
+    float s = 0.0f;
+    for (int k = 0; k < parts; k++)
+        s += part[(size_t)k * VC + i];
+    dwte[i] += s;
+}
+
 __global__ void k_embed_bwd_wte(float *dwte, const float *dout, const int32_t *tok, int C, size_t n)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
@@ -309,8 +368,28 @@ void g_embed_bwd(tkmi_se_backend *be, float *dwte, float *dwpe, const float *dou
     size_t n = (size_t)B * T * C;
     if (!n)
         return;
-    k_embed_bwd_wte<<<blocks(n, 256), 256>>>(dwte, dout, tok, C, n);
     k_embed_bwd_wpe<<<blocks((size_t)T * C, 256), 256>>>(dwpe, dout, B, T, C);
+    check_launch(be, "embed_bwd");
+    size_t N = (size_t)B * T, rows = (N + EMB_PARTS - 1) / EMB_PARTS;
+    int parts = (int)((N + rows - 1) / rows), V = 0;
+    int32_t *mx = (int32_t *)scratch(be, 4, sizeof(int32_t), "out of device memory for embed_bwd");
+    if (mx) {
+        k_maxtok<<<1, 1024>>>(mx, tok, N);
+        check_launch(be, "embed_bwd");
+        int32_t top = -1;
+        check(be, cudaMemcpy(&top, mx, sizeof(top), cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+        V = top + 1;
+    }
+    float *part = NULL;
+    if (V >= 1 && V <= EMB_MAXV)
+        part = (float *)scratch(be, 3, (size_t)parts * V * C * sizeof(float), "out of device memory for embed_bwd");
+    if (part) {
+        k_embed_part<<<dim3(blocks((size_t)C, 32), (unsigned)parts), 32>>>(part, dout, tok, N, C, V, rows);
+        check_launch(be, "embed_bwd");
+        k_embed_final<<<blocks((size_t)V * C, 256), 256>>>(dwte, part, (size_t)V * C, parts);
+    } else {
+        k_embed_bwd_wte<<<blocks(n, 256), 256>>>(dwte, dout, tok, C, n);
+    }
     check_launch(be, "embed_bwd");
 }
 
