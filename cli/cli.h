@@ -28,5 +28,11 @@ int cli_int(const char *arg, long lo, long hi, long *out);
 /* Prints "tokenmill CMD: message" with the library's last error detail. */
 void cli_error(const char *cmd, int rc);
 long cli_peak_rss_kb(void);
+/* Outputs go to PATH.tmp.PID and are renamed into place, except when PATH
+ * exists and is not a regular file (/dev/null, a FIFO): then it is written
+ * directly (the temp name is PATH itself) and never renamed or removed. */
+int cli_special_output(const char *path);
+int cli_commit(const char *tmp, const char *path);   /* rename unless tmp is path */
+void cli_discard(const char *tmp, const char *path); /* unlink unless tmp is path */
 
 #endif

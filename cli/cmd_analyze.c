@@ -536,6 +536,7 @@ static int run(ctx_t *c)
     if (status == EXIT_OK && c->outpath) {
         tmp = malloc(strlen(c->outpath) + 32);
         if (tmp) sprintf(tmp, "%s.tmp.%ld", c->outpath, (long)getpid());
+        if (tmp && cli_special_output(c->outpath)) strcpy(tmp, c->outpath);
         if (!tmp || !(out = fopen(tmp, "w"))) {
             fprintf(stderr, "tokenmill analyze: %s: cannot create: %s\n", tmp ? tmp : c->outpath, strerror(errno));
             status = EXIT_FAIL;
@@ -554,11 +555,11 @@ static int run(ctx_t *c)
     }
     if (c->outpath && out) {
         if (fclose(out) != 0) status = EXIT_FAIL;
-        if (status == EXIT_OK && rename(tmp, c->outpath) != 0) {
+        if (status == EXIT_OK && cli_commit(tmp, c->outpath) != 0) {
             fprintf(stderr, "tokenmill analyze: %s: %s\n", c->outpath, strerror(errno));
             status = EXIT_FAIL;
         }
-        if (status != EXIT_OK) unlink(tmp);
+        if (status != EXIT_OK) cli_discard(tmp, c->outpath);
     }
     free(tmp);
     for (int k = 0; v && k < c->nmodels; k++) tkm_analyze_vocab_clear(&v[k]);

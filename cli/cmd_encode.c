@@ -263,6 +263,7 @@ static int decode_u16(const tkm_model *m, int nfiles, char **files, const char *
     if (outpath) {
         tmp = malloc(strlen(outpath) + 32);
         sprintf(tmp, "%s.tmp.%ld", outpath, (long)getpid());
+        if (cli_special_output(outpath)) strcpy(tmp, outpath);
         if (!(out = fopen(tmp, "wb"))) {
             fprintf(stderr, "tokenmill decode: %s: cannot create: %s\n", tmp, strerror(errno));
             free(tmp);
@@ -342,8 +343,8 @@ static int decode_u16(const tkm_model *m, int nfiles, char **files, const char *
     if (fflush(out) != 0) status = EXIT_FAIL;
     if (outpath) {
         if (fclose(out) != 0) status = EXIT_FAIL;
-        if (status == EXIT_OK && rename(tmp, outpath) != 0) status = EXIT_FAIL;
-        if (status != EXIT_OK) unlink(tmp);
+        if (status == EXIT_OK && cli_commit(tmp, outpath) != 0) status = EXIT_FAIL;
+        if (status != EXIT_OK) cli_discard(tmp, outpath);
         free(tmp);
     }
     return status;
@@ -449,6 +450,7 @@ static int run_io(int argc, char **argv, int decode)
     if (outpath) {
         tmp = malloc(strlen(outpath) + 32);
         sprintf(tmp, "%s.tmp.%ld", outpath, (long)getpid());
+        if (cli_special_output(outpath)) strcpy(tmp, outpath);
         out = fopen(tmp, "wb");
         if (!out) {
             fprintf(stderr, "tokenmill %s: %s: cannot create: %s\n", cmd, tmp, strerror(errno));
@@ -539,15 +541,15 @@ static int run_io(int argc, char **argv, int decode)
         fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
         status = EXIT_FAIL;
     }
-    if (fmt == FMT_U16 && outpath && status == EXIT_OK)
+    if (fmt == FMT_U16 && outpath && status == EXIT_OK && !cli_special_output(outpath))
         status = write_sidecar(outpath, model, m, u16_bytes / 2, docs, sep, doc_per_line, files, nfiles);
     if (outpath) {
         if (fclose(out) != 0 && status == EXIT_OK) status = EXIT_FAIL;
-        if (status == EXIT_OK && rename(tmp, outpath) != 0) {
+        if (status == EXIT_OK && cli_commit(tmp, outpath) != 0) {
             fprintf(stderr, "tokenmill %s: %s: %s\n", cmd, outpath, strerror(errno));
             status = EXIT_FAIL;
         }
-        if (status != EXIT_OK) unlink(tmp);
+        if (status != EXIT_OK) cli_discard(tmp, outpath);
         free(tmp);
     }
     for (int i = 0; i < threads; i++) {

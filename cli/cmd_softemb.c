@@ -34,19 +34,45 @@ static const struct option io_opts[] = {
     {"checksum", no_argument, 0, I_CHECKSUM}, {"rows", required_argument, 0, I_ROWS},
     {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
-static void print_escaped(FILE *f, const unsigned char *b, size_t n)
+/* Length of the valid UTF-8 sequence at b (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *b, size_t n)
 {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
+    unsigned c = b[0];
+    size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (k == 0 || k > n)
+        return 0;
+    unsigned cp = k == 1 ? c : k == 2 ? c & 0x1F : k == 3 ? c & 0x0F : c & 0x07;
+    for (size_t i = 1; i < k; i++) {
+        if ((b[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (b[i] & 0x3F);
+    }
+    static const unsigned min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return k;
+}
+
+/* Bytes as text: control characters, backslash and bytes that are not valid
+ * UTF-8 (a lone byte piece such as <0xE3>) become \xNN, so each row stays one
+ * line; with quotes, '"' is escaped too. */
+static void print_escaped(FILE *f, const unsigned char *b, size_t n, int quote)
+{
+    if (quote)
+        fputc('"', f);
+    for (size_t i = 0; i < n;) {
         unsigned char c = b[i];
-        if (c == '"' || c == '\\')
+        size_t k = utf8_len(b + i, n - i);
+        if (c == '\\' || (quote && c == '"'))
             fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7F)
+        else if (k == 0 || c < 0x20 || c == 0x7F)
             fprintf(f, "\\x%02x", c);
         else
-            fputc(c, f);
+            fwrite(b + i, 1, k, f);
+        i += k ? k : 1;
     }
-    fputc('"', f);
+    if (quote)
+        fputc('"', f);
 }
 
 /* FNV-1a over the float32 bit patterns: equal for bit-identical matrices. */
@@ -157,8 +183,11 @@ static int io_cmd(const char *cmd, int argc, char **argv)
     for (size_t r = 0; r < R && r < (size_t)nrows; r++) {
         size_t n;
         const unsigned char *b = tkm_teacher_bytes(t, r, &n);
-        printf("row %-8zu %-8s %s -> ", r, kn[tkm_teacher_row_kind(t, r)], tkm_teacher_piece(t, r));
-        print_escaped(stdout, b, n);
+        const char *p = tkm_teacher_piece(t, r);
+        printf("row %-8zu %-8s ", r, kn[tkm_teacher_row_kind(t, r)]);
+        print_escaped(stdout, (const unsigned char *)p, strlen(p), 0);
+        printf(" -> ");
+        print_escaped(stdout, b, n, 1);
         printf("\n");
     }
     tkm_teacher_free(t);

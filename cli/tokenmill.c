@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -55,6 +57,22 @@ void cli_error(const char *cmd, int rc)
 {
     const char *d = tkm_last_error();
     fprintf(stderr, "tokenmill %s: %s\n", cmd, d && *d ? d : tkm_strerror(rc));
+}
+
+int cli_special_output(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+int cli_commit(const char *tmp, const char *path)
+{
+    return strcmp(tmp, path) ? rename(tmp, path) : 0;
+}
+
+void cli_discard(const char *tmp, const char *path)
+{
+    if (strcmp(tmp, path)) unlink(tmp);
 }
 
 long cli_peak_rss_kb(void)

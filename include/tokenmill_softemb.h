@@ -42,8 +42,13 @@ typedef struct tkm_teacher_opts {
  * BF16) or .npy (<f4, <f2, 2-D, C order), chosen by magic bytes. The matrix
  * is converted to float32. Piece strings are decoded to real bytes:
  * sentencepiece U+2581 -> space and <0xNN> -> that byte; GPT-2 byte-level
- * characters -> bytes (when the vocabulary is byte-level); WordPiece: "##x"
- * -> "x", any other normal piece p -> " p" (a word start, as U+2581p).
+ * characters -> bytes (when the vocabulary is byte-level; added tokens of a
+ * tokenizer.json, USER_DEFINED GGUF tokens and special tokens are raw text,
+ * and a normal piece outside the alphabet is TKM_EFORMAT); WordPiece: "##x"
+ * -> "x", any other normal piece p -> " p" (a word start, as U+2581p). An
+ * empty piece, or one decoding to nothing, is TKM_ROW_UNUSED; so are matrix
+ * rows beyond the vocabulary (padding). The vocabulary may not be longer than
+ * the matrix.
  * @return 0, TKM_EIO, TKM_EFORMAT (file and byte offset named), TKM_ENOTSUP
  * (e.g. "unsupported tensor type Q4_K"), TKM_ENOMEM. */
 int tkm_teacher_load(const char *path, const tkm_teacher_opts *opts, tkm_teacher **out);
@@ -54,7 +59,8 @@ size_t tkm_teacher_dim(const tkm_teacher *t);
 const float *tkm_teacher_matrix(const tkm_teacher *t);
 /* The piece as the vocabulary spells it (NUL-terminated). */
 const char *tkm_teacher_piece(const tkm_teacher *t, size_t row);
-/* The decoded bytes of the row's token (not NUL-terminated; may contain NUL). */
+/* The decoded bytes of the row's token (not NUL-terminated; may contain NUL).
+ * A row out of range: NULL, *len 0 (and tkm_teacher_row_kind: UNUSED). */
 const unsigned char *tkm_teacher_bytes(const tkm_teacher *t, size_t row, size_t *len);
 tkm_row_kind tkm_teacher_row_kind(const tkm_teacher *t, size_t row);
 /* "gguf", "safetensors", "npy"; and the vocabulary style: "sentencepiece",
@@ -69,9 +75,13 @@ typedef enum { TKM_DTYPE_F32 = 0, TKM_DTYPE_F16 = 1, TKM_DTYPE_BF16 = 2 } tkm_dt
  * tokenizer.ggml.model from vocab_style ("sentencepiece" -> "llama",
  * "byte-level" -> "gpt2", "wordpiece" -> "bert", "plain" -> "plain"; NULL:
  * none), tokenizer.ggml.token_type from kinds (NORMAL 1, SPECIAL 3 control,
- * UNUSED 5; <0xNN> pieces of a sentencepiece vocabulary 6; NULL: none), and
+ * UNUSED 5; <0xNN> pieces of a sentencepiece vocabulary 6; normal pieces of
+ * a byte-level vocabulary with characters outside the GPT-2 alphabet 4,
+ * USER_DEFINED, so they read back as raw text; NULL: none, unless such pieces
+ * need 4), and
  * one tensor token_embd.weight (ne = [dim, rows], as llama.cpp stores it) in
- * dtype. Atomic: a temp file renamed into place. */
+ * dtype (F16/BF16 rounded to nearest even). The matrix is streamed, not
+ * copied. Atomic: a temp file renamed into place. */
 int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m,
                        const char *const *pieces, const char *vocab_style, const tkm_row_kind *kinds,
                        tkm_dtype dtype);

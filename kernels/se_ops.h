@@ -113,7 +113,8 @@ int tkmi_se_backend_cpu(int threads, tkmi_se_backend **out);
 /* The CUDA backend on device `device` (returns TKM_ENOTSUP when built
  * without CUDA or when no device is present; the message says which). */
 int tkmi_se_backend_cuda(int device, tkmi_se_backend **out);
-/* CUDA: let cuBLAS use TF32 tensor cores for gemm (off by default). */
+/* CUDA: let cuBLAS use TF32 tensor cores for gemm (off by default; the
+ * environment variable TKM_CUDA_TF32=1 turns it on for new backends). */
 void tkmi_se_backend_cuda_set_tf32(tkmi_se_backend *be, int on);
 
 #endif

@@ -28,9 +28,12 @@ struct impl {
     int err;          // first error (TKM_E*), 0 if none
     char msg[256];
     err_fn report;
-    float *scratch;   // attention backward: dpre [B, H, T, T]
-    size_t scratch_n;
-    double *partial;  // sumsq partial sums
+    // device buffers kept between calls: [0] attention backward dS [B, H, T, T];
+    // [1] column-sum partials; [2] attention pointer arrays; [3] embedding
+    // gradient partials; [4] the largest token id (bytes held in scratch_n)
+    void *scratch[5];
+    size_t scratch_n[5];
+    double *partial;   // sumsq partial sums
 };
 
 impl *I(tkmi_se_backend *be) { return (impl *)be->impl; }
@@ -55,13 +58,32 @@ void check_launch(tkmi_se_backend *be, const char *what) { check(be, cudaGetLast
 void check_blas(tkmi_se_backend *be, cublasStatus_t s, const char *what)
 {
     if (s != CUBLAS_STATUS_SUCCESS) {
-        char b[32];
-        snprintf(b, sizeof(b), "cuBLAS status %d", (int)s);
+        char b[96];
+        snprintf(b, sizeof(b), "%s (cuBLAS status %d)", cublasGetStatusString(s), (int)s);
         record(be, what, b);
     }
 }
 
 unsigned blocks(size_t n, unsigned t) { return (unsigned)((n + t - 1) / t); }
+
+// A device buffer of at least `bytes` kept between calls (one per slot); it
+// only grows. cudaFree waits for the device, so no queued kernel still uses it.
+void *scratch(tkmi_se_backend *be, int slot, size_t bytes, const char *what)
+{
+    impl *p = I(be);
+    if (bytes <= p->scratch_n[slot])
+        return p->scratch[slot];
+    cudaFree(p->scratch[slot]);
+    p->scratch[slot] = NULL;
+    p->scratch_n[slot] = 0;
+    if (cudaMalloc(&p->scratch[slot], bytes) != cudaSuccess) {
+        cudaGetLastError();
+        record(be, "cudaMalloc", what);
+        return NULL;
+    }
+    p->scratch_n[slot] = bytes;
+    return p->scratch[slot];
+}
 
 // ---- memory ---------------------------------------------------------------
 
@@ -111,7 +133,8 @@ void g_destroy(tkmi_se_backend *be)
         return;
     impl *p = I(be);
     if (p) {
-        cudaFree(p->scratch);
+        for (int i = 0; i < 5; i++)
+            cudaFree(p->scratch[i]);
         cudaFree(p->partial);
         if (p->blas)
             cublasDestroy(p->blas);
@@ -151,22 +174,93 @@ void g_add_bias(tkmi_se_backend *be, float *out, const float *bias, int N, int C
     check_launch(be, "add_bias");
 }
 
-// one thread per column, rows in order (deterministic)
-__global__ void k_colsum(float *d, const float *x, int N, int C)
+// Column sums over N rows (bias and layernorm gradients), deterministic: the
+// rows are cut into at most COL_PARTS chunks fixed by N alone; a block of 32
+// columns x 8 row lanes sums one chunk (lane y takes rows y, y+8, ...; the 8
+// lanes are then added in order) into part[chunk, c]; a second kernel adds
+// the chunks in order. One thread per column over all N rows (the obvious
+// kernel) leaves the GPU nearly idle: N = 32000, C = 768 is 6 blocks.
+#define COL_PARTS 64
+
+int col_rows(int N)
+{
+    int r = (N + COL_PARTS - 1) / COL_PARTS;
+    r = (r + 7) / 8 * 8;
+    return r < 64 ? 64 : r;
+}
+
+// LN: also sum (inp - mean) * rstd * x into the second half of part (dw)
+template <bool LN>
+__global__ void k_colpart(float *part, const float *x, const float *inp, const float *mean, const float *rstd, int N,
+                          int C, int rows, int parts)
+{
+    __shared__ float sh[2][8][33];
+    int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx;
+    int r0 = blockIdx.y * rows, r1 = r0 + rows < N ? r0 + rows : N;
+    float s = 0.0f, s2 = 0.0f;
+    if (c < C)
+        for (int n = r0 + ty; n < r1; n += 8) {
+            float d = x[(size_t)n * C + c];
+            s += d;
+            if (LN)
+                s2 += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * d;
+        }
+    sh[0][ty][tx] = s;
+    sh[1][ty][tx] = s2;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        for (int k = 1; k < 8; k++) {
+            s += sh[0][k][tx];
+            s2 += sh[1][k][tx];
+        }
+        part[(size_t)blockIdx.y * C + c] = s;
+        if (LN)
+            part[((size_t)parts + blockIdx.y) * C + c] = s2;
+    }
+}
+
+// d[c] += sum of the parts in order; LN: dw from the second half, db from the first
+__global__ void k_colfinal(float *d, float *dw, const float *part, int C, int parts)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C)
         return;
     float s = 0.0f;
-    for (int n = 0; n < N; n++)
-        s += x[(size_t)n * C + c];
+    for (int k = 0; k < parts; k++)
+        s += part[(size_t)k * C + c];
     d[c] += s;
+    if (dw) {
+        s = 0.0f;
+        for (int k = 0; k < parts; k++)
+            s += part[((size_t)parts + k) * C + c];
+        dw[c] += s;
+    }
+}
+
+// db[c] += sum_n x[n, c]; with dw: dw[c] += sum_n (inp - mean[n]) * rstd[n] * x
+void colsum(tkmi_se_backend *be, float *db, float *dw, const float *x, const float *inp, const float *mean,
+            const float *rstd, int N, int C, const char *what)
+{
+    if (C <= 0 || N <= 0)
+        return;
+    int rows = col_rows(N), parts = (N + rows - 1) / rows;
+    float *part = (float *)scratch(be, 1, (size_t)(dw ? 2 : 1) * parts * C * sizeof(float),
+                                   "out of device memory for column sums");
+    if (!part)
+        return;
+    dim3 grid(blocks((size_t)C, 32), (unsigned)parts), thr(32, 8);
+    if (dw)
+        k_colpart<true><<<grid, thr>>>(part, x, inp, mean, rstd, N, C, rows, parts);
+    else
+        k_colpart<false><<<grid, thr>>>(part, x, NULL, NULL, NULL, N, C, rows, parts);
+    check_launch(be, what);
+    k_colfinal<<<blocks((size_t)C, 128), 128>>>(db, dw, part, C, parts);
+    check_launch(be, what);
 }
 
 void g_bias_grad(tkmi_se_backend *be, float *dbias, const float *dout, int N, int C)
 {
-    k_colsum<<<blocks((size_t)C, 128), 128>>>(dbias, dout, N, C);
-    check_launch(be, "bias_grad");
+    colsum(be, dbias, NULL, dout, NULL, NULL, NULL, N, C, "bias_grad");
 }
 
 // ---- encoder ----------------------------------------------------------------
@@ -185,8 +279,66 @@ void g_embed_fwd(tkmi_se_backend *be, float *out, const int32_t *tok, const floa
                  int C)
 {
     size_t n = (size_t)B * T * C;
+    if (!n)
+        return;
     k_embed_fwd<<<blocks(n, 256), 256>>>(out, tok, wte, wpe, T, C, n);
     check_launch(be, "embed_fwd");
+}
+
+// The token-embedding gradient, deterministic: the positions are cut into at
+// most EMB_PARTS chunks fixed by N; a block (one warp) per chunk and 32
+// columns keeps a [V, 32] tile of sums in shared memory, each thread walking
+// its column over the chunk's positions in order; a second kernel adds the
+// chunks in order. The op is not told V (the rows of wte), so it reads the
+// largest token id back first (one int, at the end of the backward pass where
+// the host waits for the gradient norm anyway). Vocabularies over EMB_MAXV
+// rows fall back to atomic adds, whose order (so the last bits) may vary.
+#define EMB_PARTS 64
+#define EMB_MAXV 320 // 32 columns x 320 rows x 4 bytes = 40 KB of shared memory
+
+__global__ void k_maxtok(int32_t *out, const int32_t *tok, size_t n)
+{
+    __shared__ int32_t red[1024];
+    int tid = threadIdx.x;
+    int32_t m = -1;
+    for (size_t i = tid; i < n; i += 1024)
+        m = max(m, tok[i]);
+    red[tid] = m;
+    __syncthreads();
+    for (int k = 512; k > 0; k >>= 1) {
+        if (tid < k)
+            red[tid] = max(red[tid], red[tid + k]);
+        __syncthreads();
+    }
+    if (tid == 0)
+        *out = red[0];
+}
+
+__global__ void k_embed_part(float *part, const float *dout, const int32_t *tok, size_t N, int C, int V, size_t rows)
+{
+    __shared__ float h[EMB_MAXV * 32];
+    int tx = threadIdx.x, c = blockIdx.x * 32 + tx;
+    size_t n0 = blockIdx.y * rows, n1 = n0 + rows < N ? n0 + rows : N;
+    if (c >= C)
+        return; // each thread touches only its own column of h: no barrier needed
+    for (int v = 0; v < V; v++)
+        h[v * 32 + tx] = 0.0f;
+    for (size_t n = n0; n < n1; n++)
+        h[tok[n] * 32 + tx] += dout[n * C + c];
+    float *o = part + (size_t)blockIdx.y * V * C + c;
+    for (int v = 0; v < V; v++)
+        o[(size_t)v * C] = h[v * 32 + tx];
+}
+
+__global__ void k_embed_final(float *dwte, const float *part, size_t VC, int parts)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= VC)
+        return;
+    float s = 0.0f;
+    for (int k = 0; k < parts; k++)
+        s += part[(size_t)k * VC + i];
+    dwte[i] += s;
 }
 
 __global__ void k_embed_bwd_wte(float *dwte, const float *dout, const int32_t *tok, int C, size_t n)
@@ -214,8 +366,30 @@ void g_embed_bwd(tkmi_se_backend *be, float *dwte, float *dwpe, const float *dou
                  int C)
 {
     size_t n = (size_t)B * T * C;
-    k_embed_bwd_wte<<<blocks(n, 256), 256>>>(dwte, dout, tok, C, n);
+    if (!n)
+        return;
     k_embed_bwd_wpe<<<blocks((size_t)T * C, 256), 256>>>(dwpe, dout, B, T, C);
+    check_launch(be, "embed_bwd");
+    size_t N = (size_t)B * T, rows = (N + EMB_PARTS - 1) / EMB_PARTS;
+    int parts = (int)((N + rows - 1) / rows), V = 0;
+    int32_t *mx = (int32_t *)scratch(be, 4, sizeof(int32_t), "out of device memory for embed_bwd");
+    if (mx) {
+        k_maxtok<<<1, 1024>>>(mx, tok, N);
+        check_launch(be, "embed_bwd");
+        int32_t top = -1;
+        check(be, cudaMemcpy(&top, mx, sizeof(top), cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+        V = top + 1;
+    }
+    float *part = NULL;
+    if (V >= 1 && V <= EMB_MAXV)
+        part = (float *)scratch(be, 3, (size_t)parts * V * C * sizeof(float), "out of device memory for embed_bwd");
+    if (part) {
+        k_embed_part<<<dim3(blocks((size_t)C, 32), (unsigned)parts), 32>>>(part, dout, tok, N, C, V, rows);
+        check_launch(be, "embed_bwd");
+        k_embed_final<<<blocks((size_t)V * C, 256), 256>>>(dwte, part, (size_t)V * C, parts);
+    } else {
+        k_embed_bwd_wte<<<blocks(n, 256), 256>>>(dwte, dout, tok, C, n);
+    }
     check_launch(be, "embed_bwd");
 }
 
@@ -241,7 +415,7 @@ __global__ void k_ln_fwd(float *out, float *mean, float *rstd, const float *inp,
     float v = 0.0f;
     for (int c = lane; c < C; c += 32)
         v += (x[c] - m) * (x[c] - m);
-    float r = rsqrtf(warp_sum(v) / C + 1e-5f);
+    float r = 1.0f / sqrtf(warp_sum(v) / C + 1e-5f);
     float *o = out + (size_t)row * C;
     for (int c = lane; c < C; c += 32)
         o[c] = (x[c] - m) * r * w[c] + b[c];
@@ -254,6 +428,8 @@ __global__ void k_ln_fwd(float *out, float *mean, float *rstd, const float *inp,
 void g_layernorm_fwd(tkmi_se_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
                      const float *b, int N, int C)
 {
+    if (N <= 0)
+        return;
     k_ln_fwd<<<blocks((size_t)N, 8), 256>>>(out, mean, rstd, inp, w, b, N, C);
     check_launch(be, "layernorm_fwd");
 }
@@ -280,156 +456,163 @@ __global__ void k_ln_bwd_rows(float *dinp, const float *dout, const float *inp, 
     }
 }
 
-__global__ void k_ln_bwd_cols(float *dw, float *db, const float *dout, const float *inp, const float *mean,
-                              const float *rstd, int N, int C)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C)
-        return;
-    float sw = 0.0f, sb = 0.0f;
-    for (int n = 0; n < N; n++) {
-        float d = dout[(size_t)n * C + c];
-        sw += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * d;
-        sb += d;
-    }
-    dw[c] += sw;
-    db[c] += sb;
-}
-
 void g_layernorm_bwd(tkmi_se_backend *be, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, const float *mean, const float *rstd, int N, int C)
 {
+    if (N <= 0)
+        return;
     k_ln_bwd_rows<<<blocks((size_t)N, 8), 256>>>(dinp, dout, inp, w, mean, rstd, N, C);
-    k_ln_bwd_cols<<<blocks((size_t)C, 128), 128>>>(dw, db, dout, inp, mean, rstd, N, C);
     check_launch(be, "layernorm_bwd");
+    colsum(be, db, dw, dout, inp, mean, rstd, N, C, "layernorm_bwd");
 }
 
-// one thread per (b, h, t): scores over the valid keys, softmax, weighted values
-__global__ void k_attn_fwd(float *out, float *att, const float *qkv, const int32_t *len, int B, int T, int C, int H)
+// Attention as batched cuBLAS products over the B*H (sequence, head) pairs,
+// with the mask applied by the softmax kernels:
+//   forward   S = scale Q K^T (all T keys); P = softmax over keys u < len[b],
+//             0 beyond (in att); O = P V
+//   backward  dV = P^T dO; dP = dO V^T; dS = P o (dP - rowsum(P o dP)) scale,
+//             0 beyond len[b]; dQ = dS K; dK = dS^T Q
+// Q, K, V of pair (b, h) are T x hs blocks with row stride 3C inside qkv, so
+// the batches are given as pointer arrays (built on the device, slot 2).
+// Keys u >= len[b] get probability 0, so they contribute nothing to O and get
+// zero dK and dV, as in the CPU reference (which skips them); this assumes
+// their values are finite (0 x inf would be NaN), which they are: padding
+// positions run through the same network as the others.
+enum { AP_Q, AP_K, AP_V, AP_P, AP_O, AP_DS, AP_DQ, AP_DK, AP_DV, AP_N };
+
+__global__ void k_attn_ptrs(float **ptr, const float *qkv, const float *att, const float *o, const float *ds,
+                            const float *dqkv, int B, int T, int C, int H)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * H * T)
+    int i = blockIdx.x * blockDim.x + threadIdx.x, BH = B * H;
+    if (i >= BH)
         return;
-    int t = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
-    float scale = rsqrtf((float)hs);
-    const float *base = qkv + (size_t)b * T * 3 * C;
-    const float *q = base + (size_t)t * 3 * C + h * hs;
-    float *row = att + (((size_t)b * H + h) * T + t) * T;
+    int b = i / H, h = i % H, hs = C / H;
+    size_t q = (size_t)b * T * 3 * C + (size_t)h * hs, tt = (size_t)i * T * T;
+    ptr[AP_Q * BH + i] = (float *)qkv + q;
+    ptr[AP_K * BH + i] = (float *)qkv + q + C;
+    ptr[AP_V * BH + i] = (float *)qkv + q + 2 * C;
+    ptr[AP_P * BH + i] = (float *)att + tt;
+    ptr[AP_O * BH + i] = (float *)o + (size_t)b * T * C + (size_t)h * hs;
+    if (ds) {
+        ptr[AP_DS * BH + i] = (float *)ds + tt;
+        ptr[AP_DQ * BH + i] = (float *)dqkv + q;
+        ptr[AP_DK * BH + i] = (float *)dqkv + q + C;
+        ptr[AP_DV * BH + i] = (float *)dqkv + q + 2 * C;
+    }
+}
+
+// row-major batched product, the same operand swap as g_gemm; at most 32768
+// products per call (grid limits of some cuBLAS versions)
+void gemm_batched(tkmi_se_backend *be, int transA, int transB, int M, int N, int K, float alpha, float **A, int lda,
+                  float **B, int ldb, float beta, float **C, int ldc, int count, const char *what)
+{
+    for (int i = 0; i < count; i += 32768) {
+        int n = count - i < 32768 ? count - i : 32768;
+        check_blas(be,
+                   cublasSgemmBatched(I(be)->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                      transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                                      (const float *const *)(B + i), ldb, (const float *const *)(A + i), lda, &beta,
+                                      (float *const *)(C + i), ldc, n),
+                   what);
+    }
+}
+
+float **attn_ptrs(tkmi_se_backend *be, const float *qkv, const float *att, const float *o, const float *ds,
+                  const float *dqkv, int B, int T, int C, int H)
+{
+    size_t BH = (size_t)B * H;
+    float **ptr = (float **)scratch(be, 2, AP_N * BH * sizeof(float *), "out of device memory for attention");
+    if (!ptr)
+        return NULL;
+    k_attn_ptrs<<<blocks(BH, 128), 128>>>(ptr, qkv, att, o, ds, dqkv, B, T, C, H);
+    check_launch(be, "attention pointers");
+    return ptr;
+}
+
+// one warp per row (b, h, t) of S (in att): masked softmax in place
+__global__ void k_attn_softmax(float *att, const int32_t *len, int B, int H, int T)
+{
+    size_t row = blockIdx.x * (size_t)(blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= (size_t)B * H * T)
+        return;
+    int L = len[row / ((size_t)H * T)];
+    float *r = att + row * T;
     float mx = -INFINITY;
-    for (int u = 0; u < L; u++) {
-        const float *k = base + (size_t)u * 3 * C + C + h * hs;
-        float s = 0.0f;
-        for (int j = 0; j < hs; j++)
-            s += q[j] * k[j];
-        s *= scale;
-        row[u] = s;
-        mx = fmaxf(mx, s);
-    }
+    for (int u = lane; u < L; u += 32)
+        mx = fmaxf(mx, r[u]);
+    for (int o = 16; o > 0; o >>= 1)
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     float sum = 0.0f;
-    for (int u = 0; u < L; u++) {
-        row[u] = expf(row[u] - mx);
-        sum += row[u];
-    }
-    float inv = 1.0f / sum;
-    for (int u = 0; u < L; u++)
-        row[u] *= inv;
-    for (int u = L; u < T; u++)
-        row[u] = 0.0f;
-    float *o = out + ((size_t)b * T + t) * C + h * hs;
-    for (int j = 0; j < hs; j++) {
-        float s = 0.0f;
-        for (int u = 0; u < L; u++)
-            s += row[u] * base[(size_t)u * 3 * C + 2 * C + h * hs + j];
-        o[j] = s;
-    }
+    for (int u = lane; u < L; u += 32)
+        sum += expf(r[u] - mx);
+    float inv = 1.0f / warp_sum(sum);
+    for (int u = lane; u < T; u += 32)
+        r[u] = u < L ? expf(r[u] - mx) * inv : 0.0f;
+}
+
+// one warp per row: dS = P o (dP - <P, dP>) scale over u < L, 0 beyond (in place in dP)
+__global__ void k_attn_softmax_bwd(float *ds, const float *att, const int32_t *len, int B, int H, int T, float scale)
+{
+    size_t row = blockIdx.x * (size_t)(blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= (size_t)B * H * T)
+        return;
+    int L = len[row / ((size_t)H * T)];
+    const float *p = att + row * T;
+    float *d = ds + row * T;
+    float dot = 0.0f;
+    for (int u = lane; u < L; u += 32)
+        dot += p[u] * d[u];
+    dot = warp_sum(dot);
+    for (int u = lane; u < T; u += 32)
+        d[u] = u < L ? p[u] * (d[u] - dot) * scale : 0.0f;
 }
 
 void g_attention_fwd(tkmi_se_backend *be, float *out, float *att, const float *qkv, const int32_t *len, int B, int T,
                      int C, int H)
 {
-    k_attn_fwd<<<blocks((size_t)B * H * T, 64), 64>>>(out, att, qkv, len, B, T, C, H);
-    check_launch(be, "attention_fwd");
-}
-
-// per query (b, h, t): dpre[t, u] and dq[t]
-__global__ void k_attn_bwd_q(float *dqkv, float *dpre, const float *dout, const float *qkv, const float *att,
-                             const int32_t *len, int B, int T, int C, int H)
-{
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * H * T)
+    int BH = B * H, hs = C / H;
+    if (BH <= 0 || T <= 0)
         return;
-    int t = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
-    float scale = rsqrtf((float)hs);
-    const float *base = qkv + (size_t)b * T * 3 * C;
-    const float *row = att + (((size_t)b * H + h) * T + t) * T;
-    float *pre = dpre + (((size_t)b * H + h) * T + t) * T;
-    const float *d = dout + ((size_t)b * T + t) * C + h * hs;
-    float dot = 0.0f;
-    for (int u = 0; u < L; u++) {
-        const float *v = base + (size_t)u * 3 * C + 2 * C + h * hs;
-        float s = 0.0f;
-        for (int j = 0; j < hs; j++)
-            s += d[j] * v[j];
-        pre[u] = s; // datt for now
-        dot += row[u] * s;
-    }
-    for (int u = 0; u < L; u++)
-        pre[u] = row[u] * (pre[u] - dot) * scale;
-    for (int u = L; u < T; u++)
-        pre[u] = 0.0f;
-    float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
-    for (int j = 0; j < hs; j++) {
-        float s = 0.0f;
-        for (int u = 0; u < L; u++)
-            s += pre[u] * base[(size_t)u * 3 * C + C + h * hs + j];
-        dq[j] = s;
-    }
-}
-
-// per key (b, h, u): dk[u] and dv[u], summing over all queries t in order
-__global__ void k_attn_bwd_kv(float *dqkv, const float *dpre, const float *dout, const float *qkv, const float *att,
-                              const int32_t *len, int B, int T, int C, int H)
-{
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * H * T)
+    float **ptr = attn_ptrs(be, qkv, att, out, NULL, NULL, B, T, C, H);
+    if (!ptr)
         return;
-    int u = i % T, h = (i / T) % H, b = i / (T * H), hs = C / H, L = len[b];
-    const float *base = qkv + (size_t)b * T * 3 * C;
-    float *dk = dqkv + ((size_t)b * T + u) * 3 * C + C + h * hs;
-    float *dv = dk + C;
-    for (int j = 0; j < hs; j++) {
-        float sk = 0.0f, sv = 0.0f;
-        if (u < L)
-            for (int t = 0; t < T; t++) {
-                size_t at = (((size_t)b * H + h) * T + t) * T + u;
-                sk += dpre[at] * base[(size_t)t * 3 * C + h * hs + j];
-                sv += att[at] * dout[((size_t)b * T + t) * C + h * hs + j];
-            }
-        dk[j] = sk;
-        dv[j] = sv;
-    }
+    float scale = 1.0f / sqrtf((float)hs);
+    gemm_batched(be, 0, 1, T, T, hs, scale, ptr + AP_Q * BH, 3 * C, ptr + AP_K * BH, 3 * C, 0.0f, ptr + AP_P * BH, T,
+                 BH, "cublasSgemmBatched (attention scores)");
+    k_attn_softmax<<<blocks((size_t)BH * T, 8), 256>>>(att, len, B, H, T);
+    check_launch(be, "attention softmax");
+    gemm_batched(be, 0, 0, T, hs, T, 1.0f, ptr + AP_P * BH, T, ptr + AP_V * BH, 3 * C, 0.0f, ptr + AP_O * BH, C, BH,
+                 "cublasSgemmBatched (attention values)");
 }
 
 void g_attention_bwd(tkmi_se_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
                      const int32_t *len, int B, int T, int C, int H)
 {
-    impl *p = I(be);
-    size_t need = (size_t)B * H * T * T;
-    if (need > p->scratch_n) {
-        cudaFree(p->scratch);
-        p->scratch = NULL;
-        p->scratch_n = 0;
-        if (cudaMalloc((void **)&p->scratch, need * sizeof(float)) != cudaSuccess) {
-            cudaGetLastError();
-            record(be, "cudaMalloc", "out of device memory for attention scratch");
-            return;
-        }
-        p->scratch_n = need;
-    }
-    unsigned nb = blocks((size_t)B * H * T, 64);
-    k_attn_bwd_q<<<nb, 64>>>(dqkv, p->scratch, dout, qkv, att, len, B, T, C, H);
-    k_attn_bwd_kv<<<nb, 64>>>(dqkv, p->scratch, dout, qkv, att, len, B, T, C, H);
-    check_launch(be, "attention_bwd");
+    int BH = B * H, hs = C / H;
+    if (BH <= 0 || T <= 0)
+        return;
+    float *ds = (float *)scratch(be, 0, (size_t)BH * T * T * sizeof(float), "out of device memory for attention");
+    if (!ds)
+        return;
+    float **ptr = attn_ptrs(be, qkv, att, dout, ds, dqkv, B, T, C, H);
+    if (!ptr)
+        return;
+    float scale = 1.0f / sqrtf((float)hs);
+    // dV = P^T dO
+    gemm_batched(be, 1, 0, T, hs, T, 1.0f, ptr + AP_P * BH, T, ptr + AP_O * BH, C, 0.0f, ptr + AP_DV * BH, 3 * C, BH,
+                 "cublasSgemmBatched (attention dV)");
+    // dP = dO V^T, then dS in place
+    gemm_batched(be, 0, 1, T, T, hs, 1.0f, ptr + AP_O * BH, C, ptr + AP_V * BH, 3 * C, 0.0f, ptr + AP_DS * BH, T, BH,
+                 "cublasSgemmBatched (attention dP)");
+    k_attn_softmax_bwd<<<blocks((size_t)BH * T, 8), 256>>>(ds, att, len, B, H, T, scale);
+    check_launch(be, "attention softmax backward");
+    // dQ = dS K, dK = dS^T Q
+    gemm_batched(be, 0, 0, T, hs, T, 1.0f, ptr + AP_DS * BH, T, ptr + AP_K * BH, 3 * C, 0.0f, ptr + AP_DQ * BH, 3 * C,
+                 BH, "cublasSgemmBatched (attention dQ)");
+    gemm_batched(be, 1, 0, T, hs, T, 1.0f, ptr + AP_DS * BH, T, ptr + AP_Q * BH, 3 * C, 0.0f, ptr + AP_DK * BH, 3 * C,
+                 BH, "cublasSgemmBatched (attention dK)");
 }
 
 #define GELU_K 0.7978845608028654f
@@ -512,12 +695,16 @@ __global__ void k_pool_bwd(float *dx, const float *dout, const int32_t *len, int
 
 void g_pool_fwd(tkmi_se_backend *be, float *out, const float *x, const int32_t *len, int B, int T, int C, int mode)
 {
+    if (B <= 0 || C <= 0)
+        return;
     k_pool_fwd<<<blocks((size_t)B * C, 256), 256>>>(out, x, len, B, T, C, mode);
     check_launch(be, "pool_fwd");
 }
 
 void g_pool_bwd(tkmi_se_backend *be, float *dx, const float *dout, const int32_t *len, int B, int T, int C, int mode)
 {
+    if (B <= 0 || T <= 0 || C <= 0)
+        return;
     k_pool_bwd<<<blocks((size_t)B * T * C, 256), 256>>>(dx, dout, len, B, T, C, mode);
     check_launch(be, "pool_bwd");
 }
@@ -533,6 +720,8 @@ __global__ void k_gather(float *out, const float *m, const int32_t *idx, int B, 
 
 void g_gather_rows(tkmi_se_backend *be, float *out, const float *m, const int32_t *idx, int B, int C)
 {
+    if (B <= 0 || C <= 0)
+        return;
     k_gather<<<blocks((size_t)B * C, 256), 256>>>(out, m, idx, B, C);
     check_launch(be, "gather_rows");
 }
@@ -569,6 +758,8 @@ __global__ void k_rownorm_bwd(float *dinp, const float *dout, const float *out, 
 
 void g_row_normalize(tkmi_se_backend *be, float *out, float *norm, const float *inp, int R, int C)
 {
+    if (R <= 0)
+        return;
     k_rownorm<<<blocks((size_t)R, 8), 256>>>(out, norm, inp, R, C);
     check_launch(be, "row_normalize");
 }
@@ -576,6 +767,8 @@ void g_row_normalize(tkmi_se_backend *be, float *out, float *norm, const float *
 void g_row_normalize_bwd(tkmi_se_backend *be, float *dinp, const float *dout, const float *out, const float *norm, int R,
                          int C)
 {
+    if (R <= 0)
+        return;
     k_rownorm_bwd<<<blocks((size_t)R, 8), 256>>>(dinp, dout, out, norm, R, C);
     check_launch(be, "row_normalize_bwd");
 }
@@ -617,6 +810,8 @@ __global__ void k_pointwise(float *loss, float *dy, const float *y, const float 
 void g_pointwise_loss(tkmi_se_backend *be, float *loss, float *dy, const float *y, const float *t, int B, int C,
                       float w_mse, float w_l1, float w_cos)
 {
+    if (B <= 0)
+        return;
     k_pointwise<<<blocks((size_t)B, 8), 256>>>(loss, dy, y, t, B, C, w_mse, w_l1, w_cos);
     check_launch(be, "pointwise_loss");
 }
@@ -668,6 +863,8 @@ __global__ void k_softmax_xent(float *loss, float *dl, const float *logits, cons
 void g_softmax_xent(tkmi_se_backend *be, float *loss, float *dlogits, const float *logits, const int32_t *idx, int B,
                     int V, float weight)
 {
+    if (B <= 0)
+        return;
     k_softmax_xent<<<B, 256>>>(loss, dlogits, logits, idx, B, V, weight);
     check_launch(be, "softmax_xent");
 }
@@ -769,7 +966,11 @@ int tkmi_se_cuda_module_create(int device, tkmi_se_backend **out, err_fn report)
         free(p);
         return report(TKM_E_NOTSUP, "cublasCreate failed on CUDA device %d", device);
     }
-    cublasSetMathMode(p->blas, CUBLAS_PEDANTIC_MATH); // fp32 unless TF32 is asked for
+    // fp32 unless TF32 is asked for (here by TKM_CUDA_TF32=1, or later by
+    // tkmi_se_backend_cuda_set_tf32)
+    const char *tf = getenv("TKM_CUDA_TF32");
+    int tf32 = tf && *tf && strcmp(tf, "0") != 0;
+    cublasSetMathMode(p->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
     be->name = "cuda";
     be->impl = p;
     be->alloc = g_alloc;

@@ -1,6 +1,8 @@
 /* hf_json.c - exports a sentencepiece BPE model as a Hugging Face
  * tokenizer.json whose ids equal libsentencepiece's: vocab, merges derived
  * from the piece scores, normalizer, added tokens and decoder. */
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -174,7 +176,7 @@ static void write_added(jbuf *b, const tkm_model *m)
     for (int id = 0; id < m->n; id++) {
         int t = m->type[id];
         if (t == TKM_PIECE_CONTROL || t == TKM_PIECE_UNKNOWN) added_token(b, m, id, 1, &first);
-        else if (t == TKM_PIECE_USER_DEFINED) added_token(b, m, id, 0, &first);
+        else if (t == TKM_PIECE_USER_DEFINED && m->model_type != TKM_MODEL_UNIGRAM) added_token(b, m, id, 0, &first);
     }
     jb_lit(b, first ? "],\n" : "\n  ],\n");
 }
@@ -241,8 +243,54 @@ static void write_decoder(jbuf *b, const tkm_model *m)
     jb_lit(b, "\n  ]},\n");
 }
 
+/* Unigram: vocab as [piece, score] in id order. HF runs the same Viterbi
+ * (unknown characters as unk with min score - 10, fused, then bytes) but sums
+ * scores in double where sentencepiece sums in float (see tokenmill-export(1)). */
+static void write_model_unigram(jbuf *b, const tkm_model *m)
+{
+    char num[64];
+    jb_lit(b, "  \"model\": {\n    \"type\": \"Unigram\",\n    \"unk_id\": ");
+    snprintf(num, sizeof num, "%d", m->unk_id);
+    jb_lit(b, m->unk_id >= 0 ? num : "null");
+    jb_lit(b, ",\n    \"byte_fallback\": ");
+    jb_lit(b, m->byte_fallback ? "true" : "false");
+    jb_lit(b, ",\n    \"vocab\": [");
+    /* sentencepiece never matches control, unknown, unused or byte pieces in
+     * text; HF's lattice holds every vocab entry. A score far below every
+     * normal piece keeps them out of any path that has an alternative (there
+     * always is one); the unknown-character node (min score - 10) only moves
+     * by a constant shared by all competing paths. */
+    float minsc = 0.0f, maxsc = FLT_MIN; /* as sentencepiece: max starts at the smallest positive float */
+    for (int id = 0; id < m->n; id++) {
+        if (m->type[id] != TKM_PIECE_NORMAL) continue;
+        if (m->score[id] < minsc) minsc = m->score[id];
+        if (m->score[id] > maxsc) maxsc = m->score[id];
+    }
+    double low = floor((double)minsc) - 1000.0;
+    for (int id = 0; id < m->n; id++) {
+        int t = m->type[id];
+        double sc = low;
+        if (t == TKM_PIECE_NORMAL) {
+            sc = m->score[id];
+        } else if (t == TKM_PIECE_USER_DEFINED) {
+            /* sentencepiece's lattice bonus for user-defined pieces:
+             * bytes * max_score - 0.1 (see unigram_line in bpe_encode.c) */
+            sc = (double)((float)m->plen[id] * maxsc) - 0.1;
+        }
+        jb_lit(b, id ? ",\n      [" : "\n      [");
+        jb_str(b, tkmi_piece(m, id), m->plen[id]);
+        snprintf(num, sizeof num, ", %.17g]", sc);
+        jb_lit(b, num);
+    }
+    jb_lit(b, "\n    ]\n  }\n");
+}
+
 static int write_model(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
 {
+    if (m->model_type == TKM_MODEL_UNIGRAM) {
+        write_model_unigram(b, m);
+        return 0;
+    }
     char num[32];
     jb_lit(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": ");
     if (m->unk_id >= 0) jb_str(b, tkmi_piece(m, m->unk_id), m->plen[m->unk_id]);
@@ -278,14 +326,18 @@ static int write_model(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
 static int check_exportable(const tkm_model *m, tkmi_strmap *all)
 {
     const char *name = m->name ? m->name : "model";
-    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE, TKM_ENOTSUP,
-                        "%s: only BPE models can be exported to tokenizer.json (model type %d)", name, m->model_type);
+    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE && m->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
+                        "%s: only BPE and Unigram models can be exported to tokenizer.json (model type %d)", name,
+                        m->model_type);
     TKM_RETURN_ERROR_IF(m->charsmap_len > 0, TKM_ENOTSUP,
                         "%s: the model normalizes text with a precompiled_charsmap (e.g. nmt_nfkc); only identity "
                         "normalization can be exported for now (train with --normalization_rule_name=identity)",
                         name);
     TKM_RETURN_ERROR_IF(m->treat_ws_suffix, TKM_ENOTSUP,
                         "%s: treat_whitespace_as_suffix cannot be exported to tokenizer.json", name);
+    /* Known difference, documented in tokenmill-export(1): HF normalizes the
+     * text of normalized added tokens with the model's normalizer, so with a
+     * dummy prefix a user-defined "<x>" is looked for as "▁<x>". */
     for (int id = 0; id < m->n; id++) {
         const char *p = tkmi_piece(m, id);
         size_t len = m->plen[id], i = 0;

@@ -393,8 +393,30 @@ int tkm_model_save(const tkm_model *m, const char *path)
     return tkmi_write_file_atomic(path, m->raw, m->raw_len);
 }
 
+/* Writes len bytes to fd; 0 or -1 (errno set). */
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t k = write(fd, p + done, len - done);
+        if (k < 0) return -1;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
 int tkmi_write_file_atomic(const char *path, const void *data, size_t len)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* /dev/null, a FIFO, a terminal: write in place, never replace it */
+        int fd = open(path, O_WRONLY);
+        TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
+        int bad = write_all(fd, data, len) != 0;
+        bad |= close(fd) != 0;
+        TKM_RETURN_ERROR_IF(bad, TKM_EIO, "%s: write error: %s", path, strerror(errno));
+        return 0;
+    }
     size_t pl = strlen(path);
     char *tmp = tkmi_malloc(pl + 32);
     TKM_RETURN_ERROR_IF(!tmp, TKM_ENOMEM, "out of memory");

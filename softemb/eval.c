@@ -760,7 +760,8 @@ static size_t ngram_features(const unsigned char *b, size_t len, uint32_t D, uns
                              double *val, uint32_t *scratch)
 {
     s[0] = ' ';
-    memcpy(s + 1, b, len);
+    if (len)
+        memcpy(s + 1, b, len);
     s[len + 1] = ' ';
     const size_t L = len + 2;
     size_t k = 0;

@@ -185,12 +185,19 @@ size_t tkm_teacher_rows(const tkm_teacher *t) { return t->rows; }
 size_t tkm_teacher_dim(const tkm_teacher *t) { return t->dim; }
 const float *tkm_teacher_matrix(const tkm_teacher *t) { return t->m; }
 const char *tkm_teacher_piece(const tkm_teacher *t, size_t row) { return row < t->rows ? t->piece[row] : NULL; }
-tkm_row_kind tkm_teacher_row_kind(const tkm_teacher *t, size_t row) { return (tkm_row_kind)t->kind[row]; }
+tkm_row_kind tkm_teacher_row_kind(const tkm_teacher *t, size_t row)
+{
+    return row < t->rows ? (tkm_row_kind)t->kind[row] : TKM_ROW_UNUSED;
+}
 const char *tkm_teacher_format(const tkm_teacher *t) { return t->format; }
 const char *tkm_teacher_vocab_style(const tkm_teacher *t) { return t->style; }
 
 const unsigned char *tkm_teacher_bytes(const tkm_teacher *t, size_t row, size_t *len)
 {
+    if (row >= t->rows) {
+        *len = 0;
+        return NULL;
+    }
     *len = t->blen[row];
     return t->bytes + t->boff[row];
 }
@@ -235,6 +242,8 @@ typedef struct {
     size_t *len;
     uint8_t *kind;  /* TKM_ROW_* from the vocabulary's own types (NORMAL if unknown) */
     uint8_t *is_byte_piece; /* sentencepiece <0xNN> BYTE pieces */
+    uint8_t *raw;   /* spelled as raw text, not in the vocabulary's alphabet: HF added
+                       tokens, GGUF USER_DEFINED tokens (matters for byte-level) */
     size_t n;
     const char *style;
 } vocab;
@@ -247,19 +256,26 @@ static void vocab_free(vocab *v)
     tkmi_free(v->len);
     tkmi_free(v->kind);
     tkmi_free(v->is_byte_piece);
+    tkmi_free(v->raw);
     memset(v, 0, sizeof(*v));
 }
 
-static int vocab_init(vocab *v, size_t n)
+/* n entries for a matrix of `rows` rows (more entries than rows: an error,
+ * before anything is allocated). */
+static int vocab_init(vocab *v, size_t n, size_t rows, const char *path)
 {
+    TKM_RETURN_ERROR_IF(n > rows, TKM_EFORMAT, "%s: the vocabulary has %zu entries but the matrix only %zu rows",
+                        path, n, rows);
     v->n = n;
     v->s = tkmi_calloc(n + 1, sizeof(char *));
     v->len = tkmi_calloc(n + 1, sizeof(size_t));
     v->kind = tkmi_calloc(n + 1, 1);
     v->is_byte_piece = tkmi_calloc(n + 1, 1);
-    if (!v->s || !v->len || !v->kind || !v->is_byte_piece) {
+    v->raw = tkmi_calloc(n + 1, 1);
+    if (!v->s || !v->len || !v->kind || !v->is_byte_piece || !v->raw) {
         v->n = 0;
-        return TKM_ENOMEM;
+        vocab_free(v);
+        return tkmi_error(TKM_ENOMEM, "%s: out of memory for %zu vocabulary entries", path, n);
     }
     return 0;
 }
@@ -277,11 +293,11 @@ static int vocab_set(vocab *v, size_t i, const char *s, size_t len)
     return 0;
 }
 
-static int vocab_from_model(const char *path, vocab *v)
+static int vocab_from_model(const char *path, size_t rows, vocab *v)
 {
     tkm_model *m = NULL;
     TKM_FORWARD_IF_ERROR(tkm_model_load(path, &m));
-    int n = tkm_model_size(m), rc = vocab_init(v, (size_t)n);
+    int n = tkm_model_size(m), rc = vocab_init(v, (size_t)n, rows, path);
     for (int i = 0; rc == 0 && i < n; i++) {
         size_t k;
         const char *p = tkm_model_piece(m, i, &k);
@@ -315,7 +331,7 @@ static int is_wordpiece_unused(const char *s, size_t n)
     return 1;
 }
 
-static int vocab_from_lines(const char *path, vocab *v)
+static int vocab_from_lines(const char *path, size_t rows, vocab *v)
 {
     mfile f;
     TKM_FORWARD_IF_ERROR(map_file(path, &f));
@@ -324,7 +340,7 @@ static int vocab_from_lines(const char *path, vocab *v)
         n += f.p[i] == '\n';
     if (f.n && f.p[f.n - 1] != '\n')
         n++;
-    int rc = vocab_init(v, n), wp = 0;
+    int rc = vocab_init(v, n, rows, path), wp = 0;
     size_t line = 0, st = 0;
     for (size_t i = 0; rc == 0 && i <= f.n && line < n; i++) {
         if (i < f.n && f.p[i] != '\n')
@@ -372,7 +388,23 @@ static int json_has_type(const tkmi_json *v, const char *type, int depth)
     return 0;
 }
 
-static int vocab_from_hf_json(const char *path, vocab *v)
+/* The byte of a sentencepiece byte piece "<0xNN>" (two hex digits), else -1. */
+static int byte_piece_value(const char *s, size_t n)
+{
+    if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>')
+        return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        int c = (unsigned char)s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static int vocab_from_hf_json(const char *path, size_t rows, vocab *v)
 {
     tkmi_json_doc *doc;
     TKM_FORWARD_IF_ERROR(tkmi_json_parse_file(path, &doc));
@@ -402,7 +434,7 @@ static int vocab_from_hf_json(const char *path, vocab *v)
     for (size_t i = 0; added && i < added->len; i++)
         if (tkmi_json_int(tkmi_json_get(tkmi_json_at(added, i), "id"), 0, 1 << 26, &id) && (size_t)id + 1 > n)
             n = (size_t)id + 1;
-    if ((rc = vocab_init(v, n)) < 0)
+    if ((rc = vocab_init(v, n, rows, path)) < 0)
         goto done;
     for (size_t i = 0; i < n; i++)
         v->kind[i] = TKM_ROW_UNUSED; /* ids nobody names */
@@ -434,6 +466,7 @@ static int vocab_from_hf_json(const char *path, vocab *v)
             goto done;
         v->kind[id] = tkmi_json_get(a, "special") && tkmi_json_get(a, "special")->type == TKMI_JSON_TRUE
                       ? TKM_ROW_SPECIAL : TKM_ROW_NORMAL;
+        v->raw[id] = 1; /* added tokens match raw text: "  " is two spaces, not byte-level */
     }
     if (mtype && strcmp(mtype, "WordPiece") == 0)
         v->style = "wordpiece";
@@ -444,7 +477,7 @@ static int vocab_from_hf_json(const char *path, vocab *v)
         v->style = "sentencepiece";
     if (!strcmp(v->style, "sentencepiece"))
         for (size_t i = 0; i < n; i++)
-            v->is_byte_piece[i] = v->len[i] == 6 && v->s[i] && !memcmp(v->s[i], "<0x", 3) && v->s[i][5] == '>';
+            v->is_byte_piece[i] = v->s[i] && byte_piece_value(v->s[i], v->len[i]) >= 0;
 done:
     tkmi_json_free(doc);
     if (rc < 0)
@@ -458,13 +491,13 @@ static int ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-static int load_vocab_file(const char *path, vocab *v)
+static int load_vocab_file(const char *path, size_t rows, vocab *v)
 {
     if (ends_with(path, ".json"))
-        return vocab_from_hf_json(path, v);
+        return vocab_from_hf_json(path, rows, v);
     if (ends_with(path, ".model"))
-        return vocab_from_model(path, v);
-    return vocab_from_lines(path, v);
+        return vocab_from_model(path, rows, v);
+    return vocab_from_lines(path, rows, v);
 }
 
 /* GPT-2's byte <-> character table: printable Latin-1 bytes map to
@@ -484,14 +517,16 @@ static void byte_level_table(int32_t cp_to_byte[512])
 }
 
 /* Decodes piece s (len n) of style into out (capacity >= n + 1); returns the
- * byte count, or -1 when a byte-level piece has a character outside the table. */
-static long decode_piece(const char *style, const char *s, size_t n, int is_byte_piece, const int32_t *bl,
+ * byte count, or -1 when a byte-level piece has a character outside the table.
+ * Raw pieces (added / user-defined tokens) of a byte-level vocabulary are their
+ * own bytes. */
+static long decode_piece(const char *style, const char *s, size_t n, int is_byte_piece, int raw, const int32_t *bl,
                          unsigned char *out)
 {
     size_t k = 0;
     if (!strcmp(style, "sentencepiece")) {
-        if (is_byte_piece && n == 6) {
-            out[0] = (unsigned char)strtol(s + 3, NULL, 16);
+        if (is_byte_piece && byte_piece_value(s, n) >= 0) {
+            out[0] = (unsigned char)byte_piece_value(s, n);
             return 1;
         }
         for (size_t i = 0; i < n;) {
@@ -506,6 +541,10 @@ static long decode_piece(const char *style, const char *s, size_t n, int is_byte
         return (long)k;
     }
     if (!strcmp(style, "byte-level")) {
+        if (raw) {
+            memcpy(out, s, n);
+            return (long)n;
+        }
         for (size_t i = 0; i < n;) {
             int mb;
             int32_t cp = tkmi_utf8_decode((const unsigned char *)s + i, n - i, &mb);
@@ -562,19 +601,18 @@ static int attach_vocab(tkm_teacher *t, const vocab *v, const char *path)
             else if (is_wordpiece_unused(v->s[r], v->len[r]))
                 kind = TKM_ROW_UNUSED;
         }
-        long k = decode_piece(v->style, v->s[r], v->len[r], v->is_byte_piece[r], bl, t->bytes + bo);
-        if (k < 0) {
-            /* not in the byte-level table: only added (special) tokens may be */
-            TKM_RETURN_ERROR_IF(kind == TKM_ROW_NORMAL, TKM_EFORMAT,
-                                "%s: piece %zu (\"%s\") has a character outside the byte-level alphabet", path,
-                                r, v->s[r]);
-            memcpy(t->bytes + bo, v->s[r], v->len[r]);
-            k = (long)v->len[r];
-        }
+        /* special tokens are their own text (as llama.cpp and HF print them) */
+        long k = decode_piece(v->style, v->s[r], v->len[r], v->is_byte_piece[r],
+                              v->raw[r] || kind == TKM_ROW_SPECIAL, bl, t->bytes + bo);
+        /* a normal piece outside the byte-level alphabet: the vocabulary is not
+         * byte-level after all (or is corrupt); refuse rather than guess */
+        TKM_RETURN_ERROR_IF(k < 0, TKM_EFORMAT,
+                            "%s: piece %zu (\"%s\") has a character outside the byte-level alphabet "
+                            "and is not an added or user-defined token", path, r, v->s[r]);
         t->blen[r] = (size_t)k;
         bo += (size_t)k;
-        if (k == 0 && kind == TKM_ROW_NORMAL)
-            kind = TKM_ROW_UNUSED;
+        if ((k == 0 || v->len[r] == 0) && kind == TKM_ROW_NORMAL)
+            kind = TKM_ROW_UNUSED; /* an empty piece is no token (WordPiece would make it " ") */
         t->kind[r] = kind;
     }
     return 0;
@@ -745,7 +783,7 @@ static int load_gguf(const mfile *f, const tkm_teacher_opts *o, tkm_teacher **ou
     t->format = "gguf";
     *out = t;
     if (tok_off && (!o || !o->vocab)) { /* the vocabulary in the metadata */
-        TKM_FORWARD_IF_ERROR(vocab_init(v, tok_n));
+        TKM_FORWARD_IF_ERROR(vocab_init(v, tok_n, t->rows, f->path));
         gcur tc = { f, tok_off };
         for (size_t i = 0; i < tok_n; i++) {
             const char *s;
@@ -756,14 +794,15 @@ static int load_gguf(const mfile *f, const tkm_teacher_opts *o, tkm_teacher **ou
         for (size_t i = 0; i < type_n && i < tok_n; i++) {
             int32_t ty = (int32_t)le32(f->p + type_off + 4 * i);
             v->kind[i] = ty == 2 || ty == 3 ? TKM_ROW_SPECIAL : ty == 5 ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
-            v->is_byte_piece[i] = ty == 6;
+            v->is_byte_piece[i] = ty == 6 && byte_piece_value(v->s[i], v->len[i]) >= 0;
+            v->raw[i] = ty == 4; /* USER_DEFINED: raw text, as llama.cpp prints it */
         }
         v->style = tmodel && tmodel_len == 4 && !memcmp(tmodel, "gpt2", 4) ? "byte-level"
                  : tmodel && tmodel_len == 4 && !memcmp(tmodel, "bert", 4) ? "wordpiece"
                  : tmodel && tmodel_len == 5 && !memcmp(tmodel, "plain", 5) ? "plain" : "sentencepiece";
         if (!type_n && !strcmp(v->style, "sentencepiece"))
             for (size_t i = 0; i < tok_n; i++)
-                v->is_byte_piece[i] = v->len[i] == 6 && !memcmp(v->s[i], "<0x", 3) && v->s[i][5] == '>';
+                v->is_byte_piece[i] = byte_piece_value(v->s[i], v->len[i]) >= 0;
     }
     return 0;
 }
@@ -777,7 +816,10 @@ static int load_safetensors(const mfile *f, const tkm_teacher_opts *o, tkm_teach
     TKM_RETURN_ERROR_IF(hl > f->n - 8, TKM_EFORMAT, "%s: header length %llu exceeds the file (%zu bytes)", f->path,
                         (unsigned long long)hl, f->n);
     tkmi_json_doc *doc;
-    TKM_FORWARD_IF_ERROR(tkmi_json_parse((const char *)f->p + 8, (size_t)hl, f->path, &doc));
+    /* JSON offsets count from the header, 8 bytes into the file: say so */
+    char jname[512];
+    snprintf(jname, sizeof(jname), "%s: JSON header (file offset = 8 + header offset)", f->path);
+    TKM_FORWARD_IF_ERROR(tkmi_json_parse((const char *)f->p + 8, (size_t)hl, jname, &doc));
     const tkmi_json *root = tkmi_json_root(doc), *ent = NULL;
     const char *name = NULL;
     int rc = 0, ncand = 0;
@@ -852,51 +894,81 @@ done:
 
 /* ---- npy ---------------------------------------------------------------------------- */
 
+/* The value of key ('descr') in an npy header, a Python dict literal such as
+ * {'descr': '<f4', 'fortran_order': False, 'shape': (30522, 384), }: a pointer
+ * just past the key's colon (spaces skipped), or NULL. */
+static const char *npy_value(const char *h, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = strchr(h, '\''); p; p = strchr(p + 1, '\'')) {
+        if (strncmp(p + 1, key, kl) != 0 || p[1 + kl] != '\'')
+            continue;
+        p += kl + 2;
+        while (*p == ' ')
+            p++;
+        if (*p != ':')
+            return NULL;
+        p++;
+        while (*p == ' ')
+            p++;
+        return p;
+    }
+    return NULL;
+}
+
 static int load_npy(const mfile *f, tkm_teacher **out)
 {
-    TKM_RETURN_ERROR_IF(f->n < 10, TKM_EFORMAT, "%s: truncated at offset 0 (npy header)", f->path);
+    TKM_RETURN_ERROR_IF(f->n < 10, TKM_EFORMAT, "%s: truncated at offset %zu (npy header)", f->path, f->n);
     int major = f->p[6];
+    TKM_RETURN_ERROR_IF(major < 1 || major > 3, TKM_ENOTSUP, "%s: offset 6: npy format version %d is not read (1-3)",
+                        f->path, major);
     size_t hl, ho;
     if (major == 1) {
         hl = (size_t)f->p[8] | (size_t)f->p[9] << 8;
         ho = 10;
     } else {
-        TKM_RETURN_ERROR_IF(f->n < 12, TKM_EFORMAT, "%s: truncated at offset 0 (npy header)", f->path);
+        TKM_RETURN_ERROR_IF(f->n < 12, TKM_EFORMAT, "%s: truncated at offset %zu (npy header)", f->path, f->n);
         hl = le32(f->p + 8);
         ho = 12;
     }
     TKM_RETURN_ERROR_IF(hl > f->n - ho, TKM_EFORMAT, "%s: truncated at offset %zu (npy header of %zu bytes)",
-                        f->path, ho, hl);
+                        f->path, f->n, hl);
     char h[4096];
-    TKM_RETURN_ERROR_IF(hl >= sizeof(h), TKM_EFORMAT, "%s: npy header too long", f->path);
+    TKM_RETURN_ERROR_IF(hl >= sizeof(h), TKM_EFORMAT, "%s: offset 8: npy header of %zu bytes is too long", f->path, hl);
     memcpy(h, f->p + ho, hl);
     h[hl] = 0;
-    const char *ds = strstr(h, "'descr'"), *fo = strstr(h, "'fortran_order'"), *sh = strstr(h, "'shape'");
+    TKM_RETURN_ERROR_IF(memchr(h, 0, hl) || h[0] != '{', TKM_EFORMAT, "%s: offset %zu: the npy header is not a dict",
+                        f->path, ho);
+    const char *ds = npy_value(h, "descr"), *fo = npy_value(h, "fortran_order"), *sh = npy_value(h, "shape");
     TKM_RETURN_ERROR_IF(!ds || !fo || !sh, TKM_EFORMAT, "%s: offset %zu: npy header lacks descr/fortran_order/shape",
                         f->path, ho);
-    int dt = strstr(ds, "'<f4'") == strchr(ds + 7, '\'') ? DT_F32 : strstr(ds, "'<f2'") == strchr(ds + 7, '\'') ? DT_F16 : -1;
-    TKM_RETURN_ERROR_IF(dt < 0, TKM_ENOTSUP, "%s: npy dtype is not '<f4' or '<f2'", f->path);
-    const char *fv = fo + 15;
-    while (*fv == ' ' || *fv == ':')
-        fv++;
-    TKM_RETURN_ERROR_IF(strncmp(fv, "False", 5) != 0, TKM_ENOTSUP, "%s: Fortran-order npy arrays are not read",
+    int dt = !strncmp(ds, "'<f4'", 5) ? DT_F32 : !strncmp(ds, "'<f2'", 5) ? DT_F16 : -1;
+    if (dt < 0) {
+        size_t k = strcspn(ds, ",}");
+        return tkmi_error(TKM_ENOTSUP, "%s: offset %zu: npy dtype %.*s is not read ('<f4' or '<f2')", f->path,
+                          ho + (size_t)(ds - h), (int)k, ds);
+    }
+    TKM_RETURN_ERROR_IF(strncmp(fo, "False", 5) != 0, TKM_ENOTSUP, "%s: Fortran-order npy arrays are not read",
                         f->path);
-    const char *p = strchr(sh, '(');
-    TKM_RETURN_ERROR_IF(!p, TKM_EFORMAT, "%s: bad npy shape", f->path);
+    TKM_RETURN_ERROR_IF(*sh != '(', TKM_EFORMAT, "%s: offset %zu: bad npy shape", f->path, ho + (size_t)(sh - h));
     char *end;
-    long long r = strtoll(p + 1, &end, 10);
+    long long r = strtoll(sh + 1, &end, 10);
     while (*end == ' ' || *end == ',')
         end++;
     long long d = strtoll(end, &end, 10);
     while (*end == ' ' || *end == ',')
         end++;
-    TKM_RETURN_ERROR_IF(*end != ')' || r <= 0 || d <= 0 || r > (1 << 26) || d > (1 << 20), TKM_EFORMAT,
-                        "%s: the npy array must be 2-D (shape %s)", f->path, p);
+    if (*end != ')' || r <= 0 || d <= 0 || r > (1 << 26) || d > (1 << 20)) {
+        size_t k = strcspn(sh, ")");
+        return tkmi_error(TKM_EFORMAT, "%s: offset %zu: the npy array must be 2-D and non-empty (shape %.*s)",
+                          f->path, ho + (size_t)(sh - h), (int)(k + (sh[k] == ')')), sh);
+    }
     size_t nbytes = dtype_bytes(dt, (size_t)(r * d));
-    TKM_RETURN_ERROR_IF(nbytes > f->n - ho - hl, TKM_EFORMAT, "%s: truncated: %zu data bytes, %zu expected", f->path,
-                        f->n - ho - hl, nbytes);
+    TKM_RETURN_ERROR_IF(nbytes > f->n - ho - hl, TKM_EFORMAT,
+                        "%s: truncated at offset %zu: %zu data bytes, %zu expected for shape (%lld, %lld)", f->path,
+                        f->n, f->n - ho - hl, nbytes, r, d);
     tkm_teacher *t = teacher_alloc((size_t)r, (size_t)d);
-    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory");
+    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory for a %lld x %lld matrix", r, d);
     convert(dt, f->p + ho + hl, (size_t)(r * d), t->m);
     t->format = "npy";
     *out = t;
@@ -954,7 +1026,7 @@ int tkm_teacher_load(const char *path, const tkm_teacher_opts *o, tkm_teacher **
             rc = tkmi_error(TKM_EINVAL, "%s: no vocabulary: give --teacher-vocab (a .model, tokenizer.json or "
                                         "vocab.txt), or put one next to the matrix", path);
         else
-            rc = load_vocab_file(vp, &v);
+            rc = load_vocab_file(vp, t->rows, &v);
         if (rc == 0)
             rc = attach_vocab(t, &v, vp);
         tkmi_free(auto_path);
@@ -972,6 +1044,9 @@ int tkm_teacher_load(const char *path, const tkm_teacher_opts *o, tkm_teacher **
 
 /* ---- writers ------------------------------------------------------------------------------- */
 
+/* Headers are built in memory (obuf); the matrix is converted in chunks and
+ * streamed after them into PATH.tmp.PID, renamed into place at the end, so a
+ * multi-GB matrix is never copied whole and a failure leaves no file. */
 typedef struct {
     unsigned char *p;
     size_t n, cap;
@@ -1005,15 +1080,85 @@ static void ostr(obuf *b, const char *s)
     oput(b, s, n);
 }
 
-static int finish(obuf *b, const char *path)
+static int write_all(int fd, const void *p, size_t n, const char *tmp)
+{
+    const unsigned char *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        TKM_RETURN_ERROR_IF(k <= 0, TKM_EIO, "%s: write error: %s", tmp, k < 0 ? strerror(errno) : "no progress");
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Writes header b, then m (n floats) as dtype, little-endian, atomically to path. */
+static int write_with_matrix(const char *path, obuf *b, const float *m, size_t n, tkm_dtype dtype)
 {
     if (b->err) {
         tkmi_free(b->p);
         return tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
     }
-    int rc = tkmi_write_file_atomic(path, b->p, b->n);
+    size_t pl = strlen(path);
+    char *tmp = tkmi_malloc(pl + 32);
+    enum { CHUNK = 1 << 16 };
+    unsigned char *buf = tkmi_malloc(CHUNK * 4);
+    int rc = 0, fd = -1;
+    if (!tmp || !buf) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
+        goto done;
+    }
+    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        rc = tkmi_error(TKM_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto done;
+    }
+    rc = write_all(fd, b->p, b->n, tmp);
+    for (size_t i = 0; rc == 0 && i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK, w = 0;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t u;
+            if (dtype == TKM_DTYPE_F32) {
+                memcpy(&u, &m[i + j], 4);
+                for (int s = 0; s < 4; s++)
+                    buf[w++] = (unsigned char)(u >> (8 * s));
+            } else {
+                u = dtype == TKM_DTYPE_F16 ? f32_to_f16(m[i + j]) : f32_to_bf16(m[i + j]);
+                buf[w++] = (unsigned char)u;
+                buf[w++] = (unsigned char)(u >> 8);
+            }
+        }
+        rc = write_all(fd, buf, w, tmp);
+    }
+    if (close(fd) != 0 && rc == 0)
+        rc = tkmi_error(TKM_EIO, "%s: write error: %s", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = tkmi_error(TKM_EIO, "%s: cannot write: %s", path, strerror(errno));
+    if (rc < 0)
+        unlink(tmp);
+done:
+    tkmi_free(buf);
+    tkmi_free(tmp);
     tkmi_free(b->p);
     return rc;
+}
+
+/* A piece a byte-level reader would not spell back (a character outside the
+ * GPT-2 alphabet): written as USER_DEFINED (raw text), as llama.cpp does. */
+static int byte_level_raw(const char *p, const int32_t *bl)
+{
+    size_t n = strlen(p);
+    for (size_t i = 0; i < n;) {
+        int mb;
+        int32_t cp = tkmi_utf8_decode((const unsigned char *)p + i, n - i, &mb);
+        if (cp < 0 || cp >= 512 || bl[cp] < 0)
+            return 1;
+        i += (size_t)mb;
+    }
+    return 0;
 }
 
 int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m, const char *const *pieces,
@@ -1023,14 +1168,20 @@ int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m
                    : !strcmp(vocab_style, "byte-level") ? "gpt2" : !strcmp(vocab_style, "wordpiece") ? "bert" : "plain";
     if (!pieces)
         gm = NULL, kinds = NULL;
-    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "empty matrix");
+    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "%s: empty matrix", path);
+    TKM_RETURN_ERROR_IF(rows > SIZE_MAX / 4 / dim, TKM_EINVAL, "%s: matrix too large", path);
     TKM_RETURN_ERROR_IF(dtype != TKM_DTYPE_F32 && dtype != TKM_DTYPE_F16 && dtype != TKM_DTYPE_BF16, TKM_EINVAL,
-                        "bad dtype");
+                        "%s: bad dtype %d", path, (int)dtype);
+    int32_t bl[512];
+    byte_level_table(bl);
+    int gpt2 = gm && !strcmp(gm, "gpt2"), llama = gm && !strcmp(gm, "llama"), types = kinds != NULL;
+    for (size_t r = 0; gpt2 && !types && r < rows; r++)
+        types = pieces[r] && byte_level_raw(pieces[r], bl);
     obuf b = {0};
     oput(&b, "GGUF", 4);
     o32(&b, 3);
     o64(&b, 1);              /* tensors */
-    o64(&b, (uint64_t)1 + (pieces != NULL) + (gm != NULL) + (kinds != NULL)); /* metadata */
+    o64(&b, (uint64_t)1 + (pieces != NULL) + (gm != NULL) + types); /* metadata */
     ostr(&b, "general.architecture");
     o32(&b, G_STR);
     ostr(&b, "tokenmill-softemb");
@@ -1047,15 +1198,18 @@ int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m
         o32(&b, G_STR);
         ostr(&b, gm);
     }
-    if (kinds) {
+    if (types) {
         ostr(&b, "tokenizer.ggml.token_type");
         o32(&b, G_ARR);
         o32(&b, G_I32);
         o64(&b, rows);
         for (size_t r = 0; r < rows; r++) {
             const char *p = pieces[r] ? pieces[r] : "";
-            int bytep = gm && !strcmp(gm, "llama") && strlen(p) == 6 && !memcmp(p, "<0x", 3) && p[5] == '>';
-            o32(&b, kinds[r] == TKM_ROW_SPECIAL ? 3u : kinds[r] == TKM_ROW_UNUSED ? 5u : bytep ? 6u : 1u);
+            tkm_row_kind k = kinds ? kinds[r] : TKM_ROW_NORMAL;
+            uint32_t ty = k == TKM_ROW_SPECIAL ? 3u : k == TKM_ROW_UNUSED ? 5u
+                        : llama && byte_piece_value(p, strlen(p)) >= 0 ? 6u
+                        : gpt2 && byte_level_raw(p, bl) ? 4u : 1u;
+            o32(&b, ty);
         }
     }
     ostr(&b, "token_embd.weight");
@@ -1066,24 +1220,13 @@ int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m
     o64(&b, 0);
     static const unsigned char zeros[32] = {0};
     oput(&b, zeros, (32 - b.n % 32) % 32);
-    size_t n = rows * dim;
-    for (size_t i = 0; i < n && !b.err; i++) {
-        if (dtype == TKM_DTYPE_F32) {
-            uint32_t u;
-            memcpy(&u, &m[i], 4);
-            o32(&b, u);
-        } else {
-            uint16_t h = dtype == TKM_DTYPE_F16 ? f32_to_f16(m[i]) : f32_to_bf16(m[i]);
-            unsigned char x[2] = { (unsigned char)h, (unsigned char)(h >> 8) };
-            oput(&b, x, 2);
-        }
-    }
-    return finish(&b, path);
+    return write_with_matrix(path, &b, m, rows * dim, dtype);
 }
 
 int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m)
 {
-    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "empty matrix");
+    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "%s: empty matrix", path);
+    TKM_RETURN_ERROR_IF(rows > SIZE_MAX / 4 / dim, TKM_EINVAL, "%s: matrix too large", path);
     char h[128];
     int hl = snprintf(h, sizeof(h), "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, dim);
     size_t total = 10 + (size_t)hl + 1, pad = (64 - total % 64) % 64;
@@ -1096,10 +1239,5 @@ int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m)
     for (size_t i = 0; i < pad; i++)
         oput(&b, " ", 1);
     oput(&b, "\n", 1);
-    for (size_t i = 0; i < rows * dim && !b.err; i++) {
-        uint32_t u;
-        memcpy(&u, &m[i], 4);
-        o32(&b, u);
-    }
-    return finish(&b, path);
+    return write_with_matrix(path, &b, m, rows * dim, TKM_DTYPE_F32);
 }

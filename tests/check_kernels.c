@@ -217,6 +217,140 @@ START_TEST(test_losses)
 }
 END_TEST
 
+/* attention at the seed's head size (width 768, 8 heads: 96 per head) and at
+ * T = 128, with lengths 1 and T; the CUDA backend runs it as batched cuBLAS
+ * products with the mask in the softmax kernels */
+START_TEST(test_attention_shapes)
+{
+    const int shapes[][3] = { { 50, 768, 8 }, { 128, 64, 2 }, { 33, 96, 3 } };
+    for (size_t s = 0; s < 3; s++) {
+        const int B = 4, T = shapes[s][0], C = shapes[s][1], H = shapes[s][2];
+        int32_t len[4] = { 1, T, T / 2 + 1, T - 1 };
+        int32_t *lc = mki(len, B, cpu), *lg = mki(len, B, gpu);
+        buf qkv = mk((size_t)B * T * 3 * C, 1), att = mk((size_t)B * H * T * T, 0), out = mk((size_t)B * T * C, 0);
+        buf d = mk((size_t)B * T * C, 1), dqkv = mk((size_t)B * T * 3 * C, 1);
+        cpu->attention_fwd(cpu, out.c, att.c, qkv.c, lc, B, T, C, H);
+        gpu->attention_fwd(gpu, out.g, att.g, qkv.g, lg, B, T, C, H);
+        CLOSE(att, 1e-5, "attention_fwd att");
+        CLOSE(out, 1e-5, "attention_fwd out");
+        cpu->attention_bwd(cpu, dqkv.c, d.c, qkv.c, att.c, lc, B, T, C, H);
+        gpu->attention_bwd(gpu, dqkv.g, d.g, qkv.g, att.g, lg, B, T, C, H);
+        CLOSE(dqkv, 1e-5, "attention_bwd");
+        buf *all[] = { &qkv, &att, &out, &d, &dqkv };
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+            rm(all[i]);
+        cpu->free(cpu, lc);
+        gpu->free(gpu, lg);
+    }
+}
+END_TEST
+
+/* column sums (bias and layernorm parameter gradients) over many rows, which
+ * the CUDA backend cuts into chunks, with widths not a multiple of 32 */
+START_TEST(test_column_sums)
+{
+    const int shapes[][2] = { { 1, 5 }, { 5000, 33 }, { 32000, 70 }, { 64, 1 } };
+    for (size_t s = 0; s < 4; s++) {
+        const int N = shapes[s][0], C = shapes[s][1];
+        buf x = mk((size_t)N * C, 1), dy = mk((size_t)N * C, 1), o = mk((size_t)N * C, 1), w = mk(C, 1),
+            b = mk(C, 1), mean = mk(N, 0), rstd = mk(N, 0), dw = mk(C, 1), db = mk(C, 1);
+        cpu->bias_grad(cpu, db.c, dy.c, N, C);
+        gpu->bias_grad(gpu, db.g, dy.g, N, C);
+        CLOSE(db, 1e-5, "bias_grad");
+        cpu->layernorm_fwd(cpu, o.c, mean.c, rstd.c, x.c, w.c, b.c, N, C);
+        gpu->layernorm_fwd(gpu, o.g, mean.g, rstd.g, x.g, w.g, b.g, N, C);
+        CLOSE(mean, 1e-5, "layernorm mean");
+        cpu->layernorm_bwd(cpu, o.c, dw.c, db.c, dy.c, x.c, w.c, mean.c, rstd.c, N, C);
+        gpu->layernorm_bwd(gpu, o.g, dw.g, db.g, dy.g, x.g, w.g, mean.g, rstd.g, N, C);
+        CLOSE(o, 1e-5, "layernorm_bwd dinp (accumulated)");
+        CLOSE(dw, 1e-5, "layernorm_bwd dw (accumulated)");
+        CLOSE(db, 1e-5, "layernorm_bwd db (accumulated)");
+        double sc = cpu->sumsq(cpu, x.c, x.n), sg = gpu->sumsq(gpu, x.g, x.n);
+        ck_assert_msg(fabs(sc - sg) <= 1e-9 * sc, "sumsq %g vs %g (n %zu)", sc, sg, x.n);
+        buf *all[] = { &x, &dy, &o, &w, &b, &mean, &rstd, &dw, &db };
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+            rm(all[i]);
+    }
+}
+END_TEST
+
+/* TF32 on: the gemm still agrees to TF32 precision; off again: fp32 */
+START_TEST(test_tf32_switch)
+{
+    const int M = 300, N = 200, K = 768;
+    buf A = mk((size_t)M * K, 1), B = mk((size_t)K * N, 1), C = mk((size_t)M * N, 0);
+    cpu->gemm(cpu, 0, 0, M, N, K, 1.0f, A.c, K, B.c, N, 0.0f, C.c, N);
+    tkmi_se_backend_cuda_set_tf32(gpu, 1);
+    gpu->gemm(gpu, 0, 0, M, N, K, 1.0f, A.g, K, B.g, N, 0.0f, C.g, N);
+    double e = err(&C);
+    ck_assert_msg(e <= 1e-2, "TF32 gemm: normalized error %g", e);
+    tkmi_se_backend_cuda_set_tf32(gpu, 0);
+    gpu->gemm(gpu, 0, 0, M, N, K, 1.0f, A.g, K, B.g, N, 0.0f, C.g, N);
+    CLOSE(C, 1e-5, "gemm after TF32 off");
+    rm(&A);
+    rm(&B);
+    rm(&C);
+}
+END_TEST
+
+/* a failing call is recorded and reported by sync with the call's name; the
+ * first error is kept (on a backend of its own: errors are sticky) */
+START_TEST(test_error_reporting)
+{
+    tkmi_se_backend *bad;
+    if (strcmp(gpu->name, "cuda") != 0)
+        return; /* self-test: the CPU backend has no failing calls to record */
+    ck_assert_int_eq(tkmi_se_backend_cuda(0, &bad), 0);
+    float *a = bad->alloc(bad, 64 * sizeof(float));
+    ck_assert_ptr_nonnull(a);
+    bad->gemm(bad, 0, 0, 8, 8, 8, 1.0f, a, 2, a, 8, 0.0f, a, 8); /* lda 2 < K 8: invalid */
+    bad->add(bad, a, a, a, 64);
+    int rc = bad->sync(bad);
+    ck_assert_int_lt(rc, 0);
+    ck_assert_msg(strstr(tkm_last_error(), "cublasSgemm") != NULL, "message: %s", tkm_last_error());
+    ck_assert_int_eq(bad->sync(bad), rc);
+    bad->free(bad, a);
+    bad->destroy(bad);
+}
+END_TEST
+
+/* the token-embedding gradient: bit-reproducible on the CUDA backend for the
+ * encoder's 259 rows (chunked sums), and right with a vocabulary too large
+ * for that (atomic adds) */
+START_TEST(test_embed_grad)
+{
+    const int B = 7, T = 41, C = 70;
+    int32_t tok[7 * 41];
+    for (size_t s = 0; s < 2; s++) {
+        const int V = s == 0 ? TKMI_SE_VOCAB : 1000;
+        for (int i = 0; i < B * T; i++)
+            tok[i] = i == 5 ? V - 1 : (int32_t)((frand() + 1.0f) * 0.5f * (float)(V - 1));
+        int32_t *tc = mki(tok, (size_t)B * T, cpu), *tg = mki(tok, (size_t)B * T, gpu);
+        buf d = mk((size_t)B * T * C, 1), w1 = mk((size_t)V * C, 0), w2 = mk((size_t)V * C, 0),
+            p1 = mk((size_t)T * C, 0), p2 = mk((size_t)T * C, 0);
+        cpu->embed_bwd(cpu, w1.c, p1.c, d.c, tc, B, T, C);
+        gpu->embed_bwd(gpu, w1.g, p1.g, d.g, tg, B, T, C);
+        CLOSE(w1, 1e-5, "embed_bwd dwte");
+        CLOSE(p1, 1e-5, "embed_bwd dwpe");
+        if (s == 0) { /* a second run gives the same bits */
+            gpu->embed_bwd(gpu, w2.g, p2.g, d.g, tg, B, T, C);
+            float *a = malloc(w1.n * sizeof(float)), *b = malloc(w1.n * sizeof(float));
+            gpu->download(gpu, a, w1.g, w1.n * sizeof(float));
+            gpu->download(gpu, b, w2.g, w2.n * sizeof(float));
+            ck_assert_int_eq(gpu->sync(gpu), 0);
+            ck_assert_msg(memcmp(a, b, w1.n * sizeof(float)) == 0, "embed_bwd dwte differs between two runs");
+            free(a);
+            free(b);
+        }
+        buf *all[] = { &d, &w1, &w2, &p1, &p2 };
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+            rm(all[i]);
+        cpu->free(cpu, tc);
+        gpu->free(gpu, tg);
+    }
+}
+END_TEST
+
 START_TEST(test_full_step)
 {
     tkmi_se_config c = { .layers = 2, .heads = 4, .width = 64, .max_bytes = 20, .pool = TKMI_POOL_END,
@@ -285,17 +419,35 @@ END_TEST
 
 int main(void)
 {
-    if (tkmi_se_backend_cuda(0, &gpu) < 0) {
+    /* TKM_KERNELS_SELFTEST=1: the "GPU" is a second CPU backend (1 thread vs
+     * 2), to run this harness where there is no GPU; the CPU backend is
+     * bit-identical for any thread count, so every error must be 0 */
+    const char *self = getenv("TKM_KERNELS_SELFTEST");
+    if (self && *self && strcmp(self, "0") != 0) {
+        if (tkmi_se_backend_cpu(1, &gpu) < 0) {
+            fprintf(stderr, "CPU backend: %s\n", tkm_last_error());
+            return EXIT_FAILURE;
+        }
+    } else if (tkmi_se_backend_cuda(0, &gpu) < 0) {
         printf("SKIP: %s\n", tkm_last_error());
         return 77;
     }
-    ck_assert_int_eq(tkmi_se_backend_cpu(2, &cpu), 0);
+    /* (no ck_assert outside a test: Check aborts on it, even when it holds) */
+    if (tkmi_se_backend_cpu(2, &cpu) < 0) {
+        fprintf(stderr, "CPU backend: %s\n", tkm_last_error());
+        return EXIT_FAILURE;
+    }
     Suite *s = suite_create("kernels");
     TCase *t = tcase_create("cpu-vs-cuda");
     tcase_add_test(t, test_gemm);
     tcase_add_test(t, test_elementwise_and_norms);
     tcase_add_test(t, test_encoder_ops);
     tcase_add_test(t, test_losses);
+    tcase_add_test(t, test_attention_shapes);
+    tcase_add_test(t, test_column_sums);
+    tcase_add_test(t, test_tf32_switch);
+    tcase_add_test(t, test_error_reporting);
+    tcase_add_test(t, test_embed_grad);
     tcase_add_test(t, test_full_step);
     tcase_set_timeout(t, 300);
     suite_add_tcase(s, t);

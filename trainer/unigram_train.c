@@ -789,7 +789,10 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         for (size_t i = 0; rc == 0 && i < nf; i++) {
             fs[i] = fin[i].s;
             fl[i] = fin[i].len;
-            fsc[i] = fin[i].score;
+            /* scores on a grid of 1/256: every Viterbi sum (|sum| < 65536)
+             * is then exact in float (sentencepiece) and in double (HF
+             * tokenizers), so both break exact ties the same way */
+            fsc[i] = roundf(fin[i].score * 256.0f) / 256.0f;
         }
         t->stats.pieces_char = (int)n_req;
         t->stats.pieces_normal = (int)(nf - n_req);

@@ -50,4 +50,15 @@ expect_fail "encode: missing input" 1 "$TMP/none.txt" $T encode -m "$TMP/good.mo
 no_file "$TMP/out.ids" "encode: missing input"
 expect_fail "decode: id out of range" 1 "invalid id 99999" sh -c "echo '1 2 99999' | $T decode -m '$TMP/good.model' --input-format id"
 expect_fail "decode: not an id" 1 "not an id" sh -c "echo '1 x 2' | $T decode -m '$TMP/good.model' --input-format id"
+# an output that is not a regular file (a FIFO here; /dev/null in practice) is
+# written in place, never replaced by a renamed temporary file
+# (readers time out, so a writer that never opens the FIFO cannot hang the test)
+mkfifo "$TMP/fifo"
+timeout 20 cat "$TMP/fifo" > "$TMP/fifo.out" &
+printf 'the cat sat on the mat\nthe dog sat\n' > "$TMP/fc.txt"
+"$T" train --vocab-size 25 -q -o "$TMP/fifo" "$TMP/fc.txt" || true; wait
+[ -p "$TMP/fifo" ] && [ -s "$TMP/fifo.out" ] && pass "train -o FIFO: written in place, FIFO kept" || fail "train -o FIFO"
+timeout 20 cat "$TMP/fifo" > "$TMP/fifo2.out" &
+echo "the cat" | "$T" encode -m "$TMP/fifo.out" -o "$TMP/fifo" || true; wait
+[ -p "$TMP/fifo" ] && [ -s "$TMP/fifo2.out" ] && pass "encode -o FIFO: written in place, FIFO kept" || fail "encode -o FIFO"
 finish

@@ -88,6 +88,19 @@ if [ "$have_corpus" = 1 ]; then
   tkm tkm-bytes-digits --byte-fallback --split-digits
   tkm tkm-ws-user --allow-whitespace-only-pieces --user-defined-symbols '▁▁,▁▁▁▁' --byte-fallback
   tkm tkm-dummy --add-dummy-prefix
+  # Unigram: tokenmill quantizes scores to 1/256 so that sentencepiece's float
+  # and HF's double Viterbi sums are both exact and break ties alike
+  tkm tkm-unigram --model-type unigram --byte-fallback --split-digits
+  tkm tkm-unigram-ws --model-type unigram --allow-whitespace-only-pieces --byte-fallback
+  # user-defined pieces in a Unigram lattice score bytes*max-0.1, off the
+  # 1/256 grid: sentencepiece rounds those sums to float, HF keeps double, so
+  # exact ties between placements (runs of spaces) can break differently
+  "$T" train -q --vocab-size 3000 --threads 2 --model-type unigram --allow-whitespace-only-pieces \
+    --user-defined-symbols '▁▁,<|x|>' -o "$TMP/uu.model" "$TMP"/train/* && "$T" export --hf-json -m "$TMP/uu.model" -o "$TMP/uu.json" &&
+    spm_encode --model "$TMP/uu.model" --output_format=id < "$TMP/text.txt" > "$TMP/uu.id" &&
+    $HF --split-special "$TMP/uu.json" "$TMP/text.txt" > "$TMP/hfuu.id" 2>/dev/null &&
+    echo "# tokenmill unigram with user-defined pieces: HF differs from spm_encode on $(diff "$TMP/uu.id" "$TMP/hfuu.id" | grep -c '^<') of $lines lines"
+  tkm tkm-unigram-dummy --model-type unigram --add-dummy-prefix
   # --hf-json on train writes the same file as export
   "$T" train -q --vocab-size 3000 --threads 2 -o "$TMP/t.model" --hf-json "$TMP/t.json" "$TMP"/train/* \
     && "$T" export --hf-json -m "$TMP/t.model" -o "$TMP/t2.json" && cmp -s "$TMP/t.json" "$TMP/t2.json" \
@@ -98,6 +111,16 @@ if [ "$have_corpus" = 1 ]; then
     --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 --normalization_rule_name=identity \
     --user_defined_symbols='<|endoftext|>' --control_symbols='<sep>' > "$TMP/spm_train.log" 2>&1 \
     && check "spm_train identity" "$TMP/spm.model" || fail "spm_train: $(tail -3 "$TMP/spm_train.log")"
+  # spm_train's Unigram scores are arbitrary floats: HF's double sums may break
+  # near-ties differently from sentencepiece's float sums; reported, not failed
+  "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/spmu" --model_type=unigram \
+    --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 --normalization_rule_name=identity \
+    --byte_fallback=true > "$TMP/spmu.log" 2>&1 || true
+  if [ -s "$TMP/spmu.model" ] && "$T" export --hf-json -m "$TMP/spmu.model" -o "$TMP/spmu.json" 2>/dev/null; then
+    spm_encode --model "$TMP/spmu.model" --output_format=id < "$TMP/text.txt" > "$TMP/spmu.id"
+    $HF --split-special "$TMP/spmu.json" "$TMP/text.txt" > "$TMP/hfu.id" 2>/dev/null &&
+      echo "# spm_train unigram: HF differs from spm_encode on $(diff "$TMP/spmu.id" "$TMP/hfu.id" | grep -c '^<') of $lines lines (unquantized scores)"
+  fi
   # a charsmap model is refused, naming the file
   "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/nfkc" --model_type=bpe \
     --vocab_size=1000 --num_threads=2 > /dev/null 2>&1 || true
