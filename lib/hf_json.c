@@ -417,6 +417,8 @@ static int write_model(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
 static int check_exportable(const tkm_model *m, tkmi_strmap *all)
 {
     const char *name = m->name ? m->name : "model";
+    TKM_RETURN_ERROR_IF(m->front, TKM_ENOTSUP, "%s: was read from a tokenizer.json or tiktoken file; only "
+                        "sentencepiece models are exported", name);
     TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE && m->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
                         "%s: only BPE and Unigram models can be exported to tokenizer.json (model type %d)", name, m->model_type);
     TKM_RETURN_ERROR_IF(m->charsmap_len > 0, TKM_ENOTSUP,
@@ -425,6 +427,14 @@ static int check_exportable(const tkm_model *m, tkmi_strmap *all)
                         name);
     TKM_RETURN_ERROR_IF(m->treat_ws_suffix, TKM_ENOTSUP,
                         "%s: treat_whitespace_as_suffix cannot be exported to tokenizer.json", name);
+    /* HF tokenizers (0.23) finds normalized added tokens at the wrong place
+     * (or panics, "AddedVocabulary bad split") after a Prepend or a
+     * length-changing regex Replace: "a,  b" with a dummy prefix and the
+     * user-defined "▁▁" comes out as "▁▁▁". Such BPE files would be wrong. */
+    if (m->model_type == TKM_MODEL_BPE && m->has_user && (m->add_dummy_prefix || m->remove_extra_ws))
+        return tkmi_error(TKM_ENOTSUP, "%s: a BPE model with user-defined pieces and %s cannot be exported: HF "
+                          "tokenizers misplaces added tokens after that normalization", name,
+                          m->add_dummy_prefix ? "add_dummy_prefix" : "remove_extra_whitespaces");
     for (int id = 0; id < m->n; id++) {
         const char *p = tkmi_piece(m, id);
         size_t len = m->plen[id], i = 0;

@@ -5,6 +5,10 @@
   hf_encode.py [--split-special] TOKENIZER_JSON TEXT      ids per line, as spm_encode --output_format=id
   hf_encode.py --decode TOKENIZER_JSON IDS                text per line, as spm_decode --input_format=id
   hf_encode.py --transformers MODEL TEXT                  ids from transformers' own conversion
+  hf_encode.py --tiktoken RANKS PATTERN TEXT              ids from PyPI tiktoken (PATTERN: r50k,
+                                                          cl100k or o200k) on a rank file
+  hf_encode.py --make-tiktoken TOKENIZER_JSON OUT         writes the byte-level BPE's vocabulary as a
+                                                          tiktoken rank file (rank = id, specials left out)
   hf_encode.py --ties TOKENIZER_JSON A.ids B.ids          lines where A and B differ, and whether
                                                           each is an exact tie of Unigram scores
 
@@ -99,6 +103,47 @@ def ties(tokenizer_json, a_path, b_path):
     print("differ", n, "ties", k)
 
 
+def tiktoken_encode(ranks_path, pattern, text):
+    """PyPI tiktoken on our own rank file, with the pattern of one of its
+    encodings (taken from tiktoken itself, without downloading its ranks)."""
+    import base64
+    import tiktoken
+    import tiktoken_ext.openai_public as pub
+    pub.load_tiktoken_bpe = lambda *a, **k: {}
+    pub.data_gym_to_mergeable_bpe_ranks = lambda *a, **k: {}
+    pat = {"r50k": pub.r50k_base, "cl100k": pub.cl100k_base, "o200k": pub.o200k_base}[pattern]()["pat_str"]
+    ranks = {}
+    for line in open(ranks_path, "rb"):
+        tok, rank = line.split()
+        ranks[base64.b64decode(tok)] = int(rank)
+    enc = tiktoken.Encoding("test-" + pattern, pat_str=pat, mergeable_ranks=ranks, special_tokens={})
+    out = sys.stdout.buffer
+    for line in lines(text):
+        out.write(" ".join(map(str, enc.encode_ordinary(line))).encode() + b"\n")
+
+
+def make_tiktoken(tokenizer_json, out_path):
+    import base64
+    import json
+    j = json.load(open(tokenizer_json, encoding="utf-8"))
+    special = {t["id"] for t in j.get("added_tokens", []) if t.get("special")}
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    k = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + k)
+            k += 1
+    byte_of = {chr(c): b for b, c in zip(bs, cs)}
+    with open(out_path, "wb") as f:
+        for piece, i in sorted(j["model"]["vocab"].items(), key=lambda x: x[1]):
+            if i in special:
+                continue
+            raw = bytes(byte_of[ch] for ch in piece)
+            f.write(base64.b64encode(raw) + b" " + str(i).encode() + b"\n")
+
+
 def main(argv):
     mode = "encode"
     split_special = False
@@ -110,12 +155,20 @@ def main(argv):
             mode = "transformers"
         elif opt == "--ties":
             mode = "ties"
+        elif opt == "--tiktoken":
+            mode = "tiktoken"
+        elif opt == "--make-tiktoken":
+            mode = "make-tiktoken"
         elif opt == "--split-special":
             split_special = True
         else:
             sys.exit("hf_encode.py: unknown option " + opt)
     if mode == "ties":
         return ties(*argv)
+    if mode == "tiktoken":
+        return tiktoken_encode(*argv)
+    if mode == "make-tiktoken":
+        return make_tiktoken(*argv)
     if len(argv) != 2:
         sys.exit(__doc__)
     out = sys.stdout.buffer

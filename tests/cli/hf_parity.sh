@@ -120,6 +120,12 @@ if [ "$have_corpus" = 1 ]; then
     [ "$rc" = 1 ] && grep -q "uni-dummy.model.*double precision" "$TMP/err" && grep -q -- --hf-allow-ties "$TMP/err" \
       && [ ! -e "$TMP/x.json" ] && pass "Unigram without --hf-allow-ties: refused" || fail "Unigram refusal: rc $rc $(cat "$TMP/err")"
   fi
+  # HF misplaces normalized added tokens after Prepend: refused for BPE
+  "$T" train -q --vocab-size 1000 --threads 2 --add-dummy-prefix --user-defined-symbols '▁▁' -o "$TMP/pu.model" \
+    "$TMP"/train/* 2> /dev/null
+  rc=0; "$T" export --hf-json -m "$TMP/pu.model" -o "$TMP/x.json" 2> "$TMP/err" || rc=$?
+  [ "$rc" = 1 ] && grep -q "user-defined pieces and add_dummy_prefix" "$TMP/err" && [ ! -e "$TMP/x.json" ] \
+    && pass "BPE with user-defined pieces and a dummy prefix: refused" || fail "user+prefix: rc $rc $(cat "$TMP/err")"
   # a one-character control piece would shadow the unknown character in HF
   "$T" train -q --model-type unigram --vocab-size 1000 --threads 2 -o "$TMP/ctl.model" --control-symbols 'Ω' \
     "$TMP"/train/* 2> /dev/null
@@ -131,10 +137,11 @@ if [ "$have_corpus" = 1 ]; then
     && "$T" export --hf-json -m "$TMP/t.model" -o "$TMP/t2.json" && cmp -s "$TMP/t.json" "$TMP/t2.json" \
     && pass "train --hf-json equals export" || fail "train --hf-json"
   # spm_train with its defaults except identity normalization (nmt_nfkc's
-  # charsmap is refused): dummy prefix and remove_extra_whitespaces on
+  # charsmap is refused): dummy prefix and remove_extra_whitespaces on (so no
+  # user-defined symbols for BPE: refused, see above)
   "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/spm" --model_type=bpe \
     --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 --normalization_rule_name=identity \
-    --user_defined_symbols='<|endoftext|>' --control_symbols='<sep>' > "$TMP/spm_train.log" 2>&1 \
+    --control_symbols='<sep>' > "$TMP/spm_train.log" 2>&1 \
     && check "spm_train identity" "$TMP/spm.model" || fail "spm_train: $(tail -3 "$TMP/spm_train.log")"
   "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/spmu" --model_type=unigram \
     --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 --normalization_rule_name=identity --byte_fallback=true \
