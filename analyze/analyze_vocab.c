@@ -50,6 +50,7 @@ int tkm_analyze_piece_category(const char *piece, size_t len, tkm_piece_type typ
     const uint8_t *s = (const uint8_t *)piece;
     size_t i = 0;
     if (len >= 3 && memcmp(s, TKMI_WS, 3) == 0) i = 3;
+    else if (len >= 2 && s[0] == ' ') i = 1; /* byte-level vocabularies (GPT-2, tiktoken) keep the space */
     int n = 0, latin = 1, ja = 1;
     while (i < len && (latin || ja)) {
         int ml;

@@ -27,6 +27,7 @@ typedef struct {
     corpus_t *corpora;
     int ncorpora;
     int format, threads;
+    int tiktoken_pattern;        /* TKM_TIKTOKEN_* for every -m, AUTO by default */
     const char *outpath;
     /* results */
     tkm_analyze_counts *counts;  /* [corpus][model] */
@@ -44,8 +45,11 @@ static void usage(FILE *f)
                "other), length and script, and with --corpus the pieces never used on it;\n"
                "report: both as one HTML page with charts.\n"
                "\n"
-               "  -m, --model FILE        sentencepiece .model (repeat to compare; the first is\n"
-               "                          the baseline of the token ratio)\n"
+               "  -m, --model FILE        sentencepiece .model, HF tokenizer.json or tiktoken\n"
+               "                          rank file (*.tiktoken); repeat to compare; the first\n"
+               "                          is the baseline of the token ratio\n"
+               "      --tiktoken-pattern P  r50k, cl100k or o200k: read every -m FILE as a tiktoken\n"
+               "                          file with that pre-tokenization (default: from its name)\n"
                "  -c, --corpus NAME=PATH  a file, a directory (its files) or a glob; plain or .gz\n"
                "  -f, --format F          text (default) or json (compression, vocab)\n"
                "  -o, --output FILE       write there (atomically) instead of stdout\n"
@@ -475,6 +479,7 @@ static const struct option opts[] = {
     {"model", required_argument, 0, 'm'},  {"corpus", required_argument, 0, 'c'},
     {"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
     {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+    {"tiktoken-pattern", required_argument, 0, 'P'},
     {0, 0, 0, 0}};
 
 static int add_corpus(ctx_t *c, char *arg)
@@ -505,7 +510,7 @@ static int run(ctx_t *c)
     int is_comp = !strcmp(c->sub, "compression"), is_vocab = !strcmp(c->sub, "vocab"),
         is_report = !strcmp(c->sub, "report");
     for (int k = 0; k < c->nmodels; k++) {
-        int rc = tkm_model_load(c->model_paths[k], &c->models[k]);
+        int rc = tkm_model_load_any(c->model_paths[k], c->tiktoken_pattern, &c->models[k]);
         if (rc < 0) { cli_error("analyze", rc); return EXIT_FAIL; }
     }
     if ((is_comp || is_report) && c->ncorpora == 0) {
@@ -603,6 +608,15 @@ int cmd_analyze(int argc, char **argv)
             }
             break;
         case 'o': c.outpath = optarg; break;
+        case 'P':
+            if (!strcmp(optarg, "r50k") || !strcmp(optarg, "p50k") || !strcmp(optarg, "gpt2")) c.tiktoken_pattern = TKM_TIKTOKEN_R50K;
+            else if (!strcmp(optarg, "cl100k")) c.tiktoken_pattern = TKM_TIKTOKEN_CL100K;
+            else if (!strcmp(optarg, "o200k")) c.tiktoken_pattern = TKM_TIKTOKEN_O200K;
+            else {
+                fprintf(stderr, "tokenmill analyze: unknown tiktoken pattern '%s' (r50k, cl100k or o200k)\n", optarg);
+                status = EXIT_USAGE;
+            }
+            break;
         case 't':
             if (cli_int(optarg, 1, 256, &v)) {
                 fprintf(stderr, "tokenmill analyze: invalid thread count '%s'\n", optarg);

@@ -391,7 +391,8 @@ static int run_io(int argc, char **argv, int decode)
         return EXIT_USAGE;
     }
     tkm_model *m;
-    int rc = tkm_model_load(model, &m);
+    /* encode also reads tokenizer.json and tiktoken files (tokenmill-analyze(1)) */
+    int rc = decode ? tkm_model_load(model, &m) : tkm_model_load_any(model, TKM_TIKTOKEN_AUTO, &m);
     if (rc < 0) { cli_error(cmd, rc); return EXIT_FAIL; }
     int32_t sep = -1, nl_ids[1];
     size_t n_nl = 0;

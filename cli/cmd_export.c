@@ -10,19 +10,22 @@ static void export_usage(FILE *f)
     fprintf(f,
             "usage: tokenmill export --hf-json -m MODEL -o tokenizer.json\n"
             "\n"
-            "Writes a sentencepiece BPE model as a Hugging Face tokenizer.json that the\n"
-            "tokenizers library loads and that gives the same ids as sentencepiece.\n"
+            "Writes a sentencepiece BPE or Unigram model as a Hugging Face tokenizer.json\n"
+            "that the tokenizers library loads and that gives the same ids as sentencepiece.\n"
             "\n"
             "      --hf-json          output format: HF tokenizer.json (required)\n"
+            "      --hf-allow-ties    export a Unigram model although HF can order the pieces\n"
+            "                         of an exact score tie differently (see tokenmill-export(1))\n"
             "  -m, --model FILE       sentencepiece .model to read\n"
             "  -o, --output FILE      file to write (atomically)\n"
             "  -h, --help\n");
 }
 
-enum { O_HF_JSON = 256 };
+enum { O_HF_JSON = 256, O_TIES };
 
 static const struct option export_opts[] = {
     {"hf-json", no_argument, 0, O_HF_JSON},
+    {"hf-allow-ties", no_argument, 0, O_TIES},
     {"model", required_argument, 0, 'm'},
     {"output", required_argument, 0, 'o'},
     {"help", no_argument, 0, 'h'},
@@ -32,10 +35,12 @@ int cmd_export(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL;
     int hf = 0, c;
+    unsigned flags = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:h", export_opts, NULL)) != -1) {
         switch (c) {
         case O_HF_JSON: hf = 1; break;
+        case O_TIES: flags |= TKM_EXPORT_UNIGRAM_TIES; break;
         case 'm': model = optarg; break;
         case 'o': out = optarg; break;
         case 'h': export_usage(stdout); return EXIT_OK;
@@ -60,11 +65,14 @@ int cmd_export(int argc, char **argv)
         cli_error("export", rc);
         return EXIT_FAIL;
     }
-    rc = tkm_model_export_hf_json(m, out);
+    rc = tkm_model_export_hf_json_flags(m, out, flags);
+    int unigram = tkm_model_kind(m) == TKM_MODEL_UNIGRAM;
     tkm_model_free(m);
     if (rc < 0) {
         const char *d = tkm_last_error();
         fprintf(stderr, "tokenmill export: cannot write %s: %s\n", out, d && *d ? d : tkm_strerror(rc));
+        if (unigram && !(flags & TKM_EXPORT_UNIGRAM_TIES) && d && strstr(d, "double precision"))
+            fprintf(stderr, "tokenmill export: --hf-allow-ties writes it anyway (see tokenmill-export(1))\n");
         return EXIT_FAIL;
     }
     return EXIT_OK;

@@ -194,18 +194,72 @@ typedef struct tkm_train_stats {
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 
+/* ---- tokenizers of other libraries ---------------------------------------- */
+/* Reads a Hugging Face tokenizer.json: BPE (Metaspace or Replace/Prepend
+ * normalizers, byte-level pre-tokenization with Split/ByteLevel regexes,
+ * Digits; byte fallback, unk fusing, added tokens) or Unigram. The model's
+ * encoder runs HF's pipeline (added tokens, normalizers, pre-tokenizers,
+ * then BPE by merge rank or sentencepiece's Unigram Viterbi per word) and
+ * gives HF's ids for text (invalid UTF-8 becomes U+FFFD per byte; no
+ * post-processor, i.e. add_special_tokens=False). Pieces of byte-level
+ * tokenizers are raw bytes; their single non-ASCII bytes are typed BYTE.
+ * Such a model cannot be saved or exported.
+ * @return 0; TKM_ENOTSUP for what is not supported (WordPiece: "WordPiece
+ * tokenizers are not supported", other normalizers or pre-tokenizers, with
+ * the file and offset); TKM_EFORMAT, TKM_EIO, TKM_ENOMEM. */
+int tkm_model_load_hf_json(const char *path, tkm_model **out);
+
+/* Pre-tokenization patterns of tiktoken encodings. */
+enum {
+    TKM_TIKTOKEN_AUTO = 0,   /* from the file name (tkm_tiktoken_pattern_from_name) */
+    TKM_TIKTOKEN_R50K = 1,   /* r50k_base, p50k_base (GPT-2's pattern) */
+    TKM_TIKTOKEN_CL100K = 2, /* cl100k_base */
+    TKM_TIKTOKEN_O200K = 3   /* o200k_base */
+};
+/* TKM_TIKTOKEN_* named by a file name containing o200k, cl100k, r50k, p50k
+ * or gpt2; TKM_TIKTOKEN_AUTO if none. */
+int tkm_tiktoken_pattern_from_name(const char *path);
+/* Reads a tiktoken rank file (lines "base64-token rank"; id = rank) and
+ * encodes as tiktoken does: split by the pattern, a piece that is a token
+ * is taken whole, else bytes are merged lowest rank first. Special tokens
+ * are not in rank files and are not known. @return 0; TKM_EINVAL when the
+ * pattern is AUTO and the name tells nothing; TKM_EFORMAT (file and line). */
+int tkm_model_load_tiktoken(const char *path, int pattern, tkm_model **out);
+/* Loads a .model, a tokenizer.json (first non-blank byte '{') or a tiktoken
+ * file (name ending in .tiktoken, or any name when tiktoken_pattern is not
+ * AUTO). */
+int tkm_model_load_any(const char *path, int tiktoken_pattern, tkm_model **out);
+
 /* ---- HF tokenizer.json ---------------------------------------------------- */
-/* Writes a BPE model as a Hugging Face tokenizer.json (model "BPE" with every
- * piece in "vocab" and merges ordered by piece score, identity normalizer,
- * control/unk/user-defined pieces as added tokens, sentencepiece's decoder)
- * that the `tokenizers` library loads and that encodes text to the same ids
- * as libsentencepiece. The file is written atomically via
- * tkmi_write_file_atomic (temp file + rename).
- * @return 0; TKM_ENOTSUP for what HF cannot express (non-BPE models,
- * precompiled_charsmap normalization, treat_whitespace_as_suffix);
- * TKM_EFORMAT for pieces that are empty, duplicated or not UTF-8; TKM_EIO,
- * TKM_ENOMEM. */
+/* Writes a model as a Hugging Face tokenizer.json that the `tokenizers`
+ * library loads and that encodes text to the same ids as libsentencepiece.
+ * BPE: model "BPE" with every piece in "vocab" and merges ordered by piece
+ * score. Unigram: model "Unigram" with [piece, score] pairs, scores adjusted
+ * so that HF's lattice is sentencepiece's (control, unknown and byte pieces
+ * can never win; user-defined pieces get sentencepiece's bonus). Both: the
+ * normalizer of the model's normalizer_spec, control/unk pieces (and BPE
+ * user-defined pieces) as added tokens, sentencepiece's decoder. Written
+ * atomically via tkmi_write_file_atomic (temp file + rename).
+ * @return 0; TKM_ENOTSUP for what HF cannot express (other model types,
+ * precompiled_charsmap normalization, treat_whitespace_as_suffix; Unigram
+ * models, see TKM_EXPORT_UNIGRAM_TIES, and Unigram models whose special
+ * pieces could not be kept out of HF's lattice); TKM_EFORMAT for pieces
+ * that are empty, duplicated or not UTF-8; TKM_EIO, TKM_ENOMEM. */
 int tkm_model_export_hf_json(const tkm_model *m, const char *path);
+
+/* Flags of tkm_model_export_hf_json_flags. */
+enum {
+    /* Export Unigram models although their ids can differ from
+     * sentencepiece's on exact ties: HF adds path scores in double precision,
+     * sentencepiece rounds them to float at every position, so two
+     * segmentations of equal score (the same pieces in another order, e.g.
+     * "!" "!!!" and "!!!" "!") are told apart by HF's first-found rule and by
+     * sentencepiece's rounding. About one line in a thousand on our corpora;
+     * every other line is identical. Without the flag, Unigram is refused. */
+    TKM_EXPORT_UNIGRAM_TIES = 1
+};
+/* As tkm_model_export_hf_json, with TKM_EXPORT_* flags. */
+int tkm_model_export_hf_json_flags(const tkm_model *m, const char *path, unsigned flags);
 
 #ifdef __cplusplus
 }

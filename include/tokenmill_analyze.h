@@ -34,7 +34,8 @@ typedef enum {
  * Definition (documented with counts in tokenmill-analyze(1)): control and
  * unknown pieces are SPECIAL, byte pieces BYTE, all others (user-defined
  * included) are classified by their text: one leading
- * U+2581 is stripped and not counted; latin letters are ASCII letters only
+ * U+2581 (or a space, as byte-level vocabularies write it) is stripped and
+ * not counted; latin letters are ASCII letters only
  * (Latin-1, Latin Extended and full-width letters are "other"); Japanese
  * characters are those of ICU script Han (U+3005 included), Hiragana or
  * Katakana (U+30FC and U+30FB are script Common, so "other"); a lone U+2581,

@@ -13,6 +13,7 @@
 #include <float.h>
 #include <stdlib.h>
 
+#include "front.h"
 #include "model_internal.h"
 
 typedef struct { int32_t prev, next; uint32_t start, len; int32_t id; uint8_t freeze; } sym_t;
@@ -55,6 +56,8 @@ struct tkm_encoder {
     /* code points that precede U+2581 inside some piece (sorted) */
     uint32_t *ws_prev; size_t n_ws_prev;
     int split_ok;
+    /* tokenizers read from tokenizer.json / tiktoken files (lib/front.h) */
+    tkmi_fstate *fs;
 };
 
 static int cmp_u32(const void *a, const void *b)
@@ -248,7 +251,12 @@ int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
             char c = (char)b;
             e->ascii_id[b] = tkmi_strmap_get(&m->pieces, &c, 1);
         }
-        rc = m->model_type == TKM_MODEL_BPE ? build_merges(e) : unigram_init(e);
+        if (m->front) {
+            rc = tkmi_fstate_new(m, &e->fs);
+            if (rc == 0 && m->front->word == TKMI_WORD_UNIGRAM) rc = unigram_init(e);
+        } else {
+            rc = m->model_type == TKM_MODEL_BPE ? build_merges(e) : unigram_init(e);
+        }
     }
     if (rc < 0) { tkm_encoder_free(e); return rc; }
     *out = e;
@@ -272,6 +280,7 @@ void tkm_encoder_free(tkm_encoder *e)
     tkmi_free(e->merges);
     tkmi_ptrie_free(&e->ut);
     tkmi_free(e->best);
+    tkmi_fstate_free(e->fs);
     tkmi_free(e);
 }
 
@@ -484,6 +493,14 @@ static int push_id(tkm_encoder *e, int32_t id)
 }
 
 int tkm_encode(tkm_encoder *e, const char *text, size_t len, const int32_t **ids, size_t *n)
+{
+    if (e->fs) return tkmi_front_encode(e, e->fs, text, len, ids, n);
+    return tkmi_encode_word(e, text, len, ids, n);
+}
+
+/* sentencepiece's encoding of one line (for tokenizers read from
+ * tokenizer.json: of one pre-tokenized word, the model normalizing nothing). */
+int tkmi_encode_word(tkm_encoder *e, const char *text, size_t len, const int32_t **ids, size_t *n)
 {
     const tkm_model *m = e->m;
     e->norm_len = 0;

@@ -1,8 +1,8 @@
-/* hf_json.c - exports a sentencepiece BPE model as a Hugging Face
+/* hf_json.c - exports a sentencepiece BPE or Unigram model as a Hugging Face
  * tokenizer.json whose ids equal libsentencepiece's: vocab, merges derived
- * from the piece scores, normalizer, added tokens and decoder. */
+ * from the piece scores (BPE) or lattice scores (Unigram), normalizer, added
+ * tokens and decoder. */
 #include <float.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -168,7 +168,9 @@ static void added_token(jbuf *b, const tkm_model *m, int id, int special, int *f
  * PrefixMatcher finds them (longest match, left to right, after ' ' -> ▁);
  * HF's leftmost-longest matching gives the same cuts, and the pieces between
  * them are encoded separately, as sentencepiece's frozen symbols never
- * merge. */
+ * merge. In Unigram models they are lattice pieces with a bonus instead
+ * (see write_unigram): sentencepiece can pass them over, so they are no
+ * added tokens there. */
 static void write_added(jbuf *b, const tkm_model *m)
 {
     int first = 1;
@@ -176,7 +178,7 @@ static void write_added(jbuf *b, const tkm_model *m)
     for (int id = 0; id < m->n; id++) {
         int t = m->type[id];
         if (t == TKM_PIECE_CONTROL || t == TKM_PIECE_UNKNOWN) added_token(b, m, id, 1, &first);
-        else if (t == TKM_PIECE_USER_DEFINED && m->model_type != TKM_MODEL_UNIGRAM) added_token(b, m, id, 0, &first);
+        else if (t == TKM_PIECE_USER_DEFINED && m->model_type == TKM_MODEL_BPE) added_token(b, m, id, 0, &first);
     }
     jb_lit(b, first ? "],\n" : "\n  ],\n");
 }
@@ -243,53 +245,142 @@ static void write_decoder(jbuf *b, const tkm_model *m)
     jb_lit(b, "\n  ]},\n");
 }
 
-/* Unigram: vocab as [piece, score] in id order. HF runs the same Viterbi
- * (unknown characters as unk with min score - 10, fused, then bytes) but sums
- * scores in double where sentencepiece sums in float (see tokenmill-export(1)). */
-static void write_model_unigram(jbuf *b, const tkm_model *m)
+/* ---- Unigram ----
+ *
+ * HF's Unigram runs sentencepiece's EncodeOptimized, but its lattice holds
+ * every vocab entry at its stored score, where sentencepiece's holds only
+ * NORMAL and USER_DEFINED pieces, scores USER_DEFINED ones length x max - 0.1,
+ * skips UNUSED ones, and gives unknown characters min(NORMAL) - 10 (HF:
+ * min(all) - 10). So the file carries the scores sentencepiece's lattice uses:
+ *  - USER_DEFINED: (float)(bytes x max NORMAL score) - 0.1, as a double;
+ *  - CONTROL, UNKNOWN, BYTE, UNUSED: a score 10 below the sum of the scores of
+ *    their characters' single-character pieces, so any path through them
+ *    loses to the path through those characters: HF can match "<s>" or
+ *    "<0x41>" written in the text, and never chooses them.
+ * That lowers HF's minimum, hence its unknown-character score. Harmless when
+ * every character of every lattice piece is itself a single-character piece
+ * (always so for trained models): an unknown character is then covered by
+ * the unknown node alone, on every path, and its score is a common constant.
+ * What cannot be made identical is checked and refused here. */
+static int lattice_piece(const tkm_model *m, int id)
+{
+    return id >= 0 && (m->type[id] == TKM_PIECE_NORMAL || m->type[id] == TKM_PIECE_USER_DEFINED);
+}
+
+static const char *type_name(int t)
+{
+    switch (t) {
+    case TKM_PIECE_NORMAL: return "normal";
+    case TKM_PIECE_UNKNOWN: return "unknown";
+    case TKM_PIECE_CONTROL: return "control";
+    case TKM_PIECE_USER_DEFINED: return "user-defined";
+    case TKM_PIECE_UNUSED: return "unused";
+    case TKM_PIECE_BYTE: return "byte";
+    default: return "?";
+    }
+}
+
+/* Sum of the single-character pieces' scores over piece id's characters;
+ * *bad receives the byte offset of a character that is no lattice piece, or
+ * stays -1. */
+static double chars_score(const tkm_model *m, const tkmi_strmap *all, const double *sc, int id, long *bad)
+{
+    const char *p = tkmi_piece(m, id);
+    size_t len = m->plen[id], i = 0;
+    double sum = 0;
+    *bad = -1;
+    while (i < len) {
+        size_t k = (size_t)tkmi_utf8_lead_len((uint8_t)p[i]);
+        int c = tkmi_strmap_get(all, p + i, k);
+        if (!lattice_piece(m, c)) {
+            *bad = (long)i;
+            return 0;
+        }
+        sum += sc[c];
+        i += k;
+    }
+    return sum;
+}
+
+static int unigram_scores(const tkm_model *m, const tkmi_strmap *all, double *sc)
+{
+    const char *name = m->name ? m->name : "model";
+    float u_min = FLT_MAX, u_max = FLT_MIN; /* as sentencepiece (and lib/bpe_encode.c) */
+    for (int id = 0; id < m->n; id++)
+        if (m->type[id] == TKM_PIECE_NORMAL) {
+            if (m->score[id] < u_min) u_min = m->score[id];
+            if (m->score[id] > u_max) u_max = m->score[id];
+        }
+    for (int id = 0; id < m->n; id++) {
+        if (m->type[id] == TKM_PIECE_NORMAL) sc[id] = m->score[id];
+        else if (m->type[id] == TKM_PIECE_USER_DEFINED) sc[id] = (double)((float)m->plen[id] * u_max) - 0.1;
+    }
+    double lo = (double)u_min;
+    for (int id = 0; id < m->n; id++) {
+        if (lattice_piece(m, id)) continue;
+        const char *p = tkmi_piece(m, id);
+        int len = (int)m->plen[id];
+        TKM_RETURN_ERROR_IF(tkmi_utf8_lead_len((uint8_t)p[0]) == len, TKM_ENOTSUP,
+                            "%s: %s piece %d '%.*s' is a single character; HF's Unigram would take it where "
+                            "sentencepiece sees an unknown character, so the model cannot be exported",
+                            name, type_name(m->type[id]), id, len, p);
+        long bad;
+        double s = chars_score(m, all, sc, id, &bad);
+        TKM_RETURN_ERROR_IF(bad >= 0, TKM_ENOTSUP,
+                            "%s: %s piece %d '%.*s' holds '%.*s' (byte %ld), which is no piece; HF's Unigram "
+                            "would match the piece in text where sentencepiece does not, so the model cannot be "
+                            "exported", name, type_name(m->type[id]), id, len, p,
+                            tkmi_utf8_lead_len((uint8_t)p[bad]), p + bad, bad + 1);
+        sc[id] = s - 10.0;
+        if (sc[id] < lo) lo = sc[id];
+    }
+    if (lo < (double)u_min)
+        for (int id = 0; id < m->n; id++) {
+            if (!lattice_piece(m, id)) continue;
+            long bad;
+            chars_score(m, all, sc, id, &bad);
+            TKM_RETURN_ERROR_IF(bad >= 0, TKM_ENOTSUP,
+                                "%s: piece %d '%.*s' holds '%.*s' (byte %ld), which is no piece by itself; HF "
+                                "would score unknown characters differently from sentencepiece, so the model "
+                                "cannot be exported", name, id, (int)m->plen[id], tkmi_piece(m, id),
+                                tkmi_utf8_lead_len((uint8_t)tkmi_piece(m, id)[bad]), tkmi_piece(m, id) + bad,
+                                bad + 1);
+        }
+    return 0;
+}
+
+static int write_unigram(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
 {
     char num[64];
+    double *sc = tkmi_malloc((size_t)m->n * sizeof *sc);
+    TKM_RETURN_ERROR_IF(!sc, TKM_ENOMEM, "out of memory");
+    int rc = unigram_scores(m, all, sc);
+    if (rc < 0) {
+        tkmi_free(sc);
+        return rc;
+    }
     jb_lit(b, "  \"model\": {\n    \"type\": \"Unigram\",\n    \"unk_id\": ");
     snprintf(num, sizeof num, "%d", m->unk_id);
     jb_lit(b, m->unk_id >= 0 ? num : "null");
     jb_lit(b, ",\n    \"byte_fallback\": ");
     jb_lit(b, m->byte_fallback ? "true" : "false");
     jb_lit(b, ",\n    \"vocab\": [");
-    /* sentencepiece never matches control, unknown, unused or byte pieces in
-     * text; HF's lattice holds every vocab entry. A score far below every
-     * normal piece keeps them out of any path that has an alternative (there
-     * always is one); the unknown-character node (min score - 10) only moves
-     * by a constant shared by all competing paths. */
-    float minsc = 0.0f, maxsc = FLT_MIN; /* as sentencepiece: max starts at the smallest positive float */
     for (int id = 0; id < m->n; id++) {
-        if (m->type[id] != TKM_PIECE_NORMAL) continue;
-        if (m->score[id] < minsc) minsc = m->score[id];
-        if (m->score[id] > maxsc) maxsc = m->score[id];
-    }
-    double low = floor((double)minsc) - 1000.0;
-    for (int id = 0; id < m->n; id++) {
-        int t = m->type[id];
-        double sc = low;
-        if (t == TKM_PIECE_NORMAL) {
-            sc = m->score[id];
-        } else if (t == TKM_PIECE_USER_DEFINED) {
-            /* sentencepiece's lattice bonus for user-defined pieces:
-             * bytes * max_score - 0.1 (see unigram_line in bpe_encode.c) */
-            sc = (double)((float)m->plen[id] * maxsc) - 0.1;
-        }
         jb_lit(b, id ? ",\n      [" : "\n      [");
         jb_str(b, tkmi_piece(m, id), m->plen[id]);
-        snprintf(num, sizeof num, ", %.17g]", sc);
+        /* %.17g: the double HF parses is exactly ours */
+        snprintf(num, sizeof num, ", %.17g]", sc[id]);
         jb_lit(b, num);
     }
     jb_lit(b, "\n    ]\n  }\n");
+    tkmi_free(sc);
+    return 0;
 }
 
 static int write_model(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
 {
     if (m->model_type == TKM_MODEL_UNIGRAM) {
-        write_model_unigram(b, m);
-        return 0;
+        return write_unigram(b, m, all);
     }
     char num[32];
     jb_lit(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": ");
@@ -326,18 +417,24 @@ static int write_model(jbuf *b, const tkm_model *m, const tkmi_strmap *all)
 static int check_exportable(const tkm_model *m, tkmi_strmap *all)
 {
     const char *name = m->name ? m->name : "model";
+    TKM_RETURN_ERROR_IF(m->front, TKM_ENOTSUP, "%s: was read from a tokenizer.json or tiktoken file; only "
+                        "sentencepiece models are exported", name);
     TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE && m->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
-                        "%s: only BPE and Unigram models can be exported to tokenizer.json (model type %d)", name,
-                        m->model_type);
+                        "%s: only BPE and Unigram models can be exported to tokenizer.json (model type %d)", name, m->model_type);
     TKM_RETURN_ERROR_IF(m->charsmap_len > 0, TKM_ENOTSUP,
                         "%s: the model normalizes text with a precompiled_charsmap (e.g. nmt_nfkc); only identity "
                         "normalization can be exported for now (train with --normalization_rule_name=identity)",
                         name);
     TKM_RETURN_ERROR_IF(m->treat_ws_suffix, TKM_ENOTSUP,
                         "%s: treat_whitespace_as_suffix cannot be exported to tokenizer.json", name);
-    /* Known difference, documented in tokenmill-export(1): HF normalizes the
-     * text of normalized added tokens with the model's normalizer, so with a
-     * dummy prefix a user-defined "<x>" is looked for as "▁<x>". */
+    /* HF tokenizers (0.23) finds normalized added tokens at the wrong place
+     * (or panics, "AddedVocabulary bad split") after a Prepend or a
+     * length-changing regex Replace: "a,  b" with a dummy prefix and the
+     * user-defined "▁▁" comes out as "▁▁▁". Such BPE files would be wrong. */
+    if (m->model_type == TKM_MODEL_BPE && m->has_user && (m->add_dummy_prefix || m->remove_extra_ws))
+        return tkmi_error(TKM_ENOTSUP, "%s: a BPE model with user-defined pieces and %s cannot be exported: HF "
+                          "tokenizers misplaces added tokens after that normalization", name,
+                          m->add_dummy_prefix ? "add_dummy_prefix" : "remove_extra_whitespaces");
     for (int id = 0; id < m->n; id++) {
         const char *p = tkmi_piece(m, id);
         size_t len = m->plen[id], i = 0;
@@ -359,6 +456,11 @@ static int check_exportable(const tkm_model *m, tkmi_strmap *all)
 
 int tkm_model_export_hf_json(const tkm_model *m, const char *path)
 {
+    return tkm_model_export_hf_json_flags(m, path, 0);
+}
+
+int tkm_model_export_hf_json_flags(const tkm_model *m, const char *path, unsigned flags)
+{
     tkmi_strmap all;
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&all, (size_t)m->n));
     int rc = check_exportable(m, &all);
@@ -370,6 +472,13 @@ int tkm_model_export_hf_json(const tkm_model *m, const char *path)
         jb_lit(&b, "  \"pre_tokenizer\": null,\n  \"post_processor\": null,\n");
         write_decoder(&b, m);
         rc = write_model(&b, m, &all);
+        if (rc == 0 && m->model_type == TKM_MODEL_UNIGRAM && !(flags & TKM_EXPORT_UNIGRAM_TIES))
+            rc = tkmi_error(TKM_ENOTSUP,
+                            "%s: a Unigram model cannot be exported with ids always identical to "
+                            "sentencepiece's: HF adds path scores in double precision where sentencepiece "
+                            "rounds them to float, so equal-score segmentations (the same pieces in another "
+                            "order) can come out differently, about one line in a thousand",
+                            m->name ? m->name : "model");
         jb_lit(&b, "}\n");
         if (rc == 0 && b.err) rc = tkmi_error(b.err, "out of memory");
     }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "front.h"
 #include "model_internal.h"
 
 /* ---- protobuf reading ---- */
@@ -205,7 +206,7 @@ static int decode_charsmap(tkm_model *m)
     return 0;
 }
 
-static int index_model(tkm_model *m)
+static int index_model(tkm_model *m, int need_unk)
 {
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&m->pieces, (size_t)m->n));
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&m->reserved, 512));
@@ -236,7 +237,7 @@ static int index_model(tkm_model *m)
             m->byte_id[b] = i;
         }
     }
-    TKM_RETURN_ERROR_IF(m->unk_id < 0, TKM_EFORMAT, "%s: unk is not defined", m->name);
+    TKM_RETURN_ERROR_IF(m->unk_id < 0 && need_unk, TKM_EFORMAT, "%s: unk is not defined", m->name);
     if (m->has_user) {
         const char **strs = tkmi_malloc((size_t)m->n * sizeof *strs);
         uint32_t *lens = tkmi_malloc((size_t)m->n * sizeof *lens);
@@ -264,6 +265,11 @@ static int index_model(tkm_model *m)
 
 int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_model **out)
 {
+    return tkmi_model_load_pb(data, size, name, 1, out);
+}
+
+int tkmi_model_load_pb(const void *data, size_t size, const char *name, int need_unk, tkm_model **out)
+{
     *out = NULL;
     tkm_model *m = tkmi_calloc(1, sizeof *m);
     TKM_RETURN_ERROR_IF(!m, TKM_ENOMEM, "out of memory");
@@ -281,7 +287,7 @@ int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_mode
     m->add_dummy_prefix = m->remove_extra_ws = m->escape_ws = 1;
     int rc = parse_model(m);
     if (rc == 0) rc = decode_charsmap(m);
-    if (rc == 0) rc = index_model(m);
+    if (rc == 0) rc = index_model(m, need_unk);
     if (rc < 0) { tkm_model_free(m); return rc; }
     /* Special ids must name pieces of the model; a disabled one is -1. */
     if (m->bos_id >= m->n) m->bos_id = -1;
@@ -348,6 +354,7 @@ void tkm_model_free(tkm_model *m)
     tkmi_strmap_free(&m->pieces);
     tkmi_strmap_free(&m->reserved);
     tkmi_ptrie_free(&m->user);
+    tkmi_front_free(m->front);
     tkmi_free(m);
 }
 
@@ -390,6 +397,8 @@ const uint8_t *tkm_model_bytes(const tkm_model *m, size_t *len)
 
 int tkm_model_save(const tkm_model *m, const char *path)
 {
+    TKM_RETURN_ERROR_IF(m->front, TKM_ENOTSUP, "%s: a tokenizer read from a tokenizer.json or tiktoken file "
+                        "cannot be saved as a sentencepiece .model", m->name);
     return tkmi_write_file_atomic(path, m->raw, m->raw_len);
 }
 

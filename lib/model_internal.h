@@ -56,6 +56,9 @@ struct tkm_model {
     tkmi_ptrie user;      /* user-defined symbols (valid when has_user) */
     int has_user;
     int has_unused;
+    /* set for tokenizers read from tokenizer.json / tiktoken files: the HF
+     * pipeline in front of the pieces (lib/front.h); NULL for .model files */
+    struct tkmi_front *front;
 };
 
 static inline const char *tkmi_piece(const tkm_model *m, int id) { return (const char *)m->raw + m->poff[id]; }
