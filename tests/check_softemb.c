@@ -14,6 +14,7 @@
 #include "../softemb/model.h"
 #include "tokenmill.h"
 #include "tokenmill_softemb.h"
+#include "tmpfiles.h"
 
 static uint64_t rs = 12345;
 static float frand(void) /* uniform in [-1, 1) */
@@ -265,52 +266,7 @@ START_TEST(test_learns_synthetic_teacher)
 }
 END_TEST
 
-/* ---- teachers: files in, files out ------------------------------------------------ */
-static char tdir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof(buf[k]), "%s/%s", tdir, name);
-    return buf[k];
-}
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    fclose(f);
-}
-
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
-static void setup_dir(void)
-{
-    snprintf(tdir, sizeof(tdir), "%s/tkm-softemb-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown_dir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
+/* ---- teachers: files in, files out (scratch files: tmpfiles.h) ------------------- */
 START_TEST(test_gguf_roundtrip_and_truncation)
 {
     const char *pieces[6] = { "<unk>", "\xe2\x96\x81the", "a\xe2\x96\x81" "b", "<0x41>", "", "\xe6\x97\xa5" };

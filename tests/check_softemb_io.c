@@ -13,56 +13,11 @@
 
 #include "tokenmill.h"
 #include "tokenmill_softemb.h"
+#include "tmpfiles.h"
 
-/* ---- files ------------------------------------------------------------------------ */
-
-static char tdir[256];
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof(buf[k]), "%s/%s", tdir, name);
-    return buf[k];
-}
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
+/* ---- files (helpers in tmpfiles.h) -------------------------------------------------- */
 
 static void wtext(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
-
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
-static void setup_dir(void)
-{
-    snprintf(tdir, sizeof(tdir), "%s/tkm-seio-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown_dir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
 
 /* A growable little-endian byte builder for hand-made files. */
 typedef struct {
