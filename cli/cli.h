@@ -32,6 +32,7 @@ long cli_peak_rss_kb(void);
  * exists and is not a regular file (/dev/null, a FIFO): then it is written
  * directly (the temp name is PATH itself) and never renamed or removed. */
 int cli_special_output(const char *path);
+char *cli_tmp_path(const char *path);                /* malloc'd PATH.tmp.PID, or PATH; NULL: no memory */
 int cli_commit(const char *tmp, const char *path);   /* rename unless tmp is path */
 void cli_discard(const char *tmp, const char *path); /* unlink unless tmp is path */
 

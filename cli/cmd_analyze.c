@@ -539,9 +539,7 @@ static int run(ctx_t *c)
     FILE *out = stdout;
     char *tmp = NULL;
     if (status == EXIT_OK && c->outpath) {
-        tmp = malloc(strlen(c->outpath) + 32);
-        if (tmp) sprintf(tmp, "%s.tmp.%ld", c->outpath, (long)getpid());
-        if (tmp && cli_special_output(c->outpath)) strcpy(tmp, c->outpath);
+        tmp = cli_tmp_path(c->outpath);
         if (!tmp || !(out = fopen(tmp, "w"))) {
             fprintf(stderr, "tokenmill analyze: %s: cannot create: %s\n", tmp ? tmp : c->outpath, strerror(errno));
             status = EXIT_FAIL;

@@ -261,11 +261,9 @@ static int decode_u16(const tkm_model *m, int nfiles, char **files, const char *
     FILE *out = stdout;
     char *tmp = NULL;
     if (outpath) {
-        tmp = malloc(strlen(outpath) + 32);
-        sprintf(tmp, "%s.tmp.%ld", outpath, (long)getpid());
-        if (cli_special_output(outpath)) strcpy(tmp, outpath);
-        if (!(out = fopen(tmp, "wb"))) {
-            fprintf(stderr, "tokenmill decode: %s: cannot create: %s\n", tmp, strerror(errno));
+        tmp = cli_tmp_path(outpath);
+        if (!tmp || !(out = fopen(tmp, "wb"))) {
+            fprintf(stderr, "tokenmill decode: %s: cannot create: %s\n", tmp ? tmp : outpath, strerror(errno));
             free(tmp);
             return EXIT_FAIL;
         }
@@ -449,12 +447,11 @@ static int run_io(int argc, char **argv, int decode)
     char *tmp = NULL;
     FILE *out = stdout;
     if (outpath) {
-        tmp = malloc(strlen(outpath) + 32);
-        sprintf(tmp, "%s.tmp.%ld", outpath, (long)getpid());
-        if (cli_special_output(outpath)) strcpy(tmp, outpath);
-        out = fopen(tmp, "wb");
+        tmp = cli_tmp_path(outpath);
+        out = tmp ? fopen(tmp, "wb") : NULL;
         if (!out) {
-            fprintf(stderr, "tokenmill %s: %s: cannot create: %s\n", cmd, tmp, strerror(errno));
+            fprintf(stderr, "tokenmill %s: %s: cannot create: %s\n", cmd, tmp ? tmp : outpath, strerror(errno));
+            free(tmp);
             return EXIT_FAIL;
         }
     }

@@ -65,6 +65,15 @@ int cli_special_output(const char *path)
     return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
 }
 
+char *cli_tmp_path(const char *path)
+{
+    char *tmp = malloc(strlen(path) + 32);
+    if (!tmp) return NULL;
+    if (cli_special_output(path)) strcpy(tmp, path);
+    else sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
+    return tmp;
+}
+
 int cli_commit(const char *tmp, const char *path)
 {
     return strcmp(tmp, path) ? rename(tmp, path) : 0;
