@@ -37,6 +37,20 @@ const char *tkm_strerror(int code)
 
 void *tkmi_malloc(size_t n) { return malloc(n ? n : 1); }
 void *tkmi_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
+/* Zeroed memory whose pages are written now. calloc's fresh pages map the
+ * shared zero page on the first read; the first write after that copies the
+ * page and flushes the TLB of every core running a thread of the process
+ * (an interrupt each): a hash table that is probed before it is filled paid
+ * this once per page, 18% of the counting threads' time. */
+void *tkmi_calloc_touched(size_t n, size_t size)
+{
+    char *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) return NULL;
+    /* one volatile write per page (GCC turns malloc + memset into calloc) */
+    size_t bytes = (n ? n : 1) * (size ? size : 1);
+    for (size_t i = 0; i < bytes; i += 4096) ((volatile char *)p)[i] = 0;
+    return p;
+}
 void *tkmi_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
 void tkmi_free(void *p) { free(p); }
 void tkm_free(void *p) { free(p); }

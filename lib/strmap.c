@@ -8,7 +8,7 @@ int tkmi_strmap_init(tkmi_strmap *m, size_t expect)
     memset(m, 0, sizeof *m);
     size_t cap = 16;
     while (cap < expect * 2) cap <<= 1;
-    m->slots = tkmi_calloc(cap, sizeof *m->slots);
+    m->slots = tkmi_calloc_touched(cap, sizeof *m->slots);
     TKM_RETURN_ERROR_IF(!m->slots, TKM_ENOMEM, "out of memory (hash map of %zu)", cap);
     m->cap = cap;
     return 0;
@@ -36,7 +36,7 @@ int32_t tkmi_strmap_get(const tkmi_strmap *m, const char *k, size_t len)
 static int strmap_rehash(tkmi_strmap *m)
 {
     size_t nc = m->cap ? m->cap * 2 : 16;
-    tkmi_strslot *ns = tkmi_calloc(nc, sizeof *ns);
+    tkmi_strslot *ns = tkmi_calloc_touched(nc, sizeof *ns);
     TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (hash map of %zu)", nc);
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key) continue;

@@ -32,6 +32,7 @@ int tkmi_error(int code, const char *fmt, ...) TKMI_PRINTF(2, 3);
 /* ---- allocation: all heap use goes through here ---- */
 void *tkmi_malloc(size_t n);
 void *tkmi_calloc(size_t n, size_t size);
+void *tkmi_calloc_touched(size_t n, size_t size); /* for tables probed before written */
 void *tkmi_realloc(void *p, size_t n);
 void tkmi_free(void *p);
 char *tkmi_strdup(const char *s);

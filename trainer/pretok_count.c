@@ -18,21 +18,15 @@ int tkmi_counts_init(tkmi_counts *c, size_t expect)
     memset(c, 0, sizeof *c);
     size_t cap = 1024;
     while (cap < expect * 2) cap <<= 1;
-    c->hash = tkmi_malloc(cap * sizeof *c->hash);
-    c->koff = tkmi_malloc(cap * sizeof *c->koff);
-    c->klen = tkmi_malloc(cap * sizeof *c->klen);
-    c->count = tkmi_calloc(cap, sizeof *c->count);
+    c->s = tkmi_calloc_touched(cap, sizeof *c->s);
     c->cap = cap;
-    TKM_RETURN_ERROR_IF(!c->hash || !c->koff || !c->klen || !c->count, TKM_ENOMEM, "out of memory (count table)");
+    TKM_RETURN_ERROR_IF(!c->s, TKM_ENOMEM, "out of memory (count table)");
     return 0;
 }
 
 void tkmi_counts_free(tkmi_counts *c)
 {
-    tkmi_free(c->hash);
-    tkmi_free(c->koff);
-    tkmi_free(c->klen);
-    tkmi_free(c->count);
+    tkmi_free(c->s);
     tkmi_free(c->arena);
     memset(c, 0, sizeof *c);
 }
@@ -40,33 +34,27 @@ void tkmi_counts_free(tkmi_counts *c)
 static int counts_rehash(tkmi_counts *c)
 {
     size_t nc = c->cap * 2;
-    uint64_t *h = tkmi_malloc(nc * sizeof *h), *ko = tkmi_malloc(nc * sizeof *ko);
-    uint32_t *kl = tkmi_malloc(nc * sizeof *kl);
-    int64_t *cn = tkmi_calloc(nc, sizeof *cn);
-    if (!h || !ko || !kl || !cn) {
-        tkmi_free(h); tkmi_free(ko); tkmi_free(kl); tkmi_free(cn);
-        return tkmi_error(TKM_ENOMEM, "out of memory (count table of %zu)", nc);
-    }
+    tkmi_cslot *ns = tkmi_calloc_touched(nc, sizeof *ns);
+    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (count table of %zu)", nc);
     for (size_t i = 0; i < c->cap; i++) {
-        if (!c->count[i]) continue;
-        size_t j = c->hash[i] & (nc - 1);
-        while (cn[j]) j = (j + 1) & (nc - 1);
-        h[j] = c->hash[i];
-        ko[j] = c->koff[i];
-        kl[j] = c->klen[i];
-        cn[j] = c->count[i];
+        if (!c->s[i].count) continue;
+        size_t j = c->s[i].hash & (nc - 1);
+        while (ns[j].count) j = (j + 1) & (nc - 1);
+        ns[j] = c->s[i];
     }
-    tkmi_free(c->hash); tkmi_free(c->koff); tkmi_free(c->klen); tkmi_free(c->count);
-    c->hash = h; c->koff = ko; c->klen = kl; c->count = cn; c->cap = nc;
+    tkmi_free(c->s);
+    c->s = ns;
+    c->cap = nc;
     return 0;
 }
 
 int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64_t n)
 {
     size_t mask = c->cap - 1, i = h & mask;
-    while (c->count[i]) {
-        if (c->hash[i] == h && c->klen[i] == len && memcmp(c->arena + c->koff[i], k, len) == 0) {
-            c->count[i] += n;
+    while (c->s[i].count) {
+        tkmi_cslot *e = &c->s[i];
+        if (e->hash == h && e->klen == len && memcmp(c->arena + e->koff, k, len) == 0) {
+            e->count += n;
             return 0;
         }
         i = (i + 1) & mask;
@@ -74,10 +62,7 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
     if (c->arena_n + len > c->arena_cap)
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&c->arena, &c->arena_cap, c->arena_n + len, 1));
     memcpy(c->arena + c->arena_n, k, len);
-    c->hash[i] = h;
-    c->koff[i] = c->arena_n;
-    c->klen[i] = (uint32_t)len;
-    c->count[i] = n;
+    c->s[i] = (tkmi_cslot){h, c->arena_n, n, (uint32_t)len};
     c->arena_n += len;
     c->n++;
     if (c->n * 2 > c->cap) TKM_FORWARD_IF_ERROR(counts_rehash(c));
@@ -382,7 +367,7 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
     for (int i = 1; i < t->n_workers; i++) {
         tkmi_counts *c = &t->workers[i].counts;
         for (size_t k = 0; k < c->cap; k++)
-            if (c->count[k]) TKM_FORWARD_IF_ERROR(tkmi_counts_add(acc, c->arena + c->koff[k], c->klen[k], c->hash[k], c->count[k]));
+            if (c->s[k].count) TKM_FORWARD_IF_ERROR(tkmi_counts_add(acc, c->arena + c->s[k].koff, c->s[k].klen, c->s[k].hash, c->s[k].count));
         tkmi_counts_free(c);
         st.lines += t->workers[i].st.lines;
         st.bytes += t->workers[i].st.bytes;

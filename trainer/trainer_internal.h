@@ -8,11 +8,14 @@
 #include "../lib/model_internal.h"
 
 /* Pre-token -> count table with its own key arena. */
+/* One slot per entry, so a probe touches one cache line; count 0 = empty. */
 typedef struct {
-    uint64_t *hash;
-    uint64_t *koff;
-    uint32_t *klen;
-    int64_t *count;
+    uint64_t hash, koff;
+    int64_t count;
+    uint32_t klen;
+} tkmi_cslot;
+typedef struct {
+    tkmi_cslot *s;
     size_t cap, n;
     char *arena;
     size_t arena_n, arena_cap;

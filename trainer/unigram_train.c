@@ -61,15 +61,15 @@ static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
 {
     size_t total = 0, cap = counts->n + 16;
     for (size_t k = 0; k < counts->cap; k++)
-        if (counts->count[k]) total += counts->klen[k];
+        if (counts->s[k].count) total += counts->s[k].klen;
     U->warena = tkmi_malloc(total + 1);
     U->w = tkmi_malloc(cap * sizeof *U->w);
     TKM_RETURN_ERROR_IF(!U->warena || !U->w, TKM_ENOMEM, "out of memory (words)");
     size_t pos = 0;
     for (size_t k = 0; k < counts->cap; k++) {
-        if (!counts->count[k]) continue;
-        const char *s = counts->arena + counts->koff[k];
-        size_t n = counts->klen[k], start = pos;
+        if (!counts->s[k].count) continue;
+        const char *s = counts->arena + counts->s[k].koff;
+        size_t n = counts->s[k].klen, start = pos;
         for (size_t i = 0; i <= n;) {
             int mb = 1, keep = 0;
             if (i < n) {
@@ -86,7 +86,7 @@ static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
                     TKM_RETURN_ERROR_IF(!nw, TKM_ENOMEM, "out of memory (words)");
                     U->w = nw;
                 }
-                U->w[U->nw++] = (word_t){(const char *)(uintptr_t)start, (uint32_t)(pos - start), counts->count[k]};
+                U->w[U->nw++] = (word_t){(const char *)(uintptr_t)start, (uint32_t)(pos - start), counts->s[k].count};
                 start = pos;
             }
             i += (size_t)mb;
@@ -534,8 +534,8 @@ static int counts_prune(tkmi_counts *c, int64_t floor)
     tkmi_counts n;
     TKM_FORWARD_IF_ERROR(tkmi_counts_init(&n, c->n / 2 + 16));
     for (size_t k = 0; k < c->cap; k++)
-        if (c->count[k] > floor)
-            TKM_FORWARD_IF_ERROR(tkmi_counts_add(&n, c->arena + c->koff[k], c->klen[k], c->hash[k], c->count[k]));
+        if (c->s[k].count > floor)
+            TKM_FORWARD_IF_ERROR(tkmi_counts_add(&n, c->arena + c->s[k].koff, c->s[k].klen, c->s[k].hash, c->s[k].count));
     tkmi_counts_free(c);
     *c = n;
     return 0;
@@ -601,11 +601,11 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         if (!sd) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
     }
     for (size_t k = 0; rc == 0 && k < sub.cap; k++) {
-        if (!sub.count[k] || sub.count[k] < 2) continue;
-        const uint8_t *p = (const uint8_t *)sub.arena + sub.koff[k];
+        if (!sub.s[k].count || sub.s[k].count < 2) continue;
+        const uint8_t *p = (const uint8_t *)sub.arena + sub.s[k].koff;
         int nch = 0;
-        for (uint32_t b = 0; b < sub.klen[k]; b++) nch += (p[b] & 0xC0) != 0x80;
-        sd[ns++] = (seed_t){(uint32_t)sub.koff[k], sub.klen[k], sub.count[k] * nch};
+        for (uint32_t b = 0; b < sub.s[k].klen; b++) nch += (p[b] & 0xC0) != 0x80;
+        sd[ns++] = (seed_t){(uint32_t)sub.s[k].koff, sub.s[k].klen, sub.s[k].count * nch};
     }
     if (rc == 0) {
         /* score desc, then arena offset: the substring table is filled by

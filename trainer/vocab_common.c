@@ -165,14 +165,14 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
      * reaches the target (sentencepiece's rule) */
     int64_t all = 0;
     for (size_t k = 0; k < counts->cap; k++) {
-        if (!counts->count[k]) continue;
-        const uint8_t *s = (const uint8_t *)counts->arena + counts->koff[k];
-        size_t n = counts->klen[k];
+        if (!counts->s[k].count) continue;
+        const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
+        size_t n = counts->s[k].klen;
         for (size_t i = 0; i < n;) {
             int mb;
             int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
-            TKM_FORWARD_IF_ERROR(tkmi_cpmap_add(&vb->cm, (uint32_t)cp, counts->count[k]));
-            all += counts->count[k];
+            TKM_FORWARD_IF_ERROR(tkmi_cpmap_add(&vb->cm, (uint32_t)cp, counts->s[k].count));
+            all += counts->s[k].count;
             i += (size_t)mb;
         }
     }
