@@ -124,6 +124,7 @@ enum { TKMI_SCRIPT_ANY = -1 };
 /* Script code as sentencepiece's trainer sees it: ICU UScriptCode, with
  * Hiragana, Katakana and U+30FC mapped to Han. */
 int tkmi_script(uint32_t cp);
+const uint8_t *tkmi_script_bmp(void); /* tkmi_script of every BMP code point */
 static inline int tkmi_is_decimal_digit(uint32_t c)
 {
     return (c >= 0x30 && c <= 0x39) || (c >= 0xff10 && c <= 0xff19);

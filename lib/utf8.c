@@ -61,6 +61,12 @@ static void script_table_init(void)
     for (uint32_t c = 0; c < 65536; c++) g_script_bmp[c] = (uint8_t)script_icu(c);
 }
 
+const uint8_t *tkmi_script_bmp(void)
+{
+    pthread_once(&g_script_once, script_table_init);
+    return g_script_bmp;
+}
+
 int tkmi_script(uint32_t cp)
 {
     if (cp >= 65536) return script_icu(cp);

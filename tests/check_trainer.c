@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tokenmill.h"
+#include "../trainer/trainer_internal.h"
 
 static const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "tokenizer",
                               "日本語", "東京", "ひらがな", "カタカナー", "12345", "2024", "naïve", "café", "Ωμέγα",
@@ -286,6 +287,90 @@ START_TEST(test_unigram)
 }
 END_TEST
 
+
+/* The one-pass pre-tokenizer must emit exactly what normalize + the general
+ * cutter emit: the same pre-tokens with the same counts, and the same
+ * statistics, on random bytes (ASCII, spaces, digits, U+2581, kana, Han,
+ * emoji, Latin-1 letters, invalid bytes, NUL) under each cutting option. */
+typedef struct { const char *s; uint32_t n; int64_t c; } kv_t;
+static int kv_cmp(const void *x, const void *y)
+{
+    const kv_t *a = x, *b = y;
+    size_t n = a->n < b->n ? a->n : b->n;
+    int c = memcmp(a->s, b->s, n);
+    return c ? c : (a->n > b->n) - (a->n < b->n);
+}
+static kv_t *kv_list(const tkmi_counts *c)
+{
+    kv_t *v = malloc((c->n + 1) * sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->s[i].count) v[k++] = (kv_t){c->arena + c->s[i].koff, c->s[i].klen, c->s[i].count};
+    qsort(v, k, sizeof *v, kv_cmp);
+    return v;
+}
+
+START_TEST(test_pretok_fast_equals_generic)
+{
+    static const char *atoms[] = {"a", "Z", "q", " ", "  ", "7", "42", "\xE2\x96\x81", "\xE3\x81\x82", "\xE3\x82\xAB",
+                                  "\xE3\x83\xBC", "\xE6\x97\xA5", "\xF0\x9F\x98\x80", "\xC3\xA9", "\xFF", "\x80",
+                                  "\xE3\x81", "\x00", ".", "\xD9\xA3", "\xEF\xBC\x91", "\xCE\xA9", "\t"};
+    int na = (int)(sizeof atoms / sizeof *atoms);
+    for (int variant = 0; variant < 32; variant++) {
+        tkm_train_options o;
+        tkm_train_options_init(&o);
+        o.split_digits = variant & 1;
+        o.add_dummy_prefix = (variant >> 1) & 1;
+        o.allow_whitespace_only_pieces = (variant >> 2) & 1;
+        o.split_by_number = (variant >> 3) & 1;
+        o.split_by_unicode_script = (variant >> 4) & 1;
+        tkm_trainer *t;
+        ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+        ck_assert_msg(tkmi_pretok_fast_ok(t), "variant %d should take the one-pass path", variant);
+        tkmi_worker wf, wg;
+        memset(&wf, 0, sizeof wf);
+        memset(&wg, 0, sizeof wg);
+        wf.inc = wg.inc = 1;
+        ck_assert_int_eq(tkmi_counts_init(&wf.counts, 64), 0);
+        ck_assert_int_eq(tkmi_counts_init(&wg.counts, 64), 0);
+        unsigned seed = 1234u + (unsigned)variant;
+        for (int line = 0; line < 3000; line++) {
+            char buf[512];
+            size_t n = 0;
+            seed = seed * 1103515245u + 12345u;
+            int k = (int)((seed >> 16) % 40);
+            for (int j = 0; j < k; j++) {
+                seed = seed * 1103515245u + 12345u;
+                int ai = (int)((seed >> 16) % (unsigned)na);
+                size_t l = ai == 17 ? 1 : strlen(atoms[ai]); /* "\x00" has length 1 */
+                memcpy(buf + n, atoms[ai], l);
+                n += l;
+            }
+            ck_assert_int_eq(tkmi_pretok_line(t, &wf, buf, n), 0);
+            ck_assert_int_eq(tkmi_pretok_line_generic(t, &wg, buf, n), 0);
+        }
+        ck_assert_uint_eq(wf.counts.n, wg.counts.n);
+        ck_assert_uint_eq(wf.st.tokens, wg.st.tokens);
+        ck_assert_uint_eq(wf.st.invalid, wg.st.invalid);
+        ck_assert_uint_eq(wf.st.nul, wg.st.nul);
+        ck_assert_uint_eq(wf.st.bytes, wg.st.bytes);
+        ck_assert_uint_eq(wf.st.lines, wg.st.lines);
+        ck_assert_uint_gt(wf.st.invalid, 0);
+        ck_assert_uint_gt(wf.st.nul, 0);
+        kv_t *a = kv_list(&wf.counts), *b = kv_list(&wg.counts);
+        for (size_t i = 0; i < wf.counts.n; i++)
+            ck_assert_msg(kv_cmp(&a[i], &b[i]) == 0 && a[i].c == b[i].c, "variant %d: pre-token %zu differs", variant, i);
+        free(a);
+        free(b);
+        tkmi_counts_free(&wf.counts);
+        tkmi_counts_free(&wg.counts);
+        tkmi_free(wf.norm);
+        tkmi_free(wg.norm);
+        tkm_trainer_free(t);
+    }
+}
+END_TEST
+
 static Suite *trainer_suite(void)
 {
     Suite *s = suite_create("trainer");
@@ -293,6 +378,7 @@ static Suite *trainer_suite(void)
     tcase_set_timeout(core, 60);
     tcase_add_test(core, test_layout);
     tcase_add_test(core, test_errors);
+    tcase_add_test(core, test_pretok_fast_equals_generic);
     suite_add_tcase(s, core);
     TCase *det = tcase_create("determinism");
     tcase_set_timeout(det, 60);

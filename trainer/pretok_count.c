@@ -77,7 +77,114 @@ static int emit(tkmi_worker *w, const char *s, size_t len)
     return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), w->inc);
 }
 
+/* The common case in one pass: a normalizer without a charsmap, extra-space
+ * removal or user-defined symbols only maps ' ' to U+2581 and each invalid
+ * byte to U+FFFD (and may add a dummy prefix), so the line is normalized,
+ * checked and cut while each character is decoded once. It writes the same
+ * normalized text and emits the same pre-tokens as tkmi_pretok_line_generic
+ * (check_trainer compares them on random bytes). */
+int tkmi_pretok_fast_ok(const struct tkm_trainer *t)
+{
+    const tkm_model *m = &t->norm_model;
+    return !m->has_user && !m->darts_units && !m->remove_extra_ws && !m->treat_ws_suffix && m->escape_ws;
+}
+
+static int pretok_fast(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
+{
+    const tkm_train_options *o = &t->o;
+    const uint8_t *in = (const uint8_t *)line;
+    if (len == 0) return 0;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&w->norm, &w->norm_cap, len * 3 + 8, 1));
+    char *s = w->norm;
+    const uint8_t *scr = tkmi_script_bmp();
+    const int ws_only = o->allow_whitespace_only_pieces, split_digits = o->split_digits;
+    const int by_number = o->split_by_number, by_script = o->split_by_unicode_script;
+    size_t i = 0, op = 0;    /* input position, output position */
+    size_t tok = 0;          /* start of the current pre-token in s */
+    int tok_all_ws = 0;      /* current pre-token is a run of U+2581 */
+    int last_script = -2;    /* script of the last non-ws char in the token; -2 none */
+    int dummy = t->norm_model.add_dummy_prefix;
+    while (i < len || dummy) {
+        int32_t cp;
+        size_t mb_out;
+        if (dummy) {
+            cp = (int32_t)TKMI_WS_CP;
+            memcpy(s + op, TKMI_WS, 3);
+            mb_out = 3;
+            dummy = 0;
+        } else if (in[i] < 0x80) {
+            cp = in[i];
+            if (cp == ' ') {
+                cp = (int32_t)TKMI_WS_CP;
+                memcpy(s + op, TKMI_WS, 3);
+                mb_out = 3;
+            } else {
+                s[op] = (char)cp;
+                mb_out = 1;
+                w->st.nul += cp == 0;
+            }
+            i++;
+        } else {
+            int mb;
+            cp = tkmi_utf8_decode(in + i, len - i, &mb);
+            if (cp < 0) {
+                w->st.invalid++;
+                cp = 0xFFFD;
+                memcpy(s + op, "\xEF\xBF\xBD", 3);
+                mb_out = 3;
+            } else {
+                memcpy(s + op, in + i, (size_t)mb);
+                mb_out = (size_t)mb;
+            }
+            i += (size_t)mb;
+        }
+        size_t at = op;
+        op += mb_out;
+        if (cp == (int32_t)TKMI_WS_CP) {
+            if (!(ws_only && tok_all_ws && at > tok)) {
+                TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
+                tok = at;
+            }
+            tok_all_ws = (at == tok) ? 1 : tok_all_ws;
+            last_script = -2;
+            continue;
+        }
+        if (cp == 0) { /* NUL never enters a piece */
+            TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
+            tok = op;
+            tok_all_ws = 0;
+            last_script = -2;
+            continue;
+        }
+        int digit = cp < 0x80 ? (cp >= '0' && cp <= '9') : tkmi_is_decimal_digit((uint32_t)cp);
+        if (split_digits && digit) {
+            TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
+            TKM_FORWARD_IF_ERROR(emit(w, s + at, mb_out));
+            tok = op;
+            tok_all_ws = 0;
+            last_script = -2;
+            continue;
+        }
+        int sc = (digit && !by_number) ? TKMI_SCRIPT_ANY : cp < 65536 ? scr[cp] : tkmi_script((uint32_t)cp);
+        tok_all_ws = 0;
+        if (by_script && last_script >= 0 && sc >= 0 && sc != last_script) {
+            TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
+            tok = at;
+        }
+        last_script = sc == TKMI_SCRIPT_ANY ? -1 : sc;
+    }
+    return emit(w, s + tok, op - tok);
+}
+
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
+{
+    if (!tkmi_pretok_fast_ok(t)) return tkmi_pretok_line_generic(t, w, line, len);
+    w->st.lines++;
+    w->st.bytes += len + 1;
+    return pretok_fast(t, w, line, len);
+}
+
+int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
 {
     const tkm_train_options *o = &t->o;
     w->st.lines++;

@@ -101,6 +101,9 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
 
 /* Pre-tokenizes one normalized line into w's counts. */
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
+/* the general path, and whether the one-pass path applies (for tests) */
+int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
+int tkmi_pretok_fast_ok(const struct tkm_trainer *t);
 /* Merges worker tables into one and returns it (workers' tables freed). */
 int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out);
 /* Runs BPE on the counts and serializes the model. */
