@@ -79,16 +79,33 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Text for the UTF-8 HTML page: markup characters escaped; invalid UTF-8
+ * and control characters (C0 but tab and newlines, DEL, C1), which HTML does
+ * not allow, become U+FFFD (names come from the command line). */
 static void html_str(FILE *f, const char *s)
 {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char c = *p;
+        switch (c) {
+        case '<': fputs("&lt;", f); p++; continue;
+        case '>': fputs("&gt;", f); p++; continue;
+        case '&': fputs("&amp;", f); p++; continue;
+        case '"': fputs("&quot;", f); p++; continue;
+        case '\t': case '\n': case '\r': fputc(c, f); p++; continue;
+        default: break;
         }
+        if (c < 0x20 || c == 0x7F || (c == 0xC2 && p[1] >= 0x80 && p[1] < 0xA0)) {
+            fputs("&#xFFFD;", f);
+            p += c == 0xC2 ? 2 : 1;
+            continue;
+        }
+        if (c < 0x80) { fputc(c, f); p++; continue; }
+        int n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
+        if (ok) { fwrite(p, 1, (size_t)n, f); p += n; }
+        else { fputs("&#xFFFD;", f); p++; }
     }
 }
 
@@ -529,6 +546,15 @@ static void svg_bars(FILE *f, const char *title, const char *const *groups, int 
     fputs("</svg></figure>\n", f);
 }
 
+/* Closes the previous cell and writes v in a new one; "-" where it has no
+ * value (a corpus without tokens or words). */
+static void html_num(FILE *f, double v, int decimals, int sign, const char *suffix)
+{
+    fputs("</td><td>", f);
+    if (isfinite(v)) fprintf(f, sign ? "%+.*f%s" : "%.*f%s", decimals, v, suffix);
+    else fputc('-', f);
+}
+
 static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unused)[TKM_CAT_COUNT], FILE *f)
 {
     int nm = c->nmodels, nc = c->ncorpora;
@@ -543,7 +569,7 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
     for (int i = 0; i < nc; i++) cnames[i] = c->corpora[i].name;
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tokenmill analyze report</title>\n"
           "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:1em 0}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}tr>:nth-child(-n+2){text-align:left}"
           "svg text{font-family:sans-serif;font-size:13px}</style></head><body>\n<h1>tokenmill analyze report</h1>\n",
           f);
     /* compression */
@@ -565,12 +591,14 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
             html_str(f, cnames[i]);
             fputs("</td><td>", f);
             html_str(f, labels[k]);
-            fprintf(f, "</td><td>%llu</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.2f%%</td><td>%.2f%%</td><td>",
-                    (unsigned long long)a->tokens, ratio(a->bytes, a->tokens), ratio(a->chars, a->tokens),
-                    ratio(a->tokens, a->words), 100 * ratio(a->byte_tokens, a->tokens),
-                    100 * ratio(a->unk_tokens, a->tokens));
-            if (k == 0) fputs("base", f);
-            else fprintf(f, "%+.1f%%", 100 * (ratio(a->tokens, b0->tokens) - 1));
+            fprintf(f, "</td><td>%llu", (unsigned long long)a->tokens);
+            html_num(f, ratio(a->bytes, a->tokens), 3, 0, "");
+            html_num(f, ratio(a->chars, a->tokens), 3, 0, "");
+            html_num(f, ratio(a->tokens, a->words), 3, 0, "");
+            html_num(f, 100 * ratio(a->byte_tokens, a->tokens), 2, 0, "%");
+            html_num(f, 100 * ratio(a->unk_tokens, a->tokens), 2, 0, "%");
+            if (k == 0) fputs("</td><td>base", f);
+            else html_num(f, 100 * (ratio(a->tokens, b0->tokens) - 1), 1, 1, "%");
             fputs("</td></tr>\n", f);
         }
     fputs("</table>\n<h2>Vocabulary</h2>\n", f);
@@ -580,11 +608,17 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
         for (int k = 0; k < nm; k++) vals[cat * nm + k] = v[k].category[cat];
     }
     svg_bars(f, "pieces per category", cats, TKM_CAT_COUNT, (const char *const *)labels, nm, vals, 0);
-    if (unused) {
-        for (int cat = 0; cat < TKM_CAT_COUNT; cat++)
-            for (int k = 0; k < nm; k++) vals[cat * nm + k] = unused[k][cat];
-        svg_bars(f, "pieces never used on the corpora, per category", cats, TKM_CAT_COUNT,
-                 (const char *const *)labels, nm, vals, 0);
+    if (unused) { /* as in the text and JSON: no special row (control and unknown pieces are not counted) */
+        const char *ucats[TKM_CAT_COUNT];
+        int nu = 0;
+        for (int cat = 0; cat < TKM_CAT_COUNT; cat++) {
+            if (cat == TKM_CAT_SPECIAL) continue;
+            ucats[nu] = cats[cat];
+            for (int k = 0; k < nm; k++) vals[nu * nm + k] = unused[k][cat];
+            nu++;
+        }
+        svg_bars(f, "pieces never used on the corpora, per category", ucats, nu, (const char *const *)labels, nm,
+                 vals, 0);
     }
     fputs("<p>Categories as in tokenmill-analyze(1): latin = at least 2 ASCII letters; japanese = ICU script Han, "
           "Hiragana or Katakana; a leading U+2581 is not counted.</p>\n</body></html>\n", f);
