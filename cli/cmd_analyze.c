@@ -1,6 +1,6 @@
 /* cmd_analyze.c - `tokenmill analyze`: compression of corpora by tokenizers
- * and the token distribution of vocabularies, as text tables, JSON or an HTML
- * page with SVG charts. The numbers come from libtokenmill's analyze API. */
+ * and the token distribution of vocabularies, as text tables, JSON, CSV or an
+ * HTML page with SVG charts. The numbers come from libtokenmill's analyze API. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -11,7 +11,7 @@
 #include "cli.h"
 #include "tokenmill_analyze.h"
 
-enum { OUT_TEXT, OUT_JSON };
+enum { OUT_TEXT, OUT_JSON, OUT_CSV };
 
 typedef struct {
     const char *name;
@@ -51,7 +51,8 @@ static void usage(FILE *f)
                "      --tiktoken-pattern P  r50k, cl100k or o200k: read every -m FILE as a tiktoken\n"
                "                          file with that pre-tokenization (default: from its name)\n"
                "  -c, --corpus NAME=PATH  a file, a directory (its files) or a glob; plain or .gz\n"
-               "  -f, --format F          text (default) or json (compression, vocab)\n"
+               "  -f, --format F          text (default), json or csv (compression, vocab)\n"
+               "      --json, --csv       the same as -f json, -f csv\n"
                "  -o, --output FILE       write there (atomically) instead of stdout\n"
                "  -t, --threads N         worker threads (number of CPUs)\n"
                "  -h, --help\n");
@@ -78,16 +79,33 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Text for the UTF-8 HTML page: markup characters escaped; invalid UTF-8
+ * and control characters (C0 but tab and newlines, DEL, C1), which HTML does
+ * not allow, become U+FFFD (names come from the command line). */
 static void html_str(FILE *f, const char *s)
 {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char c = *p;
+        switch (c) {
+        case '<': fputs("&lt;", f); p++; continue;
+        case '>': fputs("&gt;", f); p++; continue;
+        case '&': fputs("&amp;", f); p++; continue;
+        case '"': fputs("&quot;", f); p++; continue;
+        case '\t': case '\n': case '\r': fputc(c, f); p++; continue;
+        default: break;
         }
+        if (c < 0x20 || c == 0x7F || (c == 0xC2 && p[1] >= 0x80 && p[1] < 0xA0)) {
+            fputs("&#xFFFD;", f);
+            p += c == 0xC2 ? 2 : 1;
+            continue;
+        }
+        if (c < 0x80) { fputc(c, f); p++; continue; }
+        int n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
+        if (ok) { fwrite(p, 1, (size_t)n, f); p += n; }
+        else { fputs("&#xFFFD;", f); p++; }
     }
 }
 
@@ -95,6 +113,32 @@ static void json_num(FILE *f, double v)
 {
     if (isfinite(v)) fprintf(f, "%.6g", v);
     else fputs("null", f);
+}
+
+/* A CSV field (RFC 4180): quoted, with "" for ", when it holds a comma, a
+ * quote, CR or LF; invalid UTF-8 bytes become U+FFFD as in JSON. */
+static void csv_str(FILE *f, const char *s)
+{
+    int quote = strpbrk(s, ",\"\r\n") != NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    if (quote) fputc('"', f);
+    while (*p) {
+        unsigned char c = *p;
+        if (c == '"') { fputs("\"\"", f); p++; continue; }
+        if (c < 0x80) { fputc(c, f); p++; continue; }
+        int n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
+        if (ok) { fwrite(p, 1, (size_t)n, f); p += n; }
+        else { fputs("\xef\xbf\xbd", f); p++; }
+    }
+    if (quote) fputc('"', f);
+}
+
+/* A CSV number: the digits JSON gets; an empty field where JSON has null. */
+static void csv_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.6g", v);
 }
 
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : NAN; }
@@ -199,6 +243,42 @@ static void print_compression_json(const ctx_t *c, FILE *f)
         fputs("]}", f);
     }
     fputs("\n  ]\n}\n", f);
+}
+
+/* One table, a row per corpus x tokenizer; the columns are JSON's names. */
+static void print_compression_csv(const ctx_t *c, FILE *f)
+{
+    char lb[256];
+    fputs("corpus,tokenizer,model,files,lines,bytes,chars,words,tokens,byte_tokens,unk_tokens,bytes_per_token,"
+          "chars_per_token,tokens_per_word,byte_fallback_share,unknown_share,tokens_vs_first\n",
+          f);
+    for (int i = 0; i < c->ncorpora; i++) {
+        const tkm_analyze_counts *row = c->counts + (size_t)i * (size_t)c->nmodels;
+        for (int k = 0; k < c->nmodels; k++) {
+            const tkm_analyze_counts *a = &row[k];
+            csv_str(f, c->corpora[i].name);
+            fputc(',', f);
+            csv_str(f, label(c->model_paths[k], lb, sizeof lb));
+            fputc(',', f);
+            csv_str(f, c->model_paths[k]);
+            fprintf(f, ",%d,%llu,%llu,%llu,%llu,%llu,%llu,%llu,", c->corpora[i].nfiles,
+                    (unsigned long long)a->lines, (unsigned long long)a->bytes, (unsigned long long)a->chars,
+                    (unsigned long long)a->words, (unsigned long long)a->tokens,
+                    (unsigned long long)a->byte_tokens, (unsigned long long)a->unk_tokens);
+            csv_num(f, ratio(a->bytes, a->tokens));
+            fputc(',', f);
+            csv_num(f, ratio(a->chars, a->tokens));
+            fputc(',', f);
+            csv_num(f, ratio(a->tokens, a->words));
+            fputc(',', f);
+            csv_num(f, ratio(a->byte_tokens, a->tokens));
+            fputc(',', f);
+            csv_num(f, ratio(a->unk_tokens, a->tokens));
+            fputc(',', f);
+            csv_num(f, ratio(a->tokens, row[0].tokens) - 1);
+            fputc('\n', f);
+        }
+    }
 }
 
 /* ---- vocab ---- */
@@ -361,6 +441,64 @@ static void print_vocab_json(const ctx_t *c, const tkm_analyze_vocab *v, int (*u
     fputs("\n  ]\n}\n", f);
 }
 
+/* The text output's tables in one CSV (layout in tokenmill-analyze(1)):
+ * "table,key" then one column per model (its label, or its path where two
+ * labels are equal or one is "table" or "key"), so
+ * read_csv(...).query("table == 'category'") is one table. */
+static void csv_key(FILE *f, const char *table, const char *key) /* ends the previous line */
+{
+    fputc('\n', f);
+    csv_str(f, table);
+    fputc(',', f);
+    csv_str(f, key);
+}
+
+static void print_vocab_csv(const ctx_t *c, const tkm_analyze_vocab *v, int (*unused)[TKM_CAT_COUNT], FILE *f)
+{
+    int nm = c->nmodels, dup = 0;
+    char lb[256], lb2[256];
+    for (int k = 0; k < nm && !dup; k++) {
+        label(c->model_paths[k], lb, sizeof lb);
+        dup = !strcmp(lb, "table") || !strcmp(lb, "key");
+        for (int j = 0; j < k && !dup; j++) dup = !strcmp(lb, label(c->model_paths[j], lb2, sizeof lb2));
+    }
+    fputs("table,key", f);
+    for (int k = 0; k < nm; k++) {
+        fputc(',', f);
+        csv_str(f, dup ? c->model_paths[k] : label(c->model_paths[k], lb, sizeof lb));
+    }
+    csv_key(f, "pieces", "total");
+    for (int k = 0; k < nm; k++) fprintf(f, ",%d", v[k].pieces);
+    csv_key(f, "pieces", "user_defined");
+    for (int k = 0; k < nm; k++) fprintf(f, ",%d", v[k].user_defined);
+    for (int cat = 0; cat < TKM_CAT_COUNT; cat++) {
+        csv_key(f, "category", tkm_analyze_category_name(cat));
+        for (int k = 0; k < nm; k++) fprintf(f, ",%d", v[k].category[cat]);
+    }
+    for (int cat = 0; unused && cat < TKM_CAT_COUNT; cat++) {
+        if (cat == TKM_CAT_SPECIAL) continue;
+        csv_key(f, "unused", tkm_analyze_category_name(cat));
+        for (int k = 0; k < nm; k++) fprintf(f, ",%d", unused[k][cat]);
+    }
+    for (int chars = 1; chars >= 0; chars--) {
+        int hi = max_len_row(v, nm, chars);
+        for (int l = 1; l <= hi; l++) { /* every length up to the longest, zeros included */
+            char key[16];
+            snprintf(key, sizeof key, l == TKM_ANALYZE_MAXLEN ? ">=%d" : "%d", l);
+            csv_key(f, chars ? "length_chars" : "length_bytes", key);
+            for (int k = 0; k < nm; k++) fprintf(f, ",%d", chars ? v[k].len_chars[l] : v[k].len_bytes[l]);
+        }
+    }
+    int ns = 0;
+    sc_t *s = script_union(v, nm, &ns);
+    for (int i = 0; s && i < ns; i++) {
+        csv_key(f, "script", s[i].name);
+        for (int k = 0; k < nm; k++) fprintf(f, ",%d", script_count(&v[k], s[i].name));
+    }
+    fputc('\n', f);
+    free(s);
+}
+
 /* ---- HTML report ---- */
 
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -408,6 +546,15 @@ static void svg_bars(FILE *f, const char *title, const char *const *groups, int 
     fputs("</svg></figure>\n", f);
 }
 
+/* Closes the previous cell and writes v in a new one; "-" where it has no
+ * value (a corpus without tokens or words). */
+static void html_num(FILE *f, double v, int decimals, int sign, const char *suffix)
+{
+    fputs("</td><td>", f);
+    if (isfinite(v)) fprintf(f, sign ? "%+.*f%s" : "%.*f%s", decimals, v, suffix);
+    else fputc('-', f);
+}
+
 static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unused)[TKM_CAT_COUNT], FILE *f)
 {
     int nm = c->nmodels, nc = c->ncorpora;
@@ -422,7 +569,7 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
     for (int i = 0; i < nc; i++) cnames[i] = c->corpora[i].name;
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tokenmill analyze report</title>\n"
           "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:1em 0}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}tr>:nth-child(-n+2){text-align:left}"
           "svg text{font-family:sans-serif;font-size:13px}</style></head><body>\n<h1>tokenmill analyze report</h1>\n",
           f);
     /* compression */
@@ -444,12 +591,14 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
             html_str(f, cnames[i]);
             fputs("</td><td>", f);
             html_str(f, labels[k]);
-            fprintf(f, "</td><td>%llu</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.2f%%</td><td>%.2f%%</td><td>",
-                    (unsigned long long)a->tokens, ratio(a->bytes, a->tokens), ratio(a->chars, a->tokens),
-                    ratio(a->tokens, a->words), 100 * ratio(a->byte_tokens, a->tokens),
-                    100 * ratio(a->unk_tokens, a->tokens));
-            if (k == 0) fputs("base", f);
-            else fprintf(f, "%+.1f%%", 100 * (ratio(a->tokens, b0->tokens) - 1));
+            fprintf(f, "</td><td>%llu", (unsigned long long)a->tokens);
+            html_num(f, ratio(a->bytes, a->tokens), 3, 0, "");
+            html_num(f, ratio(a->chars, a->tokens), 3, 0, "");
+            html_num(f, ratio(a->tokens, a->words), 3, 0, "");
+            html_num(f, 100 * ratio(a->byte_tokens, a->tokens), 2, 0, "%");
+            html_num(f, 100 * ratio(a->unk_tokens, a->tokens), 2, 0, "%");
+            if (k == 0) fputs("</td><td>base", f);
+            else html_num(f, 100 * (ratio(a->tokens, b0->tokens) - 1), 1, 1, "%");
             fputs("</td></tr>\n", f);
         }
     fputs("</table>\n<h2>Vocabulary</h2>\n", f);
@@ -459,11 +608,17 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
         for (int k = 0; k < nm; k++) vals[cat * nm + k] = v[k].category[cat];
     }
     svg_bars(f, "pieces per category", cats, TKM_CAT_COUNT, (const char *const *)labels, nm, vals, 0);
-    if (unused) {
-        for (int cat = 0; cat < TKM_CAT_COUNT; cat++)
-            for (int k = 0; k < nm; k++) vals[cat * nm + k] = unused[k][cat];
-        svg_bars(f, "pieces never used on the corpora, per category", cats, TKM_CAT_COUNT,
-                 (const char *const *)labels, nm, vals, 0);
+    if (unused) { /* as in the text and JSON: no special row (control and unknown pieces are not counted) */
+        const char *ucats[TKM_CAT_COUNT];
+        int nu = 0;
+        for (int cat = 0; cat < TKM_CAT_COUNT; cat++) {
+            if (cat == TKM_CAT_SPECIAL) continue;
+            ucats[nu] = cats[cat];
+            for (int k = 0; k < nm; k++) vals[nu * nm + k] = unused[k][cat];
+            nu++;
+        }
+        svg_bars(f, "pieces never used on the corpora, per category", ucats, nu, (const char *const *)labels, nm,
+                 vals, 0);
     }
     fputs("<p>Categories as in tokenmill-analyze(1): latin = at least 2 ASCII letters; japanese = ICU script Han, "
           "Hiragana or Katakana; a leading U+2581 is not counted.</p>\n</body></html>\n", f);
@@ -480,6 +635,7 @@ static const struct option opts[] = {
     {"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
     {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
     {"tiktoken-pattern", required_argument, 0, 'P'},
+    {"json", no_argument, 0, 'J'}, {"csv", no_argument, 0, 'C'},
     {0, 0, 0, 0}};
 
 static int add_corpus(ctx_t *c, char *arg)
@@ -548,8 +704,13 @@ static int run(ctx_t *c)
     }
     if (status == EXIT_OK) {
         if (is_report) print_report(c, v, unused, out);
-        else if (is_comp) (c->format == OUT_JSON ? print_compression_json : print_compression_text)(c, out);
-        else (c->format == OUT_JSON ? print_vocab_json : print_vocab_text)(c, v, unused, out);
+        else if (is_comp)
+            (c->format == OUT_JSON  ? print_compression_json
+             : c->format == OUT_CSV ? print_compression_csv
+                                    : print_compression_text)(c, out);
+        else
+            (c->format == OUT_JSON ? print_vocab_json : c->format == OUT_CSV ? print_vocab_csv : print_vocab_text)(
+                c, v, unused, out);
         if (fflush(out) != 0 || ferror(out)) {
             fprintf(stderr, "tokenmill analyze: %s: write error: %s\n", c->outpath ? c->outpath : "stdout",
                     strerror(errno));
@@ -600,11 +761,14 @@ int cmd_analyze(int argc, char **argv)
         case 'f':
             if (!strcmp(optarg, "text")) c.format = OUT_TEXT;
             else if (!strcmp(optarg, "json")) c.format = OUT_JSON;
+            else if (!strcmp(optarg, "csv")) c.format = OUT_CSV;
             else {
-                fprintf(stderr, "tokenmill analyze: unknown format '%s' (text or json)\n", optarg);
+                fprintf(stderr, "tokenmill analyze: unknown format '%s' (text, json or csv)\n", optarg);
                 status = EXIT_USAGE;
             }
             break;
+        case 'J': c.format = OUT_JSON; break;
+        case 'C': c.format = OUT_CSV; break;
         case 'o': c.outpath = optarg; break;
         case 'P':
             if (!strcmp(optarg, "r50k") || !strcmp(optarg, "p50k") || !strcmp(optarg, "gpt2")) c.tiktoken_pattern = TKM_TIKTOKEN_R50K;
@@ -635,6 +799,10 @@ int cmd_analyze(int argc, char **argv)
     }
     if (status == EXIT_OK && !strcmp(c.sub, "report") && !c.outpath) {
         fprintf(stderr, "tokenmill analyze report: no output file given (-o report.html)\n");
+        status = EXIT_USAGE;
+    }
+    if (status == EXIT_OK && !strcmp(c.sub, "report") && c.format != OUT_TEXT) {
+        fprintf(stderr, "tokenmill analyze report: writes HTML only (--json and --csv are for compression and vocab)\n");
         status = EXIT_USAGE;
     }
     if (status == EXIT_OK) status = run(&c);

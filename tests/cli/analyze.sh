@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # analyze.sh - `tokenmill analyze`: compression counts equal `tokenmill encode`
 # piped to wc, 1 and 2 threads agree, gzip/directory/glob corpora, JSON parses,
+# CSV parses and holds the JSON's numbers,
 # vocab counts on the reference models equal those in tokenmill-analyze(1),
 # the HTML report is written, errors exit 1/2 and name the file.
 . "$(dirname "$0")/lib.sh"
@@ -89,6 +90,71 @@ u = x["unused"]
 assert 0 < u["latin"] < x["categories"]["latin"] and u["byte"] < 256, u
 PY
 "$T" analyze vocab -m "$M2" | grep -q '28586' && pass "vocab text table" || fail "vocab text table"
+
+# CSV: parses (RFC 4180: a corpus name with a comma and a quote), and every
+# number equals the JSON output's for the same arguments; --csv = -f csv
+C2='t,"2"'
+for sub in compression vocab; do
+  args=(-m "$M1" -m "$M2" --corpus "t=$TMP/c" --corpus "$C2=$TMP/b.gz" -t 2)
+  "$T" analyze $sub "${args[@]}" --format json > "$TMP/$sub.json" \
+    && "$T" analyze $sub "${args[@]}" --csv > "$TMP/$sub.csv" \
+    && "$T" analyze $sub "${args[@]}" -f csv -o "$TMP/$sub.o.csv" \
+    && cmp -s "$TMP/$sub.csv" "$TMP/$sub.o.csv" && pass "$sub: --csv = -f csv -o" || fail "$sub: csv runs"
+done
+python3 - "$TMP/compression.json" "$TMP/compression.csv" "$C2" <<'PY' && pass "compression CSV = JSON" || fail "compression CSV differs from JSON"
+import csv, json, math, sys
+j = json.load(open(sys.argv[1]))
+with open(sys.argv[2], newline="") as f:
+    rows = list(csv.reader(f, strict=True))
+head, rows = rows[0], rows[1:]
+assert all(len(r) == len(head) for r in rows), "ragged rows"
+rows = [dict(zip(head, r)) for r in rows]
+want = [(c, t) for c in j["corpora"] for t in c["tokenizers"]]
+assert len(rows) == len(want) == 4, (len(rows), len(want))
+assert [r["corpus"] for r in rows] == ["t", "t", sys.argv[3], sys.argv[3]], [r["corpus"] for r in rows]
+n = 0
+for r, (c, t) in zip(rows, want):
+    assert r["corpus"] == c["name"] and r["model"] == t["model"], (r, c["name"], t["model"])
+    assert int(r["files"]) == len(c["files"])
+    for k in ("lines", "bytes", "chars", "words"):
+        assert int(r[k]) == c[k], (k, r[k], c[k]); n += 1
+    for k, v in t.items():
+        if k == "model": continue
+        assert k in r, "CSV lacks " + k
+        got = float(r[k]) if r[k] != "" else None
+        assert got == v, (k, r[k], v); n += 1
+assert n == 4 * 4 + 4 * 9, n
+PY
+python3 - "$TMP/vocab.json" "$TMP/vocab.csv" <<'PY' && pass "vocab CSV = JSON (categories, unused, lengths, scripts)" || fail "vocab CSV differs from JSON"
+import csv, json, sys
+j = json.load(open(sys.argv[1]))["vocabularies"]
+with open(sys.argv[2], newline="") as f:
+    rows = list(csv.reader(f, strict=True))
+head, rows = rows[0], rows[1:]
+assert head == ["table", "key", "llama", "nerdstash"], head
+assert all(len(r) == len(head) for r in rows), "ragged rows"
+got = {}
+for r in rows:
+    assert (r[0], r[1]) not in got, ("duplicate row", r)
+    got[(r[0], r[1])] = [int(x) for x in r[2:]]
+tables = {"category": "categories", "unused": "unused", "length_chars": "length_chars",
+          "length_bytes": "length_bytes", "script": "scripts"}
+n = 0
+for k, v in enumerate(j):
+    assert got[("pieces", "total")][k] == v["pieces"] and got[("pieces", "user_defined")][k] == v["user_defined"]
+    for t, jk in tables.items():
+        csv_keys = {key for (tt, key) in got if tt == t}
+        assert csv_keys >= set(v[jk]), (t, set(v[jk]) - csv_keys)
+        for key in csv_keys: # JSON leaves out zero lengths and scripts the model lacks
+            assert got[(t, key)][k] == v[jk].get(key, 0), (t, key, got[(t, key)][k], v[jk].get(key)); n += 1
+assert {t for (t, _) in got} == set(tables) | {"pieces"}, {t for (t, _) in got}
+assert n > 100, n
+PY
+set +e
+"$T" analyze report -m "$M1" --corpus "t=$TMP/c" -o "$TMP/x.html" --csv > /dev/null 2>&1; rc=$?
+"$T" analyze vocab -m "$M1" -f xml > /dev/null 2>&1; rc2=$?
+set -e
+[ $rc -eq 2 ] && [ $rc2 -eq 2 ] && [ ! -e "$TMP/x.html" ] && pass "report --csv and -f xml: usage errors" || fail "report --csv ($rc), -f xml ($rc2)"
 
 # report
 "$T" analyze report -m "$M1" -m "$M2" --corpus "t=$TMP/c" -o "$TMP/r.html" \
