@@ -505,14 +505,23 @@ static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2"
                                       "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
 /* Grouped horizontal bar chart: groups x series, values[g * ns + s]. */
+static void svg_bars_h(FILE *f, const char *title, const char *const *groups, int ng, const char *const *series,
+                       int ns, const double *values, int decimals, int bh);
 static void svg_bars(FILE *f, const char *title, const char *const *groups, int ng, const char *const *series, int ns,
                      const double *values, int decimals)
+{
+    svg_bars_h(f, title, groups, ng, series, ns, values, decimals, 16);
+}
+
+/* the same with bars bh pixels apart (histograms use thinner bars) */
+static void svg_bars_h(FILE *f, const char *title, const char *const *groups, int ng, const char *const *series,
+                       int ns, const double *values, int decimals, int bh)
 {
     double mx = 0;
     for (int i = 0; i < ng * ns; i++)
         if (isfinite(values[i]) && values[i] > mx) mx = values[i];
     if (mx <= 0) mx = 1;
-    int bh = 16, gap = 10, left = 170, width = 420, top = 30;
+    int gap = 10, left = 170, width = 420, top = 30;
     int h = top + ng * (ns * bh + gap) + 20 + ns * 16;
     fprintf(f, "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\">\n",
             left + width + 90, h);
@@ -529,7 +538,8 @@ static void svg_bars(FILE *f, const char *title, const char *const *groups, int 
             double w = isfinite(val) ? val / mx * width : 0;
             fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", left, y, w, bh - 2,
                     palette[s % 10]);
-            fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">", left + w + 4, y + bh - 5);
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"%d\">", left + w + 4, y + bh - (bh >= 14 ? 5 : 2),
+                    bh >= 14 ? 11 : 9);
             if (isfinite(val)) fprintf(f, "%.*f", decimals, val);
             fputs("</text>\n", f);
             y += bh;
@@ -619,6 +629,51 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
         }
         svg_bars(f, "pieces never used on the corpora, per category", ucats, nu, (const char *const *)labels, nm,
                  vals, 0);
+    }
+    if (unused) { /* the same as a table: unused / all pieces of the category */
+        fputs("<table><tr><th>category</th>", f);
+        for (int k = 0; k < nm; k++) {
+            fputs("<th>", f);
+            html_str(f, labels[k]);
+            fputs("<br>unused / pieces</th>", f);
+        }
+        fputs("</tr>\n", f);
+        for (int cat = 0; cat < TKM_CAT_COUNT; cat++) {
+            if (cat == TKM_CAT_SPECIAL) continue;
+            fputs("<tr><td>", f);
+            html_str(f, cats[cat]);
+            for (int k = 0; k < nm; k++) {
+                fprintf(f, "</td><td>%d / %d", unused[k][cat], v[k].category[cat]);
+                if (v[k].category[cat] > 0) fprintf(f, " (%.1f%%)", 100.0 * unused[k][cat] / v[k].category[cat]);
+            }
+            fputs("</td></tr>\n", f);
+        }
+        fputs("</table>\n", f);
+    }
+    /* length histograms: share of each model's counted pieces per length,
+     * 1..15 and a last bucket for longer ones */
+    enum { NB = 16 };
+    double *hv = calloc((size_t)NB * (size_t)nm + 1, sizeof *hv);
+    if (hv) {
+        static const char *const bnames[NB] = {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
+                                               "14", "15", "16+"};
+        for (int bytes = 0; bytes < 2; bytes++) {
+            for (int k = 0; k < nm; k++) {
+                const int *hist = bytes ? v[k].len_bytes : v[k].len_chars;
+                double all = 0;
+                for (int l = 1; l <= TKM_ANALYZE_MAXLEN; l++) all += hist[l];
+                for (int b = 0; b < NB; b++) hv[b * nm + k] = 0;
+                for (int l = 1; l <= TKM_ANALYZE_MAXLEN; l++) {
+                    int bucket = (l < NB ? l : NB) - 1;
+                    if (all > 0) hv[bucket * nm + k] += 100.0 * hist[l] / all;
+                }
+            }
+            svg_bars_h(f,
+                       bytes ? "piece length in bytes (% of pieces; U+2581 is 3 bytes)"
+                             : "piece length in characters (% of pieces; U+2581 counted)",
+                       bnames, NB, (const char *const *)labels, nm, hv, 1, 11);
+        }
+        free(hv);
     }
     fputs("<p>Categories as in tokenmill-analyze(1): latin = at least 2 ASCII letters; japanese = ICU script Han, "
           "Hiragana or Katakana; a leading U+2581 is not counted.</p>\n</body></html>\n", f);

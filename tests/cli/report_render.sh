@@ -9,11 +9,11 @@
 . "$(dirname "$0")/lib.sh"
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 [ -n "$CHROMIUM" ] || need_tool chromium "apt-get install chromium"
-shot() { # $1 = page, $2 = PNG; 1000 px wide, 3000 px tall, 1 px per CSS px, sRGB
+shot() { # $1 = page, $2 = PNG; 1000 px wide, 6000 px tall, 1 px per CSS px, sRGB
   rm -f "$2"
   timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
     --hide-scrollbars --force-device-scale-factor=1 --force-color-profile=srgb \
-    --user-data-dir="$TMP/chromium-profile" --window-size=1000,3000 --screenshot="$2" "file://$1" \
+    --user-data-dir="$TMP/chromium-profile" --window-size=1000,6000 --screenshot="$2" "file://$1" \
     > "$TMP/chromium.log" 2>&1
   [ -s "$2" ]
 }
