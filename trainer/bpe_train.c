@@ -22,6 +22,9 @@
 
 #include "trainer_internal.h"
 
+/* the heap starts with about this many pairs (see bpe.T) */
+#define HEAP_START 32768
+
 static void debug_rss(const char *where)
 {
     if (!getenv("TKM_DEBUG_BPE")) return;
@@ -86,6 +89,11 @@ typedef struct {
     /* heap */
     struct hent { int64_t cnt; int32_t pair; int32_t len; } *heap; /* len: chars of the merged piece (first tie-break) */
     size_t heap_n, heap_cap;
+    /* Only pairs counted at least T are in the heap ("cold" ones wait in
+     * the pair table): a small heap is a fast heap. Every pair with a count
+     * >= T has an entry, and T only falls, when the heap runs empty, so the
+     * order of the merges is that of one heap holding every pair. */
+    int64_t T;
     /* scratch */
     const tkm_train_options *o;
     /* balancing: per-class merge budgets; a pair whose piece would exceed
@@ -96,6 +104,10 @@ typedef struct {
     int balancing;
     tkmi_strmap meta; /* strings of meta pieces: never learned */
     int has_meta_str;
+    /* a concatenation can only be a meta piece if it is this short and
+     * starts with one of these bytes (most pairs are ruled out here) */
+    size_t meta_maxlen;
+    uint8_t meta_first[256];
 } bpe;
 
 static int sym_add(bpe *B, const char *s, size_t len, int nchars, int first, int last, int flags, int nws)
@@ -143,7 +155,7 @@ static int pair_valid(bpe *B, int32_t a, int32_t b)
     if (B->has_meta_str) {
         char tmp[4096];
         size_t la = B->s_len[a], lb = B->s_len[b];
-        if (la + lb <= sizeof tmp) {
+        if (la + lb <= B->meta_maxlen && B->meta_first[(uint8_t)B->arena[B->s_off[a]]] && la + lb <= sizeof tmp) {
             memcpy(tmp, B->arena + B->s_off[a], la);
             memcpy(tmp + la, B->arena + B->s_off[b], lb);
             if (tkmi_strmap_get(&B->meta, tmp, la + lb) >= 0) return 0;
@@ -360,7 +372,7 @@ static void heap_rebuild(bpe *B)
 {
     size_t n = 0;
     for (size_t p = 0; p < B->n_pairs; p++)
-        if (B->P[p].valid && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (int32_t)p, B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b]};
+        if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (int32_t)p, B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b]};
     B->heap_n = n;
     for (size_t i = n / 2; i-- > 0;) {
         struct hent e = B->heap[i];
@@ -383,7 +395,7 @@ static int flush_dirty(bpe *B)
     for (size_t i = 0; i < B->n_dirty; i++) {
         int32_t p = B->dirty[i];
         B->P[p].dirty = 0;
-        if (B->P[p].cnt > 0 && !B->P[p].blocked) TKM_FORWARD_IF_ERROR(heap_push(B, B->P[p].cnt, p));
+        if (B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) TKM_FORWARD_IF_ERROR(heap_push(B, B->P[p].cnt, p));
     }
     B->n_dirty = 0;
     return 0;
@@ -464,6 +476,12 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     tkmi_cpmap cm = vb.cm;
     B.meta = vb.meta;
     B.has_meta_str = 1;
+    for (int id = 0; id < V; id++) {
+        const tkmi_metap *mp = &vb.slots[id];
+        if (!mp->s || !mp->len) continue;
+        B.meta_first[(uint8_t)mp->s[0]] = 1;
+        if (mp->len > B.meta_maxlen) B.meta_maxlen = mp->len;
+    }
     /* a required character that is already a special piece is not repeated */
     B.arena_cap = ((size_t)V + nreq + 16) * ((size_t)o->max_piece_length * 4 + 4);
     B.arena = tkmi_malloc(B.arena_cap);
@@ -612,8 +630,19 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             if (n == 0 || B.P[p].post[n - 1] != (int32_t)w) B.P[p].post[B.P[p].post_n++] = (int32_t)w;
         }
     }
-    for (size_t p = 0; p < B.n_pairs; p++)
-        if (B.P[p].valid && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, (int32_t)p)) < 0) goto done;
+    /* the heap starts with the pairs of the highest power-of-two count
+     * classes, up to about HEAP_START of them (all the classes needed) */
+    {
+        size_t per_class[64] = {0};
+        for (size_t p = 0; p < B.n_pairs; p++)
+            if (B.P[p].valid && B.P[p].cnt > 0) per_class[63 - __builtin_clzll((uint64_t)B.P[p].cnt)]++;
+        int k = 63;
+        size_t in_heap = per_class[63];
+        while (k > 0 && (in_heap == 0 || in_heap + per_class[k - 1] <= HEAP_START)) in_heap += per_class[--k];
+        B.T = (int64_t)1 << k;
+        if ((rc = tkmi_grow((void **)&B.heap, &B.heap_cap, in_heap + 1, sizeof *B.heap)) < 0) goto done;
+        heap_rebuild(&B);
+    }
     if ((rc = flush_dirty(&B)) < 0) goto done;
 
     debug_rss("initial pairs");
@@ -645,6 +674,14 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         }
     }
     while (merges < target) {
+        if (!B.heap_n && B.T > 1) { /* let the next count class in */
+            B.T /= 2;
+            size_t need = 0;
+            for (size_t q = 0; q < B.n_pairs; q++) need += B.P[q].valid && B.P[q].cnt >= B.T && !B.P[q].blocked;
+            if ((rc = tkmi_grow((void **)&B.heap, &B.heap_cap, need + 1, sizeof *B.heap)) < 0) goto done;
+            heap_rebuild(&B);
+            continue;
+        }
         if (!B.heap_n) {
             if (!B.n_blocked) break;
             /* a class ran out of candidates: its target cannot be reached;
@@ -665,7 +702,8 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         int32_t p = e.pair;
         if (B.P[p].blocked) continue;
         if (e.cnt != B.P[p].cnt) {
-            if (e.cnt > B.P[p].cnt && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, p)) < 0) goto done;
+            if (e.cnt > B.P[p].cnt && B.P[p].cnt >= B.T && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, p)) < 0)
+                goto done;
             continue;
         }
         if (e.cnt <= 0) continue;
