@@ -741,7 +741,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         B.P[p].post_n = B.P[p].post_cap = 0;
         /* the loop is bound by cache misses on the words: prefetch 8 ahead */
         for (uint32_t k = 0; k < np; k++) {
-            if (k + 8 < np) __builtin_prefetch(WORD(&B, post[k + 8]));
+            if (k + 16 < np) __builtin_prefetch(WORD(&B, post[k + 32]));
             int32_t w = post[k];
             if (WORD(&B, w)->stamp == stamp) continue;
             WORD(&B, w)->stamp = stamp;
