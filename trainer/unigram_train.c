@@ -41,11 +41,22 @@ typedef struct {
     float min_score;
     /* cached lattices: pieces are only ever removed during training, so each
      * word's lattice is found once with the trie and then only filtered */
-    struct cnode { uint32_t start, end; int32_t id; } *lat;
+    /* 8 bytes a node: start, and (id + 1) << 8 | length in bytes (pieces
+     * are at most CNODE_MAXLEN bytes and CNODE_MAXID pieces, checked) */
+    struct cnode { uint32_t start, idlen; } *lat;
     size_t *lat_off, lat_n;
     int threads;
     const tkm_train_options *o;
 } uni;
+
+#define CNODE_MAXLEN 255
+#define CNODE_MAXID ((1 << 24) - 2)
+static inline struct cnode cnode_make(uint32_t start, uint32_t end, int32_t id)
+{
+    return (struct cnode){start, ((uint32_t)(id + 1) << 8) | (end - start)};
+}
+static inline int32_t cnode_id(struct cnode c) { return (int32_t)(c.idlen >> 8) - 1; }
+static inline uint32_t cnode_end(struct cnode c) { return c.start + (c.idlen & 0xFF); }
 
 /* ---- words ---- */
 static int cmp_word(const void *a, const void *b)
@@ -245,31 +256,80 @@ static int lattice_from_cache(const uni *U, scratch *x, size_t i)
     if (b - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, b - a, sizeof(lnode)));
     const float unk = U->min_score - 10.0f;
     for (size_t k = a; k < b; k++) {
-        const struct cnode *c = &U->lat[k];
-        x->nodes[k - a] = (lnode){c->start, c->end, c->id, c->id >= 0 ? U->p[c->id].score : unk};
+        struct cnode c = U->lat[k];
+        int32_t id = cnode_id(c);
+        x->nodes[k - a] = (lnode){c.start, cnode_end(c), id, id >= 0 ? U->p[id].score : unk};
     }
     x->nn = b - a;
     return ensure_positions(x, U->w[i].len);
 }
 
-/* Fills the cache from the current trie (one pass over the words). */
+/* Fills the cache from the current trie: each thread populates a
+ * contiguous range of words into its own buffer; the buffers are then joined
+ * in word order (the first grows in place, the others are copied and freed
+ * one by one, so the peak is about 1.5 cache sizes with 2 threads). */
+typedef struct {
+    uni *U;
+    size_t from, to;
+    struct cnode *lat;
+    size_t n, cap;
+    int rc;
+} latjob;
+
+static void *lat_main(void *arg)
+{
+    latjob *J = arg;
+    uni *U = J->U;
+    scratch x = {0};
+    for (size_t i = J->from; J->rc == 0 && i < J->to; i++) {
+        U->lat_off[i] = J->n; /* relative to the range; fixed when joined */
+        if ((J->rc = populate(U, &x, U->w[i].s, U->w[i].len, -1)) < 0) break;
+        if ((J->rc = tkmi_grow((void **)&J->lat, &J->cap, J->n + x.nn, sizeof *J->lat)) < 0) break;
+        for (size_t k = 0; k < x.nn; k++) J->lat[J->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
+    }
+    scratch_free(&x);
+    return NULL;
+}
+
 static int build_lattices(uni *U)
 {
-    scratch x = {0};
-    size_t cap = 0;
-    int rc = 0;
+    TKM_RETURN_ERROR_IF(U->np > CNODE_MAXID, TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d", U->np,
+                        CNODE_MAXID);
     U->lat_off = tkmi_malloc((U->nw + 1) * sizeof *U->lat_off);
     if (!U->lat_off) return tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
-    U->lat_n = 0;
-    for (size_t i = 0; rc == 0 && i < U->nw; i++) {
-        U->lat_off[i] = U->lat_n;
-        if ((rc = populate(U, &x, U->w[i].s, U->w[i].len, -1)) < 0) break;
-        if ((rc = tkmi_grow((void **)&U->lat, &cap, U->lat_n + x.nn, sizeof *U->lat)) < 0) break;
-        for (size_t k = 0; k < x.nn; k++)
-            U->lat[U->lat_n++] = (struct cnode){x.nodes[k].start, x.nodes[k].end, x.nodes[k].id};
+    int T = U->threads < 1 ? 1 : U->threads > 64 ? 64 : U->threads;
+    latjob J[64];
+    pthread_t th[64];
+    for (int t = 0; t < T; t++)
+        J[t] = (latjob){U, U->nw * (size_t)t / (size_t)T, U->nw * (size_t)(t + 1) / (size_t)T, NULL, 0, 0, 0};
+    int started = 1;
+    for (int t = 1; t < T; t++, started++)
+        if (pthread_create(&th[t], NULL, lat_main, &J[t]) != 0) break;
+    lat_main(&J[0]);
+    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+    for (int t = started; t < T; t++) lat_main(&J[t]);
+    int rc = 0;
+    size_t total = 0;
+    for (int t = 0; t < T; t++) {
+        if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
+        total += J[t].n;
     }
-    U->lat_off[U->nw] = U->lat_n;
-    scratch_free(&x);
+    if (rc == 0) {
+        U->lat = J[0].lat;
+        J[0].lat = NULL;
+        size_t cap = J[0].cap;
+        U->lat_n = J[0].n;
+        if ((rc = tkmi_grow((void **)&U->lat, &cap, total + 1, sizeof *U->lat)) == 0)
+            for (int t = 1; t < T; t++) {
+                for (size_t i = J[t].from; i < J[t].to; i++) U->lat_off[i] += U->lat_n;
+                memcpy(U->lat + U->lat_n, J[t].lat, J[t].n * sizeof *U->lat);
+                U->lat_n += J[t].n;
+                tkmi_free(J[t].lat);
+                J[t].lat = NULL;
+            }
+        U->lat_off[U->nw] = U->lat_n;
+    }
+    for (int t = 0; t < T; t++) tkmi_free(J[t].lat);
     return rc;
 }
 
@@ -285,14 +345,15 @@ static void filter_lattices(uni *U, const int32_t *remap)
         const uint8_t *s = (const uint8_t *)U->w[i].s;
         for (size_t k = a; k < b; k++) {
             struct cnode c = U->lat[k];
-            if (c.id >= 0) {
-                int32_t nid = remap[c.id];
+            int32_t id = cnode_id(c);
+            if (id >= 0) {
+                int32_t nid = remap[id];
                 if (nid < 0) {
                     size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
                     if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
-                    if (c.end - c.start != mb) continue;
+                    if ((c.idlen & 0xFF) != mb) continue;
                 }
-                c.id = nid;
+                c = cnode_make(c.start, cnode_end(c), nid);
             }
             U->lat[o++] = c;
         }
@@ -519,97 +580,216 @@ static int prune(uni *U, size_t desired, int32_t *remap)
     return rc;
 }
 
-/* ---- seeds: substrings of the words, weighted by counts ---- */
-typedef struct { uint32_t off, len; int64_t score; } seed_t;
+/* ---- seeds: substrings of the words, weighted by counts ----
+ *
+ * Every substring of a word that is a valid piece (2 to max_piece_length
+ * characters) is counted with the word's count, in one of SEED_PARTS tables
+ * chosen by its hash. Entries point into the word arena (no copies). Each
+ * table does its own lossy counting (when it holds more than its budget,
+ * entries counted at most a rising floor are dropped), and sees the words in
+ * the same order whatever the thread count (a thread owns whole tables), so
+ * the seeds do not depend on the number of threads. */
+#define SEED_PARTS 16
+typedef struct { uint64_t hash, offlen; int64_t count; } sslot; /* offlen: arena offset << 16 | bytes */
+typedef struct {
+    sslot *s;
+    size_t cap, n, budget;
+    int64_t floor;
+} stab;
 
-static int cmp_seed(const void *a, const void *b)
+static int stab_resize(stab *t, size_t cap, int64_t keep_above)
 {
-    const seed_t *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return x->off < y->off ? -1 : x->off > y->off;
-}
-
-static int counts_prune(tkmi_counts *c, int64_t floor)
-{
-    tkmi_counts n;
-    TKM_FORWARD_IF_ERROR(tkmi_counts_init(&n, c->n / 2 + 16));
-    for (size_t k = 0; k < c->cap; k++)
-        if (c->s[k].count > floor)
-            TKM_FORWARD_IF_ERROR(tkmi_counts_add(&n, c->arena + c->s[k].koff, c->s[k].klen, c->s[k].hash, c->s[k].count));
-    tkmi_counts_free(c);
-    *c = n;
+    sslot *ns = tkmi_calloc_touched(cap, sizeof *ns);
+    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (seed table of %zu)", cap);
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->s[i].count <= keep_above) continue;
+        size_t j = t->s[i].hash & (cap - 1);
+        while (ns[j].count) j = (j + 1) & (cap - 1);
+        ns[j] = t->s[i];
+        n++;
+    }
+    tkmi_free(t->s);
+    t->s = ns;
+    t->cap = cap;
+    t->n = n;
     return 0;
 }
 
-static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req)
+static int stab_add(stab *t, const char *arena, size_t off, size_t len, uint64_t h, int64_t c)
 {
+    size_t mask = t->cap - 1, i = h & mask;
+    while (t->s[i].count) {
+        const sslot *e = &t->s[i];
+        if (e->hash == h && (e->offlen & 0xFFFF) == len && memcmp(arena + (e->offlen >> 16), arena + off, len) == 0) {
+            t->s[i].count += c;
+            return 0;
+        }
+        i = (i + 1) & mask;
+    }
+    t->s[i] = (sslot){h, ((uint64_t)off << 16) | len, c};
+    t->n++;
+    if (t->n > t->budget) {
+        /* lossy counting: drop rare substrings, raising the floor */
+        do {
+            t->floor = t->floor ? t->floor * 2 : 1;
+            TKM_FORWARD_IF_ERROR(stab_resize(t, t->cap, t->floor));
+        } while (t->n > t->budget / 2);
+    } else if (t->n * 4 > t->cap * 3) {
+        TKM_FORWARD_IF_ERROR(stab_resize(t, t->cap * 2, 0));
+    }
+    return 0;
+}
+
+typedef struct {
+    const uni *U;
+    stab *parts;
+    int tid, nthreads;
+    int rc;
+} seed_job;
+
+enum { CH_WS = 1, CH_DIGIT = 2 };
+
+static void *seed_main(void *arg)
+{
+    seed_job *J = arg;
+    const uni *U = J->U;
     const tkm_train_options *o = U->o;
-    tkmi_counts sub;
-    TKM_FORWARD_IF_ERROR(tkmi_counts_init(&sub, 1 << 20));
-    /* lossy-counting budget: 2 candidates per seed, at least 1M */
-    size_t budget = 2u * (size_t)o->seed_size;
-    if (budget < (1u << 20)) budget = 1u << 20;
-    int64_t floor = 0;
-    int rc = 0;
-    for (size_t wi = 0; rc == 0 && wi < U->nw; wi++) {
+    uint32_t *cpos = NULL; /* byte offset of each character, and the end */
+    int16_t *csc = NULL;   /* its script (-1: any, digits that join) */
+    uint8_t *cfl = NULL;   /* CH_ flags */
+    size_t ccap = 0;
+    for (size_t wi = 0; J->rc == 0 && wi < U->nw; wi++) {
         const uint8_t *s = (const uint8_t *)U->w[wi].s;
-        size_t n = U->w[wi].len;
-        for (size_t i = 0; rc == 0 && i < n;) {
-            int mb0;
-            tkmi_utf8_decode(s + i, n - i, &mb0);
-            /* extend s[i..j) while it stays a valid piece (sentencepiece's
+        size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
+        int64_t cnt = U->w[wi].cnt;
+        if (n + 1 > ccap) {
+            size_t nc = n + 1 > 2 * ccap ? n + 1 : 2 * ccap;
+            void *a = tkmi_realloc(cpos, nc * sizeof *cpos), *b = a ? tkmi_realloc(csc, nc * sizeof *csc) : NULL;
+            if (a) cpos = a;
+            if (b) csc = b;
+            void *c = b ? tkmi_realloc(cfl, nc) : NULL;
+            if (!c) { J->rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)"); break; }
+            cfl = c;
+            ccap = nc;
+        }
+        /* decode once: offsets, scripts, flags */
+        size_t nch = 0;
+        for (size_t i = 0; i < n;) {
+            int mb;
+            int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
+            cpos[nch] = (uint32_t)i;
+            if (cp == (int32_t)TKMI_WS_CP) {
+                cfl[nch] = CH_WS;
+                csc[nch] = -2;
+            } else {
+                int dig = tkmi_is_decimal_digit((uint32_t)cp);
+                cfl[nch] = dig ? CH_DIGIT : 0;
+                csc[nch] = (int16_t)((dig && !o->split_by_number) ? -1 : tkmi_script((uint32_t)cp));
+            }
+            nch++;
+            i += (size_t)mb;
+        }
+        cpos[nch] = (uint32_t)n;
+        for (size_t ci = 0; ci < nch && J->rc == 0; ci++) {
+            /* extend s[ci..cj] while it stays a valid piece (sentencepiece's
              * IsValidSentencePiece; each rule, once broken, stays broken) */
-            int nch = 0, prev = -2, all_ws = 1, has_digit = 0;
+            int len = 0, prev = -2, all_ws = 1, has_digit = 0;
             uint64_t fnv = 0xcbf29ce484222325ull; /* FNV-1a, extended byte by byte */
-            for (size_t j = i; j < n;) {
-                int mb;
-                int32_t cp = tkmi_utf8_decode(s + j, n - j, &mb);
-                if (cp == (int32_t)TKMI_WS_CP) {
-                    if (nch > 0 && !(o->allow_whitespace_only_pieces && all_ws)) break;
+            for (size_t cj = ci; cj < nch; cj++) {
+                if (cfl[cj] & CH_WS) {
+                    if (len > 0 && !(o->allow_whitespace_only_pieces && all_ws)) break;
                 } else {
-                    if (all_ws && nch >= 2) break; /* "▁▁x": whitespace past the start */
-                    int dig = tkmi_is_decimal_digit((uint32_t)cp);
-                    if (o->split_digits && (dig || has_digit) && nch > 0) break;
-                    int sc = (dig && !o->split_by_number) ? -1 : tkmi_script((uint32_t)cp);
+                    if (all_ws && len >= 2) break; /* "▁▁x": whitespace past the start */
+                    int dig = cfl[cj] & CH_DIGIT;
+                    if (o->split_digits && (dig || has_digit) && len > 0) break;
+                    int sc = csc[cj];
                     if (o->split_by_unicode_script && prev >= 0 && sc >= 0 && sc != prev) break;
                     prev = sc;
                     all_ws = 0;
                     has_digit |= dig;
                 }
-                if (++nch > o->max_piece_length) break;
-                for (int b = 0; b < mb; b++) fnv = (fnv ^ s[j + (size_t)b]) * 0x100000001b3ull;
-                j += (size_t)mb;
-                if (nch >= 2) {
-                    const char *k = (const char *)s + i;
-                    if ((rc = tkmi_counts_add(&sub, k, j - i, tkmi_hash_u64(fnv), U->w[wi].cnt)) < 0) break;
-                }
-            }
-            i += (size_t)mb0;
-            if (sub.n > budget) {
-                /* lossy counting: drop rare substrings, raising the floor */
-                do {
-                    floor = floor ? floor * 2 : 1;
-                    if ((rc = counts_prune(&sub, floor)) < 0) break;
-                } while (sub.n > budget / 2);
+                if (++len > o->max_piece_length) break;
+                for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = (fnv ^ s[b]) * 0x100000001b3ull;
+                if (len < 2) continue;
+                uint64_t h = tkmi_hash_u64(fnv);
+                int part = (int)(h >> 60) % SEED_PARTS;
+                if (part % J->nthreads != J->tid) continue;
+                size_t bytes = cpos[cj + 1] - cpos[ci];
+                if (bytes > 0xFFFF) break;
+                if ((J->rc = stab_add(&J->parts[part], U->warena, base + cpos[ci], bytes, h, cnt)) < 0) break;
             }
         }
     }
-    seed_t *sd = NULL;
-    size_t ns = 0;
+    tkmi_free(cpos);
+    tkmi_free(csc);
+    tkmi_free(cfl);
+    return NULL;
+}
+
+typedef struct { uint64_t off; uint32_t len; int64_t score; } seed_t;
+
+static int cmp_seed(const void *a, const void *b)
+{
+    const seed_t *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->off != y->off) return x->off < y->off ? -1 : 1;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req)
+{
+    const tkm_train_options *o = U->o;
+    /* lossy-counting budget: 2 candidates per seed, at least 1M, in all */
+    size_t budget = 2u * (size_t)o->seed_size;
+    if (budget < (1u << 20)) budget = 1u << 20;
+    stab parts[SEED_PARTS];
+    memset(parts, 0, sizeof parts);
+    int rc = 0;
+    for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
+        parts[p].budget = budget / SEED_PARTS;
+        parts[p].cap = 0;
+        rc = stab_resize(&parts[p], 4096, 0);
+    }
+    int T = U->threads < 1 ? 1 : U->threads > SEED_PARTS ? SEED_PARTS : U->threads;
+    seed_job jobs[SEED_PARTS];
+    pthread_t th[SEED_PARTS];
     if (rc == 0) {
-        sd = tkmi_malloc((sub.n + 1) * sizeof *sd);
+        for (int t = 0; t < T; t++) jobs[t] = (seed_job){U, parts, t, T, 0};
+        int started = 1;
+        for (int t = 1; t < T; t++, started++)
+            if (pthread_create(&th[t], NULL, seed_main, &jobs[t]) != 0) break;
+        seed_main(&jobs[0]);
+        for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+        for (int t = started; t < T; t++) seed_main(&jobs[t]); /* a thread that did not start */
+        for (int t = 0; t < T; t++)
+            if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+    }
+    seed_t *sd = NULL;
+    size_t ns = 0, total_n = 0;
+    for (int p = 0; p < SEED_PARTS; p++) total_n += parts[p].n;
+    if (rc == 0) {
+        sd = tkmi_malloc((total_n + 1) * sizeof *sd);
         if (!sd) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
     }
-    for (size_t k = 0; rc == 0 && k < sub.cap; k++) {
-        if (!sub.s[k].count || sub.s[k].count < 2) continue;
-        const uint8_t *p = (const uint8_t *)sub.arena + sub.s[k].koff;
-        int nch = 0;
-        for (uint32_t b = 0; b < sub.s[k].klen; b++) nch += (p[b] & 0xC0) != 0x80;
-        sd[ns++] = (seed_t){(uint32_t)sub.s[k].koff, sub.s[k].klen, sub.s[k].count * nch};
+    for (int p = 0; rc == 0 && p < SEED_PARTS; p++) {
+        for (size_t k = 0; k < parts[p].cap; k++) {
+            const sslot *e = &parts[p].s[k];
+            if (e->count < 2) continue;
+            uint64_t off = e->offlen >> 16;
+            uint32_t len = (uint32_t)(e->offlen & 0xFFFF);
+            const uint8_t *q = (const uint8_t *)U->warena + off;
+            int nch = 0;
+            for (uint32_t b = 0; b < len; b++) nch += (q[b] & 0xC0) != 0x80;
+            sd[ns++] = (seed_t){off, len, e->count * nch};
+        }
+        tkmi_free(parts[p].s);
+        parts[p].s = NULL;
     }
+    for (int p = 0; p < SEED_PARTS; p++) tkmi_free(parts[p].s);
     if (rc == 0) {
-        /* score desc, then arena offset: the substring table is filled by
-         * one thread over sorted words, so this order is deterministic */
+        /* score desc, then the first occurrence in the word arena: each
+         * table sees the words in one order, so this is deterministic */
         qsort(sd, ns, sizeof *sd, cmp_seed);
         size_t keep = ns < (size_t)o->seed_size ? ns : (size_t)o->seed_size;
         U->parena_cap = (keep + n_req) * 4 + 16;
@@ -627,12 +807,11 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             rc = piece_add(U, buf, (uint32_t)l, (float)(log((double)req[k].cnt) - lt));
         }
         for (size_t k = 0; rc == 0 && k < keep; k++) {
-            if (tkmi_strmap_get(&vb->meta, sub.arena + sd[k].off, sd[k].len) >= 0) continue;
-            rc = piece_add(U, sub.arena + sd[k].off, sd[k].len, (float)(log((double)sd[k].score) - lt));
+            if (tkmi_strmap_get(&vb->meta, U->warena + sd[k].off, sd[k].len) >= 0) continue;
+            rc = piece_add(U, U->warena + sd[k].off, sd[k].len, (float)(log((double)sd[k].score) - lt));
         }
     }
     tkmi_free(sd);
-    tkmi_counts_free(&sub);
     return rc;
 }
 
@@ -651,6 +830,9 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
 {
     const tkm_train_options *o = &t->o;
     TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
+    TKM_RETURN_ERROR_IF(o->max_piece_length * 4 > CNODE_MAXLEN, TKM_EINVAL,
+                        "Unigram: --max-piece-length %d is too long (at most %d characters)", o->max_piece_length,
+                        CNODE_MAXLEN / 4);
     uni U;
     memset(&U, 0, sizeof U);
     U.o = o;
@@ -701,6 +883,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
             if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
             double obj;
             if ((rc = run_pass(&U, 0, acc, &obj)) < 0) break;
+            if (getenv("TKM_DEBUG_UNIGRAM")) fprintf(stderr, "debug:   E-step done %.2f s\n", tkmi_now() - t->t_start);
             m_step(&U, acc, remap);
             update_min_score(&U);
             if (U.lat) {
@@ -721,6 +904,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         if (U.np <= desired) break;
         if ((rc = rebuild_trie(&U)) < 0) break;
         if ((rc = prune(&U, desired, remap)) < 0) break;
+        if (getenv("TKM_DEBUG_UNIGRAM")) fprintf(stderr, "debug:   pruned %.2f s\n", tkmi_now() - t->t_start);
         filter_lattices(&U, remap);
         update_min_score(&U);
         rounds++;
