@@ -26,6 +26,7 @@ static inline int32_t tkmi_ptrie_child(const tkmi_ptrie *t, int32_t node, uint8_
 {
     if (node == 0) return t->root[b];
     uint32_t lo = t->first[node], hi = t->first[node + 1];
+    if (hi - lo == 1) return t->ebyte[lo] == b ? t->echild[lo] : -1; /* most nodes */
     while (lo < hi) {
         uint32_t mid = (lo + hi) >> 1;
         if (t->ebyte[mid] < b) lo = mid + 1;

@@ -26,10 +26,13 @@ void tkmi_ptrie_free(tkmi_ptrie *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Recursive construction over the sorted range [lo,hi) sharing a prefix of
- * depth d: children are the distinct bytes at position d. Nodes are numbered
- * in BFS-like order per parent so each parent's edges are contiguous. */
-typedef struct { size_t lo, hi; uint32_t depth; int32_t node; } frame;
+/* Construction over the sorted range [lo,hi) sharing a prefix of depth d:
+ * children are the distinct bytes at position d. Nodes are expanded depth
+ * first and numbered when expanded, so node k + 1 is expanded right after
+ * node k (first[k + 1] ends k's edges) and a path of single children (every
+ * multi-byte character) lies in consecutive nodes and edges: a walk down
+ * the trie stays in a few cache lines. */
+typedef struct { size_t lo, hi; uint32_t depth; int64_t edge; uint8_t byte; } frame;
 
 int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *lens, const int32_t *ids, size_t n)
 {
@@ -45,7 +48,7 @@ int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *len
     t->first = tkmi_malloc((total + 1) * sizeof *t->first);
     t->ebyte = tkmi_malloc(total);
     t->echild = tkmi_malloc(total * sizeof *t->echild);
-    frame *q = tkmi_malloc((total + 1) * sizeof *q);
+    frame *q = tkmi_malloc((total + 1) * sizeof *q); /* a stack */
     if (!t->id || !t->first || !t->ebyte || !t->echild || !q) {
         tkmi_free(e);
         tkmi_free(q);
@@ -53,30 +56,35 @@ int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *len
         return tkmi_error(TKM_ENOMEM, "out of memory (trie)");
     }
     for (int b = 0; b < 256; b++) t->root[b] = -1;
-    t->n_nodes = 1;
-    t->id[0] = -1;
-    size_t qh = 0, qt = 0;
-    q[qt++] = (frame){0, m, 0, 0};
-    /* process nodes in creation order so edges of node k are appended when k
-     * is expanded; first[k] must be set in node order: expand in order */
-    while (qh < qt) {
-        frame f = q[qh++];
-        t->first[f.node] = (uint32_t)t->n_edges;
+    t->n_nodes = 0;
+    size_t qt = 0;
+    q[qt++] = (frame){0, m, 0, -1, 0};
+    while (qt > 0) {
+        frame f = q[--qt];
+        int32_t node = (int32_t)t->n_nodes++;
+        if (f.edge >= 0) t->echild[f.edge] = node;
+        if (f.depth == 1) t->root[f.byte] = node;
+        t->id[node] = -1;
+        t->first[node] = (uint32_t)t->n_edges;
         size_t i = f.lo;
         /* a string ending exactly at this depth marks the node */
-        while (i < f.hi && e[i].len == f.depth) { t->id[f.node] = e[i].id; i++; }
+        while (i < f.hi && e[i].len == f.depth) { t->id[node] = e[i].id; i++; }
+        size_t first_child = qt;
         while (i < f.hi) {
             uint8_t b = (uint8_t)e[i].s[f.depth];
             size_t j = i;
             while (j < f.hi && e[j].len > f.depth && (uint8_t)e[j].s[f.depth] == b) j++;
-            int32_t child = (int32_t)t->n_nodes++;
-            t->id[child] = -1;
-            if (f.node == 0) t->root[b] = child;
             t->ebyte[t->n_edges] = b;
-            t->echild[t->n_edges] = child;
+            t->echild[t->n_edges] = -1; /* set when the child is expanded */
+            q[qt++] = (frame){i, j, f.depth + 1, (int64_t)t->n_edges, b};
             t->n_edges++;
-            q[qt++] = (frame){i, j, f.depth + 1, child};
             i = j;
+        }
+        /* reverse the children on the stack: the first is expanded next */
+        for (size_t a = first_child, b = qt; a + 1 < b; a++, b--) {
+            frame tmp = q[a];
+            q[a] = q[b - 1];
+            q[b - 1] = tmp;
         }
     }
     t->first[t->n_nodes] = (uint32_t)t->n_edges;
