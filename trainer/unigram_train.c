@@ -46,6 +46,10 @@ typedef struct {
     struct cnode { uint32_t start, idlen; } *lat;
     size_t *lat_off, lat_n;
     int threads;
+    /* word ranges of the threads, cut at equal shares of the bytes (the
+     * sorted words put the long Japanese runs at the end: equal numbers of
+     * words gave one thread 60% more work) */
+    size_t wsplit[65];
     const tkm_train_options *o;
 } uni;
 
@@ -57,6 +61,22 @@ static inline struct cnode cnode_make(uint32_t start, uint32_t end, int32_t id)
 }
 static inline int32_t cnode_id(struct cnode c) { return (int32_t)(c.idlen >> 8) - 1; }
 static inline uint32_t cnode_end(struct cnode c) { return c.start + (c.idlen & 0xFF); }
+
+/* Runs fn on each of n jobs (job_size bytes apart), jobs 1.. on their own
+ * threads and job 0 on the caller's; a job whose thread cannot start runs
+ * on the caller's thread afterwards. */
+static void par_run(void *jobs, int n, size_t job_size, void *(*fn)(void *))
+{
+    pthread_t th[64];
+    int started[64] = {0};
+    if (n > 64) n = 64;
+    for (int t = 1; t < n; t++) started[t] = pthread_create(&th[t], NULL, fn, (char *)jobs + (size_t)t * job_size) == 0;
+    fn(jobs);
+    for (int t = 1; t < n; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fn((char *)jobs + (size_t)t * job_size);
+    }
+}
 
 /* ---- words ---- */
 static int cmp_word(const void *a, const void *b)
@@ -114,6 +134,16 @@ static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
             U->w[k++] = U->w[i];
     }
     U->nw = k;
+    /* thread ranges by bytes */
+    int T = U->threads;
+    size_t bytes = 0, acc = 0, t = 1;
+    for (size_t i = 0; i < U->nw; i++) bytes += U->w[i].len;
+    U->wsplit[0] = 0;
+    for (size_t i = 0; i < U->nw && t < (size_t)T; i++) {
+        acc += U->w[i].len;
+        while (t < (size_t)T && acc * (size_t)T >= bytes * t) U->wsplit[t++] = i + 1;
+    }
+    while (t <= (size_t)T) U->wsplit[t++] = U->nw;
     return 0;
 }
 
@@ -297,17 +327,11 @@ static int build_lattices(uni *U)
                         CNODE_MAXID);
     U->lat_off = tkmi_malloc((U->nw + 1) * sizeof *U->lat_off);
     if (!U->lat_off) return tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
-    int T = U->threads < 1 ? 1 : U->threads > 64 ? 64 : U->threads;
+    int T = U->threads;
     latjob J[64];
-    pthread_t th[64];
     for (int t = 0; t < T; t++)
-        J[t] = (latjob){U, U->nw * (size_t)t / (size_t)T, U->nw * (size_t)(t + 1) / (size_t)T, NULL, 0, 0, 0};
-    int started = 1;
-    for (int t = 1; t < T; t++, started++)
-        if (pthread_create(&th[t], NULL, lat_main, &J[t]) != 0) break;
-    lat_main(&J[0]);
-    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
-    for (int t = started; t < T; t++) lat_main(&J[t]);
+        J[t] = (latjob){U, U->wsplit[t], U->wsplit[t + 1], NULL, 0, 0, 0};
+    par_run(J, T, sizeof *J, lat_main);
     int rc = 0;
     size_t total = 0;
     for (int t = 0; t < T; t++) {
@@ -388,8 +412,7 @@ static void *pass_main(void *arg)
     int32_t *path = NULL;
     size_t path_cap = 0;
     /* a fixed word -> thread split does not matter: sums are exact */
-    size_t per = (U->nw + (size_t)P->nthreads - 1) / (size_t)P->nthreads;
-    size_t from = (size_t)P->tid * per, to = from + per < U->nw ? from + per : U->nw;
+    size_t from = U->wsplit[P->tid], to = U->wsplit[P->tid + 1];
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
         if (U->lat) {
@@ -442,19 +465,14 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
 {
     int T = U->threads;
     pass_t *P = tkmi_calloc((size_t)T, sizeof *P);
-    pthread_t *th = tkmi_calloc((size_t)T, sizeof *th);
-    TKM_RETURN_ERROR_IF(!P || !th, TKM_ENOMEM, "out of memory");
+    TKM_RETURN_ERROR_IF(!P, TKM_ENOMEM, "out of memory");
     int rc = 0;
     for (int t = 0; t < T; t++) {
         P[t] = (pass_t){U, mode, t, T, t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t)), 0, 0, 0};
         if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
     memset(out, 0, U->np * sizeof *out);
-    if (rc == 0) {
-        for (int t = 1; t < T; t++) pthread_create(&th[t], NULL, pass_main, &P[t]);
-        pass_main(&P[0]);
-        for (int t = 1; t < T; t++) pthread_join(th[t], NULL);
-    }
+    if (rc == 0) par_run(P, T, sizeof *P, pass_main);
     double o = 0;
     for (int t = 0; t < T; t++) {
         if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -466,7 +484,6 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     }
     if (obj) *obj = o;
     tkmi_free(P);
-    tkmi_free(th);
     return rc;
 }
 
@@ -509,6 +526,41 @@ static int cmp_rank_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* For pieces [from, to): keep[i] = 0 if the piece's own best segmentation
+ * is split; alt[i] = its best segmentation without itself (nalt[i] pieces),
+ * none if there is none. Each piece is independent: threads take ranges. */
+typedef struct {
+    const uni *U;
+    size_t from, to;
+    int8_t *keep;
+    int32_t **alt;
+    uint8_t *nalt;
+    int rc;
+} altjob;
+
+static void *alt_main(void *arg)
+{
+    altjob *J = arg;
+    const uni *U = J->U;
+    int32_t path[64];
+    scratch x = {0};
+    for (size_t i = J->from; J->rc == 0 && i < J->to; i++) {
+        J->keep[i] = 1;
+        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, -1)) < 0) break;
+        size_t c = viterbi(&x, U->p[i].len, path, 64);
+        if (c >= 2) { J->keep[i] = 0; continue; }
+        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, (int32_t)i)) < 0) break;
+        c = viterbi(&x, U->p[i].len, path, 64);
+        if (c == 0 || c > 64) continue; /* no alternative: always kept */
+        J->alt[i] = tkmi_malloc(c * sizeof(int32_t));
+        if (!J->alt[i]) { J->rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
+        for (size_t k = 0; k < c; k++) J->alt[i][k] = x.nodes[path[k]].id;
+        J->nalt[i] = (uint8_t)c;
+    }
+    scratch_free(&x);
+    return NULL;
+}
+
 /* Pruning (sentencepiece's PruneSentencePieces): a piece whose own best
  * segmentation is split, or that never occurs in the Viterbi segmentation
  * of the corpus, goes; the others are ranked by the likelihood lost when
@@ -522,24 +574,17 @@ static int prune(uni *U, size_t desired, int32_t *remap)
     int64_t *freq = tkmi_malloc((np + 1) * sizeof *freq);
     rank_t *cand = tkmi_malloc((np + 1) * sizeof *cand);
     piece_t *np_list = tkmi_malloc((np + 1) * sizeof *np_list);
-    int32_t path[64];
-    scratch x = {0};
     int rc = (!keep || !alt || !nalt || !freq || !cand || !np_list) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
     for (size_t i = 0; i < np; i++) remap[i] = -1;
-    for (size_t i = 0; rc == 0 && i < np; i++) {
-        keep[i] = 1;
-        if ((rc = populate(U, &x, U->p[i].s, U->p[i].len, -1)) < 0) break;
-        size_t c = viterbi(&x, U->p[i].len, path, 64);
-        if (c >= 2) { keep[i] = 0; continue; }
-        if ((rc = populate(U, &x, U->p[i].s, U->p[i].len, (int32_t)i)) < 0) break;
-        c = viterbi(&x, U->p[i].len, path, 64);
-        if (c == 0 || c > 64) continue; /* no alternative: always kept */
-        alt[i] = tkmi_malloc(c * sizeof(int32_t));
-        if (!alt[i]) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
-        for (size_t k = 0; k < c; k++) alt[i][k] = x.nodes[path[k]].id;
-        nalt[i] = (uint8_t)c;
+    if (rc == 0) {
+        int T = U->threads;
+        altjob J[64];
+        for (int t = 0; t < T; t++)
+            J[t] = (altjob){U, np * (size_t)t / (size_t)T, np * (size_t)(t + 1) / (size_t)T, keep, alt, nalt, 0};
+        par_run(J, T, sizeof *J, alt_main);
+        for (int t = 0; t < T; t++)
+            if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
     }
-    scratch_free(&x);
     if (rc == 0) rc = run_pass(U, 1, freq, NULL);
     size_t nk = 0, nc = 0;
     if (rc == 0) {
@@ -762,17 +807,11 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         parts[p].cap = 0;
         rc = stab_resize(&parts[p], 4096, 0);
     }
-    int T = U->threads < 1 ? 1 : U->threads > SEED_PARTS ? SEED_PARTS : U->threads;
+    int T = U->threads > SEED_PARTS ? SEED_PARTS : U->threads;
     seed_job jobs[SEED_PARTS];
-    pthread_t th[SEED_PARTS];
     if (rc == 0) {
         for (int t = 0; t < T; t++) jobs[t] = (seed_job){U, parts, t, T, 0};
-        int started = 1;
-        for (int t = 1; t < T; t++, started++)
-            if (pthread_create(&th[t], NULL, seed_main, &jobs[t]) != 0) break;
-        seed_main(&jobs[0]);
-        for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
-        for (int t = started; t < T; t++) seed_main(&jobs[t]); /* a thread that did not start */
+        par_run(jobs, T, sizeof *jobs, seed_main);
         for (int t = 0; t < T; t++)
             if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
     }
@@ -847,7 +886,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     uni U;
     memset(&U, 0, sizeof U);
     U.o = o;
-    U.threads = o->threads;
+    U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
     tkmi_vbase vb;
     int rc = tkmi_vbase_init(t, counts, &vb);
     int64_t *acc = NULL;
