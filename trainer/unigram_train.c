@@ -29,6 +29,10 @@ typedef struct {
     float score;
 } piece_t;
 
+/* a cached lattice node, 8 bytes: start, and (id + 1) << 8 | length in
+ * bytes (pieces are at most CNODE_MAXLEN bytes and CNODE_MAXID pieces) */
+struct cnode { uint32_t start, idlen; };
+
 typedef struct {
     word_t *w;
     size_t nw;
@@ -41,9 +45,11 @@ typedef struct {
     float min_score;
     /* cached lattices: pieces are only ever removed during training, so each
      * word's lattice is found once with the trie and then only filtered */
-    /* 8 bytes a node: start, and (id + 1) << 8 | length in bytes (pieces
-     * are at most CNODE_MAXLEN bytes and CNODE_MAXID pieces, checked) */
-    struct cnode { uint32_t start, idlen; } *lat;
+    /* one segment per thread, for the words of its range (wsplit): each
+     * thread fills and reads only its own, so nothing is ever joined;
+     * lat_off[i] is word i's first node in its segment */
+    struct latseg { struct cnode *lat; size_t n, cap; } seg[64];
+    int have_lat;
     size_t *lat_off, lat_n;
     int threads;
     /* word ranges of the threads, cut at equal shares of the bytes (the
@@ -280,13 +286,13 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
 }
 
 /* Word i's lattice from the cache, with the current scores. */
-static int lattice_from_cache(const uni *U, scratch *x, size_t i)
+static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t seg_end, scratch *x, size_t i)
 {
-    size_t a = U->lat_off[i], b = U->lat_off[i + 1];
+    size_t a = U->lat_off[i], b = i + 1 < seg_end ? U->lat_off[i + 1] : sg->n;
     if (b - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, b - a, sizeof(lnode)));
     const float unk = U->min_score - 10.0f;
     for (size_t k = a; k < b; k++) {
-        struct cnode c = U->lat[k];
+        struct cnode c = sg->lat[k];
         int32_t id = cnode_id(c);
         x->nodes[k - a] = (lnode){c.start, cnode_end(c), id, id >= 0 ? U->p[id].score : unk};
     }
@@ -294,96 +300,42 @@ static int lattice_from_cache(const uni *U, scratch *x, size_t i)
     return ensure_positions(x, U->w[i].len);
 }
 
-/* Fills the cache from the current trie: each thread populates a
- * contiguous range of words into its own buffer; the buffers are then joined
- * in word order (the first grows in place, the others are copied and freed
- * one by one, so the peak is about 1.5 cache sizes with 2 threads). */
-typedef struct {
-    uni *U;
-    size_t from, to;
-    struct cnode *lat;
-    size_t n, cap;
-    int rc;
-} latjob;
-
-static void *lat_main(void *arg)
-{
-    latjob *J = arg;
-    uni *U = J->U;
-    scratch x = {0};
-    for (size_t i = J->from; J->rc == 0 && i < J->to; i++) {
-        U->lat_off[i] = J->n; /* relative to the range; fixed when joined */
-        if ((J->rc = populate(U, &x, U->w[i].s, U->w[i].len, -1)) < 0) break;
-        if ((J->rc = tkmi_grow((void **)&J->lat, &J->cap, J->n + x.nn, sizeof *J->lat)) < 0) break;
-        for (size_t k = 0; k < x.nn; k++) J->lat[J->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
-    }
-    scratch_free(&x);
-    return NULL;
-}
-
-static int build_lattices(uni *U)
-{
-    TKM_RETURN_ERROR_IF(U->np > CNODE_MAXID, TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d", U->np,
-                        CNODE_MAXID);
-    U->lat_off = tkmi_malloc((U->nw + 1) * sizeof *U->lat_off);
-    if (!U->lat_off) return tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
-    int T = U->threads;
-    latjob J[64];
-    for (int t = 0; t < T; t++)
-        J[t] = (latjob){U, U->wsplit[t], U->wsplit[t + 1], NULL, 0, 0, 0};
-    par_run(J, T, sizeof *J, lat_main);
-    int rc = 0;
-    size_t total = 0;
-    for (int t = 0; t < T; t++) {
-        if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
-        total += J[t].n;
-    }
-    if (rc == 0) {
-        U->lat = J[0].lat;
-        J[0].lat = NULL;
-        size_t cap = J[0].cap;
-        U->lat_n = J[0].n;
-        if ((rc = tkmi_grow((void **)&U->lat, &cap, total + 1, sizeof *U->lat)) == 0)
-            for (int t = 1; t < T; t++) {
-                for (size_t i = J[t].from; i < J[t].to; i++) U->lat_off[i] += U->lat_n;
-                memcpy(U->lat + U->lat_n, J[t].lat, J[t].n * sizeof *U->lat);
-                U->lat_n += J[t].n;
-                tkmi_free(J[t].lat);
-                J[t].lat = NULL;
-            }
-        U->lat_off[U->nw] = U->lat_n;
-    }
-    for (int t = 0; t < T; t++) tkmi_free(J[t].lat);
-    return rc;
-}
-
 /* Applies remap (old piece index -> new, or -1 if removed) to the cache:
  * removed pieces vanish from the lattices, except that a removed
  * single-character piece becomes the unknown node, as populate() would. */
 static void filter_lattices(uni *U, const int32_t *remap)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < U->nw; i++) {
-        size_t a = U->lat_off[i], b = U->lat_off[i + 1];
-        U->lat_off[i] = o;
-        const uint8_t *s = (const uint8_t *)U->w[i].s;
-        for (size_t k = a; k < b; k++) {
-            struct cnode c = U->lat[k];
-            int32_t id = cnode_id(c);
-            if (id >= 0) {
-                int32_t nid = remap[id];
-                if (nid < 0) {
-                    size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
-                    if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
-                    if ((c.idlen & 0xFF) != mb) continue;
+    U->lat_n = 0;
+    for (int t = 0; t < U->threads; t++) {
+        struct latseg *sg = &U->seg[t];
+        size_t o = 0, from = U->wsplit[t], to = U->wsplit[t + 1];
+        for (size_t i = from; i < to; i++) {
+            size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
+            U->lat_off[i] = o;
+            const uint8_t *s = (const uint8_t *)U->w[i].s;
+            for (size_t k = a; k < b; k++) {
+                struct cnode c = sg->lat[k];
+                int32_t id = cnode_id(c);
+                if (id >= 0) {
+                    int32_t nid = remap[id];
+                    if (nid < 0) {
+                        size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
+                        if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
+                        if ((c.idlen & 0xFF) != mb) continue;
+                    }
+                    c = cnode_make(c.start, cnode_end(c), nid);
                 }
-                c = cnode_make(c.start, cnode_end(c), nid);
+                sg->lat[o++] = c;
             }
-            U->lat[o++] = c;
         }
+        /* give back what the seeds' lattices took beyond the rest */
+        if (o + o / 8 < sg->cap) {
+            void *q = tkmi_realloc(sg->lat, (o + 1) * sizeof *sg->lat);
+            if (q) { sg->lat = q; sg->cap = o + 1; }
+        }
+        sg->n = o;
+        U->lat_n += o;
     }
-    U->lat_off[U->nw] = o;
-    U->lat_n = o;
 }
 
 static void update_min_score(uni *U)
@@ -415,10 +367,16 @@ static void *pass_main(void *arg)
     size_t from = U->wsplit[P->tid], to = U->wsplit[P->tid + 1];
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
-        if (U->lat) {
-            if ((P->rc = lattice_from_cache(U, &x, i)) < 0) break;
+        struct latseg *sg = &U->seg[P->tid];
+        if (U->have_lat) {
+            if ((P->rc = lattice_from_cache(U, sg, to, &x, i)) < 0) break;
         } else if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) {
             break;
+        } else {
+            /* the first E-step keeps the lattices it finds */
+            U->lat_off[i] = sg->n;
+            if ((P->rc = tkmi_grow((void **)&sg->lat, &sg->cap, sg->n + x.nn, sizeof *sg->lat)) < 0) break;
+            for (size_t k = 0; k < x.nn; k++) sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
         }
         size_t n = w->len;
         if (P->mode == 0) {
@@ -467,12 +425,26 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     pass_t *P = tkmi_calloc((size_t)T, sizeof *P);
     TKM_RETURN_ERROR_IF(!P, TKM_ENOMEM, "out of memory");
     int rc = 0;
+    /* without a cache (the first E-step, over the seeds), the lattices found
+     * are kept: the M-step then only filters them */
+    int cache = !U->have_lat;
+    if (cache) {
+        TKM_RETURN_ERROR_IF(U->np > CNODE_MAXID, TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d",
+                            U->np, CNODE_MAXID);
+        U->lat_off = tkmi_malloc((U->nw + 1) * sizeof *U->lat_off);
+        if (!U->lat_off) rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
+    }
     for (int t = 0; t < T; t++) {
         P[t] = (pass_t){U, mode, t, T, t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t)), 0, 0, 0};
         if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
     memset(out, 0, U->np * sizeof *out);
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
+    if (cache && rc == 0) {
+        U->have_lat = 1;
+        U->lat_n = 0;
+        for (int t = 0; t < T; t++) U->lat_n += U->seg[t].n;
+    }
     double o = 0;
     for (int t = 0; t < T; t++) {
         if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -936,13 +908,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
             if (getenv("TKM_DEBUG_UNIGRAM")) fprintf(stderr, "debug:   E-step done %.2f s\n", tkmi_now() - t->t_start);
             m_step(&U, acc, remap);
             update_min_score(&U);
-            if (U.lat) {
-                filter_lattices(&U, remap);
-            } else {
-                /* the seeds' lattices are the largest: cache them only after
-                 * the first M-step has dropped most seeds */
-                if ((rc = rebuild_trie(&U)) < 0 || (rc = build_lattices(&U)) < 0) break;
-            }
+            filter_lattices(&U, remap);
             if (getenv("TKM_DEBUG_UNIGRAM"))
                 fprintf(stderr, "debug:   EM -> %zu pieces, objective %.4f, %zu lattice nodes, %.2f s\n", U.np, obj,
                         U.lat_n, tkmi_now() - t->t_start);
@@ -1044,7 +1010,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     tkmi_free(cbuf);
     tkmi_free(acc);
     tkmi_ptrie_free(&U.trie);
-    tkmi_free(U.lat);
+    for (int k = 0; k < 64; k++) tkmi_free(U.seg[k].lat);
     tkmi_free(U.lat_off);
     tkmi_free(U.p);
     tkmi_free(U.parena);
