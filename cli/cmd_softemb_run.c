@@ -142,6 +142,14 @@ static int run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder 
                 info.out_dim, dim);
         return EXIT_FAIL;
     }
+    if (info.split_version != TKM_SE_SPLIT_VERSION) {
+        fprintf(stderr,
+                "tokenmill softemb %s: the encoder was trained under split rule %u, this build holds out rows by "
+                "rule %u: rows it trained on may be in the held-out part, so its held-out numbers would not be "
+                "honest; train it again\n",
+                cmd, info.split_version, TKM_SE_SPLIT_VERSION);
+        return EXIT_FAIL;
+    }
     if (info.teacher_hash != tkm_se_teacher_hash(t))
         fprintf(stderr, "tokenmill softemb %s: warning: this is not the teacher the encoder was trained on;"
                         " the split below is recomputed on it\n", cmd);

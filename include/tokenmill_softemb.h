@@ -98,6 +98,11 @@ int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m)
  * the hash range, so the split does not depend on row order or thread count.
  * @return the number of test rows (>= 0) or a negative TKM_E* code. */
 int tkm_se_split(const tkm_teacher *t, double test_frac, uint64_t seed, uint8_t *split);
+/* The version of tkm_se_split's rule, recorded in every .tkse: an encoder
+ * trained under another rule may have trained on rows this split holds out,
+ * so evaluation and resuming refuse it. 1: groups by ASCII lowercasing;
+ * 2: full Unicode case folding (ICU) per code point. */
+#define TKM_SE_SPLIT_VERSION 2u
 
 typedef struct tkm_se_metrics {
     size_t n;           /* rows evaluated */
@@ -204,6 +209,7 @@ typedef struct tkm_se_info {
     long steps_done, steps_total;
     double test_frac;
     uint64_t split_seed;
+    unsigned split_version; /* TKM_SE_SPLIT_VERSION when it was trained */
     size_t teacher_rows;
     uint64_t teacher_hash;  /* tkm_se_teacher_hash of the training teacher */
     const char *backend;    /* where it was trained: "cpu", "cuda" */

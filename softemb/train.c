@@ -19,6 +19,7 @@ struct tkm_se_encoder {
     long steps_done, steps_total;
     double test_frac;
     uint64_t split_seed, teacher_hash;
+    uint32_t split_version;
     size_t teacher_rows, truncated;
     char backend[8];
 };
@@ -344,6 +345,7 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
     e->steps_total = o->steps;
     e->test_frac = o->test_frac;
     e->split_seed = o->split_seed;
+    e->split_version = TKM_SE_SPLIT_VERSION;
     e->teacher_hash = tkm_se_teacher_hash(t);
     e->teacher_rows = rows;
     e->truncated = truncated;
@@ -360,6 +362,13 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
         }
         if (res->teacher_hash != e->teacher_hash) {
             rc = tkmi_error(TKM_EINVAL, "%s: checkpoint was trained on a different teacher", resume);
+            goto done;
+        }
+        if (res->split_version != TKM_SE_SPLIT_VERSION) {
+            rc = tkmi_error(TKM_EINVAL,
+                            "%s: checkpoint was trained under split rule %u, this build splits by rule %u "
+                            "(its training rows may include rows now held out): train it again",
+                            resume, res->split_version, TKM_SE_SPLIT_VERSION);
             goto done;
         }
         if (!res->adam_m) {
@@ -467,7 +476,7 @@ done:
 /* ---- files ---------------------------------------------------------------------- */
 
 #define TKSE_MAGIC "TKSE\r\n\032\n"
-#define TKSE_VERSION 1u
+#define TKSE_VERSION 2u /* 2: the split rule's version follows the file version */
 
 typedef struct {
     unsigned char *p;
@@ -515,6 +524,7 @@ int tkm_se_save(const tkm_se_encoder *e, const char *path, int with_optimizer)
     int opt = with_optimizer && e->adam_m && e->adam_v;
     wput(&w, TKSE_MAGIC, 8);
     wu32(&w, TKSE_VERSION);
+    wu32(&w, e->split_version);
     const int32_t cfg[7] = { e->c.layers, e->c.heads, e->c.width, e->c.max_bytes, e->c.pool,
                              e->c.head_mlp, e->c.out_dim };
     for (int i = 0; i < 7; i++)
@@ -602,10 +612,15 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
     }
     r.off = 8;
     uint32_t ver = ru32(&r);
-    if (ver != TKSE_VERSION) {
-        rc = tkmi_error(TKM_ENOTSUP, "%s: encoder file version %u is not supported (this build reads %u)",
+    if (ver != 1 && ver != TKSE_VERSION) {
+        rc = tkmi_error(TKM_ENOTSUP, "%s: encoder file version %u is not supported (this build reads 1 and %u)",
                         path, ver, TKSE_VERSION);
         goto fail;
+    }
+    uint32_t split_version = 1; /* version 1 files predate the field: the ASCII rule */
+    if (ver >= 2) {
+        NEED(4, "the split version");
+        split_version = ru32(&r);
     }
     NEED(7 * 4 + 8 * 8 + 8 + 4, "the header");
     tkmi_se_config c;
@@ -642,6 +657,7 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
     uint64_t tf = ru64(&r);
     memcpy(&e->test_frac, &tf, 8);
     e->split_seed = ru64(&r);
+    e->split_version = split_version;
     e->teacher_rows = ru64(&r);
     e->teacher_hash = ru64(&r);
     e->steps_done = (long)ru64(&r);
@@ -716,6 +732,7 @@ void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info)
     info->steps_total = e->steps_total;
     info->test_frac = e->test_frac;
     info->split_seed = e->split_seed;
+    info->split_version = e->split_version;
     info->teacher_rows = e->teacher_rows;
     info->teacher_hash = e->teacher_hash;
     info->backend = e->backend;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../kernels/se_ops.h"
 #include "../softemb/model.h"
@@ -520,6 +521,37 @@ START_TEST(test_encoder_files)
     ck_assert_int_eq(tkm_se_train(t, split, &o, NULL, &e), 0);
     /* resuming the step-10 checkpoint reproduces the uninterrupted run */
     ck_assert_int_eq(tkm_se_train(t, split, &o, tpath("c.tkse"), &r), 0);
+    {
+        /* a version 1 file (written before the split rule's version was
+         * recorded) loads as rule 1, and resuming it is refused */
+        size_t nc;
+        unsigned char *c = read_all(tpath("c.tkse"), &nc);
+        ck_assert(c && nc > 24);
+        unsigned char *v1 = malloc(nc);
+        memcpy(v1, c, 8);
+        const unsigned char one[4] = {1, 0, 0, 0};
+        memcpy(v1 + 8, one, 4);
+        ck_assert(c[12] == TKM_SE_SPLIT_VERSION && c[13] == 0 && c[14] == 0 && c[15] == 0);
+        size_t n = nc - 8; /* without the split version and the old checksum */
+        memcpy(v1 + 12, c + 16, n - 12);
+        uLong crc = crc32(crc32(0L, Z_NULL, 0), v1, (uInt)n);
+        for (int i = 0; i < 4; i++)
+            v1[n + (size_t)i] = (unsigned char)(crc >> (8 * i));
+        write_bytes(tpath("v1.tkse"), v1, n + 4);
+        tkm_se_encoder *old = NULL, *rr = NULL;
+        ck_assert_msg(tkm_se_load(tpath("v1.tkse"), &old) == 0, "%s", tkm_last_error());
+        tkm_se_info in;
+        tkm_se_get_info(old, &in);
+        ck_assert_uint_eq(in.split_version, 1);
+        tkm_se_get_info(e, &in);
+        ck_assert_uint_eq(in.split_version, TKM_SE_SPLIT_VERSION);
+        ck_assert_int_eq(tkm_se_train(t, split, &o, tpath("v1.tkse"), &rr), TKM_EINVAL);
+        ck_assert_ptr_nonnull(strstr(tkm_last_error(), "split rule"));
+        ck_assert_ptr_null(rr);
+        tkm_se_free(old);
+        free(c);
+        free(v1);
+    }
     ck_assert_int_eq(tkm_se_save(e, tpath("e.tkse"), 0), 0);
     ck_assert_int_eq(tkm_se_save(r, tpath("r.tkse"), 0), 0);
     size_t n1, n2;
