@@ -24,6 +24,8 @@ expect_fail "train: vocab below required pieces" 1 "smaller than the required pi
 no_file "$TMP/m.model" "train: vocab too small"
 expect_fail "train: vocab out of reach" 1 "cannot be reached" $T train -q --vocab-size 5000 -o "$TMP/m.model" "$TMP/small.txt"
 no_file "$TMP/m.model" "train: vocab out of reach"
+expect_fail "train: Unigram piece length over 63" 1 "too long (at most 63" $T train -q --model-type unigram --max-piece-length 64 --vocab-size 20 --hard-vocab-limit=false -o "$TMP/m.model" "$TMP/small.txt"
+no_file "$TMP/m.model" "train: Unigram piece length over 63"
 expect_fail "train: bad option value" 2 "invalid value" $T train --vocab-size abc -o "$TMP/m.model" "$TMP/small.txt"
 expect_fail "train: unknown model type" 2 "unknown model type" $T train --model-type foo -o "$TMP/m.model" "$TMP/small.txt"
 expect_fail "train: no output" 2 "no output" $T train "$TMP/small.txt"
