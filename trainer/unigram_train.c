@@ -191,7 +191,7 @@ typedef struct { uint32_t start, end; int32_t id; float score; } lnode;
 typedef struct {
     lnode *nodes;
     size_t nn, ncap;
-    double *alpha, *beta;
+    double *alpha, *beta, *acc;
     float *best;
     int32_t *back;
     size_t pcap;
@@ -202,6 +202,7 @@ static void scratch_free(scratch *x)
     tkmi_free(x->nodes);
     tkmi_free(x->alpha);
     tkmi_free(x->beta);
+    tkmi_free(x->acc);
     tkmi_free(x->best);
     tkmi_free(x->back);
 }
@@ -213,6 +214,8 @@ static int ensure_positions(scratch *x, size_t n)
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->alpha, &c, n + 1, sizeof(double)));
     c = x->pcap;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->acc, &c, n + 1, sizeof(double)));
     c = x->pcap;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
     c = x->pcap;
@@ -253,11 +256,18 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t s
     return ensure_positions(x, n);
 }
 
-static inline double logaddexp(double a, double b)
+/* Adds e^v to the pending sum (*r, *sum) = e^r x sum of a position. */
+static inline void lse_add(double *r, double *sum, double v)
 {
-    if (a == -INFINITY) return b;
-    if (b == -INFINITY) return a;
-    return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+    if (*r == -INFINITY) {
+        *r = v;
+        *sum = 1;
+    } else if (v <= *r) {
+        *sum += exp(v - *r);
+    } else {
+        *sum = *sum * exp(*r - v) + 1;
+        *r = v;
+    }
 }
 
 /* Viterbi over the populated lattice: node indices of the best path are
@@ -380,16 +390,44 @@ static void *pass_main(void *arg)
         }
         size_t n = w->len;
         if (P->mode == 0) {
-            for (size_t k = 0; k <= n; k++) x.alpha[k] = x.beta[k] = -INFINITY;
+            /* Forward and backward sums in log space, each position kept as
+             * (reference r, sum of e^(x - r)) while its terms arrive and
+             * turned into r + log(sum) once complete: one exp per node and
+             * one log per position, instead of an exp and a log1p per node.
+             * Nodes come by start, so a position is complete (forward) when
+             * the first node starting there is reached, and (backward) when
+             * the nodes starting there have all been seen. */
+            for (size_t k = 0; k <= n; k++) { x.alpha[k] = x.beta[k] = -INFINITY; x.acc[k] = 0; }
             x.alpha[0] = 0;
+            x.acc[0] = 1;
+            size_t done = 0;
             for (size_t k = 0; k < x.nn; k++) {
                 lnode *nd = &x.nodes[k];
-                x.alpha[nd->end] = logaddexp(x.alpha[nd->end], x.alpha[nd->start] + nd->score);
+                for (; done <= nd->start; done++)
+                    if (x.alpha[done] > -INFINITY) x.alpha[done] += log(x.acc[done]);
+                double a = x.alpha[nd->start];
+                if (a == -INFINITY) continue;
+                lse_add(&x.alpha[nd->end], &x.acc[nd->end], a + nd->score);
             }
+            for (; done <= n; done++)
+                if (x.alpha[done] > -INFINITY) x.alpha[done] += log(x.acc[done]);
+            for (size_t k = 0; k <= n; k++) x.acc[k] = 0;
             x.beta[n] = 0;
+            x.acc[n] = 1;
+            done = n + 1; /* positions >= done are complete */
             for (size_t k = x.nn; k-- > 0;) {
                 lnode *nd = &x.nodes[k];
-                x.beta[nd->start] = logaddexp(x.beta[nd->start], nd->score + x.beta[nd->end]);
+                while (done > nd->end) {
+                    done--;
+                    if (x.beta[done] > -INFINITY) x.beta[done] += log(x.acc[done]);
+                }
+                double b = x.beta[nd->end];
+                if (b == -INFINITY) continue;
+                lse_add(&x.beta[nd->start], &x.acc[nd->start], nd->score + b);
+            }
+            while (done > 0) {
+                done--;
+                if (x.beta[done] > -INFINITY) x.beta[done] += log(x.acc[done]);
             }
             double Z = x.alpha[n];
             if (!(Z > -INFINITY)) continue;
