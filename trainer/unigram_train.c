@@ -313,39 +313,51 @@ static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t seg_
 /* Applies remap (old piece index -> new, or -1 if removed) to the cache:
  * removed pieces vanish from the lattices, except that a removed
  * single-character piece becomes the unknown node, as populate() would. */
+typedef struct { uni *U; const int32_t *remap; int t; } filtjob;
+
+static void *filter_main(void *arg)
+{
+    filtjob *J = arg;
+    uni *U = J->U;
+    const int32_t *remap = J->remap;
+    struct latseg *sg = &U->seg[J->t];
+    size_t o = 0, from = U->wsplit[J->t], to = U->wsplit[J->t + 1];
+    for (size_t i = from; i < to; i++) {
+        size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
+        U->lat_off[i] = o;
+        const uint8_t *s = (const uint8_t *)U->w[i].s;
+        for (size_t k = a; k < b; k++) {
+            struct cnode c = sg->lat[k];
+            int32_t id = cnode_id(c);
+            if (id >= 0) {
+                int32_t nid = remap[id];
+                if (nid < 0) {
+                    size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
+                    if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
+                    if ((c.idlen & 0xFF) != mb) continue;
+                }
+                c = cnode_make(c.start, cnode_end(c), nid);
+            }
+            sg->lat[o++] = c;
+        }
+    }
+    /* give back what the seeds' lattices took beyond the rest */
+    if (o + o / 8 < sg->cap) {
+        void *q = tkmi_realloc(sg->lat, (o + 1) * sizeof *sg->lat);
+        if (q) { sg->lat = q; sg->cap = o + 1; }
+    }
+    sg->n = o;
+    return NULL;
+}
+
+/* each thread filters its own segment */
 static void filter_lattices(uni *U, const int32_t *remap)
 {
+    filtjob J[64];
+    for (int t = 0; t < U->threads; t++) J[t] = (filtjob){U, remap, t};
+    par_run(J, U->threads, sizeof *J, filter_main);
     U->lat_n = 0;
-    for (int t = 0; t < U->threads; t++) {
-        struct latseg *sg = &U->seg[t];
-        size_t o = 0, from = U->wsplit[t], to = U->wsplit[t + 1];
-        for (size_t i = from; i < to; i++) {
-            size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
-            U->lat_off[i] = o;
-            const uint8_t *s = (const uint8_t *)U->w[i].s;
-            for (size_t k = a; k < b; k++) {
-                struct cnode c = sg->lat[k];
-                int32_t id = cnode_id(c);
-                if (id >= 0) {
-                    int32_t nid = remap[id];
-                    if (nid < 0) {
-                        size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
-                        if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
-                        if ((c.idlen & 0xFF) != mb) continue;
-                    }
-                    c = cnode_make(c.start, cnode_end(c), nid);
-                }
-                sg->lat[o++] = c;
-            }
-        }
-        /* give back what the seeds' lattices took beyond the rest */
-        if (o + o / 8 < sg->cap) {
-            void *q = tkmi_realloc(sg->lat, (o + 1) * sizeof *sg->lat);
-            if (q) { sg->lat = q; sg->cap = o + 1; }
-        }
-        sg->n = o;
-        U->lat_n += o;
-    }
+    for (int t = 0; t < U->threads; t++) U->lat_n += U->seg[t].n;
 }
 
 static void update_min_score(uni *U)
