@@ -939,6 +939,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
     if (rc == 0) tkmi_counts_free(counts);
     if (rc == 0) rc = make_seeds(&U, &vb, n_req, vb.chars);
+    size_t n_seeds = U.np;
     if (getenv("TKM_DEBUG_UNIGRAM"))
         fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
     size_t desired = (size_t)((double)o->vocab_size * 1.1);
@@ -1024,8 +1025,9 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
             if (o->hard_vocab_limit) {
                 rc = tkmi_error(TKM_EVOCAB,
                                 "vocab size %d cannot be reached: the corpus yields only %zu pieces "
-                                "(use --vocab-size %zu or --hard-vocab-limit=false)",
-                                vocab, (size_t)vb.n_meta + nf, (size_t)vb.n_meta + nf);
+                                "(use --vocab-size %zu or --hard-vocab-limit=false; a larger --seed-size "
+                                "keeps more seed pieces: %zu here)",
+                                vocab, (size_t)vb.n_meta + nf, (size_t)vb.n_meta + nf, n_seeds);
             } else {
                 vocab = (int)(vb.n_meta + (int)nf);
             }
