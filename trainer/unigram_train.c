@@ -815,12 +815,18 @@ static int cmp_seed(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
-static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req)
+/* scale multiplies the tables; *lossy tells whether entries were dropped,
+ * *n_sub how many substring seeds were kept (besides the characters) */
+static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req, int scale, int *lossy,
+                      size_t *n_sub)
 {
     const tkm_train_options *o = U->o;
     /* lossy-counting budget: 2 candidates per seed, at least 1M, in all */
     size_t budget = 2u * (size_t)o->seed_size;
     if (budget < (1u << 20)) budget = 1u << 20;
+    budget *= (size_t)scale;
+    *lossy = 0;
+    *n_sub = 0;
     stab parts[SEED_PARTS];
     memset(parts, 0, sizeof parts);
     int rc = 0;
@@ -839,7 +845,10 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     }
     seed_t *sd = NULL;
     size_t ns = 0, total_n = 0;
-    for (int p = 0; p < SEED_PARTS; p++) total_n += parts[p].n;
+    for (int p = 0; p < SEED_PARTS; p++) {
+        total_n += parts[p].n;
+        if (parts[p].floor > 0) *lossy = 1;
+    }
     if (rc == 0) {
         sd = tkmi_malloc((total_n + 1) * sizeof *sd);
         if (!sd) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
@@ -864,6 +873,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
          * table sees the words in one order, so this is deterministic */
         qsort(sd, ns, sizeof *sd, cmp_seed);
         size_t keep = ns < (size_t)o->seed_size ? ns : (size_t)o->seed_size;
+        *n_sub = keep;
         U->parena_cap = (keep + n_req) * 4 + 16;
         for (size_t k = 0; k < keep; k++) U->parena_cap += sd[k].len;
         U->parena = tkmi_malloc(U->parena_cap);
@@ -938,7 +948,24 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     }
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
     if (rc == 0) tkmi_counts_free(counts);
-    if (rc == 0) rc = make_seeds(&U, &vb, n_req, vb.chars);
+    /* EM drops most seeds in its first round (expected count < 1/2): with
+     * fewer than about 4 seeds a piece the vocabulary can be out of reach.
+     * When lossy counting dropped candidates, count again in tables twice,
+     * then four times as large. */
+    for (int scale = 1; rc == 0; scale *= 2) {
+        int lossy = 0;
+        size_t n_sub = 0;
+        rc = make_seeds(&U, &vb, n_req, vb.chars, scale, &lossy, &n_sub);
+        if (rc < 0 || !lossy || n_sub >= 4 * (size_t)o->vocab_size || n_sub >= (size_t)o->seed_size || scale >= 4)
+            break;
+        if (getenv("TKM_DEBUG_UNIGRAM"))
+            fprintf(stderr, "debug: %zu seeds for %d pieces: counting again in tables %dx as large\n", n_sub,
+                    o->vocab_size, scale * 2);
+        U.np = 0;
+        tkmi_free(U.parena);
+        U.parena = NULL;
+        U.parena_n = U.parena_cap = 0;
+    }
     size_t n_seeds = U.np;
     if (getenv("TKM_DEBUG_UNIGRAM"))
         fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
