@@ -456,6 +456,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     B.o = o;
     int32_t *final = NULL;
     uint32_t *ord = NULL;
+    int32_t *tmp_sym = NULL;
     const char **fs = NULL;
     uint32_t *fl = NULL;
     float *fsc = NULL;
@@ -525,17 +526,17 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         total_syms += ns;
         if (ns > max_syms) max_syms = ns;
     }
-    /* a word has at least 2 symbols: at most total_syms / 2 words, each
-     * with a 16-byte header and up to 4 bytes of padding; pages never
-     * touched cost no memory, and the array is cut to size afterwards */
-    size_t wa_cap = 2 * (total_syms / 2) + (total_syms + 1) / 2 + total_syms / 2 + 4;
+    /* a word has at least 2 symbols, so at most total_syms / 2 words of
+     * word_units(n) = 2 + ceil(n / 2) units: under 2 units a symbol; pages
+     * never touched cost no memory, and the array is cut to size afterwards */
+    size_t wa_cap = 2 * total_syms + 4;
     if (wa_cap > INT32_MAX) {
         rc = tkmi_error(TKM_ENOMEM, "too many pre-token symbols (%zu) for the BPE trainer", total_syms);
         goto done;
     }
     B.wa = tkmi_malloc(wa_cap * sizeof *B.wa);
-    int32_t *tmp_sym = tkmi_malloc((max_syms + 1) * sizeof *tmp_sym);
-    if (!B.wa || !tmp_sym) { tkmi_free(tmp_sym); rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+    tmp_sym = tkmi_malloc((max_syms + 1) * sizeof *tmp_sym);
+    if (!B.wa || !tmp_sym) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
     /* Words are laid out most frequent first (by the bit length of their
      * count): the words that most merges visit then share cache lines and
      * pages, which makes the merge loop, bound by cache misses, faster.
@@ -588,6 +589,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     tkmi_free(ord);
     ord = NULL;
     tkmi_free(tmp_sym);
+    tmp_sym = NULL;
     {
         void *q = tkmi_realloc(B.wa, (B.wa_n + 1) * sizeof *B.wa);
         if (q) B.wa = q;
@@ -739,9 +741,9 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         int32_t *post = B.P[p].post;
         B.P[p].post = NULL;
         B.P[p].post_n = B.P[p].post_cap = 0;
-        /* the loop is bound by cache misses on the words: prefetch 8 ahead */
+        /* the loop is bound by cache misses on the words: prefetch 16 ahead */
         for (uint32_t k = 0; k < np; k++) {
-            if (k + 16 < np) __builtin_prefetch(WORD(&B, post[k + 32]));
+            if (k + 16 < np) __builtin_prefetch(WORD(&B, post[k + 16]));
             int32_t w = post[k];
             if (WORD(&B, w)->stamp == stamp) continue;
             WORD(&B, w)->stamp = stamp;
@@ -799,6 +801,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
 
 done:
     tkmi_free(ord);
+    tkmi_free(tmp_sym);
     tkmi_free(final);
     tkmi_free(fs);
     tkmi_free(fl);
