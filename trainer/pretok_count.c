@@ -77,6 +77,63 @@ static int emit(tkmi_worker *w, const char *s, size_t len)
     return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), w->inc);
 }
 
+/* The cutting rules, one character at a time: the character at s[at, at+mb)
+ * of the normalized line has code point cp; c->tok is where the current
+ * pre-token starts. Both pre-tokenizer paths below call this. */
+typedef struct {
+    size_t tok;      /* start of the current pre-token */
+    int tok_all_ws;  /* current pre-token is a run of U+2581 */
+    int last_script; /* script of the last non-ws char in the token; -2 none */
+    const uint8_t *scr; /* tkmi_script_bmp() */
+    /* the options, copied: kept in registers across emit() calls */
+    int ws_only, split_digits, by_number, by_script;
+} cutter;
+
+static cutter cutter_start(const tkm_train_options *o)
+{
+    return (cutter){0, 0, -2, tkmi_script_bmp(), o->allow_whitespace_only_pieces, o->split_digits, o->split_by_number,
+                    o->split_by_unicode_script};
+}
+
+static inline int cut_char(tkmi_worker *w, cutter *c, const char *s, size_t at, size_t mb, int32_t cp)
+{
+    if (cp == (int32_t)TKMI_WS_CP) {
+        if (!(c->ws_only && c->tok_all_ws && at > c->tok)) {
+            TKM_FORWARD_IF_ERROR(emit(w, s + c->tok, at - c->tok));
+            c->tok = at;
+        }
+        c->tok_all_ws = (at == c->tok) ? 1 : c->tok_all_ws;
+        c->last_script = -2;
+        return 0;
+    }
+    if (cp == 0) { /* NUL never enters a piece */
+        TKM_FORWARD_IF_ERROR(emit(w, s + c->tok, at - c->tok));
+        c->tok = at + mb;
+        c->tok_all_ws = 0;
+        c->last_script = -2;
+        return 0;
+    }
+    int digit = tkmi_is_decimal_digit((uint32_t)cp);
+    if (c->split_digits && digit) {
+        TKM_FORWARD_IF_ERROR(emit(w, s + c->tok, at - c->tok));
+        TKM_FORWARD_IF_ERROR(emit(w, s + at, mb));
+        c->tok = at + mb;
+        c->tok_all_ws = 0;
+        c->last_script = -2;
+        return 0;
+    }
+    int sc = (digit && !c->by_number) ? TKMI_SCRIPT_ANY : cp < 65536 ? c->scr[cp] : tkmi_script((uint32_t)cp);
+    /* With whitespace-only pieces, "▁▁▁foo" stays one word as in
+     * sentencepiece: the pair rules decide between "▁▁▁" and "▁foo". */
+    c->tok_all_ws = 0;
+    if (c->by_script && c->last_script >= 0 && sc >= 0 && sc != c->last_script) {
+        TKM_FORWARD_IF_ERROR(emit(w, s + c->tok, at - c->tok));
+        c->tok = at;
+    }
+    c->last_script = sc == TKMI_SCRIPT_ANY ? -1 : sc;
+    return 0;
+}
+
 /* The common case in one pass: a normalizer without a charsmap, extra-space
  * removal or user-defined symbols only maps ' ' to U+2581 and each invalid
  * byte to U+FFFD (and may add a dummy prefix), so the line is normalized,
@@ -91,18 +148,12 @@ int tkmi_pretok_fast_ok(const struct tkm_trainer *t)
 
 static int pretok_fast(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
 {
-    const tkm_train_options *o = &t->o;
     const uint8_t *in = (const uint8_t *)line;
     if (len == 0) return 0;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&w->norm, &w->norm_cap, len * 3 + 8, 1));
     char *s = w->norm;
-    const uint8_t *scr = tkmi_script_bmp();
-    const int ws_only = o->allow_whitespace_only_pieces, split_digits = o->split_digits;
-    const int by_number = o->split_by_number, by_script = o->split_by_unicode_script;
-    size_t i = 0, op = 0;    /* input position, output position */
-    size_t tok = 0;          /* start of the current pre-token in s */
-    int tok_all_ws = 0;      /* current pre-token is a run of U+2581 */
-    int last_script = -2;    /* script of the last non-ws char in the token; -2 none */
+    cutter c = cutter_start(&t->o);
+    size_t i = 0, op = 0; /* input position, output position */
     int dummy = t->norm_model.add_dummy_prefix;
     while (i < len || dummy) {
         int32_t cp;
@@ -138,42 +189,10 @@ static int pretok_fast(struct tkm_trainer *t, tkmi_worker *w, const char *line, 
             }
             i += (size_t)mb;
         }
-        size_t at = op;
+        TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, op, mb_out, cp));
         op += mb_out;
-        if (cp == (int32_t)TKMI_WS_CP) {
-            if (!(ws_only && tok_all_ws && at > tok)) {
-                TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
-                tok = at;
-            }
-            tok_all_ws = (at == tok) ? 1 : tok_all_ws;
-            last_script = -2;
-            continue;
-        }
-        if (cp == 0) { /* NUL never enters a piece */
-            TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
-            tok = op;
-            tok_all_ws = 0;
-            last_script = -2;
-            continue;
-        }
-        int digit = cp < 0x80 ? (cp >= '0' && cp <= '9') : tkmi_is_decimal_digit((uint32_t)cp);
-        if (split_digits && digit) {
-            TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
-            TKM_FORWARD_IF_ERROR(emit(w, s + at, mb_out));
-            tok = op;
-            tok_all_ws = 0;
-            last_script = -2;
-            continue;
-        }
-        int sc = (digit && !by_number) ? TKMI_SCRIPT_ANY : cp < 65536 ? scr[cp] : tkmi_script((uint32_t)cp);
-        tok_all_ws = 0;
-        if (by_script && last_script >= 0 && sc >= 0 && sc != last_script) {
-            TKM_FORWARD_IF_ERROR(emit(w, s + tok, at - tok));
-            tok = at;
-        }
-        last_script = sc == TKMI_SCRIPT_ANY ? -1 : sc;
     }
-    return emit(w, s + tok, op - tok);
+    return emit(w, s + c.tok, op - c.tok);
 }
 
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
@@ -186,7 +205,6 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
 
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
 {
-    const tkm_train_options *o = &t->o;
     w->st.lines++;
     w->st.bytes += len + 1;
     /* Count invalid UTF-8 and NUL bytes for the report. */
@@ -200,64 +218,26 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
     size_t nl = 0;
     TKM_FORWARD_IF_ERROR(tkmi_normalize(&t->norm_model, line, len, &w->norm, &nl, &w->norm_cap));
     const char *s = w->norm;
-    size_t tok = 0;          /* start of the current pre-token */
-    int tok_all_ws = 0;      /* current pre-token is a run of U+2581 */
-    int last_script = -2;    /* script of the last non-ws char in the token; -2 none */
+    cutter c = cutter_start(&t->o);
     size_t i = 0;
     while (i < nl) {
         if (t->norm_model.has_user) {
             size_t k = tkmi_ptrie_longest(&t->norm_model.user, s + i, nl - i);
             if (k) { /* user-defined symbols are never split nor merged */
-                TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
+                TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, i - c.tok));
                 i += k;
-                tok = i;
-                tok_all_ws = 0;
-                last_script = -2;
+                c.tok = i;
+                c.tok_all_ws = 0;
+                c.last_script = -2;
                 continue;
             }
         }
         int mb;
         int32_t cp = tkmi_utf8_decode((const uint8_t *)s + i, nl - i, &mb);
-        if (cp == (int32_t)TKMI_WS_CP) {
-            if (!(o->allow_whitespace_only_pieces && tok_all_ws && i > tok)) {
-                TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
-                tok = i;
-            }
-            tok_all_ws = (i == tok) ? 1 : tok_all_ws;
-            last_script = -2;
-            i += (size_t)mb;
-            continue;
-        }
-        if (cp == 0) { /* NUL never enters a piece */
-            TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
-            i += 1;
-            tok = i;
-            tok_all_ws = 0;
-            last_script = -2;
-            continue;
-        }
-        int digit = tkmi_is_decimal_digit((uint32_t)cp);
-        if (o->split_digits && digit) {
-            TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
-            TKM_FORWARD_IF_ERROR(emit(w, s + i, (size_t)mb));
-            i += (size_t)mb;
-            tok = i;
-            tok_all_ws = 0;
-            last_script = -2;
-            continue;
-        }
-        int sc = (digit && !o->split_by_number) ? TKMI_SCRIPT_ANY : tkmi_script((uint32_t)cp);
-        /* With whitespace-only pieces, "▁▁▁foo" stays one word as in
-         * sentencepiece: the pair rules decide between "▁▁▁" and "▁foo". */
-        tok_all_ws = 0;
-        if (o->split_by_unicode_script && last_script >= 0 && sc >= 0 && sc != last_script) {
-            TKM_FORWARD_IF_ERROR(emit(w, s + tok, i - tok));
-            tok = i;
-        }
-        last_script = sc == TKMI_SCRIPT_ANY ? -1 : sc;
+        TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, i, (size_t)mb, cp));
         i += (size_t)mb;
     }
-    return emit(w, s + tok, nl - tok);
+    return emit(w, s + c.tok, nl - c.tok);
 }
 
 /* ---- worker threads ---- */
