@@ -143,6 +143,22 @@ static void csv_num(FILE *f, double v)
 
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : NAN; }
 
+/* The derived columns of a compression row, one definition for the text,
+ * JSON, CSV and HTML outputs (NAN where a denominator is 0); first is the
+ * first tokenizer's row on the same corpus. */
+enum { R_BYTES_TOK, R_CHARS_TOK, R_TOK_WORD, R_BYTE_SHARE, R_UNK_SHARE, R_VS_FIRST, R_COUNT };
+static const char *const ratio_names[R_COUNT] = {"bytes_per_token", "chars_per_token", "tokens_per_word",
+                                                 "byte_fallback_share", "unknown_share", "tokens_vs_first"};
+static void row_ratios(const tkm_analyze_counts *a, const tkm_analyze_counts *first, double r[R_COUNT])
+{
+    r[R_BYTES_TOK] = ratio(a->bytes, a->tokens);
+    r[R_CHARS_TOK] = ratio(a->chars, a->tokens);
+    r[R_TOK_WORD] = ratio(a->tokens, a->words);
+    r[R_BYTE_SHARE] = ratio(a->byte_tokens, a->tokens);
+    r[R_UNK_SHARE] = ratio(a->unk_tokens, a->tokens);
+    r[R_VS_FIRST] = ratio(a->tokens, first->tokens) - 1;
+}
+
 /* Label of a model: the file name without directory and ".model". */
 static const char *label(const char *path, char *buf, size_t cap)
 {
@@ -191,14 +207,15 @@ static void print_compression_text(const ctx_t *c, FILE *f)
                 "tok/word", "byte%", "unk%", "vs first");
         for (int k = 0; k < c->nmodels; k++) {
             const tkm_analyze_counts *a = &row[k];
+            double r[R_COUNT];
+            row_ratios(a, &row[0], r);
             char vs[32];
             if (k == 0) snprintf(vs, sizeof vs, "base");
             else if (!row[0].tokens) snprintf(vs, sizeof vs, "-");
-            else snprintf(vs, sizeof vs, "%+.1f%%", 100.0 * (ratio(a->tokens, row[0].tokens) - 1));
+            else snprintf(vs, sizeof vs, "%+.1f%%", 100.0 * r[R_VS_FIRST]);
             fprintf(f, "%-20s %12llu %9.3f %9.3f %8.3f %6.2f%% %6.2f%% %9s\n",
-                    label(c->model_paths[k], lb, sizeof lb), (unsigned long long)a->tokens,
-                    ratio(a->bytes, a->tokens), ratio(a->chars, a->tokens), ratio(a->tokens, a->words),
-                    100.0 * ratio(a->byte_tokens, a->tokens), 100.0 * ratio(a->unk_tokens, a->tokens), vs);
+                    label(c->model_paths[k], lb, sizeof lb), (unsigned long long)a->tokens, r[R_BYTES_TOK],
+                    r[R_CHARS_TOK], r[R_TOK_WORD], 100.0 * r[R_BYTE_SHARE], 100.0 * r[R_UNK_SHARE], vs);
         }
     }
     fprintf(f, "\nvs first: " VS_FIRST ".\n");
@@ -224,20 +241,16 @@ static void print_compression_json(const ctx_t *c, FILE *f)
             const tkm_analyze_counts *a = &row[k];
             fprintf(f, "%s\n       {\"model\": ", k ? "," : "");
             json_str(f, c->model_paths[k]);
-            fprintf(f, ", \"tokens\": %llu, \"byte_tokens\": %llu, \"unk_tokens\": %llu,\n        \"bytes_per_token\": ",
+            fprintf(f, ", \"tokens\": %llu, \"byte_tokens\": %llu, \"unk_tokens\": %llu,",
                     (unsigned long long)a->tokens, (unsigned long long)a->byte_tokens,
                     (unsigned long long)a->unk_tokens);
-            json_num(f, ratio(a->bytes, a->tokens));
-            fputs(", \"chars_per_token\": ", f);
-            json_num(f, ratio(a->chars, a->tokens));
-            fputs(", \"tokens_per_word\": ", f);
-            json_num(f, ratio(a->tokens, a->words));
-            fputs(",\n        \"byte_fallback_share\": ", f);
-            json_num(f, ratio(a->byte_tokens, a->tokens));
-            fputs(", \"unknown_share\": ", f);
-            json_num(f, ratio(a->unk_tokens, a->tokens));
-            fputs(", \"tokens_vs_first\": ", f);
-            json_num(f, ratio(a->tokens, row[0].tokens) - 1);
+            double r[R_COUNT];
+            row_ratios(a, &row[0], r);
+            for (int q = 0; q < R_COUNT; q++) {
+                /* two lines of three */
+                fprintf(f, "%s\"%s\": ", q % 3 ? ", " : q ? ",\n        " : "\n        ", ratio_names[q]);
+                json_num(f, r[q]);
+            }
             fputc('}', f);
         }
         fputs("]}", f);
@@ -261,21 +274,16 @@ static void print_compression_csv(const ctx_t *c, FILE *f)
             csv_str(f, label(c->model_paths[k], lb, sizeof lb));
             fputc(',', f);
             csv_str(f, c->model_paths[k]);
-            fprintf(f, ",%d,%llu,%llu,%llu,%llu,%llu,%llu,%llu,", c->corpora[i].nfiles,
+            fprintf(f, ",%d,%llu,%llu,%llu,%llu,%llu,%llu,%llu", c->corpora[i].nfiles,
                     (unsigned long long)a->lines, (unsigned long long)a->bytes, (unsigned long long)a->chars,
                     (unsigned long long)a->words, (unsigned long long)a->tokens,
                     (unsigned long long)a->byte_tokens, (unsigned long long)a->unk_tokens);
-            csv_num(f, ratio(a->bytes, a->tokens));
-            fputc(',', f);
-            csv_num(f, ratio(a->chars, a->tokens));
-            fputc(',', f);
-            csv_num(f, ratio(a->tokens, a->words));
-            fputc(',', f);
-            csv_num(f, ratio(a->byte_tokens, a->tokens));
-            fputc(',', f);
-            csv_num(f, ratio(a->unk_tokens, a->tokens));
-            fputc(',', f);
-            csv_num(f, ratio(a->tokens, row[0].tokens) - 1);
+            double r[R_COUNT];
+            row_ratios(a, &row[0], r);
+            for (int q = 0; q < R_COUNT; q++) {
+                fputc(',', f);
+                csv_num(f, r[q]);
+            }
             fputc('\n', f);
         }
     }
@@ -602,13 +610,15 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
             fputs("</td><td>", f);
             html_str(f, labels[k]);
             fprintf(f, "</td><td>%llu", (unsigned long long)a->tokens);
-            html_num(f, ratio(a->bytes, a->tokens), 3, 0, "");
-            html_num(f, ratio(a->chars, a->tokens), 3, 0, "");
-            html_num(f, ratio(a->tokens, a->words), 3, 0, "");
-            html_num(f, 100 * ratio(a->byte_tokens, a->tokens), 2, 0, "%");
-            html_num(f, 100 * ratio(a->unk_tokens, a->tokens), 2, 0, "%");
+            double r[R_COUNT];
+            row_ratios(a, b0, r);
+            html_num(f, r[R_BYTES_TOK], 3, 0, "");
+            html_num(f, r[R_CHARS_TOK], 3, 0, "");
+            html_num(f, r[R_TOK_WORD], 3, 0, "");
+            html_num(f, 100 * r[R_BYTE_SHARE], 2, 0, "%");
+            html_num(f, 100 * r[R_UNK_SHARE], 2, 0, "%");
             if (k == 0) fputs("</td><td>base", f);
-            else html_num(f, 100 * (ratio(a->tokens, b0->tokens) - 1), 1, 1, "%");
+            else html_num(f, 100 * r[R_VS_FIRST], 1, 1, "%");
             fputs("</td></tr>\n", f);
         }
     fputs("</table>\n<h2>Vocabulary</h2>\n", f);
