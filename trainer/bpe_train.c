@@ -661,7 +661,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         int l = tkmi_utf8_encode(chars[i].cp, buf);
         fixed[tkmi_balance_class(buf, (size_t)l)]++;
     }
-    for (int k = 0; k < TKMI_N_CLASSES; k++) { B.budget[k] = LONG_MAX; t->stats.class_target[k] = -1; }
+    for (int k = 0; k < TKMI_N_CLASSES; k++) B.budget[k] = LONG_MAX;
     if (o->balance_latin >= 0 || o->balance_japanese >= 0) {
         B.balancing = 1;
         long tl = o->balance_latin >= 0 ? lround((double)o->balance_latin * V) : -1;
@@ -794,8 +794,6 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         fsc[i] = -(float)i;
     }
     t->stats.pieces_char = (int)n_char_syms;
-    for (int k = 0; k < TKMI_N_CLASSES; k++) t->stats.class_pieces[k] = fixed[k];
-    for (long i = 0; i < merges; i++) t->stats.class_pieces[tkmi_balance_class(fs[i], fl[i])]++;
     rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
     t->stats.pieces_normal = (int)merges;
 

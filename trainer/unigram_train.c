@@ -1075,11 +1075,6 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         }
         t->stats.pieces_char = (int)n_req;
         t->stats.pieces_normal = (int)(nf - n_req);
-        /* classes as the BPE trainer reports them (no balancing here) */
-        for (int k = 0; k < TKMI_N_CLASSES; k++) t->stats.class_target[k] = -1;
-        t->stats.class_pieces[0] = t->stats.class_pieces[1] = 0;
-        t->stats.class_pieces[2] = vb.n_meta;
-        for (size_t i = 0; rc == 0 && i < nf; i++) t->stats.class_pieces[tkmi_balance_class(fs[i], fl[i])]++;
         if (rc == 0) rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
     }
     tkmi_free(fs);

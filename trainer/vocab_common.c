@@ -137,6 +137,7 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
     const tkm_train_options *o = &t->o;
     int rc = 0;
     memset(vb, 0, sizeof *vb);
+    for (int k = 0; k < TKMI_N_CLASSES; k++) t->stats.class_target[k] = -1; /* set by balancing (BPE) */
     int V = vb->V = o->vocab_size;
     tkmi_metap *slots = vb->slots = tkmi_calloc((size_t)V, sizeof *slots);
     TKM_RETURN_ERROR_IF(!slots, TKM_ENOMEM, "out of memory");
@@ -214,6 +215,10 @@ int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const cha
                      const float *scores, size_t n, tkm_model **out)
 {
     const tkmi_metap *slots = vb->slots;
+    /* the summary's piece classes: specials count as other */
+    for (int k = 0; k < TKMI_N_CLASSES; k++) t->stats.class_pieces[k] = 0;
+    t->stats.class_pieces[TKMI_CLASS_OTHER] = vb->n_meta;
+    for (size_t i = 0; i < n; i++) t->stats.class_pieces[tkmi_balance_class(strs[i], lens[i])]++;
     for (int id = vocab; id < vb->V; id++)
         TKM_RETURN_ERROR_IF(slots[id].s, TKM_EVOCAB, "special piece %s has id %d beyond the reachable vocab size %d",
                             slots[id].s, id, vocab);
