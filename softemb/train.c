@@ -617,7 +617,8 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
                         path, ver, TKSE_VERSION);
         goto fail;
     }
-    uint32_t split_version = 1; /* version 1 files predate the field: the ASCII rule */
+    uint32_t split_version = 1; /* not recorded in version 1 files: taken as rule 1, which may refuse a few
+                                 * encoders that were in fact trained under rule 2, never the reverse */
     if (ver >= 2) {
         NEED(4, "the split version");
         split_version = ru32(&r);
