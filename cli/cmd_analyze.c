@@ -512,18 +512,10 @@ static void print_vocab_csv(const ctx_t *c, const tkm_analyze_vocab *v, int (*un
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                                       "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
-/* Grouped horizontal bar chart: groups x series, values[g * ns + s]. */
-static void svg_bars_h(FILE *f, const char *title, const char *const *groups, int ng, const char *const *series,
-                       int ns, const double *values, int decimals, int bh);
+/* Grouped horizontal bar chart: groups x series, values[g * ns + s]; bars
+ * bh pixels apart (16 for most charts; histograms use thinner ones). */
 static void svg_bars(FILE *f, const char *title, const char *const *groups, int ng, const char *const *series, int ns,
-                     const double *values, int decimals)
-{
-    svg_bars_h(f, title, groups, ng, series, ns, values, decimals, 16);
-}
-
-/* the same with bars bh pixels apart (histograms use thinner bars) */
-static void svg_bars_h(FILE *f, const char *title, const char *const *groups, int ng, const char *const *series,
-                       int ns, const double *values, int decimals, int bh)
+                     const double *values, int decimals, int bh)
 {
     double mx = 0;
     for (int i = 0; i < ng * ns; i++)
@@ -597,7 +589,8 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
             const tkm_analyze_counts *a = &c->counts[(size_t)i * (size_t)nm + (size_t)k];
             vals[i * nm + k] = ratio(a->bytes, a->tokens);
         }
-    svg_bars(f, "bytes per token (higher = better compression)", cnames, nc, (const char *const *)labels, nm, vals, 3);
+    svg_bars(f, "bytes per token (higher = better compression)", cnames, nc, (const char *const *)labels, nm, vals, 3,
+             16);
     fputs("<table><tr><th>corpus</th><th>tokenizer</th><th>tokens</th><th>bytes/token</th><th>chars/token</th>"
           "<th>tokens/word</th><th>byte fallback</th><th>unknown</th><th>vs first<br>(+ = more tokens)</th></tr>\n",
           f);
@@ -627,7 +620,7 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
         cats[cat] = tkm_analyze_category_name(cat);
         for (int k = 0; k < nm; k++) vals[cat * nm + k] = v[k].category[cat];
     }
-    svg_bars(f, "pieces per category", cats, TKM_CAT_COUNT, (const char *const *)labels, nm, vals, 0);
+    svg_bars(f, "pieces per category", cats, TKM_CAT_COUNT, (const char *const *)labels, nm, vals, 0, 16);
     if (unused) { /* as in the text and JSON: no special row (control and unknown pieces are not counted) */
         const char *ucats[TKM_CAT_COUNT];
         int nu = 0;
@@ -638,7 +631,7 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
             nu++;
         }
         svg_bars(f, "pieces never used on the corpora, per category", ucats, nu, (const char *const *)labels, nm,
-                 vals, 0);
+                 vals, 0, 16);
     }
     if (unused) { /* the same as a table: unused / all pieces of the category */
         fputs("<table><tr><th>category</th>", f);
@@ -678,10 +671,10 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
                     if (all > 0) hv[bucket * nm + k] += 100.0 * hist[l] / all;
                 }
             }
-            svg_bars_h(f,
-                       bytes ? "piece length in bytes (% of pieces; U+2581 is 3 bytes)"
-                             : "piece length in characters (% of pieces; U+2581 counted)",
-                       bnames, NB, (const char *const *)labels, nm, hv, 1, 11);
+            svg_bars(f,
+                     bytes ? "piece length in bytes (% of pieces; U+2581 is 3 bytes)"
+                           : "piece length in characters (% of pieces; U+2581 counted)",
+                     bnames, NB, (const char *const *)labels, nm, hv, 1, 11);
         }
         free(hv);
     }
