@@ -162,10 +162,14 @@ static void pool_destroy(pool *p)
 #define POOL(be) ((pool *)(be)->impl)
 
 /* ---- gemm ---------------------------------------------------------------- */
-/* Two kernels cover the cases: "axpy" (op(B) = B: C[i, j..j+64) += a(i,k) *
- * B[k, j..j+64), A read plain or transposed) and "dot" (op(B) = B^T: C[i,j] =
- * <A row i, B row j>). Each C element sums k = 0..K-1 in blocks of KB, each
- * block in order, so the result does not depend on how rows are split. */
+/* One packed-panel kernel covers every transpose case. C is cut into tasks of
+ * MC x NC; a task walks k in blocks of KC and, per block, 16-column panels of
+ * op(B) (read in place when op(B) = B and the panel is whole, otherwise copied
+ * into a zero-padded [KC][16] buffer) against 6-row tiles of op(A). Each C
+ * element is owned by one task and sums k = 0..K-1 block by block, each block
+ * in order, so the result does not depend on the thread count. The micro-kernel
+ * keeps its 6 x 16 accumulators in twelve 8-lane registers (32-byte vectors:
+ * 64-byte ones spill on AVX2 machines and ran at a tenth of the speed). */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define GEMM_CLONES __attribute__((target_clones("avx512f", "fma", "default"), \
@@ -177,186 +181,137 @@ static void pool_destroy(pool *p)
  * (no -ffast-math), so results stay independent of the thread count */
 #define HOT GEMM_CLONES
 
-typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
-#define KB 256
-#define NB 64
+#define MR 6   /* rows of a micro-tile */
+#define NR 16  /* columns of a micro-tile (two 8-lane vectors) */
+#define KC 256 /* k block */
+#define MC 72  /* rows of a task */
+#define NC 256 /* columns of a task */
 
 typedef struct {
-    int transA, M, N, K;
-    float alpha;
-    const float *A, *B;
-    int lda, ldb, ldc;
-    float beta;
+    int M, N, K, transB;
+    float alpha, beta;
+    const float *A;
+    size_t ars, aks; /* op(A)(i, k) = A[i * ars + k * aks] */
+    const float *B;
+    int ldb;
     float *C;
+    int ldc;
+    int ntn; /* tasks across N */
 } gemm_args;
 
-static inline float a_at(const gemm_args *g, int i, int k)
+/* tile[r][q] = sum_{k < kc} a(r, k) * b[k * bks + q] for r < mr, all 16 q */
+static inline __attribute__((always_inline)) void micro(int mr, int ta, int kc, const float *a,
+                                                        size_t ars, size_t aks, const float *b,
+                                                        size_t bks, float *tile)
 {
-    return g->transA ? g->A[(size_t)k * g->lda + i] : g->A[(size_t)i * g->lda + k];
-}
-
-/* rows [r0, r1) of C for op(B) = B */
-GEMM_CLONES static void gemm_axpy_rows(const gemm_args *g, int r0, int r1)
-{
-    const int N = g->N, K = g->K;
-    for (int i = r0; i < r1; i++) {
-        float *c = g->C + (size_t)i * g->ldc;
-        if (g->beta == 0.0f)
-            memset(c, 0, (size_t)N * sizeof(float));
-    }
-    for (int k0 = 0; k0 < K; k0 += KB) {
-        int k1 = k0 + KB < K ? k0 + KB : K;
-        for (int j0 = 0; j0 < N; j0 += NB) {
-            int i = r0;
-            if (j0 + NB <= N) {
-                for (; i + 4 <= r1; i += 4) {
-                    v16 acc[4][4];
-                    for (int r = 0; r < 4; r++)
-                        for (int v = 0; v < 4; v++)
-                            acc[r][v] = (v16){0};
-                    for (int k = k0; k < k1; k++) {
-                        const float *b = g->B + (size_t)k * g->ldb + j0;
-                        v16 b0 = *(const v16 *)(b), b1 = *(const v16 *)(b + 16);
-                        v16 b2 = *(const v16 *)(b + 32), b3 = *(const v16 *)(b + 48);
-                        for (int r = 0; r < 4; r++) {
-                            float a = a_at(g, i + r, k);
-                            acc[r][0] += a * b0;
-                            acc[r][1] += a * b1;
-                            acc[r][2] += a * b2;
-                            acc[r][3] += a * b3;
-                        }
-                    }
-                    for (int r = 0; r < 4; r++) {
-                        float *c = g->C + (size_t)(i + r) * g->ldc + j0;
-                        for (int v = 0; v < 4; v++) {
-                            v16 cv = *(v16 *)(c + 16 * v);
-                            cv += g->alpha * acc[r][v];
-                            *(v16 *)(c + 16 * v) = cv;
-                        }
-                    }
-                }
-            }
-            int j1 = j0 + NB < N ? j0 + NB : N;
-            for (; i < r1; i++) { /* leftover rows and the ragged column block */
-                float *c = g->C + (size_t)i * g->ldc;
-                for (int j = j0; j < j1; j++) {
-                    float s = 0.0f;
-                    for (int k = k0; k < k1; k++)
-                        s += a_at(g, i, k) * g->B[(size_t)k * g->ldb + j];
-                    c[j] += g->alpha * s;
-                }
-            }
+    v8 c[MR][2];
+    for (int r = 0; r < MR; r++)
+        c[r][0] = c[r][1] = (v8){ 0 };
+    for (int k = 0; k < kc; k++) {
+        const float *bk = b + (size_t)k * bks;
+        v8 b0 = *(const v8u *)bk, b1 = *(const v8u *)(bk + 8);
+        for (int r = 0; r < mr; r++) {
+            float av = ta ? a[(size_t)k * aks + r] : a[(size_t)r * ars + k];
+            c[r][0] += av * b0;
+            c[r][1] += av * b1;
         }
     }
+    for (int r = 0; r < mr; r++) {
+        *(v8u *)(tile + r * NR) = c[r][0];
+        *(v8u *)(tile + r * NR + 8) = c[r][1];
+    }
 }
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
+#define MICRO_CASE(n)                                                     \
+    case n:                                                               \
+        if (ta)                                                           \
+            micro(n, 1, kc, a, ars, aks, b, bks, tile);                   \
+        else                                                              \
+            micro(n, 0, kc, a, ars, aks, b, bks, tile);                   \
+        break;
 
-/* Sum of a 16-lane vector by halving: a fixed order, a few shuffles. */
-static inline float hsum16(v16 x)
+GEMM_CLONES static void gemm_task(const gemm_args *g, size_t task)
 {
-    v8 a, b;
-    memcpy(&a, &x, 32);
-    memcpy(&b, (const char *)&x + 32, 32);
-    a += b;
-    v4 c, d;
-    memcpy(&c, &a, 16);
-    memcpy(&d, (const char *)&a + 16, 16);
-    c += d;
-    return (c[0] + c[2]) + (c[1] + c[3]);
-}
-
-/* rows [r0, r1) of C for op(B) = B^T, op(A) = A. B rows are taken in blocks
- * that stay in cache while the A rows stream past them. */
-GEMM_CLONES static void gemm_dot_rows(const gemm_args *g, int r0, int r1)
-{
-    const int N = g->N, K = g->K, K16 = K & ~15;
-    int JB = (65536 / (K > 0 ? K : 1)) & ~3;
-    if (JB < 4)
-        JB = 4;
-    for (int j0 = 0; j0 < N; j0 += JB) {
-        int j1 = j0 + JB < N ? j0 + JB : N;
-        for (int i = r0; i < r1; i += 4) {
-            int ni = r1 - i < 4 ? r1 - i : 4;
-            const float *a[4];
-            for (int r = 0; r < 4; r++)
-                a[r] = g->A + (size_t)(i + (r < ni ? r : 0)) * g->lda;
-            for (int j = j0; j < j1; j += 4) {
-                int nj = j1 - j < 4 ? j1 - j : 4;
-                const float *b[4];
-                for (int q = 0; q < 4; q++)
-                    b[q] = g->B + (size_t)(j + (q < nj ? q : 0)) * g->ldb;
-                v16 acc[4][4];
-                for (int r = 0; r < 4; r++)
-                    for (int q = 0; q < 4; q++)
-                        acc[r][q] = (v16){0};
-                for (int k = 0; k < K16; k += 16) {
-                    v16 av[4], bv[4];
-                    for (int r = 0; r < 4; r++)
-                        av[r] = *(const v16 *)(a[r] + k);
-                    for (int q = 0; q < 4; q++)
-                        bv[q] = *(const v16 *)(b[q] + k);
-                    for (int r = 0; r < 4; r++)
-                        for (int q = 0; q < 4; q++)
-                            acc[r][q] += av[r] * bv[q];
+    int i0 = (int)(task / (size_t)g->ntn) * MC, j0 = (int)(task % (size_t)g->ntn) * NC;
+    int i1 = i0 + MC < g->M ? i0 + MC : g->M, j1 = j0 + NC < g->N ? j0 + NC : g->N;
+    int ta = g->aks != 1;
+    size_t ars = g->ars, aks = g->aks;
+    float pack[KC * NR] __attribute__((aligned(32)));
+    float tile[MR * NR] __attribute__((aligned(32)));
+    for (int k0 = 0; k0 < g->K; k0 += KC) {
+        int kc = g->K - k0 < KC ? g->K - k0 : KC;
+        int overwrite = k0 == 0 && g->beta == 0.0f;
+        for (int j = j0; j < j1; j += NR) {
+            int nr = j1 - j < NR ? j1 - j : NR;
+            const float *b;
+            size_t bks;
+            if (!g->transB && nr == NR) {
+                b = g->B + (size_t)k0 * g->ldb + j;
+                bks = (size_t)g->ldb;
+            } else {
+                for (int k = 0; k < kc; k++)
+                    for (int q = 0; q < NR; q++) {
+                        float x = 0.0f;
+                        if (q < nr)
+                            x = g->transB ? g->B[(size_t)(j + q) * g->ldb + k0 + k]
+                                          : g->B[(size_t)(k0 + k) * g->ldb + j + q];
+                        pack[k * NR + q] = x;
+                    }
+                b = pack;
+                bks = NR;
+            }
+            for (int i = i0; i < i1; i += MR) {
+                int mr = i1 - i < MR ? i1 - i : MR;
+                const float *a = g->A + (size_t)i * ars + (size_t)k0 * aks;
+                switch (mr) {
+                    MICRO_CASE(6)
+                    MICRO_CASE(5)
+                    MICRO_CASE(4)
+                    MICRO_CASE(3)
+                    MICRO_CASE(2)
+                    MICRO_CASE(1)
                 }
-                for (int r = 0; r < ni; r++) {
+                for (int r = 0; r < mr; r++) {
                     float *c = g->C + (size_t)(i + r) * g->ldc + j;
-                    for (int q = 0; q < nj; q++) {
-                        float sum = hsum16(acc[r][q]);
-                        for (int k = K16; k < K; k++)
-                            sum += a[r][k] * b[q][k];
-                        c[q] = g->beta == 0.0f ? g->alpha * sum : c[q] + g->alpha * sum;
-                    }
+                    const float *t = tile + r * NR;
+                    if (overwrite)
+                        for (int q = 0; q < nr; q++)
+                            c[q] = g->alpha * t[q];
+                    else
+                        for (int q = 0; q < nr; q++)
+                            c[q] += g->alpha * t[q];
                 }
             }
         }
     }
 }
 
-/* op(A) = A^T and op(B) = B^T: never issued by the model; a plain loop. */
-static void gemm_tt_rows(const gemm_args *g, int r0, int r1)
+static void gemm_range(void *ctx, size_t b, size_t e)
 {
-    for (int i = r0; i < r1; i++)
-        for (int j = 0; j < g->N; j++) {
-            float sum = 0.0f;
-            for (int k = 0; k < g->K; k++)
-                sum += g->A[(size_t)k * g->lda + i] * g->B[(size_t)j * g->ldb + k];
-            float *c = g->C + (size_t)i * g->ldc + j;
-            *c = g->beta == 0.0f ? g->alpha * sum : *c + g->alpha * sum;
-        }
-}
-
-static void gemm_axpy_range(void *ctx, size_t b, size_t e)
-{
-    const gemm_args *g = ctx;
-    int r0 = (int)b * 4, r1 = (int)e * 4;
-    if (r1 > g->M)
-        r1 = g->M;
-    gemm_axpy_rows(g, r0, r1);
-}
-
-static void gemm_dot_range(void *ctx, size_t b, size_t e)
-{
-    const gemm_args *g = ctx;
-    int r0 = (int)b * 4, r1 = (int)e * 4;
-    if (r1 > g->M)
-        r1 = g->M;
-    if (g->transA)
-        gemm_tt_rows(g, r0, r1);
-    else
-        gemm_dot_rows(g, r0, r1);
+    for (size_t t = b; t < e; t++)
+        gemm_task(ctx, t);
 }
 
 static void cpu_gemm(tkmi_se_backend *be, int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    gemm_args g = { transA, M, N, K, alpha, A, B, lda, ldb, ldc, beta, C };
-    size_t tiles = (size_t)(M + 3) / 4;
-    size_t grain = (size_t)(1 << 16) / ((size_t)N * (size_t)(K > 0 ? K : 1) + 1) + 1;
-    pool_run(POOL(be), tiles, grain, transB ? gemm_dot_range : gemm_axpy_range, &g);
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) { /* an empty sum: C = beta * C */
+        for (int i = 0; i < M && beta == 0.0f; i++)
+            memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    gemm_args g = { M, N, K, transB, alpha, beta, A,
+                    transA ? 1 : (size_t)lda, transA ? (size_t)lda : 1,
+                    B, ldb, C, ldc, (N + NC - 1) / NC };
+    size_t tasks = (size_t)((M + MC - 1) / MC) * (size_t)g.ntn;
+    /* small products run on the calling thread: waking the pool costs more */
+    size_t grain = (double)M * N * K < 1e5 ? tasks : 1;
+    pool_run(POOL(be), tasks, grain, gemm_range, &g);
 }
 
 static void cpu_add_bias(tkmi_se_backend *be, float *out, const float *bias, int N, int C)

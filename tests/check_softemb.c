@@ -30,7 +30,9 @@ START_TEST(test_gemm)
     tkmi_se_backend *be;
     ck_assert_int_eq(tkmi_se_backend_cpu(3, &be), 0);
     const int shapes[][3] = { { 1, 1, 1 }, { 7, 70, 300 }, { 64, 64, 64 }, { 13, 129, 17 },
-                              { 130, 5, 1000 }, { 4, 200, 15 } };
+                              { 130, 5, 1000 }, { 4, 200, 15 },
+                              /* more than one task each way and three k blocks */
+                              { 75, 270, 530 } };
     for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
         int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
         for (int ta = 0; ta < 2; ta++)
@@ -62,6 +64,29 @@ START_TEST(test_gemm)
                 }
     }
     be->destroy(be);
+}
+END_TEST
+
+/* Each element of C is summed by one task in a fixed order: 1 and 3 threads
+ * give the same bits on a product cut into many tasks. */
+START_TEST(test_gemm_threads_bit_identical)
+{
+    const int M = 150, N = 600, K = 700;
+    float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)N * K * 4);
+    float *C1 = malloc((size_t)M * N * 4), *C3 = malloc((size_t)M * N * 4);
+    for (size_t i = 0; i < (size_t)M * K; i++) A[i] = frand();
+    for (size_t i = 0; i < (size_t)N * K; i++) B[i] = frand();
+    for (int tb = 0; tb < 2; tb++) {
+        tkmi_se_backend *b1, *b3;
+        ck_assert_int_eq(tkmi_se_backend_cpu(1, &b1), 0);
+        ck_assert_int_eq(tkmi_se_backend_cpu(3, &b3), 0);
+        b1->gemm(b1, 0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C1, N);
+        b3->gemm(b3, 0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C3, N);
+        ck_assert(memcmp(C1, C3, (size_t)M * N * 4) == 0);
+        b1->destroy(b1);
+        b3->destroy(b3);
+    }
+    free(A); free(B); free(C1); free(C3);
 }
 END_TEST
 
@@ -607,6 +632,7 @@ static Suite *softemb_suite(void)
     Suite *s = suite_create("softemb");
     TCase *k = tcase_create("kernels");
     tcase_add_test(k, test_gemm);
+    tcase_add_test(k, test_gemm_threads_bit_identical);
     tcase_set_timeout(k, 120);
     suite_add_tcase(s, k);
     TCase *m = tcase_create("model");
