@@ -280,6 +280,9 @@ static void train_usage(FILE *f)
             "      --layers N --heads N --width N --max-bytes N\n"
             "      --pool end|mean         pooled position (default end)\n"
             "      --head linear|mlp       output head (default linear)\n"
+            "      --ngram-buckets N       hashed byte n-gram bag added to the pooled vector\n"
+            "                              (rows of the table; 0: none)\n"
+            "      --ngram-max N           longest n-gram in the bag (1..8)\n"
             "loss (weights, >= 0):\n"
             "      --mse W --l1 W --cos W --contrastive W   (default cos 1, contrastive 1)\n"
             "      --temperature T         contrastive temperature (default 0.05)\n"
@@ -303,7 +306,7 @@ static void train_usage(FILE *f)
 enum {
     T_TEACHER = 256, T_VOCAB, T_TENSOR, T_LAYERS, T_HEADS, T_WIDTH, T_MAXB, T_POOL, T_HEAD, T_MSE, T_L1, T_COS,
     T_CTR, T_TEMP, T_STEPS, T_EPOCHS, T_BATCH, T_LR, T_WARMUP, T_MINLR, T_WD, T_CLIP, T_SEED, T_TESTFRAC,
-    T_SPLITSEED, T_DEVICE, T_TF32, T_THREADS, T_LOGEVERY, T_CKPT, T_CKPTEVERY, T_RESUME, T_NOEVAL
+    T_SPLITSEED, T_DEVICE, T_TF32, T_THREADS, T_LOGEVERY, T_CKPT, T_CKPTEVERY, T_RESUME, T_NGRAMB, T_NGRAMN, T_NOEVAL
 };
 
 static const struct option train_opts[] = {
@@ -323,6 +326,7 @@ static const struct option train_opts[] = {
     {"tf32", no_argument, 0, T_TF32}, {"threads", required_argument, 0, T_THREADS},
     {"log-every", required_argument, 0, T_LOGEVERY}, {"checkpoint", required_argument, 0, T_CKPT},
     {"checkpoint-every", required_argument, 0, T_CKPTEVERY}, {"resume", required_argument, 0, T_RESUME},
+    {"ngram-buckets", required_argument, 0, T_NGRAMB}, {"ngram-max", required_argument, 0, T_NGRAMN},
     {"no-eval", no_argument, 0, T_NOEVAL}, {"output", required_argument, 0, 'o'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
@@ -387,6 +391,8 @@ int softemb_train(int argc, char **argv)
         case T_SEED: case T_SPLITSEED: lo = 0; hi = 0x7fffffffffffffffL; break;
         case T_THREADS: lo = 0; hi = 1024; break;
         case T_LOGEVERY: case T_CKPTEVERY: lo = 0; hi = 1000000000; break;
+        case T_NGRAMB: lo = 0; hi = 1 << 24; break;
+        case T_NGRAMN: lo = 1; hi = 8; break;
         default: train_usage(stderr); return EXIT_USAGE;
         }
         if (cli_int(optarg, lo, hi, &iv[c]) < 0) {
@@ -451,6 +457,8 @@ int softemb_train(int argc, char **argv)
     if (iset[T_LOGEVERY]) o.log_every = iv[T_LOGEVERY];
     if (iset[T_CKPTEVERY]) o.checkpoint_every = iv[T_CKPTEVERY];
     if (iset[T_STEPS]) o.steps = iv[T_STEPS];
+    if (iset[T_NGRAMB]) o.ngram_buckets = (int)iv[T_NGRAMB];
+    if (iset[T_NGRAMN]) o.ngram_max = (int)iv[T_NGRAMN];
     if (pool) o.pool_mean = !strcmp(pool, "mean");
     if (head) o.head_mlp = !strcmp(head, "mlp");
     if (w[0] >= 0 || w[1] >= 0 || w[2] >= 0 || w[3] >= 0) { /* any weight given: unset ones are 0 */

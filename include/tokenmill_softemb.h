@@ -158,6 +158,9 @@ typedef struct tkm_se_options {
     int max_bytes;        /* longer tokens are truncated (counted in the report) */
     int pool_mean;        /* 0: the END position's output, 1: mean over positions */
     int head_mlp;         /* 0: linear head, 1: Linear-GELU-Linear */
+    /* hashed byte n-gram bag added to the pooled vector: ngram_buckets rows of
+     * `width` floats (0: none), n-grams n = 1..ngram_max plus the whole token */
+    int ngram_buckets, ngram_max;
     /* loss = w_mse*MSE + w_l1*L1 + w_cos*(1-cos) + w_ctr*contrastive, where the
      * contrastive term is cross-entropy of softmax(cos(pred, row)/temperature)
      * over all TRAINING rows of the teacher (held-out rows never enter training) */
@@ -205,6 +208,7 @@ void tkm_se_free(tkm_se_encoder *e);
 
 typedef struct tkm_se_info {
     int layers, heads, width, max_bytes, pool_mean, head_mlp, out_dim;
+    int ngram_buckets, ngram_max; /* 0, 0: no n-gram bag */
     size_t nparams;
     long steps_done, steps_total;
     double test_frac;

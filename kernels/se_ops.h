@@ -81,6 +81,17 @@ struct tkmi_se_backend {
     void (*pool_bwd)(tkmi_se_backend *be, float *dx, const float *dout, const int32_t *len, int B,
                      int T, int C, int mode);
 
+    /* ---- hashed n-gram bag (fastText-like side input) ---- */
+    /* out[b, :] += (1 / cnt[b]) * sum_{j < cnt[b]} tab[feat[b * F + j], :], j ascending
+     * (cnt[b] >= 1) */
+    void (*bag_fwd)(tkmi_se_backend *be, float *out, const float *tab, const int32_t *feat,
+                    const int32_t *cnt, int B, int F, int C);
+    /* For each u < U (distinct rows ubkt[u] of the table):
+     * dtab[ubkt[u], :] += sum_{e in [uoff[u], uoff[u+1])} dout[erow[e], :] / cnt[erow[e]],
+     * e ascending. The caller lists the entries of a bucket in (row, j) order. */
+    void (*bag_bwd)(tkmi_se_backend *be, float *dtab, const float *dout, const int32_t *ubkt,
+                    const int32_t *uoff, const int32_t *erow, const int32_t *cnt, int U, int C);
+
     /* ---- losses ---- */
     /* out[b, :] = m[idx[b], :] */
     void (*gather_rows)(tkmi_se_backend *be, float *out, const float *m, const int32_t *idx, int B, int C);

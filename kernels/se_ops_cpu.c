@@ -727,6 +727,61 @@ static void cpu_pool_bwd(tkmi_se_backend *be, float *dx, const float *dout, cons
     }
 }
 
+/* ---- hashed n-gram bag ------------------------------------------------------ */
+
+static void cpu_bag_fwd(tkmi_se_backend *be, float *out, const float *tab, const int32_t *feat,
+                        const int32_t *cnt, int B, int F, int C)
+{
+    (void)be;
+    float s[256];
+    for (int b = 0; b < B; b++) {
+        const int32_t *f = feat + (size_t)b * F;
+        for (int c0 = 0; c0 < C; c0 += 256) { /* channels in chunks that fit s */
+            int nc = C - c0 < 256 ? C - c0 : 256;
+            for (int c = 0; c < nc; c++)
+                s[c] = 0.0f;
+            for (int j = 0; j < cnt[b]; j++) {
+                const float *r = tab + (size_t)f[j] * C + c0;
+                for (int c = 0; c < nc; c++)
+                    s[c] += r[c];
+            }
+            float *o = out + (size_t)b * C + c0;
+            for (int c = 0; c < nc; c++)
+                o[c] += s[c] / (float)cnt[b];
+        }
+    }
+}
+
+typedef struct {
+    float *dtab;
+    const float *dout;
+    const int32_t *ubkt, *uoff, *erow, *cnt;
+    int C;
+} bag_bwd_args;
+
+/* each bucket is one table row, so buckets split across threads freely */
+HOT static void bag_bwd_range(void *ctx, size_t b, size_t e)
+{
+    const bag_bwd_args *a = ctx;
+    for (size_t u = b; u < e; u++) {
+        float *d = a->dtab + (size_t)a->ubkt[u] * a->C;
+        for (int32_t k = a->uoff[u]; k < a->uoff[u + 1]; k++) {
+            const int32_t r = a->erow[k];
+            const float *g = a->dout + (size_t)r * a->C;
+            const float n = (float)a->cnt[r];
+            for (int c = 0; c < a->C; c++)
+                d[c] += g[c] / n;
+        }
+    }
+}
+
+static void cpu_bag_bwd(tkmi_se_backend *be, float *dtab, const float *dout, const int32_t *ubkt,
+                        const int32_t *uoff, const int32_t *erow, const int32_t *cnt, int U, int C)
+{
+    bag_bwd_args a = { dtab, dout, ubkt, uoff, erow, cnt, C };
+    pool_run(POOL(be), (size_t)U, 256, bag_bwd_range, &a);
+}
+
 /* ---- losses ---------------------------------------------------------------- */
 
 static void cpu_gather_rows(tkmi_se_backend *be, float *out, const float *m, const int32_t *idx,
@@ -1002,6 +1057,8 @@ int tkmi_se_backend_cpu(int threads, tkmi_se_backend **out)
     be->add = cpu_add;
     be->pool_fwd = cpu_pool_fwd;
     be->pool_bwd = cpu_pool_bwd;
+    be->bag_fwd = cpu_bag_fwd;
+    be->bag_bwd = cpu_bag_bwd;
     be->gather_rows = cpu_gather_rows;
     be->row_normalize = cpu_row_normalize;
     be->row_normalize_bwd = cpu_row_normalize_bwd;

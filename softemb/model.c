@@ -16,7 +16,7 @@ enum {
     L_LN1W, L_LN1B, L_QKVW, L_QKVB, L_PROJW, L_PROJB, L_LN2W, L_LN2B,
     L_FCW, L_FCB, L_FC2W, L_FC2B, L_COUNT
 };
-enum { G_WTE, G_WPE, G_LNFW, G_LNFB, G_H1W, G_H1B, G_H2W, G_H2B, G_COUNT };
+enum { G_WTE, G_WPE, G_LNFW, G_LNFB, G_H1W, G_H1B, G_H2W, G_H2B, G_BAG, G_COUNT };
 
 typedef struct {
     float *ln1, *ln1m, *ln1r, *qkv, *att, *atty, *res2, *ln2, *ln2m, *ln2r, *fch, *fchg, *out;
@@ -45,6 +45,12 @@ struct tkmi_se_model {
     int32_t *tidx;
     float *tbatch, *lossb, *yn, *ynorm, *logits, *dlogits, *dyn;
     float *host_loss;
+    /* n-gram bag: features per row (stride F), and the backward's entries
+     * grouped by bucket (U buckets, CSR), on the host and on the backend */
+    int F, U;
+    int32_t *feat_h, *cnt_h, *ubkt_h, *uoff_h, *erow_h;
+    uint64_t *sort_h;
+    int32_t *feat, *cnt, *ubkt, *uoff, *erow;
 };
 
 int tkmi_se_config_check(const tkmi_se_config *c)
@@ -57,6 +63,12 @@ int tkmi_se_config_check(const tkmi_se_config *c)
                         "max bytes must be 1..%d (got %d)", MAX_T - 2, c->max_bytes);
     TKM_RETURN_ERROR_IF(c->pool != TKMI_POOL_END && c->pool != TKMI_POOL_MEAN, TKM_EINVAL, "bad pooling mode");
     TKM_RETURN_ERROR_IF(c->out_dim < 1 || c->out_dim > 65536, TKM_EINVAL, "output width must be 1..65536");
+    TKM_RETURN_ERROR_IF(c->ngram_buckets < 0 || c->ngram_buckets > 1 << 24, TKM_EINVAL,
+                        "n-gram buckets must be 0..%d (got %d)", 1 << 24, c->ngram_buckets);
+    TKM_RETURN_ERROR_IF(c->ngram_buckets > 0 && (c->ngram_max < 1 || c->ngram_max > 8), TKM_EINVAL,
+                        "n-gram length must be 1..8 (got %d)", c->ngram_max);
+    TKM_RETURN_ERROR_IF((double)c->ngram_buckets * c->width > 1u << 31, TKM_ERANGE,
+                        "n-gram table of %d x %d is too large", c->ngram_buckets, c->width);
     return 0;
 }
 
@@ -124,6 +136,8 @@ static int layout(tkmi_se_model *m)
     }
     gidx[G_H2W] = add_tensor(m, "head.out.weight", (size_t)E * D, 1);
     gidx[G_H2B] = add_tensor(m, "head.out.bias", (size_t)E, 0);
+    /* zero at start (not decayed), so buckets no training row reaches add nothing */
+    gidx[G_BAG] = m->c.ngram_buckets > 0 ? add_tensor(m, "ngram.embed", (size_t)m->c.ngram_buckets * D, 0) : -1;
     /* decayed tensors first, then the rest, each group in declaration order */
     size_t off = 0;
     for (int pass = 1; pass >= 0; pass--) {
@@ -253,6 +267,23 @@ int tkmi_se_model_new(const tkmi_se_config *c, tkmi_se_backend *be, int max_batc
     m->host_loss = tkmi_malloc(B * sizeof(float));
     if (!m->host_loss)
         goto nomem;
+    if (c->ngram_buckets > 0) {
+        m->F = tkmi_se_bag_max_features(c);
+        const size_t NF = B * (size_t)m->F;
+        m->feat_h = tkmi_malloc(NF * sizeof(int32_t));
+        m->cnt_h = tkmi_malloc(B * sizeof(int32_t));
+        m->ubkt_h = tkmi_malloc(NF * sizeof(int32_t));
+        m->uoff_h = tkmi_malloc((NF + 1) * sizeof(int32_t));
+        m->erow_h = tkmi_malloc(NF * sizeof(int32_t));
+        m->sort_h = tkmi_malloc(NF * sizeof(uint64_t));
+        if (!m->feat_h || !m->cnt_h || !m->ubkt_h || !m->uoff_h || !m->erow_h || !m->sort_h)
+            goto nomem;
+        BALLOC(m->feat, NF);
+        BALLOC(m->cnt, B);
+        BALLOC(m->ubkt, NF);
+        BALLOC(m->uoff, NF + 1);
+        BALLOC(m->erow, NF);
+    }
     rc = be->sync(be);
     if (rc < 0) {
         tkmi_se_model_free(m);
@@ -284,7 +315,14 @@ void tkmi_se_model_free(tkmi_se_model *m)
     BF(m->dres); BF(m->dN); BF(m->dN3); BF(m->dN4); BF(m->dN4b); BF(m->dpooled); BF(m->dh1);
     BF(m->dh1g); BF(m->dy); BF(m->trows); BF(m->tnorm); BF(m->tnormv); BF(m->tidx); BF(m->tbatch);
     BF(m->lossb); BF(m->yn); BF(m->ynorm); BF(m->logits); BF(m->dlogits); BF(m->dyn);
+    BF(m->feat); BF(m->cnt); BF(m->ubkt); BF(m->uoff); BF(m->erow);
 #undef BF
+    tkmi_free(m->feat_h);
+    tkmi_free(m->cnt_h);
+    tkmi_free(m->ubkt_h);
+    tkmi_free(m->uoff_h);
+    tkmi_free(m->erow_h);
+    tkmi_free(m->sort_h);
     tkmi_free(m->la);
     tkmi_free(m->tensors);
     tkmi_free(m->loff);
@@ -375,6 +413,83 @@ nomem:
     return tkmi_error(TKM_ENOMEM, "out of %s memory for %zu target rows", be->name, R);
 }
 
+/* ---- the n-gram bag's features -------------------------------------------- */
+
+int tkmi_se_bag_max_features(const tkmi_se_config *c)
+{
+    const int T = c->max_bytes + 2;
+    int n = 1; /* the whole input */
+    for (int g = 1; g <= c->ngram_max; g++)
+        n += T - g + 1 > 0 ? T - g + 1 : 0;
+    return n;
+}
+
+/* FNV-1a over 16-bit symbols (bytes, START, END), then a 64-bit finalizer:
+ * fixed forever, since trained tables are indexed by it */
+static uint32_t bag_bucket(const int32_t *sym, int n, uint64_t salt, uint32_t buckets)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ salt;
+    for (int i = 0; i < n; i++) {
+        h = (h ^ (uint64_t)(sym[i] & 0xff)) * 0x100000001b3ull;
+        h = (h ^ (uint64_t)(sym[i] >> 8)) * 0x100000001b3ull;
+    }
+    return (uint32_t)(tkmi_hash_u64(h) % buckets);
+}
+
+int tkmi_se_bag_features(const tkmi_se_config *c, const int32_t *tok, int len, int32_t *feat)
+{
+    const uint32_t nb = (uint32_t)c->ngram_buckets;
+    int k = 0;
+    for (int g = 1; g <= c->ngram_max; g++)
+        for (int i = 0; i + g <= len; i++)
+            feat[k++] = (int32_t)bag_bucket(tok + i, g, (uint64_t)g, nb);
+    feat[k++] = (int32_t)bag_bucket(tok, len, 0x77686f6c65ull /* "whole" */, nb);
+    return k;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Uploads a batch; with a bag, also its features and the backward's entries
+ * sorted by (bucket, row, position) so that every bucket sums in one order. */
+static void upload_batch(tkmi_se_model *m, const int32_t *tok, const int32_t *len, int B, int T)
+{
+    tkmi_se_backend *be = m->be;
+    be->upload(be, m->tok, tok, (size_t)B * T * sizeof(int32_t));
+    be->upload(be, m->len, len, (size_t)B * sizeof(int32_t));
+    if (m->c.ngram_buckets <= 0)
+        return;
+    size_t ne = 0;
+    for (int b = 0; b < B; b++) {
+        int32_t *f = m->feat_h + (size_t)b * m->F;
+        int n = tkmi_se_bag_features(&m->c, tok + (size_t)b * T, len[b], f);
+        m->cnt_h[b] = n;
+        /* key: bucket (< 2^24) | row (< 2^20) | position (< 2^16) */
+        for (int j = 0; j < n; j++)
+            m->sort_h[ne++] = (uint64_t)f[j] << 40 | (uint64_t)b << 16 | (uint64_t)j;
+    }
+    qsort(m->sort_h, ne, sizeof(uint64_t), cmp_u64);
+    int U = 0;
+    for (size_t e = 0; e < ne; e++) {
+        int32_t bk = (int32_t)(m->sort_h[e] >> 40);
+        if (U == 0 || m->ubkt_h[U - 1] != bk) {
+            m->ubkt_h[U] = bk;
+            m->uoff_h[U++] = (int32_t)e;
+        }
+        m->erow_h[e] = (int32_t)((m->sort_h[e] >> 16) & 0xffffff);
+    }
+    m->uoff_h[U] = (int32_t)ne;
+    m->U = U;
+    be->upload(be, m->feat, m->feat_h, (size_t)B * m->F * sizeof(int32_t));
+    be->upload(be, m->cnt, m->cnt_h, (size_t)B * sizeof(int32_t));
+    be->upload(be, m->ubkt, m->ubkt_h, (size_t)U * sizeof(int32_t));
+    be->upload(be, m->uoff, m->uoff_h, (size_t)(U + 1) * sizeof(int32_t));
+    be->upload(be, m->erow, m->erow_h, ne * sizeof(int32_t));
+}
+
 /* ---- forward ---------------------------------------------------------------- */
 
 #define P(off) (m->p + (off))
@@ -429,6 +544,8 @@ static void forward(tkmi_se_model *m, int B, int T)
     }
     be->layernorm_fwd(be, m->lnf, m->lnfm, m->lnfr, res, P(m->goff[G_LNFW]), P(m->goff[G_LNFB]), N, D);
     be->pool_fwd(be, m->pooled, m->lnf, m->len, B, T, D, m->c.pool);
+    if (m->c.ngram_buckets > 0)
+        be->bag_fwd(be, m->pooled, P(m->goff[G_BAG]), m->feat, m->cnt, B, m->F, D);
     if (m->c.head_mlp) {
         linear_fwd(m, m->h1, m->pooled, P(m->goff[G_H1W]), P(m->goff[G_H1B]), B, D, D);
         be->gelu_fwd(be, m->h1g, m->h1, (size_t)B * D);
@@ -441,8 +558,7 @@ static void forward(tkmi_se_model *m, int B, int T)
 int tkmi_se_forward(tkmi_se_model *m, const int32_t *tok, const int32_t *len, int B, int T, float *out)
 {
     TKM_FORWARD_IF_ERROR(check_batch(m, B, T));
-    m->be->upload(m->be, m->tok, tok, (size_t)B * T * sizeof(int32_t));
-    m->be->upload(m->be, m->len, len, (size_t)B * sizeof(int32_t));
+    upload_batch(m, tok, len, B, T);
     forward(m, B, T);
     if (out)
         m->be->download(m->be, out, m->y, (size_t)B * m->c.out_dim * sizeof(float));
@@ -466,6 +582,8 @@ static void backward(tkmi_se_model *m, int B, int T)
         linear_bwd(m, m->dpooled, 0.0f, G(m->goff[G_H2W]), G(m->goff[G_H2B]), m->dy, m->pooled,
                    P(m->goff[G_H2W]), B, D, E);
     }
+    if (m->c.ngram_buckets > 0)
+        be->bag_bwd(be, G(m->goff[G_BAG]), m->dpooled, m->ubkt, m->uoff, m->erow, m->cnt, m->U, D);
     be->pool_bwd(be, m->dN, m->dpooled, m->len, B, T, D, m->c.pool);
     const float *resL = m->c.layers ? m->la[m->c.layers - 1].out : m->x0;
     be->zero(be, m->dres, (size_t)N * D * sizeof(float));
@@ -504,8 +622,7 @@ static int loss_grad(tkmi_se_model *m, const int32_t *tok, const int32_t *len, c
     for (int b = 0; b < B; b++)
         TKM_RETURN_ERROR_IF(target[b] < 0 || (size_t)target[b] >= m->R, TKM_ERANGE,
                             "target row %d out of range", (int)target[b]);
-    be->upload(be, m->tok, tok, (size_t)B * T * sizeof(int32_t));
-    be->upload(be, m->len, len, (size_t)B * sizeof(int32_t));
+    upload_batch(m, tok, len, B, T);
     be->upload(be, m->tidx, target, (size_t)B * sizeof(int32_t));
     forward(m, B, T);
     be->gather_rows(be, m->tbatch, m->trows, m->tidx, B, E);

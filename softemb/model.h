@@ -19,6 +19,11 @@ typedef struct tkmi_se_config {
     int pool;                 /* TKMI_POOL_END or TKMI_POOL_MEAN */
     int head_mlp;             /* 0: linear head, 1: Linear-GELU-Linear */
     int out_dim;              /* teacher width */
+    /* hashed byte n-gram bag added to the pooled vector (fastText-like):
+     * ngram_buckets rows of width `width` (0: no bag); n-grams of the input
+     * START bytes END for n = 1..ngram_max, plus one feature for the whole
+     * input. The bag learns fast where the transformer needs many epochs. */
+    int ngram_buckets, ngram_max;
 } tkmi_se_config;
 
 typedef struct tkmi_se_loss_weights {
@@ -75,6 +80,11 @@ int tkmi_se_step(tkmi_se_model *m, const int32_t *tok, const int32_t *len, const
 int tkmi_se_loss_grad(tkmi_se_model *m, const int32_t *tok, const int32_t *len, const int32_t *target,
                       int B, int T, const tkmi_se_loss_weights *w, float *loss);
 int tkmi_se_model_get_grads(tkmi_se_model *m, float *grads);
+
+/* The bag features of one packed input (tok[0..len), START ... END) into
+ * feat (room for tkmi_se_bag_max_features); returns their count. */
+int tkmi_se_bag_features(const tkmi_se_config *c, const int32_t *tok, int len, int32_t *feat);
+int tkmi_se_bag_max_features(const tkmi_se_config *c);
 
 /* Forward FLOPs of one sequence of length T (matmuls and attention). */
 double tkmi_se_flops_per_seq(const tkmi_se_config *c, int T);

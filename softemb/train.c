@@ -39,6 +39,8 @@ void tkm_se_options_default(tkm_se_options *o, size_t dim)
     o->max_bytes = 32;
     o->pool_mean = 0;
     o->head_mlp = 0;
+    o->ngram_buckets = 0;
+    o->ngram_max = 5;
     o->w_mse = 1.0f;
     o->w_cos = 1.0f;
     o->w_ctr = 1.0f;
@@ -80,6 +82,8 @@ static void config_from_options(const tkm_se_options *o, size_t dim, tkmi_se_con
     c->pool = o->pool_mean ? TKMI_POOL_MEAN : TKMI_POOL_END;
     c->head_mlp = o->head_mlp;
     c->out_dim = (int)dim;
+    c->ngram_buckets = o->ngram_buckets;
+    c->ngram_max = o->ngram_buckets > 0 ? o->ngram_max : 0;
 }
 
 static int check_options(const tkm_se_options *o)
@@ -476,7 +480,8 @@ done:
 /* ---- files ---------------------------------------------------------------------- */
 
 #define TKSE_MAGIC "TKSE\r\n\032\n"
-#define TKSE_VERSION 2u /* 2: the split rule's version follows the file version */
+#define TKSE_VERSION 3u /* 2: the split rule's version follows the file version;
+                         * 3: n-gram bag size and length follow the architecture */
 
 typedef struct {
     unsigned char *p;
@@ -529,6 +534,8 @@ int tkm_se_save(const tkm_se_encoder *e, const char *path, int with_optimizer)
                              e->c.head_mlp, e->c.out_dim };
     for (int i = 0; i < 7; i++)
         wu32(&w, (uint32_t)cfg[i]);
+    wu32(&w, (uint32_t)e->c.ngram_buckets);
+    wu32(&w, (uint32_t)e->c.ngram_max);
     wu64(&w, e->nparams);
     uint64_t tf;
     memcpy(&tf, &e->test_frac, 8);
@@ -612,8 +619,8 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
     }
     r.off = 8;
     uint32_t ver = ru32(&r);
-    if (ver != 1 && ver != TKSE_VERSION) {
-        rc = tkmi_error(TKM_ENOTSUP, "%s: encoder file version %u is not supported (this build reads 1 and %u)",
+    if (ver < 1 || ver > TKSE_VERSION) {
+        rc = tkmi_error(TKM_ENOTSUP, "%s: encoder file version %u is not supported (this build reads 1 to %u)",
                         path, ver, TKSE_VERSION);
         goto fail;
     }
@@ -623,7 +630,7 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
         NEED(4, "the split version");
         split_version = ru32(&r);
     }
-    NEED(7 * 4 + 8 * 8 + 8 + 4, "the header");
+    NEED(7 * 4, "the header");
     tkmi_se_config c;
     c.layers = (int)ru32(&r);
     c.heads = (int)ru32(&r);
@@ -632,9 +639,16 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
     c.pool = (int)ru32(&r);
     c.head_mlp = (int)ru32(&r);
     c.out_dim = (int)ru32(&r);
+    c.ngram_buckets = c.ngram_max = 0; /* versions 1 and 2 had no bag */
+    if (ver >= 3) {
+        NEED(8, "the n-gram bag size");
+        c.ngram_buckets = (int)ru32(&r);
+        c.ngram_max = (int)ru32(&r);
+    }
+    NEED(8 + 8 * 8 + 8 + 4, "the header");
     uint64_t np = ru64(&r);
     rc = tkmi_se_config_check(&c);
-    if (rc < 0 || (c.head_mlp != 0 && c.head_mlp != 1)) {
+    if (rc < 0 || (c.head_mlp != 0 && c.head_mlp != 1) || (c.ngram_buckets == 0 && c.ngram_max != 0)) {
         rc = tkmi_error(TKM_EFORMAT, "%s: invalid architecture in the header (%s)", path,
                         rc < 0 ? tkm_last_error() : "head");
         goto fail;
@@ -643,7 +657,8 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
         /* the parameter count follows from the architecture */
         size_t D = (size_t)c.width, T = (size_t)c.max_bytes + 2, E = (size_t)c.out_dim;
         size_t want = (size_t)TKMI_SE_VOCAB * D + T * D + 2 * D + E * D + E +
-                      (c.head_mlp ? D * D + D : 0) + (size_t)c.layers * (12 * D * D + 13 * D);
+                      (c.head_mlp ? D * D + D : 0) + (size_t)c.layers * (12 * D * D + 13 * D) +
+                      (size_t)c.ngram_buckets * D;
         if (np != want) {
             rc = tkmi_error(TKM_EFORMAT, "%s: parameter count %llu does not match the architecture (%zu)",
                             path, (unsigned long long)np, want);
@@ -727,6 +742,8 @@ void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info)
     info->max_bytes = e->c.max_bytes;
     info->pool_mean = e->c.pool == TKMI_POOL_MEAN;
     info->head_mlp = e->c.head_mlp;
+    info->ngram_buckets = e->c.ngram_buckets;
+    info->ngram_max = e->c.ngram_max;
     info->out_dim = e->c.out_dim;
     info->nparams = e->nparams;
     info->steps_done = e->steps_done;
