@@ -709,6 +709,59 @@ void g_pool_bwd(tkmi_se_backend *be, float *dx, const float *dout, const int32_t
     check_launch(be, "pool_bwd");
 }
 
+// ---- hashed n-gram bag ----------------------------------------------------------
+
+// one thread per (row, channel): the row's features summed in order, as the CPU does
+__global__ void k_bag_fwd(float *out, const float *tab, const int32_t *feat, const int32_t *cnt, int B, int F,
+                          int C)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * C)
+        return;
+    int b = (int)(i / C), c = (int)(i % C);
+    const int32_t *f = feat + (size_t)b * F;
+    float s = 0.0f;
+    for (int j = 0; j < cnt[b]; j++)
+        s += tab[(size_t)f[j] * C + c];
+    out[i] += s / (float)cnt[b];
+}
+
+// one block per bucket, threads over channels: the bucket's entries in the
+// order the host listed them, so the sum is deterministic without atomics
+__global__ void k_bag_bwd(float *dtab, const float *dout, const int32_t *ubkt, const int32_t *uoff,
+                          const int32_t *erow, const int32_t *cnt, int U, int C)
+{
+    int u = blockIdx.x;
+    if (u >= U)
+        return;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float d = dtab[(size_t)ubkt[u] * C + c];
+        for (int32_t k = uoff[u]; k < uoff[u + 1]; k++) {
+            int32_t r = erow[k];
+            d += dout[(size_t)r * C + c] / (float)cnt[r];
+        }
+        dtab[(size_t)ubkt[u] * C + c] = d;
+    }
+}
+
+void g_bag_fwd(tkmi_se_backend *be, float *out, const float *tab, const int32_t *feat, const int32_t *cnt, int B,
+               int F, int C)
+{
+    if (B <= 0 || C <= 0)
+        return;
+    k_bag_fwd<<<blocks((size_t)B * C, 256), 256>>>(out, tab, feat, cnt, B, F, C);
+    check_launch(be, "bag_fwd");
+}
+
+void g_bag_bwd(tkmi_se_backend *be, float *dtab, const float *dout, const int32_t *ubkt, const int32_t *uoff,
+               const int32_t *erow, const int32_t *cnt, int U, int C)
+{
+    if (U <= 0 || C <= 0)
+        return;
+    k_bag_bwd<<<(unsigned)U, 128>>>(dtab, dout, ubkt, uoff, erow, cnt, U, C);
+    check_launch(be, "bag_bwd");
+}
+
 // ---- losses -------------------------------------------------------------------
 
 __global__ void k_gather(float *out, const float *m, const int32_t *idx, int B, int C)
@@ -994,6 +1047,8 @@ int tkmi_se_cuda_module_create(int device, tkmi_se_backend **out, err_fn report)
     be->add = g_add;
     be->pool_fwd = g_pool_fwd;
     be->pool_bwd = g_pool_bwd;
+    be->bag_fwd = g_bag_fwd;
+    be->bag_bwd = g_bag_bwd;
     be->gather_rows = g_gather_rows;
     be->row_normalize = g_row_normalize;
     be->row_normalize_bwd = g_row_normalize_bwd;

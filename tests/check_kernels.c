@@ -351,10 +351,62 @@ START_TEST(test_embed_grad)
 }
 END_TEST
 
-START_TEST(test_full_step)
+/* the n-gram bag: random features (repeats included) and the backward's
+ * entries grouped by bucket as the model lists them */
+START_TEST(test_bag)
+{
+    enum { B = 37, F = 23, C = 70, NB = 50 };
+    int32_t feat[B * F], cnt[B];
+    for (int b = 0; b < B; b++) {
+        cnt[b] = 1 + (int)((frand() + 1.0f) * 0.5f * (F - 1));
+        for (int j = 0; j < F; j++)
+            feat[b * F + j] = j < cnt[b] ? (int32_t)((frand() + 1.0f) * 0.5f * (NB - 1)) : 0;
+    }
+    int32_t ubkt[B * F], uoff[B * F + 1], erow[B * F];
+    int U = 0, ne = 0;
+    for (int k = 0; k < NB; k++) { /* buckets ascending, entries in (row, position) order */
+        int first = 1;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < cnt[b]; j++)
+                if (feat[b * F + j] == k) {
+                    if (first) {
+                        ubkt[U] = k;
+                        uoff[U++] = ne;
+                        first = 0;
+                    }
+                    erow[ne++] = b;
+                }
+    }
+    uoff[U] = ne;
+    buf tab = mk((size_t)NB * C, 1), out = mk((size_t)B * C, 1), dout = mk((size_t)B * C, 1);
+    buf dtab = mk((size_t)NB * C, 1);
+    int32_t *fc = mki(feat, B * F, cpu), *fg = mki(feat, B * F, gpu);
+    int32_t *cc = mki(cnt, B, cpu), *cg = mki(cnt, B, gpu);
+    int32_t *uc = mki(ubkt, U, cpu), *ug = mki(ubkt, U, gpu);
+    int32_t *oc = mki(uoff, U + 1, cpu), *og = mki(uoff, U + 1, gpu);
+    int32_t *ec = mki(erow, ne, cpu), *eg = mki(erow, ne, gpu);
+    cpu->bag_fwd(cpu, out.c, tab.c, fc, cc, B, F, C);
+    gpu->bag_fwd(gpu, out.g, tab.g, fg, cg, B, F, C);
+    CLOSE(out, 1e-6, "bag_fwd");
+    cpu->bag_bwd(cpu, dtab.c, dout.c, uc, oc, ec, cc, U, C);
+    gpu->bag_bwd(gpu, dtab.g, dout.g, ug, og, eg, cg, U, C);
+    CLOSE(dtab, 1e-6, "bag_bwd");
+    int32_t *ip[] = { fc, cc, uc, oc, ec };
+    int32_t *ig[] = { fg, cg, ug, og, eg };
+    for (int i = 0; i < 5; i++) {
+        cpu->free(cpu, ip[i]);
+        gpu->free(gpu, ig[i]);
+    }
+    buf *all[] = { &tab, &out, &dout, &dtab };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        rm(all[i]);
+}
+END_TEST
+
+static void full_step(int buckets)
 {
     tkmi_se_config c = { .layers = 2, .heads = 4, .width = 64, .max_bytes = 20, .pool = TKMI_POOL_END,
-                         .head_mlp = 1, .out_dim = 48 };
+                         .head_mlp = 1, .out_dim = 48, .ngram_buckets = buckets, .ngram_max = buckets ? 3 : 0 };
     enum { B = 16, R = 300 };
     tkmi_se_model *mc, *mg;
     ck_assert_int_eq(tkmi_se_model_new(&c, cpu, B, 5, &mc), 0);
@@ -415,6 +467,11 @@ START_TEST(test_full_step)
     tkmi_se_model_free(mc);
     tkmi_se_model_free(mg);
 }
+
+START_TEST(test_full_step) { full_step(0); }
+END_TEST
+/* with an n-gram bag of few buckets, so rows share them */
+START_TEST(test_full_step_bag) { full_step(61); }
 END_TEST
 
 int main(void)
@@ -448,7 +505,9 @@ int main(void)
     tcase_add_test(t, test_tf32_switch);
     tcase_add_test(t, test_error_reporting);
     tcase_add_test(t, test_embed_grad);
+    tcase_add_test(t, test_bag);
     tcase_add_test(t, test_full_step);
+    tcase_add_test(t, test_full_step_bag);
     tcase_set_timeout(t, 300);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);

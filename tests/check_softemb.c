@@ -111,10 +111,11 @@ static void make_batch(const tkmi_se_config *c, int B, batch *bt)
     bt->T = tkmi_se_pack(c, bp, bl, B, bt->tok, bt->len);
 }
 
-static tkmi_se_model *tiny(tkmi_se_backend *be, int pool, int head_mlp, float *targets, int R)
+static tkmi_se_model *tiny_bag(tkmi_se_backend *be, int pool, int head_mlp, float *targets, int R, int buckets)
 {
     tkmi_se_config c = { .layers = 2, .heads = 2, .width = 16, .max_bytes = 6, .pool = pool,
-                         .head_mlp = head_mlp, .out_dim = 8 };
+                         .head_mlp = head_mlp, .out_dim = 8, .ngram_buckets = buckets,
+                         .ngram_max = buckets ? 3 : 0 };
     tkmi_se_model *m;
     ck_assert_int_eq(tkmi_se_model_new(&c, be, 8, 7, &m), 0);
     for (int i = 0; i < R * 8; i++)
@@ -132,14 +133,17 @@ static tkmi_se_model *tiny(tkmi_se_backend *be, int pool, int head_mlp, float *t
 }
 
 /* ---- finite differences ------------------------------------------------------------ */
-static void grad_check(int pool, int head_mlp)
+static void grad_check(int pool, int head_mlp, int buckets)
 {
     tkmi_se_backend *be;
     ck_assert_int_eq(tkmi_se_backend_cpu(2, &be), 0);
     float targets[5 * 8];
-    tkmi_se_model *m = tiny(be, pool, head_mlp, targets, 5);
+    tkmi_se_model *m = tiny_bag(be, pool, head_mlp, targets, 5, buckets);
     batch bt;
     make_batch(tkmi_se_model_config(m), 8, &bt);
+    int32_t feat0[64]; /* the bag rows the batch's first input uses */
+    int nfeat0 = buckets ? tkmi_se_bag_features(tkmi_se_model_config(m), bt.tok, bt.len[0], feat0) : 0;
+    ck_assert(nfeat0 <= tkmi_se_bag_max_features(tkmi_se_model_config(m)) && nfeat0 <= 64);
     tkmi_se_loss_weights w = { .mse = 0.7f, .l1 = 0.3f, .cos = 1.0f, .ctr = 0.5f, .temperature = 0.5f };
     size_t np = tkmi_se_model_nparams(m);
     float *p = malloc(np * 4), *g = malloc(np * 4), loss;
@@ -155,6 +159,8 @@ static void grad_check(int pool, int head_mlp)
             size_t i = ts[ti].off + (size_t)((frand() + 1.0f) * 0.5f * (float)ts[ti].n) % ts[ti].n;
             if (strcmp(ts[ti].name, "wte") == 0) /* rows of bytes that occur in the batch */
                 i = ts[ti].off + (size_t)'a' * 16 + (size_t)s;
+            if (strcmp(ts[ti].name, "ngram.embed") == 0) /* rows the batch reaches */
+                i = ts[ti].off + (size_t)feat0[(s * 5) % nfeat0] * 16 + (size_t)(s * 3 % 16);
             float orig = p[i], lp, lm;
             const float h = 1e-2f;
             p[i] = orig + h;
@@ -183,9 +189,12 @@ static void grad_check(int pool, int head_mlp)
     be->destroy(be);
 }
 
-START_TEST(test_gradients_end_linear) { grad_check(TKMI_POOL_END, 0); }
+START_TEST(test_gradients_end_linear) { grad_check(TKMI_POOL_END, 0, 0); }
 END_TEST
-START_TEST(test_gradients_mean_mlp) { grad_check(TKMI_POOL_MEAN, 1); }
+START_TEST(test_gradients_mean_mlp) { grad_check(TKMI_POOL_MEAN, 1, 0); }
+END_TEST
+/* a bag of 13 buckets: n-grams share rows, so the scatter sums several entries */
+START_TEST(test_gradients_bag) { grad_check(TKMI_POOL_END, 1, 13); }
 END_TEST
 
 /* ---- thread-count independence --------------------------------------------------- */
@@ -198,7 +207,7 @@ START_TEST(test_threads_bit_identical)
         ck_assert_int_eq(tkmi_se_backend_cpu(k ? 3 : 1, &be), 0);
         rs = 999;
         float targets[5 * 8];
-        tkmi_se_model *m = tiny(be, TKMI_POOL_END, 1, targets, 5);
+        tkmi_se_model *m = tiny_bag(be, TKMI_POOL_END, 1, targets, 5, 29);
         batch bt;
         make_batch(tkmi_se_model_config(m), 8, &bt);
         tkmi_se_hparams hp = { .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f,
@@ -512,7 +521,7 @@ START_TEST(test_split_groups_and_metrics)
 }
 END_TEST
 
-START_TEST(test_encoder_files)
+static void encoder_files(int buckets)
 {
     /* a tiny teacher, a short training run, save/load, predict */
     enum { N = 40, E = 8 };
@@ -540,15 +549,17 @@ START_TEST(test_encoder_files)
     o.threads = 2;
     o.checkpoint = tpath("c.tkse");
     o.checkpoint_every = 10;
+    o.ngram_buckets = buckets;
+    o.ngram_max = 3;
     uint8_t split[N];
     ck_assert_int_ge(tkm_se_split(t, o.test_frac, o.split_seed, split), 0);
     tkm_se_encoder *e, *r, *f;
     ck_assert_int_eq(tkm_se_train(t, split, &o, NULL, &e), 0);
     /* resuming the step-10 checkpoint reproduces the uninterrupted run */
     ck_assert_int_eq(tkm_se_train(t, split, &o, tpath("c.tkse"), &r), 0);
-    {
-        /* a version 1 file (written before the split rule's version was
-         * recorded) loads as rule 1, and resuming it is refused */
+    if (!buckets) {
+        /* a version 1 file (written before the split rule's version and the
+         * n-gram bag were recorded) loads as rule 1, and resuming it is refused */
         size_t nc;
         unsigned char *c = read_all(tpath("c.tkse"), &nc);
         ck_assert(c && nc > 24);
@@ -557,8 +568,13 @@ START_TEST(test_encoder_files)
         const unsigned char one[4] = {1, 0, 0, 0};
         memcpy(v1 + 8, one, 4);
         ck_assert(c[12] == TKM_SE_SPLIT_VERSION && c[13] == 0 && c[14] == 0 && c[15] == 0);
-        size_t n = nc - 8; /* without the split version and the old checksum */
-        memcpy(v1 + 12, c + 16, n - 12);
+        /* version 3: magic, version, split version, 7 architecture words, the
+         * bag's 2 words (0, 0 here), the rest; version 1 lacks the split version
+         * and the bag words */
+        ck_assert(memcmp(c + 44, "\0\0\0\0\0\0\0\0", 8) == 0);
+        size_t n = nc - 16; /* without the split version, the bag words and the old checksum */
+        memcpy(v1 + 12, c + 16, 28);
+        memcpy(v1 + 40, c + 52, n - 40);
         uLong crc = crc32(crc32(0L, Z_NULL, 0), v1, (uInt)n);
         for (int i = 0; i < 4; i++)
             v1[n + (size_t)i] = (unsigned char)(crc >> (8 * i));
@@ -612,6 +628,11 @@ START_TEST(test_encoder_files)
     tkm_se_free(f);
     tkm_teacher_free(t);
 }
+
+START_TEST(test_encoder_files) { encoder_files(0); }
+END_TEST
+/* with an n-gram bag: resume, save, load and predict keep every bit */
+START_TEST(test_encoder_files_bag) { encoder_files(97); }
 END_TEST
 
 START_TEST(test_config_errors)
@@ -639,6 +660,7 @@ static Suite *softemb_suite(void)
     tcase_add_test(m, test_config_errors);
     tcase_add_test(m, test_gradients_end_linear);
     tcase_add_test(m, test_gradients_mean_mlp);
+    tcase_add_test(m, test_gradients_bag);
     tcase_add_test(m, test_threads_bit_identical);
     tcase_add_test(m, test_learns_synthetic_teacher);
     tcase_set_timeout(m, 300);
@@ -649,6 +671,7 @@ static Suite *softemb_suite(void)
     tcase_add_test(f, test_safetensors_wordpiece_npy);
     tcase_add_test(f, test_split_groups_and_metrics);
     tcase_add_test(f, test_encoder_files);
+    tcase_add_test(f, test_encoder_files_bag);
     tcase_set_timeout(f, 120);
     suite_add_tcase(s, f);
     return s;
