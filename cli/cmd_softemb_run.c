@@ -212,9 +212,11 @@ static int run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder 
         fprintf(f, " \"split\": {\"test_frac\": %g, \"seed\": %llu, \"train\": %zu, \"test\": %zu, \"excluded\": %zu},\n",
                 info.test_frac, (unsigned long long)info.split_seed, ntr_all, ntest_all, excluded);
         fprintf(f, " \"encoder\": {\"layers\": %d, \"heads\": %d, \"width\": %d, \"max_bytes\": %d, \"pool\": \"%s\","
-                   " \"head\": \"%s\", \"params\": %zu, \"steps\": %ld, \"backend\": \"%s\"},\n",
+                   " \"head\": \"%s\", \"ngram_buckets\": %d, \"ngram_max\": %d, \"params\": %zu, \"steps\": %ld,"
+                   " \"backend\": \"%s\"},\n",
                 info.layers, info.heads, info.width, info.max_bytes, info.pool_mean ? "mean" : "end",
-                info.head_mlp ? "mlp" : "linear", info.nparams, info.steps_done, info.backend);
+                info.head_mlp ? "mlp" : "linear", info.ngram_buckets, info.ngram_max, info.nparams, info.steps_done,
+                info.backend);
         for (int part = 0; part < 2; part++) {
             fprintf(f, " \"%s\": {\"rows\": %zu, \"results\": [", part ? "train_sample" : "heldout",
                     part ? ntr : ntest);
@@ -230,10 +232,13 @@ static int run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder 
                    "%zu train, %zu held-out, %zu special/unused excluded\n",
                 rows, dim, tkm_teacher_format(t), tkm_teacher_vocab_style(t), 100 * (1 - info.test_frac),
                 100 * info.test_frac, (unsigned long long)info.split_seed, ntr_all, ntest_all, excluded);
-        fprintf(f, "encoder: %d layers, %d heads, width %d, %d bytes, %s pooling, %s head, %zu parameters, "
+        char bag[64] = "no n-gram bag";
+        if (info.ngram_buckets > 0)
+            snprintf(bag, sizeof(bag), "n-gram bag %d x 1..%d", info.ngram_buckets, info.ngram_max);
+        fprintf(f, "encoder: %d layers, %d heads, width %d, %d bytes, %s pooling, %s head, %s, %zu parameters, "
                    "%ld steps (%s)\n\n",
                 info.layers, info.heads, info.width, info.max_bytes, info.pool_mean ? "mean" : "end",
-                info.head_mlp ? "MLP" : "linear", info.nparams, info.steps_done, info.backend);
+                info.head_mlp ? "MLP" : "linear", bag, info.nparams, info.steps_done, info.backend);
         char title[96];
         snprintf(title, sizeof(title), "held-out (%zu rows)", ntest);
         print_metrics_header(f, title);
@@ -281,13 +286,13 @@ static void train_usage(FILE *f)
             "      --pool end|mean         pooled position (default end)\n"
             "      --head linear|mlp       output head (default linear)\n"
             "      --ngram-buckets N       hashed byte n-gram bag added to the pooled vector\n"
-            "                              (rows of the table; 0: none)\n"
-            "      --ngram-max N           longest n-gram in the bag (1..8)\n"
+            "                              (rows of the table, default 131072; 0: none)\n"
+            "      --ngram-max N           longest n-gram in the bag (1..8, default 5)\n"
             "loss (weights, >= 0):\n"
-            "      --mse W --l1 W --cos W --contrastive W   (default cos 1, contrastive 1)\n"
+            "      --mse W --l1 W --cos W --contrastive W   (default mse 1, cos 4, contrastive 1)\n"
             "      --temperature T         contrastive temperature (default 0.05)\n"
             "optimisation:\n"
-            "      --steps N | --epochs N  (default 2000 steps)\n"
+            "      --steps N | --epochs N  (default 1200 steps)\n"
             "      --batch N --lr X --warmup N --min-lr-ratio X --weight-decay X --clip X --seed N\n"
             "split:\n"
             "      --test-frac X --split-seed N   (default 0.1 and 1)\n"
@@ -499,8 +504,9 @@ int softemb_train(int argc, char **argv)
     if (o.warmup > o.steps / 2)
         o.warmup = o.steps / 2;
     fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d held-out; %d layers, %d heads, width %d, "
-                    "%d bytes; %ld steps of %d\n",
-            rows, tkm_teacher_dim(t), ntrain, rc, o.layers, o.heads, o.width, o.max_bytes, o.steps, o.batch);
+                    "%d bytes, n-gram bag %d; %ld steps of %d\n",
+            rows, tkm_teacher_dim(t), ntrain, rc, o.layers, o.heads, o.width, o.max_bytes, o.ngram_buckets, o.steps,
+            o.batch);
     tkm_se_encoder *e = NULL;
     rc = tkm_se_train(t, split, &o, resume, &e);
     free(split);
@@ -654,26 +660,6 @@ static const struct option apply_opts[] = {
     {"dtype", required_argument, 0, A_DTYPE}, {"threads", required_argument, 0, A_THREADS},
     {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
-/* bytes of a sentencepiece piece: U+2581 -> ' ', <0xNN> byte pieces -> NN */
-static size_t piece_bytes(const char *p, size_t n, tkm_piece_type ty, unsigned char *out)
-{
-    if (ty == TKM_PIECE_BYTE && n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') {
-        out[0] = (unsigned char)strtol(p + 3, NULL, 16);
-        return 1;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        if (i + 3 <= n && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
-            (unsigned char)p[i + 2] == 0x81) {
-            out[k++] = ' ';
-            i += 3;
-        } else {
-            out[k++] = (unsigned char)p[i++];
-        }
-    }
-    return k;
-}
-
 static int cmp_bytes(const unsigned char *a, size_t la, const unsigned char *b, size_t lb)
 {
     int c = memcmp(a, b, la < lb ? la : lb);
@@ -794,7 +780,7 @@ int softemb_apply(int argc, char **argv)
             nspecial++;
             continue;
         }
-        size_t nb = piece_bytes(p, k, ty, bytes + off);
+        size_t nb = tkm_se_sp_piece_bytes(p, k, ty == TKM_PIECE_BYTE, bytes + off);
         bp[npred] = bytes + off;
         bl[npred] = nb;
         pidx[npred++] = i;

@@ -62,6 +62,10 @@ const char *tkm_teacher_piece(const tkm_teacher *t, size_t row);
 /* The decoded bytes of the row's token (not NUL-terminated; may contain NUL).
  * A row out of range: NULL, *len 0 (and tkm_teacher_row_kind: UNUSED). */
 const unsigned char *tkm_teacher_bytes(const tkm_teacher *t, size_t row, size_t *len);
+/* The text bytes of a sentencepiece piece (U+2581 -> space; with
+ * is_byte_piece, "<0xNN>" -> that byte) into out (room for n bytes); returns
+ * their count. Teachers with a .model vocabulary and `softemb apply` decode so. */
+size_t tkm_se_sp_piece_bytes(const char *piece, size_t n, int is_byte_piece, unsigned char *out);
 tkm_row_kind tkm_teacher_row_kind(const tkm_teacher *t, size_t row);
 /* "gguf", "safetensors", "npy"; and the vocabulary style: "sentencepiece",
  * "byte-level", "wordpiece", "plain". */

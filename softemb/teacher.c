@@ -516,6 +516,25 @@ static void byte_level_table(int32_t cp_to_byte[512])
     }
 }
 
+size_t tkm_se_sp_piece_bytes(const char *s, size_t n, int is_byte_piece, unsigned char *out)
+{
+    if (is_byte_piece && byte_piece_value(s, n) >= 0) {
+        out[0] = (unsigned char)byte_piece_value(s, n);
+        return 1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        if (i + 3 <= n && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+            (unsigned char)s[i + 2] == 0x81) {
+            out[k++] = ' ';
+            i += 3;
+        } else {
+            out[k++] = (unsigned char)s[i++];
+        }
+    }
+    return k;
+}
+
 /* Decodes piece s (len n) of style into out (capacity >= n + 1); returns the
  * byte count, or -1 when a byte-level piece has a character outside the table.
  * Raw pieces (added / user-defined tokens) of a byte-level vocabulary are their
@@ -524,22 +543,8 @@ static long decode_piece(const char *style, const char *s, size_t n, int is_byte
                          unsigned char *out)
 {
     size_t k = 0;
-    if (!strcmp(style, "sentencepiece")) {
-        if (is_byte_piece && byte_piece_value(s, n) >= 0) {
-            out[0] = (unsigned char)byte_piece_value(s, n);
-            return 1;
-        }
-        for (size_t i = 0; i < n;) {
-            if (i + 3 <= n && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
-                (unsigned char)s[i + 2] == 0x81) {
-                out[k++] = ' ';
-                i += 3;
-            } else {
-                out[k++] = (unsigned char)s[i++];
-            }
-        }
-        return (long)k;
-    }
+    if (!strcmp(style, "sentencepiece"))
+        return (long)tkm_se_sp_piece_bytes(s, n, is_byte_piece, out);
     if (!strcmp(style, "byte-level")) {
         if (raw) {
             memcpy(out, s, n);

@@ -34,19 +34,19 @@ void tkm_se_options_default(tkm_se_options *o, size_t dim)
     } else {
         o->layers = 2;
         o->heads = 4;
-        o->width = 256;
+        o->width = 128;
     }
     o->max_bytes = 32;
     o->pool_mean = 0;
     o->head_mlp = 0;
-    o->ngram_buckets = 0;
+    o->ngram_buckets = 131072;
     o->ngram_max = 5;
     o->w_mse = 1.0f;
-    o->w_cos = 1.0f;
+    o->w_cos = 4.0f;
     o->w_ctr = 1.0f;
     o->temperature = 0.05f;
     o->batch = 256;
-    o->steps = 2000;
+    o->steps = 1200;
     o->warmup = 100;
     o->lr = 3e-3f;
     o->min_lr_ratio = 0.1f;

@@ -39,6 +39,7 @@ python3 - "$TMP/eval.json" <<'PY' && pass "eval JSON: split, encoder, 5 rows eac
 import json, sys
 x = json.load(open(sys.argv[1]))
 assert x["teacher"]["rows"] == 30522 and x["split"]["test"] > 2500 and x["split"]["excluded"] == 999
+assert x["encoder"]["ngram_buckets"] == 131072 and x["encoder"]["ngram_max"] == 5  # the default bag
 names = [r["name"] for r in x["heldout"]["results"]]
 assert names == ["softemb", "subtoken-mean", "ngram-ridge", "nearest-string", "global-mean"], names
 for r in x["heldout"]["results"] + x["train_sample"]["results"]:
