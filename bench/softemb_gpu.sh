@@ -38,8 +38,13 @@ if [ $gpu = 1 ]; then
     run "seed, fp32 (cuBLAS pedantic fp32)" --device cuda "${seed[@]}" --steps "$steps"
     run "seed, TF32 tensor cores" --device cuda --tf32 "${seed[@]}" --steps "$steps"
     run "seed, TF32, + contrastive loss over all 32000 rows" --device cuda --tf32 "${seed[@]}" --ctr 0.1 --steps "$steps"
+    run "seed, TF32, + n-gram bag of 131072 rows (tokenmill's default)" --device cuda --tf32 "${seed[@]}" \
+        --ngram-buckets 131072 --steps "$steps"
 fi
 if [ $cpu = 1 ]; then
     run "CPU: 2 layers, 4 heads, width 128, T 18, batch 128, 30000 x 384" --device cpu --layers 2 --heads 4 \
         --width 128 --bytes 16 --batch 128 --teacher-width 384 --teacher-rows 30000 --steps 10 --warmup 2
+    run "CPU: the same + n-gram bag of 131072 rows" --device cpu --layers 2 --heads 4 \
+        --width 128 --bytes 16 --batch 128 --teacher-width 384 --teacher-rows 30000 --steps 10 --warmup 2 \
+        --ngram-buckets 131072
 fi

@@ -38,7 +38,8 @@ static void usage(FILE *f)
             "  --teacher-rows N        R, random rows resident on the device (32000)\n"
             "  --ctr W                 contrastive loss weight over all R rows (0: off)\n"
             "  --steps N --warmup N    timed steps (20) after untimed ones (3)\n"
-            "  --peak TFLOPS           extra peak to report MFU against\n");
+            "  --peak TFLOPS           extra peak to report MFU against\n"
+            "  --ngram-buckets N       add the hashed n-gram bag (n = 1..5; 0: none, the seed)\n");
 }
 
 static uint64_t rs = 12345;
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
         OPT("--threads", threads, atoi)
         OPT("--peak", peak, atof)
         OPT("--device", dev, (const char *))
+        OPT("--ngram-buckets", c.ngram_buckets, atoi)
 #undef OPT
         if (!strcmp(a, "--tf32")) {
             tf32 = 1;
@@ -93,6 +95,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    c.ngram_max = c.ngram_buckets > 0 ? 5 : 0;
     int cuda = strncmp(dev, "cuda", 4) == 0;
     if (cuda && dev[4] == ':')
         device = atoi(dev + 5);
@@ -172,8 +175,8 @@ int main(int argc, char **argv)
 
     printf("device            %s%s (%s)\n", dev, cuda ? (tf32 ? ", TF32 gemm" : ", fp32 gemm") : "",
            be->name);
-    printf("model             %d layers, %d heads, width %d, T %d, %s head, batch %d\n", c.layers, c.heads,
-           c.width, T, c.head_mlp ? "MLP" : "linear", B);
+    printf("model             %d layers, %d heads, width %d, T %d, %s head, n-gram bag %d, batch %d\n", c.layers,
+           c.heads, c.width, T, c.head_mlp ? "MLP" : "linear", c.ngram_buckets, B);
     printf("teacher           %d random rows x %zu; losses mse+cos%s\n", R, E, ctr > 0 ? "+contrastive" : "");
     printf("parameters        %zu\n", tkmi_se_model_nparams(m));
     printf("FLOP per step     %.4g (3 x forward%s)\n", flops_step, ctr > 0 ? " + 4 B R E" : "");

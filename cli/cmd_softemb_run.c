@@ -162,9 +162,25 @@ static int run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder 
         cli_error(cmd, rc);
         return EXIT_FAIL;
     }
+    /* the training rows the encoder held back for validation are in neither
+     * table; the baselines still learn from every training row */
+    uint8_t *fit = malloc(rows ? rows : 1);
+    if (!fit) {
+        free(split);
+        return EXIT_FAIL;
+    }
+    memcpy(fit, split, rows);
+    int nvalid = tkm_se_split_valid(t, info.valid_frac, info.split_seed, fit);
+    if (nvalid < 0) {
+        free(split);
+        free(fit);
+        cli_error(cmd, nvalid);
+        return EXIT_FAIL;
+    }
     size_t ntest, ntr, ntest_all, ntr_all;
     uint32_t *test = rows_of(split, rows, 1, 0, &ntest, &ntest_all);
-    uint32_t *trs = rows_of(split, rows, 0, eo->train_sample, &ntr, &ntr_all);
+    uint32_t *trs = rows_of(fit, rows, 0, eo->train_sample, &ntr, &ntr_all);
+    free(fit);
     size_t nmax = ntest > ntr ? ntest : ntr;
     float *pred = malloc((nmax ? nmax : 1) * dim * sizeof(float));
     eval_row res[2][1 + TKM_BASE_COUNT];
@@ -205,12 +221,14 @@ static int run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder 
             nres[part]++;
         }
     }
-    size_t excluded = rows - ntest_all - ntr_all;
+    size_t excluded = rows - ntest_all - ntr_all - (size_t)nvalid;
     if (eo->json) {
         fprintf(f, "{\"teacher\": {\"rows\": %zu, \"dim\": %zu, \"format\": \"%s\", \"vocab_style\": \"%s\"},\n",
                 rows, dim, tkm_teacher_format(t), tkm_teacher_vocab_style(t));
-        fprintf(f, " \"split\": {\"test_frac\": %g, \"seed\": %llu, \"train\": %zu, \"test\": %zu, \"excluded\": %zu},\n",
-                info.test_frac, (unsigned long long)info.split_seed, ntr_all, ntest_all, excluded);
+        fprintf(f, " \"split\": {\"test_frac\": %g, \"seed\": %llu, \"train\": %zu, \"test\": %zu, \"excluded\": %zu,"
+                   " \"validation\": %d, \"selected_step\": %ld},\n",
+                info.test_frac, (unsigned long long)info.split_seed, ntr_all, ntest_all, excluded, nvalid,
+                info.best_step);
         fprintf(f, " \"encoder\": {\"layers\": %d, \"heads\": %d, \"width\": %d, \"max_bytes\": %d, \"pool\": \"%s\","
                    " \"head\": \"%s\", \"ngram_buckets\": %d, \"ngram_max\": %d, \"params\": %zu, \"steps\": %ld,"
                    " \"backend\": \"%s\"},\n",
@@ -236,9 +254,14 @@ static int run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder 
         if (info.ngram_buckets > 0)
             snprintf(bag, sizeof(bag), "n-gram bag %d x 1..%d", info.ngram_buckets, info.ngram_max);
         fprintf(f, "encoder: %d layers, %d heads, width %d, %d bytes, %s pooling, %s head, %s, %zu parameters, "
-                   "%ld steps (%s)\n\n",
+                   "%ld steps (%s)\n",
                 info.layers, info.heads, info.width, info.max_bytes, info.pool_mean ? "mean" : "end",
                 info.head_mlp ? "MLP" : "linear", bag, info.nparams, info.steps_done, info.backend);
+        if (nvalid > 0)
+            fprintf(f, "validation: %d of the train rows held back (in neither table below); weights of step %ld "
+                       "kept (validation MRR %.4f)\n",
+                    nvalid, info.best_step, info.best_mrr);
+        fprintf(f, "\n");
         char title[96];
         snprintf(title, sizeof(title), "held-out (%zu rows)", ntest);
         print_metrics_header(f, title);
@@ -296,6 +319,9 @@ static void train_usage(FILE *f)
             "      --batch N --lr X --warmup N --min-lr-ratio X --weight-decay X --clip X --seed N\n"
             "split:\n"
             "      --test-frac X --split-seed N   (default 0.1 and 1)\n"
+            "      --valid-frac X          share of the training rows held back to pick the best\n"
+            "                              step by validation MRR (e.g. 0.05; default 0: the last)\n"
+            "      --valid-every N         validation interval in steps (default: steps / 12)\n"
             "execution:\n"
             "      --device auto|cpu|cuda[:N]  (default auto: CUDA when a device is present)\n"
             "      --tf32                  allow TF32 tensor cores on CUDA\n"
@@ -311,7 +337,7 @@ static void train_usage(FILE *f)
 enum {
     T_TEACHER = 256, T_VOCAB, T_TENSOR, T_LAYERS, T_HEADS, T_WIDTH, T_MAXB, T_POOL, T_HEAD, T_MSE, T_L1, T_COS,
     T_CTR, T_TEMP, T_STEPS, T_EPOCHS, T_BATCH, T_LR, T_WARMUP, T_MINLR, T_WD, T_CLIP, T_SEED, T_TESTFRAC,
-    T_SPLITSEED, T_DEVICE, T_TF32, T_THREADS, T_LOGEVERY, T_CKPT, T_CKPTEVERY, T_RESUME, T_NGRAMB, T_NGRAMN, T_NOEVAL
+    T_SPLITSEED, T_DEVICE, T_TF32, T_THREADS, T_LOGEVERY, T_CKPT, T_CKPTEVERY, T_RESUME, T_NGRAMB, T_NGRAMN, T_VALIDFRAC, T_VALIDEVERY, T_NOEVAL
 };
 
 static const struct option train_opts[] = {
@@ -332,12 +358,18 @@ static const struct option train_opts[] = {
     {"log-every", required_argument, 0, T_LOGEVERY}, {"checkpoint", required_argument, 0, T_CKPT},
     {"checkpoint-every", required_argument, 0, T_CKPTEVERY}, {"resume", required_argument, 0, T_RESUME},
     {"ngram-buckets", required_argument, 0, T_NGRAMB}, {"ngram-max", required_argument, 0, T_NGRAMN},
+    {"valid-frac", required_argument, 0, T_VALIDFRAC}, {"valid-every", required_argument, 0, T_VALIDEVERY},
     {"no-eval", no_argument, 0, T_NOEVAL}, {"output", required_argument, 0, 'o'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 static void progress_line(void *ud, const tkm_se_progress *p)
 {
     (void)ud;
+    if (p->valid) {
+        fprintf(stderr, "valid  %6ld/%ld  top-1 %.4f  MRR %.4f%s\n", p->step, p->steps, p->valid_top1, p->valid_mrr,
+                p->valid_best ? "  (best so far: kept)" : "");
+        return;
+    }
     fprintf(stderr, "step %6ld/%ld  epoch %3d  loss %.5f  lr %.2e  |g| %.3f  %7.0f rows/s  %8.0f tokens/s  %7.1f GFLOP/s  %6.1f s\n",
             p->step, p->steps, p->epoch, p->loss, p->lr, p->gnorm, p->seqs_per_s, p->tokens_per_s, p->gflops_per_s,
             p->elapsed_s);
@@ -349,7 +381,7 @@ int softemb_train(int argc, char **argv)
     const char *out = NULL, *resume = NULL, *ckpt = NULL, *device = "auto";
     const char *pool = NULL, *head = NULL;
     float w[4] = { -1, -1, -1, -1 }, temp = -1, lr = -1, minlr = -1, wd = -1, clip = -1;
-    double test_frac = -1;
+    double test_frac = -1, valid_frac = -1;
     long iv[T_NOEVAL + 1];
     int iset[T_NOEVAL + 1];
     memset(iset, 0, sizeof(iset));
@@ -398,6 +430,13 @@ int softemb_train(int argc, char **argv)
         case T_LOGEVERY: case T_CKPTEVERY: lo = 0; hi = 1000000000; break;
         case T_NGRAMB: lo = 0; hi = 1 << 24; break;
         case T_NGRAMN: lo = 1; hi = 8; break;
+        case T_VALIDEVERY: lo = 0; hi = 1000000000; break;
+        case T_VALIDFRAC: {
+            float x;
+            if (parse_float("train", "valid-frac", optarg, 0, 0.5, &x) < 0) return EXIT_USAGE;
+            valid_frac = strtod(optarg, NULL);
+            continue;
+        }
         default: train_usage(stderr); return EXIT_USAGE;
         }
         if (cli_int(optarg, lo, hi, &iv[c]) < 0) {
@@ -464,6 +503,8 @@ int softemb_train(int argc, char **argv)
     if (iset[T_STEPS]) o.steps = iv[T_STEPS];
     if (iset[T_NGRAMB]) o.ngram_buckets = (int)iv[T_NGRAMB];
     if (iset[T_NGRAMN]) o.ngram_max = (int)iv[T_NGRAMN];
+    if (iset[T_VALIDEVERY]) o.valid_every = iv[T_VALIDEVERY];
+    if (valid_frac >= 0) o.valid_frac = valid_frac;
     if (pool) o.pool_mean = !strcmp(pool, "mean");
     if (head) o.head_mlp = !strcmp(head, "mlp");
     if (w[0] >= 0 || w[1] >= 0 || w[2] >= 0 || w[3] >= 0) { /* any weight given: unset ones are 0 */
@@ -494,19 +535,33 @@ int softemb_train(int argc, char **argv)
         tkm_teacher_free(t);
         return EXIT_FAIL;
     }
-    size_t ntrain = 0;
+    int ntest = rc, nvalid = 0;
+    uint8_t *fit = malloc(rows ? rows : 1);
+    if (fit) {
+        memcpy(fit, split, rows);
+        nvalid = tkm_se_split_valid(t, o.valid_frac, o.split_seed, fit);
+        free(fit);
+    }
+    if (!fit || nvalid < 0) {
+        cli_error("softemb train", fit ? nvalid : TKM_ENOMEM);
+        free(split);
+        tkm_teacher_free(t);
+        return EXIT_FAIL;
+    }
+    size_t ntrain = 0; /* rows trained on */
     for (size_t r = 0; r < rows; r++)
         ntrain += split[r] == 0;
+    ntrain -= (size_t)nvalid;
     if (iset[T_EPOCHS]) {
         size_t per = (ntrain + (size_t)o.batch - 1) / (size_t)o.batch;
         o.steps = iv[T_EPOCHS] * (long)(per ? per : 1);
     }
     if (o.warmup > o.steps / 2)
         o.warmup = o.steps / 2;
-    fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d held-out; %d layers, %d heads, width %d, "
-                    "%d bytes, n-gram bag %d; %ld steps of %d\n",
-            rows, tkm_teacher_dim(t), ntrain, rc, o.layers, o.heads, o.width, o.max_bytes, o.ngram_buckets, o.steps,
-            o.batch);
+    fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d validation / %d held-out; %d layers, "
+                    "%d heads, width %d, %d bytes, n-gram bag %d; %ld steps of %d\n",
+            rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
+            o.ngram_buckets, o.steps, o.batch);
     tkm_se_encoder *e = NULL;
     rc = tkm_se_train(t, split, &o, resume, &e);
     free(split);

@@ -102,6 +102,14 @@ int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m)
  * the hash range, so the split does not depend on row order or thread count.
  * @return the number of test rows (>= 0) or a negative TKM_E* code. */
 int tkm_se_split(const tkm_teacher *t, double test_frac, uint64_t seed, uint8_t *split);
+/* The validation rows of training (tkm_se_options.valid_frac): among the
+ * train rows (0) of split, those whose group a second split with seed
+ * split_seed ^ "valid" holds out become TKM_SE_VALID (3). When that would
+ * leave no training row or take none, split is left as it is (training then
+ * uses every train row and keeps its last weights).
+ * @return the number of validation rows or a negative TKM_E* code. */
+#define TKM_SE_VALID 3
+int tkm_se_split_valid(const tkm_teacher *t, double valid_frac, uint64_t split_seed, uint8_t *split);
 /* The version of tkm_se_split's rule, recorded in every .tkse: an encoder
  * trained under another rule may have trained on rows this split holds out,
  * so evaluation and resuming refuse it. 1: groups by ASCII lowercasing;
@@ -154,6 +162,10 @@ typedef struct tkm_se_progress {
                              attention, padding included, plus the contrastive
                              products) per second */
     double elapsed_s;
+    /* validation reports (valid = 1; the fields above are those of the last
+     * report): retrieval on the validation rows, and whether it is the best yet */
+    int valid, valid_best;
+    double valid_top1, valid_mrr;
 } tkm_se_progress;
 
 typedef struct tkm_se_options {
@@ -177,6 +189,13 @@ typedef struct tkm_se_options {
     /* data split (see tkm_se_split) */
     double test_frac;
     uint64_t split_seed;
+    /* validation: this share of the TRAINING rows (grouped like the split, with
+     * a seed derived from split_seed) is left out of training and scored every
+     * valid_every steps (0: steps / 12); the encoder keeps the weights with the
+     * best validation MRR. valid_frac 0 (the default): no validation, the
+     * last weights. */
+    double valid_frac;
+    long valid_every;
     /* execution */
     int threads;          /* CPU threads, <= 0: all cores */
     int device;           /* -1: CPU; >= 0: that CUDA device; -2: a CUDA device if present, else CPU */
@@ -221,6 +240,9 @@ typedef struct tkm_se_info {
     size_t teacher_rows;
     uint64_t teacher_hash;  /* tkm_se_teacher_hash of the training teacher */
     const char *backend;    /* where it was trained: "cpu", "cuda" */
+    double valid_frac;      /* the validation share it trained with (0: none) */
+    long best_step;         /* the step whose weights were kept by validation (0: the last) */
+    double best_mrr;        /* their validation MRR */
     size_t truncated;       /* training rows longer than max_bytes */
 } tkm_se_info;
 void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info);

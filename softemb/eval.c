@@ -1241,6 +1241,34 @@ int tkm_se_split(const tkm_teacher *t, double test_frac, uint64_t seed, uint8_t 
     return rc;
 }
 
+int tkm_se_split_valid(const tkm_teacher *t, double valid_frac, uint64_t split_seed, uint8_t *split)
+{
+    const size_t rows = tkm_teacher_rows(t);
+    TKM_RETURN_ERROR_IF(!(valid_frac >= 0 && valid_frac < 1), TKM_EINVAL, "validation share must be in [0, 1)");
+    if (valid_frac == 0)
+        return 0;
+    uint8_t *vs = tkmi_malloc(rows ? rows : 1);
+    TKM_RETURN_ERROR_IF(!vs, TKM_ENOMEM, "out of memory for the validation split");
+    int rc = tkm_se_split(t, valid_frac, split_seed ^ 0x76616c6964ull /* "valid" */, vs);
+    if (rc < 0) {
+        tkmi_free(vs);
+        return rc;
+    }
+    size_t nv = 0, nfit = 0;
+    for (size_t r = 0; r < rows; r++)
+        if (split[r] == 0)
+            vs[r] == 1 ? nv++ : nfit++;
+    if (nv == 0 || nfit == 0) {
+        tkmi_free(vs);
+        return 0;
+    }
+    for (size_t r = 0; r < rows; r++)
+        if (split[r] == 0 && vs[r] == 1)
+            split[r] = TKM_SE_VALID;
+    tkmi_free(vs);
+    return nv > INT32_MAX ? INT32_MAX : (int)nv;
+}
+
 int tkm_se_metrics_compute(const tkm_teacher *t, const float *pred, const uint32_t *rows, size_t n, int threads,
                            tkm_se_metrics *out)
 {

@@ -275,7 +275,7 @@ int tkmi_se_model_new(const tkmi_se_config *c, tkmi_se_backend *be, int max_batc
         m->ubkt_h = tkmi_malloc(NF * sizeof(int32_t));
         m->uoff_h = tkmi_malloc((NF + 1) * sizeof(int32_t));
         m->erow_h = tkmi_malloc(NF * sizeof(int32_t));
-        m->sort_h = tkmi_malloc(NF * sizeof(uint64_t));
+        m->sort_h = tkmi_malloc(2 * NF * sizeof(uint64_t)); /* keys + radix scratch */
         if (!m->feat_h || !m->cnt_h || !m->ubkt_h || !m->uoff_h || !m->erow_h || !m->sort_h)
             goto nomem;
         BALLOC(m->feat, NF);
@@ -447,10 +447,23 @@ int tkmi_se_bag_features(const tkmi_se_config *c, const int32_t *tok, int len, i
     return k;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Stable LSD radix sort of n keys (bucket << 32 | row) by bucket (< 2^24),
+ * in two 12-bit passes; tmp has room for n keys. Returns the sorted array. */
+static uint64_t *radix_by_bucket(uint64_t *a, uint64_t *tmp, size_t n)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    for (int shift = 32; shift < 56; shift += 12) {
+        size_t cnt[4097] = { 0 };
+        for (size_t i = 0; i < n; i++)
+            cnt[((a[i] >> shift) & 4095) + 1]++;
+        for (int k = 0; k < 4096; k++)
+            cnt[k + 1] += cnt[k];
+        for (size_t i = 0; i < n; i++)
+            tmp[cnt[(a[i] >> shift) & 4095]++] = a[i];
+        uint64_t *x = a;
+        a = tmp;
+        tmp = x;
+    }
+    return a;
 }
 
 /* Uploads a batch; with a bag, also its features and the backward's entries
@@ -467,19 +480,19 @@ static void upload_batch(tkmi_se_model *m, const int32_t *tok, const int32_t *le
         int32_t *f = m->feat_h + (size_t)b * m->F;
         int n = tkmi_se_bag_features(&m->c, tok + (size_t)b * T, len[b], f);
         m->cnt_h[b] = n;
-        /* key: bucket (< 2^24) | row (< 2^20) | position (< 2^16) */
+        /* generated in (row, position) order; the sort is stable */
         for (int j = 0; j < n; j++)
-            m->sort_h[ne++] = (uint64_t)f[j] << 40 | (uint64_t)b << 16 | (uint64_t)j;
+            m->sort_h[ne++] = (uint64_t)f[j] << 32 | (uint64_t)b;
     }
-    qsort(m->sort_h, ne, sizeof(uint64_t), cmp_u64);
+    const uint64_t *key = radix_by_bucket(m->sort_h, m->sort_h + (size_t)m->maxB * m->F, ne);
     int U = 0;
     for (size_t e = 0; e < ne; e++) {
-        int32_t bk = (int32_t)(m->sort_h[e] >> 40);
+        int32_t bk = (int32_t)(key[e] >> 32);
         if (U == 0 || m->ubkt_h[U - 1] != bk) {
             m->ubkt_h[U] = bk;
             m->uoff_h[U++] = (int32_t)e;
         }
-        m->erow_h[e] = (int32_t)((m->sort_h[e] >> 16) & 0xffffff);
+        m->erow_h[e] = (int32_t)(uint32_t)key[e];
     }
     m->uoff_h[U] = (int32_t)ne;
     m->U = U;

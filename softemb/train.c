@@ -22,6 +22,12 @@ struct tkm_se_encoder {
     uint32_t split_version;
     size_t teacher_rows, truncated;
     char backend[8];
+    /* validation: the step whose weights are kept and its MRR; during training
+     * (and in checkpoints) best holds those weights */
+    double valid_frac; /* 0 when no row was held back */
+    long best_step;
+    double best_mrr;
+    float *best;
 };
 
 void tkm_se_options_default(tkm_se_options *o, size_t dim)
@@ -57,6 +63,8 @@ void tkm_se_options_default(tkm_se_options *o, size_t dim)
     o->seed = 1;
     o->test_frac = 0.1;
     o->split_seed = 1;
+    o->valid_frac = 0.0;
+    o->valid_every = 0;
     o->threads = 0;
     o->device = -2;
     o->log_every = 50;
@@ -101,6 +109,9 @@ static int check_options(const tkm_se_options *o)
     TKM_RETURN_ERROR_IF(o->weight_decay < 0 || o->clip < 0, TKM_EINVAL, "weight decay and clip must be >= 0");
     TKM_RETURN_ERROR_IF(!(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1), TKM_EINVAL,
                         "AdamW betas must be in [0, 1)");
+    TKM_RETURN_ERROR_IF(!(o->valid_frac >= 0 && o->valid_frac <= 0.5), TKM_EINVAL,
+                        "validation share must be in [0, 0.5]");
+    TKM_RETURN_ERROR_IF(o->valid_every < 0, TKM_EINVAL, "validation interval must be >= 0");
     return 0;
 }
 
@@ -258,6 +269,9 @@ typedef struct {
     size_t *bl;
     int32_t *tok, *len, *tgt;
     batcher bt;
+    uint32_t *vrows; /* validation rows (teacher row ids) */
+    size_t nv;
+    float *vpred;
 } train_state;
 
 static void train_state_free(train_state *s)
@@ -275,6 +289,25 @@ static void train_state_free(train_state *s)
     tkmi_free(s->tgt);
     tkmi_free(s->bt.order);
     tkmi_free(s->bt.bperm);
+    tkmi_free(s->vrows);
+    tkmi_free(s->vpred);
+}
+
+/* Predicts the validation rows with the model being trained and scores them
+ * against all teacher rows (a fixed-order computation: the same for any
+ * thread count). */
+static int validate(train_state *s, const tkm_teacher *t, const tkmi_se_config *c, int batch, int threads,
+                    tkm_se_metrics *mt)
+{
+    const size_t E = (size_t)c->out_dim;
+    for (size_t i0 = 0; i0 < s->nv; i0 += (size_t)batch) {
+        int B = s->nv - i0 < (size_t)batch ? (int)(s->nv - i0) : batch;
+        for (int b = 0; b < B; b++)
+            s->bp[b] = tkm_teacher_bytes(t, s->vrows[i0 + (size_t)b], &s->bl[b]);
+        int T = tkmi_se_pack(c, s->bp, s->bl, B, s->tok, s->len);
+        TKM_FORWARD_IF_ERROR(tkmi_se_forward(s->m, s->tok, s->len, B, T, s->vpred + i0 * E));
+    }
+    return tkm_se_metrics_compute(t, s->vpred, s->vrows, s->nv, threads, mt);
 }
 
 static int save_checkpoint(train_state *s, tkm_se_encoder *e, const char *path, long step)
@@ -299,10 +332,23 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
     memset(&s, 0, sizeof(s));
     tkm_se_encoder *e = NULL, *res = NULL;
     int rc = 0;
-    size_t R = 0, truncated = 0;
+    size_t R = 0, truncated = 0, nv = 0;
+    /* validation rows: training rows whose group a second split holds out */
+    uint8_t *vs = tkmi_malloc(rows ? rows : 1);
+    TKM_RETURN_ERROR_IF(!vs, TKM_ENOMEM, "out of memory");
+    memcpy(vs, split, rows);
+    rc = tkm_se_split_valid(t, o->valid_frac, o->split_seed, vs);
+    if (rc < 0) {
+        tkmi_free(vs);
+        return rc;
+    }
+    rc = 0;
+#define IS_VALID(r) (vs[r] == TKM_SE_VALID)
     for (size_t r = 0; r < rows; r++)
         if (split[r] == 0 && tkm_teacher_row_kind(t, r) == TKM_ROW_NORMAL)
-            R++;
+            IS_VALID(r) ? nv++ : R++;
+    if (R == 0)
+        tkmi_free(vs);
     TKM_RETURN_ERROR_IF(R == 0, TKM_EEMPTY, "the teacher has no training rows");
     TKM_RETURN_ERROR_IF(R > (size_t)INT32_MAX, TKM_ERANGE, "too many teacher rows");
     s.rows = tkmi_malloc(R * sizeof(uint32_t));
@@ -313,14 +359,21 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
     s.tok = tkmi_malloc((size_t)o->batch * (size_t)(c.max_bytes + 2) * sizeof(int32_t));
     s.len = tkmi_malloc((size_t)o->batch * sizeof(int32_t));
     s.tgt = tkmi_malloc((size_t)o->batch * sizeof(int32_t));
-    if (!s.rows || !s.lens || !s.targets || !s.bp || !s.bl || !s.tok || !s.len || !s.tgt) {
+    s.nv = nv;
+    s.vrows = tkmi_malloc((nv ? nv : 1) * sizeof(uint32_t));
+    s.vpred = tkmi_malloc((nv ? nv : 1) * E * sizeof(float));
+    if (!s.rows || !s.lens || !s.targets || !s.bp || !s.bl || !s.tok || !s.len || !s.tgt || !s.vrows || !s.vpred) {
         rc = TKM_ENOMEM;
         goto done;
     }
     const float *mat = tkm_teacher_matrix(t);
-    for (size_t r = 0, k = 0; r < rows; r++) {
+    for (size_t r = 0, k = 0, kv = 0; r < rows; r++) {
         if (split[r] != 0 || tkm_teacher_row_kind(t, r) != TKM_ROW_NORMAL)
             continue;
+        if (IS_VALID(r)) {
+            s.vrows[kv++] = (uint32_t)r;
+            continue;
+        }
         size_t n;
         tkm_teacher_bytes(t, r, &n);
         if (n > (size_t)c.max_bytes)
@@ -350,6 +403,7 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
     e->test_frac = o->test_frac;
     e->split_seed = o->split_seed;
     e->split_version = TKM_SE_SPLIT_VERSION;
+    e->valid_frac = nv ? o->valid_frac : 0.0;
     e->teacher_hash = tkm_se_teacher_hash(t);
     e->teacher_rows = rows;
     e->truncated = truncated;
@@ -383,6 +437,12 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
         if (rc < 0)
             goto done;
         start = res->steps_done;
+        if (res->best) { /* the validation's best so far travels with the checkpoint */
+            e->best = res->best;
+            res->best = NULL;
+            e->best_step = res->best_step;
+            e->best_mrr = res->best_mrr;
+        }
     } else {
         rc = tkmi_se_model_get(s.m, e->params, NULL, NULL);
         if (rc < 0)
@@ -421,7 +481,18 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
                            .weight_decay = o->weight_decay, .clip = o->clip,
                            .w = { o->w_mse / (float)(ms > 0 ? ms : 1), o->w_l1 / (float)(ma > 0 ? ma : 1),
                                   o->w_cos, o->w_ctr, o->temperature } };
+    const long vevery = nv == 0 ? 0 : o->valid_every > 0 ? o->valid_every : (o->steps + 11) / 12;
+    if (nv && !e->best) {
+        e->best = tkmi_malloc(e->nparams * sizeof(float));
+        e->best_step = 0;
+        e->best_mrr = -1.0;
+        if (!e->best) {
+            rc = TKM_ENOMEM;
+            goto done;
+        }
+    }
     double t0 = tkmi_now(), tlast = t0, loss_sum = 0.0;
+    tkm_se_progress p = {0};
     long nloss = 0;
     double seqs = 0, toks = 0, flops = 0;
     for (long step = start; step < o->steps; step++) {
@@ -446,14 +517,39 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
         long done_steps = step + 1;
         if (o->progress && o->log_every > 0 && (done_steps % o->log_every == 0 || done_steps == o->steps)) {
             double now = tkmi_now();
-            tkm_se_progress p = { done_steps, o->steps, (int)(step / (long)s.bt.nb), loss_sum / nloss,
-                                  hp.lr, gnorm, seqs / (now - tlast + 1e-9), toks / (now - tlast + 1e-9),
-                                  flops / (now - tlast + 1e-9) / 1e9, now - t0 };
+            p = (tkm_se_progress){ done_steps, o->steps, (int)(step / (long)s.bt.nb), loss_sum / nloss,
+                                   hp.lr, gnorm, seqs / (now - tlast + 1e-9), toks / (now - tlast + 1e-9),
+                                   flops / (now - tlast + 1e-9) / 1e9, now - t0, 0, 0, 0, 0 };
             o->progress(o->progress_ud, &p);
             tlast = now;
             loss_sum = 0;
             nloss = 0;
             seqs = toks = flops = 0;
+        }
+        if (vevery && (done_steps % vevery == 0 || done_steps == o->steps)) {
+            tkm_se_metrics mt;
+            rc = validate(&s, t, &c, batch, o->threads, &mt);
+            if (rc < 0)
+                goto done;
+            int better = mt.mrr_cos > e->best_mrr;
+            if (better) {
+                rc = tkmi_se_model_get(s.m, e->best, NULL, NULL);
+                if (rc < 0)
+                    goto done;
+                e->best_mrr = mt.mrr_cos;
+                e->best_step = done_steps;
+            }
+            if (o->progress) {
+                p.step = done_steps;
+                p.steps = o->steps;
+                p.elapsed_s = tkmi_now() - t0;
+                p.valid = 1;
+                p.valid_best = better;
+                p.valid_top1 = mt.top1_cos;
+                p.valid_mrr = mt.mrr_cos;
+                o->progress(o->progress_ud, &p);
+                p.valid = 0;
+            }
         }
         if (o->checkpoint && o->checkpoint_every > 0 && done_steps % o->checkpoint_every == 0 &&
             done_steps < o->steps) {
@@ -466,7 +562,17 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
     if (rc == 0)
         rc = tkmi_se_model_get(s.m, e->params, e->adam_m, e->adam_v);
     e->steps_done = o->steps > start ? o->steps : start;
+    if (rc == 0 && e->best) { /* keep the validation's best weights */
+        if (e->best_step > 0 && e->best_step < e->steps_done)
+            memcpy(e->params, e->best, e->nparams * sizeof(float));
+        else
+            e->best_step = e->steps_done;
+        tkmi_free(e->best);
+        e->best = NULL;
+    }
 done:
+    tkmi_free(vs);
+#undef IS_VALID
     train_state_free(&s);
     tkm_se_free(res);
     if (rc < 0) {
@@ -553,6 +659,18 @@ int tkm_se_save(const tkm_se_encoder *e, const char *path, int with_optimizer)
         wf32s(&w, e->adam_m, e->nparams);
         wf32s(&w, e->adam_v, e->nparams);
     }
+    /* version 3: the validation share, its choice, and in checkpoints its weights */
+    uint64_t vf;
+    memcpy(&vf, &e->valid_frac, 8);
+    wu64(&w, vf);
+    wu64(&w, (uint64_t)e->best_step);
+    uint64_t bm;
+    memcpy(&bm, &e->best_mrr, 8);
+    wu64(&w, bm);
+    int has_best = opt && e->best;
+    wu32(&w, (uint32_t)has_best);
+    if (has_best)
+        wf32s(&w, e->best, e->nparams);
     uLong crc = crc32(0L, Z_NULL, 0);
     for (size_t off = 0; off < w.n; off += 1u << 30) {
         size_t k = w.n - off < (1u << 30) ? w.n - off : (1u << 30);
@@ -696,6 +814,32 @@ int tkm_se_load(const char *path, tkm_se_encoder **out)
         rf32s(&r, e->adam_m, np);
         rf32s(&r, e->adam_v, np);
     }
+    if (ver >= 3) {
+        NEED(8 + 8 + 8 + 4, "the validation record");
+        uint64_t vf = ru64(&r);
+        memcpy(&e->valid_frac, &vf, 8);
+        if (!(e->valid_frac >= 0 && e->valid_frac < 1)) {
+            rc = tkmi_error(TKM_EFORMAT, "%s: bad validation share at offset %zu", path, r.off - 8);
+            goto fail;
+        }
+        e->best_step = (long)ru64(&r);
+        uint64_t bm = ru64(&r);
+        memcpy(&e->best_mrr, &bm, 8);
+        uint32_t hb = ru32(&r);
+        if (hb > 1 || (hb && !opt)) {
+            rc = tkmi_error(TKM_EFORMAT, "%s: bad validation record at offset %zu", path, r.off - 4);
+            goto fail;
+        }
+        if (hb) {
+            NEED(np * 4, "the validation's weights");
+            e->best = tkmi_malloc(np * sizeof(float));
+            if (!e->best) {
+                rc = TKM_ENOMEM;
+                goto fail;
+            }
+            rf32s(&r, e->best, np);
+        }
+    }
     NEED(4, "the checksum");
     {
         uLong crc = crc32(0L, Z_NULL, 0);
@@ -730,6 +874,7 @@ void tkm_se_free(tkm_se_encoder *e)
     tkmi_free(e->params);
     tkmi_free(e->adam_m);
     tkmi_free(e->adam_v);
+    tkmi_free(e->best);
     tkmi_free(e);
 }
 
@@ -744,6 +889,9 @@ void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info)
     info->head_mlp = e->c.head_mlp;
     info->ngram_buckets = e->c.ngram_buckets;
     info->ngram_max = e->c.ngram_max;
+    info->valid_frac = e->valid_frac;
+    info->best_step = e->best_step;
+    info->best_mrr = e->best_mrr;
     info->out_dim = e->c.out_dim;
     info->nparams = e->nparams;
     info->steps_done = e->steps_done;

@@ -551,12 +551,33 @@ static void encoder_files(int buckets)
     o.checkpoint_every = 10;
     o.ngram_buckets = buckets;
     o.ngram_max = 3;
+    /* the bag run also validates (before and after the step-10 checkpoint), so
+     * resuming must carry the validation's best weights */
+    o.valid_frac = buckets ? 0.3 : 0.0;
+    o.valid_every = 3;
     uint8_t split[N];
     ck_assert_int_ge(tkm_se_split(t, o.test_frac, o.split_seed, split), 0);
     tkm_se_encoder *e, *r, *f;
     ck_assert_int_eq(tkm_se_train(t, split, &o, NULL, &e), 0);
     /* resuming the step-10 checkpoint reproduces the uninterrupted run */
     ck_assert_int_eq(tkm_se_train(t, split, &o, tpath("c.tkse"), &r), 0);
+    {
+        tkm_se_info ie;
+        tkm_se_get_info(e, &ie);
+        if (buckets) { /* validated: a step was chosen, on validation rows the split kept apart */
+            ck_assert(ie.valid_frac == 0.3);
+            ck_assert(ie.best_step >= 3 && ie.best_step <= 20 && ie.best_mrr > 0);
+            uint8_t *vs = malloc(N);
+            memcpy(vs, split, N);
+            int nv = tkm_se_split_valid(t, 0.3, o.split_seed, vs);
+            ck_assert_int_gt(nv, 0);
+            for (int i = 0; i < N; i++)
+                ck_assert(split[i] == vs[i] || (split[i] == 0 && vs[i] == TKM_SE_VALID));
+            free(vs);
+        } else {
+            ck_assert(ie.valid_frac == 0 && ie.best_step == 0);
+        }
+    }
     if (!buckets) {
         /* a version 1 file (written before the split rule's version and the
          * n-gram bag were recorded) loads as rule 1, and resuming it is refused */
@@ -569,10 +590,12 @@ static void encoder_files(int buckets)
         memcpy(v1 + 8, one, 4);
         ck_assert(c[12] == TKM_SE_SPLIT_VERSION && c[13] == 0 && c[14] == 0 && c[15] == 0);
         /* version 3: magic, version, split version, 7 architecture words, the
-         * bag's 2 words (0, 0 here), the rest; version 1 lacks the split version
-         * and the bag words */
+         * bag's 2 words (0, 0 here), the rest, then the validation record
+         * (share, step, MRR, no weights: 28 bytes) before the checksum;
+         * version 1 lacks the split version, the bag words and the record */
         ck_assert(memcmp(c + 44, "\0\0\0\0\0\0\0\0", 8) == 0);
-        size_t n = nc - 16; /* without the split version, the bag words and the old checksum */
+        ck_assert(memcmp(c + nc - 8, "\0\0\0\0", 4) == 0); /* no validation weights */
+        size_t n = nc - 16 - 28; /* without those and the old checksum */
         memcpy(v1 + 12, c + 16, 28);
         memcpy(v1 + 40, c + 52, n - 40);
         uLong crc = crc32(crc32(0L, Z_NULL, 0), v1, (uInt)n);

@@ -28,11 +28,11 @@ diff <(sed 1,2d "$TMP/rows" | grep -v checksum) <(grep -v checksum "$TMP/rows16"
 
 # a short training run (tiny encoder), evaluation with baselines, JSON
 "$T" softemb train --teacher "$TMP/h.gguf" --layers 1 --width 32 --heads 2 --steps 40 --batch 64 --log-every 20 \
-    --threads 2 --checkpoint "$TMP/ck.tkse" --checkpoint-every 20 -o "$TMP/e.tkse" > "$TMP/train.out" 2> "$TMP/train.err"
+    --valid-frac 0.05 --threads 2 --checkpoint "$TMP/ck.tkse" --checkpoint-every 20 -o "$TMP/e.tkse" > "$TMP/train.out" 2> "$TMP/train.err"
 grep -q '^step     40/40' "$TMP/train.err" && grep -q '^  softemb ' "$TMP/train.out" && [ -f "$TMP/ck.tkse" ] \
   && pass "train: progress, closing evaluation, checkpoint" || fail "train"
 "$T" softemb train --teacher "$TMP/h.gguf" --layers 1 --width 32 --heads 2 --steps 40 --batch 64 --log-every 0 \
-    --threads 1 --resume "$TMP/ck.tkse" --no-eval -o "$TMP/r.tkse" 2>/dev/null
+    --valid-frac 0.05 --threads 1 --resume "$TMP/ck.tkse" --no-eval -o "$TMP/r.tkse" 2>/dev/null
 cmp -s "$TMP/e.tkse" "$TMP/r.tkse" && pass "resumed run is byte-identical (1 vs 2 threads)" || fail "resume"
 "$T" softemb eval --teacher "$TMP/h.gguf" --encoder "$TMP/e.tkse" --json --train-sample 300 > "$TMP/eval.json"
 python3 - "$TMP/eval.json" <<'PY' && pass "eval JSON: split, encoder, 5 rows each" || fail "eval JSON"
@@ -40,6 +40,9 @@ import json, sys
 x = json.load(open(sys.argv[1]))
 assert x["teacher"]["rows"] == 30522 and x["split"]["test"] > 2500 and x["split"]["excluded"] == 999
 assert x["encoder"]["ngram_buckets"] == 131072 and x["encoder"]["ngram_max"] == 5  # the default bag
+# --valid-frac 0.05: ~5% of the train rows held back, a step chosen among 1..40
+assert 1000 < x["split"]["validation"] < 2500 and 1 <= x["split"]["selected_step"] <= 40
+assert x["split"]["train"] + x["split"]["validation"] + x["split"]["test"] + x["split"]["excluded"] == 30522
 names = [r["name"] for r in x["heldout"]["results"]]
 assert names == ["softemb", "subtoken-mean", "ngram-ridge", "nearest-string", "global-mean"], names
 for r in x["heldout"]["results"] + x["train_sample"]["results"]:
