@@ -347,7 +347,7 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
     for (size_t r = 0; r < rows; r++)
         if (split[r] == 0 && tkm_teacher_row_kind(t, r) == TKM_ROW_NORMAL)
             IS_VALID(r) ? nv++ : R++;
-    if (R == 0)
+    if (R == 0 || R > (size_t)INT32_MAX)
         tkmi_free(vs);
     TKM_RETURN_ERROR_IF(R == 0, TKM_EEMPTY, "the teacher has no training rows");
     TKM_RETURN_ERROR_IF(R > (size_t)INT32_MAX, TKM_ERANGE, "too many teacher rows");
@@ -431,6 +431,11 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
         }
         if (!res->adam_m) {
             rc = tkmi_error(TKM_EINVAL, "%s: not a checkpoint (no optimizer state)", resume);
+            goto done;
+        }
+        if (res->valid_frac != e->valid_frac) { /* other rows would be trained on */
+            rc = tkmi_error(TKM_EINVAL, "%s: checkpoint was trained with validation share %g (--valid-frac), "
+                            "these options give %g", resume, res->valid_frac, e->valid_frac);
             goto done;
         }
         rc = tkmi_se_model_set(s.m, res->params, res->adam_m, res->adam_v);

@@ -79,7 +79,12 @@ head -c 100 "$TMP/e.tkse" > "$TMP/cut.tkse"
 "$T" softemb train --teacher "$M" --heads 3 --width 32 -o "$TMP/x.tkse" > /dev/null 2> "$TMP/e4"; r4=$?
 "$T" softemb train --teacher "$M" --frobnicate > /dev/null 2>&1; r5=$?
 "$T" softemb apply --encoder "$TMP/e.tkse" -m "$TMP/v.model" > /dev/null 2>&1; r6=$?
+# resuming with another validation share would train on other rows: refused
+"$T" softemb train --teacher "$TMP/h.gguf" --layers 1 --width 32 --heads 2 --steps 40 --batch 64 --log-every 0 \
+    --resume "$TMP/ck.tkse" --no-eval -o "$TMP/x2.tkse" > /dev/null 2> "$TMP/e7"; r7=$?
 set -e
+[ $r7 -eq 1 ] && grep -q 'validation share 0.05' "$TMP/e7" && [ ! -e "$TMP/x2.tkse" ] \
+  && pass "resume with another --valid-frac: refused" || fail "resume valid-frac ($r7)"
 [ $r1 -eq 1 ] && grep -q none.gguf "$TMP/e1" && pass "missing teacher: exit 1, named" || fail "missing teacher ($r1)"
 [ $r2 -eq 1 ] && grep -q 'cut.gguf: truncated at offset' "$TMP/e2" && pass "truncated GGUF: offset named" || fail "truncated gguf ($r2)"
 [ $r3 -eq 1 ] && grep -q 'cut.tkse: truncated at offset' "$TMP/e3" && pass "truncated encoder: offset named" || fail "truncated tkse ($r3)"
