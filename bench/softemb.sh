@@ -2,7 +2,8 @@
 # bench/softemb.sh - soft-embedding training throughput on the MiniLM teacher
 # (corpora/teacher.sh): rows/s, tokens/s and achieved GFLOP/s of
 # `tokenmill softemb train` for a few encoder sizes, median of the progress
-# reports after the first (warm-up) one. CPU unless --device is given.
+# reports after the first (warm-up) one. CPU unless --device is given. Every
+# configuration has the default n-gram bag (131072 rows) unless it says "no bag".
 #
 # usage: bench/softemb.sh [--steps N] [--device cpu|cuda] [--threads N]
 set -euo pipefail
@@ -32,6 +33,7 @@ run() {  # run LABEL ARGS...
         END { k = n - 1; if (k < 1) { print label ": no progress lines" > "/dev/stderr"; exit 1 }
               printf "%-48s %10.0f %12.0f %10.1f\n", label, med(r, k), med(t, k), med(g, k) }'
 }
+run "2 layers, width 128, cos+mse, no bag"      --width 128 --cos 1 --mse 1 --ngram-buckets 0
 run "2 layers, width 128, cos+mse"              --width 128 --cos 1 --mse 1
 run "2 layers, width 128, cos+mse+contrastive" --width 128
 run "2 layers, width 256, cos+mse+contrastive" --width 256
