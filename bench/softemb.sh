@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/softemb.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
