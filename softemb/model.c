@@ -192,6 +192,12 @@ static void init_params(tkmi_se_model *m, float *h, uint64_t seed)
 int tkmi_se_model_new(const tkmi_se_config *c, tkmi_se_backend *be, int max_batch, uint64_t seed,
                       tkmi_se_model **out)
 {
+    return tkmi_se_model_new_ex(c, be, max_batch, seed, 1, out);
+}
+
+int tkmi_se_model_new_ex(const tkmi_se_config *c, tkmi_se_backend *be, int max_batch, uint64_t seed, int training,
+                         tkmi_se_model **out)
+{
     *out = NULL;
     TKM_FORWARD_IF_ERROR(tkmi_se_config_check(c));
     TKM_RETURN_ERROR_IF(max_batch < 1 || max_batch > 1 << 20, TKM_EINVAL, "bad batch size %d", max_batch);
@@ -214,9 +220,11 @@ int tkmi_se_model_new(const tkmi_se_config *c, tkmi_se_backend *be, int max_batc
         goto nomem;
     init_params(m, h, seed);
     BALLOC(m->p, m->nparams);
-    BALLOC(m->g, m->nparams);
-    BALLOC(m->m, m->nparams);
-    BALLOC(m->v, m->nparams);
+    if (training) {
+        BALLOC(m->g, m->nparams);
+        BALLOC(m->m, m->nparams);
+        BALLOC(m->v, m->nparams);
+    }
     be->upload(be, m->p, h, m->nparams * sizeof(float));
     tkmi_free(h);
     h = NULL;
@@ -249,15 +257,17 @@ int tkmi_se_model_new(const tkmi_se_config *c, tkmi_se_backend *be, int max_batc
     BALLOC(m->h1, B * D);
     BALLOC(m->h1g, B * D);
     BALLOC(m->y, B * E);
-    BALLOC(m->dres, N * D);
-    BALLOC(m->dN, N * D);
-    BALLOC(m->dN3, N * 3 * D);
-    BALLOC(m->dN4, N * 4 * D);
-    BALLOC(m->dN4b, N * 4 * D);
-    BALLOC(m->dpooled, B * D);
-    BALLOC(m->dh1, B * D);
-    BALLOC(m->dh1g, B * D);
-    BALLOC(m->dy, B * E);
+    if (training) {
+        BALLOC(m->dres, N * D);
+        BALLOC(m->dN, N * D);
+        BALLOC(m->dN3, N * 3 * D);
+        BALLOC(m->dN4, N * 4 * D);
+        BALLOC(m->dN4b, N * 4 * D);
+        BALLOC(m->dpooled, B * D);
+        BALLOC(m->dh1, B * D);
+        BALLOC(m->dh1g, B * D);
+        BALLOC(m->dy, B * E);
+    }
     BALLOC(m->tidx, B);
     BALLOC(m->tbatch, B * E);
     BALLOC(m->lossb, B);
@@ -341,6 +351,7 @@ const tkmi_se_tensor *tkmi_se_model_tensors(const tkmi_se_model *m, int *n)
 
 int tkmi_se_model_get(tkmi_se_model *m, float *params, float *adam_m, float *adam_v)
 {
+    TKM_RETURN_ERROR_IF((adam_m || adam_v) && !m->m, TKM_EINVAL, "an inference model has no optimizer state");
     size_t bytes = m->nparams * sizeof(float);
     if (params)
         m->be->download(m->be, params, m->p, bytes);
@@ -353,6 +364,7 @@ int tkmi_se_model_get(tkmi_se_model *m, float *params, float *adam_m, float *ada
 
 int tkmi_se_model_set(tkmi_se_model *m, const float *params, const float *adam_m, const float *adam_v)
 {
+    TKM_RETURN_ERROR_IF((adam_m || adam_v) && !m->m, TKM_EINVAL, "an inference model has no optimizer state");
     size_t bytes = m->nparams * sizeof(float);
     if (params)
         m->be->upload(m->be, m->p, params, bytes);
@@ -365,6 +377,7 @@ int tkmi_se_model_set(tkmi_se_model *m, const float *params, const float *adam_m
 
 int tkmi_se_model_get_grads(tkmi_se_model *m, float *grads)
 {
+    TKM_RETURN_ERROR_IF(!m->g, TKM_EINVAL, "an inference model has no gradients");
     m->be->download(m->be, grads, m->g, m->nparams * sizeof(float));
     return m->be->sync(m->be);
 }
@@ -631,6 +644,7 @@ static int loss_grad(tkmi_se_model *m, const int32_t *tok, const int32_t *len, c
     tkmi_se_backend *be = m->be;
     const int E = m->c.out_dim;
     TKM_FORWARD_IF_ERROR(check_batch(m, B, T));
+    TKM_RETURN_ERROR_IF(!m->g, TKM_EINVAL, "an inference model cannot be trained");
     TKM_RETURN_ERROR_IF(!m->trows, TKM_EINVAL, "no target rows set");
     for (int b = 0; b < B; b++)
         TKM_RETURN_ERROR_IF(target[b] < 0 || (size_t)target[b] >= m->R, TKM_ERANGE,

@@ -45,6 +45,10 @@ int tkmi_se_config_check(const tkmi_se_config *c);
  * sequences; parameters initialised from `seed` (GPT-2 style). */
 int tkmi_se_model_new(const tkmi_se_config *c, tkmi_se_backend *be, int max_batch, uint64_t seed,
                       tkmi_se_model **out);
+/* training 0: forward only (no gradients, AdamW moments or backward
+ * scratch; loss_grad and step fail, moments cannot be read or set). */
+int tkmi_se_model_new_ex(const tkmi_se_config *c, tkmi_se_backend *be, int max_batch, uint64_t seed, int training,
+                         tkmi_se_model **out);
 void tkmi_se_model_free(tkmi_se_model *m);
 const tkmi_se_config *tkmi_se_model_config(const tkmi_se_model *m);
 size_t tkmi_se_model_nparams(const tkmi_se_model *m);

@@ -912,19 +912,42 @@ void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info)
 
 /* ---- prediction ----------------------------------------------------------------- */
 
+typedef struct {
+    size_t len;
+    uint32_t i;
+} len_idx;
+
+static int by_len_idx(const void *x, const void *y)
+{
+    const len_idx *a = x, *b = y;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Rows are predicted in order of length so batches pad little; a row's
+ * prediction does not depend on the other rows of its batch or on the
+ * padding (every sum over a row runs in a fixed order), so the order changes
+ * speed, not bits. */
 int tkm_se_predict(const tkm_se_encoder *e, const unsigned char *const *bytes, const size_t *lens, size_t n,
                    int threads, float *out)
 {
     if (n == 0)
         return 0;
+    TKM_RETURN_ERROR_IF(n > UINT32_MAX, TKM_ERANGE, "too many rows to predict (%zu)", n);
     const int maxB = 256;
+    const size_t E = (size_t)e->c.out_dim;
     tkmi_se_backend *be = NULL;
     tkmi_se_model *m = NULL;
     int32_t *tok = NULL, *len = NULL;
+    float *y = NULL;
+    const unsigned char **bp = NULL;
+    size_t *bl = NULL;
+    len_idx *ord = NULL;
     int rc = tkmi_se_backend_cpu(threads, &be);
     if (rc < 0)
         return rc;
-    rc = tkmi_se_model_new(&e->c, be, maxB, 0, &m);
+    rc = tkmi_se_model_new_ex(&e->c, be, maxB, 0, 0, &m);
     if (rc < 0)
         goto done;
     rc = tkmi_se_model_set(m, e->params, NULL, NULL);
@@ -932,20 +955,39 @@ int tkm_se_predict(const tkm_se_encoder *e, const unsigned char *const *bytes, c
         goto done;
     tok = tkmi_malloc((size_t)maxB * (size_t)(e->c.max_bytes + 2) * sizeof(int32_t));
     len = tkmi_malloc((size_t)maxB * sizeof(int32_t));
-    if (!tok || !len) {
+    y = tkmi_malloc((size_t)maxB * E * sizeof(float));
+    bp = tkmi_malloc((size_t)maxB * sizeof(*bp));
+    bl = tkmi_malloc((size_t)maxB * sizeof(size_t));
+    ord = tkmi_malloc(n * sizeof(*ord));
+    if (!tok || !len || !y || !bp || !bl || !ord) {
         rc = TKM_ENOMEM;
         goto done;
     }
+    for (size_t i = 0; i < n; i++) {
+        ord[i].len = lens[i] < (size_t)e->c.max_bytes ? lens[i] : (size_t)e->c.max_bytes;
+        ord[i].i = (uint32_t)i;
+    }
+    qsort(ord, n, sizeof(*ord), by_len_idx);
     for (size_t i = 0; i < n; i += (size_t)maxB) {
         int B = n - i < (size_t)maxB ? (int)(n - i) : maxB;
-        int T = tkmi_se_pack(&e->c, bytes + i, lens + i, B, tok, len);
-        rc = tkmi_se_forward(m, tok, len, B, T, out + i * (size_t)e->c.out_dim);
+        for (int b = 0; b < B; b++) {
+            bp[b] = bytes[ord[i + (size_t)b].i];
+            bl[b] = lens[ord[i + (size_t)b].i];
+        }
+        int T = tkmi_se_pack(&e->c, bp, bl, B, tok, len);
+        rc = tkmi_se_forward(m, tok, len, B, T, y);
         if (rc < 0)
             goto done;
+        for (int b = 0; b < B; b++)
+            memcpy(out + (size_t)ord[i + (size_t)b].i * E, y + (size_t)b * E, E * sizeof(float));
     }
 done:
     tkmi_free(tok);
     tkmi_free(len);
+    tkmi_free(y);
+    tkmi_free(bp);
+    tkmi_free(bl);
+    tkmi_free(ord);
     tkmi_se_model_free(m);
     be->destroy(be);
     return rc;

@@ -632,6 +632,20 @@ static void encoder_files(int buckets)
     ck_assert_int_eq(tkm_se_predict(f, bp + 2, bl + 2, 1, 2, p3), 0);
     ck_assert(memcmp(p1, p2, sizeof(p1)) == 0);
     ck_assert(memcmp(p3, p1 + 2 * E, sizeof(p3)) == 0);
+    { /* rows are batched by length inside: neither the order nor the other
+       * rows of a batch change a bit of a row's prediction */
+        const unsigned char *rp[4] = { (const unsigned char *)"a longer token", bp[2],
+                                       (const unsigned char *)"x", bp[0] };
+        size_t rl[4] = { 14, bl[2], 1, bl[0] };
+        float pr[4 * E], one[E];
+        ck_assert_int_eq(tkm_se_predict(f, rp, rl, 4, 2, pr), 0);
+        ck_assert(memcmp(pr + 1 * E, p1 + 2 * E, E * sizeof(float)) == 0);
+        ck_assert(memcmp(pr + 3 * E, p1, E * sizeof(float)) == 0);
+        for (int i = 0; i < 4; i += 2) {
+            ck_assert_int_eq(tkm_se_predict(f, rp + i, rl + i, 1, 1, one), 0);
+            ck_assert(memcmp(pr + (size_t)i * E, one, E * sizeof(float)) == 0);
+        }
+    }
     /* truncated and corrupted files are refused */
     for (size_t cut = 0; cut < n1; cut += 1 + cut / 3) {
         write_bytes(tpath("x.tkse"), b1, cut);
