@@ -282,17 +282,21 @@ int tkmi_se_model_new_ex(const tkmi_se_config *c, tkmi_se_backend *be, int max_b
         const size_t NF = B * (size_t)m->F;
         m->feat_h = tkmi_malloc(NF * sizeof(int32_t));
         m->cnt_h = tkmi_malloc(B * sizeof(int32_t));
-        m->ubkt_h = tkmi_malloc(NF * sizeof(int32_t));
-        m->uoff_h = tkmi_malloc((NF + 1) * sizeof(int32_t));
-        m->erow_h = tkmi_malloc(NF * sizeof(int32_t));
-        m->sort_h = tkmi_malloc(2 * NF * sizeof(uint64_t)); /* keys + radix scratch */
-        if (!m->feat_h || !m->cnt_h || !m->ubkt_h || !m->uoff_h || !m->erow_h || !m->sort_h)
+        if (!m->feat_h || !m->cnt_h)
             goto nomem;
         BALLOC(m->feat, NF);
         BALLOC(m->cnt, B);
-        BALLOC(m->ubkt, NF);
-        BALLOC(m->uoff, NF + 1);
-        BALLOC(m->erow, NF);
+        if (training) { /* the backward's entries grouped by bucket */
+            m->ubkt_h = tkmi_malloc(NF * sizeof(int32_t));
+            m->uoff_h = tkmi_malloc((NF + 1) * sizeof(int32_t));
+            m->erow_h = tkmi_malloc(NF * sizeof(int32_t));
+            m->sort_h = tkmi_malloc(2 * NF * sizeof(uint64_t)); /* keys + radix scratch */
+            if (!m->ubkt_h || !m->uoff_h || !m->erow_h || !m->sort_h)
+                goto nomem;
+            BALLOC(m->ubkt, NF);
+            BALLOC(m->uoff, NF + 1);
+            BALLOC(m->erow, NF);
+        }
     }
     rc = be->sync(be);
     if (rc < 0) {
@@ -479,8 +483,7 @@ static uint64_t *radix_by_bucket(uint64_t *a, uint64_t *tmp, size_t n)
     return a;
 }
 
-/* Uploads a batch; with a bag, also its features and the backward's entries
- * sorted by (bucket, row, position) so that every bucket sums in one order. */
+/* Uploads a batch and, with a bag, its features (what the forward reads). */
 static void upload_batch(tkmi_se_model *m, const int32_t *tok, const int32_t *len, int B, int T)
 {
     tkmi_se_backend *be = m->be;
@@ -488,13 +491,21 @@ static void upload_batch(tkmi_se_model *m, const int32_t *tok, const int32_t *le
     be->upload(be, m->len, len, (size_t)B * sizeof(int32_t));
     if (m->c.ngram_buckets <= 0)
         return;
+    for (int b = 0; b < B; b++)
+        m->cnt_h[b] = tkmi_se_bag_features(&m->c, tok + (size_t)b * T, len[b], m->feat_h + (size_t)b * m->F);
+    be->upload(be, m->feat, m->feat_h, (size_t)B * m->F * sizeof(int32_t));
+    be->upload(be, m->cnt, m->cnt_h, (size_t)B * sizeof(int32_t));
+}
+
+/* The backward's bag entries of the uploaded batch, sorted by (bucket, row,
+ * position) so that every bucket sums in one order; only training needs them. */
+static void upload_bag_entries(tkmi_se_model *m, int B)
+{
+    tkmi_se_backend *be = m->be;
     size_t ne = 0;
-    for (int b = 0; b < B; b++) {
-        int32_t *f = m->feat_h + (size_t)b * m->F;
-        int n = tkmi_se_bag_features(&m->c, tok + (size_t)b * T, len[b], f);
-        m->cnt_h[b] = n;
-        /* generated in (row, position) order; the sort is stable */
-        for (int j = 0; j < n; j++)
+    for (int b = 0; b < B; b++) { /* generated in (row, position) order; the sort is stable */
+        const int32_t *f = m->feat_h + (size_t)b * m->F;
+        for (int j = 0; j < m->cnt_h[b]; j++)
             m->sort_h[ne++] = (uint64_t)f[j] << 32 | (uint64_t)b;
     }
     const uint64_t *key = radix_by_bucket(m->sort_h, m->sort_h + (size_t)m->maxB * m->F, ne);
@@ -509,8 +520,6 @@ static void upload_batch(tkmi_se_model *m, const int32_t *tok, const int32_t *le
     }
     m->uoff_h[U] = (int32_t)ne;
     m->U = U;
-    be->upload(be, m->feat, m->feat_h, (size_t)B * m->F * sizeof(int32_t));
-    be->upload(be, m->cnt, m->cnt_h, (size_t)B * sizeof(int32_t));
     be->upload(be, m->ubkt, m->ubkt_h, (size_t)U * sizeof(int32_t));
     be->upload(be, m->uoff, m->uoff_h, (size_t)(U + 1) * sizeof(int32_t));
     be->upload(be, m->erow, m->erow_h, ne * sizeof(int32_t));
@@ -650,6 +659,8 @@ static int loss_grad(tkmi_se_model *m, const int32_t *tok, const int32_t *len, c
         TKM_RETURN_ERROR_IF(target[b] < 0 || (size_t)target[b] >= m->R, TKM_ERANGE,
                             "target row %d out of range", (int)target[b]);
     upload_batch(m, tok, len, B, T);
+    if (m->c.ngram_buckets > 0)
+        upload_bag_entries(m, B);
     be->upload(be, m->tidx, target, (size_t)B * sizeof(int32_t));
     forward(m, B, T);
     be->gather_rows(be, m->tbatch, m->trows, m->tidx, B, E);
