@@ -269,7 +269,9 @@ typedef struct {
     size_t *bl;
     int32_t *tok, *len, *tgt;
     batcher bt;
-    uint32_t *vrows; /* validation rows (teacher row ids) */
+    uint32_t *vrows; /* validation rows (teacher row ids), their bytes */
+    const unsigned char **vbp;
+    size_t *vbl;
     size_t nv;
     float *vpred;
 } train_state;
@@ -290,7 +292,70 @@ static void train_state_free(train_state *s)
     tkmi_free(s->bt.order);
     tkmi_free(s->bt.bperm);
     tkmi_free(s->vrows);
+    tkmi_free(s->vbp);
+    tkmi_free(s->vbl);
     tkmi_free(s->vpred);
+}
+
+typedef struct {
+    size_t len;
+    uint32_t i;
+} len_idx;
+
+static int by_len_idx(const void *x, const void *y)
+{
+    const len_idx *a = x, *b = y;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Predicts n rows with model m in batches of up to maxB, in order of length
+ * so batches pad little; a row's prediction does not depend on the other rows
+ * of its batch or on the padding (every sum over a row runs in a fixed order),
+ * so the order changes speed, not bits. */
+static int forward_rows(tkmi_se_model *m, const tkmi_se_config *c, int maxB, const unsigned char *const *bytes,
+                        const size_t *lens, size_t n, float *out)
+{
+    TKM_RETURN_ERROR_IF(n > UINT32_MAX, TKM_ERANGE, "too many rows to predict (%zu)", n);
+    const size_t E = (size_t)c->out_dim;
+    int rc = 0;
+    int32_t *tok = tkmi_malloc((size_t)maxB * (size_t)(c->max_bytes + 2) * sizeof(int32_t));
+    int32_t *len = tkmi_malloc((size_t)maxB * sizeof(int32_t));
+    float *y = tkmi_malloc((size_t)maxB * E * sizeof(float));
+    const unsigned char **bp = tkmi_malloc((size_t)maxB * sizeof(*bp));
+    size_t *bl = tkmi_malloc((size_t)maxB * sizeof(size_t));
+    len_idx *ord = tkmi_malloc((n ? n : 1) * sizeof(*ord));
+    if (!tok || !len || !y || !bp || !bl || !ord) {
+        rc = TKM_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ord[i].len = lens[i] < (size_t)c->max_bytes ? lens[i] : (size_t)c->max_bytes;
+        ord[i].i = (uint32_t)i;
+    }
+    qsort(ord, n, sizeof(*ord), by_len_idx);
+    for (size_t i = 0; i < n; i += (size_t)maxB) {
+        int B = n - i < (size_t)maxB ? (int)(n - i) : maxB;
+        for (int b = 0; b < B; b++) {
+            bp[b] = bytes[ord[i + (size_t)b].i];
+            bl[b] = lens[ord[i + (size_t)b].i];
+        }
+        int T = tkmi_se_pack(c, bp, bl, B, tok, len);
+        rc = tkmi_se_forward(m, tok, len, B, T, y);
+        if (rc < 0)
+            goto done;
+        for (int b = 0; b < B; b++)
+            memcpy(out + (size_t)ord[i + (size_t)b].i * E, y + (size_t)b * E, E * sizeof(float));
+    }
+done:
+    tkmi_free(tok);
+    tkmi_free(len);
+    tkmi_free(y);
+    tkmi_free(bp);
+    tkmi_free(bl);
+    tkmi_free(ord);
+    return rc;
 }
 
 /* Predicts the validation rows with the model being trained and scores them
@@ -299,14 +364,7 @@ static void train_state_free(train_state *s)
 static int validate(train_state *s, const tkm_teacher *t, const tkmi_se_config *c, int batch, int threads,
                     tkm_se_metrics *mt)
 {
-    const size_t E = (size_t)c->out_dim;
-    for (size_t i0 = 0; i0 < s->nv; i0 += (size_t)batch) {
-        int B = s->nv - i0 < (size_t)batch ? (int)(s->nv - i0) : batch;
-        for (int b = 0; b < B; b++)
-            s->bp[b] = tkm_teacher_bytes(t, s->vrows[i0 + (size_t)b], &s->bl[b]);
-        int T = tkmi_se_pack(c, s->bp, s->bl, B, s->tok, s->len);
-        TKM_FORWARD_IF_ERROR(tkmi_se_forward(s->m, s->tok, s->len, B, T, s->vpred + i0 * E));
-    }
+    TKM_FORWARD_IF_ERROR(forward_rows(s->m, c, batch, s->vbp, s->vbl, s->nv, s->vpred));
     return tkm_se_metrics_compute(t, s->vpred, s->vrows, s->nv, threads, mt);
 }
 
@@ -361,8 +419,11 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
     s.tgt = tkmi_malloc((size_t)o->batch * sizeof(int32_t));
     s.nv = nv;
     s.vrows = tkmi_malloc((nv ? nv : 1) * sizeof(uint32_t));
+    s.vbp = tkmi_malloc((nv ? nv : 1) * sizeof(*s.vbp));
+    s.vbl = tkmi_malloc((nv ? nv : 1) * sizeof(size_t));
     s.vpred = tkmi_malloc((nv ? nv : 1) * E * sizeof(float));
-    if (!s.rows || !s.lens || !s.targets || !s.bp || !s.bl || !s.tok || !s.len || !s.tgt || !s.vrows || !s.vpred) {
+    if (!s.rows || !s.lens || !s.targets || !s.bp || !s.bl || !s.tok || !s.len || !s.tgt || !s.vrows || !s.vbp ||
+        !s.vbl || !s.vpred) {
         rc = TKM_ENOMEM;
         goto done;
     }
@@ -371,6 +432,7 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
         if (split[r] != 0 || tkm_teacher_row_kind(t, r) != TKM_ROW_NORMAL)
             continue;
         if (IS_VALID(r)) {
+            s.vbp[kv] = tkm_teacher_bytes(t, r, &s.vbl[kv]);
             s.vrows[kv++] = (uint32_t)r;
             continue;
         }
@@ -912,82 +974,21 @@ void tkm_se_get_info(const tkm_se_encoder *e, tkm_se_info *info)
 
 /* ---- prediction ----------------------------------------------------------------- */
 
-typedef struct {
-    size_t len;
-    uint32_t i;
-} len_idx;
-
-static int by_len_idx(const void *x, const void *y)
-{
-    const len_idx *a = x, *b = y;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1;
-    return a->i < b->i ? -1 : a->i > b->i;
-}
-
-/* Rows are predicted in order of length so batches pad little; a row's
- * prediction does not depend on the other rows of its batch or on the
- * padding (every sum over a row runs in a fixed order), so the order changes
- * speed, not bits. */
 int tkm_se_predict(const tkm_se_encoder *e, const unsigned char *const *bytes, const size_t *lens, size_t n,
                    int threads, float *out)
 {
     if (n == 0)
         return 0;
-    TKM_RETURN_ERROR_IF(n > UINT32_MAX, TKM_ERANGE, "too many rows to predict (%zu)", n);
-    const int maxB = 256;
-    const size_t E = (size_t)e->c.out_dim;
     tkmi_se_backend *be = NULL;
     tkmi_se_model *m = NULL;
-    int32_t *tok = NULL, *len = NULL;
-    float *y = NULL;
-    const unsigned char **bp = NULL;
-    size_t *bl = NULL;
-    len_idx *ord = NULL;
     int rc = tkmi_se_backend_cpu(threads, &be);
     if (rc < 0)
         return rc;
-    rc = tkmi_se_model_new_ex(&e->c, be, maxB, 0, 0, &m);
-    if (rc < 0)
-        goto done;
-    rc = tkmi_se_model_set(m, e->params, NULL, NULL);
-    if (rc < 0)
-        goto done;
-    tok = tkmi_malloc((size_t)maxB * (size_t)(e->c.max_bytes + 2) * sizeof(int32_t));
-    len = tkmi_malloc((size_t)maxB * sizeof(int32_t));
-    y = tkmi_malloc((size_t)maxB * E * sizeof(float));
-    bp = tkmi_malloc((size_t)maxB * sizeof(*bp));
-    bl = tkmi_malloc((size_t)maxB * sizeof(size_t));
-    ord = tkmi_malloc(n * sizeof(*ord));
-    if (!tok || !len || !y || !bp || !bl || !ord) {
-        rc = TKM_ENOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ord[i].len = lens[i] < (size_t)e->c.max_bytes ? lens[i] : (size_t)e->c.max_bytes;
-        ord[i].i = (uint32_t)i;
-    }
-    qsort(ord, n, sizeof(*ord), by_len_idx);
-    for (size_t i = 0; i < n; i += (size_t)maxB) {
-        int B = n - i < (size_t)maxB ? (int)(n - i) : maxB;
-        for (int b = 0; b < B; b++) {
-            bp[b] = bytes[ord[i + (size_t)b].i];
-            bl[b] = lens[ord[i + (size_t)b].i];
-        }
-        int T = tkmi_se_pack(&e->c, bp, bl, B, tok, len);
-        rc = tkmi_se_forward(m, tok, len, B, T, y);
-        if (rc < 0)
-            goto done;
-        for (int b = 0; b < B; b++)
-            memcpy(out + (size_t)ord[i + (size_t)b].i * E, y + (size_t)b * E, E * sizeof(float));
-    }
-done:
-    tkmi_free(tok);
-    tkmi_free(len);
-    tkmi_free(y);
-    tkmi_free(bp);
-    tkmi_free(bl);
-    tkmi_free(ord);
+    rc = tkmi_se_model_new_ex(&e->c, be, 256, 0, 0, &m);
+    if (rc == 0)
+        rc = tkmi_se_model_set(m, e->params, NULL, NULL);
+    if (rc == 0)
+        rc = forward_rows(m, &e->c, 256, bytes, lens, n, out);
     tkmi_se_model_free(m);
     be->destroy(be);
     return rc;
