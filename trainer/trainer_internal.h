@@ -71,6 +71,7 @@ struct tkm_trainer {
     double t_start;
     int err;
     char errmsg[512];
+    size_t seed_table_max; /* Unigram seed counting: entries a pass may hold (0: from physical memory) */
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */

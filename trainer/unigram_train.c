@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "trainer_internal.h"
 
@@ -649,65 +650,88 @@ static int prune(uni *U, size_t desired, int32_t *remap)
 
 /* ---- seeds: substrings of the words, weighted by counts ----
  *
- * Every substring of a word that is a valid piece (2 to max_piece_length
- * characters) is counted with the word's count, in one of SEED_PARTS tables
- * chosen by its hash. Entries point into the word arena (no copies). Each
- * table does its own lossy counting (when it holds more than its budget,
- * entries counted at most a rising floor are dropped), and sees the words in
- * the same order whatever the thread count (a thread owns whole tables), so
- * the seeds do not depend on the number of threads. */
+ * sentencepiece's seeds are the nodes of a suffix tree over the corpus: the
+ * substrings that occur at least twice and are right-branching (followed by
+ * at least two different characters), scored frequency x length, the best
+ * seed_size kept. Here the same candidates are found over the unique words:
+ * every substring of a word that is a valid piece (2 to max_piece_length
+ * characters) is counted exactly with the word's count, and remembers the
+ * first character that followed it (or the end of the word); a second,
+ * different follower marks it branching. Only branching substrings counted at
+ * least twice are candidates (a substring that is always followed by the same
+ * character is a prefix of a longer candidate, and would crowd the seeds with
+ * every piece of long repeated runs, as it did with Japanese text).
+ *
+ * Counts are exact: earlier versions dropped rare entries when a table was
+ * full (lossy counting), which favoured the words counted last (Japanese
+ * runs, which sort after Latin words) and lost most Latin seeds beyond a few
+ * dozen MB. Memory is bounded by passes instead: the substrings are split by
+ * hash into G groups and one group is counted per pass (G doubles, and the
+ * counting restarts, when a pass outgrows seed_table_max entries); after each
+ * pass the candidates are cut back to the best seed_size. Within a pass,
+ * SEED_PARTS tables are chosen by hash and each is owned by one thread that
+ * sees the words in sorted order, so neither the thread count nor G changes
+ * the seeds (the order below is total). */
 #define SEED_PARTS 16
-typedef struct { uint64_t hash, offlen; int64_t count; } sslot; /* offlen: arena offset << 16 | bytes */
+/* 24 bytes: the string's 64-bit hash; its first occurrence in the word
+ * arena (offset << 24 | bytes << 1 | branching); its count (high 48 bits,
+ * saturating) and a 16-bit hash of its first follower (0: end of word) */
+typedef struct {
+    uint64_t hash, where, cnt_next;
+} sslot;
+#define SS_OFF(e) ((e)->where >> 24)
+#define SS_LEN(e) ((uint32_t)((e)->where >> 1) & 0x7FFFFF)
+#define SS_BRANCH(e) ((e)->where & 1)
+#define SS_COUNT(e) ((int64_t)((e)->cnt_next >> 16))
+#define SS_NEXT(e) ((uint16_t)(e)->cnt_next)
+#define SS_COUNT_MAX ((1ull << 48) - 1)
 typedef struct {
     sslot *s;
-    size_t cap, n, budget;
-    int64_t floor;
+    size_t cap, n, max; /* max: entries allowed in this pass */
+    int full;
 } stab;
 
-static int stab_resize(stab *t, size_t cap, int64_t keep_above)
+static int stab_resize(stab *t, size_t cap)
 {
     sslot *ns = tkmi_calloc_touched(cap, sizeof *ns);
     TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (seed table of %zu)", cap);
-    size_t n = 0;
     for (size_t i = 0; i < t->cap; i++) {
-        if (t->s[i].count <= keep_above) continue;
+        if (!t->s[i].cnt_next) continue;
         size_t j = t->s[i].hash & (cap - 1);
-        while (ns[j].count) j = (j + 1) & (cap - 1);
+        while (ns[j].cnt_next) j = (j + 1) & (cap - 1);
         ns[j] = t->s[i];
-        n++;
     }
     tkmi_free(t->s);
     t->s = ns;
     t->cap = cap;
-    t->n = n;
     return 0;
 }
 
-static int stab_add(stab *t, size_t off, size_t len, uint64_t h, int64_t c)
+static int stab_add(stab *t, size_t off, size_t len, uint64_t h, int64_t c, uint16_t next)
 {
     size_t mask = t->cap - 1, i = h & mask;
-    while (t->s[i].count) {
-        const sslot *e = &t->s[i];
+    while (t->s[i].cnt_next) {
+        sslot *e = &t->s[i];
         /* the 64-bit hash and the length stand for the string: a collision
          * (about n^2 / 2^65 for n substrings: 1e-6 for 10 million) would
          * only add one substring's count to another's seed score */
-        if (e->hash == h && (e->offlen & 0xFFFF) == len) {
-            t->s[i].count += c;
+        if (e->hash == h && SS_LEN(e) == len) {
+            uint64_t n = (e->cnt_next >> 16) + (uint64_t)c;
+            if (n > SS_COUNT_MAX) n = SS_COUNT_MAX;
+            e->where |= SS_NEXT(e) != next || !next;
+            e->cnt_next = n << 16 | SS_NEXT(e);
             return 0;
         }
         i = (i + 1) & mask;
     }
-    t->s[i] = (sslot){h, ((uint64_t)off << 16) | len, c};
-    t->n++;
-    if (t->n > t->budget) {
-        /* lossy counting: drop rare substrings, raising the floor */
-        do {
-            t->floor = t->floor ? t->floor * 2 : 1;
-            TKM_FORWARD_IF_ERROR(stab_resize(t, t->cap, t->floor));
-        } while (t->n > t->budget / 2);
-    } else if (t->n * 4 > t->cap * 3) {
-        TKM_FORWARD_IF_ERROR(stab_resize(t, t->cap * 2, 0));
+    if (t->n >= t->max) { /* this pass does not fit: the caller splits more */
+        t->full = 1;
+        return 0;
     }
+    uint64_t n = (uint64_t)c > SS_COUNT_MAX ? SS_COUNT_MAX : (uint64_t)c;
+    t->s[i] = (sslot){h, (uint64_t)off << 24 | (uint64_t)len << 1 | !next, n << 16 | next};
+    t->n++;
+    if (t->n * 4 > t->cap * 3) TKM_FORWARD_IF_ERROR(stab_resize(t, t->cap * 2));
     return 0;
 }
 
@@ -715,8 +739,12 @@ typedef struct {
     const uni *U;
     stab *parts;
     int tid, nthreads;
+    uint32_t group, ngroups; /* this pass counts the substrings of one hash group */
+    uint8_t *hll;            /* if set: only estimate how many there are (HyperLogLog) */
     int rc;
 } seed_job;
+
+#define HLL_BITS 12 /* 4096 registers: about 1.6% standard error */
 
 enum { CH_WS = 1, CH_DIGIT = 2 };
 
@@ -728,28 +756,37 @@ static void *seed_main(void *arg)
     uint32_t *cpos = NULL; /* byte offset of each character, and the end */
     int16_t *csc = NULL;   /* its script (-1: any, digits that join) */
     uint8_t *cfl = NULL;   /* CH_ flags */
+    uint32_t *cpk = NULL;  /* a 16-bit hash of its bytes (never 0) */
     size_t ccap = 0;
-    struct pending { uint64_t h; size_t bytes; int part; } pend[64]; /* max_piece_length <= 63 */
-    for (size_t wi = 0; J->rc == 0 && wi < U->nw; wi++) {
+    int full = 0;
+    struct pending { uint64_t h; size_t bytes; int part; uint16_t next; } pend[64]; /* max_piece_length <= 63 */
+    for (size_t wi = 0; J->rc == 0 && !full && wi < U->nw; wi++) {
         const uint8_t *s = (const uint8_t *)U->w[wi].s;
         size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
         int64_t cnt = U->w[wi].cnt;
         if (n + 1 > ccap) {
             size_t nc = n + 1 > 2 * ccap ? n + 1 : 2 * ccap;
-            void *a = tkmi_realloc(cpos, nc * sizeof *cpos), *b = a ? tkmi_realloc(csc, nc * sizeof *csc) : NULL;
+            void *a = tkmi_realloc(cpos, nc * sizeof *cpos);
             if (a) cpos = a;
+            void *b = a ? tkmi_realloc(csc, nc * sizeof *csc) : NULL;
             if (b) csc = b;
-            void *c = b ? tkmi_realloc(cfl, nc) : NULL;
+            void *d = b ? tkmi_realloc(cpk, nc * sizeof *cpk) : NULL;
+            if (d) cpk = d;
+            void *c = d ? tkmi_realloc(cfl, nc) : NULL;
             if (!c) { J->rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)"); break; }
             cfl = c;
             ccap = nc;
         }
-        /* decode once: offsets, scripts, flags */
+        /* decode once: offsets, scripts, flags, packed bytes */
         size_t nch = 0;
         for (size_t i = 0; i < n;) {
             int mb;
             int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
             cpos[nch] = (uint32_t)i;
+            uint32_t pk = 0;
+            for (int b = 0; b < mb && b < 4; b++) pk = pk << 8 | s[i + (size_t)b];
+            pk = (uint32_t)(tkmi_hash_u64(pk) >> 48);
+            cpk[nch] = pk ? pk : 1; /* 0 is the end of the word */
             if (cp == (int32_t)TKMI_WS_CP) {
                 cfl[nch] = CH_WS;
                 csc[nch] = -2;
@@ -786,93 +823,178 @@ static void *seed_main(void *arg)
                 uint64_t h = tkmi_hash_u64(fnv);
                 int part = (int)(h >> 60) % SEED_PARTS;
                 if (part % J->nthreads != J->tid) continue;
+                if (J->hll) {
+                    uint64_t w = h >> HLL_BITS;
+                    uint8_t rho = (uint8_t)(w ? __builtin_ctzll(w) + 1 : 64 - HLL_BITS + 1);
+                    uint8_t *r = &J->hll[h & ((1u << HLL_BITS) - 1)];
+                    if (rho > *r) *r = rho;
+                    continue;
+                }
+                if ((uint32_t)(h >> 20) % J->ngroups != J->group) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
-                if (bytes > 0xFFFF) break;
+                if (bytes > 0xFFFF) break; /* (max_piece_length <= 63 characters) */
                 /* collected first, their slots prefetched: the inserts
                  * below then wait for one cache miss, not one each */
                 stab *tb = &J->parts[part];
                 __builtin_prefetch(&tb->s[h & (tb->cap - 1)]);
-                pend[npend++] = (struct pending){h, bytes, part};
+                pend[npend++] = (struct pending){h, bytes, part, (uint16_t)(cj + 1 < nch ? cpk[cj + 1] : 0)};
             }
-            for (int k = 0; k < npend && J->rc == 0; k++)
-                J->rc = stab_add(&J->parts[pend[k].part], base + cpos[ci], pend[k].bytes, pend[k].h, cnt);
+            for (int k = 0; k < npend && J->rc == 0; k++) {
+                stab *tb = &J->parts[pend[k].part];
+                J->rc = stab_add(tb, base + cpos[ci], pend[k].bytes, pend[k].h, cnt, pend[k].next);
+                full |= tb->full;
+            }
             npend = 0;
         }
     }
     tkmi_free(cpos);
     tkmi_free(csc);
     tkmi_free(cfl);
+    tkmi_free(cpk);
     return NULL;
 }
 
 typedef struct { uint64_t off; uint32_t len; int64_t score; } seed_t;
 
-static int cmp_seed(const void *a, const void *b)
+/* score desc, then the string (bytewise, shorter first): a total order on
+ * the candidates, so the seeds do not depend on passes or threads */
+static int cmp_seed_arena(const seed_t *x, const seed_t *y, const char *arena)
 {
-    const seed_t *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    if (x->off != y->off) return x->off < y->off ? -1 : 1;
+    uint32_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(arena + x->off, arena + y->off, n);
+    if (c) return c;
     return (x->len > y->len) - (x->len < y->len);
 }
+static const char *g_seed_arena; /* for qsort; seeds are made on one thread */
+static int cmp_seed(const void *a, const void *b) { return cmp_seed_arena(a, b, g_seed_arena); }
 
-/* scale multiplies the tables; *lossy tells whether entries were dropped,
- * *n_sub how many substring seeds were kept (besides the characters) */
-static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req, int scale, int *lossy,
-                      size_t *n_sub)
+/* Default entries per pass: tables of at most 256 MB, or an eighth of
+ * physical memory if that is less (a table holds at most 8/3 slots an
+ * entry; more passes cost little: words are re-read, not re-counted). */
+static size_t seed_table_default(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    double mem = pages > 0 && psz > 0 ? (double)pages * (double)psz / 8 : 256e6;
+    if (mem > 256e6) mem = 256e6;
+    double n = mem / (sizeof(sslot) * 8.0 / 3);
+    return n < 1048576 ? 1048576 : (size_t)n;
+}
+
+/* HyperLogLog estimate of the distinct candidate substrings (one pass that
+ * only hashes), so that the counting passes are sized before they start. */
+static int estimate_substrings(const uni *U, int T, double *est)
+{
+    const size_t M = (size_t)1 << HLL_BITS;
+    uint8_t *reg = tkmi_calloc((size_t)T * M, 1);
+    TKM_RETURN_ERROR_IF(!reg, TKM_ENOMEM, "out of memory (seeds)");
+    seed_job jobs[SEED_PARTS];
+    for (int t = 0; t < T; t++) jobs[t] = (seed_job){U, NULL, t, T, 0, 1, reg + (size_t)t * M, 0};
+    par_run(jobs, T, sizeof *jobs, seed_main);
+    int rc = 0;
+    double sum = 0;
+    size_t zeros = 0;
+    for (size_t i = 0; i < M; i++) {
+        uint8_t r = 0;
+        for (int t = 0; t < T; t++) r = reg[(size_t)t * M + i] > r ? reg[(size_t)t * M + i] : r;
+        sum += ldexp(1.0, -(int)r);
+        zeros += r == 0;
+    }
+    for (int t = 0; t < T; t++)
+        if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+    tkmi_free(reg);
+    double m = (double)M, e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+    if (e < 2.5 * m && zeros) e = m * log(m / (double)zeros);
+    *est = e;
+    return rc;
+}
+
+/* *n_sub: how many substring seeds were kept (besides the characters),
+ * *passes: how many hash groups the counting needed */
+static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req, size_t table_max,
+                      size_t *n_sub, uint32_t *passes)
 {
     const tkm_train_options *o = U->o;
-    /* lossy-counting budget: 2 candidates per seed, at least 1M, in all */
-    size_t budget = 2u * (size_t)o->seed_size;
-    if (budget < (1u << 20)) budget = 1u << 20;
-    budget *= (size_t)scale;
-    *lossy = 0;
+    size_t want = (size_t)o->seed_size;
+    const char *env = getenv("TKM_SEED_TABLE_MAX"); /* internal: force passes in tests */
+    if (!table_max && env) table_max = (size_t)strtoull(env, NULL, 10);
+    if (!table_max) table_max = seed_table_default();
     *n_sub = 0;
     stab parts[SEED_PARTS];
     memset(parts, 0, sizeof parts);
+    seed_t *sd = NULL;
+    size_t ns = 0, sd_cap = 0;
     int rc = 0;
-    for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
-        parts[p].budget = budget / SEED_PARTS;
-        parts[p].cap = 0;
-        rc = stab_resize(&parts[p], 4096, 0);
-    }
     int T = U->threads > SEED_PARTS ? SEED_PARTS : U->threads;
-    seed_job jobs[SEED_PARTS];
-    if (rc == 0) {
-        for (int t = 0; t < T; t++) jobs[t] = (seed_job){U, parts, t, T, 0};
+    uint32_t G = 1;
+    g_seed_arena = U->warena;
+    double est = 0;
+    rc = estimate_substrings(U, T, &est);
+    if (rc == 0 && est * 1.1 > (double)table_max) G = (uint32_t)ceil(est * 1.1 / (double)table_max);
+    if (getenv("TKM_DEBUG_UNIGRAM"))
+        fprintf(stderr, "debug: about %.0f distinct candidate substrings: %u pass(es) of at most %zu\n", est, G,
+                table_max);
+    for (uint32_t g = 0; rc == 0 && g < G; g++) {
+        for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
+            tkmi_free(parts[p].s);
+            parts[p] = (stab){NULL, 0, 0, table_max / SEED_PARTS + 1, 0};
+            rc = stab_resize(&parts[p], 4096);
+        }
+        if (rc < 0) break;
+        seed_job jobs[SEED_PARTS];
+        for (int t = 0; t < T; t++) jobs[t] = (seed_job){U, parts, t, T, g, G, NULL, 0};
         par_run(jobs, T, sizeof *jobs, seed_main);
+        int full = 0;
         for (int t = 0; t < T; t++)
             if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
-    }
-    seed_t *sd = NULL;
-    size_t ns = 0, total_n = 0;
-    for (int p = 0; p < SEED_PARTS; p++) {
-        total_n += parts[p].n;
-        if (parts[p].floor > 0) *lossy = 1;
-    }
-    if (rc == 0) {
-        sd = tkmi_malloc((total_n + 1) * sizeof *sd);
-        if (!sd) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
-    }
-    for (int p = 0; rc == 0 && p < SEED_PARTS; p++) {
-        for (size_t k = 0; k < parts[p].cap; k++) {
-            const sslot *e = &parts[p].s[k];
-            if (e->count < 2) continue;
-            uint64_t off = e->offlen >> 16;
-            uint32_t len = (uint32_t)(e->offlen & 0xFFFF);
-            const uint8_t *q = (const uint8_t *)U->warena + off;
-            int nch = 0;
-            for (uint32_t b = 0; b < len; b++) nch += (q[b] & 0xC0) != 0x80;
-            sd[ns++] = (seed_t){off, len, e->count * nch};
+        size_t n_pass = 0;
+        for (int p = 0; p < SEED_PARTS; p++) {
+            full |= parts[p].full;
+            n_pass += parts[p].n;
         }
-        tkmi_free(parts[p].s);
-        parts[p].s = NULL;
+        if (getenv("TKM_DEBUG_UNIGRAM"))
+            fprintf(stderr, "debug: seed pass %u of %u: %zu substrings%s\n", g + 1, G, n_pass, full ? " (too many)" : "");
+        if (rc < 0) break;
+        if (full) { /* start again with twice as many groups */
+            TKM_RETURN_ERROR_IF(G >= (1u << 20), TKM_ENOMEM, "seed counting: tables too small");
+            G *= 2;
+            g = (uint32_t)-1;
+            ns = 0;
+            continue;
+        }
+        for (int p = 0; rc == 0 && p < SEED_PARTS; p++) {
+            for (size_t k = 0; k < parts[p].cap; k++) {
+                const sslot *e = &parts[p].s[k];
+                if (SS_COUNT(e) < 2 || !SS_BRANCH(e)) continue;
+                if (ns == sd_cap) {
+                    size_t nc = sd_cap ? 2 * sd_cap : 65536;
+                    seed_t *q = tkmi_realloc(sd, nc * sizeof *sd);
+                    if (!q) { rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)"); break; }
+                    sd = q;
+                    sd_cap = nc;
+                }
+                uint64_t off = SS_OFF(e);
+                uint32_t len = SS_LEN(e);
+                const uint8_t *q = (const uint8_t *)U->warena + off;
+                int nch = 0;
+                for (uint32_t b = 0; b < len; b++) nch += (q[b] & 0xC0) != 0x80;
+                sd[ns++] = (seed_t){off, len, SS_COUNT(e) * nch};
+            }
+            tkmi_free(parts[p].s);
+            parts[p].s = NULL;
+            parts[p].cap = 0;
+        }
+        /* keep the candidate list near the seeds wanted */
+        if (rc == 0 && ns > 2 * want + 65536) {
+            qsort(sd, ns, sizeof *sd, cmp_seed);
+            ns = want;
+        }
     }
     for (int p = 0; p < SEED_PARTS; p++) tkmi_free(parts[p].s);
+    *passes = G;
     if (rc == 0) {
-        /* score desc, then the first occurrence in the word arena: each
-         * table sees the words in one order, so this is deterministic */
         qsort(sd, ns, sizeof *sd, cmp_seed);
-        size_t keep = ns < (size_t)o->seed_size ? ns : (size_t)o->seed_size;
+        size_t keep = ns < want ? ns : want;
         *n_sub = keep;
         U->parena_cap = (keep + n_req) * 4 + 16;
         for (size_t k = 0; k < keep; k++) U->parena_cap += sd[k].len;
@@ -948,24 +1070,11 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     }
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
     if (rc == 0) tkmi_counts_free(counts);
-    /* EM drops most seeds in its first round (expected count < 1/2): with
-     * fewer than about 4 seeds a piece the vocabulary can be out of reach.
-     * When lossy counting dropped candidates, count again in tables twice,
-     * then four times as large. */
-    for (int scale = 1; rc == 0; scale *= 2) {
-        int lossy = 0;
-        size_t n_sub = 0;
-        rc = make_seeds(&U, &vb, n_req, vb.chars, scale, &lossy, &n_sub);
-        if (rc < 0 || !lossy || n_sub >= 4 * (size_t)o->vocab_size || n_sub >= (size_t)o->seed_size || scale >= 4)
-            break;
-        if (getenv("TKM_DEBUG_UNIGRAM"))
-            fprintf(stderr, "debug: %zu seeds for %d pieces: counting again in tables %dx as large\n", n_sub,
-                    o->vocab_size, scale * 2);
-        U.np = 0;
-        tkmi_free(U.parena);
-        U.parena = NULL;
-        U.parena_n = U.parena_cap = 0;
-    }
+    size_t n_sub = 0;
+    uint32_t passes = 1;
+    if (rc == 0) rc = make_seeds(&U, &vb, n_req, vb.chars, t->seed_table_max, &n_sub, &passes);
+    if (rc == 0 && getenv("TKM_DEBUG_UNIGRAM"))
+        fprintf(stderr, "debug: %zu substring seeds, counted in %u pass(es)\n", n_sub, passes);
     size_t n_seeds = U.np;
     if (getenv("TKM_DEBUG_UNIGRAM"))
         fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
