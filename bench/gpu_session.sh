@@ -13,6 +13,7 @@
 #      (1200 steps, fp32) and a larger one (4 layers, width 384, TF32, as many
 #      steps as fit, best step by validation), `softemb eval` on the held-out split
 #   e  determinism: the same short training twice gives the same bytes (cmp)
+#   f  if time is left and nsys exists: the seed step's kernel time table
 # Setup or a failing/timed-out a or b stops the run (the CUDA backend is not
 # usable); c, d and e are independent of each other. GPU_SESSION_KEEP_GOING=1
 # goes on after any failure. The summary is written in every case.
@@ -22,7 +23,7 @@
 #        bench/gpu_session.sh --summary-only OUTDIR   (the summary again)
 #   --bundle   default out/gpu/tkm-gpu.tar.xz (bench/gpu_bundle.sh)
 #   --out      default $OUT when set, else out/gpu-session
-#   --budget   wall-clock seconds for everything (default 470); each step also
+#   --budget   wall-clock seconds for everything (default 480); each step also
 #              has its own limit (GPU_SESSION_LIMIT_A ... _E override them)
 #   --dry-run  (or GPU_SESSION_DRYRUN=1; automatic when no NVIDIA device is
 #              visible): the same steps on the CPU with tiny shapes, so that the
@@ -186,6 +187,18 @@ if [ "${1:-}" = "--run-step" ]; then
         cat "$O/e_determinism.txt"
         exit $rc
         ;;
+    f)
+        # where the seed step's time goes (TF32): Nsight Systems' kernel table, if nsys is here
+        NSYS=$(command -v nsys 2>/dev/null || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -n 1)
+        [ -n "$NSYS" ] && [ "$DRY" != 1 ] || { echo "no nsys (or dry run): profile skipped" | tee "$O/f_nsys.txt"; exit 77; }
+        "$NSYS" profile --force-overwrite true -o "$W/prof" --trace cuda --sample none --cpuctxsw none \
+            "$W/bin/softemb_step" --device cuda --tf32 --layers 4 --heads 8 --width 768 --bytes 48 --batch 640 \
+            --teacher-width 4096 --teacher-rows 32000 --steps 5 --warmup 2 >"$O/f_nsys.txt" 2>&1 || { cat "$O/f_nsys.txt"; exit 1; }
+        "$NSYS" stats --report cuda_gpu_kern_sum --report cuda_api_sum "$W/prof.nsys-rep" 2>&1 | cut -c1-220 >>"$O/f_nsys.txt"
+        rc=$?
+        head -c 20000 "$O/f_nsys.txt"
+        exit $rc
+        ;;
     esac
     echo "unknown step $step" >&2
     exit 2
@@ -200,7 +213,7 @@ summarize() {
     echo "==================== GPU SESSION SUMMARY$([ "$dry" = dry ] && echo ' (DRY RUN: CPU, tiny shapes)')"
     echo "total $([ -n "$T0" ] && echo $(( $(date +%s) - T0 )) || echo '?') s; $(grep '^mode' "$O/env.txt" 2>/dev/null); outputs in $O"
     grep -E '^(host|driver|cublas13|python)' "$O/env.txt" 2>/dev/null | sed 's/^/  /'
-    for s in setup a b c d e; do
+    for s in setup a b c d e f; do
         st=$(awk -F'\t' -v s="$s" '$1 == s { print $2 }' "$O/steps.txt" 2>/dev/null)
         sec=$(awk -F'\t' -v s="$s" '$1 == s { print $3 }' "$O/steps.txt" 2>/dev/null)
         printf '  %-6s %-34s %s\n' "$s" "${st:-not run}" "${sec:+$sec s}"
@@ -261,6 +274,12 @@ summarize() {
         echo "-- e: determinism"
         grep -E 'IDENTICAL|DIFFERENT|failed|sha256' "$O/e_determinism.txt" | sed 's/^/  /'
     fi
+    if [ -f "$O/f_nsys.txt" ] && grep -q 'Time (%)' "$O/f_nsys.txt"; then
+        echo "-- f: seed step, TF32, 7 steps under nsys: the top kernels (f_nsys.txt has all)"
+        awk '/cuda_gpu_kern_sum/ { k = 1 } k && /Time \(%\)/ { h = 1; next } k && h && NF == 0 { exit }
+             k && h && $1 ~ /^[0-9.]+$/ && n < 12 { n++; name = ""; for (i = 9; i <= NF; i++) name = name " " $i;
+               printf "  %6s%% %12s ns %6s calls %s\n", $1, $2, $3, substr(name, 1, 90) }' "$O/f_nsys.txt"
+    fi
     echo "===================="
 }
 
@@ -269,8 +288,8 @@ if [ "${1:-}" = "--summary-only" ]; then summarize "${2:-out/gpu-session}"; exit
 # ---------------------------------------------------------------- the session (parent)
 bundle=$here/out/gpu/tkm-gpu.tar.xz
 O=${OUT:-$here/out/gpu-session}
-steps=${GPU_SESSION_STEPS:-a b c d e}
-budget=${GPU_SESSION_BUDGET:-470}
+steps=${GPU_SESSION_STEPS:-a b c d e f}
+budget=${GPU_SESSION_BUDGET:-480}
 DRY=${GPU_SESSION_DRYRUN:-0}
 while [ $# -gt 0 ]; do
     case $1 in
@@ -461,6 +480,7 @@ run_step b "${GPU_SESSION_LIMIT_B:-100}" 1
 run_step c "${GPU_SESSION_LIMIT_C:-100}" 0
 run_step d "${GPU_SESSION_LIMIT_D:-200}" 0
 run_step e "${GPU_SESSION_LIMIT_E:-75}" 0
+run_step f "${GPU_SESSION_LIMIT_F:-60}" 0
 
 summarize "$O" >"$O/SUMMARY.txt" 2>&1
 cat "$O/SUMMARY.txt"
