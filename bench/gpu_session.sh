@@ -28,7 +28,8 @@
 #   --dry-run  (or GPU_SESSION_DRYRUN=1; automatic when no NVIDIA device is
 #              visible): the same steps on the CPU with tiny shapes, so that the
 #              bundle, the wrappers and this script are tested where there is no GPU
-#   GPU_SESSION_MODE=loader runs the binaries through the bundled glibc even
+#   GPU_SESSION_MODE=loader|system-cxx runs the binaries through the bundled
+#   glibc, or directly with this machine's libstdc++, even
 #   where they run directly (to test that path); GPU_SESSION_KEEP_WORK=1 keeps
 #   the unpacked bundle and the trained encoders (out/gpu-work.*)
 set -u
@@ -324,7 +325,7 @@ make_wrappers() {
     mkdir -p "$W/bin"
     local n
     for n in tokenmill check_kernels softemb_step; do
-        if [ $MODE = direct ]; then
+        if [ $MODE != loader ]; then
             printf '#!/bin/sh\nTKM_CUDA_MODULE=%s/lib/tokenmill-cuda.so LD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s/libexec/%s "$@"\n' \
                 "$W" "$LP" "$W" "$n" >"$W/bin/$n"
         else
@@ -386,13 +387,24 @@ setup() {
     DRIVER_DIR=$(ldconfig -p 2>/dev/null | awk '$1 == "libcuda.so.1" && /x86-64/ { print $NF; exit }')
     [ -n "$DRIVER_DIR" ] && DRIVER_DIR=$(dirname "$DRIVER_DIR")
     echo "libcuda   ${DRIVER_DIR:-not in ldconfig}" >>"$O/env.txt"
-    LP=$W/lib${CUBLAS_DIR:+:$CUBLAS_DIR}
-    # direct, or through the bundled loader and glibc when this glibc is older
-    MODE=direct
-    if [ "${GPU_SESSION_MODE:-}" = loader ] || ! LD_LIBRARY_PATH=$LP "$W/libexec/tokenmill" --version >"$O/setup_probe.txt" 2>&1; then
-        [ "${GPU_SESSION_MODE:-}" = loader ] && say "GPU_SESSION_MODE=loader: through the bundled glibc" ||
-            say "the binaries do not run directly: $(head -n 2 "$O/setup_probe.txt" | tr '\n' ' ')"
+    # direct with the bundled libstdc++; direct with this machine's (where its
+    # glibc is older than the bundled libstdc++ needs); or through the bundled
+    # loader and glibc. GPU_SESSION_MODE=system-cxx|loader starts further down.
+    local force=${GPU_SESSION_MODE:-} base=$W/lib${CUBLAS_DIR:+:$CUBLAS_DIR}
+    MODE=
+    if [ -z "$force" ]; then
+        LP=$W/lib:$W/lib-cxx${CUBLAS_DIR:+:$CUBLAS_DIR}
+        if LD_LIBRARY_PATH=$LP "$W/libexec/tokenmill" --version >"$O/setup_probe.txt" 2>&1; then MODE=direct; else
+            say "not directly with the bundled libstdc++: $(head -n 2 "$O/setup_probe.txt" | tr '\n' ' ')"; fi
+    fi
+    if [ -z "$MODE" ] && [ "$force" != loader ]; then
+        LP=$base
+        if LD_LIBRARY_PATH=$LP "$W/libexec/tokenmill" --version >"$O/setup_probe.txt" 2>&1; then MODE=direct-system-libstdc++; else
+            say "not directly with this machine's libstdc++: $(head -n 2 "$O/setup_probe.txt" | tr '\n' ' ')"; fi
+    fi
+    if [ -z "$MODE" ]; then
         MODE=loader
+        LP=$W/lib:$W/lib-cxx${CUBLAS_DIR:+:$CUBLAS_DIR}
         "$W/lib-glibc/ld-linux-x86-64.so.2" --library-path "$LP:$W/lib-glibc" "$W/libexec/tokenmill" --version \
             >"$O/setup_probe.txt" 2>&1 || { say "not with the bundled glibc either: $(head -n 2 "$O/setup_probe.txt")"; return 1; }
     fi
