@@ -692,7 +692,8 @@ static void apply_usage(FILE *f)
             "\n"
             "Predicts an embedding row for every piece of a sentencepiece model (U+2581 is a\n"
             "space, <0xNN> is that byte) and writes them as GGUF (token_embd.weight and the\n"
-            "pieces) or .npy, in the model's id order. Control, unknown and unused pieces get\n"
+            "model's tokenizer in llama.cpp's keys: pieces, types, scores, special ids) or\n"
+            ".npy, in the model's id order. Control, unknown and unused pieces get\n"
             "zero rows. With --teacher, pieces whose bytes equal a teacher token's bytes take\n"
             "the teacher's own row instead of a prediction.\n"
             "\n"
@@ -792,7 +793,6 @@ int softemb_apply(int argc, char **argv)
     const unsigned char **bp = NULL;
     size_t *bl = NULL, *bo = NULL;
     float *rowsv = NULL, *pred = NULL;
-    const char **pieces = NULL;
     if ((rc = tkm_se_load(enc, &e)) < 0 || (rc = tkm_model_load(model, &m)) < 0) {
         cli_error("softemb apply", rc);
         goto done;
@@ -818,8 +818,7 @@ int softemb_apply(int argc, char **argv)
     bo = calloc(n, sizeof(size_t));
     rowsv = calloc(n * D, sizeof(float));
     pred = malloc(n * D * sizeof(float));
-    pieces = calloc(n, sizeof(*pieces));
-    if (!bytes || !bp || !bl || !bo || !rowsv || !pred || !pieces) {
+    if (!bytes || !bp || !bl || !bo || !rowsv || !pred) {
         fprintf(stderr, "tokenmill softemb apply: out of memory\n");
         goto done;
     }
@@ -830,7 +829,6 @@ int softemb_apply(int argc, char **argv)
         size_t k;
         const char *p = tkm_model_piece(m, (int)i, &k);
         tkm_piece_type ty = tkm_model_piece_type(m, (int)i);
-        pieces[i] = p;
         if (ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN || ty == TKM_PIECE_UNUSED) {
             nspecial++;
             continue;
@@ -882,19 +880,7 @@ int softemb_apply(int argc, char **argv)
         }
         free(ord);
     }
-    tkm_row_kind *kinds = malloc(n * sizeof(*kinds));
-    if (!kinds) {
-        fprintf(stderr, "tokenmill softemb apply: out of memory\n");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        tkm_piece_type ty = tkm_model_piece_type(m, (int)i);
-        kinds[i] = ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN ? TKM_ROW_SPECIAL
-                 : ty == TKM_PIECE_UNUSED ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
-    }
-    rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv)
-                                : tkm_emb_write_gguf(out, n, D, rowsv, pieces, "sentencepiece", kinds, dt);
-    free(kinds);
+    rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv) : tkm_emb_write_gguf_model(out, m, D, rowsv, dt);
     if (rc < 0) {
         cli_error("softemb apply", rc);
         goto done;
@@ -910,7 +896,6 @@ done:
     free(bo);
     free(rowsv);
     free(pred);
-    free(pieces);
     tkm_teacher_free(t);
     tkm_model_free(m);
     tkm_se_free(e);
