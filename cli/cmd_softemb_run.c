@@ -524,7 +524,7 @@ int softemb_train(int argc, char **argv)
     o.checkpoint = ckpt;
     if (ckpt && !o.checkpoint_every)
         o.checkpoint_every = 500;
-    o.progress = progress_line;
+    o.progress = cli_quiet ? NULL : progress_line;
 
     size_t rows = tkm_teacher_rows(t);
     uint8_t *split = malloc(rows ? rows : 1);
@@ -558,10 +558,11 @@ int softemb_train(int argc, char **argv)
     }
     if (o.warmup > o.steps / 2)
         o.warmup = o.steps / 2;
-    fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d validation / %d held-out; %d layers, "
-                    "%d heads, width %d, %d bytes, n-gram bag %d; %ld steps of %d\n",
-            rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
-            o.ngram_buckets, o.steps, o.batch);
+    if (!cli_quiet)
+        fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d validation / %d held-out; %d layers, "
+                        "%d heads, width %d, %d bytes, n-gram bag %d; %ld steps of %d\n",
+                rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
+                o.ngram_buckets, o.steps, o.batch);
     tkm_se_encoder *e = NULL;
     rc = tkm_se_train(t, split, &o, resume, &e);
     free(split);
@@ -579,8 +580,9 @@ int softemb_train(int argc, char **argv)
     }
     tkm_se_info info;
     tkm_se_get_info(e, &info);
-    fprintf(stderr, "tokenmill softemb train: wrote %s (%zu parameters, trained on %s)\n", out, info.nparams,
-            info.backend);
+    if (!cli_quiet)
+        fprintf(stderr, "tokenmill softemb train: wrote %s (%zu parameters, trained on %s)\n", out, info.nparams,
+                info.backend);
     if (info.truncated)
         fprintf(stderr, "tokenmill softemb train: %zu training rows were longer than %d bytes and were truncated\n",
                 info.truncated, info.max_bytes);
@@ -885,9 +887,10 @@ int softemb_apply(int argc, char **argv)
         cli_error("softemb apply", rc);
         goto done;
     }
-    fprintf(stderr, "tokenmill softemb apply: wrote %s: %zu rows x %zu (%zu predicted, %zu copied from the teacher, "
-                    "%zu control/unknown/unused rows left at zero)\n",
-            out, n, D, npred - ncopied, ncopied, nspecial);
+    if (!cli_quiet)
+        fprintf(stderr, "tokenmill softemb apply: wrote %s: %zu rows x %zu (%zu predicted, %zu copied from the "
+                        "teacher, %zu control/unknown/unused rows left at zero)\n",
+                out, n, D, npred - ncopied, ncopied, nspecial);
     status = EXIT_OK;
 done:
     free(bytes);

@@ -442,7 +442,7 @@ int cmd_train(int argc, char **argv)
         }
         continue;
     bad:
-        fprintf(stderr, "tokenmill train: invalid value '%s' for an option\n", optarg ? optarg : "");
+        fprintf(stderr, "tokenmill train: invalid value '%s' for %s\n", optarg ? optarg : "", cli_opt_name(train_opts, c));
         return EXIT_USAGE;
     }
     for (int i = optind; i < argc; i++)

@@ -1115,8 +1115,15 @@ static int write_with_matrix(const char *path, obuf *b, const float *m, size_t n
         rc = tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
         goto done;
     }
-    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    /* "-" is standard output; /dev/null, a FIFO or a terminal is written in
+     * place (never replaced), as tkmi_write_file_atomic does */
+    struct stat st;
+    int inplace = !strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
+    if (inplace)
+        snprintf(tmp, pl + 32, "%s", !strcmp(path, "-") ? "standard output" : path);
+    else
+        snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+    fd = !strcmp(path, "-") ? dup(1) : inplace ? open(path, O_WRONLY) : open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         rc = tkmi_error(TKM_EIO, "%s: cannot create: %s", tmp, strerror(errno));
         goto done;
@@ -1140,9 +1147,9 @@ static int write_with_matrix(const char *path, obuf *b, const float *m, size_t n
     }
     if (close(fd) != 0 && rc == 0)
         rc = tkmi_error(TKM_EIO, "%s: write error: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && !inplace && rename(tmp, path) != 0)
         rc = tkmi_error(TKM_EIO, "%s: cannot write: %s", path, strerror(errno));
-    if (rc < 0)
+    if (rc < 0 && !inplace)
         unlink(tmp);
 done:
     tkmi_free(buf);
