@@ -432,6 +432,28 @@ static PyObject *Model_score(ModelObject *self, PyObject *arg)
     return PyFloat_FromDouble((double)tkm_model_score(self->m, (int)id));
 }
 
+static PyObject *Model_save(ModelObject *self, PyObject *arg)
+{
+    if (!ready(self)) return NULL;
+    PyObject *pathobj;
+    if (!PyUnicode_FSConverter(arg, &pathobj)) return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = tkm_model_save(self->m, PyBytes_AS_STRING(pathobj));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(pathobj);
+    if (rc < 0) return raise_tkm(rc, "save");
+    Py_RETURN_NONE;
+}
+
+static PyObject *Model_serialized(ModelObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!ready(self)) return NULL;
+    size_t n;
+    const uint8_t *p = tkm_model_bytes(self->m, &n);
+    return PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+}
+
 static PyMethodDef Model_methods[] = {
     {"encode", (PyCFunction)Model_encode, METH_O, "encode(text) -> list[int]"},
     {"encode_batch", (PyCFunction)Model_encode_batch, METH_VARARGS,
@@ -443,6 +465,8 @@ static PyMethodDef Model_methods[] = {
     {"piece_type", (PyCFunction)Model_piece_type, METH_O, "piece_type(id) -> int (sentencepiece's numbering)"},
     {"score", (PyCFunction)Model_score, METH_O, "score(id) -> float"},
     {"info", (PyCFunction)Model_info, METH_NOARGS, "info() -> dict"},
+    {"save", (PyCFunction)Model_save, METH_O, "save(path): writes the .model atomically"},
+    {"serialized", (PyCFunction)Model_serialized, METH_NOARGS, "serialized() -> bytes of the .model"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject ModelType = {
@@ -457,8 +481,199 @@ static PyTypeObject ModelType = {
     .tp_methods = Model_methods,
 };
 
+/* ---- training ---- */
+
+/* Reads an optional dict entry into *out (int / float / str); -1 on a type error. */
+static int opt_int(PyObject *d, const char *k, int *out)
+{
+    PyObject *v = PyDict_GetItemString(d, k);
+    if (!v) return 0;
+    long x = PyLong_AsLong(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (x < INT32_MIN || x > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: %ld is out of range", k, x);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int opt_float(PyObject *d, const char *k, float *out)
+{
+    PyObject *v = PyDict_GetItemString(d, k);
+    if (!v) return 0;
+    double x = PyFloat_AsDouble(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = (float)x;
+    return 0;
+}
+
+static int opt_str(PyObject *d, const char *k, const char **out)
+{
+    PyObject *v = PyDict_GetItemString(d, k);
+    if (!v) return 0;
+    if (!(*out = PyUnicode_AsUTF8(v))) return -1;
+    return 0;
+}
+
+/* A list of str as a C array (pointers into the str objects, valid while d lives). */
+static int opt_list(PyObject *d, const char *k, const char ***out, int *n)
+{
+    PyObject *v = PyDict_GetItemString(d, k);
+    if (!v) return 0;
+    Py_ssize_t m = PyList_Check(v) ? PyList_GET_SIZE(v) : -1;
+    if (m < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be a list of str", k);
+        return -1;
+    }
+    const char **a = PyMem_Calloc((size_t)(m ? m : 1), sizeof(char *));
+    if (!a) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (!(a[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(v, i)))) {
+            PyMem_Free(a);
+            return -1;
+        }
+    *out = a;
+    *n = (int)m;
+    return 0;
+}
+
+static int fill_options(PyObject *d, tkm_train_options *o, const char ***uds, const char ***ctl)
+{
+    const char *mt = NULL;
+    if (opt_str(d, "model_type", &mt) < 0) return -1;
+    if (mt) {
+        if (!strcmp(mt, "bpe")) o->model_type = TKM_MODEL_BPE;
+        else if (!strcmp(mt, "unigram")) o->model_type = TKM_MODEL_UNIGRAM;
+        else {
+            PyErr_Format(PyExc_ValueError, "model_type '%s': bpe or unigram", mt);
+            return -1;
+        }
+    }
+    if (opt_int(d, "vocab_size", &o->vocab_size) < 0 || opt_float(d, "character_coverage", &o->character_coverage) < 0 ||
+        opt_int(d, "max_piece_length", &o->max_piece_length) < 0 || opt_int(d, "split_digits", &o->split_digits) < 0 ||
+        opt_int(d, "split_by_unicode_script", &o->split_by_unicode_script) < 0 ||
+        opt_int(d, "split_by_number", &o->split_by_number) < 0 ||
+        opt_int(d, "split_by_whitespace", &o->split_by_whitespace) < 0 ||
+        opt_int(d, "allow_whitespace_only_pieces", &o->allow_whitespace_only_pieces) < 0 ||
+        opt_int(d, "byte_fallback", &o->byte_fallback) < 0 || opt_int(d, "add_dummy_prefix", &o->add_dummy_prefix) < 0 ||
+        opt_int(d, "remove_extra_whitespaces", &o->remove_extra_whitespaces) < 0 ||
+        opt_int(d, "hard_vocab_limit", &o->hard_vocab_limit) < 0 || opt_int(d, "unk_id", &o->unk_id) < 0 ||
+        opt_int(d, "bos_id", &o->bos_id) < 0 || opt_int(d, "eos_id", &o->eos_id) < 0 ||
+        opt_int(d, "pad_id", &o->pad_id) < 0 || opt_str(d, "unk_piece", &o->unk_piece) < 0 ||
+        opt_str(d, "bos_piece", &o->bos_piece) < 0 || opt_str(d, "eos_piece", &o->eos_piece) < 0 ||
+        opt_str(d, "pad_piece", &o->pad_piece) < 0 || opt_str(d, "unk_surface", &o->unk_surface) < 0 ||
+        opt_int(d, "threads", &o->threads) < 0 || opt_int(d, "seed_size", &o->seed_size) < 0 ||
+        opt_float(d, "shrinking_factor", &o->shrinking_factor) < 0 ||
+        opt_int(d, "num_sub_iterations", &o->num_sub_iterations) < 0)
+        return -1;
+    if (opt_list(d, "user_defined_symbols", uds, &o->n_user_defined) < 0) return -1;
+    o->user_defined_symbols = *uds;
+    if (opt_list(d, "control_symbols", ctl, &o->n_control) < 0) return -1;
+    o->control_symbols = *ctl;
+    return 0;
+}
+
+/* train(files: list[str], lines: iterable | None, options: dict) -> Model */
+static PyObject *mod_train(PyObject *Py_UNUSED(mod), PyObject *args)
+{
+    PyObject *files, *lines, *opts;
+    if (!PyArg_ParseTuple(args, "O!OO!", &PyList_Type, &files, &lines, &PyDict_Type, &opts)) return NULL;
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    const char **uds = NULL, **ctl = NULL;
+    tkm_trainer *t = NULL;
+    tkm_model *m = NULL;
+    PyObject *it = NULL, *res = NULL;
+    int rc = 0;
+    if (fill_options(opts, &o, &uds, &ctl) < 0) goto done;
+    if ((rc = tkm_trainer_new(&o, &t)) < 0) {
+        raise_tkm(rc, "train");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(files); i++) {
+        PyObject *pb;
+        if (!PyUnicode_FSConverter(PyList_GET_ITEM(files, i), &pb)) goto done;
+        Py_BEGIN_ALLOW_THREADS
+        rc = tkm_trainer_add_file(t, PyBytes_AS_STRING(pb));
+        Py_END_ALLOW_THREADS
+        Py_DECREF(pb);
+        if (rc < 0) {
+            raise_tkm(rc, "train");
+            goto done;
+        }
+    }
+    if (lines != Py_None) {
+        if (!(it = PyObject_GetIter(lines))) goto done;
+        PyObject *item;
+        while ((item = PyIter_Next(it))) {
+            const char *s;
+            Py_ssize_t n;
+            if (PyUnicode_Check(item)) s = PyUnicode_AsUTF8AndSize(item, &n);
+            else if (PyBytes_Check(item)) s = PyBytes_AS_STRING(item), n = PyBytes_GET_SIZE(item);
+            else {
+                PyErr_Format(PyExc_TypeError, "sentence_iterator gave %.80s, not str", Py_TYPE(item)->tp_name);
+                s = NULL;
+            }
+            /* a str may hold several lines: each counts as one, as in a file */
+            while (s) {
+                const char *nl = memchr(s, '\n', (size_t)n);
+                size_t k = nl ? (size_t)(nl - s) : (size_t)n;
+                if ((rc = tkm_trainer_add_line(t, s, k)) < 0) break;
+                if (!nl) break;
+                n -= (Py_ssize_t)k + 1;
+                s = nl + 1;
+            }
+            Py_DECREF(item);
+            if (!s) goto done;
+            if (rc < 0) {
+                raise_tkm(rc, "train");
+                goto done;
+            }
+        }
+        if (PyErr_Occurred()) goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = tkm_trainer_train(t, &m);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        raise_tkm(rc, "train");
+        goto done;
+    }
+    tkm_encoder *e = NULL;
+    if ((rc = tkm_encoder_new(m, &e)) < 0) {
+        raise_tkm(rc, "train");
+        goto done;
+    }
+    ModelObject *mo = (ModelObject *)ModelType.tp_alloc(&ModelType, 0);
+    if (!mo || !(mo->lock = PyThread_allocate_lock())) {
+        tkm_encoder_free(e);
+        Py_XDECREF(mo);
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    mo->m = m;
+    mo->enc = e;
+    m = NULL;
+    res = (PyObject *)mo;
+done:
+    Py_XDECREF(it);
+    tkm_model_free(m);
+    tkm_trainer_free(t);
+    PyMem_Free(uds);
+    PyMem_Free(ctl);
+    return res;
+}
+
+static PyMethodDef mod_methods[] = {
+    {"train", mod_train, METH_VARARGS, "train(files, lines, options) -> Model"},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef moddef = {
-    PyModuleDef_HEAD_INIT, "_tokenmill", "libtokenmill bindings (use the tokenmill package)", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_tokenmill", "libtokenmill bindings (use the tokenmill package)", -1, mod_methods,
     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__tokenmill(void);

@@ -184,3 +184,45 @@ def test_gil_released_during_batch(models):
     lo, hi = t0 + (t1 - t0) * 0.25, t0 + (t1 - t0) * 0.75
     assert t1 - t0 > 0.02, "batch too short to tell"
     assert sum(lo < s < hi for s in stamps) > 100
+
+
+def test_train_matches_cli(models, tmp_path):
+    """train() with sentencepiece's keyword names gives the pieces and scores
+    the CLI gives for the same options and input, from files or a generator."""
+    txt = tmp_path / "c.txt"
+    txt.write_text("\n".join(corpus()) + "\n", encoding="utf-8")
+    tok = tokenmill.train(input=str(txt), model_prefix=str(tmp_path / "py"), vocab_size=500, hard_vocab_limit=False,
+                          byte_fallback=True, user_defined_symbols="<sep>", pad_id=3, num_threads=2,
+                          input_sentence_size=1000000, shuffle_input_sentence=True)
+    subprocess.run([BIN, "train", "-q", "-t", "1", "--vocab-size", "500", "--hard-vocab-limit=false",
+                    "--byte-fallback", "--user-defined-symbols", "<sep>", "--pad-id", "3",
+                    "-o", str(tmp_path / "cli.model"), str(txt)], check=True)
+    cli = tokenmill.Tokenizer(tmp_path / "cli.model")
+    py = tokenmill.Tokenizer(tmp_path / "py.model")
+    assert py.vocab_size == cli.vocab_size == tok.vocab_size
+    assert [py.id_to_piece(i) for i in range(py.vocab_size)] == [cli.id_to_piece(i) for i in range(cli.vocab_size)]
+    assert [py.score(i) for i in range(py.vocab_size)] == [cli.score(i) for i in range(cli.vocab_size)]
+    for s in all_lines():
+        assert tok.encode(s) == cli.encode(s)
+    # the same text through sentence_iterator (a generator), several lines per item
+    it = tokenmill.train(sentence_iterator=("\n".join(corpus()[i:i + 3]) for i in range(0, len(corpus()), 3)),
+                         vocab_size=500, hard_vocab_limit=False, byte_fallback=True, user_defined_symbols=["<sep>"],
+                         pad_id=3)
+    assert [it.id_to_piece(i) for i in range(it.vocab_size)] == [cli.id_to_piece(i) for i in range(cli.vocab_size)]
+    import io
+    buf = io.BytesIO()
+    tokenmill.train(sentence_iterator=corpus(), vocab_size=300, hard_vocab_limit=False, model_writer=buf)
+    assert tokenmill.Tokenizer(_write(tmp_path / "w.model", buf.getvalue())).vocab_size == 300
+    if spm is not None:
+        sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "py.model"))
+        for s in all_lines():
+            assert sp.encode(s) == tok.encode(s)
+    with pytest.raises(TypeError, match="no_such_option"):
+        tokenmill.train(sentence_iterator=corpus(), no_such_option=1)
+    with pytest.raises(ValueError, match="vocab"):
+        tokenmill.train(sentence_iterator=["a b"], vocab_size=5000)
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path

@@ -15,13 +15,14 @@ import os as _os
 
 from ._tokenmill import TKM_VERSION as __version__
 from ._tokenmill import Model as _Model
+from ._tokenmill import train as _train
 
 try:
     import numpy as _np
 except ImportError:  # numpy is optional: batches come back as lists
     _np = None
 
-__all__ = ["Tokenizer", "PIECE_NORMAL", "PIECE_UNKNOWN", "PIECE_CONTROL", "PIECE_USER_DEFINED", "PIECE_UNUSED",
+__all__ = ["Tokenizer", "train", "PIECE_NORMAL", "PIECE_UNKNOWN", "PIECE_CONTROL", "PIECE_USER_DEFINED", "PIECE_UNUSED",
            "PIECE_BYTE", "TIKTOKEN_R50K", "TIKTOKEN_CL100K", "TIKTOKEN_O200K", "__version__"]
 
 # piece types, numbered as sentencepiece's (and tokenmill.h's tkm_piece_type)
@@ -36,7 +37,16 @@ class Tokenizer:
     .tiktoken, or any name with tiktoken_pattern given)."""
 
     def __init__(self, path, tiktoken_pattern=None):
-        self._m = _Model(_os.fspath(path), 0 if tiktoken_pattern is None else int(tiktoken_pattern))
+        self._set(_Model(_os.fspath(path), 0 if tiktoken_pattern is None else int(tiktoken_pattern)))
+
+    @classmethod
+    def _wrap(cls, model):
+        self = cls.__new__(cls)
+        self._set(model)
+        return self
+
+    def _set(self, model):
+        self._m = model
         info = self._m.info()
         self.vocab_size = info["vocab_size"]
         #: special ids, -1 when the model has none (as sentencepiece)
@@ -124,3 +134,82 @@ class Tokenizer:
 
     def score(self, id):
         return self._m.score(int(id))
+
+    def save(self, path):
+        """Writes the model as a sentencepiece .model (atomically)."""
+        self._m.save(_os.fspath(path))
+
+    def serialized_model_proto(self):
+        """The .model bytes (sentencepiece's name)."""
+        return self._m.serialized()
+
+
+# sentencepiece's SentencePieceTrainer.train keyword names -> tokenmill's
+_SPM_NAMES = {
+    "vocab_size": "vocab_size", "model_type": "model_type", "character_coverage": "character_coverage",
+    "max_sentencepiece_length": "max_piece_length", "split_digits": "split_digits",
+    "split_by_unicode_script": "split_by_unicode_script", "split_by_number": "split_by_number",
+    "split_by_whitespace": "split_by_whitespace", "allow_whitespace_only_pieces": "allow_whitespace_only_pieces",
+    "byte_fallback": "byte_fallback", "add_dummy_prefix": "add_dummy_prefix",
+    "remove_extra_whitespaces": "remove_extra_whitespaces", "hard_vocab_limit": "hard_vocab_limit",
+    "unk_id": "unk_id", "bos_id": "bos_id", "eos_id": "eos_id", "pad_id": "pad_id", "unk_piece": "unk_piece",
+    "bos_piece": "bos_piece", "eos_piece": "eos_piece", "pad_piece": "pad_piece", "unk_surface": "unk_surface",
+    "user_defined_symbols": "user_defined_symbols", "control_symbols": "control_symbols", "num_threads": "threads",
+    "seed_sentencepiece_size": "seed_size", "shrinking_factor": "shrinking_factor",
+    "num_sub_iterations": "num_sub_iterations",
+}
+# accepted and ignored: tokenmill always reads every line of the input
+_SPM_IGNORED = {"input_sentence_size", "shuffle_input_sentence", "max_sentence_length", "train_extremely_large_corpus",
+                "input_format", "minloglevel", "self_test_sample_size", "enable_differential_privacy"}
+_BOOLS = {"split_digits", "split_by_unicode_script", "split_by_number", "split_by_whitespace",
+          "allow_whitespace_only_pieces", "byte_fallback", "add_dummy_prefix", "remove_extra_whitespaces",
+          "hard_vocab_limit"}
+
+
+def train(input=None, model_prefix=None, sentence_iterator=None, model_writer=None,
+          normalization_rule_name="identity", **options):
+    """Trains a BPE (default) or Unigram model with libtokenmill's trainer and
+    returns it as a Tokenizer; sentencepiece's keyword names
+    (SentencePieceTrainer.train): input (files: a list, or a comma-separated
+    str), model_prefix (writes PREFIX.model), sentence_iterator (an iterable of
+    str, e.g. a generator; each str may hold several lines), model_writer (a
+    file-like object that receives the .model bytes), vocab_size, model_type,
+    character_coverage, max_sentencepiece_length, split_digits, byte_fallback,
+    user_defined_symbols, control_symbols, unk_id/bos_id/eos_id/pad_id and
+    their pieces, num_threads, ... Defaults are tokenmill's (identity
+    normalization, no dummy prefix, no whitespace folding: give
+    add_dummy_prefix=True, remove_extra_whitespaces=True for sentencepiece's).
+    input_sentence_size and the like are accepted and ignored: every line is
+    used. The GIL is released while files are read and while merges run."""
+    if normalization_rule_name not in ("identity", None):
+        raise ValueError("normalization_rule_name %r: only 'identity' is implemented" % normalization_rule_name)
+    opts = {}
+    for k, v in options.items():
+        if k in _SPM_IGNORED:
+            continue
+        if k not in _SPM_NAMES:
+            raise TypeError("train() got an unknown option %r" % k)
+        if k in ("user_defined_symbols", "control_symbols"):
+            v = [x for x in v.split(",") if x] if isinstance(v, str) else [str(x) for x in v]
+        elif k in _BOOLS:
+            if isinstance(v, str):
+                if v.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError("%s: %r is not a boolean" % (k, v))
+                v = v.lower() in ("true", "1")
+            v = int(bool(v))
+        opts[_SPM_NAMES[k]] = v
+    opts.setdefault("threads", _os.cpu_count() or 1)
+    if input is None:
+        files = []
+    elif isinstance(input, (str, bytes, _os.PathLike)):
+        files = [f for f in _os.fsdecode(input).split(",") if f] if isinstance(input, str) else [_os.fsdecode(input)]
+    else:
+        files = [_os.fsdecode(f) for f in input]
+    if not files and sentence_iterator is None:
+        raise ValueError("train() needs input files or a sentence_iterator")
+    tok = Tokenizer._wrap(_train(files, sentence_iterator, opts))
+    if model_prefix is not None:
+        tok.save(_os.fspath(model_prefix) + ".model")
+    if model_writer is not None:
+        model_writer.write(tok.serialized_model_proto())
+    return tok
