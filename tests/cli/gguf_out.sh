@@ -6,7 +6,8 @@
 # same rows written as .npy. Skips (77) without python3 gguf/numpy/sentencepiece.
 . "$(dirname "$0")/lib.sh"
 T=$TKM_BIN
-python3 -c 'import gguf, numpy, sentencepiece' 2>/dev/null || skip "python3 modules gguf, numpy, sentencepiece needed (pip install gguf sentencepiece)"
+python3 -c 'import gguf, numpy, sentencepiece, google.protobuf' 2>/dev/null \
+  || skip "python3 modules gguf, numpy, sentencepiece, protobuf needed (pip install gguf sentencepiece protobuf)"
 
 for i in $(seq 1 300); do
   echo "line $i: the quick brown fox <sep> jumps over the lazy dog $((i * 7)) times; näive café"
