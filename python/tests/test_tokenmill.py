@@ -226,3 +226,18 @@ def test_train_matches_cli(models, tmp_path):
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+def test_tiktoken_file(tmp_path):
+    """A tiktoken rank file: every byte, then "ab" and " c"; ranks are ids."""
+    import base64
+    toks = [bytes([i]) for i in range(256)] + [b"ab", b" c"]
+    p = tmp_path / "tiny.tiktoken"
+    p.write_text("".join("%s %d\n" % (base64.b64encode(t).decode(), i) for i, t in enumerate(toks)))
+    tok = tokenmill.Tokenizer(p, tiktoken_pattern=tokenmill.TIKTOKEN_R50K)
+    assert tok.vocab_size == 258
+    assert tok.encode("abab c") == [256, 256, 257]
+    assert tok.id_to_bytes(257) == b" c"
+    assert tok.decode([256, 257]) == "ab c"
+    with pytest.raises(ValueError):  # no such pattern
+        tokenmill.Tokenizer(_write(tmp_path / "noname.txt", p.read_bytes()), tiktoken_pattern=42)
