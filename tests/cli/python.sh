@@ -23,7 +23,7 @@ else
   finish
 fi
 cd "$TMP"
-if PYTHONPATH="$TMP/site" python3 -m pytest -q -p no:cacheprovider "$TMP/py/tests" > "$TMP/pytest.log" 2>&1; then
+if PYTHONPATH="$TMP/site" python3 -m pytest -q -p no:cacheprovider --basetemp "$TMP/pytest" "$TMP/py/tests" > "$TMP/pytest.log" 2>&1; then
   pass "python package ($how): $(tail -1 "$TMP/pytest.log")"
 else
   cat "$TMP/pytest.log"
