@@ -34,7 +34,7 @@ tkm() { # name, train options
   local name=$1; shift
   "$T" train -q -t 1 --vocab-size 700 --hard-vocab-limit=false -o "$TMP/$name.model" "$@" "$TMP/train.txt" 2> "$TMP/err" \
     || { fail "train $name: $(cat "$TMP/err")"; return; }
-  rm -rf "$TMP/$name"
+  rm -rf "${TMP:?}/$name"
   "$T" export --hf-dir "$TMP/$name" -m "$TMP/$name.model" 2> "$TMP/err" || { fail "export $name: $(cat "$TMP/err")"; return; }
   check "$name" "$TMP/$name.model" "$TMP/$name"
 }
