@@ -29,11 +29,18 @@ int cli_int(const char *arg, long lo, long hi, long *out);
 void cli_error(const char *cmd, int rc);
 long cli_peak_rss_kb(void);
 /* Outputs go to PATH.tmp.PID and are renamed into place, except when PATH
- * exists and is not a regular file (/dev/null, a FIFO): then it is written
- * directly (the temp name is PATH itself) and never renamed or removed. */
+ * is "-" (standard output) or exists and is not a regular file (/dev/null, a
+ * FIFO): then it is written directly (the temp name is PATH itself) and
+ * never renamed or removed. */
 int cli_special_output(const char *path);
 char *cli_tmp_path(const char *path);                /* malloc'd PATH.tmp.PID, or PATH; NULL: no memory */
 int cli_commit(const char *tmp, const char *path);   /* rename unless tmp is path */
+/* "--name" (or "-c") of the option getopt_long returned as c. */
+struct option;
+const char *cli_opt_name(const struct option *opts, int c);
+/* -q/--quiet given to a command that has no option of its own for it
+ * (export, analyze, softemb): informational messages are left out. */
+extern int cli_quiet;
 void cli_discard(const char *tmp, const char *path); /* unlink unless tmp is path */
 
 #endif

@@ -827,7 +827,7 @@ int cmd_analyze(int argc, char **argv)
             break;
         case 'J': c.format = OUT_JSON; break;
         case 'C': c.format = OUT_CSV; break;
-        case 'o': c.outpath = optarg; break;
+        case 'o': c.outpath = strcmp(optarg, "-") ? optarg : NULL; break; /* -o -: standard output */
         case 'P':
             if (!strcmp(optarg, "r50k") || !strcmp(optarg, "p50k") || !strcmp(optarg, "gpt2")) c.tiktoken_pattern = TKM_TIKTOKEN_R50K;
             else if (!strcmp(optarg, "cl100k")) c.tiktoken_pattern = TKM_TIKTOKEN_CL100K;

@@ -359,7 +359,7 @@ static int run_io(int argc, char **argv, int decode)
     while ((c = getopt_long(argc, argv, "m:o:t:qh", io_opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'o': outpath = optarg; break;
+        case 'o': outpath = strcmp(optarg, "-") ? optarg : NULL; break; /* -o -: standard output */
         case 'F':
         case 'I':
             if (!strcmp(optarg, "id")) fmt = FMT_ID;

@@ -167,7 +167,8 @@ static int io_cmd(const char *cmd, int argc, char **argv)
             tkm_teacher_free(t);
             return EXIT_FAIL;
         }
-        fprintf(stderr, "tokenmill softemb import: wrote %s (%zu x %zu, %s)\n", out, R, D, dtype);
+        if (!cli_quiet)
+            fprintf(stderr, "tokenmill softemb import: wrote %s (%zu x %zu, %s)\n", out, R, D, dtype);
         tkm_teacher_free(t);
         return EXIT_OK;
     }

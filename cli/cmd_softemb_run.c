@@ -524,7 +524,7 @@ int softemb_train(int argc, char **argv)
     o.checkpoint = ckpt;
     if (ckpt && !o.checkpoint_every)
         o.checkpoint_every = 500;
-    o.progress = progress_line;
+    o.progress = cli_quiet ? NULL : progress_line;
 
     size_t rows = tkm_teacher_rows(t);
     uint8_t *split = malloc(rows ? rows : 1);
@@ -558,10 +558,11 @@ int softemb_train(int argc, char **argv)
     }
     if (o.warmup > o.steps / 2)
         o.warmup = o.steps / 2;
-    fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d validation / %d held-out; %d layers, "
-                    "%d heads, width %d, %d bytes, n-gram bag %d; %ld steps of %d\n",
-            rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
-            o.ngram_buckets, o.steps, o.batch);
+    if (!cli_quiet)
+        fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d validation / %d held-out; %d layers, "
+                        "%d heads, width %d, %d bytes, n-gram bag %d; %ld steps of %d\n",
+                rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
+                o.ngram_buckets, o.steps, o.batch);
     tkm_se_encoder *e = NULL;
     rc = tkm_se_train(t, split, &o, resume, &e);
     free(split);
@@ -579,8 +580,9 @@ int softemb_train(int argc, char **argv)
     }
     tkm_se_info info;
     tkm_se_get_info(e, &info);
-    fprintf(stderr, "tokenmill softemb train: wrote %s (%zu parameters, trained on %s)\n", out, info.nparams,
-            info.backend);
+    if (!cli_quiet)
+        fprintf(stderr, "tokenmill softemb train: wrote %s (%zu parameters, trained on %s)\n", out, info.nparams,
+                info.backend);
     if (info.truncated)
         fprintf(stderr, "tokenmill softemb train: %zu training rows were longer than %d bytes and were truncated\n",
                 info.truncated, info.max_bytes);
@@ -692,7 +694,8 @@ static void apply_usage(FILE *f)
             "\n"
             "Predicts an embedding row for every piece of a sentencepiece model (U+2581 is a\n"
             "space, <0xNN> is that byte) and writes them as GGUF (token_embd.weight and the\n"
-            "pieces) or .npy, in the model's id order. Control, unknown and unused pieces get\n"
+            "model's tokenizer in llama.cpp's keys: pieces, types, scores, special ids) or\n"
+            ".npy, in the model's id order. Control, unknown and unused pieces get\n"
             "zero rows. With --teacher, pieces whose bytes equal a teacher token's bytes take\n"
             "the teacher's own row instead of a prediction.\n"
             "\n"
@@ -792,7 +795,6 @@ int softemb_apply(int argc, char **argv)
     const unsigned char **bp = NULL;
     size_t *bl = NULL, *bo = NULL;
     float *rowsv = NULL, *pred = NULL;
-    const char **pieces = NULL;
     if ((rc = tkm_se_load(enc, &e)) < 0 || (rc = tkm_model_load(model, &m)) < 0) {
         cli_error("softemb apply", rc);
         goto done;
@@ -818,8 +820,7 @@ int softemb_apply(int argc, char **argv)
     bo = calloc(n, sizeof(size_t));
     rowsv = calloc(n * D, sizeof(float));
     pred = malloc(n * D * sizeof(float));
-    pieces = calloc(n, sizeof(*pieces));
-    if (!bytes || !bp || !bl || !bo || !rowsv || !pred || !pieces) {
+    if (!bytes || !bp || !bl || !bo || !rowsv || !pred) {
         fprintf(stderr, "tokenmill softemb apply: out of memory\n");
         goto done;
     }
@@ -830,7 +831,6 @@ int softemb_apply(int argc, char **argv)
         size_t k;
         const char *p = tkm_model_piece(m, (int)i, &k);
         tkm_piece_type ty = tkm_model_piece_type(m, (int)i);
-        pieces[i] = p;
         if (ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN || ty == TKM_PIECE_UNUSED) {
             nspecial++;
             continue;
@@ -882,26 +882,15 @@ int softemb_apply(int argc, char **argv)
         }
         free(ord);
     }
-    tkm_row_kind *kinds = malloc(n * sizeof(*kinds));
-    if (!kinds) {
-        fprintf(stderr, "tokenmill softemb apply: out of memory\n");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        tkm_piece_type ty = tkm_model_piece_type(m, (int)i);
-        kinds[i] = ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN ? TKM_ROW_SPECIAL
-                 : ty == TKM_PIECE_UNUSED ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
-    }
-    rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv)
-                                : tkm_emb_write_gguf(out, n, D, rowsv, pieces, "sentencepiece", kinds, dt);
-    free(kinds);
+    rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv) : tkm_emb_write_gguf_model(out, m, D, rowsv, dt);
     if (rc < 0) {
         cli_error("softemb apply", rc);
         goto done;
     }
-    fprintf(stderr, "tokenmill softemb apply: wrote %s: %zu rows x %zu (%zu predicted, %zu copied from the teacher, "
-                    "%zu control/unknown/unused rows left at zero)\n",
-            out, n, D, npred - ncopied, ncopied, nspecial);
+    if (!cli_quiet)
+        fprintf(stderr, "tokenmill softemb apply: wrote %s: %zu rows x %zu (%zu predicted, %zu copied from the "
+                        "teacher, %zu control/unknown/unused rows left at zero)\n",
+                out, n, D, npred - ncopied, ncopied, nspecial);
     status = EXIT_OK;
 done:
     free(bytes);
@@ -910,7 +899,6 @@ done:
     free(bo);
     free(rowsv);
     free(pred);
-    free(pieces);
     tkm_teacher_free(t);
     tkm_model_free(m);
     tkm_se_free(e);

@@ -52,7 +52,8 @@ static void train_usage(FILE *f)
             "      --eval NAME=PATH            held-out corpus (file, directory, glob): report the\n"
             "                                  new model's compression on it (repeatable)\n"
             "      --hf-json FILE              also write a HF tokenizer.json (tokenmill-export(1))\n"
-            "      --hf-allow-ties             with --hf-json and a Unigram model: write it although\n"
+            "      --hf-dir DIR                also write a transformers folder (tokenmill-export(1))\n"
+            "      --hf-allow-ties             with --hf-json/--hf-dir and a Unigram model: write it although\n"
             "                                  HF can order exact score ties differently\n"
             "  -t, --threads N                 counting threads (number of CPUs)\n"
             "  -q, --quiet                     no progress or summary\n"
@@ -63,7 +64,7 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL
+    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL, O_HF_DIR
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -151,6 +152,7 @@ static const struct option train_opts[] = {
     {"num-sub-iterations", required_argument, 0, O_SUBIT},
     {"contractions", optional_argument, 0, O_CONTRACTIONS},
     {"hf-json", required_argument, 0, O_HF_JSON},
+    {"hf-dir", required_argument, 0, O_HF_DIR},
     {"hf-allow-ties", no_argument, 0, O_HF_TIES},
     {"eval", required_argument, 0, O_EVAL},
     {"quiet", no_argument, 0, 'q'},
@@ -300,7 +302,7 @@ int cmd_train(int argc, char **argv)
     const char **inputs = NULL, **user = NULL, **control = NULL;
     int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b, user_given = 0, contr = 0;
     int weighted = 0;
-    const char *preset = NULL, *hf_json = NULL;
+    const char *preset = NULL, *hf_json = NULL, *hf_dir = NULL;
     unsigned hf_flags = 0;
     /* The preset is applied first, whatever its position: options override it. */
     for (int i = 1; i < argc; i++) {
@@ -401,6 +403,7 @@ int cmd_train(int argc, char **argv)
             break;
         case O_SUBIT: if (cli_int(optarg, 1, 100, &v)) goto bad; o.num_sub_iterations = (int)v; break;
         case O_HF_JSON: hf_json = optarg; break;
+        case O_HF_DIR: hf_dir = optarg; break;
         case O_HF_TIES: hf_flags |= TKM_EXPORT_UNIGRAM_TIES; break;
         case O_EVAL:
             if (!is_named(optarg)) {
@@ -439,7 +442,7 @@ int cmd_train(int argc, char **argv)
         }
         continue;
     bad:
-        fprintf(stderr, "tokenmill train: invalid value '%s' for an option\n", optarg ? optarg : "");
+        fprintf(stderr, "tokenmill train: invalid value '%s' for %s\n", optarg ? optarg : "", cli_opt_name(train_opts, c));
         return EXIT_USAGE;
     }
     for (int i = optind; i < argc; i++)
@@ -487,6 +490,7 @@ int cmd_train(int argc, char **argv)
     if (g_tty) fputc('\n', stderr);
     if (rc == 0) rc = tkm_model_save(m, out);
     if (rc == 0 && hf_json) rc = tkm_model_export_hf_json_flags(m, hf_json, hf_flags);
+    if (rc == 0 && hf_dir) rc = tkm_model_export_hf_dir(m, hf_dir, hf_flags);
     if (rc < 0) goto fail;
     if (!quiet) {
         tkm_train_stats s;

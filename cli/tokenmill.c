@@ -1,5 +1,7 @@
 /* tokenmill.c - the tokenmill program: dispatches to subcommands. */
+#include <getopt.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -59,10 +61,30 @@ void cli_error(const char *cmd, int rc)
     fprintf(stderr, "tokenmill %s: %s\n", cmd, d && *d ? d : tkm_strerror(rc));
 }
 
+int cli_quiet = 0;
+
 int cli_special_output(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    return !strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
+}
+
+const char *cli_opt_name(const struct option *opts, int c)
+{
+    static char buf[80];
+    for (const struct option *o = opts; o->name; o++)
+        if (!o->flag && o->val == c && (c < 32 || c > 126)) {
+            snprintf(buf, sizeof buf, "--%s", o->name);
+            return buf;
+        }
+    /* a short option: also its long spelling when there is one */
+    for (const struct option *o = opts; o->name; o++)
+        if (!o->flag && o->val == c) {
+            snprintf(buf, sizeof buf, "-%c/--%s", c, o->name);
+            return buf;
+        }
+    snprintf(buf, sizeof buf, "-%c", c);
+    return buf;
 }
 
 char *cli_tmp_path(const char *path)
@@ -111,6 +133,26 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     cli_normalize_args(argc - 1, argv + 1);
+    /* every command: --version; export, analyze and softemb take -q/--quiet
+     * here (train, encode and decode parse it themselves) */
+    int strip_q = !strcmp(cmd, "export") || !strcmp(cmd, "analyze") || !strcmp(cmd, "softemb"), k = 2;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) {
+            while (i < argc) argv[k++] = argv[i++];
+            break;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("tokenmill %s\n", TKM_VERSION);
+            return EXIT_OK;
+        }
+        if (strip_q && (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))) {
+            cli_quiet = 1;
+            continue;
+        }
+        argv[k++] = argv[i];
+    }
+    argv[k] = NULL;
+    argc = k;
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);

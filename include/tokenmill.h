@@ -261,6 +261,19 @@ enum {
 /* As tkm_model_export_hf_json, with TKM_EXPORT_* flags. */
 int tkm_model_export_hf_json_flags(const tkm_model *m, const char *path, unsigned flags);
 
+/* Writes a folder (created if missing) that transformers'
+ * AutoTokenizer.from_pretrained loads (4.x and 5.x, fast or use_fast=False)
+ * with ids equal to libsentencepiece's: tokenizer.json (as
+ * tkm_model_export_hf_json_flags, written first, so a refused model leaves no
+ * other file), tokenizer.model (the model), tokenizer_config.json
+ * (PreTrainedTokenizerFast; no BOS/EOS added; split_special_tokens, so
+ * special-piece text in the input is ordinary text as in sentencepiece) and
+ * special_tokens_map.json: the model's own bos/eos/unk pieces and its pad
+ * piece (or, without one, its EOS, else its unknown piece). Files are written
+ * atomically. @return 0 or the errors of tkm_model_export_hf_json_flags;
+ * TKM_EIO when the folder cannot be made. */
+int tkm_model_export_hf_dir(const tkm_model *m, const char *dir, unsigned flags);
+
 #ifdef __cplusplus
 }
 #endif

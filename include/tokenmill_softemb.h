@@ -89,6 +89,26 @@ typedef enum { TKM_DTYPE_F32 = 0, TKM_DTYPE_F16 = 1, TKM_DTYPE_BF16 = 2 } tkm_dt
 int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m,
                        const char *const *pieces, const char *vocab_style, const tkm_row_kind *kinds,
                        tkm_dtype dtype);
+/* llama.cpp's token types (tokenizer.ggml.token_type), numbered as
+ * sentencepiece's piece types. */
+enum {
+    TKM_GGUF_NORMAL = 1,
+    TKM_GGUF_UNKNOWN = 2,
+    TKM_GGUF_CONTROL = 3,
+    TKM_GGUF_USER_DEFINED = 4,
+    TKM_GGUF_UNUSED = 5,
+    TKM_GGUF_BYTE = 6
+};
+/* Writes a GGUF v3 file whose rows are the pieces of a sentencepiece model
+ * (rows = tkm_model_size(model)), with the model's tokenizer in llama.cpp's
+ * keys and conventions: tokenizer.ggml.model "llama" (BPE) or "t5" (Unigram),
+ * tokens (the pieces' exact bytes), token_type (TKM_GGUF_*: piece types as
+ * sentencepiece numbers them), scores, unknown/bos/eos/padding_token_id
+ * (those the model has), add_bos_token (when it has a BOS), add_eos_token
+ * false, add_space_prefix and remove_extra_whitespaces from its normalizer;
+ * and token_embd.weight as tkm_emb_write_gguf. Atomic.
+ * @return 0; TKM_ENOTSUP for WORD/CHAR models; TKM_EINVAL, TKM_EIO, TKM_ENOMEM. */
+int tkm_emb_write_gguf_model(const char *path, const tkm_model *model, size_t dim, const float *m, tkm_dtype dtype);
 /* Writes a .npy (version 1.0, '<f4', shape (rows, dim)). Atomic. */
 int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m);
 

@@ -2,9 +2,11 @@
  * tokenizer.json whose ids equal libsentencepiece's: vocab, merges derived
  * from the piece scores (BPE) or lattice scores (Unigram), normalizer, added
  * tokens and decoder. */
+#include <errno.h>
 #include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "model_internal.h"
 
@@ -485,5 +487,94 @@ int tkm_model_export_hf_json_flags(const tkm_model *m, const char *path, unsigne
     if (rc == 0) rc = tkmi_write_file_atomic(path, b.p, b.n);
     tkmi_free(b.p);
     tkmi_strmap_free(&all);
+    return rc;
+}
+
+/* ---- a transformers folder ----
+ *
+ * tokenizer.json (above), tokenizer.model (the model itself), and the two
+ * files transformers reads to pick a class and its special tokens. The class
+ * is PreTrainedTokenizerFast (TokenizersBackend in transformers 5): the one
+ * class that takes tokenizer.json as it is in 4.x and 5.x alike. The Llama
+ * classes would not: 5.x rebuilds a Llama pipeline (Metaspace with a prefix
+ * space, byte fallback on) from the vocabulary and merges, and 4.x's slow
+ * class rewrites the model unless legacy is set. Nothing is added around a
+ * sequence (add_bos_token/add_eos_token false), so ids equal spm_encode's,
+ * and split_special_tokens makes HF encode control-piece text ("<s>" typed
+ * in the input) as ordinary text, as sentencepiece does. A model without a
+ * padding piece pads with its EOS (else its unknown piece), so padding=True
+ * works; the attention mask tells pads apart. */
+static void special_entry(jbuf *b, const char *key, const tkm_model *m, int id, int full)
+{
+    jb_lit(b, b->n > 2 ? ",\n  \"" : "\n  \""); /* the first entry follows a lone "{" */
+    jb_lit(b, key);
+    jb_lit(b, "\": ");
+    if (!full) {
+        jb_str(b, tkmi_piece(m, id), m->plen[id]);
+        return;
+    }
+    jb_lit(b, "{\"content\": ");
+    jb_str(b, tkmi_piece(m, id), m->plen[id]);
+    jb_lit(b, ", \"lstrip\": false, \"normalized\": false, \"rstrip\": false, \"single_word\": false}");
+}
+
+static int pad_piece(const tkm_model *m)
+{
+    return m->pad_id >= 0 ? m->pad_id : m->eos_id >= 0 ? m->eos_id : m->unk_id;
+}
+
+static void write_specials(jbuf *b, const tkm_model *m, int full)
+{
+    if (m->bos_id >= 0) special_entry(b, "bos_token", m, m->bos_id, full);
+    if (m->eos_id >= 0) special_entry(b, "eos_token", m, m->eos_id, full);
+    if (m->unk_id >= 0) special_entry(b, "unk_token", m, m->unk_id, full);
+    if (pad_piece(m) >= 0) special_entry(b, "pad_token", m, pad_piece(m), full);
+}
+
+static int dir_file(char **out, const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = tkmi_malloc(n);
+    TKM_RETURN_ERROR_IF(!p, TKM_ENOMEM, "out of memory");
+    snprintf(p, n, "%s/%s", dir, name);
+    *out = p;
+    return 0;
+}
+
+int tkm_model_export_hf_dir(const tkm_model *m, const char *dir, unsigned flags)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        TKM_RETURN_ERROR_IF(!S_ISDIR(st.st_mode), TKM_EIO, "%s: exists and is not a directory", dir);
+    } else {
+        TKM_RETURN_ERROR_IF(mkdir(dir, 0777) != 0 && errno != EEXIST, TKM_EIO, "%s: cannot create: %s", dir,
+                            strerror(errno));
+    }
+    jbuf cfg = {0}, map = {0};
+    jb_lit(&cfg, "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\"");
+    write_specials(&cfg, m, 0);
+    jb_lit(&cfg, ",\n  \"add_bos_token\": false,\n  \"add_eos_token\": false,\n  \"split_special_tokens\": true,\n"
+                 "  \"clean_up_tokenization_spaces\": false,\n  \"legacy\": true,\n  \"padding_side\": \"right\",\n"
+                 "  \"model_max_length\": 1000000000000000019884624838656\n}\n");
+    jb_lit(&map, "{");
+    write_specials(&map, m, 1);
+    jb_lit(&map, "\n}\n");
+    char *p = NULL;
+    int rc = cfg.err ? tkmi_error(cfg.err, "out of memory") : map.err ? tkmi_error(map.err, "out of memory") : 0;
+    /* tokenizer.json first: it refuses what HF cannot express, before any other file is written */
+    if (rc == 0 && (rc = dir_file(&p, dir, "tokenizer.json")) == 0)
+        rc = tkm_model_export_hf_json_flags(m, p, flags);
+    tkmi_free(p), p = NULL;
+    if (rc == 0 && (rc = dir_file(&p, dir, "tokenizer.model")) == 0)
+        rc = tkm_model_save(m, p);
+    tkmi_free(p), p = NULL;
+    if (rc == 0 && (rc = dir_file(&p, dir, "tokenizer_config.json")) == 0)
+        rc = tkmi_write_file_atomic(p, cfg.p, cfg.n);
+    tkmi_free(p), p = NULL;
+    if (rc == 0 && (rc = dir_file(&p, dir, "special_tokens_map.json")) == 0)
+        rc = tkmi_write_file_atomic(p, map.p, map.n);
+    tkmi_free(p);
+    tkmi_free(cfg.p);
+    tkmi_free(map.p);
     return rc;
 }

@@ -2,6 +2,7 @@
  * byte-level pre-tokenization, byte fallback, added tokens; Unigram) and
  * tiktoken rank files into a tkm_model whose encoder runs HF's pipeline
  * (lib/rank_bpe.c), so analyze can count tokens of any tokenizer a user has. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -721,7 +722,7 @@ int tkm_model_load_any(const char *path, int tiktoken_pattern, tkm_model **out)
     if (tiktoken_pattern != TKM_TIKTOKEN_AUTO || (pl > 9 && !strcmp(path + pl - 9, ".tiktoken")))
         return tkm_model_load_tiktoken(path, tiktoken_pattern, out);
     FILE *fp = fopen(path, "rb");
-    TKM_RETURN_ERROR_IF(!fp, TKM_EIO, "%s: cannot open", path);
+    TKM_RETURN_ERROR_IF(!fp, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
     int c;
     do c = fgetc(fp);
     while (c == ' ' || c == '\t' || c == '\n' || c == '\r');

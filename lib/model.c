@@ -417,9 +417,9 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 int tkmi_write_file_atomic(const char *path, const void *data, size_t len)
 {
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        /* /dev/null, a FIFO, a terminal: write in place, never replace it */
-        int fd = open(path, O_WRONLY);
+    if (!strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+        /* "-": standard output; /dev/null, a FIFO, a terminal: write in place, never replace it */
+        int fd = !strcmp(path, "-") ? dup(1) : open(path, O_WRONLY);
         TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
         int bad = write_all(fd, data, len) != 0;
         bad |= close(fd) != 0;

@@ -1115,8 +1115,15 @@ static int write_with_matrix(const char *path, obuf *b, const float *m, size_t n
         rc = tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
         goto done;
     }
-    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    /* "-" is standard output; /dev/null, a FIFO or a terminal is written in
+     * place (never replaced), as tkmi_write_file_atomic does */
+    struct stat st;
+    int inplace = !strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
+    if (inplace)
+        snprintf(tmp, pl + 32, "%s", !strcmp(path, "-") ? "standard output" : path);
+    else
+        snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+    fd = !strcmp(path, "-") ? dup(1) : inplace ? open(path, O_WRONLY) : open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         rc = tkmi_error(TKM_EIO, "%s: cannot create: %s", tmp, strerror(errno));
         goto done;
@@ -1140,9 +1147,9 @@ static int write_with_matrix(const char *path, obuf *b, const float *m, size_t n
     }
     if (close(fd) != 0 && rc == 0)
         rc = tkmi_error(TKM_EIO, "%s: write error: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && !inplace && rename(tmp, path) != 0)
         rc = tkmi_error(TKM_EIO, "%s: cannot write: %s", path, strerror(errno));
-    if (rc < 0)
+    if (rc < 0 && !inplace)
         unlink(tmp);
 done:
     tkmi_free(buf);
@@ -1166,57 +1173,96 @@ static int byte_level_raw(const char *p, const int32_t *bl)
     return 0;
 }
 
-int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m, const char *const *pieces,
-                       const char *vocab_style, const tkm_row_kind *kinds, tkm_dtype dtype)
+static void ostrn(obuf *b, const char *s, size_t n)
 {
-    const char *gm = !vocab_style ? NULL : !strcmp(vocab_style, "sentencepiece") ? "llama"
-                   : !strcmp(vocab_style, "byte-level") ? "gpt2" : !strcmp(vocab_style, "wordpiece") ? "bert" : "plain";
-    if (!pieces)
-        gm = NULL, kinds = NULL;
+    o64(b, n);
+    oput(b, s, n);
+}
+
+/* The tokenizer metadata of a GGUF file, in llama.cpp's keys and conventions. */
+typedef struct gguf_vocab {
+    const char *const *pieces;  /* NULL: no vocabulary */
+    const size_t *lens;         /* NULL: strlen */
+    const char *model;          /* tokenizer.ggml.model or NULL */
+    const int32_t *types;       /* NULL: none */
+    const float *scores;        /* NULL: none */
+    int64_t ids[4];             /* unk, bos, eos, pad; < 0: not written */
+    int flags[4];               /* add_bos, add_eos, add_space_prefix, remove_extra_whitespaces; < 0: none */
+} gguf_vocab;
+
+static const char *const gguf_id_keys[4] = { "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.bos_token_id",
+                                             "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id" };
+static const char *const gguf_flag_keys[4] = { "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token",
+                                               "tokenizer.ggml.add_space_prefix",
+                                               "tokenizer.ggml.remove_extra_whitespaces" };
+
+static int write_gguf(const char *path, size_t rows, size_t dim, const float *m, const gguf_vocab *v,
+                      tkm_dtype dtype)
+{
     TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "%s: empty matrix", path);
     TKM_RETURN_ERROR_IF(rows > SIZE_MAX / 4 / dim, TKM_EINVAL, "%s: matrix too large", path);
     TKM_RETURN_ERROR_IF(dtype != TKM_DTYPE_F32 && dtype != TKM_DTYPE_F16 && dtype != TKM_DTYPE_BF16, TKM_EINVAL,
                         "%s: bad dtype %d", path, (int)dtype);
-    int32_t bl[512];
-    byte_level_table(bl);
-    int gpt2 = gm && !strcmp(gm, "gpt2"), llama = gm && !strcmp(gm, "llama"), types = kinds != NULL;
-    for (size_t r = 0; gpt2 && !types && r < rows; r++)
-        types = pieces[r] && byte_level_raw(pieces[r], bl);
+    uint64_t nkv = 1 + (v->pieces != NULL) + (v->model != NULL) + (v->types != NULL) + (v->scores != NULL);
+    for (int i = 0; i < 4; i++)
+        nkv += v->ids[i] >= 0;
+    for (int i = 0; i < 4; i++)
+        nkv += v->flags[i] >= 0;
     obuf b = {0};
     oput(&b, "GGUF", 4);
     o32(&b, 3);
-    o64(&b, 1);              /* tensors */
-    o64(&b, (uint64_t)1 + (pieces != NULL) + (gm != NULL) + types); /* metadata */
+    o64(&b, 1); /* tensors */
+    o64(&b, nkv);
     ostr(&b, "general.architecture");
     o32(&b, G_STR);
     ostr(&b, "tokenmill-softemb");
-    if (pieces) {
+    if (v->pieces) {
         ostr(&b, "tokenizer.ggml.tokens");
         o32(&b, G_ARR);
         o32(&b, G_STR);
         o64(&b, rows);
-        for (size_t r = 0; r < rows; r++)
-            ostr(&b, pieces[r] ? pieces[r] : "");
+        for (size_t r = 0; r < rows; r++) {
+            const char *p = v->pieces[r] ? v->pieces[r] : "";
+            ostrn(&b, p, v->lens && v->pieces[r] ? v->lens[r] : strlen(p));
+        }
     }
-    if (gm) {
+    if (v->model) {
         ostr(&b, "tokenizer.ggml.model");
         o32(&b, G_STR);
-        ostr(&b, gm);
+        ostr(&b, v->model);
     }
-    if (types) {
+    if (v->types) {
         ostr(&b, "tokenizer.ggml.token_type");
         o32(&b, G_ARR);
         o32(&b, G_I32);
         o64(&b, rows);
+        for (size_t r = 0; r < rows; r++)
+            o32(&b, (uint32_t)v->types[r]);
+    }
+    if (v->scores) {
+        ostr(&b, "tokenizer.ggml.scores");
+        o32(&b, G_ARR);
+        o32(&b, G_F32);
+        o64(&b, rows);
         for (size_t r = 0; r < rows; r++) {
-            const char *p = pieces[r] ? pieces[r] : "";
-            tkm_row_kind k = kinds ? kinds[r] : TKM_ROW_NORMAL;
-            uint32_t ty = k == TKM_ROW_SPECIAL ? 3u : k == TKM_ROW_UNUSED ? 5u
-                        : llama && byte_piece_value(p, strlen(p)) >= 0 ? 6u
-                        : gpt2 && byte_level_raw(p, bl) ? 4u : 1u;
-            o32(&b, ty);
+            uint32_t u;
+            memcpy(&u, &v->scores[r], 4);
+            o32(&b, u);
         }
     }
+    for (int i = 0; i < 4; i++)
+        if (v->ids[i] >= 0) {
+            ostr(&b, gguf_id_keys[i]);
+            o32(&b, G_U32);
+            o32(&b, (uint32_t)v->ids[i]);
+        }
+    for (int i = 0; i < 4; i++)
+        if (v->flags[i] >= 0) {
+            ostr(&b, gguf_flag_keys[i]);
+            o32(&b, G_BOOL);
+            unsigned char x = (unsigned char)(v->flags[i] != 0);
+            oput(&b, &x, 1);
+        }
     ostr(&b, "token_embd.weight");
     o32(&b, 2);
     o64(&b, dim);
@@ -1226,6 +1272,82 @@ int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m
     static const unsigned char zeros[32] = {0};
     oput(&b, zeros, (32 - b.n % 32) % 32);
     return write_with_matrix(path, &b, m, rows * dim, dtype);
+}
+
+int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m, const char *const *pieces,
+                       const char *vocab_style, const tkm_row_kind *kinds, tkm_dtype dtype)
+{
+    const char *gm = !vocab_style ? NULL : !strcmp(vocab_style, "sentencepiece") ? "llama"
+                   : !strcmp(vocab_style, "byte-level") ? "gpt2" : !strcmp(vocab_style, "wordpiece") ? "bert" : "plain";
+    if (!pieces)
+        gm = NULL, kinds = NULL;
+    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "%s: empty matrix", path);
+    int32_t bl[512];
+    byte_level_table(bl);
+    int gpt2 = gm && !strcmp(gm, "gpt2"), llama = gm && !strcmp(gm, "llama"), want_types = kinds != NULL;
+    for (size_t r = 0; gpt2 && !want_types && r < rows; r++)
+        want_types = pieces[r] && byte_level_raw(pieces[r], bl);
+    int32_t *types = NULL;
+    if (want_types) {
+        types = tkmi_malloc(rows * sizeof(int32_t));
+        TKM_RETURN_ERROR_IF(!types, TKM_ENOMEM, "out of memory writing %s", path);
+        for (size_t r = 0; r < rows; r++) {
+            const char *p = pieces[r] ? pieces[r] : "";
+            tkm_row_kind k = kinds ? kinds[r] : TKM_ROW_NORMAL;
+            types[r] = k == TKM_ROW_SPECIAL ? TKM_GGUF_CONTROL : k == TKM_ROW_UNUSED ? TKM_GGUF_UNUSED
+                     : llama && byte_piece_value(p, strlen(p)) >= 0 ? TKM_GGUF_BYTE
+                     : gpt2 && byte_level_raw(p, bl) ? TKM_GGUF_USER_DEFINED : TKM_GGUF_NORMAL;
+        }
+    }
+    gguf_vocab v = { pieces, NULL, gm, types, NULL, { -1, -1, -1, -1 }, { -1, -1, -1, -1 } };
+    int rc = write_gguf(path, rows, dim, m, &v, dtype);
+    tkmi_free(types);
+    return rc;
+}
+
+int tkm_emb_write_gguf_model(const char *path, const tkm_model *model, size_t dim, const float *m, tkm_dtype dtype)
+{
+    TKM_RETURN_ERROR_IF(!model, TKM_EINVAL, "%s: no model", path);
+    size_t rows = (size_t)tkm_model_size(model);
+    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "%s: empty matrix", path);
+    const char **pieces = tkmi_malloc(rows * sizeof(*pieces));
+    size_t *lens = tkmi_malloc(rows * sizeof(size_t));
+    int32_t *types = tkmi_malloc(rows * sizeof(int32_t));
+    float *scores = tkmi_malloc(rows * sizeof(float));
+    int rc = 0;
+    if (!pieces || !lens || !types || !scores) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
+        goto done;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        pieces[r] = tkm_model_piece(model, (int)r, &lens[r]);
+        scores[r] = tkm_model_score(model, (int)r);
+        tkm_piece_type ty = tkm_model_piece_type(model, (int)r);
+        /* llama.cpp's llama_token_type has sentencepiece's numbering */
+        types[r] = ty == TKM_PIECE_UNKNOWN ? TKM_GGUF_UNKNOWN : ty == TKM_PIECE_CONTROL ? TKM_GGUF_CONTROL
+                 : ty == TKM_PIECE_USER_DEFINED ? TKM_GGUF_USER_DEFINED : ty == TKM_PIECE_UNUSED ? TKM_GGUF_UNUSED
+                 : ty == TKM_PIECE_BYTE ? TKM_GGUF_BYTE : TKM_GGUF_NORMAL;
+    }
+    /* llama.cpp runs sentencepiece BPE as its "llama" (SPM) tokenizer and
+     * Unigram as its "t5" (UGM) one. It adds BOS (and no EOS) when asked, as
+     * sentencepiece-based HF tokenizers do; the space prefix and whitespace
+     * folding follow the model's normalizer. */
+    tkm_model_type kind = tkm_model_kind(model);
+    if (kind != TKM_MODEL_BPE && kind != TKM_MODEL_UNIGRAM) {
+        rc = tkmi_error(TKM_ENOTSUP, "%s: only BPE and Unigram models have a llama.cpp tokenizer", path);
+        goto done;
+    }
+    int bos = tkm_model_bos_id(model);
+    gguf_vocab v = { pieces, lens, kind == TKM_MODEL_BPE ? "llama" : "t5", types, scores,
+                     { tkm_model_unk_id(model), bos, tkm_model_eos_id(model), tkm_model_pad_id(model) },
+                     { bos >= 0, 0, model->add_dummy_prefix, model->remove_extra_ws } };
+    rc = write_gguf(path, rows, dim, m, &v, dtype);
+done:
+    tkmi_free(pieces);
+    tkmi_free(lens);
+    tkmi_free(types);
+    tkmi_free(scores);
+    return rc;
 }
 
 int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m)

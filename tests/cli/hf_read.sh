@@ -90,6 +90,15 @@ import glob, os, sys
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 src, out = sys.argv[1], sys.argv[2]
 files = sorted(glob.glob(src + "/*")) if os.path.isdir(src) else [src]
+if not os.path.isdir(src):  # tricky.txt (no corpus): HF's trainer refuses invalid UTF-8, keep the valid lines
+    def utf8(b):
+        try:
+            b.decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            return False
+    files = [os.path.join(out, "hf-train.txt")]
+    open(files[0], "wb").write(b"\n".join(l for l in open(src, "rb").read().split(b"\n") if utf8(l)))
 for name in ("gpt2", "llama3"):
     t = Tokenizer(models.BPE(ignore_merges=name == "llama3"))
     if name == "gpt2":
