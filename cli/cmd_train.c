@@ -518,6 +518,10 @@ int cmd_train(int argc, char **argv)
                 s.pieces_char, s.pieces_meta, s.pieces_user, s.pieces_byte,
                 s.seconds_count, s.seconds_merge, o.model_type == TKM_MODEL_UNIGRAM ? "EM and pruning" : "merging",
                 s.seconds_total, o.threads, cli_peak_rss_kb() / 1024.0);
+        if (o.model_type == TKM_MODEL_UNIGRAM)
+            fprintf(stderr, "  seeds      %llu of about %llu candidate substrings (exact counts, %d pass%s)\n",
+                    (unsigned long long)s.seeds, (unsigned long long)s.seed_candidates, s.seed_passes,
+                    s.seed_passes == 1 ? "" : "es");
     }
     if (!quiet || o.balance_latin >= 0 || o.balance_japanese >= 0) {
         tkm_train_stats s;

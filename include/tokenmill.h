@@ -191,6 +191,10 @@ typedef struct tkm_train_stats {
     int class_pieces[3];
     int class_target[3];
     int balance_short[3];
+    /* Unigram: distinct candidate substrings (estimated), seed pieces kept,
+     * and the counting passes that kept the seed tables bounded */
+    uint64_t seed_candidates, seeds;
+    int seed_passes;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 

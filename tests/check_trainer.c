@@ -287,6 +287,60 @@ START_TEST(test_unigram)
 }
 END_TEST
 
+/* Seed counting is exact and bounded by passes over hash groups: forcing
+ * many small passes (TKM_SEED_TABLE_MAX) must give the same model bytes as
+ * one pass, with 1 and 2 threads; and counting must not favour the words
+ * counted last (Japanese runs sort after Latin words: the lossy counter that
+ * this replaced lost Latin seeds). */
+static tkm_model *train_uni(int threads, const char *table_max, tkm_train_stats *st)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.model_type = TKM_MODEL_UNIGRAM;
+    o.vocab_size = 450;
+    o.byte_fallback = 1;
+    o.threads = threads;
+    if (table_max) setenv("TKM_SEED_TABLE_MAX", table_max, 1);
+    else unsetenv("TKM_SEED_TABLE_MAX");
+    tkm_trainer *t;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    add_corpus(t, 6000, 7);
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_train(t, &m);
+    ck_assert_msg(rc == 0, "train: %s", tkm_last_error());
+    tkm_trainer_stats(t, st);
+    tkm_trainer_free(t);
+    unsetenv("TKM_SEED_TABLE_MAX");
+    return m;
+}
+
+START_TEST(test_unigram_seed_passes)
+{
+    tkm_train_stats s1, s2, s3;
+    tkm_model *a = train_uni(1, NULL, &s1);
+    tkm_model *b = train_uni(1, "1000", &s2);
+    tkm_model *c = train_uni(2, "1000", &s3);
+    ck_assert_int_eq(s1.seed_passes, 1);
+    ck_assert_msg(s2.seed_passes > 2, "forced small seed tables: %d passes", s2.seed_passes);
+    ck_assert_int_eq(s2.seed_passes, s3.seed_passes);
+    ck_assert(s1.seeds > 100 && s1.seeds == s2.seeds && s2.seeds == s3.seeds);
+    ck_assert_msg(s1.seed_candidates > 1000, "candidates %llu", (unsigned long long)s1.seed_candidates);
+    size_t la, lb, lc;
+    const uint8_t *pa = tkm_model_bytes(a, &la), *pb = tkm_model_bytes(b, &lb), *pc = tkm_model_bytes(c, &lc);
+    ck_assert_msg(la == lb && memcmp(pa, pb, la) == 0, "Unigram model differs between 1 and %d seed passes",
+                  s2.seed_passes);
+    ck_assert_msg(la == lc && memcmp(pa, pc, la) == 0, "Unigram model differs between 1 and 2 threads");
+    /* the frequent words of both scripts are single pieces */
+    static const char *const want[] = {"\xE2\x96\x81the", "\xE2\x96\x81quick", "\xE2\x96\x81tokenizer",
+                                       "\xE2\x96\x81\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E"};
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++)
+        ck_assert_msg(tkm_model_piece_id(a, want[k], strlen(want[k])) >= 0, "%s is not a piece", want[k]);
+    tkm_model_free(a);
+    tkm_model_free(b);
+    tkm_model_free(c);
+}
+END_TEST
+
 
 /* The one-pass pre-tokenizer must emit exactly what normalize + the general
  * cutter emit: the same pre-tokens with the same counts, and the same
@@ -388,6 +442,7 @@ static Suite *trainer_suite(void)
     tcase_set_timeout(rt, 60);
     tcase_add_test(rt, test_roundtrip_random);
     tcase_add_test(rt, test_unigram);
+    tcase_add_test(rt, test_unigram_seed_passes);
     suite_add_tcase(s, rt);
     return s;
 }

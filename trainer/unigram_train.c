@@ -912,7 +912,7 @@ static int estimate_substrings(const uni *U, int T, double *est)
 /* *n_sub: how many substring seeds were kept (besides the characters),
  * *passes: how many hash groups the counting needed */
 static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req, size_t table_max,
-                      size_t *n_sub, uint32_t *passes)
+                      size_t *n_sub, uint32_t *passes, double *n_cand)
 {
     const tkm_train_options *o = U->o;
     size_t want = (size_t)o->seed_size;
@@ -930,6 +930,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     g_seed_arena = U->warena;
     double est = 0;
     rc = estimate_substrings(U, T, &est);
+    *n_cand = est;
     if (rc == 0 && est * 1.1 > (double)table_max) G = (uint32_t)ceil(est * 1.1 / (double)table_max);
     if (getenv("TKM_DEBUG_UNIGRAM"))
         fprintf(stderr, "debug: about %.0f distinct candidate substrings: %u pass(es) of at most %zu\n", est, G,
@@ -1072,9 +1073,13 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     if (rc == 0) tkmi_counts_free(counts);
     size_t n_sub = 0;
     uint32_t passes = 1;
-    if (rc == 0) rc = make_seeds(&U, &vb, n_req, vb.chars, t->seed_table_max, &n_sub, &passes);
-    if (rc == 0 && getenv("TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: %zu substring seeds, counted in %u pass(es)\n", n_sub, passes);
+    double n_cand = 0;
+    if (rc == 0) rc = make_seeds(&U, &vb, n_req, vb.chars, t->seed_table_max, &n_sub, &passes, &n_cand);
+    t->stats.seed_candidates = (uint64_t)llround(n_cand);
+    if (rc == 0) {
+        t->stats.seeds = n_sub;
+        t->stats.seed_passes = (int)passes;
+    }
     size_t n_seeds = U.np;
     if (getenv("TKM_DEBUG_UNIGRAM"))
         fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
