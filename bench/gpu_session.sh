@@ -65,7 +65,7 @@ if [ "${1:-}" = "--run-step" ]; then
         if [ "$DRY" = 1 ]; then
             # the seed configuration's code path at tiny shapes on the CPU
             "$W/bin/softemb_step" --device cpu --layers 2 --heads 4 --width 64 --bytes 14 --batch 32 \
-                --teacher-width 96 --teacher-rows 500 --steps 3 --warmup 1 2>&1 | tee "$O/b_softemb_gpu.txt"
+                --teacher-width 96 --teacher-rows 500 --steps 3 --warmup 1 --profile 2 2>&1 | tee "$O/b_softemb_gpu.txt"
             exit "${PIPESTATUS[0]}"
         fi
         SOFTEMB_STEP=$W/bin/softemb_step bash "$here/bench/softemb_gpu.sh" --no-cpu --steps 20 >"$O/b_softemb_gpu.txt" 2>&1
@@ -233,6 +233,8 @@ summarize() {
         awk '/^== /{ t = substr($0, 4) } /^steps\/s/ { s = $2 } /^achieved/ { f = $2 }
              /^MFU/ { printf "  %-62s %8.3f steps/s %8.2f TFLOP/s  MFU %s bf16-989, %s TF32-494, %s fp32-67\n", t, s, f, $2, $10, $15; s = "" }
              END { if (s != "") printf "  %-62s %8.3f steps/s %8.3f TFLOP/s\n", t, s, f }' "$O/b_softemb_gpu.txt"
+        # the op profile (softemb_step --profile): its header and the 14 costliest ops
+        awk '/^profile / { p = 1; n = 0; print "  " $0; next } p && /^  / { if (n++ < 15) print "  " $0; next } { p = 0 }' "$O/b_softemb_gpu.txt"
     fi
     if [ -f "$O/c_torch.txt" ]; then
         echo "-- c: PyTorch reference (same shapes, loss, AdamW) and tokenmill/PyTorch steps/s"

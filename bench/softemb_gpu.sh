@@ -40,6 +40,10 @@ if [ $gpu = 1 ]; then
     run "seed, TF32, + contrastive loss over all 32000 rows" --device cuda --tf32 "${seed[@]}" --ctr 0.1 --steps "$steps"
     run "seed, TF32, + n-gram bag of 131072 rows (tokenmill's default)" --device cuda --tf32 "${seed[@]}" \
         --ngram-buckets 131072 --steps "$steps"
+    # where the TF32 step's time goes, op by op (softemb_step --profile: each op
+    # synchronized, so its steps are slower than the timed ones); never fatal
+    run "seed, TF32, op profile (3 synchronized steps)" --device cuda --tf32 "${seed[@]}" --steps 3 --warmup 2 \
+        --profile 3 || echo "   (op profile failed: exit $?)"
 fi
 if [ $cpu = 1 ]; then
     run "CPU: 2 layers, 4 heads, width 128, T 18, batch 128, 30000 x 384" --device cpu --layers 2 --heads 4 \

@@ -301,8 +301,9 @@ static void cpu_gemm(tkmi_se_backend *be, int transA, int transB, int M, int N, 
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0) { /* an empty sum: C = beta * C */
-        for (int i = 0; i < M && beta == 0.0f; i++)
-            memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+        for (int i = 0; i < M && beta != 1.0f; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
         return;
     }
     gemm_args g = { M, N, K, transB, alpha, beta, A,

@@ -21,7 +21,7 @@ typedef int (*err_fn)(int code, const char *fmt, ...);
 
 namespace {
 
-const int TKM_E_NOMEM = -1, TKM_E_NOTSUP = -5, TKM_E_IO = -2;
+const int TKM_E_NOMEM = -1, TKM_E_NOTSUP = -5, TKM_E_IO = -2, TKM_E_INVAL = -4;
 
 struct impl {
     cublasHandle_t blas;
@@ -145,13 +145,45 @@ void g_destroy(tkmi_se_backend *be)
 
 // ---- linear algebra ---------------------------------------------------------
 
+// C[r, j] *= beta for r < M, j < N (C = 0 when beta = 0: C is not read)
+__global__ void k_scale_rows(float *C, int ldc, int M, int N, float beta)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)M * N)
+        return;
+    float *c = C + (i / N) * ldc + i % N;
+    *c = beta == 0.0f ? 0.0f : beta * *c;
+}
+
 // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same
 // buffers with the operands swapped.
 void g_gemm(tkmi_se_backend *be, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
             const float *B, int ldb, float beta, float *C, int ldc)
 {
+    // cuBLAS rejects a leading dimension below max(1, rows) and then prints to
+    // stderr itself ("On entry to SGEMM parameter number 10 ..."): check the
+    // row-major equivalents here, record TKM_EINVAL with the call's shape, and
+    // never hand cuBLAS an illegal call. Empty products return before that.
+    impl *p = I(be);
+    if (M < 0 || N < 0 || K < 0 || lda < (transA ? M : K) || lda < 1 || ldb < (transB ? K : N) || ldb < 1 ||
+        ldc < N || ldc < 1) {
+        if (!p->err) {
+            p->err = TKM_E_INVAL;
+            snprintf(p->msg, sizeof(p->msg),
+                     "CUDA: gemm: invalid arguments (M %d, N %d, K %d, transA %d, transB %d, lda %d, ldb %d, ldc %d)", M,
+                     N, K, transA, transB, lda, ldb, ldc);
+        }
+        return;
+    }
     if (M == 0 || N == 0)
         return;
+    if (K == 0) { // an empty sum: C = beta * C, without asking cuBLAS
+        if (beta != 1.0f) {
+            k_scale_rows<<<blocks((size_t)M * N, 256), 256>>>(C, ldc, M, N, beta);
+            check_launch(be, "gemm (K = 0)");
+        }
+        return;
+    }
     check_blas(be,
                cublasSgemm(I(be)->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
                            K, &alpha, B, ldb, A, lda, &beta, C, ldc),
