@@ -206,6 +206,21 @@ static int decode_charsmap(tkm_model *m)
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The byte of a BYTE piece, or -1. Exactly the spelling sentencepiece writes
+ * and reads back ("<0x%02X>"): no sign, no space, no lowercase. The piece is
+ * not NUL-terminated (it points into the protobuf bytes). */
+static int byte_piece_value(const char *p, uint32_t len)
+{
+    if (len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return -1;
+    int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
 static int index_model(tkm_model *m, int need_unk)
 {
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&m->pieces, (size_t)m->n));
@@ -229,11 +244,10 @@ static int index_model(tkm_model *m, int need_unk)
         if (t == TKM_PIECE_BYTE) {
             TKM_RETURN_ERROR_IF(!m->byte_fallback, TKM_EFORMAT,
                                 "%s: byte piece %d found although byte_fallback is false", m->name, i);
-            const char *p = tkmi_piece(m, i);
-            unsigned b;
-            char tail;
-            TKM_RETURN_ERROR_IF(m->plen[i] != 6 || sscanf(p, "<0x%2X%c", &b, &tail) != 2 || tail != '>', TKM_EFORMAT,
-                                "%s: byte piece %d is invalid", m->name, i);
+            int b = byte_piece_value(tkmi_piece(m, i), m->plen[i]);
+            TKM_RETURN_ERROR_IF(b < 0, TKM_EFORMAT,
+                                "%s: byte piece %d (%.*s) is invalid: a byte piece is <0xHH>, two uppercase hex digits",
+                                m->name, i, (int)(m->plen[i] < 16 ? m->plen[i] : 16), tkmi_piece(m, i));
             m->byte_id[b] = i;
         }
     }

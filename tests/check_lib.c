@@ -82,7 +82,8 @@ END_TEST
 /* ---- helpers: build small models with the library's protobuf writer ---- */
 typedef struct { const char *piece; float score; int type; } P;
 
-static tkm_model *make_model(const P *ps, int n, int byte_fallback, int dummy, int remove_ws)
+/* The protobuf bytes of a BPE model with these pieces (caller frees pb->p). */
+static void model_pb(tkmi_pb *out, const P *ps, int n, int byte_fallback, int dummy, int remove_ws)
 {
     tkmi_pb pb = {0};
     for (int i = 0; i < n; i++) {
@@ -102,11 +103,18 @@ static tkm_model *make_model(const P *ps, int n, int byte_fallback, int dummy, i
     tkmi_pb_int(&ns, 3, dummy);
     tkmi_pb_int(&ns, 4, remove_ws);
     tkmi_pb_bytes(&pb, 3, ns.p, ns.n);
+    free(ts.p);
+    free(ns.p);
+    *out = pb;
+}
+
+static tkm_model *make_model(const P *ps, int n, int byte_fallback, int dummy, int remove_ws)
+{
+    tkmi_pb pb;
+    model_pb(&pb, ps, n, byte_fallback, dummy, remove_ws);
     tkm_model *m = NULL;
     int rc = tkm_model_load_mem(pb.p, pb.n, "test", &m);
     ck_assert_msg(rc == 0, "load: %s", tkm_last_error());
-    free(ts.p);
-    free(ns.p);
     free(pb.p);
     return m;
 }
@@ -199,10 +207,15 @@ START_TEST(test_bpe_merge_order)
 }
 END_TEST
 
-static tkm_model *byte_model(int dummy)
+static P byte_ps[300];
+static char byte_names[256][8];
+
+/* <unk> <s> </s>, the 256 byte pieces <0x00>..<0xFF> (ids 3..258), then
+ * ▁ h i hi ▁hi (259..263); returns the count. */
+static int byte_pieces(void)
 {
-    static P ps[300];
-    static char names[256][8];
+    P *ps = byte_ps;
+    char (*names)[8] = byte_names;
     int n = 0;
     ps[n++] = (P){"<unk>", 0, TKM_PIECE_UNKNOWN};
     ps[n++] = (P){"<s>", 0, TKM_PIECE_CONTROL};
@@ -216,8 +229,40 @@ static tkm_model *byte_model(int dummy)
     ps[n++] = (P){"i", -3, 1};             /* 261 */
     ps[n++] = (P){"hi", -0.5f, 1};         /* 262 */
     ps[n++] = (P){"\xE2\x96\x81hi", -0.2f, 1}; /* 263 */
-    return make_model(ps, n, 1, dummy, 0);
+    return n;
 }
+
+static tkm_model *byte_model(int dummy)
+{
+    int n = byte_pieces();
+    return make_model(byte_ps, n, 1, dummy, 0);
+}
+
+/* A BYTE piece is exactly <0xHH> with two uppercase hex digits, as
+ * sentencepiece writes it. <0x-8> used to pass sscanf("%2X") and index
+ * byte_id[] with 0xFFFFFFF8 (a write gigabytes out of bounds); <0x A> and
+ * <0x0a> were taken as 0x0A. */
+START_TEST(test_byte_piece_spelling)
+{
+    const char *bad[] = {"<0x-8>", "<0x A>", "<0x0a>", "<0x+8>", "<0xG0>", "<0x 8>", "<0x8>>", "<0X0A>"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int n = byte_pieces();
+        byte_ps[3 + 0x0A] = (P){bad[k], 0, TKM_PIECE_BYTE};
+        tkmi_pb pb;
+        model_pb(&pb, byte_ps, n, 1, 0, 0);
+        tkm_model *m = NULL;
+        int rc = tkm_model_load_mem(pb.p, pb.n, "bad.model", &m);
+        ck_assert_msg(rc == TKM_EFORMAT, "%s: rc %d", bad[k], rc);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(tkm_last_error(), "bad.model: byte piece 13") != NULL, "%s: %s", bad[k], tkm_last_error());
+        ck_assert_msg(strstr(tkm_last_error(), bad[k]) != NULL, "%s: %s", bad[k], tkm_last_error());
+        free(pb.p);
+    }
+    tkm_model *m = byte_model(0); /* the right spelling still loads */
+    ck_assert_int_eq(tkm_model_piece_id(m, "<0x0A>", 6), 3 + 0x0A);
+    tkm_model_free(m);
+}
+END_TEST
 
 START_TEST(test_byte_fallback_and_decode)
 {
@@ -379,6 +424,7 @@ static Suite *lib_suite(void)
     TCase *lim = tcase_create("limits");
     tcase_set_timeout(lim, 60);
     tcase_add_test(lim, test_model_prefixes_fail_cleanly);
+    tcase_add_test(lim, test_byte_piece_spelling);
     tcase_add_test(lim, test_reader);
     suite_add_tcase(s, lim);
     return s;
