@@ -357,6 +357,50 @@ START_TEST(test_reference_nerdstash)
 }
 END_TEST
 
+/* A tiktoken rank file: the 256 single bytes (rank = byte), then `tail`
+ * as written (no newline added). */
+static int load_tiktoken_with(const char *tail, tkm_model **m)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char path[] = "/tmp/tkm-check-tiktoken-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    for (int b = 0; b < 256; b++)
+        fprintf(f, "%c%c== %d\n", b64[b >> 2], b64[(b & 3) << 4], b);
+    fputs(tail, f);
+    fclose(f);
+    int rc = tkm_model_load_tiktoken(path, TKM_TIKTOKEN_CL100K, m);
+    unlink(path);
+    return rc;
+}
+
+/* Ranks are parsed inside the file's bytes (the buffer is not
+ * NUL-terminated): strtol used to run past its end when the last line had
+ * no newline, and past the newline of "HI= \n" (it skips whitespace);
+ * ASan saw both. A rank is decimal digits only. */
+START_TEST(test_tiktoken_ranks)
+{
+    tkm_model *m = NULL;
+    ck_assert_int_eq(load_tiktoken_with("", &m), 0);
+    ck_assert_int_eq(tkm_model_size(m), 256);
+    tkm_model_free(m);
+    ck_assert_int_eq(load_tiktoken_with("SEk= 300", &m), 0); /* last line without newline */
+    ck_assert_int_eq(tkm_model_size(m), 301);
+    tkm_model_free(m);
+    const char *bad[] = {"SEk= \n", "SEk= ", "SEk=  300\n", "SEk= +300", "SEk= -1", "SEk= 3x", "SEk= 4194304",
+                         "SEk= 99999999999999999999"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        m = NULL;
+        int rc = load_tiktoken_with(bad[k], &m);
+        ck_assert_msg(rc == TKM_EFORMAT, "\"%s\": rc %d", bad[k], rc);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(tkm_last_error(), ": line 257 (offset 2194): expected") != NULL, "\"%s\": %s", bad[k],
+                      tkm_last_error());
+    }
+}
+END_TEST
+
 START_TEST(test_reader)
 {
     char path[] = "/tmp/tkm-check-reader-XXXXXX";
@@ -425,6 +469,7 @@ static Suite *lib_suite(void)
     tcase_set_timeout(lim, 60);
     tcase_add_test(lim, test_model_prefixes_fail_cleanly);
     tcase_add_test(lim, test_byte_piece_spelling);
+    tcase_add_test(lim, test_tiktoken_ranks);
     tcase_add_test(lim, test_reader);
     suite_add_tcase(s, lim);
     return s;
