@@ -199,8 +199,16 @@ static int decode_charsmap(tkm_model *m)
     memcpy(&tsize, m->charsmap, 4);
     TKM_RETURN_ERROR_IF(tsize > m->charsmap_len - 4 || tsize % 4, TKM_EFORMAT,
                         "%s: malformed precompiled_charsmap (trie size %u)", m->name, tsize);
-    m->darts = (const uint32_t *)(m->charsmap + 4);
+    /* the trie sits at any offset in the protobuf bytes: copied so that its
+     * units are read as aligned uint32 (native order is little-endian here,
+     * as in sentencepiece) */
     m->darts_units = tsize / 4;
+    if (m->darts_units) {
+        uint32_t *d = tkmi_malloc(tsize);
+        TKM_RETURN_ERROR_IF(!d, TKM_ENOMEM, "out of memory");
+        memcpy(d, m->charsmap + 4, tsize);
+        m->darts = d;
+    }
     m->norm_strings = (const char *)m->charsmap + 4 + tsize;
     m->norm_strings_len = m->charsmap_len - 4 - tsize;
     return 0;
@@ -365,6 +373,7 @@ void tkm_model_free(tkm_model *m)
     tkmi_free(m->plen);
     tkmi_free(m->score);
     tkmi_free(m->type);
+    tkmi_free(m->darts);
     tkmi_strmap_free(&m->pieces);
     tkmi_strmap_free(&m->reserved);
     tkmi_ptrie_free(&m->user);

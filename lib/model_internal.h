@@ -49,7 +49,7 @@ struct tkm_model {
     /* normalizer */
     int add_dummy_prefix, remove_extra_ws, escape_ws;
     const uint8_t *charsmap; size_t charsmap_len;
-    const uint32_t *darts; size_t darts_units; /* decoded charsmap trie */
+    uint32_t *darts; size_t darts_units; /* charsmap trie, an aligned copy (owned) */
     const char *norm_strings; size_t norm_strings_len;
     tkmi_strmap pieces;   /* NORMAL, USER_DEFINED, UNUSED */
     tkmi_strmap reserved; /* UNKNOWN, CONTROL, BYTE */

@@ -357,6 +357,67 @@ START_TEST(test_reference_nerdstash)
 }
 END_TEST
 
+/* A precompiled charsmap (a Darts double-array trie, then NUL-terminated
+ * replacements) mapping "A" to "b": root offset 1, so 'A' is unit 1^0x41 =
+ * 64 (label 'A', has a leaf, offset 1), whose value unit 65 points at
+ * replacement 0. Placed after a normalizer name of `pad` bytes, the trie
+ * starts at any alignment inside the protobuf bytes. */
+static tkm_model *charsmap_model(int pad)
+{
+    uint32_t units[66] = {0};
+    units[0] = 1u << 10;
+    units[64] = (1u << 10) | (1u << 8) | 0x41;
+    units[65] = 0x80000000u;
+    uint8_t cm[4 + sizeof units + 2];
+    uint32_t tsize = sizeof units;
+    memcpy(cm, &tsize, 4);
+    memcpy(cm + 4, units, sizeof units);
+    memcpy(cm + 4 + sizeof units, "b", 2);
+    tkmi_pb pb = {0};
+    const char *pieces[] = {"<unk>", "b", "A"};
+    for (int i = 0; i < 3; i++) {
+        tkmi_pb sub = {0};
+        tkmi_pb_str(&sub, 1, pieces[i]);
+        tkmi_pb_float(&sub, 2, -1);
+        if (i == 0) tkmi_pb_int(&sub, 3, TKM_PIECE_UNKNOWN);
+        tkmi_pb_bytes(&pb, 1, sub.p, sub.n);
+        free(sub.p);
+    }
+    tkmi_pb ts = {0};
+    tkmi_pb_int(&ts, 3, TKM_MODEL_BPE);
+    tkmi_pb_bytes(&pb, 2, ts.p, ts.n);
+    tkmi_pb ns = {0};
+    char name[8] = "xxxxxxx";
+    name[pad] = 0;
+    tkmi_pb_str(&ns, 1, name);
+    tkmi_pb_bytes(&ns, 2, cm, sizeof cm);
+    tkmi_pb_int(&ns, 3, 0);
+    tkmi_pb_bytes(&pb, 3, ns.p, ns.n);
+    tkm_model *m = NULL;
+    ck_assert_msg(tkm_model_load_mem(pb.p, pb.n, "charsmap", &m) == 0, "%s", tkm_last_error());
+    free(ts.p);
+    free(ns.p);
+    free(pb.p);
+    return m;
+}
+
+/* The charsmap trie is read as uint32 units: they must be aligned whatever
+ * the trie's offset in the file (F5: misaligned loads, UB that UBSan
+ * reports and strict-alignment CPUs fault on). */
+START_TEST(test_charsmap_alignment)
+{
+    for (int pad = 1; pad <= 4; pad++) {
+        tkm_model *m = charsmap_model(pad);
+        ck_assert_ptr_nonnull(m->darts);
+        ck_assert_msg((uintptr_t)m->darts % sizeof(uint32_t) == 0, "pad %d: trie at %p", pad, (void *)m->darts);
+        char out[64];
+        encode_str(m, "AbA", 3, out, sizeof out);
+        ck_assert_str_eq(out, "1 1 1"); /* A -> b by the charsmap */
+        tkm_model_free(m);
+    }
+}
+END_TEST
+
 /* A tiktoken rank file: the 256 single bytes (rank = byte), then `tail`
  * as written (no newline added). */
 static int load_tiktoken_with(const char *tail, tkm_model **m)
@@ -464,6 +525,7 @@ static Suite *lib_suite(void)
     tcase_add_test(enc, test_bpe_merge_order);
     tcase_add_test(enc, test_byte_fallback_and_decode);
     tcase_add_test(enc, test_reference_nerdstash);
+    tcase_add_test(enc, test_charsmap_alignment);
     suite_add_tcase(s, enc);
     TCase *lim = tcase_create("limits");
     tcase_set_timeout(lim, 60);
