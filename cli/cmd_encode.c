@@ -99,11 +99,16 @@ static int decode_line(job_t *j, const char *s, size_t n, size_t lineno)
     int32_t *ids = NULL;
     size_t k = 0, cap = 0, i = 0;
     int rc = 0;
+    /* Pieces are separated by spaces only, what encode and spm_encode write
+     * (empty ones skipped, as spm_decode does): TAB and CR are pieces of
+     * their own ("\t", nerdstash's "\t\t") and must not vanish. Ids may
+     * also be separated by TAB or CR. */
+    const char *seps = j->fmt == FMT_ID ? " \t\r" : " ";
     while (i < n && rc == 0) {
-        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) i++;
+        while (i < n && s[i] && strchr(seps, s[i])) i++;
         if (i >= n) break;
         size_t st = i;
-        while (i < n && s[i] != ' ' && s[i] != '\t' && s[i] != '\r') i++;
+        while (i < n && !(s[i] && strchr(seps, s[i]))) i++;
         long id;
         if (j->fmt == FMT_ID) {
             char tmp[32];
