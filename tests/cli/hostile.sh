@@ -30,4 +30,34 @@ printf '5\t6 7\r\n' > "$TMP/ids.tab"
 "$T" decode -m "$TMP/m.model" --input-format id < "$TMP/ids.tab" > /dev/null && pass "ids may still be separated by TAB or CR" \
   || fail "ids separated by TAB/CR refused"
 
+# F3: empty input and an empty first line in u16 mode (NULL + 0 bytes to
+# memcpy/fwrite: UBSan aborted, leaving OUT.tmp.PID)
+: > "$TMP/empty.txt"
+if "$T" encode -m "$TMP/m.model" -o "$TMP/empty.out" "$TMP/empty.txt" 2> "$TMP/err" && [ -f "$TMP/empty.out" ] \
+   && [ ! -s "$TMP/empty.out" ]; then pass "empty input: empty output file"
+else fail "empty input: $(cat "$TMP/err")"; fi
+printf '\nhello\n' > "$TMP/first_empty.txt"
+if "$T" encode -m "$TMP/m.model" --output-format u16 --doc-per-line -o "$TMP/fe.u16" "$TMP/first_empty.txt" 2> "$TMP/err" \
+   && [ "$(wc -c < "$TMP/fe.u16")" -gt 2 ]; then pass "u16: empty first line"
+else fail "u16 with an empty first line: $(cat "$TMP/err")"; fi
+leftovers() { ls "$TMP"/*.tmp.* 2> /dev/null || true; }
+[ -z "$(leftovers)" ] && pass "no temp files left by the runs above" || fail "temp files left: $(leftovers)"
+
+# F4: an output that cannot be created: clear error, and nothing leaks (the
+# encoders used to stay allocated); checked by valgrind where present, by
+# LeakSanitizer in the sanitizer build
+set +e; "$T" encode -m "$TMP/m.model" -o /nonexistent/dir/x "$TMP/tabs.txt" 2> "$TMP/err"; rc=$?; set -e
+[ "$rc" = 1 ] && grep -q "/nonexistent/dir/x.tmp.[0-9]*: cannot create" "$TMP/err" && pass "encode -o into a missing directory: exit 1" \
+  || fail "encode -o /nonexistent: exit $rc, $(cat "$TMP/err")"
+LT=$(dirname "$T")/libtool
+if command -v valgrind > /dev/null 2>&1 && [ -x "$LT" ] && ! grep -q __asan "$(dirname "$T")/.libs/tokenmill" 2> /dev/null; then
+  set +e
+  "$LT" --mode=execute valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+    "$T" encode -m "$TMP/m.model" -o /nonexistent/dir/x "$TMP/tabs.txt" > /dev/null 2> "$TMP/vg"
+  rc=$?; set -e
+  [ "$rc" = 1 ] && pass "encode -o /nonexistent: no leak (valgrind)" || fail "encode -o /nonexistent under valgrind: exit $rc $(head -c 600 "$TMP/vg")"
+else
+  echo "note: valgrind not used (absent, or a sanitizer build: LeakSanitizer checked the run above)"
+fi
+
 finish
