@@ -35,5 +35,13 @@ int cli_special_output(const char *path);
 char *cli_tmp_path(const char *path);                /* malloc'd PATH.tmp.PID, or PATH; NULL: no memory */
 int cli_commit(const char *tmp, const char *path);   /* rename unless tmp is path */
 void cli_discard(const char *tmp, const char *path); /* unlink unless tmp is path */
+/* PATH.tmp.PID is the one temp-file pattern (tokenmill(1), FILES), also used
+ * by the library's writers. cli_tmp_path first removes stale PATH.tmp.N of
+ * processes that no longer exist (SIGKILL), and remembers the name until
+ * cli_commit / cli_discard: SIGINT, SIGTERM, SIGHUP and SIGQUIT remove it.
+ * For outputs the library writes, wrap the call in cli_guard_output(PATH)
+ * (same as cli_tmp_path) and cli_unguard_output(tmp) (forgets and frees). */
+char *cli_guard_output(const char *path);
+void cli_unguard_output(char *tmp);
 
 #endif

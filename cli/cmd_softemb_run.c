@@ -563,14 +563,18 @@ int softemb_train(int argc, char **argv)
             rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
             o.ngram_buckets, o.steps, o.batch);
     tkm_se_encoder *e = NULL;
+    char *gc = ckpt ? cli_guard_output(ckpt) : NULL; /* checkpoints are written as PATH.tmp.PID too */
     rc = tkm_se_train(t, split, &o, resume, &e);
+    cli_unguard_output(gc);
     free(split);
     if (rc < 0) {
         cli_error("softemb train", rc);
         tkm_teacher_free(t);
         return EXIT_FAIL;
     }
+    char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
     rc = tkm_se_save(e, out, 0);
+    cli_unguard_output(g);
     if (rc < 0) {
         cli_error("softemb train", rc);
         tkm_se_free(e);
@@ -892,8 +896,10 @@ int softemb_apply(int argc, char **argv)
         kinds[i] = ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN ? TKM_ROW_SPECIAL
                  : ty == TKM_PIECE_UNUSED ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
     }
+    char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
     rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv)
                                 : tkm_emb_write_gguf(out, n, D, rowsv, pieces, "sentencepiece", kinds, dt);
+    cli_unguard_output(g);
     free(kinds);
     if (rc < 0) {
         cli_error("softemb apply", rc);

@@ -60,4 +60,53 @@ else
   echo "note: valgrind not used (absent, or a sanitizer build: LeakSanitizer checked the run above)"
 fi
 
+# Interrupted output: encode -o reads a FIFO, so it is mid-run with OUT.tmp.PID
+# open when the signal comes. SIGTERM/SIGINT/SIGHUP: the handler removes it.
+start_blocked() { # $1 = output; sets PID
+  rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
+  # job control on: without it, background jobs start with SIGINT ignored
+  # (and tokenmill leaves an ignored signal ignored)
+  set -m
+  "$T" encode -m "$TMP/m.model" -o "$1" "$TMP/fifo" 2> /dev/null &
+  PID=$!
+  set +m
+  exec 3> "$TMP/fifo"
+  head -n 20 "$TMP/tabs.txt" >&3
+  for _ in $(seq 1 100); do [ -e "$1.tmp.$PID" ] && return 0; sleep 0.05; done
+  return 1
+}
+for sig in TERM INT HUP; do
+  out=$TMP/sig_$sig.out
+  if ! start_blocked "$out"; then fail "SIG$sig: $out.tmp.$PID never appeared"; exec 3>&-; wait "$PID" || true; continue; fi
+  kill -s "$sig" "$PID"
+  set +e; wait "$PID"; rc=$?; set -e
+  exec 3>&-
+  if [ "$rc" -gt 128 ] && [ ! -e "$out.tmp.$PID" ] && [ ! -e "$out" ]; then pass "SIG$sig during encode -o: no partial file (exit $rc)"
+  else fail "SIG$sig: exit $rc, left: $(ls "$out"* 2> /dev/null)"; fi
+done
+# SIGKILL cannot be caught: the next run writing the same OUT removes temp
+# files of processes that are gone, and keeps others
+out=$TMP/kill.out
+if start_blocked "$out"; then
+  kill -s KILL "$PID"; wait "$PID" 2> /dev/null || true; exec 3>&-
+  [ -e "$out.tmp.$PID" ] && pass "SIGKILL leaves $out.tmp.PID (as expected)" || fail "SIGKILL: no temp file to clean?"
+  dead=$PID
+  : > "$out.tmp.$$"        # this shell is alive: kept
+  : > "$out.tmp.x12"       # not the pattern: kept
+  : > "$TMP/other.out.tmp.$dead"  # another output's temp file: kept
+  "$T" encode -m "$TMP/m.model" -o "$out" "$TMP/tabs.txt"
+  if [ ! -e "$out.tmp.$dead" ] && [ -e "$out.tmp.$$" ] && [ -e "$out.tmp.x12" ] && [ -e "$TMP/other.out.tmp.$dead" ] && [ -s "$out" ]; then
+    pass "next run removed the dead process's temp file, kept the others"
+  else fail "stale temp cleanup: $(ls "$TMP"/*.tmp.* 2> /dev/null)"; fi
+  rm -f "$out.tmp.$$" "$out.tmp.x12" "$TMP/other.out.tmp.$dead"
+else
+  fail "SIGKILL: temp file never appeared"; exec 3>&-; wait "$PID" || true
+fi
+# SIGXFSZ (a file-size limit): an ordinary write error, the temp file removed
+for i in $(seq 1 40); do cat "$TMP/tabs.txt"; done > "$TMP/big.txt"
+set +e; (ulimit -f 8; exec "$T" encode -m "$TMP/m.model" -o "$TMP/fsz.out" "$TMP/big.txt") 2> "$TMP/err"; rc=$?; set -e
+if [ "$rc" = 1 ] && grep -q "File too large" "$TMP/err" && [ -z "$(ls "$TMP"/fsz.out* 2> /dev/null)" ]; then
+  pass "file-size limit: clear error, no partial file"
+else fail "file-size limit: exit $rc, $(head -c 300 "$TMP/err"), left: $(ls "$TMP"/fsz.out* 2> /dev/null)"; fi
+
 finish
