@@ -28,6 +28,9 @@ int cli_int(const char *arg, long lo, long hi, long *out);
 /* Prints "tokenmill CMD: message" with the library's last error detail. */
 void cli_error(const char *cmd, int rc);
 long cli_peak_rss_kb(void);
+/* Prints "tokenmill CMD: warning: ..." when a loaded .model looks damaged
+ * (tkm_model_warning: truncated, or pieces missing); the command goes on. */
+void cli_model_warning(const char *cmd, const tkm_model *m);
 /* Outputs go to PATH.tmp.PID and are renamed into place, except when PATH
  * exists and is not a regular file (/dev/null, a FIFO): then it is written
  * directly (the temp name is PATH itself) and never renamed or removed. */

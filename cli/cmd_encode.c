@@ -400,6 +400,7 @@ static int run_io(int argc, char **argv, int decode)
     /* encode also reads tokenizer.json and tiktoken files (tokenmill-analyze(1)) */
     int rc = decode ? tkm_model_load(model, &m) : tkm_model_load_any(model, TKM_TIKTOKEN_AUTO, &m);
     if (rc < 0) { cli_error(cmd, rc); return EXIT_FAIL; }
+    cli_model_warning(cmd, m);
     int32_t sep = -1, nl_ids[1];
     size_t n_nl = 0;
     if (fmt == FMT_U16) {

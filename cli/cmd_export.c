@@ -65,6 +65,7 @@ int cmd_export(int argc, char **argv)
         cli_error("export", rc);
         return EXIT_FAIL;
     }
+    cli_model_warning("export", m);
     char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
     rc = tkm_model_export_hf_json_flags(m, out, flags);
     cli_unguard_output(g);

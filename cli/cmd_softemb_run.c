@@ -801,6 +801,7 @@ int softemb_apply(int argc, char **argv)
         cli_error("softemb apply", rc);
         goto done;
     }
+    cli_model_warning("softemb apply", m);
     if (ta.path && !(t = load_teacher("apply", &ta)))
         goto done;
     tkm_se_info info;

@@ -200,6 +200,12 @@ void cli_discard(const char *tmp, const char *path)
     guard_remove(tmp);
 }
 
+void cli_model_warning(const char *cmd, const tkm_model *m)
+{
+    const char *w = m ? tkm_model_warning(m) : NULL;
+    if (w) fprintf(stderr, "tokenmill %s: warning: %s\n", cmd, w);
+}
+
 long cli_peak_rss_kb(void)
 {
     struct rusage ru;

@@ -93,6 +93,7 @@ static int parse_trainer_spec(tkm_model *m, pbr *r)
         switch (f) {
         case 3: m->model_type = (int)v; break;
         case 4: m->vocab_size_spec = (int)v; break;
+        case 33: m->hard_vocab_limit = v != 0; break;
         case 24: m->treat_ws_suffix = v != 0; break;
         case 35: m->byte_fallback = v != 0; break;
         case 41: m->bos_id = (int)(int32_t)v; break;
@@ -183,8 +184,10 @@ static int parse_model(tkm_model *m)
             }
             TKM_RETURN_ERROR_IF(!have_piece || m->plen[id] == 0, TKM_EFORMAT, "%s: piece %d is empty", m->name, id);
         } else if (f == 2) {
+            m->has_trainer_spec = 1;
             TKM_FORWARD_IF_ERROR(parse_trainer_spec(m, &sub));
         } else if (f == 3) {
+            m->has_normalizer_spec = 1;
             TKM_FORWARD_IF_ERROR(parse_normalizer_spec(m, &sub));
         }
     }
@@ -285,10 +288,44 @@ static int index_model(tkm_model *m, int need_unk)
     return 0;
 }
 
+/* The checks behind tkm_model_warning: signs of a .model cut short (the
+ * pieces come first, so every cut between two pieces still parses) or with
+ * pieces removed. 0 or TKM_ENOMEM. */
+static int diagnose(tkm_model *m)
+{
+    static const char *const kinds[] = {"?", "Unigram", "BPE", "word", "char"};
+    const char *kind = kinds[m->model_type >= 1 && m->model_type <= 4 ? m->model_type : 0];
+    char msg[512];
+    if (!m->has_trainer_spec || !m->has_normalizer_spec)
+        snprintf(msg, sizeof msg,
+                 "%s has no %s: the file is probably truncated (sentencepiece writes both after the pieces); "
+                 "it loads as a %d-piece %s model with default settings",
+                 m->name,
+                 !m->has_trainer_spec && !m->has_normalizer_spec ? "trainer_spec and no normalizer_spec"
+                 : !m->has_trainer_spec                          ? "trainer_spec"
+                                                                 : "normalizer_spec",
+                 m->n, kind);
+    else if (m->vocab_size_spec > m->n && m->hard_vocab_limit)
+        snprintf(msg, sizeof msg, "%s has %d pieces but its trainer_spec says vocab_size %d: pieces are missing",
+                 m->name, m->n, m->vocab_size_spec);
+    else
+        return 0;
+    m->warning = tkmi_strdup(msg);
+    TKM_RETURN_ERROR_IF(!m->warning, TKM_ENOMEM, "out of memory");
+    return 0;
+}
+
 int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_model **out)
 {
-    return tkmi_model_load_pb(data, size, name, 1, out);
+    int rc = tkmi_model_load_pb(data, size, name, 1, out);
+    if (rc == 0 && (rc = diagnose(*out)) < 0) {
+        tkm_model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
+
+const char *tkm_model_warning(const tkm_model *m) { return m->warning; }
 
 int tkmi_model_load_pb(const void *data, size_t size, const char *name, int need_unk, tkm_model **out)
 {
@@ -307,6 +344,7 @@ int tkmi_model_load_pb(const void *data, size_t size, const char *name, int need
     m->unk_surface = " \xE2\x81\x87 ";
     m->unk_surface_len = 5;
     m->add_dummy_prefix = m->remove_extra_ws = m->escape_ws = 1;
+    m->hard_vocab_limit = 1;
     int rc = parse_model(m);
     if (rc == 0) rc = decode_charsmap(m);
     if (rc == 0) rc = index_model(m, need_unk);
@@ -374,6 +412,7 @@ void tkm_model_free(tkm_model *m)
     tkmi_free(m->score);
     tkmi_free(m->type);
     tkmi_free(m->darts);
+    tkmi_free(m->warning);
     tkmi_strmap_free(&m->pieces);
     tkmi_strmap_free(&m->reserved);
     tkmi_ptrie_free(&m->user);

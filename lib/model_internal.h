@@ -44,6 +44,8 @@ struct tkm_model {
     float *score;
     uint8_t *type;
     int model_type, vocab_size_spec, byte_fallback, treat_ws_suffix;
+    int has_trainer_spec, has_normalizer_spec, hard_vocab_limit;
+    char *warning; /* tkm_model_warning (owned), NULL when none */
     int unk_id, bos_id, eos_id, pad_id;
     const char *unk_surface; size_t unk_surface_len;
     /* normalizer */

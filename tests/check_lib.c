@@ -306,12 +306,21 @@ START_TEST(test_model_prefixes_fail_cleanly)
     for (size_t cut = 0; cut < len; cut++) {
         tkm_model *x = NULL;
         int rc = tkm_model_load_mem(copy, cut, "cut", &x);
-        if (rc == 0) { loaded++; tkm_model_free(x); }
+        if (rc == 0) {
+            /* a cut that still parses lost its specs: it must say so */
+            loaded++;
+            ck_assert_msg(tkm_model_warning(x) && strstr(tkm_model_warning(x), "cut has no ") &&
+                              strstr(tkm_model_warning(x), "probably truncated"),
+                          "prefix %zu loads without a warning", cut);
+            tkm_model_free(x);
+        }
         else ck_assert_msg(rc == TKM_EFORMAT, "prefix %zu: rc %d (%s)", cut, rc, tkm_last_error());
     }
     /* valid models remain only when the cut falls after <unk>, <s> or </s>
      * (before any byte piece) or right before the normalizer spec */
     ck_assert_int_le(loaded, 4);
+    ck_assert_int_ge(loaded, 1);
+    ck_assert_ptr_null(tkm_model_warning(m)); /* the whole file is fine */
     unsigned seed = 12345;
     for (int k = 0; k < 2000; k++) {
         uint8_t *f = malloc(len);
@@ -354,6 +363,47 @@ START_TEST(test_reference_nerdstash)
     /* the value documented with the reference models (spm_encode) */
     ck_assert_str_eq(out, "541 1939 6573 22820 22734 712 336 34477 49230");
     tkm_model_free(m);
+}
+END_TEST
+
+/* A trainer_spec that promises more pieces than the file has is reported,
+ * unless hard_vocab_limit is false (a Unigram model may then stop short);
+ * more pieces than vocab_size (a vocabulary extended by hand) is fine. */
+START_TEST(test_model_vocab_size_warning)
+{
+    static const struct { int vocab, hard, warn; } cases[] = {
+        {9, -1, 1}, {9, 1, 1}, {9, 0, 0}, {8, -1, 0}, {5, -1, 0}, {0, -1, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        tkmi_pb pb = {0};
+        const char *pieces[] = {"<unk>", "a", "b", "c", "ab", "bc", "abc", "\xE2\x96\x81"};
+        for (int i = 0; i < 8; i++) {
+            tkmi_pb sub = {0};
+            tkmi_pb_str(&sub, 1, pieces[i]);
+            tkmi_pb_float(&sub, 2, (float)-i);
+            if (i == 0) tkmi_pb_int(&sub, 3, TKM_PIECE_UNKNOWN);
+            tkmi_pb_bytes(&pb, 1, sub.p, sub.n);
+            free(sub.p);
+        }
+        tkmi_pb ts = {0}, ns = {0};
+        tkmi_pb_int(&ts, 3, TKM_MODEL_BPE);
+        if (cases[k].vocab) tkmi_pb_int(&ts, 4, cases[k].vocab);
+        if (cases[k].hard >= 0) tkmi_pb_int(&ts, 33, cases[k].hard);
+        tkmi_pb_bytes(&pb, 2, ts.p, ts.n);
+        tkmi_pb_str(&ns, 1, "identity");
+        tkmi_pb_bytes(&pb, 3, ns.p, ns.n);
+        tkm_model *m = NULL;
+        ck_assert_msg(tkm_model_load_mem(pb.p, pb.n, "v.model", &m) == 0, "%s", tkm_last_error());
+        const char *w = tkm_model_warning(m);
+        if (cases[k].warn)
+            ck_assert_msg(w && strstr(w, "v.model has 8 pieces but its trainer_spec says vocab_size 9"), "case %zu: %s",
+                          k, w ? w : "(none)");
+        else
+            ck_assert_msg(w == NULL, "case %zu: %s", k, w);
+        tkm_model_free(m);
+        free(ts.p);
+        free(ns.p);
+        free(pb.p);
+    }
 }
 END_TEST
 
@@ -532,6 +582,7 @@ static Suite *lib_suite(void)
     tcase_add_test(lim, test_model_prefixes_fail_cleanly);
     tcase_add_test(lim, test_byte_piece_spelling);
     tcase_add_test(lim, test_tiktoken_ranks);
+    tcase_add_test(lim, test_model_vocab_size_warning);
     tcase_add_test(lim, test_reader);
     suite_add_tcase(s, lim);
     return s;

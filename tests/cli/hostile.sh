@@ -109,4 +109,22 @@ if [ "$rc" = 1 ] && grep -q "File too large" "$TMP/err" && [ -z "$(ls "$TMP"/fsz
   pass "file-size limit: clear error, no partial file"
 else fail "file-size limit: exit $rc, $(head -c 300 "$TMP/err"), left: $(ls "$TMP"/fsz.out* 2> /dev/null)"; fi
 
+# Truncated models: the pieces come first, so a .model cut between two pieces
+# still parses (as a smaller Unigram model with default settings): the CLI
+# warns, naming the file, and goes on (sentencepiece loads them silently)
+"$T" train -q --vocab-size 150 -o "$TMP/nb.model" "$TMP/tabs.txt"
+"$T" encode -m "$TMP/nb.model" < "$TMP/tabs.txt" > /dev/null 2> "$TMP/err"
+[ ! -s "$TMP/err" ] && pass "a whole model loads without a warning" || fail "whole model: $(cat "$TMP/err")"
+loaded=0 silent=0
+for cut in $(seq 400 460); do
+  head -c "$cut" "$TMP/nb.model" > "$TMP/cut.model"
+  if echo hello | "$T" encode -m "$TMP/cut.model" > /dev/null 2> "$TMP/err"; then
+    loaded=$((loaded + 1))
+    grep -q "warning: $TMP/cut.model has no trainer_spec and no normalizer_spec: the file is probably truncated" "$TMP/err" \
+      || silent=$((silent + 1))
+  fi
+done
+[ "$loaded" -gt 0 ] && [ "$silent" = 0 ] && pass "truncated models: $loaded of 61 cuts load, each with a warning" \
+  || fail "truncated models: $loaded load, $silent without the warning"
+
 finish
