@@ -28,6 +28,9 @@ int cli_int(const char *arg, long lo, long hi, long *out);
 /* Prints "tokenmill CMD: message" with the library's last error detail. */
 void cli_error(const char *cmd, int rc);
 long cli_peak_rss_kb(void);
+/* Prints "tokenmill CMD: warning: ..." when a loaded .model looks damaged
+ * (tkm_model_warning: truncated, or pieces missing); the command goes on. */
+void cli_model_warning(const char *cmd, const tkm_model *m);
 /* Outputs go to PATH.tmp.PID and are renamed into place, except when PATH
  * is "-" (standard output) or exists and is not a regular file (/dev/null, a
  * FIFO): then it is written directly (the temp name is PATH itself) and
@@ -42,5 +45,13 @@ const char *cli_opt_name(const struct option *opts, int c);
  * (export, analyze, softemb): informational messages are left out. */
 extern int cli_quiet;
 void cli_discard(const char *tmp, const char *path); /* unlink unless tmp is path */
+/* PATH.tmp.PID is the one temp-file pattern (tokenmill(1), FILES), also used
+ * by the library's writers. cli_tmp_path first removes stale PATH.tmp.N of
+ * processes that no longer exist (SIGKILL), and remembers the name until
+ * cli_commit / cli_discard: SIGINT, SIGTERM, SIGHUP and SIGQUIT remove it.
+ * For outputs the library writes, wrap the call in cli_guard_output(PATH)
+ * (same as cli_tmp_path) and cli_unguard_output(tmp) (forgets and frees). */
+char *cli_guard_output(const char *path);
+void cli_unguard_output(char *tmp);
 
 #endif

@@ -726,6 +726,7 @@ static int run(ctx_t *c)
     for (int k = 0; k < c->nmodels; k++) {
         int rc = tkm_model_load_any(c->model_paths[k], c->tiktoken_pattern, &c->models[k]);
         if (rc < 0) { cli_error("analyze", rc); return EXIT_FAIL; }
+        cli_model_warning("analyze", c->models[k]);
     }
     if ((is_comp || is_report) && c->ncorpora == 0) {
         fprintf(stderr, "tokenmill analyze %s: no corpus given (--corpus NAME=PATH)\n", c->sub);

@@ -16,6 +16,7 @@ typedef struct { char *p; size_t n, cap; } buf_t;
 
 static inline int buf_put(buf_t *b, const char *s, size_t n)
 {
+    if (n == 0) return 0; /* s may be NULL (an empty line), b->p too */
     if (__builtin_expect(b->n + n > b->cap, 0)) {
         size_t nc = b->cap ? b->cap : 4096;
         while (nc < b->n + n) nc *= 2;
@@ -99,11 +100,16 @@ static int decode_line(job_t *j, const char *s, size_t n, size_t lineno)
     int32_t *ids = NULL;
     size_t k = 0, cap = 0, i = 0;
     int rc = 0;
+    /* Pieces are separated by spaces only, what encode and spm_encode write
+     * (empty ones skipped, as spm_decode does): TAB and CR are pieces of
+     * their own ("\t", nerdstash's "\t\t") and must not vanish. Ids may
+     * also be separated by TAB or CR. */
+    const char *seps = j->fmt == FMT_ID ? " \t\r" : " ";
     while (i < n && rc == 0) {
-        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) i++;
+        while (i < n && s[i] && strchr(seps, s[i])) i++;
         if (i >= n) break;
         size_t st = i;
-        while (i < n && s[i] != ' ' && s[i] != '\t' && s[i] != '\r') i++;
+        while (i < n && !(s[i] && strchr(seps, s[i]))) i++;
         long id;
         if (j->fmt == FMT_ID) {
             char tmp[32];
@@ -215,13 +221,14 @@ static int write_sidecar(const char *outpath, const char *model, const tkm_model
                          int32_t sep, int doc_per_line, const char *const *files, int nfiles)
 {
     size_t pl = strlen(outpath);
-    char *path = malloc(pl + 6), *tmp = malloc(pl + 40);
+    char *path = malloc(pl + 6), *tmp = NULL;
+    if (path) sprintf(path, "%s.json", outpath);
+    if (path) tmp = cli_tmp_path(path);
     if (!path || !tmp) { free(path); free(tmp); return EXIT_FAIL; }
-    sprintf(path, "%s.json", outpath);
-    sprintf(tmp, "%s.json.tmp.%ld", outpath, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) {
         fprintf(stderr, "tokenmill encode: %s: cannot create: %s\n", tmp, strerror(errno));
+        cli_discard(tmp, path);
         free(path); free(tmp);
         return EXIT_FAIL;
     }
@@ -243,9 +250,9 @@ static int write_sidecar(const char *outpath, const char *model, const tkm_model
     }
     fprintf(f, "]\n}\n");
     int bad = ferror(f) | (fclose(f) != 0);
-    if (bad || rename(tmp, path) != 0) {
+    if (bad || cli_commit(tmp, path) != 0) {
         fprintf(stderr, "tokenmill encode: %s: cannot write\n", path);
-        unlink(tmp);
+        cli_discard(tmp, path);
         free(path); free(tmp);
         return EXIT_FAIL;
     }
@@ -264,6 +271,7 @@ static int decode_u16(const tkm_model *m, int nfiles, char **files, const char *
         tmp = cli_tmp_path(outpath);
         if (!tmp || !(out = fopen(tmp, "wb"))) {
             fprintf(stderr, "tokenmill decode: %s: cannot create: %s\n", tmp ? tmp : outpath, strerror(errno));
+            if (tmp) cli_discard(tmp, outpath);
             free(tmp);
             return EXIT_FAIL;
         }
@@ -392,6 +400,7 @@ static int run_io(int argc, char **argv, int decode)
     /* encode also reads tokenizer.json and tiktoken files (tokenmill-analyze(1)) */
     int rc = decode ? tkm_model_load(model, &m) : tkm_model_load_any(model, TKM_TIKTOKEN_AUTO, &m);
     if (rc < 0) { cli_error(cmd, rc); return EXIT_FAIL; }
+    cli_model_warning(cmd, m);
     int32_t sep = -1, nl_ids[1];
     size_t n_nl = 0;
     if (fmt == FMT_U16) {
@@ -428,9 +437,20 @@ static int run_io(int argc, char **argv, int decode)
             return st;
         }
     }
+    /* from here every exit goes through `done`, which frees what exists */
+    char *tmp = NULL;
+    FILE *out = stdout;
+    buf_t arena = {0};
+    size_t *offs = NULL, *lens = NULL, nl = 0, lcap = 0;
+    const char **lines = NULL;
+    int status = EXIT_OK;
     job_t *jobs = calloc((size_t)threads, sizeof *jobs);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
-    if (!jobs || !th) { fprintf(stderr, "tokenmill %s: out of memory\n", cmd); return EXIT_FAIL; }
+    if (!jobs || !th) {
+        fprintf(stderr, "tokenmill %s: out of memory\n", cmd);
+        status = EXIT_FAIL;
+        goto done;
+    }
     for (int i = 0; i < threads; i++) {
         jobs[i].m = m;
         jobs[i].fmt = fmt;
@@ -441,18 +461,20 @@ static int run_io(int argc, char **argv, int decode)
         jobs[i].doc_per_line = doc_per_line;
         if (!decode && (rc = tkm_encoder_new(m, &jobs[i].enc)) < 0) {
             cli_error(cmd, rc);
-            return EXIT_FAIL;
+            status = EXIT_FAIL;
+            goto done;
         }
     }
-    char *tmp = NULL;
-    FILE *out = stdout;
     if (outpath) {
         tmp = cli_tmp_path(outpath);
         out = tmp ? fopen(tmp, "wb") : NULL;
         if (!out) {
             fprintf(stderr, "tokenmill %s: %s: cannot create: %s\n", cmd, tmp ? tmp : outpath, strerror(errno));
+            if (tmp) cli_discard(tmp, outpath);
             free(tmp);
-            return EXIT_FAIL;
+            tmp = NULL;
+            status = EXIT_FAIL;
+            goto done;
         }
     }
     const char *stdin_only[] = {"-"};
@@ -460,10 +482,6 @@ static int run_io(int argc, char **argv, int decode)
     const char *const *files = nfiles > 0 ? (const char *const *)argv + optind : stdin_only;
     if (nfiles <= 0) nfiles = 1;
     /* batch of lines: copies into one arena */
-    buf_t arena = {0};
-    size_t *offs = NULL, *lens = NULL, nl = 0, lcap = 0;
-    const char **lines = NULL;
-    int status = EXIT_OK;
     uint64_t u16_bytes = 0, docs = 0;
     if (fmt == FMT_U16 && !outpath && isatty(1)) {
         fprintf(stderr, "tokenmill %s: refusing to write binary u16 output to a terminal (use -o FILE)\n", cmd);
@@ -518,7 +536,7 @@ static int run_io(int argc, char **argv, int decode)
                     break;
                 }
                 u16_bytes += jobs[i].out.n;
-                if (fwrite(jobs[i].out.p, 1, jobs[i].out.n, out) != jobs[i].out.n) {
+                if (jobs[i].out.n && fwrite(jobs[i].out.p, 1, jobs[i].out.n, out) != jobs[i].out.n) {
                     fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
                     status = EXIT_FAIL;
                 }
@@ -550,7 +568,8 @@ static int run_io(int argc, char **argv, int decode)
         if (status != EXIT_OK) cli_discard(tmp, outpath);
         free(tmp);
     }
-    for (int i = 0; i < threads; i++) {
+done:
+    for (int i = 0; jobs && i < threads; i++) {
         tkm_encoder_free(jobs[i].enc);
         free(jobs[i].out.p);
     }

@@ -75,7 +75,10 @@ int cmd_export(int argc, char **argv)
         cli_error("export", rc);
         return EXIT_FAIL;
     }
+    cli_model_warning("export", m);
+    char *g = dir ? NULL : cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
     rc = dir ? tkm_model_export_hf_dir(m, dir, flags) : tkm_model_export_hf_json_flags(m, out, flags);
+    cli_unguard_output(g);
     int unigram = tkm_model_kind(m) == TKM_MODEL_UNIGRAM;
     tkm_model_free(m);
     if (rc < 0) {

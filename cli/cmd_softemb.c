@@ -159,7 +159,9 @@ static int io_cmd(const char *cmd, int argc, char **argv)
             pieces[r] = tkm_teacher_piece(t, r);
             kinds[r] = tkm_teacher_row_kind(t, r);
         }
+        char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
         rc = tkm_emb_write_gguf(out, R, D, tkm_teacher_matrix(t), pieces, tkm_teacher_vocab_style(t), kinds, dt);
+        cli_unguard_output(g);
         free(pieces);
         free(kinds);
         if (rc < 0) {

@@ -564,14 +564,18 @@ int softemb_train(int argc, char **argv)
                 rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
                 o.ngram_buckets, o.steps, o.batch);
     tkm_se_encoder *e = NULL;
+    char *gc = ckpt ? cli_guard_output(ckpt) : NULL; /* checkpoints are written as PATH.tmp.PID too */
     rc = tkm_se_train(t, split, &o, resume, &e);
+    cli_unguard_output(gc);
     free(split);
     if (rc < 0) {
         cli_error("softemb train", rc);
         tkm_teacher_free(t);
         return EXIT_FAIL;
     }
+    char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
     rc = tkm_se_save(e, out, 0);
+    cli_unguard_output(g);
     if (rc < 0) {
         cli_error("softemb train", rc);
         tkm_se_free(e);
@@ -799,6 +803,7 @@ int softemb_apply(int argc, char **argv)
         cli_error("softemb apply", rc);
         goto done;
     }
+    cli_model_warning("softemb apply", m);
     if (ta.path && !(t = load_teacher("apply", &ta)))
         goto done;
     tkm_se_info info;
@@ -882,7 +887,9 @@ int softemb_apply(int argc, char **argv)
         }
         free(ord);
     }
+    char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
     rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv) : tkm_emb_write_gguf_model(out, m, D, rowsv, dt);
+    cli_unguard_output(g);
     if (rc < 0) {
         cli_error("softemb apply", rc);
         goto done;

@@ -488,8 +488,16 @@ int cmd_train(int argc, char **argv)
                           : tkm_trainer_add_file(t, g_named[k].files[i]);
     if (rc == 0) rc = tkm_trainer_train(t, &m);
     if (g_tty) fputc('\n', stderr);
-    if (rc == 0) rc = tkm_model_save(m, out);
-    if (rc == 0 && hf_json) rc = tkm_model_export_hf_json_flags(m, hf_json, hf_flags);
+    if (rc == 0) {
+        char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
+        rc = tkm_model_save(m, out);
+        cli_unguard_output(g);
+    }
+    if (rc == 0 && hf_json) {
+        char *g = cli_guard_output(hf_json);
+        rc = tkm_model_export_hf_json_flags(m, hf_json, hf_flags);
+        cli_unguard_output(g);
+    }
     if (rc == 0 && hf_dir) rc = tkm_model_export_hf_dir(m, hf_dir, hf_flags);
     if (rc < 0) goto fail;
     if (!quiet) {

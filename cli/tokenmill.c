@@ -1,6 +1,9 @@
 /* tokenmill.c - the tokenmill program: dispatches to subcommands. */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,23 +90,142 @@ const char *cli_opt_name(const struct option *opts, int c)
     return buf;
 }
 
-char *cli_tmp_path(const char *path)
+/* ---- temporary outputs ----------------------------------------------------
+ * Every output is written to PATH.tmp.PID (PID: the writer's process id, in
+ * decimal) and renamed to PATH when complete, by the CLI and by the library
+ * (tkmi_write_file_atomic, the softemb writers) alike. The names are kept in a
+ * small table while the file may exist; SIGINT, SIGTERM, SIGHUP and SIGQUIT
+ * remove them before the signal takes its course. SIGXFSZ is ignored, so a
+ * file-size limit is an ordinary write error (EFBIG) and the temp file is
+ * removed on the error path. What no handler sees (SIGKILL, a power cut)
+ * is cleaned by the next run writing the same PATH: a PATH.tmp.N whose
+ * process N no longer exists is removed. */
+enum { MAX_GUARDED = 16 };
+static char *volatile g_guarded[MAX_GUARDED];
+static int g_handlers;
+
+static void on_fatal_signal(int sig)
+{
+    int saved = errno;
+    for (int i = 0; i < MAX_GUARDED; i++) {
+        const char *p = g_guarded[i];
+        if (p) unlink(p);
+    }
+    errno = saved;
+    raise(sig); /* SA_RESETHAND: the default action, once this returns */
+}
+
+static void install_handlers(void)
+{
+    if (g_handlers) return;
+    g_handlers = 1;
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        /* a signal ignored by whoever started us (nohup) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sigfillset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+static void guard_add(const char *tmp)
+{
+    char *c = strdup(tmp);
+    if (!c) return;
+    install_handlers();
+    for (int i = 0; i < MAX_GUARDED; i++)
+        if (!g_guarded[i]) { g_guarded[i] = c; return; }
+    free(c); /* table full: only the signal cleanup is lost */
+}
+
+static void guard_remove(const char *tmp)
+{
+    for (int i = 0; i < MAX_GUARDED; i++) {
+        char *p = g_guarded[i];
+        if (p && !strcmp(p, tmp)) {
+            g_guarded[i] = NULL;
+            free(p);
+        }
+    }
+}
+
+/* Removes PATH.tmp.N (regular files) whose process N is gone. A process of
+ * another user (EPERM) or one that reused N counts as alive: kept. */
+static void remove_stale(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + 1) : strdup("./");
+    const char *base = slash ? slash + 1 : path;
+    size_t bl = strlen(base);
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d) { free(dir); return; }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp.", 5) != 0) continue;
+        const char *q = n + bl + 5;
+        long pid = 0;
+        for (; *q >= '0' && *q <= '9' && pid < (1L << 31); q++) pid = pid * 10 + (*q - '0');
+        if (*q || q == n + bl + 5 || pid <= 0 || pid >= (1L << 31) || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *full = malloc(strlen(dir) + strlen(n) + 1);
+        struct stat st;
+        if (full) {
+            sprintf(full, "%s%s", dir, n);
+            if (lstat(full, &st) == 0 && S_ISREG(st.st_mode)) unlink(full);
+            free(full);
+        }
+    }
+    closedir(d);
+    free(dir);
+}
+
+char *cli_guard_output(const char *path)
 {
     char *tmp = malloc(strlen(path) + 32);
     if (!tmp) return NULL;
-    if (cli_special_output(path)) strcpy(tmp, path);
-    else sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (cli_special_output(path)) {
+        strcpy(tmp, path);
+        return tmp;
+    }
+    sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
+    remove_stale(path);
+    guard_add(tmp);
     return tmp;
 }
 
+void cli_unguard_output(char *tmp)
+{
+    if (!tmp) return;
+    guard_remove(tmp);
+    free(tmp);
+}
+
+char *cli_tmp_path(const char *path) { return cli_guard_output(path); }
+
 int cli_commit(const char *tmp, const char *path)
 {
-    return strcmp(tmp, path) ? rename(tmp, path) : 0;
+    if (!strcmp(tmp, path)) return 0;
+    int rc = rename(tmp, path);
+    guard_remove(tmp);
+    return rc;
 }
 
 void cli_discard(const char *tmp, const char *path)
 {
-    if (strcmp(tmp, path)) unlink(tmp);
+    if (!strcmp(tmp, path)) return;
+    unlink(tmp);
+    guard_remove(tmp);
+}
+
+void cli_model_warning(const char *cmd, const tkm_model *m)
+{
+    const char *w = m ? tkm_model_warning(m) : NULL;
+    if (w) fprintf(stderr, "tokenmill %s: warning: %s\n", cmd, w);
 }
 
 long cli_peak_rss_kb(void)
@@ -119,6 +241,9 @@ int main(int argc, char **argv)
      * their own mappings (grown with mremap, returned on free) instead of
      * fragmenting the heap, which glibc's adaptive threshold would do. */
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    /* a file-size limit makes writes fail with EFBIG (reported, temp file
+     * removed) instead of killing us with a partial PATH.tmp.PID */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

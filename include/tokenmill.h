@@ -70,6 +70,14 @@ typedef enum {
 int tkm_model_load(const char *path, tkm_model **out);
 int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_model **out);
 void tkm_model_free(tkm_model *m);
+/* Why a .model that loaded looks damaged, or NULL: it has no trainer_spec or
+ * no normalizer_spec (sentencepiece always writes both, after the pieces, so
+ * a file cut short still parses as a smaller model, with default settings:
+ * Unigram, no byte fallback), or fewer pieces than its trainer_spec's
+ * vocab_size (unless hard_vocab_limit is false). sentencepiece loads such
+ * files silently; the tokenmill CLI prints this as a warning. The string
+ * names the file and lives as long as the model. */
+const char *tkm_model_warning(const tkm_model *m);
 
 int tkm_model_size(const tkm_model *m);            /* number of pieces */
 tkm_model_type tkm_model_kind(const tkm_model *m); /* BPE, UNIGRAM, ... */

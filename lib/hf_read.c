@@ -627,6 +627,21 @@ static long b64_decode(const char *s, size_t n, char *out)
     return o;
 }
 
+/* A rank: decimal digits filling [p, end) exactly, below 2^22; else -1.
+ * The file buffer is not NUL-terminated, so no strtol (which also skips
+ * whitespace, newlines included, and takes a sign). */
+static long parse_rank(const char *p, const char *end)
+{
+    if (p == end) return -1;
+    long v = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+        if (v >= (1 << 22)) return -1;
+    }
+    return v;
+}
+
 static int read_tiktoken(rd *r, const char *text, size_t len, int pattern, tkm_model **out)
 {
     struct tkmi_front *f = r->f;
@@ -642,10 +657,9 @@ static int read_tiktoken(rd *r, const char *text, size_t len, int pattern, tkm_m
         if (le > i && text[le - 1] == '\r') le--;
         if (le > i) {
             const char *sp = memchr(text + i, ' ', le - i);
-            char *end;
-            long rank = sp ? strtol(sp + 1, &end, 10) : -1;
+            long rank = sp ? parse_rank(sp + 1, text + le) : -1;
             long n = sp ? b64_decode(text + i, (size_t)(sp - (text + i)), buf) : -1;
-            if (!sp || n <= 0 || rank < 0 || rank >= (1 << 22) || end != text + le)
+            if (!sp || n <= 0 || rank < 0)
                 rc = tkmi_error(TKM_EFORMAT, "%s: line %zu (offset %zu): expected \"base64-token rank\"", r->path,
                                 line, i);
             else if (rank < r->n && r->piece[rank])

@@ -93,6 +93,7 @@ static int parse_trainer_spec(tkm_model *m, pbr *r)
         switch (f) {
         case 3: m->model_type = (int)v; break;
         case 4: m->vocab_size_spec = (int)v; break;
+        case 33: m->hard_vocab_limit = v != 0; break;
         case 24: m->treat_ws_suffix = v != 0; break;
         case 35: m->byte_fallback = v != 0; break;
         case 41: m->bos_id = (int)(int32_t)v; break;
@@ -183,8 +184,10 @@ static int parse_model(tkm_model *m)
             }
             TKM_RETURN_ERROR_IF(!have_piece || m->plen[id] == 0, TKM_EFORMAT, "%s: piece %d is empty", m->name, id);
         } else if (f == 2) {
+            m->has_trainer_spec = 1;
             TKM_FORWARD_IF_ERROR(parse_trainer_spec(m, &sub));
         } else if (f == 3) {
+            m->has_normalizer_spec = 1;
             TKM_FORWARD_IF_ERROR(parse_normalizer_spec(m, &sub));
         }
     }
@@ -199,11 +202,34 @@ static int decode_charsmap(tkm_model *m)
     memcpy(&tsize, m->charsmap, 4);
     TKM_RETURN_ERROR_IF(tsize > m->charsmap_len - 4 || tsize % 4, TKM_EFORMAT,
                         "%s: malformed precompiled_charsmap (trie size %u)", m->name, tsize);
-    m->darts = (const uint32_t *)(m->charsmap + 4);
+    /* the trie sits at any offset in the protobuf bytes: copied so that its
+     * units are read as aligned uint32 (native order is little-endian here,
+     * as in sentencepiece) */
     m->darts_units = tsize / 4;
+    if (m->darts_units) {
+        uint32_t *d = tkmi_malloc(tsize);
+        TKM_RETURN_ERROR_IF(!d, TKM_ENOMEM, "out of memory");
+        memcpy(d, m->charsmap + 4, tsize);
+        m->darts = d;
+    }
     m->norm_strings = (const char *)m->charsmap + 4 + tsize;
     m->norm_strings_len = m->charsmap_len - 4 - tsize;
     return 0;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The byte of a BYTE piece, or -1. Exactly the spelling sentencepiece writes
+ * and reads back ("<0x%02X>"): no sign, no space, no lowercase. The piece is
+ * not NUL-terminated (it points into the protobuf bytes). */
+static int byte_piece_value(const char *p, uint32_t len)
+{
+    if (len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return -1;
+    int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
 static int index_model(tkm_model *m, int need_unk)
@@ -229,11 +255,10 @@ static int index_model(tkm_model *m, int need_unk)
         if (t == TKM_PIECE_BYTE) {
             TKM_RETURN_ERROR_IF(!m->byte_fallback, TKM_EFORMAT,
                                 "%s: byte piece %d found although byte_fallback is false", m->name, i);
-            const char *p = tkmi_piece(m, i);
-            unsigned b;
-            char tail;
-            TKM_RETURN_ERROR_IF(m->plen[i] != 6 || sscanf(p, "<0x%2X%c", &b, &tail) != 2 || tail != '>', TKM_EFORMAT,
-                                "%s: byte piece %d is invalid", m->name, i);
+            int b = byte_piece_value(tkmi_piece(m, i), m->plen[i]);
+            TKM_RETURN_ERROR_IF(b < 0, TKM_EFORMAT,
+                                "%s: byte piece %d (%.*s) is invalid: a byte piece is <0xHH>, two uppercase hex digits",
+                                m->name, i, (int)(m->plen[i] < 16 ? m->plen[i] : 16), tkmi_piece(m, i));
             m->byte_id[b] = i;
         }
     }
@@ -263,10 +288,44 @@ static int index_model(tkm_model *m, int need_unk)
     return 0;
 }
 
+/* The checks behind tkm_model_warning: signs of a .model cut short (the
+ * pieces come first, so every cut between two pieces still parses) or with
+ * pieces removed. 0 or TKM_ENOMEM. */
+static int diagnose(tkm_model *m)
+{
+    static const char *const kinds[] = {"?", "Unigram", "BPE", "word", "char"};
+    const char *kind = kinds[m->model_type >= 1 && m->model_type <= 4 ? m->model_type : 0];
+    char msg[512];
+    if (!m->has_trainer_spec || !m->has_normalizer_spec)
+        snprintf(msg, sizeof msg,
+                 "%s has no %s: the file is probably truncated (sentencepiece writes both after the pieces); "
+                 "it loads as a %d-piece %s model with default settings",
+                 m->name,
+                 !m->has_trainer_spec && !m->has_normalizer_spec ? "trainer_spec and no normalizer_spec"
+                 : !m->has_trainer_spec                          ? "trainer_spec"
+                                                                 : "normalizer_spec",
+                 m->n, kind);
+    else if (m->vocab_size_spec > m->n && m->hard_vocab_limit)
+        snprintf(msg, sizeof msg, "%s has %d pieces but its trainer_spec says vocab_size %d: pieces are missing",
+                 m->name, m->n, m->vocab_size_spec);
+    else
+        return 0;
+    m->warning = tkmi_strdup(msg);
+    TKM_RETURN_ERROR_IF(!m->warning, TKM_ENOMEM, "out of memory");
+    return 0;
+}
+
 int tkm_model_load_mem(const void *data, size_t size, const char *name, tkm_model **out)
 {
-    return tkmi_model_load_pb(data, size, name, 1, out);
+    int rc = tkmi_model_load_pb(data, size, name, 1, out);
+    if (rc == 0 && (rc = diagnose(*out)) < 0) {
+        tkm_model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
+
+const char *tkm_model_warning(const tkm_model *m) { return m->warning; }
 
 int tkmi_model_load_pb(const void *data, size_t size, const char *name, int need_unk, tkm_model **out)
 {
@@ -285,6 +344,7 @@ int tkmi_model_load_pb(const void *data, size_t size, const char *name, int need
     m->unk_surface = " \xE2\x81\x87 ";
     m->unk_surface_len = 5;
     m->add_dummy_prefix = m->remove_extra_ws = m->escape_ws = 1;
+    m->hard_vocab_limit = 1;
     int rc = parse_model(m);
     if (rc == 0) rc = decode_charsmap(m);
     if (rc == 0) rc = index_model(m, need_unk);
@@ -351,6 +411,8 @@ void tkm_model_free(tkm_model *m)
     tkmi_free(m->plen);
     tkmi_free(m->score);
     tkmi_free(m->type);
+    tkmi_free(m->darts);
+    tkmi_free(m->warning);
     tkmi_strmap_free(&m->pieces);
     tkmi_strmap_free(&m->reserved);
     tkmi_ptrie_free(&m->user);

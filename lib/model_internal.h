@@ -44,12 +44,14 @@ struct tkm_model {
     float *score;
     uint8_t *type;
     int model_type, vocab_size_spec, byte_fallback, treat_ws_suffix;
+    int has_trainer_spec, has_normalizer_spec, hard_vocab_limit;
+    char *warning; /* tkm_model_warning (owned), NULL when none */
     int unk_id, bos_id, eos_id, pad_id;
     const char *unk_surface; size_t unk_surface_len;
     /* normalizer */
     int add_dummy_prefix, remove_extra_ws, escape_ws;
     const uint8_t *charsmap; size_t charsmap_len;
-    const uint32_t *darts; size_t darts_units; /* decoded charsmap trie */
+    uint32_t *darts; size_t darts_units; /* charsmap trie, an aligned copy (owned) */
     const char *norm_strings; size_t norm_strings_len;
     tkmi_strmap pieces;   /* NORMAL, USER_DEFINED, UNUSED */
     tkmi_strmap reserved; /* UNKNOWN, CONTROL, BYTE */

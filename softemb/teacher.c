@@ -802,10 +802,13 @@ static int load_gguf(const mfile *f, const tkm_teacher_opts *o, tkm_teacher **ou
             v->is_byte_piece[i] = ty == 6 && byte_piece_value(v->s[i], v->len[i]) >= 0;
             v->raw[i] = ty == 4; /* USER_DEFINED: raw text, as llama.cpp prints it */
         }
+        int spm = 0;
         v->style = tmodel && tmodel_len == 4 && !memcmp(tmodel, "gpt2", 4) ? "byte-level"
                  : tmodel && tmodel_len == 4 && !memcmp(tmodel, "bert", 4) ? "wordpiece"
-                 : tmodel && tmodel_len == 5 && !memcmp(tmodel, "plain", 5) ? "plain" : "sentencepiece";
-        if (!type_n && !strcmp(v->style, "sentencepiece"))
+                 : tmodel && tmodel_len == 5 && !memcmp(tmodel, "plain", 5) ? "plain" : (spm = 1, "sentencepiece");
+        /* a flag, not strcmp(v->style, ...): GCC 12 with -fsanitize=address
+         * warns (-Wstring-compare) about the strcmp of a ?: result */
+        if (!type_n && spm)
             for (size_t i = 0; i < tok_n; i++)
                 v->is_byte_piece[i] = byte_piece_value(v->s[i], v->len[i]) >= 0;
     }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "skip.h"
 #include "json.h"
 #include "model_internal.h"
 #include "tokenmill.h"
@@ -82,7 +83,8 @@ END_TEST
 /* ---- helpers: build small models with the library's protobuf writer ---- */
 typedef struct { const char *piece; float score; int type; } P;
 
-static tkm_model *make_model(const P *ps, int n, int byte_fallback, int dummy, int remove_ws)
+/* The protobuf bytes of a BPE model with these pieces (caller frees pb->p). */
+static void model_pb(tkmi_pb *out, const P *ps, int n, int byte_fallback, int dummy, int remove_ws)
 {
     tkmi_pb pb = {0};
     for (int i = 0; i < n; i++) {
@@ -102,11 +104,18 @@ static tkm_model *make_model(const P *ps, int n, int byte_fallback, int dummy, i
     tkmi_pb_int(&ns, 3, dummy);
     tkmi_pb_int(&ns, 4, remove_ws);
     tkmi_pb_bytes(&pb, 3, ns.p, ns.n);
+    free(ts.p);
+    free(ns.p);
+    *out = pb;
+}
+
+static tkm_model *make_model(const P *ps, int n, int byte_fallback, int dummy, int remove_ws)
+{
+    tkmi_pb pb;
+    model_pb(&pb, ps, n, byte_fallback, dummy, remove_ws);
     tkm_model *m = NULL;
     int rc = tkm_model_load_mem(pb.p, pb.n, "test", &m);
     ck_assert_msg(rc == 0, "load: %s", tkm_last_error());
-    free(ts.p);
-    free(ns.p);
     free(pb.p);
     return m;
 }
@@ -199,10 +208,15 @@ START_TEST(test_bpe_merge_order)
 }
 END_TEST
 
-static tkm_model *byte_model(int dummy)
+static P byte_ps[300];
+static char byte_names[256][8];
+
+/* <unk> <s> </s>, the 256 byte pieces <0x00>..<0xFF> (ids 3..258), then
+ * ▁ h i hi ▁hi (259..263); returns the count. */
+static int byte_pieces(void)
 {
-    static P ps[300];
-    static char names[256][8];
+    P *ps = byte_ps;
+    char (*names)[8] = byte_names;
     int n = 0;
     ps[n++] = (P){"<unk>", 0, TKM_PIECE_UNKNOWN};
     ps[n++] = (P){"<s>", 0, TKM_PIECE_CONTROL};
@@ -216,8 +230,40 @@ static tkm_model *byte_model(int dummy)
     ps[n++] = (P){"i", -3, 1};             /* 261 */
     ps[n++] = (P){"hi", -0.5f, 1};         /* 262 */
     ps[n++] = (P){"\xE2\x96\x81hi", -0.2f, 1}; /* 263 */
-    return make_model(ps, n, 1, dummy, 0);
+    return n;
 }
+
+static tkm_model *byte_model(int dummy)
+{
+    int n = byte_pieces();
+    return make_model(byte_ps, n, 1, dummy, 0);
+}
+
+/* A BYTE piece is exactly <0xHH> with two uppercase hex digits, as
+ * sentencepiece writes it. <0x-8> used to pass sscanf("%2X") and index
+ * byte_id[] with 0xFFFFFFF8 (a write gigabytes out of bounds); <0x A> and
+ * <0x0a> were taken as 0x0A. */
+START_TEST(test_byte_piece_spelling)
+{
+    const char *bad[] = {"<0x-8>", "<0x A>", "<0x0a>", "<0x+8>", "<0xG0>", "<0x 8>", "<0x8>>", "<0X0A>"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int n = byte_pieces();
+        byte_ps[3 + 0x0A] = (P){bad[k], 0, TKM_PIECE_BYTE};
+        tkmi_pb pb;
+        model_pb(&pb, byte_ps, n, 1, 0, 0);
+        tkm_model *m = NULL;
+        int rc = tkm_model_load_mem(pb.p, pb.n, "bad.model", &m);
+        ck_assert_msg(rc == TKM_EFORMAT, "%s: rc %d", bad[k], rc);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(tkm_last_error(), "bad.model: byte piece 13") != NULL, "%s: %s", bad[k], tkm_last_error());
+        ck_assert_msg(strstr(tkm_last_error(), bad[k]) != NULL, "%s: %s", bad[k], tkm_last_error());
+        free(pb.p);
+    }
+    tkm_model *m = byte_model(0); /* the right spelling still loads */
+    ck_assert_int_eq(tkm_model_piece_id(m, "<0x0A>", 6), 3 + 0x0A);
+    tkm_model_free(m);
+}
+END_TEST
 
 START_TEST(test_byte_fallback_and_decode)
 {
@@ -261,12 +307,21 @@ START_TEST(test_model_prefixes_fail_cleanly)
     for (size_t cut = 0; cut < len; cut++) {
         tkm_model *x = NULL;
         int rc = tkm_model_load_mem(copy, cut, "cut", &x);
-        if (rc == 0) { loaded++; tkm_model_free(x); }
+        if (rc == 0) {
+            /* a cut that still parses lost its specs: it must say so */
+            loaded++;
+            ck_assert_msg(tkm_model_warning(x) && strstr(tkm_model_warning(x), "cut has no ") &&
+                              strstr(tkm_model_warning(x), "probably truncated"),
+                          "prefix %zu loads without a warning", cut);
+            tkm_model_free(x);
+        }
         else ck_assert_msg(rc == TKM_EFORMAT, "prefix %zu: rc %d (%s)", cut, rc, tkm_last_error());
     }
     /* valid models remain only when the cut falls after <unk>, <s> or </s>
      * (before any byte piece) or right before the normalizer spec */
     ck_assert_int_le(loaded, 4);
+    ck_assert_int_ge(loaded, 1);
+    ck_assert_ptr_null(tkm_model_warning(m)); /* the whole file is fine */
     unsigned seed = 12345;
     for (int k = 0; k < 2000; k++) {
         uint8_t *f = malloc(len);
@@ -293,12 +348,10 @@ START_TEST(test_model_prefixes_fail_cleanly)
 }
 END_TEST
 
+#define NERDSTASH_V2 fixture_path("TKM_REFMODELS", "../shared/reference-models", "nerdstash_v2.model")
 START_TEST(test_reference_nerdstash)
 {
-    const char *dir = getenv("TKM_REFMODELS");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/nerdstash_v2.model", dir ? dir : "../shared/reference-models");
-    if (access(path, R_OK) != 0) return; /* reference models absent: nothing to check */
+    const char *path = NERDSTASH_V2; /* main adds this test only when it exists */
     tkm_model *m;
     ck_assert_msg(tkm_model_load(path, &m) == 0, "%s", tkm_last_error());
     ck_assert_int_eq(tkm_model_size(m), 65535);
@@ -309,6 +362,152 @@ START_TEST(test_reference_nerdstash)
     /* the value documented with the reference models (spm_encode) */
     ck_assert_str_eq(out, "541 1939 6573 22820 22734 712 336 34477 49230");
     tkm_model_free(m);
+}
+END_TEST
+
+/* A trainer_spec that promises more pieces than the file has is reported,
+ * unless hard_vocab_limit is false (a Unigram model may then stop short);
+ * more pieces than vocab_size (a vocabulary extended by hand) is fine. */
+START_TEST(test_model_vocab_size_warning)
+{
+    static const struct { int vocab, hard, warn; } cases[] = {
+        {9, -1, 1}, {9, 1, 1}, {9, 0, 0}, {8, -1, 0}, {5, -1, 0}, {0, -1, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        tkmi_pb pb = {0};
+        const char *pieces[] = {"<unk>", "a", "b", "c", "ab", "bc", "abc", "\xE2\x96\x81"};
+        for (int i = 0; i < 8; i++) {
+            tkmi_pb sub = {0};
+            tkmi_pb_str(&sub, 1, pieces[i]);
+            tkmi_pb_float(&sub, 2, (float)-i);
+            if (i == 0) tkmi_pb_int(&sub, 3, TKM_PIECE_UNKNOWN);
+            tkmi_pb_bytes(&pb, 1, sub.p, sub.n);
+            free(sub.p);
+        }
+        tkmi_pb ts = {0}, ns = {0};
+        tkmi_pb_int(&ts, 3, TKM_MODEL_BPE);
+        if (cases[k].vocab) tkmi_pb_int(&ts, 4, cases[k].vocab);
+        if (cases[k].hard >= 0) tkmi_pb_int(&ts, 33, cases[k].hard);
+        tkmi_pb_bytes(&pb, 2, ts.p, ts.n);
+        tkmi_pb_str(&ns, 1, "identity");
+        tkmi_pb_bytes(&pb, 3, ns.p, ns.n);
+        tkm_model *m = NULL;
+        ck_assert_msg(tkm_model_load_mem(pb.p, pb.n, "v.model", &m) == 0, "%s", tkm_last_error());
+        const char *w = tkm_model_warning(m);
+        if (cases[k].warn)
+            ck_assert_msg(w && strstr(w, "v.model has 8 pieces but its trainer_spec says vocab_size 9"), "case %zu: %s",
+                          k, w ? w : "(none)");
+        else
+            ck_assert_msg(w == NULL, "case %zu: %s", k, w);
+        tkm_model_free(m);
+        free(ts.p);
+        free(ns.p);
+        free(pb.p);
+    }
+}
+END_TEST
+
+/* A precompiled charsmap (a Darts double-array trie, then NUL-terminated
+ * replacements) mapping "A" to "b": root offset 1, so 'A' is unit 1^0x41 =
+ * 64 (label 'A', has a leaf, offset 1), whose value unit 65 points at
+ * replacement 0. Placed after a normalizer name of `pad` bytes, the trie
+ * starts at any alignment inside the protobuf bytes. */
+static tkm_model *charsmap_model(int pad)
+{
+    uint32_t units[66] = {0};
+    units[0] = 1u << 10;
+    units[64] = (1u << 10) | (1u << 8) | 0x41;
+    units[65] = 0x80000000u;
+    uint8_t cm[4 + sizeof units + 2];
+    uint32_t tsize = sizeof units;
+    memcpy(cm, &tsize, 4);
+    memcpy(cm + 4, units, sizeof units);
+    memcpy(cm + 4 + sizeof units, "b", 2);
+    tkmi_pb pb = {0};
+    const char *pieces[] = {"<unk>", "b", "A"};
+    for (int i = 0; i < 3; i++) {
+        tkmi_pb sub = {0};
+        tkmi_pb_str(&sub, 1, pieces[i]);
+        tkmi_pb_float(&sub, 2, -1);
+        if (i == 0) tkmi_pb_int(&sub, 3, TKM_PIECE_UNKNOWN);
+        tkmi_pb_bytes(&pb, 1, sub.p, sub.n);
+        free(sub.p);
+    }
+    tkmi_pb ts = {0};
+    tkmi_pb_int(&ts, 3, TKM_MODEL_BPE);
+    tkmi_pb_bytes(&pb, 2, ts.p, ts.n);
+    tkmi_pb ns = {0};
+    char name[8] = "xxxxxxx";
+    name[pad] = 0;
+    tkmi_pb_str(&ns, 1, name);
+    tkmi_pb_bytes(&ns, 2, cm, sizeof cm);
+    tkmi_pb_int(&ns, 3, 0);
+    tkmi_pb_bytes(&pb, 3, ns.p, ns.n);
+    tkm_model *m = NULL;
+    ck_assert_msg(tkm_model_load_mem(pb.p, pb.n, "charsmap", &m) == 0, "%s", tkm_last_error());
+    free(ts.p);
+    free(ns.p);
+    free(pb.p);
+    return m;
+}
+
+/* The charsmap trie is read as uint32 units: they must be aligned whatever
+ * the trie's offset in the file (F5: misaligned loads, UB that UBSan
+ * reports and strict-alignment CPUs fault on). */
+START_TEST(test_charsmap_alignment)
+{
+    for (int pad = 1; pad <= 4; pad++) {
+        tkm_model *m = charsmap_model(pad);
+        ck_assert_ptr_nonnull(m->darts);
+        ck_assert_msg((uintptr_t)m->darts % sizeof(uint32_t) == 0, "pad %d: trie at %p", pad, (void *)m->darts);
+        char out[64];
+        encode_str(m, "AbA", 3, out, sizeof out);
+        ck_assert_str_eq(out, "1 1 1"); /* A -> b by the charsmap */
+        tkm_model_free(m);
+    }
+}
+END_TEST
+
+/* A tiktoken rank file: the 256 single bytes (rank = byte), then `tail`
+ * as written (no newline added). */
+static int load_tiktoken_with(const char *tail, tkm_model **m)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char path[] = "/tmp/tkm-check-tiktoken-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    for (int b = 0; b < 256; b++)
+        fprintf(f, "%c%c== %d\n", b64[b >> 2], b64[(b & 3) << 4], b);
+    fputs(tail, f);
+    fclose(f);
+    int rc = tkm_model_load_tiktoken(path, TKM_TIKTOKEN_CL100K, m);
+    unlink(path);
+    return rc;
+}
+
+/* Ranks are parsed inside the file's bytes (the buffer is not
+ * NUL-terminated): strtol used to run past its end when the last line had
+ * no newline, and past the newline of "HI= \n" (it skips whitespace);
+ * ASan saw both. A rank is decimal digits only. */
+START_TEST(test_tiktoken_ranks)
+{
+    tkm_model *m = NULL;
+    ck_assert_int_eq(load_tiktoken_with("", &m), 0);
+    ck_assert_int_eq(tkm_model_size(m), 256);
+    tkm_model_free(m);
+    ck_assert_int_eq(load_tiktoken_with("SEk= 300", &m), 0); /* last line without newline */
+    ck_assert_int_eq(tkm_model_size(m), 301);
+    tkm_model_free(m);
+    const char *bad[] = {"SEk= \n", "SEk= ", "SEk=  300\n", "SEk= +300", "SEk= -1", "SEk= 3x", "SEk= 4194304",
+                         "SEk= 99999999999999999999"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        m = NULL;
+        int rc = load_tiktoken_with(bad[k], &m);
+        ck_assert_msg(rc == TKM_EFORMAT, "\"%s\": rc %d", bad[k], rc);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(tkm_last_error(), ": line 257 (offset 2194): expected") != NULL, "\"%s\": %s", bad[k],
+                      tkm_last_error());
+    }
 }
 END_TEST
 
@@ -374,11 +573,15 @@ static Suite *lib_suite(void)
     TCase *enc = tcase_create("encode");
     tcase_add_test(enc, test_bpe_merge_order);
     tcase_add_test(enc, test_byte_fallback_and_decode);
-    tcase_add_test(enc, test_reference_nerdstash);
+    ADD_TEST_IF_FILE(enc, test_reference_nerdstash, NERDSTASH_V2);
+    tcase_add_test(enc, test_charsmap_alignment);
     suite_add_tcase(s, enc);
     TCase *lim = tcase_create("limits");
     tcase_set_timeout(lim, 60);
     tcase_add_test(lim, test_model_prefixes_fail_cleanly);
+    tcase_add_test(lim, test_byte_piece_spelling);
+    tcase_add_test(lim, test_tiktoken_ranks);
+    tcase_add_test(lim, test_model_vocab_size_warning);
     tcase_add_test(lim, test_reader);
     suite_add_tcase(s, lim);
     return s;
@@ -388,6 +591,7 @@ int main(void)
 {
     SRunner *sr = srunner_create(lib_suite());
     srunner_run_all(sr, CK_NORMAL);
+    skip_report("check_lib");
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

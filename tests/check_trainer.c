@@ -102,6 +102,31 @@ START_TEST(test_layout)
 }
 END_TEST
 
+/* Like train(), with counting blocks of block_bytes (the corpus is 1.4 MB,
+ * a default block 4 MB: one worker would get everything); fails unless
+ * every one of the o->threads workers counted lines, so that the 2- and
+ * 4-thread runs really merge tables. */
+static tkm_model *train_small_blocks(tkm_train_options *o, int lines, size_t block_bytes)
+{
+    tkm_trainer *t;
+    ck_assert_int_eq(tkm_trainer_new(o, &t), 0);
+    t->block_bytes = block_bytes;
+    add_corpus(t, lines, 42);
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_train(t, &m);
+    ck_assert_msg(rc == 0, "train: %s", tkm_last_error());
+    ck_assert_int_eq(t->n_workers, o->threads);
+    char dist[256];
+    size_t k = 0;
+    for (int i = 0; i < t->n_workers; i++)
+        k += (size_t)snprintf(dist + k, sizeof dist - k, " %llu", (unsigned long long)t->workers[i].st.lines);
+    fprintf(stderr, "%d threads, %zu-byte blocks: lines per worker%s\n", o->threads, block_bytes, dist);
+    for (int i = 0; i < t->n_workers; i++)
+        ck_assert_msg(t->workers[i].st.lines > 0, "worker %d counted nothing (lines per worker:%s)", i, dist);
+    tkm_trainer_free(t);
+    return m;
+}
+
 START_TEST(test_determinism_threads)
 {
     tkm_train_options o;
@@ -111,9 +136,9 @@ START_TEST(test_determinism_threads)
     o.threads = 1;
     tkm_model *a = train(&o, 20000);
     o.threads = 2;
-    tkm_model *b = train(&o, 20000);
+    tkm_model *b = train_small_blocks(&o, 20000, 4096);
     o.threads = 4;
-    tkm_model *c = train(&o, 20000);
+    tkm_model *c = train_small_blocks(&o, 20000, 4096);
     size_t la, lb, lc;
     const uint8_t *pa = tkm_model_bytes(a, &la), *pb = tkm_model_bytes(b, &lb), *pc = tkm_model_bytes(c, &lc);
     ck_assert_uint_eq(la, lb);

@@ -356,7 +356,8 @@ static int get_block(struct tkm_trainer *t, tkmi_block **out)
 int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len)
 {
     TKM_FORWARD_IF_ERROR(start_workers(t));
-    if (t->cur && t->cur->len + len + 1 > BLOCK_BYTES && t->cur->len > 0) {
+    size_t block_bytes = t->block_bytes ? t->block_bytes : BLOCK_BYTES;
+    if (t->cur && t->cur->len + len + 1 > block_bytes && t->cur->len > 0) {
         tkmi_block *b = t->cur;
         t->cur = NULL;
         TKM_FORWARD_IF_ERROR(dispatch(t, b));

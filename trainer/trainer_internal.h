@@ -66,6 +66,8 @@ struct tkm_trainer {
     size_t queued;
     int closing;
     tkmi_block *cur;
+    size_t block_bytes; /* lines per block to a counting worker: BLOCK_BYTES (4 MB) when 0;
+                           tests set it small so that every worker counts and tables merge */
     tkmi_count_stats st;
     tkm_train_stats stats;
     double t_start;
