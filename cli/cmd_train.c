@@ -552,6 +552,17 @@ int cmd_train(int argc, char **argv)
                         names[k], 100.0 * s.class_target[k] / n, 100.0 * s.class_pieces[k] / n,
                         s.class_pieces[k] < s.class_target[k] ? "not enough distinct text of that class in the corpus"
                                                               : "the required characters alone exceed it");
+        int gained = 0;
+        for (int k = 0; k < 3; k++) gained += s.balance_gained[k];
+        if (gained > 0) {
+            fprintf(stderr, "tokenmill train: the %d pieces left by short classes went to", gained);
+            for (int k = 0, first = 1; k < 3; k++)
+                if (s.balance_gained[k] > 0) {
+                    fprintf(stderr, "%s %s +%d", first ? "" : ",", names[k], s.balance_gained[k]);
+                    first = 0;
+                }
+            fprintf(stderr, " (in proportion to their targets)\n");
+        }
     }
     if (!quiet || g_n_eval) {
         rc = report_analysis(m, o.threads);

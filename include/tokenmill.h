@@ -203,6 +203,9 @@ typedef struct tkm_train_stats {
      * and the counting passes that kept the seed tables bounded */
     uint64_t seed_candidates, seeds;
     int seed_passes;
+    /* balancing: pieces class c received from classes that could not
+     * reach their targets (shared in proportion to the targets) */
+    int balance_gained[3];
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 

@@ -661,6 +661,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         int l = tkmi_utf8_encode(chars[i].cp, buf);
         fixed[tkmi_balance_class(buf, (size_t)l)]++;
     }
+    int closed[TKMI_N_CLASSES] = {0}; /* out of candidates or over: receives no surplus */
     for (int k = 0; k < TKMI_N_CLASSES; k++) B.budget[k] = LONG_MAX;
     if (o->balance_latin >= 0 || o->balance_japanese >= 0) {
         B.balancing = 1;
@@ -672,7 +673,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             t->stats.class_target[k] = (int)tg[k];
             if (tg[k] < 0) continue;
             B.budget[k] = tg[k] - fixed[k] > 0 ? tg[k] - fixed[k] : 0;
-            if (tg[k] < fixed[k]) t->stats.balance_short[k] = 1; /* already over: characters alone exceed it */
+            if (tg[k] < fixed[k]) closed[k] = t->stats.balance_short[k] = 1; /* already over: characters alone exceed it */
         }
     }
     while (merges < target) {
@@ -686,11 +687,47 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         }
         if (!B.heap_n) {
             if (!B.n_blocked) break;
-            /* a class ran out of candidates: its target cannot be reached;
-             * lift the budgets and fill the vocabulary by frequency */
+            /* a class ran out of candidates: its target cannot be reached.
+             * The pieces it leaves go to the classes that can still take
+             * them, in proportion to their targets (largest remainders,
+             * ties to the lower class index: deterministic); when none
+             * can, lift the budgets and fill the vocabulary by frequency. */
+            long left = 0, wsum = 0;
+            int recv[TKMI_N_CLASSES] = {0};
             for (int k = 0; k < TKMI_N_CLASSES; k++) {
-                if (B.budget[k] != LONG_MAX && B.used[k] < B.budget[k]) t->stats.balance_short[k] = 1;
-                B.budget[k] = LONG_MAX;
+                if (B.budget[k] == LONG_MAX) continue;
+                if (B.used[k] < B.budget[k]) {
+                    /* short of its own target, or only of the surplus it was given */
+                    if (B.used[k] < B.budget[k] - t->stats.balance_gained[k]) t->stats.balance_short[k] = 1;
+                    closed[k] = 1;
+                    left += B.budget[k] - B.used[k];
+                    B.budget[k] = B.used[k];
+                } else if (!closed[k] && t->stats.class_target[k] > 0) {
+                    recv[k] = 1;
+                    wsum += t->stats.class_target[k];
+                }
+            }
+            if (left > 0 && wsum > 0) {
+                long give[TKMI_N_CLASSES] = {0}, given = 0;
+                for (int k = 0; k < TKMI_N_CLASSES; k++)
+                    if (recv[k]) given += give[k] = left * t->stats.class_target[k] / wsum;
+                while (given < left) { /* the remainders, largest first */
+                    int best = -1;
+                    long br = -1;
+                    for (int k = 0; k < TKMI_N_CLASSES; k++) {
+                        long r = recv[k] ? left * t->stats.class_target[k] % wsum : -1;
+                        if (recv[k] && r > br) { br = r; best = k; }
+                    }
+                    give[best]++;
+                    given++;
+                    recv[best] = 0; /* one extra piece each at most */
+                }
+                for (int k = 0; k < TKMI_N_CLASSES; k++) {
+                    B.budget[k] += give[k];
+                    t->stats.balance_gained[k] += (int)give[k];
+                }
+            } else {
+                for (int k = 0; k < TKMI_N_CLASSES; k++) B.budget[k] = LONG_MAX;
             }
             for (size_t k = 0; k < B.n_blocked; k++) {
                 int32_t q = B.blocked[k];

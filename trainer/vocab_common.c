@@ -137,7 +137,10 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
     const tkm_train_options *o = &t->o;
     int rc = 0;
     memset(vb, 0, sizeof *vb);
-    for (int k = 0; k < TKMI_N_CLASSES; k++) t->stats.class_target[k] = -1; /* set by balancing (BPE) */
+    for (int k = 0; k < TKMI_N_CLASSES; k++) { /* set by balancing (BPE) */
+        t->stats.class_target[k] = -1;
+        t->stats.balance_short[k] = t->stats.balance_gained[k] = 0;
+    }
     int V = vb->V = o->vocab_size;
     tkmi_metap *slots = vb->slots = tkmi_calloc((size_t)V, sizeof *slots);
     TKM_RETURN_ERROR_IF(!slots, TKM_ENOMEM, "out of memory");

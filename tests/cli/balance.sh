@@ -30,6 +30,34 @@ grep -q "the japanese target (30.0%) cannot be reached" "$TMP/log2" && pass "unr
   || fail "unreachable target not reported: $(tail -2 "$TMP/log2")"
 [ "$("$T" encode -m "$TMP/e.model" <<< "x" | wc -l)" -eq 1 ] && pass "model still written when a target is short" \
   || fail "no usable model"
+# surplus shared by the targets: letters only (no digits, no punctuation)
+# leave the `other` class short; the pieces it leaves go to latin and
+# japanese in proportion to their targets (equal here), not all to one
+if command -v python3 > /dev/null; then
+  cat "$TMP"/train/en-* | head -n 40000 | tr -cd 'a-zA-Z \n' > "$TMP/s-en.txt"
+  cat "$TMP"/train/ja-* | head -n 40000 | python3 -c '
+import sys, unicodedata
+ok = lambda c: c == "\n" or c == "\u30fc" or unicodedata.name(c, "").startswith(("CJK UNIFIED", "HIRAGANA", "KATAKANA"))
+sys.stdout.write("".join(c for c in sys.stdin.read() if ok(c)))' > "$TMP/s-ja.txt"
+  for tgt in "0.44 0.44" "0.50 0.25"; do
+    set -- $tgt
+    "$T" train --vocab-size 4000 --balance "latin=$1,japanese=$2" -o "$TMP/s.model" "$TMP"/s-*.txt 2> "$TMP/log3"
+    read -r al tl < <(share "$TMP/log3" latin)
+    read -r aj tj < <(share "$TMP/log3" japanese)
+    gl=$(sed -n 's/.* went to.* latin +\([0-9]*\).*/\1/p' "$TMP/log3")
+    gj=$(sed -n 's/.* went to.* japanese +\([0-9]*\).*/\1/p' "$TMP/log3")
+    # the two classes gain the same share of their targets: al/tl = aj/tj (within 1 point)
+    if grep -q "the other target (.*) cannot be reached" "$TMP/log3" && [ -n "$gl" ] && [ -n "$gj" ] \
+       && awk -v a="$al" -v b="$aj" -v x="$tl" -v y="$tj" 'BEGIN { exit !(a > x && b > y) }' \
+       && within "$al" "$(awk -v a="$aj" -v x="$tl" -v y="$tj" 'BEGIN { print a * x / y }')"; then
+      pass "other short, latin=$1 japanese=$2: surplus shared, latin $al% (+$gl) japanese $aj% (+$gj)"
+    else
+      fail "other short, latin=$1 japanese=$2: $(grep -A2 classes "$TMP/log3")"
+    fi
+  done
+else
+  echo "# python3 not found: surplus sharing not tested"
+fi
 # parity of a balanced model with libsentencepiece
 if command -v "${SPM_ENCODE:-spm_encode}" > /dev/null; then
   cat "$TMP"/heldout/* > "$TMP/unseen.txt"
