@@ -742,7 +742,16 @@ typedef struct {
     uint32_t group, ngroups; /* this pass counts the substrings of one hash group */
     uint8_t *hll;            /* if set: only estimate how many there are (HyperLogLog) */
     int rc;
+    uint8_t mine[SEED_PARTS]; /* the tables this thread owns: part % nthreads == tid */
 } seed_job;
+
+static seed_job seed_job_make(const uni *U, stab *parts, int tid, int nthreads, uint32_t group, uint32_t ngroups,
+                              uint8_t *hll)
+{
+    seed_job j = {U, parts, tid, nthreads, group, ngroups, hll, 0, {0}};
+    for (int p = 0; p < SEED_PARTS; p++) j.mine[p] = p % nthreads == tid;
+    return j;
+}
 
 #define HLL_BITS 12 /* 4096 registers: about 1.6% standard error */
 
@@ -822,7 +831,7 @@ static void *seed_main(void *arg)
                 if (len < 2) continue;
                 uint64_t h = tkmi_hash_u64(fnv);
                 int part = (int)(h >> 60) % SEED_PARTS;
-                if (part % J->nthreads != J->tid) continue;
+                if (!J->mine[part]) continue;
                 if (J->hll) {
                     uint64_t w = h >> HLL_BITS;
                     uint8_t rho = (uint8_t)(w ? __builtin_ctzll(w) + 1 : 64 - HLL_BITS + 1);
@@ -830,7 +839,8 @@ static void *seed_main(void *arg)
                     if (rho > *r) *r = rho;
                     continue;
                 }
-                if ((uint32_t)(h >> 20) % J->ngroups != J->group) continue;
+                /* the group by multiply-shift: no division in this loop */
+                if ((uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32) != J->group) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
                 if (bytes > 0xFFFF) break; /* (max_piece_length <= 63 characters) */
                 /* collected first, their slots prefetched: the inserts
@@ -889,7 +899,7 @@ static int estimate_substrings(const uni *U, int T, double *est)
     uint8_t *reg = tkmi_calloc((size_t)T * M, 1);
     TKM_RETURN_ERROR_IF(!reg, TKM_ENOMEM, "out of memory (seeds)");
     seed_job jobs[SEED_PARTS];
-    for (int t = 0; t < T; t++) jobs[t] = (seed_job){U, NULL, t, T, 0, 1, reg + (size_t)t * M, 0};
+    for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, NULL, t, T, 0, 1, reg + (size_t)t * M);
     par_run(jobs, T, sizeof *jobs, seed_main);
     int rc = 0;
     double sum = 0;
@@ -943,7 +953,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
         if (rc < 0) break;
         seed_job jobs[SEED_PARTS];
-        for (int t = 0; t < T; t++) jobs[t] = (seed_job){U, parts, t, T, g, G, NULL, 0};
+        for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, parts, t, T, g, G, NULL);
         par_run(jobs, T, sizeof *jobs, seed_main);
         int full = 0;
         for (int t = 0; t < T; t++)
