@@ -163,6 +163,13 @@ typedef struct tkm_train_options {
     int seed_size;                   /* seed pieces (1000000) */
     float shrinking_factor;          /* pieces kept per pruning round (0.75) */
     int num_sub_iterations;          /* EM rounds between prunings (2) */
+    /* Normalization (sentencepiece's normalization_rule_name / _tsv):
+     * NULL or "identity" (tokenmill's default), "nmt_nfkc", "nfkc",
+     * "nmt_nfkc_cf", "nfkc_cf"; a rule TSV (lines "SRC<TAB>DST", code points
+     * in hex separated by spaces) replaces the named rule. The rules are
+     * written into the model as sentencepiece's precompiled_charsmap. */
+    const char *normalization_rule_name;
+    const char *normalization_rule_tsv;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

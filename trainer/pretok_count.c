@@ -531,6 +531,10 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
                         "character coverage %g out of range (0, 1]", (double)o->character_coverage);
     TKM_RETURN_ERROR_IF(o->max_piece_length < 1 || o->max_piece_length > 1024, TKM_EINVAL,
                         "max piece length %d out of range (1..1024)", o->max_piece_length);
+    TKM_RETURN_ERROR_IF((o->normalization_rule_name && strcmp(o->normalization_rule_name, "identity")) ||
+                            o->normalization_rule_tsv,
+                        TKM_ENOTSUP, "normalization rule %s is not implemented yet (identity only)",
+                        o->normalization_rule_tsv ? o->normalization_rule_tsv : o->normalization_rule_name);
     TKM_RETURN_ERROR_IF(!o->split_by_whitespace, TKM_ENOTSUP, "split_by_whitespace=false is not supported yet");
     TKM_RETURN_ERROR_IF(o->threads < 1 || o->threads > 256, TKM_EINVAL, "threads %d out of range (1..256)", o->threads);
     TKM_RETURN_ERROR_IF(o->unk_id < 0, TKM_EINVAL, "unk id must be >= 0 (an unknown piece is required)");

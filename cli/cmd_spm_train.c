@@ -1,0 +1,508 @@
+/* cmd_spm_train.c - `tokenmill spm-train`: a drop-in for sentencepiece's
+ * spm_train: its flag syntax (absl: --flag=value, --flag value, --flag and
+ * --noflag for booleans), its defaults (Unigram, nmt_nfkc, dummy prefix,
+ * whitespace squeezing) and its outputs (P.model and P.vocab, written
+ * together: both go to temporary files that are renamed only when both are
+ * complete). Options that tokenmill does not implement are refused by name. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* How an option is handled: implemented, accepted without effect (it cannot
+ * change the model), or refused with a reason. */
+enum { S_OK, S_NOOP, S_REFUSE };
+enum { K_BOOL, K_INT, K_FLOAT, K_STR };
+
+typedef struct {
+    const char *name;
+    int kind;
+    const char *deflt;  /* sentencepiece's default, as text (for --help) */
+    const char *help;
+    const char *value;  /* as given (NULL: default) */
+} spm_flag;
+
+/* Every flag of spm_train (sentencepiece 0.2.x spm_train_main.cc), in its order. */
+static spm_flag g_flags[] = {
+    {"input", K_STR, "", "comma separated list of input files", NULL},
+    {"input_format", K_STR, "", "input format: text (one sentence per line); tsv is not supported", NULL},
+    {"model_prefix", K_STR, "", "output model prefix: writes PREFIX.model and PREFIX.vocab", NULL},
+    {"model_type", K_STR, "unigram", "model algorithm: unigram or bpe (char and word are not supported)", NULL},
+    {"vocab_size", K_INT, "8000", "vocabulary size", NULL},
+    {"accept_language", K_STR, "", "comma-separated list of languages (recorded only, as in spm)", NULL},
+    {"self_test_sample_size", K_INT, "0", "self-test samples (0 only)", NULL},
+    {"character_coverage", K_FLOAT, "0.9995", "share of characters covered by the model", NULL},
+    {"input_sentence_size", K_INT, "0", "maximum sentences to load (0 only: everything is read)", NULL},
+    {"shuffle_input_sentence", K_BOOL, "true", "shuffle when sampling (no effect without input_sentence_size)", NULL},
+    {"seed_sentencepiece_size", K_INT, "1000000", "Unigram: seed pieces", NULL},
+    {"seed_sentencepieces_file", K_STR, "", "Unigram: seed pieces from a file (not supported)", NULL},
+    {"shrinking_factor", K_FLOAT, "0.75", "Unigram: share of pieces kept per pruning round", NULL},
+    {"num_threads", K_INT, "16", "threads (tokenmill: counting threads; the model does not depend on it)", NULL},
+    {"num_sub_iterations", K_INT, "2", "Unigram: EM rounds per pruning round", NULL},
+    {"max_sentencepiece_length", K_INT, "16", "maximum piece length in characters", NULL},
+    {"max_sentence_length", K_INT, "4192", "maximum sentence length in bytes (tokenmill reads longer ones too)", NULL},
+    {"split_by_unicode_script", K_BOOL, "true", "no piece crosses a script boundary", NULL},
+    {"split_by_number", K_BOOL, "true", "no piece joins digits and other characters", NULL},
+    {"split_by_whitespace", K_BOOL, "true", "pieces do not cross whitespace (false: not supported)", NULL},
+    {"split_digits", K_BOOL, "false", "every digit is a piece of its own", NULL},
+    {"pretokenization_delimiter", K_STR, "", "pre-tokenization delimiter (not supported)", NULL},
+    {"treat_whitespace_as_suffix", K_BOOL, "false", "whitespace ends a piece (true: not supported)", NULL},
+    {"allow_whitespace_only_pieces", K_BOOL, "false", "runs of whitespace may become pieces", NULL},
+    {"control_symbols", K_STR, "", "comma separated list of control symbols", NULL},
+    {"control_symbols_file", K_STR, "", "file with one control symbol per line", NULL},
+    {"user_defined_symbols", K_STR, "", "comma separated list of user defined symbols", NULL},
+    {"user_defined_symbols_file", K_STR, "", "file with one user defined symbol per line", NULL},
+    {"required_chars", K_STR, "", "characters always in the vocabulary (not supported)", NULL},
+    {"required_chars_file", K_STR, "", "file of required characters (not supported)", NULL},
+    {"byte_fallback", K_BOOL, "false", "add <0x00>..<0xFF>; unknown characters become bytes", NULL},
+    {"vocabulary_output_piece_score", K_BOOL, "true", "PREFIX.vocab has piece TAB score (false: piece only)", NULL},
+    {"normalization_rule_name", K_STR, "nmt_nfkc", "nmt_nfkc, nfkc, nmt_nfkc_cf, nfkc_cf or identity", NULL},
+    {"normalization_rule_tsv", K_STR, "", "normalization rules from a TSV file (overrides the name)", NULL},
+    {"denormalization_rule_tsv", K_STR, "", "denormalization rules (not supported)", NULL},
+    {"add_dummy_prefix", K_BOOL, "true", "add a whitespace at the beginning of each line", NULL},
+    {"remove_extra_whitespaces", K_BOOL, "true", "strip leading/trailing and squeeze inner whitespace", NULL},
+    {"hard_vocab_limit", K_BOOL, "true", "fail when vocab_size cannot be reached", NULL},
+    {"use_all_vocab", K_BOOL, "false", "word/char models: use all tokens (not supported)", NULL},
+    {"unk_id", K_INT, "0", "id of <unk>", NULL},
+    {"bos_id", K_INT, "1", "id of <s> (-1 disables)", NULL},
+    {"eos_id", K_INT, "2", "id of </s> (-1 disables)", NULL},
+    {"pad_id", K_INT, "-1", "id of <pad> (-1 disables)", NULL},
+    {"unk_piece", K_STR, "<unk>", "unknown piece", NULL},
+    {"bos_piece", K_STR, "<s>", "begin-of-sentence piece", NULL},
+    {"eos_piece", K_STR, "</s>", "end-of-sentence piece", NULL},
+    {"pad_piece", K_STR, "<pad>", "padding piece", NULL},
+    {"unk_surface", K_STR, " \xE2\x81\x87 ", "text that <unk> decodes to", NULL},
+    {"train_extremely_large_corpus", K_BOOL, "false", "no effect (tokenmill's counts are 64-bit)", NULL},
+    {"random_seed", K_INT, "4294967295", "random seed (no effect: nothing is sampled)", NULL},
+    {"enable_differential_privacy", K_BOOL, "false", "differential privacy (not supported)", NULL},
+    {"differential_privacy_noise_level", K_FLOAT, "0", "differential privacy (not supported)", NULL},
+    {"differential_privacy_clipping_threshold", K_INT, "0", "differential privacy (not supported)", NULL},
+    /* absl's logging flags, which spm_train users pass */
+    {"minloglevel", K_INT, "0", "messages below this level are not shown (>= 1: quiet)", NULL},
+    {"logtostderr", K_BOOL, "false", "no effect", NULL},
+};
+#define N_FLAGS ((int)(sizeof g_flags / sizeof *g_flags))
+
+static spm_flag *flag_find(const char *name, size_t len)
+{
+    for (int i = 0; i < N_FLAGS; i++)
+        if (strlen(g_flags[i].name) == len && !strncmp(g_flags[i].name, name, len)) return &g_flags[i];
+    return NULL;
+}
+
+static const char *flag_get(const char *name)
+{
+    spm_flag *f = flag_find(name, strlen(name));
+    return f->value ? f->value : f->deflt;
+}
+
+static int flag_given(const char *name) { return flag_find(name, strlen(name))->value != NULL; }
+
+/* absl's boolean spellings. */
+static int parse_bool(const char *s)
+{
+    static const char *const t[] = {"true", "t", "yes", "y", "1"}, *const f[] = {"false", "f", "no", "n", "0"};
+    for (int i = 0; i < 5; i++) {
+        if (!strcasecmp(s, t[i])) return 1;
+        if (!strcasecmp(s, f[i])) return 0;
+    }
+    return -1;
+}
+
+static int flag_bool(const char *name) { return parse_bool(flag_get(name)) == 1; }
+
+static void spm_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tokenmill spm-train --input=FILES --model_prefix=P [--flag=value ...]\n"
+            "\n"
+            "Trains a sentencepiece model with spm_train's flags and defaults and writes\n"
+            "P.model and P.vocab. Flags: --flag=value, --flag value, --flag / --noflag for\n"
+            "booleans, with '-' or '--'. See tokenmill-spm-train(1) for the differences.\n"
+            "\n");
+    for (int i = 0; i < N_FLAGS; i++) {
+        const char *ty = g_flags[i].kind == K_BOOL ? "bool" : g_flags[i].kind == K_INT ? "int" :
+                         g_flags[i].kind == K_FLOAT ? "float" : "string";
+        fprintf(f, "  --%s (%s) type: %s default: \"%s\"\n", g_flags[i].name, g_flags[i].help, ty, g_flags[i].deflt);
+    }
+}
+
+/* Checks a value against the flag's type; prints absl-like messages. */
+static int check_value(const spm_flag *f, const char *v)
+{
+    char *end;
+    errno = 0;
+    switch (f->kind) {
+    case K_BOOL:
+        if (parse_bool(v) < 0) goto bad;
+        return 0;
+    case K_INT:
+        if (!*v) goto bad;
+        (void)strtoll(v, &end, 10);
+        if (*end || errno) goto bad;
+        return 0;
+    case K_FLOAT:
+        if (!*v) goto bad;
+        (void)strtod(v, &end);
+        if (*end || errno) goto bad;
+        return 0;
+    default: return 0;
+    }
+bad:
+    fprintf(stderr, "tokenmill spm-train: illegal value '%s' specified for %s flag '%s'\n", v,
+            f->kind == K_BOOL ? "bool" : f->kind == K_INT ? "integer" : "float", f->name);
+    return -1;
+}
+
+/* Parses argv with absl's rules into g_flags. 0, or an exit status. */
+static int parse_flags(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            if (i + 1 < argc) {
+                fprintf(stderr, "tokenmill spm-train: unexpected argument '%s' (inputs go in --input=A,B)\n", argv[i + 1]);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        if (a[0] != '-' || !a[1]) {
+            fprintf(stderr, "tokenmill spm-train: unexpected argument '%s' (inputs go in --input=A,B)\n", a);
+            return EXIT_USAGE;
+        }
+        const char *name = a + 1 + (a[1] == '-');
+        if (!strcmp(name, "help") || !strcmp(name, "helpfull") || !strcmp(name, "h")) {
+            spm_usage(stdout);
+            return -1;
+        }
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        /* spm_train's names use '_'; accept '-' too */
+        char buf[128];
+        if (nlen >= sizeof buf) nlen = sizeof buf - 1;
+        for (size_t k = 0; k < nlen; k++) buf[k] = name[k] == '-' ? '_' : name[k];
+        buf[nlen] = 0;
+        spm_flag *f = flag_find(buf, nlen);
+        const char *v;
+        if (!f && !eq && nlen > 2 && !strncmp(buf, "no", 2) && (f = flag_find(buf + 2, nlen - 2)) && f->kind == K_BOOL) {
+            f->value = "false";
+            continue;
+        }
+        if (!f) {
+            fprintf(stderr, "tokenmill spm-train: unknown command line flag '%s' (see --help)\n", buf);
+            return EXIT_USAGE;
+        }
+        if (eq) {
+            v = eq + 1;
+        } else if (f->kind == K_BOOL) {
+            v = "true";
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            fprintf(stderr, "tokenmill spm-train: missing the value for flag '%s'\n", f->name);
+            return EXIT_USAGE;
+        }
+        if (check_value(f, v)) return EXIT_USAGE;
+        f->value = v;
+    }
+    return 0;
+}
+
+/* Splits a comma-separated list (spm's syntax: empty items are skipped). */
+static int add_list(char *s, char ***v, int *n)
+{
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+        char **nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
+        if (!nv) return -1;
+        *v = nv;
+        if (!((*v)[(*n)++] = strdup(tok))) return -1;
+    }
+    return 0;
+}
+
+/* One item per line (spm's load_lines: every line, '\r' kept; empty lines
+ * are an error here since an empty piece is). */
+static int add_file_lines(const char *flag, const char *path, char ***v, int *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "tokenmill spm-train: --%s: cannot open %s: %s\n", flag, path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k;
+    long lineno = 0;
+    int rc = 0;
+    while ((k = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (k && line[k - 1] == '\n') line[--k] = 0;
+        if (k == 0) {
+            fprintf(stderr, "tokenmill spm-train: --%s: %s:%ld: empty line (an empty symbol is not allowed)\n",
+                    flag, path, lineno);
+            rc = -1;
+            break;
+        }
+        if (memchr(line, 0, (size_t)k)) {
+            fprintf(stderr, "tokenmill spm-train: --%s: %s:%ld: NUL byte in a symbol\n", flag, path, lineno);
+            rc = -1;
+            break;
+        }
+        char **nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
+        if (!nv || !(nv[*n] = strdup(line))) { rc = -1; if (nv) *v = nv; break; }
+        *v = nv;
+        (*n)++;
+    }
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "tokenmill spm-train: --%s: read error on %s\n", flag, path);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static void free_list(char **v, int n)
+{
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Flags whose non-default values tokenmill refuses, with the reason. */
+static int refuse_unsupported(void)
+{
+    static const struct { const char *name, *ok, *why; } r[] = {
+        {"input_format", "", "only plain text input (one sentence per line) is implemented"},
+        {"self_test_sample_size", "0", "self-test samples are not written"},
+        {"input_sentence_size", "0", "sampling input sentences is not implemented: tokenmill reads all input"},
+        {"seed_sentencepieces_file", "", "seed pieces from a file are not implemented"},
+        {"split_by_whitespace", "true", "split_by_whitespace=false is not implemented"},
+        {"pretokenization_delimiter", "", "pretokenization_delimiter is not implemented"},
+        {"treat_whitespace_as_suffix", "false", "treat_whitespace_as_suffix is not implemented"},
+        {"required_chars", "", "required_chars is not implemented"},
+        {"required_chars_file", "", "required_chars_file is not implemented"},
+        {"denormalization_rule_tsv", "", "denormalization rules are not implemented"},
+        {"use_all_vocab", "false", "use_all_vocab (word and char models) is not implemented"},
+        {"enable_differential_privacy", "false", "differential privacy is not implemented"},
+        {"differential_privacy_noise_level", "0", "differential privacy is not implemented"},
+        {"differential_privacy_clipping_threshold", "0", "differential privacy is not implemented"},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof *r; i++) {
+        if (!flag_given(r[i].name)) continue;
+        const char *v = flag_get(r[i].name);
+        spm_flag *f = flag_find(r[i].name, strlen(r[i].name));
+        int same = f->kind == K_BOOL ? parse_bool(v) == parse_bool(r[i].ok)
+                 : f->kind == K_STR  ? !strcmp(v, r[i].ok)
+                                     : strtod(v, NULL) == strtod(r[i].ok, NULL);
+        if (!same) {
+            fprintf(stderr, "tokenmill spm-train: --%s=%s: %s\n", r[i].name, v, r[i].why);
+            return -1;
+        }
+    }
+    const char *mt = flag_get("model_type");
+    if (!strcmp(mt, "char") || !strcmp(mt, "word")) {
+        fprintf(stderr, "tokenmill spm-train: --model_type=%s: %s models are not implemented (unigram and bpe are)\n",
+                mt, mt);
+        return -1;
+    }
+    if (strcmp(mt, "unigram") && strcmp(mt, "bpe")) {
+        fprintf(stderr, "tokenmill spm-train: --model_type=%s: unknown model type (unigram, bpe, char, word)\n", mt);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes P.vocab as sentencepiece does: piece TAB score (C++ ostream's
+ * default float format, which is printf's %g) or piece alone. */
+static int write_vocab(const tkm_model *m, FILE *f, int scores)
+{
+    int n = tkm_model_size(m);
+    for (int id = 0; id < n; id++) {
+        size_t len;
+        const char *p = tkm_model_piece(m, id, &len);
+        fwrite(p, 1, len, f);
+        if (scores) fprintf(f, "\t%g\n", (double)tkm_model_score(m, id));
+        else fputc('\n', f);
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+/* Writes both files to temporary names, then renames both: a failure
+ * leaves neither half-written. */
+static int write_outputs(const tkm_model *m, const char *prefix, int scores)
+{
+    size_t pl = strlen(prefix);
+    char *mpath = malloc(pl + 8), *vpath = malloc(pl + 8);
+    char *mtmp = NULL, *vtmp = NULL;
+    int rc = -1;
+    if (!mpath || !vpath) goto out;
+    sprintf(mpath, "%s.model", prefix);
+    sprintf(vpath, "%s.vocab", prefix);
+    mtmp = cli_tmp_path(mpath);
+    vtmp = cli_tmp_path(vpath);
+    if (!mtmp || !vtmp) goto out;
+    size_t blen;
+    const uint8_t *bytes = tkm_model_bytes(m, &blen);
+    FILE *mf = fopen(mtmp, "wb");
+    if (!mf) {
+        fprintf(stderr, "tokenmill spm-train: cannot create %s: %s\n", mtmp, strerror(errno));
+        goto out;
+    }
+    int bad = fwrite(bytes, 1, blen, mf) != blen;
+    bad |= fclose(mf) != 0;
+    if (bad) {
+        fprintf(stderr, "tokenmill spm-train: write error on %s: %s\n", mtmp, strerror(errno));
+        cli_discard(mtmp, mpath);
+        goto out;
+    }
+    FILE *vf = fopen(vtmp, "wb");
+    if (!vf) {
+        fprintf(stderr, "tokenmill spm-train: cannot create %s: %s\n", vtmp, strerror(errno));
+        cli_discard(mtmp, mpath);
+        goto out;
+    }
+    bad = write_vocab(m, vf, scores) != 0;
+    bad |= fclose(vf) != 0;
+    if (bad) {
+        fprintf(stderr, "tokenmill spm-train: write error on %s: %s\n", vtmp, strerror(errno));
+        cli_discard(mtmp, mpath);
+        cli_discard(vtmp, vpath);
+        goto out;
+    }
+    if (cli_commit(mtmp, mpath) || cli_commit(vtmp, vpath)) {
+        fprintf(stderr, "tokenmill spm-train: cannot rename into %s / %s: %s\n", mpath, vpath, strerror(errno));
+        cli_discard(mtmp, mpath);
+        cli_discard(vtmp, vpath);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(mpath); free(vpath); free(mtmp); free(vtmp);
+    return rc;
+}
+
+static int int_flag(const char *name, long lo, long hi, int *out)
+{
+    long v;
+    if (cli_int(flag_get(name), lo, hi, &v)) {
+        fprintf(stderr, "tokenmill spm-train: --%s=%s: out of range (%ld..%ld)\n", name, flag_get(name), lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int cmd_spm_train(int argc, char **argv)
+{
+    for (int i = 0; i < N_FLAGS; i++) g_flags[i].value = NULL;
+    int prc = parse_flags(argc, argv);
+    if (prc < 0) return EXIT_OK; /* --help */
+    if (prc) return prc;
+    if (!*flag_get("input")) {
+        fprintf(stderr, "tokenmill spm-train: --input must not be empty\n");
+        return EXIT_USAGE;
+    }
+    if (!*flag_get("model_prefix")) {
+        fprintf(stderr, "tokenmill spm-train: --model_prefix must not be empty\n");
+        return EXIT_USAGE;
+    }
+    if (refuse_unsupported()) return EXIT_USAGE;
+
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    /* sentencepiece's defaults where tokenmill train has its own */
+    o.model_type = strcmp(flag_get("model_type"), "bpe") ? TKM_MODEL_UNIGRAM : TKM_MODEL_BPE;
+    o.add_dummy_prefix = flag_bool("add_dummy_prefix");
+    o.remove_extra_whitespaces = flag_bool("remove_extra_whitespaces");
+    o.normalization_rule_name = flag_get("normalization_rule_name");
+    if (*flag_get("normalization_rule_tsv")) o.normalization_rule_tsv = flag_get("normalization_rule_tsv");
+    if (int_flag("vocab_size", 1, 1 << 20, &o.vocab_size)) return EXIT_USAGE;
+    double cov = strtod(flag_get("character_coverage"), NULL);
+    if (!(cov > 0 && cov <= 1)) {
+        fprintf(stderr, "tokenmill spm-train: --character_coverage=%s: out of range (0, 1]\n", flag_get("character_coverage"));
+        return EXIT_USAGE;
+    }
+    o.character_coverage = (float)cov;
+    if (int_flag("max_sentencepiece_length", 1, 1024, &o.max_piece_length)) return EXIT_USAGE;
+    if (int_flag("seed_sentencepiece_size", 1, 100000000, &o.seed_size)) return EXIT_USAGE;
+    double sf = strtod(flag_get("shrinking_factor"), NULL);
+    if (!(sf > 0 && sf < 1)) {
+        fprintf(stderr, "tokenmill spm-train: --shrinking_factor=%s: out of range (0, 1)\n", flag_get("shrinking_factor"));
+        return EXIT_USAGE;
+    }
+    o.shrinking_factor = (float)sf;
+    if (int_flag("num_sub_iterations", 1, 100, &o.num_sub_iterations)) return EXIT_USAGE;
+    o.split_by_unicode_script = flag_bool("split_by_unicode_script");
+    o.split_by_number = flag_bool("split_by_number");
+    o.split_by_whitespace = flag_bool("split_by_whitespace");
+    o.split_digits = flag_bool("split_digits");
+    o.allow_whitespace_only_pieces = flag_bool("allow_whitespace_only_pieces");
+    o.byte_fallback = flag_bool("byte_fallback");
+    o.hard_vocab_limit = flag_bool("hard_vocab_limit");
+    if (int_flag("unk_id", 0, 1 << 20, &o.unk_id) || int_flag("bos_id", -1, 1 << 20, &o.bos_id) ||
+        int_flag("eos_id", -1, 1 << 20, &o.eos_id) || int_flag("pad_id", -1, 1 << 20, &o.pad_id))
+        return EXIT_USAGE;
+    o.unk_piece = flag_get("unk_piece");
+    o.bos_piece = flag_get("bos_piece");
+    o.eos_piece = flag_get("eos_piece");
+    o.pad_piece = flag_get("pad_piece");
+    o.unk_surface = flag_get("unk_surface");
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    o.threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1;
+    if (flag_given("num_threads") && int_flag("num_threads", 1, 256, &o.threads)) return EXIT_USAGE;
+    int quiet = atoi(flag_get("minloglevel")) >= 1;
+
+    char **inputs = NULL, **user = NULL, **control = NULL;
+    int n_inputs = 0, n_user = 0, n_control = 0, ret = EXIT_FAIL;
+    char *in_copy = strdup(flag_get("input")), *u_copy = strdup(flag_get("user_defined_symbols")),
+         *c_copy = strdup(flag_get("control_symbols"));
+    tkm_trainer *t = NULL;
+    tkm_model *m = NULL;
+    if (!in_copy || !u_copy || !c_copy || add_list(in_copy, &inputs, &n_inputs) || add_list(u_copy, &user, &n_user) ||
+        add_list(c_copy, &control, &n_control))
+        goto done;
+    /* spm_train: the list flag first, then the file's lines */
+    if (*flag_get("user_defined_symbols_file") &&
+        add_file_lines("user_defined_symbols_file", flag_get("user_defined_symbols_file"), &user, &n_user)) {
+        ret = EXIT_USAGE;
+        goto done;
+    }
+    if (*flag_get("control_symbols_file") &&
+        add_file_lines("control_symbols_file", flag_get("control_symbols_file"), &control, &n_control)) {
+        ret = EXIT_USAGE;
+        goto done;
+    }
+    o.user_defined_symbols = (const char *const *)user;
+    o.n_user_defined = n_user;
+    o.control_symbols = (const char *const *)control;
+    o.n_control = n_control;
+
+    int rc = tkm_trainer_new(&o, &t);
+    for (int i = 0; rc == 0 && i < n_inputs; i++) rc = tkm_trainer_add_file(t, inputs[i]);
+    if (rc == 0) rc = tkm_trainer_train(t, &m);
+    if (rc < 0) {
+        cli_error("spm-train", rc);
+        goto done;
+    }
+    if (write_outputs(m, flag_get("model_prefix"), flag_bool("vocabulary_output_piece_score"))) goto done;
+    if (!quiet) {
+        tkm_train_stats s;
+        tkm_trainer_stats(t, &s);
+        fprintf(stderr, "tokenmill spm-train: wrote %s.model and %s.vocab (%d pieces, %s, %llu lines, %.2f s)\n",
+                flag_get("model_prefix"), flag_get("model_prefix"), tkm_model_size(m),
+                o.model_type == TKM_MODEL_BPE ? "bpe" : "unigram", (unsigned long long)s.lines, s.seconds_total);
+    }
+    ret = EXIT_OK;
+done:
+    tkm_model_free(m);
+    tkm_trainer_free(t);
+    free_list(inputs, n_inputs);
+    free_list(user, n_user);
+    free_list(control, n_control);
+    free(in_copy); free(u_copy); free(c_copy);
+    return ret;
+}
