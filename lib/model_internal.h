@@ -73,6 +73,12 @@ int tkmi_piece_to_id(const tkm_model *m, const char *s, size_t len);
  * invalid bytes). Output appended to *out (growable). Returns 0 or <0. */
 int tkmi_normalize(const tkm_model *m, const char *in, size_t len, char **out, size_t *olen, size_t *ocap);
 
+/* Builds sentencepiece's precompiled_charsmap for a named rule (nmt_nfkc,
+ * nfkc, nmt_nfkc_cf, nfkc_cf; identity or NULL gives no map: *blob NULL) or
+ * for a rule TSV (tsv non-NULL, sentencepiece's normalization_rule_tsv
+ * format). *blob is tkmi_malloc'd. lib/charsmap_build.c. */
+int tkmi_charsmap_build(const char *rule, const char *tsv, uint8_t **blob, size_t *len);
+
 /* ---- protobuf writer ---- */
 typedef struct { uint8_t *p; size_t n, cap; int err; } tkmi_pb;
 void tkmi_pb_varint(tkmi_pb *b, uint64_t v);

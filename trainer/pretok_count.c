@@ -531,10 +531,6 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
                         "character coverage %g out of range (0, 1]", (double)o->character_coverage);
     TKM_RETURN_ERROR_IF(o->max_piece_length < 1 || o->max_piece_length > 1024, TKM_EINVAL,
                         "max piece length %d out of range (1..1024)", o->max_piece_length);
-    TKM_RETURN_ERROR_IF((o->normalization_rule_name && strcmp(o->normalization_rule_name, "identity")) ||
-                            o->normalization_rule_tsv,
-                        TKM_ENOTSUP, "normalization rule %s is not implemented yet (identity only)",
-                        o->normalization_rule_tsv ? o->normalization_rule_tsv : o->normalization_rule_name);
     TKM_RETURN_ERROR_IF(!o->split_by_whitespace, TKM_ENOTSUP, "split_by_whitespace=false is not supported yet");
     TKM_RETURN_ERROR_IF(o->threads < 1 || o->threads > 256, TKM_EINVAL, "threads %d out of range (1..256)", o->threads);
     TKM_RETURN_ERROR_IF(o->unk_id < 0, TKM_EINVAL, "unk id must be >= 0 (an unknown piece is required)");
@@ -568,6 +564,25 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     nm->remove_extra_ws = o->remove_extra_whitespaces;
     nm->escape_ws = 1;
     int rc = 0, n = o->n_user_defined;
+    /* the rule's precompiled charsmap, read by tkmi_normalize as a loaded
+     * model's would be (lib/model.c decode_charsmap) */
+    t->norm_name = tkmi_strdup(o->normalization_rule_tsv ? "user_defined"
+                               : o->normalization_rule_name ? o->normalization_rule_name : "identity");
+    if (o->normalization_rule_tsv) t->norm_tsv = tkmi_strdup(o->normalization_rule_tsv);
+    t->o.normalization_rule_name = NULL;
+    t->o.normalization_rule_tsv = NULL;
+    if (!t->norm_name || (o->normalization_rule_tsv && !t->norm_tsv)) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    if (rc == 0) rc = tkmi_charsmap_build(o->normalization_rule_name, o->normalization_rule_tsv, &t->charsmap, &t->charsmap_len);
+    if (rc == 0 && t->charsmap) {
+        uint32_t tsize;
+        memcpy(&tsize, t->charsmap, 4);
+        nm->charsmap = t->charsmap;
+        nm->charsmap_len = t->charsmap_len;
+        nm->darts = (const uint32_t *)(t->charsmap + 4);
+        nm->darts_units = tsize / 4;
+        nm->norm_strings = (const char *)t->charsmap + 4 + tsize;
+        nm->norm_strings_len = t->charsmap_len - 4 - tsize;
+    }
     uint32_t *lens = tkmi_malloc(((size_t)n + 1) * sizeof *lens);
     int32_t *ids = tkmi_malloc(((size_t)n + 1) * sizeof *ids);
     if (!lens || !ids || (n && !t->user)) rc = tkmi_error(TKM_ENOMEM, "out of memory");
@@ -617,6 +632,9 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->pad_piece);
     tkmi_free(t->unk_surface);
     tkmi_ptrie_free(&t->norm_model.user);
+    tkmi_free(t->norm_name);
+    tkmi_free(t->norm_tsv);
+    tkmi_free(t->charsmap);
     tkmi_free(t);
 }
 

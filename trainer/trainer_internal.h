@@ -54,6 +54,9 @@ struct tkm_trainer {
     char **inputs;
     int n_inputs;
     tkm_model norm_model; /* normalizer settings + user-defined trie */
+    char *norm_name, *norm_tsv; /* normalizer_spec name and rule TSV (NULL: none) */
+    uint8_t *charsmap;    /* precompiled_charsmap (NULL: identity) */
+    size_t charsmap_len;
     int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;

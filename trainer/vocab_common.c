@@ -94,13 +94,16 @@ static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int voc
     tkmi_free(sub.p);
 }
 
-static void write_normalizer_spec(tkmi_pb *pb, const tkm_train_options *o)
+static void write_normalizer_spec(tkmi_pb *pb, const struct tkm_trainer *t)
 {
+    const tkm_train_options *o = &t->o;
     tkmi_pb sub = {0};
-    tkmi_pb_str(&sub, 1, "identity");
+    tkmi_pb_str(&sub, 1, t->norm_name ? t->norm_name : "identity");
+    if (t->charsmap) tkmi_pb_bytes(&sub, 2, t->charsmap, t->charsmap_len);
     tkmi_pb_int(&sub, 3, o->add_dummy_prefix);
     tkmi_pb_int(&sub, 4, o->remove_extra_whitespaces);
     tkmi_pb_int(&sub, 5, 1);
+    if (t->norm_tsv) tkmi_pb_str(&sub, 6, t->norm_tsv);
     if (sub.err) pb->err = 1;
     tkmi_pb_bytes(pb, 3, sub.p, sub.n);
     tkmi_free(sub.p);
@@ -239,7 +242,7 @@ int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const cha
         }
     }
     write_trainer_spec(&pb, t, vocab);
-    write_normalizer_spec(&pb, &t->o);
+    write_normalizer_spec(&pb, t);
     int rc = pb.err ? tkmi_error(TKM_ENOMEM, "out of memory (model)") : tkm_model_load_mem(pb.p, pb.n, "<trained model>", out);
     tkmi_free(pb.p);
     return rc;
