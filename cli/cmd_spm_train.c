@@ -44,7 +44,7 @@ static spm_flag g_flags[] = {
     {"num_threads", K_INT, "16", "threads (tokenmill: counting threads; the model does not depend on it)", NULL},
     {"num_sub_iterations", K_INT, "2", "Unigram: EM rounds per pruning round", NULL},
     {"max_sentencepiece_length", K_INT, "16", "maximum piece length in characters", NULL},
-    {"max_sentence_length", K_INT, "4192", "maximum sentence length in bytes (tokenmill reads longer ones too)", NULL},
+    {"max_sentence_length", K_INT, "4192", "longer lines (in bytes) are skipped, as in spm", NULL},
     {"split_by_unicode_script", K_BOOL, "true", "no piece crosses a script boundary", NULL},
     {"split_by_number", K_BOOL, "true", "no piece joins digits and other characters", NULL},
     {"split_by_whitespace", K_BOOL, "true", "pieces do not cross whitespace (false: not supported)", NULL},
@@ -454,6 +454,9 @@ int cmd_spm_train(int argc, char **argv)
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
     o.threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1;
     if (flag_given("num_threads") && int_flag("num_threads", 1, 256, &o.threads)) return EXIT_USAGE;
+    /* spm_train skips lines over max_sentence_length bytes and lines with U+2047 */
+    if (int_flag("max_sentence_length", 1, 1 << 30, &o.max_sentence_length)) return EXIT_USAGE;
+    o.skip_unk_lines = 1;
     int quiet = atoi(flag_get("minloglevel")) >= 1;
 
     char **inputs = NULL, **user = NULL, **control = NULL;
@@ -495,6 +498,10 @@ int cmd_spm_train(int argc, char **argv)
         fprintf(stderr, "tokenmill spm-train: wrote %s.model and %s.vocab (%d pieces, %s, %llu lines, %.2f s)\n",
                 flag_get("model_prefix"), flag_get("model_prefix"), tkm_model_size(m),
                 o.model_type == TKM_MODEL_BPE ? "bpe" : "unigram", (unsigned long long)s.lines, s.seconds_total);
+        if (s.skipped_lines)
+            fprintf(stderr, "tokenmill spm-train: skipped %llu lines longer than %d bytes or holding U+2047 "
+                            "(as spm_train; see --max_sentence_length)\n",
+                    (unsigned long long)s.skipped_lines, o.max_sentence_length);
     }
     ret = EXIT_OK;
 done:

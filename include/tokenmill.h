@@ -170,6 +170,12 @@ typedef struct tkm_train_options {
      * written into the model as sentencepiece's precompiled_charsmap. */
     const char *normalization_rule_name;
     const char *normalization_rule_tsv;
+    /* sentencepiece's input filter (0: off, tokenmill's default, which
+     * reads everything): lines longer than max_sentence_length bytes, and
+     * with skip_unk_lines lines holding U+2047 (sentencepiece's unknown
+     * mark), are skipped and counted in tkm_train_stats.skipped_lines */
+    int max_sentence_length;
+    int skip_unk_lines;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

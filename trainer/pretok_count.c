@@ -353,8 +353,22 @@ static int get_block(struct tkm_trainer *t, tkmi_block **out)
     return 0;
 }
 
+/* sentencepiece's LoadSentences filter (off by default). */
+static int skip_line(tkm_trainer *t, const char *line, size_t len)
+{
+    if (t->o.max_sentence_length > 0 && len > (size_t)t->o.max_sentence_length) return 1;
+    if (t->o.skip_unk_lines)
+        for (const char *p = line; (p = memchr(p, 0xE2, len - (size_t)(p - line))) && len - (size_t)(p - line) >= 3; p++)
+            if ((uint8_t)p[1] == 0x81 && (uint8_t)p[2] == 0x87) return 1;
+    return 0;
+}
+
 int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len)
 {
+    if ((t->o.max_sentence_length > 0 || t->o.skip_unk_lines) && skip_line(t, line, len)) {
+        t->stats.skipped_lines++;
+        return 0;
+    }
     TKM_FORWARD_IF_ERROR(start_workers(t));
     size_t block_bytes = t->block_bytes ? t->block_bytes : BLOCK_BYTES;
     if (t->cur && t->cur->len + len + 1 > block_bytes && t->cur->len > 0) {
