@@ -36,8 +36,8 @@ static spm_flag g_flags[] = {
     {"accept_language", K_STR, "", "comma-separated list of languages (recorded only, as in spm)", NULL},
     {"self_test_sample_size", K_INT, "0", "self-test samples (0 only)", NULL},
     {"character_coverage", K_FLOAT, "0.9995", "share of characters covered by the model", NULL},
-    {"input_sentence_size", K_INT, "0", "maximum sentences to load (0 only: everything is read)", NULL},
-    {"shuffle_input_sentence", K_BOOL, "true", "shuffle when sampling (no effect without input_sentence_size)", NULL},
+    {"input_sentence_size", K_INT, "0", "sentences to sample (0: all), as spm: the first N, or with shuffling the same reservoir sample", NULL},
+    {"shuffle_input_sentence", K_BOOL, "true", "sample at random (spm's fixed seed) rather than take the first N", NULL},
     {"seed_sentencepiece_size", K_INT, "1000000", "Unigram: seed pieces", NULL},
     {"seed_sentencepieces_file", K_STR, "", "Unigram: seed pieces from a file (not supported)", NULL},
     {"shrinking_factor", K_FLOAT, "0.75", "Unigram: share of pieces kept per pruning round", NULL},
@@ -77,7 +77,7 @@ static spm_flag g_flags[] = {
     {"pad_piece", K_STR, "<pad>", "padding piece", NULL},
     {"unk_surface", K_STR, " \xE2\x81\x87 ", "text that <unk> decodes to", NULL},
     {"train_extremely_large_corpus", K_BOOL, "false", "no effect (tokenmill's counts are 64-bit)", NULL},
-    {"random_seed", K_INT, "4294967295", "random seed (no effect: nothing is sampled)", NULL},
+    {"random_seed", K_INT, "4294967295", "no effect (spm 0.2.x samples with a fixed seed too)", NULL},
     {"enable_differential_privacy", K_BOOL, "false", "differential privacy (not supported)", NULL},
     {"differential_privacy_noise_level", K_FLOAT, "0", "differential privacy (not supported)", NULL},
     {"differential_privacy_clipping_threshold", K_INT, "0", "differential privacy (not supported)", NULL},
@@ -278,7 +278,6 @@ static int refuse_unsupported(void)
     static const struct { const char *name, *ok, *why; } r[] = {
         {"input_format", "", "only plain text input (one sentence per line) is implemented"},
         {"self_test_sample_size", "0", "self-test samples are not written"},
-        {"input_sentence_size", "0", "sampling input sentences is not implemented: tokenmill reads all input"},
         {"seed_sentencepieces_file", "", "seed pieces from a file are not implemented"},
         {"split_by_whitespace", "true", "split_by_whitespace=false is not implemented"},
         {"pretokenization_delimiter", "", "pretokenization_delimiter is not implemented"},
@@ -385,6 +384,115 @@ out:
     return rc;
 }
 
+/* ---- input_sentence_size: spm_train's SentenceSelector ----
+ * Without shuffling the first N sentences are kept. With shuffling,
+ * sentencepiece up to 0.2.0 keeps a reservoir sample drawn by std::mt19937
+ * seeded with 12345678 (a constant: random_seed does not change it) through
+ * libstdc++'s uniform_int_distribution<uint64_t>(0, total - 1); both are
+ * reproduced here, so the same sentences are chosen as by Debian's spm_train
+ * 0.1.97 (checked: a 1000-of-8000 sample, identical). sentencepiece 0.2.1+
+ * draws from absl::BitGen, which absl salts per process: its sample changes
+ * from run to run and cannot be reproduced. Empty lines and lines the
+ * trainer would skip never reach the selector, as in sentencepiece. */
+typedef struct { uint32_t mt[624]; int i; } mt19937;
+
+static void mt_seed(mt19937 *g, uint32_t seed)
+{
+    g->mt[0] = seed;
+    for (int i = 1; i < 624; i++) g->mt[i] = 1812433253u * (g->mt[i - 1] ^ (g->mt[i - 1] >> 30)) + (uint32_t)i;
+    g->i = 624;
+}
+
+static uint32_t mt_next(mt19937 *g)
+{
+    if (g->i >= 624) {
+        for (int k = 0; k < 624; k++) {
+            uint32_t y = (g->mt[k] & 0x80000000u) | (g->mt[(k + 1) % 624] & 0x7FFFFFFFu);
+            g->mt[k] = g->mt[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1) ? 0x9908B0DFu : 0);
+        }
+        g->i = 0;
+    }
+    uint32_t y = g->mt[g->i++];
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9D2C5680u;
+    y ^= (y << 15) & 0xEFC60000u;
+    return y ^ (y >> 18);
+}
+
+/* libstdc++ (GCC >= 11) uniform_int_distribution<uint64_t>(0, n - 1) over a
+ * 32-bit engine, n <= 2^32: Lemire's multiply-and-reject. */
+static uint64_t mt_below(mt19937 *g, uint64_t n)
+{
+    if (n > 0xFFFFFFFFull) { /* upscaling: two draws (never reached below 2^32 sentences) */
+        uint64_t r;
+        do r = ((uint64_t)mt_next(g) << 32 | mt_next(g)); while (r >= n * (UINT64_MAX / n));
+        return r % n;
+    }
+    if (n == 0x100000000ull) return mt_next(g);
+    uint32_t range = (uint32_t)n;
+    uint64_t product = (uint64_t)mt_next(g) * range;
+    uint32_t low = (uint32_t)product;
+    if (low < range) {
+        uint32_t threshold = (uint32_t)(-range) % range;
+        while (low < threshold) {
+            product = (uint64_t)mt_next(g) * range;
+            low = (uint32_t)product;
+        }
+    }
+    return product >> 32;
+}
+
+typedef struct { char *s; size_t n; } sline;
+
+/* Reads every input through the filter and keeps the selected sentences. */
+static int select_sentences(char **inputs, int n_inputs, const tkm_train_options *o, uint64_t size, int shuffle,
+                            sline **out, uint64_t *n_out, uint64_t *total_out, uint64_t *skipped)
+{
+    sline *v = calloc(size < 1000000 ? size : 1000000, sizeof *v);
+    uint64_t cap = size < 1000000 ? size : 1000000, n = 0, total = 0;
+    mt19937 g;
+    mt_seed(&g, 12345678u);
+    if (!v) return -1;
+    int rc = 0, done = 0;
+    for (int f = 0; rc == 0 && !done && f < n_inputs; f++) {
+        tkm_reader *r;
+        if ((rc = tkm_reader_open(inputs[f], &r)) < 0) { cli_error("spm-train", rc); break; }
+        const char *s;
+        size_t len;
+        while ((rc = tkm_reader_next(r, &s, &len)) > 0) {
+            if (len == 0) continue;
+            if (len > (size_t)o->max_sentence_length || memmem(s, len, "\xE2\x81\x87", 3)) { (*skipped)++; continue; }
+            total++;
+            uint64_t slot;
+            if (n < size) {
+                if (n == cap) {
+                    uint64_t nc = cap * 2 < size ? cap * 2 : size;
+                    sline *nv = realloc(v, nc * sizeof *nv);
+                    if (!nv) { rc = -1; break; }
+                    v = nv;
+                    cap = nc;
+                }
+                slot = n++;
+            } else {
+                slot = mt_below(&g, total);
+                if (slot >= n) continue;
+                free(v[slot].s);
+            }
+            v[slot].s = malloc(len ? len : 1);
+            if (!v[slot].s) { rc = -1; break; }
+            memcpy(v[slot].s, s, len);
+            v[slot].n = len;
+            if (!shuffle && n >= size) { done = 1; break; }
+        }
+        if (rc < 0) cli_error("spm-train", rc);
+        tkm_reader_close(r);
+    }
+    *out = v;
+    *n_out = n;
+    *total_out = total;
+    return rc < 0 ? -1 : 0;
+}
+
 static int int_flag(const char *name, long lo, long hi, int *out)
 {
     long v;
@@ -485,7 +593,23 @@ int cmd_spm_train(int argc, char **argv)
     o.n_control = n_control;
 
     int rc = tkm_trainer_new(&o, &t);
-    for (int i = 0; rc == 0 && i < n_inputs; i++) rc = tkm_trainer_add_file(t, inputs[i]);
+    unsigned long long sample = strtoull(flag_get("input_sentence_size"), NULL, 10);
+    if (rc == 0 && sample > 0) {
+        sline *sel = NULL;
+        uint64_t nsel = 0, total = 0, skipped = 0;
+        int src = select_sentences(inputs, n_inputs, &o, sample, flag_bool("shuffle_input_sentence"), &sel, &nsel, &total,
+                                   &skipped);
+        for (uint64_t i = 0; src == 0 && rc == 0 && i < nsel; i++) rc = tkm_trainer_add_line(t, sel[i].s, sel[i].n);
+        for (uint64_t i = 0; i < nsel; i++) free(sel[i].s);
+        free(sel);
+        if (src) goto done;
+        if (!quiet)
+            fprintf(stderr, "tokenmill spm-train: %s %llu of %llu sentences (input_sentence_size)%s\n",
+                    flag_bool("shuffle_input_sentence") ? "sampled" : "took the first", (unsigned long long)nsel,
+                    (unsigned long long)total, skipped ? ", skipped lines not counted" : "");
+    } else {
+        for (int i = 0; rc == 0 && i < n_inputs; i++) rc = tkm_trainer_add_file(t, inputs[i]);
+    }
     if (rc == 0) rc = tkm_trainer_train(t, &m);
     if (rc < 0) {
         cli_error("spm-train", rc);
