@@ -31,7 +31,7 @@ static spm_flag g_flags[] = {
     {"input", K_STR, "", "comma separated list of input files", NULL},
     {"input_format", K_STR, "", "input format: text (one sentence per line); tsv is not supported", NULL},
     {"model_prefix", K_STR, "", "output model prefix: writes PREFIX.model and PREFIX.vocab", NULL},
-    {"model_type", K_STR, "unigram", "model algorithm: unigram or bpe (char and word are not supported)", NULL},
+    {"model_type", K_STR, "unigram", "model algorithm: unigram, bpe, word or char", NULL},
     {"vocab_size", K_INT, "8000", "vocabulary size", NULL},
     {"accept_language", K_STR, "", "comma-separated list of languages (recorded only, as in spm)", NULL},
     {"self_test_sample_size", K_INT, "0", "self-test samples (0 only)", NULL},
@@ -66,7 +66,7 @@ static spm_flag g_flags[] = {
     {"add_dummy_prefix", K_BOOL, "true", "add a whitespace at the beginning of each line", NULL},
     {"remove_extra_whitespaces", K_BOOL, "true", "strip leading/trailing and squeeze inner whitespace", NULL},
     {"hard_vocab_limit", K_BOOL, "true", "fail when vocab_size cannot be reached", NULL},
-    {"use_all_vocab", K_BOOL, "false", "word/char models: use all tokens (not supported)", NULL},
+    {"use_all_vocab", K_BOOL, "false", "word/char models: every word / character is a piece", NULL},
     {"unk_id", K_INT, "0", "id of <unk>", NULL},
     {"bos_id", K_INT, "1", "id of <s> (-1 disables)", NULL},
     {"eos_id", K_INT, "2", "id of </s> (-1 disables)", NULL},
@@ -285,7 +285,6 @@ static int refuse_unsupported(void)
         {"required_chars", "", "required_chars is not implemented"},
         {"required_chars_file", "", "required_chars_file is not implemented"},
         {"denormalization_rule_tsv", "", "denormalization rules are not implemented"},
-        {"use_all_vocab", "false", "use_all_vocab (word and char models) is not implemented"},
         {"enable_differential_privacy", "false", "differential privacy is not implemented"},
         {"differential_privacy_noise_level", "0", "differential privacy is not implemented"},
         {"differential_privacy_clipping_threshold", "0", "differential privacy is not implemented"},
@@ -303,12 +302,7 @@ static int refuse_unsupported(void)
         }
     }
     const char *mt = flag_get("model_type");
-    if (!strcmp(mt, "char") || !strcmp(mt, "word")) {
-        fprintf(stderr, "tokenmill spm-train: --model_type=%s: %s models are not implemented (unigram and bpe are)\n",
-                mt, mt);
-        return -1;
-    }
-    if (strcmp(mt, "unigram") && strcmp(mt, "bpe")) {
+    if (strcmp(mt, "unigram") && strcmp(mt, "bpe") && strcmp(mt, "char") && strcmp(mt, "word")) {
         fprintf(stderr, "tokenmill spm-train: --model_type=%s: unknown model type (unigram, bpe, char, word)\n", mt);
         return -1;
     }
@@ -523,7 +517,11 @@ int cmd_spm_train(int argc, char **argv)
     tkm_train_options o;
     tkm_train_options_init(&o);
     /* sentencepiece's defaults where tokenmill train has its own */
-    o.model_type = strcmp(flag_get("model_type"), "bpe") ? TKM_MODEL_UNIGRAM : TKM_MODEL_BPE;
+    const char *mt = flag_get("model_type");
+    o.model_type = !strcmp(mt, "bpe") ? TKM_MODEL_BPE : !strcmp(mt, "char") ? TKM_MODEL_CHAR
+                 : !strcmp(mt, "word") ? TKM_MODEL_WORD : TKM_MODEL_UNIGRAM;
+    /* use_all_vocab matters for char and word models only in sentencepiece */
+    o.use_all_vocab = flag_bool("use_all_vocab") && (o.model_type == TKM_MODEL_CHAR || o.model_type == TKM_MODEL_WORD);
     o.add_dummy_prefix = flag_bool("add_dummy_prefix");
     o.remove_extra_whitespaces = flag_bool("remove_extra_whitespaces");
     o.normalization_rule_name = flag_get("normalization_rule_name");
@@ -621,7 +619,7 @@ int cmd_spm_train(int argc, char **argv)
         tkm_trainer_stats(t, &s);
         fprintf(stderr, "tokenmill spm-train: wrote %s.model and %s.vocab (%d pieces, %s, %llu lines, %.2f s)\n",
                 flag_get("model_prefix"), flag_get("model_prefix"), tkm_model_size(m),
-                o.model_type == TKM_MODEL_BPE ? "bpe" : "unigram", (unsigned long long)s.lines, s.seconds_total);
+                mt, (unsigned long long)s.lines, s.seconds_total);
         if (s.skipped_lines)
             fprintf(stderr, "tokenmill spm-train: skipped %llu lines longer than %d bytes or holding U+2047 "
                             "(as spm_train; see --max_sentence_length)\n",

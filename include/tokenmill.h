@@ -133,7 +133,7 @@ void tkm_reader_close(tkm_reader *r);
 
 /* ---- trainer -------------------------------------------------------------- */
 typedef struct tkm_train_options {
-    tkm_model_type model_type;       /* TKM_MODEL_BPE or TKM_MODEL_UNIGRAM */
+    tkm_model_type model_type;       /* TKM_MODEL_BPE, _UNIGRAM, _CHAR or _WORD */
     int vocab_size;                  /* total pieces incl. specials, <= 1<<20 */
     float character_coverage;        /* 0.9995 */
     int max_piece_length;            /* 16 (characters) */
@@ -176,6 +176,9 @@ typedef struct tkm_train_options {
      * mark), are skipped and counted in tkm_train_stats.skipped_lines */
     int max_sentence_length;
     int skip_unk_lines;
+    /* TKM_MODEL_CHAR / TKM_MODEL_WORD only: every character / word becomes
+     * a piece, the vocabulary grows to hold them (sentencepiece's use_all_vocab) */
+    int use_all_vocab;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

@@ -91,6 +91,8 @@ typedef struct {
 
 static cutter cutter_start(const tkm_train_options *o)
 {
+    if (o->model_type == TKM_MODEL_WORD) /* words: cut before each U+2581 only (SplitIntoWords) */
+        return (cutter){0, 0, -2, tkmi_script_bmp(), 0, 0, 1, 0};
     return (cutter){0, 0, -2, tkmi_script_bmp(), o->allow_whitespace_only_pieces, o->split_digits, o->split_by_number,
                     o->split_by_unicode_script};
 }
@@ -533,8 +535,14 @@ static char **dup_list(const char *const *v, int n)
 int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
 {
     *out = NULL;
-    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
-                        "model type %d is not supported (BPE and Unigram only)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM &&
+                            o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
+                        TKM_ENOTSUP, "model type %d is not supported (BPE, Unigram, char, word)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->use_all_vocab && o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
+                        TKM_ENOTSUP, "use_all_vocab is implemented for char and word models only");
+    TKM_RETURN_ERROR_IF((o->model_type == TKM_MODEL_CHAR || o->model_type == TKM_MODEL_WORD) &&
+                            (o->balance_latin >= 0 || o->balance_japanese >= 0),
+                        TKM_ENOTSUP, "--balance is implemented for BPE only");
     TKM_RETURN_ERROR_IF(o->model_type == TKM_MODEL_UNIGRAM &&
                             (o->seed_size < 1 || !(o->shrinking_factor > 0 && o->shrinking_factor < 1) ||
                              o->num_sub_iterations < 1 || o->num_sub_iterations > 100),
@@ -668,7 +676,10 @@ int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
     double t0 = tkmi_now();
     t->stats.seconds_count = t0 - t->t_start; /* reading + counting */
     if (rc == 0)
-        rc = t->o.model_type == TKM_MODEL_UNIGRAM ? tkmi_unigram_train(t, &counts, out) : tkmi_bpe_train(t, &counts, out);
+        rc = t->o.model_type == TKM_MODEL_UNIGRAM ? tkmi_unigram_train(t, &counts, out)
+             : t->o.model_type == TKM_MODEL_CHAR  ? tkmi_char_train(t, &counts, out)
+             : t->o.model_type == TKM_MODEL_WORD  ? tkmi_word_train(t, &counts, out)
+                                                  : tkmi_bpe_train(t, &counts, out);
     tkmi_counts_free(&counts);
     t->stats.seconds_merge = tkmi_now() - t0;
     t->stats.seconds_total = tkmi_now() - t->t_start;

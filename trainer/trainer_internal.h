@@ -104,6 +104,9 @@ void tkmi_vbase_free(tkmi_vbase *vb);
 int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const char *const *strs, const uint32_t *lens,
                      const float *scores, size_t n, tkm_model **out);
 int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+/* sentencepiece's char and word models (charword_train.c) */
+int tkmi_char_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+int tkmi_word_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 
 /* Pre-tokenizes one normalized line into w's counts. */
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
