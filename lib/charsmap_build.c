@@ -365,13 +365,18 @@ typedef struct {
     uint8_t *base;    /* base value taken */
     int32_t *nxt, *prv; /* free-slot list */
     int32_t head;
-    size_t cap;
+    size_t cap, hwm;  /* slots; one past the highest taken slot */
 } dab;
+
+/* Free slots this far below the highest taken one are given up (as
+ * darts-clone does with old blocks): the search stays short. */
+#define DAB_WINDOW 8192
 
 static int dab_grow(dab *d)
 {
-    size_t nc = d->cap ? d->cap * 2 : 4096;
-    TKM_RETURN_ERROR_IF(nc > (1u << 21), TKM_ERANGE, "normalization map too large for a double array");
+    size_t nc = d->cap + (d->cap / 4 > 65536 ? d->cap / 4 : 65536);
+    if (nc > (1u << 21)) nc = 1u << 21;
+    TKM_RETURN_ERROR_IF(nc <= d->cap, TKM_ERANGE, "normalization map too large for a double array");
     uint32_t *u = tkmi_realloc(d->u, nc * sizeof *u);
     if (u) d->u = u;
     uint8_t *us = tkmi_realloc(d->used, nc);
@@ -403,6 +408,7 @@ static int dab_grow(dab *d)
 static void dab_take(dab *d, uint32_t p)
 {
     d->used[p] = 1;
+    if (p + 1 > d->hwm) d->hwm = p + 1;
     int32_t n = d->nxt[p], v = d->prv[p];
     if (n == (int32_t)p) { d->head = -1; return; }
     d->nxt[v] = n;
@@ -414,6 +420,7 @@ static void dab_take(dab *d, uint32_t p)
 static int dab_find_base(dab *d, const uint8_t *labels, int nl, uint32_t *out)
 {
     for (;;) {
+        while (d->head >= 0 && (size_t)d->head + DAB_WINDOW < d->hwm) dab_take(d, (uint32_t)d->head);
         if (d->head >= 0) {
             int32_t f = d->head;
             do {
@@ -445,35 +452,108 @@ static int dab_set_offset(dab *d, uint32_t p, uint32_t off)
     return 0;
 }
 
-/* Places the children of node p: keys [lo, hi) share their first depth bytes. */
-static int dab_build(dab *d, const kv *keys, size_t lo, size_t hi, size_t depth, uint32_t p)
+/* The trie as a DAG: identical subtrees (same labels, values and children)
+ * are one node, as in darts-clone's DAWG; a shared node is placed once and
+ * every parent's unit points at its base. ~225 k keys of nmt_nfkc need
+ * ~7x fewer units so. */
+typedef struct { uint8_t label; uint32_t child; } dedge;
+typedef struct { int64_t val; uint32_t eoff, en; uint64_t hash; } dnode; /* val -1: none */
+typedef struct {
+    dnode *n; size_t nn, ncap;
+    dedge *e; size_t ne, ecap;
+    uint32_t *idx; size_t icap; /* node + 1 */
+    int32_t *base;              /* per node, -1: not placed */
+} dag;
+
+static int dag_same(const dag *g, const dnode *a, int64_t val, const dedge *e, uint32_t en)
 {
-    uint8_t labels[256];
-    int nl = 0;
-    int has_value = keys[lo].klen == depth; /* sorted: the shortest first */
-    if (has_value) labels[nl++] = 0;
-    for (size_t i = lo + (size_t)has_value; i < hi; i++) {
-        uint8_t c = (uint8_t)keys[i].k[depth]; /* >= 1: keys hold no NUL */
-        if (!nl || labels[nl - 1] != c) labels[nl++] = c;
+    return a->val == val && a->en == en && !memcmp(g->e + a->eoff, e, en * sizeof *e);
+}
+
+/* Interns the node (val, edges e[0..en)) whose edges sit at the end of g->e. */
+static int dag_intern(dag *g, int64_t val, uint32_t eoff, uint32_t en, uint32_t *out)
+{
+    uint64_t h = tkmi_hash_bytes(g->e + eoff, en * sizeof(dedge)) ^ tkmi_hash_u64((uint64_t)(val + 2));
+    if ((g->nn + 1) * 2 > g->icap) {
+        size_t nc = g->icap ? g->icap * 2 : 4096;
+        uint32_t *ni = tkmi_calloc(nc, sizeof *ni);
+        TKM_RETURN_ERROR_IF(!ni, TKM_ENOMEM, "out of memory (trie)");
+        for (size_t k = 0; k < g->nn; k++) {
+            size_t i = g->n[k].hash & (nc - 1);
+            while (ni[i]) i = (i + 1) & (nc - 1);
+            ni[i] = (uint32_t)k + 1;
+        }
+        tkmi_free(g->idx);
+        g->idx = ni;
+        g->icap = nc;
     }
+    size_t mask = g->icap - 1, i = h & mask;
+    while (g->idx[i]) {
+        const dnode *a = &g->n[g->idx[i] - 1];
+        if (a->hash == h && dag_same(g, a, val, g->e + eoff, en)) {
+            g->ne = eoff; /* the edges are the existing node's */
+            *out = g->idx[i] - 1;
+            return 0;
+        }
+        i = (i + 1) & mask;
+    }
+    if (g->nn == g->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&g->n, &g->ncap, g->nn + 1, sizeof *g->n));
+    g->n[g->nn] = (dnode){val, eoff, en, h};
+    g->idx[i] = (uint32_t)g->nn + 1;
+    *out = (uint32_t)g->nn++;
+    return 0;
+}
+
+/* Builds the node of keys [lo, hi), which share their first depth bytes. */
+static int dag_build(dag *g, const kv *keys, size_t lo, size_t hi, size_t depth, uint32_t *out)
+{
+    int64_t val = -1;
+    if (keys[lo].klen == depth) val = keys[lo++].val; /* sorted: the shortest first */
+    dedge tmp[256];
+    uint32_t en = 0;
+    size_t i = lo;
+    while (i < hi) {
+        uint8_t c = (uint8_t)keys[i].k[depth]; /* >= 1: keys hold no NUL */
+        size_t j = i;
+        while (j < hi && (uint8_t)keys[j].k[depth] == c) j++;
+        uint32_t child;
+        TKM_FORWARD_IF_ERROR(dag_build(g, keys, i, j, depth + 1, &child));
+        tmp[en++] = (dedge){c, child};
+        i = j;
+    }
+    /* children are interned first, so this node's edges go at the end */
+    uint32_t eoff = (uint32_t)g->ne;
+    if (g->ne + en > g->ecap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&g->e, &g->ecap, g->ne + en + 1, sizeof *g->e));
+    if (en) memcpy(g->e + eoff, tmp, en * sizeof *tmp);
+    g->ne += en;
+    return dag_intern(g, val, eoff, en, out);
+}
+
+/* Places node v (once) and returns its base; the unit at p, whose node is
+ * v, gets the offset to it. */
+static int dab_place(dab *d, dag *g, uint32_t v, uint32_t *base_out)
+{
+    if (g->base[v] >= 0) { *base_out = (uint32_t)g->base[v]; return 0; }
+    const dnode *nd = &g->n[v];
+    uint8_t labels[257];
+    int nl = 0;
+    if (nd->val >= 0) labels[nl++] = 0;
+    for (uint32_t k = 0; k < nd->en; k++) labels[nl++] = g->e[nd->eoff + k].label;
     uint32_t b;
     TKM_FORWARD_IF_ERROR(dab_find_base(d, labels, nl, &b));
     d->base[b] = 1;
-    TKM_FORWARD_IF_ERROR(dab_set_offset(d, p, p ^ b));
+    g->base[v] = (int32_t)b;
     for (int i = 0; i < nl; i++) dab_take(d, b ^ labels[i]);
-    if (has_value) {
-        d->u[p] |= 1u << 8;
-        d->u[b] = 0x80000000u | keys[lo].val;
+    if (nd->val >= 0) d->u[b] = 0x80000000u | (uint32_t)nd->val;
+    for (uint32_t k = 0; k < g->n[v].en; k++) {
+        dedge ed = g->e[g->n[v].eoff + k];
+        uint32_t q = b ^ ed.label, cb;
+        d->u[q] = ed.label;
+        if (g->n[ed.child].val >= 0) d->u[q] |= 1u << 8;
+        TKM_FORWARD_IF_ERROR(dab_place(d, g, ed.child, &cb));
+        TKM_FORWARD_IF_ERROR(dab_set_offset(d, q, q ^ cb));
     }
-    for (int i = 0; i < nl; i++) d->u[b ^ labels[i]] = labels[i] ? labels[i] : d->u[b];
-    size_t i = lo + (size_t)has_value;
-    while (i < hi) {
-        uint8_t c = (uint8_t)keys[i].k[depth];
-        size_t j = i;
-        while (j < hi && (uint8_t)keys[j].k[depth] == c) j++;
-        TKM_FORWARD_IF_ERROR(dab_build(d, keys, i, j, depth + 1, b ^ c));
-        i = j;
-    }
+    *base_out = b;
     return 0;
 }
 
@@ -530,13 +610,20 @@ static int compile(const cmap *m, uint8_t **blob, size_t *blen)
         for (size_t i = 1; rc == 0 && i < n; i++)
             if (!cmp_kv(&keys[i - 1], &keys[i])) rc = tkmi_error(TKM_EINVAL, "duplicate normalization rule");
     }
+    dag g = {0};
+    uint32_t root = 0, rb;
+    if (rc == 0) rc = dag_build(&g, keys, 0, n, 0, &root);
+    if (rc == 0 && !(g.base = tkmi_malloc(g.nn * sizeof *g.base))) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    for (size_t k = 0; rc == 0 && k < g.nn; k++) g.base[k] = -1;
     if (rc == 0) rc = dab_grow(&d);
     if (rc == 0) {
         dab_take(&d, 0);
         d.u[0] = 0;
         d.base[0] = 1; /* base 0 would address the root's slot */
-        rc = dab_build(&d, keys, 0, n, 0, 0);
+        rc = dab_place(&d, &g, root, &rb);
+        if (rc == 0) rc = dab_set_offset(&d, 0, rb);
     }
+    tkmi_free(g.n); tkmi_free(g.e); tkmi_free(g.idx); tkmi_free(g.base);
     if (rc == 0) {
         /* trim to the last used block of 256 units (darts-clone's unit) */
         size_t units = 0;

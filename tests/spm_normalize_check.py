@@ -14,7 +14,9 @@ libsentencepiece applies it (SentencePieceProcessor.normalize):
     and control characters; every line that differs must hold a listed
     code point;
   * the text files given with --text: every line must be identical (lines
-    holding a listed code point excepted, and counted).
+    holding a listed code point excepted, and counted);
+  * where HF `tokenizers` is installed, its Precompiled normalizer reads both
+    models' precompiled_charsmap and must agree on the stress file the same way.
 
 Usage: spm_normalize_check.py OURS.model REF.model [--text FILE]... [--allow HEX,...]
 Prints a summary; exit 1 on any unexplained difference."""
@@ -105,7 +107,27 @@ def main():
               % (name, len(lines), len(lines) - differ, differ - unexplained, unexplained))
         failed |= unexplained > 0
 
-    compare('stress', stress_lines())
+    stress = stress_lines()
+    compare('stress', stress)
+    try:
+        from tokenizers import normalizers
+        from sentencepiece import sentencepiece_model_pb2 as mp
+    except ImportError:
+        print('HF tokenizers not installed: its Precompiled normalizer not compared')
+    else:
+        def charsmap(path):
+            m = mp.ModelProto()
+            with open(path, 'rb') as f:
+                m.ParseFromString(f.read())
+            return m.normalizer_spec.precompiled_charsmap
+        ha, hb = normalizers.Precompiled(charsmap(ours)), normalizers.Precompiled(charsmap(ref))
+        hd = [ln for ln in stress if ha.normalize_str(ln) != hb.normalize_str(ln)]
+        hu = [ln for ln in hd if not any(ord(ch) in known for ch in ln)]
+        print('HF Precompiled, stress: %d lines, %d differ on a listed code point, %d unexplained'
+              % (len(stress), len(hd) - len(hu), len(hu)))
+        for ln in hu[:5]:
+            print('  UNEXPLAINED (HF): %r' % ln[:80])
+        failed |= len(hu) > 0
     for t in texts:
         with open(t, 'rb') as f:
             lines = [ln.decode('utf-8', 'replace') for ln in f.read().split(b'\n')]
