@@ -33,7 +33,7 @@ static spm_flag g_flags[] = {
     {"model_prefix", K_STR, "", "output model prefix: writes PREFIX.model and PREFIX.vocab", NULL},
     {"model_type", K_STR, "unigram", "model algorithm: unigram, bpe, word or char", NULL},
     {"vocab_size", K_INT, "8000", "vocabulary size", NULL},
-    {"accept_language", K_STR, "", "comma-separated list of languages (recorded only, as in spm)", NULL},
+    {"accept_language", K_STR, "", "languages of the input (no effect; spm only records it in the model)", NULL},
     {"self_test_sample_size", K_INT, "0", "self-test samples (0 only)", NULL},
     {"character_coverage", K_FLOAT, "0.9995", "share of characters covered by the model", NULL},
     {"input_sentence_size", K_INT, "0", "sentences to sample (0: all), as spm: the first N, or with shuffling the same reservoir sample", NULL},
