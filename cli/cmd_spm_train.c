@@ -29,7 +29,7 @@ typedef struct {
 /* Every flag of spm_train (sentencepiece 0.2.x spm_train_main.cc), in its order. */
 static spm_flag g_flags[] = {
     {"input", K_STR, "", "comma separated list of input files", NULL},
-    {"input_format", K_STR, "", "input format: text (one sentence per line); tsv is not supported", NULL},
+    {"input_format", K_STR, "", "text (one sentence per line) or tsv (TEXT<TAB>COUNT)", NULL},
     {"model_prefix", K_STR, "", "output model prefix: writes PREFIX.model and PREFIX.vocab", NULL},
     {"model_type", K_STR, "unigram", "model algorithm: unigram, bpe, word or char", NULL},
     {"vocab_size", K_INT, "8000", "vocabulary size", NULL},
@@ -276,7 +276,6 @@ static void free_list(char **v, int n)
 static int refuse_unsupported(void)
 {
     static const struct { const char *name, *ok, *why; } r[] = {
-        {"input_format", "", "only plain text input (one sentence per line) is implemented"},
         {"self_test_sample_size", "0", "self-test samples are not written"},
         {"seed_sentencepieces_file", "", "seed pieces from a file are not implemented"},
         {"split_by_whitespace", "true", "split_by_whitespace=false is not implemented"},
@@ -300,6 +299,11 @@ static int refuse_unsupported(void)
             fprintf(stderr, "tokenmill spm-train: --%s=%s: %s\n", r[i].name, v, r[i].why);
             return -1;
         }
+    }
+    const char *fmt = flag_get("input_format");
+    if (*fmt && strcmp(fmt, "text") && strcmp(fmt, "tsv")) {
+        fprintf(stderr, "tokenmill spm-train: --input_format=%s: supported formats are 'text' and 'tsv'\n", fmt);
+        return -1;
     }
     const char *mt = flag_get("model_type");
     if (strcmp(mt, "unigram") && strcmp(mt, "bpe") && strcmp(mt, "char") && strcmp(mt, "word")) {
@@ -454,8 +458,13 @@ static int select_sentences(char **inputs, int n_inputs, const tkm_train_options
         const char *s;
         size_t len;
         while ((rc = tkm_reader_next(r, &s, &len)) > 0) {
-            if (len == 0) continue;
-            if (len > (size_t)o->max_sentence_length || memmem(s, len, "\xE2\x81\x87", 3)) { (*skipped)++; continue; }
+            size_t tl = len;
+            if (o->input_tsv) { /* the trainer checks the format; filter on TEXT */
+                const char *tab = memchr(s, '\t', len);
+                if (tab) tl = (size_t)(tab - s);
+            }
+            if (tl == 0) continue;
+            if (tl > (size_t)o->max_sentence_length || memmem(s, tl, "\xE2\x81\x87", 3)) { (*skipped)++; continue; }
             total++;
             uint64_t slot;
             if (n < size) {
@@ -563,6 +572,7 @@ int cmd_spm_train(int argc, char **argv)
     /* spm_train skips lines over max_sentence_length bytes and lines with U+2047 */
     if (int_flag("max_sentence_length", 1, 1 << 30, &o.max_sentence_length)) return EXIT_USAGE;
     o.skip_unk_lines = 1;
+    o.input_tsv = !strcmp(flag_get("input_format"), "tsv");
     int quiet = atoi(flag_get("minloglevel")) >= 1;
 
     char **inputs = NULL, **user = NULL, **control = NULL;

@@ -179,6 +179,9 @@ typedef struct tkm_train_options {
     /* TKM_MODEL_CHAR / TKM_MODEL_WORD only: every character / word becomes
      * a piece, the vocabulary grows to hold them (sentencepiece's use_all_vocab) */
     int use_all_vocab;
+    /* sentencepiece's input_format=tsv: every line is TEXT<TAB>COUNT (one
+     * tab, COUNT an integer >= 1) and counts COUNT times */
+    int input_tsv;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

@@ -243,6 +243,29 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
 }
 
 /* ---- worker threads ---- */
+/* input_tsv: TEXT<TAB>COUNT as sentencepiece reads it (absl::SimpleAtoi:
+ * optional spaces and sign). Returns TEXT's length and the count, or <0. */
+static int tsv_split(const char *line, size_t len, size_t *tlen, int64_t *count)
+{
+    const char *tab = memchr(line, '\t', len);
+    TKM_RETURN_ERROR_IF(!tab || memchr(tab + 1, '\t', len - (size_t)(tab + 1 - line)), TKM_EFORMAT,
+                        "input_format=tsv wants TEXT<TAB>COUNT (exactly one tab)");
+    const char *p = tab + 1, *e = line + len;
+    while (p < e && (*p == ' ' || *p == '\r' || *p == '\f' || *p == '\v')) p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\r' || e[-1] == '\f' || e[-1] == '\v')) e--;
+    if (p < e && *p == '+') p++;
+    int64_t v = 0;
+    int ok = p < e;
+    for (; ok && p < e; p++) {
+        ok = *p >= '0' && *p <= '9' && v <= (INT64_MAX - 9) / 10;
+        v = v * 10 + (*p - '0');
+    }
+    TKM_RETURN_ERROR_IF(!ok || v < 1, TKM_EFORMAT, "input_format=tsv: the count must be an integer >= 1");
+    *tlen = (size_t)(tab - line);
+    *count = v;
+    return 0;
+}
+
 static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
 {
     w->inc = b->inc;
@@ -250,6 +273,11 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)(nl - p);
+        if (t->o.input_tsv) { /* checked when added */
+            int64_t cnt = 1;
+            if (tsv_split(p, len, &len, &cnt) < 0) return TKM_EFORMAT;
+            w->inc = cnt;
+        }
         TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
         p = nl + 1;
     }
@@ -367,7 +395,15 @@ static int skip_line(tkm_trainer *t, const char *line, size_t len)
 
 int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len)
 {
-    if ((t->o.max_sentence_length > 0 || t->o.skip_unk_lines) && skip_line(t, line, len)) {
+    if (t->o.input_tsv) {
+        size_t tl;
+        int64_t cnt;
+        TKM_FORWARD_IF_ERROR(tsv_split(line, len, &tl, &cnt));
+        if (tl == 0 || ((t->o.max_sentence_length > 0 || t->o.skip_unk_lines) && skip_line(t, line, tl))) {
+            t->stats.skipped_lines += tl > 0;
+            return 0;
+        }
+    } else if ((t->o.max_sentence_length > 0 || t->o.skip_unk_lines) && skip_line(t, line, len)) {
         t->stats.skipped_lines++;
         return 0;
     }
@@ -417,7 +453,14 @@ int tkm_trainer_add_file(tkm_trainer *t, const char *path)
     uint64_t next_report = 0;
     while ((rc = tkm_reader_next(r, &line, &len)) > 0) {
         rc = tkm_trainer_add_line(t, line, len);
-        if (rc < 0) break;
+        if (rc < 0) {
+            if (t->o.input_tsv && rc == TKM_EFORMAT) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "%s", tkm_last_error());
+                rc = tkmi_error(rc, "%s:%llu: %s", path, (unsigned long long)tkm_reader_lineno(r), msg);
+            }
+            break;
+        }
         t->st.bytes += len + 1;
         if (t->progress && t->st.bytes >= next_report) {
             t->progress(t->progress_ctx, "reading", t->st.bytes, 0);
@@ -538,6 +581,7 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM &&
                             o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
                         TKM_ENOTSUP, "model type %d is not supported (BPE, Unigram, char, word)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->input_tsv && o->weighted, TKM_EINVAL, "input_tsv and weighted inputs do not combine");
     TKM_RETURN_ERROR_IF(o->use_all_vocab && o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
                         TKM_ENOTSUP, "use_all_vocab is implemented for char and word models only");
     TKM_RETURN_ERROR_IF((o->model_type == TKM_MODEL_CHAR || o->model_type == TKM_MODEL_WORD) &&

@@ -28,10 +28,10 @@ ids() { # name model: tokenmill's ids = libsentencepiece's on unseen text
 }
 case_() { # mode name options...
   local mode=$1 name=$2; shift 2
-  if ! "$T" spm-train --input="$TMP/train.txt" --model_prefix="$TMP/t_$name" --minloglevel=1 "$@" 2> "$TMP/tm.err"; then
+  if ! "$T" spm-train --input="${IN:-$TMP/train.txt}" --model_prefix="$TMP/t_$name" --minloglevel=1 "$@" 2> "$TMP/tm.err"; then
     fail "$name: tokenmill spm-train failed: $(cat "$TMP/tm.err")"; return
   fi
-  if ! python3 - "$TMP/train.txt" "$TMP/p_$name" "$@" > "$TMP/py.log" 2>&1 <<'PY'
+  if ! python3 - "${IN:-$TMP/train.txt}" "$TMP/p_$name" "$@" > "$TMP/py.log" 2>&1 <<'PY'
 import sys, sentencepiece as spm
 # spm_train's *_file flags are not TrainerSpec fields: read them as spm_train
 # does (after the comma list of the same name)
@@ -70,6 +70,9 @@ case_ exact bpe-llama --model_type=bpe $V --normalization_rule_name=identity --s
   --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --character_coverage=0.99995
 case_ exact bpe-first-n --model_type=bpe $V --input_sentence_size=2000 --shuffle_input_sentence=false
 case_ exact bpe-ids --model_type=bpe $V --pad_id=3 --unk_id=1 --bos_id=-1 --eos_id=0 --unk_piece='<UNK>'
+tr ' ' '\n' < "$TMP/train.txt" | grep -v "$(printf '\t')" | grep . | sort | uniq -c | awk '{print $2 "\t" $1}' > "$TMP/words.tsv"
+IN=$TMP/words.tsv case_ exact bpe-tsv --model_type=bpe $V --input_format=tsv
+IN=$TMP/words.tsv case_ exact word-tsv --model_type=word $V --input_format=tsv
 case_ exact char --model_type=char $V
 case_ exact char-all --model_type=char $V --use_all_vocab=true --character_coverage=0.98
 case_ exact word --model_type=word --vocab_size=3000 --split_digits
@@ -90,4 +93,19 @@ if command -v "${SPM_TRAIN:-spm_train}" > /dev/null 2>&1; then
   [ -n "$a" ] && [ "$a" = "$b" ] && pass "input_sentence_size=700 of 6000, shuffled: same sample as spm_train (${#a} sentences)" \
     || fail "shuffled sample differs from spm_train's (${#a} vs ${#b} characters)"
 fi
+# errors: named, exit status 2 for usage, nothing written
+err() { # name, expected status, expected text, args...
+  local name=$1 want=$2 text=$3; shift 3
+  local rc=0
+  "$T" spm-train "$@" > /dev/null 2> "$TMP/err" || rc=$?
+  if [ "$rc" = "$want" ] && grep -q -- "$text" "$TMP/err" && ! ls "$TMP"/e_* > /dev/null 2>&1; then pass "$name: $(head -1 "$TMP/err")"
+  else fail "$name: status $rc, $(cat "$TMP/err")"; fi
+}
+err "unknown flag" 2 "unknown command line flag 'vocabsize'" --input="$TMP/train.txt" --model_prefix="$TMP/e_1" --vocabsize=10
+err "bad bool" 2 "illegal value 'maybe'" --input="$TMP/train.txt" --model_prefix="$TMP/e_2" --byte_fallback=maybe
+err "refused option" 2 "treat_whitespace_as_suffix" --input="$TMP/train.txt" --model_prefix="$TMP/e_3" --treat_whitespace_as_suffix
+err "stray argument" 2 "unexpected argument" --input="$TMP/train.txt" --model_prefix="$TMP/e_4" extra.txt
+printf 'a\t3\nb c\t0\n' > "$TMP/bad.tsv"
+err "bad tsv" 1 "bad.tsv:2:" --input="$TMP/bad.tsv" --input_format=tsv --model_prefix="$TMP/e_5"
+err "missing input" 1 "nonexistent" --input="$TMP/nonexistent.txt" --model_prefix="$TMP/e_6"
 finish
