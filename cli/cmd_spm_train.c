@@ -56,8 +56,8 @@ static spm_flag g_flags[] = {
     {"control_symbols_file", K_STR, "", "file with one control symbol per line", NULL},
     {"user_defined_symbols", K_STR, "", "comma separated list of user defined symbols", NULL},
     {"user_defined_symbols_file", K_STR, "", "file with one user defined symbol per line", NULL},
-    {"required_chars", K_STR, "", "characters always in the vocabulary (not supported)", NULL},
-    {"required_chars_file", K_STR, "", "file of required characters (not supported)", NULL},
+    {"required_chars", K_STR, "", "characters kept whatever the coverage", NULL},
+    {"required_chars_file", K_STR, "", "file of required characters (its lines joined)", NULL},
     {"byte_fallback", K_BOOL, "false", "add <0x00>..<0xFF>; unknown characters become bytes", NULL},
     {"vocabulary_output_piece_score", K_BOOL, "true", "PREFIX.vocab has piece TAB score (false: piece only)", NULL},
     {"normalization_rule_name", K_STR, "nmt_nfkc", "nmt_nfkc, nfkc, nmt_nfkc_cf, nfkc_cf or identity", NULL},
@@ -281,8 +281,6 @@ static int refuse_unsupported(void)
         {"split_by_whitespace", "true", "split_by_whitespace=false is not implemented"},
         {"pretokenization_delimiter", "", "pretokenization_delimiter is not implemented"},
         {"treat_whitespace_as_suffix", "false", "treat_whitespace_as_suffix is not implemented"},
-        {"required_chars", "", "required_chars is not implemented"},
-        {"required_chars_file", "", "required_chars_file is not implemented"},
         {"denormalization_rule_tsv", "", "denormalization rules are not implemented"},
         {"enable_differential_privacy", "false", "differential privacy is not implemented"},
         {"differential_privacy_noise_level", "0", "differential privacy is not implemented"},
@@ -575,7 +573,7 @@ int cmd_spm_train(int argc, char **argv)
     o.input_tsv = !strcmp(flag_get("input_format"), "tsv");
     int quiet = atoi(flag_get("minloglevel")) >= 1;
 
-    char **inputs = NULL, **user = NULL, **control = NULL;
+    char **inputs = NULL, **user = NULL, **control = NULL, *required = NULL;
     int n_inputs = 0, n_user = 0, n_control = 0, ret = EXIT_FAIL;
     char *in_copy = strdup(flag_get("input")), *u_copy = strdup(flag_get("user_defined_symbols")),
          *c_copy = strdup(flag_get("control_symbols"));
@@ -594,6 +592,24 @@ int cmd_spm_train(int argc, char **argv)
         add_file_lines("control_symbols_file", flag_get("control_symbols_file"), &control, &n_control)) {
         ret = EXIT_USAGE;
         goto done;
+    }
+    /* required_chars: the flag, then the file's lines joined (spm_train) */
+    if (*flag_get("required_chars") || *flag_get("required_chars_file")) {
+        char **rl = NULL;
+        int nrl = 0;
+        if (*flag_get("required_chars_file") &&
+            add_file_lines("required_chars_file", flag_get("required_chars_file"), &rl, &nrl)) {
+            ret = EXIT_USAGE;
+            goto done;
+        }
+        size_t total = strlen(flag_get("required_chars")) + 1;
+        for (int i = 0; i < nrl; i++) total += strlen(rl[i]);
+        required = malloc(total);
+        if (!required) { free_list(rl, nrl); goto done; }
+        strcpy(required, flag_get("required_chars"));
+        for (int i = 0; i < nrl; i++) strcat(required, rl[i]);
+        free_list(rl, nrl);
+        o.required_chars = required;
     }
     o.user_defined_symbols = (const char *const *)user;
     o.n_user_defined = n_user;
@@ -642,6 +658,6 @@ done:
     free_list(inputs, n_inputs);
     free_list(user, n_user);
     free_list(control, n_control);
-    free(in_copy); free(u_copy); free(c_copy);
+    free(in_copy); free(u_copy); free(c_copy); free(required);
     return ret;
 }

@@ -182,6 +182,9 @@ typedef struct tkm_train_options {
     /* sentencepiece's input_format=tsv: every line is TEXT<TAB>COUNT (one
      * tab, COUNT an integer >= 1) and counts COUNT times */
     int input_tsv;
+    /* sentencepiece's required_chars: UTF-8 characters kept before the
+     * coverage is counted (even when absent from the corpus); NULL: none */
+    const char *required_chars;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

@@ -3,7 +3,8 @@
 with one written by PyPI sentencepiece from the same input and options.
 
   exact OURS REF        every id: same piece, score (bit for bit) and type
-  unigram OURS REF TEXT same size, same special / user-defined pieces at the
+  unigram OURS REF TEXT [CHARS]
+                        same size, same special / user-defined pieces at the
                         same ids; reports the shared pieces and the held-out
                         token counts of both (sentencepiece's encoder);
                         fails when fewer than MIN_SHARED of the pieces are
@@ -44,7 +45,7 @@ def exact(a, b):
     return 0
 
 
-def unigram(a, b, ours, ref, text):
+def unigram(a, b, ours, ref, text, required=''):
     if len(a.pieces) != len(b.pieces):
         print('sizes differ: %d vs %d' % (len(a.pieces), len(b.pieces)))
         return 1
@@ -53,6 +54,10 @@ def unigram(a, b, ours, ref, text):
             print('special id %d: ours %r type %d, sentencepiece %r type %d' % (i, p.piece, p.type, q.piece, q.type))
             return 1
     shared = len({p.piece for p in a.pieces} & {q.piece for q in b.pieces}) / len(a.pieces)
+    missing = [c for c in required if c not in {p.piece for p in a.pieces}]
+    if missing:
+        print('required characters missing: %r' % missing)
+        return 1
     with open(text, encoding='utf-8', errors='replace') as f:
         lines = f.read().split('\n')
     ta = sum(len(x) for x in spm.SentencePieceProcessor(model_file=ours).encode(lines))
@@ -68,7 +73,7 @@ def main():
     a, b = load(ours), load(ref)
     if mode == 'exact':
         sys.exit(exact(a, b))
-    sys.exit(unigram(a, b, ours, ref, sys.argv[4]))
+    sys.exit(unigram(a, b, ours, ref, sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else ''))
 
 
 if __name__ == '__main__':

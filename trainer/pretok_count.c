@@ -616,6 +616,8 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     t->eos_piece = tkmi_strdup(o->eos_piece);
     t->pad_piece = tkmi_strdup(o->pad_piece);
     t->unk_surface = tkmi_strdup(o->unk_surface);
+    if (o->required_chars) t->required = tkmi_strdup(o->required_chars);
+    t->o.required_chars = t->required;
     t->o.user_defined_symbols = (const char *const *)t->user;
     t->o.control_symbols = (const char *const *)t->control;
     t->o.unk_piece = t->unk_piece;
@@ -697,6 +699,7 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->eos_piece);
     tkmi_free(t->pad_piece);
     tkmi_free(t->unk_surface);
+    tkmi_free(t->required);
     tkmi_ptrie_free(&t->norm_model.user);
     tkmi_free(t->norm_name);
     tkmi_free(t->norm_tsv);

@@ -50,7 +50,7 @@ struct tkm_trainer {
     tkm_train_options o;
     /* owned copies of option strings */
     char **user, **control;
-    char *unk_piece, *bos_piece, *eos_piece, *pad_piece, *unk_surface;
+    char *unk_piece, *bos_piece, *eos_piece, *pad_piece, *unk_surface, *required;
     char **inputs;
     int n_inputs;
     tkm_model norm_model; /* normalizer settings + user-defined trie */
@@ -80,7 +80,7 @@ struct tkm_trainer {
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
-typedef struct { uint32_t cp; int64_t cnt; } tkmi_chcount;
+typedef struct { uint32_t cp; int32_t req; int64_t cnt; } tkmi_chcount; /* req: in required_chars */
 typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } tkmi_cpmap; /* code point -> count, sym */
 size_t tkmi_cpmap_slot(tkmi_cpmap *m, uint32_t cp);
 int tkmi_cpmap_add(tkmi_cpmap *m, uint32_t cp, int64_t n);

@@ -45,12 +45,15 @@ for a in sys.argv[3:]:
 for k, v in extra.items():
     given = [a for a in args if a.startswith('--' + k + '=')]
     args = [a for a in args if not a.startswith('--' + k + '=')]
+    if k == 'required_chars':  # spm_train joins the lines
+        args.append('--%s=%s' % (k, (given[-1].split('=', 1)[1] if given else '') + ''.join(v)))
+        continue
     items = (given[-1].split('=', 1)[1].split(',') if given else []) + v
     args.append('--%s=%s' % (k, ','.join(items)))
 spm.SentencePieceTrainer.train(' '.join(['--input=' + sys.argv[1], '--model_prefix=' + sys.argv[2], '--minloglevel=2'] + args))
 PY
   then fail "$name: sentencepiece failed: $(tail -2 "$TMP/py.log")"; return; fi
-  if python3 "$CHECK" "$mode" "$TMP/t_$name.model" "$TMP/p_$name.model" "$TMP/unseen.txt" > "$TMP/c.log" 2>&1; then
+  if python3 "$CHECK" "$mode" "$TMP/t_$name.model" "$TMP/p_$name.model" "$TMP/unseen.txt" ${REQ:-} > "$TMP/c.log" 2>&1; then
     pass "$name: $(cat "$TMP/c.log")"
   else fail "$name: $(cat "$TMP/c.log")"; fi
   if [ "$mode" = exact ]; then
@@ -73,12 +76,15 @@ case_ exact bpe-ids --model_type=bpe $V --pad_id=3 --unk_id=1 --bos_id=-1 --eos_
 tr ' ' '\n' < "$TMP/train.txt" | grep -v "$(printf '\t')" | grep . | sort | uniq -c | awk '{print $2 "\t" $1}' > "$TMP/words.tsv"
 IN=$TMP/words.tsv case_ exact bpe-tsv --model_type=bpe $V --input_format=tsv
 IN=$TMP/words.tsv case_ exact word-tsv --model_type=word $V --input_format=tsv
+printf '☃\n𝄞Ω\n' > "$TMP/req.txt"
+case_ exact bpe-required --model_type=bpe $V --required_chars=etaoin --required_chars_file="$TMP/req.txt"
 case_ exact char --model_type=char $V
 case_ exact char-all --model_type=char $V --use_all_vocab=true --character_coverage=0.98
 case_ exact word --model_type=word --vocab_size=3000 --split_digits
 case_ exact word-all --model_type=word $V --use_all_vocab
 case_ unigram unigram-defaults --vocab_size=1500
 case_ unigram unigram-t5 --vocab_size=1500 --pad_id=0 --eos_id=1 --unk_id=2 --bos_id=-1 --character_coverage=1.0
+REQ=☃𝄞Ω case_ unigram unigram-required --vocab_size=1500 --required_chars=☃𝄞Ω
 case_ unigram unigram-bytes --vocab_size=1500 --byte_fallback --split_digits --normalization_rule_name=nmt_nfkc_cf \
   --user_defined_symbols_file="$TMP/user.txt"
 # the reservoir sample of --shuffle_input_sentence: the same sentences as
