@@ -456,7 +456,7 @@ static int dab_set_offset(dab *d, uint32_t p, uint32_t off)
  * are one node, as in darts-clone's DAWG; a shared node is placed once and
  * every parent's unit points at its base. ~225 k keys of nmt_nfkc need
  * ~7x fewer units so. */
-typedef struct { uint8_t label; uint32_t child; } dedge;
+typedef struct { uint32_t label, child; } dedge; /* no padding: hashed and compared as bytes */
 typedef struct { int64_t val; uint32_t eoff, en; uint64_t hash; } dnode; /* val -1: none */
 typedef struct {
     dnode *n; size_t nn, ncap;
