@@ -62,7 +62,7 @@ static spm_flag g_flags[] = {
     {"vocabulary_output_piece_score", K_BOOL, "true", "PREFIX.vocab has piece TAB score (false: piece only)", NULL},
     {"normalization_rule_name", K_STR, "nmt_nfkc", "nmt_nfkc, nfkc, nmt_nfkc_cf, nfkc_cf or identity", NULL},
     {"normalization_rule_tsv", K_STR, "", "normalization rules from a TSV file (overrides the name)", NULL},
-    {"denormalization_rule_tsv", K_STR, "", "denormalization rules (not supported)", NULL},
+    {"denormalization_rule_tsv", K_STR, "", "rules applied to decoded text (written as the denormalizer)", NULL},
     {"add_dummy_prefix", K_BOOL, "true", "add a whitespace at the beginning of each line", NULL},
     {"remove_extra_whitespaces", K_BOOL, "true", "strip leading/trailing and squeeze inner whitespace", NULL},
     {"hard_vocab_limit", K_BOOL, "true", "fail when vocab_size cannot be reached", NULL},
@@ -281,7 +281,6 @@ static int refuse_unsupported(void)
         {"split_by_whitespace", "true", "split_by_whitespace=false is not implemented"},
         {"pretokenization_delimiter", "", "pretokenization_delimiter is not implemented"},
         {"treat_whitespace_as_suffix", "false", "treat_whitespace_as_suffix is not implemented"},
-        {"denormalization_rule_tsv", "", "denormalization rules are not implemented"},
         {"enable_differential_privacy", "false", "differential privacy is not implemented"},
         {"differential_privacy_noise_level", "0", "differential privacy is not implemented"},
         {"differential_privacy_clipping_threshold", "0", "differential privacy is not implemented"},
@@ -533,6 +532,7 @@ int cmd_spm_train(int argc, char **argv)
     o.remove_extra_whitespaces = flag_bool("remove_extra_whitespaces");
     o.normalization_rule_name = flag_get("normalization_rule_name");
     if (*flag_get("normalization_rule_tsv")) o.normalization_rule_tsv = flag_get("normalization_rule_tsv");
+    if (*flag_get("denormalization_rule_tsv")) o.denormalization_rule_tsv = flag_get("denormalization_rule_tsv");
     if (int_flag("vocab_size", 1, 1 << 20, &o.vocab_size)) return EXIT_USAGE;
     double cov = strtod(flag_get("character_coverage"), NULL);
     if (!(cov > 0 && cov <= 1)) {

@@ -185,6 +185,10 @@ typedef struct tkm_train_options {
     /* sentencepiece's required_chars: UTF-8 characters kept before the
      * coverage is counted (even when absent from the corpus); NULL: none */
     const char *required_chars;
+    /* sentencepiece's denormalization_rule_tsv: rules (same format as
+     * normalization_rule_tsv) that decoding applies to the decoded text;
+     * written as the model's denormalizer_spec. NULL: none */
+    const char *denormalization_rule_tsv;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

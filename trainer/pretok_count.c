@@ -641,6 +641,12 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     t->o.normalization_rule_tsv = NULL;
     if (!t->norm_name || (o->normalization_rule_tsv && !t->norm_tsv)) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     if (rc == 0) rc = tkmi_charsmap_build(o->normalization_rule_name, o->normalization_rule_tsv, &t->charsmap, &t->charsmap_len);
+    if (rc == 0 && o->denormalization_rule_tsv) {
+        t->denorm_tsv = tkmi_strdup(o->denormalization_rule_tsv);
+        rc = t->denorm_tsv ? tkmi_charsmap_build(NULL, o->denormalization_rule_tsv, &t->denorm_map, &t->denorm_map_len)
+                           : tkmi_error(TKM_ENOMEM, "out of memory");
+    }
+    t->o.denormalization_rule_tsv = NULL;
     if (rc == 0 && t->charsmap) {
         uint32_t tsize;
         memcpy(&tsize, t->charsmap, 4);
@@ -704,6 +710,8 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->norm_name);
     tkmi_free(t->norm_tsv);
     tkmi_free(t->charsmap);
+    tkmi_free(t->denorm_tsv);
+    tkmi_free(t->denorm_map);
     tkmi_free(t);
 }
 

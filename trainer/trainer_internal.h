@@ -57,6 +57,9 @@ struct tkm_trainer {
     char *norm_name, *norm_tsv; /* normalizer_spec name and rule TSV (NULL: none) */
     uint8_t *charsmap;    /* precompiled_charsmap (NULL: identity) */
     size_t charsmap_len;
+    char *denorm_tsv;     /* denormalization rules: path and compiled map */
+    uint8_t *denorm_map;
+    size_t denorm_map_len;
     int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;

@@ -266,6 +266,18 @@ int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const cha
     }
     write_trainer_spec(&pb, t, vocab);
     write_normalizer_spec(&pb, t);
+    if (t->denorm_map) { /* sentencepiece's denormalizer_spec (field 5) */
+        tkmi_pb sub = {0};
+        tkmi_pb_str(&sub, 1, "user_defined");
+        tkmi_pb_bytes(&sub, 2, t->denorm_map, t->denorm_map_len);
+        tkmi_pb_int(&sub, 3, 0);
+        tkmi_pb_int(&sub, 4, 0);
+        tkmi_pb_int(&sub, 5, 0);
+        tkmi_pb_str(&sub, 6, t->denorm_tsv);
+        if (sub.err) pb.err = 1;
+        tkmi_pb_bytes(&pb, 5, sub.p, sub.n);
+        tkmi_free(sub.p);
+    }
     int rc = pb.err ? tkmi_error(TKM_ENOMEM, "out of memory (model)") : tkm_model_load_mem(pb.p, pb.n, "<trained model>", out);
     tkmi_free(pb.p);
     return rc;

@@ -17,6 +17,7 @@ cat "$TMP"/heldout/* "$TKM_SRCDIR/tests/data/tricky.txt" > "$TMP/unseen.txt"
 printf '<|endoftext|>\n<sep>\n' > "$TMP/user.txt"
 printf '<ctrl1>\n<ctrl2>\n' > "$TMP/control.txt"
 printf '41\t61\n3000\t20\nFF01\t21\n' > "$TMP/rules.tsv"
+printf '61\t41\n2581\t5F\nU+0074 U+0068\t54 48\n' > "$TMP/denorm.tsv"
 
 ids() { # name model: tokenmill's ids = libsentencepiece's on unseen text
   if ! command -v "${SPM_ENCODE:-spm_encode}" > /dev/null 2>&1; then echo "# $1: spm_encode missing, ids not compared"; return; fi
@@ -25,6 +26,11 @@ ids() { # name model: tokenmill's ids = libsentencepiece's on unseen text
   "$T" encode -m "$2" --output-format id < "$TMP/unseen.txt" > "$TMP/tkm.id"
   cmp -s "$TMP/spm.id" "$TMP/tkm.id" && pass "$1: ids identical to spm_encode on $(wc -l < "$TMP/unseen.txt") unseen lines" \
     || fail "$1: ids differ from spm_encode: $(diff "$TMP/spm.id" "$TMP/tkm.id" | head -3 | cut -c1-160)"
+  command -v "${SPM_DECODE:-spm_decode}" > /dev/null 2>&1 || return 0
+  "${SPM_DECODE:-spm_decode}" --model "$2" --input_format=id < "$TMP/spm.id" > "$TMP/spm.dec"
+  "$T" decode -m "$2" --input-format id < "$TMP/spm.id" > "$TMP/tkm.dec"
+  cmp -s "$TMP/spm.dec" "$TMP/tkm.dec" && pass "$1: decoded text identical to spm_decode" \
+    || fail "$1: decode differs from spm_decode: $(diff "$TMP/spm.dec" "$TMP/tkm.dec" | head -3 | cut -c1-160)"
 }
 case_() { # mode name options...
   local mode=$1 name=$2; shift 2
@@ -71,6 +77,7 @@ case_ exact bpe-symbol-files --model_type=bpe $V --user_defined_symbols_file="$T
 case_ exact bpe-llama --model_type=bpe $V --normalization_rule_name=identity --split_digits=true --byte_fallback \
   --add_dummy_prefix=false --remove_extra_whitespaces=false --allow_whitespace_only_pieces=true \
   --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --character_coverage=0.99995
+case_ exact bpe-denormalization --model_type=bpe $V --denormalization_rule_tsv="$TMP/denorm.tsv"
 case_ exact bpe-first-n --model_type=bpe $V --input_sentence_size=2000 --shuffle_input_sentence=false
 case_ exact bpe-ids --model_type=bpe $V --pad_id=3 --unk_id=1 --bos_id=-1 --eos_id=0 --unk_piece='<UNK>'
 tr ' ' '\n' < "$TMP/train.txt" | grep -v "$(printf '\t')" | grep . | sort | uniq -c | awk '{print $2 "\t" $1}' > "$TMP/words.tsv"
