@@ -571,7 +571,7 @@ int cmd_spm_train(int argc, char **argv)
     if (int_flag("max_sentence_length", 1, 1 << 30, &o.max_sentence_length)) return EXIT_USAGE;
     o.skip_unk_lines = 1;
     o.input_tsv = !strcmp(flag_get("input_format"), "tsv");
-    int quiet = atoi(flag_get("minloglevel")) >= 1;
+    int quiet = cli_quiet || atoi(flag_get("minloglevel")) >= 1;
 
     char **inputs = NULL, **user = NULL, **control = NULL, *required = NULL;
     int n_inputs = 0, n_user = 0, n_control = 0, ret = EXIT_FAIL;

@@ -259,9 +259,10 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     cli_normalize_args(argc - 1, argv + 1);
-    /* every command: --version; export, analyze and softemb take -q/--quiet
-     * here (train, encode and decode parse it themselves) */
-    int strip_q = !strcmp(cmd, "export") || !strcmp(cmd, "analyze") || !strcmp(cmd, "softemb"), k = 2;
+    /* every command: --version; export, analyze, softemb and spm-train take
+     * -q/--quiet here (train, encode and decode parse it themselves) */
+    int strip_q = !strcmp(cmd, "export") || !strcmp(cmd, "analyze") || !strcmp(cmd, "softemb") ||
+                  !strcmp(cmd, "spm-train"), k = 2;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--")) {
             while (i < argc) argv[k++] = argv[i++];
