@@ -210,7 +210,7 @@ int tkmi_charsmap_view(tkm_model *d, const uint8_t *blob, size_t len, const char
     TKM_RETURN_ERROR_IF(tsize > len - 4 || tsize % 4, TKM_EFORMAT, "%s: malformed %s (trie size %u)", name, what, tsize);
     d->charsmap = blob;
     d->charsmap_len = len;
-    d->darts = (const uint32_t *)(blob + 4);
+    d->darts = NULL; /* the caller points it at an aligned copy of the units */
     d->darts_units = tsize / 4;
     d->norm_strings = (const char *)blob + 4 + tsize;
     d->norm_strings_len = len - 4 - tsize;

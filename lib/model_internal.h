@@ -76,7 +76,8 @@ int tkmi_piece_to_id(const tkm_model *m, const char *s, size_t len);
  * invalid bytes). Output appended to *out (growable). Returns 0 or <0. */
 int tkmi_normalize(const tkm_model *m, const char *in, size_t len, char **out, size_t *olen, size_t *ocap);
 /* Points d's charsmap fields at a precompiled_charsmap blob (validated;
- * TKM_EFORMAT names `what`). */
+ * TKM_EFORMAT names `what`) except darts, which the caller sets to an aligned
+ * copy of the darts_units units at blob + 4. */
 int tkmi_charsmap_view(tkm_model *d, const uint8_t *blob, size_t len, const char *name, const char *what);
 
 /* Builds sentencepiece's precompiled_charsmap for a named rule (nmt_nfkc,

@@ -413,7 +413,9 @@ static char *norm_with(const uint8_t *blob, size_t blen, const char *s, int dumm
     memcpy(&ts, blob, 4);
     m.charsmap = blob;
     m.charsmap_len = blen;
-    m.darts = (const uint32_t *)(blob + 4);
+    uint32_t *units = malloc(ts ? ts : 4); /* aligned, as the model loader copies it */
+    memcpy(units, blob + 4, ts);
+    m.darts = units;
     m.darts_units = ts / 4;
     m.norm_strings = (const char *)blob + 4 + ts;
     m.norm_strings_len = blen - 4 - ts;
@@ -427,6 +429,7 @@ static char *norm_with(const uint8_t *blob, size_t blen, const char *s, int dumm
     memcpy(r, out, ol);
     r[ol] = 0;
     tkmi_free(out);
+    free(units);
     return r;
 }
 

@@ -652,7 +652,7 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
         memcpy(&tsize, t->charsmap, 4);
         nm->charsmap = t->charsmap;
         nm->charsmap_len = t->charsmap_len;
-        nm->darts = (const uint32_t *)(t->charsmap + 4);
+        nm->darts = (uint32_t *)(void *)(t->charsmap + 4); /* tkmi_malloc'd + 4: aligned */
         nm->darts_units = tsize / 4;
         nm->norm_strings = (const char *)t->charsmap + 4 + tsize;
         nm->norm_strings_len = t->charsmap_len - 4 - tsize;
