@@ -38,7 +38,8 @@ static void train_usage(FILE *f)
             "      --control-symbols A,B       control pieces (no surface)\n"
             "      --unk-id N --bos-id N --eos-id N --pad-id N   special ids (0 1 2 -1; -1 disables)\n"
             "      --unk-piece S --bos-piece S --eos-piece S --pad-piece S --unk-surface S\n"
-            "      --normalization-rule-name identity   (only identity for now)\n"
+            "      --normalization-rule-name R identity (default), nmt_nfkc, nfkc, nmt_nfkc_cf, nfkc_cf\n"
+            "      --normalization-rule-tsv F  normalization rules from a TSV (sentencepiece's format)\n"
             "      --seed-size N               Unigram: seed pieces (1000000)\n"
             "      --shrinking-factor F        Unigram: share kept per pruning round (0.75)\n"
             "      --num-sub-iterations N      Unigram: EM rounds per pruning round (2)\n"
@@ -64,7 +65,7 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL, O_HF_DIR
+    O_PRESET, O_NORM_TSV, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL, O_HF_DIR
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -136,6 +137,7 @@ static const struct option train_opts[] = {
     {"pad-piece", required_argument, 0, O_PAD_P},
     {"unk-surface", required_argument, 0, O_UNK_SURF},
     {"normalization-rule-name", required_argument, 0, O_NORM},
+    {"normalization-rule-tsv", required_argument, 0, O_NORM_TSV},
     {"threads", required_argument, 0, 't'},
     {"num-threads", required_argument, 0, 't'},
     /* sentencepiece options that have no effect here (tokenmill reads all input) */
@@ -426,12 +428,8 @@ int cmd_train(int argc, char **argv)
         case O_EOS_P: o.eos_piece = optarg; break;
         case O_PAD_P: o.pad_piece = optarg; break;
         case O_UNK_SURF: o.unk_surface = optarg; break;
-        case O_NORM:
-            if (strcmp(optarg, "identity") != 0) {
-                fprintf(stderr, "tokenmill train: normalization '%s' is not implemented yet (only identity)\n", optarg);
-                return EXIT_FAIL;
-            }
-            break;
+        case O_NORM: o.normalization_rule_name = optarg; break;
+        case O_NORM_TSV: o.normalization_rule_tsv = optarg; break;
         case 't': if (cli_int(optarg, 1, 256, &v)) goto bad; o.threads = (int)v; break;
         case O_IGNORED:
             fprintf(stderr, "tokenmill train: note: option ignored (tokenmill always reads all input)\n");

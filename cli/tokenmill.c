@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  train    learn a BPE vocabulary from text and write a sentencepiece .model\n"
+            "  spm-train  spm_train's flags and defaults: writes P.model and P.vocab\n"
             "  encode   turn text into token ids or pieces (ids identical to sentencepiece)\n"
             "  decode   turn ids or pieces back into text\n"
             "  analyze  compare tokenizers: compression on corpora, vocabulary categories\n"
@@ -258,9 +259,10 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     cli_normalize_args(argc - 1, argv + 1);
-    /* every command: --version; export, analyze and softemb take -q/--quiet
-     * here (train, encode and decode parse it themselves) */
-    int strip_q = !strcmp(cmd, "export") || !strcmp(cmd, "analyze") || !strcmp(cmd, "softemb"), k = 2;
+    /* every command: --version; export, analyze, softemb and spm-train take
+     * -q/--quiet here (train, encode and decode parse it themselves) */
+    int strip_q = !strcmp(cmd, "export") || !strcmp(cmd, "analyze") || !strcmp(cmd, "softemb") ||
+                  !strcmp(cmd, "spm-train"), k = 2;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--")) {
             while (i < argc) argv[k++] = argv[i++];
@@ -279,6 +281,7 @@ int main(int argc, char **argv)
     argv[k] = NULL;
     argc = k;
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "spm-train")) return cmd_spm_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "analyze")) return cmd_analyze(argc - 1, argv + 1);

@@ -133,7 +133,7 @@ void tkm_reader_close(tkm_reader *r);
 
 /* ---- trainer -------------------------------------------------------------- */
 typedef struct tkm_train_options {
-    tkm_model_type model_type;       /* TKM_MODEL_BPE or TKM_MODEL_UNIGRAM */
+    tkm_model_type model_type;       /* TKM_MODEL_BPE, _UNIGRAM, _CHAR or _WORD */
     int vocab_size;                  /* total pieces incl. specials, <= 1<<20 */
     float character_coverage;        /* 0.9995 */
     int max_piece_length;            /* 16 (characters) */
@@ -163,6 +163,32 @@ typedef struct tkm_train_options {
     int seed_size;                   /* seed pieces (1000000) */
     float shrinking_factor;          /* pieces kept per pruning round (0.75) */
     int num_sub_iterations;          /* EM rounds between prunings (2) */
+    /* Normalization (sentencepiece's normalization_rule_name / _tsv):
+     * NULL or "identity" (tokenmill's default), "nmt_nfkc", "nfkc",
+     * "nmt_nfkc_cf", "nfkc_cf"; a rule TSV (lines "SRC<TAB>DST", code points
+     * in hex separated by spaces) replaces the named rule. The rules are
+     * written into the model as sentencepiece's precompiled_charsmap. */
+    const char *normalization_rule_name;
+    const char *normalization_rule_tsv;
+    /* sentencepiece's input filter (0: off, tokenmill's default, which
+     * reads everything): lines longer than max_sentence_length bytes, and
+     * with skip_unk_lines lines holding U+2047 (sentencepiece's unknown
+     * mark), are skipped and counted in tkm_train_stats.skipped_lines */
+    int max_sentence_length;
+    int skip_unk_lines;
+    /* TKM_MODEL_CHAR / TKM_MODEL_WORD only: every character / word becomes
+     * a piece, the vocabulary grows to hold them (sentencepiece's use_all_vocab) */
+    int use_all_vocab;
+    /* sentencepiece's input_format=tsv: every line is TEXT<TAB>COUNT (one
+     * tab, COUNT an integer >= 1) and counts COUNT times */
+    int input_tsv;
+    /* sentencepiece's required_chars: UTF-8 characters kept before the
+     * coverage is counted (even when absent from the corpus); NULL: none */
+    const char *required_chars;
+    /* sentencepiece's denormalization_rule_tsv: rules (same format as
+     * normalization_rule_tsv) that decoding applies to the decoded text;
+     * written as the model's denormalizer_spec. NULL: none */
+    const char *denormalization_rule_tsv;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no

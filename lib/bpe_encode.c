@@ -231,12 +231,40 @@ static int unigram_line(tkm_encoder *e, const char *s, size_t n)
     return 0;
 }
 
+/* sentencepiece's char and word models (char_model.cc, word_model.cc): the
+ * line cut into characters (user-defined symbols first) or into words (a
+ * new word at each U+2581), each looked up as a piece (NORMAL, USER_DEFINED;
+ * UNUSED and absent ones are unknown). */
+static int push_tok(tkm_encoder *e, int32_t id, uint32_t len);
+static int charword_line(tkm_encoder *e, const char *s, size_t n)
+{
+    const tkm_model *m = e->m;
+    size_t pos = 0;
+    while (pos < n) {
+        size_t k = 0;
+        if (m->model_type == TKM_MODEL_CHAR) {
+            if (m->has_user) k = tkmi_ptrie_longest(&m->user, s + pos, n - pos);
+            if (!k) k = (size_t)tkmi_utf8_lead_len((uint8_t)s[pos]);
+        } else {
+            k = (size_t)tkmi_utf8_lead_len((uint8_t)s[pos]);
+            while (pos + k < n && !(n - pos - k >= 3 && !memcmp(s + pos + k, TKMI_WS, 3)))
+                k += (size_t)tkmi_utf8_lead_len((uint8_t)s[pos + k]);
+        }
+        if (k > n - pos) k = n - pos;
+        int32_t id = tkmi_strmap_get(&m->pieces, s + pos, k);
+        if (id < 0 || m->type[id] == TKM_PIECE_UNUSED) id = m->unk_id;
+        TKM_FORWARD_IF_ERROR(push_tok(e, id, (uint32_t)k));
+        pos += k;
+    }
+    return 0;
+}
+
 int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
 {
     *out = NULL;
-    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE && m->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
-                        "%s: model type %d is not supported by the encoder (BPE and Unigram only)", m->name,
-                        m->model_type);
+    TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE && m->model_type != TKM_MODEL_UNIGRAM &&
+                            m->model_type != TKM_MODEL_CHAR && m->model_type != TKM_MODEL_WORD,
+                        TKM_ENOTSUP, "%s: model type %d is not supported by the encoder", m->name, m->model_type);
     tkm_encoder *e = tkmi_calloc(1, sizeof *e);
     TKM_RETURN_ERROR_IF(!e, TKM_ENOMEM, "out of memory");
     e->m = m;
@@ -255,7 +283,7 @@ int tkm_encoder_new(const tkm_model *m, tkm_encoder **out)
             rc = tkmi_fstate_new(m, &e->fs);
             if (rc == 0 && m->front->word == TKMI_WORD_UNIGRAM) rc = unigram_init(e);
         } else {
-            rc = m->model_type == TKM_MODEL_BPE ? build_merges(e) : unigram_init(e);
+            rc = m->model_type == TKM_MODEL_BPE ? build_merges(e) : m->model_type == TKM_MODEL_UNIGRAM ? unigram_init(e) : 0;
         }
     }
     if (rc < 0) { tkm_encoder_free(e); return rc; }
@@ -514,6 +542,8 @@ int tkmi_encode_word(tkm_encoder *e, const char *text, size_t len, const int32_t
     if (L == 0) return 0;
     if (m->model_type == TKM_MODEL_UNIGRAM) {
         TKM_FORWARD_IF_ERROR(unigram_line(e, s, L));
+    } else if (m->model_type == TKM_MODEL_CHAR || m->model_type == TKM_MODEL_WORD) {
+        TKM_FORWARD_IF_ERROR(charword_line(e, s, L));
     } else if (!e->split_ok) {
         TKM_FORWARD_IF_ERROR(bpe_chunk(e, s, L));
     } else {

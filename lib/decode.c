@@ -85,6 +85,34 @@ int tkm_decode(const tkm_model *m, const int32_t *ids, size_t n, char **out, siz
     }
     if (rc == 0 && nb) rc = flush_bytes(&b, bytes, nb);
     tkmi_free(bytes);
+    if (rc == 0 && m->denorm_map_len) {
+        /* sentencepiece's denormalizer: the decoded text through the
+         * denormalizer_spec's rules (no dummy prefix, spaces as they are) */
+        tkm_model d;
+        memset(&d, 0, sizeof d);
+        char *dn = NULL;
+        size_t dl = 0, dc = 0;
+        uint32_t *units = NULL; /* the trie copied: aligned uint32 reads */
+        rc = tkmi_charsmap_view(&d, m->denorm_map, m->denorm_map_len, m->name, "denormalizer precompiled_charsmap");
+        if (rc == 0 && d.darts_units) {
+            units = tkmi_malloc(d.darts_units * sizeof *units);
+            if (!units) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+            else {
+                memcpy(units, m->denorm_map + 4, d.darts_units * sizeof *units);
+                d.darts = units;
+            }
+        }
+        if (rc == 0) rc = tkmi_normalize(&d, b.p, b.n, &dn, &dl, &dc);
+        tkmi_free(units);
+        if (rc == 0) rc = tkmi_grow((void **)&dn, &dc, dl + 1, 1);
+        if (rc == 0) {
+            tkmi_free(b.p);
+            b.p = dn;
+            b.n = dl;
+        } else {
+            tkmi_free(dn);
+        }
+    }
     if (rc < 0) { tkmi_free(b.p); return rc; }
     b.p[b.n] = 0;
     *out = b.p;

@@ -423,6 +423,9 @@ static int check_exportable(const tkm_model *m, tkmi_strmap *all)
                         "sentencepiece models are exported", name);
     TKM_RETURN_ERROR_IF(m->model_type != TKM_MODEL_BPE && m->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
                         "%s: only BPE and Unigram models can be exported to tokenizer.json (model type %d)", name, m->model_type);
+    TKM_RETURN_ERROR_IF(m->denorm_map_len > 0, TKM_ENOTSUP,
+                        "%s: the model has denormalization rules (denormalizer_spec), which a tokenizer.json "
+                        "decoder cannot express", name);
     TKM_RETURN_ERROR_IF(m->charsmap_len > 0, TKM_ENOTSUP,
                         "%s: the model normalizes text with a precompiled_charsmap (e.g. nmt_nfkc); only identity "
                         "normalization can be exported for now (train with --normalization_rule_name=identity)",

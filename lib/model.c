@@ -189,13 +189,42 @@ static int parse_model(tkm_model *m)
         } else if (f == 3) {
             m->has_normalizer_spec = 1;
             TKM_FORWARD_IF_ERROR(parse_normalizer_spec(m, &sub));
+        } else if (f == 5 && w == 2) { /* denormalizer_spec: its charsmap only */
+            while (sub.p < sub.end) {
+                int f2, w2;
+                uint64_t v2;
+                pbr s2;
+                TKM_FORWARD_IF_ERROR(pb_field(&sub, &f2, &w2, &v2, &s2));
+                if (f2 == 2 && w2 == 2) { m->denorm_map = s2.p; m->denorm_map_len = (size_t)v2; }
+            }
         }
     }
     return 0;
 }
 
+int tkmi_charsmap_view(tkm_model *d, const uint8_t *blob, size_t len, const char *name, const char *what)
+{
+    TKM_RETURN_ERROR_IF(len < 4, TKM_EFORMAT, "%s: truncated %s", name, what);
+    uint32_t tsize;
+    memcpy(&tsize, blob, 4);
+    TKM_RETURN_ERROR_IF(tsize > len - 4 || tsize % 4, TKM_EFORMAT, "%s: malformed %s (trie size %u)", name, what, tsize);
+    d->charsmap = blob;
+    d->charsmap_len = len;
+    d->darts = NULL; /* the caller points it at an aligned copy of the units */
+    d->darts_units = tsize / 4;
+    d->norm_strings = (const char *)blob + 4 + tsize;
+    d->norm_strings_len = len - 4 - tsize;
+    return 0;
+}
+
 static int decode_charsmap(tkm_model *m)
 {
+    if (m->denorm_map_len) { /* validated now, viewed when decoding */
+        tkm_model d;
+        memset(&d, 0, sizeof d);
+        TKM_FORWARD_IF_ERROR(tkmi_charsmap_view(&d, m->denorm_map, m->denorm_map_len, m->name,
+                                                "denormalizer precompiled_charsmap"));
+    }
     if (!m->charsmap_len) return 0;
     TKM_RETURN_ERROR_IF(m->charsmap_len < 4, TKM_EFORMAT, "%s: truncated precompiled_charsmap", m->name);
     uint32_t tsize;

@@ -53,6 +53,9 @@ struct tkm_model {
     const uint8_t *charsmap; size_t charsmap_len;
     uint32_t *darts; size_t darts_units; /* charsmap trie, an aligned copy (owned) */
     const char *norm_strings; size_t norm_strings_len;
+    /* denormalizer_spec's precompiled_charsmap (field 5), applied to decoded
+     * text; NULL when absent */
+    const uint8_t *denorm_map; size_t denorm_map_len;
     tkmi_strmap pieces;   /* NORMAL, USER_DEFINED, UNUSED */
     tkmi_strmap reserved; /* UNKNOWN, CONTROL, BYTE */
     int byte_id[256];
@@ -72,6 +75,16 @@ int tkmi_piece_to_id(const tkm_model *m, const char *s, size_t len);
  * add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces, U+FFFD for
  * invalid bytes). Output appended to *out (growable). Returns 0 or <0. */
 int tkmi_normalize(const tkm_model *m, const char *in, size_t len, char **out, size_t *olen, size_t *ocap);
+/* Points d's charsmap fields at a precompiled_charsmap blob (validated;
+ * TKM_EFORMAT names `what`) except darts, which the caller sets to an aligned
+ * copy of the darts_units units at blob + 4. */
+int tkmi_charsmap_view(tkm_model *d, const uint8_t *blob, size_t len, const char *name, const char *what);
+
+/* Builds sentencepiece's precompiled_charsmap for a named rule (nmt_nfkc,
+ * nfkc, nmt_nfkc_cf, nfkc_cf; identity or NULL gives no map: *blob NULL) or
+ * for a rule TSV (tsv non-NULL, sentencepiece's normalization_rule_tsv
+ * format). *blob is tkmi_malloc'd. lib/charsmap_build.c. */
+int tkmi_charsmap_build(const char *rule, const char *tsv, uint8_t **blob, size_t *len);
 
 /* ---- protobuf writer ---- */
 typedef struct { uint8_t *p; size_t n, cap; int err; } tkmi_pb;

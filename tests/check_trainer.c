@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tokenmill.h"
 #include "../trainer/trainer_internal.h"
@@ -251,8 +252,21 @@ START_TEST(test_errors)
     tkm_trainer_free(t);
 
     tkm_train_options_init(&o);
-    o.model_type = TKM_MODEL_WORD;
+    o.model_type = (tkm_model_type)99;
     ck_assert_int_eq(tkm_trainer_new(&o, &t), TKM_ENOTSUP);
+    o.model_type = TKM_MODEL_BPE;
+    o.use_all_vocab = 1; /* char and word models only */
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), TKM_ENOTSUP);
+    tkm_train_options_init(&o);
+    o.normalization_rule_name = "nfkd"; /* not one of sentencepiece's trainer rules */
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), TKM_EINVAL);
+    tkm_train_options_init(&o);
+    o.input_tsv = 1;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    ck_assert_int_eq(tkm_trainer_add_line(t, "a b", 3), TKM_EFORMAT);     /* no tab */
+    ck_assert_int_eq(tkm_trainer_add_line(t, "a\t0", 3), TKM_EFORMAT);   /* count < 1 */
+    ck_assert_int_eq(tkm_trainer_add_line(t, "a\t1\t2", 5), TKM_EFORMAT); /* two tabs */
+    tkm_trainer_free(t);
     tkm_train_options_init(&o);
     o.character_coverage = 1.5f;
     ck_assert_int_eq(tkm_trainer_new(&o, &t), TKM_EINVAL);
@@ -389,6 +403,97 @@ static kv_t *kv_list(const tkmi_counts *c)
     return v;
 }
 
+/* Normalizes s with a charsmap built for rule (lib/charsmap_build.c) and the
+ * given whitespace options, as the trainer and encoder do. */
+static char *norm_with(const uint8_t *blob, size_t blen, const char *s, int dummy, int squeeze)
+{
+    tkm_model m;
+    memset(&m, 0, sizeof m);
+    uint32_t ts;
+    memcpy(&ts, blob, 4);
+    m.charsmap = blob;
+    m.charsmap_len = blen;
+    uint32_t *units = malloc(ts ? ts : 4); /* aligned, as the model loader copies it */
+    memcpy(units, blob + 4, ts);
+    m.darts = units;
+    m.darts_units = ts / 4;
+    m.norm_strings = (const char *)blob + 4 + ts;
+    m.norm_strings_len = blen - 4 - ts;
+    m.escape_ws = 1;
+    m.add_dummy_prefix = dummy;
+    m.remove_extra_ws = squeeze;
+    char *out = NULL;
+    size_t ol = 0, oc = 0;
+    ck_assert_int_eq(tkmi_normalize(&m, s, strlen(s), &out, &ol, &oc), 0);
+    char *r = malloc(ol + 1);
+    memcpy(r, out, ol);
+    r[ol] = 0;
+    tkmi_free(out);
+    free(units);
+    return r;
+}
+
+START_TEST(test_charsmap)
+{
+    static const struct { const char *rule, *in, *want; } c[] = {
+        {"nmt_nfkc", "  Hello   World \xEF\xBC\xA1\xEF\xBC\xA2\xEF\xBC\xA3", "\xE2\x96\x81Hello\xE2\x96\x81World\xE2\x96\x81" "ABC"},
+        {"nmt_nfkc", "e\xCC\x81", "\xE2\x96\x81\xC3\xA9"},                          /* e + U+0301 -> é */
+        {"nmt_nfkc", "\xE3\x84\xB1\xE3\x85\x8F", "\xE2\x96\x81\xEA\xB0\x80"},          /* compatibility jamo -> 가 */
+        {"nmt_nfkc", "\xEF\xBD\xB6\xEF\xBE\x9E", "\xE2\x96\x81\xE3\x82\xAC"},          /* ｶﾞ -> ガ */
+        {"nmt_nfkc", "a\tb\x01" "c", "\xE2\x96\x81" "a\xE2\x96\x81" "bc"},          /* tab -> space, U+0001 removed */
+        {"nmt_nfkc", "\xEF\xBD\x9E", "\xE2\x96\x81\xEF\xBD\x9E"},                     /* U+FF5E kept */
+        {"nfkc", "\xEF\xBD\x9E", "\xE2\x96\x81~"},                                    /* ... but not by nfkc */
+        {"nfkc", "a\tb", "\xE2\x96\x81" "a\tb"},
+        {"nfkc_cf", "ABC \xEF\xAC\x81", "\xE2\x96\x81" "abc\xE2\x96\x81" "fi"},      /* case folded, ﬁ -> fi */
+        {"nmt_nfkc_cf", "Stra\xC3\x9F" "e\t\xE2\x91\xA0", "\xE2\x96\x81stra\xC3\x9F" "e\xE2\x96\x81" "1"}, /* simple folding: ß stays */
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        uint8_t *blob;
+        size_t blen;
+        ck_assert_int_eq(tkmi_charsmap_build(c[i].rule, NULL, &blob, &blen), 0);
+        char *got = norm_with(blob, blen, c[i].in, 1, 1);
+        ck_assert_msg(!strcmp(got, c[i].want), "%s(%s) = %s, want %s", c[i].rule, c[i].in, got, c[i].want);
+        free(got);
+        if (i == 0) { /* the same map byte for byte when built again */
+            uint8_t *b2;
+            size_t l2;
+            ck_assert_int_eq(tkmi_charsmap_build(c[i].rule, NULL, &b2, &l2), 0);
+            ck_assert(l2 == blen && !memcmp(blob, b2, blen));
+            tkmi_free(b2);
+        }
+        tkmi_free(blob);
+    }
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    ck_assert_int_eq(tkmi_charsmap_build("identity", NULL, &blob, &blen), 0);
+    ck_assert_ptr_null(blob);
+    ck_assert_int_eq(tkmi_charsmap_build("nfkd", NULL, &blob, &blen), TKM_EINVAL);
+    /* rule TSVs: sentencepiece's syntax; errors name the file and line */
+    char dir[] = "/tmp/tkm-charsmap.XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/r.tsv", dir);
+    FILE *f = fopen(path, "w");
+    fputs("41\t61 62\nU+0063 U+0064\t78\t# cd => x\n200D\t\n", f);
+    fclose(f);
+    ck_assert_int_eq(tkmi_charsmap_build(NULL, path, &blob, &blen), 0);
+    char *got = norm_with(blob, blen, "Acd\xE2\x80\x8D" "c", 0, 0);
+    ck_assert_str_eq(got, "abxc");
+    free(got);
+    tkmi_free(blob);
+    f = fopen(path, "w");
+    fputs("41\t61\n\t62\n", f);
+    fclose(f);
+    ck_assert_int_eq(tkmi_charsmap_build(NULL, path, &blob, &blen), TKM_EFORMAT);
+    ck_assert_msg(strstr(tkm_last_error(), "r.tsv:2") != NULL, "%s", tkm_last_error());
+    f = fopen(path, "w");
+    fputs("D800\t61\n", f);
+    fclose(f);
+    ck_assert_int_eq(tkmi_charsmap_build(NULL, path, &blob, &blen), TKM_EFORMAT);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_pretok_fast_equals_generic)
 {
     static const char *atoms[] = {"a", "Z", "q", " ", "  ", "7", "42", "\xE2\x96\x81", "\xE3\x81\x82", "\xE3\x82\xAB",
@@ -458,6 +563,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(core, test_layout);
     tcase_add_test(core, test_errors);
     tcase_add_test(core, test_pretok_fast_equals_generic);
+    tcase_add_test(core, test_charsmap);
     suite_add_tcase(s, core);
     TCase *det = tcase_create("determinism");
     tcase_set_timeout(det, 60);

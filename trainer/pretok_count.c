@@ -91,6 +91,8 @@ typedef struct {
 
 static cutter cutter_start(const tkm_train_options *o)
 {
+    if (o->model_type == TKM_MODEL_WORD) /* words: cut before each U+2581 only (SplitIntoWords) */
+        return (cutter){0, 0, -2, tkmi_script_bmp(), 0, 0, 1, 0};
     return (cutter){0, 0, -2, tkmi_script_bmp(), o->allow_whitespace_only_pieces, o->split_digits, o->split_by_number,
                     o->split_by_unicode_script};
 }
@@ -241,6 +243,29 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
 }
 
 /* ---- worker threads ---- */
+/* input_tsv: TEXT<TAB>COUNT as sentencepiece reads it (absl::SimpleAtoi:
+ * optional spaces and sign). Returns TEXT's length and the count, or <0. */
+static int tsv_split(const char *line, size_t len, size_t *tlen, int64_t *count)
+{
+    const char *tab = memchr(line, '\t', len);
+    TKM_RETURN_ERROR_IF(!tab || memchr(tab + 1, '\t', len - (size_t)(tab + 1 - line)), TKM_EFORMAT,
+                        "input_format=tsv wants TEXT<TAB>COUNT (exactly one tab)");
+    const char *p = tab + 1, *e = line + len;
+    while (p < e && (*p == ' ' || *p == '\r' || *p == '\f' || *p == '\v')) p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\r' || e[-1] == '\f' || e[-1] == '\v')) e--;
+    if (p < e && *p == '+') p++;
+    int64_t v = 0;
+    int ok = p < e;
+    for (; ok && p < e; p++) {
+        ok = *p >= '0' && *p <= '9' && v <= (INT64_MAX - 9) / 10;
+        v = v * 10 + (*p - '0');
+    }
+    TKM_RETURN_ERROR_IF(!ok || v < 1, TKM_EFORMAT, "input_format=tsv: the count must be an integer >= 1");
+    *tlen = (size_t)(tab - line);
+    *count = v;
+    return 0;
+}
+
 static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
 {
     w->inc = b->inc;
@@ -248,6 +273,11 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)(nl - p);
+        if (t->o.input_tsv) { /* checked when added */
+            int64_t cnt = 1;
+            if (tsv_split(p, len, &len, &cnt) < 0) return TKM_EFORMAT;
+            w->inc = cnt;
+        }
         TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
         p = nl + 1;
     }
@@ -353,8 +383,30 @@ static int get_block(struct tkm_trainer *t, tkmi_block **out)
     return 0;
 }
 
+/* sentencepiece's LoadSentences filter (off by default). */
+static int skip_line(tkm_trainer *t, const char *line, size_t len)
+{
+    if (t->o.max_sentence_length > 0 && len > (size_t)t->o.max_sentence_length) return 1;
+    if (t->o.skip_unk_lines)
+        for (const char *p = line; (p = memchr(p, 0xE2, len - (size_t)(p - line))) && len - (size_t)(p - line) >= 3; p++)
+            if ((uint8_t)p[1] == 0x81 && (uint8_t)p[2] == 0x87) return 1;
+    return 0;
+}
+
 int tkm_trainer_add_line(tkm_trainer *t, const char *line, size_t len)
 {
+    if (t->o.input_tsv) {
+        size_t tl;
+        int64_t cnt;
+        TKM_FORWARD_IF_ERROR(tsv_split(line, len, &tl, &cnt));
+        if (tl == 0 || ((t->o.max_sentence_length > 0 || t->o.skip_unk_lines) && skip_line(t, line, tl))) {
+            t->stats.skipped_lines += tl > 0;
+            return 0;
+        }
+    } else if ((t->o.max_sentence_length > 0 || t->o.skip_unk_lines) && skip_line(t, line, len)) {
+        t->stats.skipped_lines++;
+        return 0;
+    }
     TKM_FORWARD_IF_ERROR(start_workers(t));
     size_t block_bytes = t->block_bytes ? t->block_bytes : BLOCK_BYTES;
     if (t->cur && t->cur->len + len + 1 > block_bytes && t->cur->len > 0) {
@@ -401,7 +453,14 @@ int tkm_trainer_add_file(tkm_trainer *t, const char *path)
     uint64_t next_report = 0;
     while ((rc = tkm_reader_next(r, &line, &len)) > 0) {
         rc = tkm_trainer_add_line(t, line, len);
-        if (rc < 0) break;
+        if (rc < 0) {
+            if (t->o.input_tsv && rc == TKM_EFORMAT) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "%s", tkm_last_error());
+                rc = tkmi_error(rc, "%s:%llu: %s", path, (unsigned long long)tkm_reader_lineno(r), msg);
+            }
+            break;
+        }
         t->st.bytes += len + 1;
         if (t->progress && t->st.bytes >= next_report) {
             t->progress(t->progress_ctx, "reading", t->st.bytes, 0);
@@ -519,8 +578,15 @@ static char **dup_list(const char *const *v, int n)
 int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
 {
     *out = NULL;
-    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
-                        "model type %d is not supported (BPE and Unigram only)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM &&
+                            o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
+                        TKM_ENOTSUP, "model type %d is not supported (BPE, Unigram, char, word)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->input_tsv && o->weighted, TKM_EINVAL, "input_tsv and weighted inputs do not combine");
+    TKM_RETURN_ERROR_IF(o->use_all_vocab && o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
+                        TKM_ENOTSUP, "use_all_vocab is implemented for char and word models only");
+    TKM_RETURN_ERROR_IF((o->model_type == TKM_MODEL_CHAR || o->model_type == TKM_MODEL_WORD) &&
+                            (o->balance_latin >= 0 || o->balance_japanese >= 0),
+                        TKM_ENOTSUP, "--balance is implemented for BPE only");
     TKM_RETURN_ERROR_IF(o->model_type == TKM_MODEL_UNIGRAM &&
                             (o->seed_size < 1 || !(o->shrinking_factor > 0 && o->shrinking_factor < 1) ||
                              o->num_sub_iterations < 1 || o->num_sub_iterations > 100),
@@ -550,6 +616,8 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     t->eos_piece = tkmi_strdup(o->eos_piece);
     t->pad_piece = tkmi_strdup(o->pad_piece);
     t->unk_surface = tkmi_strdup(o->unk_surface);
+    if (o->required_chars) t->required = tkmi_strdup(o->required_chars);
+    t->o.required_chars = t->required;
     t->o.user_defined_symbols = (const char *const *)t->user;
     t->o.control_symbols = (const char *const *)t->control;
     t->o.unk_piece = t->unk_piece;
@@ -564,6 +632,31 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     nm->remove_extra_ws = o->remove_extra_whitespaces;
     nm->escape_ws = 1;
     int rc = 0, n = o->n_user_defined;
+    /* the rule's precompiled charsmap, read by tkmi_normalize as a loaded
+     * model's would be (lib/model.c decode_charsmap) */
+    t->norm_name = tkmi_strdup(o->normalization_rule_tsv ? "user_defined"
+                               : o->normalization_rule_name ? o->normalization_rule_name : "identity");
+    if (o->normalization_rule_tsv) t->norm_tsv = tkmi_strdup(o->normalization_rule_tsv);
+    t->o.normalization_rule_name = NULL;
+    t->o.normalization_rule_tsv = NULL;
+    if (!t->norm_name || (o->normalization_rule_tsv && !t->norm_tsv)) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    if (rc == 0) rc = tkmi_charsmap_build(o->normalization_rule_name, o->normalization_rule_tsv, &t->charsmap, &t->charsmap_len);
+    if (rc == 0 && o->denormalization_rule_tsv) {
+        t->denorm_tsv = tkmi_strdup(o->denormalization_rule_tsv);
+        rc = t->denorm_tsv ? tkmi_charsmap_build(NULL, o->denormalization_rule_tsv, &t->denorm_map, &t->denorm_map_len)
+                           : tkmi_error(TKM_ENOMEM, "out of memory");
+    }
+    t->o.denormalization_rule_tsv = NULL;
+    if (rc == 0 && t->charsmap) {
+        uint32_t tsize;
+        memcpy(&tsize, t->charsmap, 4);
+        nm->charsmap = t->charsmap;
+        nm->charsmap_len = t->charsmap_len;
+        nm->darts = (uint32_t *)(void *)(t->charsmap + 4); /* tkmi_malloc'd + 4: aligned */
+        nm->darts_units = tsize / 4;
+        nm->norm_strings = (const char *)t->charsmap + 4 + tsize;
+        nm->norm_strings_len = t->charsmap_len - 4 - tsize;
+    }
     uint32_t *lens = tkmi_malloc(((size_t)n + 1) * sizeof *lens);
     int32_t *ids = tkmi_malloc(((size_t)n + 1) * sizeof *ids);
     if (!lens || !ids || (n && !t->user)) rc = tkmi_error(TKM_ENOMEM, "out of memory");
@@ -612,7 +705,13 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->eos_piece);
     tkmi_free(t->pad_piece);
     tkmi_free(t->unk_surface);
+    tkmi_free(t->required);
     tkmi_ptrie_free(&t->norm_model.user);
+    tkmi_free(t->norm_name);
+    tkmi_free(t->norm_tsv);
+    tkmi_free(t->charsmap);
+    tkmi_free(t->denorm_tsv);
+    tkmi_free(t->denorm_map);
     tkmi_free(t);
 }
 
@@ -632,7 +731,10 @@ int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
     double t0 = tkmi_now();
     t->stats.seconds_count = t0 - t->t_start; /* reading + counting */
     if (rc == 0)
-        rc = t->o.model_type == TKM_MODEL_UNIGRAM ? tkmi_unigram_train(t, &counts, out) : tkmi_bpe_train(t, &counts, out);
+        rc = t->o.model_type == TKM_MODEL_UNIGRAM ? tkmi_unigram_train(t, &counts, out)
+             : t->o.model_type == TKM_MODEL_CHAR  ? tkmi_char_train(t, &counts, out)
+             : t->o.model_type == TKM_MODEL_WORD  ? tkmi_word_train(t, &counts, out)
+                                                  : tkmi_bpe_train(t, &counts, out);
     tkmi_counts_free(&counts);
     t->stats.seconds_merge = tkmi_now() - t0;
     t->stats.seconds_total = tkmi_now() - t->t_start;

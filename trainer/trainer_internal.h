@@ -50,10 +50,16 @@ struct tkm_trainer {
     tkm_train_options o;
     /* owned copies of option strings */
     char **user, **control;
-    char *unk_piece, *bos_piece, *eos_piece, *pad_piece, *unk_surface;
+    char *unk_piece, *bos_piece, *eos_piece, *pad_piece, *unk_surface, *required;
     char **inputs;
     int n_inputs;
     tkm_model norm_model; /* normalizer settings + user-defined trie */
+    char *norm_name, *norm_tsv; /* normalizer_spec name and rule TSV (NULL: none) */
+    uint8_t *charsmap;    /* precompiled_charsmap (NULL: identity) */
+    size_t charsmap_len;
+    char *denorm_tsv;     /* denormalization rules: path and compiled map */
+    uint8_t *denorm_map;
+    size_t denorm_map_len;
     int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;
@@ -77,7 +83,7 @@ struct tkm_trainer {
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
-typedef struct { uint32_t cp; int64_t cnt; } tkmi_chcount;
+typedef struct { uint32_t cp; int32_t req; int64_t cnt; } tkmi_chcount; /* req: in required_chars */
 typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } tkmi_cpmap; /* code point -> count, sym */
 size_t tkmi_cpmap_slot(tkmi_cpmap *m, uint32_t cp);
 int tkmi_cpmap_add(tkmi_cpmap *m, uint32_t cp, int64_t n);
@@ -101,6 +107,9 @@ void tkmi_vbase_free(tkmi_vbase *vb);
 int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const char *const *strs, const uint32_t *lens,
                      const float *scores, size_t n, tkm_model **out);
 int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+/* sentencepiece's char and word models (charword_train.c) */
+int tkmi_char_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+int tkmi_word_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 
 /* Pre-tokenizes one normalized line into w's counts. */
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);

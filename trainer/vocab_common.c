@@ -10,6 +10,7 @@
 static int cmp_chcount(const void *x, const void *y)
 {
     const tkmi_chcount *a = x, *b = y;
+    if (a->req != b->req) return a->req > b->req ? -1 : 1; /* required characters first */
     if (a->cnt != b->cnt) return a->cnt > b->cnt ? -1 : 1;
     return a->cp < b->cp ? -1 : a->cp > b->cp;
 }
@@ -80,6 +81,7 @@ static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int voc
     tkmi_pb_int(&sub, 32, 1);
     tkmi_pb_int(&sub, 33, o->hard_vocab_limit);
     tkmi_pb_int(&sub, 35, o->byte_fallback);
+    if (o->required_chars && *o->required_chars) tkmi_pb_str(&sub, 36, o->required_chars);
     tkmi_pb_int(&sub, 40, o->unk_id);
     tkmi_pb_int(&sub, 41, o->bos_id);
     tkmi_pb_int(&sub, 42, o->eos_id);
@@ -94,13 +96,16 @@ static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int voc
     tkmi_free(sub.p);
 }
 
-static void write_normalizer_spec(tkmi_pb *pb, const tkm_train_options *o)
+static void write_normalizer_spec(tkmi_pb *pb, const struct tkm_trainer *t)
 {
+    const tkm_train_options *o = &t->o;
     tkmi_pb sub = {0};
-    tkmi_pb_str(&sub, 1, "identity");
+    tkmi_pb_str(&sub, 1, t->norm_name ? t->norm_name : "identity");
+    if (t->charsmap) tkmi_pb_bytes(&sub, 2, t->charsmap, t->charsmap_len);
     tkmi_pb_int(&sub, 3, o->add_dummy_prefix);
     tkmi_pb_int(&sub, 4, o->remove_extra_whitespaces);
     tkmi_pb_int(&sub, 5, 1);
+    if (t->norm_tsv) tkmi_pb_str(&sub, 6, t->norm_tsv);
     if (sub.err) pb->err = 1;
     tkmi_pb_bytes(pb, 3, sub.p, sub.n);
     tkmi_free(sub.p);
@@ -181,11 +186,29 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
         }
     }
     TKM_RETURN_ERROR_IF(all == 0, TKM_EEMPTY, "no input: the corpus has no characters to learn from");
-    vb->chars = tkmi_malloc(vb->cm.n * sizeof *vb->chars);
+    /* required_chars (sentencepiece's): sorted before all others, so the
+     * coverage keeps them first, even with a count of 0 */
+    const uint8_t *rq = (const uint8_t *)(o->required_chars ? o->required_chars : "");
+    size_t rql = strlen((const char *)rq);
+    for (size_t i = 0; i < rql;) {
+        int mb;
+        int32_t cp = tkmi_utf8_decode(rq + i, rql - i, &mb);
+        TKM_RETURN_ERROR_IF(cp < 0, TKM_EINVAL, "required_chars: invalid UTF-8 at byte %zu", i);
+        TKM_FORWARD_IF_ERROR(tkmi_cpmap_add(&vb->cm, (uint32_t)cp, 0));
+        i += (size_t)mb;
+    }
+    vb->chars = tkmi_malloc((vb->cm.n + 1) * sizeof *vb->chars);
     TKM_RETURN_ERROR_IF(!vb->chars, TKM_ENOMEM, "out of memory");
     size_t nch = 0;
     for (size_t i = 0; i < vb->cm.cap; i++)
-        if (vb->cm.key[i]) vb->chars[nch++] = (tkmi_chcount){vb->cm.key[i] - 1, vb->cm.cnt[i]};
+        if (vb->cm.key[i]) vb->chars[nch++] = (tkmi_chcount){.cp = vb->cm.key[i] - 1, .cnt = vb->cm.cnt[i]};
+    for (size_t i = 0; i < nch; i++)
+        for (size_t k = 0; k < rql;) {
+            int mb;
+            int32_t cp = tkmi_utf8_decode(rq + k, rql - k, &mb);
+            if ((uint32_t)cp == vb->chars[i].cp) { vb->chars[i].req = 1; break; }
+            k += (size_t)mb;
+        }
     qsort(vb->chars, nch, sizeof *vb->chars, cmp_chcount);
     int64_t acc = 0;
     size_t nreq = 0;
@@ -194,6 +217,9 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
         acc += vb->chars[i].cnt;
         nreq++;
     }
+    /* the kept characters in count order again (sentencepiece's Sorted()) */
+    for (size_t i = 0; i < nch; i++) vb->chars[i].req = 0;
+    qsort(vb->chars, nreq, sizeof *vb->chars, cmp_chcount);
     vb->nch = nch;
     vb->nreq = nreq;
     vb->all = all;
@@ -239,7 +265,19 @@ int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const cha
         }
     }
     write_trainer_spec(&pb, t, vocab);
-    write_normalizer_spec(&pb, &t->o);
+    write_normalizer_spec(&pb, t);
+    if (t->denorm_map) { /* sentencepiece's denormalizer_spec (field 5) */
+        tkmi_pb sub = {0};
+        tkmi_pb_str(&sub, 1, "user_defined");
+        tkmi_pb_bytes(&sub, 2, t->denorm_map, t->denorm_map_len);
+        tkmi_pb_int(&sub, 3, 0);
+        tkmi_pb_int(&sub, 4, 0);
+        tkmi_pb_int(&sub, 5, 0);
+        tkmi_pb_str(&sub, 6, t->denorm_tsv);
+        if (sub.err) pb.err = 1;
+        tkmi_pb_bytes(&pb, 5, sub.p, sub.n);
+        tkmi_free(sub.p);
+    }
     int rc = pb.err ? tkmi_error(TKM_ENOMEM, "out of memory (model)") : tkm_model_load_mem(pb.p, pb.n, "<trained model>", out);
     tkmi_free(pb.p);
     return rc;
