@@ -73,6 +73,9 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
 static int emit(tkmi_worker *w, const char *s, size_t len)
 {
     if (!len) return 0;
+    /* the table stores key lengths in 32 bits: a longer pre-token (a line of
+     * over 4 GiB without a space) is refused, never truncated */
+    TKM_RETURN_ERROR_IF(len > UINT32_MAX, TKM_EINVAL, "a pre-token of %zu bytes (a line without spaces): over 4 GiB", len);
     w->st.tokens++;
     return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), w->inc);
 }
