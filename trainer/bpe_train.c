@@ -101,7 +101,8 @@ typedef struct {
     char *bump;
     size_t bump_left;
     /* heap */
-    struct hent { int64_t cnt; pairid pair; int32_t len; } *heap; /* len: chars of the merged piece (first tie-break) */
+    /* len: chars of the merged piece (first tie-break); 16 bytes an entry */
+    struct hent { int64_t cnt; uint64_t pair : 48, len : 16; } *heap;
     size_t heap_n, heap_cap;
     /* Only pairs counted at least T are in the heap ("cold" ones wait in
      * the pair table): a small heap is a fast heap. Every pair with a count
@@ -341,7 +342,7 @@ static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
 {
     if (x->cnt != y->cnt) return x->cnt > y->cnt;
     if (x->len != y->len) return x->len < y->len;
-    pairid p = x->pair, q = y->pair;
+    pairid p = (pairid)x->pair, q = (pairid)y->pair;
     if (p == q) return 0;
     int c = cmp_concat(B, p, q);
     if (c) return c < 0;
@@ -353,7 +354,7 @@ static int heap_push(bpe *B, int64_t cnt, pairid pair)
 {
     if (B->heap_n == B->heap_cap)
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, B->heap_n + 1, sizeof *B->heap));
-    struct hent e = {cnt, pair, B->s_nchars[B->P[pair].a] + B->s_nchars[B->P[pair].b]};
+    struct hent e = {cnt, (uint64_t)pair, (unsigned)(B->s_nchars[B->P[pair].a] + B->s_nchars[B->P[pair].b])};
     size_t i = B->heap_n++;
     while (i > 0) {
         size_t par = (i - 1) / 2;
@@ -386,7 +387,7 @@ static void heap_rebuild(bpe *B)
 {
     size_t n = 0;
     for (size_t p = 0; p < B->n_pairs; p++)
-        if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (pairid)p, B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b]};
+        if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (uint64_t)p, (unsigned)(B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b])};
     B->heap_n = n;
     for (size_t i = n / 2; i-- > 0;) {
         struct hent e = B->heap[i];
@@ -763,7 +764,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             continue;
         }
         struct hent e = heap_pop(&B);
-        pairid p = e.pair;
+        pairid p = (pairid)e.pair;
         if (B.P[p].blocked) continue;
         if (e.cnt != B.P[p].cnt) {
             if (e.cnt > B.P[p].cnt && B.P[p].cnt >= B.T && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, p)) < 0)
