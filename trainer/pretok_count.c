@@ -70,6 +70,25 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
 }
 
 /* ---- pre-tokenization ---- */
+/* Counts the pending pre-tokens: the slots were prefetched by emit; a first
+ * pass prefetches the keys of the slots that match, the second counts. The
+ * order of the additions is that of the cuts, so the table is the same as
+ * with one addition per cut. */
+static int flush_pending(tkmi_worker *w)
+{
+    tkmi_counts *c = &w->counts;
+    size_t mask = c->cap - 1;
+    for (int i = 0; i < w->n_pend; i++) {
+        const tkmi_cslot *e = &c->s[w->pend[i].h & mask];
+        if (e->count && e->hash == w->pend[i].h) __builtin_prefetch(c->arena + e->koff);
+    }
+    int n = w->n_pend;
+    w->n_pend = 0;
+    for (int i = 0; i < n; i++)
+        TKM_FORWARD_IF_ERROR(tkmi_counts_add(c, w->pend[i].s, w->pend[i].len, w->pend[i].h, w->inc));
+    return 0;
+}
+
 static int emit(tkmi_worker *w, const char *s, size_t len)
 {
     if (!len) return 0;
@@ -77,7 +96,10 @@ static int emit(tkmi_worker *w, const char *s, size_t len)
      * over 4 GiB without a space) is refused, never truncated */
     TKM_RETURN_ERROR_IF(len > UINT32_MAX, TKM_EINVAL, "a pre-token of %zu bytes (a line without spaces): over 4 GiB", len);
     w->st.tokens++;
-    return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), w->inc);
+    uint64_t h = tkmi_hash_bytes(s, len);
+    __builtin_prefetch(&w->counts.s[h & (w->counts.cap - 1)]);
+    w->pend[w->n_pend++] = (tkmi_pend){s, h, (uint32_t)len};
+    return w->n_pend == TKMI_PEND ? flush_pending(w) : 0;
 }
 
 /* The cutting rules, one character at a time: the character at s[at, at+mb)
@@ -203,7 +225,8 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
     if (!tkmi_pretok_fast_ok(t)) return tkmi_pretok_line_generic(t, w, line, len);
     w->st.lines++;
     w->st.bytes += len + 1;
-    return pretok_fast(t, w, line, len);
+    TKM_FORWARD_IF_ERROR(pretok_fast(t, w, line, len));
+    return flush_pending(w); /* the keys point into w->norm, rewritten by the next line */
 }
 
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
@@ -240,7 +263,8 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
         TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, i, (size_t)mb, cp));
         i += (size_t)mb;
     }
-    return emit(w, s + c.tok, nl - c.tok);
+    TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, nl - c.tok));
+    return flush_pending(w);
 }
 
 /* ---- worker threads ---- */

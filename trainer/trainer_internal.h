@@ -35,9 +35,17 @@ typedef struct tkmi_block {
     struct tkmi_block *next;
 } tkmi_block;
 
+/* pre-tokens of the current line waiting to be counted: their table slots
+ * are prefetched when they are cut and counted at the end of the line (or
+ * when the batch is full), so the cache misses overlap */
+#define TKMI_PEND 64
+typedef struct { const char *s; uint64_t h; uint32_t len; } tkmi_pend;
+
 typedef struct {
     struct tkm_trainer *t;
     tkmi_counts counts;
+    tkmi_pend pend[TKMI_PEND];
+    int n_pend;
     tkmi_count_stats st;
     char *norm;
     size_t norm_cap;
