@@ -278,6 +278,8 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
         TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
         p = nl + 1;
     }
+    /* --max-memory: past its share, the table goes to disk (count_spill.c) */
+    if (t->worker_limit && tkmi_counts_bytes(&w->counts) > t->worker_limit) TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
     return 0;
 }
 
@@ -323,6 +325,11 @@ static int start_workers(struct tkm_trainer *t)
     t->workers = tkmi_calloc((size_t)n, sizeof *t->workers);
     TKM_RETURN_ERROR_IF(!t->workers, TKM_ENOMEM, "out of memory");
     t->n_workers = n;
+    if (t->o.max_memory) { /* the tables' share: the limit less the line blocks */
+        uint64_t blocks = (uint64_t)(2 * n + 1) * BLOCK_BYTES;
+        uint64_t left = t->o.max_memory > blocks ? t->o.max_memory - blocks : 1;
+        t->worker_limit = (size_t)(left / (uint64_t)n ? left / (uint64_t)n : 1);
+    }
     for (int i = 0; i < n; i++) {
         t->workers[i].t = t;
         TKM_FORWARD_IF_ERROR(tkmi_counts_init(&t->workers[i].counts, 1 << 16));
@@ -479,10 +486,18 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
     TKM_RETURN_ERROR_IF(!t->workers, TKM_EEMPTY, "no input: the corpus is empty");
     tkmi_counts *acc = &t->workers[0].counts;
     tkmi_count_stats st = t->workers[0].st;
+    if (t->n_runs) { /* spilled: merge the sorted runs instead */
+        TKM_FORWARD_IF_ERROR(tkmi_spill_finish(t, out));
+        acc = out;
+    }
+    t->stats.spill_bytes = t->spill_bytes;
     for (int i = 1; i < t->n_workers; i++) {
         tkmi_counts *c = &t->workers[i].counts;
-        for (size_t k = 0; k < c->cap; k++)
+        for (size_t k = 0; k < c->cap; k++) {
+            /* the slot this entry will probe, a few entries ahead */
+            if (k + 8 < c->cap && c->s[k + 8].count) __builtin_prefetch(&acc->s[c->s[k + 8].hash & (acc->cap - 1)]);
             if (c->s[k].count) TKM_FORWARD_IF_ERROR(tkmi_counts_add(acc, c->arena + c->s[k].koff, c->s[k].klen, c->s[k].hash, c->s[k].count));
+        }
         tkmi_counts_free(c);
         st.lines += t->workers[i].st.lines;
         st.bytes += t->workers[i].st.bytes;
@@ -494,8 +509,10 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
         tkmi_free(t->workers[i].norm);
         t->workers[i].norm = NULL;
     }
-    *out = *acc;
-    memset(acc, 0, sizeof *acc);
+    if (acc != out) {
+        *out = *acc;
+        memset(acc, 0, sizeof *acc);
+    }
     t->stats.lines = st.lines;
     t->stats.bytes = st.bytes;
     t->stats.invalid_utf8_bytes = st.invalid;
@@ -640,6 +657,7 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->pad_piece);
     tkmi_free(t->unk_surface);
     tkmi_ptrie_free(&t->norm_model.user);
+    tkmi_spill_free(t);
     tkmi_free(t);
 }
 

@@ -4,6 +4,7 @@
 #define TKM_TRAINER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include "../lib/model_internal.h"
 
@@ -77,6 +78,11 @@ struct tkm_trainer {
     size_t block_bytes; /* lines per block to a counting worker: BLOCK_BYTES (4 MB) when 0;
                            tests set it small so that every worker counts and tables merge */
     tkmi_count_stats st;
+    /* spilled runs (count_spill.c): sorted (key, count) files, under mu */
+    FILE **runs;
+    size_t n_runs, runs_cap;
+    uint64_t spill_bytes;
+    size_t worker_limit; /* bytes of table per worker before it spills; 0 none */
     tkm_train_stats stats;
     double t_start;
     int err;
@@ -115,6 +121,13 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
 /* the general path, and whether the one-pass path applies (for tests) */
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
 int tkmi_pretok_fast_ok(const struct tkm_trainer *t);
+/* count_spill.c: bytes held by a table; writes w's table as a sorted run
+ * and empties it; merges all runs (after the workers' last tables are
+ * spilled too) into one table. */
+size_t tkmi_counts_bytes(const tkmi_counts *c);
+int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w);
+int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out);
+void tkmi_spill_free(struct tkm_trainer *t);
 /* Merges worker tables into one and returns it (workers' tables freed). */
 int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out);
 /* Runs BPE on the counts and serializes the model. */

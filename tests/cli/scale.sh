@@ -10,7 +10,7 @@ T=$TKM_BIN
 awk 'BEGIN {
   s = 12345; split("the of and to in is that it was for on are with as his they be at one have", W, " ")
   split("東京 日本 今日 天気 文章 カタカナ ひらがな 首都 言葉 時間", J, " ")
-  for (l = 0; l < 40000; l++) {
+  for (l = 0; l < 150000; l++) {
     line = ""
     for (k = 0; k < 16; k++) {
       s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648
@@ -42,4 +42,21 @@ awk -v n="$top" 'BEGIN { exit !(n * 100000 > 4294967296) }' \
 "$T" train -q --vocab-size 2000 --character-coverage 1 -t 2 --input "x=$TMP/syn.txt" --weight x=1000 -o "$TMP/w1000.model" --hf-json "$TMP/w1000.json"
 cmp -s "$TMP/w1.json" "$TMP/w1000.json" && pass "counts past 2^32: same pieces and merges as weight 1" \
   || fail "counts past 2^32 change the pieces"
+
+# 3. --max-memory: a limit far below the tables makes every worker spill a run
+# per 4 MB block; the runs merged (2 at a time with TKM_SPILL_MAX_WAY=2, the
+# multi-pass path) give the in-memory model byte for byte, for 1 and 2 threads
+for th in 1 2; do
+  "$T" train --vocab-size 2000 -t $th -o "$TMP/m$th.model" "$TMP/syn.txt" 2> "$TMP/m$th.log"
+  TKM_SPILL_MAX_WAY=2 "$T" train --vocab-size 2000 -t $th --max-memory 1K -o "$TMP/s$th.model" "$TMP/syn.txt" 2> "$TMP/s$th.log"
+  runs=$(sed -n 's/.*spilled \([0-9]*\) sorted runs.*/\1/p' "$TMP/s$th.log")
+  [ "${runs:-0}" -ge 3 ] && pass "$th thread(s), --max-memory 1K: spilled $runs runs" || fail "$th thread(s): no spill reported ($(grep memory "$TMP/s$th.log"))"
+  grep -q "fit in memory" "$TMP/m$th.log" && pass "$th thread(s), default limit: no spill" || fail "$th thread(s): default limit spilled"
+  cmp -s "$TMP/m$th.model" "$TMP/s$th.model" && pass "$th thread(s): spilled counts give the in-memory model byte for byte" \
+    || fail "$th thread(s): spilled counts change the model"
+done
+cmp -s "$TMP/s1.model" "$TMP/s2.model" && pass "spilled: 1 vs 2 threads identical" || fail "spilled: 1 vs 2 threads differ"
+if "$T" train --max-memory 12Q -o "$TMP/bad.model" "$TMP/syn.txt" 2> "$TMP/err"; then fail "--max-memory 12Q accepted"
+else grep -q "invalid value '12Q'" "$TMP/err" && pass "--max-memory 12Q refused" || fail "unclear error: $(cat "$TMP/err")"; fi
+[ ! -e "$TMP/bad.model" ] && pass "no model written on a bad option" || fail "a model was written on a bad option"
 finish
