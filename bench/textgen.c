@@ -102,12 +102,17 @@ static int utf8_enc(uint32_t cp, char *o)
  * 64-bit hash while the model is built. */
 typedef struct { uint64_t ctx, next_ctx; uint32_t cp; } obs_t;
 typedef struct { uint32_t start, n; uint64_t total; } state_t;
+/* one continuation, 16 bytes: its code point, the cumulative count within
+ * its state, and the state it leads to (its first continuation and count),
+ * so a step reads one cache line in the common case */
+typedef struct { uint32_t cp, cum, next, next_n; } cont_t;
 typedef struct {
     int order;
     state_t *st;
     uint32_t start_state; /* N newlines: where every line starts */
     uint32_t *next_cp, *next_state;
     uint64_t *next_cum; /* cumulative counts within a state's continuations */
+    cont_t *cont;
     /* characters for mutations: the language's letters, as a flat sample */
     uint32_t *chars;
     size_t n_chars;
@@ -271,6 +276,15 @@ static void model_build(model_t *m, const char *dir, const char *sub, int order,
     free(obs);
     for (size_t q = 0; q < n_next; q++) m->next_state[q] = idmap_get(&ids, next_ctx[q]);
     m->start_state = idmap_get(&ids, start_ctx);
+    if (n_obs >= UINT32_MAX) die("corpus too large for the model", "");
+    m->cont = xmalloc(n_next * sizeof *m->cont);
+    for (size_t q = 0; q < n_next; q++) {
+        const state_t *ns = &m->st[m->next_state[q]];
+        m->cont[q] = (cont_t){m->next_cp[q], (uint32_t)m->next_cum[q], ns->start, ns->n};
+    }
+    free(m->next_cp);
+    free(m->next_cum);
+    free(m->next_state);
     free(next_ctx);
     free(ids.key);
     free(ids.val);
@@ -278,24 +292,24 @@ static void model_build(model_t *m, const char *dir, const char *sub, int order,
             n_next, m->n_chars);
 }
 
-/* Samples a continuation of state *s: returns its code point, moves *s. */
-static uint32_t model_next(const model_t *m, uint32_t *s)
+/* Samples a continuation of the state whose continuations are
+ * cont[*start, *start + *n): returns its code point, moves to its state. */
+static uint32_t model_next(const model_t *m, uint32_t *start, uint32_t *n)
 {
-    const state_t *c = &m->st[*s];
-    size_t lo = c->start, hi = c->start + c->n - 1; /* first cum > r */
-    if (lo == hi) {
-        *s = m->next_state[lo];
-        return m->next_cp[lo];
+    size_t lo = *start, hi = *start + *n - 1; /* first cum > r */
+    if (lo < hi) {
+        /* r uniform in [0, total): multiply-shift (totals are below 2^32) */
+        uint64_t r = ((rnd() >> 32) * m->cont[hi].cum) >> 32;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (m->cont[mid].cum > r) hi = mid;
+            else lo = mid + 1;
+        }
     }
-    /* r uniform in [0, total): multiply-shift (totals are far below 2^32) */
-    uint64_t r = ((rnd() >> 32) * c->total) >> 32;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (m->next_cum[mid] > r) hi = mid;
-        else lo = mid + 1;
-    }
-    *s = m->next_state[lo];
-    return m->next_cp[lo];
+    const cont_t *c = &m->cont[lo];
+    *start = c->next;
+    *n = c->next_n;
+    return c->cp;
 }
 
 /* ---- mutations ---- */
@@ -347,10 +361,10 @@ static size_t mutate(const model_t *m, uint32_t *w, size_t n, size_t cap)
 /* One line of language m into out (bytes, without the newline). */
 static size_t gen_line(const model_t *m, char *out)
 {
-    uint32_t word[300], state = m->start_state;
+    uint32_t word[300], st_start = m->st[m->start_state].start, st_n = m->st[m->start_state].n;
     size_t nw = 0, o = 0;
     for (;;) {
-        uint32_t cp = model_next(m, &state);
+        uint32_t cp = model_next(m, &st_start, &st_n);
         int end = cp == '\n' || o + 4 * (nw + 2) >= MAXLINE;
         /* English: mutate whole words; Japanese: words are long script runs,
          * so runs of up to 8 characters between spaces are the unit */
