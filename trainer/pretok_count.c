@@ -229,6 +229,17 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
     return flush_pending(w); /* the keys point into w->norm, rewritten by the next line */
 }
 
+/* 0 if no user-defined symbol can start at s (most positions: the trie is
+ * not walked there); 1 if one may */
+static inline int user_may_start(const struct tkm_trainer *t, const char *s, size_t len)
+{
+    uint8_t b0 = (uint8_t)s[0], f = t->user_first[b0];
+    if (f & 1) return 1;
+    if (!(f & 2) || len < 2) return 0;
+    unsigned k = (unsigned)b0 << 8 | (uint8_t)s[1];
+    return (int)(t->user_first2[k >> 6] >> (k & 63)) & 1;
+}
+
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
 {
     w->st.lines++;
@@ -247,7 +258,7 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
     cutter c = cutter_start(&t->o);
     size_t i = 0;
     while (i < nl) {
-        if (t->norm_model.has_user) {
+        if (t->norm_model.has_user && user_may_start(t, s + i, nl - i)) {
             size_t k = tkmi_ptrie_longest(&t->norm_model.user, s + i, nl - i);
             if (k) { /* user-defined symbols are never split nor merged */
                 TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, i - c.tok));
@@ -616,6 +627,13 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
         if (!t->user[i][0]) { rc = tkmi_error(TKM_EINVAL, "user-defined symbol %d is empty", i + 1); break; }
         lens[i] = (uint32_t)strlen(t->user[i]);
         ids[i] = i;
+        uint8_t b0 = (uint8_t)t->user[i][0];
+        if (lens[i] == 1) t->user_first[b0] |= 1;
+        else {
+            unsigned k = (unsigned)b0 << 8 | (uint8_t)t->user[i][1];
+            t->user_first[b0] |= 2;
+            t->user_first2[k >> 6] |= (uint64_t)1 << (k & 63);
+        }
     }
     if (rc == 0 && n > 0) {
         rc = tkmi_ptrie_build(&nm->user, (const char *const *)t->user, lens, ids, (size_t)n);

@@ -63,6 +63,10 @@ struct tkm_trainer {
     char **inputs;
     int n_inputs;
     tkm_model norm_model; /* normalizer settings + user-defined trie */
+    /* which bytes can start a user-defined symbol: bit 0 one of one byte,
+     * bit 1 a longer one, whose first two bytes are set in user_first2 */
+    uint8_t user_first[256];
+    uint64_t user_first2[1024];
     int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;
