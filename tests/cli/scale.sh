@@ -56,6 +56,18 @@ for th in 1 2; do
     || fail "$th thread(s): spilled counts change the model"
 done
 cmp -s "$TMP/s1.model" "$TMP/s2.model" && pass "spilled: 1 vs 2 threads identical" || fail "spilled: 1 vs 2 threads differ"
+# 4. progress: off when stderr is not a terminal; --progress=plain writes lines
+# with bytes read out of the input's size and merges done out of the target
+"$T" train --vocab-size 2000 -t 2 -o "$TMP/p0.model" "$TMP/syn.txt" 2> "$TMP/p0.log"
+grep -q "reading:\|merging:" "$TMP/p0.log" && fail "progress written to a non-terminal by default" || pass "no progress on a non-terminal by default"
+size=$(wc -c < "$TMP/syn.txt")
+"$T" train --vocab-size 2000 -t 2 --progress=plain -o "$TMP/p1.model" "$TMP/syn.txt" 2> "$TMP/p1.log"
+grep -q "reading: [0-9.]* / $(awk -v s="$size" 'BEGIN {printf "%.1f", s / 1e6}') MB" "$TMP/p1.log" \
+  && pass "plain progress: bytes read out of the input size" || fail "no reading progress with the total: $(head -3 "$TMP/p1.log")"
+target=$(grep -o "merging: [0-9]* / [0-9]*" "$TMP/p1.log" | tail -1 | awk '{print $4}')
+grep -q "merging: $target / $target (100.0%)" "$TMP/p1.log" && [ "${target:-0}" -gt 0 ] \
+  && pass "plain progress: merges done out of the target ($target)" || fail "no final merging line: $(grep merging "$TMP/p1.log" | tail -2)"
+cmp -s "$TMP/p0.model" "$TMP/p1.model" && pass "progress does not change the model" || fail "progress changes the model"
 if "$T" train --max-memory 12Q -o "$TMP/bad.model" "$TMP/syn.txt" 2> "$TMP/err"; then fail "--max-memory 12Q accepted"
 else grep -q "invalid value '12Q'" "$TMP/err" && pass "--max-memory 12Q refused" || fail "unclear error: $(cat "$TMP/err")"; fi
 [ ! -e "$TMP/bad.model" ] && pass "no model written on a bad option" || fail "a model was written on a bad option"
