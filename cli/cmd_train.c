@@ -3,6 +3,8 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -57,6 +59,13 @@ static void train_usage(FILE *f)
             "      --hf-allow-ties             with --hf-json/--hf-dir and a Unigram model: write it although\n"
             "                                  HF can order exact score ties differently\n"
             "  -t, --threads N                 counting threads (number of CPUs)\n"
+            "      --max-memory SIZE           memory for the pre-token tables while counting\n"
+            "                                  (e.g. 8G, 500M; default half of physical RAM);\n"
+            "                                  past it counting spills sorted runs to $TMPDIR\n"
+            "                                  and merges them: same counts, same model\n"
+            "      --progress[=tty|plain|none] progress on stderr: tty (default when stderr is a\n"
+            "                                  terminal) redraws one line, plain writes a line\n"
+            "                                  every 5 s (default otherwise: none)\n"
             "  -q, --quiet                     no progress or summary\n"
             "  -h, --help\n");
 }
@@ -65,7 +74,8 @@ enum {
     O_MODEL_TYPE = 256, O_VOCAB, O_COVERAGE, O_MAXLEN, O_SPLIT_DIGITS, O_SPLIT_SCRIPT, O_SPLIT_NUMBER,
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
-    O_PRESET, O_NORM_TSV, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL, O_HF_DIR
+    O_PRESET, O_NORM_TSV, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL, O_HF_DIR,
+    O_MAX_MEMORY, O_PROGRESS
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -140,6 +150,8 @@ static const struct option train_opts[] = {
     {"normalization-rule-tsv", required_argument, 0, O_NORM_TSV},
     {"threads", required_argument, 0, 't'},
     {"num-threads", required_argument, 0, 't'},
+    {"max-memory", required_argument, 0, O_MAX_MEMORY},
+    {"progress", optional_argument, 0, O_PROGRESS},
     /* sentencepiece options that have no effect here (tokenmill reads all input) */
     {"input-sentence-size", required_argument, 0, O_IGNORED},
     {"shuffle-input-sentence", optional_argument, 0, O_IGNORED},
@@ -283,14 +295,98 @@ static int split_list(char *s, const char ***out, int *n)
     return 0;
 }
 
-static int g_tty;
+/* Progress: bytes read out of the inputs' total size (regular files; 0 when
+ * unknown: stdin, .gz), rate and ETA; merges done out of the target. tty
+ * mode redraws one line (at most 10 times a second), plain mode writes a
+ * line every 5 s and at the end of each phase. */
+enum { PROG_NONE, PROG_TTY, PROG_PLAIN };
+static int g_prog;
+static uint64_t g_total_bytes;
+static double g_prog_t0, g_prog_last, g_phase_t0;
+static char g_phase[32];
+static int g_tty; /* a progress line is open on a terminal */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fmt_eta(char *buf, size_t n, double s)
+{
+    if (!(s >= 0) || s > 1e7) snprintf(buf, n, "?");
+    else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else if (s >= 60) snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, n, "%ds", (int)s);
+}
+
 static void progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
 {
     (void)ctx;
-    if (!g_tty) return;
-    if (total) fprintf(stderr, "\r%s: %llu / %llu   ", phase, (unsigned long long)done, (unsigned long long)total);
-    else fprintf(stderr, "\r%s: %.1f MB   ", phase, done / 1e6);
-    if (total && done == total) fputc('\n', stderr);
+    if (g_prog == PROG_NONE) return;
+    double t = now_s();
+    if (strcmp(phase, g_phase) != 0) {
+        snprintf(g_phase, sizeof g_phase, "%s", phase);
+        g_phase_t0 = t;
+        g_prog_last = 0;
+    }
+    int reading = !strcmp(phase, "reading");
+    if (reading) total = g_total_bytes;
+    int last = total && done >= total;
+    if (!last && t - g_prog_last < (g_prog == PROG_TTY ? 0.1 : 5.0)) return;
+    g_prog_last = t;
+    double el = t - g_phase_t0;
+    char line[200], eta[32];
+    if (reading) {
+        double rate = el > 0 ? done / el / 1e6 : 0;
+        if (total) {
+            fmt_eta(eta, sizeof eta, rate > 0 ? (total - (double)done) / 1e6 / rate : -1);
+            snprintf(line, sizeof line, "reading: %.1f / %.1f MB (%.1f%%), %.1f MB/s, ETA %s", done / 1e6, total / 1e6,
+                     100.0 * done / total, rate, eta);
+        } else {
+            snprintf(line, sizeof line, "reading: %.1f MB, %.1f MB/s", done / 1e6, rate);
+        }
+    } else {
+        double rate = el > 0 ? done / el : 0;
+        fmt_eta(eta, sizeof eta, rate > 0 && total ? (total - (double)done) / rate : -1);
+        snprintf(line, sizeof line, "%s: %llu / %llu (%.1f%%), %.0f/s, ETA %s", phase, (unsigned long long)done,
+                 (unsigned long long)total, total ? 100.0 * done / total : 0.0, rate, eta);
+    }
+    if (g_prog == PROG_TTY) {
+        fprintf(stderr, "\r%s\033[K", line);
+        g_tty = 1;
+        if (last) { fputc('\n', stderr); g_tty = 0; }
+    } else {
+        fprintf(stderr, "tokenmill train: [%.0f s] %s\n", t - g_prog_t0, line);
+    }
+    fflush(stderr);
+}
+
+/* bytes of the regular files among the inputs (0 if any is not one) */
+static uint64_t input_size(const char *path)
+{
+    struct stat st;
+    size_t n = strlen(path);
+    if (!strcmp(path, "-") || (n > 3 && !strcmp(path + n - 3, ".gz"))) return 0;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    return (uint64_t)st.st_size;
+}
+
+/* "8G", "500M", "1.5G", "123456" (bytes) */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (*end == 'k' || *end == 'K') mul = 1024.0, end++;
+    else if (*end == 'm' || *end == 'M') mul = 1024.0 * 1024, end++;
+    else if (*end == 'g' || *end == 'G') mul = 1024.0 * 1024 * 1024, end++;
+    else if (*end == 't' || *end == 'T') mul = 1024.0 * 1024 * 1024 * 1024, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end || !(v > 0) || v * mul > 1e18) return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
 }
 
 int cmd_train(int argc, char **argv)
@@ -303,8 +399,12 @@ int cmd_train(int argc, char **argv)
     char *prefix_path = NULL;
     const char **inputs = NULL, **user = NULL, **control = NULL;
     int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b, user_given = 0, contr = 0;
-    int weighted = 0;
+    int weighted = 0, prog = -1;
     const char *preset = NULL, *hf_json = NULL, *hf_dir = NULL;
+    {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        o.max_memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : 0;
+    }
     unsigned hf_flags = 0;
     /* The preset is applied first, whatever its position: options override it. */
     for (int i = 1; i < argc; i++) {
@@ -431,6 +531,13 @@ int cmd_train(int argc, char **argv)
         case O_NORM: o.normalization_rule_name = optarg; break;
         case O_NORM_TSV: o.normalization_rule_tsv = optarg; break;
         case 't': if (cli_int(optarg, 1, 256, &v)) goto bad; o.threads = (int)v; break;
+        case O_MAX_MEMORY: if (parse_size(optarg, &o.max_memory)) goto bad; break;
+        case O_PROGRESS:
+            if (!optarg || !strcmp(optarg, "tty")) prog = PROG_TTY;
+            else if (!strcmp(optarg, "plain")) prog = PROG_PLAIN;
+            else if (!strcmp(optarg, "none")) prog = PROG_NONE;
+            else goto bad;
+            break;
         case O_IGNORED:
             fprintf(stderr, "tokenmill train: note: option ignored (tokenmill always reads all input)\n");
             break;
@@ -472,7 +579,19 @@ int cmd_train(int argc, char **argv)
     o.weighted = weighted;
     o.control_symbols = control;
     o.n_control = n_control;
-    g_tty = !quiet && isatty(2);
+    g_prog = quiet ? PROG_NONE : prog >= 0 ? prog : isatty(2) ? PROG_TTY : PROG_NONE;
+    g_prog_t0 = now_s();
+    for (int i = 0; i < n_inputs; i++) {
+        uint64_t sz = input_size(inputs[i]);
+        if (!sz) { g_total_bytes = 0; break; }
+        g_total_bytes += sz;
+    }
+    for (int k = 0; g_total_bytes && k < g_n_named; k++)
+        for (int i = 0; i < g_named[k].n; i++) {
+            uint64_t sz = input_size(g_named[k].files[i]);
+            if (!sz) { g_total_bytes = 0; break; }
+            g_total_bytes += sz;
+        }
 
     tkm_trainer *t = NULL;
     tkm_model *m = NULL;
@@ -485,7 +604,7 @@ int cmd_train(int argc, char **argv)
             rc = weighted ? tkm_trainer_add_file_weighted(t, g_named[k].files[i], g_named[k].weight)
                           : tkm_trainer_add_file(t, g_named[k].files[i]);
     if (rc == 0) rc = tkm_trainer_train(t, &m);
-    if (g_tty) fputc('\n', stderr);
+    if (g_tty) { fputc('\n', stderr); g_tty = 0; }
     if (rc == 0) {
         char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
         rc = tkm_model_save(m, out);
@@ -501,6 +620,12 @@ int cmd_train(int argc, char **argv)
     if (!quiet) {
         tkm_train_stats s;
         tkm_trainer_stats(t, &s);
+        char spill_note[128];
+        if (s.spill_runs)
+            snprintf(spill_note, sizeof spill_note, "spilled %llu sorted runs (%.1f MB) to disk, merged exactly",
+                     (unsigned long long)s.spill_runs, s.spill_bytes / 1e6);
+        else
+            snprintf(spill_note, sizeof spill_note, "fit in memory");
         fprintf(stderr,
                 "tokenmill train: wrote %s\n"
                 "  input      %llu lines, %.1f MB, %llu pre-tokens (%llu unique)\n"
@@ -519,11 +644,12 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr,
                 "  pieces     %d total: %d %s, %d characters, %d special, %d user-defined, %d bytes\n"
                 "  time       %.2f s counting, %.2f s %s, %.2f s total (%d threads); peak RSS %.1f MB\n"
+                "  memory     --max-memory %.2f GB for counting tables: %s\n"
                 "  skipped    0 lines (tokenmill never drops input)\n",
                 tkm_model_size(m), s.pieces_normal, o.model_type == TKM_MODEL_UNIGRAM ? "learned" : "merged",
                 s.pieces_char, s.pieces_meta, s.pieces_user, s.pieces_byte,
                 s.seconds_count, s.seconds_merge, o.model_type == TKM_MODEL_UNIGRAM ? "EM and pruning" : "merging",
-                s.seconds_total, o.threads, cli_peak_rss_kb() / 1024.0);
+                s.seconds_total, o.threads, cli_peak_rss_kb() / 1024.0, o.max_memory / 1073741824.0, spill_note);
         if (o.model_type == TKM_MODEL_UNIGRAM)
             fprintf(stderr, "  seeds      %llu of about %llu candidate substrings (exact counts, %d pass%s)\n",
                     (unsigned long long)s.seeds, (unsigned long long)s.seed_candidates, s.seed_passes,

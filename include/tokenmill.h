@@ -152,6 +152,10 @@ typedef struct tkm_train_options {
     const char *const *user_defined_symbols; int n_user_defined;
     const char *const *control_symbols; int n_control;
     int threads;                     /* counting threads, >= 1 */
+    /* bytes the pre-token tables may hold while counting (0: no limit);
+     * past it, counting spills sorted runs to temporary files ($TMPDIR)
+     * and merges them at the end: exact counts, the same model */
+    uint64_t max_memory;
     /* BPE: target shares of all pieces (0..1, < 0: no target) for
      * latin (Latin letters, >= 2 chars, leading U+2581 allowed) and japanese
      * (Han/kana/U+30FC only, leading U+2581 allowed); "other" takes the rest */
@@ -232,6 +236,8 @@ typedef struct tkm_train_stats {
     /* balancing: pieces class c received from classes that could not
      * reach their targets (shared in proportion to the targets) */
     int balance_gained[3];
+    /* counting past max_memory: runs written, their bytes */
+    uint64_t spill_runs, spill_bytes;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 

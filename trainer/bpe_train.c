@@ -43,13 +43,26 @@ static void debug_rss(const char *where)
 enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4 };
 
 typedef struct { int64_t cnt; uint32_t len, stamp; int32_t s[]; } word_t;
-#define WORD(B, h) ((word_t *)((B)->wa + (h)))
-/* 8-byte units taken by a word of n symbols */
-static inline size_t word_units(size_t n) { return 2 + (n + 1) / 2; }
+/* A word is named by a 32-bit handle, its offset in the word array in
+ * units of 8 << hshift bytes: hshift is 0 (8-byte units) until the array
+ * would pass 2^32 units (32 GiB), then words are aligned to larger units,
+ * so handles (and the postings that hold them) stay 4 bytes at any size. */
+typedef uint32_t whandle;
+/* pair ids: 64-bit, the number of distinct pairs has no 32-bit ceiling */
+typedef int64_t pairid;
+#define WORD(B, h) ((word_t *)((B)->wa + ((size_t)(h) << (B)->hshift)))
+/* 8-byte units taken by a word of n symbols, rounded up to a handle unit */
+static inline size_t word_units_hs(size_t n, unsigned hs)
+{
+    size_t u = 2 + (n + 1) / 2, m = ((size_t)1 << hs) - 1;
+    return (u + m) & ~m;
+}
+#define word_units(n) word_units_hs((n), B.hshift)
 
 typedef struct {
     /* symbols */
-    uint32_t *s_off, *s_len;
+    size_t *s_off;
+    uint32_t *s_len;
     uint16_t *s_nchars, *s_nws;
     int16_t *s_first, *s_last; /* script of first/last non-ws char; -2 none, -1 any */
     uint8_t *s_flags;
@@ -63,21 +76,22 @@ typedef struct {
      * the index of its record in units of 8 bytes (postings hold handles). */
     uint64_t *wa;
     size_t wa_n, n_words;
+    unsigned hshift;
     /* pairs */
-    struct hslot { uint64_t key; int32_t val; } *H; /* pair hash: key 0 = empty */
+    struct hslot { uint64_t key; pairid val; } *H; /* pair hash: key 0 = empty */
     size_t h_cap, n_pairs, p_cap;
     /* one record per pair: a merge step touches one cache line per pair */
     struct prec {
         int64_t cnt;
-        int32_t *post;           /* words containing the pair (may hold stale entries) */
+        whandle *post;           /* words containing the pair (may hold stale entries) */
         int32_t a, b;
         uint32_t post_n, post_cap;
         int8_t valid;
         uint8_t dirty, blocked;
     } *P;
-    int32_t *dirty;
+    pairid *dirty;
     size_t n_dirty, dirty_cap;
-    int32_t *slab; /* initial postings of all pairs, exactly sized */
+    whandle *slab; /* initial postings of all pairs, exactly sized */
     size_t slab_n;
     /* postings created during merges: power-of-two blocks from 1 MB chunks,
      * recycled through per-size free lists (no malloc header per list) */
@@ -87,7 +101,8 @@ typedef struct {
     char *bump;
     size_t bump_left;
     /* heap */
-    struct hent { int64_t cnt; int32_t pair; int32_t len; } *heap; /* len: chars of the merged piece (first tie-break) */
+    /* len: chars of the merged piece (first tie-break); 16 bytes an entry */
+    struct hent { int64_t cnt; uint64_t pair : 48, len : 16; } *heap;
     size_t heap_n, heap_cap;
     /* Only pairs counted at least T are in the heap ("cold" ones wait in
      * the pair table): a small heap is a fast heap. Every pair with a count
@@ -98,7 +113,7 @@ typedef struct {
     const tkm_train_options *o;
     /* balancing: per-class merge budgets; a pair whose piece would exceed
      * its class budget is blocked (kept counted, not merged) */
-    int32_t *blocked;
+    pairid *blocked;
     size_t n_blocked, blocked_cap;
     long budget[TKMI_N_CLASSES], used[TKMI_N_CLASSES];
     int balancing;
@@ -122,7 +137,7 @@ static int sym_add(bpe *B, const char *s, size_t len, int nchars, int first, int
     TKM_RETURN_ERROR_IF(B->arena_n + len > B->arena_cap, TKM_ENOMEM, "symbol arena exhausted");
     size_t id = B->n_sym++;
     memcpy(B->arena + B->arena_n, s, len);
-    B->s_off[id] = (uint32_t)B->arena_n;
+    B->s_off[id] = B->arena_n;
     B->s_len[id] = (uint32_t)len;
     B->s_nchars[id] = (uint16_t)nchars;
     B->s_nws[id] = (uint16_t)nws;
@@ -184,7 +199,7 @@ static int pairs_rehash(bpe *B)
 
 static inline uint64_t pkey(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)b; }
 
-static int32_t pair_find(const bpe *B, int32_t a, int32_t b)
+static pairid pair_find(const bpe *B, int32_t a, int32_t b)
 {
     uint64_t k = pkey(a, b);
     size_t mask = B->h_cap - 1, i = tkmi_hash_u64(k) & mask;
@@ -195,7 +210,7 @@ static int32_t pair_find(const bpe *B, int32_t a, int32_t b)
     return -1;
 }
 
-static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
+static int pair_get_or_add(bpe *B, int32_t a, int32_t b, pairid *out)
 {
     if ((B->n_pairs + 1) * 4 > B->h_cap * 3) TKM_FORWARD_IF_ERROR(pairs_rehash(B));
     uint64_t k = pkey(a, b);
@@ -211,7 +226,7 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
         B->P = q;
         B->p_cap = nc;
     }
-    int32_t p = (int32_t)B->n_pairs++;
+    pairid p = (pairid)B->n_pairs++;
     B->H[i].key = k;
     B->H[i].val = p;
     B->P[p].a = a;
@@ -226,7 +241,7 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, int32_t *out)
     return 0;
 }
 
-static inline int post_in_slab(const bpe *B, const int32_t *q)
+static inline int post_in_slab(const bpe *B, const whandle *q)
 {
     return q && B->slab && q >= B->slab && q < B->slab + B->slab_n;
 }
@@ -238,7 +253,7 @@ static inline int pool_class(uint32_t cap)
     return k;
 }
 
-static int32_t *pool_alloc(bpe *B, int k)
+static whandle *pool_alloc(bpe *B, int k)
 {
     if (B->pool_free[k]) {
         void *p = B->pool_free[k];
@@ -257,14 +272,14 @@ static int32_t *pool_alloc(bpe *B, int k)
         B->bump = c;
         B->bump_left = csz;
     }
-    int32_t *p = (int32_t *)B->bump;
+    whandle *p = (whandle *)B->bump;
     B->bump += bytes;
     B->bump_left -= bytes;
     return p;
 }
 
 /* Returns a posting list to the pool (slab lists are simply dropped). */
-static void post_release(bpe *B, int32_t *q, uint32_t cap)
+static void post_release(bpe *B, whandle *q, uint32_t cap)
 {
     if (!q || post_in_slab(B, q)) return;
     int k = pool_class(cap);
@@ -272,9 +287,9 @@ static void post_release(bpe *B, int32_t *q, uint32_t cap)
     B->pool_free[k] = q;
 }
 
-static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
+static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, whandle w)
 {
-    int32_t p = -1;
+    pairid p = -1;
     TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
     if (!B->P[p].valid) return 0;
     B->P[p].cnt += cnt;
@@ -282,7 +297,7 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
     if (n == 0 || B->P[p].post[n - 1] != w) {
         if (n == B->P[p].post_cap) {
             int k = pool_class(n + 1);
-            int32_t *q = pool_alloc(B, k);
+            whandle *q = pool_alloc(B, k);
             TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
             if (n) memcpy(q, B->P[p].post, n * sizeof *q);
             post_release(B, B->P[p].post, B->P[p].post_cap);
@@ -293,7 +308,7 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
     }
     if (!B->P[p].dirty) {
         B->P[p].dirty = 1;
-        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->dirty, &B->dirty_cap, B->n_dirty + 1, sizeof(int32_t)));
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->dirty, &B->dirty_cap, B->n_dirty + 1, sizeof(pairid)));
         B->dirty[B->n_dirty++] = p;
     }
     return 0;
@@ -301,12 +316,12 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, int32_t w)
 
 static void pair_dec(bpe *B, int32_t a, int32_t b, int64_t cnt)
 {
-    int32_t p = pair_find(B, a, b);
+    pairid p = pair_find(B, a, b);
     if (p >= 0 && B->P[p].valid) B->P[p].cnt -= cnt;
 }
 
 /* ---- heap ---- */
-static int cmp_concat(const bpe *B, int32_t p, int32_t q)
+static int cmp_concat(const bpe *B, pairid p, pairid q)
 {
     /* bytewise comparison of str(a_p)+str(b_p) vs str(a_q)+str(b_q) */
     const char *x1 = B->arena + B->s_off[B->P[p].a], *x2 = B->arena + B->s_off[B->P[p].b];
@@ -327,7 +342,7 @@ static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
 {
     if (x->cnt != y->cnt) return x->cnt > y->cnt;
     if (x->len != y->len) return x->len < y->len;
-    int32_t p = x->pair, q = y->pair;
+    pairid p = (pairid)x->pair, q = (pairid)y->pair;
     if (p == q) return 0;
     int c = cmp_concat(B, p, q);
     if (c) return c < 0;
@@ -335,11 +350,11 @@ static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
     return B->P[p].b < B->P[q].b;
 }
 
-static int heap_push(bpe *B, int64_t cnt, int32_t pair)
+static int heap_push(bpe *B, int64_t cnt, pairid pair)
 {
     if (B->heap_n == B->heap_cap)
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, B->heap_n + 1, sizeof *B->heap));
-    struct hent e = {cnt, pair, B->s_nchars[B->P[pair].a] + B->s_nchars[B->P[pair].b]};
+    struct hent e = {cnt, (uint64_t)pair, (unsigned)(B->s_nchars[B->P[pair].a] + B->s_nchars[B->P[pair].b])};
     size_t i = B->heap_n++;
     while (i > 0) {
         size_t par = (i - 1) / 2;
@@ -372,7 +387,7 @@ static void heap_rebuild(bpe *B)
 {
     size_t n = 0;
     for (size_t p = 0; p < B->n_pairs; p++)
-        if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (int32_t)p, B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b]};
+        if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (uint64_t)p, (unsigned)(B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b])};
     B->heap_n = n;
     for (size_t i = n / 2; i-- > 0;) {
         struct hent e = B->heap[i];
@@ -393,7 +408,7 @@ static int flush_dirty(bpe *B)
 {
     if (B->heap_n > (1u << 20) && B->heap_n > 3 * B->n_pairs) heap_rebuild(B);
     for (size_t i = 0; i < B->n_dirty; i++) {
-        int32_t p = B->dirty[i];
+        pairid p = B->dirty[i];
         B->P[p].dirty = 0;
         if (B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) TKM_FORWARD_IF_ERROR(heap_push(B, B->P[p].cnt, p));
     }
@@ -406,7 +421,7 @@ static int flush_dirty(bpe *B)
  * and s[i+2] are still the original symbols when read). Pair counts:
  * the old pairs around each occurrence lose the word's count, once each
  * even when occurrences touch ("a b a b"), and the new pairs gain it. */
-static int merge_word(bpe *B, int32_t w, int32_t a, int32_t b, int32_t c)
+static int merge_word(bpe *B, whandle w, int32_t a, int32_t b, int32_t c)
 {
     word_t *W = WORD(B, w);
     int32_t *s = W->s;
@@ -455,7 +470,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     memset(&B, 0, sizeof B);
     B.o = o;
     int32_t *final = NULL;
-    uint32_t *ord = NULL;
+    size_t *ord = NULL;
     int32_t *tmp_sym = NULL;
     const char **fs = NULL;
     uint32_t *fl = NULL;
@@ -527,13 +542,22 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         if (ns > max_syms) max_syms = ns;
     }
     /* a word has at least 2 symbols, so at most total_syms / 2 words of
-     * word_units(n) = 2 + ceil(n / 2) units: under 2 units a symbol; pages
-     * never touched cost no memory, and the array is cut to size afterwards */
-    size_t wa_cap = 2 * total_syms + 4;
-    if (wa_cap > INT32_MAX) {
-        rc = tkmi_error(TKM_ENOMEM, "too many pre-token symbols (%zu) for the BPE trainer", total_syms);
-        goto done;
+     * 2 + ceil(n / 2) units (under 2 units a symbol) plus alignment to the
+     * handle unit; pages never touched cost no memory, and the array is cut
+     * to size afterwards. The handle unit is the smallest that keeps every
+     * handle (and handle + 1, see step 4) below 2^32. TKM_BPE_HANDLE_SHIFT
+     * forces a larger one (tests: the result must not change). */
+    {
+        const char *hs_env = getenv("TKM_BPE_HANDLE_SHIFT");
+        unsigned hs = hs_env ? (unsigned)atoi(hs_env) : 0;
+        if (hs > 8) hs = 8;
+        for (;; hs++) {
+            size_t bound = 2 * total_syms + 4 + (total_syms / 2 + 1) * (((size_t)1 << hs) - 1);
+            if ((bound >> hs) < UINT32_MAX) break;
+        }
+        B.hshift = hs;
     }
+    size_t wa_cap = 2 * total_syms + 4 + (total_syms / 2 + 1) * (((size_t)1 << B.hshift) - 1);
     B.wa = tkmi_malloc(wa_cap * sizeof *B.wa);
     tmp_sym = tkmi_malloc((max_syms + 1) * sizeof *tmp_sym);
     if (!B.wa || !tmp_sym) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
@@ -552,7 +576,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         size_t acc = 0;
         for (int bl = 64; bl >= 0; bl--) { size_t c = start_of[bl + 1]; start_of[bl + 1] = acc; acc += c; }
         for (size_t k = 0; k < counts->cap; k++)
-            if (counts->s[k].count) ord[start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++] = (uint32_t)k;
+            if (counts->s[k].count) ord[start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++] = k;
         n_ord = acc;
     }
     for (size_t q = 0; q < n_ord; q++) {
@@ -568,7 +592,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             }
             if (sym < 0) {
                 if (pos >= 2) {
-                    word_t *W = WORD(&B, B.wa_n);
+                    word_t *W = (word_t *)(B.wa + B.wa_n);
                     W->cnt = counts->s[k].count;
                     W->len = (uint32_t)pos;
                     W->stamp = 0;
@@ -599,15 +623,16 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     /* Two passes: count each pair's postings, then fill one exactly sized
      * slab (no per-pair allocations, no growth slack). */
     if ((rc = pairs_rehash(&B)) < 0) goto done;
-    for (size_t w = 0; w < B.wa_n; w += word_units(WORD(&B, w)->len)) {
-        const word_t *W = WORD(&B, w);
+    for (size_t u = 0; u < B.wa_n; u += word_units(((const word_t *)(B.wa + u))->len)) {
+        const word_t *W = (const word_t *)(B.wa + u);
+        whandle h = (whandle)(u >> B.hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
-            int32_t p = -1;
+            pairid p = -1;
             if ((rc = pair_get_or_add(&B, W->s[i], W->s[i + 1], &p)) < 0) goto done;
             if (!B.P[p].valid) continue;
             B.P[p].cnt += W->cnt;
             /* P[].post_cap temporarily holds the last word seen + 1 */
-            if (B.P[p].post_cap != (uint32_t)w + 1) { B.P[p].post_cap = (uint32_t)w + 1; B.P[p].post_n++; }
+            if (B.P[p].post_cap != h + 1) { B.P[p].post_cap = h + 1; B.P[p].post_n++; }
         }
     }
     B.slab_n = 0;
@@ -623,13 +648,14 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             B.P[p].post_n = 0;
         }
     }
-    for (size_t w = 0; w < B.wa_n; w += word_units(WORD(&B, w)->len)) {
-        const word_t *W = WORD(&B, w);
+    for (size_t u = 0; u < B.wa_n; u += word_units(((const word_t *)(B.wa + u))->len)) {
+        const word_t *W = (const word_t *)(B.wa + u);
+        whandle h = (whandle)(u >> B.hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
-            int32_t p = pair_find(&B, W->s[i], W->s[i + 1]);
+            pairid p = pair_find(&B, W->s[i], W->s[i + 1]);
             if (p < 0 || !B.P[p].valid) continue;
             uint32_t n = B.P[p].post_n;
-            if (n == 0 || B.P[p].post[n - 1] != (int32_t)w) B.P[p].post[B.P[p].post_n++] = (int32_t)w;
+            if (n == 0 || B.P[p].post[n - 1] != h) B.P[p].post[B.P[p].post_n++] = h;
         }
     }
     /* the heap starts with the pairs of the highest power-of-two count
@@ -730,7 +756,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
                 for (int k = 0; k < TKMI_N_CLASSES; k++) B.budget[k] = LONG_MAX;
             }
             for (size_t k = 0; k < B.n_blocked; k++) {
-                int32_t q = B.blocked[k];
+                pairid q = B.blocked[k];
                 B.P[q].blocked = 0;
                 if (B.P[q].cnt > 0 && (rc = heap_push(&B, B.P[q].cnt, q)) < 0) goto done;
             }
@@ -738,7 +764,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             continue;
         }
         struct hent e = heap_pop(&B);
-        int32_t p = e.pair;
+        pairid p = (pairid)e.pair;
         if (B.P[p].blocked) continue;
         if (e.cnt != B.P[p].cnt) {
             if (e.cnt > B.P[p].cnt && B.P[p].cnt >= B.T && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, p)) < 0)
@@ -756,7 +782,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             int cls = tkmi_balance_class(tmp, la + lb);
             if (B.used[cls] >= B.budget[cls]) {
                 B.P[p].blocked = 1;
-                if ((rc = tkmi_grow((void **)&B.blocked, &B.blocked_cap, B.n_blocked + 1, sizeof(int32_t))) < 0) goto done;
+                if ((rc = tkmi_grow((void **)&B.blocked, &B.blocked_cap, B.n_blocked + 1, sizeof(pairid))) < 0) goto done;
                 B.blocked[B.n_blocked++] = p;
                 continue;
             }
@@ -775,13 +801,13 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         }
         stamp++;
         uint32_t np = B.P[p].post_n, pcap = B.P[p].post_cap;
-        int32_t *post = B.P[p].post;
+        whandle *post = B.P[p].post;
         B.P[p].post = NULL;
         B.P[p].post_n = B.P[p].post_cap = 0;
         /* the loop is bound by cache misses on the words: prefetch 16 ahead */
         for (uint32_t k = 0; k < np; k++) {
             if (k + 16 < np) __builtin_prefetch(WORD(&B, post[k + 16]));
-            int32_t w = post[k];
+            whandle w = post[k];
             if (WORD(&B, w)->stamp == stamp) continue;
             WORD(&B, w)->stamp = stamp;
             if ((rc = merge_word(&B, w, a, b, c)) < 0) goto done;

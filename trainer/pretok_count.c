@@ -70,11 +70,36 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
 }
 
 /* ---- pre-tokenization ---- */
+/* Counts the pending pre-tokens: the slots were prefetched by emit; a first
+ * pass prefetches the keys of the slots that match, the second counts. The
+ * order of the additions is that of the cuts, so the table is the same as
+ * with one addition per cut. */
+static int flush_pending(tkmi_worker *w)
+{
+    tkmi_counts *c = &w->counts;
+    size_t mask = c->cap - 1;
+    for (int i = 0; i < w->n_pend; i++) {
+        const tkmi_cslot *e = &c->s[w->pend[i].h & mask];
+        if (e->count && e->hash == w->pend[i].h) __builtin_prefetch(c->arena + e->koff);
+    }
+    int n = w->n_pend;
+    w->n_pend = 0;
+    for (int i = 0; i < n; i++)
+        TKM_FORWARD_IF_ERROR(tkmi_counts_add(c, w->pend[i].s, w->pend[i].len, w->pend[i].h, w->inc));
+    return 0;
+}
+
 static int emit(tkmi_worker *w, const char *s, size_t len)
 {
     if (!len) return 0;
+    /* the table stores key lengths in 32 bits: a longer pre-token (a line of
+     * over 4 GiB without a space) is refused, never truncated */
+    TKM_RETURN_ERROR_IF(len > UINT32_MAX, TKM_EINVAL, "a pre-token of %zu bytes (a line without spaces): over 4 GiB", len);
     w->st.tokens++;
-    return tkmi_counts_add(&w->counts, s, len, tkmi_hash_bytes(s, len), w->inc);
+    uint64_t h = tkmi_hash_bytes(s, len);
+    __builtin_prefetch(&w->counts.s[h & (w->counts.cap - 1)]);
+    w->pend[w->n_pend++] = (tkmi_pend){s, h, (uint32_t)len};
+    return w->n_pend == TKMI_PEND ? flush_pending(w) : 0;
 }
 
 /* The cutting rules, one character at a time: the character at s[at, at+mb)
@@ -202,7 +227,19 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
     if (!tkmi_pretok_fast_ok(t)) return tkmi_pretok_line_generic(t, w, line, len);
     w->st.lines++;
     w->st.bytes += len + 1;
-    return pretok_fast(t, w, line, len);
+    TKM_FORWARD_IF_ERROR(pretok_fast(t, w, line, len));
+    return flush_pending(w); /* the keys point into w->norm, rewritten by the next line */
+}
+
+/* 0 if no user-defined symbol can start at s (most positions: the trie is
+ * not walked there); 1 if one may */
+static inline int user_may_start(const struct tkm_trainer *t, const char *s, size_t len)
+{
+    uint8_t b0 = (uint8_t)s[0], f = t->user_first[b0];
+    if (f & 1) return 1;
+    if (!(f & 2) || len < 2) return 0;
+    unsigned k = (unsigned)b0 << 8 | (uint8_t)s[1];
+    return (int)(t->user_first2[k >> 6] >> (k & 63)) & 1;
 }
 
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
@@ -223,7 +260,7 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
     cutter c = cutter_start(&t->o);
     size_t i = 0;
     while (i < nl) {
-        if (t->norm_model.has_user) {
+        if (t->norm_model.has_user && user_may_start(t, s + i, nl - i)) {
             size_t k = tkmi_ptrie_longest(&t->norm_model.user, s + i, nl - i);
             if (k) { /* user-defined symbols are never split nor merged */
                 TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, i - c.tok));
@@ -239,7 +276,8 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
         TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, i, (size_t)mb, cp));
         i += (size_t)mb;
     }
-    return emit(w, s + c.tok, nl - c.tok);
+    TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, nl - c.tok));
+    return flush_pending(w);
 }
 
 /* ---- worker threads ---- */
@@ -281,6 +319,8 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
         TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
         p = nl + 1;
     }
+    /* --max-memory: past its share, the table goes to disk (count_spill.c) */
+    if (t->worker_limit && tkmi_counts_bytes(&w->counts) > t->worker_limit) TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
     return 0;
 }
 
@@ -326,6 +366,11 @@ static int start_workers(struct tkm_trainer *t)
     t->workers = tkmi_calloc((size_t)n, sizeof *t->workers);
     TKM_RETURN_ERROR_IF(!t->workers, TKM_ENOMEM, "out of memory");
     t->n_workers = n;
+    if (t->o.max_memory) { /* the tables' share: the limit less the line blocks */
+        uint64_t blocks = (uint64_t)(2 * n + 1) * BLOCK_BYTES;
+        uint64_t left = t->o.max_memory > blocks ? t->o.max_memory - blocks : 1;
+        t->worker_limit = (size_t)(left / (uint64_t)n ? left / (uint64_t)n : 1);
+    }
     for (int i = 0; i < n; i++) {
         t->workers[i].t = t;
         TKM_FORWARD_IF_ERROR(tkmi_counts_init(&t->workers[i].counts, 1 << 16));
@@ -511,10 +556,18 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
     TKM_RETURN_ERROR_IF(!t->workers, TKM_EEMPTY, "no input: the corpus is empty");
     tkmi_counts *acc = &t->workers[0].counts;
     tkmi_count_stats st = t->workers[0].st;
+    if (t->n_runs) { /* spilled: merge the sorted runs instead */
+        TKM_FORWARD_IF_ERROR(tkmi_spill_finish(t, out));
+        acc = out;
+    }
+    t->stats.spill_bytes = t->spill_bytes;
     for (int i = 1; i < t->n_workers; i++) {
         tkmi_counts *c = &t->workers[i].counts;
-        for (size_t k = 0; k < c->cap; k++)
+        for (size_t k = 0; k < c->cap; k++) {
+            /* the slot this entry will probe, a few entries ahead */
+            if (k + 8 < c->cap && c->s[k + 8].count) __builtin_prefetch(&acc->s[c->s[k + 8].hash & (acc->cap - 1)]);
             if (c->s[k].count) TKM_FORWARD_IF_ERROR(tkmi_counts_add(acc, c->arena + c->s[k].koff, c->s[k].klen, c->s[k].hash, c->s[k].count));
+        }
         tkmi_counts_free(c);
         st.lines += t->workers[i].st.lines;
         st.bytes += t->workers[i].st.bytes;
@@ -526,8 +579,10 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
         tkmi_free(t->workers[i].norm);
         t->workers[i].norm = NULL;
     }
-    *out = *acc;
-    memset(acc, 0, sizeof *acc);
+    if (acc != out) {
+        *out = *acc;
+        memset(acc, 0, sizeof *acc);
+    }
     t->stats.lines = st.lines;
     t->stats.bytes = st.bytes;
     t->stats.invalid_utf8_bytes = st.invalid;
@@ -665,6 +720,13 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
         if (!t->user[i][0]) { rc = tkmi_error(TKM_EINVAL, "user-defined symbol %d is empty", i + 1); break; }
         lens[i] = (uint32_t)strlen(t->user[i]);
         ids[i] = i;
+        uint8_t b0 = (uint8_t)t->user[i][0];
+        if (lens[i] == 1) t->user_first[b0] |= 1;
+        else {
+            unsigned k = (unsigned)b0 << 8 | (uint8_t)t->user[i][1];
+            t->user_first[b0] |= 2;
+            t->user_first2[k >> 6] |= (uint64_t)1 << (k & 63);
+        }
     }
     if (rc == 0 && n > 0) {
         rc = tkmi_ptrie_build(&nm->user, (const char *const *)t->user, lens, ids, (size_t)n);
@@ -712,6 +774,7 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->charsmap);
     tkmi_free(t->denorm_tsv);
     tkmi_free(t->denorm_map);
+    tkmi_spill_free(t);
     tkmi_free(t);
 }
 

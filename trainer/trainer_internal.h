@@ -4,6 +4,7 @@
 #define TKM_TRAINER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include "../lib/model_internal.h"
 
@@ -35,9 +36,17 @@ typedef struct tkmi_block {
     struct tkmi_block *next;
 } tkmi_block;
 
+/* pre-tokens of the current line waiting to be counted: their table slots
+ * are prefetched when they are cut and counted at the end of the line (or
+ * when the batch is full), so the cache misses overlap */
+#define TKMI_PEND 64
+typedef struct { const char *s; uint64_t h; uint32_t len; } tkmi_pend;
+
 typedef struct {
     struct tkm_trainer *t;
     tkmi_counts counts;
+    tkmi_pend pend[TKMI_PEND];
+    int n_pend;
     tkmi_count_stats st;
     char *norm;
     size_t norm_cap;
@@ -60,6 +69,10 @@ struct tkm_trainer {
     char *denorm_tsv;     /* denormalization rules: path and compiled map */
     uint8_t *denorm_map;
     size_t denorm_map_len;
+    /* which bytes can start a user-defined symbol: bit 0 one of one byte,
+     * bit 1 a longer one, whose first two bytes are set in user_first2 */
+    uint8_t user_first[256];
+    uint64_t user_first2[1024];
     int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;
@@ -75,6 +88,11 @@ struct tkm_trainer {
     size_t block_bytes; /* lines per block to a counting worker: BLOCK_BYTES (4 MB) when 0;
                            tests set it small so that every worker counts and tables merge */
     tkmi_count_stats st;
+    /* spilled runs (count_spill.c): sorted (key, count) files, under mu */
+    FILE **runs;
+    size_t n_runs, runs_cap;
+    uint64_t spill_bytes;
+    size_t worker_limit; /* bytes of table per worker before it spills; 0 none */
     tkm_train_stats stats;
     double t_start;
     int err;
@@ -116,6 +134,13 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
 /* the general path, and whether the one-pass path applies (for tests) */
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
 int tkmi_pretok_fast_ok(const struct tkm_trainer *t);
+/* count_spill.c: bytes held by a table; writes w's table as a sorted run
+ * and empties it; merges all runs (after the workers' last tables are
+ * spilled too) into one table. */
+size_t tkmi_counts_bytes(const tkmi_counts *c);
+int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w);
+int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out);
+void tkmi_spill_free(struct tkm_trainer *t);
 /* Merges worker tables into one and returns it (workers' tables freed). */
 int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out);
 /* Runs BPE on the counts and serializes the model. */

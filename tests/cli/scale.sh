@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# scale.sh - what the scale work (issue 15) must keep true, checked cheaply:
+# no 32-bit ceilings (word handles in larger units when the word array would
+# pass 2^32 units, forced here with TKM_BPE_HANDLE_SHIFT; pre-token and pair
+# counts past 2^32, reached here with input weights), each with a model
+# byte-identical (or piece-identical) to the plain run.
+. "$(dirname "$0")/lib.sh"
+T=$TKM_BIN
+# a synthetic corpus: Zipf-like words from a fixed-seed generator, en + ja
+awk 'BEGIN {
+  s = 12345; split("the of and to in is that it was for on are with as his they be at one have", W, " ")
+  split("東京 日本 今日 天気 文章 カタカナ ひらがな 首都 言葉 時間", J, " ")
+  for (l = 0; l < 150000; l++) {
+    line = ""
+    for (k = 0; k < 16; k++) {
+      s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648
+      if (r < 0.5) w = W[int((2 * r) ^ 3 * 20) + 1]
+      else { w = ""; n = 2 + int(r * 97) % 6; for (c = 0; c < n; c++) { s = (s * 1103515245 + 12345) % 2147483648; w = w substr("abcdefghijklmnopqrstuvwxyz", int(s / 2147483648 * 26) + 1, 1) } }
+      line = line (k ? " " : "") w
+    }
+    if (l % 3 == 0) { s = (s * 1103515245 + 12345) % 2147483648; line = line " " J[int(s / 2147483648 * 10) + 1] "は" J[l % 10 + 1] "です。" }
+    print line
+  }
+}' > "$TMP/syn.txt"
+
+# 1. word handles in larger units (what a corpus of hundreds of GB gets) give the same model
+"$T" train -q --vocab-size 2000 -t 2 -o "$TMP/h0.model" "$TMP/syn.txt"
+for hs in 1 3; do
+  TKM_BPE_HANDLE_SHIFT=$hs "$T" train -q --vocab-size 2000 -t 2 -o "$TMP/h$hs.model" "$TMP/syn.txt"
+  cmp -s "$TMP/h0.model" "$TMP/h$hs.model" && pass "word handles in units of $((8 << hs)) bytes: identical model" \
+    || fail "word handles in units of $((8 << hs)) bytes change the model"
+done
+
+# 2. counts past 2^32: weight 1000 counts each occurrence 100000 times, so the
+# most frequent word and its pairs pass 2^32 (checked below); scaling every
+# count by the same factor must not change a piece
+top=$(tr ' ' '\n' < "$TMP/syn.txt" | sort | uniq -c | sort -rn | awk 'NR == 1 {print $1}')
+awk -v n="$top" 'BEGIN { exit !(n * 100000 > 4294967296) }' \
+  && pass "the most frequent word occurs $top times: weighted count $((top * 100000)) > 2^32" \
+  || fail "the fixture does not reach 2^32 ($top occurrences)"
+"$T" train -q --vocab-size 2000 --character-coverage 1 -t 2 --input "x=$TMP/syn.txt" --weight x=1 -o "$TMP/w1.model" --hf-json "$TMP/w1.json"
+"$T" train -q --vocab-size 2000 --character-coverage 1 -t 2 --input "x=$TMP/syn.txt" --weight x=1000 -o "$TMP/w1000.model" --hf-json "$TMP/w1000.json"
+cmp -s "$TMP/w1.json" "$TMP/w1000.json" && pass "counts past 2^32: same pieces and merges as weight 1" \
+  || fail "counts past 2^32 change the pieces"
+
+# 3. --max-memory: a limit far below the tables makes every worker spill a run
+# per 4 MB block; the runs merged (2 at a time with TKM_SPILL_MAX_WAY=2, the
+# multi-pass path) give the in-memory model byte for byte, for 1 and 2 threads
+for th in 1 2; do
+  "$T" train --vocab-size 2000 -t $th -o "$TMP/m$th.model" "$TMP/syn.txt" 2> "$TMP/m$th.log"
+  TKM_SPILL_MAX_WAY=2 "$T" train --vocab-size 2000 -t $th --max-memory 1K -o "$TMP/s$th.model" "$TMP/syn.txt" 2> "$TMP/s$th.log"
+  runs=$(sed -n 's/.*spilled \([0-9]*\) sorted runs.*/\1/p' "$TMP/s$th.log")
+  [ "${runs:-0}" -ge 3 ] && pass "$th thread(s), --max-memory 1K: spilled $runs runs" || fail "$th thread(s): no spill reported ($(grep memory "$TMP/s$th.log"))"
+  grep -q "fit in memory" "$TMP/m$th.log" && pass "$th thread(s), default limit: no spill" || fail "$th thread(s): default limit spilled"
+  cmp -s "$TMP/m$th.model" "$TMP/s$th.model" && pass "$th thread(s): spilled counts give the in-memory model byte for byte" \
+    || fail "$th thread(s): spilled counts change the model"
+done
+cmp -s "$TMP/s1.model" "$TMP/s2.model" && pass "spilled: 1 vs 2 threads identical" || fail "spilled: 1 vs 2 threads differ"
+# 4. progress: off when stderr is not a terminal; --progress=plain writes lines
+# with bytes read out of the input's size and merges done out of the target
+"$T" train --vocab-size 2000 -t 2 -o "$TMP/p0.model" "$TMP/syn.txt" 2> "$TMP/p0.log"
+grep -q "reading:\|merging:" "$TMP/p0.log" && fail "progress written to a non-terminal by default" || pass "no progress on a non-terminal by default"
+size=$(wc -c < "$TMP/syn.txt")
+"$T" train --vocab-size 2000 -t 2 --progress=plain -o "$TMP/p1.model" "$TMP/syn.txt" 2> "$TMP/p1.log"
+grep -q "reading: [0-9.]* / $(awk -v s="$size" 'BEGIN {printf "%.1f", s / 1e6}') MB" "$TMP/p1.log" \
+  && pass "plain progress: bytes read out of the input size" || fail "no reading progress with the total: $(head -3 "$TMP/p1.log")"
+target=$(grep -o "merging: [0-9]* / [0-9]*" "$TMP/p1.log" | tail -1 | awk '{print $4}')
+grep -q "merging: $target / $target (100.0%)" "$TMP/p1.log" && [ "${target:-0}" -gt 0 ] \
+  && pass "plain progress: merges done out of the target ($target)" || fail "no final merging line: $(grep merging "$TMP/p1.log" | tail -2)"
+cmp -s "$TMP/p0.model" "$TMP/p1.model" && pass "progress does not change the model" || fail "progress changes the model"
+if "$T" train --max-memory 12Q -o "$TMP/bad.model" "$TMP/syn.txt" 2> "$TMP/err"; then fail "--max-memory 12Q accepted"
+else grep -q "invalid value '12Q'" "$TMP/err" && pass "--max-memory 12Q refused" || fail "unclear error: $(cat "$TMP/err")"; fi
+[ ! -e "$TMP/bad.model" ] && pass "no model written on a bad option" || fail "a model was written on a bad option"
+finish

@@ -1,0 +1,238 @@
+/* count_spill.c - counting in bounded memory (--max-memory): when a worker's
+ * pre-token table passes its share of the limit, its entries are written to
+ * a temporary file sorted by key (a run) and the table starts again empty;
+ * at the end every table is spilled too and the runs are merged by key,
+ * summing counts, into the one table the trainers read. Exact: the merged
+ * table holds the same (pre-token, count) pairs as the in-memory path, and
+ * the trainers' results do not depend on table order, so the model is the
+ * same byte for byte (tests/cli/scale.sh). Runs are unlinked as soon as they
+ * are created, so nothing is left behind whatever happens.
+ *
+ * Run format: entries (uint32 key length, int64 count, key bytes) in
+ * bytewise key order, keys unique within a run. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "trainer_internal.h"
+
+/* at most this many runs are merged at once (open files, heap size) */
+#define MAX_WAY 64
+
+size_t tkmi_counts_bytes(const tkmi_counts *c) { return c->cap * sizeof *c->s + c->arena_cap; }
+
+static int key_cmp(const char *a, size_t la, const char *b, size_t lb)
+{
+    int r = memcmp(a, b, la < lb ? la : lb);
+    return r ? r : (la > lb) - (la < lb);
+}
+
+static _Thread_local const tkmi_counts *sort_ctx;
+static int cmp_slot(const void *x, const void *y)
+{
+    const tkmi_cslot *a = &sort_ctx->s[*(const size_t *)x], *b = &sort_ctx->s[*(const size_t *)y];
+    return key_cmp(sort_ctx->arena + a->koff, a->klen, sort_ctx->arena + b->koff, b->klen);
+}
+
+/* An anonymous temporary file in $TMPDIR (or /tmp), unlinked at once. */
+static int run_open(FILE **out)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    size_t n = strlen(dir) + 32;
+    char *path = tkmi_malloc(n);
+    TKM_RETURN_ERROR_IF(!path, TKM_ENOMEM, "out of memory");
+    snprintf(path, n, "%s/tokenmill-run-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        int e = errno;
+        int rc = tkmi_error(TKM_EIO, "cannot create a spill file in %s: %s", dir, strerror(e));
+        tkmi_free(path);
+        return rc;
+    }
+    unlink(path);
+    tkmi_free(path);
+    *out = fdopen(fd, "w+b");
+    if (!*out) {
+        close(fd);
+        return tkmi_error(TKM_EIO, "cannot open a spill file in %s", dir);
+    }
+    return 0;
+}
+
+static int run_write(FILE *f, const char *k, uint32_t len, int64_t cnt, uint64_t *bytes)
+{
+    if (fwrite(&len, sizeof len, 1, f) != 1 || fwrite(&cnt, sizeof cnt, 1, f) != 1 ||
+        (len && fwrite(k, 1, len, f) != len))
+        return tkmi_error(TKM_EIO, "cannot write a spill file (disk full?)");
+    *bytes += sizeof len + sizeof cnt + len;
+    return 0;
+}
+
+static int add_run(struct tkm_trainer *t, FILE *f, uint64_t bytes)
+{
+    pthread_mutex_lock(&t->mu);
+    int rc = tkmi_grow((void **)&t->runs, &t->runs_cap, t->n_runs + 1, sizeof *t->runs);
+    if (rc == 0) {
+        t->runs[t->n_runs++] = f;
+        t->spill_bytes += bytes;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (rc < 0) fclose(f);
+    return rc;
+}
+
+int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
+{
+    tkmi_counts *c = &w->counts;
+    if (!c->n) return 0;
+    size_t *idx = tkmi_malloc(c->n * sizeof *idx);
+    TKM_RETURN_ERROR_IF(!idx, TKM_ENOMEM, "out of memory (spilling counts)");
+    size_t n = 0;
+    for (size_t k = 0; k < c->cap; k++)
+        if (c->s[k].count) idx[n++] = k;
+    sort_ctx = c;
+    qsort(idx, n, sizeof *idx, cmp_slot);
+    FILE *f = NULL;
+    int rc = run_open(&f);
+    uint64_t bytes = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const tkmi_cslot *e = &c->s[idx[i]];
+        rc = run_write(f, c->arena + e->koff, e->klen, e->count, &bytes);
+    }
+    tkmi_free(idx);
+    if (rc == 0 && fflush(f) != 0) rc = tkmi_error(TKM_EIO, "cannot write a spill file (disk full?)");
+    if (rc < 0) {
+        if (f) fclose(f);
+        return rc;
+    }
+    TKM_FORWARD_IF_ERROR(add_run(t, f, bytes));
+    tkmi_counts_free(c);
+    return tkmi_counts_init(c, 1 << 16);
+}
+
+/* ---- k-way merge ---- */
+typedef struct {
+    FILE *f;
+    char *key;
+    size_t cap;
+    uint32_t len;
+    int64_t cnt;
+} head_t;
+
+/* Reads the next entry of h: 1, or 0 at the end of the run. */
+static int head_next(head_t *h)
+{
+    uint32_t len;
+    size_t got = fread(&len, sizeof len, 1, h->f);
+    if (got != 1) {
+        TKM_RETURN_ERROR_IF(ferror(h->f), TKM_EIO, "cannot read a spill file");
+        return 0;
+    }
+    TKM_RETURN_ERROR_IF(fread(&h->cnt, sizeof h->cnt, 1, h->f) != 1, TKM_EIO, "spill file truncated");
+    if (len > h->cap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&h->key, &h->cap, len, 1));
+    TKM_RETURN_ERROR_IF(len && fread(h->key, 1, len, h->f) != len, TKM_EIO, "spill file truncated");
+    h->len = len;
+    return 1;
+}
+
+static int head_less(const head_t *a, const head_t *b) { return key_cmp(a->key, a->len, b->key, b->len) < 0; }
+
+static void sift_down(head_t **hp, size_t n, size_t i)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) return;
+        if (c + 1 < n && head_less(hp[c + 1], hp[c])) c++;
+        if (!head_less(hp[c], hp[i])) return;
+        head_t *x = hp[c];
+        hp[c] = hp[i];
+        hp[i] = x;
+        i = c;
+    }
+}
+
+/* Merges runs[0..k) (closed afterwards) into the table out (out_f NULL) or
+ * into the run out_f. */
+static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint64_t *bytes)
+{
+    head_t *heads = tkmi_calloc(k, sizeof *heads);
+    head_t **hp = tkmi_calloc(k, sizeof *hp);
+    char *cur = NULL;
+    size_t cur_cap = 0, n = 0;
+    int rc = (!heads || !hp) ? tkmi_error(TKM_ENOMEM, "out of memory (merging runs)") : 0;
+    for (size_t i = 0; rc == 0 && i < k; i++) {
+        heads[i].f = runs[i];
+        if (fseek(runs[i], 0, SEEK_SET) != 0) { rc = tkmi_error(TKM_EIO, "cannot rewind a spill file"); break; }
+        int r = head_next(&heads[i]);
+        if (r < 0) rc = r;
+        else if (r) hp[n++] = &heads[i];
+    }
+    for (size_t i = n / 2; rc == 0 && i-- > 0;) sift_down(hp, n, i);
+    while (rc == 0 && n) {
+        /* the smallest key, summed over every run that holds it */
+        uint32_t len = hp[0]->len;
+        if (len > cur_cap && (rc = tkmi_grow((void **)&cur, &cur_cap, len, 1)) < 0) break;
+        if (len) memcpy(cur, hp[0]->key, len);
+        int64_t cnt = 0;
+        while (n && hp[0]->len == len && memcmp(hp[0]->key, cur, len) == 0) {
+            cnt += hp[0]->cnt;
+            int r = head_next(hp[0]);
+            if (r < 0) { rc = r; break; }
+            if (!r) hp[0] = hp[--n];
+            sift_down(hp, n, 0);
+        }
+        if (rc < 0) break;
+        rc = out_f ? run_write(out_f, cur, len, cnt, bytes) : tkmi_counts_add(out, cur, len, tkmi_hash_bytes(cur, len), cnt);
+    }
+    for (size_t i = 0; i < k; i++) {
+        fclose(runs[i]);
+        runs[i] = NULL;
+        if (heads) tkmi_free(heads[i].key);
+    }
+    tkmi_free(heads);
+    tkmi_free(hp);
+    tkmi_free(cur);
+    if (rc == 0 && out_f && fflush(out_f) != 0) rc = tkmi_error(TKM_EIO, "cannot write a spill file (disk full?)");
+    return rc;
+}
+
+int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
+{
+    for (int i = 0; i < t->n_workers; i++) TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, &t->workers[i]));
+    t->stats.spill_runs = t->n_runs;
+    /* more runs than MAX_WAY: merge them MAX_WAY at a time into longer runs
+     * (TKM_SPILL_MAX_WAY lowers it, for tests) */
+    size_t way = MAX_WAY;
+    const char *env = getenv("TKM_SPILL_MAX_WAY");
+    if (env && atoi(env) >= 2 && atoi(env) < MAX_WAY) way = (size_t)atoi(env);
+    while (t->n_runs > way) {
+        size_t k = way, base = t->n_runs - k;
+        FILE *f = NULL;
+        uint64_t bytes = 0;
+        TKM_FORWARD_IF_ERROR(run_open(&f));
+        int rc = merge_runs(t->runs + base, k, NULL, f, &bytes);
+        t->n_runs = base;
+        if (rc < 0) { fclose(f); return rc; }
+        /* the new run goes first: long runs are merged again last */
+        memmove(t->runs + 1, t->runs, t->n_runs * sizeof *t->runs);
+        t->runs[0] = f;
+        t->n_runs++;
+    }
+    uint64_t total = 0;
+    TKM_FORWARD_IF_ERROR(tkmi_counts_init(out, 1 << 16));
+    int rc = merge_runs(t->runs, t->n_runs, out, NULL, &total);
+    t->n_runs = 0;
+    return rc;
+}
+
+void tkmi_spill_free(struct tkm_trainer *t)
+{
+    for (size_t i = 0; i < t->n_runs; i++)
+        if (t->runs[i]) fclose(t->runs[i]);
+    tkmi_free(t->runs);
+    t->runs = NULL;
+    t->n_runs = t->runs_cap = 0;
+}
