@@ -481,6 +481,73 @@ START_TEST(test_softemb)
 }
 END_TEST
 
+/* A model file from ../shared (when present): load it, encode and decode
+ * every corpus line, compare with the first run's ids. */
+typedef struct {
+    const char *path;
+    int32_t *ids;
+    size_t n, cap;
+    int have_ref;
+} file_ctx;
+
+static int op_file_model(const void *ctxp, char *why, size_t wl)
+{
+    file_ctx *c = (file_ctx *)ctxp;
+    tkm_model *m;
+    int rc = tkm_model_load(c->path, &m);
+    if (rc < 0) return m ? (snprintf(why, wl, "model left"), 1) : rc;
+    tkm_encoder *e;
+    rc = tkm_encoder_new(m, &e);
+    size_t pos = 0;
+    for (int i = 0; rc == 0 && i < NLINES; i++) {
+        const int32_t *ids;
+        size_t n;
+        rc = tkm_encode(e, lines[i], line_len[i], &ids, &n);
+        char *out = NULL;
+        size_t ol;
+        if (rc == 0) rc = tkm_decode(m, ids, n, &out, &ol);
+        tkm_free(out);
+        if (rc < 0) break;
+        if (!c->have_ref) {
+            if (pos + n + 1 > c->cap) {
+                c->cap = 2 * (pos + n + 1);
+                c->ids = realloc(c->ids, c->cap * sizeof *c->ids);
+            }
+            memcpy(c->ids + pos, ids, n * sizeof *ids);
+            c->ids[pos + n] = -1;
+        } else if (pos + n + 1 > c->n || memcmp(c->ids + pos, ids, n * sizeof *ids) || c->ids[pos + n] != -1) {
+            rc = (snprintf(why, wl, "line %d: ids differ", i), 1);
+        }
+        pos += n + 1;
+    }
+    if (rc == 0 && !c->have_ref) {
+        c->n = pos;
+        c->have_ref = 1;
+    }
+    tkm_encoder_free(e);
+    tkm_model_free(m);
+    return rc;
+}
+
+START_TEST(test_reference)
+{
+    const char *src = getenv("TKM_SRCDIR") ? getenv("TKM_SRCDIR") : ".";
+    static const char *const files[] = { "reference-models/llama.model", "repro/F5_spm_nmt_nfkc_unigram.model" };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char path[1024], name[128];
+        snprintf(path, sizeof path, "%s/../shared/%s", src, files[i]);
+        snprintf(name, sizeof name, "load+encode %s", strrchr(files[i], '/') + 1);
+        if (access(path, R_OK) != 0) {
+            printf("alloc sweep: %-28s SKIPPED: %s not present\n", name, path);
+            continue;
+        }
+        file_ctx c = { path, NULL, 0, 0, 0 };
+        sweep(name, op_file_model, &c, 1);
+        free(c.ids);
+    }
+}
+END_TEST
+
 /* one case per test, so CK_RUN_CASE=train_bpe runs one sweep */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -506,6 +573,7 @@ static Suite *alloc_suite(void)
     add(s, "vocab_stats", test_vocab_stats);
     add(s, "compression", test_compression);
     add(s, "softemb", test_softemb);
+    add(s, "reference", test_reference);
     return s;
 }
 
