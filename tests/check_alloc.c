@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tkm_internal.h"
+#include "../softemb/eval_internal.h"
 #include "tokenmill_analyze.h"
 #include "tokenmill_softemb.h"
 #include "tmpfiles.h"
@@ -172,7 +173,7 @@ static void sweep(const char *name, op_fn op, const void *ctx, int deterministic
         if (rc == 0) absorbed++;
         ck_assert_msg(n < 10000000, "%s: sweep does not end", name);
     }
-    printf("alloc sweep: %-28s %6ld allocations, each failed once: ENOMEM or the same result (%ld absorbed)\n", name,
+    printf("alloc sweep: %-40s %6ld allocations, each failed once: ENOMEM or the same result (%ld absorbed)\n", name,
            total, absorbed);
 }
 
@@ -410,6 +411,50 @@ static int op_softemb(const void *ctxp, char *why, size_t wl)
     return 0;
 }
 
+/* Evaluation on the .npy teacher: the split, every baseline's predictions
+ * for the test rows (one thread and two) and their metrics. ngram-ridge runs
+ * through the internal entry point with 64 buckets and two penalties: its
+ * default 4097 x 4097 Cholesky takes seconds, too long to repeat per
+ * allocation. */
+typedef struct {
+    const tkm_teacher *t;
+    tkmi_se_view v;
+    int threads;
+    double ref[TKM_BASE_COUNT][3];
+    int have_ref;
+} eval_ctx;
+
+static int op_eval(const void *ctxp, char *why, size_t wl)
+{
+    eval_ctx *c = (eval_ctx *)ctxp;
+    uint8_t split[300];
+    int rc = tkm_se_split(c->t, 0.2, 5, split);
+    if (rc < 0) return rc;
+    uint32_t rows[300];
+    size_t n = 0;
+    for (uint32_t r = 0; r < 300; r++)
+        if (split[r] == 1) rows[n++] = r;
+    if (n == 0) return snprintf(why, wl, "no test rows"), 1;
+    float pred[300 * 4];
+    for (int b = 0; b < TKM_BASE_COUNT && rc >= 0; b++) {
+        static const double lambdas[2] = { 0.1, 10 };
+        static const tkmi_se_base_opts small = { 64, lambdas, 2 };
+        if (b == TKM_BASE_NGRAM_RIDGE)
+            rc = tkmi_se_baseline_view(&c->v, split, TKM_BASE_NGRAM_RIDGE, rows, n, c->threads, &small, NULL, pred);
+        else
+            rc = tkm_se_baseline_predict(c->t, split, (tkm_se_baseline)b, rows, n, c->threads, pred);
+        if (rc < 0) break;
+        tkm_se_metrics m;
+        rc = tkm_se_metrics_compute(c->t, pred, rows, n, c->threads, &m);
+        if (rc < 0) break;
+        double got[3] = { m.top1_cos, m.mrr_cos, m.rel_l2 };
+        if (!c->have_ref) memcpy(c->ref[b], got, sizeof got);
+        else if (memcmp(c->ref[b], got, sizeof got)) rc = (snprintf(why, wl, "baseline %d: metrics differ", b), 1);
+    }
+    if (rc >= 0) c->have_ref = 1;
+    return rc < 0 || rc == 1 ? rc : 0;
+}
+
 START_TEST(test_load) { sweep("load .model", op_load_model, NULL, 1); }
 END_TEST
 START_TEST(test_load_hf) { sweep("load tokenizer.json", op_load_hf, NULL, 1); }
@@ -481,6 +526,35 @@ START_TEST(test_softemb)
 }
 END_TEST
 
+START_TEST(test_eval)
+{
+    tkm_teacher_opts o = { NULL, model_path };
+    tkm_teacher *t;
+    ck_assert_int_eq(tkm_teacher_load(npy_path, &o, &t), 0);
+    eval_ctx c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
+    /* the view ridge needs, in plain memory */
+    const unsigned char **bytes = malloc(300 * sizeof *bytes);
+    size_t *lens = malloc(300 * sizeof *lens);
+    uint8_t *kinds = malloc(300);
+    ck_assert_uint_eq(tkm_teacher_rows(t), 300);
+    for (size_t r = 0; r < 300; r++) {
+        bytes[r] = tkm_teacher_bytes(t, r, &lens[r]);
+        kinds[r] = (uint8_t)tkm_teacher_row_kind(t, r);
+    }
+    c.v = (tkmi_se_view){ 300, tkm_teacher_dim(t), tkm_teacher_matrix(t), bytes, lens, kinds };
+    c.threads = 1;
+    sweep("softemb eval (split, baselines, metrics)", op_eval, &c, 1);
+    c.threads = 2;
+    sweep("softemb eval, 2 threads", op_eval, &c, 0);
+    free(bytes);
+    free(lens);
+    free(kinds);
+    tkm_teacher_free(t);
+}
+END_TEST
+
 /* A model file from ../shared (when present): load it, encode and decode
  * every corpus line, compare with the first run's ids. */
 typedef struct {
@@ -538,7 +612,7 @@ START_TEST(test_reference)
         snprintf(path, sizeof path, "%s/../shared/%s", src, files[i]);
         snprintf(name, sizeof name, "load+encode %s", strrchr(files[i], '/') + 1);
         if (access(path, R_OK) != 0) {
-            printf("alloc sweep: %-28s SKIPPED: %s not present\n", name, path);
+            printf("alloc sweep: %-40s SKIPPED: %s not present\n", name, path);
             continue;
         }
         file_ctx c = { path, NULL, 0, 0, 0 };
@@ -573,6 +647,7 @@ static Suite *alloc_suite(void)
     add(s, "vocab_stats", test_vocab_stats);
     add(s, "compression", test_compression);
     add(s, "softemb", test_softemb);
+    add(s, "eval", test_eval);
     add(s, "reference", test_reference);
     return s;
 }
