@@ -11,7 +11,8 @@
 #
 # Each target keeps its growing corpus in FUZZ_BUILD/corpus/TARGET (seeded from
 # FUZZ_BUILD/seeds/TARGET, made by seeds.sh) and writes crash reproducers as
-# FUZZ_BUILD/artifacts/TARGET/crash-* (also leak-*, timeout-*, oom-*). Exit
+# FUZZ_BUILD/artifacts/TARGET/crash-* (also leak-*, timeout-*, oom-*; slow-unit-*
+# files are inputs slower than 10 s, kept for a look but not failures). Exit
 # status: 0 when every target ran clean, 1 when one found something, 77 when
 # clang or its fuzzer runtime is missing. A summary line per target gives the
 # executions done and what was found.
@@ -98,20 +99,21 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_one() {
     local t=$1
-    mkdir -p "$build/corpus/$t" "$build/artifacts/$t"
+    mkdir -p "$build/corpus/$t" "$build/artifacts/$t"  # findings: new files since .start
     local log="$build/fuzz_$t.log"
-    local max_len=65536 rc=0
+    local max_len=65536 rc=0 stamp="$build/artifacts/$t/.start"
+    touch "$stamp"
     [ "$t" = train ] && max_len=4096
     [ "$t" = roundtrip ] && max_len=4096
     # shellcheck disable=SC2086
-    "$build/fuzz_$t" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=3072 -max_len=$max_len \
+    "$build/fuzz_$t" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=3072 -max_len=$max_len \
         -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" ${FUZZ_ARGS:-} \
         "$build/corpus/$t" "$build/seeds/$t" >"$log" 2>&1 || rc=$?
     local execs cov found
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [ -n "$execs" ] || execs=$(grep -o "^#[0-9]*" "$log" | tail -1 | tr -d "#" || true)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
-    found=$(find "$build/artifacts/$t" -type f | wc -l)
+    found=$(find "$build/artifacts/$t" -type f -newer "$stamp" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
     printf 'fuzz_%-12s %6ss  %10s execs  cov %6s  corpus %5s  findings %s  rc %s\n' "$t" "$seconds" "${execs:-?}" \
         "${cov:-?}" "$(find "$build/corpus/$t" -type f | wc -l)" "$found" "$rc"
     if [ "$rc" != 0 ]; then
