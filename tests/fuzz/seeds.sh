@@ -156,7 +156,7 @@ for i, flags in enumerate([0x00, 0x01, 0x02, 0x03, 0x0c, 0x14, 0x21, 0x42, 0x83,
 PY
 
 # byte-level BPE and Unigram tokenizer.json files written by HF tokenizers (when installed)
-python3 - "$tmp/corpus.txt" "$out/hf_json" 2>/dev/null <<'PY' || echo "seeds.sh: note: HF tokenizers missing or failed: fewer tokenizer.json seeds" >&2
+python3 - "$tmp/corpus.txt" "$out/hf_json" >/dev/null 2>&1 <<'PY' || echo "seeds.sh: note: HF tokenizers missing or failed: fewer tokenizer.json seeds" >&2
 import sys
 from tokenizers import Tokenizer, Regex, models, normalizers, pre_tokenizers, trainers, decoders
 text = open(sys.argv[1], encoding='utf-8', errors='replace').read().split('\n')
