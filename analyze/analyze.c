@@ -308,9 +308,9 @@ int tkm_analyze_compression(const tkm_model *const *models, int nmodels, const c
     }
 done:
     tkm_reader_close(r);
-    if (w && slab)
+    if (w) /* workers not yet set up (an allocation failed) have no encoder array */
         for (int t = 0; t < threads; t++)
-            for (int k = 0; k < nmodels; k++) tkm_encoder_free(w[t].enc[k]);
+            for (int k = 0; w[t].enc && k < nmodels; k++) tkm_encoder_free(w[t].enc[k]);
     for (int i = 0; i < 2; i++) {
         tkmi_free(b[i].text);
         tkmi_free(b[i].off);

@@ -1,5 +1,6 @@
 /* error.c - error codes, thread-local error messages and the allocation
  * wrappers every module uses. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -35,8 +36,51 @@ const char *tkm_strerror(int code)
     }
 }
 
-void *tkmi_malloc(size_t n) { return malloc(n ? n : 1); }
-void *tkmi_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
+/* Allocation-failure injection for tests (tkmi_alloc_fail_at): while armed,
+ * every allocation through these wrappers is numbered (1, 2, ...) and the
+ * chosen one returns NULL; live blocks are counted so a test can see that a
+ * failed call freed what it had taken. Disarmed (the normal case) it costs
+ * one relaxed atomic load per allocation. */
+static _Atomic int hook_on;
+static _Atomic long hook_count, hook_fail_at, hook_live, hook_failed;
+
+void tkmi_alloc_fail_at(long n)
+{
+    atomic_store(&hook_count, 0);
+    atomic_store(&hook_failed, 0);
+    atomic_store(&hook_fail_at, n);
+    atomic_store(&hook_live, 0);
+    atomic_store(&hook_on, 1);
+}
+
+void tkmi_alloc_hook_off(void) { atomic_store(&hook_on, 0); }
+long tkmi_alloc_count(void) { return atomic_load(&hook_count); }
+long tkmi_alloc_failed(void) { return atomic_load(&hook_failed); }
+long tkmi_alloc_live(void) { return atomic_load(&hook_live); }
+
+/* 1 when this allocation is to fail (the hook is armed and it is number n). */
+static int hook_fails(void)
+{
+    if (TKMI_LIKELY(!atomic_load_explicit(&hook_on, memory_order_relaxed))) return 0;
+    long k = atomic_fetch_add(&hook_count, 1) + 1;
+    if (k == atomic_load(&hook_fail_at)) {
+        atomic_fetch_add(&hook_failed, 1);
+        return 1;
+    }
+    return 0;
+}
+
+static void *hook_took(void *p)
+{
+    if (p && atomic_load_explicit(&hook_on, memory_order_relaxed)) atomic_fetch_add(&hook_live, 1);
+    return p;
+}
+
+void *tkmi_malloc(size_t n) { return hook_fails() ? NULL : hook_took(malloc(n ? n : 1)); }
+void *tkmi_calloc(size_t n, size_t size)
+{
+    return hook_fails() ? NULL : hook_took(calloc(n ? n : 1, size ? size : 1));
+}
 /* Zeroed memory whose pages are written now. calloc's fresh pages map the
  * shared zero page on the first read; the first write after that copies the
  * page and flushes the TLB of every core running a thread of the process
@@ -44,16 +88,25 @@ void *tkmi_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size 
  * this once per page, 18% of the counting threads' time. */
 void *tkmi_calloc_touched(size_t n, size_t size)
 {
-    char *p = calloc(n ? n : 1, size ? size : 1);
+    char *p = tkmi_calloc(n, size);
     if (!p) return NULL;
     /* one volatile write per page (GCC turns malloc + memset into calloc) */
     size_t bytes = (n ? n : 1) * (size ? size : 1);
     for (size_t i = 0; i < bytes; i += 4096) ((volatile char *)p)[i] = 0;
     return p;
 }
-void *tkmi_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
-void tkmi_free(void *p) { free(p); }
-void tkm_free(void *p) { free(p); }
+void *tkmi_realloc(void *p, size_t n)
+{
+    if (hook_fails()) return NULL;
+    void *np = realloc(p, n ? n : 1);
+    return p ? np : hook_took(np);
+}
+void tkmi_free(void *p)
+{
+    if (p && atomic_load_explicit(&hook_on, memory_order_relaxed)) atomic_fetch_sub(&hook_live, 1);
+    free(p);
+}
+void tkm_free(void *p) { tkmi_free(p); }
 
 char *tkmi_strdup(const char *s)
 {

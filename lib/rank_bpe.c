@@ -123,6 +123,7 @@ int tkmi_front_model(struct tkmi_front *f, const char *name, const char *const *
     tkmi_pb_int(&sub, 42, -1);
     tkmi_pb_int(&sub, 43, -1);
     tkmi_pb_bytes(&b, 2, sub.p, sub.n);
+    if (sub.err) b.err = sub.err;
     tkmi_free(sub.p);
     sub = (tkmi_pb){0};
     tkmi_pb_str(&sub, 1, "identity");

@@ -36,6 +36,15 @@ void *tkmi_calloc_touched(size_t n, size_t size); /* for tables probed before wr
 void *tkmi_realloc(void *p, size_t n);
 void tkmi_free(void *p);
 char *tkmi_strdup(const char *s);
+/* Test hook (tests/check_alloc.c): from now on number the allocations made
+ * through the wrappers above and make number n return NULL (n <= 0: none);
+ * count the blocks allocated minus those freed meanwhile. Not thread-safe
+ * against running library calls: arm and read it between them. */
+void tkmi_alloc_fail_at(long n);
+void tkmi_alloc_hook_off(void);
+long tkmi_alloc_count(void);  /* allocations numbered since armed */
+long tkmi_alloc_failed(void); /* how many were made to fail (0 or 1) */
+long tkmi_alloc_live(void);   /* allocated minus freed since armed */
 /* Reads a whole regular file into a tkmi_malloc'd buffer (TKM_EIO names the file). */
 int tkmi_read_file(const char *path, uint8_t **data, size_t *len);
 /* Grows *p (element size es) so that it holds at least need elements. */

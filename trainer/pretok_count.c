@@ -714,7 +714,10 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     }
     uint32_t *lens = tkmi_malloc(((size_t)n + 1) * sizeof *lens);
     int32_t *ids = tkmi_malloc(((size_t)n + 1) * sizeof *ids);
-    if (!lens || !ids || (n && !t->user)) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    int lost = !lens || !ids || !t->user || !t->control || !t->unk_piece || !t->bos_piece || !t->eos_piece ||
+               !t->pad_piece || !t->unk_surface;
+    for (int i = 0; !lost && i < o->n_control; i++) lost = !t->control[i];
+    if (lost) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     for (int i = 0; rc == 0 && i < n; i++) {
         if (!t->user[i]) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
         if (!t->user[i][0]) { rc = tkmi_error(TKM_EINVAL, "user-defined symbol %d is empty", i + 1); break; }

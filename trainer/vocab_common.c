@@ -31,7 +31,10 @@ int tkmi_cpmap_add(tkmi_cpmap *m, uint32_t cp, int64_t n)
         nm.key = tkmi_calloc(nm.cap, sizeof *nm.key);
         nm.cnt = tkmi_calloc(nm.cap, sizeof *nm.cnt);
         nm.sym = tkmi_malloc(nm.cap * sizeof *nm.sym);
-        TKM_RETURN_ERROR_IF(!nm.key || !nm.cnt || !nm.sym, TKM_ENOMEM, "out of memory");
+        if (!nm.key || !nm.cnt || !nm.sym) {
+            tkmi_cpmap_free(&nm);
+            return tkmi_error(TKM_ENOMEM, "out of memory");
+        }
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->key[i]) continue;
             size_t j = tkmi_cpmap_slot(&nm, m->key[i] - 1);
