@@ -50,7 +50,7 @@ static long cmap_find(const cmap *m, const uint32_t *k, size_t n)
     size_t mask = m->icap - 1, i = seq_hash(k, n) & mask;
     while (m->idx[i]) {
         const cm_entry *e = &m->e[m->idx[i] - 1];
-        if (e->klen == n && !memcmp(m->a + e->koff, k, n * sizeof *k)) return (long)m->idx[i] - 1;
+        if (e->klen == n && (!n || !memcmp(m->a + e->koff, k, n * sizeof *k))) return (long)m->idx[i] - 1;
         i = (i + 1) & mask;
     }
     return -1;
@@ -79,7 +79,7 @@ static int cmap_set(cmap *m, const uint32_t *k, size_t kn, const uint32_t *v, si
     uint32_t voff;
     if (f >= 0) {
         cm_entry *e = &m->e[f];
-        if (!e->dead && e->vlen == vn && !memcmp(m->a + e->voff, v, vn * sizeof *v)) return 0;
+        if (!e->dead && e->vlen == vn && (!vn || !memcmp(m->a + e->voff, v, vn * sizeof *v))) return 0;
         TKM_FORWARD_IF_ERROR(cmap_push(m, v, vn, &voff));
         e = &m->e[f];
         e->voff = voff;
@@ -129,7 +129,7 @@ static int icu_apply(icu_norm *u, const UNormalizer2 *nz, const uint32_t *s, siz
 
 static int seq_eq(const uint32_t *a, size_t an, const uint32_t *b, size_t bn)
 {
-    return an == bn && !memcmp(a, b, an * sizeof *a);
+    return an == bn && (!an || !memcmp(a, b, an * sizeof *a));
 }
 
 /* sentencepiece's Builder::Normalize: greedy longest match (keys of at most
@@ -146,7 +146,7 @@ static int map_normalize(const cmap *m, const uint32_t *s, size_t n, size_t max_
         size_t vn = 1;
         if (f >= 0) { v = m->a + m->e[f].voff; vn = m->e[f].vlen; } else k = 1;
         if (*on + vn > *ocap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)out, ocap, *on + vn + 8, sizeof **out));
-        memcpy(*out + *on, v, vn * sizeof *v);
+        if (vn) memcpy(*out + *on, v, vn * sizeof *v);
         *on += vn;
         i += k;
     }
@@ -467,7 +467,7 @@ typedef struct {
 
 static int dag_same(const dag *g, const dnode *a, int64_t val, const dedge *e, uint32_t en)
 {
-    return a->val == val && a->en == en && !memcmp(g->e + a->eoff, e, en * sizeof *e);
+    return a->val == val && a->en == en && (!en || !memcmp(g->e + a->eoff, e, en * sizeof *e));
 }
 
 /* Interns the node (val, edges e[0..en)) whose edges sit at the end of g->e. */

@@ -66,7 +66,7 @@ static inline uint64_t tkmi_hash_bytes(const void *data, size_t len)
         len -= 8;
     }
     uint64_t v = 0;
-    memcpy(&v, p, len);
+    if (len) memcpy(&v, p, len); /* p may be NULL when len is 0 */
     h = (h ^ v) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 32;
     h *= 0xff51afd7ed558ccdull;

@@ -8,6 +8,10 @@ inc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 [ -f "$inc/Python.h" ] || skip "Python headers missing ($inc/Python.h; apt-get install python3-dev)"
 BUILD=$(cd "$(dirname "$TKM_BIN")" && pwd)
 [ -f "$BUILD/.libs/libtokenmill.so" ] || skip "no shared libtokenmill in $BUILD/.libs (configured with --disable-shared?)"
+# a sanitizer build's library needs its runtime loaded first, which python3 is not built with
+if ldd "$BUILD/.libs/libtokenmill.so" 2>/dev/null | grep -q 'lib[at]san\|libubsan'; then
+  skip "libtokenmill is a sanitizer build (--enable-asan/--enable-ubsan): python3 cannot load it"
+fi
 cp -r "$TKM_SRCDIR/python" "$TMP/py"
 chmod -R u+w "$TMP/py"
 export TOKENMILL_BUILD_DIR=$BUILD TOKENMILL_SRC_DIR=$TKM_SRCDIR
