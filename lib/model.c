@@ -555,7 +555,7 @@ void tkmi_pb_append(tkmi_pb *b, const void *p, size_t n)
 {
     if (b->err) return;
     if (tkmi_grow((void **)&b->p, &b->cap, b->n + n, 1) < 0) { b->err = 1; return; }
-    memcpy(b->p + b->n, p, n);
+    if (n) memcpy(b->p + b->n, p, n); /* p may be NULL when n is 0 */
     b->n += n;
 }
 void tkmi_pb_varint(tkmi_pb *b, uint64_t v)
