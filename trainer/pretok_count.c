@@ -256,6 +256,7 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
     }
     size_t nl = 0;
     TKM_FORWARD_IF_ERROR(tkmi_normalize(&t->norm_model, line, len, &w->norm, &nl, &w->norm_cap));
+    if (nl == 0) return flush_pending(w); /* nothing to cut (and w->norm may still be NULL) */
     const char *s = w->norm;
     cutter c = cutter_start(&t->o);
     size_t i = 0;

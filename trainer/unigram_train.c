@@ -1004,7 +1004,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     for (int p = 0; p < SEED_PARTS; p++) tkmi_free(parts[p].s);
     *passes = G;
     if (rc == 0) {
-        qsort(sd, ns, sizeof *sd, cmp_seed);
+        if (ns) qsort(sd, ns, sizeof *sd, cmp_seed); /* sd is NULL without candidates */
         size_t keep = ns < want ? ns : want;
         *n_sub = keep;
         U->parena_cap = (keep + n_req) * 4 + 16;

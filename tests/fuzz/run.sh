@@ -56,11 +56,11 @@ flags=(-g -O1 -std=c11 -D_GNU_SOURCE -pthread -I"$src/include" -I"$src/lib" -fno
 icu=$(pkg-config --cflags icu-uc icu-i18n 2>/dev/null || true)
 libs=$(pkg-config --libs icu-uc icu-i18n zlib 2>/dev/null || echo "-licui18n -licuuc -licudata -lz")
 objs=()
-for f in lib/error.c lib/strmap.c lib/utf8.c lib/stream.c lib/model.c lib/normalize.c lib/bpe_encode.c \
-         lib/unigram.c lib/decode.c lib/hf_json.c lib/json.c lib/rank_bpe.c lib/hf_read.c \
-         trainer/pretok_count.c trainer/vocab_common.c trainer/bpe_train.c trainer/unigram_train.c \
-         analyze/analyze.c analyze/analyze_vocab.c kernels/se_ops_cpu.c kernels/se_ops_dl.c \
-         softemb/model.c softemb/train.c softemb/teacher.c softemb/eval.c; do
+# the library's sources: the .c files of libtkm_core_la_SOURCES in Makefile.am (one list to keep)
+core_srcs=$(awk '/^libtkm_core_la_SOURCES *=/ { on = 1 } on { for (i = 1; i <= NF; i++) if ($i ~ /\.c$/) print $i; if ($NF != "\\") exit }' \
+    "$src/Makefile.am")
+[ -n "$core_srcs" ] || { echo "run.sh: no libtkm_core_la_SOURCES in $src/Makefile.am" >&2; exit 1; }
+for f in $core_srcs; do
     o="$build/obj/${f%.c}.o"; mkdir -p "${o%/*}"
     if [ ! -e "$o" ] || [ "$src/$f" -nt "$o" ] || [ -n "$(find "$src/lib" "$src/include" "$src/${f%/*}" -name '*.h' -newer "$o" -print -quit)" ]; then
         # shellcheck disable=SC2086
