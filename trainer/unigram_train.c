@@ -864,20 +864,19 @@ static void *seed_main(void *arg)
     return NULL;
 }
 
-typedef struct { uint64_t off; uint32_t len; int64_t score; } seed_t;
+typedef struct { const char *s; uint32_t len; int64_t score; } seed_t; /* s: into the word arena */
 
 /* score desc, then the string (bytewise, shorter first): a total order on
  * the candidates, so the seeds do not depend on passes or threads */
-static int cmp_seed_arena(const seed_t *x, const seed_t *y, const char *arena)
+static int cmp_seed(const void *a, const void *b)
 {
+    const seed_t *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     uint32_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(arena + x->off, arena + y->off, n);
+    int c = memcmp(x->s, y->s, n);
     if (c) return c;
     return (x->len > y->len) - (x->len < y->len);
 }
-static const char *g_seed_arena; /* for qsort; seeds are made on one thread */
-static int cmp_seed(const void *a, const void *b) { return cmp_seed_arena(a, b, g_seed_arena); }
 
 /* Default entries per pass: tables of at most 256 MB, or an eighth of
  * physical memory if that is less (a table holds at most 8/3 slots an
@@ -937,7 +936,6 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     int rc = 0;
     int T = U->threads > SEED_PARTS ? SEED_PARTS : U->threads;
     uint32_t G = 1;
-    g_seed_arena = U->warena;
     double est = 0;
     rc = estimate_substrings(U, T, &est);
     *n_cand = est;
@@ -989,7 +987,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
                 const uint8_t *q = (const uint8_t *)U->warena + off;
                 int nch = 0;
                 for (uint32_t b = 0; b < len; b++) nch += (q[b] & 0xC0) != 0x80;
-                sd[ns++] = (seed_t){off, len, SS_COUNT(e) * nch};
+                sd[ns++] = (seed_t){U->warena + off, len, SS_COUNT(e) * nch};
             }
             tkmi_free(parts[p].s);
             parts[p].s = NULL;
@@ -1022,8 +1020,8 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             rc = piece_add(U, buf, (uint32_t)l, (float)(log((double)req[k].cnt) - lt));
         }
         for (size_t k = 0; rc == 0 && k < keep; k++) {
-            if (tkmi_strmap_get(&vb->meta, U->warena + sd[k].off, sd[k].len) >= 0) continue;
-            rc = piece_add(U, U->warena + sd[k].off, sd[k].len, (float)(log((double)sd[k].score) - lt));
+            if (tkmi_strmap_get(&vb->meta, sd[k].s, sd[k].len) >= 0) continue;
+            rc = piece_add(U, sd[k].s, sd[k].len, (float)(log((double)sd[k].score) - lt));
         }
     }
     tkmi_free(sd);
