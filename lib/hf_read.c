@@ -43,6 +43,7 @@ typedef struct {
     int byte_level;
     int16_t byte_of[324];
     uint8_t *in_vocab;           /* ids indexed in f->vocab */
+    int n_in_vocab;              /* ids in_vocab covers (added tokens may come after) */
 } rd;
 
 static int bad(const rd *r, const tkmi_json *v, const char *what)
@@ -306,6 +307,7 @@ static int vocab_index(rd *r)
     TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&r->f->vocab, (size_t)r->n));
     r->in_vocab = tkmi_calloc((size_t)r->n + 1, 1);
     TKM_RETURN_ERROR_IF(!r->in_vocab, TKM_ENOMEM, "out of memory");
+    r->n_in_vocab = r->n;
     for (int id = 0; id < r->n; id++)
         if (r->piece[id] && r->type[id] != TKM_PIECE_UNUSED) {
             TKM_FORWARD_IF_ERROR(tkmi_strmap_put(&r->f->vocab, r->piece[id], r->plen[id], id));
@@ -451,8 +453,8 @@ static int finish(rd *r, int model_type, int byte_fallback, tkm_model **out)
     tkm_model *m = *out;
     tkmi_strmap_free(&f->vocab);
     rc = tkmi_strmap_init(&f->vocab, (size_t)m->n);
-    for (int id = 0; rc >= 0 && id < m->n && id < r->n; id++)
-        if (r->in_vocab && r->in_vocab[id]) rc = tkmi_strmap_put(&f->vocab, tkmi_piece(m, id), m->plen[id], id);
+    for (int id = 0; rc >= 0 && id < m->n && id < r->n_in_vocab; id++)
+        if (r->in_vocab[id]) rc = tkmi_strmap_put(&f->vocab, tkmi_piece(m, id), m->plen[id], id);
     if (rc < 0) {
         tkm_model_free(m);
         *out = NULL;

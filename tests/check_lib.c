@@ -511,6 +511,38 @@ START_TEST(test_tiktoken_ranks)
 }
 END_TEST
 
+/* A tokenizer.json whose added tokens come after the BPE vocabulary (ids past
+ * vocab): the reader's per-id tables were sized before the added tokens grew
+ * the id range (heap overflow under ASan on nerdstash's transformers export). */
+START_TEST(test_hf_added_after_vocab)
+{
+    char path[] = "/tmp/tkm-check-hf-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *js = "{\"added_tokens\":[{\"id\":6,\"content\":\"<s>\",\"special\":true},"
+                     "{\"id\":40,\"content\":\"<pad>\",\"special\":true}],"
+                     "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2,\"c\":3,\"abc\":4,\"<unk>\":5},"
+                     "\"merges\":[\"a b\",\"ab c\"],\"unk_token\":\"<unk>\"}}";
+    ck_assert_int_eq(write(fd, js, strlen(js)), (ssize_t)strlen(js));
+    close(fd);
+    tkm_model *m = NULL;
+    int rc = tkm_model_load_hf_json(path, &m);
+    unlink(path);
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, tkm_last_error());
+    ck_assert_int_eq(tkm_model_size(m), 41);
+    tkm_encoder *e = NULL;
+    ck_assert_int_eq(tkm_encoder_new(m, &e), 0);
+    const int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(tkm_encode(e, "abc<pad>", 8, &ids, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(ids[0], 4);
+    ck_assert_int_eq(ids[1], 40);
+    tkm_encoder_free(e);
+    tkm_model_free(m);
+}
+END_TEST
+
 START_TEST(test_reader)
 {
     char path[] = "/tmp/tkm-check-reader-XXXXXX";
@@ -583,6 +615,7 @@ static Suite *lib_suite(void)
     tcase_add_test(lim, test_tiktoken_ranks);
     tcase_add_test(lim, test_model_vocab_size_warning);
     tcase_add_test(lim, test_reader);
+    tcase_add_test(lim, test_hf_added_after_vocab);
     suite_add_tcase(s, lim);
     return s;
 }
