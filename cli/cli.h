@@ -11,6 +11,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_train(int argc, char **argv);
 int cmd_spm_train(int argc, char **argv);
+/* tokenmill count (cmd_count.c): counting runs cmd_train with cli_count_mode = 1 */
+int cmd_count(int argc, char **argv);
+extern int cli_count_mode;
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);

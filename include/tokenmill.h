@@ -241,6 +241,28 @@ typedef struct tkm_train_stats {
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 
+/* ---- count files (.tkc, tokenmill-count(1)) -------------------------------- */
+/* Finishes counting (text and count files added so far) and writes the
+ * unique pre-tokens with their counts, the counting options, the inputs and
+ * their statistics as a count file (gzip; PATH.tmp.PID renamed; "-" is
+ * standard output). A trainer made with the same counting options and given
+ * the file with tkm_trainer_add_counts trains the model that counting the
+ * text would, byte for byte. */
+int tkm_trainer_write_counts(tkm_trainer *t, const char *path);
+/* Adds a count file to the counts (read when training or writing counts;
+ * the header is checked now). @return 0; TKM_EINVAL naming the file and the
+ * first counting option that differs from t's (or weighted against
+ * unweighted counts); TKM_EFORMAT (file and byte offset) for a damaged,
+ * truncated or foreign file; TKM_EIO. */
+int tkm_trainer_add_counts(tkm_trainer *t, const char *path);
+/* Combines count files (same counting options) into one by a streaming
+ * k-way merge: inputs concatenated in order, counts summed. *entries (may be
+ * NULL): unique pre-tokens written. */
+int tkm_counts_merge(const char *const *paths, int n, const char *out, uint64_t *entries);
+/* Records an input name in the model's trainer_spec without reading it
+ * (for callers that count the text elsewhere, e.g. other MPI ranks). */
+int tkm_trainer_add_input_name(tkm_trainer *t, const char *path);
+
 /* ---- tokenizers of other libraries ---------------------------------------- */
 /* Reads a Hugging Face tokenizer.json: BPE (Metaspace or Replace/Prepend
  * normalizers, byte-level pre-tokenization with Split/ByteLevel regexes,
