@@ -622,9 +622,31 @@ int cmd_train(int argc, char **argv)
     tkm_model *m = NULL;
     int rc = tkm_trainer_new(&o, &t);
     if (rc == 0) tkm_trainer_set_progress(t, progress, NULL);
-    for (int i = 0; rc == 0 && i < n_inputs; i++)
+    int mpi_done = 0;
+    if (rc == 0 && cli_mpi_active()) { /* mpirun: ranks share the files (cli/mpi_train.c) */
+        int nf = n_inputs, mr = -1;
+        for (int k = 0; k < g_n_named; k++) nf += g_named[k].n;
+        const char **mf = malloc(((size_t)nf + 1) * sizeof *mf);
+        double *mw = malloc(((size_t)nf + 1) * sizeof *mw);
+        if (mf && mw) {
+            nf = 0;
+            for (int i = 0; i < n_inputs; i++) { mf[nf] = inputs[i]; mw[nf++] = 1.0; }
+            for (int k = 0; k < g_n_named; k++)
+                for (int i = 0; i < g_named[k].n; i++) { mf[nf] = g_named[k].files[i]; mw[nf++] = g_named[k].weight; }
+            mr = cli_mpi_count(t, cli_count_mode ? "count" : "train", nf, mf, mw, quiet);
+        }
+        free((void *)mf);
+        free(mw);
+        if (mr != 0) { /* another rank's work is done, or the run failed (reported) */
+            tkm_trainer_free(t);
+            free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+            return mr > 0 ? EXIT_OK : EXIT_FAIL;
+        }
+        mpi_done = 1;
+    }
+    for (int i = 0; rc == 0 && !mpi_done && i < n_inputs; i++)
         rc = weighted ? tkm_trainer_add_file_weighted(t, inputs[i], 1.0) : tkm_trainer_add_file(t, inputs[i]);
-    for (int k = 0; rc == 0 && k < g_n_named; k++)
+    for (int k = 0; rc == 0 && !mpi_done && k < g_n_named; k++)
         for (int i = 0; rc == 0 && i < g_named[k].n; i++)
             rc = weighted ? tkm_trainer_add_file_weighted(t, g_named[k].files[i], g_named[k].weight)
                           : tkm_trainer_add_file(t, g_named[k].files[i]);

@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -609,8 +610,18 @@ struct tkmi_cfset {
     size_t n, cap;
     int weighted; /* -1 until a file or text input sets it */
     uint64_t st[6];
-    tkmi_counts imported; /* entries added by tkm_trainer_add_count_records (MPI) */
+    tkmi_counts imported; /* entries added by tkm_trainer_add_records (MPI) */
     int has_imported;
+    int taken; /* tkm_trainer_partition took the counted text already */
+    /* tkm_trainer_partition: the table, its entries by part in key order,
+     * each part's next entry and end; the chunk handed out; a key buffer */
+    tkmi_counts part_tab;
+    size_t *part_idx, *part_pos, *part_end;
+    int nparts;
+    uint8_t *chunk;
+    size_t chunk_cap;
+    char *rkey;
+    size_t rkey_cap;
 };
 
 static int cfset_get(struct tkm_trainer *t, struct tkmi_cfset **out)
@@ -631,6 +642,12 @@ void tkmi_cfset_free(struct tkm_trainer *t)
     for (size_t i = 0; i < s->n; i++) tkmi_free(s->paths[i]);
     tkmi_free(s->paths);
     tkmi_counts_free(&s->imported);
+    tkmi_counts_free(&s->part_tab);
+    tkmi_free(s->part_idx);
+    tkmi_free(s->part_pos);
+    tkmi_free(s->part_end);
+    tkmi_free(s->chunk);
+    tkmi_free(s->rkey);
     tkmi_free(s);
     t->cfset = NULL;
 }
@@ -675,6 +692,8 @@ int tkm_trainer_add_counts(tkm_trainer *t, const char *path)
     return rc;
 }
 
+static int cf_finish(struct tkm_trainer *t, tkmi_counts *out, int allow_empty);
+
 /* Adds one file's entries to the table. */
 static int load_file(const char *path, tkmi_counts *out)
 {
@@ -688,12 +707,16 @@ static int load_file(const char *path, tkmi_counts *out)
     return r;
 }
 
-int tkmi_cf_finish(struct tkm_trainer *t, tkmi_counts *out)
+int tkmi_cf_finish(struct tkm_trainer *t, tkmi_counts *out) { return cf_finish(t, out, 0); }
+
+/* allow_empty: for count files (an MPI rank or a shard may have no text) */
+static int cf_finish(struct tkm_trainer *t, tkmi_counts *out, int allow_empty)
 {
     struct tkmi_cfset *s = t->cfset;
-    if (!s) return tkmi_counts_finish(t, out);
+    if (!s && (t->workers || !allow_empty)) return tkmi_counts_finish(t, out);
     memset(out, 0, sizeof *out);
-    if (t->workers) TKM_FORWARD_IF_ERROR(tkmi_counts_finish(t, out));
+    if (!s) return tkmi_counts_init(out, 1 << 16);
+    if (t->workers && !s->taken) TKM_FORWARD_IF_ERROR(tkmi_counts_finish(t, out));
     else TKM_FORWARD_IF_ERROR(tkmi_counts_init(out, 1 << 16));
     for (size_t i = 0; i < s->n; i++) TKM_FORWARD_IF_ERROR(load_file(s->paths[i], out));
     if (s->has_imported) {
@@ -711,7 +734,7 @@ int tkmi_cf_finish(struct tkm_trainer *t, tkmi_counts *out)
     t->stats.pretokens_total += s->st[4];
     t->stats.skipped_lines += s->st[5];
     t->stats.pretokens_unique = out->n;
-    TKM_RETURN_ERROR_IF(out->n == 0, TKM_EEMPTY, "no input: the corpus is empty");
+    TKM_RETURN_ERROR_IF(out->n == 0 && !allow_empty, TKM_EEMPTY, "no input: the corpus is empty");
     return 0;
 }
 
@@ -732,7 +755,7 @@ static int trainer_header(struct tkm_trainer *t, char **hdr, size_t *hn)
 int tkm_trainer_write_counts(tkm_trainer *t, const char *path)
 {
     tkmi_counts c;
-    int rc = tkmi_cf_finish(t, &c);
+    int rc = cf_finish(t, &c, 1);
     t->stats.seconds_count = tkmi_now() - t->t_start;
     size_t *idx = NULL;
     char *hdr = NULL;
@@ -824,4 +847,181 @@ int tkm_counts_merge(const char *const *paths, int n, const char *out, uint64_t 
     tkmi_free(hdr);
     tkmi_free(cur);
     return rc;
+}
+
+/* ---- counting elsewhere: byte ranges, partitions, records (MPI) ---- */
+int tkm_trainer_add_file_range(tkm_trainer *t, const char *path, uint64_t start, uint64_t end, double weight)
+{
+    int64_t saved = t->cur_inc;
+    if (t->o.weighted) {
+        TKM_RETURN_ERROR_IF(!(weight > 0 && weight <= 1000), TKM_EINVAL, "%s: weight %g out of range (0, 1000]", path, weight);
+        int64_t inc = llround(weight * 100.0);
+        t->cur_inc = inc < 1 ? 1 : inc;
+    }
+    int rc = 0;
+    if (start == 0 && end == UINT64_MAX) { /* the whole file, any kind (gzip, stdin): the usual reader */
+        rc = tkm_trainer_add_file(t, path);
+        if (rc == 0) tkmi_free(t->inputs[--t->n_inputs]); /* named by the caller, not here */
+        t->cur_inc = saved;
+        return rc;
+    }
+    /* the lines that start in [start, end) of a plain file */
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        t->cur_inc = saved;
+        return tkmi_error(TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    uint64_t pos = start;
+    if (start > 0) { /* a line starts at start only if byte start-1 ends one */
+        if (fseeko(f, (off_t)(start - 1), SEEK_SET) != 0) rc = tkmi_error(TKM_EIO, "%s: cannot seek: %s", path, strerror(errno));
+        else {
+            ssize_t k = getline(&line, &cap, f);
+            pos = k > 0 ? start - 1 + (uint64_t)k : UINT64_MAX;
+        }
+    }
+    while (rc == 0 && pos < end) {
+        errno = 0;
+        ssize_t k = getline(&line, &cap, f);
+        if (k <= 0) {
+            if (ferror(f)) rc = tkmi_error(TKM_EIO, "%s: read error: %s", path, strerror(errno));
+            break;
+        }
+        pos += (uint64_t)k;
+        size_t len = (size_t)k - (line[k - 1] == '\n');
+        rc = tkm_trainer_add_line(t, line, len);
+        t->st.bytes += len + 1;
+    }
+    free(line); /* getline's buffer */
+    fclose(f);
+    t->cur_inc = saved;
+    return rc;
+}
+
+/* part of a pre-token among n: multiply-shift of its hash */
+static int part_of(uint64_t h, int n) { return (int)(((unsigned __int128)h * (unsigned)n) >> 64); }
+
+int tkm_trainer_partition(tkm_trainer *t, int nparts, uint64_t st[6])
+{
+    TKM_RETURN_ERROR_IF(nparts < 1 || nparts > (1 << 20), TKM_EINVAL, "partitions %d out of range", nparts);
+    struct tkmi_cfset *s = NULL;
+    TKM_FORWARD_IF_ERROR(cfset_get(t, &s));
+    tkmi_counts_free(&s->part_tab);
+    tkmi_free(s->part_idx);
+    tkmi_free(s->part_pos);
+    tkmi_free(s->part_end);
+    s->part_idx = s->part_pos = s->part_end = NULL;
+    TKM_FORWARD_IF_ERROR(cf_finish(t, &s->part_tab, 1));
+    s->taken = 1;
+    uint64_t local[6] = {t->stats.lines, t->stats.bytes, t->stats.invalid_utf8_bytes, t->stats.nul_bytes,
+                         t->stats.pretokens_total, t->stats.skipped_lines};
+    memcpy(st, local, sizeof local);
+    t->stats.lines = t->stats.bytes = t->stats.invalid_utf8_bytes = t->stats.nul_bytes = 0;
+    t->stats.pretokens_total = t->stats.skipped_lines = 0;
+    memset(s->st, 0, sizeof s->st);
+    size_t *sorted;
+    TKM_FORWARD_IF_ERROR(tkmi_counts_sorted(&s->part_tab, &sorted));
+    size_t n = s->part_tab.n;
+    /* bucket by part, keeping key order within each (counting sort) */
+    s->part_idx = tkmi_malloc((n ? n : 1) * sizeof *s->part_idx);
+    s->part_pos = tkmi_calloc((size_t)nparts + 1, sizeof *s->part_pos);
+    if (!s->part_idx || !s->part_pos) {
+        tkmi_free(sorted);
+        return tkmi_error(TKM_ENOMEM, "out of memory (partitioning counts)");
+    }
+    for (size_t i = 0; i < n; i++) s->part_pos[part_of(s->part_tab.s[sorted[i]].hash, nparts) + 1]++;
+    for (int p = 0; p < nparts; p++) s->part_pos[p + 1] += s->part_pos[p];
+    for (size_t i = 0; i < n; i++) s->part_idx[s->part_pos[part_of(s->part_tab.s[sorted[i]].hash, nparts)]++] = sorted[i];
+    /* part_pos[p] is now the end of part p; move it back to its start */
+    for (int p = nparts; p > 0; p--) s->part_pos[p] = s->part_pos[p - 1];
+    s->part_pos[0] = 0;
+    tkmi_free(sorted);
+    s->nparts = nparts;
+    /* part_end[p] = part_pos[p + 1] initially: kept in a second array */
+    s->part_end = tkmi_malloc((size_t)nparts * sizeof *s->part_end);
+    TKM_RETURN_ERROR_IF(!s->part_end, TKM_ENOMEM, "out of memory");
+    for (int p = 0; p < nparts; p++) s->part_end[p] = s->part_pos[p + 1];
+    return 0;
+}
+
+int tkm_trainer_part_chunk(tkm_trainer *t, int part, size_t max_bytes, const void **buf, size_t *len)
+{
+    struct tkmi_cfset *s = t->cfset;
+    *buf = NULL;
+    *len = 0;
+    TKM_RETURN_ERROR_IF(!s || !s->part_pos || part < 0 || part >= s->nparts, TKM_EINVAL, "no such partition %d", part);
+    const tkmi_counts *c = &s->part_tab;
+    size_t n = 0;
+    const char *prev = NULL;
+    size_t plen = 0;
+    while (s->part_pos[part] < s->part_end[part]) {
+        const tkmi_cslot *e = &c->s[s->part_idx[s->part_pos[part]]];
+        const char *k = c->arena + e->koff;
+        size_t sh = 0, m = e->klen < plen ? e->klen : plen;
+        while (sh < m && prev[sh] == k[sh]) sh++;
+        size_t need = n + 30 + (e->klen - sh);
+        if (n > 0 && need > max_bytes) break; /* a record alone may pass max_bytes */
+        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&s->chunk, &s->chunk_cap, need, 1));
+        n += tkmi_varint_put(s->chunk + n, sh);
+        n += tkmi_varint_put(s->chunk + n, e->klen - sh);
+        memcpy(s->chunk + n, k + sh, e->klen - sh);
+        n += e->klen - sh;
+        n += tkmi_varint_put(s->chunk + n, (uint64_t)e->count);
+        prev = k;
+        plen = e->klen;
+        s->part_pos[part]++;
+    }
+    *buf = s->chunk;
+    *len = n;
+    return 0;
+}
+
+static int rec_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int sh = 0; sh < 64; sh += 7) {
+        TKM_RETURN_ERROR_IF(*i >= n, TKM_EFORMAT, "count records: truncated at byte %zu", *i);
+        uint8_t b = p[(*i)++];
+        TKM_RETURN_ERROR_IF(sh == 63 && b > 1, TKM_EFORMAT, "count records: varint too long at byte %zu", *i);
+        r |= (uint64_t)(b & 0x7F) << sh;
+        if (!(b & 0x80)) { *v = r; return 0; }
+    }
+    return tkmi_error(TKM_EFORMAT, "count records: varint too long at byte %zu", *i);
+}
+
+int tkm_trainer_add_records(tkm_trainer *t, const void *buf, size_t len)
+{
+    struct tkmi_cfset *s = NULL;
+    TKM_FORWARD_IF_ERROR(cfset_get(t, &s));
+    if (!s->has_imported) {
+        TKM_FORWARD_IF_ERROR(tkmi_counts_init(&s->imported, 1 << 16));
+        s->has_imported = 1;
+    }
+    const uint8_t *p = buf;
+    size_t i = 0, plen = 0;
+    while (i < len) {
+        uint64_t sh, sl, cnt;
+        size_t at = i;
+        TKM_FORWARD_IF_ERROR(rec_varint(p, len, &i, &sh));
+        TKM_FORWARD_IF_ERROR(rec_varint(p, len, &i, &sl));
+        TKM_RETURN_ERROR_IF(sh > plen || sl == 0 || sl > len - i, TKM_EFORMAT, "count records: bad record at byte %zu", at);
+        size_t kl = (size_t)(sh + sl);
+        if (kl > s->rkey_cap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&s->rkey, &s->rkey_cap, kl, 1));
+        memcpy(s->rkey + sh, p + i, (size_t)sl);
+        i += (size_t)sl;
+        TKM_FORWARD_IF_ERROR(rec_varint(p, len, &i, &cnt));
+        TKM_RETURN_ERROR_IF(cnt < 1 || cnt > (uint64_t)INT64_MAX, TKM_EFORMAT, "count records: bad count at byte %zu", at);
+        TKM_FORWARD_IF_ERROR(tkmi_counts_add(&s->imported, s->rkey, kl, tkmi_hash_bytes(s->rkey, kl), (int64_t)cnt));
+        plen = kl;
+    }
+    return 0;
+}
+
+int tkm_trainer_add_input_stats(tkm_trainer *t, const uint64_t st[6])
+{
+    struct tkmi_cfset *s = NULL;
+    TKM_FORWARD_IF_ERROR(cfset_get(t, &s));
+    for (int i = 0; i < 6; i++) s->st[i] += st[i];
+    return 0;
 }
