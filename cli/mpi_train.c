@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -33,6 +34,13 @@ int cli_mpi_end(int code) { return code; }
 
 static int g_active, g_rank, g_size, g_entered;
 static double g_t0;
+
+static double cpu_now(void) /* this process's CPU seconds (all threads) */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* Started by a launcher? (OpenMPI, MPICH/Hydra, PMIx, Slurm's PMI) */
 static int launched(void)
@@ -164,7 +172,7 @@ static int plan(int n, const char *const *files, unit_t **out, int *n_out)
     qsort(u, nu, sizeof *u, cmp_unit);
     for (size_t j = 0; j < nu; j++) {
         int best = 0;
-        for (int r = 1; r < g_size; r++)
+        for (int r = 1; r < g_size && strcmp(files[u[j].file], "-") != 0; r++) /* mpirun gives stdin to rank 0 */
             if (load[r] < load[best]) best = r;
         u[j].rank = best;
         load[best] += u[j].bytes;
@@ -186,7 +194,7 @@ static int cmp_unit_order(const void *a, const void *b)
 int cli_mpi_count(tkm_trainer *t, const char *cmd, int n, const char *const *files, const double *weights, int quiet)
 {
     g_entered = 1;
-    double t_start = MPI_Wtime();
+    double t_start = MPI_Wtime(), c_start = cpu_now();
     unit_t *u = NULL;
     int nu = 0, rc = 0;
     if (plan(n, files, &u, &nu) < 0) {
@@ -206,7 +214,7 @@ int cli_mpi_count(tkm_trainer *t, const char *cmd, int n, const char *const *fil
     free(u);
     uint64_t st[6] = {0};
     if (rc == 0) rc = tkm_trainer_partition(t, g_size, st);
-    double t_counted = MPI_Wtime();
+    double t_counted = MPI_Wtime(), c_counted = cpu_now();
     if (agree(rc, cmd) < 0) return -1;
     double t_count_max = 0, t_count = t_counted - t_start;
     MPI_Reduce(&t_count, &t_count_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
@@ -264,7 +272,7 @@ int cli_mpi_count(tkm_trainer *t, const char *cmd, int n, const char *const *fil
     free(sbuf);
     free(rbuf);
     free(sc); free(sd); free(rcn); free(rd);
-    double t_exchanged = MPI_Wtime();
+    double t_exchanged = MPI_Wtime(), c_exchanged = cpu_now();
     if (agree(rc, cmd) < 0) return -1;
 
     /* 3. gather the partitions to rank 0 (they are disjoint: it only inserts) */
@@ -304,14 +312,19 @@ int cli_mpi_count(tkm_trainer *t, const char *cmd, int n, const char *const *fil
         if (rc == 0) rc = tkm_trainer_add_input_stats(t, gst);
         for (int i = 0; rc == 0 && i < n; i++) rc = tkm_trainer_add_input_name(t, files[i]);
     }
-    double t_gathered = MPI_Wtime();
+    double t_gathered = MPI_Wtime(), c_gathered = cpu_now();
+    /* CPU seconds of the phases, summed over the ranks (wall time says little
+     * on a loaded or oversubscribed machine) */
+    double cpu[3] = {c_counted - c_start, c_exchanged - c_counted, c_gathered - c_exchanged}, gcpu[3] = {0, 0, 0};
+    MPI_Reduce(cpu, gcpu, 3, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     if (agree(rc, cmd) < 0) return -1;
     if (g_rank == 0 && !quiet)
         fprintf(stderr,
-                "tokenmill %s: MPI %d ranks: counting %.2f s (slowest rank), exchange %.2f s (%.1f MB between ranks + "
-                "%.1f MB to themselves, %llu rounds), gather to rank 0 %.2f s (%.1f MB)\n",
-                cmd, g_size, t_count_max, t_exchanged - t_counted, gvol[0] / 1e6, gvol[1] / 1e6,
-                (unsigned long long)rounds, t_gathered - t_exchanged, gathered / 1e6);
+                "tokenmill %s: MPI %d ranks: counting %.2f s (slowest rank; CPU %.2f s, all ranks), exchange %.2f s "
+                "(CPU %.2f s; %.1f MB between ranks + %.1f MB to themselves, %llu rounds), gather to rank 0 %.2f s "
+                "(CPU %.2f s; %.1f MB)\n",
+                cmd, g_size, t_count_max, gcpu[0], t_exchanged - t_counted, gcpu[1], gvol[0] / 1e6, gvol[1] / 1e6,
+                (unsigned long long)rounds, t_gathered - t_exchanged, gcpu[2], gathered / 1e6);
     (void)my_bytes;
     (void)my_units;
     return g_rank == 0 ? 0 : 1;
