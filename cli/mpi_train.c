@@ -67,6 +67,19 @@ int cli_mpi_start(int *argc, char ***argv)
 
 int cli_mpi_active(void) { return g_active; }
 
+/* Waits for r by polling with 1 ms sleeps: a blocking MPI call spins a core
+ * (OpenMPI busy-polls), e.g. every other rank for the whole merge loop. */
+static void wait_idle(MPI_Request *r)
+{
+    int done = 0;
+    struct timespec ms = {0, 1000000};
+    for (;;) {
+        MPI_Test(r, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+        nanosleep(&ms, NULL);
+    }
+}
+
 int cli_mpi_end(int code)
 {
     if (!g_active) return code;
@@ -78,7 +91,9 @@ int cli_mpi_end(int code)
         return code;
     }
     int root = code;
-    MPI_Bcast(&root, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Request rq;
+    MPI_Ibcast(&root, 1, MPI_INT, 0, MPI_COMM_WORLD, &rq);
+    wait_idle(&rq);
     MPI_Finalize();
     return code != EXIT_OK ? code : root;
 }
@@ -299,9 +314,12 @@ int cli_mpi_count(tkm_trainer *t, const char *cmd, int n, const char *const *fil
             size_t len = 0;
             if (rc == 0) rc = tkm_trainer_part_chunk(t, 0, 16u << 20, &b, &len);
             uint64_t l = rc < 0 ? UINT64_MAX : (uint64_t)len;
-            MPI_Send(&l, 1, MPI_UINT64_T, 0, 1, MPI_COMM_WORLD);
+            MPI_Request rq; /* rank 0 takes the ranks in turn: wait without spinning */
+            MPI_Issend(&l, 1, MPI_UINT64_T, 0, 1, MPI_COMM_WORLD, &rq);
+            wait_idle(&rq);
             if (l == 0 || l == UINT64_MAX) break;
-            MPI_Send(b, (int)len, MPI_BYTE, 0, 2, MPI_COMM_WORLD);
+            MPI_Isend(b, (int)len, MPI_BYTE, 0, 2, MPI_COMM_WORLD, &rq);
+            wait_idle(&rq);
         }
     }
     uint64_t gst[6] = {0};
