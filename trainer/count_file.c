@@ -352,6 +352,8 @@ static int cf_parse_header(tkmi_cfile *f)
             return 0;
         }
         if (len > 7 && !memcmp(p, "option ", 7)) {
+            const char *sp = memchr(p + 7, ' ', len - 7);
+            TKM_RETURN_ERROR_IF(!sp || sp == p + 7, TKM_EFORMAT, "%s: byte %llu: bad option line", f->path, line_off);
             TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&f->opts, &ocap, on + len + 2, 1));
             memcpy(f->opts + on, p, len);
             f->opts[on + len] = '\n';

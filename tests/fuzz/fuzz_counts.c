@@ -1,7 +1,8 @@
 /* fuzz_counts.c - libFuzzer target: count files (.tkc, trainer/count_file.c),
  * gzip or plain. A file the reader accepts must re-encode, and its re-encoded
  * copy must read back and re-encode to the same bytes (the format has one
- * canonical encoding of a set of counts); damaged files must only be errors. */
+ * canonical encoding of a set of counts); damaged files must only be errors,
+ * also to the k-way merge. */
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -47,6 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(a, sizeof a, "%s", fuzz_path("a.tkc"));
     snprintf(b, sizeof b, "%s", fuzz_path("b.tkc"));
     unlink(a);
+    /* the k-way merge reads the same bytes through its own checks (the
+     * first file's options are what the others are held to) */
+    const char *two[2] = {in, in};
+    char mp[700];
+    snprintf(mp, sizeof mp, "%s", fuzz_path("m.tkc"));
+    unlink(mp);
+    if (tkm_counts_merge(two, 2, mp, NULL) < 0) FUZZ_CHECK(access(mp, F_OK) != 0, "merge output left after an error");
     if (reencode(in, a) < 0) {
         FUZZ_CHECK(access(a, F_OK) != 0, "output left after an error");
         return 0;
