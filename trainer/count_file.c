@@ -63,7 +63,7 @@ static char *unesc(const char *s, size_t len, int *nomem)
         if (s[i] != '%') { r[k++] = s[i]; continue; }
         int a = i + 2 < len ? hexval(s[i + 1]) : -1;
         int b = i + 2 < len ? hexval(s[i + 2]) : -1;
-        if (a < 0 || b < 0) { tkmi_free(r); return NULL; }
+        if (a < 0 || b < 0 || (a | b) == 0) { tkmi_free(r); return NULL; } /* no NUL in a name */
         r[k++] = (char)(a << 4 | b);
         i += 2;
     }
@@ -367,7 +367,8 @@ static int cf_parse_header(tkmi_cfile *f)
             f->inputs = ni;
             char *s = unesc(p + 6, len - 6, &nomem);
             TKM_RETURN_ERROR_IF(nomem, TKM_ENOMEM, "out of memory");
-            TKM_RETURN_ERROR_IF(!s || !*s, TKM_EFORMAT, "%s: byte %llu: bad input line", f->path, line_off);
+            if (s && !*s) { tkmi_free(s); s = NULL; }
+            TKM_RETURN_ERROR_IF(!s, TKM_EFORMAT, "%s: byte %llu: bad input line", f->path, line_off);
             f->inputs[f->n_inputs++] = s;
         } else if (len > 6 && !memcmp(p, "stats ", 6)) {
             char tmp[256];
