@@ -977,6 +977,16 @@ int tkm_trainer_part_chunk(tkm_trainer *t, int part, size_t max_bytes, const voi
     }
     *buf = s->chunk;
     *len = n;
+    /* every part handed out: the table goes (rank 0 then holds only what it
+     * receives, as one process would) */
+    int left = 0;
+    for (int p = 0; p < s->nparts && !left; p++) left = s->part_pos[p] < s->part_end[p];
+    if (!left && s->part_idx) {
+        tkmi_counts_free(&s->part_tab);
+        memset(&s->part_tab, 0, sizeof s->part_tab);
+        tkmi_free(s->part_idx);
+        s->part_idx = NULL;
+    }
     return 0;
 }
 
