@@ -11,6 +11,19 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_train(int argc, char **argv);
 int cmd_spm_train(int argc, char **argv);
+/* tokenmill count (cmd_count.c): counting runs cmd_train with cli_count_mode = 1 */
+int cmd_count(int argc, char **argv);
+extern int cli_count_mode;
+/* MPI (cli/mpi_train.c; stubs without configure --with-mpi). cli_mpi_start:
+ * MPI_Init when started by mpirun/mpiexec (1), else nothing (0). cli_mpi_count
+ * counts the files over all ranks into rank 0's trainer: 0 on rank 0 (go on
+ * and train), 1 on the other ranks (stop, successfully), -1 on every rank
+ * when any failed (rank 0 printed why). cli_mpi_end: the exit code every
+ * rank returns (rank 0's when this rank succeeded), MPI_Finalize. */
+int cli_mpi_start(int *argc, char ***argv);
+int cli_mpi_active(void);
+int cli_mpi_count(tkm_trainer *t, const char *cmd, int n, const char *const *files, const double *weights, int quiet);
+int cli_mpi_end(int code);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);

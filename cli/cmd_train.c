@@ -23,6 +23,8 @@ static void train_usage(FILE *f)
             "      --model-prefix P            write P.model (sentencepiece style)\n"
             "      --input A,B                 comma-separated input files (besides FILE...)\n"
             "      --input NAME=PATH           a named input: file, directory or glob (repeatable)\n"
+            "      --counts GLOB                count files (.tkc) from tokenmill count: their counts\n"
+            "                                  are added (same counting options; repeatable)\n"
             "      --weight NAME=W[,NAME=W]    count a named input W times (e.g. ja=1.5)\n"
             "      --model-type bpe|unigram    model type (bpe)\n"
             "      --vocab-size N              total pieces including specials (8000)\n"
@@ -75,7 +77,7 @@ enum {
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
     O_PRESET, O_NORM_TSV, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL, O_HF_DIR,
-    O_MAX_MEMORY, O_PROGRESS
+    O_MAX_MEMORY, O_PROGRESS, O_COUNTS
 };
 
 /* --preset nerdstash: NovelAI's nerdstash settings (see tokenmill-train(1)). */
@@ -152,6 +154,7 @@ static const struct option train_opts[] = {
     {"num-threads", required_argument, 0, 't'},
     {"max-memory", required_argument, 0, O_MAX_MEMORY},
     {"progress", optional_argument, 0, O_PROGRESS},
+    {"counts", required_argument, 0, O_COUNTS},
     /* sentencepiece options that have no effect here (tokenmill reads all input) */
     {"input-sentence-size", required_argument, 0, O_IGNORED},
     {"shuffle-input-sentence", optional_argument, 0, O_IGNORED},
@@ -225,6 +228,11 @@ static int set_weights(char *arg)
     }
     return 0;
 }
+
+/* Count files (--counts GLOB), and count mode (tokenmill count, cmd_count.c). */
+static char **g_counts;
+static int g_n_counts;
+int cli_count_mode;
 
 /* Held-out corpora for the closing report (--eval NAME=PATH). */
 static named_t g_eval[16];
@@ -538,6 +546,23 @@ int cmd_train(int argc, char **argv)
             else if (!strcmp(optarg, "none")) prog = PROG_NONE;
             else goto bad;
             break;
+        case O_COUNTS: {
+            char **cf = NULL;
+            int ncf = 0;
+            int crc = tkm_analyze_files(optarg, &cf, &ncf);
+            if (crc < 0) {
+                cli_error(cli_count_mode ? "count" : "train", crc);
+                return EXIT_FAIL;
+            }
+            for (int i = 0; i < ncf; i++) {
+                char **ng = realloc(g_counts, (size_t)(g_n_counts + 1) * sizeof *ng);
+                if (!ng) return EXIT_FAIL;
+                g_counts = ng;
+                g_counts[g_n_counts++] = cf[i];
+            }
+            free(cf);
+            break;
+        }
         case O_IGNORED:
             fprintf(stderr, "tokenmill train: note: option ignored (tokenmill always reads all input)\n");
             break;
@@ -557,7 +582,7 @@ int cmd_train(int argc, char **argv)
         free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
         return EXIT_USAGE;
     }
-    if (n_inputs == 0 && g_n_named == 0) {
+    if (n_inputs == 0 && g_n_named == 0 && g_n_counts == 0) {
         fprintf(stderr, "tokenmill train: no input files given\n");
         free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
         return EXIT_USAGE;
@@ -597,12 +622,54 @@ int cmd_train(int argc, char **argv)
     tkm_model *m = NULL;
     int rc = tkm_trainer_new(&o, &t);
     if (rc == 0) tkm_trainer_set_progress(t, progress, NULL);
-    for (int i = 0; rc == 0 && i < n_inputs; i++)
+    int mpi_done = 0;
+    if (rc == 0 && cli_mpi_active()) { /* mpirun: ranks share the files (cli/mpi_train.c) */
+        int nf = n_inputs, mr = -1;
+        for (int k = 0; k < g_n_named; k++) nf += g_named[k].n;
+        const char **mf = malloc(((size_t)nf + 1) * sizeof *mf);
+        double *mw = malloc(((size_t)nf + 1) * sizeof *mw);
+        if (mf && mw) {
+            nf = 0;
+            for (int i = 0; i < n_inputs; i++) { mf[nf] = inputs[i]; mw[nf++] = 1.0; }
+            for (int k = 0; k < g_n_named; k++)
+                for (int i = 0; i < g_named[k].n; i++) { mf[nf] = g_named[k].files[i]; mw[nf++] = g_named[k].weight; }
+            mr = cli_mpi_count(t, cli_count_mode ? "count" : "train", nf, mf, mw, quiet);
+        }
+        free((void *)mf);
+        free(mw);
+        if (mr != 0) { /* another rank's work is done, or the run failed (reported) */
+            tkm_trainer_free(t);
+            free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+            return mr > 0 ? EXIT_OK : EXIT_FAIL;
+        }
+        mpi_done = 1;
+    }
+    for (int i = 0; rc == 0 && !mpi_done && i < n_inputs; i++)
         rc = weighted ? tkm_trainer_add_file_weighted(t, inputs[i], 1.0) : tkm_trainer_add_file(t, inputs[i]);
-    for (int k = 0; rc == 0 && k < g_n_named; k++)
+    for (int k = 0; rc == 0 && !mpi_done && k < g_n_named; k++)
         for (int i = 0; rc == 0 && i < g_named[k].n; i++)
             rc = weighted ? tkm_trainer_add_file_weighted(t, g_named[k].files[i], g_named[k].weight)
                           : tkm_trainer_add_file(t, g_named[k].files[i]);
+    for (int i = 0; rc == 0 && i < g_n_counts; i++) rc = tkm_trainer_add_counts(t, g_counts[i]);
+    if (rc == 0 && cli_count_mode) { /* tokenmill count: the counts, not a model */
+        char *g = cli_guard_output(out);
+        rc = tkm_trainer_write_counts(t, out);
+        cli_unguard_output(g);
+        if (g_tty) { fputc('\n', stderr); g_tty = 0; }
+        if (rc == 0 && !quiet) {
+            tkm_train_stats s;
+            tkm_trainer_stats(t, &s);
+            fprintf(stderr, "tokenmill count: wrote %s\n  input      %llu lines, %.1f MB, %llu pre-tokens (%llu unique)\n"
+                            "  time       %.2f s counting, %.2f s total (%d threads); peak RSS %.1f MB\n",
+                    out, (unsigned long long)s.lines, s.bytes / 1e6, (unsigned long long)s.pretokens_total,
+                    (unsigned long long)s.pretokens_unique, s.seconds_count, s.seconds_total, o.threads,
+                    cli_peak_rss_kb() / 1024.0);
+        }
+        if (rc < 0) goto fail;
+        tkm_trainer_free(t);
+        free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+        return EXIT_OK;
+    }
     if (rc == 0) rc = tkm_trainer_train(t, &m);
     if (g_tty) { fputc('\n', stderr); g_tty = 0; }
     if (rc == 0) {
@@ -697,7 +764,7 @@ int cmd_train(int argc, char **argv)
     free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
     return EXIT_OK;
 fail:
-    cli_error("train", rc);
+    cli_error(cli_count_mode ? "count" : "train", rc);
     tkm_model_free(m);
     tkm_trainer_free(t);
     free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);

@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  train    learn a BPE vocabulary from text and write a sentencepiece .model\n"
+            "  count    count pre-tokens into a count file (.tkc), or merge count files\n"
             "  spm-train  spm_train's flags and defaults: writes P.model and P.vocab\n"
             "  encode   turn text into token ids or pieces (ids identical to sentencepiece)\n"
             "  decode   turn ids or pieces back into text\n"
@@ -280,7 +281,10 @@ int main(int argc, char **argv)
     }
     argv[k] = NULL;
     argc = k;
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train") || !strcmp(cmd, "count")) { /* under mpirun: all ranks (cli/mpi_train.c) */
+        if (cli_mpi_start(&argc, &argv) < 0) return EXIT_FAIL;
+        return cli_mpi_end(!strcmp(cmd, "train") ? cmd_train(argc - 1, argv + 1) : cmd_count(argc - 1, argv + 1));
+    }
     if (!strcmp(cmd, "spm-train")) return cmd_spm_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);

@@ -241,6 +241,53 @@ typedef struct tkm_train_stats {
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 
+/* ---- count files (.tkc, tokenmill-count(1)) -------------------------------- */
+/* Finishes counting (text and count files added so far) and writes the
+ * unique pre-tokens with their counts, the counting options, the inputs and
+ * their statistics as a count file (gzip; PATH.tmp.PID renamed; "-" is
+ * standard output). A trainer made with the same counting options and given
+ * the file with tkm_trainer_add_counts trains the model that counting the
+ * text would, byte for byte. */
+int tkm_trainer_write_counts(tkm_trainer *t, const char *path);
+/* Adds a count file to the counts (read when training or writing counts;
+ * the header is checked now). @return 0; TKM_EINVAL naming the file and the
+ * first counting option that differs from t's (or weighted against
+ * unweighted counts); TKM_EFORMAT (file and byte offset) for a damaged,
+ * truncated or foreign file; TKM_EIO. */
+int tkm_trainer_add_counts(tkm_trainer *t, const char *path);
+/* Combines count files (same counting options) into one by a streaming
+ * k-way merge: inputs concatenated in order, counts summed. *entries (may be
+ * NULL): unique pre-tokens written. */
+int tkm_counts_merge(const char *const *paths, int n, const char *out, uint64_t *entries);
+/* Records an input name in the model's trainer_spec without reading it
+ * (for callers that count the text elsewhere, e.g. other MPI ranks). */
+int tkm_trainer_add_input_name(tkm_trainer *t, const char *path);
+
+/* Counting spread over processes (tokenmill's MPI driver, cli/mpi_train.c,
+ * or any other): each process counts part of the text, the counts are
+ * exchanged by partition, and one trainer gathers them all.
+ * Counts the lines of path that start in bytes [start, end) (a plain file;
+ * start 0 and end UINT64_MAX: the whole file, which may be gzip or "-"),
+ * with weight when options.weighted; the input is not named in the model
+ * (tkm_trainer_add_input_name does that). */
+int tkm_trainer_add_file_range(tkm_trainer *t, const char *path, uint64_t start, uint64_t end, double weight);
+/* Finishes counting and splits the unique pre-tokens (text, count files,
+ * records added so far) by hash into nparts disjoint parts, to be handed out
+ * with tkm_trainer_part_chunk; st gets this trainer's input statistics
+ * (lines, bytes, invalid UTF-8 bytes, NUL bytes, pre-tokens, skipped lines),
+ * which it then forgets (the gathering trainer adds everyone's with
+ * tkm_trainer_add_input_stats). Calling it again repartitions what was added
+ * since with tkm_trainer_add_records. */
+int tkm_trainer_partition(tkm_trainer *t, int nparts, uint64_t st[6]);
+/* The next records of part (count-file record encoding, tokenmill-count(1),
+ * front-coded within the chunk), about max_bytes at most (a longer record
+ * goes alone); *len 0 when the part is done. *buf stays valid until the
+ * next call. */
+int tkm_trainer_part_chunk(tkm_trainer *t, int part, size_t max_bytes, const void **buf, size_t *len);
+/* Adds records made by tkm_trainer_part_chunk (counts are summed). */
+int tkm_trainer_add_records(tkm_trainer *t, const void *buf, size_t len);
+int tkm_trainer_add_input_stats(tkm_trainer *t, const uint64_t st[6]);
+
 /* ---- tokenizers of other libraries ---------------------------------------- */
 /* Reads a Hugging Face tokenizer.json: BPE (Metaspace or Replace/Prepend
  * normalizers, byte-level pre-tokenization with Split/ByteLevel regexes,

@@ -327,6 +327,59 @@ static int op_save(const void *ctxp, char *why, size_t wl)
     return rc;
 }
 
+/* Count files and the MPI record path (trainer/count_file.c): the corpus
+ * counted into a count file, that merged into another, trained on, and its
+ * counts partitioned, chunked and added back: the model must be ref_bpe's,
+ * and a failure must leave no temp file. */
+static int op_counts(const void *ctxp, char *why, size_t wl)
+{
+    (void)ctxp;
+    const char *cp = tpath("c.tkc");
+    char c[512], m[512];
+    snprintf(c, sizeof c, "%s", cp);
+    snprintf(m, sizeof m, "%s", tpath("m.tkc"));
+    unlink(c);
+    unlink(m);
+    tkm_train_options o = topts(TKM_MODEL_BPE, 1);
+    tkm_trainer *t = NULL, *t2 = NULL;
+    tkm_model *mod = NULL;
+    int rc = tkm_trainer_new(&o, &t);
+    for (int i = 0; rc == 0 && i < NLINES; i++) rc = tkm_trainer_add_line(t, lines[i], line_len[i]);
+    if (rc == 0) rc = tkm_trainer_write_counts(t, c);
+    tkm_trainer_free(t);
+    t = NULL;
+    const char *in[1] = {c};
+    if (rc == 0) rc = tkm_counts_merge(in, 1, m, NULL);
+    /* through partitions and records, as two MPI ranks would */
+    uint64_t st[6];
+    if (rc == 0) rc = tkm_trainer_new(&o, &t);
+    if (rc == 0) rc = tkm_trainer_add_counts(t, m);
+    if (rc == 0) rc = tkm_trainer_partition(t, 2, st);
+    if (rc == 0) rc = tkm_trainer_new(&o, &t2);
+    for (int part = 0; rc == 0 && part < 2; part++)
+        for (;;) {
+            const void *b;
+            size_t len;
+            if ((rc = tkm_trainer_part_chunk(t, part, 256, &b, &len)) < 0 || len == 0) break;
+            if ((rc = tkm_trainer_add_records(t2, b, len)) < 0) break;
+        }
+    if (rc == 0) rc = tkm_trainer_add_input_stats(t2, st);
+    if (rc == 0) rc = tkm_trainer_train(t2, &mod);
+    tkm_trainer_free(t);
+    tkm_trainer_free(t2);
+    int left = count_files("c.tkc.tmp") + count_files("m.tkc.tmp");
+    if (left) {
+        tkm_model_free(mod);
+        return snprintf(why, wl, "%d temp files left (rc %d)", left, rc), 1;
+    }
+    if (rc < 0) return mod ? (snprintf(why, wl, "model left"), 1) : rc;
+    rc = same_model(mod, ref_bpe, why, wl);
+    tkm_model_free(mod);
+    unlink(c);
+    unlink(m);
+    return rc;
+}
+
 static int op_teacher(const void *ctxp, char *why, size_t wl)
 {
     (void)ctxp;
@@ -491,6 +544,11 @@ START_TEST(test_train_threads)
     sweep("train Unigram, 2 threads", op_train, &u, 0);
 }
 END_TEST
+START_TEST(test_counts)
+{
+    sweep("count file, merge, partitions, train", op_counts, NULL, 1);
+}
+END_TEST
 START_TEST(test_save)
 {
     int json = 0;
@@ -643,6 +701,7 @@ static Suite *alloc_suite(void)
     add(s, "train_unigram", test_train_unigram);
     add(s, "train_threads", test_train_threads);
     add(s, "save", test_save);
+    add(s, "counts", test_counts);
     add(s, "teacher", test_teacher);
     add(s, "vocab_stats", test_vocab_stats);
     add(s, "compression", test_compression);

@@ -12,7 +12,8 @@ sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq build-essential autoconf automake libtool pkg-config libicu-dev zlib1g-dev \
-    check libsubunit-dev libsentencepiece-dev sentencepiece bc unzip python3-pip python3-dev >/dev/null
+    check libsubunit-dev libsentencepiece-dev sentencepiece bc unzip python3-pip python3-dev \
+    openmpi-bin libopenmpi-dev >/dev/null
 $sudo apt-get install -y -qq chromium tidy >/dev/null \
   || echo "note: chromium/tidy unavailable; the report checks will skip"
 pips="tokenizers transformers sentencepiece protobuf tiktoken gguf numpy pytest setuptools wheel"

@@ -510,6 +510,7 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->denorm_tsv);
     tkmi_free(t->denorm_map);
     tkmi_spill_free(t);
+    tkmi_cfset_free(t);
     tkmi_free(t);
 }
 
@@ -525,7 +526,7 @@ int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
 {
     *out = NULL;
     tkmi_counts counts;
-    int rc = tkmi_counts_finish(t, &counts);
+    int rc = tkmi_cf_finish(t, &counts); /* text and count files */
     double t0 = tkmi_now();
     t->stats.seconds_count = t0 - t->t_start; /* reading + counting */
     if (rc == 0)

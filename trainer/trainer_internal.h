@@ -98,6 +98,7 @@ struct tkm_trainer {
     int err;
     char errmsg[512];
     size_t seed_table_max; /* Unigram seed counting: entries a pass may hold (0: from physical memory) */
+    struct tkmi_cfset *cfset; /* count files and imported counts (count_file.c); NULL: none */
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
@@ -143,6 +144,10 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out);
 void tkmi_spill_free(struct tkm_trainer *t);
 /* Merges worker tables into one and returns it (workers' tables freed). */
 int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out);
+/* count_file.c: the counts of the text (tkmi_counts_finish) plus those of
+ * the count files and imported records; frees the count-file state. */
+int tkmi_cf_finish(struct tkm_trainer *t, tkmi_counts *out);
+void tkmi_cfset_free(struct tkm_trainer *t);
 /* Runs BPE on the counts and serializes the model. */
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 

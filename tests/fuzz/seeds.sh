@@ -12,7 +12,7 @@ src=$(cd "$here/../.." && pwd)
 bin=${TKM_BIN:-$PWD/tokenmill}
 [ -x "$bin" ] || { echo "seeds.sh: $bin not found (build first, or set TKM_BIN)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "seeds.sh: python3 not found" >&2; exit 1; }
-mkdir -p "$out"/{model,hf_json,tiktoken,gguf,safetensors,npy,reader,roundtrip,train}
+mkdir -p "$out"/{model,hf_json,tiktoken,gguf,safetensors,npy,reader,counts,roundtrip,train}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -36,6 +36,10 @@ train() { # name, options...
     fi
 }
 train bpe --vocab-size 200
+# count files (default counting options, as fuzz_counts' trainer): gzip, plain, truncated
+"$bin" count -q -t 1 -o "$out/counts/corpus.tkc" "$tmp/corpus.txt"
+zcat "$out/counts/corpus.tkc" > "$out/counts/plain.tkc"
+head -c 300 "$out/counts/plain.tkc" > "$out/counts/truncated.tkc"
 train bpe_bytes --vocab-size 500 --byte-fallback
 train bpe_prefix --vocab-size 250 --add-dummy-prefix --remove-extra-whitespaces --split-digits
 train bpe_user --vocab-size 250 --user-defined-symbols '<tag>,foo' --control-symbols '<ctl>' --pad-id 3
