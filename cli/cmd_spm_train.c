@@ -34,12 +34,12 @@ static spm_flag g_flags[] = {
     {"model_type", K_STR, "unigram", "model algorithm: unigram, bpe, word or char", NULL},
     {"vocab_size", K_INT, "8000", "vocabulary size", NULL},
     {"accept_language", K_STR, "", "languages of the input (no effect; spm only records it in the model)", NULL},
-    {"self_test_sample_size", K_INT, "0", "self-test samples (0 only)", NULL},
+    {"self_test_sample_size", K_INT, "0", "sentences sampled, encoded and written into the model as its self-test data", NULL},
     {"character_coverage", K_FLOAT, "0.9995", "share of characters covered by the model", NULL},
     {"input_sentence_size", K_INT, "0", "sentences to sample (0: all), as spm: the first N, or with shuffling the same reservoir sample", NULL},
     {"shuffle_input_sentence", K_BOOL, "true", "sample at random (spm's fixed seed) rather than take the first N", NULL},
     {"seed_sentencepiece_size", K_INT, "1000000", "Unigram: seed pieces", NULL},
-    {"seed_sentencepieces_file", K_STR, "", "Unigram: seed pieces from a file (not supported)", NULL},
+    {"seed_sentencepieces_file", K_STR, "", "Unigram: seed pieces from PIECE<TAB>FREQ lines instead of the corpus", NULL},
     {"shrinking_factor", K_FLOAT, "0.75", "Unigram: share of pieces kept per pruning round", NULL},
     {"num_threads", K_INT, "16", "threads (tokenmill: counting threads; the model does not depend on it)", NULL},
     {"num_sub_iterations", K_INT, "2", "Unigram: EM rounds per pruning round", NULL},
@@ -47,10 +47,10 @@ static spm_flag g_flags[] = {
     {"max_sentence_length", K_INT, "4192", "longer lines (in bytes) are skipped, as in spm", NULL},
     {"split_by_unicode_script", K_BOOL, "true", "no piece crosses a script boundary", NULL},
     {"split_by_number", K_BOOL, "true", "no piece joins digits and other characters", NULL},
-    {"split_by_whitespace", K_BOOL, "true", "pieces do not cross whitespace (false: not supported)", NULL},
+    {"split_by_whitespace", K_BOOL, "true", "pieces do not cross whitespace (false: \xE2\x96\x81 may sit inside a piece)", NULL},
     {"split_digits", K_BOOL, "false", "every digit is a piece of its own", NULL},
-    {"pretokenization_delimiter", K_STR, "", "pre-tokenization delimiter (not supported)", NULL},
-    {"treat_whitespace_as_suffix", K_BOOL, "false", "whitespace ends a piece (true: not supported)", NULL},
+    {"pretokenization_delimiter", K_STR, "", "BPE, Unigram: no piece spans this string, which is removed from the training text", NULL},
+    {"treat_whitespace_as_suffix", K_BOOL, "false", "whitespace ends a piece instead of starting it", NULL},
     {"allow_whitespace_only_pieces", K_BOOL, "false", "runs of whitespace may become pieces", NULL},
     {"control_symbols", K_STR, "", "comma separated list of control symbols", NULL},
     {"control_symbols_file", K_STR, "", "file with one control symbol per line", NULL},
@@ -77,7 +77,7 @@ static spm_flag g_flags[] = {
     {"pad_piece", K_STR, "<pad>", "padding piece", NULL},
     {"unk_surface", K_STR, " \xE2\x81\x87 ", "text that <unk> decodes to", NULL},
     {"train_extremely_large_corpus", K_BOOL, "false", "no effect (tokenmill's counts are 64-bit)", NULL},
-    {"random_seed", K_INT, "4294967295", "no effect (spm 0.2.x samples with a fixed seed too)", NULL},
+    {"random_seed", K_INT, "4294967295", "seed of the self-test sample (input_sentence_size: spm's fixed seed)", NULL},
     {"enable_differential_privacy", K_BOOL, "false", "differential privacy (not supported)", NULL},
     {"differential_privacy_noise_level", K_FLOAT, "0", "differential privacy (not supported)", NULL},
     {"differential_privacy_clipping_threshold", K_INT, "0", "differential privacy (not supported)", NULL},
@@ -272,18 +272,23 @@ static void free_list(char **v, int n)
     free(v);
 }
 
-/* Flags whose non-default values tokenmill refuses, with the reason. */
+/* Flags whose non-default values tokenmill refuses, with the reason.
+ * Differential privacy: sentencepiece adds normal noise to each sentence's
+ * count (rounded, clipped below the threshold) from per-thread generators:
+ * thread n draws for sentences n, n + W, ... (W = min(num_threads,
+ * sentences - 1)) in its in-memory order (empty sentences dropped by
+ * swapping in the last one), through libstdc++'s normal_distribution, and
+ * without --random_seed seeded by std::random_device. Reproducing that
+ * needs sentencepiece's sentence array, which tokenmill's counting never
+ * builds; a noise of our own would give other models under the same flags. */
+#define DP_WHY "differential privacy is not implemented: sentencepiece's noise depends on its thread count and " \
+               "sentence order, which tokenmill does not reproduce (see tokenmill-spm-train(1))"
 static int refuse_unsupported(void)
 {
     static const struct { const char *name, *ok, *why; } r[] = {
-        {"self_test_sample_size", "0", "self-test samples are not written"},
-        {"seed_sentencepieces_file", "", "seed pieces from a file are not implemented"},
-        {"split_by_whitespace", "true", "split_by_whitespace=false is not implemented"},
-        {"pretokenization_delimiter", "", "pretokenization_delimiter is not implemented"},
-        {"treat_whitespace_as_suffix", "false", "treat_whitespace_as_suffix is not implemented"},
-        {"enable_differential_privacy", "false", "differential privacy is not implemented"},
-        {"differential_privacy_noise_level", "0", "differential privacy is not implemented"},
-        {"differential_privacy_clipping_threshold", "0", "differential privacy is not implemented"},
+        {"enable_differential_privacy", "false", DP_WHY},
+        {"differential_privacy_noise_level", "0", DP_WHY},
+        {"differential_privacy_clipping_threshold", "0", DP_WHY},
     };
     for (size_t i = 0; i < sizeof r / sizeof *r; i++) {
         if (!flag_given(r[i].name)) continue;
@@ -327,7 +332,7 @@ static int write_vocab(const tkm_model *m, FILE *f, int scores)
 
 /* Writes both files to temporary names, then renames both: a failure
  * leaves neither half-written. */
-static int write_outputs(const tkm_model *m, const char *prefix, int scores)
+static int write_outputs(const tkm_model *m, const uint8_t *extra, size_t extra_len, const char *prefix, int scores)
 {
     size_t pl = strlen(prefix);
     char *mpath = malloc(pl + 8), *vpath = malloc(pl + 8);
@@ -347,6 +352,7 @@ static int write_outputs(const tkm_model *m, const char *prefix, int scores)
         goto out;
     }
     int bad = fwrite(bytes, 1, blen, mf) != blen;
+    if (extra_len) bad |= fwrite(extra, 1, extra_len, mf) != extra_len;
     bad |= fclose(mf) != 0;
     if (bad) {
         fprintf(stderr, "tokenmill spm-train: write error on %s: %s\n", mtmp, strerror(errno));
@@ -441,12 +447,12 @@ typedef struct { char *s; size_t n; } sline;
 
 /* Reads every input through the filter and keeps the selected sentences. */
 static int select_sentences(char **inputs, int n_inputs, const tkm_train_options *o, uint64_t size, int shuffle,
-                            sline **out, uint64_t *n_out, uint64_t *total_out, uint64_t *skipped)
+                            uint32_t seed, sline **out, uint64_t *n_out, uint64_t *total_out, uint64_t *skipped)
 {
     sline *v = calloc(size < 1000000 ? size : 1000000, sizeof *v);
     uint64_t cap = size < 1000000 ? size : 1000000, n = 0, total = 0;
     mt19937 g;
-    mt_seed(&g, 12345678u);
+    mt_seed(&g, seed);
     if (!v) return -1;
     int rc = 0, done = 0;
     for (int f = 0; rc == 0 && !done && f < n_inputs; f++) {
@@ -491,6 +497,77 @@ static int select_sentences(char **inputs, int n_inputs, const tkm_train_options
     *n_out = n;
     *total_out = total;
     return rc < 0 ? -1 : 0;
+}
+
+/* protobuf: a varint, and a length-delimited field */
+static int pb_put(uint8_t **p, size_t *n, size_t *cap, const void *s, size_t len)
+{
+    if (*n + len > *cap) {
+        size_t nc = (*n + len) * 2 + 64;
+        uint8_t *q = realloc(*p, nc);
+        if (!q) return -1;
+        *p = q;
+        *cap = nc;
+    }
+    memcpy(*p + *n, s, len);
+    *n += len;
+    return 0;
+}
+
+static int pb_field(uint8_t **p, size_t *n, size_t *cap, unsigned field, const void *s, size_t len)
+{
+    uint8_t v[20];
+    int k = 0;
+    v[k++] = (uint8_t)(field << 3 | 2);
+    for (uint64_t x = len; ; x >>= 7) {
+        v[k++] = (uint8_t)((x & 0x7F) | (x > 0x7F ? 0x80 : 0));
+        if (x <= 0x7F) break;
+    }
+    return pb_put(p, n, cap, v, (size_t)k) || pb_put(p, n, cap, s, len);
+}
+
+/* self_test_sample_size: sentencepiece's test sampler (a reservoir over
+ * the sentences that pass the input filter, std::mt19937 seeded with
+ * random_seed: the same sentences as spm_train given the same
+ * --random_seed; spm_train without it seeds from std::random_device),
+ * each sentence with its pieces joined by spaces, as ModelProto field 4
+ * (SelfTestData, appended after the fields tkm_model_bytes gives: protobuf
+ * reads fields in any order). */
+static int self_test_data(char **inputs, int n_inputs, const tkm_train_options *o, const tkm_model *m, uint64_t size,
+                          uint32_t seed, uint8_t **out, size_t *out_len)
+{
+    sline *sel = NULL;
+    uint64_t nsel = 0, total = 0, skipped = 0;
+    uint8_t *data = NULL, *sample = NULL, *all = NULL;
+    size_t dn = 0, dcap = 0, sn = 0, scap = 0, an = 0, acap = 0;
+    tkm_encoder *e = NULL;
+    int rc = select_sentences(inputs, n_inputs, o, size, 1, seed, &sel, &nsel, &total, &skipped);
+    if (rc == 0 && (rc = tkm_encoder_new(m, &e)) < 0) cli_error("spm-train", rc);
+    for (uint64_t i = 0; rc == 0 && i < nsel; i++) {
+        const char *text = sel[i].s;
+        size_t tl = sel[i].n;
+        if (o->input_tsv) { /* the sampler sees TEXT */
+            const char *tab = memchr(text, '\t', tl);
+            if (tab) tl = (size_t)(tab - text);
+        }
+        char *pieces;
+        size_t pl;
+        if ((rc = tkm_encode_pieces(e, text, tl, &pieces, &pl)) < 0) { cli_error("spm-train", rc); break; }
+        sn = 0;
+        rc = pb_field(&sample, &sn, &scap, 1, text, tl) || pb_field(&sample, &sn, &scap, 2, pieces, pl) ||
+             pb_field(&data, &dn, &dcap, 1, sample, sn) ? -1 : 0;
+        tkm_free(pieces);
+    }
+    if (rc == 0 && pb_field(&all, &an, &acap, 4, data ? (const void *)data : "", dn)) rc = -1;
+    tkm_encoder_free(e);
+    for (uint64_t i = 0; i < nsel; i++) free(sel[i].s);
+    free(sel);
+    free(data);
+    free(sample);
+    if (rc) { free(all); return -1; }
+    *out = all;
+    *out_len = an;
+    return 0;
 }
 
 static int int_flag(const char *name, long lo, long hi, int *out)
@@ -552,6 +629,11 @@ int cmd_spm_train(int argc, char **argv)
     o.split_by_unicode_script = flag_bool("split_by_unicode_script");
     o.split_by_number = flag_bool("split_by_number");
     o.split_by_whitespace = flag_bool("split_by_whitespace");
+    o.treat_whitespace_as_suffix = flag_bool("treat_whitespace_as_suffix");
+    if (*flag_get("pretokenization_delimiter")) o.pretokenization_delimiter = flag_get("pretokenization_delimiter");
+    if (*flag_get("seed_sentencepieces_file")) o.seed_sentencepieces_file = flag_get("seed_sentencepieces_file");
+    int self_test;
+    if (int_flag("self_test_sample_size", 0, 1000, &self_test)) return EXIT_USAGE;
     o.split_digits = flag_bool("split_digits");
     o.allow_whitespace_only_pieces = flag_bool("allow_whitespace_only_pieces");
     o.byte_fallback = flag_bool("byte_fallback");
@@ -621,8 +703,8 @@ int cmd_spm_train(int argc, char **argv)
     if (rc == 0 && sample > 0) {
         sline *sel = NULL;
         uint64_t nsel = 0, total = 0, skipped = 0;
-        int src = select_sentences(inputs, n_inputs, &o, sample, flag_bool("shuffle_input_sentence"), &sel, &nsel, &total,
-                                   &skipped);
+        int src = select_sentences(inputs, n_inputs, &o, sample, flag_bool("shuffle_input_sentence"), 12345678u, &sel,
+                                   &nsel, &total, &skipped);
         for (uint64_t i = 0; src == 0 && rc == 0 && i < nsel; i++) rc = tkm_trainer_add_line(t, sel[i].s, sel[i].n);
         for (uint64_t i = 0; i < nsel; i++) free(sel[i].s);
         free(sel);
@@ -639,7 +721,18 @@ int cmd_spm_train(int argc, char **argv)
         cli_error("spm-train", rc);
         goto done;
     }
-    if (write_outputs(m, flag_get("model_prefix"), flag_bool("vocabulary_output_piece_score"))) goto done;
+    uint8_t *st_pb = NULL;
+    size_t st_len = 0;
+    if (self_test > 0) { /* sentencepiece's self-test data: samples and their pieces, checked on load */
+        uint32_t seed = (uint32_t)strtoull(flag_get("random_seed"), NULL, 10);
+        if (self_test_data(inputs, n_inputs, &o, m, (uint64_t)self_test, seed, &st_pb, &st_len)) goto done;
+        if (!quiet)
+            fprintf(stderr, "tokenmill spm-train: self-test: %d sentences sampled (random_seed %u) and encoded into "
+                            "the model; libsentencepiece checks them when it loads it\n", self_test, seed);
+    }
+    int wrc = write_outputs(m, st_pb, st_len, flag_get("model_prefix"), flag_bool("vocabulary_output_piece_score"));
+    free(st_pb);
+    if (wrc) goto done;
     if (!quiet) {
         tkm_train_stats s;
         tkm_trainer_stats(t, &s);

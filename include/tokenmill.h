@@ -112,6 +112,13 @@ void tkm_encoder_free(tkm_encoder *e);
  * call. Ids are identical to libsentencepiece's EncodeAsIds. */
 int tkm_encode(tkm_encoder *e, const char *text, size_t len, const int32_t **ids, size_t *n);
 
+/* The pieces of text as libsentencepiece's Encode(text, &pieces) gives
+ * them, joined by single spaces (the form of a model's self-test data): a
+ * run of unknown characters is one piece, its normalized text. *out is
+ * allocated (NUL-terminated; free with tkm_free). TKM_ENOTSUP for models
+ * read from tokenizer.json or tiktoken files. */
+int tkm_encode_pieces(tkm_encoder *e, const char *text, size_t len, char **out, size_t *outlen);
+
 /* Decodes ids to text exactly as libsentencepiece's DecodeIds. *out is
  * allocated (NUL-terminated, *outlen excludes the NUL); free with tkm_free.
  * @return 0, or TKM_ERANGE for an id outside the vocabulary. */
@@ -140,7 +147,7 @@ typedef struct tkm_train_options {
     int split_digits;                /* 0 */
     int split_by_unicode_script;     /* 1 */
     int split_by_number;             /* 1 */
-    int split_by_whitespace;         /* 1 (0 unsupported for now) */
+    int split_by_whitespace;         /* 1; 0: pieces may span words ("foo\u2581bar") */
     int allow_whitespace_only_pieces;/* 0 */
     int byte_fallback;               /* 0 */
     int add_dummy_prefix;            /* 0 (sentencepiece's default is 1) */
@@ -193,6 +200,17 @@ typedef struct tkm_train_options {
      * normalization_rule_tsv) that decoding applies to the decoded text;
      * written as the model's denormalizer_spec. NULL: none */
     const char *denormalization_rule_tsv;
+    /* sentencepiece's treat_whitespace_as_suffix: U+2581 ends a piece
+     * ("foo\u2581") instead of starting it, and the dummy prefix goes to the
+     * end of the line; the encoder reads it from the model */
+    int treat_whitespace_as_suffix;
+    /* sentencepiece's pretokenization_delimiter (BPE, Unigram): no piece
+     * spans this string in the normalized text, which is dropped from the
+     * training text (its characters are not counted); NULL or "": none */
+    const char *pretokenization_delimiter;
+    /* sentencepiece's seed_sentencepieces_file (Unigram): seed pieces from
+     * PIECE<TAB>FREQ lines instead of from the corpus; NULL: none */
+    const char *seed_sentencepieces_file;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no
@@ -331,11 +349,12 @@ int tkm_model_load_any(const char *path, int tiktoken_pattern, tkm_model **out);
  * score. Unigram: model "Unigram" with [piece, score] pairs, scores adjusted
  * so that HF's lattice is sentencepiece's (control, unknown and byte pieces
  * can never win; user-defined pieces get sentencepiece's bonus). Both: the
- * normalizer of the model's normalizer_spec, control/unk pieces (and BPE
+ * normalizer of the model's normalizer_spec (rules as HF's Precompiled
+ * normalizer with the model's precompiled_charsmap), control/unk pieces (and BPE
  * user-defined pieces) as added tokens, sentencepiece's decoder. Written
  * atomically via tkmi_write_file_atomic (temp file + rename).
  * @return 0; TKM_ENOTSUP for what HF cannot express (other model types,
- * precompiled_charsmap normalization, treat_whitespace_as_suffix; Unigram
+ * treat_whitespace_as_suffix; Unigram
  * models, see TKM_EXPORT_UNIGRAM_TIES, and Unigram models whose special
  * pieces could not be kept out of HF's lattice); TKM_EFORMAT for pieces
  * that are empty, duplicated or not UTF-8; TKM_EIO, TKM_ENOMEM. */

@@ -11,6 +11,7 @@
  *   "▁the▁cat▁sat"  ->  "▁the" | "▁cat" | "▁sat"   (cache hits after warm-up)
  */
 #include <float.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "front.h"
@@ -586,5 +587,46 @@ int tkmi_encode_word(tkm_encoder *e, const char *text, size_t len, const int32_t
     }
     *ids = e->ids;
     *n = e->n_ids;
+    return 0;
+}
+
+/* sentencepiece's Encode(text, &pieces) joined by spaces, as its self-test
+ * data holds it: a piece's text is its span of the normalized line (a run
+ * of unknown characters is one piece, its characters), byte pieces are
+ * <0xXX>. */
+int tkm_encode_pieces(tkm_encoder *e, const char *text, size_t len, char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    const tkm_model *m = e->m;
+    TKM_RETURN_ERROR_IF(e->fs, TKM_ENOTSUP, "%s: pieces of a tokenizer.json model are not sentencepiece's", m->name);
+    const int32_t *ids;
+    size_t n;
+    TKM_FORWARD_IF_ERROR(tkmi_encode_word(e, text, len, &ids, &n));
+    const char *s = e->norm;
+    size_t cap = e->norm_len * 7 + e->n_toks + 1, o = 0, off = 0;
+    char *buf = tkmi_malloc(cap);
+    TKM_RETURN_ERROR_IF(!buf, TKM_ENOMEM, "out of memory");
+    int prev_unk = 0;
+    for (size_t i = 0; i < e->n_toks; i++) {
+        int32_t id = e->toks[i].id;
+        uint32_t tl = e->toks[i].len;
+        int is_unk = m->type[id] == TKM_PIECE_UNKNOWN;
+        if (is_unk && m->byte_fallback) {
+            for (uint32_t k = 0; k < tl; k++) {
+                if (o) buf[o++] = ' ';
+                o += (size_t)snprintf(buf + o, cap - o, "<0x%02X>", (uint8_t)s[off + k]);
+            }
+        } else {
+            if (o && !(is_unk && prev_unk)) buf[o++] = ' ';
+            memcpy(buf + o, s + off, tl);
+            o += tl;
+        }
+        prev_unk = is_unk;
+        off += tl;
+    }
+    buf[o] = 0;
+    *out = buf;
+    *outlen = o;
     return 0;
 }

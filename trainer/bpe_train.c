@@ -40,7 +40,7 @@ static void debug_rss(const char *where)
     if (f) fclose(f);
 }
 
-enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4 };
+enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4, F_TRAIL_WS = 8 };
 
 typedef struct { int64_t cnt; uint32_t len, stamp; int32_t s[]; } word_t;
 /* A word is named by a 32-bit handle, its offset in the word array in
@@ -159,9 +159,16 @@ static int pair_valid(bpe *B, int32_t a, int32_t b)
     if (o->split_digits && ((fa | fb) & F_HAS_DIGIT)) return 0;
     int all_ws = (fa & F_ALL_WS) && (fb & F_ALL_WS);
     if (!(o->allow_whitespace_only_pieces && all_ws)) {
-        /* whitespace only as the first character */
-        if (B->s_nws[b] > 0) return 0;
-        if (B->s_nws[a] > 1 || (B->s_nws[a] == 1 && !(fa & F_LEAD_WS))) return 0;
+        if (o->treat_whitespace_as_suffix) { /* only last; without split_by_whitespace, anywhere but first */
+            if (!o->split_by_whitespace ? (fa & F_LEAD_WS)
+                                        : B->s_nws[a] > 0 || B->s_nws[b] > 1 || (B->s_nws[b] == 1 && !(fb & F_TRAIL_WS)))
+                return 0;
+        } else if (!o->split_by_whitespace) { /* anywhere but last */
+            if (fb & F_TRAIL_WS) return 0;
+        } else { /* whitespace only as the first character */
+            if (B->s_nws[b] > 0) return 0;
+            if (B->s_nws[a] > 1 || (B->s_nws[a] == 1 && !(fa & F_LEAD_WS))) return 0;
+        }
     }
     if (o->split_by_unicode_script) {
         int la = B->s_last[a], fb0 = B->s_first[b];
@@ -512,7 +519,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         int l = tkmi_utf8_encode(cp, buf);
         int is_ws = cp == TKMI_WS_CP, dig = tkmi_is_decimal_digit(cp);
         int sc = is_ws ? -2 : (dig && !o->split_by_number) ? -1 : tkmi_script(cp);
-        int flags = (is_ws ? F_LEAD_WS | F_ALL_WS : 0) | (dig ? F_HAS_DIGIT : 0);
+        int flags = (is_ws ? F_LEAD_WS | F_ALL_WS | F_TRAIL_WS : 0) | (dig ? F_HAS_DIGIT : 0);
         if (tkmi_strmap_get(&B.meta, buf, (size_t)l) >= 0) continue;
         int id = sym_add(&B, buf, (size_t)l, 1, sc, sc, flags, is_ws);
         if (id < 0) { rc = id; goto done; }
@@ -792,7 +799,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             int first = B.s_first[a] != -2 ? B.s_first[a] : B.s_first[b];
             int last = B.s_last[b] != -2 ? B.s_last[b] : B.s_last[a];
             uint8_t fa = B.s_flags[a], fb = B.s_flags[b];
-            int flags = (fa & F_LEAD_WS) | ((fa | fb) & F_HAS_DIGIT) | (fa & fb & F_ALL_WS);
+            int flags = (fa & F_LEAD_WS) | (fb & F_TRAIL_WS) | ((fa | fb) & F_HAS_DIGIT) | (fa & fb & F_ALL_WS);
             c = sym_add(&B, tmp, la + lb, B.s_nchars[a] + B.s_nchars[b], first, last, flags, B.s_nws[a] + B.s_nws[b]);
             if (c < 0) { rc = c; goto done; }
             final[merges++] = c;

@@ -221,8 +221,12 @@ static int pretok_fast(struct tkm_trainer *t, tkmi_worker *w, const char *line, 
     return emit(w, s + c.tok, op - c.tok);
 }
 
+int tkmi_pretok_emit(tkmi_worker *w, const char *s, size_t len) { return emit(w, s, len); }
+int tkmi_pretok_flush(tkmi_worker *w) { return flush_pending(w); }
+
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
 {
+    if (t->pretok_ws) return tkmi_pretok_line_ws(t, w, line, len); /* pretok_ws.c */
     if (!tkmi_pretok_fast_ok(t)) return tkmi_pretok_line_generic(t, w, line, len);
     w->st.lines++;
     w->st.bytes += len + 1;

@@ -384,7 +384,11 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
                         "character coverage %g out of range (0, 1]", (double)o->character_coverage);
     TKM_RETURN_ERROR_IF(o->max_piece_length < 1 || o->max_piece_length > 1024, TKM_EINVAL,
                         "max piece length %d out of range (1..1024)", o->max_piece_length);
-    TKM_RETURN_ERROR_IF(!o->split_by_whitespace, TKM_ENOTSUP, "split_by_whitespace=false is not supported yet");
+    TKM_RETURN_ERROR_IF(o->seed_sentencepieces_file && *o->seed_sentencepieces_file && o->model_type != TKM_MODEL_UNIGRAM,
+                        TKM_ENOTSUP, "seed pieces from a file are only for Unigram (as in sentencepiece)");
+    TKM_RETURN_ERROR_IF(o->pretokenization_delimiter && *o->pretokenization_delimiter && o->model_type != TKM_MODEL_BPE &&
+                            o->model_type != TKM_MODEL_UNIGRAM,
+                        TKM_ENOTSUP, "a pretokenization delimiter is only supported for BPE and Unigram (as in sentencepiece)");
     TKM_RETURN_ERROR_IF(o->threads < 1 || o->threads > 256, TKM_EINVAL, "threads %d out of range (1..256)", o->threads);
     TKM_RETURN_ERROR_IF(o->unk_id < 0, TKM_EINVAL, "unk id must be >= 0 (an unknown piece is required)");
     TKM_RETURN_ERROR_IF(o->balance_latin > 1 || o->balance_japanese > 1 ||
@@ -412,12 +416,28 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     t->o.eos_piece = t->eos_piece;
     t->o.pad_piece = t->pad_piece;
     t->o.unk_surface = t->unk_surface;
+    t->o.pretokenization_delimiter = NULL;
+    int delim_lost = 0;
+    if (o->pretokenization_delimiter && *o->pretokenization_delimiter) {
+        t->delim = tkmi_strdup(o->pretokenization_delimiter);
+        t->delim_len = strlen(o->pretokenization_delimiter);
+        t->o.pretokenization_delimiter = t->delim;
+        delim_lost = !t->delim;
+    }
+    if (o->seed_sentencepieces_file && *o->seed_sentencepieces_file) {
+        t->seed_file = tkmi_strdup(o->seed_sentencepieces_file);
+        delim_lost |= !t->seed_file;
+    }
+    t->o.seed_sentencepieces_file = t->seed_file;
+    t->pretok_ws = (o->model_type == TKM_MODEL_BPE || o->model_type == TKM_MODEL_UNIGRAM) &&
+                   (o->treat_whitespace_as_suffix || !o->split_by_whitespace || t->delim_len);
     t->t_start = tkmi_now();
     t->cur_inc = o->weighted ? 100 : 1; /* weighted counting: weight 1 = 100 */
     tkm_model *nm = &t->norm_model;
     nm->add_dummy_prefix = o->add_dummy_prefix;
     nm->remove_extra_ws = o->remove_extra_whitespaces;
     nm->escape_ws = 1;
+    nm->treat_ws_suffix = o->treat_whitespace_as_suffix != 0;
     int rc = 0, n = o->n_user_defined;
     /* the rule's precompiled charsmap, read by tkmi_normalize as a loaded
      * model's would be (lib/model.c decode_charsmap) */
@@ -447,7 +467,7 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
     uint32_t *lens = tkmi_malloc(((size_t)n + 1) * sizeof *lens);
     int32_t *ids = tkmi_malloc(((size_t)n + 1) * sizeof *ids);
     int lost = !lens || !ids || !t->user || !t->control || !t->unk_piece || !t->bos_piece || !t->eos_piece ||
-               !t->pad_piece || !t->unk_surface;
+               !t->pad_piece || !t->unk_surface || delim_lost;
     for (int i = 0; !lost && i < o->n_control; i++) lost = !t->control[i];
     if (lost) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -503,6 +523,8 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->pad_piece);
     tkmi_free(t->unk_surface);
     tkmi_free(t->required);
+    tkmi_free(t->delim);
+    tkmi_free(t->seed_file);
     tkmi_ptrie_free(&t->norm_model.user);
     tkmi_free(t->norm_name);
     tkmi_free(t->norm_tsv);

@@ -99,6 +99,12 @@ struct tkm_trainer {
     char errmsg[512];
     size_t seed_table_max; /* Unigram seed counting: entries a pass may hold (0: from physical memory) */
     struct tkmi_cfset *cfset; /* count files and imported counts (count_file.c); NULL: none */
+    /* treat_whitespace_as_suffix, split_by_whitespace=false or a
+     * pretokenization delimiter: lines are cut by pretok_ws.c */
+    int pretok_ws;
+    char *delim; /* the delimiter (owned), NULL: none */
+    char *seed_file; /* seed_sentencepieces_file (owned), NULL: none */
+    size_t delim_len;
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
@@ -125,13 +131,43 @@ void tkmi_vbase_free(tkmi_vbase *vb);
  * filled with strs/scores in order. */
 int tkmi_vbase_write(struct tkm_trainer *t, tkmi_vbase *vb, int vocab, const char *const *strs, const uint32_t *lens,
                      const float *scores, size_t n, tkm_model **out);
+/* sentencepiece's whitespace rule (IsValidSentencePiece) for the other
+ * modes, mode = tkmi_ws_mode(): a piece of len characters (all_ws: all
+ * U+2581, first_ws / prev_ws: its first / last one is) grown by one more
+ * (is_ws: U+2581). -1: invalid, and so is every longer piece; 0: invalid, a
+ * longer one may be valid; 1: valid. Mode 0 (the default rule) is inlined
+ * where it is used. */
+static inline int tkmi_ws_mode(const tkm_train_options *o)
+{
+    return o->treat_whitespace_as_suffix ? (o->split_by_whitespace ? 1 : 3) : (o->split_by_whitespace ? 0 : 2);
+}
+static inline int tkmi_ws_grow(int mode, int allow, int is_ws, int len, int all_ws, int first_ws, int prev_ws)
+{
+    if (allow && all_ws && is_ws) return 1;
+    switch (mode) {
+    case 1: return prev_ws ? -1 : 1;                      /* suffix: U+2581 only last */
+    case 2: return is_ws && len > 0 ? 0 : 1;              /* no split: anywhere but last */
+    case 3: return first_ws && len > 0 ? -1 : 1;          /* suffix, no split: anywhere but first */
+    default: return is_ws ? (len > 0 ? -1 : 1) : (all_ws && len >= 2 ? -1 : 1);
+    }
+}
 int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+/* Unigram seed candidates: a piece, its bytes, its score (count x characters) */
+typedef struct { const char *s; uint32_t len; int64_t score; } tkmi_seedp;
+/* seed_file.c: the valid pieces of o->seed_sentencepieces_file (of at
+ * least two characters, each once), pointing into *buf; free both */
+int tkmi_seed_file_read(const tkm_train_options *o, tkmi_seedp **out, size_t *n, char **buf);
 /* sentencepiece's char and word models (charword_train.c) */
 int tkmi_char_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 int tkmi_word_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 
 /* Pre-tokenizes one normalized line into w's counts. */
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
+/* the same for the other whitespace rules and the delimiter (pretok_ws.c),
+ * which emits and flushes through pretok_count.c's batch */
+int tkmi_pretok_line_ws(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
+int tkmi_pretok_emit(tkmi_worker *w, const char *s, size_t len);
+int tkmi_pretok_flush(tkmi_worker *w);
 /* the general path, and whether the one-pass path applies (for tests) */
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
 int tkmi_pretok_fast_ok(const struct tkm_trainer *t);

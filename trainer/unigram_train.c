@@ -762,6 +762,7 @@ static void *seed_main(void *arg)
     seed_job *J = arg;
     const uni *U = J->U;
     const tkm_train_options *o = U->o;
+    const int wsm = tkmi_ws_mode(o);
     uint32_t *cpos = NULL; /* byte offset of each character, and the end */
     int16_t *csc = NULL;   /* its script (-1: any, digits that join) */
     uint8_t *cfl = NULL;   /* CH_ flags */
@@ -811,13 +812,16 @@ static void *seed_main(void *arg)
         for (size_t ci = 0; ci < nch && J->rc == 0; ci++) {
             /* extend s[ci..cj] while it stays a valid piece (sentencepiece's
              * IsValidSentencePiece; each rule, once broken, stays broken) */
-            int len = 0, prev = -2, all_ws = 1, has_digit = 0, npend = 0;
+            int len = 0, prev = -2, all_ws = 1, has_digit = 0, npend = 0, wv = 1;
             uint64_t fnv = 0xcbf29ce484222325ull; /* FNV-1a, extended byte by byte */
             for (size_t cj = ci; cj < nch; cj++) {
+                if (wsm && (wv = tkmi_ws_grow(wsm, o->allow_whitespace_only_pieces, cfl[cj] & CH_WS, len, all_ws,
+                                              cfl[ci] & CH_WS, cj > ci && (cfl[cj - 1] & CH_WS))) < 0)
+                    break; /* treat_whitespace_as_suffix, split_by_whitespace=false */
                 if (cfl[cj] & CH_WS) {
-                    if (len > 0 && !(o->allow_whitespace_only_pieces && all_ws)) break;
+                    if (!wsm && len > 0 && !(o->allow_whitespace_only_pieces && all_ws)) break;
                 } else {
-                    if (all_ws && len >= 2) break; /* "▁▁x": whitespace past the start */
+                    if (!wsm && all_ws && len >= 2) break; /* "▁▁x": whitespace past the start */
                     int dig = cfl[cj] & CH_DIGIT;
                     if (o->split_digits && (dig || has_digit) && len > 0) break;
                     int sc = csc[cj];
@@ -828,7 +832,7 @@ static void *seed_main(void *arg)
                 }
                 if (++len > o->max_piece_length) break;
                 for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = (fnv ^ s[b]) * 0x100000001b3ull;
-                if (len < 2) continue;
+                if (len < 2 || !wv) continue;
                 uint64_t h = tkmi_hash_u64(fnv);
                 int part = (int)(h >> 60) % SEED_PARTS;
                 if (!J->mine[part]) continue;
@@ -864,7 +868,7 @@ static void *seed_main(void *arg)
     return NULL;
 }
 
-typedef struct { const char *s; uint32_t len; int64_t score; } seed_t; /* s: into the word arena */
+typedef tkmi_seedp seed_t; /* s: into the word arena (or a seed file's buffer) */
 
 /* score desc, then the string (bytewise, shorter first): a total order on
  * the candidates, so the seeds do not depend on passes or threads */
@@ -937,7 +941,11 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     int T = U->threads > SEED_PARTS ? SEED_PARTS : U->threads;
     uint32_t G = 1;
     double est = 0;
-    rc = estimate_substrings(U, T, &est);
+    char *seed_buf = NULL;
+    if (o->seed_sentencepieces_file) /* seeds from a file instead (seed_file.c): no counting passes */
+        rc = tkmi_seed_file_read(o, &sd, &ns, &seed_buf), G = 0;
+    else
+        rc = estimate_substrings(U, T, &est);
     *n_cand = est;
     if (rc == 0 && est * 1.1 > (double)table_max) G = (uint32_t)ceil(est * 1.1 / (double)table_max);
     if (getenv("TKM_DEBUG_UNIGRAM"))
@@ -1025,6 +1033,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
     }
     tkmi_free(sd);
+    tkmi_free(seed_buf);
     return rc;
 }
 

@@ -76,7 +76,7 @@ static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int voc
     tkmi_pb_int(&sub, 21, o->split_by_unicode_script);
     tkmi_pb_int(&sub, 22, o->split_by_whitespace);
     tkmi_pb_int(&sub, 23, o->split_by_number);
-    tkmi_pb_int(&sub, 24, 0);
+    tkmi_pb_int(&sub, 24, o->treat_whitespace_as_suffix != 0);
     tkmi_pb_int(&sub, 25, o->split_digits);
     tkmi_pb_int(&sub, 26, o->allow_whitespace_only_pieces);
     for (int i = 0; i < o->n_control; i++) tkmi_pb_str(&sub, 30, o->control_symbols[i]);
@@ -94,6 +94,8 @@ static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int voc
     tkmi_pb_str(&sub, 46, o->bos_piece);
     tkmi_pb_str(&sub, 47, o->eos_piece);
     tkmi_pb_str(&sub, 48, o->pad_piece);
+    if (o->pretokenization_delimiter && *o->pretokenization_delimiter) tkmi_pb_str(&sub, 53, o->pretokenization_delimiter);
+    if (o->seed_sentencepieces_file) tkmi_pb_str(&sub, 54, o->seed_sentencepieces_file);
     if (sub.err) pb->err = 1;
     tkmi_pb_bytes(pb, 2, sub.p, sub.n);
     tkmi_free(sub.p);
@@ -220,6 +222,17 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
         acc += vb->chars[i].cnt;
         nreq++;
     }
+    /* U+001F is sentencepiece 0.2.x's boundary mark (meta pieces and the
+     * pretokenization delimiter become it): it counts towards the coverage
+     * but is never a piece */
+    for (size_t i = 0; i < nreq; i++)
+        if (vb->chars[i].cp == 0x1F) {
+            tkmi_chcount b = vb->chars[i];
+            memmove(vb->chars + i, vb->chars + i + 1, (nch - i - 1) * sizeof *vb->chars);
+            vb->chars[nch - 1] = b;
+            nreq--;
+            break;
+        }
     /* the kept characters in count order again (sentencepiece's Sorted()) */
     for (size_t i = 0; i < nch; i++) vb->chars[i].req = 0;
     qsort(vb->chars, nreq, sizeof *vb->chars, cmp_chcount);

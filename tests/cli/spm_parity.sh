@@ -20,6 +20,16 @@ printf '41\t61\n3000\t20\nFF01\t21\n' > "$TMP/rules.tsv"
 printf '61\t41\n2581\t5F\nU+0074 U+0068\t54 48\n' > "$TMP/denorm.tsv"
 
 ids() { # name model: tokenmill's ids = libsentencepiece's on unseen text
+  if [ -n "${PYIDS:-}" ]; then # PyPI's libsentencepiece (Debian's 0.1.97 fails on some models)
+    python3 -c 'import sys, sentencepiece as spm
+p = spm.SentencePieceProcessor(model_file=sys.argv[1])
+for l in open(sys.argv[2], "rb").read().split(b"\n")[:-1]: print(" ".join(map(str, p.encode(l))))' \
+      "$2" "$TMP/unseen.txt" > "$TMP/spm.id" || { fail "$1: PyPI sentencepiece cannot load tokenmill's model"; return; }
+    "$T" encode -m "$2" --output-format id < "$TMP/unseen.txt" > "$TMP/tkm.id"
+    cmp -s "$TMP/spm.id" "$TMP/tkm.id" && pass "$1: ids identical to PyPI sentencepiece's on $(wc -l < "$TMP/unseen.txt") unseen lines" \
+      || fail "$1: ids differ from PyPI sentencepiece's: $(diff "$TMP/spm.id" "$TMP/tkm.id" | head -3 | cut -c1-160)"
+    return
+  fi
   if ! command -v "${SPM_ENCODE:-spm_encode}" > /dev/null 2>&1; then echo "# $1: spm_encode missing, ids not compared"; return; fi
   "${SPM_ENCODE:-spm_encode}" --model "$2" --output_format=id < "$TMP/unseen.txt" > "$TMP/spm.id" 2> "$TMP/spm.err" \
     || { fail "$1: libsentencepiece cannot load tokenmill's model: $(head -c 200 "$TMP/spm.err")"; return; }
@@ -79,6 +89,26 @@ case_ exact bpe-llama --model_type=bpe $V --normalization_rule_name=identity --s
   --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --character_coverage=0.99995
 case_ exact bpe-denormalization --model_type=bpe $V --denormalization_rule_tsv="$TMP/denorm.tsv"
 case_ exact bpe-first-n --model_type=bpe $V --input_sentence_size=2000 --shuffle_input_sentence=false
+# the other whitespace rules: U+2581 as a suffix, pieces across words
+case_ exact bpe-suffix --model_type=bpe $V --treat_whitespace_as_suffix
+case_ exact bpe-nosplit --model_type=bpe $V --split_by_whitespace=false
+case_ exact bpe-suffix-nosplit-ws --model_type=bpe $V --split_by_whitespace=false --treat_whitespace_as_suffix \
+  --allow_whitespace_only_pieces --remove_extra_whitespaces=false --split_digits
+case_ exact bpe-nosplit-ws --model_type=bpe $V --split_by_whitespace=false --allow_whitespace_only_pieces \
+  --remove_extra_whitespaces=false
+case_ exact bpe-suffix-ws --model_type=bpe $V --treat_whitespace_as_suffix --allow_whitespace_only_pieces \
+  --remove_extra_whitespaces=false
+# Debian's spm_encode 0.1.97 stops on a word model with the suffix rule
+# ("all normalized characters are not consumed"); PyPI's 0.2.3 encodes it
+PYIDS=1 case_ exact word-suffix --model_type=word $V --treat_whitespace_as_suffix
+# pretokenization_delimiter: no piece across "|" (the delimiter is dropped)
+sed 's/ and /|and|/g' "$TMP/train.txt" > "$TMP/delim.txt"
+IN=$TMP/delim.txt case_ exact bpe-delimiter --model_type=bpe $V --pretokenization_delimiter='|'
+IN=$TMP/delim.txt case_ unigram unigram-delimiter --vocab_size=1500 --pretokenization_delimiter='|'
+# self_test_sample_size: the samples and tokenmill's pieces go into the
+# model, and libsentencepiece (spm_encode in ids) refuses to load a model
+# whose self-test fails
+case_ exact bpe-self-test --model_type=bpe $V --self_test_sample_size=300 --random_seed=7 --byte_fallback
 case_ exact bpe-ids --model_type=bpe $V --pad_id=3 --unk_id=1 --bos_id=-1 --eos_id=0 --unk_piece='<UNK>'
 tr ' ' '\n' < "$TMP/train.txt" | grep -v "$(printf '\t')" | grep . | sort | uniq -c | awk '{print $2 "\t" $1}' > "$TMP/words.tsv"
 IN=$TMP/words.tsv case_ exact bpe-tsv --model_type=bpe $V --input_format=tsv
@@ -91,6 +121,13 @@ case_ exact word --model_type=word --vocab_size=3000 --split_digits
 case_ exact word-all --model_type=word $V --use_all_vocab
 case_ unigram unigram-defaults --vocab_size=1500
 case_ unigram unigram-t5 --vocab_size=1500 --pad_id=0 --eos_id=1 --unk_id=2 --bos_id=-1 --character_coverage=1.0
+case_ unigram unigram-suffix --vocab_size=1500 --treat_whitespace_as_suffix
+case_ unigram unigram-nosplit --vocab_size=1500 --split_by_whitespace=false
+case_ unigram unigram-suffix-nosplit --vocab_size=1500 --split_by_whitespace=false --treat_whitespace_as_suffix
+# seed_sentencepieces_file: the pieces of a model trained above as seeds
+# (those invalid under the default rules, "▁is▁a", are skipped)
+cut -f1 "$TMP/p_unigram-nosplit.vocab" | sed -n '4,900p' | awk -v OFS='\t' '{print $0, 1000 - NR}' > "$TMP/seeds.tsv"
+case_ unigram unigram-seed-file --vocab_size=700 --seed_sentencepieces_file="$TMP/seeds.tsv" --self_test_sample_size=100
 REQ=☃𝄞Ω case_ unigram unigram-required --vocab_size=1500 --required_chars=☃𝄞Ω
 case_ unigram unigram-bytes --vocab_size=1500 --byte_fallback --split_digits --normalization_rule_name=nmt_nfkc_cf \
   --user_defined_symbols_file="$TMP/user.txt"
@@ -116,7 +153,13 @@ err() { # name, expected status, expected text, args...
 }
 err "unknown flag" 2 "unknown command line flag 'vocabsize'" --input="$TMP/train.txt" --model_prefix="$TMP/e_1" --vocabsize=10
 err "bad bool" 2 "illegal value 'maybe'" --input="$TMP/train.txt" --model_prefix="$TMP/e_2" --byte_fallback=maybe
-err "refused option" 2 "treat_whitespace_as_suffix" --input="$TMP/train.txt" --model_prefix="$TMP/e_3" --treat_whitespace_as_suffix
+err "refused option" 2 "differential privacy" --input="$TMP/train.txt" --model_prefix="$TMP/e_3" --enable_differential_privacy
+err "seed file, not Unigram" 1 "only for Unigram" --input="$TMP/train.txt" --model_prefix="$TMP/e_7" --model_type=bpe \
+  --seed_sentencepieces_file="$TMP/seeds.tsv"
+printf 'abc\tx\n' > "$TMP/badseed.tsv"
+err "bad seed file" 1 "badseed.tsv:1:" --input="$TMP/train.txt" --model_prefix="$TMP/e_8" --seed_sentencepieces_file="$TMP/badseed.tsv"
+err "delimiter, word model" 1 "BPE and Unigram" --input="$TMP/train.txt" --model_prefix="$TMP/e_9" --model_type=word \
+  --pretokenization_delimiter='|'
 err "stray argument" 2 "unexpected argument" --input="$TMP/train.txt" --model_prefix="$TMP/e_4" extra.txt
 printf 'a\t3\nb c\t0\n' > "$TMP/bad.tsv"
 err "bad tsv" 1 "bad.tsv:2:" --input="$TMP/bad.tsv" --input_format=tsv --model_prefix="$TMP/e_5"
