@@ -194,13 +194,32 @@ static void write_normalizer(jbuf *b, const tkm_model *m)
 {
     const char *ws = m->escape_ws ? TKMI_WS : " ";
     int n = 0;
-    if (!m->remove_extra_ws && !m->escape_ws && !m->add_dummy_prefix) {
+    if (!m->remove_extra_ws && !m->escape_ws && !m->add_dummy_prefix && !m->charsmap_len) {
         jb_lit(b, "  \"normalizer\": null,\n");
         return;
     }
     jb_lit(b, "  \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [");
+    if (m->charsmap_len) {
+        /* the rules first, as sentencepiece's NormalizePrefix runs before its
+         * whitespace handling: HF's Precompiled reads the same blob (the
+         * darts-clone trie and its strings), base64 in the file, as
+         * transformers' convert_slow_tokenizer writes it */
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const uint8_t *c = m->charsmap;
+        size_t len = m->charsmap_len;
+        jb_lit(b, "\n    {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"");
+        for (size_t i = 0; i < len; i += 3) {
+            uint32_t v = (uint32_t)c[i] << 16 | (i + 1 < len ? (uint32_t)c[i + 1] << 8 : 0) | (i + 2 < len ? c[i + 2] : 0);
+            char q[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63], i + 1 < len ? b64[v >> 6 & 63] : '=',
+                         i + 2 < len ? b64[v & 63] : '='};
+            jb_put(b, q, 4);
+        }
+        jb_lit(b, "\"}");
+        n++;
+    }
     if (m->remove_extra_ws) {
-        jb_lit(b, "\n    {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\A +\"}, \"content\": \"\"},"
+        jb_lit(b, n ? ",\n    " : "\n    ");
+        jb_lit(b, "{\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\A +\"}, \"content\": \"\"},"
                   "\n    {\"type\": \"Replace\", \"pattern\": {\"Regex\": \" {2,}\"}, \"content\": \" \"}");
         n += 2;
     }
@@ -426,10 +445,6 @@ static int check_exportable(const tkm_model *m, tkmi_strmap *all)
     TKM_RETURN_ERROR_IF(m->denorm_map_len > 0, TKM_ENOTSUP,
                         "%s: the model has denormalization rules (denormalizer_spec), which a tokenizer.json "
                         "decoder cannot express", name);
-    TKM_RETURN_ERROR_IF(m->charsmap_len > 0, TKM_ENOTSUP,
-                        "%s: the model normalizes text with a precompiled_charsmap (e.g. nmt_nfkc); only identity "
-                        "normalization can be exported for now (train with --normalization_rule_name=identity)",
-                        name);
     TKM_RETURN_ERROR_IF(m->treat_ws_suffix, TKM_ENOTSUP,
                         "%s: treat_whitespace_as_suffix cannot be exported to tokenizer.json", name);
     /* HF tokenizers (0.23) finds normalized added tokens at the wrong place
