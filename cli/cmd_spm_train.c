@@ -212,14 +212,40 @@ static int parse_flags(int argc, char **argv)
     return 0;
 }
 
-/* Splits a comma-separated list (spm's syntax: empty items are skipped). */
+/* Splits a comma-separated list as spm_train does (util::StrSplitAsCSV):
+ * an item starting with '"' runs to the closing quote, "" inside it is one
+ * quote, and whatever follows it up to the next comma is dropped; so
+ * --user_defined_symbols='",",x' gives "," and "x". Empty items are
+ * skipped (an empty symbol is an error in sentencepiece too). */
 static int add_list(char *s, char ***v, int *n)
 {
-    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+    char *str = s, *eos = s + strlen(s);
+    while (str < eos) {
+        char *start, *end;
+        if (*str == '"') {
+            start = end = ++str;
+            for (; str < eos; ++str) {
+                if (*str == '"') {
+                    str++;
+                    if (*str != '"') break;
+                }
+                *end++ = *str;
+            }
+            char *c = strchr(str < eos ? str : eos, ',');
+            str = c ? c : eos;
+        } else {
+            start = str;
+            char *c = strchr(str, ',');
+            str = c ? c : eos;
+            end = str;
+        }
+        *end = 0;
+        str++;
+        if (!*start) continue;
         char **nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
         if (!nv) return -1;
         *v = nv;
-        if (!((*v)[(*n)++] = strdup(tok))) return -1;
+        if (!((*v)[(*n)++] = strdup(start))) return -1;
     }
     return 0;
 }

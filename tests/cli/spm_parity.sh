@@ -54,7 +54,9 @@ import sys, sentencepiece as spm
 args, extra = [], {}
 for a in sys.argv[3:]:
     k, _, v = a[2:].partition('=')
-    if k.endswith('_file'):
+    if k == 'random_seed':  # a flag of spm_train, not a TrainerSpec field
+        continue
+    if k.endswith('_file') and k != 'seed_sentencepieces_file':
         extra.setdefault(k[:-5], []).extend(open(v, encoding='utf-8').read().splitlines())
     else:
         args.append(a)
@@ -131,6 +133,46 @@ case_ unigram unigram-seed-file --vocab_size=700 --seed_sentencepieces_file="$TM
 REQ=☃𝄞Ω case_ unigram unigram-required --vocab_size=1500 --required_chars=☃𝄞Ω
 case_ unigram unigram-bytes --vocab_size=1500 --byte_fallback --split_digits --normalization_rule_name=nmt_nfkc_cf \
   --user_defined_symbols_file="$TMP/user.txt"
+# Real spm_train command lines, run unchanged except --input, --model_prefix
+# and a --vocab_size that this small corpus can reach (issue 17, "Done when"):
+# spm_train's defaults (unigram-defaults above) and these published ones.
+# LLaMA: the trainer_spec inside LLaMA's tokenizer.model
+case_ exact llama-published --model_type=bpe $V --self_test_sample_size=0 --input_format=text \
+  --character_coverage=0.99995 --input_sentence_size=200000000 --seed_sentencepiece_size=1000000 \
+  --shrinking_factor=0.75 --num_threads=80 --num_sub_iterations=2 --max_sentence_length=4192 \
+  --shuffle_input_sentence=true --max_sentencepiece_length=16 --split_by_unicode_script=true \
+  --split_by_whitespace=true --split_by_number=true --treat_whitespace_as_suffix=false --split_digits=true \
+  --allow_whitespace_only_pieces=true --vocabulary_output_piece_score=true --hard_vocab_limit=true \
+  --use_all_vocab=false --byte_fallback=true --required_chars= --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 \
+  --unk_piece='<unk>' --bos_piece='<s>' --eos_piece='</s>' --pad_piece='<pad>' --train_extremely_large_corpus=false \
+  --enable_differential_privacy=false --differential_privacy_noise_level=0 \
+  --differential_privacy_clipping_threshold=0 --normalization_rule_name=identity --add_dummy_prefix=true \
+  --remove_extra_whitespaces=false
+# ALBERT's README (nmt_nfkc Unigram with control and user-defined symbols)
+case_ unigram albert-readme --vocab_size=1500 --pad_id=0 --unk_id=1 --eos_id=-1 --bos_id=-1 \
+  --control_symbols='[CLS],[SEP],[MASK]' --user_defined_symbols='(,),",-,.,–,£,€' --shuffle_input_sentence=true \
+  --input_sentence_size=10000000 --character_coverage=0.99995 --model_type=unigram
+# T5-style: nmt_nfkc Unigram, pad 0, eos 1, unk 2, no bos, full coverage (unigram-t5 above)
+# NovelAI's nerdstash: BPE, identity, byte fallback, whitespace pieces,
+# digits and whitespace runs as user-defined symbols (a file here: some
+# symbols are spaces), its published coverage, sentence length and ids
+{ printf '%s\n' 0 1 2 3 4 5 6 7 8 9 ▁▁ ▁▁▁▁ ▁▁▁▁▁▁▁▁ ▁▁▁▁▁▁▁▁▁▁▁▁ ▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁▁
+  printf '\xe2\x80\x83\n\xe2\x80\x82\n'
+  printf '%s\n' ⁂ ─ '***' ---- '▁"' ▁Author ▁Title ▁Tags Type Characters '<|spmspace|>' '<|mask|>' '<|fill|>'
+} > "$TMP/nerd.txt"
+case_ exact nerdstash-like --model_type=bpe $V --character_coverage=0.99999851 --max_sentence_length=10240 \
+  --num_threads=128 --allow_whitespace_only_pieces=true --byte_fallback=true --split_digits=false \
+  --normalization_rule_name=identity --add_dummy_prefix=false --remove_extra_whitespaces=false \
+  --unk_id=1 --bos_id=2 --eos_id=3 --pad_id=0 --user_defined_symbols_file="$TMP/nerd.txt"
+# the new cutting (pretok_ws.c) gives the same model whatever the thread
+# count (input over 4 MB: more than one block, so threads share the counting)
+for i in 1 2 3 4 5 6 7 8; do cat "$TMP/delim.txt"; done > "$TMP/delim8.txt"
+for o in "--model_type=bpe --split_by_whitespace=false --treat_whitespace_as_suffix" \
+         "--split_by_whitespace=false --pretokenization_delimiter=|"; do
+  "$T" spm-train --input="$TMP/delim8.txt" --model_prefix="$TMP/th1" --vocab_size=1500 --num_threads=1 --minloglevel=1 $o \
+    && "$T" spm-train --input="$TMP/delim8.txt" --model_prefix="$TMP/th3" --vocab_size=1500 --num_threads=3 --minloglevel=1 $o \
+    && cmp -s "$TMP/th1.model" "$TMP/th3.model" && pass "1 and 3 threads: the same model ($o)" || fail "threads change the model ($o)"
+done
 # the reservoir sample of --shuffle_input_sentence: the same sentences as
 # Debian's spm_train (PyPI 0.2.1+ draws a different sample on every run)
 if command -v "${SPM_TRAIN:-spm_train}" > /dev/null 2>&1; then

@@ -1,7 +1,7 @@
 /* fuzz_train.c - libFuzzer target: the trainer on tiny corpora. Three option
  * bytes (model type, byte fallback, normalizer switches, digit/script
  * splitting, vocabulary size, piece length, coverage, a user-defined
- * symbol), then the corpus ('\n'-separated lines). A trained model must
+ * symbol, whitespace as suffix, pieces across words), then the corpus ('\n'-separated lines). A trained model must
  * serialize and load again, train to the same bytes with two threads, and
  * with byte fallback and no whitespace folding give every valid UTF-8 line
  * without U+2581 back from decode(encode(line)) (when spaces have a piece). */
@@ -34,6 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.max_piece_length = 1 + (int)(h & 15);
     static const float cov[4] = { 1.0f, 0.9995f, 0.98f, 0.5f };
     o.character_coverage = cov[(h >> 4) & 3];
+    o.treat_whitespace_as_suffix = (h >> 6) & 1;
+    o.split_by_whitespace = !((h >> 7) & 1);
     o.seed_size = 1000;
     int rc;
     tkm_model *m = fuzz_train(&o, text, len, &rc);
