@@ -116,6 +116,12 @@ int tkmi_cf_options(const struct tkm_trainer *t, int weighted, char **out, size_
         rc = fmt_append(&b, &n, &cap, " ");
         if (rc == 0) rc = esc_append(&b, &n, &cap, t->user[i], strlen(t->user[i]));
     }
+    if (rc == 0) rc = fmt_append(&b, &n, &cap, "\noption treat_whitespace_as_suffix %d\noption pretokenization_delimiter ",
+                                 !!o->treat_whitespace_as_suffix);
+    if (rc == 0) {
+        const char *d = o->pretokenization_delimiter ? o->pretokenization_delimiter : "";
+        rc = esc_append(&b, &n, &cap, d, strlen(d));
+    }
     if (rc == 0)
         rc = fmt_append(&b, &n, &cap, "\noption input_tsv %d\noption max_sentence_length %d\noption skip_unk_lines %d\noption weighted %d\n",
                         !!o->input_tsv, o->max_sentence_length > 0 ? o->max_sentence_length : 0, !!o->skip_unk_lines,
