@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "front.h"
+#include "hf_pipeline.h"
 #include "model_internal.h"
 
 /* ---- protobuf reading ---- */
