@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fileio.h"
 #include "hf_pipeline.h"
 #include "json.h"
 

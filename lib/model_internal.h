@@ -72,6 +72,4 @@ void tkmi_pb_int(tkmi_pb *b, int field, int64_t v);   /* int32/int64/bool/enum *
 void tkmi_pb_float(tkmi_pb *b, int field, float v);
 void tkmi_pb_append(tkmi_pb *b, const void *p, size_t n);
 
-int tkmi_write_file_atomic(const char *path, const void *data, size_t len);
-
 #endif
