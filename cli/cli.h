@@ -52,6 +52,13 @@ void cli_model_warning(const char *cmd, const tkm_model *m);
 int cli_special_output(const char *path);
 char *cli_tmp_path(const char *path);                /* malloc'd PATH.tmp.PID, or PATH; NULL: no memory */
 int cli_commit(const char *tmp, const char *path);   /* rename unless tmp is path */
+/* Text formats (cli/escape.c): the length of the valid UTF-8 sequence at b
+ * (n bytes left; 0 if invalid); a JSON string with its quotes, HTML text, a
+ * CSV field; invalid UTF-8 becomes U+FFFD in each. */
+size_t cli_utf8_len(const unsigned char *b, size_t n);
+void cli_json_str(FILE *f, const char *s);
+void cli_html_str(FILE *f, const char *s);
+void cli_csv_str(FILE *f, const char *s);
 /* "--name" (or "-c") of the option getopt_long returned as c. */
 struct option;
 const char *cli_opt_name(const struct option *opts, int c);

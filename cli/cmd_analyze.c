@@ -60,79 +60,10 @@ static void usage(FILE *f)
 
 /* ---- output helpers ---- */
 
-static void json_str(FILE *f, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    while (*p) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') { fprintf(f, "\\%c", c); p++; continue; }
-        if (c < 0x20) { fprintf(f, "\\u%04x", c); p++; continue; }
-        if (c < 0x80) { fputc(c, f); p++; continue; }
-        /* pass valid UTF-8 through; an invalid byte becomes U+FFFD */
-        int n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-        int ok = n > 0;
-        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
-        if (ok) { fwrite(p, 1, (size_t)n, f); p += n; }
-        else { fputs("\\ufffd", f); p++; }
-    }
-    fputc('"', f);
-}
-
-/* Text for the UTF-8 HTML page: markup characters escaped; invalid UTF-8
- * and control characters (C0 but tab and newlines, DEL, C1), which HTML does
- * not allow, become U+FFFD (names come from the command line). */
-static void html_str(FILE *f, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char c = *p;
-        switch (c) {
-        case '<': fputs("&lt;", f); p++; continue;
-        case '>': fputs("&gt;", f); p++; continue;
-        case '&': fputs("&amp;", f); p++; continue;
-        case '"': fputs("&quot;", f); p++; continue;
-        case '\t': case '\n': case '\r': fputc(c, f); p++; continue;
-        default: break;
-        }
-        if (c < 0x20 || c == 0x7F || (c == 0xC2 && p[1] >= 0x80 && p[1] < 0xA0)) {
-            fputs("&#xFFFD;", f);
-            p += c == 0xC2 ? 2 : 1;
-            continue;
-        }
-        if (c < 0x80) { fputc(c, f); p++; continue; }
-        int n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-        int ok = n > 0;
-        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
-        if (ok) { fwrite(p, 1, (size_t)n, f); p += n; }
-        else { fputs("&#xFFFD;", f); p++; }
-    }
-}
-
 static void json_num(FILE *f, double v)
 {
     if (isfinite(v)) fprintf(f, "%.6g", v);
     else fputs("null", f);
-}
-
-/* A CSV field (RFC 4180): quoted, with "" for ", when it holds a comma, a
- * quote, CR or LF; invalid UTF-8 bytes become U+FFFD as in JSON. */
-static void csv_str(FILE *f, const char *s)
-{
-    int quote = strpbrk(s, ",\"\r\n") != NULL;
-    const unsigned char *p = (const unsigned char *)s;
-    if (quote) fputc('"', f);
-    while (*p) {
-        unsigned char c = *p;
-        if (c == '"') { fputs("\"\"", f); p++; continue; }
-        if (c < 0x80) { fputc(c, f); p++; continue; }
-        int n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-        int ok = n > 0;
-        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
-        if (ok) { fwrite(p, 1, (size_t)n, f); p += n; }
-        else { fputs("\xef\xbf\xbd", f); p++; }
-    }
-    if (quote) fputc('"', f);
 }
 
 /* A CSV number: the digits JSON gets; an empty field where JSON has null. */
@@ -228,11 +159,11 @@ static void print_compression_json(const ctx_t *c, FILE *f)
     for (int i = 0; i < c->ncorpora; i++) {
         const tkm_analyze_counts *row = c->counts + (size_t)i * (size_t)c->nmodels;
         fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-        json_str(f, c->corpora[i].name);
+        cli_json_str(f, c->corpora[i].name);
         fprintf(f, ", \"files\": [");
         for (int j = 0; j < c->corpora[i].nfiles; j++) {
             if (j) fputs(", ", f);
-            json_str(f, c->corpora[i].files[j]);
+            cli_json_str(f, c->corpora[i].files[j]);
         }
         fprintf(f, "],\n     \"lines\": %llu, \"bytes\": %llu, \"chars\": %llu, \"words\": %llu,\n     \"tokenizers\": [",
                 (unsigned long long)row[0].lines, (unsigned long long)row[0].bytes,
@@ -240,7 +171,7 @@ static void print_compression_json(const ctx_t *c, FILE *f)
         for (int k = 0; k < c->nmodels; k++) {
             const tkm_analyze_counts *a = &row[k];
             fprintf(f, "%s\n       {\"model\": ", k ? "," : "");
-            json_str(f, c->model_paths[k]);
+            cli_json_str(f, c->model_paths[k]);
             fprintf(f, ", \"tokens\": %llu, \"byte_tokens\": %llu, \"unk_tokens\": %llu,",
                     (unsigned long long)a->tokens, (unsigned long long)a->byte_tokens,
                     (unsigned long long)a->unk_tokens);
@@ -269,11 +200,11 @@ static void print_compression_csv(const ctx_t *c, FILE *f)
         const tkm_analyze_counts *row = c->counts + (size_t)i * (size_t)c->nmodels;
         for (int k = 0; k < c->nmodels; k++) {
             const tkm_analyze_counts *a = &row[k];
-            csv_str(f, c->corpora[i].name);
+            cli_csv_str(f, c->corpora[i].name);
             fputc(',', f);
-            csv_str(f, label(c->model_paths[k], lb, sizeof lb));
+            cli_csv_str(f, label(c->model_paths[k], lb, sizeof lb));
             fputc(',', f);
-            csv_str(f, c->model_paths[k]);
+            cli_csv_str(f, c->model_paths[k]);
             fprintf(f, ",%d,%llu,%llu,%llu,%llu,%llu,%llu,%llu", c->corpora[i].nfiles,
                     (unsigned long long)a->lines, (unsigned long long)a->bytes, (unsigned long long)a->chars,
                     (unsigned long long)a->words, (unsigned long long)a->tokens,
@@ -402,16 +333,16 @@ static void print_vocab_text(const ctx_t *c, const tkm_analyze_vocab *v, int (*u
 static void print_vocab_json(const ctx_t *c, const tkm_analyze_vocab *v, int (*unused)[TKM_CAT_COUNT], FILE *f)
 {
     fprintf(f, "{\n  \"command\": \"vocab\",\n  \"published\": ");
-    json_str(f, published_note);
+    cli_json_str(f, published_note);
     fprintf(f, ",\n  \"unused_corpora\": [");
     for (int i = 0; unused && i < c->ncorpora; i++) {
         if (i) fputs(", ", f);
-        json_str(f, c->corpora[i].name);
+        cli_json_str(f, c->corpora[i].name);
     }
     fprintf(f, "],\n  \"vocabularies\": [");
     for (int k = 0; k < c->nmodels; k++) {
         fprintf(f, "%s\n    {\"model\": ", k ? "," : "");
-        json_str(f, c->model_paths[k]);
+        cli_json_str(f, c->model_paths[k]);
         fprintf(f, ", \"pieces\": %d, \"user_defined\": %d,\n     \"categories\": {", v[k].pieces,
                 v[k].user_defined);
         for (int cat = 0; cat < TKM_CAT_COUNT; cat++)
@@ -441,7 +372,7 @@ static void print_vocab_json(const ctx_t *c, const tkm_analyze_vocab *v, int (*u
         fputs("     \"scripts\": {", f);
         for (int i = 0; i < v[k].n_scripts; i++) {
             if (i) fputs(", ", f);
-            json_str(f, v[k].scripts[i].name);
+            cli_json_str(f, v[k].scripts[i].name);
             fprintf(f, ": %d", v[k].scripts[i].count);
         }
         fputs("}}", f);
@@ -456,9 +387,9 @@ static void print_vocab_json(const ctx_t *c, const tkm_analyze_vocab *v, int (*u
 static void csv_key(FILE *f, const char *table, const char *key) /* ends the previous line */
 {
     fputc('\n', f);
-    csv_str(f, table);
+    cli_csv_str(f, table);
     fputc(',', f);
-    csv_str(f, key);
+    cli_csv_str(f, key);
 }
 
 static void print_vocab_csv(const ctx_t *c, const tkm_analyze_vocab *v, int (*unused)[TKM_CAT_COUNT], FILE *f)
@@ -473,7 +404,7 @@ static void print_vocab_csv(const ctx_t *c, const tkm_analyze_vocab *v, int (*un
     fputs("table,key", f);
     for (int k = 0; k < nm; k++) {
         fputc(',', f);
-        csv_str(f, dup ? c->model_paths[k] : label(c->model_paths[k], lb, sizeof lb));
+        cli_csv_str(f, dup ? c->model_paths[k] : label(c->model_paths[k], lb, sizeof lb));
     }
     csv_key(f, "pieces", "total");
     for (int k = 0; k < nm; k++) fprintf(f, ",%d", v[k].pieces);
@@ -526,12 +457,12 @@ static void svg_bars(FILE *f, const char *title, const char *const *groups, int 
     fprintf(f, "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\">\n",
             left + width + 90, h);
     fprintf(f, "<text x=\"0\" y=\"16\" font-weight=\"bold\">");
-    html_str(f, title);
+    cli_html_str(f, title);
     fputs("</text>\n", f);
     int y = top;
     for (int g = 0; g < ng; g++) {
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + (ns * bh) / 2 + 5);
-        html_str(f, groups[g]);
+        cli_html_str(f, groups[g]);
         fputs("</text>\n", f);
         for (int s = 0; s < ns; s++) {
             double val = values[g * ns + s];
@@ -550,7 +481,7 @@ static void svg_bars(FILE *f, const char *title, const char *const *groups, int 
         fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" "
                    "font-size=\"12\">",
                 left, y + s * 16, palette[s % 10], left + 18, y + s * 16 + 11);
-        html_str(f, series[s]);
+        cli_html_str(f, series[s]);
         fputs("</text>\n", f);
     }
     fputs("</svg></figure>\n", f);
@@ -599,9 +530,9 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
             const tkm_analyze_counts *a = &c->counts[(size_t)i * (size_t)nm + (size_t)k];
             const tkm_analyze_counts *b0 = &c->counts[(size_t)i * (size_t)nm];
             fputs("<tr><td>", f);
-            html_str(f, cnames[i]);
+            cli_html_str(f, cnames[i]);
             fputs("</td><td>", f);
-            html_str(f, labels[k]);
+            cli_html_str(f, labels[k]);
             fprintf(f, "</td><td>%llu", (unsigned long long)a->tokens);
             double r[R_COUNT];
             row_ratios(a, b0, r);
@@ -637,14 +568,14 @@ static void print_report(const ctx_t *c, const tkm_analyze_vocab *v, int (*unuse
         fputs("<table><tr><th>category</th>", f);
         for (int k = 0; k < nm; k++) {
             fputs("<th>", f);
-            html_str(f, labels[k]);
+            cli_html_str(f, labels[k]);
             fputs("<br>unused / pieces</th>", f);
         }
         fputs("</tr>\n", f);
         for (int cat = 0; cat < TKM_CAT_COUNT; cat++) {
             if (cat == TKM_CAT_SPECIAL) continue;
             fputs("<tr><td>", f);
-            html_str(f, cats[cat]);
+            cli_html_str(f, cats[cat]);
             for (int k = 0; k < nm; k++) {
                 fprintf(f, "</td><td>%d / %d", unused[k][cat], v[k].category[cat]);
                 if (v[k].category[cat] > 0) fprintf(f, " (%.1f%%)", 100.0 * unused[k][cat] / v[k].category[cat]);

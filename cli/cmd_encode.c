@@ -204,18 +204,6 @@ static void io_usage(FILE *f, int decode)
                "  -h, --help\n");
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* OUT.json beside a u16 dataset: what it holds and how it was made. */
 static int write_sidecar(const char *outpath, const char *model, const tkm_model *m, uint64_t tokens, uint64_t docs,
                          int32_t sep, int doc_per_line, const char *const *files, int nfiles)
@@ -238,7 +226,7 @@ static int write_sidecar(const char *outpath, const char *model, const tkm_model
     crc = crc32(crc, mb, (uInt)mlen);
     fprintf(f, "{\n  \"format\": \"tokenmill-u16\",\n  \"dtype\": \"uint16\",\n  \"byte_order\": \"little\",\n");
     fprintf(f, "  \"model\": ");
-    json_str(f, model);
+    cli_json_str(f, model);
     fprintf(f, ",\n  \"model_bytes\": %zu,\n  \"model_crc32\": \"%08lx\",\n  \"vocab_size\": %d,\n", mlen, crc,
             tkm_model_size(m));
     fprintf(f, "  \"tokens\": %llu,\n  \"documents\": %llu,\n  \"document_unit\": \"%s\",\n",
@@ -246,7 +234,7 @@ static int write_sidecar(const char *outpath, const char *model, const tkm_model
     fprintf(f, "  \"doc_separator_id\": %d,\n  \"sources\": [", (int)sep);
     for (int i = 0; i < nfiles; i++) {
         fprintf(f, i ? ", " : "");
-        json_str(f, files[i]);
+        cli_json_str(f, files[i]);
     }
     fprintf(f, "]\n}\n");
     int bad = ferror(f) | (fclose(f) != 0);

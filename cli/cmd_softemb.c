@@ -34,25 +34,6 @@ static const struct option io_opts[] = {
     {"checksum", no_argument, 0, I_CHECKSUM}, {"rows", required_argument, 0, I_ROWS},
     {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
-/* Length of the valid UTF-8 sequence at b (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *b, size_t n)
-{
-    unsigned c = b[0];
-    size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (k == 0 || k > n)
-        return 0;
-    unsigned cp = k == 1 ? c : k == 2 ? c & 0x1F : k == 3 ? c & 0x0F : c & 0x07;
-    for (size_t i = 1; i < k; i++) {
-        if ((b[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (b[i] & 0x3F);
-    }
-    static const unsigned min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-    if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return k;
-}
-
 /* Bytes as text: control characters, backslash and bytes that are not valid
  * UTF-8 (a lone byte piece such as <0xE3>) become \xNN, so each row stays one
  * line; with quotes, '"' is escaped too. */
@@ -62,7 +43,7 @@ static void print_escaped(FILE *f, const unsigned char *b, size_t n, int quote)
         fputc('"', f);
     for (size_t i = 0; i < n;) {
         unsigned char c = b[i];
-        size_t k = utf8_len(b + i, n - i);
+        size_t k = cli_utf8_len(b + i, n - i);
         if (c == '\\' || (quote && c == '"'))
             fprintf(f, "\\%c", c);
         else if (k == 0 || c < 0x20 || c == 0x7F)

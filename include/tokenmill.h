@@ -35,7 +35,9 @@ enum {
     TKM_ENOTSUP = -5,   /* valid but unsupported (model type, feature) */
     TKM_ERANGE = -6,    /* id or size out of range */
     TKM_EEMPTY = -7,    /* no usable input */
-    TKM_EVOCAB = -8     /* vocabulary size cannot be reached */
+    TKM_EVOCAB = -8,    /* vocabulary size cannot be reached */
+    TKM_ETIES = -9      /* an export would break exact score ties unlike sentencepiece
+                           (Unigram to tokenizer.json without TKM_EXPORT_UNIGRAM_TIES) */
 };
 
 /* Short text for an error code. Never NULL. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/parallel.h"
 #include "../lib/tkm_internal.h"
 #include "tokenmill.h"
 
@@ -116,12 +117,7 @@ static void pool_run(pool *p, size_t n, size_t grain, range_fn fn, void *ctx)
 static int pool_init(pool *p, int threads)
 {
     memset(p, 0, sizeof(*p));
-    if (threads <= 0) {
-        long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = nc > 0 ? (int)nc : 1;
-    }
-    if (threads > 256)
-        threads = 256;
+    threads = tkmi_thread_count(threads, 256);
     p->nthreads = threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_go, NULL);

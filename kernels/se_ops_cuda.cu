@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenmill.h" // the error codes (TKM_E*): the module reports through them
+
 extern "C" {
 #include "se_ops.h"
 }
@@ -20,8 +22,6 @@ extern "C" {
 typedef int (*err_fn)(int code, const char *fmt, ...);
 
 namespace {
-
-const int TKM_E_NOMEM = -1, TKM_E_NOTSUP = -5, TKM_E_IO = -2, TKM_E_INVAL = -4;
 
 struct impl {
     cublasHandle_t blas;
@@ -43,7 +43,7 @@ void record(tkmi_se_backend *be, const char *what, const char *detail)
     impl *p = I(be);
     if (p->err)
         return;
-    p->err = TKM_E_IO;
+    p->err = TKM_EIO;
     snprintf(p->msg, sizeof(p->msg), "CUDA: %s failed: %s", what, detail);
 }
 
@@ -168,7 +168,7 @@ void g_gemm(tkmi_se_backend *be, int transA, int transB, int M, int N, int K, fl
     if (M < 0 || N < 0 || K < 0 || lda < (transA ? M : K) || lda < 1 || ldb < (transB ? K : N) || ldb < 1 ||
         ldc < N || ldc < 1) {
         if (!p->err) {
-            p->err = TKM_E_INVAL;
+            p->err = TKM_EINVAL;
             snprintf(p->msg, sizeof(p->msg),
                      "CUDA: gemm: invalid arguments (M %d, N %d, K %d, transA %d, transB %d, lda %d, ldb %d, ldc %d)", M,
                      N, K, transA, transB, lda, ldb, ldc);
@@ -1032,24 +1032,24 @@ int tkmi_se_cuda_module_create(int device, tkmi_se_backend **out, err_fn report)
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
         cudaGetLastError();
-        return report(TKM_E_NOTSUP, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        return report(TKM_ENOTSUP, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
     }
     if (device < 0 || device >= n)
-        return report(TKM_E_NOTSUP, "CUDA device %d does not exist (%d present)", device, n);
+        return report(TKM_ENOTSUP, "CUDA device %d does not exist (%d present)", device, n);
     if ((e = cudaSetDevice(device)) != cudaSuccess)
-        return report(TKM_E_NOTSUP, "cudaSetDevice(%d): %s", device, cudaGetErrorString(e));
+        return report(TKM_ENOTSUP, "cudaSetDevice(%d): %s", device, cudaGetErrorString(e));
     tkmi_se_backend *be = (tkmi_se_backend *)calloc(1, sizeof(*be));
     impl *p = (impl *)calloc(1, sizeof(*p));
     if (!be || !p) {
         free(be);
         free(p);
-        return report(TKM_E_NOMEM, "out of memory");
+        return report(TKM_ENOMEM, "out of memory");
     }
     p->report = report;
     if (cublasCreate(&p->blas) != CUBLAS_STATUS_SUCCESS) {
         free(be);
         free(p);
-        return report(TKM_E_NOTSUP, "cublasCreate failed on CUDA device %d", device);
+        return report(TKM_ENOTSUP, "cublasCreate failed on CUDA device %d", device);
     }
     // fp32 unless TF32 is asked for (here by TKM_CUDA_TF32=1, or later by
     // tkmi_se_backend_cuda_set_tf32)

@@ -14,6 +14,7 @@
 #include <unicode/utf.h>
 #include <unicode/utf16.h>
 
+#include "fileio.h"
 #include "model_internal.h"
 
 /* ---- a map from code point sequences to code point sequences ---- */

@@ -32,6 +32,7 @@ const char *tkm_strerror(int code)
     case TKM_ERANGE: return "out of range";
     case TKM_EEMPTY: return "no usable input";
     case TKM_EVOCAB: return "vocabulary size cannot be reached";
+    case TKM_ETIES: return "exact score ties would resolve differently";
     default: return "unknown error";
     }
 }

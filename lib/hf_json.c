@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
 #include "model_internal.h"
 
 /* ---- growable JSON text ---- */
@@ -493,7 +494,7 @@ int tkm_model_export_hf_json_flags(const tkm_model *m, const char *path, unsigne
         write_decoder(&b, m);
         rc = write_model(&b, m, &all);
         if (rc == 0 && m->model_type == TKM_MODEL_UNIGRAM && !(flags & TKM_EXPORT_UNIGRAM_TIES))
-            rc = tkmi_error(TKM_ENOTSUP,
+            rc = tkmi_error(TKM_ETIES,
                             "%s: a Unigram model cannot be exported with ids always identical to "
                             "sentencepiece's: HF adds path scores in double precision where sentencepiece "
                             "rounds them to float, so equal-score segmentations (the same pieces in another "

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "front.h"
+#include "fileio.h"
+#include "hf_pipeline.h"
 #include "json.h"
 
 /* ---- GPT-2's byte <-> character map (HF ByteLevel, tiktoken's r50k) ---- */
@@ -368,7 +369,7 @@ static int read_merges(rd *r, const tkmi_json *mv)
                             "vocabulary", r->path, it->offset, i, (int)la, sa, (int)lb, sb);
             break;
         }
-        rc = tkmi_front_add_merge(r->f, ia, ib, (uint32_t)i, iab);
+        rc = tkmi_pairmap_put(&r->f->merges, ia, ib, (uint32_t)i, iab, 1);
     }
     tkmi_free(ab);
     tkmi_free(tmp);
@@ -423,6 +424,60 @@ static int read_added(rd *r, const tkmi_json *at)
     return rc;
 }
 
+/* Builds a tkm_model around f from pieces (types/scores per id; ids without
+ * a piece are filled with unused pieces) and, for Unigram, serialized
+ * protobuf: see tkmi_model_load_pb. Takes ownership of f in every case. */
+static int front_model(struct tkmi_front *f, const char *name, const char *const *pieces, const uint32_t *lens,
+                     const float *scores, const uint8_t *types, int n, int model_type, int byte_fallback,
+                     tkm_model **out)
+{
+    *out = NULL;
+    tkmi_pb b = {0}, sub = {0};
+    char fill[48];
+    for (int id = 0; id < n; id++) {
+        tkmi_pb p = {0};
+        if (pieces[id]) {
+            tkmi_pb_bytes(&p, 1, pieces[id], lens[id]);
+            tkmi_pb_float(&p, 2, scores ? scores[id] : 0.0f);
+            tkmi_pb_int(&p, 3, types[id]);
+        } else { /* an id no entry of the file uses */
+            int k = snprintf(fill, sizeof fill, "<tokenmill:unused:%d>", id);
+            tkmi_pb_bytes(&p, 1, fill, (size_t)k);
+            tkmi_pb_int(&p, 3, TKM_PIECE_UNUSED);
+        }
+        tkmi_pb_bytes(&b, 1, p.p, p.n);
+        if (p.err) b.err = p.err;
+        tkmi_free(p.p);
+    }
+    tkmi_pb_int(&sub, 3, model_type);
+    tkmi_pb_int(&sub, 35, byte_fallback);
+    tkmi_pb_int(&sub, 41, -1);
+    tkmi_pb_int(&sub, 42, -1);
+    tkmi_pb_int(&sub, 43, -1);
+    tkmi_pb_bytes(&b, 2, sub.p, sub.n);
+    if (sub.err) b.err = sub.err;
+    tkmi_free(sub.p);
+    sub = (tkmi_pb){0};
+    tkmi_pb_str(&sub, 1, "identity");
+    tkmi_pb_int(&sub, 3, 0);
+    tkmi_pb_int(&sub, 4, 0);
+    tkmi_pb_int(&sub, 5, 0);
+    tkmi_pb_bytes(&b, 3, sub.p, sub.n);
+    if (sub.err) b.err = sub.err;
+    tkmi_free(sub.p);
+    int rc = b.err ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    tkm_model *m = NULL;
+    if (rc == 0) rc = tkmi_model_load_pb(b.p, b.n, name, model_type == TKM_MODEL_UNIGRAM, &m);
+    tkmi_free(b.p);
+    if (rc < 0) {
+        tkmi_front_free(f);
+        return rc;
+    }
+    m->front = f;
+    *out = m;
+    return 0;
+}
+
 static void rd_free(rd *r)
 {
     for (int i = 0; i < r->n; i++) tkmi_free(r->piece[i]);
@@ -445,7 +500,7 @@ static void type_bytes(tkm_model *m)
 static int finish(rd *r, int model_type, int byte_fallback, tkm_model **out)
 {
     struct tkmi_front *f = r->f;
-    int rc = tkmi_front_model(f, r->path, (const char *const *)r->piece, r->plen, r->score, r->type, r->n,
+    int rc = front_model(f, r->path, (const char *const *)r->piece, r->plen, r->score, r->type, r->n,
                               model_type, byte_fallback, out);
     r->f = NULL; /* owned by the model (or freed) now */
     if (rc < 0) return rc;
@@ -692,7 +747,7 @@ static int read_tiktoken(rd *r, const char *text, size_t len, int pattern, tkm_m
         for (uint32_t k = 1; k < r->plen[id]; k++) {
             int32_t a = tkmi_strmap_get(&f->vocab, r->piece[id], k);
             int32_t b = a < 0 ? -1 : tkmi_strmap_get(&f->vocab, r->piece[id] + k, r->plen[id] - k);
-            if (b >= 0) TKM_FORWARD_IF_ERROR(tkmi_front_add_merge(f, a, b, (uint32_t)id, id));
+            if (b >= 0) TKM_FORWARD_IF_ERROR(tkmi_pairmap_put(&f->merges, a, b, (uint32_t)id, id, 1));
         }
     }
     tkmi_step st;

@@ -1,6 +1,7 @@
 /* json.c - a small DOM JSON reader (RFC 8259) for safetensors headers and HF
  * tokenizer.json. Values live in a bump arena owned by the document, so a parse
  * is a handful of large allocations and freeing is one walk over blocks. */
+#include "fileio.h"
 #include "json.h"
 
 #include <errno.h>

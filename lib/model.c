@@ -7,7 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "front.h"
+#include "fileio.h"
+#include "hf_pipeline.h"
 #include "model_internal.h"
 
 /* ---- protobuf reading ---- */
@@ -386,36 +387,6 @@ int tkmi_model_load_pb(const void *data, size_t size, const char *name, int need
     return 0;
 }
 
-int tkmi_read_file(const char *path, uint8_t **data, size_t *len)
-{
-    *data = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY);
-    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tkmi_error(TKM_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = tkmi_malloc(size ? size : 1);
-    if (!buf) { close(fd); return tkmi_error(TKM_ENOMEM, "out of memory reading %s", path); }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t k = read(fd, buf + got, size - got);
-        if (k <= 0) {
-            close(fd);
-            tkmi_free(buf);
-            return tkmi_error(TKM_EIO, "%s: read error: %s", path, k < 0 ? strerror(errno) : "short read");
-        }
-        got += (size_t)k;
-    }
-    close(fd);
-    *data = buf;
-    *len = size;
-    return 0;
-}
-
 int tkm_model_load(const char *path, tkm_model **out)
 {
     *out = NULL;
@@ -491,63 +462,6 @@ int tkm_model_save(const tkm_model *m, const char *path)
     TKM_RETURN_ERROR_IF(m->front, TKM_ENOTSUP, "%s: a tokenizer read from a tokenizer.json or tiktoken file "
                         "cannot be saved as a sentencepiece .model", m->name);
     return tkmi_write_file_atomic(path, m->raw, m->raw_len);
-}
-
-/* Writes len bytes to fd; 0 or -1 (errno set). */
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t k = write(fd, p + done, len - done);
-        if (k < 0) return -1;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
-int tkmi_write_file_atomic(const char *path, const void *data, size_t len)
-{
-    struct stat st;
-    if (!strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
-        /* "-": standard output; /dev/null, a FIFO, a terminal: write in place, never replace it */
-        int fd = !strcmp(path, "-") ? dup(1) : open(path, O_WRONLY);
-        TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
-        int bad = write_all(fd, data, len) != 0;
-        bad |= close(fd) != 0;
-        TKM_RETURN_ERROR_IF(bad, TKM_EIO, "%s: write error: %s", path, strerror(errno));
-        return 0;
-    }
-    size_t pl = strlen(path);
-    char *tmp = tkmi_malloc(pl + 32);
-    TKM_RETURN_ERROR_IF(!tmp, TKM_ENOMEM, "out of memory");
-    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        int rc = tkmi_error(TKM_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        tkmi_free(tmp);
-        return rc;
-    }
-    const uint8_t *p = data;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t k = write(fd, p + done, len - done);
-        if (k < 0) {
-            int rc = tkmi_error(TKM_EIO, "%s: write error: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            tkmi_free(tmp);
-            return rc;
-        }
-        done += (size_t)k;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        int rc = tkmi_error(TKM_EIO, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        tkmi_free(tmp);
-        return rc;
-    }
-    tkmi_free(tmp);
-    return 0;
 }
 
 /* ---- protobuf writing ---- */

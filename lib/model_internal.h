@@ -1,39 +1,11 @@
 /* model_internal.h - the in-memory model shared by the encoder, decoder and
- * trainer, plus the protobuf writer and the prefix trie. */
+ * trainer (lib/model.c), the normalizer (lib/normalize.c), the charsmap
+ * builder (lib/charsmap_build.c) and the protobuf writer (lib/model.c). */
 #ifndef TKM_MODEL_INTERNAL_H
 #define TKM_MODEL_INTERNAL_H
 
+#include "ptrie.h"
 #include "tkm_internal.h"
-
-/* Frozen byte trie over piece strings (Unigram lattices, and the
- * longest-match of user-defined symbols, sentencepiece's PrefixMatcher): node 0 is the
- * root, with a direct table for the first byte; other nodes keep their
- * children as a sorted edge range. id[node] is the piece ending there or -1. */
-typedef struct {
-    int32_t root[256];
-    int32_t *id;         /* per node */
-    uint32_t *first;     /* per node: first edge; first[n+1] ends the range */
-    uint8_t *ebyte;      /* per edge */
-    int32_t *echild;     /* per edge */
-    size_t n_nodes, n_edges;
-} tkmi_ptrie;
-/* Builds the trie of the given pieces (ids[i] for strs[i]). */
-int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *lens, const int32_t *ids, size_t n);
-void tkmi_ptrie_free(tkmi_ptrie *t);
-/* Length of the longest piece that is a prefix of s[0..len), or 0. */
-size_t tkmi_ptrie_longest(const tkmi_ptrie *t, const char *s, size_t len);
-static inline int32_t tkmi_ptrie_child(const tkmi_ptrie *t, int32_t node, uint8_t b)
-{
-    if (node == 0) return t->root[b];
-    uint32_t lo = t->first[node], hi = t->first[node + 1];
-    if (hi - lo == 1) return t->ebyte[lo] == b ? t->echild[lo] : -1; /* most nodes */
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) >> 1;
-        if (t->ebyte[mid] < b) lo = mid + 1;
-        else hi = mid;
-    }
-    return (lo < t->first[node + 1] && t->ebyte[lo] == b) ? t->echild[lo] : -1;
-}
 
 struct tkm_model {
     uint8_t *raw;
@@ -63,9 +35,13 @@ struct tkm_model {
     int has_user;
     int has_unused;
     /* set for tokenizers read from tokenizer.json / tiktoken files: the HF
-     * pipeline in front of the pieces (lib/front.h); NULL for .model files */
+     * pipeline in front of the pieces (lib/hf_pipeline.h); NULL for .model files */
     struct tkmi_front *front;
 };
+
+/* Loads a ModelProto (lib/model.c); need_unk = 0 accepts a model without an
+ * unknown piece. */
+int tkmi_model_load_pb(const void *data, size_t size, const char *name, int need_unk, tkm_model **out);
 
 static inline const char *tkmi_piece(const tkm_model *m, int id) { return (const char *)m->raw + m->poff[id]; }
 /* sentencepiece's PieceToId: reserved first, then normal, else unk. */
@@ -95,7 +71,5 @@ void tkmi_pb_str(tkmi_pb *b, int field, const char *s);
 void tkmi_pb_int(tkmi_pb *b, int field, int64_t v);   /* int32/int64/bool/enum */
 void tkmi_pb_float(tkmi_pb *b, int field, float v);
 void tkmi_pb_append(tkmi_pb *b, const void *p, size_t n);
-
-int tkmi_write_file_atomic(const char *path, const void *data, size_t len);
 
 #endif

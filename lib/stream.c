@@ -18,6 +18,18 @@ struct tkm_reader {
     uint64_t lineno, bytes;
 };
 
+/* zlib's message without the "<fd:N>: " it prefixes when it was given a
+ * descriptor: the messages here name the file already. */
+static const char *gz_msg(gzFile gz, int *zerr)
+{
+    const char *msg = gzerror(gz, zerr);
+    if (msg && !strncmp(msg, "<fd:", 4)) {
+        const char *e = strstr(msg, ">: ");
+        if (e) msg = e + 3;
+    }
+    return msg;
+}
+
 int tkm_reader_open(const char *path, tkm_reader **out)
 {
     *out = NULL;
@@ -71,14 +83,14 @@ static int reader_fill(tkm_reader *r)
     int n = gzread(r->gz, r->buf + r->end, (unsigned)want);
     if (n < 0) {
         int zerr;
-        const char *msg = gzerror(r->gz, &zerr);
+        const char *msg = gz_msg(r->gz, &zerr);
         return tkmi_error(zerr == Z_ERRNO ? TKM_EIO : TKM_EFORMAT, "%s: read error near line %llu (byte %llu): %s",
                           r->name, (unsigned long long)r->lineno + 1, (unsigned long long)r->bytes,
                           zerr == Z_ERRNO ? strerror(errno) : msg);
     }
     if (n == 0) {
         int zerr;
-        const char *msg = gzerror(r->gz, &zerr);
+        const char *msg = gz_msg(r->gz, &zerr);
         TKM_RETURN_ERROR_IF(zerr != Z_OK && zerr != Z_STREAM_END, TKM_EFORMAT,
                             "%s: corrupt or truncated gzip data near line %llu: %s", r->name,
                             (unsigned long long)r->lineno + 1, msg);

@@ -45,8 +45,6 @@ void tkmi_alloc_hook_off(void);
 long tkmi_alloc_count(void);  /* allocations numbered since armed */
 long tkmi_alloc_failed(void); /* how many were made to fail (0 or 1) */
 long tkmi_alloc_live(void);   /* allocated minus freed since armed */
-/* Reads a whole regular file into a tkmi_malloc'd buffer (TKM_EIO names the file). */
-int tkmi_read_file(const char *path, uint8_t **data, size_t *len);
 /* Grows *p (element size es) so that it holds at least need elements. */
 int tkmi_grow(void **p, size_t *cap, size_t need, size_t es);
 

@@ -2,6 +2,7 @@
  * the teacher vocabulary, retrieval metrics against the whole teacher matrix,
  * and four baselines that see only the training rows (eval_internal.h). */
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
 
+#include "../lib/parallel.h"
 #include "../lib/tkm_internal.h"
 #include "eval_internal.h"
 #include "tokenmill_softemb.h"
@@ -51,16 +53,10 @@ typedef struct {
 typedef struct {
     par_job *job;
     int tid;
+    int rc; /* tasks cannot fail: always 0 */
 } par_arg;
 
-static int nthreads_of(int threads)
-{
-    if (threads <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = c > 0 ? (int)c : 1;
-    }
-    return threads > MAX_THREADS ? MAX_THREADS : threads;
-}
+static int nthreads_of(int threads) { return tkmi_thread_count(threads, MAX_THREADS); }
 
 static void *par_main(void *p)
 {
@@ -76,26 +72,18 @@ static void *par_main(void *p)
 
 /* Tasks are taken from a shared counter, so which thread runs which task
  * varies; callers make every task's result independent of that (each task
- * owns its outputs; per-thread integer counts are summed at the end). A
- * thread that cannot be created just leaves its share to the others. */
+ * owns its outputs; per-thread integer counts are summed at the end). The
+ * threads run through the one parallel-for (lib/parallel.h): a thread that
+ * cannot be created runs on the caller's, finding what tasks are left. */
 static void par_run(int threads, size_t ntasks, task_fn fn, void *ctx)
 {
     par_job job = { fn, ctx, ntasks, 0 };
     if ((size_t)threads > ntasks)
         threads = ntasks ? (int)ntasks : 1;
-    pthread_t th[MAX_THREADS];
     par_arg args[MAX_THREADS];
-    int started = 1;
-    for (int i = 1; i < threads; i++) {
-        args[i] = (par_arg){ &job, i };
-        if (pthread_create(&th[i], NULL, par_main, &args[i]) != 0)
-            break;
-        started = i + 1;
-    }
-    args[0] = (par_arg){ &job, 0 };
-    par_main(&args[0]);
-    for (int i = 1; i < started; i++)
-        pthread_join(th[i], NULL);
+    for (int i = 0; i < threads; i++)
+        args[i] = (par_arg){ &job, i, 0 };
+    tkmi_par_jobs(args, threads, sizeof *args, offsetof(par_arg, rc), par_main);
 }
 
 /* ---- split -------------------------------------------------------------------------------- */

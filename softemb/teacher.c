@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../lib/json.h"
+#include "../lib/fileio.h"
 #include "../lib/model_internal.h"
 #include "../lib/tkm_internal.h"
 #include "tokenmill_softemb.h"
@@ -1088,20 +1089,6 @@ static void ostr(obuf *b, const char *s)
     oput(b, s, n);
 }
 
-static int write_all(int fd, const void *p, size_t n, const char *tmp)
-{
-    const unsigned char *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        TKM_RETURN_ERROR_IF(k <= 0, TKM_EIO, "%s: write error: %s", tmp, k < 0 ? strerror(errno) : "no progress");
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* Writes header b, then m (n floats) as dtype, little-endian, atomically to path. */
 static int write_with_matrix(const char *path, obuf *b, const float *m, size_t n, tkm_dtype dtype)
 {
@@ -1109,54 +1096,32 @@ static int write_with_matrix(const char *path, obuf *b, const float *m, size_t n
         tkmi_free(b->p);
         return tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
     }
-    size_t pl = strlen(path);
-    char *tmp = tkmi_malloc(pl + 32);
     enum { CHUNK = 1 << 16 };
     unsigned char *buf = tkmi_malloc(CHUNK * 4);
-    int rc = 0, fd = -1;
-    if (!tmp || !buf) {
-        rc = tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
-        goto done;
-    }
-    /* "-" is standard output; /dev/null, a FIFO or a terminal is written in
-     * place (never replaced), as tkmi_write_file_atomic does */
-    struct stat st;
-    int inplace = !strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
-    if (inplace)
-        snprintf(tmp, pl + 32, "%s", !strcmp(path, "-") ? "standard output" : path);
-    else
-        snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-    fd = !strcmp(path, "-") ? dup(1) : inplace ? open(path, O_WRONLY) : open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        rc = tkmi_error(TKM_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
-    rc = write_all(fd, b->p, b->n, tmp);
-    for (size_t i = 0; rc == 0 && i < n; i += CHUNK) {
-        size_t k = n - i < CHUNK ? n - i : CHUNK, w = 0;
-        for (size_t j = 0; j < k; j++) {
-            uint32_t u;
-            if (dtype == TKM_DTYPE_F32) {
-                memcpy(&u, &m[i + j], 4);
-                for (int s = 0; s < 4; s++)
-                    buf[w++] = (unsigned char)(u >> (8 * s));
-            } else {
-                u = dtype == TKM_DTYPE_F16 ? f32_to_f16(m[i + j]) : f32_to_bf16(m[i + j]);
-                buf[w++] = (unsigned char)u;
-                buf[w++] = (unsigned char)(u >> 8);
+    tkmi_outfile o;
+    int rc = !buf ? tkmi_error(TKM_ENOMEM, "out of memory writing %s", path) : tkmi_out_open(&o, path);
+    if (rc == 0) {
+        rc = tkmi_out_write(&o, b->p, b->n);
+        for (size_t i = 0; rc == 0 && i < n; i += CHUNK) {
+            size_t k = n - i < CHUNK ? n - i : CHUNK, w = 0;
+            for (size_t j = 0; j < k; j++) {
+                uint32_t u;
+                if (dtype == TKM_DTYPE_F32) {
+                    memcpy(&u, &m[i + j], 4);
+                    for (int s = 0; s < 4; s++)
+                        buf[w++] = (unsigned char)(u >> (8 * s));
+                } else {
+                    u = dtype == TKM_DTYPE_F16 ? f32_to_f16(m[i + j]) : f32_to_bf16(m[i + j]);
+                    buf[w++] = (unsigned char)u;
+                    buf[w++] = (unsigned char)(u >> 8);
+                }
             }
+            rc = tkmi_out_write(&o, buf, w);
         }
-        rc = write_all(fd, buf, w, tmp);
+        if (rc == 0) rc = tkmi_out_commit(&o);
+        else tkmi_out_abort(&o);
     }
-    if (close(fd) != 0 && rc == 0)
-        rc = tkmi_error(TKM_EIO, "%s: write error: %s", tmp, strerror(errno));
-    if (rc == 0 && !inplace && rename(tmp, path) != 0)
-        rc = tkmi_error(TKM_EIO, "%s: cannot write: %s", path, strerror(errno));
-    if (rc < 0 && !inplace)
-        unlink(tmp);
-done:
     tkmi_free(buf);
-    tkmi_free(tmp);
     tkmi_free(b->p);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "model.h"
+#include "../lib/fileio.h"
 #include "../lib/model_internal.h"
 #include "../lib/tkm_internal.h"
 #include "tokenmill_softemb.h"

@@ -3,6 +3,7 @@
  * decoder's rules, and streamed input. */
 #include <check.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include "skip.h"
 #include "json.h"
 #include "model_internal.h"
+#include "pairmap.h"
+#include "parallel.h"
 #include "tokenmill.h"
 
 /* ---- JSON reader ---------------------------------------------------------- */
@@ -138,6 +141,40 @@ static const P abc[] = {
     {"ab", -1, 1}, {"bc", -0.5f, 1}, {"a", -3, 1}, {"b", -4, 1}, {"c", -5, 1}, {"\xE2\x96\x81", -6, 1},
     {"\xE2\x96\x81" "a", -2, 1}, {"cc", -1, 1},
 };
+
+/* lib/parallel.c: every job runs once, and the message of the lowest failed
+ * job (set on its own thread) comes back to the caller. */
+typedef struct { int id, ran, rc; } pjob;
+static void *pjob_main(void *p)
+{
+    pjob *j = p;
+    j->ran++;
+    j->rc = (j->id == 2 || j->id == 3) ? tkmi_error(TKM_EINVAL, "job %d failed", j->id) : 0;
+    return NULL;
+}
+START_TEST(test_parallel)
+{
+    pjob jobs[5];
+    for (int i = 0; i < 5; i++) jobs[i] = (pjob){i, 0, 0};
+    tkmi_error(0, "before");
+    tkmi_par_jobs(jobs, 5, sizeof *jobs, offsetof(pjob, rc), pjob_main);
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(jobs[i].ran, 1);
+    ck_assert_str_eq(tkm_last_error(), "job 2 failed");
+    ck_assert_int_ge(tkmi_thread_count(0, 0), 1);
+    ck_assert_int_eq(tkmi_thread_count(500, 0), TKMI_MAX_THREADS);
+    ck_assert_int_eq(tkmi_thread_count(3, 2), 2);
+    /* pairmap: first value kept unless replace; grows past its start size */
+    tkmi_pairmap pm = {0};
+    for (int32_t i = 0; i < 5000; i++) ck_assert_int_eq(tkmi_pairmap_put(&pm, i, i + 1, (uint32_t)i, i * 2, 0), 0);
+    ck_assert_int_eq(tkmi_pairmap_put(&pm, 7, 8, 99, 99, 0), 0);
+    ck_assert_int_eq(tkmi_pairmap_get(&pm, 7, 8)->id, 14);
+    ck_assert_int_eq(tkmi_pairmap_put(&pm, 7, 8, 99, 99, 1), 0);
+    ck_assert_int_eq(tkmi_pairmap_get(&pm, 7, 8)->id, 99);
+    ck_assert_int_eq((int)tkmi_pairmap_get(&pm, 4999, 5000)->aux, 4999);
+    ck_assert_ptr_null(tkmi_pairmap_get(&pm, 8, 7));
+    tkmi_pairmap_free(&pm);
+}
+END_TEST
 
 START_TEST(test_utf8)
 {
@@ -599,6 +636,7 @@ static Suite *lib_suite(void)
     Suite *s = suite_create("lib");
     TCase *core = tcase_create("core");
     tcase_add_test(core, test_utf8);
+    tcase_add_test(core, test_parallel);
     tcase_add_test(core, test_strmap_trie);
     tcase_add_test(core, test_json);
     suite_add_tcase(s, core);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../lib/heap.h"
 #include "trainer_internal.h"
 
 /* the heap starts with about this many pairs (see bpe.T) */
@@ -357,37 +358,15 @@ static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
     return B->P[p].b < B->P[q].b;
 }
 
+TKMI_HEAP_DEFINE(hq, struct hent, const bpe *, hent_before) /* lib/heap.h */
+
 static int heap_push(bpe *B, int64_t cnt, pairid pair)
 {
-    if (B->heap_n == B->heap_cap)
-        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, B->heap_n + 1, sizeof *B->heap));
     struct hent e = {cnt, (uint64_t)pair, (unsigned)(B->s_nchars[B->P[pair].a] + B->s_nchars[B->P[pair].b])};
-    size_t i = B->heap_n++;
-    while (i > 0) {
-        size_t par = (i - 1) / 2;
-        if (!hent_before(B, &e, &B->heap[par])) break;
-        B->heap[i] = B->heap[par];
-        i = par;
-    }
-    B->heap[i] = e;
-    return 0;
+    return hq_push(B, &B->heap, &B->heap_n, &B->heap_cap, e);
 }
 
-static struct hent heap_pop(bpe *B)
-{
-    struct hent top = B->heap[0], last = B->heap[--B->heap_n];
-    size_t i = 0, n = B->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && hent_before(B, &B->heap[c + 1], &B->heap[c])) c++;
-        if (!hent_before(B, &B->heap[c], &last)) break;
-        B->heap[i] = B->heap[c];
-        i = c;
-    }
-    if (n) B->heap[i] = last;
-    return top;
-}
+static struct hent heap_pop(bpe *B) { return hq_pop(B, B->heap, &B->heap_n); }
 
 /* Drops stale entries: rebuilds the heap from the live pair counts. */
 static void heap_rebuild(bpe *B)
@@ -396,19 +375,7 @@ static void heap_rebuild(bpe *B)
     for (size_t p = 0; p < B->n_pairs; p++)
         if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (uint64_t)p, (unsigned)(B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b])};
     B->heap_n = n;
-    for (size_t i = n / 2; i-- > 0;) {
-        struct hent e = B->heap[i];
-        size_t k = i;
-        for (;;) {
-            size_t c = 2 * k + 1;
-            if (c >= n) break;
-            if (c + 1 < n && hent_before(B, &B->heap[c + 1], &B->heap[c])) c++;
-            if (!hent_before(B, &B->heap[c], &e)) break;
-            B->heap[k] = B->heap[c];
-            k = c;
-        }
-        B->heap[k] = e;
-    }
+    hq_heapify(B, B->heap, n);
 }
 
 static int flush_dirty(bpe *B)

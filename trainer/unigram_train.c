@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../lib/parallel.h"
 #include "trainer_internal.h"
 
 #define FIX_SCALE 16777216.0 /* 2^24: expected counts in fixed point */
@@ -69,21 +70,10 @@ static inline struct cnode cnode_make(uint32_t start, uint32_t end, int32_t id)
 static inline int32_t cnode_id(struct cnode c) { return (int32_t)(c.idlen >> 8) - 1; }
 static inline uint32_t cnode_end(struct cnode c) { return c.start + (c.idlen & 0xFF); }
 
-/* Runs fn on each of n jobs (job_size bytes apart), jobs 1.. on their own
- * threads and job 0 on the caller's; a job whose thread cannot start runs
- * on the caller's thread afterwards. */
-static void par_run(void *jobs, int n, size_t job_size, void *(*fn)(void *))
-{
-    pthread_t th[64];
-    int started[64] = {0};
-    if (n > 64) n = 64;
-    for (int t = 1; t < n; t++) started[t] = pthread_create(&th[t], NULL, fn, (char *)jobs + (size_t)t * job_size) == 0;
-    fn(jobs);
-    for (int t = 1; t < n; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else fn((char *)jobs + (size_t)t * job_size);
-    }
-}
+/* the one parallel-for (lib/parallel.h): every job runs, and the message of
+ * a failed job comes back with its rc */
+#define par_run(jobs, n, job_size, fn) \
+    tkmi_par_jobs((jobs), (n), (job_size), (size_t)((char *)&(jobs)[0].rc - (char *)&(jobs)[0]), (fn))
 
 /* ---- words ---- */
 static int cmp_word(const void *a, const void *b)
@@ -314,7 +304,7 @@ static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t seg_
 /* Applies remap (old piece index -> new, or -1 if removed) to the cache:
  * removed pieces vanish from the lattices, except that a removed
  * single-character piece becomes the unknown node, as populate() would. */
-typedef struct { uni *U; const int32_t *remap; int t; } filtjob;
+typedef struct { uni *U; const int32_t *remap; int t; int rc; } filtjob; /* rc: always 0 */
 
 static void *filter_main(void *arg)
 {
@@ -355,7 +345,7 @@ static void *filter_main(void *arg)
 static void filter_lattices(uni *U, const int32_t *remap)
 {
     filtjob J[64];
-    for (int t = 0; t < U->threads; t++) J[t] = (filtjob){U, remap, t};
+    for (int t = 0; t < U->threads; t++) J[t] = (filtjob){U, remap, t, 0};
     par_run(J, U->threads, sizeof *J, filter_main);
     U->lat_n = 0;
     for (int t = 0; t < U->threads; t++) U->lat_n += U->seg[t].n;

@@ -36,6 +36,9 @@ printf 'some text to compress\n%.0s' $(seq 1 200) | gzip -c > "$TMP/c.gz"
 head -c 60 "$TMP/c.gz" > "$TMP/trunc.gz"
 expect_fail "train: truncated gzip" 1 "$TMP/trunc.gz" $T train -q -o "$TMP/m.model" "$TMP/trunc.gz"
 no_file "$TMP/m.model" "train: truncated gzip"
+# the message names the file, not the descriptor zlib was given (<fd:3>)
+grep -q "<fd:" "$TMP/err" && fail "truncated gzip message shows zlib's descriptor: $(cat "$TMP/err")" \
+  || pass "truncated gzip message names the file only"
 
 # a good model, then broken copies of it
 $T train -q --vocab-size 40 --hard-vocab-limit=false -o "$TMP/good.model" "$TMP/small.txt"
@@ -63,4 +66,15 @@ printf 'the cat sat on the mat\nthe dog sat\n' > "$TMP/fc.txt"
 timeout 20 cat "$TMP/fifo" > "$TMP/fifo2.out" &
 echo "the cat" | "$T" encode -m "$TMP/fifo.out" -o "$TMP/fifo" || true; wait
 [ -p "$TMP/fifo" ] && [ -s "$TMP/fifo2.out" ] && pass "encode -o FIFO: written in place, FIFO kept" || fail "encode -o FIFO"
+# softemb import writes GGUF through the library's streamed writer: the same rule
+python3 -c 'import struct,sys
+h = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (3, 4), }"
+h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + struct.pack("<12f", *range(12)))' "$TMP/t.npy"
+printf 'a\nb\nc\n' > "$TMP/t.vocab"
+timeout 20 cat "$TMP/fifo" > "$TMP/fifo3.out" &
+"$T" softemb import -q --teacher "$TMP/t.npy" --teacher-vocab "$TMP/t.vocab" -o "$TMP/fifo" || true; wait
+"$T" softemb import -q --teacher "$TMP/t.npy" --teacher-vocab "$TMP/t.vocab" -o "$TMP/t.gguf" || true
+[ -p "$TMP/fifo" ] && [ -s "$TMP/t.gguf" ] && cmp -s "$TMP/fifo3.out" "$TMP/t.gguf" \
+  && pass "softemb import -o FIFO: written in place (same bytes as a file), FIFO kept" || fail "softemb import -o FIFO"
 finish

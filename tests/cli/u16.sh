@@ -46,6 +46,13 @@ else grep -q "truncated" "$TMP/err" && pass "odd-sized u16 rejected" || fail "od
 printf '\xff\xff' > "$TMP/big.bin"
 if "$T" decode -m "$TMP/m.model" --input-format u16 "$TMP/big.bin" > /dev/null 2> "$TMP/err"; then fail "id 65535 accepted"
 else grep -q "outside the vocabulary" "$TMP/err" && pass "out-of-vocabulary id rejected" || fail "bad id: $(cat "$TMP/err")"; fi
+# the sidecar names the model and sources as JSON strings: a file name that is
+# not UTF-8 becomes U+FFFD there, and the sidecar still parses
+bad=$(printf '%s/n\xe9e\xff.txt' "$TMP")
+printf 'the cat sat\n' > "$bad"
+"$T" encode -m "$TMP/m.model" --output-format u16 -o "$TMP/nu.bin" "$bad" \
+  && python3 -c 'import json, sys; d = json.load(open(sys.argv[1], encoding="utf-8")); assert d["sources"][0].endswith("n\ufffde\ufffd.txt"), d' "$TMP/nu.bin.json" \
+  && pass "u16 sidecar of a non-UTF-8 file name is valid JSON (U+FFFD)" || fail "u16 sidecar with a non-UTF-8 file name: $(head -c 300 "$TMP/nu.bin.json")"
 # a model with more than 65536 pieces is refused
 if "$T" train -q --vocab-size 65600 --byte-fallback -o "$TMP/big.model" "$TKM_CORPUS"/en/*.txt "$TKM_CORPUS"/ja/*.txt 2>/dev/null; then
   if "$T" encode -m "$TMP/big.model" --output-format u16 -o "$TMP/x.bin" "${docs[0]}" 2> "$TMP/err"; then fail "65600 pieces accepted for u16"

@@ -1,9 +1,8 @@
-/* unigram.c - the frozen piece trie: Unigram lattices (encoder and trainer)
+/* ptrie.c - the frozen piece trie: Unigram lattices (encoder and trainer)
  * and the longest-match of user-defined symbols. */
-#include <float.h>
 #include <stdlib.h>
 
-#include "model_internal.h"
+#include "ptrie.h"
 
 /* ---- trie ---- */
 typedef struct { const char *s; uint32_t len; int32_t id; } tent;
