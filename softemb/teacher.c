@@ -1468,8 +1468,11 @@ int tkmi_se_row_from_float(uint32_t ggml_type, const float *x, size_t n, unsigne
             unsigned char *blk = out + 34 * b;
             blk[0] = (unsigned char)h;
             blk[1] = (unsigned char)(h >> 8);
-            for (int i = 0; i < 32; i++)
-                blk[2 + i] = (unsigned char)(int8_t)roundf(v[i] * id);
+            for (int i = 0; i < 32; i++) { /* NaN (or inf * 0) -> 0: rows read from a hostile file */
+                float q = v[i] * id;
+                q = q != q ? 0.0f : q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : roundf(q);
+                blk[2 + i] = (unsigned char)(int8_t)q;
+            }
         }
     } else {
         return TKM_ENOTSUP;
