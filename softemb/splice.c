@@ -311,7 +311,7 @@ int tkm_se_splice(const char *gguf_in, const tkm_model *vocab, const tkm_se_spli
     size_t n = (size_t)tkm_model_size(vocab);
     uint64_t tok_nkv;
     size_t kvs_len;
-    CHECK(tkmi_se_gguf_tokenizer_kvs(out, vocab, &s.kvs, &kvs_len, &tok_nkv));
+    CHECK(tkmi_se_gguf_tokenizer_kvs(vocab->name ? vocab->name : out, vocab, &s.kvs, &kvs_len, &tok_nkv));
     tkm_se_info ei, oi;
     tkm_se_get_info(o->encoder, &ei);
     if ((size_t)ei.out_dim != D)

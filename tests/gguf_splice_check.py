@@ -4,8 +4,11 @@ llama.cpp models with PyPI gguf (llama.cpp's gguf-py) and checks what
 `tokenmill softemb splice` made of them, read back with gguf-py's reader.
 
   build OLD.model OUT.gguf VARIANT   VARIANT: f32 (F32 token_embd, untied F16
-                                     output.weight, alignment 64) or q8 (Q8_0
-                                     token_embd, tied, default alignment)
+                                     output.weight, alignment 64), q8 (Q8_0
+                                     token_embd, tied, default alignment) or
+                                     full (every tensor llama.cpp's llama
+                                     architecture needs, one block: a model
+                                     llama.cpp loads and runs)
   check OLD.gguf OUT.gguf NEW.model APPLIED.gguf PRED.npy
         every tensor but token_embd/output.weight byte-identical; every pair
         but the tokenizer's and llama.vocab_size identical; the tokenizer
@@ -41,6 +44,7 @@ def build(model, out, variant):
     w.add_block_count(1)
     w.add_feed_forward_length(64)
     w.add_head_count(4)
+    w.add_head_count_kv(4)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
@@ -61,9 +65,15 @@ def build(model, out, variant):
         w.add_tensor("token_embd.weight", emb)
     w.add_tensor("blk.0.attn_norm.weight", rng.standard_normal(DIM).astype(np.float32))
     w.add_tensor("blk.0.attn_q.weight", rng.standard_normal((DIM, DIM)).astype(np.float16))
+    if variant == "full":
+        for t in ("attn_k", "attn_v", "attn_output"):
+            w.add_tensor("blk.0.%s.weight" % t, (rng.standard_normal((DIM, DIM)) * 0.1).astype(np.float16))
+        w.add_tensor("blk.0.ffn_norm.weight", np.ones(DIM, np.float32))
+        w.add_tensor("blk.0.ffn_gate.weight", (rng.standard_normal((64, DIM)) * 0.1).astype(np.float32))
+        w.add_tensor("blk.0.ffn_down.weight", (rng.standard_normal((DIM, 64)) * 0.1).astype(np.float32))
     w.add_tensor("blk.0.ffn_up.weight", rng.standard_normal((64, DIM)).astype(np.float32))
     w.add_tensor("output_norm.weight", rng.standard_normal(DIM).astype(np.float32))
-    if variant == "f32":
+    if variant in ("f32", "full"):
         w.add_tensor("output.weight", rng.standard_normal((n, DIM)).astype(np.float16))
     w.write_header_to_file()
     w.write_kv_data_to_file()

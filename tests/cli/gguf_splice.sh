@@ -94,6 +94,23 @@ for ta, tb in zip(a.tensors, b.tensors):
     assert ta.name == tb.name and np.array_equal(x, y), ta.name
 PY
 
+# llama.cpp loads and runs the splice (TKM_LLAMA_SIMPLE: llama.cpp's
+# llama-simple, built from e.g. PyPI llama-cpp-python's sdist; not installed
+# by tests/deps.sh, the build takes long)
+if [ -x "${TKM_LLAMA_SIMPLE:-}" ]; then
+  python3 "$CHK" build "$TMP/old.model" "$TMP/full.gguf" full
+  "$T" softemb splice -q --gguf "$TMP/full.gguf" -m "$TMP/new.model" --encoder "$TMP/e.tkse" -o "$TMP/full-new.gguf"
+  for g in full full-new; do
+    if "$TKM_LLAMA_SIMPLE" -m "$TMP/$g.gguf" -n 8 "row 12: a slow green turtle" > "$TMP/ll.out" 2> "$TMP/ll.err"; then
+      pass "llama.cpp ($TKM_LLAMA_SIMPLE) loads $g.gguf and generates: $(tr '\n' ' ' < "$TMP/ll.out" | cut -c1-80)"
+    else
+      tail -5 "$TMP/ll.err"; fail "llama.cpp cannot run $g.gguf"
+    fi
+  done
+else
+  echo "# TKM_LLAMA_SIMPLE not set: llama.cpp's loading of the splice not checked here"
+fi
+
 # ---- hostile and unsupported inputs: an error that names the file, no output ----
 bad() { # $1 = what, $2 = expected text, then the input GGUF
   local what=$1 want=$2 in=$3 err rc=0
