@@ -59,7 +59,8 @@ done
 "$T" softemb splice -q --gguf "$TMP/old_f32.gguf" -m "$TMP/new.model" --encoder "$TMP/e.tkse" \
   --output-encoder "$TMP/eo.tkse" -o "$TMP/oe.gguf" || fail "splice --output-encoder"
 "$T" softemb apply -q --encoder "$TMP/eo.tkse" -m "$TMP/new.model" -o "$TMP/opred.npy"
-python3 - "$TMP/oe.gguf" "$TMP/new.f32.gguf" "$TMP/opred.npy" "$TMP/new.model" <<'PY' && pass "--output-encoder: output.weight rows predicted" || fail "--output-encoder rows"
+res=$(python3 - "$TMP/oe.gguf" "$TMP/new.f32.gguf" "$TMP/opred.npy" "$TMP/new.model" <<'PY'
+
 import sys, numpy as np, gguf
 a, b = gguf.GGUFReader(sys.argv[1]), gguf.GGUFReader(sys.argv[2])
 get = lambda r, n: [t for t in r.tensors if t.name == n][0]
@@ -75,6 +76,7 @@ for i in changed:
     assert np.allclose(fa[i], pred[i], rtol=1e-2, atol=1e-3), i
 print(len(changed))
 PY
+) && pass "--output-encoder: $res output.weight rows predicted (not the mean)" || { echo "$res"; fail "--output-encoder rows"; }
 # a sentencepiece-style tokenizer.json gives the same tokens as its .model;
 # it names no BOS/EOS, so those keep no role (and no *_token_id is written)
 "$T" export --hf-json -m "$TMP/new.model" -o "$TMP/new.json"
@@ -99,10 +101,12 @@ PY
 # by tests/deps.sh, the build takes long)
 if [ -x "${TKM_LLAMA_SIMPLE:-}" ]; then
   python3 "$CHK" build "$TMP/old.model" "$TMP/full.gguf" full
-  "$T" softemb splice -q --gguf "$TMP/full.gguf" -m "$TMP/new.model" --encoder "$TMP/e.tkse" -o "$TMP/full-new.gguf"
-  for g in full full-new; do
+  for m in new newu; do
+    "$T" softemb splice -q --gguf "$TMP/full.gguf" -m "$TMP/$m.model" --encoder "$TMP/e.tkse" -o "$TMP/full-$m.gguf"
+  done
+  for g in full full-new full-newu; do
     if "$TKM_LLAMA_SIMPLE" -m "$TMP/$g.gguf" -n 8 "row 12: a slow green turtle" > "$TMP/ll.out" 2> "$TMP/ll.err"; then
-      pass "llama.cpp ($TKM_LLAMA_SIMPLE) loads $g.gguf and generates: $(tr '\n' ' ' < "$TMP/ll.out" | cut -c1-80)"
+      pass "llama.cpp's llama-simple loads $g.gguf and generates: $(LC_ALL=C tr -c '[:print:]' '?' < "$TMP/ll.out" | cut -c1-60)"
     else
       tail -5 "$TMP/ll.err"; fail "llama.cpp cannot run $g.gguf"
     fi
