@@ -33,6 +33,7 @@ int cmd_softemb(int argc, char **argv);
 int softemb_train(int argc, char **argv);
 int softemb_eval(int argc, char **argv);
 int softemb_apply(int argc, char **argv);
+int softemb_splice(int argc, char **argv); /* cli/cmd_softemb_splice.c */
 
 /* Rewrites sentencepiece spellings (--vocab_size=8) to GNU ones (--vocab-size=8). */
 void cli_normalize_args(int argc, char **argv);

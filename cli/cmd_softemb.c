@@ -20,6 +20,7 @@ static void softemb_usage(FILE *f)
             "  train    train an encoder on a teacher (GGUF, safetensors, .npy)\n"
             "  eval     held-out metrics of an encoder beside baselines\n"
             "  apply    predict embeddings for every piece of a .model (GGUF or .npy)\n"
+            "  splice   give a llama.cpp model (GGUF) a new vocabulary, rows kept or predicted\n"
             "  info     what a teacher file holds: format, vocabulary, rows, kinds\n"
             "  import   rewrite a teacher (matrix + vocabulary) as one GGUF file\n"
             "\n"
@@ -186,7 +187,7 @@ static const struct {
     int (*fn)(int, char **);
 } subcommands[] = {
     {"train", softemb_train}, {"eval", softemb_eval}, {"apply", softemb_apply},
-    {"info", softemb_info},   {"import", softemb_import},
+    {"splice", softemb_splice}, {"info", softemb_info}, {"import", softemb_import},
 };
 
 int cmd_softemb(int argc, char **argv)

@@ -273,6 +273,52 @@ uint64_t tkm_se_teacher_hash(const tkm_teacher *t);
 int tkm_se_predict(const tkm_se_encoder *e, const unsigned char *const *bytes, const size_t *lens, size_t n,
                    int threads, float *out);
 
+/* ---- splicing a new vocabulary into a llama.cpp model ---------------------- */
+
+typedef struct tkm_se_splice_opts {
+    const tkm_se_encoder *encoder;        /* predicts token_embd rows (required) */
+    const tkm_se_encoder *output_encoder; /* predicts output.weight rows; NULL: their mean */
+    int threads;                          /* for prediction; 0: all cores */
+} tkm_se_splice_opts;
+
+typedef struct tkm_se_splice_stats {
+    size_t old_rows, rows, dim;
+    size_t by_role;   /* rows copied by role: the new unk/bos/eos/pad take the old ones' rows */
+    size_t by_piece;  /* rows copied because the same piece string is an old token */
+    size_t by_bytes;  /* rows copied because an old NORMAL token has the same text bytes */
+    size_t predicted; /* rows predicted by the encoder */
+    size_t filled;    /* control/unknown/unused pieces without a match: the mean row */
+    int output;       /* 1: the model has an untied output.weight, spliced the same way */
+    size_t output_predicted; /* its rows predicted by output_encoder (0: the mean instead) */
+    int encoder_matches;        /* 1: the encoder was trained on this token_embd (fingerprint) */
+    int output_encoder_matches; /* 1: output_encoder was trained on this output.weight */
+} tkm_se_splice_stats;
+
+/* Writes a copy of the GGUF model gguf_in (version 2 or 3) with the
+ * vocabulary `vocab` (a sentencepiece BPE or Unigram model, from a .model or
+ * a sentencepiece-style tokenizer.json) to out, atomically (PATH.tmp.PID
+ * renamed; "-" is standard output). token_embd.weight and, when present (an
+ * untied head), output.weight get one row per new piece, in the input's
+ * tensor type (F32, F16, BF16 or Q8_0): new id i takes, byte for byte, the
+ * old row of (1) the old token of the same role (unknown, BOS, EOS,
+ * padding), else (2) the lowest old token with the same piece string, else
+ * (3) for normal, user-defined and byte pieces, the lowest old NORMAL token
+ * with the same text bytes (U+2581 = space, <0xNN> = that byte, GPT-2
+ * byte-level characters decoded); otherwise normal, user-defined and byte
+ * pieces are predicted from their bytes by o->encoder (output.weight by
+ * o->output_encoder, or the mean of the old NORMAL rows), and control,
+ * unknown and unused pieces take the mean of the old NORMAL rows. The
+ * tokenizer.ggml.* pairs (and tokenizer.huggingface.json) are replaced by
+ * the new model's, as tkm_emb_write_gguf_model writes them, and
+ * ARCH.vocab_size, when present, becomes the new size; every other pair and
+ * tensor is copied unchanged, in the same order, at offsets aligned to the
+ * file's general.alignment. st (may be NULL) receives the counts.
+ * @return 0; TKM_EFORMAT (a malformed GGUF: file and offset named),
+ * TKM_ENOTSUP (another tensor type, a byte-level vocabulary, a WORD/CHAR
+ * model), TKM_EINVAL (the encoder's width differs), TKM_EIO, TKM_ENOMEM. */
+int tkm_se_splice(const char *gguf_in, const tkm_model *vocab, const tkm_se_splice_opts *o, const char *out,
+                  tkm_se_splice_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
  * vocabulary (sentencepiece, GPT-2 byte-level, WordPiece, plain lines), and the
  * GGUF / .npy writers used to hand embeddings back to model tooling. */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "../lib/fileio.h"
 #include "../lib/model_internal.h"
 #include "../lib/tkm_internal.h"
+#include "gguf_internal.h"
 #include "tokenmill_softemb.h"
 
 struct tkm_teacher {
@@ -1164,6 +1166,68 @@ static const char *const gguf_flag_keys[4] = { "tokenizer.ggml.add_bos_token", "
                                                "tokenizer.ggml.add_space_prefix",
                                                "tokenizer.ggml.remove_extra_whitespaces" };
 
+/* The tokenizer key/value pairs of v (gguf_vocab_nkv(v) of them) for rows tokens. */
+static uint64_t gguf_vocab_nkv(const gguf_vocab *v)
+{
+    uint64_t nkv = (v->pieces != NULL) + (v->model != NULL) + (v->types != NULL) + (v->scores != NULL);
+    for (int i = 0; i < 4; i++)
+        nkv += v->ids[i] >= 0;
+    for (int i = 0; i < 4; i++)
+        nkv += v->flags[i] >= 0;
+    return nkv;
+}
+
+static void put_vocab(obuf *b, const gguf_vocab *v, size_t rows)
+{
+    if (v->pieces) {
+        ostr(b, "tokenizer.ggml.tokens");
+        o32(b, G_ARR);
+        o32(b, G_STR);
+        o64(b, rows);
+        for (size_t r = 0; r < rows; r++) {
+            const char *p = v->pieces[r] ? v->pieces[r] : "";
+            ostrn(b, p, v->lens && v->pieces[r] ? v->lens[r] : strlen(p));
+        }
+    }
+    if (v->model) {
+        ostr(b, "tokenizer.ggml.model");
+        o32(b, G_STR);
+        ostr(b, v->model);
+    }
+    if (v->types) {
+        ostr(b, "tokenizer.ggml.token_type");
+        o32(b, G_ARR);
+        o32(b, G_I32);
+        o64(b, rows);
+        for (size_t r = 0; r < rows; r++)
+            o32(b, (uint32_t)v->types[r]);
+    }
+    if (v->scores) {
+        ostr(b, "tokenizer.ggml.scores");
+        o32(b, G_ARR);
+        o32(b, G_F32);
+        o64(b, rows);
+        for (size_t r = 0; r < rows; r++) {
+            uint32_t u;
+            memcpy(&u, &v->scores[r], 4);
+            o32(b, u);
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        if (v->ids[i] >= 0) {
+            ostr(b, gguf_id_keys[i]);
+            o32(b, G_U32);
+            o32(b, (uint32_t)v->ids[i]);
+        }
+    for (int i = 0; i < 4; i++)
+        if (v->flags[i] >= 0) {
+            ostr(b, gguf_flag_keys[i]);
+            o32(b, G_BOOL);
+            unsigned char x = (unsigned char)(v->flags[i] != 0);
+            oput(b, &x, 1);
+        }
+}
+
 static int write_gguf(const char *path, size_t rows, size_t dim, const float *m, const gguf_vocab *v,
                       tkm_dtype dtype)
 {
@@ -1171,11 +1235,7 @@ static int write_gguf(const char *path, size_t rows, size_t dim, const float *m,
     TKM_RETURN_ERROR_IF(rows > SIZE_MAX / 4 / dim, TKM_EINVAL, "%s: matrix too large", path);
     TKM_RETURN_ERROR_IF(dtype != TKM_DTYPE_F32 && dtype != TKM_DTYPE_F16 && dtype != TKM_DTYPE_BF16, TKM_EINVAL,
                         "%s: bad dtype %d", path, (int)dtype);
-    uint64_t nkv = 1 + (v->pieces != NULL) + (v->model != NULL) + (v->types != NULL) + (v->scores != NULL);
-    for (int i = 0; i < 4; i++)
-        nkv += v->ids[i] >= 0;
-    for (int i = 0; i < 4; i++)
-        nkv += v->flags[i] >= 0;
+    uint64_t nkv = 1 + gguf_vocab_nkv(v);
     obuf b = {0};
     oput(&b, "GGUF", 4);
     o32(&b, 3);
@@ -1184,53 +1244,7 @@ static int write_gguf(const char *path, size_t rows, size_t dim, const float *m,
     ostr(&b, "general.architecture");
     o32(&b, G_STR);
     ostr(&b, "tokenmill-softemb");
-    if (v->pieces) {
-        ostr(&b, "tokenizer.ggml.tokens");
-        o32(&b, G_ARR);
-        o32(&b, G_STR);
-        o64(&b, rows);
-        for (size_t r = 0; r < rows; r++) {
-            const char *p = v->pieces[r] ? v->pieces[r] : "";
-            ostrn(&b, p, v->lens && v->pieces[r] ? v->lens[r] : strlen(p));
-        }
-    }
-    if (v->model) {
-        ostr(&b, "tokenizer.ggml.model");
-        o32(&b, G_STR);
-        ostr(&b, v->model);
-    }
-    if (v->types) {
-        ostr(&b, "tokenizer.ggml.token_type");
-        o32(&b, G_ARR);
-        o32(&b, G_I32);
-        o64(&b, rows);
-        for (size_t r = 0; r < rows; r++)
-            o32(&b, (uint32_t)v->types[r]);
-    }
-    if (v->scores) {
-        ostr(&b, "tokenizer.ggml.scores");
-        o32(&b, G_ARR);
-        o32(&b, G_F32);
-        o64(&b, rows);
-        for (size_t r = 0; r < rows; r++) {
-            uint32_t u;
-            memcpy(&u, &v->scores[r], 4);
-            o32(&b, u);
-        }
-    }
-    for (int i = 0; i < 4; i++)
-        if (v->ids[i] >= 0) {
-            ostr(&b, gguf_id_keys[i]);
-            o32(&b, G_U32);
-            o32(&b, (uint32_t)v->ids[i]);
-        }
-    for (int i = 0; i < 4; i++)
-        if (v->flags[i] >= 0) {
-            ostr(&b, gguf_flag_keys[i]);
-            o32(&b, G_BOOL);
-            unsigned char x = (unsigned char)(v->flags[i] != 0);
-            oput(&b, &x, 1);
-        }
+    put_vocab(&b, v, rows);
     ostr(&b, "token_embd.weight");
     o32(&b, 2);
     o64(&b, dim);
@@ -1273,48 +1287,69 @@ int tkm_emb_write_gguf(const char *path, size_t rows, size_t dim, const float *m
     return rc;
 }
 
-int tkm_emb_write_gguf_model(const char *path, const tkm_model *model, size_t dim, const float *m, tkm_dtype dtype)
+/* The tokenizer of a sentencepiece model in llama.cpp's conventions (arrays
+ * in a, freed by model_vocab_free). */
+typedef struct {
+    const char **pieces;
+    size_t *lens;
+    int32_t *types;
+    float *scores;
+} vocab_arrays;
+
+static void model_vocab_free(vocab_arrays *a)
 {
+    tkmi_free(a->pieces);
+    tkmi_free(a->lens);
+    tkmi_free(a->types);
+    tkmi_free(a->scores);
+}
+
+static int model_vocab(const char *path, const tkm_model *model, gguf_vocab *v, vocab_arrays *a)
+{
+    memset(a, 0, sizeof(*a));
     TKM_RETURN_ERROR_IF(!model, TKM_EINVAL, "%s: no model", path);
     size_t rows = (size_t)tkm_model_size(model);
-    TKM_RETURN_ERROR_IF(rows == 0 || dim == 0, TKM_EINVAL, "%s: empty matrix", path);
-    const char **pieces = tkmi_malloc(rows * sizeof(*pieces));
-    size_t *lens = tkmi_malloc(rows * sizeof(size_t));
-    int32_t *types = tkmi_malloc(rows * sizeof(int32_t));
-    float *scores = tkmi_malloc(rows * sizeof(float));
-    int rc = 0;
-    if (!pieces || !lens || !types || !scores) {
-        rc = tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
-        goto done;
-    }
-    for (size_t r = 0; r < rows; r++) {
-        pieces[r] = tkm_model_piece(model, (int)r, &lens[r]);
-        scores[r] = tkm_model_score(model, (int)r);
-        tkm_piece_type ty = tkm_model_piece_type(model, (int)r);
-        /* llama.cpp's llama_token_type has sentencepiece's numbering */
-        types[r] = ty == TKM_PIECE_UNKNOWN ? TKM_GGUF_UNKNOWN : ty == TKM_PIECE_CONTROL ? TKM_GGUF_CONTROL
-                 : ty == TKM_PIECE_USER_DEFINED ? TKM_GGUF_USER_DEFINED : ty == TKM_PIECE_UNUSED ? TKM_GGUF_UNUSED
-                 : ty == TKM_PIECE_BYTE ? TKM_GGUF_BYTE : TKM_GGUF_NORMAL;
-    }
+    TKM_RETURN_ERROR_IF(rows == 0, TKM_EINVAL, "%s: empty matrix", path);
     /* llama.cpp runs sentencepiece BPE as its "llama" (SPM) tokenizer and
      * Unigram as its "t5" (UGM) one. It adds BOS (and no EOS) when asked, as
      * sentencepiece-based HF tokenizers do; the space prefix and whitespace
      * folding follow the model's normalizer. */
     tkm_model_type kind = tkm_model_kind(model);
-    if (kind != TKM_MODEL_BPE && kind != TKM_MODEL_UNIGRAM) {
-        rc = tkmi_error(TKM_ENOTSUP, "%s: only BPE and Unigram models have a llama.cpp tokenizer", path);
-        goto done;
+    TKM_RETURN_ERROR_IF(kind != TKM_MODEL_BPE && kind != TKM_MODEL_UNIGRAM, TKM_ENOTSUP,
+                        "%s: only BPE and Unigram models have a llama.cpp tokenizer", path);
+    a->pieces = tkmi_malloc(rows * sizeof(*a->pieces));
+    a->lens = tkmi_malloc(rows * sizeof(size_t));
+    a->types = tkmi_malloc(rows * sizeof(int32_t));
+    a->scores = tkmi_malloc(rows * sizeof(float));
+    if (!a->pieces || !a->lens || !a->types || !a->scores) {
+        model_vocab_free(a);
+        return tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        a->pieces[r] = tkm_model_piece(model, (int)r, &a->lens[r]);
+        a->scores[r] = tkm_model_score(model, (int)r);
+        tkm_piece_type ty = tkm_model_piece_type(model, (int)r);
+        /* llama.cpp's llama_token_type has sentencepiece's numbering */
+        a->types[r] = ty == TKM_PIECE_UNKNOWN ? TKM_GGUF_UNKNOWN : ty == TKM_PIECE_CONTROL ? TKM_GGUF_CONTROL
+                    : ty == TKM_PIECE_USER_DEFINED ? TKM_GGUF_USER_DEFINED : ty == TKM_PIECE_UNUSED ? TKM_GGUF_UNUSED
+                    : ty == TKM_PIECE_BYTE ? TKM_GGUF_BYTE : TKM_GGUF_NORMAL;
     }
     int bos = tkm_model_bos_id(model);
-    gguf_vocab v = { pieces, lens, kind == TKM_MODEL_BPE ? "llama" : "t5", types, scores,
+    gguf_vocab g = { a->pieces, a->lens, kind == TKM_MODEL_BPE ? "llama" : "t5", a->types, a->scores,
                      { tkm_model_unk_id(model), bos, tkm_model_eos_id(model), tkm_model_pad_id(model) },
                      { bos >= 0, 0, model->add_dummy_prefix, model->remove_extra_ws } };
-    rc = write_gguf(path, rows, dim, m, &v, dtype);
-done:
-    tkmi_free(pieces);
-    tkmi_free(lens);
-    tkmi_free(types);
-    tkmi_free(scores);
+    *v = g;
+    return 0;
+}
+
+int tkm_emb_write_gguf_model(const char *path, const tkm_model *model, size_t dim, const float *m, tkm_dtype dtype)
+{
+    gguf_vocab v;
+    vocab_arrays a;
+    TKM_FORWARD_IF_ERROR(model_vocab(path, model, &v, &a));
+    TKM_RETURN_ERROR_IF(dim == 0, TKM_EINVAL, "%s: empty matrix", path);
+    int rc = write_gguf(path, (size_t)tkm_model_size(model), dim, m, &v, dtype);
+    model_vocab_free(&a);
     return rc;
 }
 
@@ -1335,4 +1370,77 @@ int tkm_emb_write_npy(const char *path, size_t rows, size_t dim, const float *m)
         oput(&b, " ", 1);
     oput(&b, "\n", 1);
     return write_with_matrix(path, &b, m, rows * dim, TKM_DTYPE_F32);
+}
+
+/* ---- for softemb/splice.c ---------------------------------------------------------------- */
+
+int tkmi_se_gguf_tokenizer_kvs(const char *path, const tkm_model *model, unsigned char **out, size_t *len,
+                               uint64_t *nkv)
+{
+    gguf_vocab v;
+    vocab_arrays a;
+    *out = NULL;
+    *len = 0;
+    TKM_FORWARD_IF_ERROR(model_vocab(path, model, &v, &a));
+    obuf b = {0};
+    put_vocab(&b, &v, (size_t)tkm_model_size(model));
+    model_vocab_free(&a);
+    if (b.err) {
+        tkmi_free(b.p);
+        return tkmi_error(TKM_ENOMEM, "out of memory writing %s", path);
+    }
+    *out = b.p;
+    *len = b.n;
+    *nkv = gguf_vocab_nkv(&v);
+    return 0;
+}
+
+int tkmi_se_row_to_float(uint32_t ggml_type, const unsigned char *src, size_t n, float *out)
+{
+    int dt = ggml_type == 0 ? DT_F32 : ggml_type == 1 ? DT_F16 : ggml_type == 30 ? DT_BF16
+           : ggml_type == 8 && n % 32 == 0 ? DT_Q8_0 : -1;
+    if (dt < 0)
+        return TKM_ENOTSUP;
+    convert(dt, src, n, out);
+    return 0;
+}
+
+int tkmi_se_row_from_float(uint32_t ggml_type, const float *x, size_t n, unsigned char *out)
+{
+    if (ggml_type == 0) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &x[i], 4);
+            for (int s = 0; s < 4; s++)
+                out[4 * i + (size_t)s] = (unsigned char)(u >> (8 * s));
+        }
+    } else if (ggml_type == 1 || ggml_type == 30) {
+        for (size_t i = 0; i < n; i++) {
+            uint16_t u = ggml_type == 1 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
+            out[2 * i] = (unsigned char)u;
+            out[2 * i + 1] = (unsigned char)(u >> 8);
+        }
+    } else if (ggml_type == 8 && n % 32 == 0) {
+        /* Q8_0 as ggml's reference quantizer: d = max|x| / 127 (stored as
+         * f16), q = round(x / d) */
+        for (size_t b = 0; b < n / 32; b++) {
+            const float *v = x + 32 * b;
+            float amax = 0;
+            for (int i = 0; i < 32; i++)
+                amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+            float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+            uint16_t h = f32_to_f16(d);
+            unsigned char *blk = out + 34 * b;
+            blk[0] = (unsigned char)h;
+            blk[1] = (unsigned char)(h >> 8);
+            for (int i = 0; i < 32; i++) { /* NaN (or inf * 0) -> 0: rows read from a hostile file */
+                float q = v[i] * id;
+                q = q != q ? 0.0f : q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : roundf(q);
+                blk[2 + i] = (unsigned char)(int8_t)q;
+            }
+        }
+    } else {
+        return TKM_ENOTSUP;
+    }
+    return 0;
 }

@@ -4,7 +4,10 @@
 # packages (apt-get), Python peers (pip; PEP 668 systems retried with
 # --break-system-packages), HTML Tidy and Chromium for the report checks, the
 # default corpus (corpora/build.sh) and the MiniLM teacher (corpora/teacher.sh).
-# What cannot be had (no GPU; ../shared/reference-models) still skips, saying why.
+# Without ../shared/reference-models, tests/refmodels.sh takes real sentencepiece
+# models from a PyPI package (mistral-common) as a stand-in for the ones it has.
+# What cannot be had (no GPU; the reference models PyPI does not ship) still
+# skips, saying why.
 # Usage: tests/deps.sh   (or make check-deps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +25,5 @@ python3 -m pip install -q $pips 2>/dev/null || python3 -m pip install -q --break
   || echo "note: pip could not install the Python peers; the tests that need them will skip"
 [ -f corpora/data/MANIFEST ] || corpora/build.sh
 corpora/teacher.sh || echo "note: MiniLM teacher unavailable; the softemb CLI test will skip"
+[ -d ../shared/reference-models ] || tests/refmodels.sh \
+  || echo "note: no stand-in reference models; the tests that need them will skip"

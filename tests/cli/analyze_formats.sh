@@ -19,7 +19,7 @@ count() { wc -w < "$1" | tr -d ' '; }
 
 # 1. tokenizer.json from transformers (LlamaTokenizerFast converting the .model)
 dir=${TKM_REFMODELS:-}
-if python3 -c 'import transformers, sentencepiece' 2>/dev/null && [ -f "$dir/llama.model" ]; then
+if python3 -c 'import transformers, sentencepiece' 2>/dev/null && { [ -f "$dir/llama.model" ] || [ -f "$dir/mistral.model" ]; }; then
   for n in llama mistral nerdstash; do
     [ -f "$dir/$n.model" ] || continue
     python3 - "$dir/$n.model" "$TMP/$n.json" 2> /dev/null <<'EOF' || { fail "$n: transformers cannot convert it"; continue; }

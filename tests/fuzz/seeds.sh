@@ -12,7 +12,7 @@ src=$(cd "$here/../.." && pwd)
 bin=${TKM_BIN:-$PWD/tokenmill}
 [ -x "$bin" ] || { echo "seeds.sh: $bin not found (build first, or set TKM_BIN)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "seeds.sh: python3 not found" >&2; exit 1; }
-mkdir -p "$out"/{model,hf_json,tiktoken,gguf,safetensors,npy,reader,counts,roundtrip,train}
+mkdir -p "$out"/{model,hf_json,tiktoken,gguf,safetensors,npy,reader,counts,roundtrip,train,splice}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -192,4 +192,6 @@ for dt in f32 f16 bf16; do
     "$bin" softemb import --teacher "$tmp/m.npy" --teacher-vocab "$out/model/bpe.model" --dtype $dt \
         -o "$out/gguf/import_$dt.gguf" 2>/dev/null || echo "seeds.sh: note: softemb import ($dt) failed" >&2
 done
+# splice: the GGUF seeds (the 32-wide Q8_0 one goes all the way through)
+cp "$out"/gguf/* "$out/splice/"
 echo "seeds.sh: $n models; seeds in $out:$(for d in "$out"/*/; do printf ' %s %s' "$(basename "$d")" "$(ls "$d" | wc -l)"; done)"
