@@ -10,8 +10,10 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "trainer_internal.h"
@@ -58,6 +60,8 @@ typedef struct {
      * words gave one thread 60% more work) */
     size_t wsplit[65];
     const tkm_train_options *o;
+    int debug; /* TKM_DEBUG_UNIGRAM */
+    double t_start, cpu0;
 } uni;
 
 #define CNODE_MAXLEN 255
@@ -83,6 +87,25 @@ static void par_run(void *jobs, int n, size_t job_size, void *(*fn)(void *))
         if (started[t]) pthread_join(th[t], NULL);
         else fn((char *)jobs + (size_t)t * job_size);
     }
+}
+
+/* TKM_DEBUG_UNIGRAM=1: one line a stage on stderr, with wall and process
+ * CPU seconds since the trainer started */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+__attribute__((format(printf, 2, 3))) static void dbg(const uni *U, const char *fmt, ...)
+{
+    if (!U->debug) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "debug: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (%.2f s, cpu %.2f s)\n", tkmi_now() - U->t_start, cpu_now() - U->cpu0);
+    va_end(ap);
 }
 
 /* ---- words ---- */
@@ -608,7 +631,9 @@ static int prune(uni *U, size_t desired, int32_t *remap)
         for (int t = 0; t < T; t++)
             if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
     }
+    dbg(U, "  alternatives of %zu pieces", np);
     if (rc == 0) rc = run_pass(U, 1, freq, NULL);
+    dbg(U, "  Viterbi pass");
     size_t nk = 0, nc = 0;
     if (rc == 0) {
         double sum = 0, vsum = 0;
@@ -735,23 +760,50 @@ static int stab_add(stab *t, size_t off, size_t len, uint64_t h, int64_t c, uint
     return 0;
 }
 
+/* The passes over the words: SEED_HLL estimates how many distinct
+ * candidates there are; SEED_MARK sets, for every candidate, a bit in
+ * `once` and, at its second occurrence, one in `twice` (bit index from the
+ * hash: `twice` has no false negatives); SEED_COUNT counts exactly the
+ * candidates whose `twice` bit is set. A substring counted less than twice
+ * cannot be a seed, nor can any extension of it (an occurrence of the
+ * longer string is one of the shorter), so counting stops extending a start
+ * at the first clear bit: most long substrings of rare words are never
+ * hashed into a table. The bits are set with atomic ORs: the final bitmaps
+ * do not depend on the order, so neither do the seeds. */
+enum { SEED_HLL, SEED_MARK, SEED_COUNT };
 typedef struct {
     const uni *U;
     stab *parts;
-    int tid, nthreads;
+    int tid, nthreads, mode;
+    size_t wfrom, wto;       /* the words this job reads */
     uint32_t group, ngroups; /* this pass counts the substrings of one hash group */
-    uint8_t *hll;            /* if set: only estimate how many there are (HyperLogLog) */
+    uint8_t *hll;            /* SEED_HLL: this job's registers */
+    uint64_t *once, *twice;  /* SEED_MARK, SEED_COUNT: the bitmaps */
+    uint64_t bmask;          /* bits in a bitmap - 1 */
     int rc;
     uint8_t mine[SEED_PARTS]; /* the tables this thread owns: part % nthreads == tid */
 } seed_job;
 
+/* a counting job: every word, the tables this thread owns */
 static seed_job seed_job_make(const uni *U, stab *parts, int tid, int nthreads, uint32_t group, uint32_t ngroups,
-                              uint8_t *hll)
+                              uint64_t *twice, uint64_t bmask)
 {
-    seed_job j = {U, parts, tid, nthreads, group, ngroups, hll, 0, {0}};
+    seed_job j = {U, parts, tid, nthreads, SEED_COUNT, 0, U->nw, group, ngroups, NULL, NULL, twice, bmask, 0, {0}};
     for (int p = 0; p < SEED_PARTS; p++) j.mine[p] = p % nthreads == tid;
     return j;
 }
+
+/* an HLL or marking job: the words of the thread's byte range, every part */
+static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, uint8_t *hll, uint64_t *once,
+                               uint64_t *twice, uint64_t bmask)
+{
+    seed_job j = {U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, once, twice, bmask, 0,
+                  {0}};
+    memset(j.mine, 1, sizeof j.mine);
+    return j;
+}
+
+static inline uint64_t seed_bit(uint64_t h, uint64_t bmask) { return (h >> 24 | h << 40) & bmask; }
 
 #define HLL_BITS 12 /* 4096 registers: about 1.6% standard error */
 
@@ -770,7 +822,7 @@ static void *seed_main(void *arg)
     size_t ccap = 0;
     int full = 0;
     struct pending { uint64_t h; size_t bytes; int part; uint16_t next; } pend[64]; /* max_piece_length <= 63 */
-    for (size_t wi = 0; J->rc == 0 && !full && wi < U->nw; wi++) {
+    for (size_t wi = J->wfrom; J->rc == 0 && !full && wi < J->wto; wi++) {
         const uint8_t *s = (const uint8_t *)U->w[wi].s;
         size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
         int64_t cnt = U->w[wi].cnt;
@@ -834,15 +886,23 @@ static void *seed_main(void *arg)
                 for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = (fnv ^ s[b]) * 0x100000001b3ull;
                 if (len < 2 || !wv) continue;
                 uint64_t h = tkmi_hash_u64(fnv);
-                int part = (int)(h >> 60) % SEED_PARTS;
-                if (!J->mine[part]) continue;
-                if (J->hll) {
+                if (J->mode == SEED_HLL) {
                     uint64_t w = h >> HLL_BITS;
                     uint8_t rho = (uint8_t)(w ? __builtin_ctzll(w) + 1 : 64 - HLL_BITS + 1);
                     uint8_t *r = &J->hll[h & ((1u << HLL_BITS) - 1)];
                     if (rho > *r) *r = rho;
                     continue;
                 }
+                uint64_t bit = seed_bit(h, J->bmask), word = bit >> 6, m = 1ull << (bit & 63);
+                if (J->mode == SEED_MARK) {
+                    if (__atomic_load_n(&J->twice[word], __ATOMIC_RELAXED) & m) continue;
+                    if (cnt >= 2 || (__atomic_fetch_or(&J->once[word], m, __ATOMIC_RELAXED) & m))
+                        __atomic_fetch_or(&J->twice[word], m, __ATOMIC_RELAXED);
+                    continue;
+                }
+                if (!(J->twice[word] & m)) break; /* seen once: so is every extension */
+                int part = (int)(h >> 60) % SEED_PARTS;
+                if (!J->mine[part]) continue;
                 /* the group by multiply-shift: no division in this loop */
                 if ((uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32) != J->group) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
@@ -895,14 +955,16 @@ static size_t seed_table_default(void)
 }
 
 /* HyperLogLog estimate of the distinct candidate substrings (one pass that
- * only hashes), so that the counting passes are sized before they start. */
+ * only hashes, each thread over its range of words, the registers merged
+ * by max), so that the bitmaps are sized before they are set. */
 static int estimate_substrings(const uni *U, int T, double *est)
 {
     const size_t M = (size_t)1 << HLL_BITS;
+    T = U->threads; /* jobs over word ranges: one a thread */
     uint8_t *reg = tkmi_calloc((size_t)T * M, 1);
     TKM_RETURN_ERROR_IF(!reg, TKM_ENOMEM, "out of memory (seeds)");
-    seed_job jobs[SEED_PARTS];
-    for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, NULL, t, T, 0, 1, reg + (size_t)t * M);
+    seed_job jobs[64];
+    for (int t = 0; t < T; t++) jobs[t] = seed_job_range(U, t, T, SEED_HLL, reg + (size_t)t * M, NULL, NULL, 0);
     par_run(jobs, T, sizeof *jobs, seed_main);
     int rc = 0;
     double sum = 0;
@@ -947,10 +1009,35 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     else
         rc = estimate_substrings(U, T, &est);
     *n_cand = est;
-    if (rc == 0 && est * 1.1 > (double)table_max) G = (uint32_t)ceil(est * 1.1 / (double)table_max);
-    if (getenv("TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: about %.0f distinct candidate substrings: %u pass(es) of at most %zu\n", est, G,
-                table_max);
+    /* the bitmaps: 8 bits a candidate (at least 2^20, at most 2^34), so
+     * that about 1 in 8 of those seen once shares a bit with another */
+    uint64_t *once = NULL, *twice = NULL, bits = (uint64_t)1 << 20;
+    while (rc == 0 && bits < (uint64_t)1 << 34 && (double)bits < est * 8) bits <<= 1;
+    if (rc == 0) {
+        once = tkmi_calloc(bits / 64, sizeof *once);
+        twice = tkmi_calloc(bits / 64, sizeof *twice);
+        if (!once || !twice) rc = tkmi_error(TKM_ENOMEM, "out of memory (seed bitmaps of %llu bits)",
+                                             (unsigned long long)bits);
+    }
+    double est2 = 0;
+    if (rc == 0) {
+        seed_job jobs[64];
+        for (int t = 0; t < U->threads; t++)
+            jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, NULL, once, twice, bits - 1);
+        par_run(jobs, U->threads, sizeof *jobs, seed_main);
+        for (int t = 0; t < U->threads; t++)
+            if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+        /* linear counting over `twice`: the candidates seen at least twice
+         * (and those sharing a bit with one) */
+        uint64_t set = 0;
+        for (uint64_t i = 0; i < bits / 64; i++) set += (uint64_t)__builtin_popcountll(twice[i]);
+        est2 = set >= bits ? est : -(double)bits * log(1 - (double)set / (double)bits);
+        if (est2 > est) est2 = est;
+    }
+    tkmi_free(once);
+    if (rc == 0 && est2 * 1.1 > (double)table_max) G = (uint32_t)ceil(est2 * 1.1 / (double)table_max);
+    dbg(U, "about %.0f distinct candidate substrings, %.0f seen twice: %u pass(es) of at most %zu", est, est2, G,
+        table_max);
     for (uint32_t g = 0; rc == 0 && g < G; g++) {
         for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
             tkmi_free(parts[p].s);
@@ -959,7 +1046,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
         if (rc < 0) break;
         seed_job jobs[SEED_PARTS];
-        for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, parts, t, T, g, G, NULL);
+        for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, parts, t, T, g, G, twice, bits - 1);
         par_run(jobs, T, sizeof *jobs, seed_main);
         int full = 0;
         for (int t = 0; t < T; t++)
@@ -969,11 +1056,13 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             full |= parts[p].full;
             n_pass += parts[p].n;
         }
-        if (getenv("TKM_DEBUG_UNIGRAM"))
-            fprintf(stderr, "debug: seed pass %u of %u: %zu substrings%s\n", g + 1, G, n_pass, full ? " (too many)" : "");
+        dbg(U, "seed pass %u of %u: %zu substrings%s", g + 1, G, n_pass, full ? " (too many)" : "");
         if (rc < 0) break;
         if (full) { /* start again with twice as many groups */
-            TKM_RETURN_ERROR_IF(G >= (1u << 20), TKM_ENOMEM, "seed counting: tables too small");
+            if (G >= (1u << 20)) {
+                rc = tkmi_error(TKM_ENOMEM, "seed counting: tables too small");
+                break;
+            }
             G *= 2;
             g = (uint32_t)-1;
             ns = 0;
@@ -1008,6 +1097,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
     }
     for (int p = 0; p < SEED_PARTS; p++) tkmi_free(parts[p].s);
+    tkmi_free(twice);
     *passes = G;
     if (rc == 0) {
         if (ns) qsort(sd, ns, sizeof *sd, cmp_seed); /* sd is NULL without candidates */
@@ -1058,6 +1148,9 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     uni U;
     memset(&U, 0, sizeof U);
     U.o = o;
+    U.debug = getenv("TKM_DEBUG_UNIGRAM") != NULL;
+    U.t_start = t->t_start;
+    U.cpu0 = 0; /* process CPU time: reading and counting included */
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
     tkmi_vbase vb;
     int rc = tkmi_vbase_init(t, counts, &vb);
@@ -1088,6 +1181,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     }
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
     if (rc == 0) tkmi_counts_free(counts);
+    dbg(&U, "%zu words", U.nw);
     size_t n_sub = 0;
     uint32_t passes = 1;
     double n_cand = 0;
@@ -1098,8 +1192,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         t->stats.seed_passes = (int)passes;
     }
     size_t n_seeds = U.np;
-    if (getenv("TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
+    dbg(&U, "%zu words, %zu seeds", U.nw, U.np);
     size_t desired = (size_t)((double)o->vocab_size * 1.1);
     int rounds = 0;
     int32_t *remap = NULL;
@@ -1114,22 +1207,19 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
             if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
             double obj;
             if ((rc = run_pass(&U, 0, acc, &obj)) < 0) break;
-            if (getenv("TKM_DEBUG_UNIGRAM")) fprintf(stderr, "debug:   E-step done %.2f s\n", tkmi_now() - t->t_start);
+            dbg(&U, "  E-step done");
             m_step(&U, acc, remap);
             update_min_score(&U);
             filter_lattices(&U, remap);
-            if (getenv("TKM_DEBUG_UNIGRAM"))
-                fprintf(stderr, "debug:   EM -> %zu pieces, objective %.4f, %zu lattice nodes, %.2f s\n", U.np, obj,
-                        U.lat_n, tkmi_now() - t->t_start);
+            dbg(&U, "  EM -> %zu pieces, objective %.4f, %zu lattice nodes", U.np, obj, U.lat_n);
         }
         if (rc < 0) break;
         if (t->progress) t->progress(t->progress_ctx, "EM (pieces left)", U.np, U.np);
-        if (getenv("TKM_DEBUG_UNIGRAM"))
-            fprintf(stderr, "debug: round %d: %zu pieces after EM, %.2f s\n", rounds, U.np, tkmi_now() - t->t_start);
+        dbg(&U, "round %d: %zu pieces after EM", rounds, U.np);
         if (U.np <= desired) break;
         if ((rc = rebuild_trie(&U)) < 0) break;
         if ((rc = prune(&U, desired, remap)) < 0) break;
-        if (getenv("TKM_DEBUG_UNIGRAM")) fprintf(stderr, "debug:   pruned %.2f s\n", tkmi_now() - t->t_start);
+        dbg(&U, "  pruned");
         filter_lattices(&U, remap);
         update_min_score(&U);
         rounds++;
