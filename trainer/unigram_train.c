@@ -60,6 +60,7 @@ typedef struct {
      * words gave one thread 60% more work) */
     size_t wsplit[65];
     const tkm_train_options *o;
+    double *pr1; /* E-step: e^score of piece i at i + 1, of the unknown node at 0 */
     int debug; /* TKM_DEBUG_UNIGRAM */
     double t_start, cpu0;
 } uni;
@@ -215,7 +216,8 @@ typedef struct { uint32_t start, end; int32_t id; float score; } lnode;
 typedef struct {
     lnode *nodes;
     size_t nn, ncap;
-    double *alpha, *beta, *acc;
+    double *alpha, *beta; /* E-step: mantissas (0, or in [1, 2) once complete) */
+    int32_t *ealpha, *ebeta; /* and their binary exponents */
     float *best;
     int32_t *back;
     size_t pcap;
@@ -226,7 +228,8 @@ static void scratch_free(scratch *x)
     tkmi_free(x->nodes);
     tkmi_free(x->alpha);
     tkmi_free(x->beta);
-    tkmi_free(x->acc);
+    tkmi_free(x->ealpha);
+    tkmi_free(x->ebeta);
     tkmi_free(x->best);
     tkmi_free(x->back);
 }
@@ -239,7 +242,9 @@ static int ensure_positions(scratch *x, size_t n)
     c = x->pcap;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
     c = x->pcap;
-    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->acc, &c, n + 1, sizeof(double)));
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->ealpha, &c, n + 1, sizeof(int32_t)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->ebeta, &c, n + 1, sizeof(int32_t)));
     c = x->pcap;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
     c = x->pcap;
@@ -280,17 +285,40 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t s
     return ensure_positions(x, n);
 }
 
-/* Adds e^v to the pending sum (*r, *sum) = e^r x sum of a position. */
-static inline void lse_add(double *r, double *sum, double v)
+/* 2^d as a double, for -1022 <= d <= 1023 (exact) */
+static inline double pow2i(int d)
 {
-    if (*r == -INFINITY) {
-        *r = v;
-        *sum = 1;
-    } else if (v <= *r) {
-        *sum += exp(v - *r);
+    union { uint64_t u; double f; } v = {(uint64_t)(d + 1023) << 52};
+    return v.f;
+}
+
+/* *a (positive, normal) becomes its mantissa in [1, 2); returns its
+ * binary exponent: a multiplication by a power of two, exact */
+static inline int32_t norm2(double *a)
+{
+    union { double f; uint64_t u; } v = {*a};
+    int32_t e = (int32_t)((v.u >> 52) & 0x7FF) - 1023;
+    v.u = (v.u & ~(0x7FFull << 52)) | (1023ull << 52);
+    *a = v.f;
+    return e;
+}
+
+/* Adds v x 2^ev to the sum m x 2^*e of a position (m = 0: empty): the
+ * terms are kept at the exponent of the largest; one below 2^-1022 of it
+ * is lost (it would not change the double sum either). */
+static inline void sum2_add(double *m, int32_t *e, double v, int32_t ev)
+{
+    if (*m == 0) {
+        *m = v;
+        *e = ev;
+        return;
+    }
+    int32_t d = ev - *e;
+    if (d <= 0) {
+        if (d >= -1022) *m += v * pow2i(d);
     } else {
-        *sum = *sum * exp(*r - v) + 1;
-        *r = v;
+        *m = (d <= 1022 ? *m * pow2i(-d) : 0) + v;
+        *e = ev;
     }
 }
 
@@ -402,6 +430,64 @@ typedef struct {
     int rc;
 } pass_t;
 
+/* The E-step on one word's lattice (nodes by start, then length):
+ * forward and backward sums in linear space, each position a mantissa and
+ * a binary exponent (a word's path probabilities reach far below the double
+ * range: a lattice position is normalized to [1, 2) once its sum is
+ * complete, exactly, by its exponent), and each node's posterior times the
+ * word's count added to acc[id] in fixed point. pr1[id + 1] is piece id's
+ * probability e^score, pr1[0] the unknown node's. Returns log Z, or
+ * -INFINITY if the word has no path. Adds, multiplies and no exp or log per
+ * node: the log-space version took one exp per node and a log per position
+ * each way, and an exp per node for the posteriors. */
+static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, const double *pr1, int64_t cnt,
+                         int64_t *acc)
+{
+    double *fa = x->alpha, *ba = x->beta;
+    int32_t *fe = x->ealpha, *be = x->ebeta;
+    for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
+    fa[0] = 1;
+    fe[0] = 0;
+    size_t done = 0; /* forward: positions < done are complete */
+    for (size_t k = 0; k < nn; k++) {
+        uint32_t st = nd[k].start;
+        for (; done <= st; done++)
+            if (fa[done] != 0) fe[done] += norm2(&fa[done]);
+        if (fa[st] == 0) continue;
+        double v = fa[st] * pr1[nd[k].idlen >> 8];
+        if (v != 0) sum2_add(&fa[cnode_end(nd[k])], &fe[cnode_end(nd[k])], v, fe[st]);
+    }
+    for (; done <= n; done++)
+        if (fa[done] != 0) fe[done] += norm2(&fa[done]);
+    if (fa[n] == 0) return -INFINITY;
+    ba[n] = 1;
+    be[n] = 0;
+    done = n + 1; /* backward: positions >= done are complete */
+    for (size_t k = nn; k-- > 0;) {
+        uint32_t en = cnode_end(nd[k]);
+        while (done > en) {
+            done--;
+            if (ba[done] != 0) be[done] += norm2(&ba[done]);
+        }
+        if (ba[en] == 0) continue;
+        double v = ba[en] * pr1[nd[k].idlen >> 8];
+        if (v != 0) sum2_add(&ba[nd[k].start], &be[nd[k].start], v, be[en]);
+    }
+    /* posteriors: alpha(start) p beta(end) / Z, times the count, 2^-24 units */
+    double scale = (double)cnt * FIX_SCALE / fa[n];
+    int32_t ez = fe[n];
+    for (size_t k = 0; k < nn; k++) {
+        uint32_t idp = nd[k].idlen >> 8, st = nd[k].start, en = cnode_end(nd[k]);
+        if (idp == 0 || fa[st] == 0 || ba[en] == 0) continue;
+        int32_t d = fe[st] + be[en] - ez;
+        if (d < -1022) continue;
+        if (d > 1023) d = 1023;
+        double q = fa[st] * pr1[idp] * ba[en] * scale * pow2i(d);
+        acc[idp - 1] += (int64_t)(q + 0.5);
+    }
+    return log(fa[n]) + (double)ez * M_LN2;
+}
+
 static void *pass_main(void *arg)
 {
     pass_t *P = arg;
@@ -411,70 +497,27 @@ static void *pass_main(void *arg)
     size_t path_cap = 0;
     /* a fixed word -> thread split does not matter: sums are exact */
     size_t from = U->wsplit[P->tid], to = U->wsplit[P->tid + 1];
+    struct latseg *sg = &U->seg[P->tid];
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
-        struct latseg *sg = &U->seg[P->tid];
-        if (U->have_lat) {
-            if ((P->rc = lattice_from_cache(U, sg, to, &x, i)) < 0) break;
-        } else if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) {
-            break;
-        } else {
-            /* the first E-step keeps the lattices it finds */
-            U->lat_off[i] = sg->n;
-            if ((P->rc = tkmi_grow((void **)&sg->lat, &sg->cap, sg->n + x.nn, sizeof *sg->lat)) < 0) break;
-            for (size_t k = 0; k < x.nn; k++) sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
-        }
         size_t n = w->len;
         if (P->mode == 0) {
-            /* Forward and backward sums in log space, each position kept as
-             * (reference r, sum of e^(x - r)) while its terms arrive and
-             * turned into r + log(sum) once complete: one exp per node and
-             * one log per position, instead of an exp and a log1p per node.
-             * Nodes come by start, so a position is complete (forward) when
-             * the first node starting there is reached, and (backward) when
-             * the nodes starting there have all been seen. */
-            for (size_t k = 0; k <= n; k++) { x.alpha[k] = x.beta[k] = -INFINITY; x.acc[k] = 0; }
-            x.alpha[0] = 0;
-            x.acc[0] = 1;
-            size_t done = 0;
-            for (size_t k = 0; k < x.nn; k++) {
-                lnode *nd = &x.nodes[k];
-                for (; done <= nd->start; done++)
-                    if (x.alpha[done] > -INFINITY) x.alpha[done] += log(x.acc[done]);
-                double a = x.alpha[nd->start];
-                if (a == -INFINITY) continue;
-                lse_add(&x.alpha[nd->end], &x.acc[nd->end], a + nd->score);
+            if (!U->have_lat) {
+                /* the first E-step finds the lattices and keeps them */
+                if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) break;
+                U->lat_off[i] = sg->n;
+                if ((P->rc = tkmi_grow((void **)&sg->lat, &sg->cap, sg->n + x.nn, sizeof *sg->lat)) < 0) break;
+                for (size_t k = 0; k < x.nn; k++)
+                    sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
+            } else if ((P->rc = ensure_positions(&x, n)) < 0) {
+                break;
             }
-            for (; done <= n; done++)
-                if (x.alpha[done] > -INFINITY) x.alpha[done] += log(x.acc[done]);
-            for (size_t k = 0; k <= n; k++) x.acc[k] = 0;
-            x.beta[n] = 0;
-            x.acc[n] = 1;
-            done = n + 1; /* positions >= done are complete */
-            for (size_t k = x.nn; k-- > 0;) {
-                lnode *nd = &x.nodes[k];
-                while (done > nd->end) {
-                    done--;
-                    if (x.beta[done] > -INFINITY) x.beta[done] += log(x.acc[done]);
-                }
-                double b = x.beta[nd->end];
-                if (b == -INFINITY) continue;
-                lse_add(&x.beta[nd->start], &x.acc[nd->start], nd->score + b);
-            }
-            while (done > 0) {
-                done--;
-                if (x.beta[done] > -INFINITY) x.beta[done] += log(x.acc[done]);
-            }
-            double Z = x.alpha[n];
-            if (!(Z > -INFINITY)) continue;
-            for (size_t k = 0; k < x.nn; k++) {
-                lnode *nd = &x.nodes[k];
-                if (nd->id < 0) continue;
-                double pr = exp(x.alpha[nd->start] + nd->score + x.beta[nd->end] - Z);
-                P->acc[nd->id] += (int64_t)llround((double)w->cnt * pr * FIX_SCALE);
-            }
-            P->obj -= Z * (double)w->cnt;
+            size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
+            if (!U->have_lat) b = sg->n;
+            double lz = estep_word(&x, sg->lat + a, b - a, n, U->pr1, w->cnt, P->acc);
+            if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
+            if ((P->rc = lattice_from_cache(U, sg, to, &x, i)) < 0) break;
             size_t cnt = viterbi(&x, n, path, path_cap);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
@@ -513,6 +556,16 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
     memset(out, 0, U->np * sizeof *out);
+    if (rc == 0 && mode == 0) {
+        double *pr1 = tkmi_malloc((U->np + 1) * sizeof *pr1);
+        if (!pr1) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        else {
+            pr1[0] = exp((double)(U->min_score - 10.0f)); /* the unknown node, as populate() scores it */
+            for (size_t i = 0; i < U->np; i++) pr1[i + 1] = exp((double)U->p[i].score);
+        }
+        tkmi_free(U->pr1);
+        U->pr1 = pr1;
+    }
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
     if (cache && rc == 0) {
         U->have_lat = 1;
@@ -1307,6 +1360,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     tkmi_ptrie_free(&U.trie);
     for (int k = 0; k < 64; k++) tkmi_free(U.seg[k].lat);
     tkmi_free(U.lat_off);
+    tkmi_free(U.pr1);
     tkmi_free(U.p);
     tkmi_free(U.parena);
     tkmi_free(U.w);
