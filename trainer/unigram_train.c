@@ -648,7 +648,14 @@ static void *alt_main(void *arg)
         if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, -1)) < 0) break;
         size_t c = viterbi(&x, U->p[i].len, path, 64);
         if (c >= 2) { J->keep[i] = 0; continue; }
-        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, (int32_t)i)) < 0) break;
+        /* without itself: the same lattice less the node (0, len, i), which
+         * is there (a single character's own node stands for its unknown
+         * node, which populate() leaves out with a skip) */
+        size_t o = 0;
+        for (size_t k = 0; k < x.nn; k++)
+            if (!(x.nodes[k].start == 0 && x.nodes[k].end == U->p[i].len && x.nodes[k].id == (int32_t)i))
+                x.nodes[o++] = x.nodes[k];
+        x.nn = o;
         c = viterbi(&x, U->p[i].len, path, 64);
         if (c == 0 || c > 64) continue; /* no alternative: always kept */
         J->alt[i] = tkmi_malloc(c * sizeof(int32_t));
