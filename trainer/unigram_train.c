@@ -50,10 +50,17 @@ typedef struct {
      * word's lattice is found once with the trie and then only filtered */
     /* one segment per thread, for the words of its range (wsplit): each
      * thread fills and reads only its own, so nothing is ever joined;
-     * lat_off[i] is word i's first node in its segment */
+     * lat_off[i] is word i's first node in its segment. Memory is bounded:
+     * a segment holds at most lat_max nodes, the lattices of a prefix
+     * [wsplit[t], lat_cut[t]) of the thread's words; the others are found
+     * again with the trie at every pass (and join the cache when filtering
+     * has made room). A lattice found again is the filtered one, node for
+     * node, so the budget (and with it the thread count) cannot change the
+     * model. */
     struct latseg { struct cnode *lat; size_t n, cap; } seg[64];
     int have_lat;
-    size_t *lat_off, lat_n;
+    size_t *lat_off, lat_n, lat_max, lat_cut[64];
+    int trie_stale; /* pieces were removed since the trie was built */
     int threads;
     /* word ranges of the threads, cut at equal shares of the bytes (the
      * sorted words put the long Japanese runs at the end: equal numbers of
@@ -66,6 +73,8 @@ typedef struct {
 } uni;
 
 #define CNODE_MAXLEN 255
+/* the lattice cache's bytes, all threads together */
+#define LAT_CACHE_BYTES ((size_t)256 << 20)
 #define CNODE_MAXID ((1 << 24) - 2)
 static inline struct cnode cnode_make(uint32_t start, uint32_t end, int32_t id)
 {
@@ -105,7 +114,18 @@ __attribute__((format(printf, 2, 3))) static void dbg(const uni *U, const char *
     va_start(ap, fmt);
     fprintf(stderr, "debug: ");
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (%.2f s, cpu %.2f s)\n", tkmi_now() - U->t_start, cpu_now() - U->cpu0);
+    long rss = 0, hwm = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[128];
+        while (fgets(line, sizeof line, f)) {
+            if (!strncmp(line, "VmRSS:", 6)) rss = strtol(line + 6, NULL, 10);
+            if (!strncmp(line, "VmHWM:", 6)) hwm = strtol(line + 6, NULL, 10);
+        }
+        fclose(f);
+    }
+    fprintf(stderr, " (%.2f s, cpu %.2f s, rss %ld MB, peak %ld MB)\n", tkmi_now() - U->t_start, cpu_now() - U->cpu0,
+            rss >> 10, hwm >> 10);
     va_end(ap);
 }
 
@@ -204,6 +224,7 @@ static int rebuild_trie(uni *U)
         if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
     }
     if (rc == 0) rc = tkmi_ptrie_build(&U->trie, strs, lens, ids, U->np);
+    U->trie_stale = 0;
     tkmi_free(strs);
     tkmi_free(lens);
     tkmi_free(ids);
@@ -266,6 +287,7 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t s
         if (mblen > n - start) mblen = n - start;
         int single = 0;
         int32_t node = 0;
+        size_t first = x->nn;
         for (size_t k = start; k < n; k++) {
             node = tkmi_ptrie_child(&U->trie, node, (uint8_t)s[k]);
             if (node < 0) break;
@@ -277,8 +299,14 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t s
             if (k + 1 - start == mblen) single = 1;
         }
         if (!single && !(skip >= 0 && start == 0 && mblen == n)) {
+            /* first among the nodes at this start, where the character's
+             * own piece would be: a cached lattice filtered after that piece
+             * was removed has it there too, and the order decides rounding
+             * and Viterbi ties */
             if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
-            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(start + mblen), -1, unk};
+            memmove(x->nodes + first + 1, x->nodes + first, (x->nn - first) * sizeof *x->nodes);
+            x->nodes[first] = (lnode){(uint32_t)start, (uint32_t)(start + mblen), -1, unk};
+            x->nn++;
         }
         start += mblen;
     }
@@ -348,9 +376,9 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
 }
 
 /* Word i's lattice from the cache, with the current scores. */
-static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t seg_end, scratch *x, size_t i)
+static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t cut, scratch *x, size_t i)
 {
-    size_t a = U->lat_off[i], b = i + 1 < seg_end ? U->lat_off[i + 1] : sg->n;
+    size_t a = U->lat_off[i], b = i + 1 < cut ? U->lat_off[i + 1] : sg->n;
     if (b - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, b - a, sizeof(lnode)));
     const float unk = U->min_score - 10.0f;
     for (size_t k = a; k < b; k++) {
@@ -373,7 +401,7 @@ static void *filter_main(void *arg)
     uni *U = J->U;
     const int32_t *remap = J->remap;
     struct latseg *sg = &U->seg[J->t];
-    size_t o = 0, from = U->wsplit[J->t], to = U->wsplit[J->t + 1];
+    size_t o = 0, from = U->wsplit[J->t], to = U->lat_cut[J->t];
     for (size_t i = from; i < to; i++) {
         size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
         U->lat_off[i] = o;
@@ -408,6 +436,7 @@ static void filter_lattices(uni *U, const int32_t *remap)
     filtjob J[64];
     for (int t = 0; t < U->threads; t++) J[t] = (filtjob){U, remap, t};
     par_run(J, U->threads, sizeof *J, filter_main);
+    U->trie_stale = 1;
     U->lat_n = 0;
     for (int t = 0; t < U->threads; t++) U->lat_n += U->seg[t].n;
 }
@@ -498,26 +527,58 @@ static void *pass_main(void *arg)
     /* a fixed word -> thread split does not matter: sums are exact */
     size_t from = U->wsplit[P->tid], to = U->wsplit[P->tid + 1];
     struct latseg *sg = &U->seg[P->tid];
+    size_t *cut = &U->lat_cut[P->tid];
+    struct cnode *tmp = NULL; /* a lattice outside the cache */
+    size_t tmp_cap = 0;
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
         size_t n = w->len;
-        if (P->mode == 0) {
-            if (!U->have_lat) {
-                /* the first E-step finds the lattices and keeps them */
-                if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) break;
+        int cached = i < *cut;
+        if (!cached) {
+            /* not (yet) in the cache: the trie finds it; kept if it is the
+             * next word of the prefix and fits */
+            if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) break;
+            if (i == *cut && sg->n + x.nn <= U->lat_max) {
+                if (sg->n + x.nn > sg->cap) {
+                    size_t nc = sg->cap ? 2 * sg->cap : 65536;
+                    if (nc < sg->n + x.nn) nc = sg->n + x.nn;
+                    if (nc > U->lat_max) nc = U->lat_max;
+                    void *q = tkmi_realloc(sg->lat, nc * sizeof *sg->lat);
+                    if (!q) { P->rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)"); break; }
+                    sg->lat = q;
+                    sg->cap = nc;
+                }
                 U->lat_off[i] = sg->n;
-                if ((P->rc = tkmi_grow((void **)&sg->lat, &sg->cap, sg->n + x.nn, sizeof *sg->lat)) < 0) break;
                 for (size_t k = 0; k < x.nn; k++)
                     sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
-            } else if ((P->rc = ensure_positions(&x, n)) < 0) {
-                break;
+                (*cut)++;
+                cached = 1;
             }
-            size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
-            if (!U->have_lat) b = sg->n;
-            double lz = estep_word(&x, sg->lat + a, b - a, n, U->pr1, w->cnt, P->acc);
+        } else if (P->mode == 0 && (P->rc = ensure_positions(&x, n)) < 0) {
+            break;
+        }
+        if (P->mode == 0) {
+            const struct cnode *nd;
+            size_t nn;
+            if (cached) {
+                size_t a = U->lat_off[i], b = i + 1 < *cut ? U->lat_off[i + 1] : sg->n;
+                nd = sg->lat + a;
+                nn = b - a;
+            } else {
+                if (x.nn > tmp_cap) {
+                    void *q = tkmi_realloc(tmp, x.nn * sizeof *tmp);
+                    if (!q) { P->rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)"); break; }
+                    tmp = q;
+                    tmp_cap = x.nn;
+                }
+                for (size_t k = 0; k < x.nn; k++) tmp[k] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
+                nd = tmp;
+                nn = x.nn;
+            }
+            double lz = estep_word(&x, nd, nn, n, U->pr1, w->cnt, P->acc);
             if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
-            if ((P->rc = lattice_from_cache(U, sg, to, &x, i)) < 0) break;
+            if (cached && (P->rc = lattice_from_cache(U, sg, *cut, &x, i)) < 0) break;
             size_t cnt = viterbi(&x, n, path, path_cap);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
@@ -532,6 +593,7 @@ static void *pass_main(void *arg)
     }
     scratch_free(&x);
     tkmi_free(path);
+    tkmi_free(tmp);
     return NULL;
 }
 
@@ -544,12 +606,21 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     int rc = 0;
     /* without a cache (the first E-step, over the seeds), the lattices found
      * are kept: the M-step then only filters them */
-    int cache = !U->have_lat;
-    if (cache) {
+    if (!U->have_lat) {
         TKM_RETURN_ERROR_IF(U->np > CNODE_MAXID, TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d",
                             U->np, CNODE_MAXID);
         U->lat_off = tkmi_malloc((U->nw + 1) * sizeof *U->lat_off);
         if (!U->lat_off) rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
+        for (int t = 0; t < T; t++) U->lat_cut[t] = U->wsplit[t];
+        U->have_lat = 1;
+    }
+    if (rc == 0 && U->trie_stale) { /* words outside the cache walk the trie */
+        for (int t = 0; t < T; t++)
+            if (U->lat_cut[t] < U->wsplit[t + 1]) {
+                rc = rebuild_trie(U);
+                break;
+            }
+        U->trie_stale = 0;
     }
     for (int t = 0; t < T; t++) {
         P[t] = (pass_t){U, mode, t, T, t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t)), 0, 0, 0};
@@ -567,11 +638,8 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         U->pr1 = pr1;
     }
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
-    if (cache && rc == 0) {
-        U->have_lat = 1;
-        U->lat_n = 0;
-        for (int t = 0; t < T; t++) U->lat_n += U->seg[t].n;
-    }
+    U->lat_n = 0;
+    for (int t = 0; t < T; t++) U->lat_n += U->seg[t].n;
     double o = 0;
     for (int t = 0; t < T; t++) {
         if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -1069,10 +1137,12 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     else
         rc = estimate_substrings(U, T, &est);
     *n_cand = est;
-    /* the bitmaps: 8 bits a candidate (at least 2^20, at most 2^34), so
-     * that about 1 in 8 of those seen once shares a bit with another */
+    /* the bitmaps: 8 bits a candidate, so that about 1 in 8 of those seen
+     * once shares a bit with another; at least 2^20 bits, at most 2^29 (64
+     * MB each: beyond 67M candidates more of them are counted for nothing,
+     * which costs time, not correctness) */
     uint64_t *once = NULL, *twice = NULL, bits = (uint64_t)1 << 20;
-    while (rc == 0 && bits < (uint64_t)1 << 34 && (double)bits < est * 8) bits <<= 1;
+    while (rc == 0 && bits < (uint64_t)1 << 29 && (double)bits < est * 8) bits <<= 1;
     if (rc == 0) {
         once = tkmi_calloc(bits / 64, sizeof *once);
         twice = tkmi_calloc(bits / 64, sizeof *twice);
@@ -1212,6 +1282,13 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     U.t_start = t->t_start;
     U.cpu0 = 0; /* process CPU time: reading and counting included */
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
+    /* the lattice cache: LAT_CACHE_BYTES in all (TKM_LATTICE_CACHE_MAX
+     * nodes, internal: to force words out of it in tests) */
+    {
+        const char *env = getenv("TKM_LATTICE_CACHE_MAX");
+        size_t total = env ? (size_t)strtoull(env, NULL, 10) : LAT_CACHE_BYTES / sizeof(struct cnode);
+        U.lat_max = total / (size_t)U.threads;
+    }
     tkmi_vbase vb;
     int rc = tkmi_vbase_init(t, counts, &vb);
     int64_t *acc = NULL;
@@ -1257,6 +1334,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     int rounds = 0;
     int32_t *remap = NULL;
     if (rc == 0 && (rc = rebuild_trie(&U)) == 0) {
+        dbg(&U, "trie of %zu nodes", U.trie.n_nodes);
         remap = tkmi_malloc((U.np + 1) * sizeof *remap);
         if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
@@ -1274,7 +1352,17 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
             dbg(&U, "  EM -> %zu pieces, objective %.4f, %zu lattice nodes", U.np, obj, U.lat_n);
         }
         if (rc < 0) break;
-        if (t->progress) t->progress(t->progress_ctx, "EM (pieces left)", U.np, U.np);
+        if (t->progress) {
+            /* round k of n (n: the rounds done and those the shrinking
+             * factor still needs), pieces left and the target */
+            int left = 0;
+            if (U.np > desired)
+                left = (int)ceil(log((double)desired / (double)U.np) / log((double)o->shrinking_factor) - 1e-9);
+            char ph[128];
+            snprintf(ph, sizeof ph, "Unigram round %d of %d: %zu pieces left, target %zu", rounds + 1,
+                     rounds + 1 + left, U.np, desired);
+            t->progress(t->progress_ctx, ph, (uint64_t)rounds + 1, (uint64_t)(rounds + 1 + left));
+        }
         dbg(&U, "round %d: %zu pieces after EM", rounds, U.np);
         if (U.np <= desired) break;
         if ((rc = rebuild_trie(&U)) < 0) break;
