@@ -32,6 +32,26 @@ typedef struct {
     float score;
 } piece_t;
 
+/* The pieces' trie, as lib/unigram.c's tkmi_ptrie (nodes numbered depth
+ * first, edges of a node sorted by byte) with each node's first edge and
+ * piece id side by side, and each edge's byte and child: a step of a walk
+ * touches one edge and one node, two cache lines instead of four (the walks
+ * of the first E-step over a million seeds wait on memory). */
+typedef struct {
+    int32_t root[256];
+    struct unode { uint32_t first; int32_t id; } *node; /* n_nodes + 1 (the last ends the edges) */
+    struct uedge { int32_t child; uint32_t byte; } *edge;
+    size_t n_nodes;
+} utrie;
+
+static void utrie_free(utrie *t)
+{
+    tkmi_free(t->node);
+    tkmi_free(t->edge);
+    t->node = NULL;
+    t->edge = NULL;
+}
+
 /* a cached lattice node, 8 bytes: start, and (id + 1) << 8 | length in
  * bytes (pieces are at most CNODE_MAXLEN bytes and CNODE_MAXID pieces) */
 struct cnode { uint32_t start, idlen; };
@@ -44,7 +64,7 @@ typedef struct {
     size_t np, pcap;
     char *parena;
     size_t parena_n, parena_cap;
-    tkmi_ptrie trie;
+    utrie trie;
     float min_score;
     /* cached lattices: pieces are only ever removed during training, so each
      * word's lattice is found once with the trie and then only filtered */
@@ -211,7 +231,7 @@ static int piece_add(uni *U, const char *s, uint32_t len, float score)
 
 static int rebuild_trie(uni *U)
 {
-    tkmi_ptrie_free(&U->trie);
+    utrie_free(&U->trie);
     const char **strs = tkmi_malloc((U->np + 1) * sizeof *strs);
     uint32_t *lens = tkmi_malloc((U->np + 1) * sizeof *lens);
     int32_t *ids = tkmi_malloc((U->np + 1) * sizeof *ids);
@@ -223,7 +243,30 @@ static int rebuild_trie(uni *U)
         ids[i] = (int32_t)i;
         if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
     }
-    if (rc == 0) rc = tkmi_ptrie_build(&U->trie, strs, lens, ids, U->np);
+    tkmi_ptrie pt;
+    memset(&pt, 0, sizeof pt);
+    if (rc == 0) rc = tkmi_ptrie_build(&pt, strs, lens, ids, U->np);
+    tkmi_free(strs);
+    tkmi_free(lens);
+    tkmi_free(ids);
+    strs = NULL;
+    lens = NULL;
+    ids = NULL;
+    if (rc == 0) {
+        utrie *t = &U->trie;
+        memcpy(t->root, pt.root, sizeof t->root);
+        t->n_nodes = pt.n_nodes;
+        t->node = tkmi_malloc((pt.n_nodes + 1) * sizeof *t->node);
+        t->edge = tkmi_malloc((pt.n_edges + 1) * sizeof *t->edge);
+        if (!t->node || !t->edge) {
+            rc = tkmi_error(TKM_ENOMEM, "out of memory (trie)");
+        } else {
+            for (size_t i = 0; i < pt.n_nodes; i++) t->node[i] = (struct unode){pt.first[i], pt.id[i]};
+            t->node[pt.n_nodes] = (struct unode){pt.first[pt.n_nodes], -1};
+            for (size_t i = 0; i < pt.n_edges; i++) t->edge[i] = (struct uedge){pt.echild[i], pt.ebyte[i]};
+        }
+    }
+    tkmi_ptrie_free(&pt);
     U->trie_stale = 0;
     tkmi_free(strs);
     tkmi_free(lens);
@@ -274,13 +317,29 @@ static int ensure_positions(scratch *x, size_t n)
     return 0;
 }
 
+/* The child of node (0: the root) by byte b, or -1. */
+static inline int32_t utrie_child(const utrie *t, int32_t node, uint8_t b)
+{
+    if (node == 0) return t->root[b];
+    uint32_t lo = t->node[node].first, hi = t->node[node + 1].first;
+    if (hi - lo == 1) return t->edge[lo].byte == b ? t->edge[lo].child : -1; /* most nodes */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) >> 1;
+        if (t->edge[mid].byte < b) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < t->node[node + 1].first && t->edge[lo].byte == b ? t->edge[lo].child : -1;
+}
+
 /* All pieces matching in s[0..n), in order of start then length; a char
- * with no single-char piece gets an unknown node (id -1). `skip` excludes
- * the node (0, n, skip) (used for a piece's own second-best path). */
-static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t skip)
+ * with no single-char piece gets an unknown node (id -1), first among the
+ * nodes at its start. `scores`: fill in the nodes' scores (Viterbi; the
+ * E-step takes probabilities by id). */
+static int populate(const uni *U, scratch *x, const char *s, size_t n, int scores)
 {
     x->nn = 0;
     const float unk = U->min_score - 10.0f;
+    const utrie *t = &U->trie;
     size_t start = 0;
     while (start < n) {
         size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[start]);
@@ -289,16 +348,15 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t s
         int32_t node = 0;
         size_t first = x->nn;
         for (size_t k = start; k < n; k++) {
-            node = tkmi_ptrie_child(&U->trie, node, (uint8_t)s[k]);
+            node = utrie_child(t, node, (uint8_t)s[k]);
             if (node < 0) break;
-            int32_t id = U->trie.id[node];
+            int32_t id = t->node[node].id;
             if (id < 0) continue;
-            if (start == 0 && k + 1 == n && id == skip) continue;
             if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
-            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, U->p[id].score};
+            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, scores ? U->p[id].score : 0};
             if (k + 1 - start == mblen) single = 1;
         }
-        if (!single && !(skip >= 0 && start == 0 && mblen == n)) {
+        if (!single) {
             /* first among the nodes at this start, where the character's
              * own piece would be: a cached lattice filtered after that piece
              * was removed has it there too, and the order decides rounding
@@ -537,7 +595,7 @@ static void *pass_main(void *arg)
         if (!cached) {
             /* not (yet) in the cache: the trie finds it; kept if it is the
              * next word of the prefix and fits */
-            if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) break;
+            if ((P->rc = populate(U, &x, w->s, w->len, P->mode == 1)) < 0) break;
             if (i == *cut && sg->n + x.nn <= U->lat_max) {
                 if (sg->n + x.nn > sg->cap) {
                     size_t nc = sg->cap ? 2 * sg->cap : 65536;
@@ -713,12 +771,12 @@ static void *alt_main(void *arg)
     scratch x = {0};
     for (size_t i = J->from; J->rc == 0 && i < J->to; i++) {
         J->keep[i] = 1;
-        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, -1)) < 0) break;
+        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, 1)) < 0) break;
         size_t c = viterbi(&x, U->p[i].len, path, 64);
         if (c >= 2) { J->keep[i] = 0; continue; }
         /* without itself: the same lattice less the node (0, len, i), which
          * is there (a single character's own node stands for its unknown
-         * node, which populate() leaves out with a skip) */
+         * node, which is then left out too) */
         size_t o = 0;
         for (size_t k = 0; k < x.nn; k++)
             if (!(x.nodes[k].start == 0 && x.nodes[k].end == U->p[i].len && x.nodes[k].id == (int32_t)i))
@@ -1452,7 +1510,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     tkmi_free(fin);
     tkmi_free(cbuf);
     tkmi_free(acc);
-    tkmi_ptrie_free(&U.trie);
+    utrie_free(&U.trie);
     for (int k = 0; k < 64; k++) tkmi_free(U.seg[k].lat);
     tkmi_free(U.lat_off);
     tkmi_free(U.pr1);
