@@ -509,7 +509,7 @@ static void update_min_score(uni *U)
 /* ---- parallel passes over the words ---- */
 typedef struct {
     uni *U;
-    int mode; /* 0: E-step, 1: Viterbi frequencies */
+    int mode; /* 0: E-step, 1: Viterbi frequencies, 2: fill the cache only */
     int tid, nthreads;
     int64_t *acc; /* per piece, fixed point (E) or counts (Viterbi) */
     double obj;
@@ -595,6 +595,7 @@ static void *pass_main(void *arg)
         if (!cached) {
             /* not (yet) in the cache: the trie finds it; kept if it is the
              * next word of the prefix and fits */
+            if (P->mode == 2 && i > *cut) break; /* the cache is full */
             if ((P->rc = populate(U, &x, w->s, w->len, P->mode == 1)) < 0) break;
             if (i == *cut && sg->n + x.nn <= U->lat_max) {
                 if (sg->n + x.nn > sg->cap) {
@@ -615,6 +616,7 @@ static void *pass_main(void *arg)
         } else if (P->mode == 0 && (P->rc = ensure_positions(&x, n)) < 0) {
             break;
         }
+        if (P->mode == 2) continue;
         if (P->mode == 0) {
             const struct cnode *nd;
             size_t nn;
@@ -671,15 +673,19 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         if (!U->lat_off) rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
         for (int t = 0; t < T; t++) U->lat_cut[t] = U->wsplit[t];
         U->have_lat = 1;
-    }
-    if (rc == 0 && U->trie_stale) { /* words outside the cache walk the trie */
+        /* fill the cache first, then free the seeds' trie (the largest) if
+         * every word is in it, before the E-step's arrays are allocated */
+        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, 0, 0, 0};
+        if (rc == 0) par_run(P, T, sizeof *P, pass_main);
         for (int t = 0; t < T; t++)
-            if (U->lat_cut[t] < U->wsplit[t + 1]) {
-                rc = rebuild_trie(U);
-                break;
-            }
-        U->trie_stale = 0;
+            if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
+        int all = 1;
+        for (int t = 0; t < T; t++) all &= U->lat_cut[t] == U->wsplit[t + 1];
+        if (all) utrie_free(&U->trie);
     }
+    int uncached = 0;
+    for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
+    if (rc == 0 && uncached && (U->trie_stale || !U->trie.node)) rc = rebuild_trie(U); /* words outside the cache walk it */
     for (int t = 0; t < T; t++) {
         P[t] = (pass_t){U, mode, t, T, t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t)), 0, 0, 0};
         if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
