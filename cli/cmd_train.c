@@ -334,8 +334,11 @@ static void progress(void *ctx, const char *phase, uint64_t done, uint64_t total
     (void)ctx;
     if (g_prog == PROG_NONE) return;
     double t = now_s();
-    if (strcmp(phase, g_phase) != 0) {
-        snprintf(g_phase, sizeof g_phase, "%s", phase);
+    /* "Unigram round k of n: ...": one phase, the line is the text */
+    int rounds = !strncmp(phase, "Unigram round", 13);
+    const char *key = rounds ? "Unigram round" : phase;
+    if (strcmp(key, g_phase) != 0) {
+        snprintf(g_phase, sizeof g_phase, "%s", key);
         g_phase_t0 = t;
         g_prog_last = 0;
     }
@@ -355,6 +358,10 @@ static void progress(void *ctx, const char *phase, uint64_t done, uint64_t total
         } else {
             snprintf(line, sizeof line, "reading: %.1f MB, %.1f MB/s", done / 1e6, rate);
         }
+    } else if (rounds) { /* the rounds get shorter: an ETA from the round rate is an upper bound */
+        double rate = el > 0 ? done / el : 0;
+        fmt_eta(eta, sizeof eta, rate > 0 && total ? (total - (double)done) / rate : -1);
+        snprintf(line, sizeof line, "%s, ETA %s", phase, eta);
     } else {
         double rate = el > 0 ? done / el : 0;
         fmt_eta(eta, sizeof eta, rate > 0 && total ? (total - (double)done) / rate : -1);

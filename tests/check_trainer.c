@@ -353,6 +353,28 @@ static tkm_model *train_uni(int threads, const char *table_max, tkm_train_stats 
     return m;
 }
 
+/* The lattice cache is bounded (TKM_LATTICE_CACHE_MAX nodes): words left
+ * out are found again with the trie at every pass, node for node the
+ * filtered lattice, so a tiny cache gives the same model bytes, with 1 and
+ * 2 threads (which split the cache differently). */
+START_TEST(test_unigram_lattice_budget)
+{
+    tkm_train_stats s;
+    tkm_model *a = train_uni(2, NULL, &s);
+    setenv("TKM_LATTICE_CACHE_MAX", "3000", 1);
+    tkm_model *b = train_uni(1, NULL, &s);
+    tkm_model *c = train_uni(2, NULL, &s);
+    unsetenv("TKM_LATTICE_CACHE_MAX");
+    size_t la, lb, lc;
+    const uint8_t *pa = tkm_model_bytes(a, &la), *pb = tkm_model_bytes(b, &lb), *pc = tkm_model_bytes(c, &lc);
+    ck_assert_msg(la == lb && memcmp(pa, pb, la) == 0, "Unigram model differs with a small lattice cache (1 thread)");
+    ck_assert_msg(la == lc && memcmp(pa, pc, la) == 0, "Unigram model differs with a small lattice cache (2 threads)");
+    tkm_model_free(a);
+    tkm_model_free(b);
+    tkm_model_free(c);
+}
+END_TEST
+
 START_TEST(test_unigram_seed_passes)
 {
     tkm_train_stats s1, s2, s3;
@@ -574,6 +596,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(rt, test_roundtrip_random);
     tcase_add_test(rt, test_unigram);
     tcase_add_test(rt, test_unigram_seed_passes);
+    tcase_add_test(rt, test_unigram_lattice_budget);
     suite_add_tcase(s, rt);
     return s;
 }

@@ -10,8 +10,10 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/parallel.h"
@@ -31,6 +33,26 @@ typedef struct {
     float score;
 } piece_t;
 
+/* The pieces' trie, as lib/unigram.c's tkmi_ptrie (nodes numbered depth
+ * first, edges of a node sorted by byte) with each node's first edge and
+ * piece id side by side, and each edge's byte and child: a step of a walk
+ * touches one edge and one node, two cache lines instead of four (the walks
+ * of the first E-step over a million seeds wait on memory). */
+typedef struct {
+    int32_t root[256];
+    struct unode { uint32_t first; int32_t id; } *node; /* n_nodes + 1 (the last ends the edges) */
+    struct uedge { int32_t child; uint32_t byte; } *edge;
+    size_t n_nodes;
+} utrie;
+
+static void utrie_free(utrie *t)
+{
+    tkmi_free(t->node);
+    tkmi_free(t->edge);
+    t->node = NULL;
+    t->edge = NULL;
+}
+
 /* a cached lattice node, 8 bytes: start, and (id + 1) << 8 | length in
  * bytes (pieces are at most CNODE_MAXLEN bytes and CNODE_MAXID pieces) */
 struct cnode { uint32_t start, idlen; };
@@ -43,25 +65,37 @@ typedef struct {
     size_t np, pcap;
     char *parena;
     size_t parena_n, parena_cap;
-    tkmi_ptrie trie;
+    utrie trie;
     float min_score;
     /* cached lattices: pieces are only ever removed during training, so each
      * word's lattice is found once with the trie and then only filtered */
     /* one segment per thread, for the words of its range (wsplit): each
      * thread fills and reads only its own, so nothing is ever joined;
-     * lat_off[i] is word i's first node in its segment */
+     * lat_off[i] is word i's first node in its segment. Memory is bounded:
+     * a segment holds at most lat_max nodes, the lattices of a prefix
+     * [wsplit[t], lat_cut[t]) of the thread's words; the others are found
+     * again with the trie at every pass (and join the cache when filtering
+     * has made room). A lattice found again is the filtered one, node for
+     * node, so the budget (and with it the thread count) cannot change the
+     * model. */
     struct latseg { struct cnode *lat; size_t n, cap; } seg[64];
     int have_lat;
-    size_t *lat_off, lat_n;
+    size_t *lat_off, lat_n, lat_max, lat_cut[64];
+    int trie_stale; /* pieces were removed since the trie was built */
     int threads;
     /* word ranges of the threads, cut at equal shares of the bytes (the
      * sorted words put the long Japanese runs at the end: equal numbers of
      * words gave one thread 60% more work) */
     size_t wsplit[65];
     const tkm_train_options *o;
+    double *pr1; /* E-step: e^score of piece i at i + 1, of the unknown node at 0 */
+    int debug; /* TKM_DEBUG_UNIGRAM */
+    double t_start, cpu0;
 } uni;
 
 #define CNODE_MAXLEN 255
+/* the lattice cache's bytes, all threads together */
+#define LAT_CACHE_BYTES ((size_t)256 << 20)
 #define CNODE_MAXID ((1 << 24) - 2)
 static inline struct cnode cnode_make(uint32_t start, uint32_t end, int32_t id)
 {
@@ -74,6 +108,36 @@ static inline uint32_t cnode_end(struct cnode c) { return c.start + (c.idlen & 0
  * a failed job comes back with its rc */
 #define par_run(jobs, n, job_size, fn) \
     tkmi_par_jobs((jobs), (n), (job_size), (size_t)((char *)&(jobs)[0].rc - (char *)&(jobs)[0]), (fn))
+
+/* TKM_DEBUG_UNIGRAM=1: one line a stage on stderr, with wall and process
+ * CPU seconds since the trainer started */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+__attribute__((format(printf, 2, 3))) static void dbg(const uni *U, const char *fmt, ...)
+{
+    if (!U->debug) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "debug: ");
+    vfprintf(stderr, fmt, ap);
+    long rss = 0, hwm = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[128];
+        while (fgets(line, sizeof line, f)) {
+            if (!strncmp(line, "VmRSS:", 6)) rss = strtol(line + 6, NULL, 10);
+            if (!strncmp(line, "VmHWM:", 6)) hwm = strtol(line + 6, NULL, 10);
+        }
+        fclose(f);
+    }
+    fprintf(stderr, " (%.2f s, cpu %.2f s, rss %ld MB, peak %ld MB)\n", tkmi_now() - U->t_start, cpu_now() - U->cpu0,
+            rss >> 10, hwm >> 10);
+    va_end(ap);
+}
 
 /* ---- words ---- */
 static int cmp_word(const void *a, const void *b)
@@ -157,7 +221,7 @@ static int piece_add(uni *U, const char *s, uint32_t len, float score)
 
 static int rebuild_trie(uni *U)
 {
-    tkmi_ptrie_free(&U->trie);
+    utrie_free(&U->trie);
     const char **strs = tkmi_malloc((U->np + 1) * sizeof *strs);
     uint32_t *lens = tkmi_malloc((U->np + 1) * sizeof *lens);
     int32_t *ids = tkmi_malloc((U->np + 1) * sizeof *ids);
@@ -169,7 +233,31 @@ static int rebuild_trie(uni *U)
         ids[i] = (int32_t)i;
         if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
     }
-    if (rc == 0) rc = tkmi_ptrie_build(&U->trie, strs, lens, ids, U->np);
+    tkmi_ptrie pt;
+    memset(&pt, 0, sizeof pt);
+    if (rc == 0) rc = tkmi_ptrie_build(&pt, strs, lens, ids, U->np);
+    tkmi_free(strs);
+    tkmi_free(lens);
+    tkmi_free(ids);
+    strs = NULL;
+    lens = NULL;
+    ids = NULL;
+    if (rc == 0) {
+        utrie *t = &U->trie;
+        memcpy(t->root, pt.root, sizeof t->root);
+        t->n_nodes = pt.n_nodes;
+        t->node = tkmi_malloc((pt.n_nodes + 1) * sizeof *t->node);
+        t->edge = tkmi_malloc((pt.n_edges + 1) * sizeof *t->edge);
+        if (!t->node || !t->edge) {
+            rc = tkmi_error(TKM_ENOMEM, "out of memory (trie)");
+        } else {
+            for (size_t i = 0; i < pt.n_nodes; i++) t->node[i] = (struct unode){pt.first[i], pt.id[i]};
+            t->node[pt.n_nodes] = (struct unode){pt.first[pt.n_nodes], -1};
+            for (size_t i = 0; i < pt.n_edges; i++) t->edge[i] = (struct uedge){pt.echild[i], pt.ebyte[i]};
+        }
+    }
+    tkmi_ptrie_free(&pt);
+    U->trie_stale = 0;
     tkmi_free(strs);
     tkmi_free(lens);
     tkmi_free(ids);
@@ -182,7 +270,8 @@ typedef struct { uint32_t start, end; int32_t id; float score; } lnode;
 typedef struct {
     lnode *nodes;
     size_t nn, ncap;
-    double *alpha, *beta, *acc;
+    double *alpha, *beta; /* E-step: mantissas (0, or in [1, 2) once complete) */
+    int32_t *ealpha, *ebeta; /* and their binary exponents */
     float *best;
     int32_t *back;
     size_t pcap;
@@ -193,7 +282,8 @@ static void scratch_free(scratch *x)
     tkmi_free(x->nodes);
     tkmi_free(x->alpha);
     tkmi_free(x->beta);
-    tkmi_free(x->acc);
+    tkmi_free(x->ealpha);
+    tkmi_free(x->ebeta);
     tkmi_free(x->best);
     tkmi_free(x->back);
 }
@@ -206,7 +296,9 @@ static int ensure_positions(scratch *x, size_t n)
     c = x->pcap;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->beta, &c, n + 1, sizeof(double)));
     c = x->pcap;
-    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->acc, &c, n + 1, sizeof(double)));
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->ealpha, &c, n + 1, sizeof(int32_t)));
+    c = x->pcap;
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->ebeta, &c, n + 1, sizeof(int32_t)));
     c = x->pcap;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->best, &c, n + 1, sizeof(float)));
     c = x->pcap;
@@ -215,49 +307,94 @@ static int ensure_positions(scratch *x, size_t n)
     return 0;
 }
 
+/* The child of node (0: the root) by byte b, or -1. */
+static inline int32_t utrie_child(const utrie *t, int32_t node, uint8_t b)
+{
+    if (node == 0) return t->root[b];
+    uint32_t lo = t->node[node].first, hi = t->node[node + 1].first;
+    if (hi - lo == 1) return t->edge[lo].byte == b ? t->edge[lo].child : -1; /* most nodes */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) >> 1;
+        if (t->edge[mid].byte < b) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < t->node[node + 1].first && t->edge[lo].byte == b ? t->edge[lo].child : -1;
+}
+
 /* All pieces matching in s[0..n), in order of start then length; a char
- * with no single-char piece gets an unknown node (id -1). `skip` excludes
- * the node (0, n, skip) (used for a piece's own second-best path). */
-static int populate(const uni *U, scratch *x, const char *s, size_t n, int32_t skip)
+ * with no single-char piece gets an unknown node (id -1), first among the
+ * nodes at its start. `scores`: fill in the nodes' scores (Viterbi; the
+ * E-step takes probabilities by id). */
+static int populate(const uni *U, scratch *x, const char *s, size_t n, int scores)
 {
     x->nn = 0;
     const float unk = U->min_score - 10.0f;
+    const utrie *t = &U->trie;
     size_t start = 0;
     while (start < n) {
         size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[start]);
         if (mblen > n - start) mblen = n - start;
         int single = 0;
         int32_t node = 0;
+        size_t first = x->nn;
         for (size_t k = start; k < n; k++) {
-            node = tkmi_ptrie_child(&U->trie, node, (uint8_t)s[k]);
+            node = utrie_child(t, node, (uint8_t)s[k]);
             if (node < 0) break;
-            int32_t id = U->trie.id[node];
+            int32_t id = t->node[node].id;
             if (id < 0) continue;
-            if (start == 0 && k + 1 == n && id == skip) continue;
             if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
-            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, U->p[id].score};
+            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, scores ? U->p[id].score : 0};
             if (k + 1 - start == mblen) single = 1;
         }
-        if (!single && !(skip >= 0 && start == 0 && mblen == n)) {
+        if (!single) {
+            /* first among the nodes at this start, where the character's
+             * own piece would be: a cached lattice filtered after that piece
+             * was removed has it there too, and the order decides rounding
+             * and Viterbi ties */
             if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
-            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(start + mblen), -1, unk};
+            memmove(x->nodes + first + 1, x->nodes + first, (x->nn - first) * sizeof *x->nodes);
+            x->nodes[first] = (lnode){(uint32_t)start, (uint32_t)(start + mblen), -1, unk};
+            x->nn++;
         }
         start += mblen;
     }
     return ensure_positions(x, n);
 }
 
-/* Adds e^v to the pending sum (*r, *sum) = e^r x sum of a position. */
-static inline void lse_add(double *r, double *sum, double v)
+/* 2^d as a double, for -1022 <= d <= 1023 (exact) */
+static inline double pow2i(int d)
 {
-    if (*r == -INFINITY) {
-        *r = v;
-        *sum = 1;
-    } else if (v <= *r) {
-        *sum += exp(v - *r);
+    union { uint64_t u; double f; } v = {(uint64_t)(d + 1023) << 52};
+    return v.f;
+}
+
+/* *a (positive, normal) becomes its mantissa in [1, 2); returns its
+ * binary exponent: a multiplication by a power of two, exact */
+static inline int32_t norm2(double *a)
+{
+    union { double f; uint64_t u; } v = {*a};
+    int32_t e = (int32_t)((v.u >> 52) & 0x7FF) - 1023;
+    v.u = (v.u & ~(0x7FFull << 52)) | (1023ull << 52);
+    *a = v.f;
+    return e;
+}
+
+/* Adds v x 2^ev to the sum m x 2^*e of a position (m = 0: empty): the
+ * terms are kept at the exponent of the largest; one below 2^-1022 of it
+ * is lost (it would not change the double sum either). */
+static inline void sum2_add(double *m, int32_t *e, double v, int32_t ev)
+{
+    if (*m == 0) {
+        *m = v;
+        *e = ev;
+        return;
+    }
+    int32_t d = ev - *e;
+    if (d <= 0) {
+        if (d >= -1022) *m += v * pow2i(d);
     } else {
-        *sum = *sum * exp(*r - v) + 1;
-        *r = v;
+        *m = (d <= 1022 ? *m * pow2i(-d) : 0) + v;
+        *e = ev;
     }
 }
 
@@ -287,9 +424,9 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
 }
 
 /* Word i's lattice from the cache, with the current scores. */
-static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t seg_end, scratch *x, size_t i)
+static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t cut, scratch *x, size_t i)
 {
-    size_t a = U->lat_off[i], b = i + 1 < seg_end ? U->lat_off[i + 1] : sg->n;
+    size_t a = U->lat_off[i], b = i + 1 < cut ? U->lat_off[i + 1] : sg->n;
     if (b - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, b - a, sizeof(lnode)));
     const float unk = U->min_score - 10.0f;
     for (size_t k = a; k < b; k++) {
@@ -312,7 +449,7 @@ static void *filter_main(void *arg)
     uni *U = J->U;
     const int32_t *remap = J->remap;
     struct latseg *sg = &U->seg[J->t];
-    size_t o = 0, from = U->wsplit[J->t], to = U->wsplit[J->t + 1];
+    size_t o = 0, from = U->wsplit[J->t], to = U->lat_cut[J->t];
     for (size_t i = from; i < to; i++) {
         size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
         U->lat_off[i] = o;
@@ -347,6 +484,7 @@ static void filter_lattices(uni *U, const int32_t *remap)
     filtjob J[64];
     for (int t = 0; t < U->threads; t++) J[t] = (filtjob){U, remap, t, 0};
     par_run(J, U->threads, sizeof *J, filter_main);
+    U->trie_stale = 1;
     U->lat_n = 0;
     for (int t = 0; t < U->threads; t++) U->lat_n += U->seg[t].n;
 }
@@ -361,13 +499,71 @@ static void update_min_score(uni *U)
 /* ---- parallel passes over the words ---- */
 typedef struct {
     uni *U;
-    int mode; /* 0: E-step, 1: Viterbi frequencies */
+    int mode; /* 0: E-step, 1: Viterbi frequencies, 2: fill the cache only */
     int tid, nthreads;
     int64_t *acc; /* per piece, fixed point (E) or counts (Viterbi) */
     double obj;
     int64_t ntokens;
     int rc;
 } pass_t;
+
+/* The E-step on one word's lattice (nodes by start, then length):
+ * forward and backward sums in linear space, each position a mantissa and
+ * a binary exponent (a word's path probabilities reach far below the double
+ * range: a lattice position is normalized to [1, 2) once its sum is
+ * complete, exactly, by its exponent), and each node's posterior times the
+ * word's count added to acc[id] in fixed point. pr1[id + 1] is piece id's
+ * probability e^score, pr1[0] the unknown node's. Returns log Z, or
+ * -INFINITY if the word has no path. Adds, multiplies and no exp or log per
+ * node: the log-space version took one exp per node and a log per position
+ * each way, and an exp per node for the posteriors. */
+static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, const double *pr1, int64_t cnt,
+                         int64_t *acc)
+{
+    double *fa = x->alpha, *ba = x->beta;
+    int32_t *fe = x->ealpha, *be = x->ebeta;
+    for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
+    fa[0] = 1;
+    fe[0] = 0;
+    size_t done = 0; /* forward: positions < done are complete */
+    for (size_t k = 0; k < nn; k++) {
+        uint32_t st = nd[k].start;
+        for (; done <= st; done++)
+            if (fa[done] != 0) fe[done] += norm2(&fa[done]);
+        if (fa[st] == 0) continue;
+        double v = fa[st] * pr1[nd[k].idlen >> 8];
+        if (v != 0) sum2_add(&fa[cnode_end(nd[k])], &fe[cnode_end(nd[k])], v, fe[st]);
+    }
+    for (; done <= n; done++)
+        if (fa[done] != 0) fe[done] += norm2(&fa[done]);
+    if (fa[n] == 0) return -INFINITY;
+    ba[n] = 1;
+    be[n] = 0;
+    done = n + 1; /* backward: positions >= done are complete */
+    for (size_t k = nn; k-- > 0;) {
+        uint32_t en = cnode_end(nd[k]);
+        while (done > en) {
+            done--;
+            if (ba[done] != 0) be[done] += norm2(&ba[done]);
+        }
+        if (ba[en] == 0) continue;
+        double v = ba[en] * pr1[nd[k].idlen >> 8];
+        if (v != 0) sum2_add(&ba[nd[k].start], &be[nd[k].start], v, be[en]);
+    }
+    /* posteriors: alpha(start) p beta(end) / Z, times the count, 2^-24 units */
+    double scale = (double)cnt * FIX_SCALE / fa[n];
+    int32_t ez = fe[n];
+    for (size_t k = 0; k < nn; k++) {
+        uint32_t idp = nd[k].idlen >> 8, st = nd[k].start, en = cnode_end(nd[k]);
+        if (idp == 0 || fa[st] == 0 || ba[en] == 0) continue;
+        int32_t d = fe[st] + be[en] - ez;
+        if (d < -1022) continue;
+        if (d > 1023) d = 1023;
+        double q = fa[st] * pr1[idp] * ba[en] * scale * pow2i(d);
+        acc[idp - 1] += (int64_t)(q + 0.5);
+    }
+    return log(fa[n]) + (double)ez * M_LN2;
+}
 
 static void *pass_main(void *arg)
 {
@@ -378,70 +574,61 @@ static void *pass_main(void *arg)
     size_t path_cap = 0;
     /* a fixed word -> thread split does not matter: sums are exact */
     size_t from = U->wsplit[P->tid], to = U->wsplit[P->tid + 1];
+    struct latseg *sg = &U->seg[P->tid];
+    size_t *cut = &U->lat_cut[P->tid];
+    struct cnode *tmp = NULL; /* a lattice outside the cache */
+    size_t tmp_cap = 0;
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
-        struct latseg *sg = &U->seg[P->tid];
-        if (U->have_lat) {
-            if ((P->rc = lattice_from_cache(U, sg, to, &x, i)) < 0) break;
-        } else if ((P->rc = populate(U, &x, w->s, w->len, -1)) < 0) {
-            break;
-        } else {
-            /* the first E-step keeps the lattices it finds */
-            U->lat_off[i] = sg->n;
-            if ((P->rc = tkmi_grow((void **)&sg->lat, &sg->cap, sg->n + x.nn, sizeof *sg->lat)) < 0) break;
-            for (size_t k = 0; k < x.nn; k++) sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
-        }
         size_t n = w->len;
-        if (P->mode == 0) {
-            /* Forward and backward sums in log space, each position kept as
-             * (reference r, sum of e^(x - r)) while its terms arrive and
-             * turned into r + log(sum) once complete: one exp per node and
-             * one log per position, instead of an exp and a log1p per node.
-             * Nodes come by start, so a position is complete (forward) when
-             * the first node starting there is reached, and (backward) when
-             * the nodes starting there have all been seen. */
-            for (size_t k = 0; k <= n; k++) { x.alpha[k] = x.beta[k] = -INFINITY; x.acc[k] = 0; }
-            x.alpha[0] = 0;
-            x.acc[0] = 1;
-            size_t done = 0;
-            for (size_t k = 0; k < x.nn; k++) {
-                lnode *nd = &x.nodes[k];
-                for (; done <= nd->start; done++)
-                    if (x.alpha[done] > -INFINITY) x.alpha[done] += log(x.acc[done]);
-                double a = x.alpha[nd->start];
-                if (a == -INFINITY) continue;
-                lse_add(&x.alpha[nd->end], &x.acc[nd->end], a + nd->score);
-            }
-            for (; done <= n; done++)
-                if (x.alpha[done] > -INFINITY) x.alpha[done] += log(x.acc[done]);
-            for (size_t k = 0; k <= n; k++) x.acc[k] = 0;
-            x.beta[n] = 0;
-            x.acc[n] = 1;
-            done = n + 1; /* positions >= done are complete */
-            for (size_t k = x.nn; k-- > 0;) {
-                lnode *nd = &x.nodes[k];
-                while (done > nd->end) {
-                    done--;
-                    if (x.beta[done] > -INFINITY) x.beta[done] += log(x.acc[done]);
+        int cached = i < *cut;
+        if (!cached) {
+            /* not (yet) in the cache: the trie finds it; kept if it is the
+             * next word of the prefix and fits */
+            if (P->mode == 2 && i > *cut) break; /* the cache is full */
+            if ((P->rc = populate(U, &x, w->s, w->len, P->mode == 1)) < 0) break;
+            if (i == *cut && sg->n + x.nn <= U->lat_max) {
+                if (sg->n + x.nn > sg->cap) {
+                    size_t nc = sg->cap ? 2 * sg->cap : 65536;
+                    if (nc < sg->n + x.nn) nc = sg->n + x.nn;
+                    if (nc > U->lat_max) nc = U->lat_max;
+                    void *q = tkmi_realloc(sg->lat, nc * sizeof *sg->lat);
+                    if (!q) { P->rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)"); break; }
+                    sg->lat = q;
+                    sg->cap = nc;
                 }
-                double b = x.beta[nd->end];
-                if (b == -INFINITY) continue;
-                lse_add(&x.beta[nd->start], &x.acc[nd->start], nd->score + b);
+                U->lat_off[i] = sg->n;
+                for (size_t k = 0; k < x.nn; k++)
+                    sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
+                (*cut)++;
+                cached = 1;
             }
-            while (done > 0) {
-                done--;
-                if (x.beta[done] > -INFINITY) x.beta[done] += log(x.acc[done]);
+        } else if (P->mode == 0 && (P->rc = ensure_positions(&x, n)) < 0) {
+            break;
+        }
+        if (P->mode == 2) continue;
+        if (P->mode == 0) {
+            const struct cnode *nd;
+            size_t nn;
+            if (cached) {
+                size_t a = U->lat_off[i], b = i + 1 < *cut ? U->lat_off[i + 1] : sg->n;
+                nd = sg->lat + a;
+                nn = b - a;
+            } else {
+                if (x.nn > tmp_cap) {
+                    void *q = tkmi_realloc(tmp, x.nn * sizeof *tmp);
+                    if (!q) { P->rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)"); break; }
+                    tmp = q;
+                    tmp_cap = x.nn;
+                }
+                for (size_t k = 0; k < x.nn; k++) tmp[k] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
+                nd = tmp;
+                nn = x.nn;
             }
-            double Z = x.alpha[n];
-            if (!(Z > -INFINITY)) continue;
-            for (size_t k = 0; k < x.nn; k++) {
-                lnode *nd = &x.nodes[k];
-                if (nd->id < 0) continue;
-                double pr = exp(x.alpha[nd->start] + nd->score + x.beta[nd->end] - Z);
-                P->acc[nd->id] += (int64_t)llround((double)w->cnt * pr * FIX_SCALE);
-            }
-            P->obj -= Z * (double)w->cnt;
+            double lz = estep_word(&x, nd, nn, n, U->pr1, w->cnt, P->acc);
+            if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
+            if (cached && (P->rc = lattice_from_cache(U, sg, *cut, &x, i)) < 0) break;
             size_t cnt = viterbi(&x, n, path, path_cap);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
@@ -456,6 +643,7 @@ static void *pass_main(void *arg)
     }
     scratch_free(&x);
     tkmi_free(path);
+    tkmi_free(tmp);
     return NULL;
 }
 
@@ -468,24 +656,44 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     int rc = 0;
     /* without a cache (the first E-step, over the seeds), the lattices found
      * are kept: the M-step then only filters them */
-    int cache = !U->have_lat;
-    if (cache) {
+    if (!U->have_lat) {
         TKM_RETURN_ERROR_IF(U->np > CNODE_MAXID, TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d",
                             U->np, CNODE_MAXID);
         U->lat_off = tkmi_malloc((U->nw + 1) * sizeof *U->lat_off);
         if (!U->lat_off) rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
+        for (int t = 0; t < T; t++) U->lat_cut[t] = U->wsplit[t];
+        U->have_lat = 1;
+        /* fill the cache first, then free the seeds' trie (the largest) if
+         * every word is in it, before the E-step's arrays are allocated */
+        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, 0, 0, 0};
+        if (rc == 0) par_run(P, T, sizeof *P, pass_main);
+        for (int t = 0; t < T; t++)
+            if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
+        int all = 1;
+        for (int t = 0; t < T; t++) all &= U->lat_cut[t] == U->wsplit[t + 1];
+        if (all) utrie_free(&U->trie);
     }
+    int uncached = 0;
+    for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
+    if (rc == 0 && uncached && (U->trie_stale || !U->trie.node)) rc = rebuild_trie(U); /* words outside the cache walk it */
     for (int t = 0; t < T; t++) {
         P[t] = (pass_t){U, mode, t, T, t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t)), 0, 0, 0};
         if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
     memset(out, 0, U->np * sizeof *out);
-    if (rc == 0) par_run(P, T, sizeof *P, pass_main);
-    if (cache && rc == 0) {
-        U->have_lat = 1;
-        U->lat_n = 0;
-        for (int t = 0; t < T; t++) U->lat_n += U->seg[t].n;
+    if (rc == 0 && mode == 0) {
+        double *pr1 = tkmi_malloc((U->np + 1) * sizeof *pr1);
+        if (!pr1) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        else {
+            pr1[0] = exp((double)(U->min_score - 10.0f)); /* the unknown node, as populate() scores it */
+            for (size_t i = 0; i < U->np; i++) pr1[i + 1] = exp((double)U->p[i].score);
+        }
+        tkmi_free(U->pr1);
+        U->pr1 = pr1;
     }
+    if (rc == 0) par_run(P, T, sizeof *P, pass_main);
+    U->lat_n = 0;
+    for (int t = 0; t < T; t++) U->lat_n += U->seg[t].n;
     double o = 0;
     for (int t = 0; t < T; t++) {
         if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -559,10 +767,17 @@ static void *alt_main(void *arg)
     scratch x = {0};
     for (size_t i = J->from; J->rc == 0 && i < J->to; i++) {
         J->keep[i] = 1;
-        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, -1)) < 0) break;
+        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, 1)) < 0) break;
         size_t c = viterbi(&x, U->p[i].len, path, 64);
         if (c >= 2) { J->keep[i] = 0; continue; }
-        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, (int32_t)i)) < 0) break;
+        /* without itself: the same lattice less the node (0, len, i), which
+         * is there (a single character's own node stands for its unknown
+         * node, which is then left out too) */
+        size_t o = 0;
+        for (size_t k = 0; k < x.nn; k++)
+            if (!(x.nodes[k].start == 0 && x.nodes[k].end == U->p[i].len && x.nodes[k].id == (int32_t)i))
+                x.nodes[o++] = x.nodes[k];
+        x.nn = o;
         c = viterbi(&x, U->p[i].len, path, 64);
         if (c == 0 || c > 64) continue; /* no alternative: always kept */
         J->alt[i] = tkmi_malloc(c * sizeof(int32_t));
@@ -598,7 +813,9 @@ static int prune(uni *U, size_t desired, int32_t *remap)
         for (int t = 0; t < T; t++)
             if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
     }
+    dbg(U, "  alternatives of %zu pieces", np);
     if (rc == 0) rc = run_pass(U, 1, freq, NULL);
+    dbg(U, "  Viterbi pass");
     size_t nk = 0, nc = 0;
     if (rc == 0) {
         double sum = 0, vsum = 0;
@@ -725,23 +942,50 @@ static int stab_add(stab *t, size_t off, size_t len, uint64_t h, int64_t c, uint
     return 0;
 }
 
+/* The passes over the words: SEED_HLL estimates how many distinct
+ * candidates there are; SEED_MARK sets, for every candidate, a bit in
+ * `once` and, at its second occurrence, one in `twice` (bit index from the
+ * hash: `twice` has no false negatives); SEED_COUNT counts exactly the
+ * candidates whose `twice` bit is set. A substring counted less than twice
+ * cannot be a seed, nor can any extension of it (an occurrence of the
+ * longer string is one of the shorter), so counting stops extending a start
+ * at the first clear bit: most long substrings of rare words are never
+ * hashed into a table. The bits are set with atomic ORs: the final bitmaps
+ * do not depend on the order, so neither do the seeds. */
+enum { SEED_HLL, SEED_MARK, SEED_COUNT };
 typedef struct {
     const uni *U;
     stab *parts;
-    int tid, nthreads;
+    int tid, nthreads, mode;
+    size_t wfrom, wto;       /* the words this job reads */
     uint32_t group, ngroups; /* this pass counts the substrings of one hash group */
-    uint8_t *hll;            /* if set: only estimate how many there are (HyperLogLog) */
+    uint8_t *hll;            /* SEED_HLL: this job's registers */
+    uint64_t *once, *twice;  /* SEED_MARK, SEED_COUNT: the bitmaps */
+    uint64_t bmask;          /* bits in a bitmap - 1 */
     int rc;
     uint8_t mine[SEED_PARTS]; /* the tables this thread owns: part % nthreads == tid */
 } seed_job;
 
+/* a counting job: every word, the tables this thread owns */
 static seed_job seed_job_make(const uni *U, stab *parts, int tid, int nthreads, uint32_t group, uint32_t ngroups,
-                              uint8_t *hll)
+                              uint64_t *twice, uint64_t bmask)
 {
-    seed_job j = {U, parts, tid, nthreads, group, ngroups, hll, 0, {0}};
+    seed_job j = {U, parts, tid, nthreads, SEED_COUNT, 0, U->nw, group, ngroups, NULL, NULL, twice, bmask, 0, {0}};
     for (int p = 0; p < SEED_PARTS; p++) j.mine[p] = p % nthreads == tid;
     return j;
 }
+
+/* an HLL or marking job: the words of the thread's byte range, every part */
+static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, uint8_t *hll, uint64_t *once,
+                               uint64_t *twice, uint64_t bmask)
+{
+    seed_job j = {U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, once, twice, bmask, 0,
+                  {0}};
+    memset(j.mine, 1, sizeof j.mine);
+    return j;
+}
+
+static inline uint64_t seed_bit(uint64_t h, uint64_t bmask) { return (h >> 24 | h << 40) & bmask; }
 
 #define HLL_BITS 12 /* 4096 registers: about 1.6% standard error */
 
@@ -760,7 +1004,7 @@ static void *seed_main(void *arg)
     size_t ccap = 0;
     int full = 0;
     struct pending { uint64_t h; size_t bytes; int part; uint16_t next; } pend[64]; /* max_piece_length <= 63 */
-    for (size_t wi = 0; J->rc == 0 && !full && wi < U->nw; wi++) {
+    for (size_t wi = J->wfrom; J->rc == 0 && !full && wi < J->wto; wi++) {
         const uint8_t *s = (const uint8_t *)U->w[wi].s;
         size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
         int64_t cnt = U->w[wi].cnt;
@@ -824,15 +1068,23 @@ static void *seed_main(void *arg)
                 for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = (fnv ^ s[b]) * 0x100000001b3ull;
                 if (len < 2 || !wv) continue;
                 uint64_t h = tkmi_hash_u64(fnv);
-                int part = (int)(h >> 60) % SEED_PARTS;
-                if (!J->mine[part]) continue;
-                if (J->hll) {
+                if (J->mode == SEED_HLL) {
                     uint64_t w = h >> HLL_BITS;
                     uint8_t rho = (uint8_t)(w ? __builtin_ctzll(w) + 1 : 64 - HLL_BITS + 1);
                     uint8_t *r = &J->hll[h & ((1u << HLL_BITS) - 1)];
                     if (rho > *r) *r = rho;
                     continue;
                 }
+                uint64_t bit = seed_bit(h, J->bmask), word = bit >> 6, m = 1ull << (bit & 63);
+                if (J->mode == SEED_MARK) {
+                    if (__atomic_load_n(&J->twice[word], __ATOMIC_RELAXED) & m) continue;
+                    if (cnt >= 2 || (__atomic_fetch_or(&J->once[word], m, __ATOMIC_RELAXED) & m))
+                        __atomic_fetch_or(&J->twice[word], m, __ATOMIC_RELAXED);
+                    continue;
+                }
+                if (!(J->twice[word] & m)) break; /* seen once: so is every extension */
+                int part = (int)(h >> 60) % SEED_PARTS;
+                if (!J->mine[part]) continue;
                 /* the group by multiply-shift: no division in this loop */
                 if ((uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32) != J->group) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
@@ -885,14 +1137,16 @@ static size_t seed_table_default(void)
 }
 
 /* HyperLogLog estimate of the distinct candidate substrings (one pass that
- * only hashes), so that the counting passes are sized before they start. */
+ * only hashes, each thread over its range of words, the registers merged
+ * by max), so that the bitmaps are sized before they are set. */
 static int estimate_substrings(const uni *U, int T, double *est)
 {
     const size_t M = (size_t)1 << HLL_BITS;
+    T = U->threads; /* jobs over word ranges: one a thread */
     uint8_t *reg = tkmi_calloc((size_t)T * M, 1);
     TKM_RETURN_ERROR_IF(!reg, TKM_ENOMEM, "out of memory (seeds)");
-    seed_job jobs[SEED_PARTS];
-    for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, NULL, t, T, 0, 1, reg + (size_t)t * M);
+    seed_job jobs[64];
+    for (int t = 0; t < T; t++) jobs[t] = seed_job_range(U, t, T, SEED_HLL, reg + (size_t)t * M, NULL, NULL, 0);
     par_run(jobs, T, sizeof *jobs, seed_main);
     int rc = 0;
     double sum = 0;
@@ -937,10 +1191,37 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     else
         rc = estimate_substrings(U, T, &est);
     *n_cand = est;
-    if (rc == 0 && est * 1.1 > (double)table_max) G = (uint32_t)ceil(est * 1.1 / (double)table_max);
-    if (getenv("TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: about %.0f distinct candidate substrings: %u pass(es) of at most %zu\n", est, G,
-                table_max);
+    /* the bitmaps: 8 bits a candidate, so that about 1 in 8 of those seen
+     * once shares a bit with another; at least 2^20 bits, at most 2^29 (64
+     * MB each: beyond 67M candidates more of them are counted for nothing,
+     * which costs time, not correctness) */
+    uint64_t *once = NULL, *twice = NULL, bits = (uint64_t)1 << 20;
+    while (rc == 0 && bits < (uint64_t)1 << 29 && (double)bits < est * 8) bits <<= 1;
+    if (rc == 0) {
+        once = tkmi_calloc(bits / 64, sizeof *once);
+        twice = tkmi_calloc(bits / 64, sizeof *twice);
+        if (!once || !twice) rc = tkmi_error(TKM_ENOMEM, "out of memory (seed bitmaps of %llu bits)",
+                                             (unsigned long long)bits);
+    }
+    double est2 = 0;
+    if (rc == 0) {
+        seed_job jobs[64];
+        for (int t = 0; t < U->threads; t++)
+            jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, NULL, once, twice, bits - 1);
+        par_run(jobs, U->threads, sizeof *jobs, seed_main);
+        for (int t = 0; t < U->threads; t++)
+            if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+        /* linear counting over `twice`: the candidates seen at least twice
+         * (and those sharing a bit with one) */
+        uint64_t set = 0;
+        for (uint64_t i = 0; i < bits / 64; i++) set += (uint64_t)__builtin_popcountll(twice[i]);
+        est2 = set >= bits ? est : -(double)bits * log(1 - (double)set / (double)bits);
+        if (est2 > est) est2 = est;
+    }
+    tkmi_free(once);
+    if (rc == 0 && est2 * 1.1 > (double)table_max) G = (uint32_t)ceil(est2 * 1.1 / (double)table_max);
+    dbg(U, "about %.0f distinct candidate substrings, %.0f seen twice: %u pass(es) of at most %zu", est, est2, G,
+        table_max);
     for (uint32_t g = 0; rc == 0 && g < G; g++) {
         for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
             tkmi_free(parts[p].s);
@@ -949,7 +1230,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
         if (rc < 0) break;
         seed_job jobs[SEED_PARTS];
-        for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, parts, t, T, g, G, NULL);
+        for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, parts, t, T, g, G, twice, bits - 1);
         par_run(jobs, T, sizeof *jobs, seed_main);
         int full = 0;
         for (int t = 0; t < T; t++)
@@ -959,11 +1240,13 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             full |= parts[p].full;
             n_pass += parts[p].n;
         }
-        if (getenv("TKM_DEBUG_UNIGRAM"))
-            fprintf(stderr, "debug: seed pass %u of %u: %zu substrings%s\n", g + 1, G, n_pass, full ? " (too many)" : "");
+        dbg(U, "seed pass %u of %u: %zu substrings%s", g + 1, G, n_pass, full ? " (too many)" : "");
         if (rc < 0) break;
         if (full) { /* start again with twice as many groups */
-            TKM_RETURN_ERROR_IF(G >= (1u << 20), TKM_ENOMEM, "seed counting: tables too small");
+            if (G >= (1u << 20)) {
+                rc = tkmi_error(TKM_ENOMEM, "seed counting: tables too small");
+                break;
+            }
             G *= 2;
             g = (uint32_t)-1;
             ns = 0;
@@ -998,6 +1281,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
     }
     for (int p = 0; p < SEED_PARTS; p++) tkmi_free(parts[p].s);
+    tkmi_free(twice);
     *passes = G;
     if (rc == 0) {
         if (ns) qsort(sd, ns, sizeof *sd, cmp_seed); /* sd is NULL without candidates */
@@ -1048,7 +1332,17 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     uni U;
     memset(&U, 0, sizeof U);
     U.o = o;
+    U.debug = getenv("TKM_DEBUG_UNIGRAM") != NULL;
+    U.t_start = t->t_start;
+    U.cpu0 = 0; /* process CPU time: reading and counting included */
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
+    /* the lattice cache: LAT_CACHE_BYTES in all (TKM_LATTICE_CACHE_MAX
+     * nodes, internal: to force words out of it in tests) */
+    {
+        const char *env = getenv("TKM_LATTICE_CACHE_MAX");
+        size_t total = env ? (size_t)strtoull(env, NULL, 10) : LAT_CACHE_BYTES / sizeof(struct cnode);
+        U.lat_max = total / (size_t)U.threads;
+    }
     tkmi_vbase vb;
     int rc = tkmi_vbase_init(t, counts, &vb);
     int64_t *acc = NULL;
@@ -1078,6 +1372,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     }
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
     if (rc == 0) tkmi_counts_free(counts);
+    dbg(&U, "%zu words", U.nw);
     size_t n_sub = 0;
     uint32_t passes = 1;
     double n_cand = 0;
@@ -1088,12 +1383,12 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         t->stats.seed_passes = (int)passes;
     }
     size_t n_seeds = U.np;
-    if (getenv("TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: %zu words, %zu seeds, %.2f s\n", U.nw, U.np, tkmi_now() - t->t_start);
+    dbg(&U, "%zu words, %zu seeds", U.nw, U.np);
     size_t desired = (size_t)((double)o->vocab_size * 1.1);
     int rounds = 0;
     int32_t *remap = NULL;
     if (rc == 0 && (rc = rebuild_trie(&U)) == 0) {
+        dbg(&U, "trie of %zu nodes", U.trie.n_nodes);
         remap = tkmi_malloc((U.np + 1) * sizeof *remap);
         if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
@@ -1104,22 +1399,29 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
             if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
             double obj;
             if ((rc = run_pass(&U, 0, acc, &obj)) < 0) break;
-            if (getenv("TKM_DEBUG_UNIGRAM")) fprintf(stderr, "debug:   E-step done %.2f s\n", tkmi_now() - t->t_start);
+            dbg(&U, "  E-step done");
             m_step(&U, acc, remap);
             update_min_score(&U);
             filter_lattices(&U, remap);
-            if (getenv("TKM_DEBUG_UNIGRAM"))
-                fprintf(stderr, "debug:   EM -> %zu pieces, objective %.4f, %zu lattice nodes, %.2f s\n", U.np, obj,
-                        U.lat_n, tkmi_now() - t->t_start);
+            dbg(&U, "  EM -> %zu pieces, objective %.4f, %zu lattice nodes", U.np, obj, U.lat_n);
         }
         if (rc < 0) break;
-        if (t->progress) t->progress(t->progress_ctx, "EM (pieces left)", U.np, U.np);
-        if (getenv("TKM_DEBUG_UNIGRAM"))
-            fprintf(stderr, "debug: round %d: %zu pieces after EM, %.2f s\n", rounds, U.np, tkmi_now() - t->t_start);
+        if (t->progress) {
+            /* round k of n (n: the rounds done and those the shrinking
+             * factor still needs), pieces left and the target */
+            int left = 0;
+            if (U.np > desired)
+                left = (int)ceil(log((double)desired / (double)U.np) / log((double)o->shrinking_factor) - 1e-9);
+            char ph[128];
+            snprintf(ph, sizeof ph, "Unigram round %d of %d: %zu pieces left, target %zu", rounds + 1,
+                     rounds + 1 + left, U.np, desired);
+            t->progress(t->progress_ctx, ph, (uint64_t)rounds + 1, (uint64_t)(rounds + 1 + left));
+        }
+        dbg(&U, "round %d: %zu pieces after EM", rounds, U.np);
         if (U.np <= desired) break;
         if ((rc = rebuild_trie(&U)) < 0) break;
         if ((rc = prune(&U, desired, remap)) < 0) break;
-        if (getenv("TKM_DEBUG_UNIGRAM")) fprintf(stderr, "debug:   pruned %.2f s\n", tkmi_now() - t->t_start);
+        dbg(&U, "  pruned");
         filter_lattices(&U, remap);
         update_min_score(&U);
         rounds++;
@@ -1204,9 +1506,10 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     tkmi_free(fin);
     tkmi_free(cbuf);
     tkmi_free(acc);
-    tkmi_ptrie_free(&U.trie);
+    utrie_free(&U.trie);
     for (int k = 0; k < 64; k++) tkmi_free(U.seg[k].lat);
     tkmi_free(U.lat_off);
+    tkmi_free(U.pr1);
     tkmi_free(U.p);
     tkmi_free(U.parena);
     tkmi_free(U.w);

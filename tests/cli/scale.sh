@@ -68,6 +68,14 @@ target=$(grep -o "merging: [0-9]* / [0-9]*" "$TMP/p1.log" | tail -1 | awk '{prin
 grep -q "merging: $target / $target (100.0%)" "$TMP/p1.log" && [ "${target:-0}" -gt 0 ] \
   && pass "plain progress: merges done out of the target ($target)" || fail "no final merging line: $(grep merging "$TMP/p1.log" | tail -2)"
 cmp -s "$TMP/p0.model" "$TMP/p1.model" && pass "progress does not change the model" || fail "progress changes the model"
+# Unigram: "Unigram round k of n: P pieces left, target T", the last line with k = n and P <= T
+"$T" train --model-type unigram --vocab-size 1000 --hard-vocab-limit=false -t 2 --progress=plain -o "$TMP/u1.model" \
+  "$TMP/syn.txt" 2> "$TMP/u1.log"
+last=$(grep -o "Unigram round [0-9]* of [0-9]*: [0-9]* pieces left, target [0-9]*" "$TMP/u1.log" | tail -1 | tr -d ':,')
+echo "$last" | awk '{ exit !(NF == 10 && $3 == $5 && $5 >= 1 && $6 <= $10) }' \
+  && pass "plain progress: Unigram rounds and pieces left ($last)" || fail "no final Unigram round line: $(tail -3 "$TMP/u1.log")"
+"$T" train --model-type unigram --vocab-size 1000 --hard-vocab-limit=false -t 2 -o "$TMP/u0.model" "$TMP/syn.txt" 2> /dev/null
+cmp -s "$TMP/u0.model" "$TMP/u1.model" && pass "progress does not change the Unigram model" || fail "progress changes the Unigram model"
 if "$T" train --max-memory 12Q -o "$TMP/bad.model" "$TMP/syn.txt" 2> "$TMP/err"; then fail "--max-memory 12Q accepted"
 else grep -q "invalid value '12Q'" "$TMP/err" && pass "--max-memory 12Q refused" || fail "unclear error: $(cat "$TMP/err")"; fi
 [ ! -e "$TMP/bad.model" ] && pass "no model written on a bad option" || fail "a model was written on a bad option"
