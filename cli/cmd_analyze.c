@@ -108,6 +108,7 @@ static void html_str(FILE *f, const char *s)
         else { fputs("&#xFFFD;", f); p++; }
     }
 }
+void cli_html_str(FILE *f, const char *s) { html_str(f, s); }
 
 static void json_num(FILE *f, double v)
 {

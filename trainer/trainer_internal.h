@@ -99,6 +99,9 @@ struct tkm_trainer {
     char errmsg[512];
     size_t seed_table_max; /* Unigram seed counting: entries a pass may hold (0: from physical memory) */
     struct tkmi_cfset *cfset; /* count files and imported counts (count_file.c); NULL: none */
+    /* the counted table kept for retraining (balance.c: weights search, sweeps) */
+    tkmi_counts kept;
+    int kept_ok;
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
@@ -150,5 +153,8 @@ int tkmi_cf_finish(struct tkm_trainer *t, tkmi_counts *out);
 void tkmi_cfset_free(struct tkm_trainer *t);
 /* Runs BPE on the counts and serializes the model. */
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+/* balance.c: tkm_trainer_train through the kept table (balance_method
+ * weights, or after tkm_trainer_finish_counting) */
+int tkmi_balance_train(struct tkm_trainer *t, tkm_model **out);
 
 #endif
