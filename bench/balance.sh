@@ -45,7 +45,7 @@ eval)
 compare)
     mkdir -p "$OUT/sep" "$OUT/sweep"
     TR="$SPLIT/train/en/*.txt $SPLIT/train/ja/*.txt"
-    tm() { /usr/bin/time -f "%U %S %e %M" -o "$OUT/time.$1" "$TM" train --preset nerdstash -t "$THREADS" -q "$@" 2>/dev/null; }
+    tm() { n=$1; shift; /usr/bin/time -f "%U %S %e %M" -o "$OUT/time.$n" "$TM" train --preset nerdstash -t "$THREADS" -q "$@" 2>/dev/null; }
     cpu() { awk '{ printf "%.2f s CPU (user+sys), %.2f s wall, %.0f MB max RSS", $1 + $2, $3, $4 / 1024 }' "$OUT/time.$1"; }
     # shellcheck disable=SC2086
     tm unbal -o "$OUT/unbalanced.model" $TR; echo "unbalanced:      $(cpu unbal)"
@@ -65,6 +65,7 @@ compare)
     echo "sweep (9 balanced points + unbalanced, with evaluation): $(cpu sweep)"
     # ... against separate runs at the same settings (the latin share each point used is in its name)
     tot_u=0; tot_e=0; same=0; n=0
+    rm -f "$OUT"/time.sep*
     for f in "$OUT"/sweep/*.model; do
         name=$(basename "$f" .model)
         case "$name" in
