@@ -205,6 +205,13 @@ static int on_front(const point_t *p, int n, int n_eval, int i)
 
 static const char *const series_color[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
 
+/* 1, 2 or 5 times a power of ten, at least raw */
+static double nice_step(double raw)
+{
+    double p = pow(10, floor(log10(raw)));
+    return raw <= p ? p : raw <= 2 * p ? 2 * p : raw <= 5 * p ? 5 * p : 10 * p;
+}
+
 static void svg_pareto(FILE *f, const point_t *p, int n, const cli_sweep_cfg *cfg, int chosen, int base)
 {
     const int W = 720, H = 400, L = 70, R = 150, T = 40, B = 50;
@@ -228,12 +235,15 @@ static void svg_pareto(FILE *f, const point_t *p, int n, const cli_sweep_cfg *cf
     fprintf(f, "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\">\n", W, H);
     fprintf(f, "<text x=\"%d\" y=\"20\" font-weight=\"bold\">held-out bytes/token vs the %s point (%%, higher = better) "
                "against the Japanese share of the vocabulary</text>\n", L, p[base].label);
-    for (int k = 0; k <= 4; k++) { /* grid and axis labels */
-        double y = ymin + (ymax - ymin) * k / 4, x = xmin + (xmax - xmin) * k / 4;
+    /* grid and axis labels at round values */
+    double ys = nice_step((ymax - ymin) / 5), xs = nice_step((xmax - xmin) / 6);
+    for (double y = ceil(ymin / ys) * ys; y <= ymax + 1e-9; y += ys) {
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, SY(y), W - R, SY(y));
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%+.2f%%</text>\n", L - 6, SY(y) + 4, y);
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.1f%%</text>\n", SX(x), H - B + 18, x);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%+.*f%%</text>\n", L - 6, SY(y) + 4, ys < 0.1 ? 2 : 1,
+                fabs(y) < ys / 2 ? 0.0 : y);
     }
+    for (double x = ceil(xmin / xs) * xs; x <= xmax + 1e-9; x += xs)
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.*f%%</text>\n", SX(x), H - B + 18, xs < 1 ? 1 : 0, x);
     if (0 >= ymin && 0 <= ymax)
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#888\"/>\n", L, SY(0), W - R, SY(0));
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">Japanese pieces (%% of the vocabulary)</text>\n",
