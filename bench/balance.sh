@@ -45,7 +45,7 @@ eval)
 compare)
     mkdir -p "$OUT/sep" "$OUT/sweep"
     TR="$SPLIT/train/en/*.txt $SPLIT/train/ja/*.txt"
-    tm() { n=$1; shift; /usr/bin/time -f "%U %S %e %M" -o "$OUT/time.$n" "$TM" train --preset nerdstash -t "$THREADS" -q "$@" 2>/dev/null; }
+    tm() { tn=$1; shift; /usr/bin/time -f "%U %S %e %M" -o "$OUT/time.$tn" "$TM" train --preset nerdstash -t "$THREADS" -q "$@" 2>/dev/null; }
     cpu() { awk '{ printf "%.2f s CPU (user+sys), %.2f s wall, %.0f MB max RSS", $1 + $2, $3, $4 / 1024 }' "$OUT/time.$1"; }
     # shellcheck disable=SC2086
     tm unbal -o "$OUT/unbalanced.model" $TR; echo "unbalanced:      $(cpu unbal)"
