@@ -76,4 +76,18 @@ void cli_discard(const char *tmp, const char *path); /* unlink unless tmp is pat
 char *cli_guard_output(const char *path);
 void cli_unguard_output(char *tmp);
 
+/* tokenmill train --sweep (cli/cmd_sweep.c): one counting pass, a model per
+ * point of the list, each evaluated on the held-out corpora. */
+typedef struct { const char *name; const char *const *files; int n; } cli_eval;
+typedef struct {
+    const char *spec;     /* --sweep LIST */
+    const char *keep_dir; /* --keep-models DIR (NULL: none) */
+    const char *report;   /* --sweep-report FILE (NULL: none) */
+    const char *out;      /* -o: the chosen model (NULL: none) */
+    cli_eval eval[16];
+    int n_eval, threads, quiet;
+} cli_sweep_cfg;
+/* Counting must have been fed (tkm_trainer_add_*); returns an exit status. */
+int cli_sweep_run(tkm_trainer *t, const tkm_train_options *o, const cli_sweep_cfg *cfg);
+
 #endif

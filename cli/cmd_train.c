@@ -50,6 +50,13 @@ static void train_usage(FILE *f)
             "      --balance latin=S,japanese=S  BPE: target shares of all pieces for Latin\n"
             "                                  (>= 2 letters) and Japanese pieces, reached in\n"
             "                                  one run; other pieces take the rest\n"
+            "      --balance-method M          budget (per-class merge budgets, the default)\n"
+            "                                  or weights (searched per-class count weights)\n"
+            "      --sweep LIST                one counting pass, then one model per point of\n"
+            "                                  LIST (none, bpe, unigram, J, L/J, A:B:STEP;\n"
+            "                                  @weights/@budget), compared on --eval corpora\n"
+            "      --keep-models DIR           --sweep: write each point's model to DIR\n"
+            "      --sweep-report FILE         --sweep: HTML report with the Pareto chart\n"
             "      --preset nerdstash          NovelAI nerdstash settings (65535 pieces, ids\n"
             "                                  pad 0 unk 1 bos 2 eos 3, byte fallback, digits\n"
             "                                  split, whitespace runs as pieces; see man page)\n"
@@ -77,6 +84,7 @@ enum {
     O_SPLIT_WS, O_WS_ONLY, O_BYTE_FALLBACK, O_DUMMY, O_REMOVE_WS, O_HARD, O_USER, O_CONTROL, O_UNK_ID, O_BOS_ID,
     O_EOS_ID, O_PAD_ID, O_UNK_P, O_BOS_P, O_EOS_P, O_PAD_P, O_UNK_SURF, O_PREFIX, O_INPUT, O_NORM, O_IGNORED,
     O_PRESET, O_NORM_TSV, O_CONTRACTIONS, O_SEED, O_SHRINK, O_SUBIT, O_BALANCE, O_WEIGHT, O_HF_JSON, O_HF_TIES, O_EVAL, O_HF_DIR,
+    O_BALANCE_METHOD, O_SWEEP, O_KEEP_MODELS, O_SWEEP_REPORT,
     O_MAX_MEMORY, O_PROGRESS, O_COUNTS
 };
 
@@ -172,6 +180,10 @@ static const struct option train_opts[] = {
     {"hf-dir", required_argument, 0, O_HF_DIR},
     {"hf-allow-ties", no_argument, 0, O_HF_TIES},
     {"eval", required_argument, 0, O_EVAL},
+    {"balance-method", required_argument, 0, O_BALANCE_METHOD},
+    {"sweep", required_argument, 0, O_SWEEP},
+    {"keep-models", required_argument, 0, O_KEEP_MODELS},
+    {"sweep-report", required_argument, 0, O_SWEEP_REPORT},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -416,6 +428,7 @@ int cmd_train(int argc, char **argv)
     int n_inputs = 0, n_user = 0, n_control = 0, quiet = 0, c, b, user_given = 0, contr = 0;
     int weighted = 0, prog = -1;
     const char *preset = NULL, *hf_json = NULL, *hf_dir = NULL;
+    cli_sweep_cfg sw = {0};
     {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
         o.max_memory = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 2 : 0;
@@ -522,6 +535,14 @@ int cmd_train(int argc, char **argv)
         case O_HF_JSON: hf_json = optarg; break;
         case O_HF_DIR: hf_dir = optarg; break;
         case O_HF_TIES: hf_flags |= TKM_EXPORT_UNIGRAM_TIES; break;
+        case O_BALANCE_METHOD:
+            if (!strcmp(optarg, "budget")) o.balance_method = TKM_BALANCE_BUDGET;
+            else if (!strcmp(optarg, "weights")) o.balance_method = TKM_BALANCE_WEIGHTS;
+            else goto bad;
+            break;
+        case O_SWEEP: sw.spec = optarg; break;
+        case O_KEEP_MODELS: sw.keep_dir = optarg; break;
+        case O_SWEEP_REPORT: sw.report = optarg; break;
         case O_EVAL:
             if (!is_named(optarg)) {
                 fprintf(stderr, "tokenmill train: --eval wants NAME=PATH (got '%s')\n", optarg);
@@ -584,7 +605,12 @@ int cmd_train(int argc, char **argv)
     }
     for (int i = optind; i < argc; i++)
         if (split_list(argv[i], &inputs, &n_inputs)) return EXIT_FAIL;
-    if (!out) {
+    if ((sw.keep_dir || sw.report) && !sw.spec) {
+        fprintf(stderr, "tokenmill train: --keep-models and --sweep-report need --sweep\n");
+        free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+        return EXIT_USAGE;
+    }
+    if (!out && !sw.spec) {
         fprintf(stderr, "tokenmill train: no output given (-o FILE.model)\n");
         free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
         return EXIT_USAGE;
@@ -677,6 +703,22 @@ int cmd_train(int argc, char **argv)
         free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
         return EXIT_OK;
     }
+    if (rc == 0 && sw.spec) { /* cli/cmd_sweep.c */
+        sw.out = out;
+        sw.threads = o.threads;
+        sw.quiet = quiet;
+        for (int i = 0; i < g_n_eval; i++) {
+            sw.eval[i].name = g_eval[i].name;
+            sw.eval[i].files = (const char *const *)g_eval[i].files;
+            sw.eval[i].n = g_eval[i].n;
+        }
+        sw.n_eval = g_n_eval;
+        if (g_tty) { fputc('\n', stderr); g_tty = 0; }
+        int src = cli_sweep_run(t, &o, &sw);
+        tkm_trainer_free(t);
+        free((void *)inputs); free((void *)user); free((void *)control); free(prefix_path);
+        return src;
+    }
     if (rc == 0) rc = tkm_trainer_train(t, &m);
     if (g_tty) { fputc('\n', stderr); g_tty = 0; }
     if (rc == 0) {
@@ -712,6 +754,9 @@ int cmd_train(int argc, char **argv)
         for (int k = 0; k < g_n_named; k++)
             fprintf(stderr, "  input %-4s %d file%s, weight %g\n", g_named[k].name, g_named[k].n,
                     g_named[k].n == 1 ? "" : "s", g_named[k].weight);
+        if (s.balance_trials)
+            fprintf(stderr, "  weights    latin %.3f, japanese %.3f, other %.3f (balance-method weights: %d merge loops searched)\n",
+                    s.balance_weight[0], s.balance_weight[1], s.balance_weight[2], s.balance_trials);
         if (s.invalid_utf8_bytes || s.nul_bytes)
             fprintf(stderr, "  warning    %llu invalid UTF-8 bytes (read as U+FFFD), %llu NUL bytes (never in a piece)\n",
                     (unsigned long long)s.invalid_utf8_bytes, (unsigned long long)s.nul_bytes);

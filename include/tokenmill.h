@@ -141,6 +141,8 @@ uint64_t tkm_reader_bytes(const tkm_reader *r);    /* uncompressed bytes read */
 void tkm_reader_close(tkm_reader *r);
 
 /* ---- trainer -------------------------------------------------------------- */
+enum { TKM_BALANCE_BUDGET = 0, TKM_BALANCE_WEIGHTS = 1 };
+
 typedef struct tkm_train_options {
     tkm_model_type model_type;       /* TKM_MODEL_BPE, _UNIGRAM, _CHAR or _WORD */
     int vocab_size;                  /* total pieces incl. specials, <= 1<<20 */
@@ -172,6 +174,11 @@ typedef struct tkm_train_options {
     /* 1: counts are weighted per input (tkm_trainer_add_file_weighted);
      * a pre-token then counts weight x 100 */
     int weighted;
+    /* BPE balancing method: TKM_BALANCE_BUDGET (per-class merge budgets)
+     * or TKM_BALANCE_WEIGHTS (per-class count weights searched so that the
+     * merge loop reaches the shares, then the budgets make them exact);
+     * see tokenmill-train(1) for the measured default */
+    int balance_method;
     /* Unigram only */
     int seed_size;                   /* seed pieces (1000000) */
     float shrinking_factor;          /* pieces kept per pruning round (0.75) */
@@ -258,8 +265,23 @@ typedef struct tkm_train_stats {
     int balance_gained[3];
     /* counting past max_memory: runs written, their bytes */
     uint64_t spill_runs, spill_bytes;
+    /* balance_method weights: the count weight of pre-tokens of each class
+     * (latin, japanese, other) and the merge loops the search ran */
+    double balance_weight[3];
+    int balance_trials;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
+/* Sweeps (one counting pass, many models): tkm_trainer_finish_counting
+ * ends the counting and keeps the counted table; tkm_trainer_retrain then
+ * trains a model from it with the training-stage options of o (model_type,
+ * vocab_size, character_coverage, hard_vocab_limit, balance_latin,
+ * balance_japanese, balance_method, seed_size, shrinking_factor,
+ * num_sub_iterations; all other options stay those of tkm_trainer_new),
+ * any number of times and from several threads at once (no progress
+ * callback). The model is byte-identical to a separate run with the same
+ * options. *st (may be NULL) gets that run's statistics. */
+int tkm_trainer_finish_counting(tkm_trainer *t);
+int tkm_trainer_retrain(tkm_trainer *t, const tkm_train_options *o, tkm_model **out, tkm_train_stats *st);
 
 /* ---- count files (.tkc, tokenmill-count(1)) -------------------------------- */
 /* Finishes counting (text and count files added so far) and writes the

@@ -303,6 +303,50 @@ static int op_train(const void *ctxp, char *why, size_t wl)
     return rc;
 }
 
+/* --balance-method weights (a search over merge loops on copies of the
+ * kept counts), and retraining a BPE and a Unigram model from one counting
+ * pass, which must give the models of separate runs */
+static tkm_train_options wopts(void)
+{
+    tkm_train_options o = topts(TKM_MODEL_BPE, 1);
+    o.balance_latin = 0.3f;
+    o.balance_japanese = 0.1f;
+    o.balance_method = TKM_BALANCE_WEIGHTS;
+    return o;
+}
+
+static int op_train_weights(const void *ctxp, char *why, size_t wl)
+{
+    tkm_train_options o = wopts();
+    tkm_model *m;
+    int rc = train(&o, &m);
+    if (rc < 0) return m ? (snprintf(why, wl, "model left"), 1) : rc;
+    rc = same_model(m, ctxp, why, wl);
+    tkm_model_free(m);
+    return rc;
+}
+
+static int op_retrain(const void *ctxp, char *why, size_t wl)
+{
+    (void)ctxp;
+    tkm_train_options o = topts(TKM_MODEL_BPE, 1);
+    tkm_trainer *t = NULL;
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_new(&o, &t);
+    for (int i = 0; rc == 0 && i < NLINES; i++) rc = tkm_trainer_add_line(t, lines[i], line_len[i]);
+    if (rc == 0) rc = tkm_trainer_finish_counting(t);
+    for (int k = 0; rc == 0 && k < 2; k++) {
+        o.model_type = k ? TKM_MODEL_UNIGRAM : TKM_MODEL_BPE;
+        rc = tkm_trainer_retrain(t, &o, &m, NULL);
+        if (rc < 0 && m) rc = (snprintf(why, wl, "model left"), 1);
+        if (rc == 0) rc = same_model(m, k ? ref_uni : ref_bpe, why, wl);
+        tkm_model_free(m);
+        m = NULL;
+    }
+    tkm_trainer_free(t);
+    return rc;
+}
+
 /* Writes the model (or its tokenizer.json) to tdir/out.*: on failure no
  * out.* may exist, on success the file is whole. */
 static int op_save(const void *ctxp, char *why, size_t wl)
@@ -549,6 +593,17 @@ START_TEST(test_counts)
     sweep("count file, merge, partitions, train", op_counts, NULL, 1);
 }
 END_TEST
+START_TEST(test_train_weights)
+{
+    tkm_train_options o = wopts();
+    tkm_model *ref = NULL;
+    ck_assert_msg(train(&o, &ref) == 0, "train: %s", tkm_last_error());
+    sweep("train BPE, balance-method weights", op_train_weights, ref, 1);
+    tkm_model_free(ref);
+}
+END_TEST
+START_TEST(test_retrain) { sweep("finish counting, retrain BPE and Unigram", op_retrain, NULL, 1); }
+END_TEST
 START_TEST(test_save)
 {
     int json = 0;
@@ -700,6 +755,8 @@ static Suite *alloc_suite(void)
     add(s, "train_bpe", test_train_bpe);
     add(s, "train_unigram", test_train_unigram);
     add(s, "train_threads", test_train_threads);
+    add(s, "train_weights", test_train_weights);
+    add(s, "retrain", test_retrain);
     add(s, "save", test_save);
     add(s, "counts", test_counts);
     add(s, "teacher", test_teacher);

@@ -395,6 +395,8 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
                             (o->balance_latin > 0 ? o->balance_latin : 0) +
                                     (o->balance_japanese > 0 ? o->balance_japanese : 0) > 1.0f,
                         TKM_EINVAL, "balance targets must be shares between 0 and 1 summing to at most 1");
+    TKM_RETURN_ERROR_IF(o->balance_method != TKM_BALANCE_BUDGET && o->balance_method != TKM_BALANCE_WEIGHTS, TKM_EINVAL,
+                        "balance method %d is not supported (budget or weights)", o->balance_method);
     TKM_RETURN_ERROR_IF(o->model_type == TKM_MODEL_UNIGRAM && (o->balance_latin >= 0 || o->balance_japanese >= 0),
                         TKM_ENOTSUP, "--balance is implemented for BPE only (Unigram: not yet)");
     tkm_trainer *t = tkmi_calloc(1, sizeof *t);
@@ -498,6 +500,7 @@ void tkm_trainer_free(tkm_trainer *t)
 {
     if (!t) return;
     if (t->started) stop_workers(t);
+    tkmi_counts_free(&t->kept);
     if (t->workers) {
         for (int i = 0; i < t->n_workers; i++) {
             tkmi_counts_free(&t->workers[i].counts);
@@ -547,6 +550,8 @@ void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s) { *s = t->stats
 int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
 {
     *out = NULL;
+    if (t->kept_ok || (t->o.balance_method == TKM_BALANCE_WEIGHTS && (t->o.balance_latin >= 0 || t->o.balance_japanese >= 0)))
+        return tkmi_balance_train(t, out);
     tkmi_counts counts;
     int rc = tkmi_cf_finish(t, &counts); /* text and count files */
     double t0 = tkmi_now();

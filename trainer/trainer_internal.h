@@ -105,6 +105,9 @@ struct tkm_trainer {
     char *delim; /* the delimiter (owned), NULL: none */
     char *seed_file; /* seed_sentencepieces_file (owned), NULL: none */
     size_t delim_len;
+    /* the counted table kept for retraining (balance.c: weights search, sweeps) */
+    tkmi_counts kept;
+    int kept_ok;
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
@@ -186,5 +189,8 @@ int tkmi_cf_finish(struct tkm_trainer *t, tkmi_counts *out);
 void tkmi_cfset_free(struct tkm_trainer *t);
 /* Runs BPE on the counts and serializes the model. */
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+/* balance.c: tkm_trainer_train through the kept table (balance_method
+ * weights, or after tkm_trainer_finish_counting) */
+int tkmi_balance_train(struct tkm_trainer *t, tkm_model **out);
 
 #endif

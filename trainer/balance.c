@@ -1,0 +1,262 @@
+/* balance.c - training from a kept count table: retraining for sweeps (one
+ * counting pass, many models) and the count-weights balancing method, which
+ * searches per-class count weights so that the merge loop itself reaches
+ * the target shares (each trial is one merge loop over the counted table).
+ *
+ * The kept table is never changed: every run trains on a copy (same slots,
+ * same arena, so the merge loop reads the words in the same order and the
+ * model is byte-identical to a separate run), with the counts of each
+ * pre-token multiplied by its class weight for the weights method. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unicode/uscript.h>
+
+#include "trainer_internal.h"
+
+/* Count weights are integers in units of 1/WEIGHT_ONE: a power of two, so
+ * that equal weights scale every count (and the character coverage sums)
+ * exactly and give the unweighted model. */
+#define WEIGHT_ONE 1024
+/* the search: log2 of the Japanese/Latin weight ratio within +-MAX_LOG2,
+ * at most MAX_TRIALS merge loops, done when the share is within TOL or
+ * the bracket narrower than MIN_BRACKET */
+#define MAX_LOG2 8.0
+#define MAX_TRIALS 10
+#define TOL 0.002
+#define MIN_BRACKET 0.02
+
+int tkm_trainer_finish_counting(tkm_trainer *t)
+{
+    if (t->kept_ok) return 0;
+    int rc = tkmi_cf_finish(t, &t->kept); /* text and count files */
+    t->stats.seconds_count = tkmi_now() - t->t_start;
+    if (rc < 0) {
+        tkmi_counts_free(&t->kept);
+        return rc;
+    }
+    t->kept_ok = 1;
+    return 0;
+}
+
+/* Class of a pre-token for count weights: japanese if it holds a Han,
+ * Hiragana or Katakana character (or U+30FC), else latin if it holds a
+ * Latin-script letter, else other. */
+static int pretok_class(const uint8_t *s, size_t n)
+{
+    const uint8_t *bmp = tkmi_script_bmp();
+    int latin = 0;
+    for (size_t i = 0; i < n;) {
+        int mb = 1;
+        int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
+        i += (size_t)(mb > 0 ? mb : 1);
+        if (cp < 0) continue;
+        int sc = cp < 0x10000 ? bmp[cp] : tkmi_script((uint32_t)cp);
+        if (sc == USCRIPT_HAN) return TKMI_CLASS_JAPANESE;
+        if (sc == USCRIPT_LATIN) latin = 1;
+    }
+    return latin ? TKMI_CLASS_LATIN : TKMI_CLASS_OTHER;
+}
+
+/* A copy of src whose counts are multiplied by w[cls[slot]] (cls NULL: a
+ * plain copy). */
+static int counts_copy(const tkmi_counts *src, const uint8_t *cls, const int64_t *w, tkmi_counts *dst)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->s = tkmi_malloc((src->cap ? src->cap : 1) * sizeof *dst->s);
+    dst->arena = tkmi_malloc(src->arena_n ? src->arena_n : 1);
+    if (!dst->s || !dst->arena) {
+        tkmi_counts_free(dst);
+        return tkmi_error(TKM_ENOMEM, "out of memory (copy of the pre-token counts)");
+    }
+    memcpy(dst->s, src->s, src->cap * sizeof *dst->s);
+    memcpy(dst->arena, src->arena, src->arena_n);
+    dst->cap = src->cap;
+    dst->n = src->n;
+    dst->arena_n = dst->arena_cap = src->arena_n;
+    if (cls)
+        for (size_t k = 0; k < dst->cap; k++)
+            if (dst->s[k].count) dst->s[k].count *= w[cls[k]];
+    return 0;
+}
+
+/* One model from a copy of the kept table. */
+static int train_copy(struct tkm_trainer *c, const uint8_t *cls, const int64_t *w, tkm_model **out)
+{
+    tkmi_counts counts;
+    c->stats.pieces_meta = c->stats.pieces_byte = c->stats.pieces_user = 0; /* counted up by the serializer */
+    TKM_FORWARD_IF_ERROR(counts_copy(&c->kept, cls, w, &counts));
+    int rc = c->o.model_type == TKM_MODEL_UNIGRAM ? tkmi_unigram_train(c, &counts, out)
+             : c->o.model_type == TKM_MODEL_CHAR  ? tkmi_char_train(c, &counts, out)
+             : c->o.model_type == TKM_MODEL_WORD  ? tkmi_word_train(c, &counts, out)
+                                                  : tkmi_bpe_train(c, &counts, out);
+    tkmi_counts_free(&counts);
+    return rc;
+}
+
+static void weights_at(double x, int64_t w[TKMI_N_CLASSES])
+{
+    /* the ratio japanese/latin is 2^x, split evenly around 1 so that
+     * "other" keeps about its natural place between them */
+    w[TKMI_CLASS_LATIN] = llround(WEIGHT_ONE * exp2(-x / 2));
+    w[TKMI_CLASS_JAPANESE] = llround(WEIGHT_ONE * exp2(x / 2));
+    w[TKMI_CLASS_OTHER] = WEIGHT_ONE;
+}
+
+/* The quantity the weights steer and its goal: with both targets the
+ * japanese part of latin + japanese, else the share of the one class. */
+static double steer(const tkm_train_options *o, const int pieces[3], int V)
+{
+    if (o->balance_latin >= 0 && o->balance_japanese >= 0) {
+        int lj = pieces[TKMI_CLASS_LATIN] + pieces[TKMI_CLASS_JAPANESE];
+        return lj ? (double)pieces[TKMI_CLASS_JAPANESE] / lj : 0.5;
+    }
+    if (o->balance_japanese >= 0) return (double)pieces[TKMI_CLASS_JAPANESE] / V;
+    return 1.0 - (double)pieces[TKMI_CLASS_LATIN] / V; /* latin only: rises with x too */
+}
+
+static double steer_goal(const tkm_train_options *o)
+{
+    if (o->balance_latin >= 0 && o->balance_japanese >= 0) {
+        double s = (double)o->balance_latin + o->balance_japanese;
+        return s > 0 ? o->balance_japanese / s : 0.5;
+    }
+    if (o->balance_japanese >= 0) return o->balance_japanese;
+    return 1.0 - o->balance_latin;
+}
+
+/* balance_method weights: a search on x = log2(japanese/latin weight) by
+ * bracketing then false position (Illinois), each trial an unbalanced merge
+ * loop; the model is then trained with the best weights and the budgets on
+ * top, which makes the shares exact (and share the surplus of a class that
+ * cannot fill). Deterministic: the trials depend on the counts only. */
+static int weights_train(struct tkm_trainer *c, tkm_model **out)
+{
+    const tkmi_counts *k = &c->kept;
+    uint8_t *cls = tkmi_malloc(k->cap ? k->cap : 1);
+    TKM_RETURN_ERROR_IF(!cls, TKM_ENOMEM, "out of memory (pre-token classes)");
+    for (size_t i = 0; i < k->cap; i++)
+        cls[i] = k->s[i].count ? (uint8_t)pretok_class((const uint8_t *)k->arena + k->s[i].koff, k->s[i].klen) : 0;
+    tkm_train_options keep = c->o;
+    double goal = steer_goal(&keep);
+    int rc = 0, trials = 0;
+    double bx = 0, bd = INFINITY;
+    double xl = 0, fl = 0, xh = 0, fh = 0; /* bracket: f(xl) < 0 < f(xh) */
+    int have_l = 0, have_h = 0, side = 0;
+    double x = 0, step = 1;
+    int64_t w[TKMI_N_CLASSES];
+    c->o.balance_latin = c->o.balance_japanese = -1; /* trials: no budgets */
+    while (trials < MAX_TRIALS) {
+        weights_at(x, w);
+        tkm_model *m = NULL;
+        if ((rc = train_copy(c, cls, w, &m)) < 0) break;
+        int V = tkm_model_size(m);
+        tkm_model_free(m);
+        trials++;
+        double f = steer(&keep, c->stats.class_pieces, V) - goal;
+        if (getenv("TKM_DEBUG_BALANCE"))
+            fprintf(stderr, "debug: weights trial %d: x %.4f (latin %lld, japanese %lld /%d): pieces %d %d %d, off %+.4f\n",
+                    trials, x, (long long)w[0], (long long)w[1], WEIGHT_ONE, c->stats.class_pieces[0],
+                    c->stats.class_pieces[1], c->stats.class_pieces[2], f);
+        if (fabs(f) < bd) { bd = fabs(f); bx = x; }
+        if (fabs(f) <= TOL) break;
+        if (f < 0) { xl = x; fl = f; have_l = 1; if (side == -1) fh /= 2; side = -1; }
+        else { xh = x; fh = f; have_h = 1; if (side == 1) fl /= 2; side = 1; }
+        /* counts are integers: the shares move in steps (a whole level of
+         * pairs counted 2 or 3 crosses the cut at once), so stop when the
+         * bracket is narrow */
+        if (have_l && have_h && fabs(xh - xl) < MIN_BRACKET) break;
+        if (have_l && have_h) {
+            x = xl - fl * (xh - xl) / (fh - fl); /* false position, Illinois-modified */
+        } else {
+            x += f < 0 ? step : -step; /* widen until the goal is bracketed */
+            step *= 2;
+            if (fabs(x) > MAX_LOG2) {
+                x = x > 0 ? MAX_LOG2 : -MAX_LOG2;
+                if ((f < 0 && have_l && xl >= MAX_LOG2) || (f > 0 && have_h && xh <= -MAX_LOG2)) break;
+            }
+        }
+        if (fabs(x - bx) < 1e-4 && trials > 1) break;
+    }
+    if (rc == 0) {
+        c->o = keep;
+        weights_at(bx, w);
+        rc = train_copy(c, cls, w, out);
+        for (int j = 0; j < TKMI_N_CLASSES; j++) c->stats.balance_weight[j] = (double)w[j] / WEIGHT_ONE;
+        c->stats.balance_trials = trials;
+    }
+    c->o = keep;
+    tkmi_free(cls);
+    return rc;
+}
+
+static void clear_run_stats(tkm_train_stats *s)
+{
+    s->merges = s->pieces_normal = s->pieces_meta = s->pieces_byte = s->pieces_user = s->pieces_char = 0;
+    s->seconds_merge = 0;
+    s->seed_candidates = s->seeds = 0;
+    s->seed_passes = 0;
+    for (int k = 0; k < 3; k++) {
+        s->class_pieces[k] = 0;
+        s->class_target[k] = -1;
+        s->balance_short[k] = s->balance_gained[k] = 0;
+        s->balance_weight[k] = 0;
+    }
+    s->balance_trials = 0;
+}
+
+int tkm_trainer_retrain(tkm_trainer *t, const tkm_train_options *o, tkm_model **out, tkm_train_stats *st)
+{
+    *out = NULL;
+    TKM_RETURN_ERROR_IF(!t->kept_ok, TKM_EINVAL, "tkm_trainer_retrain: the counting is not finished (tkm_trainer_finish_counting)");
+    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM &&
+                            o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
+                        TKM_ENOTSUP, "model type %d is not supported (BPE, Unigram, char, word)", o->model_type);
+    TKM_RETURN_ERROR_IF(o->vocab_size < 1 || o->vocab_size > (1 << 20), TKM_EINVAL, "vocab size %d out of range", o->vocab_size);
+    TKM_RETURN_ERROR_IF(o->balance_latin > 1 || o->balance_japanese > 1 ||
+                            (o->balance_latin > 0 ? o->balance_latin : 0) + (o->balance_japanese > 0 ? o->balance_japanese : 0) > 1.0f,
+                        TKM_EINVAL, "balance targets must be shares between 0 and 1 summing to at most 1");
+    TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && (o->balance_latin >= 0 || o->balance_japanese >= 0),
+                        TKM_ENOTSUP, "--balance is implemented for BPE only");
+    TKM_RETURN_ERROR_IF(o->balance_method != TKM_BALANCE_BUDGET && o->balance_method != TKM_BALANCE_WEIGHTS, TKM_EINVAL,
+                        "balance method %d is not supported (budget or weights)", o->balance_method);
+    /* a private shallow copy: the trainers write the stats and read the
+     * options, so concurrent calls share nothing they write */
+    struct tkm_trainer *c = tkmi_malloc(sizeof *c);
+    TKM_RETURN_ERROR_IF(!c, TKM_ENOMEM, "out of memory");
+    memcpy(c, t, sizeof *c);
+    c->o.model_type = o->model_type;
+    c->o.vocab_size = o->vocab_size;
+    c->o.character_coverage = o->character_coverage;
+    c->o.hard_vocab_limit = o->hard_vocab_limit;
+    c->o.balance_latin = o->balance_latin;
+    c->o.balance_japanese = o->balance_japanese;
+    c->o.balance_method = o->balance_method;
+    c->o.seed_size = o->seed_size;
+    c->o.shrinking_factor = o->shrinking_factor;
+    c->o.num_sub_iterations = o->num_sub_iterations;
+    c->progress = NULL;
+    c->progress_ctx = NULL;
+    clear_run_stats(&c->stats);
+    double t0 = tkmi_now();
+    int rc = c->o.model_type == TKM_MODEL_BPE && c->o.balance_method == TKM_BALANCE_WEIGHTS &&
+                     (c->o.balance_latin >= 0 || c->o.balance_japanese >= 0)
+                 ? weights_train(c, out)
+                 : train_copy(c, NULL, NULL, out);
+    c->stats.seconds_merge = tkmi_now() - t0;
+    if (st) *st = c->stats;
+    tkmi_free(c);
+    return rc;
+}
+
+int tkmi_balance_train(struct tkm_trainer *t, tkm_model **out)
+{
+    TKM_FORWARD_IF_ERROR(tkm_trainer_finish_counting(t));
+    tkm_train_stats st;
+    int rc = tkm_trainer_retrain(t, &t->o, out, &st);
+    if (rc < 0) return rc;
+    st.seconds_total = tkmi_now() - t->t_start;
+    t->stats = st;
+    return 0;
+}
