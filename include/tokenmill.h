@@ -238,6 +238,13 @@ typedef struct tkm_train_stats {
     int balance_gained[3];
     /* counting past max_memory: runs written, their bytes */
     uint64_t spill_runs, spill_bytes;
+    /* BPE under max_memory: the merge loop's estimated bytes (for what it
+     * kept); when all pre-tokens would not fit, those counted fewer than
+     * merge_drop_below times are left out of the merges (0: none), and
+     * how many unique pre-tokens and occurrences that was */
+    uint64_t merge_bytes_estimate;
+    int64_t merge_drop_below;
+    uint64_t merge_dropped_unique, merge_dropped_occurrences;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 
