@@ -17,6 +17,8 @@
 #   --threads N       threads for every tool (2)
 #   --no-peers        tokenmill only
 #   --no-unigram      no Unigram runs
+#   --spm-max-gb G / --hf-max-gb G   run that peer only at sizes <= G GB
+#                     (default: no cap; a quick run: --spm-max-gb 1 --hf-max-gb 0.5)
 #   --peer-limit-gb G / --peer-limit-min M   a peer is stopped past G GB of RSS
 #                     or M minutes (20, 30) and not run at larger sizes
 #   --curve           also print the unique pre-token growth of the real corpus
@@ -45,6 +47,8 @@ peers=1
 unigram=1
 limit_gb=20
 limit_min=30
+spm_max=inf
+hf_max=inf
 curve=0
 clean=0
 json_out=$here/results/scale.json
@@ -63,6 +67,8 @@ while [[ $# -gt 0 ]]; do
         --threads) threads=$2; shift ;;
         --no-peers) peers=0 ;;
         --no-unigram) unigram=0 ;;
+        --spm-max-gb) spm_max=$2; shift ;;
+        --hf-max-gb) hf_max=$2; shift ;;
         --peer-limit-gb) limit_gb=$2; shift ;;
         --peer-limit-min) limit_min=$2; shift ;;
         --curve) curve=1 ;;
@@ -151,11 +157,12 @@ for gb in "${size_list[@]}"; do
     run tokenmill-bpe "$gb" 0 "$TOKENMILL" train --preset nerdstash --vocab-size "$vocab" -t "$threads" -o "$work/tm.model" "$f"
     [[ $unigram -eq 1 ]] &&
         run tokenmill-unigram "$gb" 0 "$TOKENMILL" train --preset nerdstash --model-type unigram --vocab-size "$vocab" -t "$threads" -o "$work/tmu.model" "$f"
-    if [[ $have_spm -eq 1 && $spm_stopped -eq 0 ]]; then
+    le() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(b == "inf" || a + 0 <= b + 0)}'; }
+    if [[ $have_spm -eq 1 && $spm_stopped -eq 0 ]] && le "$gb" "$spm_max"; then
         run spm-bpe "$gb" 1 "$PYTHON" -c "$spm_py" --input="$f" --model_prefix="$work/spm" "${spm_opts[@]}"
         tail -1 "$results" | grep -q $'\tok\t' || spm_stopped=1
     fi
-    if [[ $have_hf -eq 1 && $hf_stopped -eq 0 ]]; then
+    if [[ $have_hf -eq 1 && $hf_stopped -eq 0 ]] && le "$gb" "$hf_max"; then
         run hf-bpe "$gb" 1 env RAYON_NUM_THREADS="$threads" "$PYTHON" "$here/hf_train.py" --vocab-size "$vocab" -o "$work/hf.json" "$f"
         tail -1 "$results" | grep -q $'\tok\t' || hf_stopped=1
     fi

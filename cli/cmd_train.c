@@ -71,7 +71,9 @@ static void train_usage(FILE *f)
             "      --max-memory SIZE           memory for the pre-token tables while counting\n"
             "                                  (e.g. 8G, 500M; default half of physical RAM);\n"
             "                                  past it counting spills sorted runs to $TMPDIR\n"
-            "                                  and merges them: same counts, same model\n"
+            "                                  and merges them: same counts, same model; BPE's\n"
+            "                                  merge loop leaves out the rarest pre-tokens if\n"
+            "                                  they would not fit (reported)\n"
             "      --progress[=tty|plain|none] progress on stderr: tty (default when stderr is a\n"
             "                                  terminal) redraws one line, plain writes a line\n"
             "                                  every 5 s (default otherwise: none)\n"
@@ -773,6 +775,19 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "  seeds      %llu of about %llu candidate substrings (exact counts, %d pass%s)\n",
                     (unsigned long long)s.seeds, (unsigned long long)s.seed_candidates, s.seed_passes,
                     s.seed_passes == 1 ? "" : "es");
+    }
+    {
+        /* BPE under --max-memory: what the merge loop left out, even with -q */
+        tkm_train_stats s;
+        tkm_trainer_stats(t, &s);
+        if (s.merge_drop_below > 0)
+            fprintf(stderr,
+                    "  dropped    %llu unique pre-tokens counted under %lld times (%llu occurrences, %.3f%% of all) "
+                    "left out of the merges to fit --max-memory %.1f MB (merge loop about %.1f MB)\n",
+                    (unsigned long long)s.merge_dropped_unique, (long long)s.merge_drop_below,
+                    (unsigned long long)s.merge_dropped_occurrences,
+                    s.pretokens_total ? 100.0 * (double)s.merge_dropped_occurrences / (double)s.pretokens_total : 0.0,
+                    o.max_memory / 1048576.0, s.merge_bytes_estimate / 1e6);
     }
     if (!quiet || o.balance_latin >= 0 || o.balance_japanese >= 0) {
         tkm_train_stats s;

@@ -269,6 +269,13 @@ typedef struct tkm_train_stats {
      * (latin, japanese, other) and the merge loops the search ran */
     double balance_weight[3];
     int balance_trials;
+    /* BPE under max_memory: the merge loop's estimated bytes (for what it
+     * kept); when all pre-tokens would not fit, those counted fewer than
+     * merge_drop_below times are left out of the merges (0: none), and
+     * how many unique pre-tokens and occurrences that was */
+    uint64_t merge_bytes_estimate;
+    int64_t merge_drop_below;
+    uint64_t merge_dropped_unique, merge_dropped_occurrences;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 /* Sweeps (one counting pass, many models): tkm_trainer_finish_counting

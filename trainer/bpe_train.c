@@ -32,11 +32,13 @@ static void debug_rss(const char *where)
     FILE *f = fopen("/proc/self/statm", "r");
     long pages = 0, res = 0;
     struct mallinfo2 mi = mallinfo2();
-    struct timespec ts, tc;
+    struct timespec ts, tc, tp;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &tc);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &tp);
     if (f && fscanf(f, "%ld %ld", &pages, &res) == 2)
-        fprintf(stderr, "debug: %.3f s cpu %.3f s %-14s rss %.1f MB, malloc in use %.1f MB, free in arenas %.1f MB\n", ts.tv_sec + ts.tv_nsec * 1e-9, tc.tv_sec + tc.tv_nsec * 1e-9, where, res * 4096.0 / 1e6,
+        fprintf(stderr, "debug: %.3f s cpu %.3f s process cpu %.3f s %-14s rss %.1f MB, malloc in use %.1f MB, free in arenas %.1f MB\n", ts.tv_sec + ts.tv_nsec * 1e-9, tc.tv_sec + tc.tv_nsec * 1e-9,
+                tp.tv_sec + tp.tv_nsec * 1e-9, where, res * 4096.0 / 1e6,
                 (mi.uordblks + mi.hblkhd) / 1e6, mi.fordblks / 1e6);
     if (f) fclose(f);
 }
@@ -437,6 +439,65 @@ static void bpe_free(bpe *B)
     tkmi_free(B->blocked);
 }
 
+/* Bytes the merge loop is expected to hold for a pre-token of n characters:
+ * its word record (header + 4 bytes a symbol, in 8-byte units) and its
+ * initial postings (4 bytes a pair), times MERGE_BYTES_FACTOR for the pair
+ * table, the pair records, the heap and the postings the merges add
+ * (measured: see bench/README.md, "Bounded merge loop"). */
+#define MERGE_BYTES_FACTOR 3.0
+static double merge_bytes(size_t n)
+{
+    return n < 2 ? 0.0 : MERGE_BYTES_FACTOR * (double)(8 * (2 + (n + 1) / 2) + 4 * (n - 1));
+}
+
+/* When --max-memory is set and the merge loop's estimated memory for all
+ * pre-tokens is over it, returns in *drop_below the smallest count c such
+ * that the pre-tokens counted at least c fit (the rarest go first; 0: all
+ * fit). The estimate and the threshold go to the stats, which the CLI
+ * prints: nothing is dropped silently. TKM_BPE_MERGE_BUDGET (bytes)
+ * replaces the budget (tests). */
+static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t *drop_below)
+{
+    *drop_below = 0;
+    uint64_t budget = t->o.max_memory;
+    const char *env = getenv("TKM_BPE_MERGE_BUDGET");
+    if (env) budget = strtoull(env, NULL, 10);
+    /* bytes by count: exact for counts below 1024, then by bit length */
+    enum { EXACT = 1024, NB = EXACT + 64 };
+    double *by = tkmi_calloc(NB, sizeof *by);
+    TKM_RETURN_ERROR_IF(!by, TKM_ENOMEM, "out of memory");
+    double all = 0;
+    for (size_t k = 0; k < counts->cap; k++) {
+        int64_t c = counts->s[k].count;
+        if (!c) continue;
+        const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
+        size_t ns = 0;
+        for (size_t i = 0; i < counts->s[k].klen; i++) ns += (s[i] & 0xC0) != 0x80;
+        double b = merge_bytes(ns);
+        by[c < EXACT ? c : EXACT + (63 - __builtin_clzll((uint64_t)c))] += b;
+        all += b;
+    }
+    t->stats.merge_bytes_estimate = (uint64_t)all;
+    if (budget && all > (double)budget) {
+        /* raise the threshold through the buckets until the rest fits */
+        double left = all;
+        int64_t thr = 0;
+        for (int i = 1; i < NB && left > (double)budget; i++) {
+            left -= by[i];
+            int64_t next = i < EXACT ? (int64_t)i + 1 : (int64_t)1 << (i - EXACT + 1);
+            if (next > thr) thr = next; /* (buckets EXACT + 0..9 are empty) */
+        }
+        *drop_below = thr;
+        t->stats.merge_bytes_estimate = (uint64_t)left;
+    }
+    t->stats.merge_drop_below = *drop_below;
+    if (getenv("TKM_DEBUG_BPE"))
+        fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens, %.1f MB kept (drop below %lld)\n",
+                all / 1e6, t->stats.merge_bytes_estimate / 1e6, (long long)*drop_below);
+    tkmi_free(by);
+    return 0;
+}
+
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
 {
     const tkm_train_options *o = &t->o;
@@ -505,10 +566,19 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     }
 
     /* 3. words: pre-tokens cut at characters outside the vocabulary; pieces
-     * of one character carry no pairs and are skipped */
+     * of one character carry no pairs and are skipped. Under --max-memory,
+     * the rarest pre-tokens are left out when the merge loop would not fit
+     * (merge_budget: a count threshold, reported in the stats). */
+    int64_t drop_below = 0;
+    if ((rc = merge_budget(t, counts, &drop_below)) < 0) goto done;
     size_t total_syms = 0, max_syms = 0;
     for (size_t k = 0; k < counts->cap; k++) {
         if (!counts->s[k].count) continue;
+        if (counts->s[k].count < drop_below) {
+            t->stats.merge_dropped_unique++;
+            t->stats.merge_dropped_occurrences += (uint64_t)counts->s[k].count;
+            continue;
+        }
         const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
         size_t ns = 0;
         for (size_t i = 0; i < counts->s[k].klen; i++) ns += (s[i] & 0xC0) != 0x80;
@@ -545,12 +615,12 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     {
         size_t start_of[66] = {0};
         for (size_t k = 0; k < counts->cap; k++)
-            if (counts->s[k].count) start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++;
+            if (counts->s[k].count && counts->s[k].count >= drop_below) start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++;
         /* bucket 64 (largest counts) first */
         size_t acc = 0;
         for (int bl = 64; bl >= 0; bl--) { size_t c = start_of[bl + 1]; start_of[bl + 1] = acc; acc += c; }
         for (size_t k = 0; k < counts->cap; k++)
-            if (counts->s[k].count) ord[start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++] = k;
+            if (counts->s[k].count && counts->s[k].count >= drop_below) ord[start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++] = k;
         n_ord = acc;
     }
     for (size_t q = 0; q < n_ord; q++) {
