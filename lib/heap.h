@@ -5,7 +5,11 @@
  *   int  name_push(C ctx, T **h, size_t *n, size_t *cap, T x)   (grows h)
  *   T    name_pop(C ctx, T *h, size_t *n)                        (n > 0)
  *   void name_heapify(C ctx, T *h, size_t n)                     (any order in)
- * Users: the BPE encoders (lib/bpe_encode.c, lib/rank_bpe.c), the BPE trainer. */
+ * T must be one type name (typedef a pointer type first: the template
+ * declares two T in one declaration).
+ * Users: the BPE encoders (lib/bpe_encode.c, lib/rank_bpe.c), the BPE trainer,
+ * the k-way merges of spill runs (trainer/count_spill.c) and count files
+ * (trainer/count_file.c). */
 #ifndef TKM_HEAP_H
 #define TKM_HEAP_H
 

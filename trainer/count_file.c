@@ -29,6 +29,7 @@
 
 #include "trainer_internal.h"
 #include "count_file.h"
+#include "../lib/heap.h"
 
 #define CF_VERSION 1
 #define CF_MAX_HEADER (64u << 20) /* header bytes (inputs lists can be long) */
@@ -661,18 +662,7 @@ void tkmi_cfset_free(struct tkm_trainer *t)
     t->cfset = NULL;
 }
 
-static int add_input_name(struct tkm_trainer *t, const char *path)
-{
-    char **ni = tkmi_realloc(t->inputs, (size_t)(t->n_inputs + 1) * sizeof *ni);
-    TKM_RETURN_ERROR_IF(!ni, TKM_ENOMEM, "out of memory");
-    t->inputs = ni;
-    t->inputs[t->n_inputs] = tkmi_strdup(path);
-    TKM_RETURN_ERROR_IF(!t->inputs[t->n_inputs], TKM_ENOMEM, "out of memory");
-    t->n_inputs++;
-    return 0;
-}
-
-int tkm_trainer_add_input_name(tkm_trainer *t, const char *path) { return add_input_name(t, path); }
+int tkm_trainer_add_input_name(tkm_trainer *t, const char *path) { return tkmi_trainer_add_input(t, path); }
 
 int tkm_trainer_add_counts(tkm_trainer *t, const char *path)
 {
@@ -693,7 +683,7 @@ int tkm_trainer_add_counts(tkm_trainer *t, const char *path)
     if (rc == 0) {
         s->n++;
         s->weighted = f->weighted;
-        for (int i = 0; rc == 0 && i < f->n_inputs; i++) rc = add_input_name(t, f->inputs[i]);
+        for (int i = 0; rc == 0 && i < f->n_inputs; i++) rc = tkmi_trainer_add_input(t, f->inputs[i]);
         for (int i = 0; i < 6; i++) s->st[i] += f->st[i];
     }
     tkmi_free(want);
@@ -787,21 +777,14 @@ int tkm_trainer_write_counts(tkm_trainer *t, const char *path)
 }
 
 /* ---- k-way merge of count files ---- */
-static int head_less(const tkmi_cfile *a, const tkmi_cfile *b) { return key_cmp(a->key, a->klen, b->key, b->klen) < 0; }
-
-static void sift_down(tkmi_cfile **hp, size_t n, size_t i)
+/* the template declares two T per line: T must be one name */
+typedef tkmi_cfile *cfile_p;
+static int head_before(const void *ctx, const cfile_p *a, const cfile_p *b)
 {
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) return;
-        if (c + 1 < n && head_less(hp[c + 1], hp[c])) c++;
-        if (!head_less(hp[c], hp[i])) return;
-        tkmi_cfile *x = hp[c];
-        hp[c] = hp[i];
-        hp[i] = x;
-        i = c;
-    }
+    (void)ctx;
+    return key_cmp((*a)->key, (*a)->klen, (*b)->key, (*b)->klen) < 0;
 }
+TKMI_HEAP_DEFINE(cfheap, cfile_p, const void *, head_before) /* lib/heap.h */
 
 int tkm_counts_merge(const char *const *paths, int n, const char *out, uint64_t *entries)
 {
@@ -830,7 +813,7 @@ int tkm_counts_merge(const char *const *paths, int n, const char *out, uint64_t 
         if (r < 0) rc = r;
         else if (r) hp[nh++] = fs[i];
     }
-    for (size_t i = nh / 2; rc == 0 && i-- > 0;) sift_down(hp, nh, i);
+    if (rc == 0) cfheap_heapify(NULL, hp, nh);
     while (rc == 0 && nh) {
         size_t len = hp[0]->klen;
         if (len > cur_cap && (rc = tkmi_grow((void **)&cur, &cur_cap, len, 1)) < 0) break;
@@ -842,7 +825,7 @@ int tkm_counts_merge(const char *const *paths, int n, const char *out, uint64_t 
             int r = tkmi_cf_next(hp[0]);
             if (r < 0) { rc = r; break; }
             if (!r) hp[0] = hp[--nh];
-            sift_down(hp, nh, 0);
+            cfheap_sift_down(NULL, hp, nh, 0, hp[0]);
         }
         if (rc == 0) rc = tkmi_cw_put(w, cur, len, cnt);
     }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "trainer_internal.h"
+#include "../lib/heap.h"
 
 /* at most this many runs are merged at once (open files, heap size) */
 #define MAX_WAY 64
@@ -138,21 +139,14 @@ static int head_next(head_t *h)
     return 1;
 }
 
-static int head_less(const head_t *a, const head_t *b) { return key_cmp(a->key, a->len, b->key, b->len) < 0; }
-
-static void sift_down(head_t **hp, size_t n, size_t i)
+/* the template declares two T per line: T must be one name */
+typedef head_t *head_p;
+static int head_before(const void *ctx, const head_p *a, const head_p *b)
 {
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) return;
-        if (c + 1 < n && head_less(hp[c + 1], hp[c])) c++;
-        if (!head_less(hp[c], hp[i])) return;
-        head_t *x = hp[c];
-        hp[c] = hp[i];
-        hp[i] = x;
-        i = c;
-    }
+    (void)ctx;
+    return key_cmp((*a)->key, (*a)->len, (*b)->key, (*b)->len) < 0;
 }
+TKMI_HEAP_DEFINE(runheap, head_p, const void *, head_before) /* lib/heap.h */
 
 /* Merges runs[0..k) (closed afterwards) into the table out (out_f NULL) or
  * into the run out_f. */
@@ -170,7 +164,7 @@ static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint
         if (r < 0) rc = r;
         else if (r) hp[n++] = &heads[i];
     }
-    for (size_t i = n / 2; rc == 0 && i-- > 0;) sift_down(hp, n, i);
+    if (rc == 0) runheap_heapify(NULL, hp, n);
     while (rc == 0 && n) {
         /* the smallest key, summed over every run that holds it */
         uint32_t len = hp[0]->len;
@@ -182,7 +176,7 @@ static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint
             int r = head_next(hp[0]);
             if (r < 0) { rc = r; break; }
             if (!r) hp[0] = hp[--n];
-            sift_down(hp, n, 0);
+            runheap_sift_down(NULL, hp, n, 0, hp[0]);
         }
         if (rc < 0) break;
         rc = out_f ? run_write(out_f, cur, len, cnt, bytes) : tkmi_counts_add(out, cur, len, tkmi_hash_bytes(cur, len), cnt);

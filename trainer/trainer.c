@@ -246,6 +246,12 @@ int tkm_trainer_add_file(tkm_trainer *t, const char *path)
     }
     tkm_reader_close(r);
     if (rc < 0) return rc;
+    return tkmi_trainer_add_input(t, path);
+}
+
+/* Records an input's name (the model's input fields, count file headers). */
+int tkmi_trainer_add_input(struct tkm_trainer *t, const char *path)
+{
     char **ni = tkmi_realloc(t->inputs, (size_t)(t->n_inputs + 1) * sizeof *ni);
     TKM_RETURN_ERROR_IF(!ni, TKM_ENOMEM, "out of memory");
     t->inputs = ni;

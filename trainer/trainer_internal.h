@@ -164,6 +164,8 @@ int tkmi_seed_file_read(const tkm_train_options *o, tkmi_seedp **out, size_t *n,
 int tkmi_char_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 int tkmi_word_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 
+/* trainer.c: records an input's name (model input fields, count file headers) */
+int tkmi_trainer_add_input(struct tkm_trainer *t, const char *path);
 /* Pre-tokenizes one normalized line into w's counts. */
 int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
 /* the same for the other whitespace rules and the delimiter (pretok_ws.c),
