@@ -29,7 +29,7 @@ int cmd_decode(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_softemb(int argc, char **argv);
-/* softemb subcommands (cli/cmd_softemb_run.c) */
+/* softemb subcommands (cli/cmd_softemb_<name>.c) */
 int softemb_train(int argc, char **argv);
 int softemb_eval(int argc, char **argv);
 int softemb_apply(int argc, char **argv);

@@ -1,6 +1,7 @@
-/* cmd_softemb.c - `tokenmill softemb`: dispatches to train, eval, apply (in
- * cmd_softemb_run.c) and provides info (what a teacher file holds) and import
- * (a teacher rewritten as GGUF). */
+/* cmd_softemb.c - `tokenmill softemb`: dispatches to train, eval, apply
+ * (cmd_softemb_train.c, cmd_softemb_eval.c, cmd_softemb_apply.c) and splice,
+ * and provides info (what a teacher file holds) and import (a teacher
+ * rewritten as GGUF). */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
