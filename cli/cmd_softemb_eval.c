@@ -90,28 +90,137 @@ static int predict_rows(const tkm_se_encoder *e, const tkm_teacher *t, const uin
     return rc;
 }
 
+/* Held-out and train-sample tables: rows[part][0] the encoder, then the baselines. */
+typedef struct {
+    size_t ntest, ntr, ntest_all, ntr_all, excluded;
+    int nvalid;
+    eval_row res[2][1 + TKM_BASE_COUNT];
+    int nres[2];
+} eval_tables;
+
+/* The encoder fits the teacher and the build's split rule: -1 (said why) if not. */
+static int check_encoder(const char *cmd, const tkm_teacher *t, const tkm_se_info *ip, size_t dim)
+{
+    if ((size_t)ip->out_dim != dim) {
+        fprintf(stderr, "tokenmill softemb %s: the encoder predicts %d-wide rows, the teacher has %zu\n", cmd,
+                ip->out_dim, dim);
+        return -1;
+    }
+    if (ip->split_version != TKM_SE_SPLIT_VERSION) {
+        fprintf(stderr,
+                "tokenmill softemb %s: the encoder was trained under split rule %u, this build holds out rows by "
+                "rule %u: rows it trained on may be in the held-out part, so its held-out numbers would not be "
+                "honest; train it again\n",
+                cmd, ip->split_version, TKM_SE_SPLIT_VERSION);
+        return -1;
+    }
+    if (ip->teacher_hash != tkm_se_teacher_hash(t))
+        fprintf(stderr, "tokenmill softemb %s: warning: this is not the teacher the encoder was trained on;"
+                        " the split below is recomputed on it\n", cmd);
+    return 0;
+}
+
+/* Scores the encoder, then the baselines when asked, on the n rows rr into res
+ * (*nres rows); a negative TKM_E* code on failure. */
+static int eval_part(const tkm_teacher *t, const tkm_se_encoder *e, const uint8_t *split, const uint32_t *rr,
+                     size_t n, const eval_opts *eo, float *pred, eval_row *res, int *nres)
+{
+    double t0 = now_s();
+    int rc = predict_rows(e, t, rr, n, eo->threads, pred);
+    if (rc == 0)
+        rc = tkm_se_metrics_compute(t, pred, rr, n, eo->threads, &res[0].m);
+    if (rc < 0)
+        return rc;
+    res[0].name = "softemb";
+    res[0].seconds = now_s() - t0;
+    *nres = 1;
+    if (!eo->baselines)
+        return 0;
+    for (int b = 0; b < TKM_BASE_COUNT; b++) {
+        t0 = now_s();
+        rc = tkm_se_baseline_predict(t, split, (tkm_se_baseline)b, rr, n, eo->threads, pred);
+        if (rc == 0)
+            rc = tkm_se_metrics_compute(t, pred, rr, n, eo->threads, &res[*nres].m);
+        if (rc < 0)
+            return rc;
+        res[*nres].name = tkm_se_baseline_name((tkm_se_baseline)b);
+        res[*nres].seconds = now_s() - t0;
+        (*nres)++;
+    }
+    return 0;
+}
+
+static void print_eval_json(FILE *f, const tkm_teacher *t, const tkm_se_info *ip, const eval_tables *r)
+{
+    const size_t rows = tkm_teacher_rows(t), dim = tkm_teacher_dim(t);
+    fprintf(f, "{\"teacher\": {\"rows\": %zu, \"dim\": %zu, \"format\": \"%s\", \"vocab_style\": \"%s\"},\n",
+            rows, dim, tkm_teacher_format(t), tkm_teacher_vocab_style(t));
+    fprintf(f, " \"split\": {\"test_frac\": %g, \"seed\": %llu, \"train\": %zu, \"test\": %zu, \"excluded\": %zu,"
+               " \"validation\": %d, \"selected_step\": %ld},\n",
+            ip->test_frac, (unsigned long long)ip->split_seed, r->ntr_all, r->ntest_all, r->excluded, r->nvalid,
+            ip->best_step);
+    fprintf(f, " \"encoder\": {\"layers\": %d, \"heads\": %d, \"width\": %d, \"max_bytes\": %d, \"pool\": \"%s\","
+               " \"head\": \"%s\", \"ngram_buckets\": %d, \"ngram_max\": %d, \"params\": %zu, \"steps\": %ld,"
+               " \"backend\": \"%s\"},\n",
+            ip->layers, ip->heads, ip->width, ip->max_bytes, ip->pool_mean ? "mean" : "end",
+            ip->head_mlp ? "mlp" : "linear", ip->ngram_buckets, ip->ngram_max, ip->nparams, ip->steps_done,
+            ip->backend);
+    for (int part = 0; part < 2; part++) {
+        fprintf(f, " \"%s\": {\"rows\": %zu, \"results\": [", part ? "train_sample" : "heldout",
+                part ? r->ntr : r->ntest);
+        for (int i = 0; i < r->nres[part]; i++) {
+            fprintf(f, "%s\n  ", i ? "," : "");
+            json_metrics(f, &r->res[part][i]);
+        }
+        fprintf(f, "]}%s\n", part ? "" : ",");
+    }
+    fprintf(f, "}\n");
+}
+
+static void print_eval_table(FILE *f, const tkm_teacher *t, const tkm_se_info *ip, const eval_tables *r)
+{
+    const size_t rows = tkm_teacher_rows(t), dim = tkm_teacher_dim(t);
+    fprintf(f, "teacher: %zu rows x %zu (%s, %s vocabulary); grouped split %.0f/%.0f, seed %llu: "
+               "%zu train, %zu held-out, %zu special/unused excluded\n",
+            rows, dim, tkm_teacher_format(t), tkm_teacher_vocab_style(t), 100 * (1 - ip->test_frac),
+            100 * ip->test_frac, (unsigned long long)ip->split_seed, r->ntr_all, r->ntest_all, r->excluded);
+    char bag[64] = "no n-gram bag";
+    if (ip->ngram_buckets > 0)
+        snprintf(bag, sizeof(bag), "n-gram bag %d x 1..%d", ip->ngram_buckets, ip->ngram_max);
+    fprintf(f, "encoder: %d layers, %d heads, width %d, %d bytes, %s pooling, %s head, %s, %zu parameters, "
+               "%ld steps (%s)\n",
+            ip->layers, ip->heads, ip->width, ip->max_bytes, ip->pool_mean ? "mean" : "end",
+            ip->head_mlp ? "MLP" : "linear", bag, ip->nparams, ip->steps_done, ip->backend);
+    if (r->nvalid > 0)
+        fprintf(f, "validation: %d of the train rows held back (in neither table below); weights of step %ld "
+                   "kept (validation MRR %.4f)\n",
+                r->nvalid, ip->best_step, ip->best_mrr);
+    fprintf(f, "\n");
+    char title[96];
+    snprintf(title, sizeof(title), "held-out (%zu rows)", r->ntest);
+    print_metrics_header(f, title);
+    for (int i = 0; i < r->nres[0]; i++)
+        print_metrics_row(f, &r->res[0][i]);
+    if (r->nres[1]) {
+        snprintf(title, sizeof(title), "train (%zu of %zu rows)", r->ntr, r->ntr_all);
+        fprintf(f, "\n");
+        print_metrics_header(f, title);
+        for (int i = 0; i < r->nres[1]; i++)
+            print_metrics_row(f, &r->res[1][i]);
+    }
+    fprintf(f, "\nretrieval ranks each prediction among all %zu teacher rows; baselines see only the train rows\n",
+            rows);
+}
+
 /* Evaluates e on the split it was trained with; prints a table or JSON. */
 int softemb_run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder *e, const eval_opts *eo, FILE *f)
 {
     tkm_se_info info;
     tkm_se_get_info(e, &info);
+    eval_tables r = { 0 };
     const size_t rows = tkm_teacher_rows(t), dim = tkm_teacher_dim(t);
-    if ((size_t)info.out_dim != dim) {
-        fprintf(stderr, "tokenmill softemb %s: the encoder predicts %d-wide rows, the teacher has %zu\n", cmd,
-                info.out_dim, dim);
+    if (check_encoder(cmd, t, &info, dim) < 0)
         return EXIT_FAIL;
-    }
-    if (info.split_version != TKM_SE_SPLIT_VERSION) {
-        fprintf(stderr,
-                "tokenmill softemb %s: the encoder was trained under split rule %u, this build holds out rows by "
-                "rule %u: rows it trained on may be in the held-out part, so its held-out numbers would not be "
-                "honest; train it again\n",
-                cmd, info.split_version, TKM_SE_SPLIT_VERSION);
-        return EXIT_FAIL;
-    }
-    if (info.teacher_hash != tkm_se_teacher_hash(t))
-        fprintf(stderr, "tokenmill softemb %s: warning: this is not the teacher the encoder was trained on;"
-                        " the split below is recomputed on it\n", cmd);
     uint8_t *split = malloc(rows ? rows : 1);
     if (!split)
         return EXIT_FAIL;
@@ -129,113 +238,40 @@ int softemb_run_eval(const char *cmd, const tkm_teacher *t, const tkm_se_encoder
         return EXIT_FAIL;
     }
     memcpy(fit, split, rows);
-    int nvalid = tkm_se_split_valid(t, info.valid_frac, info.split_seed, fit);
-    if (nvalid < 0) {
+    r.nvalid = tkm_se_split_valid(t, info.valid_frac, info.split_seed, fit);
+    if (r.nvalid < 0) {
         free(split);
         free(fit);
-        cli_error(cmd, nvalid);
+        cli_error(cmd, r.nvalid);
         return EXIT_FAIL;
     }
-    size_t ntest, ntr, ntest_all, ntr_all;
-    uint32_t *test = rows_of(split, rows, 1, 0, &ntest, &ntest_all);
-    uint32_t *trs = rows_of(fit, rows, 0, eo->train_sample, &ntr, &ntr_all);
+    uint32_t *test = rows_of(split, rows, 1, 0, &r.ntest, &r.ntest_all);
+    uint32_t *trs = rows_of(fit, rows, 0, eo->train_sample, &r.ntr, &r.ntr_all);
     free(fit);
-    size_t nmax = ntest > ntr ? ntest : ntr;
+    size_t nmax = r.ntest > r.ntr ? r.ntest : r.ntr;
     float *pred = malloc((nmax ? nmax : 1) * dim * sizeof(float));
-    eval_row res[2][1 + TKM_BASE_COUNT];
-    int nres[2] = { 0, 0 };
     int status = EXIT_FAIL;
     if (!test || !trs || !pred)
         goto done;
-    if (ntest == 0) {
+    if (r.ntest == 0) {
         fprintf(stderr, "tokenmill softemb %s: the split has no held-out rows (test fraction %g)\n", cmd,
                 info.test_frac);
         goto done;
     }
     for (int part = 0; part < 2; part++) {
         const uint32_t *rr = part == 0 ? test : trs;
-        size_t n = part == 0 ? ntest : ntr;
+        size_t n = part == 0 ? r.ntest : r.ntr;
         if (n == 0)
             continue;
-        double t0 = now_s();
-        rc = predict_rows(e, t, rr, n, eo->threads, pred);
-        if (rc == 0)
-            rc = tkm_se_metrics_compute(t, pred, rr, n, eo->threads, &res[part][0].m);
+        rc = eval_part(t, e, split, rr, n, eo, pred, r.res[part], &r.nres[part]);
         if (rc < 0)
             goto fail;
-        res[part][0].name = "softemb";
-        res[part][0].seconds = now_s() - t0;
-        nres[part] = 1;
-        if (!eo->baselines)
-            continue;
-        for (int b = 0; b < TKM_BASE_COUNT; b++) {
-            t0 = now_s();
-            rc = tkm_se_baseline_predict(t, split, (tkm_se_baseline)b, rr, n, eo->threads, pred);
-            if (rc == 0)
-                rc = tkm_se_metrics_compute(t, pred, rr, n, eo->threads, &res[part][nres[part]].m);
-            if (rc < 0)
-                goto fail;
-            res[part][nres[part]].name = tkm_se_baseline_name((tkm_se_baseline)b);
-            res[part][nres[part]].seconds = now_s() - t0;
-            nres[part]++;
-        }
     }
-    size_t excluded = rows - ntest_all - ntr_all - (size_t)nvalid;
-    if (eo->json) {
-        fprintf(f, "{\"teacher\": {\"rows\": %zu, \"dim\": %zu, \"format\": \"%s\", \"vocab_style\": \"%s\"},\n",
-                rows, dim, tkm_teacher_format(t), tkm_teacher_vocab_style(t));
-        fprintf(f, " \"split\": {\"test_frac\": %g, \"seed\": %llu, \"train\": %zu, \"test\": %zu, \"excluded\": %zu,"
-                   " \"validation\": %d, \"selected_step\": %ld},\n",
-                info.test_frac, (unsigned long long)info.split_seed, ntr_all, ntest_all, excluded, nvalid,
-                info.best_step);
-        fprintf(f, " \"encoder\": {\"layers\": %d, \"heads\": %d, \"width\": %d, \"max_bytes\": %d, \"pool\": \"%s\","
-                   " \"head\": \"%s\", \"ngram_buckets\": %d, \"ngram_max\": %d, \"params\": %zu, \"steps\": %ld,"
-                   " \"backend\": \"%s\"},\n",
-                info.layers, info.heads, info.width, info.max_bytes, info.pool_mean ? "mean" : "end",
-                info.head_mlp ? "mlp" : "linear", info.ngram_buckets, info.ngram_max, info.nparams, info.steps_done,
-                info.backend);
-        for (int part = 0; part < 2; part++) {
-            fprintf(f, " \"%s\": {\"rows\": %zu, \"results\": [", part ? "train_sample" : "heldout",
-                    part ? ntr : ntest);
-            for (int i = 0; i < nres[part]; i++) {
-                fprintf(f, "%s\n  ", i ? "," : "");
-                json_metrics(f, &res[part][i]);
-            }
-            fprintf(f, "]}%s\n", part ? "" : ",");
-        }
-        fprintf(f, "}\n");
-    } else {
-        fprintf(f, "teacher: %zu rows x %zu (%s, %s vocabulary); grouped split %.0f/%.0f, seed %llu: "
-                   "%zu train, %zu held-out, %zu special/unused excluded\n",
-                rows, dim, tkm_teacher_format(t), tkm_teacher_vocab_style(t), 100 * (1 - info.test_frac),
-                100 * info.test_frac, (unsigned long long)info.split_seed, ntr_all, ntest_all, excluded);
-        char bag[64] = "no n-gram bag";
-        if (info.ngram_buckets > 0)
-            snprintf(bag, sizeof(bag), "n-gram bag %d x 1..%d", info.ngram_buckets, info.ngram_max);
-        fprintf(f, "encoder: %d layers, %d heads, width %d, %d bytes, %s pooling, %s head, %s, %zu parameters, "
-                   "%ld steps (%s)\n",
-                info.layers, info.heads, info.width, info.max_bytes, info.pool_mean ? "mean" : "end",
-                info.head_mlp ? "MLP" : "linear", bag, info.nparams, info.steps_done, info.backend);
-        if (nvalid > 0)
-            fprintf(f, "validation: %d of the train rows held back (in neither table below); weights of step %ld "
-                       "kept (validation MRR %.4f)\n",
-                    nvalid, info.best_step, info.best_mrr);
-        fprintf(f, "\n");
-        char title[96];
-        snprintf(title, sizeof(title), "held-out (%zu rows)", ntest);
-        print_metrics_header(f, title);
-        for (int i = 0; i < nres[0]; i++)
-            print_metrics_row(f, &res[0][i]);
-        if (nres[1]) {
-            snprintf(title, sizeof(title), "train (%zu of %zu rows)", ntr, ntr_all);
-            fprintf(f, "\n");
-            print_metrics_header(f, title);
-            for (int i = 0; i < nres[1]; i++)
-                print_metrics_row(f, &res[1][i]);
-        }
-        fprintf(f, "\nretrieval ranks each prediction among all %zu teacher rows; baselines see only the train rows\n",
-                rows);
-    }
+    r.excluded = rows - r.ntest_all - r.ntr_all - (size_t)r.nvalid;
+    if (eo->json)
+        print_eval_json(f, t, &info, &r);
+    else
+        print_eval_table(f, t, &info, &r);
     status = EXIT_OK;
     goto done;
 fail:
