@@ -59,6 +59,68 @@ static int cmp_teacher_rows(const void *x, const void *y)
     return c ? c : a < b ? -1 : a > b;
 }
 
+/* The pieces to predict (all but control, unknown and unused ones), their bytes
+ * packed into bytes: bp/bl per predicted piece, pidx its id; returns how many. */
+static size_t pack_pieces(const tkm_model *m, unsigned char *bytes, const unsigned char **bp, size_t *bl,
+                          size_t *pidx, size_t *nspecial)
+{
+    size_t off = 0, npred = 0;
+    const size_t n = (size_t)tkm_model_size(m);
+    for (size_t i = 0; i < n; i++) {
+        size_t k;
+        const char *p = tkm_model_piece(m, (int)i, &k);
+        tkm_piece_type ty = tkm_model_piece_type(m, (int)i);
+        if (ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN || ty == TKM_PIECE_UNUSED) {
+            (*nspecial)++;
+            continue;
+        }
+        size_t nb = tkm_se_sp_piece_bytes(p, k, ty == TKM_PIECE_BYTE, bytes + off);
+        bp[npred] = bytes + off;
+        bl[npred] = nb;
+        pidx[npred++] = i;
+        off += nb;
+    }
+    return npred;
+}
+
+/* Exact byte matches take the teacher's row (the lowest NORMAL row with those
+ * bytes) in rowsv; -1 when out of memory. */
+static int copy_teacher_rows(const tkm_teacher *t, const unsigned char **bp, const size_t *bl, const size_t *pidx,
+                             size_t npred, size_t D, float *rowsv, size_t *ncopied)
+{
+    size_t tr = tkm_teacher_rows(t), nt = 0;
+    uint32_t *ord = malloc((tr ? tr : 1) * sizeof(uint32_t));
+    if (!ord)
+        return -1;
+    for (size_t r = 0; r < tr; r++)
+        if (tkm_teacher_row_kind(t, r) == TKM_ROW_NORMAL)
+            ord[nt++] = (uint32_t)r;
+    g_sort_teacher = t;
+    qsort(ord, nt, sizeof(uint32_t), cmp_teacher_rows);
+    for (size_t j = 0; j < npred; j++) {
+        size_t lo = 0, hi = nt; /* first row with bytes >= the piece's */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            size_t tl;
+            const unsigned char *tb = tkm_teacher_bytes(t, ord[mid], &tl);
+            if (cmp_bytes(tb, tl, bp[j], bl[j]) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t tl;
+        if (lo < nt) {
+            const unsigned char *tb = tkm_teacher_bytes(t, ord[lo], &tl);
+            if (cmp_bytes(tb, tl, bp[j], bl[j]) == 0) {
+                memcpy(rowsv + pidx[j] * D, tkm_teacher_matrix(t) + (size_t)ord[lo] * D, D * sizeof(float));
+                (*ncopied)++;
+            }
+        }
+    }
+    free(ord);
+    return 0;
+}
+
 int softemb_apply(int argc, char **argv)
 {
     teacher_arg ta = {0};
@@ -149,22 +211,9 @@ int softemb_apply(int argc, char **argv)
         goto done;
     }
     /* pieces to predict, packed */
-    size_t off = 0, npred = 0, nspecial = 0, ncopied = 0;
+    size_t nspecial = 0, ncopied = 0;
     size_t *pidx = bo; /* positions of predicted pieces */
-    for (size_t i = 0; i < n; i++) {
-        size_t k;
-        const char *p = tkm_model_piece(m, (int)i, &k);
-        tkm_piece_type ty = tkm_model_piece_type(m, (int)i);
-        if (ty == TKM_PIECE_CONTROL || ty == TKM_PIECE_UNKNOWN || ty == TKM_PIECE_UNUSED) {
-            nspecial++;
-            continue;
-        }
-        size_t nb = tkm_se_sp_piece_bytes(p, k, ty == TKM_PIECE_BYTE, bytes + off);
-        bp[npred] = bytes + off;
-        bl[npred] = nb;
-        pidx[npred++] = i;
-        off += nb;
-    }
+    size_t npred = pack_pieces(m, bytes, bp, bl, pidx, &nspecial);
     rc = tkm_se_predict(e, bp, bl, npred, threads, pred);
     if (rc < 0) {
         cli_error("softemb apply", rc);
@@ -172,39 +221,9 @@ int softemb_apply(int argc, char **argv)
     }
     for (size_t j = 0; j < npred; j++)
         memcpy(rowsv + pidx[j] * D, pred + j * D, D * sizeof(float));
-    if (t) { /* exact byte matches take the teacher's row (the lowest NORMAL row with those bytes) */
-        size_t tr = tkm_teacher_rows(t), nt = 0;
-        uint32_t *ord = malloc((tr ? tr : 1) * sizeof(uint32_t));
-        if (!ord) {
-            fprintf(stderr, "tokenmill softemb apply: out of memory\n");
-            goto done;
-        }
-        for (size_t r = 0; r < tr; r++)
-            if (tkm_teacher_row_kind(t, r) == TKM_ROW_NORMAL)
-                ord[nt++] = (uint32_t)r;
-        g_sort_teacher = t;
-        qsort(ord, nt, sizeof(uint32_t), cmp_teacher_rows);
-        for (size_t j = 0; j < npred; j++) {
-            size_t lo = 0, hi = nt; /* first row with bytes >= the piece's */
-            while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                size_t tl;
-                const unsigned char *tb = tkm_teacher_bytes(t, ord[mid], &tl);
-                if (cmp_bytes(tb, tl, bp[j], bl[j]) < 0)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            size_t tl;
-            if (lo < nt) {
-                const unsigned char *tb = tkm_teacher_bytes(t, ord[lo], &tl);
-                if (cmp_bytes(tb, tl, bp[j], bl[j]) == 0) {
-                    memcpy(rowsv + pidx[j] * D, tkm_teacher_matrix(t) + (size_t)ord[lo] * D, D * sizeof(float));
-                    ncopied++;
-                }
-            }
-        }
-        free(ord);
+    if (t && copy_teacher_rows(t, bp, bl, pidx, npred, D, rowsv, &ncopied) < 0) {
+        fprintf(stderr, "tokenmill softemb apply: out of memory\n");
+        goto done;
     }
     char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
     rc = !strcmp(format, "npy") ? tkm_emb_write_npy(out, n, D, rowsv) : tkm_emb_write_gguf_model(out, m, D, rowsv, dt);
