@@ -344,6 +344,80 @@ static int decode_u16(const tkm_model *m, int nfiles, char **files, const char *
     return status;
 }
 
+/* One batch of lines (up to BATCH_BYTES) read from r, copied into the arena:
+ * line i at offs[i], lens[i] bytes (the arrays grown to *lcap), *nl lines;
+ * *eof set at the end of the input. A negative TKM_E* code on failure. */
+static int read_batch(tkm_reader *r, buf_t *arena_p, size_t **offs_p, size_t **lens_p, const char ***lines_p,
+                      size_t *lcap_p, size_t *nl_p, int *eof_p)
+{
+    buf_t arena = *arena_p;
+    size_t *offs = *offs_p, *lens = *lens_p, lcap = *lcap_p, nl = *nl_p;
+    const char **lines = *lines_p;
+    int rc = 0, eof = *eof_p;
+    const char *s;
+    size_t n;
+    while (arena.n < BATCH_BYTES) {
+        rc = tkm_reader_next(r, &s, &n);
+        if (rc <= 0) { eof = 1; break; }
+        if (nl == lcap) {
+            lcap = lcap ? lcap * 2 : 4096;
+            offs = realloc(offs, lcap * sizeof *offs);
+            lens = realloc(lens, lcap * sizeof *lens);
+            lines = realloc((void *)lines, lcap * sizeof *lines);
+            if (!offs || !lens || !lines) { rc = TKM_ENOMEM; eof = 1; break; }
+        }
+        offs[nl] = arena.n;
+        lens[nl] = n;
+        if (buf_put(&arena, s, n)) { rc = TKM_ENOMEM; eof = 1; break; }
+        nl++;
+    }
+    *arena_p = arena;
+    *offs_p = offs;
+    *lens_p = lens;
+    *lines_p = lines;
+    *lcap_p = lcap;
+    *nl_p = nl;
+    *eof_p = eof;
+    return rc;
+}
+
+/* Encodes or decodes the nl lines on up to `threads` jobs (one runs on this
+ * thread) and writes their output in order; adds the bytes written to
+ * *u16_bytes. EXIT_OK or EXIT_FAIL (said why, naming file). */
+static int run_batch(const char *cmd, const char *file, job_t *jobs, pthread_t *th, int threads, const char *const *lines,
+                     const size_t *lens, size_t nl, FILE *out, uint64_t *u16_bytes)
+{
+    int status = EXIT_OK;
+    int nt = threads;
+    if ((size_t)nt > nl) nt = nl ? (int)nl : 1;
+    size_t per = (nl + (size_t)nt - 1) / (size_t)nt;
+    for (int i = 0; i < nt; i++) {
+        jobs[i].lines = lines;
+        jobs[i].lens = lens;
+        jobs[i].from = (size_t)i * per < nl ? (size_t)i * per : nl;
+        jobs[i].to = (size_t)(i + 1) * per < nl ? (size_t)(i + 1) * per : nl;
+        jobs[i].err[0] = 0;
+        if (nt == 1) job_main(&jobs[i]);
+        else pthread_create(&th[i], NULL, job_main, &jobs[i]);
+    }
+    for (int i = 0; i < nt; i++) {
+        if (nt > 1) pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < nt && status == EXIT_OK; i++) {
+        if (jobs[i].rc < 0) {
+            fprintf(stderr, "tokenmill %s: %s: %s\n", cmd, file, jobs[i].err);
+            status = EXIT_FAIL;
+            break;
+        }
+        *u16_bytes += jobs[i].out.n;
+        if (jobs[i].out.n && fwrite(jobs[i].out.p, 1, jobs[i].out.n, out) != jobs[i].out.n) {
+            fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
+            status = EXIT_FAIL;
+        }
+    }
+    return status;
+}
+
 static int run_io(int argc, char **argv, int decode)
 {
     const char *model = NULL, *outpath = NULL, *cmd = decode ? "decode" : "encode";
@@ -483,52 +557,10 @@ static int run_io(int argc, char **argv, int decode)
         while (!eof && status == EXIT_OK) {
             arena.n = 0;
             nl = 0;
-            const char *s;
-            size_t n;
-            while (arena.n < BATCH_BYTES) {
-                rc = tkm_reader_next(r, &s, &n);
-                if (rc <= 0) { eof = 1; break; }
-                if (nl == lcap) {
-                    lcap = lcap ? lcap * 2 : 4096;
-                    offs = realloc(offs, lcap * sizeof *offs);
-                    lens = realloc(lens, lcap * sizeof *lens);
-                    lines = realloc((void *)lines, lcap * sizeof *lines);
-                    if (!offs || !lens || !lines) { rc = TKM_ENOMEM; eof = 1; break; }
-                }
-                offs[nl] = arena.n;
-                lens[nl] = n;
-                if (buf_put(&arena, s, n)) { rc = TKM_ENOMEM; eof = 1; break; }
-                nl++;
-            }
+            rc = read_batch(r, &arena, &offs, &lens, &lines, &lcap, &nl, &eof);
             if (rc < 0) { cli_error(cmd, rc); status = EXIT_FAIL; break; }
             for (size_t i = 0; i < nl; i++) lines[i] = arena.p + offs[i];
-            int nt = threads;
-            if ((size_t)nt > nl) nt = nl ? (int)nl : 1;
-            size_t per = (nl + (size_t)nt - 1) / (size_t)nt;
-            for (int i = 0; i < nt; i++) {
-                jobs[i].lines = lines;
-                jobs[i].lens = lens;
-                jobs[i].from = (size_t)i * per < nl ? (size_t)i * per : nl;
-                jobs[i].to = (size_t)(i + 1) * per < nl ? (size_t)(i + 1) * per : nl;
-                jobs[i].err[0] = 0;
-                if (nt == 1) job_main(&jobs[i]);
-                else pthread_create(&th[i], NULL, job_main, &jobs[i]);
-            }
-            for (int i = 0; i < nt; i++) {
-                if (nt > 1) pthread_join(th[i], NULL);
-            }
-            for (int i = 0; i < nt && status == EXIT_OK; i++) {
-                if (jobs[i].rc < 0) {
-                    fprintf(stderr, "tokenmill %s: %s: %s\n", cmd, files[f], jobs[i].err);
-                    status = EXIT_FAIL;
-                    break;
-                }
-                u16_bytes += jobs[i].out.n;
-                if (jobs[i].out.n && fwrite(jobs[i].out.p, 1, jobs[i].out.n, out) != jobs[i].out.n) {
-                    fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
-                    status = EXIT_FAIL;
-                }
-            }
+            status = run_batch(cmd, files[f], jobs, th, threads, lines, lens, nl, out, &u16_bytes);
             g_line_base += nl;
         }
         tkm_reader_close(r);
