@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +38,36 @@ int tkmi_read_file(const char *path, uint8_t **data, size_t *len)
     *data = buf;
     *len = size;
     return 0;
+}
+
+int tkmi_map_file(const char *path, const uint8_t **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY);
+    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return tkmi_error(TKM_EIO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    if (size == 0) {
+        close(fd);
+        return 0;
+    }
+    void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    TKM_RETURN_ERROR_IF(p == MAP_FAILED, TKM_EIO, "%s: cannot map: %s", path, strerror(errno));
+    *data = p;
+    *len = size;
+    return 0;
+}
+
+void tkmi_unmap_file(const uint8_t *data, size_t len)
+{
+    if (data)
+        munmap((void *)data, len);
 }
 
 int tkmi_out_open(tkmi_outfile *o, const char *path)

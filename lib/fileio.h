@@ -10,6 +10,10 @@
 
 /* Reads a whole regular file into a tkmi_malloc'd buffer (TKM_EIO names the file). */
 int tkmi_read_file(const char *path, uint8_t **data, size_t *len);
+/* Maps a whole regular file read-only (TKM_EIO names the file; an empty
+ * file maps to *data == NULL, *len == 0). Release with tkmi_unmap_file. */
+int tkmi_map_file(const char *path, const uint8_t **data, size_t *len);
+void tkmi_unmap_file(const uint8_t *data, size_t len);
 /* Writes data to path atomically (or in place, by the special-file rule). */
 int tkmi_write_file_atomic(const char *path, const void *data, size_t len);
 

@@ -155,7 +155,7 @@ static int check_unique(const tkmi_gguf *g, name_ref *r, size_t n, const char *w
     return 0;
 }
 
-int tkmi_gguf_parse(const unsigned char *p, size_t n, const char *path, tkmi_gguf *g)
+static int parse(const unsigned char *p, size_t n, const char *path, int any_type, tkmi_gguf *g)
 {
     memset(g, 0, sizeof(*g));
     g->p = p;
@@ -237,6 +237,12 @@ int tkmi_gguf_parse(const unsigned char *p, size_t n, const char *path, tkmi_ggu
         t->type = rd32(p + c.off);
         t->off = rd64(p + c.off + 4);
         c.off += 12;
+        int known = t->type < NTYPES && ggml_types[t->type].blck && t->ne[0] % ggml_types[t->type].blck == 0;
+        if (any_type && !known) { /* nbytes stays 0: its data is the caller's to check */
+            g->nt++;
+            names[i] = (name_ref){ t->name, t->nlen };
+            continue;
+        }
         if (t->type >= NTYPES || !ggml_types[t->type].blck) {
             rc = tkmi_error(TKM_EFORMAT, "%s: offset %zu: tensor '%.*s' has unknown ggml type %u", path, c.off - 12,
                             (int)(t->nlen > 200 ? 200 : t->nlen), t->name, t->type);
@@ -266,7 +272,7 @@ int tkmi_gguf_parse(const unsigned char *p, size_t n, const char *path, tkmi_ggu
     }
     for (size_t i = 0; i < g->nt; i++) {
         const tkmi_gguf_tensor *t = &g->t[i];
-        if (t->off % g->align || t->off > n - g->data || t->nbytes > n - g->data - t->off) {
+        if (t->off % g->align || t->off > n - g->data || (!any_type && t->nbytes > n - g->data - t->off)) {
             rc = tkmi_error(TKM_EFORMAT, "%s: tensor '%.*s': data at offset %llu + %zu (%zu bytes, alignment %zu) "
                                          "is misaligned or beyond the end of the file (%zu bytes)", path,
                             (int)(t->nlen > 200 ? 200 : t->nlen), t->name, (unsigned long long)t->off, g->data,
@@ -279,6 +285,16 @@ done:
     if (rc < 0)
         tkmi_gguf_free(g);
     return rc;
+}
+
+int tkmi_gguf_parse(const unsigned char *p, size_t n, const char *path, tkmi_gguf *g)
+{
+    return parse(p, n, path, 0, g);
+}
+
+int tkmi_gguf_parse_any_type(const unsigned char *p, size_t n, const char *path, tkmi_gguf *g)
+{
+    return parse(p, n, path, 1, g);
 }
 
 const tkmi_gguf_kv *tkmi_gguf_find(const tkmi_gguf *g, const char *key)

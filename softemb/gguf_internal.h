@@ -51,6 +51,12 @@ typedef struct {
  * data inside the file. Errors name path and the byte offset.
  * @return 0, TKM_EFORMAT, TKM_ENOTSUP (version), TKM_ENOMEM. */
 int tkmi_gguf_parse(const unsigned char *p, size_t n, const char *path, tkmi_gguf *g);
+/* The same, except that tensor data is not checked beyond an aligned offset
+ * inside the file, and a tensor of a type this reader does not know (or whose
+ * rows are not whole blocks of its type) gets nbytes 0: for a caller that
+ * reads one tensor of its own choosing and checks that one (the teacher
+ * loader), so that other tensors cannot make the file unreadable. */
+int tkmi_gguf_parse_any_type(const unsigned char *p, size_t n, const char *path, tkmi_gguf *g);
 void tkmi_gguf_free(tkmi_gguf *g);
 /* The pair named key, or NULL. */
 const tkmi_gguf_kv *tkmi_gguf_find(const tkmi_gguf *g, const char *key);

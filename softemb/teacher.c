@@ -4,12 +4,9 @@
  * GGUF / .npy writers used to hand embeddings back to model tooling. */
 #include <errno.h>
 #include <math.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/json.h"
@@ -42,29 +39,14 @@ static int map_file(const char *path, mfile *f)
 {
     memset(f, 0, sizeof(*f));
     f->path = path;
-    int fd = open(path, O_RDONLY);
-    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tkmi_error(TKM_EIO, "%s: not a regular file", path);
-    }
-    f->n = (size_t)st.st_size;
-    if (f->n == 0) {
-        close(fd);
-        return tkmi_error(TKM_EFORMAT, "%s: empty file", path);
-    }
-    void *p = mmap(NULL, f->n, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    TKM_RETURN_ERROR_IF(p == MAP_FAILED, TKM_EIO, "%s: cannot map: %s", path, strerror(errno));
-    f->p = p;
+    TKM_FORWARD_IF_ERROR(tkmi_map_file(path, &f->p, &f->n));
+    TKM_RETURN_ERROR_IF(f->n == 0, TKM_EFORMAT, "%s: empty file", path);
     return 0;
 }
 
 static void unmap_file(mfile *f)
 {
-    if (f->p)
-        munmap((void *)f->p, f->n);
+    tkmi_unmap_file(f->p, f->n);
     f->p = NULL;
 }
 
@@ -628,194 +610,97 @@ static int attach_vocab(tkm_teacher *t, const vocab *v, const char *path)
 
 /* ---- GGUF ------------------------------------------------------------------------- */
 
-enum { G_U8, G_I8, G_U16, G_I16, G_U32, G_I32, G_F32, G_BOOL, G_STR, G_ARR, G_U64, G_I64, G_F64 };
-
-typedef struct {
-    const mfile *f;
-    size_t off;
-} gcur;
-
-static int gneed(gcur *c, size_t k, const char *what)
-{
-    TKM_RETURN_ERROR_IF(c->f->n - c->off < k, TKM_EFORMAT, "%s: truncated at offset %zu (reading %s)", c->f->path,
-                        c->off, what);
-    return 0;
-}
-
-static int gstr(gcur *c, const char **s, size_t *len)
-{
-    TKM_FORWARD_IF_ERROR(gneed(c, 8, "a string length"));
-    uint64_t n = le64(c->f->p + c->off);
-    c->off += 8;
-    TKM_FORWARD_IF_ERROR(gneed(c, n, "a string"));
-    *s = (const char *)c->f->p + c->off;
-    *len = (size_t)n;
-    c->off += (size_t)n;
-    return 0;
-}
-
-static size_t gscalar_size(uint32_t t)
-{
-    static const size_t sz[] = { 1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8 };
-    return t <= G_F64 ? sz[t] : 0;
-}
-
-/* Skips a value of type t (arrays of arrays included). */
-static int gskip(gcur *c, uint32_t t, int depth)
-{
-    TKM_RETURN_ERROR_IF(depth > 4, TKM_EFORMAT, "%s: offset %zu: nested arrays too deep", c->f->path, c->off);
-    if (t == G_STR) {
-        const char *s;
-        size_t n;
-        return gstr(c, &s, &n);
-    }
-    if (t == G_ARR) {
-        TKM_FORWARD_IF_ERROR(gneed(c, 12, "an array header"));
-        uint32_t et = le32(c->f->p + c->off);
-        uint64_t n = le64(c->f->p + c->off + 4);
-        c->off += 12;
-        size_t es = gscalar_size(et);
-        if (es) {
-            TKM_RETURN_ERROR_IF(n > (c->f->n - c->off) / es, TKM_EFORMAT, "%s: truncated at offset %zu (array)",
-                                c->f->path, c->off);
-            c->off += (size_t)n * es;
-            return 0;
-        }
-        for (uint64_t i = 0; i < n; i++)
-            TKM_FORWARD_IF_ERROR(gskip(c, et, depth + 1));
-        return 0;
-    }
-    size_t es = gscalar_size(t);
-    TKM_RETURN_ERROR_IF(!es, TKM_EFORMAT, "%s: offset %zu: unknown GGUF value type %u", c->f->path, c->off, t);
-    TKM_FORWARD_IF_ERROR(gneed(c, es, "a value"));
-    c->off += es;
-    return 0;
-}
-
+/* The teacher matrix (and the vocabulary in the metadata) of a GGUF file,
+ * parsed and bounds-checked by gguf.c's reader. */
 static int load_gguf(const mfile *f, const tkm_teacher_opts *o, tkm_teacher **out, vocab *v)
 {
-    gcur c = { f, 0 };
-    TKM_FORWARD_IF_ERROR(gneed(&c, 24, "the header"));
-    uint32_t ver = le32(f->p + 4);
-    TKM_RETURN_ERROR_IF(ver != 2 && ver != 3, TKM_ENOTSUP, "%s: GGUF version %u is not supported (2 or 3)",
-                        f->path, ver);
-    uint64_t nt = le64(f->p + 8), nkv = le64(f->p + 16);
-    c.off = 24;
-    TKM_RETURN_ERROR_IF(nt > f->n / 8 || nkv > f->n / 8, TKM_EFORMAT, "%s: implausible tensor/metadata counts",
-                        f->path);
-    size_t align = 32;
-    size_t tok_off = 0, tok_n = 0, type_off = 0, type_n = 0;
-    const char *tmodel = NULL;
-    size_t tmodel_len = 0;
-    for (uint64_t i = 0; i < nkv; i++) {
-        const char *key;
-        size_t kl;
-        TKM_FORWARD_IF_ERROR(gstr(&c, &key, &kl));
-        TKM_FORWARD_IF_ERROR(gneed(&c, 4, "a value type"));
-        uint32_t t = le32(f->p + c.off);
-        c.off += 4;
-#define KEY(s) (kl == strlen(s) && memcmp(key, s, kl) == 0)
-        if (KEY("general.alignment") && t == G_U32) {
-            TKM_FORWARD_IF_ERROR(gneed(&c, 4, "general.alignment"));
-            align = le32(f->p + c.off);
-            TKM_RETURN_ERROR_IF(align == 0 || (align & (align - 1)) || align > 1u << 20, TKM_EFORMAT,
-                                "%s: offset %zu: bad general.alignment %zu", f->path, c.off, align);
-        } else if (KEY("tokenizer.ggml.tokens") && t == G_ARR) {
-            TKM_FORWARD_IF_ERROR(gneed(&c, 12, "the token array"));
-            if (le32(f->p + c.off) == G_STR) {
-                tok_n = (size_t)le64(f->p + c.off + 4);
-                tok_off = c.off + 12;
-            }
-        } else if (KEY("tokenizer.ggml.token_type") && t == G_ARR) {
-            TKM_FORWARD_IF_ERROR(gneed(&c, 12, "the token types"));
-            if (le32(f->p + c.off) == G_I32) {
-                type_n = (size_t)le64(f->p + c.off + 4);
-                type_off = c.off + 12;
-            }
-        } else if (KEY("tokenizer.ggml.model") && t == G_STR) {
-            size_t save = c.off;
-            TKM_FORWARD_IF_ERROR(gstr(&c, &tmodel, &tmodel_len));
-            c.off = save;
-        }
-#undef KEY
-        TKM_FORWARD_IF_ERROR(gskip(&c, t, 0));
-    }
+    tkmi_gguf g;
+    TKM_FORWARD_IF_ERROR(tkmi_gguf_parse_any_type(f->p, f->n, f->path, &g));
     const char *want = o && o->tensor ? o->tensor : "token_embd.weight";
-    int found = 0;
-    uint64_t ne0 = 0, ne1 = 0, toff = 0;
-    uint32_t ttype = 0;
-    for (uint64_t i = 0; i < nt; i++) {
-        const char *name;
-        size_t nl;
-        TKM_FORWARD_IF_ERROR(gstr(&c, &name, &nl));
-        TKM_FORWARD_IF_ERROR(gneed(&c, 4, "tensor dimensions"));
-        uint32_t nd = le32(f->p + c.off);
-        c.off += 4;
-        TKM_RETURN_ERROR_IF(nd == 0 || nd > 4, TKM_EFORMAT, "%s: offset %zu: tensor with %u dimensions", f->path,
-                            c.off - 4, nd);
-        TKM_FORWARD_IF_ERROR(gneed(&c, 8 * (size_t)nd + 12, "a tensor description"));
-        uint64_t ne[4] = { 1, 1, 1, 1 };
-        for (uint32_t d = 0; d < nd; d++)
-            ne[d] = le64(f->p + c.off + 8 * d);
-        c.off += 8 * (size_t)nd;
-        uint32_t ty = le32(f->p + c.off);
-        uint64_t off = le64(f->p + c.off + 4);
-        c.off += 12;
-        if (nl == strlen(want) && memcmp(name, want, nl) == 0) {
-            TKM_RETURN_ERROR_IF(nd != 2, TKM_EFORMAT, "%s: tensor %s has %u dimensions, not 2", f->path, want, nd);
-            found = 1;
-            ne0 = ne[0];
-            ne1 = ne[1];
-            ttype = ty;
-            toff = off;
-        }
+    const tkmi_gguf_tensor *tn = tkmi_gguf_tensor_find(&g, want);
+    int rc = 0;
+    if (!tn) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: no tensor named %s", f->path, want);
+        goto out;
     }
-    TKM_RETURN_ERROR_IF(!found, TKM_EFORMAT, "%s: no tensor named %s", f->path, want);
-    int dt = ttype == 0 ? DT_F32 : ttype == 1 ? DT_F16 : ttype == 30 ? DT_BF16 : ttype == 8 ? DT_Q8_0 : -1;
-    TKM_RETURN_ERROR_IF(dt < 0, TKM_ENOTSUP, "%s: unsupported tensor type %u (%s); F32, F16, BF16 and Q8_0 are read",
-                        f->path, ttype, want);
-    TKM_RETURN_ERROR_IF(ne0 == 0 || ne1 == 0 || ne0 > (1u << 20) || ne1 > (1u << 26), TKM_EFORMAT,
-                        "%s: implausible shape [%llu, %llu] of %s", f->path, (unsigned long long)ne0,
+    if (tn->ndim != 2) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: tensor %s has %u dimensions, not 2", f->path, want, tn->ndim);
+        goto out;
+    }
+    uint64_t ne0 = tn->ne[0], ne1 = tn->ne[1];
+    int dt = tn->type == 0 ? DT_F32 : tn->type == 1 ? DT_F16 : tn->type == 30 ? DT_BF16 : tn->type == 8 ? DT_Q8_0 : -1;
+    if (dt < 0) {
+        rc = tkmi_error(TKM_ENOTSUP, "%s: unsupported tensor type %u (%s); F32, F16, BF16 and Q8_0 are read", f->path,
+                        tn->type, want);
+        goto out;
+    }
+    if (ne0 == 0 || ne1 == 0 || ne0 > (1u << 20) || ne1 > (1u << 26)) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: implausible shape [%llu, %llu] of %s", f->path, (unsigned long long)ne0,
                         (unsigned long long)ne1, want);
-    TKM_RETURN_ERROR_IF(dt == DT_Q8_0 && ne0 % 32, TKM_EFORMAT, "%s: Q8_0 row length %llu is not a multiple of 32",
-                        f->path, (unsigned long long)ne0);
-    size_t data = (c.off + align - 1) / align * align;
-    size_t nbytes = dtype_bytes(dt, (size_t)(ne0 * ne1));
-    TKM_RETURN_ERROR_IF(data > f->n || toff > f->n - data || nbytes > f->n - data - toff, TKM_EFORMAT,
-                        "%s: tensor %s (offset %llu, %zu bytes) lies beyond the end of the file (%zu bytes)", f->path,
-                        want, (unsigned long long)toff, nbytes, f->n);
-    tkm_teacher *t = teacher_alloc((size_t)ne1, (size_t)ne0);
-    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory for a %llu x %llu matrix", (unsigned long long)ne1,
+        goto out;
+    }
+    if (dt == DT_Q8_0 && ne0 % 32) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: Q8_0 row length %llu is not a multiple of 32", f->path,
                         (unsigned long long)ne0);
-    convert(dt, f->p + data + toff, (size_t)(ne0 * ne1), t->m);
+        goto out;
+    }
+    size_t nbytes = dtype_bytes(dt, (size_t)(ne0 * ne1));
+    if (tn->off > f->n - g.data || nbytes > f->n - g.data - tn->off) {
+        rc = tkmi_error(TKM_EFORMAT, "%s: tensor %s (offset %llu, %zu bytes) lies beyond the end of the file (%zu bytes)",
+                        f->path, want, (unsigned long long)tn->off, nbytes, f->n);
+        goto out;
+    }
+    tkm_teacher *t = teacher_alloc((size_t)ne1, (size_t)ne0);
+    if (!t) {
+        rc = tkmi_error(TKM_ENOMEM, "out of memory for a %llu x %llu matrix", (unsigned long long)ne1,
+                        (unsigned long long)ne0);
+        goto out;
+    }
+    convert(dt, f->p + g.data + tn->off, (size_t)(ne0 * ne1), t->m);
     t->format = "gguf";
     *out = t;
-    if (tok_off && (!o || !o->vocab)) { /* the vocabulary in the metadata */
-        TKM_FORWARD_IF_ERROR(vocab_init(v, tok_n, t->rows, f->path));
-        gcur tc = { f, tok_off };
-        for (size_t i = 0; i < tok_n; i++) {
-            const char *s;
-            size_t sl;
-            TKM_FORWARD_IF_ERROR(gstr(&tc, &s, &sl));
-            TKM_FORWARD_IF_ERROR(vocab_set(v, i, s, sl));
+    const tkmi_gguf_kv *tok = tkmi_gguf_find(&g, "tokenizer.ggml.tokens");
+    const tkmi_gguf_kv *typ = tkmi_gguf_find(&g, "tokenizer.ggml.token_type");
+    const tkmi_gguf_kv *mod = tkmi_gguf_find(&g, "tokenizer.ggml.model");
+    /* arrays: element type (4 bytes), count (8), then the elements */
+    if (tok && (tok->type != TKMI_GGUF_ARR || le32(f->p + tok->val) != TKMI_GGUF_STR))
+        tok = NULL;
+    if (typ && (typ->type != TKMI_GGUF_ARR || le32(f->p + typ->val) != TKMI_GGUF_I32))
+        typ = NULL;
+    if (mod && mod->type != TKMI_GGUF_STR)
+        mod = NULL;
+    if (tok && (!o || !o->vocab)) { /* the vocabulary in the metadata */
+        size_t tok_n = (size_t)le64(f->p + tok->val + 4), type_n = typ ? (size_t)le64(f->p + typ->val + 4) : 0;
+        if ((rc = vocab_init(v, tok_n, t->rows, f->path)) < 0)
+            goto out;
+        size_t off = tok->val + 12;
+        for (size_t i = 0; i < tok_n; i++) { /* strings: length (8 bytes), then the bytes */
+            size_t sl = (size_t)le64(f->p + off);
+            if ((rc = vocab_set(v, i, (const char *)f->p + off + 8, sl)) < 0)
+                goto out;
+            off += 8 + sl;
         }
         for (size_t i = 0; i < type_n && i < tok_n; i++) {
-            int32_t ty = (int32_t)le32(f->p + type_off + 4 * i);
+            int32_t ty = (int32_t)le32(f->p + typ->val + 12 + 4 * i);
             v->kind[i] = ty == 2 || ty == 3 ? TKM_ROW_SPECIAL : ty == 5 ? TKM_ROW_UNUSED : TKM_ROW_NORMAL;
             v->is_byte_piece[i] = ty == 6 && byte_piece_value(v->s[i], v->len[i]) >= 0;
             v->raw[i] = ty == 4; /* USER_DEFINED: raw text, as llama.cpp prints it */
         }
+        const char *tm = mod ? (const char *)f->p + mod->val + 8 : NULL;
+        size_t tml = mod ? (size_t)le64(f->p + mod->val) : 0;
         int spm = 0;
-        v->style = tmodel && tmodel_len == 4 && !memcmp(tmodel, "gpt2", 4) ? "byte-level"
-                 : tmodel && tmodel_len == 4 && !memcmp(tmodel, "bert", 4) ? "wordpiece"
-                 : tmodel && tmodel_len == 5 && !memcmp(tmodel, "plain", 5) ? "plain" : (spm = 1, "sentencepiece");
+        v->style = tm && tml == 4 && !memcmp(tm, "gpt2", 4) ? "byte-level"
+                 : tm && tml == 4 && !memcmp(tm, "bert", 4) ? "wordpiece"
+                 : tm && tml == 5 && !memcmp(tm, "plain", 5) ? "plain" : (spm = 1, "sentencepiece");
         /* a flag, not strcmp(v->style, ...): GCC 12 with -fsanitize=address
          * warns (-Wstring-compare) about the strcmp of a ?: result */
         if (!type_n && spm)
             for (size_t i = 0; i < tok_n; i++)
                 v->is_byte_piece[i] = byte_piece_value(v->s[i], v->len[i]) >= 0;
     }
-    return 0;
+out:
+    tkmi_gguf_free(&g);
+    return rc;
 }
 
 /* ---- safetensors ---------------------------------------------------------------- */
@@ -1181,8 +1066,8 @@ static void put_vocab(obuf *b, const gguf_vocab *v, size_t rows)
 {
     if (v->pieces) {
         ostr(b, "tokenizer.ggml.tokens");
-        o32(b, G_ARR);
-        o32(b, G_STR);
+        o32(b, TKMI_GGUF_ARR);
+        o32(b, TKMI_GGUF_STR);
         o64(b, rows);
         for (size_t r = 0; r < rows; r++) {
             const char *p = v->pieces[r] ? v->pieces[r] : "";
@@ -1191,21 +1076,21 @@ static void put_vocab(obuf *b, const gguf_vocab *v, size_t rows)
     }
     if (v->model) {
         ostr(b, "tokenizer.ggml.model");
-        o32(b, G_STR);
+        o32(b, TKMI_GGUF_STR);
         ostr(b, v->model);
     }
     if (v->types) {
         ostr(b, "tokenizer.ggml.token_type");
-        o32(b, G_ARR);
-        o32(b, G_I32);
+        o32(b, TKMI_GGUF_ARR);
+        o32(b, TKMI_GGUF_I32);
         o64(b, rows);
         for (size_t r = 0; r < rows; r++)
             o32(b, (uint32_t)v->types[r]);
     }
     if (v->scores) {
         ostr(b, "tokenizer.ggml.scores");
-        o32(b, G_ARR);
-        o32(b, G_F32);
+        o32(b, TKMI_GGUF_ARR);
+        o32(b, TKMI_GGUF_F32);
         o64(b, rows);
         for (size_t r = 0; r < rows; r++) {
             uint32_t u;
@@ -1216,13 +1101,13 @@ static void put_vocab(obuf *b, const gguf_vocab *v, size_t rows)
     for (int i = 0; i < 4; i++)
         if (v->ids[i] >= 0) {
             ostr(b, gguf_id_keys[i]);
-            o32(b, G_U32);
+            o32(b, TKMI_GGUF_U32);
             o32(b, (uint32_t)v->ids[i]);
         }
     for (int i = 0; i < 4; i++)
         if (v->flags[i] >= 0) {
             ostr(b, gguf_flag_keys[i]);
-            o32(b, G_BOOL);
+            o32(b, TKMI_GGUF_BOOL);
             unsigned char x = (unsigned char)(v->flags[i] != 0);
             oput(b, &x, 1);
         }
@@ -1242,7 +1127,7 @@ static int write_gguf(const char *path, size_t rows, size_t dim, const float *m,
     o64(&b, 1); /* tensors */
     o64(&b, nkv);
     ostr(&b, "general.architecture");
-    o32(&b, G_STR);
+    o32(&b, TKMI_GGUF_STR);
     ostr(&b, "tokenmill-softemb");
     put_vocab(&b, v, rows);
     ostr(&b, "token_embd.weight");
