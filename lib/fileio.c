@@ -9,10 +9,9 @@
 
 #include "fileio.h"
 
-int tkmi_read_file(const char *path, uint8_t **data, size_t *len)
+/* Opens a regular file for reading: its descriptor, or a negative error. */
+static int open_regular(const char *path, size_t *size)
 {
-    *data = NULL;
-    *len = 0;
     int fd = open(path, O_RDONLY);
     TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -20,7 +19,18 @@ int tkmi_read_file(const char *path, uint8_t **data, size_t *len)
         close(fd);
         return tkmi_error(TKM_EIO, "%s: not a regular file", path);
     }
-    size_t size = (size_t)st.st_size;
+    *size = (size_t)st.st_size;
+    return fd;
+}
+
+int tkmi_read_file(const char *path, uint8_t **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    size_t size;
+    int fd = open_regular(path, &size);
+    if (fd < 0)
+        return fd;
     uint8_t *buf = tkmi_malloc(size ? size : 1);
     if (!buf) { close(fd); return tkmi_error(TKM_ENOMEM, "out of memory reading %s", path); }
     size_t got = 0;
@@ -44,14 +54,10 @@ int tkmi_map_file(const char *path, const uint8_t **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY);
-    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tkmi_error(TKM_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
+    size_t size;
+    int fd = open_regular(path, &size);
+    if (fd < 0)
+        return fd;
     if (size == 0) {
         close(fd);
         return 0;
