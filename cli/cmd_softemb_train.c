@@ -107,46 +107,56 @@ static void progress_line(void *ud, const tkm_se_progress *p)
             p->elapsed_s);
 }
 
-int softemb_train(int argc, char **argv)
-{
-    teacher_arg ta = {0};
-    const char *out = NULL, *resume = NULL, *ckpt = NULL, *device = "auto";
-    const char *pool = NULL, *head = NULL;
-    float w[4] = { -1, -1, -1, -1 }, temp = -1, lr = -1, minlr = -1, wd = -1, clip = -1;
-    double test_frac = -1, valid_frac = -1;
+/* What the command line asked for; unset values are negative (iset: given). */
+typedef struct {
+    teacher_arg ta;
+    const char *out, *resume, *ckpt, *device, *pool, *head;
+    float w[4], temp, lr, minlr, wd, clip;
+    double test_frac, valid_frac;
     long iv[T_NOEVAL + 1];
     int iset[T_NOEVAL + 1];
-    memset(iset, 0, sizeof(iset));
-    int tf32 = 0, noeval = 0, c;
+    int tf32, noeval;
+} train_args;
+
+/* Parses argv into a: -1 to go on, or the exit status to return (--help: EXIT_OK). */
+static int parse_train_args(int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->device = "auto";
+    for (int i = 0; i < 4; i++)
+        a->w[i] = -1;
+    a->temp = a->lr = a->minlr = a->wd = a->clip = -1;
+    a->test_frac = a->valid_frac = -1;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", train_opts, NULL)) != -1) {
         long lo = 0, hi = 0;
         switch (c) {
-        case T_TEACHER: ta.path = optarg; continue;
-        case T_VOCAB: ta.o.vocab = optarg; continue;
-        case T_TENSOR: ta.o.tensor = optarg; continue;
-        case T_POOL: pool = optarg; continue;
-        case T_HEAD: head = optarg; continue;
-        case T_DEVICE: device = optarg; continue;
-        case T_TF32: tf32 = 1; continue;
-        case T_CKPT: ckpt = optarg; continue;
-        case T_RESUME: resume = optarg; continue;
-        case T_NOEVAL: noeval = 1; continue;
-        case 'o': out = optarg; continue;
+        case T_TEACHER: a->ta.path = optarg; continue;
+        case T_VOCAB: a->ta.o.vocab = optarg; continue;
+        case T_TENSOR: a->ta.o.tensor = optarg; continue;
+        case T_POOL: a->pool = optarg; continue;
+        case T_HEAD: a->head = optarg; continue;
+        case T_DEVICE: a->device = optarg; continue;
+        case T_TF32: a->tf32 = 1; continue;
+        case T_CKPT: a->ckpt = optarg; continue;
+        case T_RESUME: a->resume = optarg; continue;
+        case T_NOEVAL: a->noeval = 1; continue;
+        case 'o': a->out = optarg; continue;
         case 'h': train_usage(stdout); return EXIT_OK;
         case T_MSE: case T_L1: case T_COS: case T_CTR:
-            if (parse_float("train", train_opts[c - T_TEACHER].name, optarg, 0, 1e6, &w[c - T_MSE]) < 0)
+            if (parse_float("train", train_opts[c - T_TEACHER].name, optarg, 0, 1e6, &a->w[c - T_MSE]) < 0)
                 return EXIT_USAGE;
             continue;
-        case T_TEMP: if (parse_float("train", "temperature", optarg, 1e-4, 100, &temp) < 0) return EXIT_USAGE; continue;
-        case T_LR: if (parse_float("train", "lr", optarg, 1e-8, 10, &lr) < 0) return EXIT_USAGE; continue;
-        case T_MINLR: if (parse_float("train", "min-lr-ratio", optarg, 0, 1, &minlr) < 0) return EXIT_USAGE; continue;
-        case T_WD: if (parse_float("train", "weight-decay", optarg, 0, 10, &wd) < 0) return EXIT_USAGE; continue;
-        case T_CLIP: if (parse_float("train", "clip", optarg, 0, 1e6, &clip) < 0) return EXIT_USAGE; continue;
+        case T_TEMP: if (parse_float("train", "temperature", optarg, 1e-4, 100, &a->temp) < 0) return EXIT_USAGE; continue;
+        case T_LR: if (parse_float("train", "lr", optarg, 1e-8, 10, &a->lr) < 0) return EXIT_USAGE; continue;
+        case T_MINLR: if (parse_float("train", "min-lr-ratio", optarg, 0, 1, &a->minlr) < 0) return EXIT_USAGE; continue;
+        case T_WD: if (parse_float("train", "weight-decay", optarg, 0, 10, &a->wd) < 0) return EXIT_USAGE; continue;
+        case T_CLIP: if (parse_float("train", "clip", optarg, 0, 1e6, &a->clip) < 0) return EXIT_USAGE; continue;
         case T_TESTFRAC: {
             float x;
             if (parse_float("train", "test-frac", optarg, 0.001, 0.999, &x) < 0) return EXIT_USAGE;
-            test_frac = strtod(optarg, NULL);
+            a->test_frac = strtod(optarg, NULL);
             continue;
         }
         case T_LAYERS: lo = 1; hi = 64; break;
@@ -166,138 +176,168 @@ int softemb_train(int argc, char **argv)
         case T_VALIDFRAC: {
             float x;
             if (parse_float("train", "valid-frac", optarg, 0, 0.5, &x) < 0) return EXIT_USAGE;
-            valid_frac = strtod(optarg, NULL);
+            a->valid_frac = strtod(optarg, NULL);
             continue;
         }
         default: train_usage(stderr); return EXIT_USAGE;
         }
-        if (cli_int(optarg, lo, hi, &iv[c]) < 0) {
+        if (cli_int(optarg, lo, hi, &a->iv[c]) < 0) {
             fprintf(stderr, "tokenmill softemb train: --%s must be an integer in [%ld, %ld] (got '%s')\n",
                     train_opts[c - T_TEACHER].name, lo, hi, optarg);
             return EXIT_USAGE;
         }
-        iset[c] = 1;
+        a->iset[c] = 1;
     }
     if (optind < argc) {
         fprintf(stderr, "tokenmill softemb train: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
-    if (!out) {
+    if (!a->out) {
         fprintf(stderr, "tokenmill softemb train: no output given (-o FILE)\n");
         return EXIT_USAGE;
     }
-    if (iset[T_STEPS] && iset[T_EPOCHS]) {
+    if (a->iset[T_STEPS] && a->iset[T_EPOCHS]) {
         fprintf(stderr, "tokenmill softemb train: give --steps or --epochs, not both\n");
         return EXIT_USAGE;
     }
-    if (pool && strcmp(pool, "end") && strcmp(pool, "mean")) {
+    if (a->pool && strcmp(a->pool, "end") && strcmp(a->pool, "mean")) {
         fprintf(stderr, "tokenmill softemb train: --pool must be end or mean\n");
         return EXIT_USAGE;
     }
-    if (head && strcmp(head, "linear") && strcmp(head, "mlp")) {
+    if (a->head && strcmp(a->head, "linear") && strcmp(a->head, "mlp")) {
         fprintf(stderr, "tokenmill softemb train: --head must be linear or mlp\n");
         return EXIT_USAGE;
     }
-    int dev;
+    return -1;
+}
+
+/* --device: -2 auto, -1 cpu, N cuda:N; -3 (with a message) when malformed. */
+static int parse_device(const char *device)
+{
     if (!strcmp(device, "auto"))
-        dev = -2;
-    else if (!strcmp(device, "cpu"))
-        dev = -1;
-    else if (!strcmp(device, "cuda"))
-        dev = 0;
-    else if (!strncmp(device, "cuda:", 5)) {
+        return -2;
+    if (!strcmp(device, "cpu"))
+        return -1;
+    if (!strcmp(device, "cuda"))
+        return 0;
+    if (!strncmp(device, "cuda:", 5)) {
         long d;
         if (cli_int(device + 5, 0, 1024, &d) < 0) {
             fprintf(stderr, "tokenmill softemb train: bad --device '%s'\n", device);
-            return EXIT_USAGE;
+            return -3;
         }
-        dev = (int)d;
-    } else {
-        fprintf(stderr, "tokenmill softemb train: --device must be auto, cpu, cuda or cuda:N\n");
-        return EXIT_USAGE;
+        return (int)d;
     }
-    tkm_teacher *t = softemb_load_teacher("train", &ta);
+    fprintf(stderr, "tokenmill softemb train: --device must be auto, cpu, cuda or cuda:N\n");
+    return -3;
+}
+
+/* The options given on the command line over the teacher-width defaults. */
+static void apply_train_args(const train_args *a, int dev, tkm_se_options *o)
+{
+    const long *iv = a->iv;
+    const int *iset = a->iset;
+    if (iset[T_LAYERS]) o->layers = (int)iv[T_LAYERS];
+    if (iset[T_HEADS]) o->heads = (int)iv[T_HEADS];
+    if (iset[T_WIDTH]) o->width = (int)iv[T_WIDTH];
+    if (iset[T_MAXB]) o->max_bytes = (int)iv[T_MAXB];
+    if (iset[T_BATCH]) o->batch = (int)iv[T_BATCH];
+    if (iset[T_WARMUP]) o->warmup = iv[T_WARMUP];
+    if (iset[T_SEED]) o->seed = (uint64_t)iv[T_SEED];
+    if (iset[T_SPLITSEED]) o->split_seed = (uint64_t)iv[T_SPLITSEED];
+    if (iset[T_THREADS]) o->threads = (int)iv[T_THREADS];
+    if (iset[T_LOGEVERY]) o->log_every = iv[T_LOGEVERY];
+    if (iset[T_CKPTEVERY]) o->checkpoint_every = iv[T_CKPTEVERY];
+    if (iset[T_STEPS]) o->steps = iv[T_STEPS];
+    if (iset[T_NGRAMB]) o->ngram_buckets = (int)iv[T_NGRAMB];
+    if (iset[T_NGRAMN]) o->ngram_max = (int)iv[T_NGRAMN];
+    if (iset[T_VALIDEVERY]) o->valid_every = iv[T_VALIDEVERY];
+    if (a->valid_frac >= 0) o->valid_frac = a->valid_frac;
+    if (a->pool) o->pool_mean = !strcmp(a->pool, "mean");
+    if (a->head) o->head_mlp = !strcmp(a->head, "mlp");
+    const float *w = a->w;
+    if (w[0] >= 0 || w[1] >= 0 || w[2] >= 0 || w[3] >= 0) { /* any weight given: unset ones are 0 */
+        o->w_mse = w[0] > 0 ? w[0] : 0;
+        o->w_l1 = w[1] > 0 ? w[1] : 0;
+        o->w_cos = w[2] > 0 ? w[2] : 0;
+        o->w_ctr = w[3] > 0 ? w[3] : 0;
+    }
+    if (a->temp > 0) o->temperature = a->temp;
+    if (a->lr > 0) o->lr = a->lr;
+    if (a->minlr >= 0) o->min_lr_ratio = a->minlr;
+    if (a->wd >= 0) o->weight_decay = a->wd;
+    if (a->clip >= 0) o->clip = a->clip;
+    if (a->test_frac > 0) o->test_frac = a->test_frac;
+    o->device = dev;
+    o->tf32 = a->tf32;
+    o->checkpoint = a->ckpt;
+    if (a->ckpt && !o->checkpoint_every)
+        o->checkpoint_every = 500;
+    o->progress = cli_quiet ? NULL : progress_line;
+}
+
+/* The held-out split (*split: malloc'd, 0 = train) and, with --epochs, the
+ * step count; prints the run's summary line. 0 or a TKM_E* code. */
+static int make_split(const tkm_teacher *t, const train_args *a, tkm_se_options *o, uint8_t **split)
+{
+    size_t rows = tkm_teacher_rows(t);
+    *split = malloc(rows ? rows : 1);
+    int rc = *split ? tkm_se_split(t, o->test_frac, o->split_seed, *split) : TKM_ENOMEM;
+    if (rc < 0)
+        return rc;
+    int ntest = rc, nvalid = 0;
+    uint8_t *fit = malloc(rows ? rows : 1);
+    if (fit) {
+        memcpy(fit, *split, rows);
+        nvalid = tkm_se_split_valid(t, o->valid_frac, o->split_seed, fit);
+        free(fit);
+    }
+    if (!fit || nvalid < 0)
+        return fit ? nvalid : TKM_ENOMEM;
+    size_t ntrain = 0; /* rows trained on */
+    for (size_t r = 0; r < rows; r++)
+        ntrain += (*split)[r] == 0;
+    ntrain -= (size_t)nvalid;
+    if (a->iset[T_EPOCHS]) {
+        size_t per = (ntrain + (size_t)o->batch - 1) / (size_t)o->batch;
+        o->steps = a->iv[T_EPOCHS] * (long)(per ? per : 1);
+    }
+    if (o->warmup > o->steps / 2)
+        o->warmup = o->steps / 2;
+    if (!cli_quiet)
+        fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d validation / %d held-out; %d layers, "
+                        "%d heads, width %d, %d bytes, n-gram bag %d; %ld steps of %d\n",
+                rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o->layers, o->heads, o->width, o->max_bytes,
+                o->ngram_buckets, o->steps, o->batch);
+    return 0;
+}
+
+int softemb_train(int argc, char **argv)
+{
+    train_args a;
+    int st = parse_train_args(argc, argv, &a);
+    if (st >= 0)
+        return st;
+    int dev = parse_device(a.device);
+    if (dev == -3)
+        return EXIT_USAGE;
+    tkm_teacher *t = softemb_load_teacher("train", &a.ta);
     if (!t)
         return EXIT_FAIL;
     tkm_se_options o;
     tkm_se_options_default(&o, tkm_teacher_dim(t));
-    if (iset[T_LAYERS]) o.layers = (int)iv[T_LAYERS];
-    if (iset[T_HEADS]) o.heads = (int)iv[T_HEADS];
-    if (iset[T_WIDTH]) o.width = (int)iv[T_WIDTH];
-    if (iset[T_MAXB]) o.max_bytes = (int)iv[T_MAXB];
-    if (iset[T_BATCH]) o.batch = (int)iv[T_BATCH];
-    if (iset[T_WARMUP]) o.warmup = iv[T_WARMUP];
-    if (iset[T_SEED]) o.seed = (uint64_t)iv[T_SEED];
-    if (iset[T_SPLITSEED]) o.split_seed = (uint64_t)iv[T_SPLITSEED];
-    if (iset[T_THREADS]) o.threads = (int)iv[T_THREADS];
-    if (iset[T_LOGEVERY]) o.log_every = iv[T_LOGEVERY];
-    if (iset[T_CKPTEVERY]) o.checkpoint_every = iv[T_CKPTEVERY];
-    if (iset[T_STEPS]) o.steps = iv[T_STEPS];
-    if (iset[T_NGRAMB]) o.ngram_buckets = (int)iv[T_NGRAMB];
-    if (iset[T_NGRAMN]) o.ngram_max = (int)iv[T_NGRAMN];
-    if (iset[T_VALIDEVERY]) o.valid_every = iv[T_VALIDEVERY];
-    if (valid_frac >= 0) o.valid_frac = valid_frac;
-    if (pool) o.pool_mean = !strcmp(pool, "mean");
-    if (head) o.head_mlp = !strcmp(head, "mlp");
-    if (w[0] >= 0 || w[1] >= 0 || w[2] >= 0 || w[3] >= 0) { /* any weight given: unset ones are 0 */
-        o.w_mse = w[0] > 0 ? w[0] : 0;
-        o.w_l1 = w[1] > 0 ? w[1] : 0;
-        o.w_cos = w[2] > 0 ? w[2] : 0;
-        o.w_ctr = w[3] > 0 ? w[3] : 0;
-    }
-    if (temp > 0) o.temperature = temp;
-    if (lr > 0) o.lr = lr;
-    if (minlr >= 0) o.min_lr_ratio = minlr;
-    if (wd >= 0) o.weight_decay = wd;
-    if (clip >= 0) o.clip = clip;
-    if (test_frac > 0) o.test_frac = test_frac;
-    o.device = dev;
-    o.tf32 = tf32;
-    o.checkpoint = ckpt;
-    if (ckpt && !o.checkpoint_every)
-        o.checkpoint_every = 500;
-    o.progress = cli_quiet ? NULL : progress_line;
-
-    size_t rows = tkm_teacher_rows(t);
-    uint8_t *split = malloc(rows ? rows : 1);
-    int rc = split ? tkm_se_split(t, o.test_frac, o.split_seed, split) : TKM_ENOMEM;
+    apply_train_args(&a, dev, &o);
+    uint8_t *split = NULL;
+    int rc = make_split(t, &a, &o, &split);
     if (rc < 0) {
         cli_error("softemb train", rc);
         free(split);
         tkm_teacher_free(t);
         return EXIT_FAIL;
     }
-    int ntest = rc, nvalid = 0;
-    uint8_t *fit = malloc(rows ? rows : 1);
-    if (fit) {
-        memcpy(fit, split, rows);
-        nvalid = tkm_se_split_valid(t, o.valid_frac, o.split_seed, fit);
-        free(fit);
-    }
-    if (!fit || nvalid < 0) {
-        cli_error("softemb train", fit ? nvalid : TKM_ENOMEM);
-        free(split);
-        tkm_teacher_free(t);
-        return EXIT_FAIL;
-    }
-    size_t ntrain = 0; /* rows trained on */
-    for (size_t r = 0; r < rows; r++)
-        ntrain += split[r] == 0;
-    ntrain -= (size_t)nvalid;
-    if (iset[T_EPOCHS]) {
-        size_t per = (ntrain + (size_t)o.batch - 1) / (size_t)o.batch;
-        o.steps = iv[T_EPOCHS] * (long)(per ? per : 1);
-    }
-    if (o.warmup > o.steps / 2)
-        o.warmup = o.steps / 2;
-    if (!cli_quiet)
-        fprintf(stderr, "tokenmill softemb train: %zu rows x %zu, %zu train / %d validation / %d held-out; %d layers, "
-                        "%d heads, width %d, %d bytes, n-gram bag %d; %ld steps of %d\n",
-                rows, tkm_teacher_dim(t), ntrain, nvalid, ntest, o.layers, o.heads, o.width, o.max_bytes,
-                o.ngram_buckets, o.steps, o.batch);
     tkm_se_encoder *e = NULL;
-    char *gc = ckpt ? cli_guard_output(ckpt) : NULL; /* checkpoints are written as PATH.tmp.PID too */
-    rc = tkm_se_train(t, split, &o, resume, &e);
+    char *gc = a.ckpt ? cli_guard_output(a.ckpt) : NULL; /* checkpoints are written as PATH.tmp.PID too */
+    rc = tkm_se_train(t, split, &o, a.resume, &e);
     cli_unguard_output(gc);
     free(split);
     if (rc < 0) {
@@ -305,8 +345,8 @@ int softemb_train(int argc, char **argv)
         tkm_teacher_free(t);
         return EXIT_FAIL;
     }
-    char *g = cli_guard_output(out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
-    rc = tkm_se_save(e, out, 0);
+    char *g = cli_guard_output(a.out); /* PATH.tmp.PID removed on SIGINT/SIGTERM */
+    rc = tkm_se_save(e, a.out, 0);
     cli_unguard_output(g);
     if (rc < 0) {
         cli_error("softemb train", rc);
@@ -317,13 +357,13 @@ int softemb_train(int argc, char **argv)
     tkm_se_info info;
     tkm_se_get_info(e, &info);
     if (!cli_quiet)
-        fprintf(stderr, "tokenmill softemb train: wrote %s (%zu parameters, trained on %s)\n", out, info.nparams,
+        fprintf(stderr, "tokenmill softemb train: wrote %s (%zu parameters, trained on %s)\n", a.out, info.nparams,
                 info.backend);
     if (info.truncated)
         fprintf(stderr, "tokenmill softemb train: %zu training rows were longer than %d bytes and were truncated\n",
                 info.truncated, info.max_bytes);
     int status = EXIT_OK;
-    if (!noeval) {
+    if (!a.noeval) {
         eval_opts eo = { .json = 0, .baselines = 0, .threads = o.threads, .train_sample = 2000 };
         status = softemb_run_eval("train", t, e, &eo, stdout);
     }
