@@ -418,23 +418,30 @@ static int run_batch(const char *cmd, const char *file, job_t *jobs, pthread_t *
     return status;
 }
 
-static int run_io(int argc, char **argv, int decode)
+/* What the command line asked for. */
+typedef struct {
+    const char *model, *outpath, *cmd, *sep_arg;
+    int fmt, doc_per_line, threads, decode;
+} io_args;
+
+/* Parses argv into a: -1 to go on, or the exit status to return. */
+static int parse_io_args(int argc, char **argv, int decode, io_args *a)
 {
-    const char *model = NULL, *outpath = NULL, *cmd = decode ? "decode" : "encode";
-    int fmt = FMT_PIECE, c, doc_per_line = 0;
-    const char *sep_arg = "eos";
     long nproc = sysconf(_SC_NPROCESSORS_ONLN), v;
-    int threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1;
+    *a = (io_args){ .cmd = decode ? "decode" : "encode", .sep_arg = "eos", .fmt = FMT_PIECE, .decode = decode,
+                    .threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1 };
+    const char *cmd = a->cmd;
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:t:qh", io_opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'o': outpath = strcmp(optarg, "-") ? optarg : NULL; break; /* -o -: standard output */
+        case 'm': a->model = optarg; break;
+        case 'o': a->outpath = strcmp(optarg, "-") ? optarg : NULL; break; /* -o -: standard output */
         case 'F':
         case 'I':
-            if (!strcmp(optarg, "id")) fmt = FMT_ID;
-            else if (!strcmp(optarg, "piece")) fmt = FMT_PIECE;
-            else if (!strcmp(optarg, "u16")) fmt = FMT_U16;
+            if (!strcmp(optarg, "id")) a->fmt = FMT_ID;
+            else if (!strcmp(optarg, "piece")) a->fmt = FMT_PIECE;
+            else if (!strcmp(optarg, "u16")) a->fmt = FMT_U16;
             else {
                 fprintf(stderr, "tokenmill %s: unknown format '%s' (id, piece or u16)\n", cmd, optarg);
                 return EXIT_USAGE;
@@ -445,19 +452,104 @@ static int run_io(int argc, char **argv, int decode)
                 fprintf(stderr, "tokenmill %s: invalid thread count '%s'\n", cmd, optarg);
                 return EXIT_USAGE;
             }
-            threads = (int)v;
+            a->threads = (int)v;
             break;
-        case 'S': sep_arg = optarg; break;
-        case 'L': doc_per_line = 1; break;
+        case 'S': a->sep_arg = optarg; break;
+        case 'L': a->doc_per_line = 1; break;
         case 'q': break;
         case 'h': io_usage(stdout, decode); return EXIT_OK;
         default: io_usage(stderr, decode); return EXIT_USAGE;
         }
     }
-    if (!model) {
+    if (!a->model) {
         fprintf(stderr, "tokenmill %s: no model given (-m FILE.model)\n", cmd);
         return EXIT_USAGE;
     }
+    return -1;
+}
+
+/* u16 output: the document separator (*sep, -1 none) and the id of the
+ * newline between the lines of a document. -1 to go on, or an exit status. */
+static int u16_setup(const io_args *a, const tkm_model *m, int32_t *sep, int32_t *nl_id)
+{
+    const char *cmd = a->cmd;
+    long v;
+    if (tkm_model_size(m) > 65536) {
+        fprintf(stderr, "tokenmill %s: %s has %d pieces: ids do not fit in uint16 (at most 65536)\n", cmd, a->model,
+                tkm_model_size(m));
+        return EXIT_FAIL;
+    }
+    if (!strcmp(a->sep_arg, "eos")) {
+        *sep = tkm_model_eos_id(m);
+        if (*sep < 0) {
+            fprintf(stderr, "tokenmill %s: %s has no eos piece; use --doc-separator none or an id\n", cmd, a->model);
+            return EXIT_USAGE;
+        }
+    } else if (strcmp(a->sep_arg, "none") != 0) {
+        if (cli_int(a->sep_arg, 0, tkm_model_size(m) - 1, &v)) {
+            fprintf(stderr, "tokenmill %s: invalid --doc-separator '%s' (eos, none or an id)\n", cmd, a->sep_arg);
+            return EXIT_USAGE;
+        }
+        *sep = (int32_t)v;
+    }
+    /* the newline between the lines of a document: its piece, else its
+     * byte piece, else unk */
+    int id = tkm_model_piece_id(m, "\n", 1);
+    if (id < 0 && tkm_model_byte_fallback(m)) id = tkm_model_piece_id(m, "<0x0A>", 6);
+    if (id < 0) id = tkm_model_unk_id(m);
+    *nl_id = id;
+    return -1;
+}
+
+/* Every input file through the jobs, batch by batch, into out (u16: the
+ * separator after each document, bytes and documents counted). */
+static int run_files(const io_args *a, const char *const *files, int nfiles, job_t *jobs, pthread_t *th, FILE *out,
+                     int32_t sep, uint64_t *u16_bytes, uint64_t *docs)
+{
+    /* batch of lines: copies into one arena */
+    buf_t arena = {0};
+    size_t *offs = NULL, *lens = NULL, nl = 0, lcap = 0;
+    const char **lines = NULL;
+    int status = EXIT_OK, rc;
+    for (int f = 0; f < nfiles && status == EXIT_OK; f++) {
+        tkm_reader *r;
+        if ((rc = tkm_reader_open(files[f], &r)) < 0) { cli_error(a->cmd, rc); status = EXIT_FAIL; break; }
+        g_line_base = 0;
+        int eof = 0;
+        while (!eof && status == EXIT_OK) {
+            arena.n = 0;
+            nl = 0;
+            rc = read_batch(r, &arena, &offs, &lens, &lines, &lcap, &nl, &eof);
+            if (rc < 0) { cli_error(a->cmd, rc); status = EXIT_FAIL; break; }
+            for (size_t i = 0; i < nl; i++) lines[i] = arena.p + offs[i];
+            status = run_batch(a->cmd, files[f], jobs, th, a->threads, lines, lens, nl, out, u16_bytes);
+            g_line_base += nl;
+        }
+        tkm_reader_close(r);
+        if (a->fmt == FMT_U16 && status == EXIT_OK) {
+            *docs += a->doc_per_line ? g_line_base : 1;
+            if (!a->doc_per_line && sep >= 0) {
+                uint8_t le[2] = {(uint8_t)(sep & 0xFF), (uint8_t)((uint32_t)sep >> 8)};
+                if (fwrite(le, 1, 2, out) != 2) status = EXIT_FAIL;
+                *u16_bytes += 2;
+            }
+        }
+    }
+    free(arena.p);
+    free(offs);
+    free(lens);
+    free((void *)lines);
+    return status;
+}
+
+static int run_io(int argc, char **argv, int decode)
+{
+    io_args a;
+    int st = parse_io_args(argc, argv, decode, &a);
+    if (st >= 0)
+        return st;
+    const char *cmd = a.cmd, *model = a.model, *outpath = a.outpath;
+    int fmt = a.fmt, threads = a.threads;
     tkm_model *m;
     /* encode also reads tokenizer.json and tiktoken files (tokenmill-analyze(1)) */
     int rc = decode ? tkm_model_load(model, &m) : tkm_model_load_any(model, TKM_TIKTOKEN_AUTO, &m);
@@ -466,35 +558,13 @@ static int run_io(int argc, char **argv, int decode)
     int32_t sep = -1, nl_ids[1];
     size_t n_nl = 0;
     if (fmt == FMT_U16) {
-        if (tkm_model_size(m) > 65536) {
-            fprintf(stderr, "tokenmill %s: %s has %d pieces: ids do not fit in uint16 (at most 65536)\n", cmd, model,
-                    tkm_model_size(m));
+        if ((st = u16_setup(&a, m, &sep, &nl_ids[0])) >= 0) {
             tkm_model_free(m);
-            return EXIT_FAIL;
+            return st;
         }
-        if (!strcmp(sep_arg, "eos")) {
-            sep = tkm_model_eos_id(m);
-            if (sep < 0) {
-                fprintf(stderr, "tokenmill %s: %s has no eos piece; use --doc-separator none or an id\n", cmd, model);
-                tkm_model_free(m);
-                return EXIT_USAGE;
-            }
-        } else if (strcmp(sep_arg, "none") != 0) {
-            if (cli_int(sep_arg, 0, tkm_model_size(m) - 1, &v)) {
-                fprintf(stderr, "tokenmill %s: invalid --doc-separator '%s' (eos, none or an id)\n", cmd, sep_arg);
-                tkm_model_free(m);
-                return EXIT_USAGE;
-            }
-            sep = (int32_t)v;
-        }
-        /* the newline between the lines of a document: its piece, else its
-         * byte piece, else unk */
-        int id = tkm_model_piece_id(m, "\n", 1);
-        if (id < 0 && tkm_model_byte_fallback(m)) id = tkm_model_piece_id(m, "<0x0A>", 6);
-        if (id < 0) id = tkm_model_unk_id(m);
-        nl_ids[n_nl++] = id;
+        n_nl = 1;
         if (decode) {
-            int st = decode_u16(m, argc - optind, argv + optind, outpath, sep);
+            st = decode_u16(m, argc - optind, argv + optind, outpath, sep);
             tkm_model_free(m);
             return st;
         }
@@ -502,9 +572,6 @@ static int run_io(int argc, char **argv, int decode)
     /* from here every exit goes through `done`, which frees what exists */
     char *tmp = NULL;
     FILE *out = stdout;
-    buf_t arena = {0};
-    size_t *offs = NULL, *lens = NULL, nl = 0, lcap = 0;
-    const char **lines = NULL;
     int status = EXIT_OK;
     job_t *jobs = calloc((size_t)threads, sizeof *jobs);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
@@ -520,7 +587,7 @@ static int run_io(int argc, char **argv, int decode)
         jobs[i].nl_ids = nl_ids;
         jobs[i].n_nl = n_nl;
         jobs[i].sep = sep;
-        jobs[i].doc_per_line = doc_per_line;
+        jobs[i].doc_per_line = a.doc_per_line;
         if (!decode && (rc = tkm_encoder_new(m, &jobs[i].enc)) < 0) {
             cli_error(cmd, rc);
             status = EXIT_FAIL;
@@ -543,42 +610,19 @@ static int run_io(int argc, char **argv, int decode)
     int nfiles = argc - optind;
     const char *const *files = nfiles > 0 ? (const char *const *)argv + optind : stdin_only;
     if (nfiles <= 0) nfiles = 1;
-    /* batch of lines: copies into one arena */
     uint64_t u16_bytes = 0, docs = 0;
     if (fmt == FMT_U16 && !outpath && isatty(1)) {
         fprintf(stderr, "tokenmill %s: refusing to write binary u16 output to a terminal (use -o FILE)\n", cmd);
         status = EXIT_USAGE;
     }
-    for (int f = 0; f < nfiles && status == EXIT_OK; f++) {
-        tkm_reader *r;
-        if ((rc = tkm_reader_open(files[f], &r)) < 0) { cli_error(cmd, rc); status = EXIT_FAIL; break; }
-        g_line_base = 0;
-        int eof = 0;
-        while (!eof && status == EXIT_OK) {
-            arena.n = 0;
-            nl = 0;
-            rc = read_batch(r, &arena, &offs, &lens, &lines, &lcap, &nl, &eof);
-            if (rc < 0) { cli_error(cmd, rc); status = EXIT_FAIL; break; }
-            for (size_t i = 0; i < nl; i++) lines[i] = arena.p + offs[i];
-            status = run_batch(cmd, files[f], jobs, th, threads, lines, lens, nl, out, &u16_bytes);
-            g_line_base += nl;
-        }
-        tkm_reader_close(r);
-        if (fmt == FMT_U16 && status == EXIT_OK) {
-            docs += doc_per_line ? g_line_base : 1;
-            if (!doc_per_line && sep >= 0) {
-                uint8_t le[2] = {(uint8_t)(sep & 0xFF), (uint8_t)((uint32_t)sep >> 8)};
-                if (fwrite(le, 1, 2, out) != 2) status = EXIT_FAIL;
-                u16_bytes += 2;
-            }
-        }
-    }
+    if (status == EXIT_OK)
+        status = run_files(&a, files, nfiles, jobs, th, out, sep, &u16_bytes, &docs);
     if (fflush(out) != 0) {
         fprintf(stderr, "tokenmill %s: write error: %s\n", cmd, strerror(errno));
         status = EXIT_FAIL;
     }
     if (fmt == FMT_U16 && outpath && status == EXIT_OK && !cli_special_output(outpath))
-        status = write_sidecar(outpath, model, m, u16_bytes / 2, docs, sep, doc_per_line, files, nfiles);
+        status = write_sidecar(outpath, model, m, u16_bytes / 2, docs, sep, a.doc_per_line, files, nfiles);
     if (outpath) {
         if (fclose(out) != 0 && status == EXIT_OK) status = EXIT_FAIL;
         if (status == EXIT_OK && cli_commit(tmp, outpath) != 0) {
@@ -595,10 +639,6 @@ done:
     }
     free(jobs);
     free(th);
-    free(arena.p);
-    free(offs);
-    free(lens);
-    free((void *)lines);
     tkm_model_free(m);
     return status;
 }
