@@ -45,7 +45,22 @@ static void debug_rss(const char *where)
 
 enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4, F_TRAIL_WS = 8 };
 
-typedef struct { int64_t cnt; uint32_t len, stamp; int32_t s[]; } word_t;
+/* A word record: this header, then its len symbols, 2 bytes each when
+ * every symbol id fits in 16 bits (vocab size <= 65536: B->narrow), else
+ * 4 (the merge loop is bound by cache misses on the words: narrow records
+ * take fewer lines). */
+typedef struct { int64_t cnt; uint32_t len, stamp; } word_t;
+#define WSYMS(W) ((void *)((word_t *)(W) + 1))
+/* symbol i of an array of narrow (uint16_t) or wide (int32_t) symbols */
+static inline int32_t sym_get(const void *s, size_t i, int narrow)
+{
+    return narrow ? (int32_t)((const uint16_t *)s)[i] : ((const int32_t *)s)[i];
+}
+static inline void sym_set(void *s, size_t i, int32_t v, int narrow)
+{
+    if (narrow) ((uint16_t *)s)[i] = (uint16_t)v;
+    else ((int32_t *)s)[i] = v;
+}
 /* A word is named by a 32-bit handle, its offset in the word array in
  * units of 8 << hshift bytes: hshift is 0 (8-byte units) until the array
  * would pass 2^32 units (32 GiB), then words are aligned to larger units,
@@ -55,9 +70,9 @@ typedef uint32_t whandle;
 typedef int64_t pairid;
 #define WORD(B, h) ((word_t *)((B)->wa + ((size_t)(h) << (B)->hshift)))
 /* 8-byte units taken by a word of n symbols, rounded up to a handle unit */
-static inline size_t word_units_hs(size_t n, unsigned hs)
+static inline size_t word_units_hs(size_t n, unsigned hs, int narrow)
 {
-    size_t u = 2 + (n + 1) / 2, m = ((size_t)1 << hs) - 1;
+    size_t u = 2 + (narrow ? (n + 3) / 4 : (n + 1) / 2), m = ((size_t)1 << hs) - 1;
     return (u + m) & ~m;
 }
 
@@ -79,6 +94,7 @@ typedef struct {
     uint64_t *wa;
     size_t wa_n, n_words;
     unsigned hshift;
+    int narrow; /* symbols stored in 16 bits */
     /* pairs */
     struct hslot { uint64_t key; pairid val; } *H; /* pair hash: key 0 = empty */
     size_t h_cap, n_pairs, p_cap;
@@ -404,30 +420,39 @@ static int flush_dirty(bpe *B)
  * and s[i+2] are still the original symbols when read). Pair counts:
  * the old pairs around each occurrence lose the word's count, once each
  * even when occurrences touch ("a b a b"), and the new pairs gain it. */
-static int merge_word(bpe *B, whandle w, int32_t a, int32_t b, int32_t c)
+static inline __attribute__((always_inline)) int merge_word_w(bpe *B, whandle w, int32_t a, int32_t b, int32_t c,
+                                                              const int nw)
 {
     word_t *W = WORD(B, w);
-    int32_t *s = W->s;
+    void *s = WSYMS(W);
+#define S(k) sym_get(s, (k), nw)
     uint32_t n = W->len, i = 0, j = 0;
     int64_t cnt = W->cnt;
     int64_t prev_end = -1; /* index of the b of the last occurrence */
     while (i < n) {
-        if (i + 1 < n && s[i] == a && s[i + 1] == b) {
-            if (i > 0 && prev_end != (int64_t)i - 1) pair_dec(B, s[i - 1], a, cnt);
+        if (i + 1 < n && S(i) == a && S(i + 1) == b) {
+            if (i > 0 && prev_end != (int64_t)i - 1) pair_dec(B, S(i - 1), a, cnt);
             /* (a,b) itself is not decremented: its count is zeroed after the merge */
-            int next_occ = i + 3 < n && s[i + 2] == a && s[i + 3] == b;
-            if (i + 2 < n) pair_dec(B, b, s[i + 2], cnt);
-            if (j > 0) TKM_FORWARD_IF_ERROR(pair_inc(B, s[j - 1], c, cnt, w));
-            if (i + 2 < n && !next_occ) TKM_FORWARD_IF_ERROR(pair_inc(B, c, s[i + 2], cnt, w));
-            s[j++] = c;
+            int next_occ = i + 3 < n && S(i + 2) == a && S(i + 3) == b;
+            if (i + 2 < n) pair_dec(B, b, S(i + 2), cnt);
+            if (j > 0) TKM_FORWARD_IF_ERROR(pair_inc(B, S(j - 1), c, cnt, w));
+            if (i + 2 < n && !next_occ) TKM_FORWARD_IF_ERROR(pair_inc(B, c, S(i + 2), cnt, w));
+            sym_set(s, j++, c, nw);
             prev_end = i + 1;
             i += 2;
         } else {
-            s[j++] = s[i++];
+            sym_set(s, j++, S(i), nw);
+            i++;
         }
     }
+#undef S
     W->len = j;
     return 0;
+}
+
+static int merge_word(bpe *B, whandle w, int32_t a, int32_t b, int32_t c)
+{
+    return B->narrow ? merge_word_w(B, w, a, b, c, 1) : merge_word_w(B, w, a, b, c, 0);
 }
 
 static void bpe_free(bpe *B)
@@ -587,6 +612,10 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
      * to size afterwards. The handle unit is the smallest that keeps every
      * handle (and handle + 1, see step 4) below 2^32. TKM_BPE_HANDLE_SHIFT
      * forces a larger one (tests: the result must not change). */
+    /* symbol ids stay below the vocab size (characters, then one per
+     * merge); TKM_BPE_WIDE_SYMBOLS forces 4-byte symbols (tests: the result
+     * must not change) */
+    B->narrow = B->o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS");
     {
         const char *hs_env = getenv("TKM_BPE_HANDLE_SHIFT");
         unsigned hs = hs_env ? (unsigned)atoi(hs_env) : 0;
@@ -636,8 +665,8 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
                     W->cnt = counts->s[k].count;
                     W->len = (uint32_t)pos;
                     W->stamp = 0;
-                    memcpy(W->s, tmp_sym, pos * sizeof *tmp_sym);
-                    B->wa_n += word_units_hs(pos, B->hshift);
+                    for (size_t x = 0; x < pos; x++) sym_set(WSYMS(W), x, tmp_sym[x], B->narrow);
+                    B->wa_n += word_units_hs(pos, B->hshift, B->narrow);
                     B->n_words++;
                 }
                 pos = 0;
@@ -665,12 +694,12 @@ done:
 static int bpe_pairs(bpe *B)
 {
     TKM_FORWARD_IF_ERROR(pairs_rehash(B));
-    for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift)) {
+    for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift, B->narrow)) {
         const word_t *W = (const word_t *)(B->wa + u);
         whandle h = (whandle)(u >> B->hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
             pairid p = -1;
-            TKM_FORWARD_IF_ERROR(pair_get_or_add(B, W->s[i], W->s[i + 1], &p));
+            TKM_FORWARD_IF_ERROR(pair_get_or_add(B, sym_get(WSYMS(W), i, B->narrow), sym_get(WSYMS(W), i + 1, B->narrow), &p));
             if (!B->P[p].valid) continue;
             B->P[p].cnt += W->cnt;
             /* P[].post_cap temporarily holds the last word seen + 1 */
@@ -690,11 +719,11 @@ static int bpe_pairs(bpe *B)
             B->P[p].post_n = 0;
         }
     }
-    for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift)) {
+    for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift, B->narrow)) {
         const word_t *W = (const word_t *)(B->wa + u);
         whandle h = (whandle)(u >> B->hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
-            pairid p = pair_find(B, W->s[i], W->s[i + 1]);
+            pairid p = pair_find(B, sym_get(WSYMS(W), i, B->narrow), sym_get(WSYMS(W), i + 1, B->narrow));
             if (p < 0 || !B->P[p].valid) continue;
             uint32_t n = B->P[p].post_n;
             if (n == 0 || B->P[p].post[n - 1] != h) B->P[p].post[B->P[p].post_n++] = h;

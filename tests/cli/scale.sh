@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scale.sh - what the scale work (issue 15) must keep true, checked cheaply:
 # no 32-bit ceilings (word handles in larger units when the word array would
-# pass 2^32 units, forced here with TKM_BPE_HANDLE_SHIFT; pre-token and pair
+# pass 2^32 units, forced here with TKM_BPE_HANDLE_SHIFT; 4-byte word symbols
+# above vocab 65536, forced with TKM_BPE_WIDE_SYMBOLS; pre-token and pair
 # counts past 2^32, reached here with input weights), each with a model
 # byte-identical (or piece-identical) to the plain run.
 . "$(dirname "$0")/lib.sh"
@@ -30,6 +31,10 @@ for hs in 1 3; do
   cmp -s "$TMP/h0.model" "$TMP/h$hs.model" && pass "word handles in units of $((8 << hs)) bytes: identical model" \
     || fail "word handles in units of $((8 << hs)) bytes change the model"
 done
+# word symbols in 4 bytes (what a vocab over 65536 gets) give the same model as 2
+TKM_BPE_WIDE_SYMBOLS=1 "$T" train -q --vocab-size 2000 -t 2 -o "$TMP/wide.model" "$TMP/syn.txt"
+cmp -s "$TMP/h0.model" "$TMP/wide.model" && pass "4-byte word symbols: identical model" \
+  || fail "4-byte word symbols change the model"
 
 # 2. counts past 2^32: weight 1000 counts each occurrence 100000 times, so the
 # most frequent word and its pairs pass 2^32 (checked below); scaling every
