@@ -98,19 +98,26 @@ typedef struct {
     /* pairs */
     struct hslot { uint64_t key; pairid val; } *H; /* pair hash: key 0 = empty */
     size_t h_cap, n_pairs, p_cap;
-    /* one record per pair: a merge step touches one cache line per pair */
+    /* one record per pair, 32 bytes: a merge step touches one cache line per pair */
     struct prec {
         int64_t cnt;
-        whandle *post;           /* words containing the pair (may hold stale entries) */
+        union {
+            whandle *post;       /* words containing the pair (may hold stale entries) */
+            uint64_t seen;       /* step 4's first pass: the last word seen + 1 */
+        };
         int32_t a, b;
-        uint32_t post_n, post_cap;
+        uint32_t post_n;
+        uint8_t post_k;          /* a pool list of 1 << post_k entries; 0: a slab list, full */
         int8_t valid;
         uint8_t dirty, blocked;
     } *P;
     pairid *dirty;
     size_t n_dirty, dirty_cap;
-    whandle *slab; /* initial postings of all pairs, exactly sized */
-    size_t slab_n;
+    /* initial postings of all pairs, exactly sized, in pair order; lists
+     * that leave it (merged, grown, or their pair's count fell to 0) are
+     * dead space, squeezed out when they are half of it (slab_compact) */
+    whandle *slab;
+    size_t slab_n, slab_live;
     /* postings created during merges: power-of-two blocks from 1 MB chunks,
      * recycled through per-size free lists (no malloc header per list) */
     void *pool_free[32];
@@ -269,15 +276,14 @@ static int pair_get_or_add(bpe *B, int32_t a, int32_t b, pairid *out)
     B->P[p].dirty = 0;
     B->P[p].blocked = 0;
     B->P[p].post = NULL;
-    B->P[p].post_n = B->P[p].post_cap = 0;
+    B->P[p].post_n = 0;
+    B->P[p].post_k = 0;
     *out = p;
     return 0;
 }
 
-static inline int post_in_slab(const bpe *B, const whandle *q)
-{
-    return q && B->slab && q >= B->slab && q < B->slab + B->slab_n;
-}
+/* entries a pair's posting list has room for: a slab list is always full */
+static inline uint32_t post_cap(const struct prec *r) { return r->post_k ? 1u << r->post_k : r->post_n; }
 
 static inline int pool_class(uint32_t cap)
 {
@@ -286,8 +292,14 @@ static inline int pool_class(uint32_t cap)
     return k;
 }
 
+/* Lists over 1 << POOL_MAX_K entries come from malloc and go back to it:
+ * the few long lists would otherwise hold memory in free lists of their
+ * own size that the many short ones cannot use. */
+#define POOL_MAX_K 8
+
 static whandle *pool_alloc(bpe *B, int k)
 {
+    if (k > POOL_MAX_K) return tkmi_malloc((size_t)4 << k);
     if (B->pool_free[k]) {
         void *p = B->pool_free[k];
         memcpy(&B->pool_free[k], p, sizeof(void *));
@@ -311,13 +323,44 @@ static whandle *pool_alloc(bpe *B, int k)
     return p;
 }
 
-/* Returns a posting list to the pool (slab lists are simply dropped). */
-static void post_release(bpe *B, whandle *q, uint32_t cap)
+/* Returns a posting list of n entries and class k to the pool (a slab
+ * list becomes dead space in the slab). */
+static void post_release(bpe *B, whandle *q, int k, uint32_t n)
 {
-    if (!q || post_in_slab(B, q)) return;
-    int k = pool_class(cap);
+    if (!q) return;
+    if (!k) {
+        B->slab_live -= n;
+        return;
+    }
+    if (k > POOL_MAX_K) {
+        tkmi_free(q);
+        return;
+    }
     memcpy(q, &B->pool_free[k], sizeof(void *));
     B->pool_free[k] = q;
+}
+
+/* Squeezes the dead lists out of the slab (the live ones keep their
+ * order, so each moves down) and gives the rest back. */
+static void slab_compact(bpe *B)
+{
+    size_t off = 0;
+    for (size_t p = 0; p < B->n_pairs; p++) {
+        struct prec *r = &B->P[p];
+        if (!r->post || r->post_k) continue;
+        memmove(B->slab + off, r->post, r->post_n * sizeof *B->slab);
+        off += r->post_n;
+    }
+    whandle *q = tkmi_realloc(B->slab, (off + 1) * sizeof *q);
+    if (q) B->slab = q;
+    off = 0;
+    for (size_t p = 0; p < B->n_pairs; p++) {
+        struct prec *r = &B->P[p];
+        if (!r->post || r->post_k) continue;
+        r->post = B->slab + off;
+        off += r->post_n;
+    }
+    B->slab_n = B->slab_live = off;
 }
 
 static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, whandle w)
@@ -325,19 +368,20 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, whandle w)
     pairid p = -1;
     TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
     if (!B->P[p].valid) return 0;
-    B->P[p].cnt += cnt;
-    uint32_t n = B->P[p].post_n;
-    if (n == 0 || B->P[p].post[n - 1] != w) {
-        if (n == B->P[p].post_cap) {
+    struct prec *r = &B->P[p];
+    r->cnt += cnt;
+    uint32_t n = r->post_n;
+    if (n == 0 || r->post[n - 1] != w) {
+        if (n == post_cap(r)) {
             int k = pool_class(n + 1);
             whandle *q = pool_alloc(B, k);
             TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
-            if (n) memcpy(q, B->P[p].post, n * sizeof *q);
-            post_release(B, B->P[p].post, B->P[p].post_cap);
-            B->P[p].post = q;
-            B->P[p].post_cap = 1u << k;
+            if (n) memcpy(q, r->post, n * sizeof *q);
+            post_release(B, r->post, r->post_k, n);
+            r->post = q;
+            r->post_k = (uint8_t)k;
         }
-        B->P[p].post[B->P[p].post_n++] = w;
+        r->post[r->post_n++] = w;
     }
     if (!B->P[p].dirty) {
         B->P[p].dirty = 1;
@@ -347,10 +391,17 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, whandle w)
     return 0;
 }
 
+/* A pair whose count falls to 0 is in no word: its postings go back. */
 static void pair_dec(bpe *B, int32_t a, int32_t b, int64_t cnt)
 {
     pairid p = pair_find(B, a, b);
-    if (p >= 0 && B->P[p].valid) B->P[p].cnt -= cnt;
+    if (p < 0 || !B->P[p].valid) return;
+    struct prec *r = &B->P[p];
+    if ((r->cnt -= cnt) == 0 && r->post) {
+        post_release(B, r->post, r->post_k, r->post_n);
+        r->post = NULL;
+        r->post_n = r->post_k = 0;
+    }
 }
 
 /* ---- heap ---- */
@@ -463,6 +514,8 @@ static void bpe_free(bpe *B)
     tkmi_strmap_free(&B->meta);
     tkmi_free(B->wa);
     tkmi_free(B->H);
+    for (size_t p = 0; p < B->n_pairs; p++)
+        if (B->P[p].post && B->P[p].post_k > POOL_MAX_K) tkmi_free(B->P[p].post);
     for (size_t i = 0; i < B->pool_n; i++) tkmi_free(B->pool_chunks[i]);
     tkmi_free(B->pool_chunks);
     tkmi_free(B->slab);
@@ -702,20 +755,19 @@ static int bpe_pairs(bpe *B)
             TKM_FORWARD_IF_ERROR(pair_get_or_add(B, sym_get(WSYMS(W), i, B->narrow), sym_get(WSYMS(W), i + 1, B->narrow), &p));
             if (!B->P[p].valid) continue;
             B->P[p].cnt += W->cnt;
-            /* P[].post_cap temporarily holds the last word seen + 1 */
-            if (B->P[p].post_cap != h + 1) { B->P[p].post_cap = h + 1; B->P[p].post_n++; }
+            if (B->P[p].seen != (uint64_t)h + 1) { B->P[p].seen = (uint64_t)h + 1; B->P[p].post_n++; }
         }
     }
     B->slab_n = 0;
     for (size_t p = 0; p < B->n_pairs; p++) B->slab_n += B->P[p].post_n;
+    B->slab_live = B->slab_n;
     B->slab = tkmi_malloc((B->slab_n + 1) * sizeof *B->slab);
     TKM_RETURN_ERROR_IF(!B->slab, TKM_ENOMEM, "out of memory (postings)");
     {
         size_t off = 0;
         for (size_t p = 0; p < B->n_pairs; p++) {
-            B->P[p].post = B->slab + off;
+            B->P[p].post = B->P[p].post_n ? B->slab + off : NULL;
             off += B->P[p].post_n;
-            B->P[p].post_cap = B->P[p].post_n;
             B->P[p].post_n = 0;
         }
     }
@@ -861,10 +913,11 @@ static int bpe_merge_pair(bpe *B, pairid p)
             B->t->progress(B->t->progress_ctx, "merging", (uint64_t)B->merges, (uint64_t)B->target);
     }
     uint32_t stamp = ++B->stamp;
-    uint32_t np = B->P[p].post_n, pcap = B->P[p].post_cap;
+    uint32_t np = B->P[p].post_n;
+    int pk = B->P[p].post_k;
     whandle *post = B->P[p].post;
     B->P[p].post = NULL;
-    B->P[p].post_n = B->P[p].post_cap = 0;
+    B->P[p].post_n = B->P[p].post_k = 0;
     /* the loop is bound by cache misses on the words: prefetch 16 ahead */
     for (uint32_t k = 0; k < np; k++) {
         if (k + 16 < np) __builtin_prefetch(WORD(B, post[k + 16]));
@@ -873,7 +926,8 @@ static int bpe_merge_pair(bpe *B, pairid p)
         WORD(B, w)->stamp = stamp;
         TKM_FORWARD_IF_ERROR(merge_word(B, w, a, b, c));
     }
-    post_release(B, post, pcap);
+    post_release(B, post, pk, np);
+    if (B->slab_n >= (1u << 20) && B->slab_live < B->slab_n / 4 * 3) slab_compact(B);
     B->P[p].cnt = 0;
     return flush_dirty(B);
 }
@@ -911,10 +965,11 @@ static int bpe_merges(bpe *B)
     debug_rss("merged");
     if (getenv("TKM_DEBUG_BPE")) {
         size_t post = 0, pcap = 0;
-        for (size_t p = 0; p < B->n_pairs; p++) { post += B->P[p].post_n; pcap += B->P[p].post_cap; }
+        for (size_t p = 0; p < B->n_pairs; p++) { post += B->P[p].post_n; pcap += post_cap(&B->P[p]); }
         fprintf(stderr, "debug: words %zu units %zu pairs %zu (cap %zu) hash cap %zu heap %zu/%zu postings %zu (cap %zu)\n",
                 B->n_words, B->wa_n, B->n_pairs, B->p_cap, B->h_cap, B->heap_n,
                 B->heap_cap, post, pcap);
+        fprintf(stderr, "debug: slab %zu entries (%zu live), pool %zu MB\n", B->slab_n, B->slab_live, B->pool_n);
     }
     return 0;
 }
