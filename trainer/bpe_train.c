@@ -645,6 +645,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     int64_t drop_below = 0;
     int rc = merge_budget(t, counts, &drop_below);
     if (rc < 0) return rc;
+    debug_rss("budget");
     size_t total_syms = 0, max_syms = 0;
     for (size_t k = 0; k < counts->cap; k++) {
         if (!counts->s[k].count) continue;
@@ -1027,6 +1028,7 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     B.o = &t->o;
     debug_rss("counted");
     int rc = tkmi_vbase_init(t, counts, &B.vb);
+    debug_rss("characters");
     if (rc >= 0) rc = bpe_symbols(&B);
     if (rc >= 0) rc = bpe_words(&B, counts);
     if (rc >= 0) rc = bpe_pairs(&B);
