@@ -126,8 +126,10 @@ typedef struct {
     char *bump;
     size_t bump_left;
     /* heap */
-    /* len: chars of the merged piece (first tie-break); 16 bytes an entry */
-    struct hent { int64_t cnt; uint64_t pair : 48, len : 16; } *heap;
+    /* len: chars of the merged piece (first tie-break); pre: its first 8
+     * bytes, big-endian, zero-padded (the next: most ties between strings
+     * end there without a look at the symbol arena); 24 bytes an entry */
+    struct hent { int64_t cnt; uint64_t pair : 48, len : 16; uint64_t pre; } *heap;
     size_t heap_n, heap_cap;
     /* Only pairs counted at least T are in the heap ("cold" ones wait in
      * the pair table): a small heap is a fast heap. Every pair with a count
@@ -426,6 +428,10 @@ static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
 {
     if (x->cnt != y->cnt) return x->cnt > y->cnt;
     if (x->len != y->len) return x->len < y->len;
+    /* padded prefixes that differ order the strings the same way: at the
+     * first difference either both have a byte, or the one padded there
+     * ended, a proper prefix of the other */
+    if (x->pre != y->pre) return x->pre < y->pre;
     pairid p = (pairid)x->pair, q = (pairid)y->pair;
     if (p == q) return 0;
     int c = cmp_concat(B, p, q);
@@ -436,10 +442,21 @@ static int hent_before(const bpe *B, const struct hent *x, const struct hent *y)
 
 TKMI_HEAP_DEFINE(hq, struct hent, const bpe *, hent_before) /* lib/heap.h */
 
+static struct hent hent_make(const bpe *B, int64_t cnt, pairid pair)
+{
+    int32_t a = B->P[pair].a, b = B->P[pair].b;
+    uint8_t buf[8] = {0};
+    size_t la = B->s_len[a] < 8 ? B->s_len[a] : 8, lb = B->s_len[b] < 8 - la ? B->s_len[b] : 8 - la;
+    memcpy(buf, B->arena + B->s_off[a], la);
+    memcpy(buf + la, B->arena + B->s_off[b], lb);
+    uint64_t pre = 0;
+    for (int i = 0; i < 8; i++) pre = pre << 8 | buf[i];
+    return (struct hent){cnt, (uint64_t)pair, (unsigned)(B->s_nchars[a] + B->s_nchars[b]), pre};
+}
+
 static int heap_push(bpe *B, int64_t cnt, pairid pair)
 {
-    struct hent e = {cnt, (uint64_t)pair, (unsigned)(B->s_nchars[B->P[pair].a] + B->s_nchars[B->P[pair].b])};
-    return hq_push(B, &B->heap, &B->heap_n, &B->heap_cap, e);
+    return hq_push(B, &B->heap, &B->heap_n, &B->heap_cap, hent_make(B, cnt, pair));
 }
 
 static struct hent heap_pop(bpe *B) { return hq_pop(B, B->heap, &B->heap_n); }
@@ -449,7 +466,7 @@ static void heap_rebuild(bpe *B)
 {
     size_t n = 0;
     for (size_t p = 0; p < B->n_pairs; p++)
-        if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = (struct hent){B->P[p].cnt, (uint64_t)p, (unsigned)(B->s_nchars[B->P[p].a] + B->s_nchars[B->P[p].b])};
+        if (B->P[p].valid && B->P[p].cnt >= B->T && B->P[p].cnt > 0 && !B->P[p].blocked) B->heap[n++] = hent_make(B, B->P[p].cnt, (pairid)p);
     B->heap_n = n;
     hq_heapify(B, B->heap, n);
 }
