@@ -556,10 +556,12 @@ static double merge_bytes(size_t n)
 /* When --max-memory is set and the merge loop's estimated memory for all
  * pre-tokens is over it, returns in *drop_below the smallest count c such
  * that the pre-tokens counted at least c fit (the rarest go first; 0: all
- * fit). The estimate and the threshold go to the stats, which the CLI
- * prints: nothing is dropped silently. TKM_BPE_MERGE_BUDGET (bytes)
- * replaces the budget (tests). */
-static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t *drop_below)
+ * fit). The estimate, the threshold and what it drops go to the stats,
+ * which the CLI prints: nothing is dropped silently. TKM_BPE_MERGE_BUDGET
+ * (bytes) replaces the budget (tests). Also returns the characters of the
+ * pre-tokens kept (*total_syms) and of the longest one (*max_syms). */
+static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t *drop_below, size_t *total_syms,
+                        size_t *max_syms)
 {
     *drop_below = 0;
     uint64_t budget = t->o.max_memory;
@@ -567,9 +569,10 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_
     if (env) budget = strtoull(env, NULL, 10);
     /* bytes by count: exact for counts below 1024, then by bit length */
     enum { EXACT = 1024, NB = EXACT + 64 };
-    double *by = tkmi_calloc(NB, sizeof *by);
+    struct bucket { double bytes; uint64_t syms, uniq, occ; } *by = tkmi_calloc(NB, sizeof *by);
     TKM_RETURN_ERROR_IF(!by, TKM_ENOMEM, "out of memory");
     double all = 0;
+    size_t longest = 0;
     for (size_t k = 0; k < counts->cap; k++) {
         int64_t c = counts->s[k].count;
         if (!c) continue;
@@ -577,8 +580,13 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_
         size_t ns = 0;
         for (size_t i = 0; i < counts->s[k].klen; i++) ns += (s[i] & 0xC0) != 0x80;
         double b = merge_bytes(ns);
-        by[c < EXACT ? c : EXACT + (63 - __builtin_clzll((uint64_t)c))] += b;
+        struct bucket *u = &by[c < EXACT ? c : EXACT + (63 - __builtin_clzll((uint64_t)c))];
+        u->bytes += b;
+        u->syms += ns;
+        u->uniq++;
+        u->occ += (uint64_t)c;
         all += b;
+        if (ns > longest) longest = ns;
     }
     t->stats.merge_bytes_estimate = (uint64_t)all;
     if (budget && all > (double)budget) {
@@ -586,14 +594,21 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_
         double left = all;
         int64_t thr = 0;
         for (int i = 1; i < NB && left > (double)budget; i++) {
-            left -= by[i];
+            left -= by[i].bytes;
             int64_t next = i < EXACT ? (int64_t)i + 1 : (int64_t)1 << (i - EXACT + 1);
             if (next > thr) thr = next; /* (buckets EXACT + 0..9 are empty) */
+            /* a bucket's counts all lie below the threshold it raises */
+            t->stats.merge_dropped_unique += by[i].uniq;
+            t->stats.merge_dropped_occurrences += by[i].occ;
+            by[i].syms = 0;
         }
         *drop_below = thr;
         t->stats.merge_bytes_estimate = (uint64_t)left;
     }
     t->stats.merge_drop_below = *drop_below;
+    *total_syms = 0;
+    for (int i = 0; i < NB; i++) *total_syms += by[i].syms;
+    *max_syms = longest; /* (of all: a bound is enough) */
     if (getenv("TKM_DEBUG_BPE"))
         fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens, %.1f MB kept (drop below %lld)\n",
                 all / 1e6, t->stats.merge_bytes_estimate / 1e6, (long long)*drop_below);
@@ -658,25 +673,12 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
 {
     struct tkm_trainer *t = B->t;
     size_t *ord = NULL;
-    int32_t *tmp_sym = NULL;
+    int32_t *tmp_sym = NULL, *bmp = NULL;
     int64_t drop_below = 0;
-    int rc = merge_budget(t, counts, &drop_below);
+    size_t total_syms = 0, max_syms = 0;
+    int rc = merge_budget(t, counts, &drop_below, &total_syms, &max_syms);
     if (rc < 0) return rc;
     debug_rss("budget");
-    size_t total_syms = 0, max_syms = 0;
-    for (size_t k = 0; k < counts->cap; k++) {
-        if (!counts->s[k].count) continue;
-        if (counts->s[k].count < drop_below) {
-            t->stats.merge_dropped_unique++;
-            t->stats.merge_dropped_occurrences += (uint64_t)counts->s[k].count;
-            continue;
-        }
-        const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
-        size_t ns = 0;
-        for (size_t i = 0; i < counts->s[k].klen; i++) ns += (s[i] & 0xC0) != 0x80;
-        total_syms += ns;
-        if (ns > max_syms) max_syms = ns;
-    }
     /* a word has at least 2 symbols, so at most total_syms / 2 words of
      * 2 + ceil(n / 2) units (under 2 units a symbol) plus alignment to the
      * handle unit; pages never touched cost no memory, and the array is cut
@@ -718,7 +720,12 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
             if (counts->s[k].count && counts->s[k].count >= drop_below) ord[start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++] = k;
         n_ord = acc;
     }
+    /* characters to symbols: the map, through a direct table for the BMP
+     * (filled on first use: every character of the pre-tokens is in the map) */
     tkmi_cpmap *cm = &B->vb.cm;
+    bmp = tkmi_malloc(65536 * sizeof *bmp);
+    if (!bmp) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+    for (size_t i = 0; i < 65536; i++) bmp[i] = INT32_MIN;
     for (size_t q = 0; q < n_ord; q++) {
         size_t k = ord[q];
         const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
@@ -727,8 +734,9 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
             int32_t sym = -1;
             int mb = 1;
             if (i < n) {
-                int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
-                sym = cm->sym[tkmi_cpmap_slot(cm, (uint32_t)cp)];
+                uint32_t cp = s[i] < 0x80 ? s[i] : (uint32_t)tkmi_utf8_decode(s + i, n - i, &mb);
+                if (cp >= 65536) sym = cm->sym[tkmi_cpmap_slot(cm, cp)];
+                else if ((sym = bmp[cp]) == INT32_MIN) sym = bmp[cp] = cm->sym[tkmi_cpmap_slot(cm, cp)];
             }
             if (sym < 0) {
                 if (pos >= 2) {
@@ -757,25 +765,43 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
 done:
     tkmi_free(ord);
     tkmi_free(tmp_sym);
+    tkmi_free(bmp);
     return rc;
 }
 
 /* 4. initial pairs. Two passes: count each pair's postings, then fill one
  * exactly sized slab (no per-pair allocations, no growth slack). */
-static int bpe_pairs(bpe *B)
+/* One pass of step 4 over the adjacent pairs of all words, in order.
+ * fill 0: adds the pairs, their counts and the number of words holding
+ * each (P[].seen: the last word seen + 1); 1: fills the slab. */
+static inline __attribute__((always_inline)) int pairs_pass(bpe *B, const int fill)
 {
-    TKM_FORWARD_IF_ERROR(pairs_rehash(B));
     for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift, B->narrow)) {
         const word_t *W = (const word_t *)(B->wa + u);
         whandle h = (whandle)(u >> B->hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
+            int32_t a = sym_get(WSYMS(W), i, B->narrow), b = sym_get(WSYMS(W), i + 1, B->narrow);
             pairid p = -1;
-            TKM_FORWARD_IF_ERROR(pair_get_or_add(B, sym_get(WSYMS(W), i, B->narrow), sym_get(WSYMS(W), i + 1, B->narrow), &p));
-            if (!B->P[p].valid) continue;
-            B->P[p].cnt += W->cnt;
-            if (B->P[p].seen != (uint64_t)h + 1) { B->P[p].seen = (uint64_t)h + 1; B->P[p].post_n++; }
+            if (!fill) {
+                TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
+                if (!B->P[p].valid) continue;
+                B->P[p].cnt += W->cnt;
+                if (B->P[p].seen != (uint64_t)h + 1) { B->P[p].seen = (uint64_t)h + 1; B->P[p].post_n++; }
+            } else {
+                p = pair_find(B, a, b);
+                if (p < 0 || !B->P[p].valid) continue;
+                uint32_t n = B->P[p].post_n;
+                if (n == 0 || B->P[p].post[n - 1] != h) B->P[p].post[B->P[p].post_n++] = h;
+            }
         }
     }
+    return 0;
+}
+
+static int bpe_pairs(bpe *B)
+{
+    TKM_FORWARD_IF_ERROR(pairs_rehash(B));
+    TKM_FORWARD_IF_ERROR(pairs_pass(B, 0));
     B->slab_n = 0;
     for (size_t p = 0; p < B->n_pairs; p++) B->slab_n += B->P[p].post_n;
     B->slab_live = B->slab_n;
@@ -789,16 +815,7 @@ static int bpe_pairs(bpe *B)
             B->P[p].post_n = 0;
         }
     }
-    for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift, B->narrow)) {
-        const word_t *W = (const word_t *)(B->wa + u);
-        whandle h = (whandle)(u >> B->hshift);
-        for (uint32_t i = 0; i + 1 < W->len; i++) {
-            pairid p = pair_find(B, sym_get(WSYMS(W), i, B->narrow), sym_get(WSYMS(W), i + 1, B->narrow));
-            if (p < 0 || !B->P[p].valid) continue;
-            uint32_t n = B->P[p].post_n;
-            if (n == 0 || B->P[p].post[n - 1] != h) B->P[p].post[B->P[p].post_n++] = h;
-        }
-    }
+    TKM_FORWARD_IF_ERROR(pairs_pass(B, 1));
     /* the heap starts with the pairs of the highest power-of-two count
      * classes, up to about HEAP_START of them (all the classes needed) */
     {
