@@ -543,14 +543,14 @@ static void bpe_free(bpe *B)
 }
 
 /* Bytes the merge loop is expected to hold for a pre-token of n characters:
- * its word record (header + 4 bytes a symbol, in 8-byte units) and its
- * initial postings (4 bytes a pair), times MERGE_BYTES_FACTOR for the pair
- * table, the pair records, the heap and the postings the merges add
- * (measured: see bench/README.md, "Bounded merge loop"). */
+ * its word record (16-byte header + 2 or 4 bytes a symbol, in 8-byte units)
+ * and its initial postings (4 bytes a pair), times MERGE_BYTES_FACTOR for
+ * the pair table, the pair records, the heap and the postings the merges
+ * add (measured: see bench/README.md, "Bounded merge loop"). */
 #define MERGE_BYTES_FACTOR 3.0
-static double merge_bytes(size_t n)
+static double merge_bytes(size_t n, int narrow)
 {
-    return n < 2 ? 0.0 : MERGE_BYTES_FACTOR * (double)(8 * (2 + (n + 1) / 2) + 4 * (n - 1));
+    return n < 2 ? 0.0 : MERGE_BYTES_FACTOR * (double)(8 * word_units_hs(n, 0, narrow) + 4 * (n - 1));
 }
 
 /* When --max-memory is set and the merge loop's estimated memory for all
@@ -560,8 +560,8 @@ static double merge_bytes(size_t n)
  * which the CLI prints: nothing is dropped silently. TKM_BPE_MERGE_BUDGET
  * (bytes) replaces the budget (tests). Also returns the characters of the
  * pre-tokens kept (*total_syms) and of the longest one (*max_syms). */
-static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t *drop_below, size_t *total_syms,
-                        size_t *max_syms)
+static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int narrow, int64_t *drop_below,
+                        size_t *total_syms, size_t *max_syms)
 {
     *drop_below = 0;
     uint64_t budget = t->o.max_memory;
@@ -579,7 +579,7 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_
         const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
         size_t ns = 0;
         for (size_t i = 0; i < counts->s[k].klen; i++) ns += (s[i] & 0xC0) != 0x80;
-        double b = merge_bytes(ns);
+        double b = merge_bytes(ns, narrow);
         struct bucket *u = &by[c < EXACT ? c : EXACT + (63 - __builtin_clzll((uint64_t)c))];
         u->bytes += b;
         u->syms += ns;
@@ -676,7 +676,11 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     int32_t *tmp_sym = NULL, *bmp = NULL;
     int64_t drop_below = 0;
     size_t total_syms = 0, max_syms = 0;
-    int rc = merge_budget(t, counts, &drop_below, &total_syms, &max_syms);
+    /* symbol ids stay below the vocab size (characters, then one per
+     * merge); TKM_BPE_WIDE_SYMBOLS forces 4-byte symbols (tests: the result
+     * must not change) */
+    B->narrow = B->o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS");
+    int rc = merge_budget(t, counts, B->narrow, &drop_below, &total_syms, &max_syms);
     if (rc < 0) return rc;
     debug_rss("budget");
     /* a word has at least 2 symbols, so at most total_syms / 2 words of
@@ -685,10 +689,6 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
      * to size afterwards. The handle unit is the smallest that keeps every
      * handle (and handle + 1, see step 4) below 2^32. TKM_BPE_HANDLE_SHIFT
      * forces a larger one (tests: the result must not change). */
-    /* symbol ids stay below the vocab size (characters, then one per
-     * merge); TKM_BPE_WIDE_SYMBOLS forces 4-byte symbols (tests: the result
-     * must not change) */
-    B->narrow = B->o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS");
     {
         const char *hs_env = getenv("TKM_BPE_HANDLE_SHIFT");
         unsigned hs = hs_env ? (unsigned)atoi(hs_env) : 0;
