@@ -95,6 +95,7 @@ typedef struct {
     size_t wa_n, n_words;
     unsigned hshift;
     int narrow; /* symbols stored in 16 bits */
+    struct memo *memo; /* [vocab size] pair ids by neighbour symbol (NULL: none) */
     /* pairs */
     struct hslot { uint64_t key; pairid val; } *H; /* pair hash: key 0 = empty */
     size_t h_cap, n_pairs, p_cap;
@@ -365,10 +366,9 @@ static void slab_compact(bpe *B)
     B->slab_n = B->slab_live = off;
 }
 
-static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, whandle w)
+/* Adds an occurrence of pair p in word w with the word's count. */
+static int pair_inc(bpe *B, pairid p, int64_t cnt, whandle w)
 {
-    pairid p = -1;
-    TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
     if (!B->P[p].valid) return 0;
     struct prec *r = &B->P[p];
     r->cnt += cnt;
@@ -393,10 +393,10 @@ static int pair_inc(bpe *B, int32_t a, int32_t b, int64_t cnt, whandle w)
     return 0;
 }
 
-/* A pair whose count falls to 0 is in no word: its postings go back. */
-static void pair_dec(bpe *B, int32_t a, int32_t b, int64_t cnt)
+/* Removes an occurrence of pair p (-1: none) with the word's count. A pair
+ * whose count falls to 0 is in no word: its postings go back. */
+static void pair_dec(bpe *B, pairid p, int64_t cnt)
 {
-    pairid p = pair_find(B, a, b);
     if (p < 0 || !B->P[p].valid) return;
     struct prec *r = &B->P[p];
     if ((r->cnt -= cnt) == 0 && r->post) {
@@ -483,6 +483,33 @@ static int flush_dirty(bpe *B)
     return 0;
 }
 
+/* Within one merge (a,b)->c, the pairs a word's rewrite touches are (x,a),
+ * (b,y), (x,c) and (c,y), each named by one neighbour symbol: their ids are
+ * kept per symbol and role for the merge (valid while the stamp is the
+ * merge's), so the pair table is probed once per neighbour, not once per
+ * occurrence. Pair ids never change, and every adjacent pair of a word is
+ * in the table. */
+struct memo { uint32_t stamp[4]; pairid id[4]; };
+enum { M_DEC_L, M_DEC_R, M_INC_L, M_INC_R };
+
+static inline pairid memo_find(bpe *B, int role, int32_t key, int32_t x, int32_t y)
+{
+    struct memo *m = B->memo ? &B->memo[key] : NULL;
+    if (m && m->stamp[role] == B->stamp) return m->id[role];
+    pairid p = pair_find(B, x, y);
+    if (m && p >= 0) { m->stamp[role] = B->stamp; m->id[role] = p; }
+    return p;
+}
+
+static inline int memo_get_or_add(bpe *B, int role, int32_t key, int32_t x, int32_t y, pairid *out)
+{
+    struct memo *m = B->memo ? &B->memo[key] : NULL;
+    if (m && m->stamp[role] == B->stamp) { *out = m->id[role]; return 0; }
+    TKM_FORWARD_IF_ERROR(pair_get_or_add(B, x, y, out));
+    if (m) { m->stamp[role] = B->stamp; m->id[role] = *out; }
+    return 0;
+}
+
 /* Applies merge (a,b)->c to word w in one left-to-right pass, rewriting the
  * word in place (the write index never passes the read index, so s[i-1]
  * and s[i+2] are still the original symbols when read). Pair counts:
@@ -499,12 +526,27 @@ static inline __attribute__((always_inline)) int merge_word_w(bpe *B, whandle w,
     int64_t prev_end = -1; /* index of the b of the last occurrence */
     while (i < n) {
         if (i + 1 < n && S(i) == a && S(i + 1) == b) {
-            if (i > 0 && prev_end != (int64_t)i - 1) pair_dec(B, S(i - 1), a, cnt);
+            pairid p;
+            if (i > 0 && prev_end != (int64_t)i - 1) {
+                int32_t x = S(i - 1);
+                pair_dec(B, memo_find(B, M_DEC_L, x, x, a), cnt);
+            }
             /* (a,b) itself is not decremented: its count is zeroed after the merge */
             int next_occ = i + 3 < n && S(i + 2) == a && S(i + 3) == b;
-            if (i + 2 < n) pair_dec(B, b, S(i + 2), cnt);
-            if (j > 0) TKM_FORWARD_IF_ERROR(pair_inc(B, S(j - 1), c, cnt, w));
-            if (i + 2 < n && !next_occ) TKM_FORWARD_IF_ERROR(pair_inc(B, c, S(i + 2), cnt, w));
+            if (i + 2 < n) {
+                int32_t y = S(i + 2);
+                pair_dec(B, memo_find(B, M_DEC_R, y, b, y), cnt);
+            }
+            if (j > 0) {
+                int32_t x = S(j - 1);
+                TKM_FORWARD_IF_ERROR(memo_get_or_add(B, M_INC_L, x, x, c, &p));
+                TKM_FORWARD_IF_ERROR(pair_inc(B, p, cnt, w));
+            }
+            if (i + 2 < n && !next_occ) {
+                int32_t y = S(i + 2);
+                TKM_FORWARD_IF_ERROR(memo_get_or_add(B, M_INC_R, y, c, y, &p));
+                TKM_FORWARD_IF_ERROR(pair_inc(B, p, cnt, w));
+            }
             sym_set(s, j++, c, nw);
             prev_end = i + 1;
             i += 2;
@@ -540,6 +582,7 @@ static void bpe_free(bpe *B)
     tkmi_free(B->dirty); tkmi_free(B->heap);
     tkmi_free(B->blocked);
     tkmi_free(B->final);
+    tkmi_free(B->memo);
 }
 
 /* Bytes the merge loop is expected to hold for a pre-token of n characters:
@@ -971,6 +1014,10 @@ static int bpe_merge_pair(bpe *B, pairid p)
  * or no pair is left */
 static int bpe_merges(bpe *B)
 {
+    if (B->o->vocab_size <= (1 << 18)) {
+        B->memo = tkmi_calloc((size_t)B->o->vocab_size, sizeof *B->memo);
+        TKM_RETURN_ERROR_IF(!B->memo, TKM_ENOMEM, "out of memory");
+    }
     while (B->merges < B->target) {
         if (!B->heap_n && B->T > 1) { /* let the next count class in */
             B->T /= 2;
