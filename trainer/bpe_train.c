@@ -376,10 +376,16 @@ static int pair_inc(bpe *B, pairid p, int64_t cnt, whandle w)
     if (n == 0 || r->post[n - 1] != w) {
         if (n == post_cap(r)) {
             int k = pool_class(n + 1);
-            whandle *q = pool_alloc(B, k);
-            TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
-            if (n) memcpy(q, r->post, n * sizeof *q);
-            post_release(B, r->post, r->post_k, n);
+            whandle *q;
+            if (r->post_k > POOL_MAX_K) { /* from malloc: grows in place when it can */
+                q = tkmi_realloc(r->post, (size_t)4 << k);
+                TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
+            } else {
+                q = pool_alloc(B, k);
+                TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (postings)");
+                if (n) memcpy(q, r->post, n * sizeof *q);
+                post_release(B, r->post, r->post_k, n);
+            }
             r->post = q;
             r->post_k = (uint8_t)k;
         }
@@ -1006,6 +1012,11 @@ static int bpe_merge_pair(bpe *B, pairid p)
     }
     post_release(B, post, pk, np);
     if (B->slab_n >= (1u << 20) && B->slab_live < B->slab_n / 4 * 3) slab_compact(B);
+#ifdef __GLIBC__
+    /* the long lists freed by merges sit in malloc's free chunks: give
+     * their pages back now and then */
+    if (B->merges % 4096 == 0) malloc_trim(0);
+#endif
     B->P[p].cnt = 0;
     return flush_dirty(B);
 }
