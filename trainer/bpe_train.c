@@ -1015,7 +1015,7 @@ static int bpe_merge_pair(bpe *B, pairid p)
 #ifdef __GLIBC__
     /* the long lists freed by merges sit in malloc's free chunks: give
      * their pages back now and then */
-    if (B->merges % 4096 == 0) malloc_trim(0);
+    if (B->stamp % 4096 == 0) malloc_trim(0);
 #endif
     B->P[p].cnt = 0;
     return flush_dirty(B);
