@@ -324,28 +324,30 @@ static inline int cut_user(struct tkm_trainer *t, tkmi_worker *w, const char *s,
     return emit(w, s + c.tok, nl - c.tok);
 }
 
-/* tkmi_normalize for the one-pass settings with user-defined symbols (each
- * valid UTF-8 without NUL, so the NUL and invalid byte counts are those of
- * the generic path): a symbol is copied with its spaces escaped, ' ' becomes
- * U+2581 and an invalid byte U+FFFD. Writes s (len * 3 + 3 bytes at most),
- * returns its length. */
-static size_t normalize_user(struct tkm_trainer *t, tkmi_worker *w, const uint8_t *in, size_t len, char *s)
+/* tkmi_normalize for the one-pass settings with user-defined symbols: it
+ * copies a symbol matched in the raw line with its spaces escaped, which is
+ * what the character rules give for a symbol of valid UTF-8 (the one-pass
+ * condition), so no symbol is looked for here: ' ' becomes U+2581, an
+ * invalid byte U+FFFD (counted, as NUL bytes are), the rest is copied,
+ * 8 ASCII bytes at a time where none of them is ' ' or NUL. Writes s
+ * (len * 3 + 3 bytes at most), returns its length. */
+static size_t normalize_plain(struct tkm_trainer *t, tkmi_worker *w, const uint8_t *in, size_t len, char *s)
 {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull, spaces = 0x2020202020202020ull;
     size_t i = 0, op = 0;
     if (t->norm_model.add_dummy_prefix) memcpy(s, TKMI_WS, 3), op = 3;
     while (i < len) {
+        if (i + 8 <= len) {
+            uint64_t x, y;
+            memcpy(&x, in + i, 8);
+            y = x ^ spaces;
+            if (!((x | ((x - ones) & ~x) | ((y - ones) & ~y)) & highs)) { /* ASCII, no NUL, no ' ' */
+                memcpy(s + op, &x, 8);
+                i += 8, op += 8;
+                continue;
+            }
+        }
         uint8_t b = in[i];
-        if (b < 0x80 && t->plain[b]) {
-            s[op++] = (char)b, i++;
-            continue;
-        }
-        size_t k = user_may_start(t, (const char *)in + i, len - i)
-                       ? tkmi_ptrie_longest(&t->norm_model.user, (const char *)in + i, len - i) : 0;
-        for (size_t e = i + k; i < e; i++) { /* a user-defined symbol */
-            if (in[i] == ' ') memcpy(s + op, TKMI_WS, 3), op += 3;
-            else s[op++] = (char)in[i];
-        }
-        if (k) continue;
         if (b < 0x80) {
             if (b == ' ') memcpy(s + op, TKMI_WS, 3), op += 3;
             else s[op++] = (char)b, w->st.nul += b == 0;
@@ -370,7 +372,7 @@ static int pretok_fast(struct tkm_trainer *t, tkmi_worker *w, const char *line, 
     if (len == 0) return 0;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&w->norm, &w->norm_cap, len * 3 + 8, 1));
     char *s = w->norm;
-    if (t->norm_model.has_user) return cut_user(t, w, s, normalize_user(t, w, in, len, s), 1);
+    if (t->norm_model.has_user) return cut_user(t, w, s, normalize_plain(t, w, in, len, s), 1);
     cutter c = cutter_start(&t->o);
     size_t i = 0, op = 0; /* input position, output position */
     int dummy = t->norm_model.add_dummy_prefix;
