@@ -1,9 +1,10 @@
 /* pretok_count.c - the trainer's counting primitives: the pre-token count
  * table (open addressing, arena-held keys) and the cutting of one normalized
  * line into pre-tokens with sentencepiece's word and piece rules (whitespace,
- * user-defined symbols, scripts, digits). The threads that call these live in
- * trainer.c. Memory grows with the number of unique pre-tokens, not with
- * corpus size. */
+ * user-defined symbols, scripts, digits), with a small per-worker hot table of
+ * frequent pre-tokens in front of the count table. The threads that call
+ * these live in trainer.c. Memory grows with the number of unique
+ * pre-tokens, not with corpus size. */
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
