@@ -313,3 +313,25 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
     TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, nl - c.tok));
     return flush_pending(w);
 }
+
+/* ---- the table in key order (count files, spill runs) ---- */
+static _Thread_local const tkmi_counts *sort_ctx;
+static int cmp_slot(const void *x, const void *y)
+{
+    const tkmi_cslot *a = &sort_ctx->s[*(const size_t *)x], *b = &sort_ctx->s[*(const size_t *)y];
+    return tkmi_key_cmp(sort_ctx->arena + a->koff, a->klen, sort_ctx->arena + b->koff, b->klen);
+}
+
+int tkmi_counts_sorted(const tkmi_counts *c, size_t **out)
+{
+    *out = NULL;
+    size_t *idx = tkmi_malloc((c->n ? c->n : 1) * sizeof *idx);
+    TKM_RETURN_ERROR_IF(!idx, TKM_ENOMEM, "out of memory (sorting counts)");
+    size_t n = 0;
+    for (size_t k = 0; k < c->cap; k++)
+        if (c->s[k].count) idx[n++] = k;
+    sort_ctx = c;
+    if (n > 1) qsort(idx, n, sizeof *idx, cmp_slot);
+    *out = idx;
+    return 0;
+}
