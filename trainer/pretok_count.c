@@ -63,12 +63,7 @@ static int counts_rehash(tkmi_counts *c)
     size_t nc = c->cap * 2;
     tkmi_cslot *ns = slots_alloc(nc);
     TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (count table of %zu)", nc);
-    for (size_t i = 0; i < c->cap; i++) {
-        if (!c->s[i].count) continue;
-        size_t j = c->s[i].hash & (nc - 1);
-        while (ns[j].count) j = (j + 1) & (nc - 1);
-        ns[j] = c->s[i];
-    }
+    TKMI_REHASH(tkmi_cslot, s, s->count, s->hash, ns, nc, c->s, c->cap);
     tkmi_free(c->s);
     c->s = ns;
     c->cap = nc;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "../lib/model_internal.h"
+#include "../lib/rehash.h"
 
 /* Pre-token -> count table with its own key arena. */
 /* One slot per entry, so a probe touches one cache line; count 0 = empty. */

@@ -902,12 +902,7 @@ static int stab_resize(stab *t, size_t cap)
 {
     sslot *ns = tkmi_calloc_touched(cap, sizeof *ns);
     TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (seed table of %zu)", cap);
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->s[i].cnt_next) continue;
-        size_t j = t->s[i].hash & (cap - 1);
-        while (ns[j].cnt_next) j = (j + 1) & (cap - 1);
-        ns[j] = t->s[i];
-    }
+    TKMI_REHASH(sslot, s, s->cnt_next, s->hash, ns, cap, t->s, t->cap);
     tkmi_free(t->s);
     t->s = ns;
     t->cap = cap;
