@@ -7,7 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "model.h"
+#include "se_model.h"
 #include "../lib/fileio.h"
 #include "../lib/model_internal.h"
 #include "../lib/tkm_internal.h"
