@@ -6,12 +6,8 @@
 static int grow(tkmi_pairmap *pm)
 {
     size_t cap = pm->cap ? pm->cap * 2 : 1024;
-    tkmi_pairslot *t = tkmi_calloc(cap, sizeof *t);
-    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory (merge table)");
-    TKMI_REHASH(tkmi_pairslot, s, s->key, tkmi_hash_u64(s->key), t, cap, pm->slots, pm->cap);
-    tkmi_free(pm->slots);
-    pm->slots = t;
-    pm->cap = cap;
+    TKMI_RESIZE(tkmi_pairslot, s, s->key, tkmi_hash_u64(s->key), pm->slots, pm->cap, cap,
+                tkmi_calloc(cap, sizeof *pm->slots), "merge table");
     return 0;
 }
 

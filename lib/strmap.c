@@ -37,12 +37,8 @@ int32_t tkmi_strmap_get(const tkmi_strmap *m, const char *k, size_t len)
 static int strmap_rehash(tkmi_strmap *m)
 {
     size_t nc = m->cap ? m->cap * 2 : 16;
-    tkmi_strslot *ns = tkmi_calloc_touched(nc, sizeof *ns);
-    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (hash map of %zu)", nc);
-    TKMI_REHASH(tkmi_strslot, s, s->key, s->hash, ns, nc, m->slots, m->cap);
-    tkmi_free(m->slots);
-    m->slots = ns;
-    m->cap = nc;
+    TKMI_RESIZE(tkmi_strslot, s, s->key, s->hash, m->slots, m->cap, nc, tkmi_calloc_touched(nc, sizeof *m->slots),
+                "hash map");
     return 0;
 }
 

@@ -61,12 +61,7 @@ void tkmi_counts_free(tkmi_counts *c)
 static int counts_rehash(tkmi_counts *c)
 {
     size_t nc = c->cap * 2;
-    tkmi_cslot *ns = slots_alloc(nc);
-    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (count table of %zu)", nc);
-    TKMI_REHASH(tkmi_cslot, s, s->count, s->hash, ns, nc, c->s, c->cap);
-    tkmi_free(c->s);
-    c->s = ns;
-    c->cap = nc;
+    TKMI_RESIZE(tkmi_cslot, s, s->count, s->hash, c->s, c->cap, nc, slots_alloc(nc), "count table");
     return 0;
 }
 

@@ -900,12 +900,8 @@ typedef struct {
 
 static int stab_resize(stab *t, size_t cap)
 {
-    sslot *ns = tkmi_calloc_touched(cap, sizeof *ns);
-    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (seed table of %zu)", cap);
-    TKMI_REHASH(sslot, s, s->cnt_next, s->hash, ns, cap, t->s, t->cap);
-    tkmi_free(t->s);
-    t->s = ns;
-    t->cap = cap;
+    TKMI_RESIZE(sslot, s, s->cnt_next, s->hash, t->s, t->cap, cap, tkmi_calloc_touched(cap, sizeof *t->s),
+                "seed table");
     return 0;
 }
 
