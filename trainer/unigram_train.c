@@ -87,6 +87,13 @@ typedef struct {
      * sorted words put the long Japanese runs at the end: equal numbers of
      * words gave one thread 60% more work) */
     size_t wsplit[65];
+    /* the pieces' own lattices for pruning (alt_main), found with the trie
+     * at the first pruning and then only read through amap: alat[aoff[b] ..
+     * aoff[b + 1]) is the lattice of the piece that was b when they were
+     * found (node ids of that time too); amap[b]: its index now, or -1 */
+    struct cnode *alat;
+    size_t *aoff, an;
+    int32_t *amap;
     const tkm_train_options *o;
     double *pr1; /* E-step: e^score of piece i at i + 1, of the unknown node at 0 */
     int debug; /* TKM_DEBUG_UNIGRAM */
@@ -484,6 +491,8 @@ static void filter_lattices(uni *U, const int32_t *remap)
     filtjob J[64];
     for (int t = 0; t < U->threads; t++) J[t] = (filtjob){U, remap, t, 0};
     par_run(J, U->threads, sizeof *J, filter_main);
+    for (size_t b = 0; U->amap && b < U->an; b++)
+        if (U->amap[b] >= 0) U->amap[b] = remap[U->amap[b]];
     U->trie_stale = 1;
     U->lat_n = 0;
     for (int t = 0; t < U->threads; t++) U->lat_n += U->seg[t].n;
@@ -749,15 +758,46 @@ static int cmp_rank_desc(const void *a, const void *b)
 
 /* For pieces [from, to): keep[i] = 0 if the piece's own best segmentation
  * is split; alt[i] = its best segmentation without itself (nalt[i] pieces),
- * none if there is none. Each piece is independent: threads take ranges. */
+ * none if there is none. Each piece is independent: threads take ranges.
+ * The first time (ainv NULL) the pieces' lattices are found with the trie
+ * and kept in buf (aoff[i]: piece i's first node there); later they come
+ * from U->alat, the build-time piece of current piece i being ainv[i]. */
 typedef struct {
     const uni *U;
     size_t from, to;
     int8_t *keep;
     int32_t **alt;
     uint8_t *nalt;
+    const int32_t *ainv;
+    struct cnode *buf;
+    size_t bn, bcap;
+    size_t *aoff;
     int rc;
 } altjob;
+
+/* Piece i's lattice from the pruning cache, as populate() would find it
+ * with the current pieces: removed pieces vanish, except that a removed
+ * single-character piece becomes the unknown node (see filter_main). */
+static int alt_from_cache(const uni *U, scratch *x, int32_t b, size_t i)
+{
+    size_t a = U->aoff[b], e = U->aoff[b + 1], n = U->p[i].len;
+    const uint8_t *s = (const uint8_t *)U->p[i].s;
+    if (e - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, e - a, sizeof(lnode)));
+    const float unk = U->min_score - 10.0f;
+    size_t o = 0;
+    for (size_t k = a; k < e; k++) {
+        struct cnode c = U->alat[k];
+        int32_t id = cnode_id(c);
+        if (id >= 0 && (id = U->amap[id]) < 0) {
+            size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
+            if (mb > n - c.start) mb = n - c.start;
+            if ((c.idlen & 0xFF) != mb) continue;
+        }
+        x->nodes[o++] = (lnode){c.start, cnode_end(c), id, id >= 0 ? U->p[id].score : unk};
+    }
+    x->nn = o;
+    return ensure_positions(x, n);
+}
 
 static void *alt_main(void *arg)
 {
@@ -767,7 +807,16 @@ static void *alt_main(void *arg)
     scratch x = {0};
     for (size_t i = J->from; J->rc == 0 && i < J->to; i++) {
         J->keep[i] = 1;
-        if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, 1)) < 0) break;
+        if (J->ainv) {
+            if ((J->rc = alt_from_cache(U, &x, J->ainv[i], i)) < 0) break;
+        } else {
+            if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, 1)) < 0) break;
+            if (J->bn + x.nn > J->bcap &&
+                (J->rc = tkmi_grow((void **)&J->buf, &J->bcap, J->bn + x.nn, sizeof *J->buf)) < 0)
+                break;
+            J->aoff[i] = J->bn;
+            for (size_t k = 0; k < x.nn; k++) J->buf[J->bn++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
+        }
         size_t c = viterbi(&x, U->p[i].len, path, 64);
         if (c >= 2) { J->keep[i] = 0; continue; }
         /* without itself: the same lattice less the node (0, len, i), which
@@ -789,6 +838,56 @@ static void *alt_main(void *arg)
     return NULL;
 }
 
+/* keep[], alt[], nalt[] of every piece (alt_main on the threads); the first
+ * time, the pieces' lattices are found with the trie and kept for the next
+ * prunings: pieces are only removed, so a lattice is filtered, not found
+ * again (nor is the trie rebuilt for it) */
+static int alternatives(uni *U, int8_t *keep, int32_t **alt, uint8_t *nalt)
+{
+    size_t np = U->np;
+    int T = U->threads, rc = 0;
+    int32_t *ainv = NULL;
+    int build = !U->alat;
+    if (build) {
+        TKM_RETURN_ERROR_IF(np > CNODE_MAXID, TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d", np,
+                            CNODE_MAXID);
+        if (U->trie_stale || !U->trie.node) TKM_FORWARD_IF_ERROR(rebuild_trie(U));
+        U->aoff = tkmi_malloc((np + 1) * sizeof *U->aoff);
+        U->amap = tkmi_malloc((np + 1) * sizeof *U->amap);
+        TKM_RETURN_ERROR_IF(!U->aoff || !U->amap, TKM_ENOMEM, "out of memory (lattices)");
+        U->an = np;
+        for (size_t i = 0; i < np; i++) U->amap[i] = (int32_t)i;
+    } else {
+        ainv = tkmi_malloc((np + 1) * sizeof *ainv);
+        TKM_RETURN_ERROR_IF(!ainv, TKM_ENOMEM, "out of memory");
+        for (size_t b = 0; b < U->an; b++)
+            if (U->amap[b] >= 0) ainv[U->amap[b]] = (int32_t)b;
+    }
+    altjob J[64];
+    for (int t = 0; t < T; t++)
+        J[t] = (altjob){U, np * (size_t)t / (size_t)T, np * (size_t)(t + 1) / (size_t)T, keep, alt, nalt, ainv,
+                        NULL, 0, 0, U->aoff, 0};
+    par_run(J, T, sizeof *J, alt_main);
+    for (int t = 0; t < T; t++)
+        if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
+    if (build && rc == 0) { /* the jobs' lattices, one after the other */
+        size_t total = 0;
+        for (int t = 0; t < T; t++) total += J[t].bn;
+        U->alat = tkmi_malloc((total + 1) * sizeof *U->alat);
+        if (!U->alat) rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
+        for (int t = 0; rc == 0 && t < T; t++) {
+            size_t off = 0;
+            for (int u = 0; u < t; u++) off += J[u].bn;
+            for (size_t i = J[t].from; i < J[t].to; i++) U->aoff[i] += off;
+            if (J[t].bn) memcpy(U->alat + off, J[t].buf, J[t].bn * sizeof *U->alat);
+        }
+        U->aoff[np] = total;
+    }
+    for (int t = 0; t < T; t++) tkmi_free(J[t].buf);
+    tkmi_free(ainv);
+    return rc;
+}
+
 /* Pruning (sentencepiece's PruneSentencePieces): a piece whose own best
  * segmentation is split, or that never occurs in the Viterbi segmentation
  * of the corpus, goes; the others are ranked by the likelihood lost when
@@ -804,15 +903,7 @@ static int prune(uni *U, size_t desired, int32_t *remap)
     piece_t *np_list = tkmi_malloc((np + 1) * sizeof *np_list);
     int rc = (!keep || !alt || !nalt || !freq || !cand || !np_list) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
     for (size_t i = 0; i < np; i++) remap[i] = -1;
-    if (rc == 0) {
-        int T = U->threads;
-        altjob J[64];
-        for (int t = 0; t < T; t++)
-            J[t] = (altjob){U, np * (size_t)t / (size_t)T, np * (size_t)(t + 1) / (size_t)T, keep, alt, nalt, 0};
-        par_run(J, T, sizeof *J, alt_main);
-        for (int t = 0; t < T; t++)
-            if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
-    }
+    if (rc == 0) rc = alternatives(U, keep, alt, nalt);
     dbg(U, "  alternatives of %zu pieces", np);
     if (rc == 0) rc = run_pass(U, 1, freq, NULL);
     dbg(U, "  Viterbi pass");
@@ -1410,7 +1501,6 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         }
         dbg(&U, "round %d: %zu pieces after EM", rounds, U.np);
         if (U.np <= desired) break;
-        if ((rc = rebuild_trie(&U)) < 0) break;
         if ((rc = prune(&U, desired, remap)) < 0) break;
         dbg(&U, "  pruned");
         filter_lattices(&U, remap);
@@ -1500,6 +1590,9 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     utrie_free(&U.trie);
     for (int k = 0; k < 64; k++) tkmi_free(U.seg[k].lat);
     tkmi_free(U.lat_off);
+    tkmi_free(U.alat);
+    tkmi_free(U.aoff);
+    tkmi_free(U.amap);
     tkmi_free(U.pr1);
     tkmi_free(U.p);
     tkmi_free(U.parena);
