@@ -996,9 +996,15 @@ static int stab_resize(stab *t, size_t cap)
     return 0;
 }
 
-static int stab_add(stab *t, size_t off, size_t len, uint64_t h, int64_t c, uint16_t next)
+/* Adds an occurrence (or, merging tables, an entry): `where` as in sslot
+ * (its branch bit set if this occurrence ends the word, or the entry
+ * branches), c occurrences, `next` the follower's hash. A string is
+ * branching once it has been followed by two different characters or by the
+ * end of a word, whatever the order of the occurrences. */
+static int stab_add(stab *t, uint64_t where, uint64_t h, int64_t c, uint16_t next)
 {
     size_t mask = t->cap - 1, i = h & mask;
+    uint32_t len = (uint32_t)(where >> 1) & 0x7FFFFF;
     while (t->s[i].cnt_next) {
         sslot *e = &t->s[i];
         /* the 64-bit hash and the length stand for the string: a collision
@@ -1007,7 +1013,7 @@ static int stab_add(stab *t, size_t off, size_t len, uint64_t h, int64_t c, uint
         if (e->hash == h && SS_LEN(e) == len) {
             uint64_t n = (e->cnt_next >> 16) + (uint64_t)c;
             if (n > SS_COUNT_MAX) n = SS_COUNT_MAX;
-            e->where |= SS_NEXT(e) != next || !next;
+            e->where |= (SS_NEXT(e) != next) | (where & 1);
             e->cnt_next = n << 16 | SS_NEXT(e);
             return 0;
         }
@@ -1018,7 +1024,7 @@ static int stab_add(stab *t, size_t off, size_t len, uint64_t h, int64_t c, uint
         return 0;
     }
     uint64_t n = (uint64_t)c > SS_COUNT_MAX ? SS_COUNT_MAX : (uint64_t)c;
-    t->s[i] = (sslot){h, (uint64_t)off << 24 | (uint64_t)len << 1 | !next, n << 16 | next};
+    t->s[i] = (sslot){h, where, n << 16 | next};
     t->n++;
     if (t->n * 4 > t->cap * 3) TKM_FORWARD_IF_ERROR(stab_resize(t, t->cap * 2));
     return 0;
@@ -1045,26 +1051,15 @@ typedef struct {
     uint64_t *once, *twice;  /* SEED_MARK, SEED_COUNT: the bitmaps */
     uint64_t bmask;          /* bits in a bitmap - 1 */
     int rc;
-    uint8_t mine[SEED_PARTS]; /* the tables this thread owns: part % nthreads == tid */
 } seed_job;
 
-/* a counting job: every word, the tables this thread owns */
-static seed_job seed_job_make(const uni *U, stab *parts, int tid, int nthreads, uint32_t group, uint32_t ngroups,
-                              uint64_t *twice, uint64_t bmask)
-{
-    seed_job j = {U, parts, tid, nthreads, SEED_COUNT, 0, U->nw, group, ngroups, NULL, NULL, twice, bmask, 0, {0}};
-    for (int p = 0; p < SEED_PARTS; p++) j.mine[p] = p % nthreads == tid;
-    return j;
-}
-
-/* an HLL or marking job: the words of the thread's byte range, every part */
+/* a job over the words of the thread's byte range; counting (parts set),
+ * into the thread's own tables */
 static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, uint8_t *hll, uint64_t *once,
                                uint64_t *twice, uint64_t bmask)
 {
-    seed_job j = {U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, once, twice, bmask, 0,
-                  {0}};
-    memset(j.mine, 1, sizeof j.mine);
-    return j;
+    return (seed_job){U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, once, twice, bmask,
+                      0};
 }
 
 static inline uint64_t seed_bit(uint64_t h, uint64_t bmask) { return (h >> 24 | h << 40) & bmask; }
@@ -1166,7 +1161,6 @@ static void *seed_main(void *arg)
                 }
                 if (!(J->twice[word] & m)) break; /* seen once: so is every extension */
                 int part = (int)(h >> 60) % SEED_PARTS;
-                if (!J->mine[part]) continue;
                 /* the group by multiply-shift: no division in this loop */
                 if ((uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32) != J->group) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
@@ -1179,7 +1173,8 @@ static void *seed_main(void *arg)
             }
             for (int k = 0; k < npend && J->rc == 0; k++) {
                 stab *tb = &J->parts[pend[k].part];
-                J->rc = stab_add(tb, base + cpos[ci], pend[k].bytes, pend[k].h, cnt, pend[k].next);
+                uint64_t where = (uint64_t)(base + cpos[ci]) << 24 | (uint64_t)pend[k].bytes << 1 | !pend[k].next;
+                J->rc = stab_add(tb, where, pend[k].h, cnt, pend[k].next);
                 full |= tb->full;
             }
             npend = 0;
@@ -1248,6 +1243,35 @@ static int estimate_substrings(const uni *U, int T, double *est)
     return rc;
 }
 
+/* Merges the threads' tables of a pass into thread 0's, part by part (job
+ * m takes the parts p = m mod M), the tables of the lower threads (earlier
+ * words) first: an entry keeps the first occurrence's offset, as if one
+ * table had seen the words in order. */
+typedef struct {
+    stab (*tp)[SEED_PARTS];
+    int T, m, M;
+    int rc;
+} mergejob;
+
+static void *seed_merge_main(void *arg)
+{
+    mergejob *J = arg;
+    for (int p = J->m; p < SEED_PARTS && J->rc == 0; p += J->M) {
+        stab *dst = &J->tp[0][p];
+        for (int t = 1; t < J->T && J->rc == 0 && !dst->full; t++) {
+            stab *src = &J->tp[t][p];
+            for (size_t k = 0; k < src->cap && J->rc == 0 && !dst->full; k++) {
+                const sslot *e = &src->s[k];
+                if (e->cnt_next) J->rc = stab_add(dst, e->where, e->hash, SS_COUNT(e), SS_NEXT(e));
+            }
+            tkmi_free(src->s);
+            src->s = NULL;
+            src->cap = 0;
+        }
+    }
+    return NULL;
+}
+
 /* *n_sub: how many substring seeds were kept (besides the characters),
  * *passes: how many hash groups the counting needed */
 static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req, size_t table_max,
@@ -1259,12 +1283,12 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     if (!table_max && env) table_max = (size_t)strtoull(env, NULL, 10);
     if (!table_max) table_max = seed_table_default();
     *n_sub = 0;
-    stab parts[SEED_PARTS];
-    memset(parts, 0, sizeof parts);
+    stab(*tp)[SEED_PARTS] = tkmi_calloc((size_t)U->threads, sizeof *tp);
+    TKM_RETURN_ERROR_IF(!tp, TKM_ENOMEM, "out of memory (seeds)");
     seed_t *sd = NULL;
     size_t ns = 0, sd_cap = 0;
     int rc = 0;
-    int T = U->threads > SEED_PARTS ? SEED_PARTS : U->threads;
+    int T = U->threads;
     uint32_t G = 1;
     double est = 0;
     char *seed_buf = NULL;
@@ -1304,24 +1328,42 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     if (rc == 0 && est2 * 1.1 > (double)table_max) G = (uint32_t)ceil(est2 * 1.1 / (double)table_max);
     dbg(U, "about %.0f distinct candidate substrings, %.0f seen twice: %u pass(es) of at most %zu", est, est2, G,
         table_max);
+    /* each thread counts its range of words into tables of its own (at most
+     * 2 / T of the pass's entries each), merged part by part afterwards */
+    size_t tmax = T > 2 ? table_max * 2 / (size_t)T : table_max;
     for (uint32_t g = 0; rc == 0 && g < G; g++) {
-        for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
-            tkmi_free(parts[p].s);
-            parts[p] = (stab){NULL, 0, 0, table_max / SEED_PARTS + 1, 0};
-            rc = stab_resize(&parts[p], 4096);
-        }
+        for (int t = 0; t < T && rc == 0; t++)
+            for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
+                tkmi_free(tp[t][p].s);
+                tp[t][p] = (stab){NULL, 0, 0, (t ? tmax : table_max) / SEED_PARTS + 1, 0};
+                rc = stab_resize(&tp[t][p], 4096);
+            }
         if (rc < 0) break;
-        seed_job jobs[SEED_PARTS];
-        for (int t = 0; t < T; t++) jobs[t] = seed_job_make(U, parts, t, T, g, G, twice, bits - 1);
+        seed_job jobs[64];
+        for (int t = 0; t < T; t++) {
+            jobs[t] = seed_job_range(U, t, T, SEED_COUNT, NULL, NULL, twice, bits - 1);
+            jobs[t].parts = tp[t];
+            jobs[t].group = g;
+            jobs[t].ngroups = G;
+        }
         par_run(jobs, T, sizeof *jobs, seed_main);
         int full = 0;
         for (int t = 0; t < T; t++)
             if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
-        size_t n_pass = 0;
-        for (int p = 0; p < SEED_PARTS; p++) {
-            full |= parts[p].full;
-            n_pass += parts[p].n;
+        for (int t = 0; t < T; t++)
+            for (int p = 0; p < SEED_PARTS; p++) full |= tp[t][p].full;
+        if (rc == 0 && !full && T > 1) {
+            int M = T > SEED_PARTS ? SEED_PARTS : T;
+            mergejob mj[SEED_PARTS];
+            for (int m = 0; m < M; m++) mj[m] = (mergejob){tp, T, m, M, 0};
+            par_run(mj, M, sizeof *mj, seed_merge_main);
+            for (int m = 0; m < M; m++)
+                if (mj[m].rc < 0 && rc == 0) rc = mj[m].rc;
+            for (int p = 0; p < SEED_PARTS; p++) full |= tp[0][p].full;
         }
+        stab *parts = tp[0];
+        size_t n_pass = 0;
+        for (int p = 0; p < SEED_PARTS; p++) n_pass += parts[p].n;
         dbg(U, "seed pass %u of %u: %zu substrings%s", g + 1, G, n_pass, full ? " (too many)" : "");
         if (rc < 0) break;
         if (full) { /* start again with twice as many groups */
@@ -1362,7 +1404,9 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             ns = want;
         }
     }
-    for (int p = 0; p < SEED_PARTS; p++) tkmi_free(parts[p].s);
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < SEED_PARTS; p++) tkmi_free(tp[t][p].s);
+    tkmi_free(tp);
     tkmi_free(twice);
     *passes = G;
     if (rc == 0) {
