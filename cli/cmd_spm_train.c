@@ -77,10 +77,10 @@ static spm_flag g_flags[] = {
     {"pad_piece", K_STR, "<pad>", "padding piece", NULL},
     {"unk_surface", K_STR, " \xE2\x81\x87 ", "text that <unk> decodes to", NULL},
     {"train_extremely_large_corpus", K_BOOL, "false", "no effect (tokenmill's counts are 64-bit)", NULL},
-    {"random_seed", K_INT, "4294967295", "seed of the self-test sample (input_sentence_size: spm's fixed seed)", NULL},
-    {"enable_differential_privacy", K_BOOL, "false", "differential privacy (not supported)", NULL},
-    {"differential_privacy_noise_level", K_FLOAT, "0", "differential privacy (not supported)", NULL},
-    {"differential_privacy_clipping_threshold", K_INT, "0", "differential privacy (not supported)", NULL},
+    {"random_seed", K_INT, "4294967295", "seed of the self-test sample and the differential privacy noise (input_sentence_size: spm's fixed seed)", NULL},
+    {"enable_differential_privacy", K_BOOL, "false", "Unigram: noise and clipping on the counts (differential privacy)", NULL},
+    {"differential_privacy_noise_level", K_FLOAT, "0", "standard deviation of the normal noise added to each count", NULL},
+    {"differential_privacy_clipping_threshold", K_INT, "0", "counts below this (after the noise) are dropped", NULL},
     /* absl's logging flags, which spm_train users pass */
     {"minloglevel", K_INT, "0", "messages below this level are not shown (>= 1: quiet)", NULL},
     {"logtostderr", K_BOOL, "false", "no effect", NULL},
@@ -298,36 +298,10 @@ static void free_list(char **v, int n)
     free(v);
 }
 
-/* Flags whose non-default values tokenmill refuses, with the reason.
- * Differential privacy: sentencepiece adds normal noise to each sentence's
- * count (rounded, clipped below the threshold) from per-thread generators:
- * thread n draws for sentences n, n + W, ... (W = min(num_threads,
- * sentences - 1)) in its in-memory order (empty sentences dropped by
- * swapping in the last one), through libstdc++'s normal_distribution, and
- * without --random_seed seeded by std::random_device. Reproducing that
- * needs sentencepiece's sentence array, which tokenmill's counting never
- * builds; a noise of our own would give other models under the same flags. */
-#define DP_WHY "differential privacy is not implemented: sentencepiece's noise depends on its thread count and " \
-               "sentence order, which tokenmill does not reproduce (see tokenmill-spm-train(1))"
+/* Values tokenmill refuses: unknown input formats and model types (every
+ * spm_train flag is implemented). */
 static int refuse_unsupported(void)
 {
-    static const struct { const char *name, *ok, *why; } r[] = {
-        {"enable_differential_privacy", "false", DP_WHY},
-        {"differential_privacy_noise_level", "0", DP_WHY},
-        {"differential_privacy_clipping_threshold", "0", DP_WHY},
-    };
-    for (size_t i = 0; i < sizeof r / sizeof *r; i++) {
-        if (!flag_given(r[i].name)) continue;
-        const char *v = flag_get(r[i].name);
-        spm_flag *f = flag_find(r[i].name, strlen(r[i].name));
-        int same = f->kind == K_BOOL ? parse_bool(v) == parse_bool(r[i].ok)
-                 : f->kind == K_STR  ? !strcmp(v, r[i].ok)
-                                     : strtod(v, NULL) == strtod(r[i].ok, NULL);
-        if (!same) {
-            fprintf(stderr, "tokenmill spm-train: --%s=%s: %s\n", r[i].name, v, r[i].why);
-            return -1;
-        }
-    }
     const char *fmt = flag_get("input_format");
     if (*fmt && strcmp(fmt, "text") && strcmp(fmt, "tsv")) {
         fprintf(stderr, "tokenmill spm-train: --input_format=%s: supported formats are 'text' and 'tsv'\n", fmt);
@@ -607,6 +581,55 @@ static int int_flag(const char *name, long lo, long hi, int *out)
     return 0;
 }
 
+/* The differential privacy flags (Unigram only; see dp.c), with
+ * sentencepiece's warnings for settings that give no privacy. */
+static int dp_flags(tkm_train_options *o, int quiet)
+{
+    const char *seed = flag_get("random_seed");
+    char *end;
+    errno = 0;
+    unsigned long long sv = strtoull(seed, &end, 10);
+    if (!*seed || *end || errno || *seed == '-' || sv > 4294967295ull) {
+        fprintf(stderr, "tokenmill spm-train: --random_seed=%s: out of range (0..4294967295)\n", seed);
+        return -1;
+    }
+    o->random_seed = sv;
+    o->enable_differential_privacy = flag_bool("enable_differential_privacy");
+    const char *nl = flag_get("differential_privacy_noise_level");
+    double noise = strtod(nl, &end);
+    if (!*nl || *end || !(noise >= 0 && noise <= 1e15)) {
+        fprintf(stderr, "tokenmill spm-train: --differential_privacy_noise_level=%s: out of range (0..1e15)\n", nl);
+        return -1;
+    }
+    const char *ct = flag_get("differential_privacy_clipping_threshold");
+    errno = 0;
+    unsigned long long clip = strtoull(ct, &end, 10);
+    if (!*ct || *end || errno || *ct == '-') {
+        fprintf(stderr, "tokenmill spm-train: --differential_privacy_clipping_threshold=%s: not a count (0..2^64-1)\n", ct);
+        return -1;
+    }
+    if (!o->enable_differential_privacy) return 0; /* sentencepiece ignores the other two then */
+    if (o->model_type != TKM_MODEL_UNIGRAM) {
+        fprintf(stderr, "tokenmill spm-train: --enable_differential_privacy: Unigram models only (as spm_train's flag "
+                        "says), not --model_type=%s\n", flag_get("model_type"));
+        return -1;
+    }
+    o->differential_privacy_noise_level = noise;
+    o->differential_privacy_clipping_threshold = clip;
+    if (!quiet) {
+        if (!o->input_tsv)
+            fprintf(stderr, "tokenmill spm-train: warning: differential privacy is meant for --input_format=tsv "
+                            "(WORD<TAB>COUNT rows); with text, the noise goes on each pre-token's count\n");
+        if (noise <= 0)
+            fprintf(stderr, "tokenmill spm-train: warning: differential privacy with noise level <= 0 gives "
+                            "infinite epsilon guarantees\n");
+        if (clip == 0)
+            fprintf(stderr, "tokenmill spm-train: warning: differential privacy with clipping threshold <= 0 gives "
+                            "infinite epsilon guarantees\n");
+    }
+    return 0;
+}
+
 int cmd_spm_train(int argc, char **argv)
 {
     for (int i = 0; i < N_FLAGS; i++) g_flags[i].value = NULL;
@@ -680,6 +703,7 @@ int cmd_spm_train(int argc, char **argv)
     o.skip_unk_lines = 1;
     o.input_tsv = !strcmp(flag_get("input_format"), "tsv");
     int quiet = cli_quiet || atoi(flag_get("minloglevel")) >= 1;
+    if (dp_flags(&o, quiet)) return EXIT_USAGE;
 
     char **inputs = NULL, **user = NULL, **control = NULL, *required = NULL;
     int n_inputs = 0, n_user = 0, n_control = 0, ret = EXIT_FAIL;
@@ -765,6 +789,11 @@ int cmd_spm_train(int argc, char **argv)
         fprintf(stderr, "tokenmill spm-train: wrote %s.model and %s.vocab (%d pieces, %s, %llu lines, %.2f s)\n",
                 flag_get("model_prefix"), flag_get("model_prefix"), tkm_model_size(m),
                 mt, (unsigned long long)s.lines, s.seconds_total);
+        if (o.enable_differential_privacy)
+            fprintf(stderr, "tokenmill spm-train: differential privacy dropped %llu of %llu unique pre-tokens (%llu "
+                            "occurrences; random_seed %llu)\n",
+                    (unsigned long long)s.dp_dropped_unique, (unsigned long long)s.pretokens_unique,
+                    (unsigned long long)s.dp_dropped_occurrences, (unsigned long long)o.random_seed);
         if (s.skipped_lines)
             fprintf(stderr, "tokenmill spm-train: skipped %llu lines longer than %d bytes or holding U+2047 "
                             "(as spm_train; see --max_sentence_length)\n",

@@ -220,6 +220,17 @@ typedef struct tkm_train_options {
     /* sentencepiece's seed_sentencepieces_file (Unigram): seed pieces from
      * PIECE<TAB>FREQ lines instead of from the corpus; NULL: none */
     const char *seed_sentencepieces_file;
+    /* sentencepiece's differential privacy (Unigram only): with
+     * enable_differential_privacy, each unique pre-token's count gets
+     * normal noise of standard deviation differential_privacy_noise_level
+     * (if > 0; drawn from random_seed and the pre-token, so the model is
+     * reproducible), is rounded at >= 0, and pre-tokens counted less than
+     * differential_privacy_clipping_threshold are dropped, before the
+     * character coverage and the seeds are counted. Off: 0. */
+    int enable_differential_privacy;
+    double differential_privacy_noise_level;
+    uint64_t differential_privacy_clipping_threshold;
+    uint64_t random_seed;
 } tkm_train_options;
 
 /* Fills sentencepiece-compatible defaults (with identity normalization and no
@@ -276,6 +287,9 @@ typedef struct tkm_train_stats {
     uint64_t merge_bytes_estimate;
     int64_t merge_drop_below;
     uint64_t merge_dropped_unique, merge_dropped_occurrences;
+    /* differential privacy: unique pre-tokens (and their occurrences,
+     * before the noise) dropped by the noise and the clipping threshold */
+    uint64_t dp_dropped_unique, dp_dropped_occurrences;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 /* Sweeps (one counting pass, many models): tkm_trainer_finish_counting

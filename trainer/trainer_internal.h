@@ -186,6 +186,16 @@ typedef struct { const char *s; uint32_t len; int64_t score; } tkmi_seedp;
 /* seed_file.c: the valid pieces of o->seed_sentencepieces_file (of at
  * least two characters, each once), pointing into *buf; free both */
 int tkmi_seed_file_read(const tkm_train_options *o, tkmi_seedp **out, size_t *n, char **buf);
+
+/* dp.c: sentencepiece's differential privacy (Unigram): each unique
+ * pre-token's count gets normal noise of o->differential_privacy_noise_level
+ * (drawn from a hash of o->random_seed and its bytes), rounded at >= 0,
+ * and becomes 0 below o->differential_privacy_clipping_threshold; entries
+ * counted 0 leave the table (their slots emptied: only walk it after).
+ * Nothing happens unless o->enable_differential_privacy. */
+int tkmi_dp_apply(const tkm_train_options *o, tkmi_counts *c, uint64_t *dropped_unique, uint64_t *dropped_occurrences);
+int64_t tkmi_dp_count(const tkm_train_options *o, const char *s, size_t len, int64_t count);
+double tkmi_dp_normal(uint64_t seed, const char *s, size_t len);
 /* sentencepiece's char and word models (charword_train.c) */
 int tkmi_char_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
 int tkmi_word_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);

@@ -1469,6 +1469,14 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         size_t total = env ? (size_t)strtoull(env, NULL, 10) : LAT_CACHE_BYTES / sizeof(struct cnode);
         U.lat_max = total / (size_t)U.threads;
     }
+    /* sentencepiece's differential privacy: noise and clipping on the
+     * counts before anything is counted from them (dp.c) */
+    TKM_FORWARD_IF_ERROR(tkmi_dp_apply(o, counts, &t->stats.dp_dropped_unique, &t->stats.dp_dropped_occurrences));
+    TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY,
+                        "differential privacy left no input: all %llu pre-tokens were dropped (noise level %g, "
+                        "clipping threshold %llu)",
+                        (unsigned long long)t->stats.dp_dropped_unique, o->differential_privacy_noise_level,
+                        (unsigned long long)o->differential_privacy_clipping_threshold);
     tkmi_vbase vb;
     int rc = tkmi_vbase_init(t, counts, &vb);
     int64_t *acc = NULL;

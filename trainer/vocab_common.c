@@ -96,6 +96,11 @@ static void write_trainer_spec(tkmi_pb *pb, const struct tkm_trainer *t, int voc
     tkmi_pb_str(&sub, 48, o->pad_piece);
     if (o->pretokenization_delimiter && *o->pretokenization_delimiter) tkmi_pb_str(&sub, 53, o->pretokenization_delimiter);
     if (o->seed_sentencepieces_file) tkmi_pb_str(&sub, 54, o->seed_sentencepieces_file);
+    if (o->enable_differential_privacy) { /* as sentencepiece records them */
+        tkmi_pb_int(&sub, 50, 1);
+        tkmi_pb_float(&sub, 51, (float)o->differential_privacy_noise_level);
+        tkmi_pb_int(&sub, 52, (int64_t)o->differential_privacy_clipping_threshold);
+    }
     if (sub.err) pb->err = 1;
     tkmi_pb_bytes(pb, 2, sub.p, sub.n);
     tkmi_free(sub.p);
@@ -151,6 +156,8 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
         t->stats.class_target[k] = -1;
         t->stats.balance_short[k] = t->stats.balance_gained[k] = 0;
     }
+    TKM_RETURN_ERROR_IF(o->enable_differential_privacy && o->model_type != TKM_MODEL_UNIGRAM, TKM_EINVAL,
+                        "differential privacy is for Unigram models only (as sentencepiece documents it)");
     int V = vb->V = o->vocab_size;
     tkmi_metap *slots = vb->slots = tkmi_calloc((size_t)V, sizeof *slots);
     TKM_RETURN_ERROR_IF(!slots, TKM_ENOMEM, "out of memory");

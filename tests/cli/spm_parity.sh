@@ -195,7 +195,8 @@ err() { # name, expected status, expected text, args...
 }
 err "unknown flag" 2 "unknown command line flag 'vocabsize'" --input="$TMP/train.txt" --model_prefix="$TMP/e_1" --vocabsize=10
 err "bad bool" 2 "illegal value 'maybe'" --input="$TMP/train.txt" --model_prefix="$TMP/e_2" --byte_fallback=maybe
-err "refused option" 2 "differential privacy" --input="$TMP/train.txt" --model_prefix="$TMP/e_3" --enable_differential_privacy
+err "differential privacy, not Unigram" 2 "Unigram models only" --input="$TMP/train.txt" --model_prefix="$TMP/e_3" \
+  --model_type=bpe --enable_differential_privacy
 err "seed file, not Unigram" 1 "only for Unigram" --input="$TMP/train.txt" --model_prefix="$TMP/e_7" --model_type=bpe \
   --seed_sentencepieces_file="$TMP/seeds.tsv"
 printf 'abc\tx\n' > "$TMP/badseed.tsv"
