@@ -81,6 +81,11 @@ typedef struct {
     struct latseg { struct cnode *lat; size_t n, cap; } seg[64];
     int have_lat;
     size_t *lat_off, lat_n, lat_max, lat_cut[64];
+    /* removals not yet applied to the cache: pend[b] is the current index of
+     * the piece that was b at the last pass (lat_np pieces then), or -1;
+     * the next pass filters each cached lattice as it reads it */
+    int32_t *pend;
+    size_t lat_np;
     int trie_stale; /* pieces were removed since the trie was built */
     int threads;
     /* word ranges of the threads, cut at equal shares of the bytes (the
@@ -282,6 +287,8 @@ typedef struct {
     float *best;
     int32_t *back;
     size_t pcap;
+    double *pv; /* E-step: the nodes' probabilities, gathered once */
+    size_t pvcap;
 } scratch;
 
 static void scratch_free(scratch *x)
@@ -293,6 +300,7 @@ static void scratch_free(scratch *x)
     tkmi_free(x->ebeta);
     tkmi_free(x->best);
     tkmi_free(x->back);
+    tkmi_free(x->pv);
 }
 
 static int ensure_positions(scratch *x, size_t n)
@@ -430,72 +438,73 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
     return cnt;
 }
 
-/* Word i's lattice from the cache, with the current scores. */
-static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t cut, scratch *x, size_t i)
+/* Word i's lattice from the cache (nn nodes from sg->lat[a]), with the
+ * current scores. */
+static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t a, size_t nn, scratch *x, size_t i)
 {
-    size_t a = U->lat_off[i], b = i + 1 < cut ? U->lat_off[i + 1] : sg->n;
-    if (b - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, b - a, sizeof(lnode)));
+    if (nn > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, nn, sizeof(lnode)));
     const float unk = U->min_score - 10.0f;
-    for (size_t k = a; k < b; k++) {
-        struct cnode c = sg->lat[k];
+    for (size_t k = 0; k < nn; k++) {
+        struct cnode c = sg->lat[a + k];
         int32_t id = cnode_id(c);
-        x->nodes[k - a] = (lnode){c.start, cnode_end(c), id, id >= 0 ? U->p[id].score : unk};
+        x->nodes[k] = (lnode){c.start, cnode_end(c), id, id >= 0 ? U->p[id].score : unk};
     }
-    x->nn = b - a;
+    x->nn = nn;
     return ensure_positions(x, U->w[i].len);
 }
 
-/* Applies remap (old piece index -> new, or -1 if removed) to the cache:
- * removed pieces vanish from the lattices, except that a removed
- * single-character piece becomes the unknown node, as populate() would. */
-typedef struct { uni *U; const int32_t *remap; int t; int rc; } filtjob; /* rc: always 0 */
-
-static void *filter_main(void *arg)
+/* Word i's cached lattice (the thread's words in order, i < cut): its
+ * first node in *a, its node count returned. With removals pending
+ * (U->pend), it is filtered first and moved down to *o, in place:
+ * removed pieces vanish, except that a removed single-character piece
+ * becomes the unknown node, as populate() would make it. */
+static size_t cached_word(uni *U, const struct latseg *sg, size_t cut, size_t i, size_t *o, size_t *a)
 {
-    filtjob *J = arg;
-    uni *U = J->U;
-    const int32_t *remap = J->remap;
-    struct latseg *sg = &U->seg[J->t];
-    size_t o = 0, from = U->wsplit[J->t], to = U->lat_cut[J->t];
-    for (size_t i = from; i < to; i++) {
-        size_t a = U->lat_off[i], b = i + 1 < to ? U->lat_off[i + 1] : sg->n;
-        U->lat_off[i] = o;
-        const uint8_t *s = (const uint8_t *)U->w[i].s;
-        for (size_t k = a; k < b; k++) {
-            struct cnode c = sg->lat[k];
-            int32_t id = cnode_id(c);
-            if (id >= 0) {
-                int32_t nid = remap[id];
-                if (nid < 0) {
-                    size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
-                    if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
-                    if ((c.idlen & 0xFF) != mb) continue;
-                }
-                c = cnode_make(c.start, cnode_end(c), nid);
+    size_t from = U->lat_off[i], to = i + 1 < cut ? U->lat_off[i + 1] : sg->n;
+    if (!U->pend) {
+        *a = from;
+        return to - from;
+    }
+    const int32_t *remap = U->pend;
+    const uint8_t *s = (const uint8_t *)U->w[i].s;
+    size_t start = *o, w = *o;
+    U->lat_off[i] = start;
+    for (size_t k = from; k < to; k++) {
+        struct cnode c = sg->lat[k];
+        int32_t id = cnode_id(c);
+        if (id >= 0) {
+            int32_t nid = remap[id];
+            if (nid < 0) {
+                size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
+                if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
+                if ((c.idlen & 0xFF) != mb) continue;
             }
-            sg->lat[o++] = c;
+            c = cnode_make(c.start, cnode_end(c), nid);
         }
+        sg->lat[w++] = c;
     }
-    /* give back what the seeds' lattices took beyond the rest */
-    if (o + o / 8 < sg->cap) {
-        void *q = tkmi_realloc(sg->lat, (o + 1) * sizeof *sg->lat);
-        if (q) { sg->lat = q; sg->cap = o + 1; }
-    }
-    sg->n = o;
-    return NULL;
+    *o = w;
+    *a = start;
+    return w - start;
 }
 
-/* each thread filters its own segment */
-static void filter_lattices(uni *U, const int32_t *remap)
+/* Pieces were removed (remap: index -> new index, or -1): the cache is
+ * filtered by the next pass (U->pend, composed with removals still
+ * pending), the pruning lattices' map follows at once. */
+static int filter_lattices(uni *U, const int32_t *remap)
 {
-    filtjob J[64];
-    for (int t = 0; t < U->threads; t++) J[t] = (filtjob){U, remap, t, 0};
-    par_run(J, U->threads, sizeof *J, filter_main);
+    if (!U->pend) {
+        U->pend = tkmi_malloc((U->lat_np + 1) * sizeof *U->pend);
+        TKM_RETURN_ERROR_IF(!U->pend, TKM_ENOMEM, "out of memory (lattices)");
+        for (size_t b = 0; b < U->lat_np; b++) U->pend[b] = remap[b];
+    } else {
+        for (size_t b = 0; b < U->lat_np; b++)
+            if (U->pend[b] >= 0) U->pend[b] = remap[U->pend[b]];
+    }
     for (size_t b = 0; U->amap && b < U->an; b++)
         if (U->amap[b] >= 0) U->amap[b] = remap[U->amap[b]];
     U->trie_stale = 1;
-    U->lat_n = 0;
-    for (int t = 0; t < U->threads; t++) U->lat_n += U->seg[t].n;
+    return 0;
 }
 
 static void update_min_score(uni *U)
@@ -529,7 +538,7 @@ typedef struct {
 static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, const double *pr1, int64_t cnt,
                          int64_t *acc)
 {
-    double *fa = x->alpha, *ba = x->beta;
+    double *fa = x->alpha, *ba = x->beta, *pv = x->pv;
     int32_t *fe = x->ealpha, *be = x->ebeta;
     for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
     fa[0] = 1;
@@ -537,10 +546,11 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
     size_t done = 0; /* forward: positions < done are complete */
     for (size_t k = 0; k < nn; k++) {
         uint32_t st = nd[k].start;
+        pv[k] = pr1[nd[k].idlen >> 8]; /* one lookup a node, not three */
         for (; done <= st; done++)
             if (fa[done] != 0) fe[done] += norm2(&fa[done]);
         if (fa[st] == 0) continue;
-        double v = fa[st] * pr1[nd[k].idlen >> 8];
+        double v = fa[st] * pv[k];
         if (v != 0) sum2_add(&fa[cnode_end(nd[k])], &fe[cnode_end(nd[k])], v, fe[st]);
     }
     for (; done <= n; done++)
@@ -556,7 +566,7 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
             if (ba[done] != 0) be[done] += norm2(&ba[done]);
         }
         if (ba[en] == 0) continue;
-        double v = ba[en] * pr1[nd[k].idlen >> 8];
+        double v = ba[en] * pv[k];
         if (v != 0) sum2_add(&ba[nd[k].start], &be[nd[k].start], v, be[en]);
     }
     /* posteriors: alpha(start) p beta(end) / Z, times the count, 2^-24 units */
@@ -568,7 +578,7 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
         int32_t d = fe[st] + be[en] - ez;
         if (d < -1022) continue;
         if (d > 1023) d = 1023;
-        double q = fa[st] * pr1[idp] * ba[en] * scale * pow2i(d);
+        double q = fa[st] * pv[k] * ba[en] * scale * pow2i(d);
         acc[idp - 1] += (int64_t)(q + 0.5);
     }
     return log(fa[n]) + (double)ez * M_LN2;
@@ -587,11 +597,20 @@ static void *pass_main(void *arg)
     size_t *cut = &U->lat_cut[P->tid];
     struct cnode *tmp = NULL; /* a lattice outside the cache */
     size_t tmp_cap = 0;
+    size_t o = 0;             /* pending removals: the filtered cache's end */
+    int moved = !U->pend;     /* sg->n is the filtered cache's end */
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
         size_t n = w->len;
-        int cached = i < *cut;
-        if (!cached) {
+        int cached = i < *cut, fresh = 0;
+        size_t ca = 0, cn = 0; /* a cached lattice: first node, nodes */
+        if (cached) {
+            cn = cached_word(U, sg, *cut, i, &o, &ca);
+        } else {
+            if (!moved) { /* past the cached words: appends go after the filtered ones */
+                sg->n = o;
+                moved = 1;
+            }
             /* not (yet) in the cache: the trie finds it; kept if it is the
              * next word of the prefix and fits */
             if (P->mode == 2 && i > *cut) break; /* the cache is full */
@@ -606,23 +625,22 @@ static void *pass_main(void *arg)
                     sg->lat = q;
                     sg->cap = nc;
                 }
-                U->lat_off[i] = sg->n;
+                U->lat_off[i] = ca = sg->n;
                 for (size_t k = 0; k < x.nn; k++)
                     sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
+                cn = x.nn;
                 (*cut)++;
-                cached = 1;
+                cached = fresh = 1;
             }
-        } else if (P->mode == 0 && (P->rc = ensure_positions(&x, n)) < 0) {
-            break;
         }
+        if (cached && !fresh && P->mode == 0 && (P->rc = ensure_positions(&x, n)) < 0) break;
         if (P->mode == 2) continue;
         if (P->mode == 0) {
             const struct cnode *nd;
             size_t nn;
             if (cached) {
-                size_t a = U->lat_off[i], b = i + 1 < *cut ? U->lat_off[i + 1] : sg->n;
-                nd = sg->lat + a;
-                nn = b - a;
+                nd = sg->lat + ca;
+                nn = cn;
             } else {
                 if (x.nn > tmp_cap) {
                     void *q = tkmi_realloc(tmp, x.nn * sizeof *tmp);
@@ -634,10 +652,12 @@ static void *pass_main(void *arg)
                 nd = tmp;
                 nn = x.nn;
             }
+            if (nn > x.pvcap && (P->rc = tkmi_grow((void **)&x.pv, &x.pvcap, nn, sizeof *x.pv)) < 0) break;
             double lz = estep_word(&x, nd, nn, n, U->pr1, w->cnt, P->acc);
             if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
-            if (cached && (P->rc = lattice_from_cache(U, sg, *cut, &x, i)) < 0) break;
+            /* (a word just cached is in x already, scored) */
+            if (cached && !fresh && (P->rc = lattice_from_cache(U, sg, ca, cn, &x, i)) < 0) break;
             size_t cnt = viterbi(&x, n, path, path_cap);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
@@ -650,6 +670,7 @@ static void *pass_main(void *arg)
             P->ntokens += (int64_t)cnt * w->cnt;
         }
     }
+    if (!moved && P->rc == 0) sg->n = o; /* every word of the range was cached */
     scratch_free(&x);
     tkmi_free(path);
     tkmi_free(tmp);
@@ -701,6 +722,17 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         U->pr1 = pr1;
     }
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
+    if (U->pend) { /* the pass applied the pending removals */
+        tkmi_free(U->pend);
+        U->pend = NULL;
+        for (int t = 0; t < T; t++) { /* give back what the seeds' lattices took beyond the rest */
+            struct latseg *sg = &U->seg[t];
+            if (sg->n + sg->n / 8 >= sg->cap) continue;
+            void *q = tkmi_realloc(sg->lat, (sg->n + 1) * sizeof *sg->lat);
+            if (q) { sg->lat = q; sg->cap = sg->n + 1; }
+        }
+    }
+    U->lat_np = U->np;
     U->lat_n = 0;
     for (int t = 0; t < T; t++) U->lat_n += U->seg[t].n;
     double o = 0;
@@ -777,7 +809,7 @@ typedef struct {
 
 /* Piece i's lattice from the pruning cache, as populate() would find it
  * with the current pieces: removed pieces vanish, except that a removed
- * single-character piece becomes the unknown node (see filter_main). */
+ * single-character piece becomes the unknown node (see cached_word). */
 static int alt_from_cache(const uni *U, scratch *x, int32_t b, size_t i)
 {
     size_t a = U->aoff[b], e = U->aoff[b + 1], n = U->p[i].len;
@@ -1448,6 +1480,181 @@ static int cmp_fin(const void *a, const void *b)
     return c ? c : (x->len < y->len ? -1 : x->len > y->len);
 }
 
+/* Required characters: those kept by the coverage, minus specials; they
+ * move to the front of vb->chars, the cpmap gives each its index there. */
+static int required_chars(struct tkm_trainer *t, tkmi_vbase *vb, size_t *n_req_out)
+{
+    const tkm_train_options *o = &t->o;
+    size_t n_req = 0;
+    for (size_t i = 0; i < vb->cm.cap; i++) vb->cm.sym[i] = -1;
+    for (size_t i = 0; i < vb->nreq; i++) {
+        char buf[4];
+        int l = tkmi_utf8_encode(vb->chars[i].cp, buf);
+        if (tkmi_strmap_get(&vb->meta, buf, (size_t)l) >= 0) continue;
+        vb->cm.sym[tkmi_cpmap_slot(&vb->cm, vb->chars[i].cp)] = (int32_t)n_req;
+        vb->chars[n_req++] = vb->chars[i];
+    }
+    t->stats.chars_required = n_req;
+    *n_req_out = n_req;
+    long room = (long)o->vocab_size - vb->n_meta;
+    TKM_RETURN_ERROR_IF(room < (long)n_req, TKM_EVOCAB,
+                        "vocab size %d is smaller than the required pieces: %d special + %zu characters "
+                        "(lower --character-coverage or raise --vocab-size to at least %zu)",
+                        o->vocab_size, vb->n_meta, n_req, (size_t)vb->n_meta + n_req);
+    return 0;
+}
+
+/* The progress callback: round k of n (n: the rounds done and those the
+ * shrinking factor still needs), pieces left and the target. */
+static void report_round(struct tkm_trainer *t, const uni *U, int rounds, size_t desired)
+{
+    if (!t->progress) return;
+    int left = 0;
+    if (U->np > desired)
+        left = (int)ceil(log((double)desired / (double)U->np) / log((double)U->o->shrinking_factor) - 1e-9);
+    char ph[128];
+    snprintf(ph, sizeof ph, "Unigram round %d of %d: %zu pieces left, target %zu", rounds + 1, rounds + 1 + left,
+             U->np, desired);
+    t->progress(t->progress_ctx, ph, (uint64_t)rounds + 1, (uint64_t)(rounds + 1 + left));
+}
+
+/* EM (num_sub_iterations rounds) and pruning, in turn, until at most
+ * `desired` pieces are left after EM. */
+static int em_and_prune(struct tkm_trainer *t, uni *U, size_t desired)
+{
+    const tkm_train_options *o = U->o;
+    int64_t *acc = NULL;
+    int32_t *remap = NULL;
+    int rc = rebuild_trie(U);
+    if (rc == 0) {
+        dbg(U, "trie of %zu nodes", U->trie.n_nodes);
+        remap = tkmi_malloc((U->np + 1) * sizeof *remap);
+        if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    }
+    for (int rounds = 0; rc == 0; rounds++) {
+        for (int it = 0; rc == 0 && it < o->num_sub_iterations; it++) {
+            tkmi_free(acc);
+            acc = tkmi_malloc((U->np + 1) * sizeof *acc);
+            if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
+            double obj;
+            if ((rc = run_pass(U, 0, acc, &obj)) < 0) break;
+            dbg(U, "  E-step done");
+            m_step(U, acc, remap);
+            update_min_score(U);
+            if ((rc = filter_lattices(U, remap)) < 0) break;
+            dbg(U, "  EM -> %zu pieces, objective %.4f, %zu lattice nodes", U->np, obj, U->lat_n);
+        }
+        if (rc < 0) break;
+        report_round(t, U, rounds, desired);
+        dbg(U, "round %d: %zu pieces after EM", rounds, U->np);
+        if (U->np <= desired) break;
+        if ((rc = prune(U, desired, remap)) < 0) break;
+        dbg(U, "  pruned");
+        if ((rc = filter_lattices(U, remap)) < 0) break;
+        update_min_score(U);
+    }
+    tkmi_free(remap);
+    tkmi_free(acc);
+    return rc;
+}
+
+/* The final pieces into fin[0 .. *nf): the required characters (a missing
+ * one scored just below the lowest piece, 0.0001 lower each), then the
+ * best-scoring other pieces up to `room`; cbuf holds the characters' bytes. */
+static int final_pieces(const uni *U, const tkmi_vbase *vb, size_t n_req, size_t room, fin_t *fin, char (*cbuf)[4],
+                        size_t *nf_out)
+{
+    size_t nf = 0;
+    tkmi_strmap have;
+    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&have, room + n_req));
+    float minsc = FLT_MAX;
+    for (size_t i = 0; i < U->np; i++) {
+        if (U->p[i].score < minsc) minsc = U->p[i].score;
+        tkmi_strmap_put(&have, U->p[i].s, U->p[i].len, (int32_t)i);
+    }
+    float pen = 0;
+    for (size_t i = 0; i < n_req; i++) {
+        int l = tkmi_utf8_encode(vb->chars[i].cp, cbuf[i]);
+        int32_t id = tkmi_strmap_get(&have, cbuf[i], (size_t)l);
+        float sc = id >= 0 ? U->p[id].score : minsc - pen;
+        if (id < 0) pen += 0.0001f;
+        fin[nf++] = (fin_t){cbuf[i], (uint32_t)l, sc};
+    }
+    tkmi_strmap_free(&have);
+    tkmi_strmap chars_set;
+    int rc = tkmi_strmap_init(&chars_set, n_req + 1);
+    if (rc == 0) {
+        for (size_t i = 0; i < nf; i++) tkmi_strmap_put(&chars_set, fin[i].s, fin[i].len, (int32_t)i);
+        fin_t *rest = tkmi_malloc((U->np + 1) * sizeof *rest);
+        size_t nr = 0;
+        if (!rest) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == 0 && i < U->np; i++)
+            if (tkmi_strmap_get(&chars_set, U->p[i].s, U->p[i].len) < 0)
+                rest[nr++] = (fin_t){U->p[i].s, U->p[i].len, U->p[i].score};
+        if (rc == 0) {
+            qsort(rest, nr, sizeof *rest, cmp_fin);
+            for (size_t i = 0; i < nr && nf < room; i++) fin[nf++] = rest[i];
+        }
+        tkmi_free(rest);
+        tkmi_strmap_free(&chars_set);
+    }
+    *nf_out = nf;
+    return rc;
+}
+
+/* The model from the final pieces (sorted by score here): the vocabulary
+ * size check, scores on the 1/256 grid, vocab_common.c's writer. */
+static int write_model(struct tkm_trainer *t, tkmi_vbase *vb, fin_t *fin, size_t nf, size_t n_req, size_t room,
+                       size_t n_seeds, tkm_model **out)
+{
+    const tkm_train_options *o = &t->o;
+    int vocab = o->vocab_size;
+    qsort(fin, nf, sizeof *fin, cmp_fin);
+    if (nf < room) {
+        TKM_RETURN_ERROR_IF(o->hard_vocab_limit, TKM_EVOCAB,
+                            "vocab size %d cannot be reached: the corpus yields only %zu pieces "
+                            "(use --vocab-size %zu or --hard-vocab-limit=false; a larger --seed-size "
+                            "keeps more seed pieces: %zu here)",
+                            vocab, (size_t)vb->n_meta + nf, (size_t)vb->n_meta + nf, n_seeds);
+        vocab = (int)(vb->n_meta + (int)nf);
+    }
+    const char **fs = tkmi_malloc((nf + 1) * sizeof *fs);
+    uint32_t *fl = tkmi_malloc((nf + 1) * sizeof *fl);
+    float *fsc = tkmi_malloc((nf + 1) * sizeof *fsc);
+    int rc = (!fs || !fl || !fsc) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; rc == 0 && i < nf; i++) {
+        fs[i] = fin[i].s;
+        fl[i] = fin[i].len;
+        /* scores on a grid of 1/256: every Viterbi sum (|sum| < 65536)
+         * is then exact in float (sentencepiece) and in double (HF
+         * tokenizers), so both break exact ties the same way */
+        fsc[i] = roundf(fin[i].score * 256.0f) / 256.0f;
+    }
+    t->stats.pieces_char = (int)n_req;
+    t->stats.pieces_normal = (int)(nf - n_req);
+    if (rc == 0) rc = tkmi_vbase_write(t, vb, vocab, fs, fl, fsc, nf, out);
+    tkmi_free(fs);
+    tkmi_free(fl);
+    tkmi_free(fsc);
+    return rc;
+}
+
+static void uni_free(uni *U)
+{
+    utrie_free(&U->trie);
+    for (int k = 0; k < 64; k++) tkmi_free(U->seg[k].lat);
+    tkmi_free(U->lat_off);
+    tkmi_free(U->pend);
+    tkmi_free(U->alat);
+    tkmi_free(U->aoff);
+    tkmi_free(U->amap);
+    tkmi_free(U->pr1);
+    tkmi_free(U->p);
+    tkmi_free(U->parena);
+    tkmi_free(U->w);
+    tkmi_free(U->warena);
+}
+
 int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
 {
     const tkm_train_options *o = &t->o;
@@ -1455,6 +1662,14 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     TKM_RETURN_ERROR_IF(o->max_piece_length * 4 > CNODE_MAXLEN, TKM_EINVAL,
                         "Unigram: --max-piece-length %d is too long (at most %d characters)", o->max_piece_length,
                         CNODE_MAXLEN / 4);
+    /* sentencepiece's differential privacy: noise and clipping on the
+     * counts before anything is counted from them (dp.c) */
+    TKM_FORWARD_IF_ERROR(tkmi_dp_apply(o, counts, &t->stats.dp_dropped_unique, &t->stats.dp_dropped_occurrences));
+    TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY,
+                        "differential privacy left no input: all %llu pre-tokens were dropped (noise level %g, "
+                        "clipping threshold %llu)",
+                        (unsigned long long)t->stats.dp_dropped_unique, o->differential_privacy_noise_level,
+                        (unsigned long long)o->differential_privacy_clipping_threshold);
     uni U;
     memset(&U, 0, sizeof U);
     U.o = o;
@@ -1464,46 +1679,14 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
     /* the lattice cache: LAT_CACHE_BYTES in all (TKM_LATTICE_CACHE_MAX
      * nodes, internal: to force words out of it in tests) */
-    {
-        const char *env = getenv("TKM_LATTICE_CACHE_MAX");
-        size_t total = env ? (size_t)strtoull(env, NULL, 10) : LAT_CACHE_BYTES / sizeof(struct cnode);
-        U.lat_max = total / (size_t)U.threads;
-    }
-    /* sentencepiece's differential privacy: noise and clipping on the
-     * counts before anything is counted from them (dp.c) */
-    TKM_FORWARD_IF_ERROR(tkmi_dp_apply(o, counts, &t->stats.dp_dropped_unique, &t->stats.dp_dropped_occurrences));
-    TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY,
-                        "differential privacy left no input: all %llu pre-tokens were dropped (noise level %g, "
-                        "clipping threshold %llu)",
-                        (unsigned long long)t->stats.dp_dropped_unique, o->differential_privacy_noise_level,
-                        (unsigned long long)o->differential_privacy_clipping_threshold);
+    const char *env = getenv("TKM_LATTICE_CACHE_MAX");
+    U.lat_max = (env ? (size_t)strtoull(env, NULL, 10) : LAT_CACHE_BYTES / sizeof(struct cnode)) / (size_t)U.threads;
     tkmi_vbase vb;
-    int rc = tkmi_vbase_init(t, counts, &vb);
-    int64_t *acc = NULL;
-    fin_t *fin = NULL;
-    char (*cbuf)[4] = NULL;
-    const char **fs = NULL;
-    uint32_t *fl = NULL;
-    float *fsc = NULL;
-    /* required characters: those kept by the coverage, minus specials */
     size_t n_req = 0;
-    if (rc == 0) {
-        for (size_t i = 0; i < vb.cm.cap; i++) vb.cm.sym[i] = -1;
-        for (size_t i = 0; i < vb.nreq; i++) {
-            char buf[4];
-            int l = tkmi_utf8_encode(vb.chars[i].cp, buf);
-            if (tkmi_strmap_get(&vb.meta, buf, (size_t)l) >= 0) continue;
-            vb.cm.sym[tkmi_cpmap_slot(&vb.cm, vb.chars[i].cp)] = (int32_t)n_req;
-            vb.chars[n_req++] = vb.chars[i];
-        }
-        t->stats.chars_required = n_req;
-        long room = (long)o->vocab_size - vb.n_meta;
-        if (room < (long)n_req)
-            rc = tkmi_error(TKM_EVOCAB,
-                            "vocab size %d is smaller than the required pieces: %d special + %zu characters "
-                            "(lower --character-coverage or raise --vocab-size to at least %zu)",
-                            o->vocab_size, vb.n_meta, n_req, (size_t)vb.n_meta + n_req);
-    }
+    int rc = tkmi_vbase_init(t, counts, &vb);
+    if (rc == 0) rc = required_chars(t, &vb, &n_req);
+    /* the words (pre-tokens cut at characters outside the vocabulary), the
+     * seeds, then EM and pruning */
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
     if (rc == 0) tkmi_counts_free(counts);
     dbg(&U, "%zu words", U.nw);
@@ -1518,138 +1701,20 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     }
     size_t n_seeds = U.np;
     dbg(&U, "%zu words, %zu seeds", U.nw, U.np);
-    size_t desired = (size_t)((double)o->vocab_size * 1.1);
-    int rounds = 0;
-    int32_t *remap = NULL;
-    if (rc == 0 && (rc = rebuild_trie(&U)) == 0) {
-        dbg(&U, "trie of %zu nodes", U.trie.n_nodes);
-        remap = tkmi_malloc((U.np + 1) * sizeof *remap);
-        if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
-    }
-    while (rc == 0) {
-        for (int it = 0; rc == 0 && it < o->num_sub_iterations; it++) {
-            tkmi_free(acc);
-            acc = tkmi_malloc((U.np + 1) * sizeof *acc);
-            if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
-            double obj;
-            if ((rc = run_pass(&U, 0, acc, &obj)) < 0) break;
-            dbg(&U, "  E-step done");
-            m_step(&U, acc, remap);
-            update_min_score(&U);
-            filter_lattices(&U, remap);
-            dbg(&U, "  EM -> %zu pieces, objective %.4f, %zu lattice nodes", U.np, obj, U.lat_n);
-        }
-        if (rc < 0) break;
-        if (t->progress) {
-            /* round k of n (n: the rounds done and those the shrinking
-             * factor still needs), pieces left and the target */
-            int left = 0;
-            if (U.np > desired)
-                left = (int)ceil(log((double)desired / (double)U.np) / log((double)o->shrinking_factor) - 1e-9);
-            char ph[128];
-            snprintf(ph, sizeof ph, "Unigram round %d of %d: %zu pieces left, target %zu", rounds + 1,
-                     rounds + 1 + left, U.np, desired);
-            t->progress(t->progress_ctx, ph, (uint64_t)rounds + 1, (uint64_t)(rounds + 1 + left));
-        }
-        dbg(&U, "round %d: %zu pieces after EM", rounds, U.np);
-        if (U.np <= desired) break;
-        if ((rc = prune(&U, desired, remap)) < 0) break;
-        dbg(&U, "  pruned");
-        filter_lattices(&U, remap);
-        update_min_score(&U);
-        rounds++;
-    }
-    tkmi_free(remap);
+    if (rc == 0) rc = em_and_prune(t, &U, (size_t)((double)o->vocab_size * 1.1));
     /* finalize: required characters, then the best-scoring pieces */
-    int vocab = o->vocab_size;
-    size_t room = (size_t)(vocab - vb.n_meta), nf = 0;
+    size_t room = (size_t)(o->vocab_size - vb.n_meta), nf = 0;
+    fin_t *fin = NULL;
+    char (*cbuf)[4] = NULL;
     if (rc == 0) {
         fin = tkmi_malloc((room + n_req + 1) * sizeof *fin);
         cbuf = tkmi_malloc((n_req + 1) * sizeof *cbuf);
-        tkmi_strmap have;
-        if (!fin || !cbuf || (rc = tkmi_strmap_init(&have, room + n_req)) < 0) {
-            if (!rc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
-        } else {
-            float minsc = FLT_MAX;
-            for (size_t i = 0; i < U.np; i++) {
-                if (U.p[i].score < minsc) minsc = U.p[i].score;
-                tkmi_strmap_put(&have, U.p[i].s, U.p[i].len, (int32_t)i);
-            }
-            float pen = 0;
-            for (size_t i = 0; i < n_req; i++) {
-                int l = tkmi_utf8_encode(vb.chars[i].cp, cbuf[i]);
-                int32_t id = tkmi_strmap_get(&have, cbuf[i], (size_t)l);
-                float sc = id >= 0 ? U.p[id].score : minsc - pen;
-                if (id < 0) pen += 0.0001f;
-                fin[nf++] = (fin_t){cbuf[i], (uint32_t)l, sc};
-            }
-            tkmi_strmap_free(&have);
-            tkmi_strmap chars_set;
-            if ((rc = tkmi_strmap_init(&chars_set, n_req + 1)) == 0) {
-                for (size_t i = 0; i < nf; i++) tkmi_strmap_put(&chars_set, fin[i].s, fin[i].len, (int32_t)i);
-                fin_t *rest = tkmi_malloc((U.np + 1) * sizeof *rest);
-                size_t nr = 0;
-                if (!rest) rc = tkmi_error(TKM_ENOMEM, "out of memory");
-                for (size_t i = 0; rc == 0 && i < U.np; i++)
-                    if (tkmi_strmap_get(&chars_set, U.p[i].s, U.p[i].len) < 0)
-                        rest[nr++] = (fin_t){U.p[i].s, U.p[i].len, U.p[i].score};
-                if (rc == 0) {
-                    qsort(rest, nr, sizeof *rest, cmp_fin);
-                    for (size_t i = 0; i < nr && nf < room; i++) fin[nf++] = rest[i];
-                }
-                tkmi_free(rest);
-                tkmi_strmap_free(&chars_set);
-            }
-        }
+        rc = !fin || !cbuf ? tkmi_error(TKM_ENOMEM, "out of memory") : final_pieces(&U, &vb, n_req, room, fin, cbuf, &nf);
     }
-    if (rc == 0) {
-        qsort(fin, nf, sizeof *fin, cmp_fin);
-        if (nf < room) {
-            if (o->hard_vocab_limit) {
-                rc = tkmi_error(TKM_EVOCAB,
-                                "vocab size %d cannot be reached: the corpus yields only %zu pieces "
-                                "(use --vocab-size %zu or --hard-vocab-limit=false; a larger --seed-size "
-                                "keeps more seed pieces: %zu here)",
-                                vocab, (size_t)vb.n_meta + nf, (size_t)vb.n_meta + nf, n_seeds);
-            } else {
-                vocab = (int)(vb.n_meta + (int)nf);
-            }
-        }
-    }
-    if (rc == 0) {
-        fs = tkmi_malloc((nf + 1) * sizeof *fs);
-        fl = tkmi_malloc((nf + 1) * sizeof *fl);
-        fsc = tkmi_malloc((nf + 1) * sizeof *fsc);
-        if (!fs || !fl || !fsc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
-        for (size_t i = 0; rc == 0 && i < nf; i++) {
-            fs[i] = fin[i].s;
-            fl[i] = fin[i].len;
-            /* scores on a grid of 1/256: every Viterbi sum (|sum| < 65536)
-             * is then exact in float (sentencepiece) and in double (HF
-             * tokenizers), so both break exact ties the same way */
-            fsc[i] = roundf(fin[i].score * 256.0f) / 256.0f;
-        }
-        t->stats.pieces_char = (int)n_req;
-        t->stats.pieces_normal = (int)(nf - n_req);
-        if (rc == 0) rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
-    }
-    tkmi_free(fs);
-    tkmi_free(fl);
-    tkmi_free(fsc);
+    if (rc == 0) rc = write_model(t, &vb, fin, nf, n_req, room, n_seeds, out);
     tkmi_free(fin);
     tkmi_free(cbuf);
-    tkmi_free(acc);
-    utrie_free(&U.trie);
-    for (int k = 0; k < 64; k++) tkmi_free(U.seg[k].lat);
-    tkmi_free(U.lat_off);
-    tkmi_free(U.alat);
-    tkmi_free(U.aoff);
-    tkmi_free(U.amap);
-    tkmi_free(U.pr1);
-    tkmi_free(U.p);
-    tkmi_free(U.parena);
-    tkmi_free(U.w);
-    tkmi_free(U.warena);
+    uni_free(&U);
     tkmi_vbase_free(&vb);
     return rc < 0 ? rc : 0;
 }
