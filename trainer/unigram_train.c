@@ -93,10 +93,14 @@ typedef struct {
      * words gave one thread 60% more work) */
     size_t wsplit[65];
     /* the pieces' own lattices for pruning (alt_main), found with the trie
-     * at the first pruning and then only read through amap: alat[aoff[b] ..
-     * aoff[b + 1]) is the lattice of the piece that was b when they were
-     * found (node ids of that time too); amap[b]: its index now, or -1 */
-    struct cnode *alat;
+     * at the first pruning and then only read through amap: the lattice of
+     * the piece that was b then (node ids of that time too) is in the
+     * buffer of the thread t that found it (asplit[t] <= b < asplit[t + 1]),
+     * from abuf[t] + aoff[b], abn[t] nodes in that buffer; amap[b]: its
+     * index now, or -1. alat_have: found. */
+    struct cnode *abuf[64];
+    size_t abn[64], asplit[65];
+    int an_t, alat_have;
     size_t *aoff, an;
     int32_t *amap;
     const tkm_train_options *o;
@@ -793,7 +797,7 @@ static int cmp_rank_desc(const void *a, const void *b)
  * none if there is none. Each piece is independent: threads take ranges.
  * The first time (ainv NULL) the pieces' lattices are found with the trie
  * and kept in buf (aoff[i]: piece i's first node there); later they come
- * from U->alat, the build-time piece of current piece i being ainv[i]. */
+ * from U->abuf, the build-time piece of current piece i being ainv[i]. */
 typedef struct {
     const uni *U;
     size_t from, to;
@@ -812,13 +816,16 @@ typedef struct {
  * single-character piece becomes the unknown node (see cached_word). */
 static int alt_from_cache(const uni *U, scratch *x, int32_t b, size_t i)
 {
-    size_t a = U->aoff[b], e = U->aoff[b + 1], n = U->p[i].len;
+    int t = 0;
+    while ((size_t)b >= U->asplit[t + 1]) t++;
+    const struct cnode *lat = U->abuf[t];
+    size_t a = U->aoff[b], e = (size_t)b + 1 < U->asplit[t + 1] ? U->aoff[b + 1] : U->abn[t], n = U->p[i].len;
     const uint8_t *s = (const uint8_t *)U->p[i].s;
     if (e - a > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, e - a, sizeof(lnode)));
     const float unk = U->min_score - 10.0f;
     size_t o = 0;
     for (size_t k = a; k < e; k++) {
-        struct cnode c = U->alat[k];
+        struct cnode c = lat[k];
         int32_t id = cnode_id(c);
         if (id >= 0 && (id = U->amap[id]) < 0) {
             size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
@@ -879,7 +886,7 @@ static int alternatives(uni *U, int8_t *keep, int32_t **alt, uint8_t *nalt)
     size_t np = U->np;
     int T = U->threads, rc = 0;
     int32_t *ainv = NULL;
-    int build = !U->alat;
+    int build = !U->alat_have;
     if (build) {
         TKM_RETURN_ERROR_IF(np > CNODE_MAXID, TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d", np,
                             CNODE_MAXID);
@@ -902,18 +909,20 @@ static int alternatives(uni *U, int8_t *keep, int32_t **alt, uint8_t *nalt)
     par_run(J, T, sizeof *J, alt_main);
     for (int t = 0; t < T; t++)
         if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
-    if (build && rc == 0) { /* the jobs' lattices, one after the other */
-        size_t total = 0;
-        for (int t = 0; t < T; t++) total += J[t].bn;
-        U->alat = tkmi_malloc((total + 1) * sizeof *U->alat);
-        if (!U->alat) rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
-        for (int t = 0; rc == 0 && t < T; t++) {
-            size_t off = 0;
-            for (int u = 0; u < t; u++) off += J[u].bn;
-            for (size_t i = J[t].from; i < J[t].to; i++) U->aoff[i] += off;
-            if (J[t].bn) memcpy(U->alat + off, J[t].buf, J[t].bn * sizeof *U->alat);
+    if (build && rc == 0) { /* each job's lattices stay in its buffer, trimmed */
+        for (int t = 0; t < T; t++) {
+            U->asplit[t] = J[t].from;
+            U->abn[t] = J[t].bn;
+            U->abuf[t] = J[t].buf;
+            J[t].buf = NULL;
+            if (U->abn[t] + 1 < J[t].bcap) {
+                void *q = tkmi_realloc(U->abuf[t], (U->abn[t] + 1) * sizeof *U->abuf[t]);
+                if (q) U->abuf[t] = q;
+            }
         }
-        U->aoff[np] = total;
+        U->asplit[T] = np;
+        U->an_t = T;
+        U->alat_have = 1;
     }
     for (int t = 0; t < T; t++) tkmi_free(J[t].buf);
     tkmi_free(ainv);
@@ -1645,7 +1654,7 @@ static void uni_free(uni *U)
     for (int k = 0; k < 64; k++) tkmi_free(U->seg[k].lat);
     tkmi_free(U->lat_off);
     tkmi_free(U->pend);
-    tkmi_free(U->alat);
+    for (int t = 0; t < U->an_t; t++) tkmi_free(U->abuf[t]);
     tkmi_free(U->aoff);
     tkmi_free(U->amap);
     tkmi_free(U->pr1);
