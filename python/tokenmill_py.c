@@ -508,6 +508,26 @@ static int opt_float(PyObject *d, const char *k, float *out)
     return 0;
 }
 
+static int opt_double(PyObject *d, const char *k, double *out)
+{
+    PyObject *v = PyDict_GetItemString(d, k);
+    if (!v) return 0;
+    double x = PyFloat_AsDouble(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = x;
+    return 0;
+}
+
+static int opt_u64(PyObject *d, const char *k, uint64_t *out)
+{
+    PyObject *v = PyDict_GetItemString(d, k);
+    if (!v) return 0;
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    *out = (uint64_t)x;
+    return 0;
+}
+
 static int opt_str(PyObject *d, const char *k, const char **out)
 {
     PyObject *v = PyDict_GetItemString(d, k);
@@ -568,7 +588,11 @@ static int fill_options(PyObject *d, tkm_train_options *o, const char ***uds, co
         opt_str(d, "pad_piece", &o->pad_piece) < 0 || opt_str(d, "unk_surface", &o->unk_surface) < 0 ||
         opt_int(d, "threads", &o->threads) < 0 || opt_int(d, "seed_size", &o->seed_size) < 0 ||
         opt_float(d, "shrinking_factor", &o->shrinking_factor) < 0 ||
-        opt_int(d, "num_sub_iterations", &o->num_sub_iterations) < 0)
+        opt_int(d, "num_sub_iterations", &o->num_sub_iterations) < 0 ||
+        opt_int(d, "enable_differential_privacy", &o->enable_differential_privacy) < 0 ||
+        opt_double(d, "differential_privacy_noise_level", &o->differential_privacy_noise_level) < 0 ||
+        opt_u64(d, "differential_privacy_clipping_threshold", &o->differential_privacy_clipping_threshold) < 0 ||
+        opt_u64(d, "random_seed", &o->random_seed) < 0)
         return -1;
     if (opt_list(d, "user_defined_symbols", uds, &o->n_user_defined) < 0) return -1;
     o->user_defined_symbols = *uds;

@@ -223,6 +223,32 @@ def test_train_matches_cli(models, tmp_path):
         tokenmill.train(sentence_iterator=["a b"], vocab_size=5000)
 
 
+def test_train_differential_privacy():
+    """The differential privacy options reach the trainer (Unigram only):
+    the same seed gives the same model, another seed another one, clipping
+    alone drops rare pre-tokens, and BPE refuses them."""
+    lines = corpus()
+    kw = dict(model_type="unigram", vocab_size=300, hard_vocab_limit=False, num_threads=1)
+    plain = tokenmill.train(sentence_iterator=lines, **kw).serialized_model_proto()
+    a = tokenmill.train(sentence_iterator=lines, enable_differential_privacy=True,
+                        differential_privacy_noise_level=3.0, random_seed=7, **kw).serialized_model_proto()
+    b = tokenmill.train(sentence_iterator=lines, enable_differential_privacy=True,
+                        differential_privacy_noise_level=3.0, random_seed=7, **kw).serialized_model_proto()
+    c = tokenmill.train(sentence_iterator=lines, enable_differential_privacy=True,
+                        differential_privacy_noise_level=3.0, random_seed=8, **kw).serialized_model_proto()
+    assert a == b
+    assert a != c and a != plain
+    clipped = tokenmill.train(sentence_iterator=lines, enable_differential_privacy=True,
+                              differential_privacy_clipping_threshold=3, **kw)
+    assert clipped.serialized_model_proto() != plain
+    with pytest.raises(ValueError, match="differential privacy left no input"):
+        tokenmill.train(sentence_iterator=lines, enable_differential_privacy=True,
+                        differential_privacy_clipping_threshold=1000000, **kw)
+    with pytest.raises(Exception):
+        tokenmill.train(sentence_iterator=lines, vocab_size=300, hard_vocab_limit=False,
+                        enable_differential_privacy=True, differential_privacy_noise_level=1.0)
+
+
 def _write(path, data):
     path.write_bytes(data)
     return path

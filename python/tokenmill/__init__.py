@@ -157,13 +157,17 @@ _SPM_NAMES = {
     "user_defined_symbols": "user_defined_symbols", "control_symbols": "control_symbols", "num_threads": "threads",
     "seed_sentencepiece_size": "seed_size", "shrinking_factor": "shrinking_factor",
     "num_sub_iterations": "num_sub_iterations",
+    "enable_differential_privacy": "enable_differential_privacy",
+    "differential_privacy_noise_level": "differential_privacy_noise_level",
+    "differential_privacy_clipping_threshold": "differential_privacy_clipping_threshold",
+    "random_seed": "random_seed",
 }
 # accepted and ignored: tokenmill always reads every line of the input
 _SPM_IGNORED = {"input_sentence_size", "shuffle_input_sentence", "max_sentence_length", "train_extremely_large_corpus",
-                "input_format", "minloglevel", "self_test_sample_size", "enable_differential_privacy"}
+                "input_format", "minloglevel", "self_test_sample_size"}
 _BOOLS = {"split_digits", "split_by_unicode_script", "split_by_number", "split_by_whitespace",
           "allow_whitespace_only_pieces", "byte_fallback", "add_dummy_prefix", "remove_extra_whitespaces",
-          "hard_vocab_limit"}
+          "hard_vocab_limit", "enable_differential_privacy"}
 
 
 def train(input=None, model_prefix=None, sentence_iterator=None, model_writer=None,
@@ -179,6 +183,9 @@ def train(input=None, model_prefix=None, sentence_iterator=None, model_writer=No
     their pieces, num_threads, ... Defaults are tokenmill's (identity
     normalization, no dummy prefix, no whitespace folding: give
     add_dummy_prefix=True, remove_extra_whitespaces=True for sentencepiece's).
+    enable_differential_privacy, differential_privacy_noise_level,
+    differential_privacy_clipping_threshold and random_seed as in
+    tokenmill-spm-train(1) (Unigram only; the noise is drawn from random_seed).
     input_sentence_size and the like are accepted and ignored: every line is
     used. The GIL is released while files are read and while merges run."""
     if normalization_rule_name not in ("identity", None):
