@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "../lib/heap.h"
-#include "trainer_internal.h"
+#include "bpe_state.h"
 
 /* the heap starts with about this many pairs (see bpe.T) */
 #define HEAP_START 32768
@@ -43,90 +43,7 @@ static void debug_rss(const char *where)
     if (f) fclose(f);
 }
 
-enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4, F_TRAIL_WS = 8 };
-
-typedef struct { int64_t cnt; uint32_t len, stamp; int32_t s[]; } word_t;
-/* A word is named by a 32-bit handle, its offset in the word array in
- * units of 8 << hshift bytes: hshift is 0 (8-byte units) until the array
- * would pass 2^32 units (32 GiB), then words are aligned to larger units,
- * so handles (and the postings that hold them) stay 4 bytes at any size. */
-typedef uint32_t whandle;
-/* pair ids: 64-bit, the number of distinct pairs has no 32-bit ceiling */
-typedef int64_t pairid;
-#define WORD(B, h) ((word_t *)((B)->wa + ((size_t)(h) << (B)->hshift)))
-/* 8-byte units taken by a word of n symbols, rounded up to a handle unit */
-static inline size_t word_units_hs(size_t n, unsigned hs)
-{
-    size_t u = 2 + (n + 1) / 2, m = ((size_t)1 << hs) - 1;
-    return (u + m) & ~m;
-}
 #define word_units(n) word_units_hs((n), B.hshift)
-
-typedef struct {
-    /* symbols */
-    size_t *s_off;
-    uint32_t *s_len;
-    uint16_t *s_nchars, *s_nws;
-    int16_t *s_first, *s_last; /* script of first/last non-ws char; -2 none, -1 any */
-    uint8_t *s_flags;
-    size_t n_sym, sym_cap;
-    char *arena;
-    size_t arena_n, arena_cap;
-    tkmi_strmap by_str;
-    /* words */
-    /* One record per word, its symbols inline, so a visit starts with one
-     * cache miss that a prefetch can hide; a word is named by its handle,
-     * the index of its record in units of 8 bytes (postings hold handles). */
-    uint64_t *wa;
-    size_t wa_n, n_words;
-    unsigned hshift;
-    /* pairs */
-    struct hslot { uint64_t key; pairid val; } *H; /* pair hash: key 0 = empty */
-    size_t h_cap, n_pairs, p_cap;
-    /* one record per pair: a merge step touches one cache line per pair */
-    struct prec {
-        int64_t cnt;
-        whandle *post;           /* words containing the pair (may hold stale entries) */
-        int32_t a, b;
-        uint32_t post_n, post_cap;
-        int8_t valid;
-        uint8_t dirty, blocked;
-    } *P;
-    pairid *dirty;
-    size_t n_dirty, dirty_cap;
-    whandle *slab; /* initial postings of all pairs, exactly sized */
-    size_t slab_n;
-    /* postings created during merges: power-of-two blocks from 1 MB chunks,
-     * recycled through per-size free lists (no malloc header per list) */
-    void *pool_free[32];
-    char **pool_chunks;
-    size_t pool_n, pool_cap;
-    char *bump;
-    size_t bump_left;
-    /* heap */
-    /* len: chars of the merged piece (first tie-break); 16 bytes an entry */
-    struct hent { int64_t cnt; uint64_t pair : 48, len : 16; } *heap;
-    size_t heap_n, heap_cap;
-    /* Only pairs counted at least T are in the heap ("cold" ones wait in
-     * the pair table): a small heap is a fast heap. Every pair with a count
-     * >= T has an entry, and T only falls, when the heap runs empty, so the
-     * order of the merges is that of one heap holding every pair. */
-    int64_t T;
-    /* scratch */
-    const tkm_train_options *o;
-    /* balancing: per-class merge budgets; a pair whose piece would exceed
-     * its class budget is blocked (kept counted, not merged) */
-    pairid *blocked;
-    size_t n_blocked, blocked_cap;
-    long budget[TKMI_N_CLASSES], used[TKMI_N_CLASSES];
-    int balancing;
-    tkmi_strmap meta; /* strings of meta pieces: never learned */
-    int has_meta_str;
-    /* a concatenation can only be a meta piece if it is this short and
-     * starts with one of these bytes (most pairs are ruled out here) */
-    size_t meta_maxlen;
-    uint8_t meta_first[256];
-} bpe;
 
 static int sym_add(bpe *B, const char *s, size_t len, int nchars, int first, int last, int flags, int nws)
 {
@@ -423,13 +340,12 @@ static int merge_word(bpe *B, whandle w, int32_t a, int32_t b, int32_t c)
     return 0;
 }
 
-static void bpe_free(bpe *B)
+void tkmi_bpe_free(bpe *B)
 {
     tkmi_free(B->s_off); tkmi_free(B->s_len); tkmi_free(B->s_nchars); tkmi_free(B->s_nws);
     tkmi_free(B->s_first); tkmi_free(B->s_last); tkmi_free(B->s_flags); tkmi_free(B->arena);
     tkmi_strmap_free(&B->by_str);
-    tkmi_strmap_free(&B->meta);
-    tkmi_free(B->wa);
+    tkmi_free(B->wa); /* (B->meta belongs to the vbase) */
     tkmi_free(B->H);
     for (size_t i = 0; i < B->pool_n; i++) tkmi_free(B->pool_chunks[i]);
     tkmi_free(B->pool_chunks);
@@ -437,6 +353,7 @@ static void bpe_free(bpe *B)
     tkmi_free(B->P);
     tkmi_free(B->dirty); tkmi_free(B->heap);
     tkmi_free(B->blocked);
+    tkmi_free(B->final);
 }
 
 /* Bytes the merge loop is expected to hold for a pre-token of n characters:
@@ -498,45 +415,37 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_
     return 0;
 }
 
-int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
+int tkmi_bpe_setup(struct tkm_trainer *t, tkmi_counts *counts, bpe *B, tkmi_vbase *vb)
 {
     const tkm_train_options *o = &t->o;
-    bpe B;
-    memset(&B, 0, sizeof B);
-    B.o = o;
-    int32_t *final = NULL;
+    memset(B, 0, sizeof *B);
+    memset(vb, 0, sizeof *vb);
+    B->o = o;
+    B->st = &t->stats;
     size_t *ord = NULL;
     int32_t *tmp_sym = NULL;
-    const char **fs = NULL;
-    uint32_t *fl = NULL;
-    float *fsc = NULL;
-    char (*cbuf)[4] = NULL;
     int rc = 0;
     TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
 
     debug_rss("counted");
     /* 1-2. special pieces at their ids, character coverage */
-    tkmi_vbase vb;
-    if ((rc = tkmi_vbase_init(t, counts, &vb)) < 0) {
-        tkmi_vbase_free(&vb);
-        return rc;
-    }
-    int V = o->vocab_size, n_meta = vb.n_meta;
-    size_t nreq = vb.nreq;
-    tkmi_chcount *chars = vb.chars;
-    tkmi_cpmap cm = vb.cm;
-    B.meta = vb.meta;
-    B.has_meta_str = 1;
+    TKM_FORWARD_IF_ERROR(tkmi_vbase_init(t, counts, vb));
+    int V = o->vocab_size, n_meta = vb->n_meta;
+    size_t nreq = vb->nreq;
+    tkmi_chcount *chars = vb->chars;
+    tkmi_cpmap *cm = &vb->cm;
+    B->meta = vb->meta;
+    B->has_meta_str = 1;
     for (int id = 0; id < V; id++) {
-        const tkmi_metap *mp = &vb.slots[id];
+        const tkmi_metap *mp = &vb->slots[id];
         if (!mp->s || !mp->len) continue;
-        B.meta_first[(uint8_t)mp->s[0]] = 1;
-        if (mp->len > B.meta_maxlen) B.meta_maxlen = mp->len;
+        B->meta_first[(uint8_t)mp->s[0]] = 1;
+        if (mp->len > B->meta_maxlen) B->meta_maxlen = mp->len;
     }
     /* a required character that is already a special piece is not repeated */
-    B.arena_cap = ((size_t)V + nreq + 16) * ((size_t)o->max_piece_length * 4 + 4);
-    B.arena = tkmi_malloc(B.arena_cap);
-    if (!B.arena || (rc = tkmi_strmap_init(&B.by_str, (size_t)V + nreq)) < 0) {
+    B->arena_cap = ((size_t)V + nreq + 16) * ((size_t)o->max_piece_length * 4 + 4);
+    B->arena = tkmi_malloc(B->arena_cap);
+    if (!B->arena || (rc = tkmi_strmap_init(&B->by_str, (size_t)V + nreq)) < 0) {
         if (!rc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
         goto done;
     }
@@ -548,10 +457,10 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
         int is_ws = cp == TKMI_WS_CP, dig = tkmi_is_decimal_digit(cp);
         int sc = is_ws ? -2 : (dig && !o->split_by_number) ? -1 : tkmi_script(cp);
         int flags = (is_ws ? F_LEAD_WS | F_ALL_WS | F_TRAIL_WS : 0) | (dig ? F_HAS_DIGIT : 0);
-        if (tkmi_strmap_get(&B.meta, buf, (size_t)l) >= 0) continue;
-        int id = sym_add(&B, buf, (size_t)l, 1, sc, sc, flags, is_ws);
+        if (tkmi_strmap_get(&B->meta, buf, (size_t)l) >= 0) continue;
+        int id = sym_add(B, buf, (size_t)l, 1, sc, sc, flags, is_ws);
         if (id < 0) { rc = id; goto done; }
-        cm.sym[tkmi_cpmap_slot(&cm, cp)] = id;
+        cm->sym[tkmi_cpmap_slot(cm, cp)] = id;
         chars[n_char_syms++] = chars[i];
     }
     t->stats.chars_required = n_char_syms;
@@ -599,12 +508,12 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             size_t bound = 2 * total_syms + 4 + (total_syms / 2 + 1) * (((size_t)1 << hs) - 1);
             if ((bound >> hs) < UINT32_MAX) break;
         }
-        B.hshift = hs;
+        B->hshift = hs;
     }
-    size_t wa_cap = 2 * total_syms + 4 + (total_syms / 2 + 1) * (((size_t)1 << B.hshift) - 1);
-    B.wa = tkmi_malloc(wa_cap * sizeof *B.wa);
+    size_t wa_cap = 2 * total_syms + 4 + (total_syms / 2 + 1) * (((size_t)1 << B->hshift) - 1);
+    B->wa = tkmi_malloc(wa_cap * sizeof *B->wa);
     tmp_sym = tkmi_malloc((max_syms + 1) * sizeof *tmp_sym);
-    if (!B.wa || !tmp_sym) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+    if (!B->wa || !tmp_sym) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
     /* Words are laid out most frequent first (by the bit length of their
      * count): the words that most merges visit then share cache lines and
      * pages, which makes the merge loop, bound by cache misses, faster.
@@ -632,17 +541,17 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
             int mb = 1;
             if (i < n) {
                 int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
-                sym = cm.sym[tkmi_cpmap_slot(&cm, (uint32_t)cp)];
+                sym = cm->sym[tkmi_cpmap_slot(cm, (uint32_t)cp)];
             }
             if (sym < 0) {
                 if (pos >= 2) {
-                    word_t *W = (word_t *)(B.wa + B.wa_n);
+                    word_t *W = (word_t *)(B->wa + B->wa_n);
                     W->cnt = counts->s[k].count;
                     W->len = (uint32_t)pos;
                     W->stamp = 0;
                     memcpy(W->s, tmp_sym, pos * sizeof *tmp_sym);
-                    B.wa_n += word_units(pos);
-                    B.n_words++;
+                    B->wa_n += word_units_hs(pos, B->hshift);
+                    B->n_words++;
                 }
                 pos = 0;
             } else {
@@ -659,262 +568,323 @@ int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
     tkmi_free(tmp_sym);
     tmp_sym = NULL;
     {
-        void *q = tkmi_realloc(B.wa, (B.wa_n + 1) * sizeof *B.wa);
-        if (q) B.wa = q;
+        void *q = tkmi_realloc(B->wa, (B->wa_n + 1) * sizeof *B->wa);
+        if (q) B->wa = q;
     }
 
     /* 4. initial pairs */
     /* Two passes: count each pair's postings, then fill one exactly sized
      * slab (no per-pair allocations, no growth slack). */
-    if ((rc = pairs_rehash(&B)) < 0) goto done;
-    for (size_t u = 0; u < B.wa_n; u += word_units(((const word_t *)(B.wa + u))->len)) {
-        const word_t *W = (const word_t *)(B.wa + u);
-        whandle h = (whandle)(u >> B.hshift);
+    if ((rc = pairs_rehash(B)) < 0) goto done;
+    for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift)) {
+        const word_t *W = (const word_t *)(B->wa + u);
+        whandle h = (whandle)(u >> B->hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
             pairid p = -1;
-            if ((rc = pair_get_or_add(&B, W->s[i], W->s[i + 1], &p)) < 0) goto done;
-            if (!B.P[p].valid) continue;
-            B.P[p].cnt += W->cnt;
+            if ((rc = pair_get_or_add(B, W->s[i], W->s[i + 1], &p)) < 0) goto done;
+            if (!B->P[p].valid) continue;
+            B->P[p].cnt += W->cnt;
             /* P[].post_cap temporarily holds the last word seen + 1 */
-            if (B.P[p].post_cap != h + 1) { B.P[p].post_cap = h + 1; B.P[p].post_n++; }
+            if (B->P[p].post_cap != h + 1) { B->P[p].post_cap = h + 1; B->P[p].post_n++; }
         }
     }
-    B.slab_n = 0;
-    for (size_t p = 0; p < B.n_pairs; p++) B.slab_n += B.P[p].post_n;
-    B.slab = tkmi_malloc((B.slab_n + 1) * sizeof *B.slab);
-    if (!B.slab) { rc = tkmi_error(TKM_ENOMEM, "out of memory (postings)"); goto done; }
+    B->slab_n = 0;
+    for (size_t p = 0; p < B->n_pairs; p++) B->slab_n += B->P[p].post_n;
+    B->slab = tkmi_malloc((B->slab_n + 1) * sizeof *B->slab);
+    if (!B->slab) { rc = tkmi_error(TKM_ENOMEM, "out of memory (postings)"); goto done; }
     {
         size_t off = 0;
-        for (size_t p = 0; p < B.n_pairs; p++) {
-            B.P[p].post = B.slab + off;
-            off += B.P[p].post_n;
-            B.P[p].post_cap = B.P[p].post_n;
-            B.P[p].post_n = 0;
+        for (size_t p = 0; p < B->n_pairs; p++) {
+            B->P[p].post = B->slab + off;
+            off += B->P[p].post_n;
+            B->P[p].post_cap = B->P[p].post_n;
+            B->P[p].post_n = 0;
         }
     }
-    for (size_t u = 0; u < B.wa_n; u += word_units(((const word_t *)(B.wa + u))->len)) {
-        const word_t *W = (const word_t *)(B.wa + u);
-        whandle h = (whandle)(u >> B.hshift);
+    for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift)) {
+        const word_t *W = (const word_t *)(B->wa + u);
+        whandle h = (whandle)(u >> B->hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
-            pairid p = pair_find(&B, W->s[i], W->s[i + 1]);
-            if (p < 0 || !B.P[p].valid) continue;
-            uint32_t n = B.P[p].post_n;
-            if (n == 0 || B.P[p].post[n - 1] != h) B.P[p].post[B.P[p].post_n++] = h;
+            pairid p = pair_find(B, W->s[i], W->s[i + 1]);
+            if (p < 0 || !B->P[p].valid) continue;
+            uint32_t n = B->P[p].post_n;
+            if (n == 0 || B->P[p].post[n - 1] != h) B->P[p].post[B->P[p].post_n++] = h;
         }
     }
     /* the heap starts with the pairs of the highest power-of-two count
      * classes, up to about HEAP_START of them (all the classes needed) */
     {
         size_t per_class[64] = {0};
-        for (size_t p = 0; p < B.n_pairs; p++)
-            if (B.P[p].valid && B.P[p].cnt > 0) per_class[63 - __builtin_clzll((uint64_t)B.P[p].cnt)]++;
+        for (size_t p = 0; p < B->n_pairs; p++)
+            if (B->P[p].valid && B->P[p].cnt > 0) per_class[63 - __builtin_clzll((uint64_t)B->P[p].cnt)]++;
         int k = 63;
         size_t in_heap = per_class[63];
         while (k > 0 && (in_heap == 0 || in_heap + per_class[k - 1] <= HEAP_START)) in_heap += per_class[--k];
-        B.T = (int64_t)1 << k;
-        if ((rc = tkmi_grow((void **)&B.heap, &B.heap_cap, in_heap + 1, sizeof *B.heap)) < 0) goto done;
-        heap_rebuild(&B);
+        B->T = (int64_t)1 << k;
+        if ((rc = tkmi_grow((void **)&B->heap, &B->heap_cap, in_heap + 1, sizeof *B->heap)) < 0) goto done;
+        heap_rebuild(B);
     }
-    if ((rc = flush_dirty(&B)) < 0) goto done;
+    if ((rc = flush_dirty(B)) < 0) goto done;
 
     debug_rss("initial pairs");
-    /* 5. merges */
-    final = tkmi_malloc(((size_t)target + 1) * sizeof *final);
-    if (!final) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
-    long merges = 0;
-    uint32_t stamp = 0;
-    /* balancing: what the specials and characters already hold per class,
-     * then each class's share of the merges */
-    int fixed[TKMI_N_CLASSES] = {0, 0, n_meta};
+    B->final = tkmi_malloc(((size_t)target + 1) * sizeof *B->final);
+    if (!B->final) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
+    B->target = target;
+    B->n_char_syms = n_char_syms;
+    B->n_meta = n_meta;
+    /* what the specials and characters already hold per class (balancing) */
+    B->fixed[TKMI_CLASS_OTHER] = n_meta;
     for (size_t i = 0; i < n_char_syms; i++) {
         char buf[4];
         int l = tkmi_utf8_encode(chars[i].cp, buf);
-        fixed[tkmi_balance_class(buf, (size_t)l)]++;
+        B->fixed[tkmi_balance_class(buf, (size_t)l)]++;
     }
-    int closed[TKMI_N_CLASSES] = {0}; /* out of candidates or over: receives no surplus */
-    for (int k = 0; k < TKMI_N_CLASSES; k++) B.budget[k] = LONG_MAX;
-    if (o->balance_latin >= 0 || o->balance_japanese >= 0) {
-        B.balancing = 1;
-        long tl = o->balance_latin >= 0 ? lround((double)o->balance_latin * V) : -1;
-        long tj = o->balance_japanese >= 0 ? lround((double)o->balance_japanese * V) : -1;
-        long to = (tl >= 0 && tj >= 0) ? (long)V - tl - tj : -1;
-        long tg[TKMI_N_CLASSES] = {tl, tj, to};
-        for (int k = 0; k < TKMI_N_CLASSES; k++) {
-            t->stats.class_target[k] = (int)tg[k];
-            if (tg[k] < 0) continue;
-            B.budget[k] = tg[k] - fixed[k] > 0 ? tg[k] - fixed[k] : 0;
-            if (tg[k] < fixed[k]) closed[k] = t->stats.balance_short[k] = 1; /* already over: characters alone exceed it */
+    for (int k = 0; k < TKMI_N_CLASSES; k++) B->budget[k] = LONG_MAX;
+done:
+    tkmi_free(ord);
+    tkmi_free(tmp_sym);
+    return rc;
+}
+
+int tkmi_bpe_budgets(const bpe *B, const tkm_train_options *o, tkm_train_stats *st, long budget[TKMI_N_CLASSES],
+                     int closed[TKMI_N_CLASSES])
+{
+    int V = o->vocab_size;
+    for (int k = 0; k < TKMI_N_CLASSES; k++) {
+        budget[k] = LONG_MAX;
+        closed[k] = 0;
+    }
+    if (!(o->balance_latin >= 0 || o->balance_japanese >= 0)) return 0;
+    /* each class's share of the merges: its target less what the specials
+     * and characters already hold */
+    long tl = o->balance_latin >= 0 ? lround((double)o->balance_latin * V) : -1;
+    long tj = o->balance_japanese >= 0 ? lround((double)o->balance_japanese * V) : -1;
+    long to = (tl >= 0 && tj >= 0) ? (long)V - tl - tj : -1;
+    long tg[TKMI_N_CLASSES] = {tl, tj, to};
+    for (int k = 0; k < TKMI_N_CLASSES; k++) {
+        st->class_target[k] = (int)tg[k];
+        if (tg[k] < 0) continue;
+        budget[k] = tg[k] - B->fixed[k] > 0 ? tg[k] - B->fixed[k] : 0;
+        if (tg[k] < B->fixed[k]) closed[k] = st->balance_short[k] = 1; /* already over: characters alone exceed it */
+    }
+    return 1;
+}
+
+/* A class ran out of candidates: its target cannot be reached. The pieces
+ * it leaves go to the classes that can still take them, in proportion to
+ * their targets (largest remainders, ties to the lower class index:
+ * deterministic); when none can, lift the budgets and fill the vocabulary
+ * by frequency. The blocked pairs go back to the heap. */
+static int lift_budgets(bpe *B)
+{
+    tkm_train_stats *st = B->st;
+    long left = 0, wsum = 0;
+    int recv[TKMI_N_CLASSES] = {0};
+    for (int k = 0; k < TKMI_N_CLASSES; k++) {
+        if (B->budget[k] == LONG_MAX) continue;
+        if (B->used[k] < B->budget[k]) {
+            /* short of its own target, or only of the surplus it was given */
+            if (B->used[k] < B->budget[k] - st->balance_gained[k]) st->balance_short[k] = 1;
+            B->closed[k] = 1;
+            left += B->budget[k] - B->used[k];
+            B->budget[k] = B->used[k];
+        } else if (!B->closed[k] && st->class_target[k] > 0) {
+            recv[k] = 1;
+            wsum += st->class_target[k];
         }
     }
-    while (merges < target) {
-        if (!B.heap_n && B.T > 1) { /* let the next count class in */
-            B.T /= 2;
-            size_t need = 0;
-            for (size_t q = 0; q < B.n_pairs; q++) need += B.P[q].valid && B.P[q].cnt >= B.T && !B.P[q].blocked;
-            if ((rc = tkmi_grow((void **)&B.heap, &B.heap_cap, need + 1, sizeof *B.heap)) < 0) goto done;
-            heap_rebuild(&B);
-            continue;
-        }
-        if (!B.heap_n) {
-            if (!B.n_blocked) break;
-            /* a class ran out of candidates: its target cannot be reached.
-             * The pieces it leaves go to the classes that can still take
-             * them, in proportion to their targets (largest remainders,
-             * ties to the lower class index: deterministic); when none
-             * can, lift the budgets and fill the vocabulary by frequency. */
-            long left = 0, wsum = 0;
-            int recv[TKMI_N_CLASSES] = {0};
+    if (left > 0 && wsum > 0) {
+        long give[TKMI_N_CLASSES] = {0}, given = 0;
+        for (int k = 0; k < TKMI_N_CLASSES; k++)
+            if (recv[k]) given += give[k] = left * st->class_target[k] / wsum;
+        while (given < left) { /* the remainders, largest first */
+            int best = -1;
+            long br = -1;
             for (int k = 0; k < TKMI_N_CLASSES; k++) {
-                if (B.budget[k] == LONG_MAX) continue;
-                if (B.used[k] < B.budget[k]) {
-                    /* short of its own target, or only of the surplus it was given */
-                    if (B.used[k] < B.budget[k] - t->stats.balance_gained[k]) t->stats.balance_short[k] = 1;
-                    closed[k] = 1;
-                    left += B.budget[k] - B.used[k];
-                    B.budget[k] = B.used[k];
-                } else if (!closed[k] && t->stats.class_target[k] > 0) {
-                    recv[k] = 1;
-                    wsum += t->stats.class_target[k];
-                }
+                long r = recv[k] ? left * st->class_target[k] % wsum : -1;
+                if (recv[k] && r > br) { br = r; best = k; }
             }
-            if (left > 0 && wsum > 0) {
-                long give[TKMI_N_CLASSES] = {0}, given = 0;
-                for (int k = 0; k < TKMI_N_CLASSES; k++)
-                    if (recv[k]) given += give[k] = left * t->stats.class_target[k] / wsum;
-                while (given < left) { /* the remainders, largest first */
-                    int best = -1;
-                    long br = -1;
-                    for (int k = 0; k < TKMI_N_CLASSES; k++) {
-                        long r = recv[k] ? left * t->stats.class_target[k] % wsum : -1;
-                        if (recv[k] && r > br) { br = r; best = k; }
-                    }
-                    give[best]++;
-                    given++;
-                    recv[best] = 0; /* one extra piece each at most */
-                }
-                for (int k = 0; k < TKMI_N_CLASSES; k++) {
-                    B.budget[k] += give[k];
-                    t->stats.balance_gained[k] += (int)give[k];
-                }
-            } else {
-                for (int k = 0; k < TKMI_N_CLASSES; k++) B.budget[k] = LONG_MAX;
-            }
-            for (size_t k = 0; k < B.n_blocked; k++) {
-                pairid q = B.blocked[k];
-                B.P[q].blocked = 0;
-                if (B.P[q].cnt > 0 && (rc = heap_push(&B, B.P[q].cnt, q)) < 0) goto done;
-            }
-            B.n_blocked = 0;
-            continue;
+            give[best]++;
+            given++;
+            recv[best] = 0; /* one extra piece each at most */
         }
-        struct hent e = heap_pop(&B);
-        pairid p = (pairid)e.pair;
-        if (B.P[p].blocked) continue;
-        if (e.cnt != B.P[p].cnt) {
-            if (e.cnt > B.P[p].cnt && B.P[p].cnt >= B.T && B.P[p].cnt > 0 && (rc = heap_push(&B, B.P[p].cnt, p)) < 0)
-                goto done;
-            continue;
+        for (int k = 0; k < TKMI_N_CLASSES; k++) {
+            B->budget[k] += give[k];
+            st->balance_gained[k] += (int)give[k];
         }
-        if (e.cnt <= 0) continue;
-        int32_t a = B.P[p].a, b = B.P[p].b;
-        char tmp[8192];
-        size_t la = B.s_len[a], lb = B.s_len[b];
-        memcpy(tmp, B.arena + B.s_off[a], la);
-        memcpy(tmp + la, B.arena + B.s_off[b], lb);
-        int32_t c = tkmi_strmap_get(&B.by_str, tmp, la + lb);
-        if (c < 0 && B.balancing) {
-            int cls = tkmi_balance_class(tmp, la + lb);
-            if (B.used[cls] >= B.budget[cls]) {
-                B.P[p].blocked = 1;
-                if ((rc = tkmi_grow((void **)&B.blocked, &B.blocked_cap, B.n_blocked + 1, sizeof(pairid))) < 0) goto done;
-                B.blocked[B.n_blocked++] = p;
-                continue;
-            }
-            B.used[cls]++;
-        }
-        if (c < 0) {
-            int first = B.s_first[a] != -2 ? B.s_first[a] : B.s_first[b];
-            int last = B.s_last[b] != -2 ? B.s_last[b] : B.s_last[a];
-            uint8_t fa = B.s_flags[a], fb = B.s_flags[b];
-            int flags = (fa & F_LEAD_WS) | (fb & F_TRAIL_WS) | ((fa | fb) & F_HAS_DIGIT) | (fa & fb & F_ALL_WS);
-            c = sym_add(&B, tmp, la + lb, B.s_nchars[a] + B.s_nchars[b], first, last, flags, B.s_nws[a] + B.s_nws[b]);
-            if (c < 0) { rc = c; goto done; }
-            final[merges++] = c;
-            if (t->progress && (merges % 1000 == 0 || merges == target))
-                t->progress(t->progress_ctx, "merging", (uint64_t)merges, (uint64_t)target);
-        }
-        stamp++;
-        uint32_t np = B.P[p].post_n, pcap = B.P[p].post_cap;
-        whandle *post = B.P[p].post;
-        B.P[p].post = NULL;
-        B.P[p].post_n = B.P[p].post_cap = 0;
-        /* the loop is bound by cache misses on the words: prefetch 16 ahead */
-        for (uint32_t k = 0; k < np; k++) {
-            if (k + 16 < np) __builtin_prefetch(WORD(&B, post[k + 16]));
-            whandle w = post[k];
-            if (WORD(&B, w)->stamp == stamp) continue;
-            WORD(&B, w)->stamp = stamp;
-            if ((rc = merge_word(&B, w, a, b, c)) < 0) goto done;
-        }
-        post_release(&B, post, pcap);
-        B.P[p].cnt = 0;
-        if ((rc = flush_dirty(&B)) < 0) goto done;
+    } else {
+        for (int k = 0; k < TKMI_N_CLASSES; k++) B->budget[k] = LONG_MAX;
     }
+    for (size_t k = 0; k < B->n_blocked; k++) {
+        pairid q = B->blocked[k];
+        B->P[q].blocked = 0;
+        if (B->P[q].cnt > 0) TKM_FORWARD_IF_ERROR(heap_push(B, B->P[q].cnt, q));
+    }
+    B->n_blocked = 0;
+    return 0;
+}
+
+int tkmi_bpe_pop(bpe *B, bpe_entry *e)
+{
+    for (;;) {
+        if (!B->heap_n && B->T > 1) { /* let the next count class in */
+            B->T /= 2;
+            size_t need = 0;
+            for (size_t q = 0; q < B->n_pairs; q++) need += B->P[q].valid && B->P[q].cnt >= B->T && !B->P[q].blocked;
+            TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, need + 1, sizeof *B->heap));
+            heap_rebuild(B);
+            continue;
+        }
+        if (!B->heap_n) {
+            if (!B->n_blocked) return 0;
+            TKM_FORWARD_IF_ERROR(lift_budgets(B));
+            continue;
+        }
+        *e = heap_pop(B);
+        pairid p = (pairid)e->pair;
+        if (B->P[p].blocked) continue;
+        if (e->cnt != B->P[p].cnt) {
+            if (e->cnt > B->P[p].cnt && B->P[p].cnt >= B->T && B->P[p].cnt > 0)
+                TKM_FORWARD_IF_ERROR(heap_push(B, B->P[p].cnt, p));
+            continue;
+        }
+        if (e->cnt <= 0) continue;
+        return 1;
+    }
+}
+
+/* The piece of pair p in tmp (at least 8192 bytes), its length in *len;
+ * returns its symbol id if it exists already, else -1. */
+static int32_t pair_piece(const bpe *B, pairid p, char *tmp, size_t *len)
+{
+    int32_t a = B->P[p].a, b = B->P[p].b;
+    size_t la = B->s_len[a], lb = B->s_len[b];
+    memcpy(tmp, B->arena + B->s_off[a], la);
+    memcpy(tmp + la, B->arena + B->s_off[b], lb);
+    *len = la + lb;
+    return tkmi_strmap_get(&B->by_str, tmp, la + lb);
+}
+
+int tkmi_bpe_new_class(const bpe *B, const bpe_entry *e)
+{
+    char tmp[8192];
+    size_t len;
+    if (pair_piece(B, (pairid)e->pair, tmp, &len) >= 0) return -1;
+    return tkmi_balance_class(tmp, len);
+}
+
+int tkmi_bpe_step(bpe *B, const bpe_entry *e)
+{
+    pairid p = (pairid)e->pair;
+    int32_t a = B->P[p].a, b = B->P[p].b;
+    char tmp[8192];
+    size_t len;
+    int32_t c = pair_piece(B, p, tmp, &len);
+    if (c < 0 && (B->balancing || B->track_used)) {
+        int cls = tkmi_balance_class(tmp, len);
+        if (B->balancing && B->used[cls] >= B->budget[cls]) {
+            B->P[p].blocked = 1;
+            TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->blocked, &B->blocked_cap, B->n_blocked + 1, sizeof(pairid)));
+            B->blocked[B->n_blocked++] = p;
+            return 0;
+        }
+        B->used[cls]++;
+    }
+    if (c < 0) {
+        int first = B->s_first[a] != -2 ? B->s_first[a] : B->s_first[b];
+        int last = B->s_last[b] != -2 ? B->s_last[b] : B->s_last[a];
+        uint8_t fa = B->s_flags[a], fb = B->s_flags[b];
+        int flags = (fa & F_LEAD_WS) | (fb & F_TRAIL_WS) | ((fa | fb) & F_HAS_DIGIT) | (fa & fb & F_ALL_WS);
+        c = sym_add(B, tmp, len, B->s_nchars[a] + B->s_nchars[b], first, last, flags, B->s_nws[a] + B->s_nws[b]);
+        if (c < 0) return c;
+        B->final[B->merges++] = c;
+    }
+    uint32_t stamp = ++B->stamp;
+    uint32_t np = B->P[p].post_n, pcap = B->P[p].post_cap;
+    whandle *post = B->P[p].post;
+    B->P[p].post = NULL;
+    B->P[p].post_n = B->P[p].post_cap = 0;
+    /* the loop is bound by cache misses on the words: prefetch 16 ahead */
+    for (uint32_t k = 0; k < np; k++) {
+        if (k + 16 < np) __builtin_prefetch(WORD(B, post[k + 16]));
+        whandle w = post[k];
+        if (WORD(B, w)->stamp == stamp) continue;
+        WORD(B, w)->stamp = stamp;
+        TKM_FORWARD_IF_ERROR(merge_word(B, w, a, b, c));
+    }
+    post_release(B, post, pcap);
+    B->P[p].cnt = 0;
+    return flush_dirty(B);
+}
+
+int tkmi_bpe_finish(bpe *B, struct tkm_trainer *t, tkmi_vbase *vb, tkm_model **out)
+{
+    const tkm_train_options *o = &t->o;
+    long merges = B->merges;
+    int V = o->vocab_size, rc = 0;
     t->stats.merges = (int)merges;
     debug_rss("merged");
     if (getenv("TKM_DEBUG_BPE")) {
         size_t post = 0, pcap = 0;
-        for (size_t p = 0; p < B.n_pairs; p++) { post += B.P[p].post_n; pcap += B.P[p].post_cap; }
+        for (size_t p = 0; p < B->n_pairs; p++) { post += B->P[p].post_n; pcap += B->P[p].post_cap; }
         fprintf(stderr, "debug: words %zu units %zu pairs %zu (cap %zu) hash cap %zu heap %zu/%zu postings %zu (cap %zu)\n",
-                B.n_words, B.wa_n, B.n_pairs, B.p_cap, B.h_cap, B.heap_n,
-                B.heap_cap, post, pcap);
+                B->n_words, B->wa_n, B->n_pairs, B->p_cap, B->h_cap, B->heap_n,
+                B->heap_cap, post, pcap);
     }
     int vocab = V;
-    if (merges < target) {
-        if (o->hard_vocab_limit) {
-            rc = tkmi_error(TKM_EVOCAB,
+    size_t n_char_syms = B->n_char_syms;
+    if (merges < B->target) {
+        TKM_RETURN_ERROR_IF(o->hard_vocab_limit, TKM_EVOCAB,
                             "vocab size %d cannot be reached: the corpus yields only %ld pieces "
                             "(use --vocab-size %ld or --hard-vocab-limit=false)",
-                            V, (long)n_meta + (long)n_char_syms + merges, (long)n_meta + (long)n_char_syms + merges);
-            goto done;
-        }
-        vocab = (int)(n_meta + (long)n_char_syms + merges);
-
+                            V, (long)B->n_meta + (long)n_char_syms + merges, (long)B->n_meta + (long)n_char_syms + merges);
+        vocab = (int)(B->n_meta + (long)n_char_syms + merges);
     }
 
     /* 6. serialize: merges then characters, score -rank */
     size_t nf = (size_t)merges + n_char_syms;
-    fs = tkmi_malloc((nf + 1) * sizeof *fs);
-    fl = tkmi_malloc((nf + 1) * sizeof *fl);
-    fsc = tkmi_malloc((nf + 1) * sizeof *fsc);
-    cbuf = tkmi_malloc((n_char_syms + 1) * sizeof *cbuf);
+    const char **fs = tkmi_malloc((nf + 1) * sizeof *fs);
+    uint32_t *fl = tkmi_malloc((nf + 1) * sizeof *fl);
+    float *fsc = tkmi_malloc((nf + 1) * sizeof *fsc);
+    char (*cbuf)[4] = tkmi_malloc((n_char_syms + 1) * sizeof *cbuf);
     if (!fs || !fl || !fsc || !cbuf) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); goto done; }
     for (size_t i = 0; i < nf; i++) {
         if (i < (size_t)merges) {
-            fs[i] = B.arena + B.s_off[final[i]];
-            fl[i] = B.s_len[final[i]];
+            fs[i] = B->arena + B->s_off[B->final[i]];
+            fl[i] = B->s_len[B->final[i]];
         } else {
             size_t ci = i - (size_t)merges;
-            fl[i] = (uint32_t)tkmi_utf8_encode(chars[ci].cp, cbuf[ci]);
+            fl[i] = (uint32_t)tkmi_utf8_encode(vb->chars[ci].cp, cbuf[ci]);
             fs[i] = cbuf[ci];
         }
         fsc[i] = -(float)i;
     }
     t->stats.pieces_char = (int)n_char_syms;
-    rc = tkmi_vbase_write(t, &vb, vocab, fs, fl, fsc, nf, out);
+    rc = tkmi_vbase_write(t, vb, vocab, fs, fl, fsc, nf, out);
     t->stats.pieces_normal = (int)merges;
-
 done:
-    tkmi_free(ord);
-    tkmi_free(tmp_sym);
-    tkmi_free(final);
     tkmi_free(fs);
     tkmi_free(fl);
     tkmi_free(fsc);
     tkmi_free(cbuf);
-    B.meta = (tkmi_strmap){0}; /* owned by vb */
-    vb.cm = cm;
+    return rc;
+}
+
+int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
+{
+    bpe B;
+    tkmi_vbase vb;
+    bpe_entry e;
+    int rc = tkmi_bpe_setup(t, counts, &B, &vb);
+    if (rc >= 0) B.balancing = tkmi_bpe_budgets(&B, &t->o, &t->stats, B.budget, B.closed);
+    long shown = 0;
+    while (rc >= 0 && B.merges < B.target && (rc = tkmi_bpe_pop(&B, &e)) > 0) {
+        rc = tkmi_bpe_step(&B, &e);
+        if (rc >= 0 && t->progress && B.merges != shown && (B.merges % 1000 == 0 || B.merges == B.target))
+            t->progress(t->progress_ctx, "merging", (uint64_t)(shown = B.merges), (uint64_t)B.target);
+    }
+    if (rc >= 0) rc = tkmi_bpe_finish(&B, t, &vb, out);
+    tkmi_bpe_free(&B);
     tkmi_vbase_free(&vb);
-    bpe_free(&B);
     return rc < 0 ? rc : 0;
 }
