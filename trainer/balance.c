@@ -315,6 +315,7 @@ int tkm_trainer_retrain_many(tkm_trainer *t, int n, const tkm_train_options *o, 
                              int *rc, int threads)
 {
     if (n <= 0) return 0;
+    for (int i = 0; i < n; i++) out[i] = NULL;
     int *todo = tkmi_calloc((size_t)n, sizeof *todo), *grp = tkmi_calloc((size_t)n, sizeof *grp);
     struct tkm_trainer **pt = tkmi_calloc((size_t)n, sizeof *pt);
     tkm_model **gout = tkmi_calloc((size_t)n, sizeof *gout);
@@ -325,7 +326,6 @@ int tkm_trainer_retrain_many(tkm_trainer *t, int n, const tkm_train_options *o, 
      * can share (unbalanced ones take the trunk's model) */
     int ng = 0, nt = 0, lead = -1;
     for (int i = 0; !err && i < n; i++) {
-        out[i] = NULL;
         if (lead < 0 && retrain_check(t, &o[i]) == 0 && shares_with(&o[i], &o[i]) &&
             (o[i].balance_latin >= 0 || o[i].balance_japanese >= 0))
             lead = i;

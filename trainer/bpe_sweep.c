@@ -175,6 +175,7 @@ static int fork_point(sweep *S, const bpe *T, int i, const long budget[TKMI_N_CL
         S->live++;
         pthread_mutex_unlock(&S->mu);
     }
+    double c0 = thread_cpu();
     branch *br = tkmi_calloc(1, sizeof *br);
     int rc = br ? tkmi_bpe_clone(T, &br->B) : tkmi_error(TKM_ENOMEM, "out of memory");
     if (rc < 0) {
@@ -198,8 +199,8 @@ static int fork_point(sweep *S, const bpe *T, int i, const long budget[TKMI_N_CL
     memcpy(br->B.closed, closed, sizeof br->B.closed);
     t->stats.merges_shared = (int)T->merges;
     if (getenv("TKM_DEBUG_SWEEP"))
-        fprintf(stderr, "debug: sweep point %d forks from the trunk after %ld merges (class %d)\n", i,
-                T->merges, tkmi_bpe_new_class(T, e));
+        fprintf(stderr, "debug: sweep point %d forks from the trunk after %ld merges (class %d; copy %.3f s CPU)\n", i,
+                T->merges, tkmi_bpe_new_class(T, e), thread_cpu() - c0);
     *brp = br;
     if (S->max_live > 0 && pthread_create(&br->th, NULL, branch_thread, br) == 0) {
         br->threaded = 1;
