@@ -91,15 +91,3 @@ int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *len
     tkmi_free(e);
     return 0;
 }
-
-size_t tkmi_ptrie_longest(const tkmi_ptrie *t, const char *s, size_t len)
-{
-    size_t best = 0;
-    int32_t node = 0;
-    for (size_t i = 0; i < len; i++) {
-        node = tkmi_ptrie_child(t, node, (uint8_t)s[i]);
-        if (node < 0) break;
-        if (t->id[node] >= 0) best = i + 1;
-    }
-    return best;
-}

@@ -20,8 +20,6 @@ typedef struct {
 /* Builds the trie of the given pieces (ids[i] for strs[i]). */
 int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *lens, const int32_t *ids, size_t n);
 void tkmi_ptrie_free(tkmi_ptrie *t);
-/* Length of the longest piece that is a prefix of s[0..len), or 0. */
-size_t tkmi_ptrie_longest(const tkmi_ptrie *t, const char *s, size_t len);
 static inline int32_t tkmi_ptrie_child(const tkmi_ptrie *t, int32_t node, uint8_t b)
 {
     if (node == 0) return t->root[b];
@@ -33,6 +31,20 @@ static inline int32_t tkmi_ptrie_child(const tkmi_ptrie *t, int32_t node, uint8_
         else hi = mid;
     }
     return (lo < t->first[node + 1] && t->ebyte[lo] == b) ? t->echild[lo] : -1;
+}
+
+/* Length of the longest piece that is a prefix of s[0..len), or 0 (inline:
+ * the trainer's pre-tokenizer asks at every U+2581 with nerdstash's symbols). */
+static inline size_t tkmi_ptrie_longest(const tkmi_ptrie *t, const char *s, size_t len)
+{
+    size_t best = 0;
+    int32_t node = 0;
+    for (size_t i = 0; i < len; i++) {
+        node = tkmi_ptrie_child(t, node, (uint8_t)s[i]);
+        if (node < 0) break;
+        if (t->id[node] >= 0) best = i + 1;
+    }
+    return best;
 }
 
 #endif

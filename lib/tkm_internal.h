@@ -54,17 +54,36 @@ static inline uint64_t tkmi_hash_bytes(const void *data, size_t len)
     /* FNV-1a folded 8 bytes at a time with a multiply-xorshift finish:
      * fast, good enough for open addressing with power-of-two tables. */
     const uint8_t *p = (const uint8_t *)data;
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull);
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xff51afd7ed558ccdull), v = 0;
+    size_t all = len;
     while (len >= 8) {
-        uint64_t v;
         memcpy(&v, p, 8);
         h = (h ^ v) * 0x100000001b3ull;
         h ^= h >> 29;
         p += 8;
         len -= 8;
     }
-    uint64_t v = 0;
-    if (len) memcpy(&v, p, len); /* p may be NULL when len is 0 */
+    /* the last 1..7 bytes as a little-endian word, zero above: loaded in
+     * whole (overlapping) words rather than a byte at a time */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len && all >= 8) {
+        memcpy(&v, p + len - 8, 8);
+        v >>= 64 - 8 * len;
+    } else if (len >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + len - 4, 4);
+        v = lo | (uint64_t)hi << (8 * (len - 4));
+    } else if (len) { /* p may be NULL when len is 0 */
+        v = (uint64_t)p[0] | (uint64_t)p[len / 2] << (8 * (len / 2)) | (uint64_t)p[len - 1] << (8 * (len - 1));
+    } else {
+        v = 0;
+    }
+#else
+    (void)all;
+    v = 0;
+    if (len) memcpy(&v, p, len);
+#endif
     h = (h ^ v) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 32;
     h *= 0xff51afd7ed558ccdull;

@@ -545,9 +545,16 @@ START_TEST(test_pretok_fast_equals_generic)
                                   "\xE3\x83\xBC", "\xE6\x97\xA5", "\xF0\x9F\x98\x80", "\xC3\xA9", "\xFF", "\x80",
                                   "\xE3\x81", "\x00", ".", "\xD9\xA3", "\xEF\xBC\x91", "\xCE\xA9", "\t"};
     int na = (int)(sizeof atoms / sizeof *atoms);
-    for (int variant = 0; variant < 32; variant++) {
+    /* nerdstash's kind of user-defined symbols (U+2581 runs, tabs, spaces)
+     * and some that overlap the atoms or hold a space */
+    static const char *users[] = {"\xE2\x96\x81\xE2\x96\x81", "\t", "\t\t", "\xE3\x80\x80", "aZ", "a q", "7\xE3\x81\x82", "Z"};
+    for (int variant = 0; variant < 64; variant++) {
         tkm_train_options o;
         tkm_train_options_init(&o);
+        if (variant & 32) {
+            o.user_defined_symbols = users;
+            o.n_user_defined = (int)(sizeof users / sizeof *users);
+        }
         o.split_digits = variant & 1;
         o.add_dummy_prefix = (variant >> 1) & 1;
         o.allow_whitespace_only_pieces = (variant >> 2) & 1;
@@ -562,6 +569,7 @@ START_TEST(test_pretok_fast_equals_generic)
         wf.inc = wg.inc = 1;
         ck_assert_int_eq(tkmi_counts_init(&wf.counts, 64), 0);
         ck_assert_int_eq(tkmi_counts_init(&wg.counts, 64), 0);
+        ck_assert_int_eq(tkmi_pretok_hot(&wf), 0); /* and the hot table in front of one */
         unsigned seed = 1234u + (unsigned)variant;
         for (int line = 0; line < 3000; line++) {
             char buf[512];
@@ -577,7 +585,9 @@ START_TEST(test_pretok_fast_equals_generic)
             }
             ck_assert_int_eq(tkmi_pretok_line(t, &wf, buf, n), 0);
             ck_assert_int_eq(tkmi_pretok_line_generic(t, &wg, buf, n), 0);
+            if (line % 1000 == 999) ck_assert_int_eq(tkmi_pretok_drain(&wf), 0); /* as before a spill */
         }
+        ck_assert_int_eq(tkmi_pretok_drain(&wf), 0);
         ck_assert_uint_eq(wf.counts.n, wg.counts.n);
         ck_assert_uint_eq(wf.st.tokens, wg.st.tokens);
         ck_assert_uint_eq(wf.st.invalid, wg.st.invalid);
@@ -595,6 +605,7 @@ START_TEST(test_pretok_fast_equals_generic)
         tkmi_counts_free(&wg.counts);
         tkmi_free(wf.norm);
         tkmi_free(wg.norm);
+        tkmi_free(wf.hot);
         tkm_trainer_free(t);
     }
 }

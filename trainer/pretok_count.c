@@ -1,43 +1,24 @@
 /* pretok_count.c - the trainer's counting primitives: the pre-token count
  * table (open addressing, arena-held keys) and the cutting of one normalized
  * line into pre-tokens with sentencepiece's word and piece rules (whitespace,
- * user-defined symbols, scripts, digits). The threads that call these live in
- * trainer.c. Memory grows with the number of unique pre-tokens, not with
- * corpus size. */
+ * user-defined symbols, scripts, digits), with a small per-worker hot table of
+ * frequent pre-tokens in front of the count table. The threads that call
+ * these live in trainer.c. Memory grows with the number of unique
+ * pre-tokens, not with corpus size. */
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "trainer_internal.h"
 
-/* Large tables are probed at random: with 4 KiB pages nearly every probe of
- * a table past a few hundred MB also misses the TLB (the profile at 500 MB
- * showed the slot prefetch stalling on page walks). Ask for transparent huge
- * pages on the 2 MiB-aligned inside of a big block (a hint: where the kernel
- * says no, nothing changes). Done before the pages are first touched. */
-static void advise_huge(void *p, size_t bytes)
-{
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    if (bytes < 2 * huge) return;
-    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + bytes) & ~(huge - 1);
-    if (e > a) (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
-#else
-    (void)p, (void)bytes;
-#endif
-}
-
-/* a zeroed slot array, huge pages asked for before it is touched */
-static tkmi_cslot *slots_alloc(size_t cap)
-{
-    tkmi_cslot *s = tkmi_calloc(cap, sizeof *s);
-    if (!s) return NULL;
-    advise_huge(s, cap * sizeof *s);
-    for (size_t i = 0; i < cap * sizeof *s; i += 4096) ((volatile char *)s)[i] = 0;
-    return s;
-}
-
+/* A zeroed slot array. No transparent huge pages (they were asked for
+ * here once, against page walks on random probes): with the hot table few
+ * occurrences reach this table, and on the VM the benchmarks run on a fresh
+ * 2 MiB page costs ~10x more to fault in per byte than 4 KiB pages (8 ms per
+ * MB, measured with a touch loop), so at 500 MB, 2 threads, the zeroing of
+ * huge pages was 27% of the counting profile; without them the process CPU
+ * went 13.8/14.2 -> 12.7/12.7 s. */
+static tkmi_cslot *slots_alloc(size_t cap) { return tkmi_calloc(cap, sizeof(tkmi_cslot)); }
 
 /* ---- count table ---- */
 int tkmi_counts_init(tkmi_counts *c, size_t expect)
@@ -88,7 +69,6 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
     }
     if (c->arena_n + len > c->arena_cap) {
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&c->arena, &c->arena_cap, c->arena_n + len, 1));
-        advise_huge(c->arena, c->arena_cap);
     }
     memcpy(c->arena + c->arena_n, k, len);
     c->s[i] = (tkmi_cslot){h, c->arena_n, n, (uint32_t)len};
@@ -98,21 +78,111 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
     return 0;
 }
 
+static int flush_pending(tkmi_worker *w);
+
+/* ---- hot table ---- */
+/* Zipf: a few 10k pre-tokens make most occurrences. Each worker keeps a
+ * direct-mapped table of 2^TKMI_HOT_BITS entries (2 MiB, L2-resident) in
+ * front of its big table: a hit adds to the entry; a miss on an entry with
+ * hits left takes one away and goes to the big table; a miss on an entry
+ * with none left evicts it (its count to the big table) and takes its place.
+ * Counts stay exact (each occurrence is counted once, in the hot or the big
+ * table) whatever is evicted when. */
+int tkmi_pretok_hot(tkmi_worker *w)
+{
+    if (w->hot) return 0;
+    w->hot = tkmi_calloc((size_t)1 << TKMI_HOT_BITS, sizeof *w->hot);
+    TKM_RETURN_ERROR_IF(!w->hot, TKM_ENOMEM, "out of memory (hot table)");
+    return 0;
+}
+
+int tkmi_pretok_drain(tkmi_worker *w)
+{
+    TKM_FORWARD_IF_ERROR(flush_pending(w));
+    if (!w->hot) return 0;
+    for (size_t i = 0; i < (size_t)1 << TKMI_HOT_BITS; i++) {
+        tkmi_hot *e = &w->hot[i];
+        if (e->count) TKM_FORWARD_IF_ERROR(tkmi_counts_add(&w->counts, e->key, e->len, e->h, e->count));
+        e->count = 0;
+        e->hits = 0;
+    }
+    return 0;
+}
+
+/* a == b for n <= TKMI_HOT_KEY bytes, without a call: whole words, the last
+ * one overlapping */
+static inline int key_eq(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t p, q, r, u;
+        memcpy(&p, a, 4), memcpy(&q, b, 4), memcpy(&r, a + n - 4, 4), memcpy(&u, b + n - 4, 4);
+        return p == q && r == u;
+    }
+    return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
+}
+
+/* 1 if the hot table took the occurrence */
+static inline int hot_add(tkmi_worker *w, const char *s, size_t len, uint64_t h, int *rc)
+{
+    tkmi_hot *e = &w->hot[h >> (64 - TKMI_HOT_BITS)];
+    if (e->h == h && e->len == len && e->count && key_eq(e->key, s, len)) {
+        e->count += w->inc;
+        e->hits += e->hits < (1u << 30);
+        return 1;
+    }
+    if (e->count && e->hits) {
+        e->hits--;
+        return 0;
+    }
+    if (e->count && (*rc = tkmi_counts_add(&w->counts, e->key, e->len, e->h, e->count)) < 0) return 1;
+    e->h = h;
+    e->len = (uint32_t)len;
+    e->count = w->inc;
+    e->hits = 0;
+    memcpy(e->key, s, len);
+    return 1;
+}
+
 /* ---- pre-tokenization ---- */
-/* Counts the pending pre-tokens: the slots were prefetched by emit; a first
- * pass prefetches the keys of the slots that match, the second counts. The
- * order of the additions is that of the cuts, so the table is the same as
- * with one addition per cut. */
+/* Counts the pending pre-tokens, in the order of the cuts: the hot table
+ * first (its entries were prefetched by emit), then the big table for those
+ * it did not take, prefetching their slots, then the keys of the slots that
+ * match. */
 static int flush_pending(tkmi_worker *w)
 {
     tkmi_counts *c = &w->counts;
+    int n = w->n_pend, rc = 0;
+    w->n_pend = 0;
+    if (w->hot) {
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            tkmi_pend p = w->pend[i];
+            if (p.len <= TKMI_HOT_KEY && hot_add(w, p.s, p.len, p.h, &rc)) {
+                if (rc < 0) return rc;
+                continue;
+            }
+            __builtin_prefetch(&c->s[p.h & (c->cap - 1)]);
+            w->pend[m++] = p;
+        }
+        n = m;
+    }
     size_t mask = c->cap - 1;
-    for (int i = 0; i < w->n_pend; i++) {
+    for (int i = 0; i < n; i++) {
         const tkmi_cslot *e = &c->s[w->pend[i].h & mask];
         if (e->count && e->hash == w->pend[i].h) __builtin_prefetch(c->arena + e->koff);
     }
-    int n = w->n_pend;
-    w->n_pend = 0;
     for (int i = 0; i < n; i++)
         TKM_FORWARD_IF_ERROR(tkmi_counts_add(c, w->pend[i].s, w->pend[i].len, w->pend[i].h, w->inc));
     return 0;
@@ -126,7 +196,8 @@ static int emit(tkmi_worker *w, const char *s, size_t len)
     TKM_RETURN_ERROR_IF(len > UINT32_MAX, TKM_EINVAL, "a pre-token of %zu bytes (a line without spaces): over 4 GiB", len);
     w->st.tokens++;
     uint64_t h = tkmi_hash_bytes(s, len);
-    __builtin_prefetch(&w->counts.s[h & (w->counts.cap - 1)]);
+    if (w->hot) __builtin_prefetch(&w->hot[h >> (64 - TKMI_HOT_BITS)]);
+    else __builtin_prefetch(&w->counts.s[h & (w->counts.cap - 1)]);
     w->pend[w->n_pend++] = (tkmi_pend){s, h, (uint32_t)len};
     return w->n_pend == TKMI_PEND ? flush_pending(w) : 0;
 }
@@ -151,7 +222,7 @@ static cutter cutter_start(const tkm_train_options *o)
                     o->split_by_unicode_script};
 }
 
-static inline int cut_char(tkmi_worker *w, cutter *c, const char *s, size_t at, size_t mb, int32_t cp)
+static inline __attribute__((always_inline)) int cut_char(tkmi_worker *w, cutter *c, const char *s, size_t at, size_t mb, int32_t cp)
 {
     if (cp == (int32_t)TKMI_WS_CP) {
         if (!(c->ws_only && c->tok_all_ws && at > c->tok)) {
@@ -199,7 +270,101 @@ static inline int cut_char(tkmi_worker *w, cutter *c, const char *s, size_t at, 
 int tkmi_pretok_fast_ok(const struct tkm_trainer *t)
 {
     const tkm_model *m = &t->norm_model;
-    return !m->has_user && !m->darts_units && !m->remove_extra_ws && !m->treat_ws_suffix && m->escape_ws;
+    return (!m->has_user || t->user_utf8) && !m->darts_units && !m->remove_extra_ws && !m->treat_ws_suffix && m->escape_ws;
+}
+
+/* 0 if no user-defined symbol can start at s (most positions: the trie is
+ * not walked there); 1 if one may */
+static inline int user_may_start(const struct tkm_trainer *t, const char *s, size_t len)
+{
+    uint8_t b0 = (uint8_t)s[0], f = t->user_first[b0];
+    if (f & 1) return 1;
+    if (!(f & 2) || len < 2) return 0;
+    unsigned k = (unsigned)b0 << 8 | (uint8_t)s[1];
+    return (int)(t->user_first2[k >> 6] >> (k & 63)) & 1;
+}
+
+/* The cut of normalized text s[0, nl) where user-defined symbols may
+ * occur: they are never split nor merged (nor counted). valid: s is valid
+ * UTF-8, decoded without checks. */
+static inline int cut_user(struct tkm_trainer *t, tkmi_worker *w, const char *s, size_t nl, int valid)
+{
+    const uint8_t *u = (const uint8_t *)s;
+    cutter c = cutter_start(&t->o);
+    int has_user = t->norm_model.has_user;
+    size_t i = 0;
+    while (i < nl) {
+        if (has_user && user_may_start(t, s + i, nl - i)) {
+            size_t k = tkmi_ptrie_longest(&t->norm_model.user, s + i, nl - i);
+            if (k) {
+                TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, i - c.tok));
+                i += k;
+                c.tok = i;
+                c.tok_all_ws = 0;
+                c.last_script = -2;
+                continue;
+            }
+        }
+        int32_t cp;
+        int mb;
+        uint8_t b = u[i];
+        if (b < 0x80 && t->plain[b]) { /* the rest of an ASCII run of one script cuts nothing */
+            TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, i, 1, b));
+            uint8_t sc = c.scr[b];
+            for (i++; i < nl && u[i] < 0x80 && t->plain[u[i]] && c.scr[u[i]] == sc; i++) {}
+            continue;
+        }
+        if (b < 0x80) cp = b, mb = 1;
+        else if (!valid) cp = tkmi_utf8_decode(u + i, nl - i, &mb);
+        else if (b < 0xE0) cp = (b & 0x1F) << 6 | (u[i + 1] & 0x3F), mb = 2;
+        else if (b < 0xF0) cp = (b & 0x0F) << 12 | (u[i + 1] & 0x3F) << 6 | (u[i + 2] & 0x3F), mb = 3;
+        else cp = (b & 0x07) << 18 | (u[i + 1] & 0x3F) << 12 | (u[i + 2] & 0x3F) << 6 | (u[i + 3] & 0x3F), mb = 4;
+        TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, i, (size_t)mb, cp));
+        i += (size_t)mb;
+    }
+    return emit(w, s + c.tok, nl - c.tok);
+}
+
+/* tkmi_normalize for the one-pass settings with user-defined symbols: it
+ * copies a symbol matched in the raw line with its spaces escaped, which is
+ * what the character rules give for a symbol of valid UTF-8 (the one-pass
+ * condition), so no symbol is looked for here: ' ' becomes U+2581, an
+ * invalid byte U+FFFD (counted, as NUL bytes are), the rest is copied,
+ * 8 ASCII bytes at a time where none of them is ' ' or NUL. Writes s
+ * (len * 3 + 3 bytes at most), returns its length. */
+static size_t normalize_plain(struct tkm_trainer *t, tkmi_worker *w, const uint8_t *in, size_t len, char *s)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull, spaces = 0x2020202020202020ull;
+    size_t i = 0, op = 0;
+    if (t->norm_model.add_dummy_prefix) memcpy(s, TKMI_WS, 3), op = 3;
+    while (i < len) {
+        if (i + 8 <= len) {
+            uint64_t x, y;
+            memcpy(&x, in + i, 8);
+            y = x ^ spaces;
+            if (!((x | ((x - ones) & ~x) | ((y - ones) & ~y)) & highs)) { /* ASCII, no NUL, no ' ' */
+                memcpy(s + op, &x, 8);
+                i += 8, op += 8;
+                continue;
+            }
+        }
+        uint8_t b = in[i];
+        if (b < 0x80) {
+            if (b == ' ') memcpy(s + op, TKMI_WS, 3), op += 3;
+            else s[op++] = (char)b, w->st.nul += b == 0;
+            i++;
+            continue;
+        }
+        int mb;
+        if (tkmi_utf8_decode(in + i, len - i, &mb) < 0) {
+            w->st.invalid++;
+            memcpy(s + op, "\xEF\xBF\xBD", 3), op += 3;
+        } else {
+            memcpy(s + op, in + i, (size_t)mb), op += (size_t)mb;
+        }
+        i += (size_t)mb;
+    }
+    return op;
 }
 
 static int pretok_fast(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
@@ -208,6 +373,7 @@ static int pretok_fast(struct tkm_trainer *t, tkmi_worker *w, const char *line, 
     if (len == 0) return 0;
     TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&w->norm, &w->norm_cap, len * 3 + 8, 1));
     char *s = w->norm;
+    if (t->norm_model.has_user) return cut_user(t, w, s, normalize_plain(t, w, in, len, s), 1);
     cutter c = cutter_start(&t->o);
     size_t i = 0, op = 0; /* input position, output position */
     int dummy = t->norm_model.add_dummy_prefix;
@@ -264,17 +430,6 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
     return flush_pending(w); /* the keys point into w->norm, rewritten by the next line */
 }
 
-/* 0 if no user-defined symbol can start at s (most positions: the trie is
- * not walked there); 1 if one may */
-static inline int user_may_start(const struct tkm_trainer *t, const char *s, size_t len)
-{
-    uint8_t b0 = (uint8_t)s[0], f = t->user_first[b0];
-    if (f & 1) return 1;
-    if (!(f & 2) || len < 2) return 0;
-    unsigned k = (unsigned)b0 << 8 | (uint8_t)s[1];
-    return (int)(t->user_first2[k >> 6] >> (k & 63)) & 1;
-}
-
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len)
 {
     w->st.lines++;
@@ -290,26 +445,6 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
     size_t nl = 0;
     TKM_FORWARD_IF_ERROR(tkmi_normalize(&t->norm_model, line, len, &w->norm, &nl, &w->norm_cap));
     if (nl == 0) return flush_pending(w); /* nothing to cut (and w->norm may still be NULL) */
-    const char *s = w->norm;
-    cutter c = cutter_start(&t->o);
-    size_t i = 0;
-    while (i < nl) {
-        if (t->norm_model.has_user && user_may_start(t, s + i, nl - i)) {
-            size_t k = tkmi_ptrie_longest(&t->norm_model.user, s + i, nl - i);
-            if (k) { /* user-defined symbols are never split nor merged */
-                TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, i - c.tok));
-                i += k;
-                c.tok = i;
-                c.tok_all_ws = 0;
-                c.last_script = -2;
-                continue;
-            }
-        }
-        int mb;
-        int32_t cp = tkmi_utf8_decode((const uint8_t *)s + i, nl - i, &mb);
-        TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, i, (size_t)mb, cp));
-        i += (size_t)mb;
-    }
-    TKM_FORWARD_IF_ERROR(emit(w, s + c.tok, nl - c.tok));
+    TKM_FORWARD_IF_ERROR(cut_user(t, w, w->norm, nl, 0));
     return flush_pending(w);
 }

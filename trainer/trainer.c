@@ -52,7 +52,10 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
         p = nl + 1;
     }
     /* --max-memory: past its share, the table goes to disk (count_spill.c) */
-    if (t->worker_limit && tkmi_counts_bytes(&w->counts) > t->worker_limit) TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
+    if (t->worker_limit && tkmi_counts_bytes(&w->counts) > t->worker_limit) {
+        TKM_FORWARD_IF_ERROR(tkmi_pretok_drain(w));
+        TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
+    }
     return 0;
 }
 
@@ -106,6 +109,7 @@ static int start_workers(struct tkm_trainer *t)
     for (int i = 0; i < n; i++) {
         t->workers[i].t = t;
         TKM_FORWARD_IF_ERROR(tkmi_counts_init(&t->workers[i].counts, 1 << 16));
+        TKM_FORWARD_IF_ERROR(tkmi_pretok_hot(&t->workers[i]));
     }
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv_full, NULL);
@@ -279,6 +283,12 @@ static int stop_workers(struct tkm_trainer *t)
         for (int i = 0; i < t->n_workers; i++) pthread_join(t->workers[i].th, NULL);
     }
     t->started = 0;
+    /* the hot tables' counts join the workers' tables */
+    for (int i = 0; i < t->n_workers && rc == 0 && !t->err; i++) {
+        rc = tkmi_pretok_drain(&t->workers[i]);
+        tkmi_free(t->workers[i].hot);
+        t->workers[i].hot = NULL;
+    }
     /* the line blocks are not needed any more: give their memory back */
     for (tkmi_block *b = t->free_blocks, *n; b; b = n) { n = b->next; tkmi_free(b->data); tkmi_free(b); }
     t->free_blocks = NULL;
@@ -491,6 +501,14 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
             t->user_first2[k >> 6] |= (uint64_t)1 << (k & 63);
         }
     }
+    for (int b = 1; b < 128; b++) t->plain[b] = b != ' ' && !tkmi_is_decimal_digit((uint32_t)b) && !t->user_first[b];
+    t->user_utf8 = 1;
+    for (int i = 0; rc == 0 && i < n; i++)
+        for (size_t j = 0, mb; j < lens[i]; j += mb) {
+            int m;
+            if (tkmi_utf8_decode((const uint8_t *)t->user[i] + j, lens[i] - j, &m) < 0) t->user_utf8 = 0;
+            mb = (size_t)m;
+        }
     if (rc == 0 && n > 0) {
         rc = tkmi_ptrie_build(&nm->user, (const char *const *)t->user, lens, ids, (size_t)n);
         nm->has_user = 1;
@@ -511,6 +529,7 @@ void tkm_trainer_free(tkm_trainer *t)
         for (int i = 0; i < t->n_workers; i++) {
             tkmi_counts_free(&t->workers[i].counts);
             tkmi_free(t->workers[i].norm);
+            tkmi_free(t->workers[i].hot);
         }
         tkmi_free(t->workers);
         pthread_mutex_destroy(&t->mu);

@@ -42,11 +42,25 @@ typedef struct tkmi_block {
 #define TKMI_PEND 64
 typedef struct { const char *s; uint64_t h; uint32_t len; } tkmi_pend;
 
+/* A worker's hot table (pretok_count.c): a small direct-mapped table of
+ * frequent pre-tokens, cache resident, that absorbs most occurrences before
+ * the big table; an entry's count goes to the big table when it is evicted
+ * and by tkmi_pretok_drain. Keys up to TKMI_HOT_KEY bytes. */
+#define TKMI_HOT_BITS 15
+#define TKMI_HOT_KEY 40
+typedef struct {
+    uint64_t h;
+    int64_t count; /* 0: empty */
+    uint32_t len, hits;
+    char key[TKMI_HOT_KEY];
+} tkmi_hot;
+
 typedef struct {
     struct tkm_trainer *t;
     tkmi_counts counts;
     tkmi_pend pend[TKMI_PEND];
     int n_pend;
+    tkmi_hot *hot; /* NULL: none (every occurrence goes to counts) */
     tkmi_count_stats st;
     char *norm;
     size_t norm_cap;
@@ -73,6 +87,9 @@ struct tkm_trainer {
      * bit 1 a longer one, whose first two bytes are set in user_first2 */
     uint8_t user_first[256];
     uint64_t user_first2[1024];
+    int user_utf8; /* every user-defined symbol is valid UTF-8 (the one-pass pre-tokenizer takes them) */
+    uint8_t plain[128]; /* ASCII bytes that only extend a run of their script: not NUL, ' ', a digit
+                           nor the first byte of a user-defined symbol (pretok_count.c) */
     int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;
@@ -173,6 +190,10 @@ int tkmi_pretok_line(struct tkm_trainer *t, tkmi_worker *w, const char *line, si
 int tkmi_pretok_line_ws(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
 int tkmi_pretok_emit(tkmi_worker *w, const char *s, size_t len);
 int tkmi_pretok_flush(tkmi_worker *w);
+/* the hot table on (tkmi_pretok_hot) and its counts moved to w->counts and
+ * cleared (tkmi_pretok_drain: before the table is read, spilled or merged) */
+int tkmi_pretok_hot(tkmi_worker *w);
+int tkmi_pretok_drain(tkmi_worker *w);
 /* the general path, and whether the one-pass path applies (for tests) */
 int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *line, size_t len);
 int tkmi_pretok_fast_ok(const struct tkm_trainer *t);
