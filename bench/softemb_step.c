@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "../kernels/se_ops.h"
-#include "../softemb/model.h"
+#include "../softemb/se_model.h"
 #include "tkm_internal.h"
 #include "tokenmill.h"
 

@@ -4,7 +4,7 @@ timed the way bench/softemb_step times tokenmill's, for a side-by-side ratio
 on the same device.
 
 The model is the soft-tokenizer seed's shape as tokenmill implements it
-(softemb/model.c): a nanoGPT-style byte transformer without the causal mask.
+(softemb/se_model.c): a nanoGPT-style byte transformer without the causal mask.
 Tokens are bytes 0..255 plus START (256), END (257), PAD (258); learned token
 and position embeddings; per layer pre-LN attention (fused qkv, heads of
 width/heads, softmax over the keys t' < len, scale 1/sqrt(head width)) and a
@@ -92,7 +92,7 @@ def build(torch, a):
             self.blocks = nn.ModuleList([Block() for _ in range(a.layers)])
             self.lnf = nn.LayerNorm(D, eps=1e-5)
             self.head = nn.Linear(D, E)
-            # GPT-2 style init (as softemb/model.c): N(0, 0.02), residual
+            # GPT-2 style init (as softemb/se_model.c): N(0, 0.02), residual
             # projections scaled by 1/sqrt(2 layers), biases 0, LN 1/0
             for n, prm in self.named_parameters():
                 if n.endswith("bias"):

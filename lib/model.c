@@ -293,24 +293,7 @@ static int index_model(tkm_model *m, int need_unk)
         }
     }
     TKM_RETURN_ERROR_IF(m->unk_id < 0 && need_unk, TKM_EFORMAT, "%s: unk is not defined", m->name);
-    if (m->has_user) {
-        const char **strs = tkmi_malloc((size_t)m->n * sizeof *strs);
-        uint32_t *lens = tkmi_malloc((size_t)m->n * sizeof *lens);
-        int32_t *ids = tkmi_malloc((size_t)m->n * sizeof *ids);
-        size_t k = 0;
-        int rc = (!strs || !lens || !ids) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
-        for (int i = 0; rc == 0 && i < m->n; i++)
-            if (m->type[i] == TKM_PIECE_USER_DEFINED) {
-                strs[k] = tkmi_piece(m, i);
-                lens[k] = m->plen[i];
-                ids[k++] = i;
-            }
-        if (rc == 0) rc = tkmi_ptrie_build(&m->user, strs, lens, ids, k);
-        tkmi_free(strs);
-        tkmi_free(lens);
-        tkmi_free(ids);
-        TKM_FORWARD_IF_ERROR(rc);
-    }
+    if (m->has_user) TKM_FORWARD_IF_ERROR(tkmi_ptrie_build_model(&m->user, m, 1u << TKM_PIECE_USER_DEFINED));
     if (m->byte_fallback)
         for (int b = 0; b < 256; b++)
             TKM_RETURN_ERROR_IF(m->byte_id[b] < 0, TKM_EFORMAT,

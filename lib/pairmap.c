@@ -1,21 +1,13 @@
 /* pairmap.c - the (left id, right id) -> (aux, id) map of the BPE encoders
  * (lib/pairmap.h): grows at half full by rehashing into twice the slots. */
 #include "pairmap.h"
+#include "rehash.h"
 
 static int grow(tkmi_pairmap *pm)
 {
     size_t cap = pm->cap ? pm->cap * 2 : 1024;
-    tkmi_pairslot *t = tkmi_calloc(cap, sizeof *t);
-    TKM_RETURN_ERROR_IF(!t, TKM_ENOMEM, "out of memory (merge table)");
-    for (size_t i = 0; i < pm->cap; i++) {
-        if (!pm->slots[i].key) continue;
-        size_t j = tkmi_hash_u64(pm->slots[i].key) & (cap - 1);
-        while (t[j].key) j = (j + 1) & (cap - 1);
-        t[j] = pm->slots[i];
-    }
-    tkmi_free(pm->slots);
-    pm->slots = t;
-    pm->cap = cap;
+    TKMI_RESIZE(tkmi_pairslot, s, s->key, tkmi_hash_u64(s->key), pm->slots, pm->cap, cap,
+                tkmi_calloc(cap, sizeof *pm->slots), "merge table");
     return 0;
 }
 

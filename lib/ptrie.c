@@ -2,6 +2,7 @@
  * and the longest-match of user-defined symbols. */
 #include <stdlib.h>
 
+#include "model_internal.h"
 #include "ptrie.h"
 
 /* ---- trie ---- */
@@ -90,4 +91,24 @@ int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *len
     tkmi_free(q);
     tkmi_free(e);
     return 0;
+}
+
+int tkmi_ptrie_build_model(tkmi_ptrie *t, const tkm_model *m, unsigned types)
+{
+    const char **strs = tkmi_malloc((size_t)m->n * sizeof *strs);
+    uint32_t *lens = tkmi_malloc((size_t)m->n * sizeof *lens);
+    int32_t *ids = tkmi_malloc((size_t)m->n * sizeof *ids);
+    size_t k = 0;
+    int rc = (!strs || !lens || !ids) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    for (int i = 0; rc == 0 && i < m->n; i++)
+        if (m->type[i] < 32 && (types >> m->type[i] & 1u)) {
+            strs[k] = tkmi_piece(m, i);
+            lens[k] = m->plen[i];
+            ids[k++] = i;
+        }
+    if (rc == 0) rc = tkmi_ptrie_build(t, strs, lens, ids, k);
+    tkmi_free(strs);
+    tkmi_free(lens);
+    tkmi_free(ids);
+    return rc;
 }

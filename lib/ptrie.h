@@ -19,6 +19,9 @@ typedef struct {
 } tkmi_ptrie;
 /* Builds the trie of the given pieces (ids[i] for strs[i]). */
 int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *lens, const int32_t *ids, size_t n);
+/* Builds the trie of m's pieces whose type is in `types` (bits 1u << TKM_PIECE_*),
+ * each with its id: user-defined symbols, the Unigram encoder's candidates. */
+int tkmi_ptrie_build_model(tkmi_ptrie *t, const tkm_model *m, unsigned types);
 void tkmi_ptrie_free(tkmi_ptrie *t);
 static inline int32_t tkmi_ptrie_child(const tkmi_ptrie *t, int32_t node, uint8_t b)
 {

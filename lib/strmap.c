@@ -1,6 +1,7 @@
 /* strmap.c - open-addressing hash map from byte strings to int32, used for
  * piece lookup (encoder, model) and symbol interning (trainer). Slots are
  * stored as an array of structs so that a probe costs one cache line. */
+#include "rehash.h"
 #include "tkm_internal.h"
 
 int tkmi_strmap_init(tkmi_strmap *m, size_t expect)
@@ -36,17 +37,8 @@ int32_t tkmi_strmap_get(const tkmi_strmap *m, const char *k, size_t len)
 static int strmap_rehash(tkmi_strmap *m)
 {
     size_t nc = m->cap ? m->cap * 2 : 16;
-    tkmi_strslot *ns = tkmi_calloc_touched(nc, sizeof *ns);
-    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (hash map of %zu)", nc);
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slots[i].key) continue;
-        size_t j = m->slots[i].hash & (nc - 1);
-        while (ns[j].key) j = (j + 1) & (nc - 1);
-        ns[j] = m->slots[i];
-    }
-    tkmi_free(m->slots);
-    m->slots = ns;
-    m->cap = nc;
+    TKMI_RESIZE(tkmi_strslot, s, s->key, s->hash, m->slots, m->cap, nc, tkmi_calloc_touched(nc, sizeof *m->slots),
+                "hash map");
     return 0;
 }
 

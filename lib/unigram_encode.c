@@ -28,30 +28,16 @@ static int unigram_create(const tkm_model *m, void **state)
     TKM_RETURN_ERROR_IF(!u, TKM_ENOMEM, "out of memory");
     u->m = m;
     *state = u;
-    const char **strs = tkmi_malloc((size_t)m->n * sizeof *strs);
-    uint32_t *lens = tkmi_malloc((size_t)m->n * sizeof *lens);
-    int32_t *ids = tkmi_malloc((size_t)m->n * sizeof *ids);
-    int rc = 0;
-    if (!strs || !lens || !ids) rc = tkmi_error(TKM_ENOMEM, "out of memory");
-    size_t k = 0;
     u->min_score = FLT_MAX;
     u->max_score = FLT_MIN; /* sentencepiece starts from FLT_MIN, the smallest positive float */
-    for (int i = 0; rc == 0 && i < m->n; i++) {
-        int t = m->type[i];
-        if (t == TKM_PIECE_NORMAL) {
+    for (int i = 0; i < m->n; i++)
+        if (m->type[i] == TKM_PIECE_NORMAL) {
             if (m->score[i] < u->min_score) u->min_score = m->score[i];
             if (m->score[i] > u->max_score) u->max_score = m->score[i];
         }
-        if (!(t == TKM_PIECE_NORMAL || t == TKM_PIECE_USER_DEFINED || t == TKM_PIECE_UNUSED)) continue;
-        strs[k] = tkmi_piece(m, i);
-        lens[k] = m->plen[i];
-        ids[k++] = i;
-    }
-    if (rc == 0) rc = tkmi_ptrie_build(&u->trie, strs, lens, ids, k);
-    tkmi_free(strs);
-    tkmi_free(lens);
-    tkmi_free(ids);
-    return rc;
+    /* the lattice's candidates: normal, user-defined and unused pieces */
+    return tkmi_ptrie_build_model(&u->trie, m,
+                                  1u << TKM_PIECE_NORMAL | 1u << TKM_PIECE_USER_DEFINED | 1u << TKM_PIECE_UNUSED);
 }
 
 /* sentencepiece's EncodeOptimized: best path ending at each byte position;

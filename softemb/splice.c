@@ -3,15 +3,11 @@
  * piece: the old row, byte for byte, where the piece was in the old
  * vocabulary, else a row predicted by a softemb encoder; the tokenizer
  * metadata becomes the new model's; every other tensor and pair is copied. */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "../lib/fileio.h"
 #include "../lib/hf_pipeline.h"
 #include "../lib/model_internal.h"
 #include "../lib/tkm_internal.h"
@@ -21,9 +17,8 @@
 /* ---- the output: PATH.tmp.PID, buffered, renamed at the end ---------------------------- */
 
 typedef struct {
-    int fd, inplace;
-    char *tmp;
-    const char *path;
+    tkmi_outfile f; /* lib/fileio.c: PATH.tmp.PID, or PATH in place by the special-file rule */
+    int open;
     unsigned char *buf;
     size_t n, cap;
     uint64_t written;
@@ -31,16 +26,7 @@ typedef struct {
 
 static int w_flush(wout *w)
 {
-    const unsigned char *c = w->buf;
-    size_t n = w->n;
-    while (n) {
-        ssize_t k = write(w->fd, c, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        TKM_RETURN_ERROR_IF(k <= 0, TKM_EIO, "%s: write error: %s", w->tmp, k < 0 ? strerror(errno) : "no progress");
-        c += k;
-        n -= (size_t)k;
-    }
+    TKM_FORWARD_IF_ERROR(tkmi_out_write(&w->f, w->buf, w->n));
     w->n = 0;
     return 0;
 }
@@ -76,40 +62,25 @@ static int w_pad(wout *w, size_t align)
 static int w_open(wout *w, const char *path)
 {
     memset(w, 0, sizeof(*w));
-    w->fd = -1;
-    w->path = path;
-    size_t pl = strlen(path);
-    w->tmp = tkmi_malloc(pl + 32);
     w->cap = 1 << 20;
     w->buf = tkmi_malloc(w->cap);
-    TKM_RETURN_ERROR_IF(!w->tmp || !w->buf, TKM_ENOMEM, "out of memory writing %s", path);
-    /* "-" is standard output; /dev/null, a FIFO or a terminal is written in
-     * place, never replaced (as tkmi_write_file_atomic) */
-    struct stat st;
-    w->inplace = !strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
-    if (w->inplace)
-        snprintf(w->tmp, pl + 32, "%s", !strcmp(path, "-") ? "standard output" : path);
-    else
-        snprintf(w->tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-    w->fd = !strcmp(path, "-") ? dup(1) : w->inplace ? open(path, O_WRONLY) : open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    TKM_RETURN_ERROR_IF(w->fd < 0, TKM_EIO, "%s: cannot create: %s", w->tmp, strerror(errno));
+    TKM_RETURN_ERROR_IF(!w->buf, TKM_ENOMEM, "out of memory writing %s", path);
+    TKM_FORWARD_IF_ERROR(tkmi_out_open(&w->f, path));
+    w->open = 1;
     return 0;
 }
 
 /* Commits (rc == 0) or removes the temp file; frees w. */
 static int w_close(wout *w, int rc)
 {
-    if (w->fd >= 0) {
+    if (w->open) {
         if (rc == 0)
             rc = w_flush(w);
-        if (close(w->fd) != 0 && rc == 0)
-            rc = tkmi_error(TKM_EIO, "%s: write error: %s", w->tmp, strerror(errno));
-        if (rc == 0 && !w->inplace && rename(w->tmp, w->path) != 0)
-            rc = tkmi_error(TKM_EIO, "%s: cannot write: %s", w->path, strerror(errno));
-        if (rc < 0 && !w->inplace)
-            unlink(w->tmp);
+        if (rc == 0)
+            rc = tkmi_out_commit(&w->f);
+        else
+            tkmi_out_abort(&w->f);
     }
-    tkmi_free(w->tmp);
     tkmi_free(w->buf);
     return rc;
 }
@@ -153,7 +124,7 @@ static int supported_row_type(uint32_t t) { return t == 0 || t == 1 || t == 30 |
 
 typedef struct {
     tkmi_gguf g;
-    const unsigned char *map;
+    const uint8_t *map; /* the input, mapped (lib/fileio.c) */
     size_t mapn;
     tkm_teacher *teacher;
     tkmi_strmap by_piece, by_bytes;
@@ -169,8 +140,7 @@ typedef struct {
 static void state_free(splice_state *s)
 {
     tkmi_gguf_free(&s->g);
-    if (s->map)
-        munmap((void *)s->map, s->mapn);
+    tkmi_unmap_file(s->map, s->mapn);
     tkm_teacher_free(s->teacher);
     tkmi_strmap_free(&s->by_piece);
     tkmi_strmap_free(&s->by_bytes);
@@ -190,23 +160,8 @@ static void state_free(splice_state *s)
 
 static int map_input(splice_state *s, const char *path)
 {
-    int fd = open(path, O_RDONLY);
-    TKM_RETURN_ERROR_IF(fd < 0, TKM_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tkmi_error(TKM_EIO, "%s: not a regular file", path);
-    }
-    if (st.st_size < 24) {
-        close(fd);
-        return tkmi_error(TKM_EFORMAT, "%s: truncated at offset %lld (reading the header)", path,
-                          (long long)st.st_size);
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    TKM_RETURN_ERROR_IF(p == MAP_FAILED, TKM_EIO, "%s: cannot map: %s", path, strerror(errno));
-    s->map = p;
-    s->mapn = (size_t)st.st_size;
+    TKM_FORWARD_IF_ERROR(tkmi_map_file(path, &s->map, &s->mapn));
+    TKM_RETURN_ERROR_IF(s->mapn < 24, TKM_EFORMAT, "%s: truncated at offset %zu (reading the header)", path, s->mapn);
     return 0;
 }
 
@@ -277,7 +232,6 @@ int tkm_se_splice(const char *gguf_in, const tkm_model *vocab, const tkm_se_spli
     memset(&s, 0, sizeof(s));
     wout w;
     memset(&w, 0, sizeof(w));
-    w.fd = -1;
     int rc;
 #define CHECK(expr) \
     do {            \

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "model.h"
+#include "se_model.h"
 #include "../lib/fileio.h"
 #include "../lib/model_internal.h"
 #include "../lib/tkm_internal.h"
@@ -270,6 +270,10 @@ typedef struct {
     size_t *bl;
     int32_t *tok, *len, *tgt;
     batcher bt;
+    uint8_t *vs;     /* the split with the validation rows marked TKM_SE_VALID */
+    size_t R;        /* training rows */
+    size_t truncated; /* training rows longer than max_bytes */
+    int batch;       /* rows per step: the option, at most R */
     uint32_t *vrows; /* validation rows (teacher row ids), their bytes */
     const unsigned char **vbp;
     size_t *vbl;
@@ -292,6 +296,7 @@ static void train_state_free(train_state *s)
     tkmi_free(s->tgt);
     tkmi_free(s->bt.order);
     tkmi_free(s->bt.bperm);
+    tkmi_free(s->vs);
     tkmi_free(s->vrows);
     tkmi_free(s->vbp);
     tkmi_free(s->vbl);
@@ -377,258 +382,279 @@ static int save_checkpoint(train_state *s, tkm_se_encoder *e, const char *path, 
     return tkm_se_save(e, path, 1);
 }
 
-int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_options *o, const char *resume,
-                 tkm_se_encoder **out)
+/* Rows the training uses (split 0, normal rows), those a second split holds
+ * back for validation (s->vs, s->nv) and the rest (s->R). */
+static int split_rows(train_state *s, const tkm_teacher *t, const uint8_t *split, const tkm_se_options *o)
 {
-    *out = NULL;
-    TKM_FORWARD_IF_ERROR(check_options(o));
-    const size_t E = tkm_teacher_dim(t), rows = tkm_teacher_rows(t);
-    tkmi_se_config c;
-    config_from_options(o, E, &c);
-    TKM_FORWARD_IF_ERROR(tkmi_se_config_check(&c));
-
-    train_state s;
-    memset(&s, 0, sizeof(s));
-    tkm_se_encoder *e = NULL, *res = NULL;
-    int rc = 0;
-    size_t R = 0, truncated = 0, nv = 0;
-    /* validation rows: training rows whose group a second split holds out */
-    uint8_t *vs = tkmi_malloc(rows ? rows : 1);
-    TKM_RETURN_ERROR_IF(!vs, TKM_ENOMEM, "out of memory");
-    memcpy(vs, split, rows);
-    rc = tkm_se_split_valid(t, o->valid_frac, o->split_seed, vs);
-    if (rc < 0) {
-        tkmi_free(vs);
-        return rc;
-    }
-    rc = 0;
-#define IS_VALID(r) (vs[r] == TKM_SE_VALID)
+    const size_t rows = tkm_teacher_rows(t);
+    s->vs = tkmi_malloc(rows ? rows : 1);
+    TKM_RETURN_ERROR_IF(!s->vs, TKM_ENOMEM, "out of memory");
+    memcpy(s->vs, split, rows);
+    TKM_FORWARD_IF_ERROR(tkm_se_split_valid(t, o->valid_frac, o->split_seed, s->vs));
     for (size_t r = 0; r < rows; r++)
         if (split[r] == 0 && tkm_teacher_row_kind(t, r) == TKM_ROW_NORMAL)
-            IS_VALID(r) ? nv++ : R++;
-    if (R == 0 || R > (size_t)INT32_MAX)
-        tkmi_free(vs);
-    TKM_RETURN_ERROR_IF(R == 0, TKM_EEMPTY, "the teacher has no training rows");
-    TKM_RETURN_ERROR_IF(R > (size_t)INT32_MAX, TKM_ERANGE, "too many teacher rows");
-    s.rows = tkmi_malloc(R * sizeof(uint32_t));
-    s.lens = tkmi_malloc(R * sizeof(size_t));
-    s.targets = tkmi_malloc(R * E * sizeof(float));
-    s.bp = tkmi_malloc((size_t)o->batch * sizeof(*s.bp));
-    s.bl = tkmi_malloc((size_t)o->batch * sizeof(size_t));
-    s.tok = tkmi_malloc((size_t)o->batch * (size_t)(c.max_bytes + 2) * sizeof(int32_t));
-    s.len = tkmi_malloc((size_t)o->batch * sizeof(int32_t));
-    s.tgt = tkmi_malloc((size_t)o->batch * sizeof(int32_t));
-    s.nv = nv;
-    s.vrows = tkmi_malloc((nv ? nv : 1) * sizeof(uint32_t));
-    s.vbp = tkmi_malloc((nv ? nv : 1) * sizeof(*s.vbp));
-    s.vbl = tkmi_malloc((nv ? nv : 1) * sizeof(size_t));
-    s.vpred = tkmi_malloc((nv ? nv : 1) * E * sizeof(float));
-    if (!s.rows || !s.lens || !s.targets || !s.bp || !s.bl || !s.tok || !s.len || !s.tgt || !s.vrows || !s.vbp ||
-        !s.vbl || !s.vpred) {
-        rc = TKM_ENOMEM;
-        goto done;
-    }
+            s->vs[r] == TKM_SE_VALID ? s->nv++ : s->R++;
+    TKM_RETURN_ERROR_IF(s->R == 0, TKM_EEMPTY, "the teacher has no training rows");
+    TKM_RETURN_ERROR_IF(s->R > (size_t)INT32_MAX, TKM_ERANGE, "too many teacher rows");
+    return 0;
+}
+
+/* The training rows (ids, lengths cut at max_bytes, target rows) and the
+ * validation rows (ids, bytes), in teacher order; the batch buffers. */
+static int gather_rows(train_state *s, const tkm_teacher *t, const uint8_t *split, const tkmi_se_config *c,
+                       int batch)
+{
+    const size_t E = tkm_teacher_dim(t), rows = tkm_teacher_rows(t), R = s->R, nv = s->nv;
+    s->rows = tkmi_malloc(R * sizeof(uint32_t));
+    s->lens = tkmi_malloc(R * sizeof(size_t));
+    s->targets = tkmi_malloc(R * E * sizeof(float));
+    s->bp = tkmi_malloc((size_t)batch * sizeof(*s->bp));
+    s->bl = tkmi_malloc((size_t)batch * sizeof(size_t));
+    s->tok = tkmi_malloc((size_t)batch * (size_t)(c->max_bytes + 2) * sizeof(int32_t));
+    s->len = tkmi_malloc((size_t)batch * sizeof(int32_t));
+    s->tgt = tkmi_malloc((size_t)batch * sizeof(int32_t));
+    s->vrows = tkmi_malloc((nv ? nv : 1) * sizeof(uint32_t));
+    s->vbp = tkmi_malloc((nv ? nv : 1) * sizeof(*s->vbp));
+    s->vbl = tkmi_malloc((nv ? nv : 1) * sizeof(size_t));
+    s->vpred = tkmi_malloc((nv ? nv : 1) * E * sizeof(float));
+    if (!s->rows || !s->lens || !s->targets || !s->bp || !s->bl || !s->tok || !s->len || !s->tgt || !s->vrows ||
+        !s->vbp || !s->vbl || !s->vpred)
+        return TKM_ENOMEM;
     const float *mat = tkm_teacher_matrix(t);
     for (size_t r = 0, k = 0, kv = 0; r < rows; r++) {
         if (split[r] != 0 || tkm_teacher_row_kind(t, r) != TKM_ROW_NORMAL)
             continue;
-        if (IS_VALID(r)) {
-            s.vbp[kv] = tkm_teacher_bytes(t, r, &s.vbl[kv]);
-            s.vrows[kv++] = (uint32_t)r;
+        if (s->vs[r] == TKM_SE_VALID) {
+            s->vbp[kv] = tkm_teacher_bytes(t, r, &s->vbl[kv]);
+            s->vrows[kv++] = (uint32_t)r;
             continue;
         }
         size_t n;
         tkm_teacher_bytes(t, r, &n);
-        if (n > (size_t)c.max_bytes)
-            truncated++;
-        s.rows[k] = (uint32_t)r;
-        s.lens[k] = n < (size_t)c.max_bytes ? n : (size_t)c.max_bytes;
-        memcpy(s.targets + k * E, mat + r * E, E * sizeof(float));
+        if (n > (size_t)c->max_bytes)
+            s->truncated++;
+        s->rows[k] = (uint32_t)r;
+        s->lens[k] = n < (size_t)c->max_bytes ? n : (size_t)c->max_bytes;
+        memcpy(s->targets + k * E, mat + r * E, E * sizeof(float));
         k++;
     }
+    return 0;
+}
 
-    int batch = o->batch < (int)R ? o->batch : (int)R;
-    rc = open_backend(o, &s.be);
-    if (rc < 0)
-        goto done;
-    rc = tkmi_se_model_new(&c, s.be, batch, o->seed, &s.m);
-    if (rc < 0)
-        goto done;
-    rc = tkmi_se_model_set_targets(s.m, s.targets, R);
-    if (rc < 0)
-        goto done;
-    e = encoder_new(&c, tkmi_se_model_nparams(s.m));
-    if (!e) {
-        rc = TKM_ENOMEM;
-        goto done;
-    }
+/* The backend and the model on it, and the encoder that will hold its
+ * weights, with what the file records about the run. */
+static int open_model(train_state *s, const tkm_teacher *t, const tkmi_se_config *c, const tkm_se_options *o,
+                      tkm_se_encoder **out)
+{
+    TKM_FORWARD_IF_ERROR(open_backend(o, &s->be));
+    TKM_FORWARD_IF_ERROR(tkmi_se_model_new(c, s->be, s->batch, o->seed, &s->m));
+    TKM_FORWARD_IF_ERROR(tkmi_se_model_set_targets(s->m, s->targets, s->R));
+    tkm_se_encoder *e = encoder_new(c, tkmi_se_model_nparams(s->m));
+    if (!e)
+        return TKM_ENOMEM;
     e->steps_total = o->steps;
     e->test_frac = o->test_frac;
     e->split_seed = o->split_seed;
     e->split_version = TKM_SE_SPLIT_VERSION;
-    e->valid_frac = nv ? o->valid_frac : 0.0;
+    e->valid_frac = s->nv ? o->valid_frac : 0.0;
     e->teacher_hash = tkm_se_teacher_hash(t);
-    e->teacher_rows = rows;
-    e->truncated = truncated;
-    snprintf(e->backend, sizeof(e->backend), "%s", s.be->name);
+    e->teacher_rows = tkm_teacher_rows(t);
+    e->truncated = s->truncated;
+    snprintf(e->backend, sizeof(e->backend), "%s", s->be->name);
+    *out = e;
+    return 0;
+}
 
-    long start = 0;
-    if (resume) {
-        rc = tkm_se_load(resume, &res);
-        if (rc < 0)
-            goto done;
-        if (memcmp(&res->c, &c, sizeof(c)) != 0 || res->nparams != e->nparams) {
-            rc = tkmi_error(TKM_EINVAL, "%s: checkpoint architecture differs from the options", resume);
-            goto done;
-        }
-        if (res->teacher_hash != e->teacher_hash) {
-            rc = tkmi_error(TKM_EINVAL, "%s: checkpoint was trained on a different teacher", resume);
-            goto done;
-        }
-        if (res->split_version != TKM_SE_SPLIT_VERSION) {
-            rc = tkmi_error(TKM_EINVAL,
-                            "%s: checkpoint was trained under split rule %u, this build splits by rule %u "
-                            "(its training rows may include rows now held out): train it again",
-                            resume, res->split_version, TKM_SE_SPLIT_VERSION);
-            goto done;
-        }
-        if (!res->adam_m) {
-            rc = tkmi_error(TKM_EINVAL, "%s: not a checkpoint (no optimizer state)", resume);
-            goto done;
-        }
-        if (res->valid_frac != e->valid_frac) { /* other rows would be trained on */
-            rc = tkmi_error(TKM_EINVAL, "%s: checkpoint was trained with validation share %g (--valid-frac), "
-                            "these options give %g", resume, res->valid_frac, e->valid_frac);
-            goto done;
-        }
-        rc = tkmi_se_model_set(s.m, res->params, res->adam_m, res->adam_v);
-        if (rc < 0)
-            goto done;
-        start = res->steps_done;
+/* Continues from checkpoint `path` when it was made with the same
+ * architecture, teacher, split rule and validation share: its weights and
+ * moments, its step (*start), the validation's best so far. */
+static int resume_from(train_state *s, tkm_se_encoder *e, const tkmi_se_config *c, const char *path, long *start)
+{
+    tkm_se_encoder *res = NULL;
+    int rc = tkm_se_load(path, &res);
+    if (rc < 0)
+        return rc;
+    if (memcmp(&res->c, c, sizeof(*c)) != 0 || res->nparams != e->nparams)
+        rc = tkmi_error(TKM_EINVAL, "%s: checkpoint architecture differs from the options", path);
+    else if (res->teacher_hash != e->teacher_hash)
+        rc = tkmi_error(TKM_EINVAL, "%s: checkpoint was trained on a different teacher", path);
+    else if (res->split_version != TKM_SE_SPLIT_VERSION)
+        rc = tkmi_error(TKM_EINVAL,
+                        "%s: checkpoint was trained under split rule %u, this build splits by rule %u "
+                        "(its training rows may include rows now held out): train it again",
+                        path, res->split_version, TKM_SE_SPLIT_VERSION);
+    else if (!res->adam_m)
+        rc = tkmi_error(TKM_EINVAL, "%s: not a checkpoint (no optimizer state)", path);
+    else if (res->valid_frac != e->valid_frac) /* other rows would be trained on */
+        rc = tkmi_error(TKM_EINVAL, "%s: checkpoint was trained with validation share %g (--valid-frac), "
+                        "these options give %g", path, res->valid_frac, e->valid_frac);
+    else
+        rc = tkmi_se_model_set(s->m, res->params, res->adam_m, res->adam_v);
+    if (rc == 0) {
+        *start = res->steps_done;
         if (res->best) { /* the validation's best so far travels with the checkpoint */
             e->best = res->best;
             res->best = NULL;
             e->best_step = res->best_step;
             e->best_mrr = res->best_mrr;
         }
-    } else {
-        rc = tkmi_se_model_get(s.m, e->params, NULL, NULL);
-        if (rc < 0)
-            goto done;
-        init_head_bias(s.m, e->params, s.targets, R, E);
-        rc = tkmi_se_model_set(s.m, e->params, NULL, NULL);
-        if (rc < 0)
-            goto done;
     }
+    tkm_se_free(res);
+    return rc;
+}
 
-    s.bt.rows = s.rows;
-    s.bt.lens = s.lens;
-    s.bt.n = R;
-    s.bt.batch = batch;
-    s.bt.nb = (R + (size_t)batch - 1) / (size_t)batch;
-    s.bt.seed = o->seed;
-    s.bt.epoch = -1;
-    s.bt.order = tkmi_malloc(R * sizeof(uint32_t));
-    s.bt.bperm = tkmi_malloc(s.bt.nb * sizeof(uint32_t));
-    if (!s.bt.order || !s.bt.bperm) {
-        rc = TKM_ENOMEM;
-        goto done;
-    }
+/* A new run: the model's initial weights, with head.out.bias at the mean
+ * training row. */
+static int init_weights(train_state *s, tkm_se_encoder *e, size_t E)
+{
+    TKM_FORWARD_IF_ERROR(tkmi_se_model_get(s->m, e->params, NULL, NULL));
+    init_head_bias(s->m, e->params, s->targets, s->R, E);
+    return tkmi_se_model_set(s->m, e->params, NULL, NULL);
+}
 
-    /* MSE and L1 are taken relative to the rows' typical size (mean square /
-     * mean absolute value of the training rows), so weight 1 puts them on the
-     * scale of the cosine term whatever the teacher's magnitude */
+static int batcher_init(batcher *bt, const train_state *s, uint64_t seed)
+{
+    bt->rows = s->rows;
+    bt->lens = s->lens;
+    bt->n = s->R;
+    bt->batch = s->batch;
+    bt->nb = (s->R + (size_t)s->batch - 1) / (size_t)s->batch;
+    bt->seed = seed;
+    bt->epoch = -1;
+    bt->order = tkmi_malloc(s->R * sizeof(uint32_t));
+    bt->bperm = tkmi_malloc(bt->nb * sizeof(uint32_t));
+    return bt->order && bt->bperm ? 0 : TKM_ENOMEM;
+}
+
+/* The optimiser's settings and the loss weights. MSE and L1 are taken
+ * relative to the rows' typical size (mean square / mean absolute value of
+ * the training rows), so weight 1 puts them on the scale of the cosine term
+ * whatever the teacher's magnitude. */
+static tkmi_se_hparams loss_hparams(const tkm_se_options *o, const float *targets, size_t n)
+{
     double ms = 0, ma = 0;
-    for (size_t i = 0; i < R * E; i++) {
-        ms += (double)s.targets[i] * s.targets[i];
-        ma += fabs((double)s.targets[i]);
+    for (size_t i = 0; i < n; i++) {
+        ms += (double)targets[i] * targets[i];
+        ma += fabs((double)targets[i]);
     }
-    ms /= (double)(R * E);
-    ma /= (double)(R * E);
+    ms /= (double)n;
+    ma /= (double)n;
     tkmi_se_hparams hp = { .beta1 = o->beta1, .beta2 = o->beta2, .eps = 1e-8f,
                            .weight_decay = o->weight_decay, .clip = o->clip,
                            .w = { o->w_mse / (float)(ms > 0 ? ms : 1), o->w_l1 / (float)(ma > 0 ? ma : 1),
                                   o->w_cos, o->w_ctr, o->temperature } };
-    const long vevery = nv == 0 ? 0 : o->valid_every > 0 ? o->valid_every : (o->steps + 11) / 12;
-    if (nv && !e->best) {
+    return hp;
+}
+
+/* What the progress line reports since the last one. */
+typedef struct {
+    double t0, tlast, loss_sum, seqs, toks, flops;
+    long nloss;
+    tkm_se_progress p;
+} train_meter;
+
+/* One optimiser step on batch `step` (0-based) of the deterministic order. */
+static int train_step(train_state *s, const tkm_teacher *t, const tkmi_se_config *c, const tkm_se_options *o,
+                      tkmi_se_hparams *hp, long step, train_meter *mt, float *gnorm)
+{
+    const uint32_t *pos;
+    int B = batcher_get(&s->bt, step, &pos);
+    for (int b = 0; b < B; b++) {
+        uint32_t k = pos[b];
+        s->bp[b] = tkm_teacher_bytes(t, s->rows[k], &s->bl[b]);
+        s->tgt[b] = (int32_t)k;
+        mt->toks += (double)s->lens[k] + 2;
+    }
+    int T = tkmi_se_pack(c, s->bp, s->bl, B, s->tok, s->len);
+    mt->flops += 3.0 * tkmi_se_flops_per_seq(c, T) * B +
+                 (o->w_ctr > 0 ? 4.0 * B * (double)s->R * (double)tkm_teacher_dim(t) : 0.0);
+    hp->lr = lr_at(o, step + 1);
+    float loss;
+    TKM_FORWARD_IF_ERROR(tkmi_se_step(s->m, s->tok, s->len, s->tgt, B, T, hp, (int)(step + 1), &loss, gnorm));
+    mt->loss_sum += loss;
+    mt->nloss++;
+    mt->seqs += B;
+    return 0;
+}
+
+/* The progress line after `done` steps: the means since the last one. */
+static void report_progress(train_meter *mt, const tkm_se_options *o, const train_state *s, long done, float lr,
+                            float gnorm)
+{
+    double now = tkmi_now();
+    mt->p = (tkm_se_progress){ done, o->steps, (int)((done - 1) / (long)s->bt.nb), mt->loss_sum / mt->nloss,
+                               lr, gnorm, mt->seqs / (now - mt->tlast + 1e-9), mt->toks / (now - mt->tlast + 1e-9),
+                               mt->flops / (now - mt->tlast + 1e-9) / 1e9, now - mt->t0, 0, 0, 0, 0 };
+    o->progress(o->progress_ud, &mt->p);
+    mt->tlast = now;
+    mt->loss_sum = 0;
+    mt->nloss = 0;
+    mt->seqs = mt->toks = mt->flops = 0;
+}
+
+/* Validation after `done` steps: the best weights so far are kept in e->best. */
+static int valid_step(train_state *s, const tkm_teacher *t, const tkmi_se_config *c, const tkm_se_options *o,
+                      tkm_se_encoder *e, long done, train_meter *mt)
+{
+    tkm_se_metrics m;
+    TKM_FORWARD_IF_ERROR(validate(s, t, c, s->batch, o->threads, &m));
+    int better = m.mrr_cos > e->best_mrr;
+    if (better) {
+        TKM_FORWARD_IF_ERROR(tkmi_se_model_get(s->m, e->best, NULL, NULL));
+        e->best_mrr = m.mrr_cos;
+        e->best_step = done;
+    }
+    if (o->progress) {
+        tkm_se_progress *p = &mt->p;
+        p->step = done;
+        p->steps = o->steps;
+        p->elapsed_s = tkmi_now() - mt->t0;
+        p->valid = 1;
+        p->valid_best = better;
+        p->valid_top1 = m.top1_cos;
+        p->valid_mrr = m.mrr_cos;
+        o->progress(o->progress_ud, p);
+        p->valid = 0;
+    }
+    return 0;
+}
+
+/* Steps start..steps-1, with progress lines, validations and checkpoints. */
+static int train_loop(train_state *s, const tkm_teacher *t, const tkmi_se_config *c, const tkm_se_options *o,
+                      tkm_se_encoder *e, long start)
+{
+    tkmi_se_hparams hp = loss_hparams(o, s->targets, s->R * tkm_teacher_dim(t));
+    const long vevery = s->nv == 0 ? 0 : o->valid_every > 0 ? o->valid_every : (o->steps + 11) / 12;
+    if (s->nv && !e->best) {
         e->best = tkmi_malloc(e->nparams * sizeof(float));
         e->best_step = 0;
         e->best_mrr = -1.0;
-        if (!e->best) {
-            rc = TKM_ENOMEM;
-            goto done;
-        }
+        if (!e->best)
+            return TKM_ENOMEM;
     }
-    double t0 = tkmi_now(), tlast = t0, loss_sum = 0.0;
-    tkm_se_progress p = {0};
-    long nloss = 0;
-    double seqs = 0, toks = 0, flops = 0;
+    train_meter mt = {0};
+    mt.t0 = mt.tlast = tkmi_now();
     for (long step = start; step < o->steps; step++) {
-        const uint32_t *pos;
-        int B = batcher_get(&s.bt, step, &pos);
-        for (int b = 0; b < B; b++) {
-            uint32_t k = pos[b];
-            s.bp[b] = tkm_teacher_bytes(t, s.rows[k], &s.bl[b]);
-            s.tgt[b] = (int32_t)k;
-            toks += (double)s.lens[k] + 2;
-        }
-        int T = tkmi_se_pack(&c, s.bp, s.bl, B, s.tok, s.len);
-        flops += 3.0 * tkmi_se_flops_per_seq(&c, T) * B + (o->w_ctr > 0 ? 4.0 * B * (double)R * (double)E : 0.0);
-        hp.lr = lr_at(o, step + 1);
-        float loss, gnorm;
-        rc = tkmi_se_step(s.m, s.tok, s.len, s.tgt, B, T, &hp, (int)(step + 1), &loss, &gnorm);
-        if (rc < 0)
-            goto done;
-        loss_sum += loss;
-        nloss++;
-        seqs += B;
-        long done_steps = step + 1;
-        if (o->progress && o->log_every > 0 && (done_steps % o->log_every == 0 || done_steps == o->steps)) {
-            double now = tkmi_now();
-            p = (tkm_se_progress){ done_steps, o->steps, (int)(step / (long)s.bt.nb), loss_sum / nloss,
-                                   hp.lr, gnorm, seqs / (now - tlast + 1e-9), toks / (now - tlast + 1e-9),
-                                   flops / (now - tlast + 1e-9) / 1e9, now - t0, 0, 0, 0, 0 };
-            o->progress(o->progress_ud, &p);
-            tlast = now;
-            loss_sum = 0;
-            nloss = 0;
-            seqs = toks = flops = 0;
-        }
-        if (vevery && (done_steps % vevery == 0 || done_steps == o->steps)) {
-            tkm_se_metrics mt;
-            rc = validate(&s, t, &c, batch, o->threads, &mt);
-            if (rc < 0)
-                goto done;
-            int better = mt.mrr_cos > e->best_mrr;
-            if (better) {
-                rc = tkmi_se_model_get(s.m, e->best, NULL, NULL);
-                if (rc < 0)
-                    goto done;
-                e->best_mrr = mt.mrr_cos;
-                e->best_step = done_steps;
-            }
-            if (o->progress) {
-                p.step = done_steps;
-                p.steps = o->steps;
-                p.elapsed_s = tkmi_now() - t0;
-                p.valid = 1;
-                p.valid_best = better;
-                p.valid_top1 = mt.top1_cos;
-                p.valid_mrr = mt.mrr_cos;
-                o->progress(o->progress_ud, &p);
-                p.valid = 0;
-            }
-        }
-        if (o->checkpoint && o->checkpoint_every > 0 && done_steps % o->checkpoint_every == 0 &&
-            done_steps < o->steps) {
-            rc = save_checkpoint(&s, e, o->checkpoint, done_steps);
-            if (rc < 0)
-                goto done;
-        }
+        float gnorm;
+        TKM_FORWARD_IF_ERROR(train_step(s, t, c, o, &hp, step, &mt, &gnorm));
+        long done = step + 1;
+        if (o->progress && o->log_every > 0 && (done % o->log_every == 0 || done == o->steps))
+            report_progress(&mt, o, s, done, hp.lr, gnorm);
+        if (vevery && (done % vevery == 0 || done == o->steps))
+            TKM_FORWARD_IF_ERROR(valid_step(s, t, c, o, e, done, &mt));
+        if (o->checkpoint && o->checkpoint_every > 0 && done % o->checkpoint_every == 0 && done < o->steps)
+            TKM_FORWARD_IF_ERROR(save_checkpoint(s, e, o->checkpoint, done));
     }
-    rc = alloc_moments(e);
+    return 0;
+}
+
+/* The trained weights and moments into e; with validation, the best step's
+ * weights replace the last ones. */
+static int finish_weights(train_state *s, tkm_se_encoder *e, const tkm_se_options *o, long start)
+{
+    int rc = alloc_moments(e);
     if (rc == 0)
-        rc = tkmi_se_model_get(s.m, e->params, e->adam_m, e->adam_v);
+        rc = tkmi_se_model_get(s->m, e->params, e->adam_m, e->adam_v);
     e->steps_done = o->steps > start ? o->steps : start;
     if (rc == 0 && e->best) { /* keep the validation's best weights */
         if (e->best_step > 0 && e->best_step < e->steps_done)
@@ -638,11 +664,37 @@ int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_option
         tkmi_free(e->best);
         e->best = NULL;
     }
-done:
-    tkmi_free(vs);
-#undef IS_VALID
+    return rc;
+}
+
+int tkm_se_train(const tkm_teacher *t, const uint8_t *split, const tkm_se_options *o, const char *resume,
+                 tkm_se_encoder **out)
+{
+    *out = NULL;
+    TKM_FORWARD_IF_ERROR(check_options(o));
+    tkmi_se_config c;
+    config_from_options(o, tkm_teacher_dim(t), &c);
+    TKM_FORWARD_IF_ERROR(tkmi_se_config_check(&c));
+
+    train_state s;
+    memset(&s, 0, sizeof(s));
+    tkm_se_encoder *e = NULL;
+    long start = 0;
+    int rc = split_rows(&s, t, split, o);
+    if (rc == 0)
+        rc = gather_rows(&s, t, split, &c, o->batch);
+    s.batch = o->batch < (int)s.R ? o->batch : (int)s.R;
+    if (rc == 0)
+        rc = open_model(&s, t, &c, o, &e);
+    if (rc == 0)
+        rc = resume ? resume_from(&s, e, &c, resume, &start) : init_weights(&s, e, tkm_teacher_dim(t));
+    if (rc == 0)
+        rc = batcher_init(&s.bt, &s, o->seed);
+    if (rc == 0)
+        rc = train_loop(&s, t, &c, o, e, start);
+    if (rc == 0)
+        rc = finish_weights(&s, e, o, start);
     train_state_free(&s);
-    tkm_se_free(res);
     if (rc < 0) {
         tkm_se_free(e);
         return rc;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "../kernels/se_ops.h"
-#include "../softemb/model.h"
+#include "../softemb/se_model.h"
 #include "skip.h"
 #include "tokenmill.h"
 

@@ -12,7 +12,7 @@
 #include <zlib.h>
 
 #include "../kernels/se_ops.h"
-#include "../softemb/model.h"
+#include "../softemb/se_model.h"
 #include "tokenmill.h"
 #include "tokenmill_softemb.h"
 #include "tmpfiles.h"

@@ -109,17 +109,8 @@ static int pair_valid(bpe *B, int32_t a, int32_t b)
 static int pairs_rehash(bpe *B)
 {
     size_t nc = B->h_cap ? B->h_cap * 2 : (1u << 16);
-    struct hslot *h = tkmi_calloc_touched(nc, sizeof *h);
-    if (!h) return tkmi_error(TKM_ENOMEM, "out of memory (pair table)");
-    for (size_t i = 0; i < B->h_cap; i++) {
-        if (!B->H[i].key) continue;
-        size_t j = tkmi_hash_u64(B->H[i].key) & (nc - 1);
-        while (h[j].key) j = (j + 1) & (nc - 1);
-        h[j] = B->H[i];
-    }
-    tkmi_free(B->H);
-    B->H = h;
-    B->h_cap = nc;
+    TKMI_RESIZE(struct hslot, s, s->key, tkmi_hash_u64(s->key), B->H, B->h_cap, nc,
+                tkmi_calloc_touched(nc, sizeof *B->H), "pair table");
     return 0;
 }
 

@@ -585,35 +585,6 @@ int tkmi_cf_header(const char *opts, size_t on, char *const *inputs, int n_input
     return 0;
 }
 
-/* ---- sorted writing of a table ---- */
-static int key_cmp(const char *a, size_t la, const char *b, size_t lb)
-{
-    int r = memcmp(a, b, la < lb ? la : lb);
-    return r ? r : (la > lb) - (la < lb);
-}
-
-static _Thread_local const tkmi_counts *sort_ctx;
-static int cmp_slot(const void *x, const void *y)
-{
-    const tkmi_cslot *a = &sort_ctx->s[*(const size_t *)x], *b = &sort_ctx->s[*(const size_t *)y];
-    return key_cmp(sort_ctx->arena + a->koff, a->klen, sort_ctx->arena + b->koff, b->klen);
-}
-
-/* Indices of c's entries sorted by key (n = c->n). */
-int tkmi_counts_sorted(const tkmi_counts *c, size_t **out)
-{
-    *out = NULL;
-    size_t *idx = tkmi_malloc((c->n ? c->n : 1) * sizeof *idx);
-    TKM_RETURN_ERROR_IF(!idx, TKM_ENOMEM, "out of memory (sorting counts)");
-    size_t n = 0;
-    for (size_t k = 0; k < c->cap; k++)
-        if (c->s[k].count) idx[n++] = k;
-    sort_ctx = c;
-    if (n > 1) qsort(idx, n, sizeof *idx, cmp_slot);
-    *out = idx;
-    return 0;
-}
-
 /* ---- the trainer's count files ---- */
 struct tkmi_cfset {
     char **paths;
@@ -782,7 +753,7 @@ typedef tkmi_cfile *cfile_p;
 static int head_before(const void *ctx, const cfile_p *a, const cfile_p *b)
 {
     (void)ctx;
-    return key_cmp((*a)->key, (*a)->klen, (*b)->key, (*b)->klen) < 0;
+    return tkmi_key_cmp((*a)->key, (*a)->klen, (*b)->key, (*b)->klen) < 0;
 }
 TKMI_HEAP_DEFINE(cfheap, cfile_p, const void *, head_before) /* lib/heap.h */
 

@@ -53,6 +53,5 @@ int tkmi_cf_check_options(const char *path, const char *opts, size_t n, const ch
                           int check_weighted);
 int tkmi_cf_header(const char *opts, size_t on, char *const *inputs, int n_inputs, const uint64_t st[6], char **out,
                    size_t *out_n);
-int tkmi_counts_sorted(const tkmi_counts *c, size_t **out);
 
 #endif

@@ -24,19 +24,6 @@
 
 size_t tkmi_counts_bytes(const tkmi_counts *c) { return c->cap * sizeof *c->s + c->arena_cap; }
 
-static int key_cmp(const char *a, size_t la, const char *b, size_t lb)
-{
-    int r = memcmp(a, b, la < lb ? la : lb);
-    return r ? r : (la > lb) - (la < lb);
-}
-
-static _Thread_local const tkmi_counts *sort_ctx;
-static int cmp_slot(const void *x, const void *y)
-{
-    const tkmi_cslot *a = &sort_ctx->s[*(const size_t *)x], *b = &sort_ctx->s[*(const size_t *)y];
-    return key_cmp(sort_ctx->arena + a->koff, a->klen, sort_ctx->arena + b->koff, b->klen);
-}
-
 /* An anonymous temporary file in $TMPDIR (or /tmp), unlinked at once. */
 static int run_open(FILE **out)
 {
@@ -89,13 +76,8 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
 {
     tkmi_counts *c = &w->counts;
     if (!c->n) return 0;
-    size_t *idx = tkmi_malloc(c->n * sizeof *idx);
-    TKM_RETURN_ERROR_IF(!idx, TKM_ENOMEM, "out of memory (spilling counts)");
-    size_t n = 0;
-    for (size_t k = 0; k < c->cap; k++)
-        if (c->s[k].count) idx[n++] = k;
-    sort_ctx = c;
-    qsort(idx, n, sizeof *idx, cmp_slot);
+    size_t *idx, n = c->n;
+    TKM_FORWARD_IF_ERROR(tkmi_counts_sorted(c, &idx));
     FILE *f = NULL;
     int rc = run_open(&f);
     uint64_t bytes = 0;
@@ -144,7 +126,7 @@ typedef head_t *head_p;
 static int head_before(const void *ctx, const head_p *a, const head_p *b)
 {
     (void)ctx;
-    return key_cmp((*a)->key, (*a)->len, (*b)->key, (*b)->len) < 0;
+    return tkmi_key_cmp((*a)->key, (*a)->len, (*b)->key, (*b)->len) < 0;
 }
 TKMI_HEAP_DEFINE(runheap, head_p, const void *, head_before) /* lib/heap.h */
 

@@ -42,17 +42,7 @@ void tkmi_counts_free(tkmi_counts *c)
 static int counts_rehash(tkmi_counts *c)
 {
     size_t nc = c->cap * 2;
-    tkmi_cslot *ns = slots_alloc(nc);
-    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (count table of %zu)", nc);
-    for (size_t i = 0; i < c->cap; i++) {
-        if (!c->s[i].count) continue;
-        size_t j = c->s[i].hash & (nc - 1);
-        while (ns[j].count) j = (j + 1) & (nc - 1);
-        ns[j] = c->s[i];
-    }
-    tkmi_free(c->s);
-    c->s = ns;
-    c->cap = nc;
+    TKMI_RESIZE(tkmi_cslot, s, s->count, s->hash, c->s, c->cap, nc, slots_alloc(nc), "count table");
     return 0;
 }
 
@@ -447,4 +437,26 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
     if (nl == 0) return flush_pending(w); /* nothing to cut (and w->norm may still be NULL) */
     TKM_FORWARD_IF_ERROR(cut_user(t, w, w->norm, nl, 0));
     return flush_pending(w);
+}
+
+/* ---- the table in key order (count files, spill runs) ---- */
+static _Thread_local const tkmi_counts *sort_ctx;
+static int cmp_slot(const void *x, const void *y)
+{
+    const tkmi_cslot *a = &sort_ctx->s[*(const size_t *)x], *b = &sort_ctx->s[*(const size_t *)y];
+    return tkmi_key_cmp(sort_ctx->arena + a->koff, a->klen, sort_ctx->arena + b->koff, b->klen);
+}
+
+int tkmi_counts_sorted(const tkmi_counts *c, size_t **out)
+{
+    *out = NULL;
+    size_t *idx = tkmi_malloc((c->n ? c->n : 1) * sizeof *idx);
+    TKM_RETURN_ERROR_IF(!idx, TKM_ENOMEM, "out of memory (sorting counts)");
+    size_t n = 0;
+    for (size_t k = 0; k < c->cap; k++)
+        if (c->s[k].count) idx[n++] = k;
+    sort_ctx = c;
+    if (n > 1) qsort(idx, n, sizeof *idx, cmp_slot);
+    *out = idx;
+    return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "../lib/model_internal.h"
+#include "../lib/rehash.h"
 
 /* Pre-token -> count table with its own key arena. */
 /* One slot per entry, so a probe touches one cache line; count 0 = empty. */
@@ -24,6 +25,14 @@ typedef struct {
 int tkmi_counts_init(tkmi_counts *c, size_t expect);
 void tkmi_counts_free(tkmi_counts *c);
 int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64_t n);
+/* The key order of count files and spill runs: bytewise, a prefix first. */
+static inline int tkmi_key_cmp(const char *a, size_t la, const char *b, size_t lb)
+{
+    int r = memcmp(a, b, la < lb ? la : lb);
+    return r ? r : (la > lb) - (la < lb);
+}
+/* Indices of c's entries (c->n of them) in key order (pretok_count.c). */
+int tkmi_counts_sorted(const tkmi_counts *c, size_t **out);
 
 typedef struct {
     uint64_t lines, bytes, invalid, nul, tokens;

@@ -900,17 +900,8 @@ typedef struct {
 
 static int stab_resize(stab *t, size_t cap)
 {
-    sslot *ns = tkmi_calloc_touched(cap, sizeof *ns);
-    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (seed table of %zu)", cap);
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->s[i].cnt_next) continue;
-        size_t j = t->s[i].hash & (cap - 1);
-        while (ns[j].cnt_next) j = (j + 1) & (cap - 1);
-        ns[j] = t->s[i];
-    }
-    tkmi_free(t->s);
-    t->s = ns;
-    t->cap = cap;
+    TKMI_RESIZE(sslot, s, s->cnt_next, s->hash, t->s, t->cap, cap, tkmi_calloc_touched(cap, sizeof *t->s),
+                "seed table");
     return 0;
 }
 

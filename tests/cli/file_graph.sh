@@ -4,8 +4,13 @@
 # defines (nm); tsort then finds any cycle. Cycles among trainer/ files are
 # reported as a note (not yet a failure: trainer.c and count_file.c call each
 # other). Also lib/ never uses a symbol defined in trainer/ (the directory
-# rule). With -v (or TKM_GRAPH=1) it prints the edges.
+# rule), and no two source files share a name (HACKING.md). With -v (or
+# TKM_GRAPH=1) it prints the edges.
 . "$(dirname "$0")/lib.sh"
+same=$(cd "$TKM_SRCDIR" && find lib trainer analyze softemb kernels cli include corpora bench tests \
+         \( -name '*.c' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) 2> /dev/null \
+       | awk -F/ '{print $NF}' | sort | uniq -d)
+[ -z "$same" ] && pass "source file names are unique across the tree" || fail "files that share a name: $same"
 B=$(cd "$(dirname "$TKM_BIN")" && pwd)
 command -v nm > /dev/null || skip "nm not installed"
 command -v tsort > /dev/null || skip "tsort not installed"

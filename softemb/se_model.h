@@ -1,7 +1,8 @@
-/* model.h - the soft-embedding encoder (internal): a bidirectional byte-level
- * transformer (nanoGPT blocks without the causal mask) whose pooled output is
- * projected to the teacher's width. All math goes through a tkmi_se_backend,
- * so one step runs entirely on the CPU reference or entirely on a GPU. */
+/* se_model.h - the soft-embedding encoder (internal; softemb/se_model.c): a
+ * bidirectional byte-level transformer (nanoGPT blocks without the causal
+ * mask) whose pooled output is projected to the teacher's width. All math
+ * goes through a tkmi_se_backend, so one step runs entirely on the CPU
+ * reference or entirely on a GPU. */
 #ifndef TKM_SE_MODEL_H
 #define TKM_SE_MODEL_H
 

@@ -1,7 +1,7 @@
-/* model.c - the soft-embedding encoder: parameter layout, initialisation,
+/* se_model.c - the soft-embedding encoder: parameter layout, initialisation,
  * forward, backward and AdamW, written once against the op table so the CPU
  * reference and the CUDA backend run the very same sequence of ops. */
-#include "model.h"
+#include "se_model.h"
 
 #include <math.h>
 #include <stdlib.h>
