@@ -9,7 +9,8 @@
 #       nerdstash, 2 threads): unbalanced, --balance latin=0.44,japanese=0.44
 #       with each --balance-method, then a 9-point --sweep against 9 separate
 #       runs at the same settings (models compared with cmp; CPU seconds and
-#       max RSS from /usr/bin/time), and evaluates them
+#       max RSS from /usr/bin/time, and the ratio separate / sweep), and
+#       evaluates them
 #
 # The split comes from bench/heldout_split.sh (made in $SPLIT, default
 # /tmp/tkm-balance-split, when missing). TOKENMILL: the binary (./tokenmill).
@@ -80,6 +81,8 @@ compare)
     done
     awk '{ u += $1 + $2; e += $3 } END { printf "%d separate runs (with evaluation): %.2f s CPU, %.2f s wall\n", NR, u, e }' "$OUT"/time.sep*
     echo "sweep models identical to the separate runs: $same of $n"
+    cat "$OUT"/time.sep* | awk -v s="$(cat "$OUT/time.sweep")" '{ u += $1 + $2; e += $3 }
+        END { split(s, a, " "); printf "separate runs / sweep: %.2fx CPU, %.2fx wall\n", u / (a[1] + a[2]), e / a[3] }'
     ;;
 *)
     echo "usage: bench/balance.sh eval MODEL... | bench/balance.sh compare" >&2

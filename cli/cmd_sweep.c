@@ -6,7 +6,6 @@
  * the Pareto chart of held-out compression against the Japanese share. */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +27,6 @@ typedef struct {
     double *bpt; /* bytes/token per eval corpus */
 } point_t;
 
-typedef struct {
-    tkm_trainer *t;
-    point_t *p;    /* points p[0..n), or todo[0..n) when todo is set */
-    int n, next;
-    pthread_mutex_t mu;
-    point_t **todo;
-} pool_t;
 
 static double mono_s(void)
 {
@@ -57,22 +49,13 @@ static double process_cpu_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Points are taken in list order by whichever thread is free: each model
- * depends only on its options, so the thread count changes nothing. */
-static void *worker(void *arg)
+/* One point alone (the unbalanced one that Japanese-only points need). */
+static void train_point(tkm_trainer *t, point_t *p)
 {
-    pool_t *P = arg;
-    for (;;) {
-        pthread_mutex_lock(&P->mu);
-        int i = P->next < P->n ? P->next++ : -1;
-        pthread_mutex_unlock(&P->mu);
-        if (i < 0) return NULL;
-        point_t *p = P->todo ? P->todo[i] : &P->p[i];
-        double w0 = mono_s(), c0 = thread_cpu_s();
-        p->rc = tkm_trainer_retrain(P->t, &p->o, &p->m, &p->st);
-        p->wall = mono_s() - w0;
-        p->cpu = thread_cpu_s() - c0;
-    }
+    double w0 = mono_s(), c0 = thread_cpu_s();
+    p->rc = tkm_trainer_retrain(t, &p->o, &p->m, &p->st);
+    p->wall = mono_s() - w0;
+    p->cpu = thread_cpu_s() - c0;
 }
 
 static int parse_share(const char *s, const char *end, float *out)
@@ -360,7 +343,8 @@ int cli_sweep_run(tkm_trainer *t, const tkm_train_options *o, const cli_sweep_cf
      * need the unbalanced model's latin:other proportion, so that one runs
      * first (it is the baseline of the table anyway). */
     double w0 = mono_s(), c0 = process_cpu_s();
-    int base = -1, need_base = 0;
+    int base = -1, need_base = 0, n_shared = 0;
+    long merges_shared = 0;
     for (int i = 0; i < n; i++) {
         if (base < 0 && pts[i].o.model_type == TKM_MODEL_BPE && pts[i].o.balance_latin < 0 && pts[i].o.balance_japanese < 0) base = i;
         if (pts[i].o.balance_latin < 0 && pts[i].o.balance_japanese >= 0) need_base = 1;
@@ -372,8 +356,7 @@ int cli_sweep_run(tkm_trainer *t, const tkm_train_options *o, const cli_sweep_cf
         goto out;
     }
     if (need_base) {
-        pool_t P0 = {.t = t, .p = pts + base, .n = 1, .mu = PTHREAD_MUTEX_INITIALIZER};
-        worker(&P0);
+        train_point(t, &pts[base]);
         if (pts[base].rc < 0) {
             cli_error("train", pts[base].rc);
             goto out;
@@ -390,20 +373,33 @@ int cli_sweep_run(tkm_trainer *t, const tkm_train_options *o, const cli_sweep_cf
             }
     }
     {
-        /* the rest, in list order, by whichever thread is free */
-        point_t *todo[MAX_POINTS];
-        int nt0 = 0;
+        /* the rest at once: points that differ only in budget balance
+         * targets share the merge loop's common prefix
+         * (tkm_trainer_retrain_many), the others run one per thread */
+        int todo[MAX_POINTS], nt0 = 0;
         for (int i = 0; i < n; i++)
-            if (!(need_base && i == base)) todo[nt0++] = &pts[i];
-        pool_t P = {.t = t, .n = nt0, .mu = PTHREAD_MUTEX_INITIALIZER};
-        P.todo = todo;
-        int nt = cfg->threads < nt0 ? cfg->threads : nt0;
-        pthread_t th[256];
-        int started = 0;
-        for (int i = 0; i < nt && i < 256; i++)
-            if (pthread_create(&th[i], NULL, worker, &P) == 0) started++;
-        if (!started) worker(&P);
-        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+            if (!(need_base && i == base)) todo[nt0++] = i;
+        tkm_train_options *ro = calloc((size_t)nt0 + 1, sizeof *ro);
+        tkm_model **rm = calloc((size_t)nt0 + 1, sizeof *rm);
+        tkm_train_stats *rs = calloc((size_t)nt0 + 1, sizeof *rs);
+        int *rrc = calloc((size_t)nt0 + 1, sizeof *rrc);
+        if (!ro || !rm || !rs || !rrc) {
+            free(ro); free(rm); free(rs); free(rrc);
+            fprintf(stderr, "tokenmill train: out of memory\n");
+            goto out;
+        }
+        for (int k = 0; k < nt0; k++) ro[k] = pts[todo[k]].o;
+        tkm_trainer_retrain_many(t, nt0, ro, rm, rs, rrc, cfg->threads);
+        for (int k = 0; k < nt0; k++) {
+            point_t *p = &pts[todo[k]];
+            p->m = rm[k];
+            p->st = rs[k];
+            p->rc = rrc[k];
+            p->wall = rs[k].seconds_merge;
+            p->cpu = rs[k].seconds_merge_cpu;
+            if (rs[k].merges_shared) { n_shared++; merges_shared += rs[k].merges_shared; }
+        }
+        free(ro); free(rm); free(rs); free(rrc);
     }
     double train_wall = mono_s() - w0, train_cpu = process_cpu_s() - c0;
     for (int i = 0; i < n; i++)
@@ -444,9 +440,10 @@ int cli_sweep_run(tkm_trainer *t, const tkm_train_options *o, const cli_sweep_cf
     if (!cfg->quiet)
         fprintf(stderr,
                 "tokenmill train: sweep of %d models: counting %.2f s (%.2f s CPU), merge loops %.2f s (%.2f s CPU, "
-                "%d threads), evaluation %.2f s (%.2f s CPU); total %.2f s, %.2f s CPU; bytes/token in %% against %s\n",
-                n, count_s, count_cpu, train_wall, train_cpu, cfg->threads < n ? cfg->threads : n, eval_wall, eval_cpu,
-                count_s + (mono_s() - w_start), process_cpu_s(), pts[base].label);
+                "%d threads; %d points from a shared merge prefix, %ld merges shared), evaluation %.2f s (%.2f s CPU); "
+                "total %.2f s, %.2f s CPU; bytes/token in %% against %s\n",
+                n, count_s, count_cpu, train_wall, train_cpu, cfg->threads < n ? cfg->threads : n, n_shared,
+                merges_shared, eval_wall, eval_cpu, count_s + (mono_s() - w_start), process_cpu_s(), pts[base].label);
     fflush(stdout);
     if (cfg->keep_dir) {
         if (mkdir(cfg->keep_dir, 0777) != 0 && errno != EEXIST) {

@@ -290,6 +290,11 @@ typedef struct tkm_train_stats {
     /* differential privacy: unique pre-tokens (and their occurrences,
      * before the noise) dropped by the noise and the clipping threshold */
     uint64_t dp_dropped_unique, dp_dropped_occurrences;
+    /* tkm_trainer_retrain_many: the merges this model took from a merge
+     * loop shared with other points (0: none), and the CPU seconds of its
+     * own merge loop (the part after the shared prefix) */
+    int merges_shared;
+    double seconds_merge_cpu;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 /* Sweeps (one counting pass, many models): tkm_trainer_finish_counting
@@ -303,6 +308,16 @@ void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
  * options. *st (may be NULL) gets that run's statistics. */
 int tkm_trainer_finish_counting(tkm_trainer *t);
 int tkm_trainer_retrain(tkm_trainer *t, const tkm_train_options *o, tkm_model **out, tkm_train_stats *st);
+/* n models at once, out[i] and st[i] (st may be NULL) as
+ * tkm_trainer_retrain(t, &o[i], ...) gives them (byte-identical models,
+ * whatever `threads`), on up to `threads` threads; rc[i] gets point i's
+ * result. BPE points with budget balancing (or none) that differ only in
+ * their balance targets share their common prefix of the merge loop: one
+ * unbalanced loop runs, and each balanced point goes on from a copy of its
+ * state at the first merge its budgets block. Returns 0 or the first
+ * point's error. */
+int tkm_trainer_retrain_many(tkm_trainer *t, int n, const tkm_train_options *o, tkm_model **out, tkm_train_stats *st,
+                             int *rc, int threads);
 
 /* ---- count files (.tkc, tokenmill-count(1)) -------------------------------- */
 /* Finishes counting (text and count files added so far) and writes the

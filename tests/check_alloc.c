@@ -347,6 +347,47 @@ static int op_retrain(const void *ctxp, char *why, size_t wl)
     return rc;
 }
 
+/* tkm_trainer_retrain_many: budget points forked from one shared merge
+ * prefix (and a Unigram point on its own) must give the models of
+ * separate runs, or ENOMEM with nothing left */
+#define NMANY 5
+static tkm_model *ref_many[NMANY];
+static void many_opts(tkm_train_options po[NMANY])
+{
+    tkm_train_options o = topts(TKM_MODEL_BPE, 1);
+    o.byte_fallback = 0;
+    for (int i = 0; i < NMANY; i++) po[i] = o;
+    po[1].balance_latin = 0.1f; /* blocks latin after 30 pieces */
+    po[1].balance_japanese = 0.02f;
+    po[2].balance_latin = 0.05f;
+    po[3].balance_japanese = 0.003f; /* blocks japanese at once */
+    po[4].model_type = TKM_MODEL_UNIGRAM;
+}
+
+static int many_run(int threads, tkm_model **m, tkm_train_stats *st)
+{
+    tkm_train_options o = topts(TKM_MODEL_BPE, 1), po[NMANY];
+    o.byte_fallback = 0;
+    many_opts(po);
+    tkm_trainer *t = NULL;
+    int rcs[NMANY];
+    int rc = tkm_trainer_new(&o, &t);
+    for (int i = 0; rc == 0 && i < NLINES; i++) rc = tkm_trainer_add_line(t, lines[i], line_len[i]);
+    if (rc == 0) rc = tkm_trainer_finish_counting(t);
+    if (rc == 0) rc = tkm_trainer_retrain_many(t, NMANY, po, m, st, rcs, threads);
+    tkm_trainer_free(t);
+    return rc;
+}
+
+static int op_retrain_many(const void *ctxp, char *why, size_t wl)
+{
+    tkm_model *m[NMANY] = {0};
+    int rc = many_run(*(const int *)ctxp, m, NULL);
+    for (int i = 0; rc == 0 && i < NMANY; i++) rc = same_model(m[i], ref_many[i], why, wl);
+    for (int i = 0; i < NMANY; i++) tkm_model_free(m[i]);
+    return rc;
+}
+
 /* Writes the model (or its tokenizer.json) to tdir/out.*: on failure no
  * out.* may exist, on success the file is whole. */
 static int op_save(const void *ctxp, char *why, size_t wl)
@@ -604,6 +645,49 @@ START_TEST(test_train_weights)
 END_TEST
 START_TEST(test_retrain) { sweep("finish counting, retrain BPE and Unigram", op_retrain, NULL, 1); }
 END_TEST
+START_TEST(test_retrain_many)
+{
+    /* the references: separate runs from one counting */
+    tkm_train_options o = topts(TKM_MODEL_BPE, 1), po[NMANY];
+    o.byte_fallback = 0;
+    many_opts(po);
+    tkm_trainer *t = NULL;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    for (int i = 0; i < NLINES; i++) ck_assert_int_eq(tkm_trainer_add_line(t, lines[i], line_len[i]), 0);
+    ck_assert_int_eq(tkm_trainer_finish_counting(t), 0);
+    tkm_train_stats ref_st[NMANY];
+    for (int i = 0; i < NMANY; i++)
+        ck_assert_msg(tkm_trainer_retrain(t, &po[i], &ref_many[i], &ref_st[i]) == 0, "retrain %d: %s", i, tkm_last_error());
+    tkm_trainer_free(t);
+    /* the shared runs: the same models and stats with 1 and 2 threads, the
+     * budget points forked from the trunk */
+    for (int threads = 1; threads <= 2; threads++) {
+        tkm_model *m[NMANY] = {0};
+        tkm_train_stats st[NMANY];
+        ck_assert_msg(many_run(threads, m, st) == 0, "retrain_many: %s", tkm_last_error());
+        for (int i = 0; i < NMANY; i++) {
+            char why[128] = "";
+            ck_assert_msg(same_model(m[i], ref_many[i], why, sizeof why) == 0, "point %d, %d threads: %s", i, threads, why);
+            ck_assert_int_eq(st[i].merges, ref_st[i].merges);
+            for (int k = 0; k < 3; k++) {
+                ck_assert_int_eq(st[i].class_pieces[k], ref_st[i].class_pieces[k]);
+                ck_assert_int_eq(st[i].class_target[k], ref_st[i].class_target[k]);
+                ck_assert_int_eq(st[i].balance_short[k], ref_st[i].balance_short[k]);
+                ck_assert_int_eq(st[i].balance_gained[k], ref_st[i].balance_gained[k]);
+            }
+            tkm_model_free(m[i]);
+        }
+        for (int i = 1; i <= 3; i++)
+            ck_assert_msg(st[i].merges_shared > 0 && st[i].merges_shared < st[i].merges, "point %d: %d of %d merges shared",
+                          i, st[i].merges_shared, st[i].merges);
+        ck_assert_int_eq(st[0].merges_shared, 0);
+        ck_assert_int_eq(st[4].merges_shared, 0);
+    }
+    int threads = 1;
+    sweep("retrain many points, shared merge prefix", op_retrain_many, &threads, 1);
+    for (int i = 0; i < NMANY; i++) tkm_model_free(ref_many[i]);
+}
+END_TEST
 START_TEST(test_save)
 {
     int json = 0;
@@ -757,6 +841,7 @@ static Suite *alloc_suite(void)
     add(s, "train_threads", test_train_threads);
     add(s, "train_weights", test_train_weights);
     add(s, "retrain", test_retrain);
+    add(s, "retrain_many", test_retrain_many);
     add(s, "save", test_save);
     add(s, "counts", test_counts);
     add(s, "teacher", test_teacher);

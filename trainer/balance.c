@@ -8,9 +8,11 @@
  * model is byte-identical to a separate run), with the counts of each
  * pre-token multiplied by its class weight for the weights method. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unicode/uscript.h>
 
 #include "trainer_internal.h"
@@ -206,9 +208,9 @@ static void clear_run_stats(tkm_train_stats *s)
     s->balance_trials = 0;
 }
 
-int tkm_trainer_retrain(tkm_trainer *t, const tkm_train_options *o, tkm_model **out, tkm_train_stats *st)
+/* The checks of tkm_trainer_retrain's options. */
+static int retrain_check(const tkm_trainer *t, const tkm_train_options *o)
 {
-    *out = NULL;
     TKM_RETURN_ERROR_IF(!t->kept_ok, TKM_EINVAL, "tkm_trainer_retrain: the counting is not finished (tkm_trainer_finish_counting)");
     TKM_RETURN_ERROR_IF(o->model_type != TKM_MODEL_BPE && o->model_type != TKM_MODEL_UNIGRAM &&
                             o->model_type != TKM_MODEL_CHAR && o->model_type != TKM_MODEL_WORD,
@@ -221,10 +223,16 @@ int tkm_trainer_retrain(tkm_trainer *t, const tkm_train_options *o, tkm_model **
                         TKM_ENOTSUP, "--balance is implemented for BPE only");
     TKM_RETURN_ERROR_IF(o->balance_method != TKM_BALANCE_BUDGET && o->balance_method != TKM_BALANCE_WEIGHTS, TKM_EINVAL,
                         "balance method %d is not supported (budget or weights)", o->balance_method);
-    /* a private shallow copy: the trainers write the stats and read the
-     * options, so concurrent calls share nothing they write */
+    return 0;
+}
+
+/* A private shallow copy of t with the training-stage options of o: the
+ * trainers write the stats and read the options, so concurrent runs share
+ * nothing they write. NULL when out of memory. */
+static struct tkm_trainer *retrain_copy(const tkm_trainer *t, const tkm_train_options *o)
+{
     struct tkm_trainer *c = tkmi_malloc(sizeof *c);
-    TKM_RETURN_ERROR_IF(!c, TKM_ENOMEM, "out of memory");
+    if (!c) return NULL;
     memcpy(c, t, sizeof *c);
     c->o.model_type = o->model_type;
     c->o.vocab_size = o->vocab_size;
@@ -239,15 +247,130 @@ int tkm_trainer_retrain(tkm_trainer *t, const tkm_train_options *o, tkm_model **
     c->progress = NULL;
     c->progress_ctx = NULL;
     clear_run_stats(&c->stats);
-    double t0 = tkmi_now();
+    return c;
+}
+
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int tkm_trainer_retrain(tkm_trainer *t, const tkm_train_options *o, tkm_model **out, tkm_train_stats *st)
+{
+    *out = NULL;
+    TKM_FORWARD_IF_ERROR(retrain_check(t, o));
+    struct tkm_trainer *c = retrain_copy(t, o);
+    TKM_RETURN_ERROR_IF(!c, TKM_ENOMEM, "out of memory");
+    double t0 = tkmi_now(), c0 = thread_cpu();
     int rc = c->o.model_type == TKM_MODEL_BPE && c->o.balance_method == TKM_BALANCE_WEIGHTS &&
                      (c->o.balance_latin >= 0 || c->o.balance_japanese >= 0)
                  ? weights_train(c, out)
                  : train_copy(c, NULL, NULL, out);
     c->stats.seconds_merge = tkmi_now() - t0;
+    c->stats.seconds_merge_cpu = thread_cpu() - c0;
     if (st) *st = c->stats;
     tkmi_free(c);
     return rc;
+}
+
+/* ---- many points ---- */
+
+typedef struct {
+    tkm_trainer *t;
+    const tkm_train_options *o;
+    tkm_model **out;
+    tkm_train_stats *st;
+    int *rc, *todo, n, next;
+    pthread_mutex_t mu;
+} retrain_pool;
+
+static void *retrain_worker(void *arg)
+{
+    retrain_pool *P = arg;
+    for (;;) {
+        pthread_mutex_lock(&P->mu);
+        int k = P->next < P->n ? P->next++ : -1;
+        pthread_mutex_unlock(&P->mu);
+        if (k < 0) return NULL;
+        int i = P->todo[k];
+        tkm_train_stats st;
+        P->rc[i] = tkm_trainer_retrain(P->t, &P->o[i], &P->out[i], &st);
+        if (P->st) P->st[i] = st;
+    }
+}
+
+/* Points that can share one merge loop: BPE, balanced by budgets or not
+ * at all, with the other training-stage options of BPE equal. */
+static int shares_with(const tkm_train_options *a, const tkm_train_options *b)
+{
+    return a->model_type == TKM_MODEL_BPE && b->model_type == TKM_MODEL_BPE && a->vocab_size == b->vocab_size &&
+           a->character_coverage == b->character_coverage && a->hard_vocab_limit == b->hard_vocab_limit &&
+           (a->balance_method == TKM_BALANCE_BUDGET || (a->balance_latin < 0 && a->balance_japanese < 0)) &&
+           (b->balance_method == TKM_BALANCE_BUDGET || (b->balance_latin < 0 && b->balance_japanese < 0));
+}
+
+int tkm_trainer_retrain_many(tkm_trainer *t, int n, const tkm_train_options *o, tkm_model **out, tkm_train_stats *st,
+                             int *rc, int threads)
+{
+    if (n <= 0) return 0;
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    int *todo = tkmi_calloc((size_t)n, sizeof *todo), *grp = tkmi_calloc((size_t)n, sizeof *grp);
+    struct tkm_trainer **pt = tkmi_calloc((size_t)n, sizeof *pt);
+    tkm_model **gout = tkmi_calloc((size_t)n, sizeof *gout);
+    int *grc = tkmi_calloc((size_t)n, sizeof *grc);
+    int err = 0;
+    if (!todo || !grp || !pt || !gout || !grc) err = tkmi_error(TKM_ENOMEM, "out of memory");
+    /* the group: the points that share with the first balanced point that
+     * can share (unbalanced ones take the trunk's model) */
+    int ng = 0, nt = 0, lead = -1;
+    for (int i = 0; !err && i < n; i++) {
+        if (lead < 0 && retrain_check(t, &o[i]) == 0 && shares_with(&o[i], &o[i]) &&
+            (o[i].balance_latin >= 0 || o[i].balance_japanese >= 0))
+            lead = i;
+    }
+    for (int i = 0; !err && i < n; i++) {
+        if (lead >= 0 && retrain_check(t, &o[i]) == 0 && shares_with(&o[lead], &o[i])) grp[ng++] = i;
+        else todo[nt++] = i;
+    }
+    if (!err && ng < 2) { /* nothing to share */
+        for (int k = 0; k < ng; k++) todo[nt++] = grp[k];
+        ng = 0;
+    }
+    if (!err && ng > 0) {
+        tkmi_counts counts;
+        for (int k = 0; k < ng && !err; k++)
+            if (!(pt[k] = retrain_copy(t, &o[grp[k]]))) err = tkmi_error(TKM_ENOMEM, "out of memory");
+        if (!err && (err = counts_copy(&t->kept, NULL, NULL, &counts)) == 0) {
+            tkmi_bpe_sweep(pt, ng, &counts, gout, grc, threads);
+            tkmi_counts_free(&counts);
+            for (int k = 0; k < ng; k++) {
+                int i = grp[k];
+                out[i] = gout[k];
+                rc[i] = grc[k];
+                if (st) st[i] = pt[k]->stats;
+            }
+        }
+    }
+    if (!err) {
+        retrain_pool P = {.t = t, .o = o, .out = out, .st = st, .rc = rc, .todo = todo, .n = nt, .mu = PTHREAD_MUTEX_INITIALIZER};
+        pthread_t th[64];
+        int started = 0;
+        for (int k = 0; k < threads && k < nt && k < 64; k++)
+            if (pthread_create(&th[k], NULL, retrain_worker, &P) == 0) started++;
+        if (!started) retrain_worker(&P);
+        for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
+    }
+    for (int k = 0; k < n && pt; k++) tkmi_free(pt[k]);
+    tkmi_free(todo); tkmi_free(grp); tkmi_free(pt); tkmi_free(gout); tkmi_free(grc);
+    if (err) {
+        for (int i = 0; i < n; i++) rc[i] = err;
+        return err;
+    }
+    for (int i = 0; i < n; i++)
+        if (rc[i] < 0) return rc[i];
+    return 0;
 }
 
 int tkmi_balance_train(struct tkm_trainer *t, tkm_model **out)

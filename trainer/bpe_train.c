@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "../lib/heap.h"
-#include "trainer_internal.h"
+#include "bpe_state.h"
 
 /* the heap starts with about this many pairs (see bpe.T) */
 #define HEAP_START 32768
@@ -43,123 +43,6 @@ static void debug_rss(const char *where)
     if (f) fclose(f);
 }
 
-enum { F_LEAD_WS = 1, F_HAS_DIGIT = 2, F_ALL_WS = 4, F_TRAIL_WS = 8 };
-
-/* A word record: this header, then its len symbols, 2 bytes each when
- * every symbol id fits in 16 bits (vocab size <= 65536: B->narrow), else
- * 4 (the merge loop is bound by cache misses on the words: narrow records
- * take fewer lines). */
-typedef struct { int64_t cnt; uint32_t len, stamp; } word_t;
-#define WSYMS(W) ((void *)((word_t *)(W) + 1))
-/* symbol i of an array of narrow (uint16_t) or wide (int32_t) symbols */
-static inline int32_t sym_get(const void *s, size_t i, int narrow)
-{
-    return narrow ? (int32_t)((const uint16_t *)s)[i] : ((const int32_t *)s)[i];
-}
-static inline void sym_set(void *s, size_t i, int32_t v, int narrow)
-{
-    if (narrow) ((uint16_t *)s)[i] = (uint16_t)v;
-    else ((int32_t *)s)[i] = v;
-}
-/* A word is named by a 32-bit handle, its offset in the word array in
- * units of 8 << hshift bytes: hshift is 0 (8-byte units) until the array
- * would pass 2^32 units (32 GiB), then words are aligned to larger units,
- * so handles (and the postings that hold them) stay 4 bytes at any size. */
-typedef uint32_t whandle;
-/* pair ids: 64-bit, the number of distinct pairs has no 32-bit ceiling */
-typedef int64_t pairid;
-#define WORD(B, h) ((word_t *)((B)->wa + ((size_t)(h) << (B)->hshift)))
-/* 8-byte units taken by a word of n symbols, rounded up to a handle unit */
-static inline size_t word_units_hs(size_t n, unsigned hs, int narrow)
-{
-    size_t u = 2 + (narrow ? (n + 3) / 4 : (n + 1) / 2), m = ((size_t)1 << hs) - 1;
-    return (u + m) & ~m;
-}
-
-typedef struct {
-    /* symbols */
-    size_t *s_off;
-    uint32_t *s_len;
-    uint16_t *s_nchars, *s_nws;
-    int16_t *s_first, *s_last; /* script of first/last non-ws char; -2 none, -1 any */
-    uint8_t *s_flags;
-    size_t n_sym, sym_cap;
-    char *arena;
-    size_t arena_n, arena_cap;
-    tkmi_strmap by_str;
-    /* words */
-    /* One record per word, its symbols inline, so a visit starts with one
-     * cache miss that a prefetch can hide; a word is named by its handle,
-     * the index of its record in units of 8 bytes (postings hold handles). */
-    uint64_t *wa;
-    size_t wa_n, n_words;
-    unsigned hshift;
-    int narrow; /* symbols stored in 16 bits */
-    struct memo *memo; /* [vocab size] pair ids by neighbour symbol (NULL: none) */
-    /* pairs */
-    struct hslot { uint64_t key; pairid val; } *H; /* pair hash: key 0 = empty */
-    size_t h_cap, n_pairs, p_cap;
-    /* one record per pair, 32 bytes: a merge step touches one cache line per pair */
-    struct prec {
-        int64_t cnt;
-        union {
-            whandle *post;       /* words containing the pair (may hold stale entries) */
-            uint64_t seen;       /* step 4's first pass: the last word seen + 1 */
-        };
-        int32_t a, b;
-        uint32_t post_n;
-        uint8_t post_k;          /* a pool list of 1 << post_k entries; 0: a slab list, full */
-        int8_t valid;
-        uint8_t dirty, blocked;
-    } *P;
-    pairid *dirty;
-    size_t n_dirty, dirty_cap;
-    /* initial postings of all pairs, exactly sized, in pair order; lists
-     * that leave it (merged, grown, or their pair's count fell to 0) are
-     * dead space, squeezed out when they are half of it (slab_compact) */
-    whandle *slab;
-    size_t slab_n, slab_live;
-    /* postings created during merges: power-of-two blocks from 1 MB chunks,
-     * recycled through per-size free lists (no malloc header per list) */
-    void *pool_free[32];
-    char **pool_chunks;
-    size_t pool_n, pool_cap;
-    char *bump;
-    size_t bump_left;
-    /* heap */
-    /* len: chars of the merged piece (first tie-break); pre: its first 8
-     * bytes, big-endian, zero-padded (the next: most ties between strings
-     * end there without a look at the symbol arena); 24 bytes an entry */
-    struct hent { int64_t cnt; uint64_t pair : 48, len : 16; uint64_t pre; } *heap;
-    size_t heap_n, heap_cap;
-    /* Only pairs counted at least T are in the heap ("cold" ones wait in
-     * the pair table): a small heap is a fast heap. Every pair with a count
-     * >= T has an entry, and T only falls, when the heap runs empty, so the
-     * order of the merges is that of one heap holding every pair. */
-    int64_t T;
-    /* the run: trainer, options, special pieces and characters (vb), the
-     * merges learned so far (final[0..merges), symbol ids) out of target */
-    struct tkm_trainer *t;
-    const tkm_train_options *o;
-    tkmi_vbase vb;
-    size_t n_char_syms;
-    long target, merges;
-    int32_t *final;
-    uint32_t stamp; /* one per merge: a word is visited once per merge */
-    int closed[TKMI_N_CLASSES]; /* balancing: out of candidates or over, receives no surplus */
-    /* balancing: per-class merge budgets; a pair whose piece would exceed
-     * its class budget is blocked (kept counted, not merged) */
-    pairid *blocked;
-    size_t n_blocked, blocked_cap;
-    long budget[TKMI_N_CLASSES], used[TKMI_N_CLASSES];
-    int balancing;
-    tkmi_strmap meta; /* strings of meta pieces: never learned */
-    int has_meta_str;
-    /* a concatenation can only be a meta piece if it is this short and
-     * starts with one of these bytes (most pairs are ruled out here) */
-    size_t meta_maxlen;
-    uint8_t meta_first[256];
-} bpe;
 
 static int sym_add(bpe *B, const char *s, size_t len, int nchars, int first, int last, int flags, int nws)
 {
@@ -480,13 +363,7 @@ static int flush_dirty(bpe *B)
     return 0;
 }
 
-/* Within one merge (a,b)->c, the pairs a word's rewrite touches are (x,a),
- * (b,y), (x,c) and (c,y), each named by one neighbour symbol: their ids are
- * kept per symbol and role for the merge (valid while the stamp is the
- * merge's), so the pair table is probed once per neighbour, not once per
- * occurrence. Pair ids never change, and every adjacent pair of a word is
- * in the table. */
-struct memo { uint32_t stamp[4]; pairid id[4]; };
+/* the memo (bpe_state.h): a neighbour symbol's role in a merge */
 enum { M_DEC_L, M_DEC_R, M_INC_L, M_INC_R };
 
 static inline pairid memo_find(bpe *B, int role, int32_t key, int32_t x, int32_t y)
@@ -562,13 +439,12 @@ static int merge_word(bpe *B, whandle w, int32_t a, int32_t b, int32_t c)
     return B->narrow ? merge_word_w(B, w, a, b, c, 1) : merge_word_w(B, w, a, b, c, 0);
 }
 
-static void bpe_free(bpe *B)
+void tkmi_bpe_free(bpe *B)
 {
     tkmi_free(B->s_off); tkmi_free(B->s_len); tkmi_free(B->s_nchars); tkmi_free(B->s_nws);
     tkmi_free(B->s_first); tkmi_free(B->s_last); tkmi_free(B->s_flags); tkmi_free(B->arena);
     tkmi_strmap_free(&B->by_str);
-    tkmi_strmap_free(&B->meta);
-    tkmi_free(B->wa);
+    tkmi_free(B->wa); /* (B->meta and B->vb are the caller's) */
     tkmi_free(B->H);
     for (size_t p = 0; p < B->n_pairs; p++)
         if (B->P[p].post && B->P[p].post_k > POOL_MAX_K) tkmi_free(B->P[p].post);
@@ -662,22 +538,22 @@ static int bpe_symbols(bpe *B)
 {
     const tkm_train_options *o = B->o;
     int V = o->vocab_size;
-    tkmi_chcount *chars = B->vb.chars;
-    B->meta = B->vb.meta; /* owned by vb */
+    tkmi_chcount *chars = B->vb->chars;
+    B->meta = B->vb->meta; /* owned by vb */
     B->has_meta_str = 1;
     for (int id = 0; id < V; id++) {
-        const tkmi_metap *mp = &B->vb.slots[id];
+        const tkmi_metap *mp = &B->vb->slots[id];
         if (!mp->s || !mp->len) continue;
         B->meta_first[(uint8_t)mp->s[0]] = 1;
         if (mp->len > B->meta_maxlen) B->meta_maxlen = mp->len;
     }
     /* a required character that is already a special piece is not repeated */
-    B->arena_cap = ((size_t)V + B->vb.nreq + 16) * ((size_t)o->max_piece_length * 4 + 4);
+    B->arena_cap = ((size_t)V + B->vb->nreq + 16) * ((size_t)o->max_piece_length * 4 + 4);
     B->arena = tkmi_malloc(B->arena_cap);
     TKM_RETURN_ERROR_IF(!B->arena, TKM_ENOMEM, "out of memory");
-    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&B->by_str, (size_t)V + B->vb.nreq));
+    TKM_FORWARD_IF_ERROR(tkmi_strmap_init(&B->by_str, (size_t)V + B->vb->nreq));
     size_t n_char_syms = 0;
-    for (size_t i = 0; i < B->vb.nreq; i++) {
+    for (size_t i = 0; i < B->vb->nreq; i++) {
         char buf[4];
         uint32_t cp = chars[i].cp;
         int l = tkmi_utf8_encode(cp, buf);
@@ -687,18 +563,18 @@ static int bpe_symbols(bpe *B)
         if (tkmi_strmap_get(&B->meta, buf, (size_t)l) >= 0) continue;
         int id = sym_add(B, buf, (size_t)l, 1, sc, sc, flags, is_ws);
         if (id < 0) return id;
-        B->vb.cm.sym[tkmi_cpmap_slot(&B->vb.cm, cp)] = id;
+        B->vb->cm.sym[tkmi_cpmap_slot(&B->vb->cm, cp)] = id;
         chars[n_char_syms++] = chars[i];
     }
     B->n_char_syms = n_char_syms;
     B->t->stats.chars_required = n_char_syms;
 
-    B->target = (long)V - B->vb.n_meta - (long)n_char_syms;
+    B->target = (long)V - B->vb->n_meta - (long)n_char_syms;
     if (B->target < 0)
         return tkmi_error(TKM_EVOCAB,
                           "vocab size %d is smaller than the required pieces: %d special + %zu characters "
                           "(lower --character-coverage or raise --vocab-size to at least %zu)",
-                          V, B->vb.n_meta, n_char_syms, (size_t)B->vb.n_meta + n_char_syms);
+                          V, B->vb->n_meta, n_char_syms, (size_t)B->vb->n_meta + n_char_syms);
     B->final = tkmi_malloc(((size_t)B->target + 1) * sizeof *B->final);
     TKM_RETURN_ERROR_IF(!B->final, TKM_ENOMEM, "out of memory");
     return 0;
@@ -762,7 +638,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     }
     /* characters to symbols: the map, through a direct table for the BMP
      * (filled on first use: every character of the pre-tokens is in the map) */
-    tkmi_cpmap *cm = &B->vb.cm;
+    tkmi_cpmap *cm = &B->vb->cm;
     bmp = tkmi_malloc(65536 * sizeof *bmp);
     if (!bmp) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
     for (size_t i = 0; i < 65536; i++) bmp[i] = INT32_MIN;
@@ -873,31 +749,34 @@ static int bpe_pairs(bpe *B)
 }
 
 /* balancing: what the specials and characters already hold per class,
- * then each class's share of the merges */
-static void bpe_balance_init(bpe *B)
+ * then each class's share of the merges (budget, closed: B's own or a
+ * sweep point's; B is only read) */
+int tkmi_bpe_budgets(const bpe *B, const tkm_train_options *o, tkm_train_stats *st, long budget[TKMI_N_CLASSES],
+                     int closed[TKMI_N_CLASSES])
 {
-    const tkm_train_options *o = B->o;
-    struct tkm_trainer *t = B->t;
     int V = o->vocab_size;
-    int fixed[TKMI_N_CLASSES] = {0, 0, B->vb.n_meta};
+    int fixed[TKMI_N_CLASSES] = {0, 0, B->vb->n_meta};
     for (size_t i = 0; i < B->n_char_syms; i++) {
         char buf[4];
-        int l = tkmi_utf8_encode(B->vb.chars[i].cp, buf);
+        int l = tkmi_utf8_encode(B->vb->chars[i].cp, buf);
         fixed[tkmi_balance_class(buf, (size_t)l)]++;
     }
-    for (int k = 0; k < TKMI_N_CLASSES; k++) B->budget[k] = LONG_MAX;
-    if (o->balance_latin < 0 && o->balance_japanese < 0) return;
-    B->balancing = 1;
+    for (int k = 0; k < TKMI_N_CLASSES; k++) {
+        budget[k] = LONG_MAX;
+        closed[k] = 0;
+    }
+    if (o->balance_latin < 0 && o->balance_japanese < 0) return 0;
     long tl = o->balance_latin >= 0 ? lround((double)o->balance_latin * V) : -1;
     long tj = o->balance_japanese >= 0 ? lround((double)o->balance_japanese * V) : -1;
     long to = (tl >= 0 && tj >= 0) ? (long)V - tl - tj : -1;
     long tg[TKMI_N_CLASSES] = {tl, tj, to};
     for (int k = 0; k < TKMI_N_CLASSES; k++) {
-        t->stats.class_target[k] = (int)tg[k];
+        st->class_target[k] = (int)tg[k];
         if (tg[k] < 0) continue;
-        B->budget[k] = tg[k] - fixed[k] > 0 ? tg[k] - fixed[k] : 0;
-        if (tg[k] < fixed[k]) B->closed[k] = t->stats.balance_short[k] = 1; /* already over: characters alone exceed it */
+        budget[k] = tg[k] - fixed[k] > 0 ? tg[k] - fixed[k] : 0;
+        if (tg[k] < fixed[k]) closed[k] = st->balance_short[k] = 1; /* already over: characters alone exceed it */
     }
+    return 1;
 }
 
 /* The heap ran empty and no count class is left: a class ran out of
@@ -955,20 +834,71 @@ static int bpe_reopen_blocked(bpe *B)
     return 0;
 }
 
-/* Merges pair p (its count is exact): finds or adds the merged symbol
- * (blocking p instead when its class is over budget), records a new piece
- * and rewrites the words in p's postings. */
-static int bpe_merge_pair(bpe *B, pairid p)
+/* 5. merges: the best pair by the heap's order until the target is reached
+ * or no pair is left; one step per popped entry. */
+
+int tkmi_bpe_pop(bpe *B, bpe_entry *e)
+{
+    for (;;) {
+        if (!B->heap_n && B->T > 1) { /* let the next count class in */
+            B->T /= 2;
+            size_t need = 0;
+            for (size_t q = 0; q < B->n_pairs; q++) need += B->P[q].valid && B->P[q].cnt >= B->T && !B->P[q].blocked;
+            TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, need + 1, sizeof *B->heap));
+            heap_rebuild(B);
+            continue;
+        }
+        if (!B->heap_n) {
+            if (!B->n_blocked) return 0;
+            TKM_FORWARD_IF_ERROR(bpe_reopen_blocked(B));
+            continue;
+        }
+        *e = heap_pop(B);
+        pairid p = (pairid)e->pair;
+        if (B->P[p].blocked) continue;
+        if (e->cnt != B->P[p].cnt) {
+            if (e->cnt > B->P[p].cnt && B->P[p].cnt >= B->T && B->P[p].cnt > 0)
+                TKM_FORWARD_IF_ERROR(heap_push(B, B->P[p].cnt, p));
+            continue;
+        }
+        if (e->cnt <= 0) continue;
+        return 1;
+    }
+}
+
+/* The piece of pair p in tmp (8192 bytes), its length in *len; returns its
+ * symbol id if it exists already, else -1. */
+static int32_t pair_piece(const bpe *B, pairid p, char *tmp, size_t *len)
 {
     int32_t a = B->P[p].a, b = B->P[p].b;
-    char tmp[8192];
     size_t la = B->s_len[a], lb = B->s_len[b];
     memcpy(tmp, B->arena + B->s_off[a], la);
     memcpy(tmp + la, B->arena + B->s_off[b], lb);
-    int32_t c = tkmi_strmap_get(&B->by_str, tmp, la + lb);
-    if (c < 0 && B->balancing) {
-        int cls = tkmi_balance_class(tmp, la + lb);
-        if (B->used[cls] >= B->budget[cls]) {
+    *len = la + lb;
+    return tkmi_strmap_get(&B->by_str, tmp, la + lb);
+}
+
+int tkmi_bpe_new_class(const bpe *B, const bpe_entry *e)
+{
+    char tmp[8192];
+    size_t len;
+    if (pair_piece(B, (pairid)e->pair, tmp, &len) >= 0) return -1;
+    return tkmi_balance_class(tmp, len);
+}
+
+/* Merges the pair of e (its count is exact): finds or adds the merged
+ * symbol (blocking the pair instead when its class is over budget),
+ * records a new piece and rewrites the words in the pair's postings. */
+int tkmi_bpe_step(bpe *B, const bpe_entry *e)
+{
+    pairid p = (pairid)e->pair;
+    int32_t a = B->P[p].a, b = B->P[p].b;
+    char tmp[8192];
+    size_t len;
+    int32_t c = pair_piece(B, p, tmp, &len);
+    if (c < 0 && (B->balancing || B->track_used)) {
+        int cls = tkmi_balance_class(tmp, len);
+        if (B->balancing && B->used[cls] >= B->budget[cls]) {
             B->P[p].blocked = 1;
             TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->blocked, &B->blocked_cap, B->n_blocked + 1, sizeof(pairid)));
             B->blocked[B->n_blocked++] = p;
@@ -981,11 +911,9 @@ static int bpe_merge_pair(bpe *B, pairid p)
         int last = B->s_last[b] != -2 ? B->s_last[b] : B->s_last[a];
         uint8_t fa = B->s_flags[a], fb = B->s_flags[b];
         int flags = (fa & F_LEAD_WS) | (fb & F_TRAIL_WS) | ((fa | fb) & F_HAS_DIGIT) | (fa & fb & F_ALL_WS);
-        c = sym_add(B, tmp, la + lb, B->s_nchars[a] + B->s_nchars[b], first, last, flags, B->s_nws[a] + B->s_nws[b]);
+        c = sym_add(B, tmp, len, B->s_nchars[a] + B->s_nchars[b], first, last, flags, B->s_nws[a] + B->s_nws[b]);
         if (c < 0) return c;
         B->final[B->merges++] = c;
-        if (B->t->progress && (B->merges % 1000 == 0 || B->merges == B->target))
-            B->t->progress(B->t->progress_ctx, "merging", (uint64_t)B->merges, (uint64_t)B->target);
     }
     uint32_t stamp = ++B->stamp;
     uint32_t np = B->P[p].post_n;
@@ -1012,40 +940,12 @@ static int bpe_merge_pair(bpe *B, pairid p)
     return flush_dirty(B);
 }
 
-/* 5. merges: the best pair by the heap's order until the target is reached
- * or no pair is left */
-static int bpe_merges(bpe *B)
+/* 6. serialize: merges then characters, score -rank (t: the stats and
+ * options of the model; B is only read) */
+int tkmi_bpe_finish(bpe *B, struct tkm_trainer *t, tkmi_vbase *vb, tkm_model **out)
 {
-    if (B->o->vocab_size <= (1 << 18)) {
-        B->memo = tkmi_calloc((size_t)B->o->vocab_size, sizeof *B->memo);
-        TKM_RETURN_ERROR_IF(!B->memo, TKM_ENOMEM, "out of memory");
-    }
-    while (B->merges < B->target) {
-        if (!B->heap_n && B->T > 1) { /* let the next count class in */
-            B->T /= 2;
-            size_t need = 0;
-            for (size_t q = 0; q < B->n_pairs; q++) need += B->P[q].valid && B->P[q].cnt >= B->T && !B->P[q].blocked;
-            TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&B->heap, &B->heap_cap, need + 1, sizeof *B->heap));
-            heap_rebuild(B);
-            continue;
-        }
-        if (!B->heap_n) {
-            if (!B->n_blocked) break;
-            TKM_FORWARD_IF_ERROR(bpe_reopen_blocked(B));
-            continue;
-        }
-        struct hent e = heap_pop(B);
-        pairid p = (pairid)e.pair;
-        if (B->P[p].blocked) continue;
-        if (e.cnt != B->P[p].cnt) {
-            if (e.cnt > B->P[p].cnt && B->P[p].cnt >= B->T && B->P[p].cnt > 0)
-                TKM_FORWARD_IF_ERROR(heap_push(B, B->P[p].cnt, p));
-            continue;
-        }
-        if (e.cnt <= 0) continue;
-        TKM_FORWARD_IF_ERROR(bpe_merge_pair(B, p));
-    }
-    B->t->stats.merges = (int)B->merges;
+    const tkm_train_options *o = &t->o;
+    t->stats.merges = (int)B->merges;
     debug_rss("merged");
     if (getenv("TKM_DEBUG_BPE")) {
         size_t post = 0, pcap = 0;
@@ -1055,16 +955,8 @@ static int bpe_merges(bpe *B)
                 B->heap_cap, post, pcap);
         fprintf(stderr, "debug: slab %zu entries (%zu live), pool %zu MB\n", B->slab_n, B->slab_live, B->pool_n);
     }
-    return 0;
-}
-
-/* 6. serialize: merges then characters, score -rank */
-static int bpe_write(bpe *B, tkm_model **out)
-{
-    struct tkm_trainer *t = B->t;
-    const tkm_train_options *o = B->o;
     int V = o->vocab_size, vocab = V;
-    long merges = B->merges, fixed = (long)B->vb.n_meta + (long)B->n_char_syms;
+    long merges = B->merges, fixed = (long)vb->n_meta + (long)B->n_char_syms;
     if (merges < B->target) {
         if (o->hard_vocab_limit)
             return tkmi_error(TKM_EVOCAB,
@@ -1086,13 +978,13 @@ static int bpe_write(bpe *B, tkm_model **out)
             fl[i] = B->s_len[B->final[i]];
         } else {
             size_t ci = i - (size_t)merges;
-            fl[i] = (uint32_t)tkmi_utf8_encode(B->vb.chars[ci].cp, cbuf[ci]);
+            fl[i] = (uint32_t)tkmi_utf8_encode(vb->chars[ci].cp, cbuf[ci]);
             fs[i] = cbuf[ci];
         }
         fsc[i] = -(float)i;
     }
     t->stats.pieces_char = (int)n_char_syms;
-    rc = tkmi_vbase_write(t, &B->vb, vocab, fs, fl, fsc, nf, out);
+    rc = tkmi_vbase_write(t, vb, vocab, fs, fl, fsc, nf, out);
     t->stats.pieces_normal = (int)merges;
 done:
     tkmi_free(fs);
@@ -1102,27 +994,45 @@ done:
     return rc;
 }
 
+int tkmi_bpe_setup(struct tkm_trainer *t, tkmi_counts *counts, bpe *B, tkmi_vbase *vb)
+{
+    memset(B, 0, sizeof *B);
+    memset(vb, 0, sizeof *vb);
+    TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
+    B->t = t;
+    B->o = &t->o;
+    B->vb = vb;
+    for (int k = 0; k < TKMI_N_CLASSES; k++) B->budget[k] = LONG_MAX;
+    debug_rss("counted");
+    TKM_FORWARD_IF_ERROR(tkmi_vbase_init(t, counts, vb));
+    debug_rss("characters");
+    TKM_FORWARD_IF_ERROR(bpe_symbols(B));
+    TKM_FORWARD_IF_ERROR(bpe_words(B, counts));
+    TKM_FORWARD_IF_ERROR(bpe_pairs(B));
+    debug_rss("initial pairs");
+    if (B->o->vocab_size <= (1 << 18)) {
+        B->memo_n = (size_t)B->o->vocab_size;
+        B->memo = tkmi_calloc(B->memo_n, sizeof *B->memo);
+        TKM_RETURN_ERROR_IF(!B->memo, TKM_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
 {
-    TKM_RETURN_ERROR_IF(counts->n == 0, TKM_EEMPTY, "no input: the corpus has no text to learn from");
     bpe B;
-    memset(&B, 0, sizeof B);
-    B.t = t;
-    B.o = &t->o;
-    debug_rss("counted");
-    int rc = tkmi_vbase_init(t, counts, &B.vb);
-    debug_rss("characters");
-    if (rc >= 0) rc = bpe_symbols(&B);
-    if (rc >= 0) rc = bpe_words(&B, counts);
-    if (rc >= 0) rc = bpe_pairs(&B);
-    if (rc >= 0) {
-        debug_rss("initial pairs");
-        bpe_balance_init(&B);
-        rc = bpe_merges(&B);
+    tkmi_vbase vb;
+    bpe_entry e;
+    int rc = tkmi_bpe_setup(t, counts, &B, &vb);
+    if (rc >= 0) B.balancing = tkmi_bpe_budgets(&B, &t->o, &t->stats, B.budget, B.closed);
+    long shown = 0;
+    while (rc >= 0 && B.merges < B.target && (rc = tkmi_bpe_pop(&B, &e)) > 0) {
+        rc = tkmi_bpe_step(&B, &e);
+        if (rc >= 0 && t->progress && B.merges != shown && (B.merges % 1000 == 0 || B.merges == B.target))
+            t->progress(t->progress_ctx, "merging", (uint64_t)(shown = B.merges), (uint64_t)B.target);
     }
-    if (rc >= 0) rc = bpe_write(&B, out);
-    B.meta = (tkmi_strmap){0}; /* owned by vb */
-    tkmi_vbase_free(&B.vb);
-    bpe_free(&B);
+    if (rc >= 0) rc = tkmi_bpe_finish(&B, t, &vb, out);
+    tkmi_bpe_free(&B);
+    tkmi_vbase_free(&vb);
     return rc < 0 ? rc : 0;
 }

@@ -231,6 +231,10 @@ int tkmi_cf_finish(struct tkm_trainer *t, tkmi_counts *out);
 void tkmi_cfset_free(struct tkm_trainer *t);
 /* Runs BPE on the counts and serializes the model. */
 int tkmi_bpe_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out);
+/* BPE models for trainers pt[0..n) (private copies, stats cleared) whose
+ * options differ at most in budget balance targets, from one shared merge
+ * prefix (bpe_sweep.c); counts: a copy of the kept table, freed. */
+int tkmi_bpe_sweep(struct tkm_trainer *const *pt, int n, tkmi_counts *counts, tkm_model **out, int *rc, int threads);
 /* balance.c: tkm_trainer_train through the kept table (balance_method
  * weights, or after tkm_trainer_finish_counting) */
 int tkmi_balance_train(struct tkm_trainer *t, tkm_model **out);

@@ -93,6 +93,17 @@ done
   || fail "sweep: $same of $n models identical to separate runs"
 [ $n -eq 7 ] && [ $nums -eq $n ] && pass "sweep: table shares and held-out bytes/token equal the separate runs' ($n rows)" \
   || fail "sweep: $nums of $n table rows match the separate runs"
+# the budget points came from a shared merge prefix (not separate loops)
+sh=$(sed -n 's/.*; \([0-9]*\) points from a shared merge prefix, \([0-9]*\) merges shared.*/\1 \2/p' "$TMP/slog")
+set -- $sh
+[ "${1:-0}" -ge 4 ] && [ "${2:-0}" -gt 0 ] && pass "sweep: $1 budget points forked from a shared trunk ($2 merges shared)" \
+  || fail "sweep: no shared merge prefix: $(cat "$TMP/slog")"
+# the same sweep on 1 thread: the same models (forks do not depend on threads)
+"$T" train -q $BASE -t 1 --sweep none,0.30:0.40:0.05,0.44/0.44,0.44/0.44@weights,unigram --keep-models "$TMP/kept1" \
+  "$TMP"/train/* > /dev/null 2> "$TMP/slog1"
+n1=0
+for f in "$TMP"/kept/*.model; do cmp -s "$f" "$TMP/kept1/$(basename "$f")" && n1=$((n1 + 1)); done
+[ $n1 -eq 7 ] && pass "sweep: 1 and 2 threads give the same 7 models" || fail "sweep: $n1 of 7 models equal with 1 and 2 threads"
 grep -c "<- chosen" "$TMP/table" | grep -qx 1 && pass "sweep: one chosen point" || fail "chosen: $(cat "$TMP/table")"
 if grep -q "<svg" "$TMP/sweep.html" && grep -q "Pareto" "$TMP/sweep.html" && grep -q "(chosen)" "$TMP/sweep.html"; then
   pass "sweep report: Pareto chart and table"
