@@ -498,16 +498,6 @@ static int opt_int(PyObject *d, const char *k, int *out)
     return 0;
 }
 
-static int opt_float(PyObject *d, const char *k, float *out)
-{
-    PyObject *v = PyDict_GetItemString(d, k);
-    if (!v) return 0;
-    double x = PyFloat_AsDouble(v);
-    if (x == -1 && PyErr_Occurred()) return -1;
-    *out = (float)x;
-    return 0;
-}
-
 static int opt_double(PyObject *d, const char *k, double *out)
 {
     PyObject *v = PyDict_GetItemString(d, k);
@@ -515,6 +505,14 @@ static int opt_double(PyObject *d, const char *k, double *out)
     double x = PyFloat_AsDouble(v);
     if (x == -1 && PyErr_Occurred()) return -1;
     *out = x;
+    return 0;
+}
+
+static int opt_float(PyObject *d, const char *k, float *out)
+{
+    double x = *out;
+    if (opt_double(d, k, &x) < 0) return -1;
+    *out = (float)x;
     return 0;
 }
 
