@@ -476,13 +476,38 @@ static double merge_bytes(size_t n, int narrow)
  * which the CLI prints: nothing is dropped silently. TKM_BPE_MERGE_BUDGET
  * (bytes) replaces the budget (tests). Also returns the characters of the
  * pre-tokens kept (*total_syms) and of the longest one (*max_syms). */
+/* The exact pass reads every pre-token's bytes in table order (a cache
+ * miss each, most of its time). It is needed only when something may be
+ * dropped: first a bound from the byte lengths (no pre-token has more
+ * characters than bytes, and merge_bytes grows with n); when even that fits
+ * the budget, *exact is 0, *total_syms and *max_syms are byte bounds and
+ * bpe_words sets the estimate from the characters it decodes anyway. */
 static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int narrow, int64_t *drop_below,
-                        size_t *total_syms, size_t *max_syms)
+                        size_t *total_syms, size_t *max_syms, int *exact)
 {
     *drop_below = 0;
     uint64_t budget = t->o.max_memory;
     const char *env = getenv("TKM_BPE_MERGE_BUDGET");
     if (env) budget = strtoull(env, NULL, 10);
+    {
+        double bound = 0;
+        size_t bytes = 0, longest = 0;
+        for (size_t k = 0; k < counts->cap; k++) {
+            if (!counts->s[k].count) continue;
+            size_t n = counts->s[k].klen;
+            bound += merge_bytes(n, narrow);
+            bytes += n;
+            if (n > longest) longest = n;
+        }
+        if (!budget || bound <= (double)budget) {
+            *total_syms = bytes;
+            *max_syms = longest;
+            *exact = 0;
+            t->stats.merge_drop_below = 0;
+            return 0;
+        }
+    }
+    *exact = 1;
     /* bytes by count: exact for counts below 1024, then by bit length */
     enum { EXACT = 1024, NB = EXACT + 64 };
     struct bucket { double bytes; uint64_t syms, uniq, occ; } *by = tkmi_calloc(NB, sizeof *by);
@@ -592,11 +617,13 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     int32_t *tmp_sym = NULL, *bmp = NULL;
     int64_t drop_below = 0;
     size_t total_syms = 0, max_syms = 0;
+    int exact = 1;
+    uint64_t est_units = 0; /* !exact: the estimate's sum, merge_bytes / MERGE_BYTES_FACTOR (integers) */
     /* symbol ids stay below the vocab size (characters, then one per
      * merge); TKM_BPE_WIDE_SYMBOLS forces 4-byte symbols (tests: the result
      * must not change) */
     B->narrow = B->o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS");
-    int rc = merge_budget(t, counts, B->narrow, &drop_below, &total_syms, &max_syms);
+    int rc = merge_budget(t, counts, B->narrow, &drop_below, &total_syms, &max_syms, &exact);
     if (rc < 0) return rc;
     debug_rss("budget");
     /* a word has at least 2 symbols, so at most total_syms / 2 words of
@@ -646,6 +673,16 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
         size_t k = ord[q];
         const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
         size_t n = counts->s[k].klen, pos = 0;
+        if (!exact) { /* merge_budget's count of characters, here while the bytes are in cache */
+            size_t ns = n, i = 0;
+            for (; i + 8 <= n; i += 8) { /* continuation bytes (10xxxxxx), 8 at a time */
+                uint64_t x;
+                memcpy(&x, s + i, 8);
+                ns -= (size_t)__builtin_popcountll(x & ~(x << 1) & 0x8080808080808080ull);
+            }
+            for (; i < n; i++) ns -= (s[i] & 0xC0) == 0x80;
+            if (ns >= 2) est_units += 8 * word_units_hs(ns, 0, B->narrow) + 4 * (ns - 1);
+        }
         for (size_t i = 0; i <= n;) {
             int32_t sym = -1;
             int mb = 1;
@@ -670,6 +707,14 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
             }
             i += (size_t)mb;
         }
+    }
+    if (!exact) {
+        /* the same value as merge_budget's sum in any order: every term
+         * and partial sum is an integer below 2^53 */
+        t->stats.merge_bytes_estimate = (uint64_t)(MERGE_BYTES_FACTOR * (double)est_units);
+        if (getenv("TKM_DEBUG_BPE"))
+            fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens (none dropped)\n",
+                    t->stats.merge_bytes_estimate / 1e6);
     }
     debug_rss("words built");
     /* the pre-token table is no longer needed: give its memory back */
