@@ -734,22 +734,31 @@ done:
  * exactly sized slab (no per-pair allocations, no growth slack). */
 /* One pass of step 4 over the adjacent pairs of all words, in order.
  * fill 0: adds the pairs, their counts and the number of words holding
- * each (P[].seen: the last word seen + 1); 1: fills the slab. */
-static inline __attribute__((always_inline)) int pairs_pass(bpe *B, const int fill)
+ * each (P[].seen: the last word seen + 1), and the pair id of each position
+ * to ids[] (NULL: not kept); 1: fills the slab, the ids read back from
+ * ids[] (sequential reads instead of a hash probe each) or, without them,
+ * looked up again. */
+static inline __attribute__((always_inline)) int pairs_pass(bpe *B, const int fill, uint32_t **ids)
 {
+    size_t k = 0;
     for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift, B->narrow)) {
         const word_t *W = (const word_t *)(B->wa + u);
         whandle h = (whandle)(u >> B->hshift);
         for (uint32_t i = 0; i + 1 < W->len; i++) {
-            int32_t a = sym_get(WSYMS(W), i, B->narrow), b = sym_get(WSYMS(W), i + 1, B->narrow);
             pairid p = -1;
             if (!fill) {
+                int32_t a = sym_get(WSYMS(W), i, B->narrow), b = sym_get(WSYMS(W), i + 1, B->narrow);
                 TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
+                if (*ids) {
+                    if ((uint64_t)p < UINT32_MAX) (*ids)[k++] = (uint32_t)p;
+                    else { tkmi_free(*ids); *ids = NULL; } /* (ids are 32-bit) */
+                }
                 if (!B->P[p].valid) continue;
                 B->P[p].cnt += W->cnt;
                 if (B->P[p].seen != (uint64_t)h + 1) { B->P[p].seen = (uint64_t)h + 1; B->P[p].post_n++; }
             } else {
-                p = pair_find(B, a, b);
+                if (*ids) p = (pairid)(*ids)[k++];
+                else p = pair_find(B, sym_get(WSYMS(W), i, B->narrow), sym_get(WSYMS(W), i + 1, B->narrow));
                 if (p < 0 || !B->P[p].valid) continue;
                 uint32_t n = B->P[p].post_n;
                 if (n == 0 || B->P[p].post[n - 1] != h) B->P[p].post[B->P[p].post_n++] = h;
@@ -761,12 +770,25 @@ static inline __attribute__((always_inline)) int pairs_pass(bpe *B, const int fi
 
 static int bpe_pairs(bpe *B)
 {
+    /* positions: each word of n symbols has n - 1 */
+    size_t n_pos = 0;
+    for (size_t u = 0; u < B->wa_n;) {
+        const word_t *W = (const word_t *)(B->wa + u);
+        n_pos += W->len - 1;
+        u += word_units_hs(W->len, B->hshift, B->narrow);
+    }
     TKM_FORWARD_IF_ERROR(pairs_rehash(B));
-    TKM_FORWARD_IF_ERROR(pairs_pass(B, 0));
+    uint32_t *ids = tkmi_malloc((n_pos + 1) * sizeof *ids); /* NULL: look them up twice */
+    int rc = pairs_pass(B, 0, &ids);
+    if (rc < 0) {
+        tkmi_free(ids);
+        return rc;
+    }
     B->slab_n = 0;
     for (size_t p = 0; p < B->n_pairs; p++) B->slab_n += B->P[p].post_n;
     B->slab_live = B->slab_n;
     B->slab = tkmi_malloc((B->slab_n + 1) * sizeof *B->slab);
+    if (!B->slab) tkmi_free(ids);
     TKM_RETURN_ERROR_IF(!B->slab, TKM_ENOMEM, "out of memory (postings)");
     {
         size_t off = 0;
@@ -776,7 +798,9 @@ static int bpe_pairs(bpe *B)
             B->P[p].post_n = 0;
         }
     }
-    TKM_FORWARD_IF_ERROR(pairs_pass(B, 1));
+    rc = pairs_pass(B, 1, &ids);
+    tkmi_free(ids);
+    TKM_FORWARD_IF_ERROR(rc);
     /* the heap starts with the pairs of the highest power-of-two count
      * classes, up to about HEAP_START of them (all the classes needed) */
     {
