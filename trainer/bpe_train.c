@@ -610,11 +610,85 @@ static int bpe_symbols(bpe *B)
  * the rarest pre-tokens are left out when the merge loop would not fit
  * (merge_budget: a count threshold, reported in the stats). Frees the
  * pre-token table. */
+/* Step 3 for the pre-tokens ord[q0..q1): their words written from
+ * wa[base] on (units, n_words), and when !exact the estimate's sum
+ * (est_units). Reads the counts and the character map only. */
+struct words_part {
+    bpe *B;
+    const tkmi_counts *counts;
+    const size_t *ord;
+    size_t q0, q1, base, max_syms, units, n_words;
+    uint64_t est_units;
+    int exact, rc;
+};
+
+static void *words_part_run(void *arg)
+{
+    struct words_part *w = arg;
+    bpe *B = w->B;
+    const tkmi_counts *counts = w->counts;
+    tkmi_cpmap *cm = &B->vb->cm;
+    /* characters to symbols: the map, through a direct table for the BMP
+     * (filled on first use: every character of the pre-tokens is in the map) */
+    int32_t *tmp_sym = tkmi_malloc((w->max_syms + 1) * sizeof *tmp_sym), *bmp = tkmi_malloc(65536 * sizeof *bmp);
+    if (!tmp_sym || !bmp) {
+        tkmi_free(tmp_sym);
+        tkmi_free(bmp);
+        w->rc = TKM_ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < 65536; i++) bmp[i] = INT32_MIN;
+    uint64_t *wa = B->wa + w->base;
+    size_t wa_n = 0;
+    for (size_t q = w->q0; q < w->q1; q++) {
+        size_t k = w->ord[q];
+        const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
+        size_t n = counts->s[k].klen, pos = 0;
+        if (!w->exact) { /* merge_budget's count of characters, here while the bytes are in cache */
+            size_t ns = n, i = 0;
+            for (; i + 8 <= n; i += 8) { /* continuation bytes (10xxxxxx), 8 at a time */
+                uint64_t x;
+                memcpy(&x, s + i, 8);
+                ns -= (size_t)__builtin_popcountll(x & ~(x << 1) & 0x8080808080808080ull);
+            }
+            for (; i < n; i++) ns -= (s[i] & 0xC0) == 0x80;
+            if (ns >= 2) w->est_units += 8 * word_units_hs(ns, 0, B->narrow) + 4 * (ns - 1);
+        }
+        for (size_t i = 0; i <= n;) {
+            int32_t sym = -1;
+            int mb = 1;
+            if (i < n) {
+                uint32_t cp = s[i] < 0x80 ? s[i] : (uint32_t)tkmi_utf8_decode(s + i, n - i, &mb);
+                if (cp >= 65536) sym = cm->sym[tkmi_cpmap_slot(cm, cp)];
+                else if ((sym = bmp[cp]) == INT32_MIN) sym = bmp[cp] = cm->sym[tkmi_cpmap_slot(cm, cp)];
+            }
+            if (sym < 0) {
+                if (pos >= 2) {
+                    word_t *W = (word_t *)(wa + wa_n);
+                    W->cnt = counts->s[k].count;
+                    W->len = (uint32_t)pos;
+                    W->stamp = 0;
+                    for (size_t x = 0; x < pos; x++) sym_set(WSYMS(W), x, tmp_sym[x], B->narrow);
+                    wa_n += word_units_hs(pos, B->hshift, B->narrow);
+                    w->n_words++;
+                }
+                pos = 0;
+            } else {
+                tmp_sym[pos++] = sym;
+            }
+            i += (size_t)mb;
+        }
+    }
+    w->units = wa_n;
+    tkmi_free(tmp_sym);
+    tkmi_free(bmp);
+    return NULL;
+}
+
 static int bpe_words(bpe *B, tkmi_counts *counts)
 {
     struct tkm_trainer *t = B->t;
     size_t *ord = NULL;
-    int32_t *tmp_sym = NULL, *bmp = NULL;
     int64_t drop_below = 0;
     size_t total_syms = 0, max_syms = 0;
     int exact = 1;
@@ -644,9 +718,8 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     }
     size_t wa_cap = 2 * total_syms + 4 + (total_syms / 2 + 1) * (((size_t)1 << B->hshift) - 1);
     B->wa = tkmi_malloc(wa_cap * sizeof *B->wa);
-    tmp_sym = tkmi_malloc((max_syms + 1) * sizeof *tmp_sym);
     ord = tkmi_malloc((counts->n + 1) * sizeof *ord);
-    if (!B->wa || !tmp_sym || !ord) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+    if (!B->wa || !ord) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
     /* Words are laid out most frequent first (by the bit length of their
      * count): the words that most merges visit then share cache lines and
      * pages, which makes the merge loop, bound by cache misses, faster.
@@ -663,49 +736,50 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
             if (counts->s[k].count && counts->s[k].count >= drop_below) ord[start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++] = k;
         n_ord = acc;
     }
-    /* characters to symbols: the map, through a direct table for the BMP
-     * (filled on first use: every character of the pre-tokens is in the map) */
-    tkmi_cpmap *cm = &B->vb->cm;
-    bmp = tkmi_malloc(65536 * sizeof *bmp);
-    if (!bmp) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
-    for (size_t i = 0; i < 65536; i++) bmp[i] = INT32_MIN;
-    for (size_t q = 0; q < n_ord; q++) {
-        size_t k = ord[q];
-        const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
-        size_t n = counts->s[k].klen, pos = 0;
-        if (!exact) { /* merge_budget's count of characters, here while the bytes are in cache */
-            size_t ns = n, i = 0;
-            for (; i + 8 <= n; i += 8) { /* continuation bytes (10xxxxxx), 8 at a time */
-                uint64_t x;
-                memcpy(&x, s + i, 8);
-                ns -= (size_t)__builtin_popcountll(x & ~(x << 1) & 0x8080808080808080ull);
+    /* the pre-tokens in order, in parts built by threads each into its own
+     * region of wa, then moved together: the same array as one thread's */
+    {
+        int T = t->o.threads < 1 ? 1 : t->o.threads > 16 ? 16 : t->o.threads;
+        /* !exact: wa_cap came from the bytes, so the parts' bounds below
+         * sum to it at most; exact: it came from the characters, one part */
+        if (exact || n_ord < 65536) T = 1;
+        struct words_part P[16];
+        size_t per = (n_ord + (size_t)T - 1) / (size_t)T, base = 0;
+        for (int k = 0; k < T; k++) {
+            struct words_part *w = &P[k];
+            memset(w, 0, sizeof *w);
+            w->B = B;
+            w->counts = counts;
+            w->ord = ord;
+            w->q0 = per * (size_t)k < n_ord ? per * (size_t)k : n_ord;
+            w->q1 = per * (size_t)(k + 1) < n_ord ? per * (size_t)(k + 1) : n_ord;
+            w->exact = exact;
+            w->max_syms = max_syms;
+            w->base = base;
+            if (T > 1) { /* its bytes bound its characters: the bound of wa_cap for this part */
+                size_t bytes = 0;
+                for (size_t q = w->q0; q < w->q1; q++) bytes += counts->s[ord[q]].klen;
+                base += 2 * bytes + 4 + (bytes / 2 + 1) * (((size_t)1 << B->hshift) - 1);
             }
-            for (; i < n; i++) ns -= (s[i] & 0xC0) == 0x80;
-            if (ns >= 2) est_units += 8 * word_units_hs(ns, 0, B->narrow) + 4 * (ns - 1);
         }
-        for (size_t i = 0; i <= n;) {
-            int32_t sym = -1;
-            int mb = 1;
-            if (i < n) {
-                uint32_t cp = s[i] < 0x80 ? s[i] : (uint32_t)tkmi_utf8_decode(s + i, n - i, &mb);
-                if (cp >= 65536) sym = cm->sym[tkmi_cpmap_slot(cm, cp)];
-                else if ((sym = bmp[cp]) == INT32_MIN) sym = bmp[cp] = cm->sym[tkmi_cpmap_slot(cm, cp)];
-            }
-            if (sym < 0) {
-                if (pos >= 2) {
-                    word_t *W = (word_t *)(B->wa + B->wa_n);
-                    W->cnt = counts->s[k].count;
-                    W->len = (uint32_t)pos;
-                    W->stamp = 0;
-                    for (size_t x = 0; x < pos; x++) sym_set(WSYMS(W), x, tmp_sym[x], B->narrow);
-                    B->wa_n += word_units_hs(pos, B->hshift, B->narrow);
-                    B->n_words++;
-                }
-                pos = 0;
-            } else {
-                tmp_sym[pos++] = sym;
-            }
-            i += (size_t)mb;
+        if (base > wa_cap) { /* (cannot happen) one part */
+            T = 1;
+            P[0].q1 = n_ord;
+        }
+        pthread_t th[16];
+        int started[16] = {0};
+        for (int k = 1; k < T; k++) started[k] = pthread_create(&th[k], NULL, words_part_run, &P[k]) == 0;
+        words_part_run(&P[0]);
+        for (int k = 1; k < T; k++) {
+            if (started[k]) pthread_join(th[k], NULL);
+            else words_part_run(&P[k]);
+        }
+        for (int k = 0; k < T; k++) {
+            if (P[k].rc < 0) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
+            if (P[k].base != B->wa_n) memmove(B->wa + B->wa_n, B->wa + P[k].base, P[k].units * sizeof *B->wa);
+            B->wa_n += P[k].units;
+            B->n_words += P[k].n_words;
+            est_units += P[k].est_units;
         }
     }
     if (!exact) {
@@ -725,8 +799,6 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     }
 done:
     tkmi_free(ord);
-    tkmi_free(tmp_sym);
-    tkmi_free(bmp);
     return rc;
 }
 
