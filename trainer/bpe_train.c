@@ -810,8 +810,13 @@ done:
  * to ids[] (NULL: not kept); 1: fills the slab, the ids read back from
  * ids[] (sequential reads instead of a hash probe each) or, without them,
  * looked up again. */
-static inline __attribute__((always_inline)) int pairs_pass(bpe *B, const int fill, uint32_t **ids)
+/* Pass 0 looks pairs of the DENSE most frequent characters (symbols
+ * 0..DENSE-1, characters by count) up in a direct table of id + 1 (0:
+ * not seen yet) before the pair table: most positions, in a 4 MB table. */
+#define DENSE 1024
+static inline __attribute__((always_inline)) int pairs_pass(bpe *B, const int fill, uint32_t **ids, uint32_t *dense)
 {
+    const uint32_t D = B->n_char_syms < DENSE ? (uint32_t)B->n_char_syms : DENSE;
     size_t k = 0;
     for (size_t u = 0; u < B->wa_n; u += word_units_hs(((const word_t *)(B->wa + u))->len, B->hshift, B->narrow)) {
         const word_t *W = (const word_t *)(B->wa + u);
@@ -820,7 +825,16 @@ static inline __attribute__((always_inline)) int pairs_pass(bpe *B, const int fi
             pairid p = -1;
             if (!fill) {
                 int32_t a = sym_get(WSYMS(W), i, B->narrow), b = sym_get(WSYMS(W), i + 1, B->narrow);
-                TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
+                if (dense && (uint32_t)a < D && (uint32_t)b < D) {
+                    uint32_t *d = &dense[(size_t)a * DENSE + (size_t)b];
+                    if (*d) p = (pairid)*d - 1;
+                    else {
+                        TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
+                        if ((uint64_t)p < UINT32_MAX - 1) *d = (uint32_t)p + 1;
+                    }
+                } else {
+                    TKM_FORWARD_IF_ERROR(pair_get_or_add(B, a, b, &p));
+                }
                 if (*ids) {
                     if ((uint64_t)p < UINT32_MAX) (*ids)[k++] = (uint32_t)p;
                     else { tkmi_free(*ids); *ids = NULL; } /* (ids are 32-bit) */
@@ -851,7 +865,9 @@ static int bpe_pairs(bpe *B)
     }
     TKM_FORWARD_IF_ERROR(pairs_rehash(B));
     uint32_t *ids = tkmi_malloc((n_pos + 1) * sizeof *ids); /* NULL: look them up twice */
-    int rc = pairs_pass(B, 0, &ids);
+    uint32_t *dense = tkmi_calloc((size_t)DENSE * DENSE, sizeof *dense); /* NULL: the pair table alone */
+    int rc = pairs_pass(B, 0, &ids, dense);
+    tkmi_free(dense);
     if (rc < 0) {
         tkmi_free(ids);
         return rc;
@@ -870,7 +886,7 @@ static int bpe_pairs(bpe *B)
             B->P[p].post_n = 0;
         }
     }
-    rc = pairs_pass(B, 1, &ids);
+    rc = pairs_pass(B, 1, &ids, NULL);
     tkmi_free(ids);
     TKM_FORWARD_IF_ERROR(rc);
     /* the heap starts with the pairs of the highest power-of-two count
