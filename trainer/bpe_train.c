@@ -658,7 +658,18 @@ static void *words_part_run(void *arg)
             int32_t sym = -1;
             int mb = 1;
             if (i < n) {
-                uint32_t cp = s[i] < 0x80 ? s[i] : (uint32_t)tkmi_utf8_decode(s + i, n - i, &mb);
+                uint32_t cp;
+                if (s[i] < 0x80) cp = s[i];
+                /* 2 and 3 bytes that are always valid (no overlong form, no
+                 * surrogate) here; the rest by the library's decoder */
+                else if (s[i] >= 0xC2 && s[i] <= 0xDF && i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
+                    cp = (uint32_t)(s[i] & 0x1F) << 6 | (s[i + 1] & 0x3F);
+                    mb = 2;
+                } else if (s[i] >= 0xE1 && s[i] <= 0xEF && s[i] != 0xED && i + 2 < n && (s[i + 1] & 0xC0) == 0x80 &&
+                           (s[i + 2] & 0xC0) == 0x80) {
+                    cp = (uint32_t)(s[i] & 0x0F) << 12 | (uint32_t)(s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F);
+                    mb = 3;
+                } else cp = (uint32_t)tkmi_utf8_decode(s + i, n - i, &mb);
                 if (cp >= 65536) sym = cm->sym[tkmi_cpmap_slot(cm, cp)];
                 else if ((sym = bmp[cp]) == INT32_MIN) sym = bmp[cp] = cm->sym[tkmi_cpmap_slot(cm, cp)];
             }
