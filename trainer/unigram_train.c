@@ -110,7 +110,6 @@ typedef struct {
     size_t *aoff, an;
     int32_t *amap;
     const tkm_train_options *o;
-    double *pr1; /* E-step: e^score of piece i at i + 1, of the unknown node at 0 */
     int debug; /* TKM_DEBUG_UNIGRAM */
     double t_start, cpu0;
 } uni;
@@ -537,11 +536,17 @@ static void update_min_score(uni *U)
 }
 
 /* ---- parallel passes over the words ---- */
+/* E-step, per thread and piece: its probability and expected count side by
+ * side, so a lattice node's piece is one cache line, not two (a node's
+ * lookups of these, scattered over the pieces, wait on memory) */
+typedef struct { double pr; int64_t acc; } pacc_t;
+
 typedef struct {
     uni *U;
     int mode; /* 0: E-step, 1: Viterbi frequencies, 2: fill the cache only */
     int tid, nthreads;
-    int64_t *acc; /* per piece, fixed point (E) or counts (Viterbi) */
+    int64_t *acc; /* per piece, counts (Viterbi) */
+    pacc_t *pa;   /* E-step: piece id at id + 1, the unknown node at 0; acc in fixed point */
     double obj;
     int64_t ntokens;
     int rc;
@@ -552,13 +557,12 @@ typedef struct {
  * a binary exponent (a word's path probabilities reach far below the double
  * range: a lattice position is normalized to [1, 2) once its sum is
  * complete, exactly, by its exponent), and each node's posterior times the
- * word's count added to acc[id] in fixed point. pr1[id + 1] is piece id's
- * probability e^score, pr1[0] the unknown node's. Returns log Z, or
+ * word's count added to pa[id + 1].acc in fixed point. pa[id + 1].pr is
+ * piece id's probability e^score, pa[0].pr the unknown node's. Returns log Z, or
  * -INFINITY if the word has no path. Adds, multiplies and no exp or log per
  * node: the log-space version took one exp per node and a log per position
  * each way, and an exp per node for the posteriors. */
-static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, const double *pr1, int64_t cnt,
-                         int64_t *acc)
+static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, pacc_t *pa, int64_t cnt)
 {
     double *fa = x->alpha, *ba = x->beta, *pv = x->pv;
     int32_t *fe = x->ealpha, *be = x->ebeta;
@@ -568,7 +572,7 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
     size_t done = 0; /* forward: positions < done are complete */
     for (size_t k = 0; k < nn; k++) {
         uint32_t st = nd[k].start;
-        pv[k] = pr1[nd[k].idlen >> 8]; /* one lookup a node, not three */
+        pv[k] = pa[nd[k].idlen >> 8].pr; /* one lookup a node, not three */
         for (; done <= st; done++)
             if (fa[done] != 0) fe[done] += norm2(&fa[done]);
         if (fa[st] == 0) continue;
@@ -601,7 +605,7 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
         if (d < -1022) continue;
         if (d > 1023) d = 1023;
         double q = fa[st] * pv[k] * ba[en] * scale * pow2i(d);
-        acc[idp - 1] += (int64_t)(q + 0.5);
+        pa[idp].acc += (int64_t)(q + 0.5);
     }
     return log(fa[n]) + (double)ez * M_LN2;
 }
@@ -675,7 +679,7 @@ static void *pass_main(void *arg)
                 nn = x.nn;
             }
             if (nn > x.pvcap && (P->rc = tkmi_grow((void **)&x.pv, &x.pvcap, nn, sizeof *x.pv)) < 0) break;
-            double lz = estep_word(&x, nd, nn, n, U->pr1, w->cnt, P->acc);
+            double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt);
             if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
             /* (a word just cached is in x already, scored) */
@@ -717,7 +721,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         U->have_lat = 1;
         /* fill the cache first, then free the seeds' trie (the largest) if
          * every word is in it, before the E-step's arrays are allocated */
-        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, 0, 0, 0};
+        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, 0, 0, 0};
         if (rc == 0) par_run(P, T, sizeof *P, pass_main);
         for (int t = 0; t < T; t++)
             if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -729,20 +733,22 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
     if (rc == 0 && uncached && (U->trie_stale || !U->trie.node)) rc = rebuild_trie(U); /* words outside the cache walk it */
     for (int t = 0; t < T; t++) {
-        P[t] = (pass_t){U, mode, t, T, t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t)), 0, 0, 0};
-        if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        P[t] = (pass_t){U, mode, t, T, NULL, NULL, 0, 0, 0};
+        if (mode == 0) {
+            P[t].pa = tkmi_malloc((U->np + 1) * sizeof *P[t].pa);
+            if (!P[t].pa) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+            else if (t == 0) {
+                P[t].pa[0] = (pacc_t){exp((double)(U->min_score - 10.0f)), 0}; /* the unknown node, as populate() scores it */
+                for (size_t i = 0; i < U->np; i++) P[t].pa[i + 1] = (pacc_t){exp((double)U->p[i].score), 0};
+            } else if (P[0].pa) {
+                memcpy(P[t].pa, P[0].pa, (U->np + 1) * sizeof *P[t].pa);
+            }
+        } else {
+            P[t].acc = t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t));
+            if (!P[t].acc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        }
     }
     memset(out, 0, U->np * sizeof *out);
-    if (rc == 0 && mode == 0) {
-        double *pr1 = tkmi_malloc((U->np + 1) * sizeof *pr1);
-        if (!pr1) rc = tkmi_error(TKM_ENOMEM, "out of memory");
-        else {
-            pr1[0] = exp((double)(U->min_score - 10.0f)); /* the unknown node, as populate() scores it */
-            for (size_t i = 0; i < U->np; i++) pr1[i + 1] = exp((double)U->p[i].score);
-        }
-        tkmi_free(U->pr1);
-        U->pr1 = pr1;
-    }
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
     if (U->pend) { /* the pass applied the pending removals */
         tkmi_free(U->pend);
@@ -763,6 +769,10 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         if (t > 0 && P[t].acc) {
             for (size_t i = 0; i < U->np; i++) out[i] += P[t].acc[i];
             tkmi_free(P[t].acc);
+        }
+        if (P[t].pa) {
+            for (size_t i = 0; i < U->np; i++) out[i] += P[t].pa[i + 1].acc;
+            tkmi_free(P[t].pa);
         }
         o += P[t].obj;
     }
@@ -1675,7 +1685,6 @@ static void uni_free(uni *U)
     for (int t = 0; t < U->an_t; t++) tkmi_free(U->abuf[t]);
     tkmi_free(U->aoff);
     tkmi_free(U->amap);
-    tkmi_free(U->pr1);
     tkmi_free(U->p);
     tkmi_free(U->parena);
     tkmi_free(U->w);
