@@ -459,19 +459,34 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
     return cnt;
 }
 
-/* Word i's lattice from the cache (nn nodes from sg->lat[a]), with the
- * current scores. */
-static int lattice_from_cache(const uni *U, const struct latseg *sg, size_t a, size_t nn, scratch *x, size_t i)
+/* viterbi() over a cached lattice (nodes as the cache keeps them, scores
+ * from sc[id + 1], the unknown node's at sc[0]), without making it a scored
+ * lattice first: the same sums in the same order, so the same path. The
+ * path's pieces get cnt each in acc; returns its length (0: no path). */
+static size_t viterbi_cached(scratch *x, const struct cnode *nd, size_t nn, size_t n, const float *sc, int64_t cnt,
+                             int64_t *acc)
 {
-    if (nn > x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, nn, sizeof(lnode)));
-    const float unk = U->min_score - 10.0f;
+    float *best = x->best;
+    int32_t *back = x->back;
+    for (size_t i = 0; i <= n; i++) { best[i] = -FLT_MAX; back[i] = -1; }
+    best[0] = 0;
     for (size_t k = 0; k < nn; k++) {
-        struct cnode c = sg->lat[a + k];
-        int32_t id = cnode_id(c);
-        x->nodes[k] = (lnode){c.start, cnode_end(c), id, id >= 0 ? U->p[id].score : unk};
+        uint32_t st = nd[k].start, en = cnode_end(nd[k]);
+        if (st != 0 && back[st] < 0) continue;
+        float cand = best[st] + sc[nd[k].idlen >> 8];
+        if (back[en] < 0 || cand > best[en]) {
+            best[en] = cand;
+            back[en] = (int32_t)k;
+        }
     }
-    x->nn = nn;
-    return ensure_positions(x, U->w[i].len);
+    if (back[n] < 0) return 0;
+    size_t len = 0;
+    for (size_t e = n; e > 0; e = nd[back[e]].start) {
+        int32_t id = cnode_id(nd[back[e]]);
+        if (id >= 0) acc[id] += cnt;
+        len++;
+    }
+    return len;
 }
 
 /* Word i's cached lattice (the thread's words in order, i < cut): its
@@ -547,6 +562,7 @@ typedef struct {
     int tid, nthreads;
     int64_t *acc; /* per piece, counts (Viterbi) */
     pacc_t *pa;   /* E-step: piece id at id + 1, the unknown node at 0; acc in fixed point */
+    const float *sc; /* Viterbi: piece id's score at id + 1, the unknown node's at 0 (shared) */
     double obj;
     int64_t ntokens;
     int rc;
@@ -569,10 +585,13 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
     for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
     fa[0] = 1;
     fe[0] = 0;
+    /* the nodes' probabilities first, one lookup a node (not three), apart
+     * from the sums: the lookups, scattered over the pieces, do not wait on
+     * each other */
+    for (size_t k = 0; k < nn; k++) pv[k] = pa[nd[k].idlen >> 8].pr;
     size_t done = 0; /* forward: positions < done are complete */
     for (size_t k = 0; k < nn; k++) {
         uint32_t st = nd[k].start;
-        pv[k] = pa[nd[k].idlen >> 8].pr; /* one lookup a node, not three */
         for (; done <= st; done++)
             if (fa[done] != 0) fe[done] += norm2(&fa[done]);
         if (fa[st] == 0) continue;
@@ -682,8 +701,12 @@ static void *pass_main(void *arg)
             double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt);
             if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
+            if (cached && !fresh) {
+                if ((P->rc = ensure_positions(&x, n)) < 0) break;
+                P->ntokens += (int64_t)viterbi_cached(&x, sg->lat + ca, cn, n, P->sc, w->cnt, P->acc) * w->cnt;
+                continue;
+            }
             /* (a word just cached is in x already, scored) */
-            if (cached && !fresh && (P->rc = lattice_from_cache(U, sg, ca, cn, &x, i)) < 0) break;
             size_t cnt = viterbi(&x, n, path, path_cap);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
@@ -721,7 +744,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         U->have_lat = 1;
         /* fill the cache first, then free the seeds' trie (the largest) if
          * every word is in it, before the E-step's arrays are allocated */
-        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, 0, 0, 0};
+        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, NULL, 0, 0, 0};
         if (rc == 0) par_run(P, T, sizeof *P, pass_main);
         for (int t = 0; t < T; t++)
             if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -733,7 +756,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
     if (rc == 0 && uncached && (U->trie_stale || !U->trie.node)) rc = rebuild_trie(U); /* words outside the cache walk it */
     for (int t = 0; t < T; t++) {
-        P[t] = (pass_t){U, mode, t, T, NULL, NULL, 0, 0, 0};
+        P[t] = (pass_t){U, mode, t, T, NULL, NULL, NULL, 0, 0, 0};
         if (mode == 0) {
             P[t].pa = tkmi_malloc((U->np + 1) * sizeof *P[t].pa);
             if (!P[t].pa) rc = tkmi_error(TKM_ENOMEM, "out of memory");
@@ -749,7 +772,18 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         }
     }
     memset(out, 0, U->np * sizeof *out);
+    float *sc = NULL;
+    if (rc == 0 && mode == 1) {
+        sc = tkmi_malloc((U->np + 1) * sizeof *sc);
+        if (!sc) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        else {
+            sc[0] = U->min_score - 10.0f; /* the unknown node, as populate() scores it */
+            for (size_t i = 0; i < U->np; i++) sc[i + 1] = U->p[i].score;
+            for (int t = 0; t < T; t++) P[t].sc = sc;
+        }
+    }
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
+    tkmi_free(sc);
     if (U->pend) { /* the pass applied the pending removals */
         tkmi_free(U->pend);
         U->pend = NULL;
