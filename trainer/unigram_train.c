@@ -8,6 +8,7 @@
  * fixed point (each contribution rounded on its own), so the sums do not
  * depend on how words are split between threads. */
 #include <float.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1599,6 +1600,12 @@ static int em_and_prune(struct tkm_trainer *t, uni *U, size_t desired)
     int rc = rebuild_trie(U);
     if (rc == 0) {
         dbg(U, "trie of %zu nodes", U->trie.n_nodes);
+#ifdef __GLIBC__
+        /* what counting the seeds and building the trie freed sits in
+         * malloc's free chunks: give those pages back before the first
+         * lattices (the trie and all of them together are the peak) */
+        malloc_trim(0);
+#endif
         remap = tkmi_malloc((U->np + 1) * sizeof *remap);
         if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
