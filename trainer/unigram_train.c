@@ -752,6 +752,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         int all = 1;
         for (int t = 0; t < T; t++) all &= U->lat_cut[t] == U->wsplit[t + 1];
         if (all) utrie_free(&U->trie);
+        if (rc == 0) dbg(U, "  lattices of %zu words found", U->nw);
     }
     int uncached = 0;
     for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
