@@ -25,6 +25,8 @@ typedef struct {
     size_t nch, chcap;
     int32_t *head, *tail; /* each group's chunks, in the order written */
     uint64_t end;         /* bytes written */
+    uint32_t *ht;         /* combine(): record index + 1 by hash */
+    size_t hcap;
 } tkmi_sruns;
 
 /* buffers of about buf_bytes in all */

@@ -1756,10 +1756,14 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     U.t_start = t->t_start;
     U.cpu0 = 0; /* process CPU time: reading and counting included */
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
-    /* the lattice cache: LAT_CACHE_BYTES in all (TKM_LATTICE_CACHE_MAX
-     * nodes, internal: to force words out of it in tests) */
+    /* the lattice cache: a quarter of --max-memory, at least LAT_CACHE_BYTES
+     * (which is all without a limit) in all (TKM_LATTICE_CACHE_MAX nodes,
+     * internal: to force words out of it in tests). It grows only as far
+     * as the lattices need. */
     const char *env = getenv("TKM_LATTICE_CACHE_MAX");
-    U.lat_max = (env ? (size_t)strtoull(env, NULL, 10) : LAT_CACHE_BYTES / sizeof(struct cnode)) / (size_t)U.threads;
+    uint64_t lat_bytes = o->max_memory / 4 > LAT_CACHE_BYTES ? o->max_memory / 4 : LAT_CACHE_BYTES;
+    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
+    U.lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / sizeof(struct cnode)) / (size_t)U.threads;
     tkmi_vbase vb;
     size_t n_req = 0;
     int rc = tkmi_vbase_init(t, counts, &vb);
