@@ -1421,12 +1421,16 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
      * tables: every pass enumerates. */
     tkmi_sruns *runs = NULL;
     uint64_t run_bytes = 0;
+    /* internal, for tests: a thread's run buffers in bytes (small: many
+     * chunks), 0 for no runs */
+    const char *rb_env = getenv("TKM_SEED_RUN_BUFFER");
+    size_t run_buf = rb_env ? (size_t)strtoull(rb_env, NULL, 10) : SEED_ROUTE_BYTES;
     for (uint32_t g = 0; rc == 0 && g < G; g++) {
-        int route = G > 1 && G <= SEED_ROUTE_MAX;
+        int route = G > 1 && G <= SEED_ROUTE_MAX && run_buf > 0;
         if (g == 0 && route) {
             runs = tkmi_calloc((size_t)T, sizeof *runs);
             if (!runs) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
-            for (int t = 0; rc == 0 && t < T; t++) rc = tkmi_sruns_init(&runs[t], G, SEED_ROUTE_BYTES);
+            for (int t = 0; rc == 0 && t < T; t++) rc = tkmi_sruns_init(&runs[t], G, run_buf);
             if (rc < 0) break;
         }
         for (int t = 0; t < T && rc == 0; t++)
