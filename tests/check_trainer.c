@@ -419,9 +419,54 @@ START_TEST(test_unigram_seed_passes)
                                        "\xE2\x96\x81\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E"};
     for (size_t k = 0; k < sizeof want / sizeof *want; k++)
         ck_assert_msg(tkm_model_piece_id(a, want[k], strlen(want[k])) >= 0, "%s is not a piece", want[k]);
+    /* the passes after the first read the other groups' occurrences back
+     * from runs on disk: tiny buffers (many chunks, 3 threads) and no runs
+     * at all (every pass reads the words) give the same model */
+    tkm_train_stats s4, s5;
+    setenv("TKM_SEED_RUN_BUFFER", "1", 1);
+    tkm_model *d = train_uni(3, "1000", &s4);
+    setenv("TKM_SEED_RUN_BUFFER", "0", 1);
+    tkm_model *e = train_uni(2, "1000", &s5);
+    unsetenv("TKM_SEED_RUN_BUFFER");
+    ck_assert_int_eq(s4.seed_passes, s2.seed_passes);
+    ck_assert_int_eq(s5.seed_passes, s2.seed_passes);
+    size_t ld, le;
+    const uint8_t *pd = tkm_model_bytes(d, &ld), *pe = tkm_model_bytes(e, &le);
+    ck_assert_msg(la == ld && memcmp(pa, pd, la) == 0, "Unigram model differs with tiny seed run buffers");
+    ck_assert_msg(la == le && memcmp(pa, pe, la) == 0, "Unigram model differs without seed runs");
     tkm_model_free(a);
     tkm_model_free(b);
     tkm_model_free(c);
+    tkm_model_free(d);
+    tkm_model_free(e);
+}
+END_TEST
+
+/* The seed runs go to $TMPDIR: when it cannot be written, training fails
+ * with an error that names it, and no model comes back. */
+START_TEST(test_unigram_seed_runs_tmpdir)
+{
+    const char *old = getenv("TMPDIR");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("TMPDIR", "/nonexistent/tokenmill-tmp", 1);
+    setenv("TKM_SEED_TABLE_MAX", "1000", 1);
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.model_type = TKM_MODEL_UNIGRAM;
+    o.vocab_size = 450;
+    tkm_trainer *t;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    add_corpus(t, 2000, 7);
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_train(t, &m);
+    unsetenv("TKM_SEED_TABLE_MAX");
+    if (keep) setenv("TMPDIR", keep, 1);
+    else unsetenv("TMPDIR");
+    free(keep);
+    ck_assert_int_eq(rc, TKM_EIO);
+    ck_assert(m == NULL);
+    ck_assert_msg(strstr(tkm_last_error(), "/nonexistent/tokenmill-tmp") != NULL, "error: %s", tkm_last_error());
+    tkm_trainer_free(t);
 }
 END_TEST
 
@@ -630,6 +675,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(rt, test_roundtrip_random);
     tcase_add_test(rt, test_unigram);
     tcase_add_test(rt, test_unigram_seed_passes);
+    tcase_add_test(rt, test_unigram_seed_runs_tmpdir);
     tcase_add_test(rt, test_unigram_lattice_budget);
     suite_add_tcase(s, rt);
     return s;

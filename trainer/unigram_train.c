@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../lib/parallel.h"
+#include "seed_runs.h"
 #include "trainer_internal.h"
 
 #define FIX_SCALE 16777216.0 /* 2^24: expected counts in fixed point */
@@ -1076,12 +1077,12 @@ static int prune(uni *U, size_t desired, int32_t *remap)
  * sees the words in sorted order, so neither the thread count nor G changes
  * the seeds (the order below is total). */
 #define SEED_PARTS 16
+#define SEED_ROUTE_MAX 4096                 /* groups routed to runs, at most */
+#define SEED_ROUTE_BYTES ((size_t)8 << 20) /* a thread's run buffers */
 /* 24 bytes: the string's 64-bit hash; its first occurrence in the word
  * arena (offset << 24 | bytes << 1 | branching); its count (high 48 bits,
  * saturating) and a 16-bit hash of its first follower (0: end of word) */
-typedef struct {
-    uint64_t hash, where, cnt_next;
-} sslot;
+typedef tkmi_sslot sslot;
 #define SS_OFF(e) ((e)->where >> 24)
 #define SS_LEN(e) ((uint32_t)((e)->where >> 1) & 0x7FFFFF)
 #define SS_BRANCH(e) ((e)->where & 1)
@@ -1155,6 +1156,7 @@ typedef struct {
     uint8_t *hll;            /* SEED_HLL: this job's registers */
     uint64_t *once, *twice;  /* SEED_MARK, SEED_COUNT: the bitmaps */
     uint64_t bmask;          /* bits in a bitmap - 1 */
+    tkmi_sruns *runs;        /* SEED_COUNT: the other groups' occurrences go there */
     int rc;
 } seed_job;
 
@@ -1163,8 +1165,8 @@ typedef struct {
 static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, uint8_t *hll, uint64_t *once,
                                uint64_t *twice, uint64_t bmask)
 {
-    return (seed_job){U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, once, twice, bmask,
-                      0};
+    return (seed_job){U,    NULL, tid,  nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, once, twice,
+                      bmask, NULL, 0};
 }
 
 static inline uint64_t seed_bit(uint64_t h, uint64_t bmask) { return (h >> 24 | h << 40) & bmask; }
@@ -1185,7 +1187,7 @@ static void *seed_main(void *arg)
     uint32_t *cpk = NULL;  /* a 16-bit hash of its bytes (never 0) */
     size_t ccap = 0;
     int full = 0;
-    struct pending { uint64_t h; size_t bytes; int part; uint16_t next; } pend[64]; /* max_piece_length <= 63 */
+    struct pending { uint64_t h; size_t bytes; int part; uint16_t next; uint32_t g; } pend[64]; /* max_piece_length <= 63 */
     for (size_t wi = J->wfrom; J->rc == 0 && !full && wi < J->wto; wi++) {
         const uint8_t *s = (const uint8_t *)U->w[wi].s;
         size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
@@ -1267,18 +1269,24 @@ static void *seed_main(void *arg)
                 if (!(J->twice[word] & m)) break; /* seen once: so is every extension */
                 int part = (int)(h >> 60) % SEED_PARTS;
                 /* the group by multiply-shift: no division in this loop */
-                if ((uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32) != J->group) continue;
+                uint32_t g = (uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32);
+                if (g != J->group && !J->runs) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
                 if (bytes > 0xFFFF) break; /* (max_piece_length <= 63 characters) */
                 /* collected first, their slots prefetched: the inserts
                  * below then wait for one cache miss, not one each */
                 stab *tb = &J->parts[part];
-                __builtin_prefetch(&tb->s[h & (tb->cap - 1)]);
-                pend[npend++] = (struct pending){h, bytes, part, (uint16_t)(cj + 1 < nch ? cpk[cj + 1] : 0)};
+                if (g == J->group) __builtin_prefetch(&tb->s[h & (tb->cap - 1)]);
+                pend[npend++] = (struct pending){h, bytes, part, (uint16_t)(cj + 1 < nch ? cpk[cj + 1] : 0), g};
             }
             for (int k = 0; k < npend && J->rc == 0; k++) {
                 stab *tb = &J->parts[pend[k].part];
                 uint64_t where = (uint64_t)(base + cpos[ci]) << 24 | (uint64_t)pend[k].bytes << 1 | !pend[k].next;
+                if (pend[k].g != J->group) { /* counted by a later pass, from the runs */
+                    uint64_t c = (uint64_t)cnt > SS_COUNT_MAX ? SS_COUNT_MAX : (uint64_t)cnt;
+                    J->rc = tkmi_sruns_add(J->runs, pend[k].g, pend[k].h, where, c << 16 | pend[k].next);
+                    continue;
+                }
                 J->rc = stab_add(tb, where, pend[k].h, cnt, pend[k].next);
                 full |= tb->full;
             }
@@ -1289,6 +1297,38 @@ static void *seed_main(void *arg)
     tkmi_free(csc);
     tkmi_free(cfl);
     tkmi_free(cpk);
+    return NULL;
+}
+
+/* A later pass of routed counting: the thread's occurrences of the pass's
+ * group, read back from its runs in the order the words gave them, go into
+ * its tables as seed_main would have put them. */
+static int replay_chunk(void *ctx, const tkmi_sslot *r, size_t n)
+{
+    seed_job *J = ctx;
+    enum { AHEAD = 8 };
+    for (size_t k = 0; k < n && k < AHEAD; k++) {
+        stab *tb = &J->parts[(int)(r[k].hash >> 60) % SEED_PARTS];
+        __builtin_prefetch(&tb->s[r[k].hash & (tb->cap - 1)]);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (k + AHEAD < n) {
+            stab *ta = &J->parts[(int)(r[k + AHEAD].hash >> 60) % SEED_PARTS];
+            __builtin_prefetch(&ta->s[r[k + AHEAD].hash & (ta->cap - 1)]);
+        }
+        stab *tb = &J->parts[(int)(r[k].hash >> 60) % SEED_PARTS];
+        int rc = stab_add(tb, r[k].where, r[k].hash, SS_COUNT(&r[k]), SS_NEXT(&r[k]));
+        if (rc < 0) return rc;
+        if (tb->full) return 1;
+    }
+    return 0;
+}
+
+static void *seed_replay_main(void *arg)
+{
+    seed_job *J = arg;
+    int rc = tkmi_sruns_read(J->runs, J->group, replay_chunk, J);
+    if (rc < 0) J->rc = rc;
     return NULL;
 }
 
@@ -1436,7 +1476,27 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     /* each thread counts its range of words into tables of its own (at most
      * 2 / T of the pass's entries each), merged part by part afterwards */
     size_t tmax = T > 2 ? table_max * 2 / (size_t)T : table_max;
+    /* with G > 1 groups, the first pass enumerates the words once: it counts
+     * group 0 and writes the other groups' occurrences to each thread's runs
+     * (seed_runs.c), which the later passes read back instead of
+     * enumerating again (the enumeration, with a bitmap probe a substring,
+     * costs more than reading 24 bytes an occurrence). Beyond
+     * SEED_ROUTE_MAX groups (tiny tables) the buffers would outgrow the
+     * tables: every pass enumerates. */
+    tkmi_sruns *runs = NULL;
+    uint64_t run_bytes = 0;
+    /* internal, for tests: a thread's run buffers in bytes (small: many
+     * chunks), 0 for no runs */
+    const char *rb_env = getenv("TKM_SEED_RUN_BUFFER");
+    size_t run_buf = rb_env ? (size_t)strtoull(rb_env, NULL, 10) : SEED_ROUTE_BYTES;
     for (uint32_t g = 0; rc == 0 && g < G; g++) {
+        int route = G > 1 && G <= SEED_ROUTE_MAX && run_buf > 0;
+        if (g == 0 && route) {
+            runs = tkmi_calloc((size_t)T, sizeof *runs);
+            if (!runs) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
+            for (int t = 0; rc == 0 && t < T; t++) rc = tkmi_sruns_init(&runs[t], G, run_buf);
+            if (rc < 0) break;
+        }
         for (int t = 0; t < T && rc == 0; t++)
             for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
                 tkmi_free(tp[t][p].s);
@@ -1450,11 +1510,16 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             jobs[t].parts = tp[t];
             jobs[t].group = g;
             jobs[t].ngroups = G;
+            jobs[t].runs = route ? &runs[t] : NULL;
         }
-        par_run(jobs, T, sizeof *jobs, seed_main);
+        par_run(jobs, T, sizeof *jobs, route && g > 0 ? seed_replay_main : seed_main);
         int full = 0;
         for (int t = 0; t < T; t++)
             if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+        for (int t = 0; rc == 0 && route && g == 0 && t < T; t++) {
+            rc = tkmi_sruns_finish(&runs[t]);
+            run_bytes += runs[t].end;
+        }
         for (int t = 0; t < T; t++)
             for (int p = 0; p < SEED_PARTS; p++) full |= tp[t][p].full;
         if (rc == 0 && !full && T > 1) {
@@ -1469,9 +1534,16 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         stab *parts = tp[0];
         size_t n_pass = 0;
         for (int p = 0; p < SEED_PARTS; p++) n_pass += parts[p].n;
-        dbg(U, "seed pass %u of %u: %zu substrings%s", g + 1, G, n_pass, full ? " (too many)" : "");
+        if (route && g == 0)
+            dbg(U, "seed pass 1 of %u: %zu substrings, %.1f MB of other groups' occurrences written", G, n_pass,
+                (double)run_bytes / 1e6);
+        else dbg(U, "seed pass %u of %u: %zu substrings%s", g + 1, G, n_pass, full ? " (too many)" : "");
         if (rc < 0) break;
         if (full) { /* start again with twice as many groups */
+            for (int t = 0; runs && t < T; t++) tkmi_sruns_free(&runs[t]);
+            tkmi_free(runs);
+            runs = NULL;
+            run_bytes = 0;
             if (G >= (1u << 20)) {
                 rc = tkmi_error(TKM_ENOMEM, "seed counting: tables too small");
                 break;
@@ -1509,6 +1581,8 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             ns = want;
         }
     }
+    for (int t = 0; runs && t < T; t++) tkmi_sruns_free(&runs[t]);
+    tkmi_free(runs);
     for (int t = 0; t < T; t++)
         for (int p = 0; p < SEED_PARTS; p++) tkmi_free(tp[t][p].s);
     tkmi_free(tp);
@@ -1755,10 +1829,14 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     U.t_start = t->t_start;
     U.cpu0 = 0; /* process CPU time: reading and counting included */
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
-    /* the lattice cache: LAT_CACHE_BYTES in all (TKM_LATTICE_CACHE_MAX
-     * nodes, internal: to force words out of it in tests) */
+    /* the lattice cache: a quarter of --max-memory, at least LAT_CACHE_BYTES
+     * (which is all without a limit) in all (TKM_LATTICE_CACHE_MAX nodes,
+     * internal: to force words out of it in tests). It grows only as far
+     * as the lattices need. */
     const char *env = getenv("TKM_LATTICE_CACHE_MAX");
-    U.lat_max = (env ? (size_t)strtoull(env, NULL, 10) : LAT_CACHE_BYTES / sizeof(struct cnode)) / (size_t)U.threads;
+    uint64_t lat_bytes = o->max_memory / 4 > LAT_CACHE_BYTES ? o->max_memory / 4 : LAT_CACHE_BYTES;
+    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
+    U.lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / sizeof(struct cnode)) / (size_t)U.threads;
     tkmi_vbase vb;
     size_t n_req = 0;
     int rc = tkmi_vbase_init(t, counts, &vb);
