@@ -271,7 +271,12 @@ static inline int user_may_start(const struct tkm_trainer *t, const char *s, siz
     if (f & 1) return 1;
     if (!(f & 2) || len < 2) return 0;
     unsigned k = (unsigned)b0 << 8 | (uint8_t)s[1];
-    return (int)(t->user_first2[k >> 6] >> (k & 63)) & 1;
+    if (!((t->user_first2[k >> 6] >> (k & 63)) & 1)) return 0;
+    if (len < 4 || ((t->user_short2[k >> 6] >> (k & 63)) & 1)) return 1;
+    uint32_t v, h;
+    memcpy(&v, s, 4);
+    h = TKMI_PRE4(v);
+    return (int)(t->user_pre4[h >> 6] >> (h & 63)) & 1;
 }
 
 /* The cut of normalized text s[0, nl) where user-defined symbols may
@@ -332,17 +337,30 @@ static size_t normalize_plain(struct tkm_trainer *t, tkmi_worker *w, const uint8
             uint64_t x, y;
             memcpy(&x, in + i, 8);
             y = x ^ spaces;
-            if (!((x | ((x - ones) & ~x) | ((y - ones) & ~y)) & highs)) { /* ASCII, no NUL, no ' ' */
-                memcpy(s + op, &x, 8);
+            /* a high bit at each byte >= 0x80, NUL or ' ': exact up to the
+             * first (a borrow only runs above a zero byte) */
+            uint64_t m = (x | ((x - ones) & ~x) | ((y - ones) & ~y)) & highs;
+            memcpy(s + op, &x, 8); /* s has room: op + 8 <= 3 * i + 11 <= 3 * len + 3 */
+            if (!m) {
                 i += 8, op += 8;
                 continue;
             }
+            size_t k = (size_t)__builtin_ctzll(m) >> 3; /* the bytes before it are plain ASCII */
+            i += k, op += k;
         }
         uint8_t b = in[i];
         if (b < 0x80) {
             if (b == ' ') memcpy(s + op, TKMI_WS, 3), op += 3;
             else s[op++] = (char)b, w->st.nul += b == 0;
             i++;
+            continue;
+        }
+        /* a valid 3-byte character (kana, kanji: E0 needs A0.., ED ..9F),
+         * copied without the general decoder */
+        if ((b & 0xF0) == 0xE0 && i + 3 <= len && (in[i + 1] & 0xC0) == 0x80 && (in[i + 2] & 0xC0) == 0x80 &&
+            (b != 0xE0 || in[i + 1] >= 0xA0) && (b != 0xED || in[i + 1] < 0xA0)) {
+            memcpy(s + op, in + i, 3);
+            i += 3, op += 3;
             continue;
         }
         int mb;

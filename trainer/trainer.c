@@ -499,6 +499,14 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
             unsigned k = (unsigned)b0 << 8 | (uint8_t)t->user[i][1];
             t->user_first[b0] |= 2;
             t->user_first2[k >> 6] |= (uint64_t)1 << (k & 63);
+            if (lens[i] < 4) {
+                t->user_short2[k >> 6] |= (uint64_t)1 << (k & 63);
+            } else {
+                uint32_t v, h;
+                memcpy(&v, t->user[i], 4);
+                h = TKMI_PRE4(v);
+                t->user_pre4[h >> 6] |= (uint64_t)1 << (h & 63);
+            }
         }
     }
     for (int b = 1; b < 128; b++) t->plain[b] = b != ' ' && !tkmi_is_decimal_digit((uint32_t)b) && !t->user_first[b];

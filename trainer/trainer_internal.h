@@ -96,6 +96,12 @@ struct tkm_trainer {
      * bit 1 a longer one, whose first two bytes are set in user_first2 */
     uint8_t user_first[256];
     uint64_t user_first2[1024];
+    /* past user_first2: the two-byte starts of a symbol of 2 or 3 bytes
+     * (these always walk the trie), and a bit per hash of the first four
+     * bytes of each longer symbol (TKMI_PRE4), so that U+2581 before a
+     * letter does not walk the trie for nerdstash's U+2581 runs */
+    uint64_t user_short2[1024];
+    uint64_t user_pre4[128];
     int user_utf8; /* every user-defined symbol is valid UTF-8 (the one-pass pre-tokenizer takes them) */
     uint8_t plain[128]; /* ASCII bytes that only extend a run of their script: not NUL, ' ', a digit
                            nor the first byte of a user-defined symbol (pretok_count.c) */
@@ -137,6 +143,8 @@ struct tkm_trainer {
 };
 
 /* ---- shared by the BPE and Unigram trainers (vocab_common.c) ---- */
+/* the bit of user_pre4 of four bytes v (loaded little- or big-endian alike) */
+#define TKMI_PRE4(v) ((uint32_t)((v) * 0x9E3779B1u) >> 19)
 typedef struct { uint32_t cp; int32_t req; int64_t cnt; } tkmi_chcount; /* req: in required_chars */
 typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } tkmi_cpmap; /* code point -> count, sym */
 size_t tkmi_cpmap_slot(tkmi_cpmap *m, uint32_t cp);
