@@ -588,18 +588,25 @@ START_TEST(test_pretok_fast_equals_generic)
 {
     static const char *atoms[] = {"a", "Z", "q", " ", "  ", "7", "42", "\xE2\x96\x81", "\xE3\x81\x82", "\xE3\x82\xAB",
                                   "\xE3\x83\xBC", "\xE6\x97\xA5", "\xF0\x9F\x98\x80", "\xC3\xA9", "\xFF", "\x80",
-                                  "\xE3\x81", "\x00", ".", "\xD9\xA3", "\xEF\xBC\x91", "\xCE\xA9", "\t"};
+                                  "\xE3\x81", "\x00", ".", "\xD9\xA3", "\xEF\xBC\x91", "\xCE\xA9", "\t",
+                                  "Hello", "wORLDs", "[", "`", "@", "{", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"};
     int na = (int)(sizeof atoms / sizeof *atoms);
     /* nerdstash's kind of user-defined symbols (U+2581 runs, tabs, spaces)
      * and some that overlap the atoms or hold a space */
     static const char *users[] = {"\xE2\x96\x81\xE2\x96\x81", "\t", "\t\t", "\xE3\x80\x80", "aZ", "a q", "7\xE3\x81\x82", "Z",
                                   "qq.q", "\xE2\x96\x81q", "\xC3\xA9\xC3\xA9"}; /* 4 bytes and more: the prefix filter */
-    for (int variant = 0; variant < 64; variant++) {
+    /* and symbols none of which starts with an ASCII letter (as nerdstash's):
+     * letter runs are then found 8 bytes at a time by the one-pass path */
+    static const char *users2[] = {"\xE2\x96\x81\xE2\x96\x81", "\t", "\xE3\x80\x80", "7\xE3\x81\x82", "\xE2\x96\x81q", "[`@{"};
+    for (int variant = 0; variant < 96; variant++) { /* 64..95: users2 */
         tkm_train_options o;
         tkm_train_options_init(&o);
-        if (variant & 32) {
-            o.user_defined_symbols = users;
-            o.n_user_defined = (int)(sizeof users / sizeof *users);
+        const char **us = variant >= 64 ? users2 : users;
+        size_t nus = variant >= 64 ? sizeof users2 / sizeof *users2 : sizeof users / sizeof *users;
+        int with_users = (variant & 32) || variant >= 64;
+        if (with_users) {
+            o.user_defined_symbols = us;
+            o.n_user_defined = (int)nus;
         }
         o.split_digits = variant & 1;
         o.add_dummy_prefix = (variant >> 1) & 1;
@@ -609,6 +616,7 @@ START_TEST(test_pretok_fast_equals_generic)
         tkm_trainer *t;
         ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
         ck_assert_msg(tkmi_pretok_fast_ok(t), "variant %d should take the one-pass path", variant);
+        ck_assert_int_eq(t->letters_plain, variant < 32 || variant >= 64);
         tkmi_worker wf, wg;
         memset(&wf, 0, sizeof wf);
         memset(&wg, 0, sizeof wg);
@@ -618,7 +626,7 @@ START_TEST(test_pretok_fast_equals_generic)
         ck_assert_int_eq(tkmi_pretok_hot(&wf), 0); /* and the hot table in front of one */
         unsigned seed = 1234u + (unsigned)variant;
         for (int line = 0; line < 3000; line++) {
-            char buf[512];
+            char buf[4096]; /* 39 atoms of 52 bytes at most */
             size_t n = 0;
             seed = seed * 1103515245u + 12345u;
             int k = (int)((seed >> 16) % 40);
@@ -630,7 +638,10 @@ START_TEST(test_pretok_fast_equals_generic)
                 n += l;
             }
             ck_assert_int_eq(tkmi_pretok_line(t, &wf, buf, n), 0);
+            int lp = t->letters_plain; /* the generic path finds letter runs a byte at a time */
+            t->letters_plain = 0;
             ck_assert_int_eq(tkmi_pretok_line_generic(t, &wg, buf, n), 0);
+            t->letters_plain = lp;
             if (line % 1000 == 999) ck_assert_int_eq(tkmi_pretok_drain(&wf), 0); /* as before a spill */
         }
         ck_assert_int_eq(tkmi_pretok_drain(&wf), 0);
@@ -647,11 +658,11 @@ START_TEST(test_pretok_fast_equals_generic)
             ck_assert_msg(kv_cmp(&a[i], &b[i]) == 0 && a[i].c == b[i].c, "variant %d: pre-token %zu differs", variant, i);
         /* both paths share the symbol lookup: a symbol (as it is in the
          * normalized text: no ' ') never ends up inside a pre-token */
-        for (size_t i = 0; (variant & 32) && i < wf.counts.n; i++)
-            for (size_t u = 0; u < sizeof users / sizeof *users; u++)
-                if (!strchr(users[u], ' '))
-                    ck_assert_msg(!memmem(a[i].s, a[i].n, users[u], strlen(users[u])), "variant %d: symbol %zu inside a pre-token",
-                                  variant, u);
+        for (size_t i = 0; with_users && i < wf.counts.n; i++)
+            for (size_t u = 0; u < nus; u++)
+                if (!strchr(us[u], ' '))
+                    ck_assert_msg(!memmem(a[i].s, a[i].n, us[u], strlen(us[u])), "variant %d: symbol %zu inside a pre-token", variant,
+                                  u);
         free(a);
         free(b);
         tkmi_counts_free(&wf.counts);

@@ -279,6 +279,36 @@ static inline int user_may_start(const struct tkm_trainer *t, const char *s, siz
     return (int)(t->user_pre4[h >> 6] >> (h & 63)) & 1;
 }
 
+/* The number of bytes before the first (lowest-addressed) byte of a loaded
+ * word whose high bit is set in m (m != 0); on a big-endian machine 0: the
+ * callers then go on a byte at a time. */
+static inline size_t first_flagged(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+/* The end of the run of ASCII letters at u[i, nl), or of its first part
+ * past the last whole 8 bytes: each byte is lowered (| 0x20) and tested for
+ * 'a'..'z' in its own byte, no carry across (high bits cleared first). */
+static inline size_t letter_run(const uint8_t *u, size_t i, size_t nl)
+{
+    const uint64_t lows = 0x7F7F7F7F7F7F7F7Full, highs = 0x8080808080808080ull;
+    for (; i + 8 <= nl; i += 8) {
+        uint64_t x, z, m;
+        memcpy(&x, u + i, 8);
+        z = (x | 0x2020202020202020ull) & lows;
+        /* high bit of a byte that is not a letter: z < 'a', z > 'z' or x >= 0x80 */
+        m = (~(z + 0x1F1F1F1F1F1F1F1Full) | (z + 0x0505050505050505ull) | x) & highs;
+        if (m) return i + first_flagged(m);
+    }
+    return i;
+}
+
 /* The cut of normalized text s[0, nl) where user-defined symbols may
  * occur: they are never split nor merged (nor counted). valid: s is valid
  * UTF-8, decoded without checks. */
@@ -306,7 +336,9 @@ static inline int cut_user(struct tkm_trainer *t, tkmi_worker *w, const char *s,
         if (b < 0x80 && t->plain[b]) { /* the rest of an ASCII run of one script cuts nothing */
             TKM_FORWARD_IF_ERROR(cut_char(w, &c, s, i, 1, b));
             uint8_t sc = c.scr[b];
-            for (i++; i < nl && u[i] < 0x80 && t->plain[u[i]] && c.scr[u[i]] == sc; i++) {}
+            i++;
+            if (t->letters_plain && sc == c.scr['a']) i = letter_run(u, i, nl);
+            for (; i < nl && u[i] < 0x80 && t->plain[u[i]] && c.scr[u[i]] == sc; i++) {}
             continue;
         }
         if (b < 0x80) cp = b, mb = 1;
@@ -345,7 +377,7 @@ static size_t normalize_plain(struct tkm_trainer *t, tkmi_worker *w, const uint8
                 i += 8, op += 8;
                 continue;
             }
-            size_t k = (size_t)__builtin_ctzll(m) >> 3; /* the bytes before it are plain ASCII */
+            size_t k = first_flagged(m); /* the bytes before it are plain ASCII */
             i += k, op += k;
         }
         uint8_t b = in[i];

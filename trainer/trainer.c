@@ -510,6 +510,9 @@ int tkm_trainer_new(const tkm_train_options *o, tkm_trainer **out)
         }
     }
     for (int b = 1; b < 128; b++) t->plain[b] = b != ' ' && !tkmi_is_decimal_digit((uint32_t)b) && !t->user_first[b];
+    t->letters_plain = 1;
+    for (int b = 'A'; b <= 'z'; b++)
+        if ((b <= 'Z' || b >= 'a') && (!t->plain[b] || tkmi_script((uint32_t)b) != tkmi_script('a'))) t->letters_plain = 0;
     t->user_utf8 = 1;
     for (int i = 0; rc == 0 && i < n; i++)
         for (size_t j = 0, mb; j < lens[i]; j += mb) {

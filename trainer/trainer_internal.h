@@ -105,6 +105,7 @@ struct tkm_trainer {
     int user_utf8; /* every user-defined symbol is valid UTF-8 (the one-pass pre-tokenizer takes them) */
     uint8_t plain[128]; /* ASCII bytes that only extend a run of their script: not NUL, ' ', a digit
                            nor the first byte of a user-defined symbol (pretok_count.c) */
+    int letters_plain; /* the 52 ASCII letters are plain and of one script: runs are found 8 bytes at a time */
     int64_t cur_inc; /* weight of the lines being added (1, or weight x 100) */
     tkm_progress_fn progress;
     void *progress_ctx;
