@@ -46,12 +46,37 @@ static int counts_rehash(tkmi_counts *c)
     return 0;
 }
 
+/* a == b for n <= TKMI_HOT_KEY bytes, without a call: whole words, the last
+ * one overlapping */
+static inline int key_eq(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t p, q, r, u;
+        memcpy(&p, a, 4), memcpy(&q, b, 4), memcpy(&r, a + n - 4, 4), memcpy(&u, b + n - 4, 4);
+        return p == q && r == u;
+    }
+    return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
+}
+
 int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64_t n)
 {
     size_t mask = c->cap - 1, i = h & mask;
     while (c->s[i].count) {
         tkmi_cslot *e = &c->s[i];
-        if (e->hash == h && e->klen == len && memcmp(c->arena + e->koff, k, len) == 0) {
+        if (e->hash == h && e->klen == len &&
+            (len <= TKMI_HOT_KEY ? !len || key_eq(c->arena + e->koff, k, len) : memcmp(c->arena + e->koff, k, len) == 0)) {
             e->count += n;
             return 0;
         }
@@ -97,30 +122,6 @@ int tkmi_pretok_drain(tkmi_worker *w)
         e->hits = 0;
     }
     return 0;
-}
-
-/* a == b for n <= TKMI_HOT_KEY bytes, without a call: whole words, the last
- * one overlapping */
-static inline int key_eq(const char *a, const char *b, size_t n)
-{
-    uint64_t x, y;
-    if (n >= 8) {
-        size_t i = 0;
-        for (; i + 8 < n; i += 8) {
-            memcpy(&x, a + i, 8);
-            memcpy(&y, b + i, 8);
-            if (x != y) return 0;
-        }
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        return x == y;
-    }
-    if (n >= 4) {
-        uint32_t p, q, r, u;
-        memcpy(&p, a, 4), memcpy(&q, b, 4), memcpy(&r, a + n - 4, 4), memcpy(&u, b + n - 4, 4);
-        return p == q && r == u;
-    }
-    return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
 }
 
 /* 1 if the hot table took the occurrence */
