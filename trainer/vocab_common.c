@@ -57,44 +57,105 @@ void tkmi_cpmap_free(tkmi_cpmap *m)
     tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
 }
 
-/* Adds every character of every pre-token of counts (times its count) to
- * cm and their total to *all. The BMP ones are summed in a direct table
- * first (no hashing per character: at 1 GB that was ~1 s of a serial step)
- * and enter cm at the end, in code point order; the others (astral, and an
- * invalid byte of an imported key) go to cm as they come. The sums are the
- * same; only cm's slot layout differs, which nothing reads in order. */
-static int count_chars(const tkmi_counts *counts, tkmi_cpmap *cm, int64_t *all)
+/* The characters of the pre-tokens in slots [lo, hi) of a table, each
+ * times its pre-token's count: the BMP ones summed in a direct table (no
+ * hashing per character), the others (astral, and an invalid byte of an
+ * imported key) in a map. One part per counting thread. */
+typedef struct {
+    const tkmi_counts *counts;
+    size_t lo, hi;
+    int64_t *bmp;   /* 65536 sums */
+    uint64_t *seen; /* a bit per BMP code point met */
+    tkmi_cpmap other;
+    int64_t sum;
+    int rc;
+} chars_part;
+
+static void *count_chars_part(void *arg)
 {
-    int64_t *bmp = tkmi_calloc(65536, sizeof *bmp);
-    uint64_t *seen = tkmi_calloc(65536 / 64, sizeof *seen);
-    int rc = 0;
-    if (!bmp || !seen) rc = tkmi_error(TKM_ENOMEM, "out of memory (characters)");
+    chars_part *p = arg;
+    const tkmi_cslot *sl = p->counts->s;
+    const char *arena = p->counts->arena;
     int64_t sum = 0;
-    const tkmi_cslot *sl = counts->s;
-    for (size_t k = 0; rc == 0 && k < counts->cap; k++) {
+    for (size_t k = p->lo; k < p->hi; k++) {
         /* the key a few slots ahead: the arena is read in hash order */
-        if (k + 8 < counts->cap && sl[k + 8].count) __builtin_prefetch(counts->arena + sl[k + 8].koff);
+        if (k + 8 < p->hi && sl[k + 8].count) __builtin_prefetch(arena + sl[k + 8].koff);
         int64_t c = sl[k].count;
         if (!c) continue;
-        const uint8_t *s = (const uint8_t *)counts->arena + sl[k].koff;
+        const uint8_t *s = (const uint8_t *)arena + sl[k].koff;
         size_t n = sl[k].klen;
         for (size_t i = 0; i < n;) {
+            uint8_t b = s[i];
+            int32_t cp;
             int mb = 1;
-            int32_t cp = s[i] < 0x80 ? s[i] : tkmi_utf8_decode(s + i, n - i, &mb);
+            /* valid 1-, 2- and 3-byte characters decoded here (as
+             * tkmi_utf8_decode would: no overlong form, no surrogate) */
+            if (b < 0x80) {
+                cp = b;
+            } else if (b >= 0xC2 && b < 0xE0 && i + 2 <= n && (s[i + 1] & 0xC0) == 0x80) {
+                cp = (b & 0x1F) << 6 | (s[i + 1] & 0x3F), mb = 2;
+            } else if ((b & 0xF0) == 0xE0 && i + 3 <= n && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80 &&
+                       (b != 0xE0 || s[i + 1] >= 0xA0) && (b != 0xED || s[i + 1] < 0xA0)) {
+                cp = (b & 0x0F) << 12 | (s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F), mb = 3;
+            } else {
+                cp = tkmi_utf8_decode(s + i, n - i, &mb);
+            }
             if (cp >= 0 && cp < 65536) {
-                bmp[cp] += c;
-                seen[cp >> 6] |= (uint64_t)1 << (cp & 63);
-            } else if ((rc = tkmi_cpmap_add(cm, (uint32_t)cp, c)) < 0) {
-                break;
+                p->bmp[cp] += c;
+                p->seen[cp >> 6] |= (uint64_t)1 << (cp & 63);
+            } else if ((p->rc = tkmi_cpmap_add(&p->other, (uint32_t)cp, c)) < 0) {
+                return NULL;
             }
             sum += c;
             i += (size_t)mb;
         }
     }
+    p->sum = sum;
+    return NULL;
+}
+
+/* Adds every character of every pre-token of counts (times its count) to
+ * cm and their total to *all, in up to `threads` parts (at 1 GB this step
+ * was ~1 s of serial hashing). The BMP characters enter cm at the end in
+ * code point order, the others after; the sums do not depend on the parts,
+ * only cm's slot layout does, which nothing reads in order. */
+static int count_chars(const tkmi_counts *counts, int threads, tkmi_cpmap *cm, int64_t *all)
+{
+    int np = threads < 1 ? 1 : threads > 16 ? 16 : threads;
+    if (counts->cap < ((size_t)1 << 20)) np = 1; /* small: not worth a thread */
+    chars_part part[16];
+    pthread_t th[16];
+    int started[16] = {0}, rc = 0;
+    memset(part, 0, sizeof part);
+    for (int i = 0; i < np; i++) {
+        part[i] = (chars_part){counts, counts->cap / (size_t)np * (size_t)i,
+                               i == np - 1 ? counts->cap : counts->cap / (size_t)np * (size_t)(i + 1), NULL, NULL, {0}, 0, 0};
+        part[i].bmp = tkmi_calloc(65536, sizeof *part[i].bmp);
+        part[i].seen = tkmi_calloc(65536 / 64, sizeof *part[i].seen);
+        if (!part[i].bmp || !part[i].seen) rc = tkmi_error(TKM_ENOMEM, "out of memory (characters)");
+    }
+    for (int i = 1; rc == 0 && i < np; i++) started[i] = pthread_create(&th[i], NULL, count_chars_part, &part[i]) == 0;
+    if (rc == 0) count_chars_part(&part[0]);
+    for (int i = 1; rc == 0 && i < np; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else count_chars_part(&part[i]); /* no thread: here */
+    }
+    int64_t sum = 0;
+    for (int i = 0; rc == 0 && i < np; i++) {
+        if (part[i].rc < 0) rc = tkmi_error(part[i].rc, "out of memory (characters)");
+        sum += part[i].sum;
+        for (size_t k = 0; i > 0 && k < 65536 / 64; k++) part[0].seen[k] |= part[i].seen[k];
+        for (size_t cp = 0; i > 0 && cp < 65536; cp++) part[0].bmp[cp] += part[i].bmp[cp];
+    }
     for (uint32_t cp = 0; rc == 0 && cp < 65536; cp++)
-        if (seen[cp >> 6] >> (cp & 63) & 1) rc = tkmi_cpmap_add(cm, cp, bmp[cp]);
-    tkmi_free(bmp);
-    tkmi_free(seen);
+        if (part[0].seen[cp >> 6] >> (cp & 63) & 1) rc = tkmi_cpmap_add(cm, cp, part[0].bmp[cp]);
+    for (int i = 0; i < np; i++) {
+        for (size_t k = 0; rc == 0 && k < part[i].other.cap; k++)
+            if (part[i].other.key[k]) rc = tkmi_cpmap_add(cm, part[i].other.key[k] - 1, part[i].other.cnt[k]);
+        tkmi_cpmap_free(&part[i].other);
+        tkmi_free(part[i].bmp);
+        tkmi_free(part[i].seen);
+    }
     *all += sum;
     return rc < 0 ? rc : 0;
 }
@@ -227,7 +288,7 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
     /* characters: sort by count desc, keep them until the covered share
      * reaches the target (sentencepiece's rule) */
     int64_t all = 0;
-    TKM_FORWARD_IF_ERROR(count_chars(counts, &vb->cm, &all));
+    TKM_FORWARD_IF_ERROR(count_chars(counts, o->threads, &vb->cm, &all));
     TKM_RETURN_ERROR_IF(all == 0, TKM_EEMPTY, "no input: the corpus has no characters to learn from");
     /* required_chars (sentencepiece's): sorted before all others, so the
      * coverage keeps them first, even with a count of 0 */
