@@ -62,12 +62,17 @@ fi
 
 # Interrupted output: encode -o reads a FIFO, so it is mid-run with OUT.tmp.PID
 # open when the signal comes. SIGTERM/SIGINT/SIGHUP: the handler removes it.
+# A shell started with a signal ignored (nohup, some CI runners) passes the
+# ignore on, and bash cannot undo it: env --default-signal (coreutils 8.31+)
+# gives tokenmill the default dispositions back.
+DEFSIG=()
+if env --default-signal=HUP true 2> /dev/null; then DEFSIG=(env --default-signal=TERM,INT,HUP); fi
 start_blocked() { # $1 = output; sets PID
   rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
   # job control on: without it, background jobs start with SIGINT ignored
   # (and tokenmill leaves an ignored signal ignored)
   set -m
-  "$T" encode -m "$TMP/m.model" -o "$1" "$TMP/fifo" 2> /dev/null &
+  "${DEFSIG[@]}" "$T" encode -m "$TMP/m.model" -o "$1" "$TMP/fifo" 2> /dev/null &
   PID=$!
   set +m
   exec 3> "$TMP/fifo"
@@ -79,6 +84,11 @@ for sig in TERM INT HUP; do
   out=$TMP/sig_$sig.out
   if ! start_blocked "$out"; then fail "SIG$sig: $out.tmp.$PID never appeared"; exec 3>&-; wait "$PID" || true; continue; fi
   kill -s "$sig" "$PID"
+  for _ in $(seq 1 100); do kill -0 "$PID" 2> /dev/null || break; sleep 0.05; done
+  if kill -0 "$PID" 2> /dev/null; then # still running: the signal is ignored
+    kill -s KILL "$PID"; exec 3>&-; wait "$PID" 2> /dev/null || true
+    fail "SIG$sig: tokenmill kept running 5 s after the signal (was SIG$sig ignored when this test started?)"; continue
+  fi
   set +e; wait "$PID"; rc=$?; set -e
   exec 3>&-
   if [ "$rc" -gt 128 ] && [ ! -e "$out.tmp.$PID" ] && [ ! -e "$out" ]; then pass "SIG$sig during encode -o: no partial file (exit $rc)"
