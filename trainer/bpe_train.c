@@ -482,13 +482,81 @@ static double merge_bytes(size_t n, int narrow)
  * characters than bytes, and merge_bytes grows with n); when even that fits
  * the budget, *exact is 0, *total_syms and *max_syms are byte bounds and
  * bpe_words sets the estimate from the characters it decodes anyway. */
+/* After a spill the same histogram is built while the sorted runs are
+ * merged (count_spill.c) and, when something goes, only the kept
+ * pre-tokens are loaded: t->mb_pre holds the decision taken there. */
+int tkmi_mb_narrow(const tkm_train_options *o) { return o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS"); }
+
+uint64_t tkmi_mb_budget(const struct tkm_trainer *t)
+{
+    const char *env = getenv("TKM_BPE_MERGE_BUDGET");
+    return env ? strtoull(env, NULL, 10) : t->o.max_memory;
+}
+
+double tkmi_mb_bytes(size_t n, int narrow) { return merge_bytes(n, narrow); }
+
+void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c, int narrow)
+{
+    const uint8_t *s = (const uint8_t *)key;
+    size_t ns = 0;
+    for (size_t i = 0; i < len; i++) ns += (s[i] & 0xC0) != 0x80;
+    double b = merge_bytes(ns, narrow);
+    tkmi_mb_bucket *u = &h->by[c < TKMI_MB_EXACT ? c : TKMI_MB_EXACT + (63 - __builtin_clzll((uint64_t)c))];
+    u->bytes += b;
+    u->syms += ns;
+    u->uniq++;
+    u->occ += (uint64_t)c;
+    u->keybytes += len;
+    h->all += b;
+    if (ns > h->longest) h->longest = ns;
+}
+
+int64_t tkmi_mb_decide(struct tkm_trainer *t, tkmi_mb_hist *h, uint64_t budget, size_t *total_syms)
+{
+    tkmi_mb_bucket *by = h->by;
+    int64_t thr = 0;
+    t->stats.merge_bytes_estimate = (uint64_t)h->all;
+    h->kept_uniq = h->kept_keybytes = 0;
+    int first = 1; /* the first bucket kept */
+    if (budget && h->all > (double)budget) {
+        /* raise the threshold through the buckets until the rest fits */
+        double left = h->all;
+        for (; first < TKMI_MB_NB && left > (double)budget; first++) {
+            left -= by[first].bytes;
+            int64_t next = first < TKMI_MB_EXACT ? (int64_t)first + 1 : (int64_t)1 << (first - TKMI_MB_EXACT + 1);
+            if (next > thr) thr = next; /* (buckets EXACT + 0..9 are empty) */
+            /* a bucket's counts all lie below the threshold it raises */
+            t->stats.merge_dropped_unique += by[first].uniq;
+            t->stats.merge_dropped_occurrences += by[first].occ;
+        }
+        t->stats.merge_bytes_estimate = (uint64_t)left;
+    }
+    t->stats.merge_drop_below = thr;
+    *total_syms = 0;
+    for (int i = first; i < TKMI_MB_NB; i++) {
+        *total_syms += by[i].syms;
+        h->kept_uniq += by[i].uniq;
+        h->kept_keybytes += by[i].keybytes;
+    }
+    if (getenv("TKM_DEBUG_BPE"))
+        fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens, %.1f MB kept (drop below %lld)\n",
+                h->all / 1e6, t->stats.merge_bytes_estimate / 1e6, (long long)thr);
+    return thr;
+}
+
 static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int narrow, int64_t *drop_below,
                         size_t *total_syms, size_t *max_syms, int *exact)
 {
     *drop_below = 0;
-    uint64_t budget = t->o.max_memory;
-    const char *env = getenv("TKM_BPE_MERGE_BUDGET");
-    if (env) budget = strtoull(env, NULL, 10);
+    if (t->mb_pre.set) { /* decided while the spilled runs were merged */
+        *drop_below = t->mb_pre.drop_below;
+        *total_syms = t->mb_pre.total_syms;
+        *max_syms = t->mb_pre.max_syms;
+        *exact = 1;
+        t->mb_pre.set = 0;
+        return 0;
+    }
+    uint64_t budget = tkmi_mb_budget(t);
     {
         double bound = 0;
         size_t bytes = 0, longest = 0;
@@ -509,51 +577,14 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int na
     }
     *exact = 1;
     /* bytes by count: exact for counts below 1024, then by bit length */
-    enum { EXACT = 1024, NB = EXACT + 64 };
-    struct bucket { double bytes; uint64_t syms, uniq, occ; } *by = tkmi_calloc(NB, sizeof *by);
-    TKM_RETURN_ERROR_IF(!by, TKM_ENOMEM, "out of memory");
-    double all = 0;
-    size_t longest = 0;
-    for (size_t k = 0; k < counts->cap; k++) {
-        int64_t c = counts->s[k].count;
-        if (!c) continue;
-        const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
-        size_t ns = 0;
-        for (size_t i = 0; i < counts->s[k].klen; i++) ns += (s[i] & 0xC0) != 0x80;
-        double b = merge_bytes(ns, narrow);
-        struct bucket *u = &by[c < EXACT ? c : EXACT + (63 - __builtin_clzll((uint64_t)c))];
-        u->bytes += b;
-        u->syms += ns;
-        u->uniq++;
-        u->occ += (uint64_t)c;
-        all += b;
-        if (ns > longest) longest = ns;
-    }
-    t->stats.merge_bytes_estimate = (uint64_t)all;
-    if (budget && all > (double)budget) {
-        /* raise the threshold through the buckets until the rest fits */
-        double left = all;
-        int64_t thr = 0;
-        for (int i = 1; i < NB && left > (double)budget; i++) {
-            left -= by[i].bytes;
-            int64_t next = i < EXACT ? (int64_t)i + 1 : (int64_t)1 << (i - EXACT + 1);
-            if (next > thr) thr = next; /* (buckets EXACT + 0..9 are empty) */
-            /* a bucket's counts all lie below the threshold it raises */
-            t->stats.merge_dropped_unique += by[i].uniq;
-            t->stats.merge_dropped_occurrences += by[i].occ;
-            by[i].syms = 0;
-        }
-        *drop_below = thr;
-        t->stats.merge_bytes_estimate = (uint64_t)left;
-    }
-    t->stats.merge_drop_below = *drop_below;
-    *total_syms = 0;
-    for (int i = 0; i < NB; i++) *total_syms += by[i].syms;
-    *max_syms = longest; /* (of all: a bound is enough) */
-    if (getenv("TKM_DEBUG_BPE"))
-        fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens, %.1f MB kept (drop below %lld)\n",
-                all / 1e6, t->stats.merge_bytes_estimate / 1e6, (long long)*drop_below);
-    tkmi_free(by);
+    tkmi_mb_hist *h = tkmi_calloc(1, sizeof *h);
+    TKM_RETURN_ERROR_IF(!h, TKM_ENOMEM, "out of memory");
+    for (size_t k = 0; k < counts->cap; k++)
+        if (counts->s[k].count)
+            tkmi_mb_add(h, counts->arena + counts->s[k].koff, counts->s[k].klen, counts->s[k].count, narrow);
+    *drop_below = tkmi_mb_decide(t, h, budget, total_syms);
+    *max_syms = h->longest; /* (of all: a bound is enough) */
+    tkmi_free(h);
     return 0;
 }
 

@@ -8,6 +8,16 @@
  * same byte for byte (tests/cli/scale.sh). Runs are unlinked as soon as they
  * are created, so nothing is left behind whatever happens.
  *
+ * BPE (t->bpe_filter): the runs are merged into one run on disk instead,
+ * while the merge budget's histogram is built from the keys as they pass
+ * (tkmi_mb_add: the merge loop's bytes by count); merge_budget's threshold
+ * is decided from it, and the merged run is loaded keeping only the
+ * pre-tokens counted at least that often (the others' characters are
+ * summed for the character coverage). The table then holds the pre-tokens
+ * the merge loop uses and nothing else: the same threshold, kept set and
+ * model as when the whole table is loaded and merge_budget drops the rare
+ * ones, without the peak of every unique pre-token in memory.
+ *
  * Run format: entries (uint32 key length, int64 count, key bytes) in
  * bytewise key order, keys unique within a run. */
 #define _POSIX_C_SOURCE 200809L
@@ -19,8 +29,10 @@
 #include "trainer_internal.h"
 #include "../lib/heap.h"
 
-/* at most this many runs are merged at once (open files, heap size) */
+/* at most this many runs are merged at once (open files, heap size); a
+ * run is written and read through a buffer of RUN_BUF bytes */
 #define MAX_WAY 64
+#define RUN_BUF (64u << 10)
 
 size_t tkmi_counts_bytes(const tkmi_counts *c) { return c->cap * sizeof *c->s + c->arena_cap; }
 
@@ -47,6 +59,7 @@ static int run_open(FILE **out)
         close(fd);
         return tkmi_error(TKM_EIO, "cannot open a spill file in %s", dir);
     }
+    setvbuf(*out, NULL, _IOFBF, RUN_BUF); /* (stdio allocates it) */
     return 0;
 }
 
@@ -130,9 +143,19 @@ static int head_before(const void *ctx, const head_p *a, const head_p *b)
 }
 TKMI_HEAP_DEFINE(runheap, head_p, const void *, head_before) /* lib/heap.h */
 
+/* What the merge of the runs into one run learns on the way (BPE): unique
+ * pre-tokens, the merge budget's byte bound and its histogram. */
+typedef struct {
+    tkmi_mb_hist *h;
+    int narrow;
+    uint64_t n, keybytes;
+    double bound;
+    size_t longest;
+} merge_seen;
+
 /* Merges runs[0..k) (closed afterwards) into the table out (out_f NULL) or
- * into the run out_f. */
-static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint64_t *bytes)
+ * into the run out_f; seen (or NULL) learns about each merged entry. */
+static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint64_t *bytes, merge_seen *seen)
 {
     head_t *heads = tkmi_calloc(k, sizeof *heads);
     head_t **hp = tkmi_calloc(k, sizeof *hp);
@@ -161,6 +184,13 @@ static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint
             runheap_sift_down(NULL, hp, n, 0, hp[0]);
         }
         if (rc < 0) break;
+        if (seen) {
+            seen->n++;
+            seen->keybytes += len;
+            seen->bound += tkmi_mb_bytes(len, seen->narrow);
+            if (len > seen->longest) seen->longest = len;
+            tkmi_mb_add(seen->h, cur, len, cnt, seen->narrow);
+        }
         rc = out_f ? run_write(out_f, cur, len, cnt, bytes) : tkmi_counts_add(out, cur, len, tkmi_hash_bytes(cur, len), cnt);
     }
     for (size_t i = 0; i < k; i++) {
@@ -172,6 +202,81 @@ static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint
     tkmi_free(hp);
     tkmi_free(cur);
     if (rc == 0 && out_f && fflush(out_f) != 0) rc = tkmi_error(TKM_EIO, "cannot write a spill file (disk full?)");
+    return rc;
+}
+
+/* Loads the merged run f into out (sized for n entries of keybytes bytes):
+ * the entries counted at least thr times; the others' characters go to
+ * *drop (NULL when thr is 0). */
+static int load_merged(FILE *f, tkmi_counts *out, uint64_t n, uint64_t keybytes, int64_t thr, tkmi_chars *drop,
+                       int64_t *drop_sum)
+{
+    TKM_FORWARD_IF_ERROR(tkmi_counts_init(out, (size_t)n));
+    out->arena = tkmi_malloc(keybytes ? (size_t)keybytes : 1);
+    TKM_RETURN_ERROR_IF(!out->arena, TKM_ENOMEM, "out of memory (count table: %llu bytes of keys)",
+                        (unsigned long long)keybytes);
+    out->arena_cap = keybytes ? (size_t)keybytes : 1;
+    TKM_RETURN_ERROR_IF(fseek(f, 0, SEEK_SET) != 0, TKM_EIO, "cannot rewind a spill file");
+    head_t h = {.f = f};
+    int r;
+    while ((r = head_next(&h)) > 0) {
+        if (h.cnt >= thr) {
+            if ((r = tkmi_counts_add(out, h.key, h.len, tkmi_hash_bytes(h.key, h.len), h.cnt)) < 0) break;
+        } else {
+            int64_t k = tkmi_chars_key(drop, (const uint8_t *)h.key, h.len, h.cnt);
+            if (k < 0) { r = (int)k; break; }
+            *drop_sum += h.cnt * k;
+        }
+    }
+    tkmi_free(h.key);
+    return r < 0 ? r : 0;
+}
+
+/* The runs (at most MAX_WAY) merged into one run, the merge budget decided
+ * on the way, then the kept entries loaded (see the top of the file). */
+static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
+{
+    FILE *f = NULL;
+    uint64_t bytes = 0;
+    merge_seen seen = {.narrow = tkmi_mb_narrow(&t->o)};
+    seen.h = tkmi_calloc(1, sizeof *seen.h);
+    TKM_RETURN_ERROR_IF(!seen.h, TKM_ENOMEM, "out of memory");
+    int rc = run_open(&f);
+    if (rc == 0) rc = merge_runs(t->runs, t->n_runs, NULL, f, &bytes, &seen);
+    else
+        for (size_t i = 0; i < t->n_runs; i++) { fclose(t->runs[i]); t->runs[i] = NULL; }
+    t->n_runs = 0;
+    t->unique_all = seen.n;
+    int64_t thr = 0;
+    uint64_t budget = tkmi_mb_budget(t);
+    size_t total_syms = 0;
+    /* merge_budget's two steps: the byte bound, then (over it) the threshold */
+    if (rc == 0 && budget && seen.bound > (double)budget) thr = tkmi_mb_decide(t, seen.h, budget, &total_syms);
+    if (rc == 0 && thr > 0 && seen.h->kept_uniq > 0) {
+        t->chars_extra = tkmi_calloc(1, sizeof *t->chars_extra);
+        if (t->chars_extra) {
+            t->chars_extra->bmp = tkmi_calloc(65536, sizeof *t->chars_extra->bmp);
+            t->chars_extra->seen = tkmi_calloc(65536 / 64, sizeof *t->chars_extra->seen);
+        }
+        rc = t->chars_extra && t->chars_extra->bmp && t->chars_extra->seen ? 0 : tkmi_error(TKM_ENOMEM, "out of memory");
+        if (rc == 0)
+            rc = load_merged(f, out, seen.h->kept_uniq, seen.h->kept_keybytes, thr, t->chars_extra, &t->chars_extra_sum);
+        t->mb_pre.set = rc == 0;
+        t->mb_pre.drop_below = thr;
+        t->mb_pre.total_syms = total_syms;
+        t->mb_pre.max_syms = seen.h->longest;
+    } else if (rc == 0) {
+        /* nothing goes (or everything would): the whole table, and
+         * merge_budget decides from it as without a spill */
+        if (thr > 0) { /* (undo the stats tkmi_mb_decide set) */
+            t->stats.merge_dropped_unique = t->stats.merge_dropped_occurrences = 0;
+            t->stats.merge_drop_below = 0;
+            t->stats.merge_bytes_estimate = 0;
+        }
+        rc = load_merged(f, out, seen.n, seen.keybytes, 0, NULL, NULL);
+    }
+    if (f) fclose(f);
+    tkmi_free(seen.h);
     return rc;
 }
 
@@ -189,7 +294,7 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
         FILE *f = NULL;
         uint64_t bytes = 0;
         TKM_FORWARD_IF_ERROR(run_open(&f));
-        int rc = merge_runs(t->runs + base, k, NULL, f, &bytes);
+        int rc = merge_runs(t->runs + base, k, NULL, f, &bytes, NULL);
         t->n_runs = base;
         if (rc < 0) { fclose(f); return rc; }
         /* the new run goes first: long runs are merged again last */
@@ -197,10 +302,12 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
         t->runs[0] = f;
         t->n_runs++;
     }
+    if (t->bpe_filter) return finish_filtered(t, out);
     uint64_t total = 0;
     TKM_FORWARD_IF_ERROR(tkmi_counts_init(out, 1 << 16));
-    int rc = merge_runs(t->runs, t->n_runs, out, NULL, &total);
+    int rc = merge_runs(t->runs, t->n_runs, out, NULL, &total, NULL);
     t->n_runs = 0;
+    t->unique_all = out->n;
     return rc;
 }
 

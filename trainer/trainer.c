@@ -336,7 +336,8 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
     t->stats.invalid_utf8_bytes = st.invalid;
     t->stats.nul_bytes = st.nul;
     t->stats.pretokens_total = st.tokens;
-    t->stats.pretokens_unique = out->n;
+    /* (after a spill for BPE the table may hold only the kept ones) */
+    t->stats.pretokens_unique = t->stats.spill_runs ? t->unique_all : out->n;
     return 0;
 }
 
@@ -571,6 +572,8 @@ void tkm_trainer_free(tkm_trainer *t)
     tkmi_free(t->denorm_tsv);
     tkmi_free(t->denorm_map);
     tkmi_spill_free(t);
+    if (t->chars_extra) tkmi_chars_free(t->chars_extra);
+    tkmi_free(t->chars_extra);
     tkmi_cfset_free(t);
     tkmi_free(t);
 }
@@ -589,7 +592,11 @@ int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
     if (t->kept_ok || (t->o.balance_method == TKM_BALANCE_WEIGHTS && (t->o.balance_latin >= 0 || t->o.balance_japanese >= 0)))
         return tkmi_balance_train(t, out);
     tkmi_counts counts;
+    /* BPE straight from the text: a spill's merge may load only the
+     * pre-tokens the merge budget keeps (count_spill.c) */
+    t->bpe_filter = t->o.model_type == TKM_MODEL_BPE && !t->cfset;
     int rc = tkmi_cf_finish(t, &counts); /* text and count files */
+    t->bpe_filter = 0;
     double t0 = tkmi_now();
     t->stats.seconds_count = t0 - t->t_start; /* reading + counting */
     if (rc == 0)

@@ -138,6 +138,16 @@ struct tkm_trainer {
     char *delim; /* the delimiter (owned), NULL: none */
     char *seed_file; /* seed_sentencepieces_file (owned), NULL: none */
     size_t delim_len;
+    /* BPE after a spill (count_spill.c): bpe_filter (set by tkm_trainer_train:
+     * the table goes straight to BPE) lets the merge of the runs load only
+     * the pre-tokens the merge budget keeps; mb_pre is that decision for
+     * merge_budget, chars_extra the characters of those left out (for the
+     * character coverage), unique_all the unique pre-tokens counted */
+    int bpe_filter;
+    struct { int set; int64_t drop_below; size_t total_syms, max_syms; } mb_pre;
+    struct tkmi_chars *chars_extra;
+    int64_t chars_extra_sum;
+    uint64_t unique_all;
     /* the counted table kept for retraining (balance.c: weights search, sweeps) */
     tkmi_counts kept;
     int kept_ok;
@@ -151,6 +161,73 @@ typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } tkm
 size_t tkmi_cpmap_slot(tkmi_cpmap *m, uint32_t cp);
 int tkmi_cpmap_add(tkmi_cpmap *m, uint32_t cp, int64_t n);
 void tkmi_cpmap_free(tkmi_cpmap *m);
+/* BPE under --max-memory (bpe_train.c): the merge loop's estimated bytes
+ * by pre-token count (exact below TKMI_MB_EXACT, then by bit length), from
+ * which the rarest are left out. Filled from the table by merge_budget, or
+ * while count_spill.c merges the spilled runs, so that only the pre-tokens
+ * kept are ever loaded. */
+#define TKMI_MB_EXACT 1024
+#define TKMI_MB_NB (TKMI_MB_EXACT + 64)
+typedef struct { double bytes; uint64_t syms, uniq, occ, keybytes; } tkmi_mb_bucket;
+typedef struct {
+    tkmi_mb_bucket by[TKMI_MB_NB];
+    double all;                          /* the estimate for every pre-token */
+    size_t longest;                      /* characters of the longest */
+    uint64_t kept_uniq, kept_keybytes;   /* set by tkmi_mb_decide */
+} tkmi_mb_hist;
+/* narrow word symbols (as bpe_words decides); the budget (max_memory or
+ * TKM_BPE_MERGE_BUDGET); merge_bytes of a pre-token of n characters */
+int tkmi_mb_narrow(const tkm_train_options *o);
+uint64_t tkmi_mb_budget(const struct tkm_trainer *t);
+double tkmi_mb_bytes(size_t n, int narrow);
+void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c, int narrow);
+/* The threshold (0: none) that fits budget; sets the stats and the kept
+ * pre-tokens' characters (*total_syms), kept_uniq and kept_keybytes. */
+int64_t tkmi_mb_decide(struct tkm_trainer *t, tkmi_mb_hist *h, uint64_t budget, size_t *total_syms);
+
+/* Characters of pre-tokens times their counts: BMP code points summed in a
+ * direct table, the others in a map (vocab_common.c's character step; the
+ * pre-tokens a spill leaves out are summed here by count_spill.c and added
+ * to the step's result). */
+typedef struct tkmi_chars {
+    int64_t *bmp;   /* 65536 sums */
+    uint64_t *seen; /* a bit per BMP code point met */
+    tkmi_cpmap other;
+} tkmi_chars;
+/* Adds the characters of key s[0..n) (count c each); returns how many, or <0. */
+static inline int64_t tkmi_chars_key(tkmi_chars *p, const uint8_t *s, size_t n, int64_t c)
+{
+    int64_t k = 0;
+    for (size_t i = 0; i < n;) {
+        uint8_t b = s[i];
+        int32_t cp;
+        int mb = 1;
+        /* valid 1-, 2- and 3-byte characters decoded here (as
+         * tkmi_utf8_decode would: no overlong form, no surrogate) */
+        if (b < 0x80) {
+            cp = b;
+        } else if (b >= 0xC2 && b < 0xE0 && i + 2 <= n && (s[i + 1] & 0xC0) == 0x80) {
+            cp = (b & 0x1F) << 6 | (s[i + 1] & 0x3F), mb = 2;
+        } else if ((b & 0xF0) == 0xE0 && i + 3 <= n && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80 &&
+                   (b != 0xE0 || s[i + 1] >= 0xA0) && (b != 0xED || s[i + 1] < 0xA0)) {
+            cp = (b & 0x0F) << 12 | (s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F), mb = 3;
+        } else {
+            cp = tkmi_utf8_decode(s + i, n - i, &mb);
+        }
+        if (cp >= 0 && cp < 65536) {
+            p->bmp[cp] += c;
+            p->seen[cp >> 6] |= (uint64_t)1 << (cp & 63);
+        } else {
+            int rc = tkmi_cpmap_add(&p->other, (uint32_t)cp, c);
+            if (rc < 0) return rc;
+        }
+        k++;
+        i += (size_t)mb;
+    }
+    return k;
+}
+void tkmi_chars_free(tkmi_chars *p);
+
 typedef struct { const char *s; size_t len; int type; } tkmi_metap;
 typedef struct {
     tkmi_metap *slots;   /* [V]: special pieces at their ids */

@@ -64,9 +64,7 @@ void tkmi_cpmap_free(tkmi_cpmap *m)
 typedef struct {
     const tkmi_counts *counts;
     size_t lo, hi;
-    int64_t *bmp;   /* 65536 sums */
-    uint64_t *seen; /* a bit per BMP code point met */
-    tkmi_cpmap other;
+    tkmi_chars ch;
     int64_t sum;
     int rc;
 } chars_part;
@@ -82,36 +80,23 @@ static void *count_chars_part(void *arg)
         if (k + 8 < p->hi && sl[k + 8].count) __builtin_prefetch(arena + sl[k + 8].koff);
         int64_t c = sl[k].count;
         if (!c) continue;
-        const uint8_t *s = (const uint8_t *)arena + sl[k].koff;
-        size_t n = sl[k].klen;
-        for (size_t i = 0; i < n;) {
-            uint8_t b = s[i];
-            int32_t cp;
-            int mb = 1;
-            /* valid 1-, 2- and 3-byte characters decoded here (as
-             * tkmi_utf8_decode would: no overlong form, no surrogate) */
-            if (b < 0x80) {
-                cp = b;
-            } else if (b >= 0xC2 && b < 0xE0 && i + 2 <= n && (s[i + 1] & 0xC0) == 0x80) {
-                cp = (b & 0x1F) << 6 | (s[i + 1] & 0x3F), mb = 2;
-            } else if ((b & 0xF0) == 0xE0 && i + 3 <= n && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80 &&
-                       (b != 0xE0 || s[i + 1] >= 0xA0) && (b != 0xED || s[i + 1] < 0xA0)) {
-                cp = (b & 0x0F) << 12 | (s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F), mb = 3;
-            } else {
-                cp = tkmi_utf8_decode(s + i, n - i, &mb);
-            }
-            if (cp >= 0 && cp < 65536) {
-                p->bmp[cp] += c;
-                p->seen[cp >> 6] |= (uint64_t)1 << (cp & 63);
-            } else if ((p->rc = tkmi_cpmap_add(&p->other, (uint32_t)cp, c)) < 0) {
-                return NULL;
-            }
-            sum += c;
-            i += (size_t)mb;
+        int64_t n = tkmi_chars_key(&p->ch, (const uint8_t *)arena + sl[k].koff, sl[k].klen, c);
+        if (n < 0) {
+            p->rc = (int)n;
+            return NULL;
         }
+        sum += c * n;
     }
     p->sum = sum;
     return NULL;
+}
+
+void tkmi_chars_free(tkmi_chars *p)
+{
+    tkmi_free(p->bmp);
+    tkmi_free(p->seen);
+    tkmi_cpmap_free(&p->other);
+    memset(p, 0, sizeof *p);
 }
 
 /* Adds every character of every pre-token of counts (times its count) to
@@ -119,7 +104,8 @@ static void *count_chars_part(void *arg)
  * was ~1 s of serial hashing). The BMP characters enter cm at the end in
  * code point order, the others after; the sums do not depend on the parts,
  * only cm's slot layout does, which nothing reads in order. */
-static int count_chars(const tkmi_counts *counts, int threads, tkmi_cpmap *cm, int64_t *all)
+static int count_chars(const tkmi_counts *counts, int threads, const tkmi_chars *extra, int64_t extra_sum,
+                       tkmi_cpmap *cm, int64_t *all)
 {
     int np = threads < 1 ? 1 : threads > 16 ? 16 : threads;
     if (counts->cap < ((size_t)1 << 20)) np = 1; /* small: not worth a thread */
@@ -129,10 +115,10 @@ static int count_chars(const tkmi_counts *counts, int threads, tkmi_cpmap *cm, i
     memset(part, 0, sizeof part);
     for (int i = 0; i < np; i++) {
         part[i] = (chars_part){counts, counts->cap / (size_t)np * (size_t)i,
-                               i == np - 1 ? counts->cap : counts->cap / (size_t)np * (size_t)(i + 1), NULL, NULL, {0}, 0, 0};
-        part[i].bmp = tkmi_calloc(65536, sizeof *part[i].bmp);
-        part[i].seen = tkmi_calloc(65536 / 64, sizeof *part[i].seen);
-        if (!part[i].bmp || !part[i].seen) rc = tkmi_error(TKM_ENOMEM, "out of memory (characters)");
+                               i == np - 1 ? counts->cap : counts->cap / (size_t)np * (size_t)(i + 1), {0}, 0, 0};
+        part[i].ch.bmp = tkmi_calloc(65536, sizeof *part[i].ch.bmp);
+        part[i].ch.seen = tkmi_calloc(65536 / 64, sizeof *part[i].ch.seen);
+        if (!part[i].ch.bmp || !part[i].ch.seen) rc = tkmi_error(TKM_ENOMEM, "out of memory (characters)");
     }
     for (int i = 1; rc == 0 && i < np; i++) started[i] = pthread_create(&th[i], NULL, count_chars_part, &part[i]) == 0;
     if (rc == 0) count_chars_part(&part[0]);
@@ -144,19 +130,22 @@ static int count_chars(const tkmi_counts *counts, int threads, tkmi_cpmap *cm, i
     for (int i = 0; rc == 0 && i < np; i++) {
         if (part[i].rc < 0) rc = tkmi_error(part[i].rc, "out of memory (characters)");
         sum += part[i].sum;
-        for (size_t k = 0; i > 0 && k < 65536 / 64; k++) part[0].seen[k] |= part[i].seen[k];
-        for (size_t cp = 0; i > 0 && cp < 65536; cp++) part[0].bmp[cp] += part[i].bmp[cp];
+        for (size_t k = 0; i > 0 && k < 65536 / 64; k++) part[0].ch.seen[k] |= part[i].ch.seen[k];
+        for (size_t cp = 0; i > 0 && cp < 65536; cp++) part[0].ch.bmp[cp] += part[i].ch.bmp[cp];
     }
+    /* the pre-tokens a spill left out of the table (count_spill.c) */
+    for (size_t k = 0; rc == 0 && extra && k < 65536 / 64; k++) part[0].ch.seen[k] |= extra->seen[k];
+    for (size_t cp = 0; rc == 0 && extra && cp < 65536; cp++) part[0].ch.bmp[cp] += extra->bmp[cp];
     for (uint32_t cp = 0; rc == 0 && cp < 65536; cp++)
-        if (part[0].seen[cp >> 6] >> (cp & 63) & 1) rc = tkmi_cpmap_add(cm, cp, part[0].bmp[cp]);
+        if (part[0].ch.seen[cp >> 6] >> (cp & 63) & 1) rc = tkmi_cpmap_add(cm, cp, part[0].ch.bmp[cp]);
     for (int i = 0; i < np; i++) {
-        for (size_t k = 0; rc == 0 && k < part[i].other.cap; k++)
-            if (part[i].other.key[k]) rc = tkmi_cpmap_add(cm, part[i].other.key[k] - 1, part[i].other.cnt[k]);
-        tkmi_cpmap_free(&part[i].other);
-        tkmi_free(part[i].bmp);
-        tkmi_free(part[i].seen);
+        for (size_t k = 0; rc == 0 && k < part[i].ch.other.cap; k++)
+            if (part[i].ch.other.key[k]) rc = tkmi_cpmap_add(cm, part[i].ch.other.key[k] - 1, part[i].ch.other.cnt[k]);
+        tkmi_chars_free(&part[i].ch);
     }
-    *all += sum;
+    for (size_t k = 0; rc == 0 && extra && k < extra->other.cap; k++)
+        if (extra->other.key[k]) rc = tkmi_cpmap_add(cm, extra->other.key[k] - 1, extra->other.cnt[k]);
+    *all += sum + extra_sum;
     return rc < 0 ? rc : 0;
 }
 
@@ -288,7 +277,13 @@ int tkmi_vbase_init(struct tkm_trainer *t, const tkmi_counts *counts, tkmi_vbase
     /* characters: sort by count desc, keep them until the covered share
      * reaches the target (sentencepiece's rule) */
     int64_t all = 0;
-    TKM_FORWARD_IF_ERROR(count_chars(counts, o->threads, &vb->cm, &all));
+    rc = count_chars(counts, o->threads, t->chars_extra, t->chars_extra_sum, &vb->cm, &all);
+    if (t->chars_extra) { /* used once */
+        tkmi_chars_free(t->chars_extra);
+        tkmi_free(t->chars_extra);
+        t->chars_extra = NULL;
+    }
+    if (rc < 0) return rc;
     TKM_RETURN_ERROR_IF(all == 0, TKM_EEMPTY, "no input: the corpus has no characters to learn from");
     /* required_chars (sentencepiece's): sorted before all others, so the
      * coverage keeps them first, even with a count of 0 */
