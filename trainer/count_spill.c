@@ -105,8 +105,11 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
         return rc;
     }
     TKM_FORWARD_IF_ERROR(add_run(t, f, bytes));
+    size_t limit = c->limit;
     tkmi_counts_free(c);
-    return tkmi_counts_init(c, 1 << 16);
+    TKM_FORWARD_IF_ERROR(tkmi_counts_init(c, 1 << 16));
+    c->limit = limit;
+    return 0;
 }
 
 /* ---- k-way merge ---- */

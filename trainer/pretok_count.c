@@ -89,7 +89,11 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
     c->s[i] = (tkmi_cslot){h, c->arena_n, n, (uint32_t)len};
     c->arena_n += len;
     c->n++;
-    if (c->n * 2 > c->cap) TKM_FORWARD_IF_ERROR(counts_rehash(c));
+    if (c->n * 2 > c->cap) {
+        /* under a limit, a rehash that would pass it waits for the spill */
+        if (c->limit && 3 * c->cap * sizeof *c->s + c->arena_cap > c->limit && c->n * 8 < c->cap * 7) c->full = 1;
+        else TKM_FORWARD_IF_ERROR(counts_rehash(c));
+    }
     return 0;
 }
 

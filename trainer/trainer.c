@@ -52,7 +52,7 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
         p = nl + 1;
     }
     /* --max-memory: past its share, the table goes to disk (count_spill.c) */
-    if (t->worker_limit && tkmi_counts_bytes(&w->counts) > t->worker_limit) {
+    if (t->worker_limit && (w->counts.full || tkmi_counts_bytes(&w->counts) > t->worker_limit)) {
         TKM_FORWARD_IF_ERROR(tkmi_pretok_drain(w));
         TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
     }
@@ -109,6 +109,7 @@ static int start_workers(struct tkm_trainer *t)
     for (int i = 0; i < n; i++) {
         t->workers[i].t = t;
         TKM_FORWARD_IF_ERROR(tkmi_counts_init(&t->workers[i].counts, 1 << 16));
+        t->workers[i].counts.limit = t->worker_limit;
         TKM_FORWARD_IF_ERROR(tkmi_pretok_hot(&t->workers[i]));
     }
     pthread_mutex_init(&t->mu, NULL);
@@ -303,6 +304,7 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
     TKM_FORWARD_IF_ERROR(stop_workers(t));
     TKM_RETURN_ERROR_IF(!t->workers, TKM_EEMPTY, "no input: the corpus is empty");
     tkmi_counts *acc = &t->workers[0].counts;
+    acc->limit = 0; /* (the limit is for counting: the merge may grow it) */
     tkmi_count_stats st = t->workers[0].st;
     if (t->n_runs) { /* spilled: merge the sorted runs instead */
         TKM_FORWARD_IF_ERROR(tkmi_spill_finish(t, out));

@@ -16,11 +16,17 @@ typedef struct {
     int64_t count;
     uint32_t klen;
 } tkmi_cslot;
+/* limit (0: none): bytes the table may hold (tkmi_counts_bytes) while it
+ * grows, the old and new slots of a rehash counted together; a rehash that
+ * would pass it is put off (the slots fill up to 7/8 at most) and full set:
+ * the owner spills the table (--max-memory, count_spill.c). */
 typedef struct {
     tkmi_cslot *s;
     size_t cap, n;
     char *arena;
     size_t arena_n, arena_cap;
+    size_t limit;
+    int full;
 } tkmi_counts;
 int tkmi_counts_init(tkmi_counts *c, size_t expect);
 void tkmi_counts_free(tkmi_counts *c);
