@@ -298,6 +298,24 @@ static int stop_workers(struct tkm_trainer *t)
     return 0;
 }
 
+/* --max-memory: would merging the workers' tables in memory pass the
+ * limit? The merged table holds at most the sum of their entries; at its
+ * last rehash its old and new slots, every key and the tables not merged
+ * yet are held together. Then they are spilled and merged from disk. */
+static int merge_too_big(const struct tkm_trainer *t)
+{
+    if (!t->worker_limit || t->n_workers < 2) return 0;
+    size_t n = 0, cap = 1024, bytes = 0;
+    for (int i = 0; i < t->n_workers; i++) {
+        const tkmi_counts *c = &t->workers[i].counts;
+        n += c->n;
+        bytes += c->arena_cap + (i ? c->cap * sizeof *c->s : 0);
+    }
+    while (cap < 2 * n) cap <<= 1;
+    bytes += cap / 2 * 3 * sizeof(tkmi_cslot);
+    return bytes > t->worker_limit * (size_t)t->n_workers;
+}
+
 int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
 {
     memset(out, 0, sizeof *out);
@@ -306,7 +324,7 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
     tkmi_counts *acc = &t->workers[0].counts;
     acc->limit = 0; /* (the limit is for counting: the merge may grow it) */
     tkmi_count_stats st = t->workers[0].st;
-    if (t->n_runs) { /* spilled: merge the sorted runs instead */
+    if (t->n_runs || merge_too_big(t)) { /* spilled: merge the sorted runs instead */
         TKM_FORWARD_IF_ERROR(tkmi_spill_finish(t, out));
         acc = out;
     }
