@@ -1147,9 +1147,9 @@ static int stab_add(stab *t, uint64_t where, uint64_t h, int64_t c, uint16_t nex
 
 /* The passes over the words: SEED_HLL estimates how many distinct
  * candidates there are; SEED_MARK adds every candidate's occurrences (the
- * word's count) to a count-min sketch (two rows of 16-bit counters,
- * saturating, indexed by two functions of the hash: the smaller of its two
- * counters is at least the candidate's count); SEED_COUNT counts exactly
+ * word's count) to a count-min sketch (16-bit counters, saturating; two a
+ * candidate, chosen by its hash in one 64-byte block: the smaller of the
+ * two is at least the candidate's count); SEED_COUNT counts exactly
  * the candidates the sketch lets through. The count of an extension of a
  * substring is at most the substring's (an occurrence of the longer string
  * is one of the shorter), so a start's bound `u` is the smallest sketch
@@ -1171,8 +1171,8 @@ typedef struct {
     size_t wfrom, wto;       /* the words this job reads */
     uint32_t group, ngroups; /* this pass counts the substrings of one hash group */
     uint8_t *hll;            /* SEED_HLL: this job's registers */
-    uint16_t *cms;           /* SEED_MARK, SEED_COUNT: the sketch, two rows */
-    uint64_t cmask;          /* counters in a row - 1 */
+    uint16_t *cms;           /* SEED_MARK, SEED_COUNT: the sketch */
+    uint64_t cmask;          /* its 32-counter blocks - 1 */
     int64_t prune;           /* SEED_COUNT: the score floor (0: none) */
     tkmi_sruns *runs;        /* SEED_COUNT: the other groups' occurrences go there */
     int rc;
@@ -1327,7 +1327,7 @@ static void *seed_main(void *arg)
                 uint32_t g = (uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32);
                 if (g != J->group && !J->runs) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
-                if (bytes > 0xFFFF) break; /* (max_piece_length <= 63 characters) */
+                if (bytes > 0xFFFF) break; /* never (max_piece_length <= 63 characters) */
                 /* collected first, their slots prefetched: the inserts
                  * below then wait for one cache miss, not one each */
                 stab *tb = &J->parts[part];
@@ -1610,16 +1610,18 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     char *seed_buf = NULL;
     if (o->seed_sentencepieces_file) /* seeds from a file instead (seed_file.c): no counting passes */
         rc = tkmi_seed_file_read(o, &sd, &ns, &seed_buf), G = 0;
-    else
-        rc = estimate_substrings(U, T, &est), dbg(U, "seed estimate: %.0f distinct candidates", est);
+    else {
+        rc = estimate_substrings(U, T, &est);
+        dbg(U, "seed estimate: %.0f distinct candidates", est);
+    }
     *n_cand = est;
-    /* the sketch: two rows of a counter a candidate (at least 2^18, at most
-     * 2^26: 256 MB in all; beyond 67M candidates more of them pass the
-     * sketch, which costs time, not correctness) */
+    /* the sketch: 2W counters, about one a candidate (at least 2^19, at most
+     * 2^27: 256 MB; beyond 134M candidates more of them pass the sketch,
+     * which costs time, not correctness) */
     uint16_t *cms = NULL;
     void *cms_mem = NULL;
     uint64_t W = (uint64_t)1 << 18;
-    while (rc == 0 && W < (uint64_t)1 << 26 && (double)W < est) W <<= 1;
+    while (rc == 0 && W < (uint64_t)1 << 26 && (double)(2 * W) < est) W <<= 1;
     const uint64_t CM = (W >> 4) - 1; /* 2W counters in blocks of 32 */
     if (rc == 0 && G) {
         /* aligned to 2 MB and, where the system allows, in huge pages:
@@ -1643,7 +1645,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
      * 0 for none, or a floor to use, for tests) */
     const char *fl_env = getenv("TKM_SEED_FLOOR");
     uint32_t S = 0;
-    if (G && !fl_env && want && est > 6.0 * (double)want) {
+    if (G && !fl_env && want && est > 16.0 * (double)want) {
         double sr = ceil(est / (double)SEED_SAMPLE);
         S = sr < 2 ? 2 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
     }
