@@ -1615,13 +1615,23 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         dbg(U, "seed estimate: %.0f distinct candidates", est);
     }
     *n_cand = est;
-    /* the sketch: 2W counters, about one a candidate (at least 2^19, at most
-     * 2^27: 256 MB; beyond 134M candidates more of them pass the sketch,
-     * which costs time, not correctness) */
+    /* the score floor pays when there are many more candidates than seeds:
+     * its sample is counted by the sketch's pass (TKM_SEED_FLOOR, internal:
+     * 0 for none, or a floor to use, for tests) */
+    const char *fl_env = getenv("TKM_SEED_FLOOR");
+    uint32_t S = 0;
+    if (G && !fl_env && want && est > 16.0 * (double)want) {
+        double sr = ceil(est / (double)SEED_SAMPLE);
+        S = sr < 2 ? 2 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
+    }
+    /* the sketch: 2W counters, about one a candidate, two with a floor
+     * (whose sample estimates how many substrings pass it: fewer collisions,
+     * a closer estimate); at least 2^19, at most 2^27 (256 MB): beyond that
+     * more candidates pass the sketch, which costs time, not correctness */
     uint16_t *cms = NULL;
     void *cms_mem = NULL;
     uint64_t W = (uint64_t)1 << 18;
-    while (rc == 0 && W < (uint64_t)1 << 26 && (double)(2 * W) < est) W <<= 1;
+    while (rc == 0 && W < (uint64_t)1 << 26 && (double)(2 * W) < est * (S ? 2 : 1)) W <<= 1;
     const uint64_t CM = (W >> 4) - 1; /* 2W counters in blocks of 32 */
     if (rc == 0 && G) {
         /* aligned to 2 MB and, where the system allows, in huge pages:
@@ -1640,15 +1650,6 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     /* each thread counts its range of words into tables of its own (at most
      * 2 / T of the pass's entries each), merged part by part afterwards */
     size_t tmax = T > 2 ? table_max * 2 / (size_t)T : table_max;
-    /* the score floor pays when there are many more candidates than seeds:
-     * its sample is counted by the sketch's pass (TKM_SEED_FLOOR, internal:
-     * 0 for none, or a floor to use, for tests) */
-    const char *fl_env = getenv("TKM_SEED_FLOOR");
-    uint32_t S = 0;
-    if (G && !fl_env && want && est > 16.0 * (double)want) {
-        double sr = ceil(est / (double)SEED_SAMPLE);
-        S = sr < 2 ? 2 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
-    }
     if (rc == 0 && S) rc = seed_tables_reset(tp, T, SIZE_MAX / 2, SIZE_MAX / 2);
     double est2 = 0;
     if (rc == 0 && G) {
