@@ -442,6 +442,61 @@ START_TEST(test_unigram_seed_passes)
 }
 END_TEST
 
+/* The score floor (make_seeds): with many more candidate substrings than
+ * seeds, a sampled guess at the seed_size-th best score lets counting skip
+ * the substrings the sketch bounds below it; it is checked afterwards and
+ * counting starts again without it when too few candidates reach it. The
+ * seeds, and the model bytes, must be those of counting without a floor:
+ * with the floor found from the sample (1 and 3 threads), a floor set by
+ * hand (TKM_SEED_FLOOR) with many small passes, tiny run buffers or none,
+ * and a floor too high (the fallback). */
+static tkm_model *train_floor(int threads, const char *floor, const char *table_max, const char *run_buf)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.model_type = TKM_MODEL_UNIGRAM;
+    o.vocab_size = 100;
+    o.seed_size = 150; /* the corpus has about 30 times as many candidates */
+    o.threads = threads;
+    if (floor) setenv("TKM_SEED_FLOOR", floor, 1);
+    if (table_max) setenv("TKM_SEED_TABLE_MAX", table_max, 1);
+    if (run_buf) setenv("TKM_SEED_RUN_BUFFER", run_buf, 1);
+    tkm_trainer *t;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    add_corpus(t, 6000, 7);
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_train(t, &m);
+    ck_assert_msg(rc == 0, "train: %s", tkm_last_error());
+    tkm_trainer_free(t);
+    unsetenv("TKM_SEED_FLOOR");
+    unsetenv("TKM_SEED_TABLE_MAX");
+    unsetenv("TKM_SEED_RUN_BUFFER");
+    return m;
+}
+
+START_TEST(test_unigram_seed_floor)
+{
+    tkm_model *ref = train_floor(2, "0", NULL, NULL);
+    struct { int threads; const char *floor, *table_max, *run_buf, *what; } c[] = {
+        {1, NULL, NULL, NULL, "the sampled floor, 1 thread"},
+        {3, NULL, NULL, NULL, "the sampled floor, 3 threads"},
+        {3, "6", "400", "1", "floor 6, small passes, tiny run buffers"},
+        {2, "6", "400", "0", "floor 6, small passes, no runs"},
+        {2, "1000000000", NULL, NULL, "a floor too high (counted again without it)"},
+    };
+    size_t la;
+    const uint8_t *pa = tkm_model_bytes(ref, &la);
+    for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
+        tkm_model *m = train_floor(c[k].threads, c[k].floor, c[k].table_max, c[k].run_buf);
+        size_t lb;
+        const uint8_t *pb = tkm_model_bytes(m, &lb);
+        ck_assert_msg(la == lb && memcmp(pa, pb, la) == 0, "Unigram model differs with %s", c[k].what);
+        tkm_model_free(m);
+    }
+    tkm_model_free(ref);
+}
+END_TEST
+
 /* The seed runs go to $TMPDIR: when it cannot be written, training fails
  * with an error that names it, and no model comes back. */
 START_TEST(test_unigram_seed_runs_tmpdir)
@@ -694,6 +749,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(rt, test_roundtrip_random);
     tcase_add_test(rt, test_unigram);
     tcase_add_test(rt, test_unigram_seed_passes);
+    tcase_add_test(rt, test_unigram_seed_floor);
     tcase_add_test(rt, test_unigram_seed_runs_tmpdir);
     tcase_add_test(rt, test_unigram_lattice_budget);
     suite_add_tcase(s, rt);

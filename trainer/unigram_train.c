@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1075,7 +1076,15 @@ static int prune(uni *U, size_t desired, int32_t *remap)
  * pass the candidates are cut back to the best seed_size. Within a pass,
  * SEED_PARTS tables are chosen by hash and each is owned by one thread that
  * sees the words in sorted order, so neither the thread count nor G changes
- * the seeds (the order below is total). */
+ * the seeds (the order below is total).
+ *
+ * Only the best seed_size scores matter, and beyond a few tens of MB most
+ * candidates seen twice are far below them: with a score floor (a lower
+ * bound on the seed_size-th score, seed_floor) counting skips every
+ * substring whose count-min bound x characters is below it. What reaches
+ * the floor is still counted at every occurrence, so the seeds are those of
+ * counting everything (1 GB generated: 49M candidates seen twice, 1.7M
+ * counted, one pass, no runs on disk). */
 #define SEED_PARTS 16
 #define SEED_ROUTE_MAX 4096                 /* groups routed to runs, at most */
 #define SEED_ROUTE_BYTES ((size_t)8 << 20) /* a thread's run buffers */
@@ -1137,15 +1146,23 @@ static int stab_add(stab *t, uint64_t where, uint64_t h, int64_t c, uint16_t nex
 }
 
 /* The passes over the words: SEED_HLL estimates how many distinct
- * candidates there are; SEED_MARK sets, for every candidate, a bit in
- * `once` and, at its second occurrence, one in `twice` (bit index from the
- * hash: `twice` has no false negatives); SEED_COUNT counts exactly the
- * candidates whose `twice` bit is set. A substring counted less than twice
- * cannot be a seed, nor can any extension of it (an occurrence of the
- * longer string is one of the shorter), so counting stops extending a start
- * at the first clear bit: most long substrings of rare words are never
- * hashed into a table. The bits are set with atomic ORs: the final bitmaps
- * do not depend on the order, so neither do the seeds. */
+ * candidates there are; SEED_MARK adds every candidate's occurrences (the
+ * word's count) to a count-min sketch (16-bit counters, saturating; two a
+ * candidate, chosen by its hash in one 64-byte block: the smaller of the
+ * two is at least the candidate's count); SEED_COUNT counts exactly
+ * the candidates the sketch lets through. The count of an extension of a
+ * substring is at most the substring's (an occurrence of the longer string
+ * is one of the shorter), so a start's bound `u` is the smallest sketch
+ * value of its prefixes so far: counting stops extending a start when u < 2
+ * (seen once: so is every extension; most long substrings of rare words are
+ * never hashed into a table), and, with a score floor `prune` (a lower
+ * bound on the seed_size-th best score, make_seeds), skips a substring whose
+ * u x characters is below it and stops when no extension within the word
+ * and max_piece_length can reach it. A substring whose score reaches the
+ * floor is thus counted at every occurrence, exactly. The counters are
+ * added with atomic compare-and-swap and saturate (a sum capped at 65535 in
+ * any order): the sketch does not depend on the order, and the seeds depend
+ * only on exact counts. */
 enum { SEED_HLL, SEED_MARK, SEED_COUNT };
 typedef struct {
     const uni *U;
@@ -1154,22 +1171,39 @@ typedef struct {
     size_t wfrom, wto;       /* the words this job reads */
     uint32_t group, ngroups; /* this pass counts the substrings of one hash group */
     uint8_t *hll;            /* SEED_HLL: this job's registers */
-    uint64_t *once, *twice;  /* SEED_MARK, SEED_COUNT: the bitmaps */
-    uint64_t bmask;          /* bits in a bitmap - 1 */
+    uint16_t *cms;           /* SEED_MARK, SEED_COUNT: the sketch */
+    uint64_t cmask;          /* its 32-counter blocks - 1 */
+    int64_t prune;           /* SEED_COUNT: the score floor (0: none) */
     tkmi_sruns *runs;        /* SEED_COUNT: the other groups' occurrences go there */
     int rc;
 } seed_job;
 
 /* a job over the words of the thread's byte range; counting (parts set),
  * into the thread's own tables */
-static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, uint8_t *hll, uint64_t *once,
-                               uint64_t *twice, uint64_t bmask)
+static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, uint8_t *hll, uint16_t *cms,
+                               uint64_t cmask)
 {
-    return (seed_job){U,    NULL, tid,  nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, once, twice,
-                      bmask, NULL, 0};
+    return (seed_job){U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, cms, cmask, 0, NULL,
+                      0};
 }
 
-static inline uint64_t seed_bit(uint64_t h, uint64_t bmask) { return (h >> 24 | h << 40) & bmask; }
+#define CMS_MAX 0xFFFF
+/* a hash's two counters: two different ones of a 64-byte block of 32, so
+ * that a probe costs one cache miss (cmask: blocks - 1) */
+static inline uint16_t *cms_block(uint16_t *cms, uint64_t h, uint64_t cmask)
+{
+    return cms + (((h >> 24 | h << 40) & cmask) << 5);
+}
+static inline unsigned cms_a(uint64_t h) { return (unsigned)(h >> 10) & 31; }
+static inline unsigned cms_b(uint64_t h) { return cms_a(h) ^ (1 + ((unsigned)(h >> 15) & 15)); }
+static inline void cms_add(uint16_t *c, int64_t n)
+{
+    uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+    while (v != CMS_MAX) {
+        uint16_t nv = (uint64_t)n >= (uint64_t)(CMS_MAX - v) ? CMS_MAX : (uint16_t)(v + n);
+        if (__atomic_compare_exchange_n(c, &v, nv, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) break;
+    }
+}
 
 #define HLL_BITS 12 /* 4096 registers: about 1.6% standard error */
 
@@ -1188,6 +1222,7 @@ static void *seed_main(void *arg)
     size_t ccap = 0;
     int full = 0;
     struct pending { uint64_t h; size_t bytes; int part; uint16_t next; uint32_t g; } pend[64]; /* max_piece_length <= 63 */
+    struct cand { uint64_t h; uint32_t cj, len; } cand[64];
     for (size_t wi = J->wfrom; J->rc == 0 && !full && wi < J->wto; wi++) {
         const uint8_t *s = (const uint8_t *)U->w[wi].s;
         size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
@@ -1230,7 +1265,7 @@ static void *seed_main(void *arg)
         for (size_t ci = 0; ci < nch && J->rc == 0; ci++) {
             /* extend s[ci..cj] while it stays a valid piece (sentencepiece's
              * IsValidSentencePiece; each rule, once broken, stays broken) */
-            int len = 0, prev = -2, all_ws = 1, has_digit = 0, npend = 0, wv = 1;
+            int len = 0, prev = -2, all_ws = 1, has_digit = 0, npend = 0, ncand = 0, wv = 1;
             uint64_t fnv = 0xcbf29ce484222325ull; /* FNV-1a, extended byte by byte */
             for (size_t cj = ci; cj < nch; cj++) {
                 if (wsm && (wv = tkmi_ws_grow(wsm, o->allow_whitespace_only_pieces, cfl[cj] & CH_WS, len, all_ws,
@@ -1259,20 +1294,40 @@ static void *seed_main(void *arg)
                     if (rho > *r) *r = rho;
                     continue;
                 }
-                uint64_t bit = seed_bit(h, J->bmask), word = bit >> 6, m = 1ull << (bit & 63);
+                /* the start's candidates collected first, their sketch
+                 * blocks prefetched (counting: the first few, as most
+                 * starts stop early): the probes below then overlap their
+                 * cache misses */
+                if (J->mode == SEED_MARK || ncand < 3) __builtin_prefetch(cms_block(J->cms, h, J->cmask));
+                cand[ncand++] = (struct cand){h, (uint32_t)cj, (uint32_t)len};
+            }
+            uint32_t u = CMS_MAX; /* the sketch's bound on this start's counts */
+            int64_t reach = (int64_t)(nch - ci) < o->max_piece_length ? (int64_t)(nch - ci) : o->max_piece_length;
+            for (int k = 0; k < ncand; k++) {
+                uint64_t h = cand[k].h;
+                size_t cj = cand[k].cj;
+                if (J->mode == SEED_COUNT && k + 3 < ncand) __builtin_prefetch(cms_block(J->cms, cand[k + 3].h, J->cmask));
+                len = (int)cand[k].len;
+                uint16_t *blk = cms_block(J->cms, h, J->cmask), *c1 = blk + cms_a(h), *c2 = blk + cms_b(h);
                 if (J->mode == SEED_MARK) {
-                    if (__atomic_load_n(&J->twice[word], __ATOMIC_RELAXED) & m) continue;
-                    if (cnt >= 2 || (__atomic_fetch_or(&J->once[word], m, __ATOMIC_RELAXED) & m))
-                        __atomic_fetch_or(&J->twice[word], m, __ATOMIC_RELAXED);
-                    continue;
+                    cms_add(c1, cnt);
+                    cms_add(c2, cnt);
+                    if (!J->parts) continue; /* else group 0 is the floor's sample: counted too */
+                } else {
+                    uint32_t v = *c1 < *c2 ? *c1 : *c2;
+                    if (v < u) u = v;
+                    if (u < 2) break; /* seen once: so is every extension */
+                    if (J->prune && u != CMS_MAX) {
+                        if ((int64_t)u * reach < J->prune) break; /* no extension can reach the floor */
+                        if ((int64_t)u * len < J->prune) continue;
+                    }
                 }
-                if (!(J->twice[word] & m)) break; /* seen once: so is every extension */
                 int part = (int)(h >> 60) % SEED_PARTS;
                 /* the group by multiply-shift: no division in this loop */
                 uint32_t g = (uint32_t)((((h >> 20) & 0xFFFFFFFFu) * J->ngroups) >> 32);
                 if (g != J->group && !J->runs) continue;
                 size_t bytes = cpos[cj + 1] - cpos[ci];
-                if (bytes > 0xFFFF) break; /* (max_piece_length <= 63 characters) */
+                if (bytes > 0xFFFF) break; /* never (max_piece_length <= 63 characters) */
                 /* collected first, their slots prefetched: the inserts
                  * below then wait for one cache miss, not one each */
                 stab *tb = &J->parts[part];
@@ -1368,7 +1423,7 @@ static int estimate_substrings(const uni *U, int T, double *est)
     uint8_t *reg = tkmi_calloc((size_t)T * M, 1);
     TKM_RETURN_ERROR_IF(!reg, TKM_ENOMEM, "out of memory (seeds)");
     seed_job jobs[64];
-    for (int t = 0; t < T; t++) jobs[t] = seed_job_range(U, t, T, SEED_HLL, reg + (size_t)t * M, NULL, NULL, 0);
+    for (int t = 0; t < T; t++) jobs[t] = seed_job_range(U, t, T, SEED_HLL, reg + (size_t)t * M, NULL, 0);
     par_run(jobs, T, sizeof *jobs, seed_main);
     int rc = 0;
     double sum = 0;
@@ -1417,6 +1472,122 @@ static void *seed_merge_main(void *arg)
     return NULL;
 }
 
+/* Empties the threads' tables for a pass: thread 0's take table_max
+ * entries, the others tmax (each counts its range of words into tables of
+ * its own, merged part by part afterwards) */
+static int seed_tables_reset(stab (*tp)[SEED_PARTS], int T, size_t table_max, size_t tmax)
+{
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < SEED_PARTS; p++) {
+            tkmi_free(tp[t][p].s);
+            tp[t][p] = (stab){NULL, 0, 0, (t ? tmax : table_max) / SEED_PARTS + 1, 0};
+            TKM_FORWARD_IF_ERROR(stab_resize(&tp[t][p], 4096));
+        }
+    return 0;
+}
+
+/* One counting pass over hash group g of G (replay: read back from the
+ * runs, else the words are enumerated and, with runs, the other groups'
+ * occurrences written): the threads' tables end merged in tp[0]; *full when
+ * a table outgrew its entries. */
+static int seed_count_pass(uni *U, stab (*tp)[SEED_PARTS], uint16_t *cms, uint64_t cmask, int64_t prune, uint32_t g,
+                           uint32_t G, tkmi_sruns *runs, int replay, int *full)
+{
+    int T = U->threads, rc = 0;
+    seed_job jobs[64];
+    for (int t = 0; t < T; t++) {
+        jobs[t] = seed_job_range(U, t, T, SEED_COUNT, NULL, cms, cmask);
+        jobs[t].parts = tp[t];
+        jobs[t].group = g;
+        jobs[t].ngroups = G;
+        jobs[t].runs = runs ? &runs[t] : NULL;
+        jobs[t].prune = prune;
+    }
+    par_run(jobs, T, sizeof *jobs, replay ? seed_replay_main : seed_main);
+    *full = 0;
+    for (int t = 0; t < T; t++)
+        if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < SEED_PARTS; p++) *full |= tp[t][p].full;
+    if (rc == 0 && !*full && T > 1) {
+        int M = T > SEED_PARTS ? SEED_PARTS : T;
+        mergejob mj[SEED_PARTS];
+        for (int m = 0; m < M; m++) mj[m] = (mergejob){tp, T, m, M, 0};
+        par_run(mj, M, sizeof *mj, seed_merge_main);
+        for (int m = 0; m < M; m++)
+            if (mj[m].rc < 0 && rc == 0) rc = mj[m].rc;
+        for (int p = 0; p < SEED_PARTS; p++) *full |= tp[0][p].full;
+    }
+    return rc;
+}
+
+/* a candidate's score: count x characters (0: not a candidate) */
+static int64_t seed_score(const uni *U, const sslot *e)
+{
+    if (SS_COUNT(e) < 2 || !SS_BRANCH(e)) return 0;
+    const uint8_t *q = (const uint8_t *)U->warena + SS_OFF(e);
+    int64_t nch = 0;
+    for (uint32_t b = 0, len = SS_LEN(e); b < len; b++) nch += (q[b] & 0xC0) != 0x80;
+    return SS_COUNT(e) * nch;
+}
+
+static int cmp_i64_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* The score floor: a guess at a lower bound on the want-th best score,
+ * from the exact counts of a hash sample of the candidates (group 0 of S,
+ * about SEED_SAMPLE distinct candidates, counted by the sketch's pass into
+ * tp). The sample holds each candidate with probability 1/S whatever its
+ * score, so it holds about want/S of the best want; the floor is the
+ * sample's score of rank want/S plus five standard deviations: below the
+ * want-th best score but for a miss of about 3e-7. make_seeds checks it
+ * after counting (at least want candidates at or above it, every one of
+ * them counted exactly) and counts again without a floor when it fails:
+ * the floor only saves time. */
+#define SEED_SAMPLE ((size_t)1 << 20)
+static int seed_floor(const uni *U, stab *parts, uint32_t S, size_t want, uint16_t *cms, uint64_t cmask,
+                      int64_t *floor, double *survive)
+{
+    *floor = 0;
+    size_t n = 0, cap = 0;
+    for (int p = 0; p < SEED_PARTS; p++) cap += parts[p].n;
+    int64_t *sc = tkmi_malloc((cap ? cap : 1) * sizeof *sc);
+    TKM_RETURN_ERROR_IF(!sc, TKM_ENOMEM, "out of memory (seeds)");
+    for (int p = 0; p < SEED_PARTS; p++)
+        for (size_t k = 0; k < parts[p].cap; k++) {
+            int64_t v = parts[p].s[k].cnt_next ? seed_score(U, &parts[p].s[k]) : 0;
+            if (v > 0) sc[n++] = v;
+        }
+    double m = (double)want / S;
+    size_t rank = (size_t)ceil(m + 5 * sqrt(m) + 16);
+    if (n >= rank) {
+        qsort(sc, n, sizeof *sc, cmp_i64_desc);
+        *floor = sc[rank - 1];
+    }
+    /* the substrings that counting will hash into its tables, about: the
+     * sample's whose own sketch bound x characters reaches the floor */
+    size_t pass = 0;
+    for (int p = 0; p < SEED_PARTS; p++)
+        for (size_t k = 0; k < parts[p].cap; k++) {
+            const sslot *e = &parts[p].s[k];
+            if (!e->cnt_next) continue;
+            const uint16_t *blk = cms_block(cms, e->hash, cmask);
+            int64_t u = blk[cms_a(e->hash)] < blk[cms_b(e->hash)] ? blk[cms_a(e->hash)] : blk[cms_b(e->hash)];
+            const uint8_t *q = (const uint8_t *)U->warena + SS_OFF(e);
+            int64_t nch = 0;
+            for (uint32_t b = 0, len = SS_LEN(e); b < len; b++) nch += (q[b] & 0xC0) != 0x80;
+            pass += u >= 2 && (u == CMS_MAX || u * nch >= *floor);
+        }
+    *survive = (double)pass * S;
+    dbg(U, "seed floor %lld: rank %zu of %zu sampled candidates (1 in %u of %zu); about %.0f to count",
+        (long long)*floor, rank, n, S, cap, *survive);
+    tkmi_free(sc);
+    return 0;
+}
+
 /* *n_sub: how many substring seeds were kept (besides the characters),
  * *passes: how many hash groups the counting needed */
 static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chcount *req, size_t table_max,
@@ -1439,47 +1610,85 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     char *seed_buf = NULL;
     if (o->seed_sentencepieces_file) /* seeds from a file instead (seed_file.c): no counting passes */
         rc = tkmi_seed_file_read(o, &sd, &ns, &seed_buf), G = 0;
-    else
+    else {
         rc = estimate_substrings(U, T, &est);
+        dbg(U, "seed estimate: %.0f distinct candidates", est);
+    }
     *n_cand = est;
-    /* the bitmaps: 8 bits a candidate, so that about 1 in 8 of those seen
-     * once shares a bit with another; at least 2^20 bits, at most 2^29 (64
-     * MB each: beyond 67M candidates more of them are counted for nothing,
-     * which costs time, not correctness) */
-    uint64_t *once = NULL, *twice = NULL, bits = (uint64_t)1 << 20;
-    while (rc == 0 && bits < (uint64_t)1 << 29 && (double)bits < est * 8) bits <<= 1;
-    if (rc == 0) {
-        once = tkmi_calloc(bits / 64, sizeof *once);
-        twice = tkmi_calloc(bits / 64, sizeof *twice);
-        if (!once || !twice) rc = tkmi_error(TKM_ENOMEM, "out of memory (seed bitmaps of %llu bits)",
-                                             (unsigned long long)bits);
+    /* the score floor pays when there are many more candidates than seeds:
+     * its sample is counted by the sketch's pass (TKM_SEED_FLOOR, internal:
+     * 0 for none, or a floor to use, for tests) */
+    const char *fl_env = getenv("TKM_SEED_FLOOR");
+    uint32_t S = 0;
+    if (G && !fl_env && want && est > 16.0 * (double)want) {
+        double sr = ceil(est / (double)SEED_SAMPLE);
+        S = sr < 2 ? 2 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
     }
-    double est2 = 0;
-    if (rc == 0) {
-        seed_job jobs[64];
-        for (int t = 0; t < U->threads; t++)
-            jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, NULL, once, twice, bits - 1);
-        par_run(jobs, U->threads, sizeof *jobs, seed_main);
-        for (int t = 0; t < U->threads; t++)
-            if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
-        /* linear counting over `twice`: the candidates seen at least twice
-         * (and those sharing a bit with one) */
-        uint64_t set = 0;
-        for (uint64_t i = 0; i < bits / 64; i++) set += (uint64_t)__builtin_popcountll(twice[i]);
-        est2 = set >= bits ? est : -(double)bits * log(1 - (double)set / (double)bits);
-        if (est2 > est) est2 = est;
+    /* the sketch: 2W counters, about one a candidate, two with a floor
+     * (whose sample estimates how many substrings pass it: fewer collisions,
+     * a closer estimate); at least 2^19, at most 2^27 (256 MB): beyond that
+     * more candidates pass the sketch, which costs time, not correctness */
+    uint16_t *cms = NULL;
+    void *cms_mem = NULL;
+    uint64_t W = (uint64_t)1 << 18;
+    while (rc == 0 && W < (uint64_t)1 << 26 && (double)(2 * W) < est * (S ? 2 : 1)) W <<= 1;
+    const uint64_t CM = (W >> 4) - 1; /* 2W counters in blocks of 32 */
+    if (rc == 0 && G) {
+        /* aligned to 2 MB and, where the system allows, in huge pages:
+         * the probes are random, a TLB miss each with 4 kB pages */
+        const size_t HP = (size_t)2 << 20, bytes = 2 * W * sizeof *cms;
+        cms_mem = tkmi_malloc(bytes + HP);
+        if (!cms_mem) rc = tkmi_error(TKM_ENOMEM, "out of memory (seed sketch of %llu counters)", (unsigned long long)(2 * W));
+        else {
+            cms = (uint16_t *)(((uintptr_t)cms_mem + HP - 1) & ~(uintptr_t)(HP - 1));
+#ifdef MADV_HUGEPAGE
+            if (bytes >= HP) madvise(cms, bytes, MADV_HUGEPAGE);
+#endif
+            memset(cms, 0, bytes);
+        }
     }
-    tkmi_free(once);
-    if (rc == 0 && est2 * 1.1 > (double)table_max) G = (uint32_t)ceil(est2 * 1.1 / (double)table_max);
-    dbg(U, "about %.0f distinct candidate substrings, %.0f seen twice: %u pass(es) of at most %zu", est, est2, G,
-        table_max);
     /* each thread counts its range of words into tables of its own (at most
      * 2 / T of the pass's entries each), merged part by part afterwards */
     size_t tmax = T > 2 ? table_max * 2 / (size_t)T : table_max;
+    if (rc == 0 && S) rc = seed_tables_reset(tp, T, SIZE_MAX / 2, SIZE_MAX / 2);
+    double est2 = 0;
+    if (rc == 0 && G) {
+        seed_job jobs[64];
+        for (int t = 0; t < U->threads; t++) {
+            jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, NULL, cms, CM);
+            if (S) jobs[t].parts = tp[t], jobs[t].ngroups = S;
+        }
+        par_run(jobs, U->threads, sizeof *jobs, seed_main);
+        for (int t = 0; t < U->threads; t++)
+            if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+        if (rc == 0 && S && T > 1) {
+            mergejob mj[SEED_PARTS];
+            int M = T > SEED_PARTS ? SEED_PARTS : T;
+            for (int m = 0; m < M; m++) mj[m] = (mergejob){tp, T, m, M, 0};
+            par_run(mj, M, sizeof *mj, seed_merge_main);
+            for (int m = 0; m < M; m++)
+                if (mj[m].rc < 0 && rc == 0) rc = mj[m].rc;
+        }
+        /* linear counting over the first row's counters of 2 or more: the
+         * candidates seen at least twice (and those sharing a counter) */
+        uint64_t set = 0;
+        for (uint64_t i = 0; i < 2 * W; i++) set += cms[i] >= 2;
+        est2 = set >= 2 * W ? est : -(double)W * log(1 - (double)set / (double)(2 * W));
+        if (est2 > est) est2 = est;
+    }
+    if (rc == 0 && G) dbg(U, "seed sketch: %.0f distinct candidates, %.0f seen twice", est, est2);
+    int64_t floor = 0;
+    double to_count = est2; /* the substrings counting will hash into its tables, about */
+    if (rc == 0 && G && fl_env) floor = (int64_t)strtoll(fl_env, NULL, 10);
+    else if (rc == 0 && S) rc = seed_floor(U, tp[0], S, want, cms, CM, &floor, &to_count);
+    if (!floor) to_count = est2;
+    if (rc == 0 && G && to_count * 1.1 > (double)table_max) G = (uint32_t)ceil(to_count * 1.1 / (double)table_max);
+    dbg(U, "about %.0f distinct candidate substrings, %.0f seen twice, score floor %lld: %u pass(es) of at most %zu",
+        est, est2, (long long)floor, G, table_max);
     /* with G > 1 groups, the first pass enumerates the words once: it counts
      * group 0 and writes the other groups' occurrences to each thread's runs
      * (seed_runs.c), which the later passes read back instead of
-     * enumerating again (the enumeration, with a bitmap probe a substring,
+     * enumerating again (the enumeration, with a sketch probe a substring,
      * costs more than reading 24 bytes an occurrence). Beyond
      * SEED_ROUTE_MAX groups (tiny tables) the buffers would outgrow the
      * tables: every pass enumerates. */
@@ -1497,39 +1706,13 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             for (int t = 0; rc == 0 && t < T; t++) rc = tkmi_sruns_init(&runs[t], G, run_buf);
             if (rc < 0) break;
         }
-        for (int t = 0; t < T && rc == 0; t++)
-            for (int p = 0; p < SEED_PARTS && rc == 0; p++) {
-                tkmi_free(tp[t][p].s);
-                tp[t][p] = (stab){NULL, 0, 0, (t ? tmax : table_max) / SEED_PARTS + 1, 0};
-                rc = stab_resize(&tp[t][p], 4096);
-            }
+        rc = seed_tables_reset(tp, T, table_max, tmax);
         if (rc < 0) break;
-        seed_job jobs[64];
-        for (int t = 0; t < T; t++) {
-            jobs[t] = seed_job_range(U, t, T, SEED_COUNT, NULL, NULL, twice, bits - 1);
-            jobs[t].parts = tp[t];
-            jobs[t].group = g;
-            jobs[t].ngroups = G;
-            jobs[t].runs = route ? &runs[t] : NULL;
-        }
-        par_run(jobs, T, sizeof *jobs, route && g > 0 ? seed_replay_main : seed_main);
         int full = 0;
-        for (int t = 0; t < T; t++)
-            if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+        rc = seed_count_pass(U, tp, cms, CM, floor, g, G, route ? runs : NULL, route && g > 0, &full);
         for (int t = 0; rc == 0 && route && g == 0 && t < T; t++) {
             rc = tkmi_sruns_finish(&runs[t]);
             run_bytes += runs[t].end;
-        }
-        for (int t = 0; t < T; t++)
-            for (int p = 0; p < SEED_PARTS; p++) full |= tp[t][p].full;
-        if (rc == 0 && !full && T > 1) {
-            int M = T > SEED_PARTS ? SEED_PARTS : T;
-            mergejob mj[SEED_PARTS];
-            for (int m = 0; m < M; m++) mj[m] = (mergejob){tp, T, m, M, 0};
-            par_run(mj, M, sizeof *mj, seed_merge_main);
-            for (int m = 0; m < M; m++)
-                if (mj[m].rc < 0 && rc == 0) rc = mj[m].rc;
-            for (int p = 0; p < SEED_PARTS; p++) full |= tp[0][p].full;
         }
         stab *parts = tp[0];
         size_t n_pass = 0;
@@ -1556,7 +1739,9 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         for (int p = 0; rc == 0 && p < SEED_PARTS; p++) {
             for (size_t k = 0; k < parts[p].cap; k++) {
                 const sslot *e = &parts[p].s[k];
-                if (SS_COUNT(e) < 2 || !SS_BRANCH(e)) continue;
+                if (!e->cnt_next) continue;
+                int64_t score = seed_score(U, e);
+                if (score <= 0 || score < floor) continue; /* below the floor: maybe counted in part */
                 if (ns == sd_cap) {
                     size_t nc = sd_cap ? 2 * sd_cap : 65536;
                     seed_t *q = tkmi_realloc(sd, nc * sizeof *sd);
@@ -1564,12 +1749,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
                     sd = q;
                     sd_cap = nc;
                 }
-                uint64_t off = SS_OFF(e);
-                uint32_t len = SS_LEN(e);
-                const uint8_t *q = (const uint8_t *)U->warena + off;
-                int nch = 0;
-                for (uint32_t b = 0; b < len; b++) nch += (q[b] & 0xC0) != 0x80;
-                sd[ns++] = (seed_t){U->warena + off, len, SS_COUNT(e) * nch};
+                sd[ns++] = (seed_t){U->warena + SS_OFF(e), SS_LEN(e), score};
             }
             tkmi_free(parts[p].s);
             parts[p].s = NULL;
@@ -1580,13 +1760,26 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
             qsort(sd, ns, sizeof *sd, cmp_seed);
             ns = want;
         }
+        /* the floor checked: fewer than `want` candidates reach it, so the
+         * seeds may lie below it: count again without one */
+        if (rc == 0 && floor && g + 1 == G && ns < want) {
+            dbg(U, "only %zu candidates reach the score floor %lld: counting again without it", ns, (long long)floor);
+            for (int t = 0; runs && t < T; t++) tkmi_sruns_free(&runs[t]);
+            tkmi_free(runs);
+            runs = NULL;
+            run_bytes = 0;
+            floor = 0;
+            G = est2 * 1.1 > (double)table_max ? (uint32_t)ceil(est2 * 1.1 / (double)table_max) : 1;
+            g = (uint32_t)-1;
+            ns = 0;
+        }
     }
     for (int t = 0; runs && t < T; t++) tkmi_sruns_free(&runs[t]);
     tkmi_free(runs);
     for (int t = 0; t < T; t++)
         for (int p = 0; p < SEED_PARTS; p++) tkmi_free(tp[t][p].s);
     tkmi_free(tp);
-    tkmi_free(twice);
+    tkmi_free(cms_mem);
     *passes = G;
     if (rc == 0) {
         if (ns) qsort(sd, ns, sizeof *sd, cmp_seed); /* sd is NULL without candidates */
