@@ -569,6 +569,7 @@ typedef struct {
     double obj;
     int64_t ntokens;
     int rc;
+    int plain; /* E-step: every probability in [2^-100, 2^20], so estep_plain may do a word */
 } pass_t;
 
 /* The E-step on one word's lattice (nodes by start, then length):
@@ -581,17 +582,74 @@ typedef struct {
  * -INFINITY if the word has no path. Adds, multiplies and no exp or log per
  * node: the log-space version took one exp per node and a log per position
  * each way, and an exp per node for the posteriors. */
-static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, pacc_t *pa, int64_t cnt)
+/* Nonzero entries of a[0..n] all within [2^-EP_RANGE, 2^EP_RANGE]. */
+#define EP_RANGE 400
+static inline int plain_in_range(const double *a, size_t n)
+{
+    uint64_t bad = 0;
+    for (size_t k = 0; k <= n; k++) {
+        uint64_t u;
+        memcpy(&u, &a[k], sizeof u);
+        uint64_t e = (u >> 52) - (1023 - EP_RANGE); /* sign bit clear: values are >= 0 */
+        bad |= (uint64_t)(u != 0) & (uint64_t)(e > 2 * EP_RANGE);
+    }
+    return !bad;
+}
+
+/* estep_word's sums in plain doubles, the same operations in the same order:
+ * while every value involved is a normal double, scaling a term or a sum by
+ * a power of two does not change its rounding, so the mantissa-and-exponent
+ * sums of estep_word are these, exactly. That holds when the nodes'
+ * probabilities are in [2^-100, 1] (the caller's `plain`) and every nonzero
+ * forward and backward sum is in [2^-400, 2^400] (checked here): then every
+ * term is at least 2^-500, each product of the posteriors at least 2^-900
+ * or the whole posterior below 0.5 (added as 0 either way), and nothing
+ * overflows. Returns 0 when the check fails: nothing was added to pa, and
+ * estep_word's own sums take over (long words). */
+static int estep_plain(scratch *x, const struct cnode *nd, size_t nn, size_t n, pacc_t *pa, int64_t cnt, double *lz)
+{
+    double *fa = x->alpha, *ba = x->beta;
+    const double *pv = x->pv;
+    for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
+    fa[0] = 1;
+    /* an unreachable start (0) adds 0: as estep_word skipping it */
+    for (size_t k = 0; k < nn; k++) fa[cnode_end(nd[k])] += fa[nd[k].start] * pv[k];
+    if (!plain_in_range(fa, n)) return 0;
+    if (fa[n] == 0) {
+        *lz = -INFINITY;
+        return 1;
+    }
+    ba[n] = 1;
+    for (size_t k = nn; k-- > 0;) ba[nd[k].start] += ba[cnode_end(nd[k])] * pv[k];
+    if (!plain_in_range(ba, n)) return 0;
+    double scale = (double)cnt * FIX_SCALE / fa[n];
+    /* the unknown node's posterior goes to pa[0].acc, which nobody reads */
+    for (size_t k = 0; k < nn; k++) {
+        double q = fa[nd[k].start] * pv[k] * ba[cnode_end(nd[k])] * scale;
+        pa[nd[k].idlen >> 8].acc += (int64_t)(q + 0.5);
+    }
+    if (lz) {
+        double z = fa[n];
+        int32_t ez = norm2(&z);
+        *lz = log(z) + (double)ez * M_LN2;
+    }
+    return 1;
+}
+
+static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, pacc_t *pa, int64_t cnt, int plain,
+                         int want_lz)
 {
     double *fa = x->alpha, *ba = x->beta, *pv = x->pv;
     int32_t *fe = x->ealpha, *be = x->ebeta;
-    for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
-    fa[0] = 1;
-    fe[0] = 0;
     /* the nodes' probabilities first, one lookup a node (not three), apart
      * from the sums: the lookups, scattered over the pieces, do not wait on
      * each other */
     for (size_t k = 0; k < nn; k++) pv[k] = pa[nd[k].idlen >> 8].pr;
+    double lzp = 0;
+    if (plain && estep_plain(x, nd, nn, n, pa, cnt, want_lz ? &lzp : NULL)) return lzp;
+    for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
+    fa[0] = 1;
+    fe[0] = 0;
     size_t done = 0; /* forward: positions < done are complete */
     for (size_t k = 0; k < nn; k++) {
         uint32_t st = nd[k].start;
@@ -629,7 +687,7 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
         double q = fa[st] * pv[k] * ba[en] * scale * pow2i(d);
         pa[idp].acc += (int64_t)(q + 0.5);
     }
-    return log(fa[n]) + (double)ez * M_LN2;
+    return want_lz ? log(fa[n]) + (double)ez * M_LN2 : 0;
 }
 
 static void *pass_main(void *arg)
@@ -701,7 +759,7 @@ static void *pass_main(void *arg)
                 nn = x.nn;
             }
             if (nn > x.pvcap && (P->rc = tkmi_grow((void **)&x.pv, &x.pvcap, nn, sizeof *x.pv)) < 0) break;
-            double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt);
+            double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt, P->plain, U->debug);
             if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
             if (cached && !fresh) {
@@ -747,7 +805,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         U->have_lat = 1;
         /* fill the cache first, then free the seeds' trie (the largest) if
          * every word is in it, before the E-step's arrays are allocated */
-        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, NULL, 0, 0, 0};
+        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, NULL, 0, 0, 0, 0};
         if (rc == 0) par_run(P, T, sizeof *P, pass_main);
         for (int t = 0; t < T; t++)
             if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -760,7 +818,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
     if (rc == 0 && uncached && (U->trie_stale || !U->trie.node)) rc = rebuild_trie(U); /* words outside the cache walk it */
     for (int t = 0; t < T; t++) {
-        P[t] = (pass_t){U, mode, t, T, NULL, NULL, NULL, 0, 0, 0};
+        P[t] = (pass_t){U, mode, t, T, NULL, NULL, NULL, 0, 0, 0, 0};
         if (mode == 0) {
             P[t].pa = tkmi_malloc((U->np + 1) * sizeof *P[t].pa);
             if (!P[t].pa) rc = tkmi_error(TKM_ENOMEM, "out of memory");
@@ -769,6 +827,12 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
                 for (size_t i = 0; i < U->np; i++) P[t].pa[i + 1] = (pacc_t){exp((double)U->p[i].score), 0};
             } else if (P[0].pa) {
                 memcpy(P[t].pa, P[0].pa, (U->np + 1) * sizeof *P[t].pa);
+            }
+            if (P[t].pa) {
+                int plain = 1;
+                for (size_t i = 0; i <= U->np; i++)
+                    plain &= P[t].pa[i].pr >= 0x1p-100 && P[t].pa[i].pr <= 0x1p20;
+                P[t].plain = plain;
             }
         } else {
             P[t].acc = t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t));
