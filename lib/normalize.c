@@ -61,6 +61,13 @@ static size_t normalize_prefix(const tkm_model *m, const char *s, size_t len, co
     return (size_t)mb;
 }
 
+/* c is ASCII, not ' ', and the darts root (units a[0..n), root offset off)
+ * has no edge labelled c: no charsmap rule begins with it */
+static inline int plain_ascii(const uint32_t *a, uint32_t n, uint32_t off, uint32_t c)
+{
+    return c < 0x80 && c != ' ' && !((off ^ c) < n && du_label(a[off ^ c]) == c);
+}
+
 static int out_put(char **out, size_t *olen, size_t *ocap, const char *s, size_t n)
 {
     if (*olen + n > *ocap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)out, ocap, *olen + n, 1));
@@ -91,9 +98,23 @@ int tkmi_normalize(const tkm_model *m, const char *in, size_t len, char **out, s
     size_t wsl = m->escape_ws ? 3 : 1;
     if (!m->treat_ws_suffix && m->add_dummy_prefix) TKM_FORWARD_IF_ERROR(out_put(out, olen, ocap, ws, wsl));
     int prev_space = m->remove_extra_ws;
+    /* ASCII bytes other than ' ' that begin no charsmap rule (no edge from
+     * the darts root) and no user symbol are copied as they are, a run at a
+     * time: what normalize_prefix and the loop below do to them one by one */
+    const uint32_t *da = m->darts;
+    uint32_t dn = (uint32_t)m->darts_units, doff = dn ? du_offset(da[0]) : 0;
     while (len) {
         size_t k;
-        if (!m->has_user && !m->darts_units && (uint8_t)in[0] < 0x80) {
+        if (!m->has_user && plain_ascii(da, dn, doff, (uint8_t)in[0])) {
+            size_t r = 1;
+            while (r < len && plain_ascii(da, dn, doff, (uint8_t)in[r])) r++;
+            TKM_FORWARD_IF_ERROR(out_put(out, olen, ocap, in, r));
+            in += r;
+            len -= r;
+            prev_space = 0;
+            continue;
+        }
+        if (!m->has_user && !m->darts_units && (uint8_t)in[0] < 0x80) { /* ' ' */
             piece = in;
             plen = 1;
             k = 1;

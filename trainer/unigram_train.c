@@ -582,18 +582,25 @@ typedef struct {
  * -INFINITY if the word has no path. Adds, multiplies and no exp or log per
  * node: the log-space version took one exp per node and a log per position
  * each way, and an exp per node for the posteriors. */
-/* Nonzero entries of a[0..n] all within [2^-EP_RANGE, 2^EP_RANGE]. */
-#define EP_RANGE 400
+/* Nonzero entries of a[0..n] (none negative) all within [2^-400, 2^400]:
+ * a zero counts as 1; min and max in two lanes each */
 static inline int plain_in_range(const double *a, size_t n)
 {
-    uint64_t bad = 0;
-    for (size_t k = 0; k <= n; k++) {
-        uint64_t u;
-        memcpy(&u, &a[k], sizeof u);
-        uint64_t e = (u >> 52) - (1023 - EP_RANGE); /* sign bit clear: values are >= 0 */
-        bad |= (uint64_t)(u != 0) & (uint64_t)(e > 2 * EP_RANGE);
+    double lo0 = 1, hi0 = 1, lo1 = 1, hi1 = 1;
+    size_t k = 0;
+    for (; k + 1 <= n; k += 2) {
+        double y0 = a[k] == 0 ? 1 : a[k], y1 = a[k + 1] == 0 ? 1 : a[k + 1];
+        lo0 = y0 < lo0 ? y0 : lo0;
+        hi0 = y0 > hi0 ? y0 : hi0;
+        lo1 = y1 < lo1 ? y1 : lo1;
+        hi1 = y1 > hi1 ? y1 : hi1;
     }
-    return !bad;
+    if (k <= n) {
+        double y = a[k] == 0 ? 1 : a[k];
+        lo0 = y < lo0 ? y : lo0;
+        hi0 = y > hi0 ? y : hi0;
+    }
+    return lo0 >= 0x1p-400 && lo1 >= 0x1p-400 && hi0 <= 0x1p400 && hi1 <= 0x1p400;
 }
 
 /* estep_word's sums in plain doubles, the same operations in the same order:
@@ -1949,9 +1956,12 @@ static int em_and_prune(struct tkm_trainer *t, uni *U, size_t desired)
             double obj;
             if ((rc = run_pass(U, 0, acc, &obj)) < 0) break;
             dbg(U, "  E-step done");
+            size_t np_was = U->np;
             m_step(U, acc, remap);
             update_min_score(U);
-            if ((rc = filter_lattices(U, remap)) < 0) break;
+            /* nothing removed: remap is the identity, the cache and the
+             * trie stay as they are (no pass spent rewriting them) */
+            if (U->np != np_was && (rc = filter_lattices(U, remap)) < 0) break;
             dbg(U, "  EM -> %zu pieces, objective %.4f, %zu lattice nodes", U->np, obj, U->lat_n);
         }
         if (rc < 0) break;
