@@ -46,7 +46,10 @@ typedef struct {
  * trie of the first E-step's seeds lives beside their lattices: the peak). */
 typedef struct {
     int32_t root[256];
-    struct unode { uint32_t first; int32_t id; } *node; /* n_nodes + 1 (the last ends the edges) */
+    /* first edge; (piece id + 1) << 8 | the byte of the edge into the node
+     * (the label: a node's first child, node + 1, is tested with the record
+     * read next anyway, not with ebyte[]) */
+    struct unode { uint32_t first, idl; } *node; /* n_nodes + 1 (the last ends the edges) */
     uint8_t *ebyte;   /* per edge */
     int32_t *echild;  /* per edge */
     size_t n_nodes;
@@ -250,6 +253,8 @@ static int rebuild_trie(uni *U)
     uint32_t *lens = tkmi_malloc((U->np + 1) * sizeof *lens);
     int32_t *ids = tkmi_malloc((U->np + 1) * sizeof *ids);
     int rc = (!strs || !lens || !ids) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    if (rc == 0 && U->np > CNODE_MAXID) /* ids take 24 bits in the trie too */
+        rc = tkmi_error(TKM_EINVAL, "Unigram: %zu pieces in the lattice cache, at most %d", U->np, CNODE_MAXID);
     U->min_score = FLT_MAX;
     for (size_t i = 0; rc == 0 && i < U->np; i++) {
         strs[i] = U->p[i].s;
@@ -274,8 +279,12 @@ static int rebuild_trie(uni *U)
         if (!t->node) {
             rc = tkmi_error(TKM_ENOMEM, "out of memory (trie)");
         } else {
-            for (size_t i = 0; i < pt.n_nodes; i++) t->node[i] = (struct unode){pt.first[i], pt.id[i]};
-            t->node[pt.n_nodes] = (struct unode){pt.first[pt.n_nodes], -1};
+            for (size_t i = 0; i < pt.n_nodes; i++) t->node[i] = (struct unode){pt.first[i], (uint32_t)(pt.id[i] + 1) << 8};
+            t->node[pt.n_nodes] = (struct unode){pt.first[pt.n_nodes], 0};
+            for (size_t i = 1; i < pt.n_nodes; i++)
+                for (uint32_t e = pt.first[i]; e < pt.first[i + 1]; e++) t->node[pt.echild[e]].idl |= pt.ebyte[e];
+            for (int b = 0; b < 256; b++)
+                if (pt.root[b] > 0) t->node[pt.root[b]].idl |= (uint32_t)b;
             /* the edges are taken over as they are (their arrays were sized
              * for one node a byte of the pieces: trimmed) */
             t->ebyte = pt.ebyte;
@@ -349,8 +358,9 @@ static inline int32_t utrie_child(const utrie *t, int32_t node, uint8_t b)
     if (node == 0) return t->root[b];
     uint32_t lo = t->node[node].first, hi = t->node[node + 1].first;
     if (lo == hi) return -1;
-    if (t->ebyte[lo] == b) return node + 1;
-    if (t->ebyte[lo] > b) return -1;
+    uint8_t l = (uint8_t)t->node[node + 1].idl; /* the first child's label */
+    if (l == b) return node + 1;
+    if (l > b) return -1;
     lo++;
     while (lo < hi) {
         uint32_t mid = (lo + hi) >> 1;
@@ -379,7 +389,7 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int score
         for (size_t k = start; k < n; k++) {
             node = utrie_child(t, node, (uint8_t)s[k]);
             if (node < 0) break;
-            int32_t id = t->node[node].id;
+            int32_t id = (int32_t)(t->node[node].idl >> 8) - 1;
             if (id < 0) continue;
             if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
             x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, scores ? U->p[id].score : 0};
