@@ -592,33 +592,13 @@ typedef struct {
  * -INFINITY if the word has no path. Adds, multiplies and no exp or log per
  * node: the log-space version took one exp per node and a log per position
  * each way, and an exp per node for the posteriors. */
-/* Nonzero entries of a[0..n] (none negative) all within [2^-400, 2^400]:
- * a zero counts as 1; min and max in two lanes each */
-static inline int plain_in_range(const double *a, size_t n)
-{
-    double lo0 = 1, hi0 = 1, lo1 = 1, hi1 = 1;
-    size_t k = 0;
-    for (; k + 1 <= n; k += 2) {
-        double y0 = a[k] == 0 ? 1 : a[k], y1 = a[k + 1] == 0 ? 1 : a[k + 1];
-        lo0 = y0 < lo0 ? y0 : lo0;
-        hi0 = y0 > hi0 ? y0 : hi0;
-        lo1 = y1 < lo1 ? y1 : lo1;
-        hi1 = y1 > hi1 ? y1 : hi1;
-    }
-    if (k <= n) {
-        double y = a[k] == 0 ? 1 : a[k];
-        lo0 = y < lo0 ? y : lo0;
-        hi0 = y > hi0 ? y : hi0;
-    }
-    return lo0 >= 0x1p-400 && lo1 >= 0x1p-400 && hi0 <= 0x1p400 && hi1 <= 0x1p400;
-}
-
 /* estep_word's sums in plain doubles, the same operations in the same order:
  * while every value involved is a normal double, scaling a term or a sum by
  * a power of two does not change its rounding, so the mantissa-and-exponent
  * sums of estep_word are these, exactly. That holds when the nodes'
- * probabilities are in [2^-100, 1] (the caller's `plain`) and every nonzero
- * forward and backward sum is in [2^-400, 2^400] (checked here): then every
+ * probabilities are in [2^-100, 2^20] (the caller's `plain`) and every
+ * forward and backward sum that is read (at a node's start, at a node's end,
+ * and Z) is in [2^-400, 2^400] (checked here): then every
  * term is at least 2^-500, each product of the posteriors at least 2^-900
  * or the whole posterior below 0.5 (added as 0 either way), and nothing
  * overflows. Returns 0 when the check fails: nothing was added to pa, and
@@ -629,16 +609,26 @@ static int estep_plain(scratch *x, const struct cnode *nd, size_t nn, size_t n, 
     const double *pv = x->pv;
     for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
     fa[0] = 1;
-    /* an unreachable start (0) adds 0: as estep_word skipping it */
-    for (size_t k = 0; k < nn; k++) fa[cnode_end(nd[k])] += fa[nd[k].start] * pv[k];
-    if (!plain_in_range(fa, n)) return 0;
-    if (fa[n] == 0) {
-        *lz = -INFINITY;
-        return 1;
+    /* the range of the sums that are read (the nodes' starts, then Z): an
+     * unreachable start (0) fails it, and estep_word's sums take over */
+    double lo = 1, hi = 1;
+    for (size_t k = 0; k < nn; k++) {
+        double a = fa[nd[k].start];
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+        fa[cnode_end(nd[k])] += a * pv[k];
     }
+    lo = fa[n] < lo ? fa[n] : lo;
+    hi = fa[n] > hi ? fa[n] : hi;
+    if (!(lo >= 0x1p-400 && hi <= 0x1p400)) return 0;
     ba[n] = 1;
-    for (size_t k = nn; k-- > 0;) ba[nd[k].start] += ba[cnode_end(nd[k])] * pv[k];
-    if (!plain_in_range(ba, n)) return 0;
+    for (size_t k = nn; k-- > 0;) { /* the nodes' ends */
+        double b = ba[cnode_end(nd[k])];
+        lo = b < lo ? b : lo;
+        hi = b > hi ? b : hi;
+        ba[nd[k].start] += b * pv[k];
+    }
+    if (!(lo >= 0x1p-400 && hi <= 0x1p400)) return 0;
     double scale = (double)cnt * FIX_SCALE / fa[n];
     /* the unknown node's posterior goes to pa[0].acc, which nobody reads */
     for (size_t k = 0; k < nn; k++) {
