@@ -43,7 +43,9 @@ typedef struct {
  * path of single children (every multi-byte character) reads the nodes and
  * the bytes in order and never a child; the child array is read only to
  * search a node with several children. 13 bytes a node instead of 16 (the
- * trie of the first E-step's seeds lives beside their lattices: the peak). */
+ * trie of the first E-step's seeds lives beside their lattices: the peak),
+ * plus at most 4 MB of direct tables for the few nodes with many children
+ * (near the root, where a binary search over the edges mispredicts). */
 typedef struct {
     int32_t root[256];
     /* first edge; (piece id + 1) << 8 | the byte of the edge into the node
@@ -51,18 +53,25 @@ typedef struct {
      * read next anyway, not with ebyte[]) */
     struct unode { uint32_t first, idl; } *node; /* n_nodes + 1 (the last ends the edges) */
     uint8_t *ebyte;   /* per edge */
-    int32_t *echild;  /* per edge */
+    int32_t *echild;  /* per edge; a node's first edge (its child is node + 1)
+                       * holds the index of its table in dense, if it has one */
+    int32_t *dense;   /* child by byte (-1: none), 256 a table, for the nodes
+                       * of at least UTRIE_DENSE children (no binary search) */
     size_t n_nodes;
 } utrie;
+#define UTRIE_DENSE 24
+#define UTRIE_DENSE_MAX 4096 /* tables, 1 KB each */
 
 static void utrie_free(utrie *t)
 {
     tkmi_free(t->node);
     tkmi_free(t->ebyte);
     tkmi_free(t->echild);
+    tkmi_free(t->dense);
     t->node = NULL;
     t->ebyte = NULL;
     t->echild = NULL;
+    t->dense = NULL;
 }
 
 /* a cached lattice node, 8 bytes: start, and (id + 1) << 8 | length in
@@ -295,6 +304,23 @@ static int rebuild_trie(uni *U)
             if (q) t->ebyte = q;
             q = tkmi_realloc(t->echild, (pt.n_edges + 1) * sizeof *t->echild);
             if (q) t->echild = q;
+            size_t nd = 0;
+            for (size_t i = 1; i < t->n_nodes && nd < UTRIE_DENSE_MAX; i++)
+                nd += t->node[i + 1].first - t->node[i].first >= UTRIE_DENSE;
+            if (nd && !(t->dense = tkmi_malloc(nd * 256 * sizeof *t->dense))) rc = tkmi_error(TKM_ENOMEM, "out of memory (trie)");
+            nd = 0;
+            for (size_t i = 1; rc == 0 && i < t->n_nodes; i++) {
+                uint32_t lo = t->node[i].first, hi = t->node[i + 1].first;
+                if (hi - lo < UTRIE_DENSE) continue;
+                if (nd == UTRIE_DENSE_MAX) { /* no table: searched */
+                    t->echild[lo] = -1;
+                    continue;
+                }
+                int32_t *d = t->dense + nd * 256;
+                for (int b = 0; b < 256; b++) d[b] = -1;
+                for (uint32_t e = lo; e < hi; e++) d[t->ebyte[e]] = t->echild[e];
+                t->echild[lo] = (int32_t)nd++;
+            }
         }
     }
     tkmi_ptrie_free(&pt);
@@ -361,6 +387,7 @@ static inline int32_t utrie_child(const utrie *t, int32_t node, uint8_t b)
     uint8_t l = (uint8_t)t->node[node + 1].idl; /* the first child's label */
     if (l == b) return node + 1;
     if (l > b) return -1;
+    if (hi - lo >= UTRIE_DENSE && t->echild[lo] >= 0 && t->dense) return t->dense[(size_t)t->echild[lo] * 256 + b];
     lo++;
     while (lo < hi) {
         uint32_t mid = (lo + hi) >> 1;
