@@ -126,6 +126,8 @@ typedef struct {
     int32_t *amap;
     const tkm_train_options *o;
     int debug; /* TKM_DEBUG_UNIGRAM */
+    int estep_exact; /* TKM_UNIGRAM_ESTEP=exact: no word in plain doubles (tests) */
+    int64_t n_plain, n_words; /* the last E-step: words in plain doubles, words */
     double t_start, cpu0;
 } uni;
 
@@ -607,6 +609,7 @@ typedef struct {
     int64_t ntokens;
     int rc;
     int plain; /* E-step: every probability in [2^-100, 2^20], so estep_plain may do a word */
+    int64_t n_plain, n_words; /* E-step: words done by estep_plain, words (debug) */
 } pass_t;
 
 /* The E-step on one word's lattice (nodes by start, then length):
@@ -671,7 +674,7 @@ static int estep_plain(scratch *x, const struct cnode *nd, size_t nn, size_t n, 
 }
 
 static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n, pacc_t *pa, int64_t cnt, int plain,
-                         int want_lz)
+                         int want_lz, int64_t *n_plain)
 {
     double *fa = x->alpha, *ba = x->beta, *pv = x->pv;
     int32_t *fe = x->ealpha, *be = x->ebeta;
@@ -680,7 +683,10 @@ static double estep_word(scratch *x, const struct cnode *nd, size_t nn, size_t n
      * each other */
     for (size_t k = 0; k < nn; k++) pv[k] = pa[nd[k].idlen >> 8].pr;
     double lzp = 0;
-    if (plain && estep_plain(x, nd, nn, n, pa, cnt, want_lz ? &lzp : NULL)) return lzp;
+    if (plain && estep_plain(x, nd, nn, n, pa, cnt, want_lz ? &lzp : NULL)) {
+        ++*n_plain;
+        return lzp;
+    }
     for (size_t k = 0; k <= n; k++) fa[k] = ba[k] = 0;
     fa[0] = 1;
     fe[0] = 0;
@@ -793,7 +799,8 @@ static void *pass_main(void *arg)
                 nn = x.nn;
             }
             if (nn > x.pvcap && (P->rc = tkmi_grow((void **)&x.pv, &x.pvcap, nn, sizeof *x.pv)) < 0) break;
-            double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt, P->plain, U->debug);
+            double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt, P->plain, U->debug, &P->n_plain);
+            P->n_words++;
             if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
             if (cached && !fresh) {
@@ -839,7 +846,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         U->have_lat = 1;
         /* fill the cache first, then free the seeds' trie (the largest) if
          * every word is in it, before the E-step's arrays are allocated */
-        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, NULL, 0, 0, 0, 0};
+        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0};
         if (rc == 0) par_run(P, T, sizeof *P, pass_main);
         for (int t = 0; t < T; t++)
             if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
@@ -852,7 +859,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
     if (rc == 0 && uncached && (U->trie_stale || !U->trie.node)) rc = rebuild_trie(U); /* words outside the cache walk it */
     for (int t = 0; t < T; t++) {
-        P[t] = (pass_t){U, mode, t, T, NULL, NULL, NULL, 0, 0, 0, 0};
+        P[t] = (pass_t){U, mode, t, T, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0};
         if (mode == 0) {
             P[t].pa = tkmi_malloc((U->np + 1) * sizeof *P[t].pa);
             if (!P[t].pa) rc = tkmi_error(TKM_ENOMEM, "out of memory");
@@ -866,7 +873,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
                 int plain = 1;
                 for (size_t i = 0; i <= U->np; i++)
                     plain &= P[t].pa[i].pr >= 0x1p-100 && P[t].pa[i].pr <= 0x1p20;
-                P[t].plain = plain;
+                P[t].plain = plain && !U->estep_exact;
             }
         } else {
             P[t].acc = t == 0 ? out : tkmi_calloc(U->np + 1, sizeof(int64_t));
@@ -911,6 +918,9 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
             tkmi_free(P[t].pa);
         }
         o += P[t].obj;
+        if (t == 0) U->n_plain = U->n_words = 0;
+        U->n_plain += P[t].n_plain;
+        U->n_words += P[t].n_words;
     }
     if (obj) *obj = o;
     tkmi_free(P);
@@ -1982,7 +1992,7 @@ static int em_and_prune(struct tkm_trainer *t, uni *U, size_t desired)
             if (!acc) { rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
             double obj;
             if ((rc = run_pass(U, 0, acc, &obj)) < 0) break;
-            dbg(U, "  E-step done");
+            dbg(U, "  E-step done: %lld of %lld words in plain doubles", (long long)U->n_plain, (long long)U->n_words);
             size_t np_was = U->np;
             m_step(U, acc, remap);
             update_min_score(U);
@@ -2120,6 +2130,8 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     memset(&U, 0, sizeof U);
     U.o = o;
     U.debug = getenv("TKM_DEBUG_UNIGRAM") != NULL;
+    const char *ex = getenv("TKM_UNIGRAM_ESTEP"); /* internal: the tests compare both E-step paths */
+    U.estep_exact = ex && !strcmp(ex, "exact");
     U.t_start = t->t_start;
     U.cpu0 = 0; /* process CPU time: reading and counting included */
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
