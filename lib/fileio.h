@@ -1,6 +1,6 @@
 /* fileio.h - file input and output of the library (lib/fileio.c): read a
  * whole file; write a file atomically (PATH.tmp.PID renamed into place),
- * whole or streamed. The special-file rule: "-" is standard output, and a
+ * whole or streamed; positioned reads and writes of a whole range. The special-file rule: "-" is standard output, and a
  * PATH that exists and is not a regular file (/dev/null, a FIFO, a terminal)
  * is written in place, never replaced. */
 #ifndef TKM_FILEIO_H
@@ -28,5 +28,11 @@ int tkmi_out_open(tkmi_outfile *o, const char *path);
 int tkmi_out_write(tkmi_outfile *o, const void *p, size_t n);
 int tkmi_out_commit(tkmi_outfile *o);
 void tkmi_out_abort(tkmi_outfile *o);
+
+/* pread/pwrite of all n bytes at offset off, going on after EINTR and
+ * partial transfers: 0, or the errno of the failed call, or -1 when a call
+ * transferred nothing (end of file on a read). */
+int tkmi_pread_full(int fd, void *buf, size_t n, uint64_t off);
+int tkmi_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "trainer_internal.h"
 #include "seed_runs.h"
+#include "../lib/fileio.h"
 
 int tkmi_sruns_init(tkmi_sruns *r, uint32_t ngroups, size_t buf_bytes)
 {
@@ -102,18 +103,11 @@ int tkmi_sruns_flush(tkmi_sruns *r, uint32_t g)
     n = combine(r, r->buf + (size_t)g * r->gcap, n);
     if (r->fd < 0) TKM_FORWARD_IF_ERROR(sruns_open(r));
     if (r->nch == r->chcap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&r->ch, &r->chcap, r->nch + 1, sizeof *r->ch));
-    const char *p = (const char *)(r->buf + (size_t)g * r->gcap);
-    size_t left = (size_t)n * sizeof(tkmi_sslot);
-    uint64_t off = r->end;
-    while (left) {
-        ssize_t w = pwrite(r->fd, p, left, (off_t)off);
-        if (w < 0 && errno == EINTR) continue;
-        TKM_RETURN_ERROR_IF(w <= 0, TKM_EIO, "cannot write the seed counting file (disk full?): %s",
-                            w < 0 ? strerror(errno) : "short write");
-        p += w;
-        off += (uint64_t)w;
-        left -= (size_t)w;
-    }
+    size_t bytes = (size_t)n * sizeof(tkmi_sslot);
+    int e = tkmi_pwrite_full(r->fd, r->buf + (size_t)g * r->gcap, bytes, r->end);
+    TKM_RETURN_ERROR_IF(e, TKM_EIO, "cannot write the seed counting file (disk full?): %s",
+                        e > 0 ? strerror(e) : "short write");
+    uint64_t off = r->end + bytes;
     r->ch[r->nch] = (struct tkmi_srchunk){r->end, n, -1};
     if (r->tail[g] >= 0) r->ch[r->tail[g]].next = (int32_t)r->nch;
     else r->head[g] = (int32_t)r->nch;
@@ -134,18 +128,8 @@ int tkmi_sruns_read(tkmi_sruns *r, uint32_t g, int (*fn)(void *ctx, const tkmi_s
     for (int32_t c = r->head[g]; c >= 0; c = r->ch[c].next) {
         /* chunks are at most gcap records: the buffer of group 0 (never
          * stored) holds one */
-        char *p = (char *)r->buf;
-        size_t left = (size_t)r->ch[c].n * sizeof(tkmi_sslot);
-        uint64_t off = r->ch[c].off;
-        while (left) {
-            ssize_t k = pread(r->fd, p, left, (off_t)off);
-            if (k < 0 && errno == EINTR) continue;
-            TKM_RETURN_ERROR_IF(k <= 0, TKM_EIO, "cannot read the seed counting file: %s",
-                                k < 0 ? strerror(errno) : "short read");
-            p += k;
-            off += (uint64_t)k;
-            left -= (size_t)k;
-        }
+        int e = tkmi_pread_full(r->fd, r->buf, (size_t)r->ch[c].n * sizeof(tkmi_sslot), r->ch[c].off);
+        TKM_RETURN_ERROR_IF(e, TKM_EIO, "cannot read the seed counting file: %s", e > 0 ? strerror(e) : "short read");
         int rc = fn(ctx, r->buf, r->ch[c].n);
         if (rc) return rc;
     }
