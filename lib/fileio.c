@@ -149,11 +149,11 @@ int tkmi_write_file_atomic(const char *path, const void *data, size_t len)
     return tkmi_out_commit(&o);
 }
 
-int tkmi_pread_full(int fd, void *buf, size_t n, uint64_t off)
+/* all n bytes at off, through pread (wr 0) or pwrite (wr 1) */
+static int full_range(int fd, char *p, size_t n, uint64_t off, int wr)
 {
-    char *p = buf;
     while (n) {
-        ssize_t k = pread(fd, p, n, (off_t)off);
+        ssize_t k = wr ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
         if (k < 0 && errno == EINTR) continue;
         if (k < 0) return errno;
         if (k == 0) return -1;
@@ -164,17 +164,7 @@ int tkmi_pread_full(int fd, void *buf, size_t n, uint64_t off)
     return 0;
 }
 
-int tkmi_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t k = pwrite(fd, p, n, (off_t)off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return errno;
-        if (k == 0) return -1;
-        p += k;
-        off += (uint64_t)k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
+int tkmi_pread_full(int fd, void *buf, size_t n, uint64_t off) { return full_range(fd, buf, n, off, 0); }
+
+/* (pwrite only reads the buffer: the cast drops nothing it needs) */
+int tkmi_pwrite_full(int fd, const void *buf, size_t n, uint64_t off) { return full_range(fd, (char *)buf, n, off, 1); }
