@@ -349,6 +349,21 @@ START_TEST(test_unigram)
 }
 END_TEST
 
+/* Trains o on add_corpus(6000 lines, seed 7); the stats go to st when it
+ * is not NULL. */
+static tkm_model *train_corpus7(const tkm_train_options *o, tkm_train_stats *st)
+{
+    tkm_trainer *t;
+    ck_assert_int_eq(tkm_trainer_new(o, &t), 0);
+    add_corpus(t, 6000, 7);
+    tkm_model *m = NULL;
+    int rc = tkm_trainer_train(t, &m);
+    ck_assert_msg(rc == 0, "train: %s", tkm_last_error());
+    if (st) tkm_trainer_stats(t, st);
+    tkm_trainer_free(t);
+    return m;
+}
+
 /* Seed counting is exact and bounded by passes over hash groups: forcing
  * many small passes (TKM_SEED_TABLE_MAX) must give the same model bytes as
  * one pass, with 1 and 2 threads; and counting must not favour the words
@@ -364,14 +379,7 @@ static tkm_model *train_uni(int threads, const char *table_max, tkm_train_stats 
     o.threads = threads;
     if (table_max) setenv("TKM_SEED_TABLE_MAX", table_max, 1);
     else unsetenv("TKM_SEED_TABLE_MAX");
-    tkm_trainer *t;
-    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
-    add_corpus(t, 6000, 7);
-    tkm_model *m = NULL;
-    int rc = tkm_trainer_train(t, &m);
-    ck_assert_msg(rc == 0, "train: %s", tkm_last_error());
-    tkm_trainer_stats(t, st);
-    tkm_trainer_free(t);
+    tkm_model *m = train_corpus7(&o, st);
     unsetenv("TKM_SEED_TABLE_MAX");
     return m;
 }
@@ -461,13 +469,7 @@ static tkm_model *train_floor(int threads, const char *floor, const char *table_
     if (floor) setenv("TKM_SEED_FLOOR", floor, 1);
     if (table_max) setenv("TKM_SEED_TABLE_MAX", table_max, 1);
     if (run_buf) setenv("TKM_SEED_RUN_BUFFER", run_buf, 1);
-    tkm_trainer *t;
-    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
-    add_corpus(t, 6000, 7);
-    tkm_model *m = NULL;
-    int rc = tkm_trainer_train(t, &m);
-    ck_assert_msg(rc == 0, "train: %s", tkm_last_error());
-    tkm_trainer_free(t);
+    tkm_model *m = train_corpus7(&o, NULL);
     unsetenv("TKM_SEED_FLOOR");
     unsetenv("TKM_SEED_TABLE_MAX");
     unsetenv("TKM_SEED_RUN_BUFFER");
