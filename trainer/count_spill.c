@@ -257,11 +257,7 @@ static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
     if (rc == 0 && budget && seen.bound > (double)budget) thr = tkmi_mb_decide(t, seen.h, budget, &total_syms);
     if (rc == 0 && thr > 0 && seen.h->kept_uniq > 0) {
         t->chars_extra = tkmi_calloc(1, sizeof *t->chars_extra);
-        if (t->chars_extra) {
-            t->chars_extra->bmp = tkmi_calloc(65536, sizeof *t->chars_extra->bmp);
-            t->chars_extra->seen = tkmi_calloc(65536 / 64, sizeof *t->chars_extra->seen);
-        }
-        rc = t->chars_extra && t->chars_extra->bmp && t->chars_extra->seen ? 0 : tkmi_error(TKM_ENOMEM, "out of memory");
+        rc = t->chars_extra ? tkmi_chars_init(t->chars_extra) : tkmi_error(TKM_ENOMEM, "out of memory");
         if (rc == 0)
             rc = load_merged(f, out, seen.h->kept_uniq, seen.h->kept_keybytes, thr, t->chars_extra, &t->chars_extra_sum);
         t->mb_pre.set = rc == 0;

@@ -232,6 +232,8 @@ static inline int64_t tkmi_chars_key(tkmi_chars *p, const uint8_t *s, size_t n, 
     }
     return k;
 }
+/* Zeroed sums (TKM_ENOMEM: p is then safe to free). */
+int tkmi_chars_init(tkmi_chars *p);
 void tkmi_chars_free(tkmi_chars *p);
 
 typedef struct { const char *s; size_t len; int type; } tkmi_metap;

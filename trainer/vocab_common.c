@@ -91,6 +91,14 @@ static void *count_chars_part(void *arg)
     return NULL;
 }
 
+int tkmi_chars_init(tkmi_chars *p)
+{
+    memset(p, 0, sizeof *p);
+    p->bmp = tkmi_calloc(65536, sizeof *p->bmp);
+    p->seen = tkmi_calloc(65536 / 64, sizeof *p->seen);
+    return p->bmp && p->seen ? 0 : tkmi_error(TKM_ENOMEM, "out of memory (characters)");
+}
+
 void tkmi_chars_free(tkmi_chars *p)
 {
     tkmi_free(p->bmp);
@@ -116,9 +124,7 @@ static int count_chars(const tkmi_counts *counts, int threads, const tkmi_chars 
     for (int i = 0; i < np; i++) {
         part[i] = (chars_part){counts, counts->cap / (size_t)np * (size_t)i,
                                i == np - 1 ? counts->cap : counts->cap / (size_t)np * (size_t)(i + 1), {0}, 0, 0};
-        part[i].ch.bmp = tkmi_calloc(65536, sizeof *part[i].ch.bmp);
-        part[i].ch.seen = tkmi_calloc(65536 / 64, sizeof *part[i].ch.seen);
-        if (!part[i].ch.bmp || !part[i].ch.seen) rc = tkmi_error(TKM_ENOMEM, "out of memory (characters)");
+        if (tkmi_chars_init(&part[i].ch) < 0) rc = TKM_ENOMEM;
     }
     for (int i = 1; rc == 0 && i < np; i++) started[i] = pthread_create(&th[i], NULL, count_chars_part, &part[i]) == 0;
     if (rc == 0) count_chars_part(&part[0]);
