@@ -61,25 +61,18 @@ static int pretok_class(const uint8_t *s, size_t n)
     return latin ? TKMI_CLASS_LATIN : TKMI_CLASS_OTHER;
 }
 
-/* A copy of src whose counts are multiplied by w[cls[slot]] (cls NULL: a
- * plain copy). */
+/* A copy of src whose counts are multiplied by w[cls[i]], i the entry's
+ * place in the walk (cls NULL: a plain copy; a copy walks in src's order). */
 static int counts_copy(const tkmi_counts *src, const uint8_t *cls, const int64_t *w, tkmi_counts *dst)
 {
-    memset(dst, 0, sizeof *dst);
-    dst->s = tkmi_malloc((src->cap ? src->cap : 1) * sizeof *dst->s);
-    dst->arena = tkmi_malloc(src->arena_n ? src->arena_n : 1);
-    if (!dst->s || !dst->arena) {
-        tkmi_counts_free(dst);
-        return tkmi_error(TKM_ENOMEM, "out of memory (copy of the pre-token counts)");
+    TKM_FORWARD_IF_ERROR(tkmi_counts_copy(src, dst));
+    if (cls) {
+        tkmi_citer it;
+        tkmi_centry e;
+        size_t i = 0;
+        tkmi_counts_iter(dst, 0, 1, &it);
+        while (tkmi_counts_next(&it, &e)) tkmi_counts_set(dst, e.id, e.count * w[cls[i++]]);
     }
-    memcpy(dst->s, src->s, src->cap * sizeof *dst->s);
-    memcpy(dst->arena, src->arena, src->arena_n);
-    dst->cap = src->cap;
-    dst->n = src->n;
-    dst->arena_n = dst->arena_cap = src->arena_n;
-    if (cls)
-        for (size_t k = 0; k < dst->cap; k++)
-            if (dst->s[k].count) dst->s[k].count *= w[cls[k]];
     return 0;
 }
 
@@ -136,10 +129,15 @@ static double steer_goal(const tkm_train_options *o)
 static int weights_train(struct tkm_trainer *c, tkm_model **out)
 {
     const tkmi_counts *k = &c->kept;
-    uint8_t *cls = tkmi_malloc(k->cap ? k->cap : 1);
+    uint8_t *cls = tkmi_malloc(k->n ? k->n : 1);
     TKM_RETURN_ERROR_IF(!cls, TKM_ENOMEM, "out of memory (pre-token classes)");
-    for (size_t i = 0; i < k->cap; i++)
-        cls[i] = k->s[i].count ? (uint8_t)pretok_class((const uint8_t *)k->arena + k->s[i].koff, k->s[i].klen) : 0;
+    {
+        tkmi_citer it;
+        tkmi_centry e;
+        size_t i = 0;
+        tkmi_counts_iter(k, 0, 1, &it);
+        while (i < k->n && tkmi_counts_next(&it, &e)) cls[i++] = (uint8_t)pretok_class((const uint8_t *)e.key, e.len);
+    }
     tkm_train_options keep = c->o;
     double goal = steer_goal(&keep);
     int rc = 0, trials = 0;

@@ -560,9 +560,11 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int na
     {
         double bound = 0;
         size_t bytes = 0, longest = 0;
-        for (size_t k = 0; k < counts->cap; k++) {
-            if (!counts->s[k].count) continue;
-            size_t n = counts->s[k].klen;
+        tkmi_citer it;
+        tkmi_centry e;
+        tkmi_counts_iter(counts, 0, 1, &it);
+        while (tkmi_counts_next(&it, &e)) {
+            size_t n = e.len;
             bound += merge_bytes(n, narrow);
             bytes += n;
             if (n > longest) longest = n;
@@ -579,9 +581,10 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int na
     /* bytes by count: exact for counts below 1024, then by bit length */
     tkmi_mb_hist *h = tkmi_calloc(1, sizeof *h);
     TKM_RETURN_ERROR_IF(!h, TKM_ENOMEM, "out of memory");
-    for (size_t k = 0; k < counts->cap; k++)
-        if (counts->s[k].count)
-            tkmi_mb_add(h, counts->arena + counts->s[k].koff, counts->s[k].klen, counts->s[k].count, narrow);
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(counts, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) tkmi_mb_add(h, e.key, e.len, e.count, narrow);
     *drop_below = tkmi_mb_decide(t, h, budget, total_syms);
     *max_syms = h->longest; /* (of all: a bound is enough) */
     tkmi_free(h);
@@ -647,7 +650,7 @@ static int bpe_symbols(bpe *B)
 struct words_part {
     bpe *B;
     const tkmi_counts *counts;
-    const size_t *ord;
+    const uint64_t *ord;
     size_t q0, q1, base, max_syms, units, n_words;
     uint64_t est_units;
     int exact, rc;
@@ -672,13 +675,12 @@ static void *words_part_run(void *arg)
     uint64_t *wa = B->wa + w->base;
     size_t wa_n = 0;
     for (size_t q = w->q0; q < w->q1; q++) {
-        /* ord visits the table and its keys at random: prefetch the slot
-         * 16 ahead and the key of the one 8 ahead (its slot is in cache) */
-        if (q + 16 < w->q1) __builtin_prefetch(&counts->s[w->ord[q + 16]]);
-        if (q + 8 < w->q1) __builtin_prefetch(counts->arena + counts->s[w->ord[q + 8]].koff);
-        size_t k = w->ord[q];
-        const uint8_t *s = (const uint8_t *)counts->arena + counts->s[k].koff;
-        size_t n = counts->s[k].klen, pos = 0;
+        /* ord visits the entries at random: prefetch the one 8 ahead */
+        if (q + 8 < w->q1) tkmi_counts_prefetch(counts, w->ord[q + 8]);
+        tkmi_centry e;
+        tkmi_counts_get(counts, w->ord[q], &e);
+        const uint8_t *s = (const uint8_t *)e.key;
+        size_t n = e.len, pos = 0;
         if (!w->exact) { /* merge_budget's count of characters, here while the bytes are in cache */
             size_t ns = n, i = 0;
             for (; i + 8 <= n; i += 8) { /* continuation bytes (10xxxxxx), 8 at a time */
@@ -711,7 +713,7 @@ static void *words_part_run(void *arg)
             if (sym < 0) {
                 if (pos >= 2) {
                     word_t *W = (word_t *)(wa + wa_n);
-                    W->cnt = counts->s[k].count;
+                    W->cnt = e.count;
                     W->len = (uint32_t)pos;
                     W->stamp = 0;
                     for (size_t x = 0; x < pos; x++) sym_set(WSYMS(W), x, tmp_sym[x], B->narrow);
@@ -734,7 +736,7 @@ static void *words_part_run(void *arg)
 static int bpe_words(bpe *B, tkmi_counts *counts)
 {
     struct tkm_trainer *t = B->t;
-    size_t *ord = NULL;
+    uint64_t *ord = NULL;
     int64_t drop_below = 0;
     size_t total_syms = 0, max_syms = 0;
     int exact = 1;
@@ -773,13 +775,17 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     size_t n_ord = 0;
     {
         size_t start_of[66] = {0};
-        for (size_t k = 0; k < counts->cap; k++)
-            if (counts->s[k].count && counts->s[k].count >= drop_below) start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++;
+        tkmi_citer it;
+        tkmi_centry e;
+        tkmi_counts_iter(counts, 0, 1, &it);
+        while (tkmi_counts_next(&it, &e))
+            if (e.count >= drop_below) start_of[64 - __builtin_clzll((uint64_t)e.count) + 1]++;
         /* bucket 64 (largest counts) first */
         size_t acc = 0;
         for (int bl = 64; bl >= 0; bl--) { size_t c = start_of[bl + 1]; start_of[bl + 1] = acc; acc += c; }
-        for (size_t k = 0; k < counts->cap; k++)
-            if (counts->s[k].count && counts->s[k].count >= drop_below) ord[start_of[64 - __builtin_clzll((uint64_t)counts->s[k].count) + 1]++] = k;
+        tkmi_counts_iter(counts, 0, 1, &it);
+        while (tkmi_counts_next(&it, &e))
+            if (e.count >= drop_below) ord[start_of[64 - __builtin_clzll((uint64_t)e.count) + 1]++] = e.id;
         n_ord = acc;
     }
     /* the pre-tokens in order, in parts built by threads each into its own
@@ -804,7 +810,11 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
             w->base = base;
             if (T > 1) { /* its bytes bound its characters: the bound of wa_cap for this part */
                 size_t bytes = 0;
-                for (size_t q = w->q0; q < w->q1; q++) bytes += counts->s[ord[q]].klen;
+                for (size_t q = w->q0; q < w->q1; q++) {
+                    tkmi_centry e;
+                    tkmi_counts_get(counts, ord[q], &e);
+                    bytes += e.len;
+                }
                 base += 2 * bytes + 4 + (bytes / 2 + 1) * (((size_t)1 << B->hshift) - 1);
             }
         }

@@ -98,21 +98,23 @@ int tkmi_word_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
      * before counting words, so a word holding one is never a piece */
     size_t nkeep = t->o.use_all_vocab ? vb.nch : vb.nreq;
     for (size_t i = 0; rc == 0 && i < nkeep; i++) vb.cm.sym[tkmi_cpmap_slot(&vb.cm, vb.chars[i].cp)] = 1;
-    for (size_t k = 0; rc == 0 && k < counts->cap; k++) {
-        const tkmi_cslot *c = &counts->s[k];
-        if (!c->count) continue;
-        const char *s = counts->arena + c->koff;
+    tkmi_citer it;
+    tkmi_centry e;
+    const tkmi_centry *c = &e;
+    tkmi_counts_iter(counts, 0, 1, &it);
+    while (rc == 0 && tkmi_counts_next(&it, &e)) {
+        const char *s = c->key;
         sum += c->count;
         /* words holding sentencepiece's unknown mark U+2047 are never pieces */
         int unk = 0;
-        for (uint32_t i = 0; i < c->klen && !unk;) {
+        for (size_t i = 0; i < c->len && !unk;) {
             int mb;
-            int32_t cp = tkmi_utf8_decode((const uint8_t *)s + i, c->klen - i, &mb);
+            int32_t cp = tkmi_utf8_decode((const uint8_t *)s + i, c->len - i, &mb);
             unk = cp == 0x2047 || vb.cm.sym[tkmi_cpmap_slot(&vb.cm, (uint32_t)cp)] != 1;
-            i += (uint32_t)mb;
+            i += (size_t)mb;
         }
         /* a special piece's string is not a word piece (it would be a duplicate) */
-        if (!unk && tkmi_strmap_get(&vb.meta, s, c->klen) < 0) w[nw++] = (witem){s, c->klen, c->count};
+        if (!unk && tkmi_strmap_get(&vb.meta, s, c->len) < 0) w[nw++] = (witem){s, (uint32_t)c->len, c->count};
     }
     if (rc == 0) {
         qsort(w, nw, sizeof *w, cmp_witem);

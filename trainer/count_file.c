@@ -690,12 +690,8 @@ static int cf_finish(struct tkm_trainer *t, tkmi_counts *out, int allow_empty)
     else TKM_FORWARD_IF_ERROR(tkmi_counts_init(out, 1 << 16));
     for (size_t i = 0; i < s->n; i++) TKM_FORWARD_IF_ERROR(load_file(s->paths[i], out));
     if (s->has_imported) {
-        tkmi_counts *c = &s->imported;
-        for (size_t k = 0; k < c->cap; k++)
-            if (c->s[k].count)
-                TKM_FORWARD_IF_ERROR(tkmi_counts_add(out, c->arena + c->s[k].koff, c->s[k].klen, c->s[k].hash, c->s[k].count));
-        tkmi_counts_free(c);
         s->has_imported = 0;
+        TKM_FORWARD_IF_ERROR(tkmi_counts_absorb(out, &s->imported));
     }
     t->stats.lines += s->st[0];
     t->stats.bytes += s->st[1];
@@ -727,7 +723,7 @@ int tkm_trainer_write_counts(tkm_trainer *t, const char *path)
     tkmi_counts c;
     int rc = cf_finish(t, &c, 1);
     t->stats.seconds_count = tkmi_now() - t->t_start;
-    size_t *idx = NULL;
+    uint64_t *idx = NULL;
     char *hdr = NULL;
     size_t hn = 0;
     tkmi_cwriter *w = NULL;
@@ -735,8 +731,9 @@ int tkm_trainer_write_counts(tkm_trainer *t, const char *path)
     if (rc == 0) rc = trainer_header(t, &hdr, &hn);
     if (rc == 0) rc = tkmi_cw_open(path, hdr, hn, &w);
     for (size_t i = 0; rc == 0 && i < c.n; i++) {
-        const tkmi_cslot *e = &c.s[idx[i]];
-        rc = tkmi_cw_put(w, c.arena + e->koff, e->klen, e->count);
+        tkmi_centry e;
+        tkmi_counts_get(&c, idx[i], &e);
+        rc = tkmi_cw_put(w, e.key, e.len, e.count);
     }
     int rc2 = tkmi_cw_close(w, rc == 0);
     if (rc == 0) rc = rc2;
@@ -862,6 +859,13 @@ int tkm_trainer_add_file_range(tkm_trainer *t, const char *path, uint64_t start,
     return rc;
 }
 
+static uint64_t entry_hash(const tkmi_counts *c, uint64_t id)
+{
+    tkmi_centry e;
+    tkmi_counts_get(c, id, &e);
+    return tkmi_hash_bytes(e.key, e.len);
+}
+
 /* part of a pre-token among n: multiply-shift of its hash */
 static int part_of(uint64_t h, int n) { return (int)(((unsigned __int128)h * (unsigned)n) >> 64); }
 
@@ -883,7 +887,7 @@ int tkm_trainer_partition(tkm_trainer *t, int nparts, uint64_t st[6])
     t->stats.lines = t->stats.bytes = t->stats.invalid_utf8_bytes = t->stats.nul_bytes = 0;
     t->stats.pretokens_total = t->stats.skipped_lines = 0;
     memset(s->st, 0, sizeof s->st);
-    size_t *sorted;
+    uint64_t *sorted;
     TKM_FORWARD_IF_ERROR(tkmi_counts_sorted(&s->part_tab, &sorted));
     size_t n = s->part_tab.n;
     /* bucket by part, keeping key order within each (counting sort) */
@@ -893,9 +897,9 @@ int tkm_trainer_partition(tkm_trainer *t, int nparts, uint64_t st[6])
         tkmi_free(sorted);
         return tkmi_error(TKM_ENOMEM, "out of memory (partitioning counts)");
     }
-    for (size_t i = 0; i < n; i++) s->part_pos[part_of(s->part_tab.s[sorted[i]].hash, nparts) + 1]++;
+    for (size_t i = 0; i < n; i++) s->part_pos[part_of(entry_hash(&s->part_tab, sorted[i]), nparts) + 1]++;
     for (int p = 0; p < nparts; p++) s->part_pos[p + 1] += s->part_pos[p];
-    for (size_t i = 0; i < n; i++) s->part_idx[s->part_pos[part_of(s->part_tab.s[sorted[i]].hash, nparts)]++] = sorted[i];
+    for (size_t i = 0; i < n; i++) s->part_idx[s->part_pos[part_of(entry_hash(&s->part_tab, sorted[i]), nparts)]++] = sorted[i];
     /* part_pos[p] is now the end of part p; move it back to its start */
     for (int p = nparts; p > 0; p--) s->part_pos[p] = s->part_pos[p - 1];
     s->part_pos[0] = 0;
@@ -919,20 +923,21 @@ int tkm_trainer_part_chunk(tkm_trainer *t, int part, size_t max_bytes, const voi
     const char *prev = NULL;
     size_t plen = 0;
     while (s->part_pos[part] < s->part_end[part]) {
-        const tkmi_cslot *e = &c->s[s->part_idx[s->part_pos[part]]];
-        const char *k = c->arena + e->koff;
-        size_t sh = 0, m = e->klen < plen ? e->klen : plen;
+        tkmi_centry ent, *e = &ent;
+        tkmi_counts_get(c, s->part_idx[s->part_pos[part]], e);
+        const char *k = e->key;
+        size_t sh = 0, m = e->len < plen ? e->len : plen;
         while (sh < m && prev[sh] == k[sh]) sh++;
-        size_t need = n + 30 + (e->klen - sh);
+        size_t need = n + 30 + (e->len - sh);
         if (n > 0 && need > max_bytes) break; /* a record alone may pass max_bytes */
         TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&s->chunk, &s->chunk_cap, need, 1));
         n += tkmi_varint_put(s->chunk + n, sh);
-        n += tkmi_varint_put(s->chunk + n, e->klen - sh);
-        memcpy(s->chunk + n, k + sh, e->klen - sh);
-        n += e->klen - sh;
+        n += tkmi_varint_put(s->chunk + n, e->len - sh);
+        memcpy(s->chunk + n, k + sh, e->len - sh);
+        n += e->len - sh;
         n += tkmi_varint_put(s->chunk + n, (uint64_t)e->count);
         prev = k;
-        plen = e->klen;
+        plen = e->len;
         s->part_pos[part]++;
     }
     *buf = s->chunk;

@@ -34,8 +34,6 @@
 #define MAX_WAY 64
 #define RUN_BUF (64u << 10)
 
-size_t tkmi_counts_bytes(const tkmi_counts *c) { return c->cap * sizeof *c->s + c->arena_cap; }
-
 /* An anonymous temporary file in $TMPDIR (or /tmp), unlinked at once. */
 static int run_open(FILE **out)
 {
@@ -89,14 +87,16 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
 {
     tkmi_counts *c = &w->counts;
     if (!c->n) return 0;
-    size_t *idx, n = c->n;
+    uint64_t *idx;
+    size_t n = c->n;
     TKM_FORWARD_IF_ERROR(tkmi_counts_sorted(c, &idx));
     FILE *f = NULL;
     int rc = run_open(&f);
     uint64_t bytes = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        const tkmi_cslot *e = &c->s[idx[i]];
-        rc = run_write(f, c->arena + e->koff, e->klen, e->count, &bytes);
+        tkmi_centry e;
+        tkmi_counts_get(c, idx[i], &e);
+        rc = run_write(f, e.key, (uint32_t)e.len, e.count, &bytes);
     }
     tkmi_free(idx);
     if (rc == 0 && fflush(f) != 0) rc = tkmi_error(TKM_EIO, "cannot write a spill file (disk full?)");
@@ -208,17 +208,12 @@ static int merge_runs(FILE **runs, size_t k, tkmi_counts *out, FILE *out_f, uint
     return rc;
 }
 
-/* Loads the merged run f into out (sized for n entries of keybytes bytes):
- * the entries counted at least thr times; the others' characters go to
- * *drop (NULL when thr is 0). */
-static int load_merged(FILE *f, tkmi_counts *out, uint64_t n, uint64_t keybytes, int64_t thr, tkmi_chars *drop,
-                       int64_t *drop_sum)
+/* Loads the merged run f into out (sized for n entries): the entries
+ * counted at least thr times; the others' characters go to *drop (NULL
+ * when thr is 0). */
+static int load_merged(FILE *f, tkmi_counts *out, uint64_t n, int64_t thr, tkmi_chars *drop, int64_t *drop_sum)
 {
     TKM_FORWARD_IF_ERROR(tkmi_counts_init(out, (size_t)n));
-    out->arena = tkmi_malloc(keybytes ? (size_t)keybytes : 1);
-    TKM_RETURN_ERROR_IF(!out->arena, TKM_ENOMEM, "out of memory (count table: %llu bytes of keys)",
-                        (unsigned long long)keybytes);
-    out->arena_cap = keybytes ? (size_t)keybytes : 1;
     TKM_RETURN_ERROR_IF(fseek(f, 0, SEEK_SET) != 0, TKM_EIO, "cannot rewind a spill file");
     head_t h = {.f = f};
     int r;
@@ -259,7 +254,7 @@ static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
         t->chars_extra = tkmi_calloc(1, sizeof *t->chars_extra);
         rc = t->chars_extra ? tkmi_chars_init(t->chars_extra) : tkmi_error(TKM_ENOMEM, "out of memory");
         if (rc == 0)
-            rc = load_merged(f, out, seen.h->kept_uniq, seen.h->kept_keybytes, thr, t->chars_extra, &t->chars_extra_sum);
+            rc = load_merged(f, out, seen.h->kept_uniq, thr, t->chars_extra, &t->chars_extra_sum);
         t->mb_pre.set = rc == 0;
         t->mb_pre.drop_below = thr;
         t->mb_pre.total_syms = total_syms;
@@ -272,7 +267,7 @@ static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
             t->stats.merge_drop_below = 0;
             t->stats.merge_bytes_estimate = 0;
         }
-        rc = load_merged(f, out, seen.n, seen.keybytes, 0, NULL, NULL);
+        rc = load_merged(f, out, seen.n, 0, NULL, NULL);
     }
     if (f) fclose(f);
     tkmi_free(seen.h);

@@ -48,16 +48,17 @@ int tkmi_dp_apply(const tkm_train_options *o, tkmi_counts *c, uint64_t *dropped_
     *dropped_unique = *dropped_occurrences = 0;
     if (!o->enable_differential_privacy) return 0;
     size_t kept = 0;
-    for (size_t k = 0; k < c->cap; k++) {
-        tkmi_cslot *e = &c->s[k];
-        if (!e->count) continue;
-        int64_t n = tkmi_dp_count(o, c->arena + e->koff, e->klen, e->count);
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(c, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) {
+        int64_t n = tkmi_dp_count(o, e.key, e.len, e.count);
         if (n == 0) {
             (*dropped_unique)++;
-            *dropped_occurrences += (uint64_t)e->count;
+            *dropped_occurrences += (uint64_t)e.count;
         }
-        /* count 0 empties the slot: the table is only walked from here on */
-        e->count = n;
+        /* count 0 empties the entry: the table is only walked from here on */
+        tkmi_counts_set(c, e.id, n);
         kept += n != 0;
     }
     c->n = kept;

@@ -18,9 +18,16 @@
  * MB, measured with a touch loop), so at 500 MB, 2 threads, the zeroing of
  * huge pages was 27% of the counting profile; without them the process CPU
  * went 13.8/14.2 -> 12.7/12.7 s. */
-static tkmi_cslot *slots_alloc(size_t cap) { return tkmi_calloc(cap, sizeof(tkmi_cslot)); }
+static uint64_t *slots_alloc(size_t cap) { return tkmi_calloc(cap, sizeof(uint64_t)); }
 
-/* ---- count table ---- */
+/* ---- count table (layout: trainer_internal.h) ---- */
+#define TAG_BITS 24
+#define TAG_MASK (((uint64_t)1 << TAG_BITS) - 1)
+#define ID_LIMIT (((uint64_t)1 << (64 - TAG_BITS)) - 1) /* ids below it: 1 TiB of records */
+#define FIRST_CHUNK ((size_t)4096)
+static inline uint64_t slot_tag(uint64_t h) { return h >> (64 - TAG_BITS); }
+static inline uint64_t slot_id(uint64_t v) { return (v >> TAG_BITS) - 1; }
+
 int tkmi_counts_init(tkmi_counts *c, size_t expect)
 {
     memset(c, 0, sizeof *c);
@@ -35,14 +42,33 @@ int tkmi_counts_init(tkmi_counts *c, size_t expect)
 void tkmi_counts_free(tkmi_counts *c)
 {
     tkmi_free(c->s);
-    tkmi_free(c->arena);
+    for (size_t i = 0; i < c->nch; i++) tkmi_free(c->ch[i].p);
+    tkmi_free(c->ch);
     memset(c, 0, sizeof *c);
 }
 
-static int counts_rehash(tkmi_counts *c)
+/* The slots at cap nc, from the records (walked in order, their hashes
+ * computed again: the slots keep 24 bits of each). */
+static int counts_rehash(tkmi_counts *c, size_t nc)
 {
-    size_t nc = c->cap * 2;
-    TKMI_RESIZE(tkmi_cslot, s, s->count, s->hash, c->s, c->cap, nc, slots_alloc(nc), "count table");
+    uint64_t *ns = slots_alloc(nc);
+    TKM_RETURN_ERROR_IF(!ns, TKM_ENOMEM, "out of memory (count table of %zu)", nc);
+    size_t mask = nc - 1;
+    for (size_t k = 0; k < c->nch; k++) {
+        const char *p = c->ch[k].p;
+        for (size_t off = 0; off < c->ch[k].used;) {
+            tkmi_centry e;
+            uint64_t id = (uint64_t)k << TKMI_CHUNK_SHIFT | off;
+            off += tkmi_counts_dec(p + off, id, &e);
+            uint64_t h = tkmi_hash_bytes(e.key, e.len);
+            size_t i = h & mask;
+            while (ns[i]) i = (i + 1) & mask;
+            ns[i] = (id + 1) << TAG_BITS | slot_tag(h);
+        }
+    }
+    tkmi_free(c->s);
+    c->s = ns;
+    c->cap = nc;
     return 0;
 }
 
@@ -70,31 +96,182 @@ static inline int key_eq(const char *a, const char *b, size_t n)
     return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
 }
 
+/* Room for a record of `need` bytes: its id, the chunk grown or a new one
+ * taken (a record longer than a chunk gets a block of its own). */
+static int arena_room(tkmi_counts *c, size_t need, uint64_t *id)
+{
+    tkmi_chunk *last = c->nch ? &c->ch[c->nch - 1] : NULL;
+    if (last && last->size - last->used >= need) {
+        *id = (uint64_t)(c->nch - 1) << TKMI_CHUNK_SHIFT | last->used;
+        return 0;
+    }
+    /* the first chunk grows by doubling (small tables stay small) */
+    if (c->nch == 1 && last->size < TKMI_CHUNK && last->used + need <= TKMI_CHUNK) {
+        size_t ns = last->size;
+        while (ns < last->used + need) ns *= 2;
+        if (ns > TKMI_CHUNK) ns = TKMI_CHUNK; /* (a copy's chunk: any size) */
+        char *p = tkmi_realloc(last->p, ns);
+        TKM_RETURN_ERROR_IF(!p, TKM_ENOMEM, "out of memory (count table keys: %zu bytes)", ns);
+        c->arena_bytes += ns - last->size;
+        last->p = p;
+        last->size = ns;
+        *id = last->used;
+        return 0;
+    }
+    size_t take = need <= TKMI_CHUNK ? 1 : (need + TKMI_CHUNK - 1) >> TKMI_CHUNK_SHIFT;
+    TKM_RETURN_ERROR_IF(((uint64_t)(c->nch + take) << TKMI_CHUNK_SHIFT) >= ID_LIMIT, TKM_ENOMEM,
+                        "count table: over %llu bytes of pre-tokens", (unsigned long long)ID_LIMIT);
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&c->ch, &c->ch_cap, c->nch + take, sizeof *c->ch));
+    size_t size = c->nch == 0 && need <= FIRST_CHUNK ? FIRST_CHUNK : need <= TKMI_CHUNK ? TKMI_CHUNK : need;
+    char *p = tkmi_malloc(size);
+    TKM_RETURN_ERROR_IF(!p, TKM_ENOMEM, "out of memory (count table keys: %zu bytes)", size);
+    for (size_t i = 1; i < take; i++) c->ch[c->nch + i] = (tkmi_chunk){NULL, 0, 0};
+    c->ch[c->nch] = (tkmi_chunk){p, 0, size};
+    *id = (uint64_t)c->nch << TKMI_CHUNK_SHIFT;
+    c->nch += take;
+    c->arena_bytes += size;
+    return 0;
+}
+
+static inline size_t varint_len(size_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) v >>= 7, n++;
+    return n;
+}
+
 int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64_t n)
 {
     size_t mask = c->cap - 1, i = h & mask;
-    while (c->s[i].count) {
-        tkmi_cslot *e = &c->s[i];
-        if (e->hash == h && e->klen == len &&
-            (len <= TKMI_HOT_KEY ? !len || key_eq(c->arena + e->koff, k, len) : memcmp(c->arena + e->koff, k, len) == 0)) {
-            e->count += n;
+    const uint64_t tag = slot_tag(h);
+    for (uint64_t v; (v = c->s[i]); i = (i + 1) & mask) {
+        if ((v & TAG_MASK) != tag) continue;
+        char *r = (char *)tkmi_counts_rec(c, slot_id(v));
+        const uint8_t *p = (const uint8_t *)r + 8;
+        size_t kl = p[0], o = 1;
+        if (kl >= 0x80) {
+            kl &= 0x7F;
+            for (int sh = 7; p[o - 1] & 0x80; sh += 7, o++) kl |= (size_t)(p[o] & 0x7F) << sh;
+        }
+        const char *key = (const char *)p + o;
+        if (kl == len && (len <= TKMI_HOT_KEY ? !len || key_eq(key, k, len) : memcmp(key, k, len) == 0)) {
+            int64_t x;
+            memcpy(&x, r, 8);
+            x += n;
+            memcpy(r, &x, 8);
             return 0;
         }
-        i = (i + 1) & mask;
     }
-    if (c->arena_n + len > c->arena_cap) {
-        TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&c->arena, &c->arena_cap, c->arena_n + len, 1));
-    }
-    memcpy(c->arena + c->arena_n, k, len);
-    c->s[i] = (tkmi_cslot){h, c->arena_n, n, (uint32_t)len};
-    c->arena_n += len;
+    size_t vl = varint_len(len), need = 8 + vl + len;
+    uint64_t id = 0;
+    TKM_FORWARD_IF_ERROR(arena_room(c, need, &id));
+    tkmi_chunk *ch = &c->ch[id >> TKMI_CHUNK_SHIFT];
+    uint8_t *r = (uint8_t *)ch->p + ch->used;
+    memcpy(r, &n, 8);
+    size_t v = len, o = 8;
+    for (; v >= 0x80; v >>= 7) r[o++] = (uint8_t)(v | 0x80);
+    r[o++] = (uint8_t)v;
+    if (len) memcpy(r + o, k, len);
+    ch->used += need;
+    c->s[i] = (id + 1) << TAG_BITS | tag;
     c->n++;
-    if (c->n * 2 > c->cap) {
+    c->nrec++;
+    if (c->nrec * 4 > c->cap * 3) {
         /* under a limit, a rehash that would pass it waits for the spill */
-        if (c->limit && 3 * c->cap * sizeof *c->s + c->arena_cap > c->limit && c->n * 8 < c->cap * 7) c->full = 1;
-        else TKM_FORWARD_IF_ERROR(counts_rehash(c));
+        if (c->limit && tkmi_counts_bytes(c) + 2 * c->cap * sizeof *c->s > c->limit && c->nrec * 8 < c->cap * 7) c->full = 1;
+        else TKM_FORWARD_IF_ERROR(counts_rehash(c, c->cap * 2));
     }
     return 0;
+}
+
+/* The first record at or after byte pos of the records (chunks in order). */
+static void counts_locate(const tkmi_counts *c, size_t pos, size_t *ch, size_t *off)
+{
+    size_t k = 0;
+    while (k < c->nch && pos >= c->ch[k].used) pos -= c->ch[k++].used;
+    *ch = k;
+    *off = 0;
+    if (k == c->nch || !pos) return;
+    tkmi_centry e;
+    size_t o = 0;
+    while (o < pos) o += tkmi_counts_dec(c->ch[k].p + o, 0, &e);
+    if (o >= c->ch[k].used) *ch = k + 1, o = 0;
+    *off = o;
+}
+
+void tkmi_counts_iter(const tkmi_counts *c, int part, int parts, tkmi_citer *it)
+{
+    memset(it, 0, sizeof *it);
+    it->c = c;
+    it->end_ch = c->nch;
+    if (parts <= 1) return;
+    size_t total = 0;
+    for (size_t k = 0; k < c->nch; k++) total += c->ch[k].used;
+    size_t lo = (size_t)((unsigned __int128)total * (unsigned)part / (unsigned)parts);
+    size_t hi = (size_t)((unsigned __int128)total * (unsigned)(part + 1) / (unsigned)parts);
+    counts_locate(c, lo, &it->ch, &it->off);
+    if (part + 1 < parts) counts_locate(c, hi, &it->end_ch, &it->end_off);
+}
+
+int tkmi_counts_copy(const tkmi_counts *src, tkmi_counts *dst)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->s = tkmi_malloc(src->cap * sizeof *dst->s);
+    dst->ch = tkmi_calloc(src->nch ? src->nch : 1, sizeof *dst->ch);
+    int ok = dst->s && dst->ch;
+    if (ok) {
+        memcpy(dst->s, src->s, src->cap * sizeof *dst->s);
+        dst->cap = src->cap;
+        dst->ch_cap = src->nch ? src->nch : 1;
+    }
+    for (size_t k = 0; ok && k < src->nch; k++) {
+        const tkmi_chunk *f = &src->ch[k];
+        dst->nch = k + 1;
+        if (!f->p) continue;
+        size_t size = f->used ? f->used : 1; /* (records go to a new chunk) */
+        dst->ch[k] = (tkmi_chunk){tkmi_malloc(size), f->used, size};
+        if (!(ok = dst->ch[k].p != NULL)) break;
+        memcpy(dst->ch[k].p, f->p, f->used);
+        dst->arena_bytes += size;
+    }
+    if (!ok) {
+        tkmi_counts_free(dst);
+        return tkmi_error(TKM_ENOMEM, "out of memory (copy of the pre-token counts)");
+    }
+    dst->n = src->n;
+    dst->nrec = src->nrec;
+    return 0;
+}
+
+int tkmi_counts_absorb(tkmi_counts *c, tkmi_counts *src)
+{
+    /* the records are walked in order: src's slots are not needed */
+    tkmi_free(src->s);
+    src->s = NULL;
+    src->cap = 0;
+    int rc = 0;
+    enum { AHEAD = 16 };
+    tkmi_centry e[AHEAD];
+    uint64_t h[AHEAD];
+    for (size_t k = 0; k < src->nch; k++) {
+        const char *p = src->ch[k].p;
+        for (size_t off = 0; rc == 0 && off < src->ch[k].used;) {
+            /* a batch: the slots each will probe prefetched first */
+            int m = 0;
+            while (m < AHEAD && off < src->ch[k].used) {
+                off += tkmi_counts_dec(p + off, 0, &e[m]);
+                if (!e[m].count) continue;
+                h[m] = tkmi_hash_bytes(e[m].key, e[m].len);
+                __builtin_prefetch(&c->s[h[m] & (c->cap - 1)]);
+                m++;
+            }
+            for (int i = 0; i < m && rc == 0; i++) rc = tkmi_counts_add(c, e[i].key, e[i].len, h[i], e[i].count);
+        }
+        tkmi_free(src->ch[k].p);
+        src->ch[k].p = NULL;
+    }
+    tkmi_counts_free(src);
+    return rc;
 }
 
 static int flush_pending(tkmi_worker *w);
@@ -175,8 +352,8 @@ static int flush_pending(tkmi_worker *w)
     }
     size_t mask = c->cap - 1;
     for (int i = 0; i < n; i++) {
-        const tkmi_cslot *e = &c->s[w->pend[i].h & mask];
-        if (e->count && e->hash == w->pend[i].h) __builtin_prefetch(c->arena + e->koff);
+        uint64_t v = c->s[w->pend[i].h & mask];
+        if (v && (v & TAG_MASK) == slot_tag(w->pend[i].h)) tkmi_counts_prefetch(c, slot_id(v));
     }
     for (int i = 0; i < n; i++)
         TKM_FORWARD_IF_ERROR(tkmi_counts_add(c, w->pend[i].s, w->pend[i].len, w->pend[i].h, w->inc));
@@ -496,22 +673,44 @@ int tkmi_pretok_line_generic(struct tkm_trainer *t, tkmi_worker *w, const char *
 
 /* ---- the table in key order (count files, spill runs) ---- */
 static _Thread_local const tkmi_counts *sort_ctx;
-static int cmp_slot(const void *x, const void *y)
+static int cmp_rec(const void *x, const void *y)
 {
-    const tkmi_cslot *a = &sort_ctx->s[*(const size_t *)x], *b = &sort_ctx->s[*(const size_t *)y];
-    return tkmi_key_cmp(sort_ctx->arena + a->koff, a->klen, sort_ctx->arena + b->koff, b->klen);
+    tkmi_centry a, b;
+    tkmi_counts_get(sort_ctx, *(const uint64_t *)x, &a);
+    tkmi_counts_get(sort_ctx, *(const uint64_t *)y, &b);
+    return tkmi_key_cmp(a.key, a.len, b.key, b.len);
 }
 
-int tkmi_counts_sorted(const tkmi_counts *c, size_t **out)
+int tkmi_counts_sorted(const tkmi_counts *c, uint64_t **out)
 {
     *out = NULL;
-    size_t *idx = tkmi_malloc((c->n ? c->n : 1) * sizeof *idx);
+    uint64_t *idx = tkmi_malloc((c->n ? c->n : 1) * sizeof *idx);
     TKM_RETURN_ERROR_IF(!idx, TKM_ENOMEM, "out of memory (sorting counts)");
     size_t n = 0;
-    for (size_t k = 0; k < c->cap; k++)
-        if (c->s[k].count) idx[n++] = k;
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(c, 0, 1, &it);
+    while (n < c->n && tkmi_counts_next(&it, &e)) idx[n++] = e.id;
     sort_ctx = c;
-    if (n > 1) qsort(idx, n, sizeof *idx, cmp_slot);
+    if (n > 1) qsort(idx, n, sizeof *idx, cmp_rec);
     *out = idx;
     return 0;
+}
+
+/* ---- sizes (count_spill.c's limit, trainer.c's merge) ---- */
+/* bytes held: the slots, the chunks (the last one as far as it is
+ * written: the rest of a full-size chunk is mapped but never touched) and
+ * the chunk list */
+size_t tkmi_counts_bytes(const tkmi_counts *c)
+{
+    size_t b = c->cap * sizeof *c->s + c->arena_bytes + c->ch_cap * sizeof *c->ch;
+    if (c->nch && c->ch[c->nch - 1].size == TKMI_CHUNK) b -= (TKMI_CHUNK - c->ch[c->nch - 1].used) & ~(size_t)4095;
+    return b;
+}
+
+size_t tkmi_counts_slot_peak(size_t n)
+{
+    size_t cap = 1024;
+    while (cap * 3 < n * 4) cap <<= 1;
+    return cap / 2 * 3 * sizeof(uint64_t);
 }

@@ -300,19 +300,19 @@ static int stop_workers(struct tkm_trainer *t)
 
 /* --max-memory: would merging the workers' tables in memory pass the
  * limit? The merged table holds at most the sum of their entries; at its
- * last rehash its old and new slots, every key and the tables not merged
- * yet are held together. Then they are spilled and merged from disk. */
+ * last rehash its old and new slots, every record and the tables not merged
+ * yet are held together (a table merged frees its slots first and its
+ * chunks as they are read). Then they are spilled and merged from disk. */
 static int merge_too_big(const struct tkm_trainer *t)
 {
     if (!t->worker_limit || t->n_workers < 2) return 0;
-    size_t n = 0, cap = 1024, bytes = 0;
+    size_t n = 0, bytes = 0;
     for (int i = 0; i < t->n_workers; i++) {
         const tkmi_counts *c = &t->workers[i].counts;
         n += c->n;
-        bytes += c->arena_cap + (i ? c->cap * sizeof *c->s : 0);
+        bytes += tkmi_counts_bytes(c) - (i ? 0 : c->cap * sizeof *c->s); /* (0's: in the peak below) */
     }
-    while (cap < 2 * n) cap <<= 1;
-    bytes += cap / 2 * 3 * sizeof(tkmi_cslot);
+    bytes += tkmi_counts_slot_peak(n);
     return bytes > t->worker_limit * (size_t)t->n_workers;
 }
 
@@ -330,13 +330,7 @@ int tkmi_counts_finish(struct tkm_trainer *t, tkmi_counts *out)
     }
     t->stats.spill_bytes = t->spill_bytes;
     for (int i = 1; i < t->n_workers; i++) {
-        tkmi_counts *c = &t->workers[i].counts;
-        for (size_t k = 0; k < c->cap; k++) {
-            /* the slot this entry will probe, a few entries ahead */
-            if (k + 8 < c->cap && c->s[k + 8].count) __builtin_prefetch(&acc->s[c->s[k + 8].hash & (acc->cap - 1)]);
-            if (c->s[k].count) TKM_FORWARD_IF_ERROR(tkmi_counts_add(acc, c->arena + c->s[k].koff, c->s[k].klen, c->s[k].hash, c->s[k].count));
-        }
-        tkmi_counts_free(c);
+        TKM_FORWARD_IF_ERROR(tkmi_counts_absorb(acc, &t->workers[i].counts));
         st.lines += t->workers[i].st.lines;
         st.bytes += t->workers[i].st.bytes;
         st.invalid += t->workers[i].st.invalid;

@@ -9,36 +9,122 @@
 #include "../lib/model_internal.h"
 #include "../lib/rehash.h"
 
-/* Pre-token -> count table with its own key arena. */
-/* One slot per entry, so a probe touches one cache line; count 0 = empty. */
+/* Pre-token -> count table (pretok_count.c). Its layout is private to
+ * pretok_count.c and the inline accessors below; everyone else reads it
+ * through them (tkmi_counts_iter/next, get, set, copy, absorb, sorted).
+ *
+ *   slots  s[cap]: uint64 (record id + 1) << 24 | top 24 bits of the hash;
+ *          0 empty; linear probing, at most 3/4 full (the tag filters
+ *          probes: a key is compared only when its 24 bits match)
+ *   arena  chunks of TKMI_CHUNK bytes (the first grows up to it), never
+ *          moved once full: records count (int64) | key length (varint) |
+ *          key, back to back; a record's id is chunk << TKMI_CHUNK_SHIFT
+ *          | offset (one longer than a chunk has a block of its own, which
+ *          takes the ids of as many chunks)
+ *
+ * About 8 / load + 9 + key bytes per pre-token (was 32 / load + key). The
+ * chunks are large enough (64 MiB) that the C library maps each on its own
+ * and gives it back when it is freed: a table merged into another
+ * (tkmi_counts_absorb) frees its chunks as it goes. Count 0: an entry
+ * emptied (dp.c), skipped by the walks. */
+#define TKMI_CHUNK_SHIFT 26
+#define TKMI_CHUNK ((size_t)1 << TKMI_CHUNK_SHIFT)
 typedef struct {
-    uint64_t hash, koff;
-    int64_t count;
-    uint32_t klen;
-} tkmi_cslot;
+    char *p;     /* NULL: an id taken by the block of a long record before it */
+    size_t used; /* bytes of records */
+    size_t size; /* bytes allocated */
+} tkmi_chunk;
 /* limit (0: none): bytes the table may hold (tkmi_counts_bytes) while it
  * grows, the old and new slots of a rehash counted together; a rehash that
  * would pass it is put off (the slots fill up to 7/8 at most) and full set:
  * the owner spills the table (--max-memory, count_spill.c). */
 typedef struct {
-    tkmi_cslot *s;
-    size_t cap, n;
-    char *arena;
-    size_t arena_n, arena_cap;
+    uint64_t *s;
+    size_t cap;
+    size_t n;    /* entries (with a count) */
+    size_t nrec; /* records (slots used) */
+    tkmi_chunk *ch;
+    size_t nch, ch_cap;
+    size_t arena_bytes; /* bytes allocated for chunks */
     size_t limit;
     int full;
 } tkmi_counts;
+/* One entry: key[0..len), count; id names it while the table lives. */
+typedef struct {
+    const char *key;
+    size_t len;
+    int64_t count;
+    uint64_t id;
+} tkmi_centry;
 int tkmi_counts_init(tkmi_counts *c, size_t expect);
 void tkmi_counts_free(tkmi_counts *c);
+/* Adds n to key k[0..len) (h: tkmi_hash_bytes(k, len), always). */
 int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64_t n);
+/* Adds every entry of src to c and frees src, chunk by chunk as it goes
+ * (src is freed also on an error). */
+int tkmi_counts_absorb(tkmi_counts *c, tkmi_counts *src);
+/* dst = a copy of src (the same records at the same ids, and walks in the
+ * same order). */
+int tkmi_counts_copy(const tkmi_counts *src, tkmi_counts *dst);
+/* The record at id. */
+static inline const char *tkmi_counts_rec(const tkmi_counts *c, uint64_t id)
+{
+    return c->ch[id >> TKMI_CHUNK_SHIFT].p + (id & (TKMI_CHUNK - 1));
+}
+/* Decodes the record r (at id) into e; returns the bytes it takes. */
+static inline size_t tkmi_counts_dec(const char *r, uint64_t id, tkmi_centry *e)
+{
+    const uint8_t *p = (const uint8_t *)r + 8;
+    size_t len = p[0] & 0x7F, i = 1;
+    for (int sh = 7; p[i - 1] & 0x80; sh += 7, i++) len |= (size_t)(p[i] & 0x7F) << sh;
+    memcpy(&e->count, r, 8);
+    e->key = (const char *)p + i;
+    e->len = len;
+    e->id = id;
+    return 8 + i + len;
+}
+static inline void tkmi_counts_get(const tkmi_counts *c, uint64_t id, tkmi_centry *e)
+{
+    tkmi_counts_dec(tkmi_counts_rec(c, id), id, e);
+}
+static inline void tkmi_counts_prefetch(const tkmi_counts *c, uint64_t id) { __builtin_prefetch(tkmi_counts_rec(c, id)); }
+/* Sets the count of entry id (0 empties it: the table is only walked from then on). */
+static inline void tkmi_counts_set(tkmi_counts *c, uint64_t id, int64_t count)
+{
+    memcpy(c->ch[id >> TKMI_CHUNK_SHIFT].p + (id & (TKMI_CHUNK - 1)), &count, 8);
+}
+/* A walk over the entries with a count, in the table's record order (it
+ * depends on the order of insertion: readers must not depend on it), or
+ * over part `part` of `parts` (the records split by bytes, for threads). */
+typedef struct {
+    const tkmi_counts *c;
+    size_t ch, off;    /* next record */
+    size_t end_ch, end_off; /* first record of the next part */
+} tkmi_citer;
+void tkmi_counts_iter(const tkmi_counts *c, int part, int parts, tkmi_citer *it);
+/* The next entry: 1, or 0 at the end. */
+static inline int tkmi_counts_next(tkmi_citer *it, tkmi_centry *e)
+{
+    const tkmi_counts *c = it->c;
+    for (;;) {
+        if (it->ch > it->end_ch || (it->ch == it->end_ch && it->off >= it->end_off)) return 0;
+        if (it->ch >= c->nch || it->off >= c->ch[it->ch].used) {
+            it->ch++;
+            it->off = 0;
+            continue;
+        }
+        it->off += tkmi_counts_dec(c->ch[it->ch].p + it->off, (uint64_t)it->ch << TKMI_CHUNK_SHIFT | it->off, e);
+        if (e->count) return 1;
+    }
+}
 /* The key order of count files and spill runs: bytewise, a prefix first. */
 static inline int tkmi_key_cmp(const char *a, size_t la, const char *b, size_t lb)
 {
     int r = memcmp(a, b, la < lb ? la : lb);
     return r ? r : (la > lb) - (la < lb);
 }
-/* Indices of c's entries (c->n of them) in key order (pretok_count.c). */
-int tkmi_counts_sorted(const tkmi_counts *c, size_t **out);
+/* Ids of c's entries (c->n of them) in key order (pretok_count.c). */
+int tkmi_counts_sorted(const tkmi_counts *c, uint64_t **out);
 
 typedef struct {
     uint64_t lines, bytes, invalid, nul, tokens;
@@ -314,6 +400,9 @@ int tkmi_pretok_fast_ok(const struct tkm_trainer *t);
  * and empties it; merges all runs (after the workers' last tables are
  * spilled too) into one table. */
 size_t tkmi_counts_bytes(const tkmi_counts *c);
+/* the bytes of a table's slots for n entries at its last growth (old and
+ * new slots at once) */
+size_t tkmi_counts_slot_peak(size_t n);
 int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w);
 int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out);
 void tkmi_spill_free(struct tkm_trainer *t);

@@ -190,16 +190,18 @@ static int cmp_word(const void *a, const void *b)
 static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
 {
     size_t total = 0, cap = counts->n + 16;
-    for (size_t k = 0; k < counts->cap; k++)
-        if (counts->s[k].count) total += counts->s[k].klen;
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(counts, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) total += e.len;
     U->warena = tkmi_malloc(total + 1);
     U->w = tkmi_malloc(cap * sizeof *U->w);
     TKM_RETURN_ERROR_IF(!U->warena || !U->w, TKM_ENOMEM, "out of memory (words)");
     size_t pos = 0;
-    for (size_t k = 0; k < counts->cap; k++) {
-        if (!counts->s[k].count) continue;
-        const char *s = counts->arena + counts->s[k].koff;
-        size_t n = counts->s[k].klen, start = pos;
+    tkmi_counts_iter(counts, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) {
+        const char *s = e.key;
+        size_t n = e.len, start = pos;
         for (size_t i = 0; i <= n;) {
             int mb = 1, keep = 0;
             if (i < n) {
@@ -216,7 +218,7 @@ static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
                     TKM_RETURN_ERROR_IF(!nw, TKM_ENOMEM, "out of memory (words)");
                     U->w = nw;
                 }
-                U->w[U->nw++] = (word_t){(const char *)(uintptr_t)start, (uint32_t)(pos - start), counts->s[k].count};
+                U->w[U->nw++] = (word_t){(const char *)(uintptr_t)start, (uint32_t)(pos - start), e.count};
                 start = pos;
             }
             i += (size_t)mb;

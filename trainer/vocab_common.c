@@ -57,13 +57,13 @@ void tkmi_cpmap_free(tkmi_cpmap *m)
     tkmi_free(m->key); tkmi_free(m->cnt); tkmi_free(m->sym);
 }
 
-/* The characters of the pre-tokens in slots [lo, hi) of a table, each
+/* The characters of the pre-tokens in part `part` of `parts` of a table, each
  * times its pre-token's count: the BMP ones summed in a direct table (no
  * hashing per character), the others (astral, and an invalid byte of an
  * imported key) in a map. One part per counting thread. */
 typedef struct {
     const tkmi_counts *counts;
-    size_t lo, hi;
+    int part, parts;
     tkmi_chars ch;
     int64_t sum;
     int rc;
@@ -72,15 +72,13 @@ typedef struct {
 static void *count_chars_part(void *arg)
 {
     chars_part *p = arg;
-    const tkmi_cslot *sl = p->counts->s;
-    const char *arena = p->counts->arena;
     int64_t sum = 0;
-    for (size_t k = p->lo; k < p->hi; k++) {
-        /* the key a few slots ahead: the arena is read in hash order */
-        if (k + 8 < p->hi && sl[k + 8].count) __builtin_prefetch(arena + sl[k + 8].koff);
-        int64_t c = sl[k].count;
-        if (!c) continue;
-        int64_t n = tkmi_chars_key(&p->ch, (const uint8_t *)arena + sl[k].koff, sl[k].klen, c);
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(p->counts, p->part, p->parts, &it);
+    while (tkmi_counts_next(&it, &e)) {
+        int64_t c = e.count;
+        int64_t n = tkmi_chars_key(&p->ch, (const uint8_t *)e.key, e.len, c);
         if (n < 0) {
             p->rc = (int)n;
             return NULL;
@@ -116,14 +114,13 @@ static int count_chars(const tkmi_counts *counts, int threads, const tkmi_chars 
                        tkmi_cpmap *cm, int64_t *all)
 {
     int np = threads < 1 ? 1 : threads > 16 ? 16 : threads;
-    if (counts->cap < ((size_t)1 << 20)) np = 1; /* small: not worth a thread */
+    if (counts->n < ((size_t)1 << 19)) np = 1; /* small: not worth a thread */
     chars_part part[16];
     pthread_t th[16];
     int started[16] = {0}, rc = 0;
     memset(part, 0, sizeof part);
     for (int i = 0; i < np; i++) {
-        part[i] = (chars_part){counts, counts->cap / (size_t)np * (size_t)i,
-                               i == np - 1 ? counts->cap : counts->cap / (size_t)np * (size_t)(i + 1), {0}, 0, 0};
+        part[i] = (chars_part){counts, i, np, {0}, 0, 0};
         if (tkmi_chars_init(&part[i].ch) < 0) rc = TKM_ENOMEM;
     }
     for (int i = 1; rc == 0 && i < np; i++) started[i] = pthread_create(&th[i], NULL, count_chars_part, &part[i]) == 0;
