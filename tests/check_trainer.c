@@ -544,8 +544,10 @@ static kv_t *kv_list(const tkmi_counts *c)
 {
     kv_t *v = malloc((c->n + 1) * sizeof *v);
     size_t k = 0;
-    for (size_t i = 0; i < c->cap; i++)
-        if (c->s[i].count) v[k++] = (kv_t){c->arena + c->s[i].koff, c->s[i].klen, c->s[i].count};
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(c, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) v[k++] = (kv_t){e.key, (uint32_t)e.len, e.count};
     qsort(v, k, sizeof *v, kv_cmp);
     return v;
 }
@@ -638,6 +640,114 @@ START_TEST(test_charsmap)
     ck_assert_int_eq(tkmi_charsmap_build(NULL, path, &blob, &blen), TKM_EFORMAT);
     unlink(path);
     rmdir(dir);
+}
+END_TEST
+
+/* The count table (trainer/pretok_count.c) against a plain array: keys of
+ * 8..300 bytes (one- and two-byte lengths) through several growths, two
+ * tables merged (absorb), a copy walked in the same order, walks in parts,
+ * key order, a record longer than a chunk among small ones. */
+static size_t ct_key(char *buf, unsigned i)
+{
+    size_t len = 8 + (i * 2654435761u >> 7) % 293;
+    snprintf(buf, 9, "%08x", i);
+    for (size_t j = 8; j < len; j++) buf[j] = (char)('a' + (i + j) % 26);
+    return len;
+}
+static void ct_add(tkmi_counts *c, unsigned i, int64_t n)
+{
+    char buf[320];
+    size_t len = ct_key(buf, i);
+    ck_assert_int_eq(tkmi_counts_add(c, buf, len, tkmi_hash_bytes(buf, len), n), 0);
+}
+START_TEST(test_count_table)
+{
+    enum { N = 60000 };
+    int64_t *want = calloc(N, sizeof *want), *got = calloc(N, sizeof *got);
+    tkmi_counts a, b, cp;
+    ck_assert_int_eq(tkmi_counts_init(&a, 16), 0);
+    ck_assert_int_eq(tkmi_counts_init(&b, 16), 0);
+    for (unsigned r = 0; r < 3; r++)
+        for (unsigned i = 0; i < N; i++) {
+            if (i % 3 != 2) { ct_add(&a, i, i + 1); want[i] += i + 1; }
+            if (i % 3 != 0 && r < 2) { ct_add(&b, i, 5); want[i] += 5; }
+        }
+    ck_assert_uint_eq(b.n, N - N / 3);
+    ck_assert_int_eq(tkmi_counts_absorb(&a, &b), 0);
+    ck_assert_ptr_null(b.s);
+    ck_assert_uint_eq(a.n, N);
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(&a, 0, 1, &it);
+    size_t seen = 0;
+    while (tkmi_counts_next(&it, &e)) {
+        char buf[320];
+        unsigned i = (unsigned)strtoul((char[9]){e.key[0], e.key[1], e.key[2], e.key[3], e.key[4], e.key[5], e.key[6], e.key[7], 0}, NULL, 16);
+        ck_assert_uint_lt(i, N);
+        ck_assert_uint_eq(e.len, ct_key(buf, i));
+        ck_assert_mem_eq(e.key, buf, e.len);
+        ck_assert_int_eq(got[i], 0);
+        got[i] = e.count;
+        seen++;
+    }
+    ck_assert_uint_eq(seen, N);
+    for (unsigned i = 0; i < N; i++) ck_assert_int_eq(got[i], want[i]);
+    /* parts cover every entry once */
+    for (int parts = 2; parts <= 5; parts++) {
+        size_t n = 0;
+        int64_t sum = 0, all = 0;
+        for (int p = 0; p < parts; p++) {
+            tkmi_counts_iter(&a, p, parts, &it);
+            while (tkmi_counts_next(&it, &e)) n++, sum += e.count;
+        }
+        for (unsigned i = 0; i < N; i++) all += want[i];
+        ck_assert_uint_eq(n, N);
+        ck_assert_int_eq(sum, all);
+    }
+    /* a record longer than a chunk, then small ones after it */
+    size_t big = TKMI_CHUNK + 100;
+    char *k = malloc(big);
+    memset(k, 'x', big);
+    ck_assert_int_eq(tkmi_counts_add(&a, k, big, tkmi_hash_bytes(k, big), 7), 0);
+    ck_assert_int_eq(tkmi_counts_add(&a, k, big, tkmi_hash_bytes(k, big), 7), 0);
+    for (unsigned i = N; i < N + 1000; i++) ct_add(&a, i, 1);
+    ck_assert_int_eq(tkmi_counts_add(&a, k, big, tkmi_hash_bytes(k, big), 1), 0);
+    ck_assert_uint_eq(a.n, N + 1001);
+    ck_assert_int_eq(tkmi_counts_copy(&a, &cp), 0);
+    tkmi_citer ic;
+    tkmi_centry f;
+    tkmi_counts_iter(&a, 0, 1, &it);
+    tkmi_counts_iter(&cp, 0, 1, &ic);
+    int found = 0;
+    while (tkmi_counts_next(&it, &e)) {
+        ck_assert(tkmi_counts_next(&ic, &f));
+        ck_assert_uint_eq(e.len, f.len);
+        ck_assert_int_eq(e.count, f.count);
+        ck_assert_mem_eq(e.key, f.key, e.len);
+        if (e.len == big) { found = 1; ck_assert_int_eq(e.count, 15); }
+    }
+    ck_assert(!tkmi_counts_next(&ic, &f));
+    ck_assert(found);
+    /* key order; a count set to 0 leaves the walks */
+    uint64_t *idx;
+    ck_assert_int_eq(tkmi_counts_sorted(&cp, &idx), 0);
+    for (size_t i = 1; i < cp.n; i++) {
+        tkmi_counts_get(&cp, idx[i - 1], &e);
+        tkmi_counts_get(&cp, idx[i], &f);
+        ck_assert_int_lt(tkmi_key_cmp(e.key, e.len, f.key, f.len), 0);
+    }
+    tkmi_counts_set(&cp, idx[0], 0);
+    free(idx);
+    seen = 0;
+    tkmi_counts_iter(&cp, 0, 1, &ic);
+    while (tkmi_counts_next(&ic, &f)) seen++;
+    ck_assert_uint_eq(seen, N + 1000);
+    ck_assert_uint_ge(tkmi_counts_bytes(&a), a.cap * 8 + big);
+    tkmi_counts_free(&a);
+    tkmi_counts_free(&cp);
+    free(k);
+    free(want);
+    free(got);
 }
 END_TEST
 
@@ -741,6 +851,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(core, test_errors);
     tcase_add_test(core, test_pretok_fast_equals_generic);
     tcase_add_test(core, test_charsmap);
+    tcase_add_test(core, test_count_table);
     suite_add_tcase(s, core);
     TCase *det = tcase_create("determinism");
     tcase_set_timeout(det, 60);
