@@ -17,9 +17,10 @@
  * In both, s names a `const T *` to a slot inside the two expressions: `used`
  * is true when *s holds an entry, `hash` is its 64-bit hash (a stored one, or
  * computed from the key). Expanded in place, they compile to the loop
- * written by hand. Users: lib/strmap.c, lib/pairmap.c, the trainer's count
- * table (trainer/pretok_count.c), pair table (trainer/bpe_train.c) and
- * Unigram seed table (trainer/unigram_train.c). */
+ * written by hand. Users: lib/strmap.c, lib/pairmap.c, the trainer's pair
+ * table (trainer/bpe_train.c) and Unigram seed table (trainer/unigram_train.c);
+ * the count table (trainer/pretok_count.c) keeps only a tag of each hash and
+ * rehashes from its records instead. */
 #ifndef TKM_REHASH_H
 #define TKM_REHASH_H
 
