@@ -24,7 +24,7 @@ typedef struct {
     size_t an, acap;
     cm_entry *e;
     size_t n, ecap;
-    uint32_t *idx;         /* entry + 1, 0 empty */
+    uint64_t *idx;         /* the key's hash (high 32 bits) << 32 | entry + 1; 0 empty */
     size_t icap;
 } cmap;
 
@@ -45,27 +45,47 @@ static int cmap_push(cmap *m, const uint32_t *s, size_t n, uint32_t *off)
     return 0;
 }
 
+static int seq_eq(const uint32_t *a, size_t an, const uint32_t *b, size_t bn)
+{
+    if (an != bn) return 0;
+    for (size_t i = 0; i < an; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* The entry of key k (-1: none); *slot: where it is or would go. */
+static long cmap_lookup(const cmap *m, const uint32_t *k, size_t n, uint64_t h, size_t *slot)
+{
+    size_t mask = m->icap - 1, i = h & mask;
+    uint64_t tag = h >> 32;
+    for (; m->idx[i]; i = (i + 1) & mask) {
+        if (m->idx[i] >> 32 != tag) continue;
+        const cm_entry *e = &m->e[(uint32_t)m->idx[i] - 1];
+        if (seq_eq(m->a + e->koff, e->klen, k, n)) break;
+    }
+    *slot = i;
+    return m->idx[i] ? (long)(uint32_t)m->idx[i] - 1 : -1;
+}
+
 static long cmap_find(const cmap *m, const uint32_t *k, size_t n)
 {
     if (!m->icap) return -1;
-    size_t mask = m->icap - 1, i = seq_hash(k, n) & mask;
-    while (m->idx[i]) {
-        const cm_entry *e = &m->e[m->idx[i] - 1];
-        if (e->klen == n && (!n || !memcmp(m->a + e->koff, k, n * sizeof *k))) return (long)m->idx[i] - 1;
-        i = (i + 1) & mask;
-    }
-    return -1;
+    size_t slot;
+    return cmap_lookup(m, k, n, seq_hash(k, n), &slot);
 }
 
-static int cmap_rehash(cmap *m)
+/* room for `want` entries at half load */
+static int cmap_rehash(cmap *m, size_t want)
 {
-    size_t nc = m->icap ? m->icap * 2 : 1024;
-    uint32_t *ni = tkmi_calloc(nc, sizeof *ni);
+    size_t nc = m->icap ? m->icap : 1024;
+    while (nc < 2 * want) nc *= 2;
+    uint64_t *ni = tkmi_calloc(nc, sizeof *ni);
     TKM_RETURN_ERROR_IF(!ni, TKM_ENOMEM, "out of memory (normalization map)");
     for (size_t k = 0; k < m->n; k++) {
-        size_t i = seq_hash(m->a + m->e[k].koff, m->e[k].klen) & (nc - 1);
+        uint64_t h = seq_hash(m->a + m->e[k].koff, m->e[k].klen);
+        size_t i = h & (nc - 1);
         while (ni[i]) i = (i + 1) & (nc - 1);
-        ni[i] = (uint32_t)k + 1;
+        ni[i] = (h >> 32) << 32 | ((uint64_t)k + 1);
     }
     tkmi_free(m->idx);
     m->idx = ni;
@@ -76,11 +96,14 @@ static int cmap_rehash(cmap *m)
 /* map[k] = v (overwrites; revives an erased key). */
 static int cmap_set(cmap *m, const uint32_t *k, size_t kn, const uint32_t *v, size_t vn)
 {
-    long f = cmap_find(m, k, kn);
+    if ((m->n + 1) * 2 > m->icap) TKM_FORWARD_IF_ERROR(cmap_rehash(m, m->n + 1));
+    uint64_t h = seq_hash(k, kn);
+    size_t slot;
+    long f = cmap_lookup(m, k, kn, h, &slot);
     uint32_t voff;
     if (f >= 0) {
         cm_entry *e = &m->e[f];
-        if (!e->dead && e->vlen == vn && (!vn || !memcmp(m->a + e->voff, v, vn * sizeof *v))) return 0;
+        if (!e->dead && seq_eq(m->a + e->voff, e->vlen, v, vn)) return 0;
         TKM_FORWARD_IF_ERROR(cmap_push(m, v, vn, &voff));
         e = &m->e[f];
         e->voff = voff;
@@ -88,15 +111,12 @@ static int cmap_set(cmap *m, const uint32_t *k, size_t kn, const uint32_t *v, si
         e->dead = 0;
         return 0;
     }
-    if ((m->n + 1) * 2 > m->icap) TKM_FORWARD_IF_ERROR(cmap_rehash(m));
     if (m->n == m->ecap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&m->e, &m->ecap, m->n + 1, sizeof *m->e));
     uint32_t koff;
     TKM_FORWARD_IF_ERROR(cmap_push(m, k, kn, &koff));
     TKM_FORWARD_IF_ERROR(cmap_push(m, v, vn, &voff));
     m->e[m->n] = (cm_entry){koff, (uint32_t)kn, voff, (uint32_t)vn, 0};
-    size_t mask = m->icap - 1, i = seq_hash(k, kn) & mask;
-    while (m->idx[i]) i = (i + 1) & mask;
-    m->idx[i] = (uint32_t)m->n + 1;
+    m->idx[slot] = (h >> 32) << 32 | ((uint64_t)m->n + 1);
     m->n++;
     return 0;
 }
@@ -128,11 +148,6 @@ static int icu_apply(icu_norm *u, const UNormalizer2 *nz, const uint32_t *s, siz
     return no;
 }
 
-static int seq_eq(const uint32_t *a, size_t an, const uint32_t *b, size_t bn)
-{
-    return an == bn && (!an || !memcmp(a, b, an * sizeof *a));
-}
-
 /* sentencepiece's Builder::Normalize: greedy longest match (keys of at most
  * max_len characters), unmatched characters copied. */
 static int map_normalize(const cmap *m, const uint32_t *s, size_t n, size_t max_len, uint32_t **out, size_t *on,
@@ -161,7 +176,7 @@ static int remove_redundant(cmap *m)
     cmap nm = {0};
     size_t max_len = 0, on = 0, ocap = 0;
     uint32_t *o = NULL;
-    int rc = 0;
+    int rc = cmap_rehash(&nm, m->n);
     for (size_t k = 0; rc == 0 && k < m->n; k++) {
         const cm_entry *e = &m->e[k];
         if (e->dead) continue;
@@ -191,67 +206,94 @@ static int cmp_n2o(const void *x, const void *y)
     return a->orig < b->orig ? -1 : a->orig > b->orig;
 }
 
-/* Range [lo, hi) of the originals of a normalized character. */
-static void n2o_range(const n2o *v, size_t n, uint32_t c, size_t *lo, size_t *hi)
+/* The originals of character c (those whose NFKD is c alone), ascending,
+ * appended to *o: c itself if it is its own NFKD (bit c of same), and the
+ * others from v (the pairs of characters whose NFKD is another single
+ * character, sorted). Returns how many. */
+static int originals(const n2o *v, size_t n, const uint8_t *same, uint32_t c, uint32_t **o, size_t *on, size_t *ocap)
 {
     size_t a = 0, b = n;
     while (a < b) { size_t mid = (a + b) / 2; if (v[mid].norm < c) a = mid + 1; else b = mid; }
-    *lo = a;
-    while (a < n && v[a].norm == c) a++;
-    *hi = a;
+    size_t start = *on;
+    int self = c < 0x110000 && (same[c >> 3] >> (c & 7) & 1);
+    for (;; a++) {
+        int more = a < n && v[a].norm == c;
+        if (self && (!more || v[a].orig > c)) {
+            if (*on == *ocap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)o, ocap, *on + 1, sizeof **o));
+            (*o)[(*on)++] = c;
+            self = 0;
+        }
+        if (!more) break;
+        if (*on == *ocap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)o, ocap, *on + 1, sizeof **o));
+        (*o)[(*on)++] = v[a].orig;
+    }
+    return (int)(*on - start);
 }
 
-/* sentencepiece's BuildMapInternal with NFKC / NFKD. */
+/* sentencepiece's BuildMapInternal with NFKC / NFKD. A character whose
+ * NFKD quick check says yes has no decomposition: it is its own NFKD and
+ * NFKC (a single character composes to itself), so ICU normalizes only the
+ * others (some 20 thousand of the 1.1 million). */
 static int build_nfkc(cmap *m, icu_norm *u)
 {
     cmap decomposed = {0}; /* NFKD forms of two or more characters (keys only) */
-    n2o *rev = NULL;
+    n2o *rev = NULL;       /* characters whose NFKD is another single one */
     size_t nrev = 0, revcap = 0;
+    uint8_t *same = tkmi_calloc(0x110000 / 8, 1); /* characters that are their own NFKD */
     uint32_t nf[64], nd[64];
-    int rc = 0;
+    int rc = same ? 0 : tkmi_error(TKM_ENOMEM, "out of memory (normalization map)");
     for (UChar32 cp = 1; rc == 0 && cp <= 0x10FFFF; cp++) {
         if (!U_IS_UNICODE_CHAR(cp)) continue;
         uint32_t c = (uint32_t)cp;
+        if (u_getIntPropertyValue(cp, UCHAR_NFKD_QUICK_CHECK) == UNORM_YES) {
+            same[c >> 3] |= (uint8_t)(1u << (c & 7));
+            continue;
+        }
         int a = icu_apply(u, u->nfkc, &c, 1, nf);
         if (a < 0) { rc = a; break; }
         if (a >= 2 || (a == 1 && nf[0] != c)) rc = cmap_set(m, &c, 1, nf, (size_t)a);
         int d = icu_apply(u, u->nfkd, &c, 1, nd);
         if (rc == 0 && d < 0) rc = d;
         if (rc < 0) break;
-        if (d == 1) {
+        if (d == 1 && nd[0] == c) {
+            same[c >> 3] |= (uint8_t)(1u << (c & 7));
+        } else if (d == 1) {
             if (nrev == revcap && (rc = tkmi_grow((void **)&rev, &revcap, nrev + 1, sizeof *rev)) < 0) break;
             rev[nrev++] = (n2o){nd[0], c};
         } else if (d > 1) {
             rc = cmap_set(&decomposed, nd, (size_t)d, NULL, 0);
         }
     }
-    if (rc == 0) qsort(rev, nrev, sizeof *rev, cmp_n2o);
+    if (rc == 0 && nrev) qsort(rev, nrev, sizeof *rev, cmp_n2o);
     /* every spelling of each decomposition: the cartesian product of the
-     * originals of its characters */
-    uint32_t seq[64];
-    size_t lo[64], hi[64], at[64];
+     * originals of its characters (position i's in org[lo[i] .. hi[i])) */
+    uint32_t seq[64], *org = NULL;
+    size_t lo[64], hi[64], at[64], norg = 0, orgcap = 0;
     for (size_t k = 0; rc == 0 && k < decomposed.n; k++) {
         const uint32_t *d = decomposed.a + decomposed.e[k].koff;
         size_t dn = decomposed.e[k].klen;
         int a = icu_apply(u, u->nfkc, d, dn, nf);
         if (a < 0) { rc = a; break; }
         if (seq_eq(nf, (size_t)a, d, dn)) continue;
-        int ok = 1;
-        for (size_t i = 0; i < dn; i++) {
-            n2o_range(rev, nrev, d[i], &lo[i], &hi[i]);
-            if (lo[i] == hi[i]) ok = 0;
-            at[i] = lo[i];
+        norg = 0;
+        for (size_t i = 0; rc == 0 && i < dn; i++) {
+            lo[i] = at[i] = norg;
+            int no = originals(rev, nrev, same, d[i], &org, &norg, &orgcap);
+            if (no < 0) rc = no;
+            else if (no == 0) rc = tkmi_error(TKM_EINVAL, "normalization map: U+%04X has no original", d[0]);
+            hi[i] = norg;
         }
-        TKM_RETURN_ERROR_IF(!ok, TKM_EINVAL, "normalization map: U+%04X has no original", d[0]);
-        for (;;) {
-            for (size_t i = 0; i < dn; i++) seq[i] = rev[at[i]].orig;
+        for (; rc == 0;) {
+            for (size_t i = 0; i < dn; i++) seq[i] = org[at[i]];
             if (!seq_eq(seq, dn, nf, (size_t)a) && (rc = cmap_set(m, seq, dn, nf, (size_t)a)) < 0) break;
             size_t i = dn;
             while (i > 0 && ++at[i - 1] == hi[i - 1]) { at[i - 1] = lo[i - 1]; i--; }
             if (i == 0) break;
         }
     }
+    tkmi_free(org);
     tkmi_free(rev);
+    tkmi_free(same);
     cmap_free(&decomposed);
     if (rc == 0) rc = remove_redundant(m);
     return rc;
@@ -350,12 +392,15 @@ static int load_tsv(cmap *m, const char *path)
 }
 
 /* ---- compilation: darts-clone's double array ---- */
-typedef struct { char *k; uint32_t klen, val; } kv;
+/* a UTF-8 key (no NUL inside) and its first 8 bytes, big-endian, padded
+ * with zeros: most comparisons end there */
+typedef struct { uint64_t pfx; const char *k; uint32_t klen, val; } kv;
 static int cmp_kv(const void *x, const void *y)
 {
     const kv *a = x, *b = y;
+    if (a->pfx != b->pfx) return a->pfx < b->pfx ? -1 : 1;
     size_t n = a->klen < b->klen ? a->klen : b->klen;
-    int c = memcmp(a->k, b->k, n);
+    int c = n > 8 ? memcmp(a->k + 8, b->k + 8, n - 8) : 0;
     if (c) return c;
     return a->klen < b->klen ? -1 : a->klen > b->klen;
 }
@@ -558,52 +603,69 @@ static int dab_place(dab *d, dag *g, uint32_t v, uint32_t *base_out)
     return 0;
 }
 
-static int utf8_of(const uint32_t *s, size_t n, char **out, uint32_t *len)
+/* s[0..n) in UTF-8 at *at (NUL-terminated), which moves past it */
+static void utf8_of(const uint32_t *s, size_t n, char **at, kv *out)
 {
-    *out = tkmi_malloc(n * 4 + 1);
-    TKM_RETURN_ERROR_IF(!*out, TKM_ENOMEM, "out of memory");
+    char *o = *at;
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += (size_t)tkmi_utf8_encode(s[i], *out + k);
-    (*out)[k] = 0;
-    *len = (uint32_t)k;
-    return 0;
+    for (size_t i = 0; i < n; i++) k += (size_t)tkmi_utf8_encode(s[i], o + k);
+    o[k] = 0;
+    uint64_t p = 0;
+    for (size_t i = 0; i < 8; i++) p = p << 8 | (i < k ? (uint8_t)o[i] : 0);
+    out->pfx = p;
+    out->k = o;
+    out->klen = (uint32_t)k;
+    *at = o + k + 1;
 }
 
 /* sentencepiece's CompileCharsMap: <trie size><trie units><strings>. */
 static int compile(const cmap *m, uint8_t **blob, size_t *blen)
 {
-    size_t n = 0;
-    for (size_t k = 0; k < m->n; k++) n += !m->e[k].dead;
+    size_t n = 0, kbytes = 0;
+    for (size_t k = 0; k < m->n; k++)
+        if (!m->e[k].dead) n++, kbytes += (size_t)m->e[k].klen * 4 + 1;
     TKM_RETURN_ERROR_IF(n == 0, TKM_EINVAL, "empty normalization map");
-    kv *keys = tkmi_calloc(n, sizeof *keys), *vals = tkmi_calloc(n, sizeof *vals);
+    kv *keys = tkmi_calloc(n, sizeof *keys), *vals = NULL;
+    char *kbuf = tkmi_malloc(kbytes), *vbuf = NULL, *at = kbuf;
+    uint32_t *uid = tkmi_malloc(n * sizeof *uid);
     char *strs = NULL;
     size_t slen = 0, scap = 0;
     dab d = {.head = -1};
-    int rc = (!keys || !vals) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
+    cmap uv = {0}; /* the distinct replacements */
+    int rc = (!keys || !kbuf || !uid) ? tkmi_error(TKM_ENOMEM, "out of memory") : 0;
     size_t j = 0;
     for (size_t k = 0; rc == 0 && k < m->n; k++) {
-        if (m->e[k].dead) continue;
-        rc = utf8_of(m->a + m->e[k].koff, m->e[k].klen, &keys[j].k, &keys[j].klen);
-        if (rc == 0) rc = utf8_of(m->a + m->e[k].voff, m->e[k].vlen, &vals[j].k, &vals[j].klen);
-        vals[j].val = (uint32_t)j;
-        j++;
+        const cm_entry *e = &m->e[k];
+        if (e->dead) continue;
+        utf8_of(m->a + e->koff, e->klen, &at, &keys[j]);
+        long f = cmap_find(&uv, m->a + e->voff, e->vlen);
+        if (f < 0) {
+            f = (long)uv.n;
+            rc = cmap_set(&uv, m->a + e->voff, e->vlen, NULL, 0);
+        }
+        uid[j++] = (uint32_t)f;
     }
     if (rc == 0) {
         /* the replacement strings, sorted and unique, each NUL-terminated */
-        qsort(vals, n, sizeof *vals, cmp_kv);
-        uint32_t *pos = tkmi_malloc(n * sizeof *pos);
-        if (!pos) rc = tkmi_error(TKM_ENOMEM, "out of memory");
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (i == 0 || cmp_kv(&vals[i - 1], &vals[i])) {
-                if ((rc = tkmi_grow((void **)&strs, &scap, slen + vals[i].klen + 1, 1)) < 0) break;
-                memcpy(strs + slen, vals[i].k, (size_t)vals[i].klen + 1);
-                pos[vals[i].val] = (uint32_t)slen;
-                slen += vals[i].klen + 1;
-            } else {
-                pos[vals[i].val] = pos[vals[i - 1].val];
-            }
+        size_t vbytes = 0;
+        for (size_t u = 0; u < uv.n; u++) vbytes += (size_t)uv.e[u].klen * 4 + 1;
+        vals = tkmi_calloc(uv.n + 1, sizeof *vals);
+        vbuf = tkmi_malloc(vbytes + 1);
+        uint32_t *pos = tkmi_malloc((uv.n + 1) * sizeof *pos);
+        if (!vals || !vbuf || !pos) rc = tkmi_error(TKM_ENOMEM, "out of memory");
+        at = vbuf;
+        for (size_t u = 0; rc == 0 && u < uv.n; u++) {
+            utf8_of(uv.a + uv.e[u].koff, uv.e[u].klen, &at, &vals[u]);
+            vals[u].val = (uint32_t)u;
         }
-        for (size_t i = 0; rc == 0 && i < n; i++) keys[i].val = pos[i];
+        if (rc == 0) qsort(vals, uv.n, sizeof *vals, cmp_kv);
+        for (size_t i = 0; rc == 0 && i < uv.n; i++) {
+            if ((rc = tkmi_grow((void **)&strs, &scap, slen + vals[i].klen + 1, 1)) < 0) break;
+            memcpy(strs + slen, vals[i].k, (size_t)vals[i].klen + 1);
+            pos[vals[i].val] = (uint32_t)slen;
+            slen += vals[i].klen + 1;
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) keys[i].val = pos[uid[i]];
         tkmi_free(pos);
     }
     if (rc == 0) {
@@ -644,9 +706,9 @@ static int compile(const cmap *m, uint8_t **blob, size_t *blen)
             *blen = total;
         }
     }
-    for (size_t i = 0; keys && i < n; i++) tkmi_free(keys[i].k);
-    for (size_t i = 0; vals && i < n; i++) tkmi_free(vals[i].k);
     tkmi_free(keys); tkmi_free(vals); tkmi_free(strs);
+    tkmi_free(kbuf); tkmi_free(vbuf); tkmi_free(uid);
+    cmap_free(&uv);
     tkmi_free(d.u); tkmi_free(d.used); tkmi_free(d.base); tkmi_free(d.nxt); tkmi_free(d.prv);
     return rc;
 }
