@@ -11,7 +11,7 @@ static inline uint32_t du_offset(uint32_t u) { return (u >> 10) << ((u & (1u << 
 
 /* Longest charsmap rule that is a prefix of s; returns its length (0: none)
  * and the normalized replacement in *rep. */
-static size_t charsmap_match(const tkm_model *m, const char *s, size_t len, const char **rep, size_t *replen)
+static inline __attribute__((always_inline)) size_t charsmap_match(const tkm_model *m, const char *s, size_t len, const char **rep, size_t *replen)
 {
     const uint32_t *a = m->darts;
     size_t n = m->darts_units;
@@ -98,23 +98,45 @@ int tkmi_normalize(const tkm_model *m, const char *in, size_t len, char **out, s
     size_t wsl = m->escape_ws ? 3 : 1;
     if (!m->treat_ws_suffix && m->add_dummy_prefix) TKM_FORWARD_IF_ERROR(out_put(out, olen, ocap, ws, wsl));
     int prev_space = m->remove_extra_ws;
-    /* ASCII bytes other than ' ' that begin no charsmap rule (no edge from
-     * the darts root) and no user symbol are copied as they are, a run at a
-     * time: what normalize_prefix and the loop below do to them one by one */
+    /* Without user symbols, what normalize_prefix and the code below would
+     * copy as it is, one character at a time, is copied a run at a time:
+     * ASCII bytes other than ' ' and valid multi-byte characters at which
+     * no charsmap rule matches (plain_ascii: an ASCII byte that begins no
+     * rule at all); a rule matched at the end of the run is applied at
+     * once (k), not looked up again. */
     const uint32_t *da = m->darts;
     uint32_t dn = (uint32_t)m->darts_units, doff = dn ? du_offset(da[0]) : 0;
     while (len) {
-        size_t k;
-        if (!m->has_user && plain_ascii(da, dn, doff, (uint8_t)in[0])) {
-            size_t r = 1;
-            while (r < len && plain_ascii(da, dn, doff, (uint8_t)in[r])) r++;
-            TKM_FORWARD_IF_ERROR(out_put(out, olen, ocap, in, r));
-            in += r;
-            len -= r;
-            prev_space = 0;
-            continue;
+        size_t k = 0;
+        if (!m->has_user) {
+            size_t r = 0;
+            while (r < len) {
+                uint8_t c = (uint8_t)in[r];
+                if (c < 0x80) {
+                    if (c == ' ') break;
+                    if (!plain_ascii(da, dn, doff, c) && (k = charsmap_match(m, in + r, len - r, &piece, &plen)) > 0)
+                        break;
+                    r++;
+                    continue;
+                }
+                if (dn && (k = charsmap_match(m, in + r, len - r, &piece, &plen)) > 0) break;
+                int mb;
+                if (tkmi_utf8_decode((const uint8_t *)in + r, len - r, &mb) < 0) break;
+                r += (size_t)mb;
+            }
+            if (r) {
+                TKM_FORWARD_IF_ERROR(out_put(out, olen, ocap, in, r));
+                in += r;
+                len -= r;
+                prev_space = 0;
+                if (!k) continue; /* the character that ended the run: below, next time */
+            }
         }
-        if (!m->has_user && !m->darts_units && (uint8_t)in[0] < 0x80) { /* ' ' */
+        if (k) {
+            /* a rule matched: piece, plen */
+        } else if (!m->has_user && (uint8_t)in[0] < 0x80 &&
+                   !((doff ^ (uint8_t)in[0]) < dn && du_label(da[doff ^ (uint8_t)in[0]]) == (uint8_t)in[0])) {
+            /* ' ' (or ASCII plain_ascii left) beginning no rule: itself */
             piece = in;
             plen = 1;
             k = 1;
