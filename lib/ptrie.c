@@ -6,13 +6,18 @@
 #include "ptrie.h"
 
 /* ---- trie ---- */
-typedef struct { const char *s; uint32_t len; int32_t id; } tent;
+/* a string, its id, and its first 8 bytes big-endian, padded with zeros:
+ * most comparisons end there (the order is memcmp's, then shorter first,
+ * whatever the bytes: padded prefixes that differ beyond the shorter
+ * string's end differ by a byte of the longer one against a 0) */
+typedef struct { uint64_t pfx; const char *s; uint32_t len; int32_t id; } tent;
 
 static int cmp_tent(const void *a, const void *b)
 {
     const tent *x = a, *y = b;
+    if (x->pfx != y->pfx) return x->pfx < y->pfx ? -1 : 1;
     size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->s, y->s, n);
+    int c = n > 8 ? memcmp(x->s + 8, y->s + 8, n - 8) : 0;
     if (c) return c;
     return x->len < y->len ? -1 : x->len > y->len;
 }
@@ -41,7 +46,12 @@ int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *len
     TKM_RETURN_ERROR_IF(!e, TKM_ENOMEM, "out of memory (trie)");
     size_t m = 0, total = 1;
     for (size_t i = 0; i < n; i++)
-        if (lens[i]) { e[m++] = (tent){strs[i], lens[i], ids[i]}; total += lens[i]; }
+        if (lens[i]) {
+            uint64_t p = 0;
+            for (uint32_t k = 0; k < 8; k++) p = p << 8 | (k < lens[i] ? (uint8_t)strs[i][k] : 0);
+            e[m++] = (tent){p, strs[i], lens[i], ids[i]};
+            total += lens[i];
+        }
     qsort(e, m, sizeof *e, cmp_tent);
     /* at most one node per byte of input, plus the root */
     t->id = tkmi_malloc(total * sizeof *t->id);
