@@ -170,32 +170,26 @@ static int map_normalize(const cmap *m, const uint32_t *s, size_t n, size_t max_
 }
 
 /* sentencepiece's RemoveRedundantMap: keep single characters, then a key of
- * length L only if the kept rules of length < L do not already give it. */
+ * length L only if the kept rules of length < L do not already give it.
+ * In place: a rule found redundant is erased (dead), which hides it from
+ * the lookups of the longer keys as leaving it out of a new map would;
+ * a later cmap_set of its key revives it with the new value. */
 static int remove_redundant(cmap *m)
 {
-    cmap nm = {0};
     size_t max_len = 0, on = 0, ocap = 0;
     uint32_t *o = NULL;
-    int rc = cmap_rehash(&nm, m->n);
-    for (size_t k = 0; rc == 0 && k < m->n; k++) {
-        const cm_entry *e = &m->e[k];
-        if (e->dead) continue;
-        if (e->klen > max_len) max_len = e->klen;
-        if (e->klen == 1) rc = cmap_set(&nm, m->a + e->koff, 1, m->a + e->voff, e->vlen);
-    }
+    int rc = 0;
+    for (size_t k = 0; k < m->n; k++)
+        if (!m->e[k].dead && m->e[k].klen > max_len) max_len = m->e[k].klen;
     for (size_t len = 2; rc == 0 && len <= max_len; len++)
         for (size_t k = 0; rc == 0 && k < m->n; k++) {
-            const cm_entry *e = &m->e[k];
+            cm_entry *e = &m->e[k];
             if (e->dead || e->klen != len) continue;
-            rc = map_normalize(&nm, m->a + e->koff, e->klen, len - 1, &o, &on, &ocap);
-            if (rc == 0 && !seq_eq(o, on, m->a + e->voff, e->vlen))
-                rc = cmap_set(&nm, m->a + e->koff, e->klen, m->a + e->voff, e->vlen);
+            rc = map_normalize(m, m->a + e->koff, e->klen, len - 1, &o, &on, &ocap);
+            if (rc == 0 && seq_eq(o, on, m->a + e->voff, e->vlen)) e->dead = 1;
         }
     tkmi_free(o);
-    if (rc < 0) { cmap_free(&nm); return rc; }
-    cmap_free(m);
-    *m = nm;
-    return 0;
+    return rc;
 }
 
 typedef struct { uint32_t norm, orig; } n2o;
