@@ -441,6 +441,116 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int score
     return ensure_positions(x, n);
 }
 
+/* populate() for the words of a sorted run, one after the other: the walks
+ * down the trie that start in the prefix a word shares with the one before
+ * repeat that word's walks over the shared bytes, so those are taken from
+ * it (its nodes there and the trie node where each walk crossed the end of
+ * the shared prefix), and only the rest is walked. The same nodes in the
+ * same order as populate(). */
+typedef struct {
+    uint32_t at, steps; /* the walk's trie nodes: path[at .. at + steps) */
+    uint32_t nb, ne;    /* its lattice nodes: [nb, ne) */
+} pstart;
+typedef struct {
+    lnode *old; /* the previous word's lattice */
+    size_t oldn, oldcap;
+    int32_t *path[2];
+    size_t pathcap[2];
+    pstart *ps[2]; /* by the walk's start byte */
+    size_t pscap[2];
+    const char *s; /* the previous word (NULL: none) */
+    size_t n;
+    int cur;
+} pshare;
+
+static void pshare_free(pshare *P)
+{
+    tkmi_free(P->old);
+    for (int k = 0; k < 2; k++) {
+        tkmi_free(P->path[k]);
+        tkmi_free(P->ps[k]);
+    }
+}
+
+static int populate_next(const uni *U, scratch *x, pshare *P, const char *s, size_t n, int scores)
+{
+    size_t L = 0;
+    if (P->s) {
+        size_t m = P->n < n ? P->n : n;
+        while (L < m && P->s[L] == s[L]) L++;
+    }
+    /* the previous lattice moves aside, its buffer takes the new one */
+    lnode *tn = P->old;
+    size_t tc = P->oldcap;
+    P->old = x->nodes;
+    P->oldcap = x->ncap;
+    P->oldn = x->nn;
+    x->nodes = tn;
+    x->ncap = tc;
+    x->nn = 0;
+    int o = P->cur, c = o ^ 1;
+    if (n + 1 > P->pscap[c]) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&P->ps[c], &P->pscap[c], n + 1, sizeof(pstart)));
+    const float unk = U->min_score - 10.0f;
+    const utrie *t = &U->trie;
+    const lnode *old = P->old;
+    size_t pn = 0;
+    for (size_t start = 0; start < n;) {
+        size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[start]);
+        if (mblen > n - start) mblen = n - start;
+        int single = 0;
+        int32_t node = 0;
+        size_t first = x->nn, k = start;
+        pstart *q = &P->ps[c][start];
+        q->at = (uint32_t)pn;
+        if (start < L) { /* the previous word's walk from here, over the shared bytes */
+            const pstart *r = &P->ps[o][start];
+            size_t m = r->steps < L - start ? r->steps : L - start;
+            if (pn + m > P->pathcap[c])
+                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&P->path[c], &P->pathcap[c], pn + m, sizeof(int32_t)));
+            memcpy(P->path[c] + pn, P->path[o] + r->at, m * sizeof(int32_t));
+            pn += m;
+            for (size_t j = r->nb; j < r->ne && old[j].end <= L; j++) {
+                if (old[j].id < 0) continue;
+                if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
+                x->nodes[x->nn++] = old[j];
+                if (old[j].end - start == mblen) single = 1;
+            }
+            if (m == L - start) { /* it reached the end of the shared bytes: on from there */
+                node = P->path[o][r->at + m - 1];
+                k = L;
+            } else {
+                k = n; /* it stopped inside them: here too */
+            }
+        }
+        for (; k < n; k++) {
+            node = utrie_child(t, node, (uint8_t)s[k]);
+            if (node < 0) break;
+            if (pn == P->pathcap[c])
+                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&P->path[c], &P->pathcap[c], pn + 1, sizeof(int32_t)));
+            P->path[c][pn++] = node;
+            int32_t id = (int32_t)(t->node[node].idl >> 8) - 1;
+            if (id < 0) continue;
+            if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
+            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, scores ? U->p[id].score : 0};
+            if (k + 1 - start == mblen) single = 1;
+        }
+        q->steps = (uint32_t)(pn - q->at);
+        if (!single) { /* the unknown node, first at its start, as populate() */
+            if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
+            memmove(x->nodes + first + 1, x->nodes + first, (x->nn - first) * sizeof *x->nodes);
+            x->nodes[first] = (lnode){(uint32_t)start, (uint32_t)(start + mblen), -1, unk};
+            x->nn++;
+        }
+        q->nb = (uint32_t)first;
+        q->ne = (uint32_t)x->nn;
+        start += mblen;
+    }
+    P->cur = c;
+    P->s = s;
+    P->n = n;
+    return ensure_positions(x, n);
+}
+
 /* 2^d as a double, for -1022 <= d <= 1023 (exact) */
 static inline double pow2i(int d)
 {
@@ -480,14 +590,16 @@ static inline void sum2_add(double *m, int32_t *e, double v, int32_t ev)
 
 /* Viterbi over the populated lattice: node indices of the best path are
  * left in back[] chain; returns the number of nodes (0 if no path). The
- * first candidate wins ties, as in sentencepiece. */
-static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
+ * first candidate wins ties, as in sentencepiece. Nodes (0, n, skip) are
+ * left out (skip -2: none). */
+static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap, int32_t skip)
 {
     for (size_t i = 0; i <= n; i++) { x->best[i] = -FLT_MAX; x->back[i] = -1; }
     x->best[0] = 0;
     for (size_t k = 0; k < x->nn; k++) {
         lnode *nd = &x->nodes[k];
         if (nd->start != 0 && x->back[nd->start] < 0) continue;
+        if (nd->id == skip && nd->start == 0 && nd->end == n) continue;
         float cand = x->best[nd->start] + nd->score;
         if (x->back[nd->end] < 0 || cand > x->best[nd->end]) {
             x->best[nd->end] = cand;
@@ -747,6 +859,7 @@ static void *pass_main(void *arg)
     size_t tmp_cap = 0;
     size_t o = 0;             /* pending removals: the filtered cache's end */
     int moved = !U->pend;     /* sg->n is the filtered cache's end */
+    pshare ps = {0};          /* the first pass (mode 2): the previous word's walks */
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
         size_t n = w->len;
@@ -762,7 +875,8 @@ static void *pass_main(void *arg)
             /* not (yet) in the cache: the trie finds it; kept if it is the
              * next word of the prefix and fits */
             if (P->mode == 2 && i > *cut) break; /* the cache is full */
-            if ((P->rc = populate(U, &x, w->s, w->len, P->mode == 1)) < 0) break;
+            P->rc = P->mode == 2 ? populate_next(U, &x, &ps, w->s, w->len, 0) : populate(U, &x, w->s, w->len, P->mode == 1);
+            if (P->rc < 0) break;
             if (i == *cut && sg->n + x.nn <= U->lat_max) {
                 if (sg->n + x.nn > sg->cap) {
                     size_t nc = sg->cap ? 2 * sg->cap : 65536;
@@ -811,10 +925,10 @@ static void *pass_main(void *arg)
                 continue;
             }
             /* (a word just cached is in x already, scored) */
-            size_t cnt = viterbi(&x, n, path, path_cap);
+            size_t cnt = viterbi(&x, n, path, path_cap, -2);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
-                cnt = viterbi(&x, n, path, path_cap);
+                cnt = viterbi(&x, n, path, path_cap, -2);
             }
             for (size_t k = 0; k < cnt; k++) {
                 int32_t id = x.nodes[path[k]].id;
@@ -825,6 +939,7 @@ static void *pass_main(void *arg)
     }
     if (!moved && P->rc == 0) sg->n = o; /* every word of the range was cached */
     scratch_free(&x);
+    pshare_free(&ps);
     tkmi_free(path);
     tkmi_free(tmp);
     return NULL;
@@ -981,6 +1096,7 @@ typedef struct {
     int32_t **alt;
     uint8_t *nalt;
     const int32_t *ainv;
+    const int32_t *order; /* the first time: pieces [from, to) by their strings */
     struct cnode *buf;
     size_t bn, bcap;
     size_t *aoff;
@@ -1014,41 +1130,63 @@ static int alt_from_cache(const uni *U, scratch *x, int32_t b, size_t i)
     return ensure_positions(x, n);
 }
 
+/* The first time, the pieces go in the order of their strings (J->order),
+ * so that each one's lattice is found from the one before (populate_next:
+ * sorted neighbours share their first bytes) and the trie's nodes they
+ * walk are the ones just walked; their lattices are then put in the order
+ * of the pieces, as alt_from_cache reads them. */
 static void *alt_main(void *arg)
 {
     altjob *J = arg;
     const uni *U = J->U;
     int32_t path[64];
     scratch x = {0};
-    for (size_t i = J->from; J->rc == 0 && i < J->to; i++) {
+    pshare ps = {0};
+    size_t cnt = J->to - J->from;
+    uint32_t *nn = NULL; /* the first time: each piece's lattice nodes */
+    if (!J->ainv && cnt && !(nn = tkmi_malloc(cnt * sizeof *nn))) J->rc = tkmi_error(TKM_ENOMEM, "out of memory");
+    for (size_t q = 0; J->rc == 0 && q < cnt; q++) {
+        size_t i = J->order ? (size_t)J->order[q] : J->from + q;
         J->keep[i] = 1;
         if (J->ainv) {
             if ((J->rc = alt_from_cache(U, &x, J->ainv[i], i)) < 0) break;
         } else {
-            if ((J->rc = populate(U, &x, U->p[i].s, U->p[i].len, 1)) < 0) break;
+            if ((J->rc = populate_next(U, &x, &ps, U->p[i].s, U->p[i].len, 1)) < 0) break;
             if (J->bn + x.nn > J->bcap &&
                 (J->rc = tkmi_grow((void **)&J->buf, &J->bcap, J->bn + x.nn, sizeof *J->buf)) < 0)
                 break;
             J->aoff[i] = J->bn;
+            nn[i - J->from] = (uint32_t)x.nn;
             for (size_t k = 0; k < x.nn; k++) J->buf[J->bn++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
         }
-        size_t c = viterbi(&x, U->p[i].len, path, 64);
+        size_t c = viterbi(&x, U->p[i].len, path, 64, -2);
         if (c >= 2) { J->keep[i] = 0; continue; }
         /* without itself: the same lattice less the node (0, len, i), which
          * is there (a single character's own node stands for its unknown
          * node, which is then left out too) */
-        size_t o = 0;
-        for (size_t k = 0; k < x.nn; k++)
-            if (!(x.nodes[k].start == 0 && x.nodes[k].end == U->p[i].len && x.nodes[k].id == (int32_t)i))
-                x.nodes[o++] = x.nodes[k];
-        x.nn = o;
-        c = viterbi(&x, U->p[i].len, path, 64);
+        c = viterbi(&x, U->p[i].len, path, 64, (int32_t)i);
         if (c == 0 || c > 64) continue; /* no alternative: always kept */
         J->alt[i] = tkmi_malloc(c * sizeof(int32_t));
         if (!J->alt[i]) { J->rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
         for (size_t k = 0; k < c; k++) J->alt[i][k] = x.nodes[path[k]].id;
         J->nalt[i] = (uint8_t)c;
     }
+    if (J->rc == 0 && nn && J->order) { /* the lattices in the order of the pieces */
+        struct cnode *b = tkmi_malloc((J->bn + 1) * sizeof *b);
+        if (!b) J->rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)");
+        for (size_t i = J->from, w = 0; b && i < J->to; i++) {
+            memcpy(b + w, J->buf + J->aoff[i], nn[i - J->from] * sizeof *b);
+            J->aoff[i] = w;
+            w += nn[i - J->from];
+        }
+        if (b) {
+            tkmi_free(J->buf);
+            J->buf = b;
+            J->bcap = J->bn + 1;
+        }
+    }
+    tkmi_free(nn);
+    pshare_free(&ps);
     scratch_free(&x);
     return NULL;
 }
@@ -1081,8 +1219,26 @@ static int alternatives(uni *U, int8_t *keep, int32_t **alt, uint8_t *nalt)
     altjob J[64];
     for (int t = 0; t < T; t++)
         J[t] = (altjob){U, np * (size_t)t / (size_t)T, np * (size_t)(t + 1) / (size_t)T, keep, alt, nalt, ainv,
-                        NULL, 0, 0, U->aoff, 0};
+                        NULL, NULL, 0, 0, U->aoff, 0};
+    /* the first time: the pieces by their strings, the trie's nodes in
+     * order (numbered depth first, edges by byte); each job takes its own */
+    int32_t *order = NULL;
+    if (build && (order = tkmi_malloc((np + 1) * sizeof *order)) != NULL) {
+        size_t no = 0, at[64];
+        for (int t = 0; t < T; t++) at[t] = J[t].from;
+        for (size_t k = 0; k < U->trie.n_nodes; k++) {
+            int32_t id = (int32_t)(U->trie.node[k].idl >> 8) - 1;
+            if (id < 0 || (size_t)id >= np) continue;
+            int t = 0;
+            while ((size_t)id >= J[t].to) t++;
+            if (at[t] < J[t].to) order[at[t]++] = id;
+            no++;
+        }
+        if (no == np) /* each piece once (else: in the order of ids) */
+            for (int t = 0; t < T; t++) J[t].order = order + J[t].from;
+    }
     par_run(J, T, sizeof *J, alt_main);
+    tkmi_free(order);
     for (int t = 0; t < T; t++)
         if (J[t].rc < 0 && rc == 0) rc = J[t].rc;
     if (build && rc == 0) { /* each job's lattices stay in its buffer, trimmed */
