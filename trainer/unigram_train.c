@@ -178,12 +178,18 @@ __attribute__((format(printf, 2, 3))) static void dbg(const uni *U, const char *
 }
 
 /* ---- words ---- */
+/* a word and its first 8 bytes big-endian, padded with zeros: the order of
+ * memcmp then length, most comparisons ending at the prefix (padded
+ * prefixes that differ past the shorter word's end differ by a byte of the
+ * longer one against a 0) */
+typedef struct { uint64_t pfx; word_t w; } wkey;
 static int cmp_word(const void *a, const void *b)
 {
-    const word_t *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->s, y->s, n);
-    return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+    const wkey *x = a, *y = b;
+    if (x->pfx != y->pfx) return x->pfx < y->pfx ? -1 : 1;
+    size_t n = x->w.len < y->w.len ? x->w.len : y->w.len;
+    int c = n > 8 ? memcmp(x->w.s + 8, y->w.s + 8, n - 8) : 0;
+    return c ? c : (x->w.len < y->w.len ? -1 : x->w.len > y->w.len);
 }
 
 /* Pre-tokens cut at characters outside the vocabulary, sorted. */
@@ -225,7 +231,16 @@ static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
         }
     }
     for (size_t i = 0; i < U->nw; i++) U->w[i].s = U->warena + (size_t)(uintptr_t)U->w[i].s;
-    qsort(U->w, U->nw, sizeof *U->w, cmp_word);
+    wkey *wk = tkmi_malloc((U->nw + 1) * sizeof *wk);
+    TKM_RETURN_ERROR_IF(!wk, TKM_ENOMEM, "out of memory (words)");
+    for (size_t i = 0; i < U->nw; i++) {
+        uint64_t p = 0;
+        for (uint32_t b = 0; b < 8; b++) p = p << 8 | (b < U->w[i].len ? (uint8_t)U->w[i].s[b] : 0);
+        wk[i] = (wkey){p, U->w[i]};
+    }
+    qsort(wk, U->nw, sizeof *wk, cmp_word);
+    for (size_t i = 0; i < U->nw; i++) U->w[i] = wk[i].w;
+    tkmi_free(wk);
     /* merge equal neighbours (the same segment cut out of different tokens) */
     size_t k = 0;
     for (size_t i = 0; i < U->nw; i++) {
