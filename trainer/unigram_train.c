@@ -605,16 +605,14 @@ static inline void sum2_add(double *m, int32_t *e, double v, int32_t ev)
 
 /* Viterbi over the populated lattice: node indices of the best path are
  * left in back[] chain; returns the number of nodes (0 if no path). The
- * first candidate wins ties, as in sentencepiece. Nodes (0, n, skip) are
- * left out (skip -2: none). */
-static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap, int32_t skip)
+ * first candidate wins ties, as in sentencepiece. */
+static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap)
 {
     for (size_t i = 0; i <= n; i++) { x->best[i] = -FLT_MAX; x->back[i] = -1; }
     x->best[0] = 0;
     for (size_t k = 0; k < x->nn; k++) {
         lnode *nd = &x->nodes[k];
         if (nd->start != 0 && x->back[nd->start] < 0) continue;
-        if (nd->id == skip && nd->start == 0 && nd->end == n) continue;
         float cand = x->best[nd->start] + nd->score;
         if (x->back[nd->end] < 0 || cand > x->best[nd->end]) {
             x->best[nd->end] = cand;
@@ -627,6 +625,49 @@ static size_t viterbi(scratch *x, size_t n, int32_t *path, size_t path_cap, int3
     if (cnt > path_cap) return cnt;
     size_t i = cnt;
     for (size_t e = n; e > 0; e = x->nodes[x->back[e]].start) path[--i] = x->back[e];
+    return cnt;
+}
+
+/* viterbi() of a piece's lattice twice in one pass: with every node and
+ * without the node (0, n, skip). That node ends at n, where no node starts,
+ * so only the choice at n differs: both are kept there, each in node order
+ * (the first candidate wins ties, as in two viterbi() runs). Returns the
+ * path length with every node; the path without the node, if it fits in
+ * path_cap, is in path and its length in *alt_len (0: none). */
+static size_t viterbi_pair(scratch *x, size_t n, int32_t skip, int32_t *path, size_t path_cap, size_t *alt_len)
+{
+    float *best = x->best;
+    int32_t *back = x->back;
+    for (size_t i = 0; i < n; i++) { best[i] = -FLT_MAX; back[i] = -1; }
+    best[0] = 0;
+    float fw = -FLT_MAX, fo = -FLT_MAX; /* at n: with, without */
+    int32_t bw = -1, bo = -1;
+    for (size_t k = 0; k < x->nn; k++) {
+        const lnode *nd = &x->nodes[k];
+        if (nd->start != 0 && back[nd->start] < 0) continue;
+        float cand = best[nd->start] + nd->score;
+        if (nd->end == n) {
+            if (bw < 0 || cand > fw) { fw = cand; bw = (int32_t)k; }
+            if (!(nd->id == skip && nd->start == 0) && (bo < 0 || cand > fo)) { fo = cand; bo = (int32_t)k; }
+        } else if (back[nd->end] < 0 || cand > best[nd->end]) {
+            best[nd->end] = cand;
+            back[nd->end] = (int32_t)k;
+        }
+    }
+    *alt_len = 0;
+    if (bo >= 0) {
+        size_t cnt = 1;
+        for (size_t e = x->nodes[bo].start; e > 0; e = x->nodes[back[e]].start) cnt++;
+        *alt_len = cnt;
+        if (cnt <= path_cap) {
+            size_t i = cnt;
+            path[--i] = bo;
+            for (size_t e = x->nodes[bo].start; e > 0; e = x->nodes[back[e]].start) path[--i] = back[e];
+        }
+    }
+    if (bw < 0) return 0;
+    size_t cnt = 1;
+    for (size_t e = x->nodes[bw].start; e > 0; e = x->nodes[back[e]].start) cnt++;
     return cnt;
 }
 
@@ -940,10 +981,10 @@ static void *pass_main(void *arg)
                 continue;
             }
             /* (a word just cached is in x already, scored) */
-            size_t cnt = viterbi(&x, n, path, path_cap, -2);
+            size_t cnt = viterbi(&x, n, path, path_cap);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
-                cnt = viterbi(&x, n, path, path_cap, -2);
+                cnt = viterbi(&x, n, path, path_cap);
             }
             for (size_t k = 0; k < cnt; k++) {
                 int32_t id = x.nodes[path[k]].id;
@@ -1174,12 +1215,11 @@ static void *alt_main(void *arg)
             nn[i - J->from] = (uint32_t)x.nn;
             for (size_t k = 0; k < x.nn; k++) J->buf[J->bn++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
         }
-        size_t c = viterbi(&x, U->p[i].len, path, 64, -2);
-        if (c >= 2) { J->keep[i] = 0; continue; }
-        /* without itself: the same lattice less the node (0, len, i), which
-         * is there (a single character's own node stands for its unknown
-         * node, which is then left out too) */
-        c = viterbi(&x, U->p[i].len, path, 64, (int32_t)i);
+        /* with itself, and without: the same lattice less the node (0,
+         * len, i), which is there (a single character's own node stands for
+         * its unknown node, which is then left out too) */
+        size_t c;
+        if (viterbi_pair(&x, U->p[i].len, (int32_t)i, path, 64, &c) >= 2) { J->keep[i] = 0; continue; }
         if (c == 0 || c > 64) continue; /* no alternative: always kept */
         J->alt[i] = tkmi_malloc(c * sizeof(int32_t));
         if (!J->alt[i]) { J->rc = tkmi_error(TKM_ENOMEM, "out of memory"); break; }
