@@ -487,8 +487,13 @@ static void pshare_free(pshare *P)
     }
 }
 
+#define PSHARE_MAX ((size_t)1 << 16) /* longer strings: populate() (32-bit offsets in pstart) */
 static int populate_next(const uni *U, scratch *x, pshare *P, const char *s, size_t n, int scores)
 {
+    if (n > PSHARE_MAX) { /* and the next string starts afresh */
+        P->s = NULL;
+        return populate(U, x, s, n, scores);
+    }
     size_t L = 0;
     if (P->s) {
         size_t m = P->n < n ? P->n : n;
