@@ -1345,8 +1345,8 @@ typedef struct { int len, prev, all_ws, has_digit, wv; } sgrow;
  * broken, stays broken): -1 when neither it nor any extension is one. It
  * reads characters ci..cj only, so a substring's candidate prefixes are the
  * same in every word that holds it. */
-static inline int seed_grow(const tkm_train_options *o, int wsm, const uint8_t *cfl, const int16_t *csc, size_t ci,
-                            size_t cj, sgrow *g)
+static inline __attribute__((always_inline)) int seed_grow(const tkm_train_options *o, int wsm, const uint8_t *cfl,
+                                                          const int16_t *csc, size_t ci, size_t cj, sgrow *g)
 {
     if (wsm && (g->wv = tkmi_ws_grow(wsm, o->allow_whitespace_only_pieces, cfl[cj] & CH_WS, g->len, g->all_ws,
                                      cfl[ci] & CH_WS, cj > ci && (cfl[cj - 1] & CH_WS))) < 0)
