@@ -1744,6 +1744,7 @@ static int cmp_i64_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+#define SEED_PLAN_SAMPLE ((size_t)1 << 16) /* candidates asked to plan the passes */
 /* The bound counting finds for a candidate (e, in its sample's table):
  * the smallest sketch value of its candidate prefixes and itself, as
  * seed_main's `u` reaches it at every occurrence (the prefixes depend on
@@ -1787,20 +1788,25 @@ static uint32_t seed_bound(const uni *U, const sslot *e, const uint16_t *cms, ui
  * S, every candidate seen there counted, the sketch complete) whose
  * bound (seed_bound, the smallest over the prefixes: a candidate's own
  * sketch value overstates it where the sketch is crowded) is at least 2
- * and, times the characters, reaches the floor; times S. */
+ * and, times the characters, reaches the floor; times S. A bound costs a
+ * probe a prefix: of a larger sample (the floor's) about SEED_PLAN_SAMPLE
+ * entries are asked, by low hash bits (the group is chosen by others). */
 static double seed_to_count(const uni *U, const stab *parts, uint32_t S, const uint16_t *cms, uint64_t cmask,
                             int64_t floor)
 {
-    size_t pass = 0;
+    size_t n = 0, asked = 0, pass = 0;
+    for (int p = 0; p < SEED_PARTS; p++) n += parts[p].n;
+    uint64_t k = n > SEED_PLAN_SAMPLE ? n / SEED_PLAN_SAMPLE : 1;
     for (int p = 0; p < SEED_PARTS; p++)
-        for (size_t k = 0; k < parts[p].cap; k++) {
-            const sslot *e = &parts[p].s[k];
-            if (!e->cnt_next) continue;
+        for (size_t i = 0; i < parts[p].cap; i++) {
+            const sslot *e = &parts[p].s[i];
+            if (!e->cnt_next || (e->hash & 0xFFFFF) % k) continue;
             int64_t nch;
             uint32_t u = seed_bound(U, e, cms, cmask, &nch);
+            asked++;
             pass += u >= 2 && (!floor || u == CMS_MAX || (int64_t)u * nch >= floor);
         }
-    return (double)pass * S;
+    return asked ? (double)pass * S * ((double)n / (double)asked) : 0;
 }
 
 /* The score floor: a guess at a lower bound on the want-th best score,
@@ -1814,7 +1820,6 @@ static double seed_to_count(const uni *U, const stab *parts, uint32_t S, const u
  * them counted exactly) and counts again without a floor when it fails:
  * the floor only saves time. */
 #define SEED_SAMPLE ((size_t)1 << 20)
-#define SEED_PLAN_SAMPLE ((size_t)1 << 16) /* without a floor: only to plan the passes */
 static int seed_floor(const uni *U, stab *parts, uint32_t S, size_t want, uint16_t *cms, uint64_t cmask,
                       int64_t *floor, double *survive)
 {
