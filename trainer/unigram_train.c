@@ -1499,6 +1499,7 @@ typedef struct {
     uint8_t *hll;            /* SEED_HLL: this job's registers */
     uint16_t *cms;           /* SEED_MARK, SEED_COUNT: the sketch */
     uint64_t cmask;          /* its 32-counter blocks - 1 */
+    uint32_t ccap;           /* SEED_MARK: where the counters stop (CMS_MAX, or 2 when only "seen twice" is asked) */
     int64_t prune;           /* SEED_COUNT: the score floor (0: none) */
     tkmi_sruns *runs;        /* SEED_COUNT: the other groups' occurrences go there */
     int rc;
@@ -1509,8 +1510,8 @@ typedef struct {
 static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, uint8_t *hll, uint16_t *cms,
                                uint64_t cmask)
 {
-    return (seed_job){U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, cms, cmask, 0, NULL,
-                      0};
+    return (seed_job){U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, cms, cmask,
+                      0xFFFF /* CMS_MAX */, 0, NULL, 0};
 }
 
 #define CMS_MAX 0xFFFF
@@ -1522,11 +1523,13 @@ static inline uint16_t *cms_block(uint16_t *cms, uint64_t h, uint64_t cmask)
 }
 static inline unsigned cms_a(uint64_t h) { return (unsigned)(h >> 10) & 31; }
 static inline unsigned cms_b(uint64_t h) { return cms_a(h) ^ (1 + ((unsigned)(h >> 15) & 15)); }
-static inline void cms_add(uint16_t *c, int64_t n)
+/* adds n, saturating at cap (the same cap for every add: the sum is
+ * min(cap, total) in any order); a counter at cap is only read */
+static inline void cms_add(uint16_t *c, int64_t n, uint32_t cap)
 {
     uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    while (v != CMS_MAX) {
-        uint16_t nv = (uint64_t)n >= (uint64_t)(CMS_MAX - v) ? CMS_MAX : (uint16_t)(v + n);
+    while (v < cap) {
+        uint16_t nv = (uint64_t)n >= (uint64_t)(cap - v) ? (uint16_t)cap : (uint16_t)(v + n);
         if (__atomic_compare_exchange_n(c, &v, nv, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) break;
     }
 }
@@ -1534,6 +1537,53 @@ static inline void cms_add(uint16_t *c, int64_t n)
 #define HLL_BITS 12 /* 4096 registers: about 1.6% standard error */
 
 enum { CH_WS = 1, CH_DIGIT = 2 };
+
+/* the classes of a character for the validity rules: CH_ flags and its
+ * script (-1: any, digits that join; -2: the whitespace mark) */
+static inline void seed_class(const tkm_train_options *o, int32_t cp, uint8_t *fl, int16_t *sc)
+{
+    if (cp == (int32_t)TKMI_WS_CP) {
+        *fl = CH_WS;
+        *sc = -2;
+        return;
+    }
+    int dig = tkmi_is_decimal_digit((uint32_t)cp);
+    *fl = dig ? CH_DIGIT : 0;
+    *sc = (int16_t)((dig && !o->split_by_number) ? -1 : tkmi_script((uint32_t)cp));
+}
+
+/* A start's substring as it grows: characters so far and the state of the
+ * rules; wv: the substring is a valid piece (else only an extension may be) */
+typedef struct { int len, prev, all_ws, has_digit, wv; } sgrow;
+#define SGROW_INIT {0, -2, 1, 0, 1}
+/* Extends the substring at character ci by character cj, while it stays a
+ * valid piece (sentencepiece's IsValidSentencePiece; each rule, once
+ * broken, stays broken): -1 when neither it nor any extension is one. It
+ * reads characters ci..cj only, so a substring's candidate prefixes are the
+ * same in every word that holds it. */
+static inline __attribute__((always_inline)) int seed_grow(const tkm_train_options *o, int wsm, const uint8_t *cfl,
+                                                          const int16_t *csc, size_t ci, size_t cj, sgrow *g)
+{
+    if (wsm && (g->wv = tkmi_ws_grow(wsm, o->allow_whitespace_only_pieces, cfl[cj] & CH_WS, g->len, g->all_ws,
+                                     cfl[ci] & CH_WS, cj > ci && (cfl[cj - 1] & CH_WS))) < 0)
+        return -1; /* treat_whitespace_as_suffix, split_by_whitespace=false */
+    if (cfl[cj] & CH_WS) {
+        if (!wsm && g->len > 0 && !(o->allow_whitespace_only_pieces && g->all_ws)) return -1;
+    } else {
+        if (!wsm && g->all_ws && g->len >= 2) return -1; /* "▁▁x": whitespace past the start */
+        int dig = cfl[cj] & CH_DIGIT;
+        if (o->split_digits && (dig || g->has_digit) && g->len > 0) return -1;
+        int sc = csc[cj];
+        if (o->split_by_unicode_script && g->prev >= 0 && sc >= 0 && sc != g->prev) return -1;
+        g->prev = sc;
+        g->all_ws = 0;
+        g->has_digit |= dig;
+    }
+    return ++g->len > o->max_piece_length ? -1 : 0;
+}
+/* a substring's hash: FNV-1a over its bytes, then tkmi_hash_u64 */
+#define SEED_FNV0 0xcbf29ce484222325ull
+static inline uint64_t seed_fnv(uint64_t f, uint8_t b) { return (f ^ b) * 0x100000001b3ull; }
 
 static void *seed_main(void *arg)
 {
@@ -1553,6 +1603,9 @@ static void *seed_main(void *arg)
         const uint8_t *s = (const uint8_t *)U->w[wi].s;
         size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
         int64_t cnt = U->w[wi].cnt;
+        /* counting without a floor asks the sketch only whether a
+         * substring was seen twice: each of a word seen twice was */
+        const int probe = J->mode != SEED_COUNT || J->prune || cnt < 2;
         if (n + 1 > ccap) {
             size_t nc = n + 1 > 2 * ccap ? n + 1 : 2 * ccap;
             void *a = tkmi_realloc(cpos, nc * sizeof *cpos);
@@ -1576,14 +1629,7 @@ static void *seed_main(void *arg)
             for (int b = 0; b < mb && b < 4; b++) pk = pk << 8 | s[i + (size_t)b];
             pk = (uint32_t)(tkmi_hash_u64(pk) >> 48);
             cpk[nch] = pk ? pk : 1; /* 0 is the end of the word */
-            if (cp == (int32_t)TKMI_WS_CP) {
-                cfl[nch] = CH_WS;
-                csc[nch] = -2;
-            } else {
-                int dig = tkmi_is_decimal_digit((uint32_t)cp);
-                cfl[nch] = dig ? CH_DIGIT : 0;
-                csc[nch] = (int16_t)((dig && !o->split_by_number) ? -1 : tkmi_script((uint32_t)cp));
-            }
+            seed_class(o, cp, &cfl[nch], &csc[nch]);
             nch++;
             i += (size_t)mb;
         }
@@ -1591,27 +1637,14 @@ static void *seed_main(void *arg)
         for (size_t ci = 0; ci < nch && J->rc == 0; ci++) {
             /* extend s[ci..cj] while it stays a valid piece (sentencepiece's
              * IsValidSentencePiece; each rule, once broken, stays broken) */
-            int len = 0, prev = -2, all_ws = 1, has_digit = 0, npend = 0, ncand = 0, wv = 1;
-            uint64_t fnv = 0xcbf29ce484222325ull; /* FNV-1a, extended byte by byte */
+            int len = 0, npend = 0, ncand = 0;
+            sgrow gr = SGROW_INIT;
+            uint64_t fnv = SEED_FNV0;
             for (size_t cj = ci; cj < nch; cj++) {
-                if (wsm && (wv = tkmi_ws_grow(wsm, o->allow_whitespace_only_pieces, cfl[cj] & CH_WS, len, all_ws,
-                                              cfl[ci] & CH_WS, cj > ci && (cfl[cj - 1] & CH_WS))) < 0)
-                    break; /* treat_whitespace_as_suffix, split_by_whitespace=false */
-                if (cfl[cj] & CH_WS) {
-                    if (!wsm && len > 0 && !(o->allow_whitespace_only_pieces && all_ws)) break;
-                } else {
-                    if (!wsm && all_ws && len >= 2) break; /* "▁▁x": whitespace past the start */
-                    int dig = cfl[cj] & CH_DIGIT;
-                    if (o->split_digits && (dig || has_digit) && len > 0) break;
-                    int sc = csc[cj];
-                    if (o->split_by_unicode_script && prev >= 0 && sc >= 0 && sc != prev) break;
-                    prev = sc;
-                    all_ws = 0;
-                    has_digit |= dig;
-                }
-                if (++len > o->max_piece_length) break;
-                for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = (fnv ^ s[b]) * 0x100000001b3ull;
-                if (len < 2 || !wv) continue;
+                if (seed_grow(o, wsm, cfl, csc, ci, cj, &gr) < 0) break;
+                len = gr.len;
+                for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = seed_fnv(fnv, s[b]);
+                if (len < 2 || !gr.wv) continue;
                 uint64_t h = tkmi_hash_u64(fnv);
                 if (J->mode == SEED_HLL) {
                     uint64_t w = h >> HLL_BITS;
@@ -1624,7 +1657,7 @@ static void *seed_main(void *arg)
                  * blocks prefetched (counting: the first few, as most
                  * starts stop early): the probes below then overlap their
                  * cache misses */
-                if (J->mode == SEED_MARK || ncand < 3) __builtin_prefetch(cms_block(J->cms, h, J->cmask));
+                if (probe && (J->mode == SEED_MARK || ncand < 3)) __builtin_prefetch(cms_block(J->cms, h, J->cmask));
                 cand[ncand++] = (struct cand){h, (uint32_t)cj, (uint32_t)len};
             }
             uint32_t u = CMS_MAX; /* the sketch's bound on this start's counts */
@@ -1632,14 +1665,15 @@ static void *seed_main(void *arg)
             for (int k = 0; k < ncand; k++) {
                 uint64_t h = cand[k].h;
                 size_t cj = cand[k].cj;
-                if (J->mode == SEED_COUNT && k + 3 < ncand) __builtin_prefetch(cms_block(J->cms, cand[k + 3].h, J->cmask));
+                if (probe && J->mode == SEED_COUNT && k + 3 < ncand)
+                    __builtin_prefetch(cms_block(J->cms, cand[k + 3].h, J->cmask));
                 len = (int)cand[k].len;
                 uint16_t *blk = cms_block(J->cms, h, J->cmask), *c1 = blk + cms_a(h), *c2 = blk + cms_b(h);
                 if (J->mode == SEED_MARK) {
-                    cms_add(c1, cnt);
-                    cms_add(c2, cnt);
+                    cms_add(c1, cnt, J->ccap);
+                    cms_add(c2, cnt, J->ccap);
                     if (!J->parts) continue; /* else group 0 is the floor's sample: counted too */
-                } else {
+                } else if (probe) {
                     uint32_t v = *c1 < *c2 ? *c1 : *c2;
                     if (v < u) u = v;
                     if (u < 2) break; /* seen once: so is every extension */
@@ -1725,6 +1759,69 @@ static int cmp_seed(const void *a, const void *b)
     int c = memcmp(x->s, y->s, n);
     if (c) return c;
     return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Sorts sd[0..n) in cmp_seed's order: a radix sort (least significant
+ * byte first, the bytes where every key agrees skipped) on the score,
+ * descending, and the first 8 bytes of the string (zero-padded: a smaller
+ * key is a smaller string), then cmp_seed within the runs of equal keys
+ * (a NUL byte or a longer common prefix). Falls back to qsort when out
+ * of memory. */
+typedef struct { uint64_t hi, lo; size_t i; } seed_key;
+static void seed_sort(seed_t *sd, size_t n)
+{
+    seed_key *a = n > 1 ? tkmi_malloc(n * sizeof *a) : NULL, *b = a ? tkmi_malloc(n * sizeof *b) : NULL;
+    if (!b) {
+        tkmi_free(a);
+        if (n > 1) qsort(sd, n, sizeof *sd, cmp_seed);
+        return;
+    }
+    size_t(*h)[256] = tkmi_calloc(16, sizeof *h);
+    if (!h) {
+        tkmi_free(a);
+        tkmi_free(b);
+        qsort(sd, n, sizeof *sd, cmp_seed);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t lo = 0;
+        const uint8_t *q = (const uint8_t *)sd[i].s;
+        for (uint32_t k = 0; k < 8; k++) lo = lo << 8 | (k < sd[i].len ? q[k] : 0);
+        a[i] = (seed_key){~(uint64_t)sd[i].score, lo, i};
+        for (int d = 0; d < 8; d++) {
+            h[d][(lo >> (8 * d)) & 0xFF]++;
+            h[8 + d][(a[i].hi >> (8 * d)) & 0xFF]++;
+        }
+    }
+    for (int d = 0; d < 16; d++) {
+        size_t *c = h[d], sum = 0;
+        int one = 0;
+        for (int v = 0; v < 256; v++) one |= c[v] == n;
+        if (one) continue; /* every key has the same byte here */
+        for (int v = 0; v < 256; v++) {
+            size_t x = c[v];
+            c[v] = sum;
+            sum += x;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint64_t k = d < 8 ? a[i].lo : a[i].hi;
+            b[c[(k >> (8 * (d & 7))) & 0xFF]++] = a[i];
+        }
+        seed_key *t = a;
+        a = b;
+        b = t;
+    }
+    tkmi_free(h);
+    seed_t *tmp = (seed_t *)b; /* same size: the keys in b are done with */
+    _Static_assert(sizeof(seed_key) >= sizeof(seed_t), "seed_key holds a seed_t");
+    for (size_t i = 0; i < n; i++) tmp[i] = sd[a[i].i];
+    memcpy(sd, tmp, n * sizeof *sd);
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && a[j].hi == a[i].hi && a[j].lo == a[i].lo;) j++;
+        if (j - i > 1) qsort(sd + i, j - i, sizeof *sd, cmp_seed);
+    }
+    tkmi_free(a);
+    tkmi_free(b);
 }
 
 /* Default entries per pass: tables of at most 256 MB, or an eighth of
@@ -1863,6 +1960,71 @@ static int cmp_i64_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+#define SEED_PLAN_SAMPLE ((size_t)1 << 16) /* candidates asked to plan the passes */
+/* The bound counting finds for a candidate (e, in its sample's table):
+ * the smallest sketch value of its candidate prefixes and itself, as
+ * seed_main's `u` reaches it at every occurrence (the prefixes depend on
+ * the substring's characters only, seed_grow) */
+static uint32_t seed_bound(const uni *U, const sslot *e, const uint16_t *cms, uint64_t cmask, int64_t *nch_out)
+{
+    const tkm_train_options *o = U->o;
+    const int wsm = tkmi_ws_mode(o);
+    const uint8_t *q = (const uint8_t *)U->warena + SS_OFF(e);
+    size_t n = SS_LEN(e), nch = 0;
+    uint32_t cpos[65];
+    uint8_t cfl[64];
+    int16_t csc[64];
+    for (size_t i = 0; i < n && nch < 64;) {
+        int mb;
+        int32_t cp = tkmi_utf8_decode(q + i, n - i, &mb);
+        cpos[nch] = (uint32_t)i;
+        seed_class(o, cp, &cfl[nch], &csc[nch]);
+        nch++;
+        i += (size_t)mb;
+    }
+    cpos[nch] = (uint32_t)n;
+    *nch_out = (int64_t)nch;
+    sgrow gr = SGROW_INIT;
+    uint64_t fnv = SEED_FNV0;
+    uint32_t u = CMS_MAX;
+    for (size_t cj = 0; cj < nch; cj++) {
+        if (seed_grow(o, wsm, cfl, csc, 0, cj, &gr) < 0) break; /* never: e is a candidate */
+        for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = seed_fnv(fnv, q[b]);
+        if (gr.len < 2 || !gr.wv) continue;
+        uint64_t h = tkmi_hash_u64(fnv);
+        const uint16_t *blk = cms_block((uint16_t *)cms, h, cmask);
+        uint32_t v = blk[cms_a(h)] < blk[cms_b(h)] ? blk[cms_a(h)] : blk[cms_b(h)];
+        if (v < u) u = v;
+    }
+    return u;
+}
+
+/* The distinct substrings that counting with the score floor `floor` (0:
+ * none) will hash into its tables, about: those of the sample (group 0 of
+ * S, every candidate seen there counted, the sketch complete) whose
+ * bound (seed_bound, the smallest over the prefixes: a candidate's own
+ * sketch value overstates it where the sketch is crowded) is at least 2
+ * and, times the characters, reaches the floor; times S. A bound costs a
+ * probe a prefix: of a larger sample (the floor's) about SEED_PLAN_SAMPLE
+ * entries are asked, by low hash bits (the group is chosen by others). */
+static double seed_to_count(const uni *U, const stab *parts, uint32_t S, const uint16_t *cms, uint64_t cmask,
+                            int64_t floor)
+{
+    size_t n = 0, asked = 0, pass = 0;
+    for (int p = 0; p < SEED_PARTS; p++) n += parts[p].n;
+    uint64_t k = n > SEED_PLAN_SAMPLE ? n / SEED_PLAN_SAMPLE : 1;
+    for (int p = 0; p < SEED_PARTS; p++)
+        for (size_t i = 0; i < parts[p].cap; i++) {
+            const sslot *e = &parts[p].s[i];
+            if (!e->cnt_next || (e->hash & 0xFFFFF) % k) continue;
+            int64_t nch;
+            uint32_t u = seed_bound(U, e, cms, cmask, &nch);
+            asked++;
+            pass += u >= 2 && (!floor || u == CMS_MAX || (int64_t)u * nch >= floor);
+        }
+    return asked ? (double)pass * S * ((double)n / (double)asked) : 0;
+}
+
 /* The score floor: a guess at a lower bound on the want-th best score,
  * from the exact counts of a hash sample of the candidates (group 0 of S,
  * about SEED_SAMPLE distinct candidates, counted by the sketch's pass into
@@ -1893,21 +2055,7 @@ static int seed_floor(const uni *U, stab *parts, uint32_t S, size_t want, uint16
         qsort(sc, n, sizeof *sc, cmp_i64_desc);
         *floor = sc[rank - 1];
     }
-    /* the substrings that counting will hash into its tables, about: the
-     * sample's whose own sketch bound x characters reaches the floor */
-    size_t pass = 0;
-    for (int p = 0; p < SEED_PARTS; p++)
-        for (size_t k = 0; k < parts[p].cap; k++) {
-            const sslot *e = &parts[p].s[k];
-            if (!e->cnt_next) continue;
-            const uint16_t *blk = cms_block(cms, e->hash, cmask);
-            int64_t u = blk[cms_a(e->hash)] < blk[cms_b(e->hash)] ? blk[cms_a(e->hash)] : blk[cms_b(e->hash)];
-            const uint8_t *q = (const uint8_t *)U->warena + SS_OFF(e);
-            int64_t nch = 0;
-            for (uint32_t b = 0, len = SS_LEN(e); b < len; b++) nch += (q[b] & 0xC0) != 0x80;
-            pass += u >= 2 && (u == CMS_MAX || u * nch >= *floor);
-        }
-    *survive = (double)pass * S;
+    *survive = seed_to_count(U, parts, S, cms, cmask, *floor);
     dbg(U, "seed floor %lld: rank %zu of %zu sampled candidates (1 in %u of %zu); about %.0f to count",
         (long long)*floor, rank, n, S, cap, *survive);
     tkmi_free(sc);
@@ -1946,9 +2094,18 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
      * 0 for none, or a floor to use, for tests) */
     const char *fl_env = getenv("TKM_SEED_FLOOR");
     uint32_t S = 0;
+    int use_floor = 0;
     if (G && !fl_env && want && est > 16.0 * (double)want) {
         double sr = ceil(est / (double)SEED_SAMPLE);
         S = sr < 2 ? 2 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
+        use_floor = 1;
+    } else if (G && est * 1.1 > (double)table_max) {
+        /* more than one pass may be needed: a smaller sample, counted the
+         * same way, says how many substrings counting will hash (the
+         * sketch's own estimate of those seen twice counts its collisions
+         * too, and the bound of a prefix limits its extensions) */
+        double sr = ceil(est / (double)SEED_PLAN_SAMPLE);
+        S = sr < 1 ? 1 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
     }
     /* the sketch: 2W counters, about one a candidate, two with a floor
      * (whose sample estimates how many substrings pass it: fewer collisions,
@@ -1957,7 +2114,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     uint16_t *cms = NULL;
     void *cms_mem = NULL;
     uint64_t W = (uint64_t)1 << 18;
-    while (rc == 0 && W < (uint64_t)1 << 26 && (double)(2 * W) < est * (S ? 2 : 1)) W <<= 1;
+    while (rc == 0 && W < (uint64_t)1 << 26 && (double)(2 * W) < est * (use_floor ? 2 : 1)) W <<= 1;
     const uint64_t CM = (W >> 4) - 1; /* 2W counters in blocks of 32 */
     if (rc == 0 && G) {
         /* aligned to 2 MB and, where the system allows, in huge pages:
@@ -1982,6 +2139,9 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         seed_job jobs[64];
         for (int t = 0; t < U->threads; t++) {
             jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, NULL, cms, CM);
+            /* no floor: counting asks only whether a count is 2 or more, so
+             * a counter stops there (most adds become reads) */
+            if (!use_floor && !fl_env) jobs[t].ccap = 2;
             if (S) jobs[t].parts = tp[t], jobs[t].ngroups = S;
         }
         par_run(jobs, U->threads, sizeof *jobs, seed_main);
@@ -2006,11 +2166,13 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     int64_t floor = 0;
     double to_count = est2; /* the substrings counting will hash into its tables, about */
     if (rc == 0 && G && fl_env) floor = (int64_t)strtoll(fl_env, NULL, 10);
-    else if (rc == 0 && S) rc = seed_floor(U, tp[0], S, want, cms, CM, &floor, &to_count);
-    if (!floor) to_count = est2;
+    else if (rc == 0 && use_floor) rc = seed_floor(U, tp[0], S, want, cms, CM, &floor, &to_count);
+    if (rc == 0 && S && !use_floor) to_count = seed_to_count(U, tp[0], S, cms, CM, floor);
     if (rc == 0 && G && to_count * 1.1 > (double)table_max) G = (uint32_t)ceil(to_count * 1.1 / (double)table_max);
-    dbg(U, "about %.0f distinct candidate substrings, %.0f seen twice, score floor %lld: %u pass(es) of at most %zu",
-        est, est2, (long long)floor, G, table_max);
+    dbg(U,
+        "about %.0f distinct candidate substrings, %.0f seen twice, score floor %lld, about %.0f to count (sample 1 in "
+        "%u): %u pass(es) of at most %zu",
+        est, est2, (long long)floor, to_count, S, G, table_max);
     /* with G > 1 groups, the first pass enumerates the words once: it counts
      * group 0 and writes the other groups' occurrences to each thread's runs
      * (seed_runs.c), which the later passes read back instead of
@@ -2083,7 +2245,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
         /* keep the candidate list near the seeds wanted */
         if (rc == 0 && ns > 2 * want + 65536) {
-            qsort(sd, ns, sizeof *sd, cmp_seed);
+            seed_sort(sd, ns);
             ns = want;
         }
         /* the floor checked: fewer than `want` candidates reach it, so the
@@ -2108,7 +2270,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     tkmi_free(cms_mem);
     *passes = G;
     if (rc == 0) {
-        if (ns) qsort(sd, ns, sizeof *sd, cmp_seed); /* sd is NULL without candidates */
+        seed_sort(sd, ns); /* sd is NULL without candidates */
         size_t keep = ns < want ? ns : want;
         *n_sub = keep;
         U->parena_cap = (keep + n_req) * 4 + 16;
