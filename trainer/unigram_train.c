@@ -74,7 +74,7 @@ static void utrie_free(utrie *t)
     t->dense = NULL;
 }
 
-/* a cached lattice node, 8 bytes: start, and (id + 1) << 8 | length in
+/* a lattice node unpacked, 8 bytes: start, and (id + 1) << 8 | length in
  * bytes (pieces are at most CNODE_MAXLEN bytes and CNODE_MAXID pieces) */
 struct cnode { uint32_t start, idlen; };
 
@@ -99,9 +99,18 @@ typedef struct {
      * has made room). A lattice found again is the filtered one, node for
      * node, so the budget (and with it the thread count) cannot change the
      * model. */
-    struct latseg { struct cnode *lat; size_t n, cap; } seg[64];
+    /* The cache keeps a node in CNODE_BYTES (3) bytes, packed (see
+     * cnode_pack): n and cap count nodes; lat has one byte more than cap
+     * nodes (a node is read as 4 bytes) */
+    struct latseg { uint8_t *lat; size_t n, cap; } seg[64];
     int have_lat;
     size_t *lat_off, lat_n, lat_max, lat_cut[64];
+    /* set by lat_tables at the start of each pass: clen[code], the length
+     * of a packed code with the pieces of this pass, clen_old with those of
+     * the last pass (the cache's codes while removals are pending), ftab:
+     * the last pass's code -> this pass's code, or CNODE_GONE */
+    uint8_t *clen, *clen_old;
+    uint32_t *ftab;
     /* removals not yet applied to the cache: pend[b] is the current index of
      * the piece that was b at the last pass (lat_np pieces then), or -1;
      * the next pass filters each cached lattice as it reads it */
@@ -141,6 +150,38 @@ static inline struct cnode cnode_make(uint32_t start, uint32_t end, int32_t id)
 }
 static inline int32_t cnode_id(struct cnode c) { return (int32_t)(c.idlen >> 8) - 1; }
 static inline uint32_t cnode_end(struct cnode c) { return c.start + (c.idlen & 0xFF); }
+
+/* A cached node packed in 3 bytes (little endian): bit 0 marks the first
+ * node at a start, bits 1..23 are its code: 0..3 the unknown node of 1..4
+ * bytes, piece id + CNODE_UNK above. Neither start nor length is kept:
+ * the lengths come from a table by code (clen), and the start is the
+ * previous start, or, on a marked node, the previous start plus the length
+ * of the node that was first there. That holds because populate() puts a
+ * character's own piece or its unknown node (length: the character's)
+ * first at each start, and every character starts one; cache_add checks
+ * it and leaves a word that breaks it uncached. A removed piece's node
+ * that is first at its start becomes the unknown node there (populate's
+ * rule: it was the character's own piece), any other vanishes. */
+#define CNODE_BYTES 3
+#define CNODE_UNK 4
+#define CNODE_CODES ((uint32_t)1 << 23)
+#define CNODE_GONE UINT32_MAX
+static inline uint32_t cnode_load(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t v;
+    memcpy(&v, p, 4); /* one load: the byte past the last node is padding */
+    return v & 0xFFFFFF;
+#else
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+#endif
+}
+static inline void cnode_store(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+}
 
 /* the one parallel-for (lib/parallel.h): every job runs, and the message of
  * a failed job comes back with its rc */
@@ -706,39 +747,116 @@ static size_t viterbi_cached(scratch *x, const struct cnode *nd, size_t nn, size
     return len;
 }
 
-/* Word i's cached lattice (the thread's words in order, i < cut): its
- * first node in *a, its node count returned. With removals pending
- * (U->pend), it is filtered first and moved down to *o, in place:
- * removed pieces vanish, except that a removed single-character piece
- * becomes the unknown node, as populate() would make it. */
-static size_t cached_word(uni *U, const struct latseg *sg, size_t cut, size_t i, size_t *o, size_t *a)
+/* Word i's cached lattice (the thread's words in order, i < cut),
+ * unpacked into *buf (grown to *bcap as needed), its node count in *nn.
+ * With removals pending (U->pend), it is filtered on the way and written
+ * back packed from node *o on, in place: a removed piece's node vanishes,
+ * unless it is first at its start (the character's own piece), where it
+ * becomes the unknown node, as populate() would make it. No branch a node:
+ * ftab maps the codes, a removed node is written and then overwritten. */
+static int cached_word(const uni *U, struct latseg *sg, size_t cut, size_t i, size_t *o, struct cnode **buf,
+                       size_t *bcap, size_t *nn)
 {
-    size_t from = U->lat_off[i], to = i + 1 < cut ? U->lat_off[i + 1] : sg->n;
+    size_t from = U->lat_off[i], to = i + 1 < cut ? U->lat_off[i + 1] : sg->n, m = 0;
+    if (to - from > *bcap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)buf, bcap, to - from, sizeof **buf));
+    struct cnode *b = *buf;
+    const uint8_t *p = sg->lat + from * CNODE_BYTES;
+    uint32_t cur = 0, nxt = 0;
     if (!U->pend) {
-        *a = from;
-        return to - from;
-    }
-    const int32_t *remap = U->pend;
-    const uint8_t *s = (const uint8_t *)U->w[i].s;
-    size_t start = *o, w = *o;
-    U->lat_off[i] = start;
-    for (size_t k = from; k < to; k++) {
-        struct cnode c = sg->lat[k];
-        int32_t id = cnode_id(c);
-        if (id >= 0) {
-            int32_t nid = remap[id];
-            if (nid < 0) {
-                size_t mb = (size_t)tkmi_utf8_lead_len(s[c.start]);
-                if (mb > U->w[i].len - c.start) mb = U->w[i].len - c.start;
-                if ((c.idlen & 0xFF) != mb) continue;
-            }
-            c = cnode_make(c.start, cnode_end(c), nid);
+        const uint8_t *clen = U->clen;
+        for (size_t k = 0; k < to - from; k++, p += CNODE_BYTES) {
+            uint32_t v = cnode_load(p), code = v >> 1, len = clen[code], first = v & 1;
+            cur = first ? nxt : cur;
+            nxt = first ? cur + len : nxt;
+            b[k] = (struct cnode){cur, (code >= CNODE_UNK ? (code - (CNODE_UNK - 1)) << 8 : 0) | len};
         }
-        sg->lat[w++] = c;
+        *nn = to - from;
+        return 0;
     }
-    *o = w;
-    *a = start;
-    return w - start;
+    const uint8_t *clen = U->clen_old;
+    const uint32_t *ftab = U->ftab;
+    uint8_t *w = sg->lat + *o * CNODE_BYTES;
+    U->lat_off[i] = *o;
+    for (size_t k = 0; k < to - from; k++, p += CNODE_BYTES) {
+        uint32_t v = cnode_load(p), code = v >> 1, len = clen[code], first = v & 1;
+        cur = first ? nxt : cur;
+        nxt = first ? cur + len : nxt;
+        uint32_t nc = ftab[code], gone = nc == CNODE_GONE;
+        nc = gone ? len - 1 : nc;
+        cnode_store(w + m * CNODE_BYTES, nc << 1 | first); /* m <= k: node k is read already */
+        b[m] = (struct cnode){cur, (nc >= CNODE_UNK ? (nc - (CNODE_UNK - 1)) << 8 : 0) | len};
+        m += (uint32_t)!gone | first;
+    }
+    *o += m;
+    *nn = m;
+    return 0;
+}
+
+/* The lattice populate() found (x, a word of n bytes) appended to the
+ * thread's cache, packed, if it fits in lat_max nodes and packs (the
+ * rule above cnode_load: each start's first node reaches the next start,
+ * the unknown node has at most 4 bytes, codes fit 23 bits); returns 1 if
+ * it was, 0 if not, or an error. */
+static int cache_add(const uni *U, struct latseg *sg, const scratch *x, size_t n)
+{
+    if (sg->n + x->nn > U->lat_max) return 0;
+    if (sg->n + x->nn > sg->cap) {
+        size_t nc = sg->cap ? 2 * sg->cap : 65536;
+        if (nc < sg->n + x->nn) nc = sg->n + x->nn;
+        if (nc > U->lat_max) nc = U->lat_max;
+        void *q = tkmi_realloc(sg->lat, nc * CNODE_BYTES + 1);
+        TKM_RETURN_ERROR_IF(!q, TKM_ENOMEM, "out of memory (lattices)");
+        sg->lat = q;
+        sg->cap = nc;
+        sg->lat[nc * CNODE_BYTES] = 0;
+    }
+    uint8_t *w = sg->lat + sg->n * CNODE_BYTES;
+    uint32_t nxt = 0;
+    for (size_t k = 0; k < x->nn; k++, w += CNODE_BYTES) {
+        const lnode *d = &x->nodes[k];
+        uint32_t len = d->end - d->start, first = k == 0 || d->start != x->nodes[k - 1].start;
+        if (first) {
+            if (d->start != nxt) return 0;
+            nxt += len;
+        }
+        uint32_t code = d->id < 0 ? len - 1 : (uint32_t)d->id + CNODE_UNK;
+        if (d->id < 0 ? code >= CNODE_UNK : code >= CNODE_CODES) return 0;
+        cnode_store(w, code << 1 | first);
+    }
+    if (nxt != n) return 0;
+    sg->n += x->nn;
+    return 1;
+}
+
+/* At the start of a pass: clen by the codes of this pass's pieces (the
+ * last pass's become clen_old) and, with removals pending, ftab from the
+ * last pass's codes to this one's. */
+static int lat_tables(uni *U)
+{
+    if (U->debug) {
+        size_t nc = 0, nn = 0;
+        for (int t = 0; t < U->threads; t++) {
+            nc += U->lat_cut[t] - U->wsplit[t];
+            nn += U->seg[t].n;
+        }
+        dbg(U, "  pass: %zu of %zu words cached, %zu nodes (%.0f MB)%s", nc, U->nw, nn,
+            (double)nn * CNODE_BYTES / 1048576.0, U->pend ? ", filtering" : "");
+    }
+    tkmi_free(U->clen_old);
+    tkmi_free(U->ftab);
+    U->clen_old = U->clen;
+    U->ftab = NULL;
+    U->clen = tkmi_malloc(U->np + CNODE_UNK);
+    TKM_RETURN_ERROR_IF(!U->clen, TKM_ENOMEM, "out of memory (lattices)");
+    for (uint32_t c = 0; c < CNODE_UNK; c++) U->clen[c] = (uint8_t)(c + 1);
+    for (size_t i = 0; i < U->np; i++) U->clen[i + CNODE_UNK] = (uint8_t)U->p[i].len;
+    if (!U->pend) return 0;
+    U->ftab = tkmi_malloc((U->lat_np + CNODE_UNK) * sizeof *U->ftab);
+    TKM_RETURN_ERROR_IF(!U->ftab, TKM_ENOMEM, "out of memory (lattices)");
+    for (uint32_t c = 0; c < CNODE_UNK; c++) U->ftab[c] = c;
+    for (size_t b = 0; b < U->lat_np; b++)
+        U->ftab[b + CNODE_UNK] = U->pend[b] >= 0 ? (uint32_t)U->pend[b] + CNODE_UNK : CNODE_GONE;
+    return 0;
 }
 
 /* Pieces were removed (remap: index -> new index, or -1): the cache is
@@ -765,6 +883,24 @@ static void update_min_score(uni *U)
     U->min_score = FLT_MAX;
     for (size_t i = 0; i < U->np; i++)
         if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
+}
+
+/* The lattice cache's bound, lat_max nodes a thread: half of --max-memory
+ * less what the words take (they, the cache and lat_off are most of what
+ * EM holds), at least LAT_CACHE_BYTES (which is also the bound without a
+ * limit); TKM_LATTICE_CACHE_MAX nodes in all, internal, forces words out of
+ * it in tests. The cache grows only as far as the lattices need. */
+static void lat_budget(uni *U)
+{
+    uint64_t words = 0, half = U->o->max_memory / 2;
+    for (size_t i = 0; i < U->nw; i++) words += U->w[i].len;
+    words += (uint64_t)U->nw * (sizeof *U->w + sizeof *U->lat_off);
+    uint64_t lat_bytes = half > words + LAT_CACHE_BYTES ? half - words : LAT_CACHE_BYTES;
+    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
+    const char *env = getenv("TKM_LATTICE_CACHE_MAX");
+    U->lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / CNODE_BYTES) / (size_t)U->threads;
+    dbg(U, "lattice cache: at most %zu nodes a thread (%.0f MB in all)", U->lat_max,
+        (double)U->lat_max * (double)U->threads * CNODE_BYTES / 1048576.0);
 }
 
 /* ---- parallel passes over the words ---- */
@@ -924,10 +1060,10 @@ static void *pass_main(void *arg)
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const word_t *w = &U->w[i];
         size_t n = w->len;
-        int cached = i < *cut, fresh = 0;
-        size_t ca = 0, cn = 0; /* a cached lattice: first node, nodes */
+        int cached = i < *cut;
+        size_t cn = 0; /* a cached lattice: its nodes, unpacked in tmp */
         if (cached) {
-            cn = cached_word(U, sg, *cut, i, &o, &ca);
+            if ((P->rc = cached_word(U, sg, *cut, i, &o, &tmp, &tmp_cap, &cn)) < 0) break;
         } else {
             if (!moved) { /* past the cached words: appends go after the filtered ones */
                 sg->n = o;
@@ -938,33 +1074,20 @@ static void *pass_main(void *arg)
             if (P->mode == 2 && i > *cut) break; /* the cache is full */
             P->rc = P->mode == 2 ? populate_next(U, &x, &ps, w->s, w->len, 0) : populate(U, &x, w->s, w->len, P->mode == 1);
             if (P->rc < 0) break;
-            if (i == *cut && sg->n + x.nn <= U->lat_max) {
-                if (sg->n + x.nn > sg->cap) {
-                    size_t nc = sg->cap ? 2 * sg->cap : 65536;
-                    if (nc < sg->n + x.nn) nc = sg->n + x.nn;
-                    if (nc > U->lat_max) nc = U->lat_max;
-                    void *q = tkmi_realloc(sg->lat, nc * sizeof *sg->lat);
-                    if (!q) { P->rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)"); break; }
-                    sg->lat = q;
-                    sg->cap = nc;
+            if (i == *cut) {
+                size_t at = sg->n;
+                int r = cache_add(U, sg, &x, n);
+                if (r < 0) { P->rc = r; break; }
+                if (r) {
+                    U->lat_off[i] = at;
+                    (*cut)++;
                 }
-                U->lat_off[i] = ca = sg->n;
-                for (size_t k = 0; k < x.nn; k++)
-                    sg->lat[sg->n++] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
-                cn = x.nn;
-                (*cut)++;
-                cached = fresh = 1;
             }
         }
-        if (cached && !fresh && P->mode == 0 && (P->rc = ensure_positions(&x, n)) < 0) break;
+        if (cached && (P->rc = ensure_positions(&x, n)) < 0) break;
         if (P->mode == 2) continue;
         if (P->mode == 0) {
-            const struct cnode *nd;
-            size_t nn;
-            if (cached) {
-                nd = sg->lat + ca;
-                nn = cn;
-            } else {
+            if (!cached) {
                 if (x.nn > tmp_cap) {
                     void *q = tkmi_realloc(tmp, x.nn * sizeof *tmp);
                     if (!q) { P->rc = tkmi_error(TKM_ENOMEM, "out of memory (lattices)"); break; }
@@ -972,20 +1095,19 @@ static void *pass_main(void *arg)
                     tmp_cap = x.nn;
                 }
                 for (size_t k = 0; k < x.nn; k++) tmp[k] = cnode_make(x.nodes[k].start, x.nodes[k].end, x.nodes[k].id);
-                nd = tmp;
-                nn = x.nn;
+                cn = x.nn;
             }
+            const struct cnode *nd = tmp;
+            size_t nn = cn;
             if (nn > x.pvcap && (P->rc = tkmi_grow((void **)&x.pv, &x.pvcap, nn, sizeof *x.pv)) < 0) break;
             double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt, P->plain, U->debug, &P->n_plain);
             P->n_words++;
             if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
         } else {
-            if (cached && !fresh) {
-                if ((P->rc = ensure_positions(&x, n)) < 0) break;
-                P->ntokens += (int64_t)viterbi_cached(&x, sg->lat + ca, cn, n, P->sc, w->cnt, P->acc) * w->cnt;
+            if (cached) {
+                P->ntokens += (int64_t)viterbi_cached(&x, tmp, cn, n, P->sc, w->cnt, P->acc) * w->cnt;
                 continue;
             }
-            /* (a word just cached is in x already, scored) */
             size_t cnt = viterbi(&x, n, path, path_cap);
             if (cnt > path_cap) {
                 if ((P->rc = tkmi_grow((void **)&path, &path_cap, cnt, sizeof *path)) < 0) break;
@@ -1069,6 +1191,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
             for (int t = 0; t < T; t++) P[t].sc = sc;
         }
     }
+    if (rc == 0) rc = lat_tables(U);
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
     tkmi_free(sc);
     if (U->pend) { /* the pass applied the pending removals */
@@ -1077,7 +1200,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         for (int t = 0; t < T; t++) { /* give back what the seeds' lattices took beyond the rest */
             struct latseg *sg = &U->seg[t];
             if (sg->n + sg->n / 8 >= sg->cap) continue;
-            void *q = tkmi_realloc(sg->lat, (sg->n + 1) * sizeof *sg->lat);
+            void *q = tkmi_realloc(sg->lat, (sg->n + 1) * CNODE_BYTES + 1);
             if (q) { sg->lat = q; sg->cap = sg->n + 1; }
         }
     }
@@ -2485,6 +2608,9 @@ static void uni_free(uni *U)
     for (int k = 0; k < 64; k++) tkmi_free(U->seg[k].lat);
     tkmi_free(U->lat_off);
     tkmi_free(U->pend);
+    tkmi_free(U->clen);
+    tkmi_free(U->clen_old);
+    tkmi_free(U->ftab);
     for (int t = 0; t < U->an_t; t++) tkmi_free(U->abuf[t]);
     tkmi_free(U->aoff);
     tkmi_free(U->amap);
@@ -2518,14 +2644,6 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     U.t_start = t->t_start;
     U.cpu0 = 0; /* process CPU time: reading and counting included */
     U.threads = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
-    /* the lattice cache: a quarter of --max-memory, at least LAT_CACHE_BYTES
-     * (which is all without a limit) in all (TKM_LATTICE_CACHE_MAX nodes,
-     * internal: to force words out of it in tests). It grows only as far
-     * as the lattices need. */
-    const char *env = getenv("TKM_LATTICE_CACHE_MAX");
-    uint64_t lat_bytes = o->max_memory / 4 > LAT_CACHE_BYTES ? o->max_memory / 4 : LAT_CACHE_BYTES;
-    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
-    U.lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / sizeof(struct cnode)) / (size_t)U.threads;
     tkmi_vbase vb;
     size_t n_req = 0;
     int rc = tkmi_vbase_init(t, counts, &vb);
@@ -2533,6 +2651,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     /* the words (pre-tokens cut at characters outside the vocabulary), the
      * seeds, then EM and pruning */
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
+    if (rc == 0) lat_budget(&U);
     if (rc == 0) tkmi_counts_free(counts);
     dbg(&U, "%zu words", U.nw);
     size_t n_sub = 0;
