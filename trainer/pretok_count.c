@@ -147,17 +147,10 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
     for (uint64_t v; (v = c->s[i]); i = (i + 1) & mask) {
         if ((v & TAG_MASK) != tag) continue;
         char *r = (char *)tkmi_counts_rec(c, slot_id(v));
-        const uint8_t *p = (const uint8_t *)r + 8;
-        size_t kl = p[0], o = 1;
-        if (kl >= 0x80) {
-            kl &= 0x7F;
-            for (int sh = 7; p[o - 1] & 0x80; sh += 7, o++) kl |= (size_t)(p[o] & 0x7F) << sh;
-        }
-        const char *key = (const char *)p + o;
-        if (kl == len && (len <= TKMI_HOT_KEY ? !len || key_eq(key, k, len) : memcmp(key, k, len) == 0)) {
-            int64_t x;
-            memcpy(&x, r, 8);
-            x += n;
+        tkmi_centry e;
+        tkmi_counts_dec(r, 0, &e);
+        if (e.len == len && (len <= TKMI_HOT_KEY ? !len || key_eq(e.key, k, len) : memcmp(e.key, k, len) == 0)) {
+            int64_t x = e.count + n;
             memcpy(r, &x, 8);
             return 0;
         }
