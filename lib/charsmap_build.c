@@ -392,11 +392,7 @@ typedef struct { uint64_t pfx; const char *k; uint32_t klen, val; } kv;
 static int cmp_kv(const void *x, const void *y)
 {
     const kv *a = x, *b = y;
-    if (a->pfx != b->pfx) return a->pfx < b->pfx ? -1 : 1;
-    size_t n = a->klen < b->klen ? a->klen : b->klen;
-    int c = n > 8 ? memcmp(a->k + 8, b->k + 8, n - 8) : 0;
-    if (c) return c;
-    return a->klen < b->klen ? -1 : a->klen > b->klen;
+    return tkmi_key_pfx_cmp(a->pfx, a->k, a->klen, b->pfx, b->k, b->klen);
 }
 
 typedef struct {
@@ -604,9 +600,7 @@ static void utf8_of(const uint32_t *s, size_t n, char **at, kv *out)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += (size_t)tkmi_utf8_encode(s[i], o + k);
     o[k] = 0;
-    uint64_t p = 0;
-    for (size_t i = 0; i < 8; i++) p = p << 8 | (i < k ? (uint8_t)o[i] : 0);
-    out->pfx = p;
+    out->pfx = tkmi_key_pfx8(o, k);
     out->k = o;
     out->klen = (uint32_t)k;
     *at = o + k + 1;

@@ -15,11 +15,7 @@ typedef struct { uint64_t pfx; const char *s; uint32_t len; int32_t id; } tent;
 static int cmp_tent(const void *a, const void *b)
 {
     const tent *x = a, *y = b;
-    if (x->pfx != y->pfx) return x->pfx < y->pfx ? -1 : 1;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = n > 8 ? memcmp(x->s + 8, y->s + 8, n - 8) : 0;
-    if (c) return c;
-    return x->len < y->len ? -1 : x->len > y->len;
+    return tkmi_key_pfx_cmp(x->pfx, x->s, x->len, y->pfx, y->s, y->len);
 }
 
 void tkmi_ptrie_free(tkmi_ptrie *t)
@@ -47,9 +43,7 @@ int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *len
     size_t m = 0, total = 1;
     for (size_t i = 0; i < n; i++)
         if (lens[i]) {
-            uint64_t p = 0;
-            for (uint32_t k = 0; k < 8; k++) p = p << 8 | (k < lens[i] ? (uint8_t)strs[i][k] : 0);
-            e[m++] = (tent){p, strs[i], lens[i], ids[i]};
+            e[m++] = (tent){tkmi_key_pfx8(strs[i], lens[i]), strs[i], lens[i], ids[i]};
             total += lens[i];
         }
     qsort(e, m, sizeof *e, cmp_tent);

@@ -90,6 +90,26 @@ static inline uint64_t tkmi_hash_bytes(const void *data, size_t len)
     h ^= h >> 29;
     return h;
 }
+/* The first 8 bytes of s[0..n) as a big-endian number, padded with zeros.
+ * Keys ordered by it and then by tkmi_key_pfx_cmp are in memcmp's order, a
+ * prefix first (padded prefixes that differ past the shorter key's end
+ * differ by a byte of the longer one against a 0); most comparisons of a
+ * sort end at the prefix. */
+static inline uint64_t tkmi_key_pfx8(const void *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++) v = v << 8 | (i < n ? p[i] : 0);
+    return v;
+}
+static inline int tkmi_key_pfx_cmp(uint64_t pa, const char *a, size_t la, uint64_t pb, const char *b, size_t lb)
+{
+    if (pa != pb) return pa < pb ? -1 : 1;
+    size_t n = la < lb ? la : lb;
+    int c = n > 8 ? memcmp(a + 8, b + 8, n - 8) : 0;
+    return c ? c : (la < lb ? -1 : la > lb);
+}
+
 static inline uint64_t tkmi_hash_u64(uint64_t x)
 {
     x ^= x >> 33;

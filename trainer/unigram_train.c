@@ -227,10 +227,7 @@ typedef struct { uint64_t pfx; word_t w; } wkey;
 static int cmp_word(const void *a, const void *b)
 {
     const wkey *x = a, *y = b;
-    if (x->pfx != y->pfx) return x->pfx < y->pfx ? -1 : 1;
-    size_t n = x->w.len < y->w.len ? x->w.len : y->w.len;
-    int c = n > 8 ? memcmp(x->w.s + 8, y->w.s + 8, n - 8) : 0;
-    return c ? c : (x->w.len < y->w.len ? -1 : x->w.len > y->w.len);
+    return tkmi_key_pfx_cmp(x->pfx, x->w.s, x->w.len, y->pfx, y->w.s, y->w.len);
 }
 
 /* Pre-tokens cut at characters outside the vocabulary, sorted. */
@@ -275,9 +272,7 @@ static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
     wkey *wk = tkmi_malloc((U->nw + 1) * sizeof *wk);
     TKM_RETURN_ERROR_IF(!wk, TKM_ENOMEM, "out of memory (words)");
     for (size_t i = 0; i < U->nw; i++) {
-        uint64_t p = 0;
-        for (uint32_t b = 0; b < 8; b++) p = p << 8 | (b < U->w[i].len ? (uint8_t)U->w[i].s[b] : 0);
-        wk[i] = (wkey){p, U->w[i]};
+        wk[i] = (wkey){tkmi_key_pfx8(U->w[i].s, U->w[i].len), U->w[i]};
     }
     qsort(wk, U->nw, sizeof *wk, cmp_word);
     for (size_t i = 0; i < U->nw; i++) U->w[i] = wk[i].w;
@@ -1907,9 +1902,7 @@ static void seed_sort(seed_t *sd, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t lo = 0;
-        const uint8_t *q = (const uint8_t *)sd[i].s;
-        for (uint32_t k = 0; k < 8; k++) lo = lo << 8 | (k < sd[i].len ? q[k] : 0);
+        uint64_t lo = tkmi_key_pfx8(sd[i].s, sd[i].len);
         a[i] = (seed_key){~(uint64_t)sd[i].score, lo, i};
         for (int d = 0; d < 8; d++) {
             h[d][(lo >> (8 * d)) & 0xFF]++;
