@@ -1621,6 +1621,7 @@ typedef struct {
     int64_t prune;           /* SEED_COUNT: the score floor (0: none) */
     tkmi_sruns *runs;        /* SEED_COUNT: the other groups' occurrences go there */
     int rc;
+    int two; /* the sketch holds 2-bit counters (cms2_*: only "seen twice" is asked) */
 } seed_job;
 
 /* a job over the words of the thread's byte range; counting (parts set),
@@ -1629,18 +1630,56 @@ static seed_job seed_job_range(const uni *U, int tid, int nthreads, int mode, ui
                                uint64_t cmask)
 {
     return (seed_job){U, NULL, tid, nthreads, mode, U->wsplit[tid], U->wsplit[tid + 1], 0, 1, hll, cms, cmask,
-                      0xFFFF /* CMS_MAX */, 0, NULL, 0};
+                      0xFFFF /* CMS_MAX */, 0, NULL, 0, 0};
 }
 
 #define CMS_MAX 0xFFFF
 /* a hash's two counters: two different ones of a 64-byte block of 32, so
  * that a probe costs one cache miss (cmask: blocks - 1) */
-static inline uint16_t *cms_block(uint16_t *cms, uint64_t h, uint64_t cmask)
-{
-    return cms + (((h >> 24 | h << 40) & cmask) << 5);
-}
+static inline uint64_t cms_bi(uint64_t h, uint64_t cmask) { return (h >> 24 | h << 40) & cmask; }
+static inline uint16_t *cms_block(uint16_t *cms, uint64_t h, uint64_t cmask) { return cms + (cms_bi(h, cmask) << 5); }
 static inline unsigned cms_a(uint64_t h) { return (unsigned)(h >> 10) & 31; }
 static inline unsigned cms_b(uint64_t h) { return cms_a(h) ^ (1 + ((unsigned)(h >> 15) & 15)); }
+/* The 2-bit sketch, when counting asks only whether a candidate was seen
+ * twice (no score floor): the same blocks of 32 counters and the same two
+ * counters a hash, each counter 2 bits saturating at 2 (0, 1, 2: what a
+ * 16-bit counter capped at 2 holds), a block one 64-bit word. A quarter of
+ * the memory a counter (an eighth of the bytes a block): make_seeds gives
+ * it more counters, so fewer substrings seen once pass it. */
+static inline uint64_t *cms2_block(uint16_t *cms, uint64_t h, uint64_t cmask)
+{
+    return (uint64_t *)(void *)cms + cms_bi(h, cmask);
+}
+static inline uint32_t cms2_min(uint64_t w, uint64_t h)
+{
+    uint32_t x = (uint32_t)(w >> (2 * cms_a(h))) & 3, y = (uint32_t)(w >> (2 * cms_b(h))) & 3;
+    return x < y ? x : y;
+}
+/* adds n to both counters of h, each saturating at 2, in one word */
+static inline void cms2_add(uint64_t *blk, uint64_t h, int64_t n)
+{
+    unsigned a = 2 * cms_a(h), b = 2 * cms_b(h);
+    uint64_t v = __atomic_load_n(blk, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t x = v >> a & 3, y = v >> b & 3;
+        if (x >= 2 && y >= 2) return;
+        x = (uint64_t)n >= 2 - x ? 2 : x + (uint64_t)n;
+        y = (uint64_t)n >= 2 - y ? 2 : y + (uint64_t)n;
+        uint64_t nv = (v & ~(3ull << a) & ~(3ull << b)) | x << a | y << b;
+        if (__atomic_compare_exchange_n(blk, &v, nv, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return;
+    }
+}
+/* the smaller of h's two counters, in either sketch */
+static inline uint32_t cms_get(const uint16_t *cms, uint64_t h, uint64_t cmask, int two)
+{
+    if (two) return cms2_min(*cms2_block((uint16_t *)cms, h, cmask), h);
+    const uint16_t *blk = cms_block((uint16_t *)cms, h, cmask);
+    return blk[cms_a(h)] < blk[cms_b(h)] ? blk[cms_a(h)] : blk[cms_b(h)];
+}
+static inline const void *cms_at(const uint16_t *cms, uint64_t h, uint64_t cmask, int two)
+{
+    return two ? (const void *)cms2_block((uint16_t *)cms, h, cmask) : (const void *)cms_block((uint16_t *)cms, h, cmask);
+}
 /* adds n, saturating at cap (the same cap for every add: the sum is
  * min(cap, total) in any order); a counter at cap is only read */
 static inline void cms_add(uint16_t *c, int64_t n, uint32_t cap)
@@ -1775,7 +1814,7 @@ static void *seed_main(void *arg)
                  * blocks prefetched (counting: the first few, as most
                  * starts stop early): the probes below then overlap their
                  * cache misses */
-                if (probe && (J->mode == SEED_MARK || ncand < 3)) __builtin_prefetch(cms_block(J->cms, h, J->cmask));
+                if (probe && (J->mode == SEED_MARK || ncand < 3)) __builtin_prefetch(cms_at(J->cms, h, J->cmask, J->two));
                 cand[ncand++] = (struct cand){h, (uint32_t)cj, (uint32_t)len};
             }
             uint32_t u = CMS_MAX; /* the sketch's bound on this start's counts */
@@ -1784,15 +1823,18 @@ static void *seed_main(void *arg)
                 uint64_t h = cand[k].h;
                 size_t cj = cand[k].cj;
                 if (probe && J->mode == SEED_COUNT && k + 3 < ncand)
-                    __builtin_prefetch(cms_block(J->cms, cand[k + 3].h, J->cmask));
+                    __builtin_prefetch(cms_at(J->cms, cand[k + 3].h, J->cmask, J->two));
                 len = (int)cand[k].len;
-                uint16_t *blk = cms_block(J->cms, h, J->cmask), *c1 = blk + cms_a(h), *c2 = blk + cms_b(h);
                 if (J->mode == SEED_MARK) {
-                    cms_add(c1, cnt, J->ccap);
-                    cms_add(c2, cnt, J->ccap);
+                    if (J->two) cms2_add(cms2_block(J->cms, h, J->cmask), h, cnt);
+                    else {
+                        uint16_t *blk = cms_block(J->cms, h, J->cmask);
+                        cms_add(blk + cms_a(h), cnt, J->ccap);
+                        cms_add(blk + cms_b(h), cnt, J->ccap);
+                    }
                     if (!J->parts) continue; /* else group 0 is the floor's sample: counted too */
                 } else if (probe) {
-                    uint32_t v = *c1 < *c2 ? *c1 : *c2;
+                    uint32_t v = cms_get(J->cms, h, J->cmask, J->two);
                     if (v < u) u = v;
                     if (u < 2) break; /* seen once: so is every extension */
                     if (J->prune && u != CMS_MAX) {
@@ -2032,13 +2074,14 @@ static int seed_tables_reset(stab (*tp)[SEED_PARTS], int T, size_t table_max, si
  * runs, else the words are enumerated and, with runs, the other groups'
  * occurrences written): the threads' tables end merged in tp[0]; *full when
  * a table outgrew its entries. */
-static int seed_count_pass(uni *U, stab (*tp)[SEED_PARTS], uint16_t *cms, uint64_t cmask, int64_t prune, uint32_t g,
-                           uint32_t G, tkmi_sruns *runs, int replay, int *full)
+static int seed_count_pass(uni *U, stab (*tp)[SEED_PARTS], uint16_t *cms, uint64_t cmask, int two, int64_t prune,
+                           uint32_t g, uint32_t G, tkmi_sruns *runs, int replay, int *full)
 {
     int T = U->threads, rc = 0;
     seed_job jobs[64];
     for (int t = 0; t < T; t++) {
         jobs[t] = seed_job_range(U, t, T, SEED_COUNT, NULL, cms, cmask);
+        jobs[t].two = two;
         jobs[t].parts = tp[t];
         jobs[t].group = g;
         jobs[t].ngroups = G;
@@ -2084,7 +2127,8 @@ static int cmp_i64_desc(const void *a, const void *b)
  * the smallest sketch value of its candidate prefixes and itself, as
  * seed_main's `u` reaches it at every occurrence (the prefixes depend on
  * the substring's characters only, seed_grow) */
-static uint32_t seed_bound(const uni *U, const sslot *e, const uint16_t *cms, uint64_t cmask, int64_t *nch_out)
+static uint32_t seed_bound(const uni *U, const sslot *e, const uint16_t *cms, uint64_t cmask, int two,
+                           int64_t *nch_out)
 {
     const tkm_train_options *o = U->o;
     const int wsm = tkmi_ws_mode(o);
@@ -2111,8 +2155,7 @@ static uint32_t seed_bound(const uni *U, const sslot *e, const uint16_t *cms, ui
         for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = seed_fnv(fnv, q[b]);
         if (gr.len < 2 || !gr.wv) continue;
         uint64_t h = tkmi_hash_u64(fnv);
-        const uint16_t *blk = cms_block((uint16_t *)cms, h, cmask);
-        uint32_t v = blk[cms_a(h)] < blk[cms_b(h)] ? blk[cms_a(h)] : blk[cms_b(h)];
+        uint32_t v = cms_get(cms, h, cmask, two);
         if (v < u) u = v;
     }
     return u;
@@ -2127,7 +2170,7 @@ static uint32_t seed_bound(const uni *U, const sslot *e, const uint16_t *cms, ui
  * probe a prefix: of a larger sample (the floor's) about SEED_PLAN_SAMPLE
  * entries are asked, by low hash bits (the group is chosen by others). */
 static double seed_to_count(const uni *U, const stab *parts, uint32_t S, const uint16_t *cms, uint64_t cmask,
-                            int64_t floor)
+                            int two, int64_t floor)
 {
     size_t n = 0, asked = 0, pass = 0;
     for (int p = 0; p < SEED_PARTS; p++) n += parts[p].n;
@@ -2137,7 +2180,7 @@ static double seed_to_count(const uni *U, const stab *parts, uint32_t S, const u
             const sslot *e = &parts[p].s[i];
             if (!e->cnt_next || (e->hash & 0xFFFFF) % k) continue;
             int64_t nch;
-            uint32_t u = seed_bound(U, e, cms, cmask, &nch);
+            uint32_t u = seed_bound(U, e, cms, cmask, two, &nch);
             asked++;
             pass += u >= 2 && (!floor || u == CMS_MAX || (int64_t)u * nch >= floor);
         }
@@ -2174,7 +2217,7 @@ static int seed_floor(const uni *U, stab *parts, uint32_t S, size_t want, uint16
         qsort(sc, n, sizeof *sc, cmp_i64_desc);
         *floor = sc[rank - 1];
     }
-    *survive = seed_to_count(U, parts, S, cms, cmask, *floor);
+    *survive = seed_to_count(U, parts, S, cms, cmask, 0, *floor);
     dbg(U, "seed floor %lld: rank %zu of %zu sampled candidates (1 in %u of %zu); about %.0f to count",
         (long long)*floor, rank, n, S, cap, *survive);
     tkmi_free(sc);
@@ -2229,16 +2272,22 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     /* the sketch: 2W counters, about one a candidate, two with a floor
      * (whose sample estimates how many substrings pass it: fewer collisions,
      * a closer estimate); at least 2^19, at most 2^27 (256 MB): beyond that
-     * more candidates pass the sketch, which costs time, not correctness */
+     * more candidates pass the sketch, which costs time, not correctness.
+     * Without a floor, 2-bit counters (cms2_add), about four a candidate
+     * in half the bytes of one 16-bit counter each (at most 2^28, 64 MB):
+     * the default corpus's substrings seen once that pass it fell from 1.0M
+     * to 0.1M, and the 2.1M left to count fit one pass (no runs) */
     uint16_t *cms = NULL;
     void *cms_mem = NULL;
+    const int two = G && !use_floor && !fl_env;
     uint64_t W = (uint64_t)1 << 18;
-    while (rc == 0 && W < (uint64_t)1 << 26 && (double)(2 * W) < est * (use_floor ? 2 : 1)) W <<= 1;
+    while (rc == 0 && W < (uint64_t)1 << (two ? 27 : 26) && (double)(2 * W) < est * (use_floor ? 2 : two ? 4 : 1))
+        W <<= 1;
     const uint64_t CM = (W >> 4) - 1; /* 2W counters in blocks of 32 */
     if (rc == 0 && G) {
         /* aligned to 2 MB and, where the system allows, in huge pages:
          * the probes are random, a TLB miss each with 4 kB pages */
-        const size_t HP = (size_t)2 << 20, bytes = 2 * W * sizeof *cms;
+        const size_t HP = (size_t)2 << 20, bytes = two ? W / 2 : 2 * W * sizeof *cms;
         cms_mem = tkmi_malloc(bytes + HP);
         if (!cms_mem) rc = tkmi_error(TKM_ENOMEM, "out of memory (seed sketch of %llu counters)", (unsigned long long)(2 * W));
         else {
@@ -2258,6 +2307,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         seed_job jobs[64];
         for (int t = 0; t < U->threads; t++) {
             jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, NULL, cms, CM);
+            jobs[t].two = two;
             /* no floor: counting asks only whether a count is 2 or more, so
              * a counter stops there (most adds become reads) */
             if (!use_floor && !fl_env) jobs[t].ccap = 2;
@@ -2277,7 +2327,11 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         /* linear counting over the first row's counters of 2 or more: the
          * candidates seen at least twice (and those sharing a counter) */
         uint64_t set = 0;
-        for (uint64_t i = 0; i < 2 * W; i++) set += cms[i] >= 2;
+        if (two)
+            for (uint64_t i = 0; i < W / 16; i++)
+                set += (uint64_t)__builtin_popcountll(((const uint64_t *)(void *)cms)[i] & 0xAAAAAAAAAAAAAAAAull);
+        else
+            for (uint64_t i = 0; i < 2 * W; i++) set += cms[i] >= 2;
         est2 = set >= 2 * W ? est : -(double)W * log(1 - (double)set / (double)(2 * W));
         if (est2 > est) est2 = est;
     }
@@ -2286,7 +2340,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     double to_count = est2; /* the substrings counting will hash into its tables, about */
     if (rc == 0 && G && fl_env) floor = (int64_t)strtoll(fl_env, NULL, 10);
     else if (rc == 0 && use_floor) rc = seed_floor(U, tp[0], S, want, cms, CM, &floor, &to_count);
-    if (rc == 0 && S && !use_floor) to_count = seed_to_count(U, tp[0], S, cms, CM, floor);
+    if (rc == 0 && S && !use_floor) to_count = seed_to_count(U, tp[0], S, cms, CM, two, floor);
     if (rc == 0 && G && to_count * 1.1 > (double)table_max) G = (uint32_t)ceil(to_count * 1.1 / (double)table_max);
     dbg(U,
         "about %.0f distinct candidate substrings, %.0f seen twice, score floor %lld, about %.0f to count (sample 1 in "
@@ -2316,7 +2370,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         rc = seed_tables_reset(tp, T, table_max, tmax);
         if (rc < 0) break;
         int full = 0;
-        rc = seed_count_pass(U, tp, cms, CM, floor, g, G, route ? runs : NULL, route && g > 0, &full);
+        rc = seed_count_pass(U, tp, cms, CM, two, floor, g, G, route ? runs : NULL, route && g > 0, &full);
         for (int t = 0; rc == 0 && route && g == 0 && t < T; t++) {
             rc = tkmi_sruns_finish(&runs[t]);
             run_bytes += runs[t].end;
