@@ -1803,12 +1803,12 @@ static void *seed_main(void *arg)
                 for (uint32_t b = cpos[cj]; b < cpos[cj + 1]; b++) fnv = seed_fnv(fnv, s[b]);
                 if (len < 2 || !gr.wv) continue;
                 uint64_t h = tkmi_hash_u64(fnv);
-                if (J->mode == SEED_HLL) {
+                if (J->hll) { /* SEED_HLL, or the sketch's pass estimating on the way */
                     uint64_t w = h >> HLL_BITS;
                     uint8_t rho = (uint8_t)(w ? __builtin_ctzll(w) + 1 : 64 - HLL_BITS + 1);
                     uint8_t *r = &J->hll[h & ((1u << HLL_BITS) - 1)];
                     if (rho > *r) *r = rho;
-                    continue;
+                    if (J->mode == SEED_HLL) continue;
                 }
                 /* the start's candidates collected first, their sketch
                  * blocks prefetched (counting: the first few, as most
@@ -1997,6 +1997,23 @@ static size_t seed_table_default(void)
     return n < 1048576 ? 1048576 : (size_t)n;
 }
 
+/* the HyperLogLog estimate from T threads' registers (merged by max) */
+static double hll_estimate(const uint8_t *reg, int T)
+{
+    const size_t M = (size_t)1 << HLL_BITS;
+    double sum = 0;
+    size_t zeros = 0;
+    for (size_t i = 0; i < M; i++) {
+        uint8_t r = 0;
+        for (int t = 0; t < T; t++) r = reg[(size_t)t * M + i] > r ? reg[(size_t)t * M + i] : r;
+        sum += ldexp(1.0, -(int)r);
+        zeros += r == 0;
+    }
+    double m = (double)M, e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+    if (e < 2.5 * m && zeros) e = m * log(m / (double)zeros);
+    return e;
+}
+
 /* HyperLogLog estimate of the distinct candidate substrings (one pass that
  * only hashes, each thread over its range of words, the registers merged
  * by max), so that the bitmaps are sized before they are set. */
@@ -2010,21 +2027,29 @@ static int estimate_substrings(const uni *U, int T, double *est)
     for (int t = 0; t < T; t++) jobs[t] = seed_job_range(U, t, T, SEED_HLL, reg + (size_t)t * M, NULL, 0);
     par_run(jobs, T, sizeof *jobs, seed_main);
     int rc = 0;
-    double sum = 0;
-    size_t zeros = 0;
-    for (size_t i = 0; i < M; i++) {
-        uint8_t r = 0;
-        for (int t = 0; t < T; t++) r = reg[(size_t)t * M + i] > r ? reg[(size_t)t * M + i] : r;
-        sum += ldexp(1.0, -(int)r);
-        zeros += r == 0;
-    }
     for (int t = 0; t < T; t++)
         if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+    *est = hll_estimate(reg, T);
     tkmi_free(reg);
-    double m = (double)M, e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
-    if (e < 2.5 * m && zeros) e = m * log(m / (double)zeros);
-    *est = e;
     return rc;
+}
+
+/* An upper bound on the distinct candidates, without enumerating them: the
+ * substrings of 2 to max_piece_length characters of the words, each word
+ * once (the validity rules and repeats only lower it; default corpus:
+ * 21.0M for 9.2M distinct candidates) */
+static double substrings_bound(const uni *U)
+{
+    const size_t L = U->o->max_piece_length > 1 ? (size_t)U->o->max_piece_length : 1;
+    double b = 0;
+    for (size_t i = 0; i < U->nw; i++) {
+        const uint8_t *q = (const uint8_t *)U->w[i].s;
+        size_t nch = 0;
+        for (uint32_t k = 0; k < U->w[i].len; k++) nch += (q[k] & 0xC0) != 0x80;
+        size_t m = nch < L ? nch : L;
+        if (m >= 2) b += (double)((m - 1) * (nch + 1) - (m * (m + 1) / 2 - 1));
+    }
+    return b;
 }
 
 /* Merges the threads' tables of a pass into thread 0's, part by part (job
@@ -2242,88 +2267,128 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     int rc = 0;
     int T = U->threads;
     uint32_t G = 1;
-    double est = 0;
+    double est = 0, bound = 0;
     char *seed_buf = NULL;
-    if (o->seed_sentencepieces_file) /* seeds from a file instead (seed_file.c): no counting passes */
-        rc = tkmi_seed_file_read(o, &sd, &ns, &seed_buf), G = 0;
-    else {
-        rc = estimate_substrings(U, T, &est);
-        dbg(U, "seed estimate: %.0f distinct candidates", est);
-    }
-    *n_cand = est;
     /* the score floor pays when there are many more candidates than seeds:
      * its sample is counted by the sketch's pass (TKM_SEED_FLOOR, internal:
      * 0 for none, or a floor to use, for tests) */
     const char *fl_env = getenv("TKM_SEED_FLOOR");
-    uint32_t S = 0;
-    int use_floor = 0;
-    if (G && !fl_env && want && est > 16.0 * (double)want) {
-        double sr = ceil(est / (double)SEED_SAMPLE);
-        S = sr < 2 ? 2 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
-        use_floor = 1;
-    } else if (G && est * 1.1 > (double)table_max) {
-        /* more than one pass may be needed: a smaller sample, counted the
-         * same way, says how many substrings counting will hash (the
-         * sketch's own estimate of those seen twice counts its collisions
-         * too, and the bound of a prefix limits its extensions) */
-        double sr = ceil(est / (double)SEED_PLAN_SAMPLE);
-        S = sr < 1 ? 1 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
-    }
-    /* the sketch: 2W counters, about one a candidate, two with a floor
-     * (whose sample estimates how many substrings pass it: fewer collisions,
-     * a closer estimate); at least 2^19, at most 2^27 (256 MB): beyond that
-     * more candidates pass the sketch, which costs time, not correctness.
-     * Without a floor, 2-bit counters (cms2_add), about four a candidate
-     * in half the bytes of one 16-bit counter each (at most 2^28, 64 MB):
-     * the default corpus's substrings seen once that pass it fell from 1.0M
-     * to 0.1M, and the 2.1M left to count fit one pass (no runs) */
-    uint16_t *cms = NULL;
-    void *cms_mem = NULL;
-    const int two = G && !use_floor && !fl_env;
-    uint64_t W = (uint64_t)1 << 18;
-    while (rc == 0 && W < (uint64_t)1 << (two ? 27 : 26) && (double)(2 * W) < est * (use_floor ? 2 : two ? 4 : 1))
-        W <<= 1;
-    const uint64_t CM = (W >> 4) - 1; /* 2W counters in blocks of 32 */
-    if (rc == 0 && G) {
-        /* aligned to 2 MB and, where the system allows, in huge pages:
-         * the probes are random, a TLB miss each with 4 kB pages */
-        const size_t HP = (size_t)2 << 20, bytes = two ? W / 2 : 2 * W * sizeof *cms;
-        cms_mem = tkmi_malloc(bytes + HP);
-        if (!cms_mem) rc = tkmi_error(TKM_ENOMEM, "out of memory (seed sketch of %llu counters)", (unsigned long long)(2 * W));
-        else {
-            cms = (uint16_t *)(((uintptr_t)cms_mem + HP - 1) & ~(uintptr_t)(HP - 1));
-#ifdef MADV_HUGEPAGE
-            if (bytes >= HP) madvise(cms, bytes, MADV_HUGEPAGE);
-#endif
-            memset(cms, 0, bytes);
+    /* Where the words' substrings (substrings_bound) are at most 2 x 16
+     * seed_size, the candidates (about half of them or fewer) hardly ever
+     * ask for the floor: the sketch's pass, made for counting without one,
+     * estimates the candidates itself, from the same hashes (the same
+     * estimate), and the estimating pass is saved. Should the estimate ask
+     * for the floor after all, the sketch is made again as it would have
+     * been. */
+    int spec = 0;
+    if (o->seed_sentencepieces_file) /* seeds from a file instead (seed_file.c): no counting passes */
+        rc = tkmi_seed_file_read(o, &sd, &ns, &seed_buf), G = 0;
+    else {
+        if (!fl_env && want) bound = substrings_bound(U);
+        spec = bound > 0 && bound <= 32.0 * (double)want;
+        if (!spec) {
+            rc = estimate_substrings(U, T, &est);
+            dbg(U, "seed estimate: %.0f distinct candidates", est);
         }
     }
+    const size_t HM = (size_t)1 << HLL_BITS;
+    uint8_t *reg = spec ? tkmi_calloc((size_t)T * HM, 1) : NULL;
+    if (rc == 0 && spec && !reg) rc = tkmi_error(TKM_ENOMEM, "out of memory (seeds)");
+    uint32_t S = 0;
+    int use_floor = 0, two = 0;
+    uint16_t *cms = NULL;
+    void *cms_mem = NULL;
+    uint64_t W = 0, CM = 0;
+    double est2 = 0;
+    for (;;) {
+        S = 0;
+        use_floor = 0;
+        double ref = spec ? bound : est; /* what S and the sketch are sized by */
+        if (G && !spec && !fl_env && want && est > 16.0 * (double)want) {
+            double sr = ceil(est / (double)SEED_SAMPLE);
+            S = sr < 2 ? 2 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
+            use_floor = 1;
+        } else if (G && ref * 1.1 > (double)table_max) {
+            /* more than one pass may be needed: a smaller sample, counted the
+             * same way, says how many substrings counting will hash (the
+             * sketch's own estimate of those seen twice counts its collisions
+             * too, and the bound of a prefix limits its extensions) */
+            double sr = ceil(ref / (double)SEED_PLAN_SAMPLE);
+            S = sr < 1 ? 1 : sr > (double)(1u << 20) ? 1u << 20 : (uint32_t)sr;
+        }
+        /* the sketch: 2W counters, about one a candidate, two with a floor
+         * (whose sample estimates how many substrings pass it: fewer
+         * collisions, a closer estimate); at least 2^19, at most 2^27 (256
+         * MB): beyond that more candidates pass the sketch, which costs
+         * time, not correctness. Without a floor, 2-bit counters
+         * (cms2_add), about four a candidate in half the bytes of one
+         * 16-bit counter each (at most 2^28, 64 MB; by the bound, two a
+         * substring): the default corpus's substrings seen once that pass
+         * it fell from 1.0M to 0.1M, and the 2.1M left to count fit one
+         * pass (no runs) */
+        two = G && !use_floor && !fl_env;
+        double need = spec ? 2 * bound : est * (use_floor ? 2 : two ? 4 : 1);
+        W = (uint64_t)1 << 18;
+        while (rc == 0 && W < (uint64_t)1 << (two ? 27 : 26) && (double)(2 * W) < need) W <<= 1;
+        CM = (W >> 4) - 1; /* 2W counters in blocks of 32 */
+        if (rc == 0 && G) {
+            /* aligned to 2 MB and, where the system allows, in huge pages:
+             * the probes are random, a TLB miss each with 4 kB pages */
+            const size_t HP = (size_t)2 << 20, bytes = two ? W / 2 : 2 * W * sizeof *cms;
+            cms_mem = tkmi_malloc(bytes + HP);
+            if (!cms_mem)
+                rc = tkmi_error(TKM_ENOMEM, "out of memory (seed sketch of %llu counters)", (unsigned long long)(2 * W));
+            else {
+                cms = (uint16_t *)(((uintptr_t)cms_mem + HP - 1) & ~(uintptr_t)(HP - 1));
+#ifdef MADV_HUGEPAGE
+                if (bytes >= HP) madvise(cms, bytes, MADV_HUGEPAGE);
+#endif
+                memset(cms, 0, bytes);
+            }
+        }
+        if (rc == 0 && S) rc = seed_tables_reset(tp, T, SIZE_MAX / 2, SIZE_MAX / 2);
+        if (rc == 0 && G) {
+            seed_job jobs[64];
+            for (int t = 0; t < U->threads; t++) {
+                jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, spec ? reg + (size_t)t * HM : NULL, cms, CM);
+                jobs[t].two = two;
+                /* no floor: counting asks only whether a count is 2 or more,
+                 * so a counter stops there (most adds become reads) */
+                if (!use_floor && !fl_env) jobs[t].ccap = 2;
+                if (S) jobs[t].parts = tp[t], jobs[t].ngroups = S;
+            }
+            par_run(jobs, U->threads, sizeof *jobs, seed_main);
+            for (int t = 0; t < U->threads; t++)
+                if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+            if (rc == 0 && S && T > 1) {
+                mergejob mj[SEED_PARTS];
+                int M = T > SEED_PARTS ? SEED_PARTS : T;
+                for (int m = 0; m < M; m++) mj[m] = (mergejob){tp, T, m, M, 0};
+                par_run(mj, M, sizeof *mj, seed_merge_main);
+                for (int m = 0; m < M; m++)
+                    if (mj[m].rc < 0 && rc == 0) rc = mj[m].rc;
+            }
+        }
+        if (rc == 0 && spec) {
+            est = hll_estimate(reg, T);
+            dbg(U, "seed estimate: %.0f distinct candidates (%.0f substrings at most; in the sketch's pass)", est, bound);
+            if (want && est > 16.0 * (double)want) { /* the floor after all: the sketch again, for it */
+                spec = 0;
+                tkmi_free(cms_mem);
+                cms_mem = NULL;
+                cms = NULL;
+                if (S) rc = seed_tables_reset(tp, T, 0, 0);
+                if (rc == 0) continue;
+            }
+        }
+        break;
+    }
+    tkmi_free(reg);
+    *n_cand = est;
     /* each thread counts its range of words into tables of its own (at most
      * 2 / T of the pass's entries each), merged part by part afterwards */
     size_t tmax = T > 2 ? table_max * 2 / (size_t)T : table_max;
-    if (rc == 0 && S) rc = seed_tables_reset(tp, T, SIZE_MAX / 2, SIZE_MAX / 2);
-    double est2 = 0;
     if (rc == 0 && G) {
-        seed_job jobs[64];
-        for (int t = 0; t < U->threads; t++) {
-            jobs[t] = seed_job_range(U, t, U->threads, SEED_MARK, NULL, cms, CM);
-            jobs[t].two = two;
-            /* no floor: counting asks only whether a count is 2 or more, so
-             * a counter stops there (most adds become reads) */
-            if (!use_floor && !fl_env) jobs[t].ccap = 2;
-            if (S) jobs[t].parts = tp[t], jobs[t].ngroups = S;
-        }
-        par_run(jobs, U->threads, sizeof *jobs, seed_main);
-        for (int t = 0; t < U->threads; t++)
-            if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
-        if (rc == 0 && S && T > 1) {
-            mergejob mj[SEED_PARTS];
-            int M = T > SEED_PARTS ? SEED_PARTS : T;
-            for (int m = 0; m < M; m++) mj[m] = (mergejob){tp, T, m, M, 0};
-            par_run(mj, M, sizeof *mj, seed_merge_main);
-            for (int m = 0; m < M; m++)
-                if (mj[m].rc < 0 && rc == 0) rc = mj[m].rc;
-        }
         /* linear counting over the first row's counters of 2 or more: the
          * candidates seen at least twice (and those sharing a counter) */
         uint64_t set = 0;
