@@ -553,6 +553,13 @@ static int populate_next(const uni *U, scratch *x, pshare *P, const char *s, siz
     for (size_t start = 0; start < n;) {
         size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[start]);
         if (mblen > n - start) mblen = n - start;
+        /* the next start's first node, asked for now: its cache miss then
+         * overlaps this start's walk (the walks are chains of dependent
+         * loads, one miss a node) */
+        if (start + mblen >= L && start + mblen < n) {
+            int32_t r = t->root[(uint8_t)s[start + mblen]];
+            if (r >= 0) __builtin_prefetch(&t->node[r]);
+        }
         int single = 0;
         int32_t node = 0;
         size_t first = x->nn, k = start;
@@ -1782,10 +1789,12 @@ static void *seed_main(void *arg)
             int mb;
             int32_t cp = tkmi_utf8_decode(s + i, n - i, &mb);
             cpos[nch] = (uint32_t)i;
-            uint32_t pk = 0;
-            for (int b = 0; b < mb && b < 4; b++) pk = pk << 8 | s[i + (size_t)b];
-            pk = (uint32_t)(tkmi_hash_u64(pk) >> 48);
-            cpk[nch] = pk ? pk : 1; /* 0 is the end of the word */
+            if (J->parts) { /* the follower's hash: counting (and the sample) only */
+                uint32_t pk = 0;
+                for (int b = 0; b < mb && b < 4; b++) pk = pk << 8 | s[i + (size_t)b];
+                pk = (uint32_t)(tkmi_hash_u64(pk) >> 48);
+                cpk[nch] = pk ? pk : 1; /* 0 is the end of the word */
+            }
             seed_class(o, cp, &cfl[nch], &csc[nch]);
             nch++;
             i += (size_t)mb;
@@ -2069,7 +2078,10 @@ static void *seed_merge_main(void *arg)
         stab *dst = &J->tp[0][p];
         for (int t = 1; t < J->T && J->rc == 0 && !dst->full; t++) {
             stab *src = &J->tp[t][p];
+            enum { AHEAD = 16 }; /* the destination slots a few entries on, prefetched */
             for (size_t k = 0; k < src->cap && J->rc == 0 && !dst->full; k++) {
+                if (k + AHEAD < src->cap && src->s[k + AHEAD].cnt_next)
+                    __builtin_prefetch(&dst->s[src->s[k + AHEAD].hash & (dst->cap - 1)]);
                 const sslot *e = &src->s[k];
                 if (e->cnt_next) J->rc = stab_add(dst, e->where, e->hash, SS_COUNT(e), SS_NEXT(e));
             }
@@ -2464,6 +2476,10 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         }
         for (int p = 0; rc == 0 && p < SEED_PARTS; p++) {
             for (size_t k = 0; k < parts[p].cap; k++) {
+                if (k + 8 < parts[p].cap) { /* the strings a few entries on (random in the arena), asked for now */
+                    const sslot *f = &parts[p].s[k + 8];
+                    if (SS_COUNT(f) >= 2 && SS_BRANCH(f)) __builtin_prefetch(U->warena + SS_OFF(f));
+                }
                 const sslot *e = &parts[p].s[k];
                 if (!e->cnt_next) continue;
                 int64_t score = seed_score(U, e);
