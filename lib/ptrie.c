@@ -18,6 +18,9 @@ static int cmp_tent(const void *a, const void *b)
     return tkmi_key_pfx_cmp(x->pfx, x->s, x->len, y->pfx, y->s, y->len);
 }
 
+/* a string's key for tkmi_rsort (lib/radix.c): its prefix */
+static void tent_key(const void *item, tkmi_rkey *k) { k->hi = 0, k->lo = ((const tent *)item)->pfx; }
+
 void tkmi_ptrie_free(tkmi_ptrie *t)
 {
     tkmi_free(t->id);
@@ -46,7 +49,7 @@ int tkmi_ptrie_build(tkmi_ptrie *t, const char *const *strs, const uint32_t *len
             e[m++] = (tent){tkmi_key_pfx8(strs[i], lens[i]), strs[i], lens[i], ids[i]};
             total += lens[i];
         }
-    qsort(e, m, sizeof *e, cmp_tent);
+    tkmi_rsort(e, m, sizeof *e, tent_key, cmp_tent);
     /* at most one node per byte of input, plus the root */
     t->id = tkmi_malloc(total * sizeof *t->id);
     t->first = tkmi_malloc((total + 1) * sizeof *t->first);

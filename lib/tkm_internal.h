@@ -110,6 +110,19 @@ static inline int tkmi_key_pfx_cmp(uint64_t pa, const char *a, size_t la, uint64
     return c ? c : (la < lb ? -1 : la > lb);
 }
 
+/* lib/radix.c: sorts a[0..n) by (hi, lo), ascending and stable, with b
+ * (n keys) as scratch; returns the one of a and b that holds the result,
+ * or NULL when out of memory (a is then unchanged) */
+typedef struct { uint64_t hi, lo; size_t i; } tkmi_rkey;
+tkmi_rkey *tkmi_rkey_sort(tkmi_rkey *a, tkmi_rkey *b, size_t n);
+/* sorts base[0..n) (items of `size` bytes) in cmp's order, as a stable
+ * sort would, where key() gives each item a key (hi, lo; i is set here)
+ * such that a smaller key means cmp < 0, equal keys leaving the order to
+ * cmp: the keys radix-sorted, then cmp within runs of equal keys (qsort
+ * alone when out of memory) */
+void tkmi_rsort(void *base, size_t n, size_t size, void (*key)(const void *item, tkmi_rkey *k),
+                int (*cmp)(const void *, const void *));
+
 static inline uint64_t tkmi_hash_u64(uint64_t x)
 {
     x ^= x >> 33;

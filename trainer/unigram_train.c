@@ -1268,6 +1268,18 @@ static int cmp_rank_desc(const void *a, const void *b)
     if (x->key != y->key) return x->key > y->key ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
 }
+/* its key for tkmi_rsort (lib/radix.c): the double's bits made to order as
+ * the values do (0 and -0 alike), descending, then the id */
+static void rank_key(const void *item, tkmi_rkey *k)
+{
+    const rank_t *r = item;
+    double d = r->key == 0 ? 0.0 : r->key;
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    u = u >> 63 ? ~u : u | 1ull << 63;
+    k->hi = ~u;
+    k->lo = (uint64_t)(uint32_t)r->id;
+}
 
 /* For pieces [from, to): keep[i] = 0 if the piece's own best segmentation
  * is split; alt[i] = its best segmentation without itself (nalt[i] pieces),
@@ -1486,7 +1498,7 @@ static int prune(uni *U, size_t desired, int32_t *remap)
         }
         size_t pruned = (size_t)((double)U->o->shrinking_factor * (double)np);
         if (pruned < desired) pruned = desired;
-        qsort(cand, nc, sizeof *cand, cmp_rank_desc);
+        tkmi_rsort(cand, nc, sizeof *cand, rank_key, cmp_rank_desc);
         for (size_t k = 0; k < nc && nk < pruned; k++) {
             remap[cand[k].id] = (int32_t)nk;
             np_list[nk++] = U->p[cand[k].id];
@@ -1930,66 +1942,17 @@ static int cmp_seed(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
-/* Sorts sd[0..n) in cmp_seed's order: a radix sort (least significant
- * byte first, the bytes where every key agrees skipped) on the score,
- * descending, and the first 8 bytes of the string (zero-padded: a smaller
- * key is a smaller string), then cmp_seed within the runs of equal keys
- * (a NUL byte or a longer common prefix). Falls back to qsort when out
- * of memory. */
-typedef struct { uint64_t hi, lo; size_t i; } seed_key;
-static void seed_sort(seed_t *sd, size_t n)
+/* cmp_seed's key for tkmi_rsort (lib/radix.c): the score, descending, and
+ * the first 8 bytes of the string (zero-padded: a smaller key is a smaller
+ * string); cmp_seed settles the runs of equal keys (a NUL byte or a longer
+ * common prefix) */
+static void seed_key(const void *item, tkmi_rkey *k)
 {
-    seed_key *a = n > 1 ? tkmi_malloc(n * sizeof *a) : NULL, *b = a ? tkmi_malloc(n * sizeof *b) : NULL;
-    if (!b) {
-        tkmi_free(a);
-        if (n > 1) qsort(sd, n, sizeof *sd, cmp_seed);
-        return;
-    }
-    size_t(*h)[256] = tkmi_calloc(16, sizeof *h);
-    if (!h) {
-        tkmi_free(a);
-        tkmi_free(b);
-        qsort(sd, n, sizeof *sd, cmp_seed);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t lo = tkmi_key_pfx8(sd[i].s, sd[i].len);
-        a[i] = (seed_key){~(uint64_t)sd[i].score, lo, i};
-        for (int d = 0; d < 8; d++) {
-            h[d][(lo >> (8 * d)) & 0xFF]++;
-            h[8 + d][(a[i].hi >> (8 * d)) & 0xFF]++;
-        }
-    }
-    for (int d = 0; d < 16; d++) {
-        size_t *c = h[d], sum = 0;
-        int one = 0;
-        for (int v = 0; v < 256; v++) one |= c[v] == n;
-        if (one) continue; /* every key has the same byte here */
-        for (int v = 0; v < 256; v++) {
-            size_t x = c[v];
-            c[v] = sum;
-            sum += x;
-        }
-        for (size_t i = 0; i < n; i++) {
-            uint64_t k = d < 8 ? a[i].lo : a[i].hi;
-            b[c[(k >> (8 * (d & 7))) & 0xFF]++] = a[i];
-        }
-        seed_key *t = a;
-        a = b;
-        b = t;
-    }
-    tkmi_free(h);
-    seed_t *tmp = (seed_t *)b; /* same size: the keys in b are done with */
-    _Static_assert(sizeof(seed_key) >= sizeof(seed_t), "seed_key holds a seed_t");
-    for (size_t i = 0; i < n; i++) tmp[i] = sd[a[i].i];
-    memcpy(sd, tmp, n * sizeof *sd);
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && a[j].hi == a[i].hi && a[j].lo == a[i].lo;) j++;
-        if (j - i > 1) qsort(sd + i, j - i, sizeof *sd, cmp_seed);
-    }
-    tkmi_free(a);
-    tkmi_free(b);
+    const seed_t *sd = item;
+    k->hi = ~(uint64_t)sd->score;
+    k->lo = tkmi_key_pfx8(sd->s, sd->len);
 }
+static void seed_sort(seed_t *sd, size_t n) { tkmi_rsort(sd, n, sizeof *sd, seed_key, cmp_seed); }
 
 /* Default entries per pass: tables of at most 192 MB (3M entries), or an
  * eighth of physical memory if that is less (a table holds at most 8/3
