@@ -497,11 +497,20 @@ static int populate(const uni *U, scratch *x, const char *s, size_t n, int score
  * repeat that word's walks over the shared bytes, so those are taken from
  * it (its nodes there and the trie node where each walk crossed the end of
  * the shared prefix), and only the rest is walked. The same nodes in the
- * same order as populate(). */
+ * same order as populate(). Two starts are walked at a time, a step of
+ * each in turn: a walk is a chain of dependent loads (a cache miss a trie
+ * node, mostly), and two independent chains wait on their misses together;
+ * each keeps its nodes and path apart (pwalk) until both are done. */
 typedef struct {
     uint32_t at, steps; /* the walk's trie nodes: path[at .. at + steps) */
     uint32_t nb, ne;    /* its lattice nodes: [nb, ne) */
 } pstart;
+typedef struct {
+    lnode *nd; /* the start's lattice nodes, the unknown one aside */
+    size_t nn, ncap;
+    int32_t *path; /* its walk's trie nodes */
+    size_t pn, pcap;
+} pwalk;
 typedef struct {
     lnode *old; /* the previous word's lattice */
     size_t oldn, oldcap;
@@ -512,6 +521,7 @@ typedef struct {
     const char *s; /* the previous word (NULL: none) */
     size_t n;
     int cur;
+    pwalk w[2]; /* the two starts walked at a time */
 } pshare;
 
 static void pshare_free(pshare *P)
@@ -520,6 +530,8 @@ static void pshare_free(pshare *P)
     for (int k = 0; k < 2; k++) {
         tkmi_free(P->path[k]);
         tkmi_free(P->ps[k]);
+        tkmi_free(P->w[k].nd);
+        tkmi_free(P->w[k].path);
     }
 }
 
@@ -551,62 +563,81 @@ static int populate_next(const uni *U, scratch *x, pshare *P, const char *s, siz
     const lnode *old = P->old;
     size_t pn = 0;
     for (size_t start = 0; start < n;) {
-        size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[start]);
-        if (mblen > n - start) mblen = n - start;
-        /* the next start's first node, asked for now: its cache miss then
-         * overlaps this start's walk (the walks are chains of dependent
-         * loads, one miss a node) */
-        if (start + mblen >= L && start + mblen < n) {
-            int32_t r = t->root[(uint8_t)s[start + mblen]];
-            if (r >= 0) __builtin_prefetch(&t->node[r]);
+        size_t st[2], mb[2], k[2];
+        int32_t node[2];
+        int single[2] = {0, 0}, nw = 0, act[2] = {0, 0};
+        for (size_t at = start; nw < 2 && at < n; nw++) {
+            size_t mblen = (size_t)tkmi_utf8_lead_len((uint8_t)s[at]);
+            st[nw] = at;
+            mb[nw] = mblen > n - at ? n - at : mblen;
+            at += mb[nw];
         }
-        int single = 0;
-        int32_t node = 0;
-        size_t first = x->nn, k = start;
-        pstart *q = &P->ps[c][start];
-        q->at = (uint32_t)pn;
-        if (start < L) { /* the previous word's walk from here, over the shared bytes */
-            const pstart *r = &P->ps[o][start];
-            size_t m = r->steps < L - start ? r->steps : L - start;
-            if (pn + m > P->pathcap[c])
-                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&P->path[c], &P->pathcap[c], pn + m, sizeof(int32_t)));
-            memcpy(P->path[c] + pn, P->path[o] + r->at, m * sizeof(int32_t));
-            pn += m;
-            for (size_t j = r->nb; j < r->ne && old[j].end <= L; j++) {
-                if (old[j].id < 0) continue;
-                if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
-                x->nodes[x->nn++] = old[j];
-                if (old[j].end - start == mblen) single = 1;
+        for (int w = 0; w < nw; w++) {
+            pwalk *W = &P->w[w];
+            W->nn = W->pn = 0;
+            node[w] = 0;
+            k[w] = st[w];
+            if (st[w] < L) { /* the previous word's walk from here, over the shared bytes */
+                const pstart *r = &P->ps[o][st[w]];
+                size_t m = r->steps < L - st[w] ? r->steps : L - st[w];
+                if (m > W->pcap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&W->path, &W->pcap, m, sizeof(int32_t)));
+                memcpy(W->path, P->path[o] + r->at, m * sizeof(int32_t));
+                W->pn = m;
+                for (size_t j = r->nb; j < r->ne && old[j].end <= L; j++) {
+                    if (old[j].id < 0) continue;
+                    if (W->nn == W->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&W->nd, &W->ncap, W->nn + 1, sizeof(lnode)));
+                    W->nd[W->nn++] = old[j];
+                    if (old[j].end - st[w] == mb[w]) single[w] = 1;
+                }
+                if (m == L - st[w]) { /* it reached the end of the shared bytes: on from there */
+                    node[w] = P->path[o][r->at + m - 1];
+                    k[w] = L;
+                } else {
+                    k[w] = n; /* it stopped inside them: here too */
+                }
             }
-            if (m == L - start) { /* it reached the end of the shared bytes: on from there */
-                node = P->path[o][r->at + m - 1];
-                k = L;
-            } else {
-                k = n; /* it stopped inside them: here too */
+            act[w] = k[w] < n;
+        }
+        while (act[0] | act[1]) {
+            for (int w = 0; w < 2; w++) {
+                if (!act[w]) continue;
+                pwalk *W = &P->w[w];
+                int32_t nx = utrie_child(t, node[w], (uint8_t)s[k[w]]);
+                if (nx < 0) {
+                    act[w] = 0;
+                    continue;
+                }
+                node[w] = nx;
+                if (W->pn == W->pcap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&W->path, &W->pcap, W->pn + 1, sizeof(int32_t)));
+                W->path[W->pn++] = nx;
+                int32_t id = (int32_t)(t->node[nx].idl >> 8) - 1;
+                if (id >= 0) {
+                    if (W->nn == W->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&W->nd, &W->ncap, W->nn + 1, sizeof(lnode)));
+                    W->nd[W->nn++] = (lnode){(uint32_t)st[w], (uint32_t)(k[w] + 1), id, scores ? U->p[id].score : 0};
+                    if (k[w] + 1 - st[w] == mb[w]) single[w] = 1;
+                }
+                act[w] = ++k[w] < n;
             }
         }
-        for (; k < n; k++) {
-            node = utrie_child(t, node, (uint8_t)s[k]);
-            if (node < 0) break;
-            if (pn == P->pathcap[c])
-                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&P->path[c], &P->pathcap[c], pn + 1, sizeof(int32_t)));
-            P->path[c][pn++] = node;
-            int32_t id = (int32_t)(t->node[node].idl >> 8) - 1;
-            if (id < 0) continue;
-            if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
-            x->nodes[x->nn++] = (lnode){(uint32_t)start, (uint32_t)(k + 1), id, scores ? U->p[id].score : 0};
-            if (k + 1 - start == mblen) single = 1;
+        for (int w = 0; w < nw; w++) { /* in the order of the starts */
+            const pwalk *W = &P->w[w];
+            pstart *q = &P->ps[c][st[w]];
+            if (pn + W->pn > P->pathcap[c])
+                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&P->path[c], &P->pathcap[c], pn + W->pn, sizeof(int32_t)));
+            memcpy(P->path[c] + pn, W->path, W->pn * sizeof(int32_t));
+            q->at = (uint32_t)pn;
+            q->steps = (uint32_t)W->pn;
+            pn += W->pn;
+            if (x->nn + W->nn + 1 > x->ncap)
+                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + W->nn + 1, sizeof(lnode)));
+            q->nb = (uint32_t)x->nn;
+            if (!single[w]) /* the unknown node, first at its start, as populate() */
+                x->nodes[x->nn++] = (lnode){(uint32_t)st[w], (uint32_t)(st[w] + mb[w]), -1, unk};
+            memcpy(x->nodes + x->nn, W->nd, W->nn * sizeof(lnode));
+            x->nn += W->nn;
+            q->ne = (uint32_t)x->nn;
         }
-        q->steps = (uint32_t)(pn - q->at);
-        if (!single) { /* the unknown node, first at its start, as populate() */
-            if (x->nn == x->ncap) TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&x->nodes, &x->ncap, x->nn + 1, sizeof(lnode)));
-            memmove(x->nodes + first + 1, x->nodes + first, (x->nn - first) * sizeof *x->nodes);
-            x->nodes[first] = (lnode){(uint32_t)start, (uint32_t)(start + mblen), -1, unk};
-            x->nn++;
-        }
-        q->nb = (uint32_t)first;
-        q->ne = (uint32_t)x->nn;
-        start += mblen;
+        start = st[nw - 1] + mb[nw - 1];
     }
     P->cur = c;
     P->s = s;
