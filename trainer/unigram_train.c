@@ -2040,12 +2040,12 @@ static int estimate_substrings(const uni *U, int T, double *est)
 /* An upper bound on the distinct candidates, without enumerating them: the
  * substrings of 2 to max_piece_length characters of the words, each word
  * once (the validity rules and repeats only lower it; default corpus:
- * 21.0M for 9.2M distinct candidates) */
-static double substrings_bound(const uni *U)
+ * 21.0M for 9.2M distinct candidates); it stops once past `stop` */
+static double substrings_bound(const uni *U, double stop)
 {
     const size_t L = U->o->max_piece_length > 1 ? (size_t)U->o->max_piece_length : 1;
     double b = 0;
-    for (size_t i = 0; i < U->nw; i++) {
+    for (size_t i = 0; i < U->nw && b <= stop; i++) {
         const uint8_t *q = (const uint8_t *)U->w[i].s;
         size_t nch = 0;
         for (uint32_t k = 0; k < U->w[i].len; k++) nch += (q[k] & 0xC0) != 0x80;
@@ -2290,7 +2290,7 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
     if (o->seed_sentencepieces_file) /* seeds from a file instead (seed_file.c): no counting passes */
         rc = tkmi_seed_file_read(o, &sd, &ns, &seed_buf), G = 0;
     else {
-        if (!fl_env && want) bound = substrings_bound(U);
+        if (!fl_env && want) bound = substrings_bound(U, 32.0 * (double)want);
         spec = bound > 0 && bound <= 32.0 * (double)want;
         if (!spec) {
             rc = estimate_substrings(U, T, &est);
