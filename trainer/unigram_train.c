@@ -2291,7 +2291,8 @@ static int make_seeds(uni *U, const tkmi_vbase *vb, size_t n_req, const tkmi_chc
         rc = tkmi_seed_file_read(o, &sd, &ns, &seed_buf), G = 0;
     else {
         if (!fl_env && want) bound = substrings_bound(U, 32.0 * (double)want);
-        spec = bound > 0 && bound <= 32.0 * (double)want;
+        /* TKM_SEED_ESTIMATE_PASS (internal, tests): the estimating pass always */
+        spec = bound > 0 && bound <= 32.0 * (double)want && !getenv("TKM_SEED_ESTIMATE_PASS");
         if (!spec) {
             rc = estimate_substrings(U, T, &est);
             dbg(U, "seed estimate: %.0f distinct candidates", est);
