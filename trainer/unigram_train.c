@@ -818,28 +818,43 @@ static void update_min_score(uni *U)
         if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
 }
 
-/* The lattice cache's bound, lat_max nodes a thread: half of --max-memory
- * less what the words take (they, the cache and lat_off are most of what
- * EM holds), at least LAT_CACHE_BYTES (which is also the bound without a
- * limit); TKM_LATTICE_CACHE_MAX nodes in all, internal, forces words out of
- * it in tests. The cache grows only as far as the lattices need. */
-static void lat_budget(uni *U)
-{
-    uint64_t words = 0, half = U->o->max_memory / 2;
-    words = tkmi_uwords_bytes(&U->W) + (uint64_t)U->nw * sizeof *U->lat_off;
-    uint64_t lat_bytes = half > words + LAT_CACHE_BYTES ? half - words : LAT_CACHE_BYTES;
-    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
-    const char *env = getenv("TKM_LATTICE_CACHE_MAX");
-    U->lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / CNODE_BYTES) / (size_t)U->threads;
-    dbg(U, "lattice cache: at most %zu nodes a thread (%.0f MB in all)", U->lat_max,
-        (double)U->lat_max * (double)U->threads * CNODE_BYTES / 1048576.0);
-}
-
-/* ---- parallel passes over the words ---- */
 /* E-step, per thread and piece: its probability and expected count side by
  * side, so a lattice node's piece is one cache line, not two (a node's
  * lookups of these, scattered over the pieces, wait on memory) */
 typedef struct { double pr; int64_t acc; } pacc_t;
+
+/* The lattice cache's bound, lat_max nodes a thread, set once the seeds'
+ * trie is built (before the first lattices): --max-memory less an eighth
+ * (the C library's slack, the threads' scratch) less what EM holds beside
+ * the cache: the words and lat_off, the trie, the pieces, the E-step's
+ * per-thread arrays and, for pruning, the pieces' own lattices
+ * (PRUNE_BYTES a piece: 233 measured at 4 GB of text); at least
+ * LAT_CACHE_BYTES (which is also the bound without a limit). The cache
+ * grows only as far as the lattices need, and what it holds cannot change
+ * the model. TKM_LATTICE_CACHE_MAX nodes in all, internal, forces words
+ * out of it in tests. */
+#define PRUNE_BYTES 256
+static void lat_budget(uni *U)
+{
+    uint64_t mm = U->o->max_memory, T = (uint64_t)U->threads, np = U->np + 1;
+    uint64_t words = tkmi_uwords_bytes(&U->W) + (uint64_t)U->nw * sizeof *U->lat_off;
+    uint64_t trie = (uint64_t)(U->trie.n_nodes + 1) * (sizeof *U->trie.node + 1 + sizeof *U->trie.echild) +
+                    (uint64_t)UTRIE_DENSE_MAX * 256 * sizeof *U->trie.dense;
+    uint64_t pieces = (uint64_t)U->pcap * sizeof *U->p + U->parena_cap;
+    uint64_t pass = np * (T * sizeof(pacc_t) + 8 /* acc */ + 4 /* remap */ + 2 * (1 + 4) /* clen, ftab */) +
+                    np * PRUNE_BYTES;
+    uint64_t beside = words + trie + pieces + pass, room = mm - mm / 8;
+    uint64_t lat_bytes = room > beside + LAT_CACHE_BYTES ? room - beside : LAT_CACHE_BYTES;
+    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
+    const char *env = getenv("TKM_LATTICE_CACHE_MAX");
+    U->lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / CNODE_BYTES) / (size_t)U->threads;
+    dbg(U, "lattice cache: at most %zu nodes a thread (%.0f MB in all; beside it %.0f MB: words %.0f, trie %.0f, "
+        "pieces %.0f, passes %.0f)", U->lat_max, (double)U->lat_max * (double)U->threads * CNODE_BYTES / 1048576.0,
+        (double)beside / 1048576.0, (double)words / 1048576.0, (double)trie / 1048576.0, (double)pieces / 1048576.0,
+        (double)pass / 1048576.0);
+}
+
+/* ---- parallel passes over the words ---- */
 
 typedef struct {
     uni *U;
@@ -2419,6 +2434,7 @@ static int em_and_prune(struct tkm_trainer *t, uni *U, size_t desired)
          * lattices (the trie and all of them together are the peak) */
         malloc_trim(0);
 #endif
+        lat_budget(U);
         remap = tkmi_malloc((U->np + 1) * sizeof *remap);
         if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
@@ -2581,7 +2597,6 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     /* the words (pre-tokens cut at characters outside the vocabulary), the
      * seeds, then EM and pruning */
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
-    if (rc == 0) lat_budget(&U);
     tkmi_counts_free(counts); /* (build_words drained it) */
     dbg(&U, "%zu words", U.nw);
     size_t n_sub = 0;
