@@ -923,8 +923,9 @@ START_TEST(test_uwords)
     ck_assert_ptr_null(c.s);
     ck_assert_uint_eq(c.nch, 0);
     ck_assert_uint_eq(w.n, m);
-    size_t nbig = 0, nlong = 0;
+    size_t nbig = 0, nlong = 0, bytes = 0;
     for (size_t j = 0; j < m; j++) {
+        bytes += sg[j].len;
         ck_assert_uint_eq(tkmi_uw_len(&w, j), sg[j].len);
         ck_assert_mem_eq(tkmi_uw_s(&w, j), sg[j].s, sg[j].len);
         ck_assert_int_eq(tkmi_uw_cnt(&w, j), sg[j].cnt);
@@ -935,7 +936,9 @@ START_TEST(test_uwords)
     ck_assert_uint_eq(w.nbig, nbig);
     ck_assert_uint_gt(nbig, 2);
     ck_assert_uint_eq(nlong, 1);
-    ck_assert_uint_eq(tkmi_uwords_bytes(&w), w.off[m] + 8 + (m + 1) * 8 + m * 4 + nbig * sizeof(tkmi_uwbig));
+    ck_assert_uint_eq(w.nlg, 1);
+    ck_assert_uint_eq(w.bytes, bytes);
+    ck_assert_uint_eq(tkmi_uwords_bytes(&w), w.arena_bytes + m * 12 + (nbig + 1) * sizeof(tkmi_uwesc));
     tkmi_uwords_free(&w);
     for (size_t k = 0; k < nk; k++) free(keys[k]);
     free(keys);

@@ -227,7 +227,7 @@ static int build_words(uni *U, tkmi_counts *counts, tkmi_cpmap *req)
     U->warena = U->W.arena;
     /* thread ranges by bytes */
     int T = U->threads;
-    size_t bytes = U->nw ? (size_t)U->W.off[U->nw] : 0, acc = 0, t = 1;
+    size_t bytes = (size_t)U->W.bytes, acc = 0, t = 1;
     U->wsplit[0] = 0;
     for (size_t i = 0; i < U->nw && t < (size_t)T; i++) {
         acc += word_len(U, i);
@@ -1672,7 +1672,7 @@ static void *seed_main(void *arg)
     struct cand { uint64_t h; uint32_t cj, len; } cand[64];
     for (size_t wi = J->wfrom; J->rc == 0 && !full && wi < J->wto; wi++) {
         const uint8_t *s = (const uint8_t *)word_s(U, wi);
-        size_t n = word_len(U, wi), base = (size_t)U->W.off[wi];
+        size_t n = word_len(U, wi), base = (size_t)tkmi_uw_off(&U->W, wi);
         int64_t cnt = word_cnt(U, wi);
         /* counting without a floor asks the sketch only whether a
          * substring was seen twice: each of a word seen twice was */

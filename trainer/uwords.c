@@ -4,10 +4,13 @@
  * Memory: the table is drained chunk by chunk (tkmi_counts_drain: its slots
  * go first, then each 64 MiB chunk of records once cut into words), so the
  * peak is about the larger of the table and the words while they are
- * sorted (their bytes, once, plus 24 bytes a word: the sort works in place),
- * not both. The sorted words are then copied into a second arena in word
- * order (equal ones merged) and each takes 12 bytes (offset and 32-bit
- * count) instead of the 24 of a pointer, length and 64-bit count.
+ * sorted (their bytes, once, plus 24 bytes a word: the sort works in place,
+ * unlike the C library's merge sort, which takes as much again), not both.
+ * A word then takes 12 bytes (offset and length in 64 bits, 32-bit count)
+ * instead of the 24 of a pointer, length and 64-bit count. The bytes stay
+ * where they were cut (copying them in word order would take a second
+ * arena, the peak at scale, for no measurable gain: a word's lattice costs
+ * far more than a cache miss on its bytes).
  *
  * The order (memcmp, a prefix first: tkmi_key_pfx_cmp) is a total order on
  * distinct words and equal words are merged, so the words do not depend on
@@ -18,14 +21,14 @@
 #include "uwords.h"
 
 /* a word while sorting, 24 bytes: its first 8 bytes big-endian (zero
- * padded), its offset in the build arena << 24 | its length (LONG_LEN: in
- * the long list), its count */
+ * padded), its offset << 24 | its length (LONG_LEN: in the long list), its
+ * count */
 typedef struct {
     uint64_t pfx, ol;
     int64_t cnt;
 } wkey;
-#define LEN_BITS 24
-#define LONG_LEN ((1u << LEN_BITS) - 1)
+#define LEN_BITS TKMI_UW_LEN_BITS
+#define LONG_LEN TKMI_UW_LONG
 #define OFF_MAX ((uint64_t)1 << (64 - LEN_BITS))
 
 typedef struct { uint64_t off, len; } wlong;
@@ -182,89 +185,88 @@ static void intro_sort(const build *b, wkey *a, size_t n, int depth)
 void tkmi_uwords_free(tkmi_uwords *w)
 {
     tkmi_free(w->arena);
-    tkmi_free(w->off);
+    tkmi_free(w->ol);
     tkmi_free(w->cnt);
     tkmi_free(w->big);
+    tkmi_free(w->lg);
     memset(w, 0, sizeof *w);
 }
 
-int64_t tkmi_uwords_big(const tkmi_uwords *w, size_t i)
+int64_t tkmi_uwords_esc(const tkmi_uwesc *e, size_t n, size_t i)
 {
-    size_t lo = 0, hi = w->nbig;
+    size_t lo = 0, hi = n;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (w->big[mid].i <= i) lo = mid;
+        if (e[mid].i <= i) lo = mid;
         else hi = mid;
     }
-    return w->big[lo].cnt;
+    return e[lo].v;
 }
 
 uint64_t tkmi_uwords_bytes(const tkmi_uwords *w)
 {
-    return (w->n ? w->off[w->n] + 8 : 0) + (uint64_t)(w->n + 1) * sizeof *w->off + (uint64_t)w->n * sizeof *w->cnt +
-           (uint64_t)w->nbig * sizeof *w->big;
+    return w->arena_bytes + (uint64_t)w->n * (sizeof *w->ol + sizeof *w->cnt) +
+           (uint64_t)(w->nbig + w->nlg) * sizeof(tkmi_uwesc);
 }
 
-/* the sorted keys, equal ones merged, copied into w (its arena in word
- * order); off is written over b->wk as it is read (8 bytes a word behind
- * 24), so it takes no memory of its own */
+static int esc_add(tkmi_uwesc **e, size_t *n, size_t *cap, size_t i, int64_t v)
+{
+    TKM_FORWARD_IF_ERROR(tkmi_grow((void **)e, cap, *n + 1, sizeof **e));
+    (*e)[(*n)++] = (tkmi_uwesc){i, v};
+    return 0;
+}
+
+/* the sorted keys, equal ones merged, into w; ol is written over b->wk as
+ * it is read (8 bytes a word behind 24), so it takes no memory of its own */
 static int pack_words(build *b, tkmi_uwords *w)
 {
-    size_t n = b->n, bigcap = 0;
-    w->arena = tkmi_malloc(b->pos + 8);
+    size_t n = b->n, bigcap = 0, lgcap = 0;
     w->cnt = tkmi_malloc((n ? n : 1) * sizeof *w->cnt);
-    TKM_RETURN_ERROR_IF(!w->arena || !w->cnt, TKM_ENOMEM, "out of memory (words)");
-    uint64_t *off = (uint64_t *)b->wk;
+    TKM_RETURN_ERROR_IF(!w->cnt, TKM_ENOMEM, "out of memory (words)");
+    uint64_t *ol = (uint64_t *)b->wk;
     _Static_assert(sizeof(wkey) >= sizeof(uint64_t), "an offset fits in a key");
-    size_t k = 0, pos = 0;
+    size_t k = 0;
     int64_t acc = 0;
-    uint64_t lastpfx = 0, lastlen = 0;
-    for (size_t i = 0; i < n; i++) {
-        wkey x = b->wk[i];
-        uint64_t len = wk_len(b, &x);
+    uint64_t lastpfx = 0, lastlen = 0, bytes = 0;
+    const char *last = NULL;
+    for (size_t i = 0; i <= n; i++) {
+        wkey x = i < n ? b->wk[i] : (wkey){0, 0, 0};
+        uint64_t len = i < n ? wk_len(b, &x) : 0;
         const char *s = b->arena + (x.ol >> LEN_BITS);
-        if (k && x.pfx == lastpfx && len == lastlen && memcmp(w->arena + off[k - 1], s, (size_t)len) == 0) {
+        if (i < n && k && x.pfx == lastpfx && len == lastlen && memcmp(last, s, (size_t)len) == 0) {
             acc += x.cnt;
             continue;
         }
-        if (k) {
+        if (k) { /* word k - 1 is complete */
             if (acc < 0 || acc >= (int64_t)TKMI_UW_BIG) {
-                TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&w->big, &bigcap, w->nbig + 1, sizeof *w->big));
-                w->big[w->nbig++] = (tkmi_uwbig){k - 1, acc};
+                TKM_FORWARD_IF_ERROR(esc_add(&w->big, &w->nbig, &bigcap, k - 1, acc));
                 w->cnt[k - 1] = TKMI_UW_BIG;
             } else {
                 w->cnt[k - 1] = (uint32_t)acc;
             }
         }
-        memcpy(w->arena + pos, s, (size_t)len);
-        off[k++] = pos; /* k - 1 <= i: key i is read already */
-        pos += (size_t)len;
+        if (i == n) break;
+        if ((x.ol & LONG_LEN) == LONG_LEN) TKM_FORWARD_IF_ERROR(esc_add(&w->lg, &w->nlg, &lgcap, k, (int64_t)len));
+        ol[k++] = x.ol; /* k - 1 <= i: key i is read already */
+        bytes += len;
         acc = x.cnt;
         lastpfx = x.pfx;
         lastlen = len;
+        last = s;
     }
-    if (k) {
-        if (acc < 0 || acc >= (int64_t)TKMI_UW_BIG) {
-            TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&w->big, &bigcap, w->nbig + 1, sizeof *w->big));
-            w->big[w->nbig++] = (tkmi_uwbig){k - 1, acc};
-            w->cnt[k - 1] = TKMI_UW_BIG;
-        } else {
-            w->cnt[k - 1] = (uint32_t)acc;
-        }
-    }
-    memset(w->arena + pos, 0, 8);
-    tkmi_free(b->arena);
-    b->arena = NULL;
-    /* off: shrunk in place (the keys are done with) */
-    off[k] = pos;
     b->wk = NULL;
-    uint64_t *o2 = tkmi_realloc(off, (k + 1) * sizeof *o2);
-    w->off = o2 ? o2 : off;
-    char *a2 = tkmi_realloc(w->arena, pos + 8);
-    if (a2) w->arena = a2;
+    uint64_t *o2 = tkmi_realloc(ol, (k ? k : 1) * sizeof *o2); /* shrunk in place */
+    w->ol = o2 ? o2 : ol;
     uint32_t *c2 = tkmi_realloc(w->cnt, (k ? k : 1) * sizeof *c2);
     if (c2) w->cnt = c2;
+    w->arena = b->arena;
+    b->arena = NULL;
+    w->arena_bytes = b->pos + 8;
+    memset(w->arena + b->pos, 0, 8);
+    char *a2 = tkmi_realloc(w->arena, b->pos + 8);
+    if (a2) w->arena = a2;
     w->n = k;
+    w->bytes = bytes;
     return 0;
 }
 
