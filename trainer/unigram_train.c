@@ -2596,6 +2596,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     if (rc == 0) rc = required_chars(t, &vb, &n_req);
     /* the words (pre-tokens cut at characters outside the vocabulary), the
      * seeds, then EM and pruning */
+    if (rc == 0) dbg(&U, "%zu pre-tokens", counts->n);
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
     tkmi_counts_free(counts); /* (build_words drained it) */
     dbg(&U, "%zu words", U.nw);
