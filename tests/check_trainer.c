@@ -9,6 +9,7 @@
 
 #include "tokenmill.h"
 #include "../trainer/trainer_internal.h"
+#include "../trainer/uwords.h"
 
 static const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "tokenizer",
                               "日本語", "東京", "ひらがな", "カタカナー", "12345", "2024", "naïve", "café", "Ωμέγα",
@@ -842,6 +843,113 @@ START_TEST(test_pretok_fast_equals_generic)
 }
 END_TEST
 
+/* tkmi_uwords_build: the entries cut at characters outside req ('X'),
+ * sorted in memcmp order (a prefix first), equal ones merged, counts past
+ * 32 bits and words past 16 MB (the sort's escapes) exact; checked against
+ * a plain qsort of the segments; the table is empty afterwards */
+typedef struct { const char *s; size_t len; int64_t cnt; } uw_seg;
+static int uw_cmp(const void *a, const void *b)
+{
+    const uw_seg *x = a, *y = b;
+    return tkmi_key_cmp(x->s, x->len, y->s, y->len);
+}
+START_TEST(test_uwords)
+{
+    enum { N = 20000 };
+    size_t LONG = ((size_t)1 << 24) + 5;
+    tkmi_cpmap req = {0};
+    for (int c = 1; c < 128; c++) ck_assert_int_eq(tkmi_cpmap_add(&req, (uint32_t)c, 1), 0);
+    for (int c = 1; c < 128; c++) req.sym[tkmi_cpmap_slot(&req, (uint32_t)c)] = c == 'X' ? -1 : c;
+    tkmi_counts c;
+    ck_assert_int_eq(tkmi_counts_init(&c, 16), 0);
+    char **keys = calloc(N + 8, sizeof *keys);
+    size_t *lens = calloc(N + 8, sizeof *lens);
+    int64_t *cnts = calloc(N + 8, sizeof *cnts);
+    size_t nk = 0;
+    for (unsigned i = 0; i < N; i++) {
+        char buf[320];
+        size_t len = ct_key(buf, i % 7 == 3 ? i / 7 : i); /* some keys again, cut elsewhere */
+        if (i % 5 == 1) buf[(i / 5) % len] = 'X';
+        if (i % 7 == 3) buf[len / 3] = 'X';
+        if (i % 11 == 0 && len > 8) len = 1 + i % 8; /* short words (prefix only) */
+        keys[nk] = malloc(len);
+        memcpy(keys[nk], buf, len);
+        lens[nk] = len;
+        cnts[nk++] = i % 13 == 0 ? ((int64_t)1 << 32) + i : (int64_t)(i % 97 + 1);
+    }
+    const char *fixed[] = {"zz", "zzXzz", "abcdefghijk", "abcdefghij", "abcdefghi"};
+    /* "zz": + 2 from "zzXzz" makes exactly the escape value */
+    int64_t fcnt[] = {(int64_t)UINT32_MAX - 2, 1, 1, 5000000000LL, 2};
+    for (int k = 0; k < 5; k++) {
+        keys[nk] = strdup(fixed[k]);
+        lens[nk] = strlen(fixed[k]);
+        cnts[nk++] = fcnt[k];
+    }
+    keys[nk] = malloc(LONG + 2); /* a word over 16 MB, a cut, "b" */
+    memset(keys[nk], 'q', LONG);
+    memcpy(keys[nk] + LONG, "Xb", 2);
+    lens[nk] = LONG + 2;
+    cnts[nk++] = 7;
+    for (size_t k = 0; k < nk; k++)
+        ck_assert_int_eq(tkmi_counts_add(&c, keys[k], lens[k], tkmi_hash_bytes(keys[k], lens[k]), cnts[k]), 0);
+    /* the expected words */
+    uw_seg *sg = malloc(((size_t)N * 4 + 64) * sizeof *sg);
+    size_t ns = 0;
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(&c, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) {
+        size_t st = 0;
+        for (size_t j = 0; j <= e.len; j++)
+            if (j == e.len || e.key[j] == 'X') {
+                if (j > st) sg[ns++] = (uw_seg){e.key + st, j - st, e.count};
+                st = j + 1;
+            }
+    }
+    qsort(sg, ns, sizeof *sg, uw_cmp);
+    size_t m = 0;
+    for (size_t j = 0; j < ns; j++) {
+        if (m && !uw_cmp(&sg[m - 1], &sg[j])) sg[m - 1].cnt += sg[j].cnt;
+        else sg[m++] = sg[j];
+    }
+    /* copies: the table's keys go with it */
+    for (size_t j = 0; j < m; j++) {
+        char *q = malloc(sg[j].len);
+        memcpy(q, sg[j].s, sg[j].len);
+        sg[j].s = q;
+    }
+    tkmi_uwords w;
+    ck_assert_int_eq(tkmi_uwords_build(&w, &c, &req), 0);
+    ck_assert_ptr_null(c.s);
+    ck_assert_uint_eq(c.nch, 0);
+    ck_assert_uint_eq(w.n, m);
+    size_t nbig = 0, nlong = 0, bytes = 0;
+    for (size_t j = 0; j < m; j++) {
+        bytes += sg[j].len;
+        ck_assert_uint_eq(tkmi_uw_len(&w, j), sg[j].len);
+        ck_assert_mem_eq(tkmi_uw_s(&w, j), sg[j].s, sg[j].len);
+        ck_assert_int_eq(tkmi_uw_cnt(&w, j), sg[j].cnt);
+        nbig += sg[j].cnt >= (int64_t)UINT32_MAX;
+        nlong += sg[j].len >= ((size_t)1 << 24) - 1;
+        free((void *)sg[j].s);
+    }
+    ck_assert_uint_eq(w.nbig, nbig);
+    ck_assert_uint_gt(nbig, 2);
+    ck_assert_uint_eq(nlong, 1);
+    ck_assert_uint_eq(w.nlg, 1);
+    ck_assert_uint_eq(w.bytes, bytes);
+    ck_assert_uint_eq(tkmi_uwords_bytes(&w), w.arena_bytes + m * 12 + (nbig + 1) * sizeof(tkmi_uwesc));
+    tkmi_uwords_free(&w);
+    for (size_t k = 0; k < nk; k++) free(keys[k]);
+    free(keys);
+    free(lens);
+    free(cnts);
+    free(sg);
+    tkmi_counts_free(&c);
+    tkmi_cpmap_free(&req);
+}
+END_TEST
+
 static Suite *trainer_suite(void)
 {
     Suite *s = suite_create("trainer");
@@ -852,6 +960,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(core, test_pretok_fast_equals_generic);
     tcase_add_test(core, test_charsmap);
     tcase_add_test(core, test_count_table);
+    tcase_add_test(core, test_uwords);
     suite_add_tcase(s, core);
     TCase *det = tcase_create("determinism");
     tcase_set_timeout(det, 60);

@@ -267,6 +267,27 @@ int tkmi_counts_absorb(tkmi_counts *c, tkmi_counts *src)
     return rc;
 }
 
+int tkmi_counts_drain(tkmi_counts *c, int (*fn)(void *ctx, const tkmi_centry *e), void *ctx)
+{
+    /* the records are walked in order: the slots are not needed */
+    tkmi_free(c->s);
+    c->s = NULL;
+    c->cap = 0;
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < c->nch; k++) {
+        const char *p = c->ch[k].p;
+        tkmi_centry e;
+        for (size_t off = 0; rc == 0 && off < c->ch[k].used;) {
+            off += tkmi_counts_dec(p + off, (uint64_t)k << TKMI_CHUNK_SHIFT | off, &e);
+            if (e.count) rc = fn(ctx, &e);
+        }
+        tkmi_free(c->ch[k].p);
+        c->ch[k].p = NULL;
+    }
+    tkmi_counts_free(c);
+    return rc;
+}
+
 static int flush_pending(tkmi_worker *w);
 
 /* ---- hot table ---- */

@@ -63,6 +63,10 @@ int tkmi_counts_add(tkmi_counts *c, const char *k, size_t len, uint64_t h, int64
 /* Adds every entry of src to c and frees src, chunk by chunk as it goes
  * (src is freed also on an error). */
 int tkmi_counts_absorb(tkmi_counts *c, tkmi_counts *src);
+/* Calls fn on every entry of c, in record order, freeing c's memory as it
+ * goes (the slots first, then each chunk once walked); stops at fn's first
+ * nonzero return and returns it. c is empty afterwards, whatever the result. */
+int tkmi_counts_drain(tkmi_counts *c, int (*fn)(void *ctx, const tkmi_centry *e), void *ctx);
 /* dst = a copy of src (the same records at the same ids, and walks in the
  * same order). */
 int tkmi_counts_copy(const tkmi_counts *src, tkmi_counts *dst);

@@ -21,14 +21,9 @@
 #include "../lib/parallel.h"
 #include "seed_runs.h"
 #include "trainer_internal.h"
+#include "uwords.h"
 
 #define FIX_SCALE 16777216.0 /* 2^24: expected counts in fixed point */
-
-typedef struct {
-    const char *s;
-    uint32_t len;
-    int64_t cnt;
-} word_t;
 
 typedef struct {
     char *s; /* into the piece arena */
@@ -79,9 +74,9 @@ static void utrie_free(utrie *t)
 struct cnode { uint32_t start, idlen; };
 
 typedef struct {
-    word_t *w;
-    size_t nw;
-    char *warena;
+    tkmi_uwords W; /* the words (uwords.h) */
+    size_t nw;     /* W.n */
+    char *warena;  /* W.arena */
     piece_t *p;
     size_t np, pcap;
     char *parena;
@@ -219,80 +214,23 @@ __attribute__((format(printf, 2, 3))) static void dbg(const uni *U, const char *
 }
 
 /* ---- words ---- */
-/* a word and its first 8 bytes big-endian, padded with zeros: the order of
- * memcmp then length, most comparisons ending at the prefix (padded
- * prefixes that differ past the shorter word's end differ by a byte of the
- * longer one against a 0) */
-typedef struct { uint64_t pfx; word_t w; } wkey;
-static int cmp_word(const void *a, const void *b)
-{
-    const wkey *x = a, *y = b;
-    return tkmi_key_pfx_cmp(x->pfx, x->w.s, x->w.len, y->pfx, y->w.s, y->w.len);
-}
+static inline const char *word_s(const uni *U, size_t i) { return tkmi_uw_s(&U->W, i); }
+static inline size_t word_len(const uni *U, size_t i) { return tkmi_uw_len(&U->W, i); }
+static inline int64_t word_cnt(const uni *U, size_t i) { return tkmi_uw_cnt(&U->W, i); }
 
-/* Pre-tokens cut at characters outside the vocabulary, sorted. */
-static int build_words(uni *U, const tkmi_counts *counts, tkmi_cpmap *req)
+/* Pre-tokens cut at characters outside the vocabulary, sorted (uwords.c);
+ * the count table is freed as they are made. */
+static int build_words(uni *U, tkmi_counts *counts, tkmi_cpmap *req)
 {
-    size_t total = 0, cap = counts->n + 16;
-    tkmi_citer it;
-    tkmi_centry e;
-    tkmi_counts_iter(counts, 0, 1, &it);
-    while (tkmi_counts_next(&it, &e)) total += e.len;
-    U->warena = tkmi_malloc(total + 1);
-    U->w = tkmi_malloc(cap * sizeof *U->w);
-    TKM_RETURN_ERROR_IF(!U->warena || !U->w, TKM_ENOMEM, "out of memory (words)");
-    size_t pos = 0;
-    tkmi_counts_iter(counts, 0, 1, &it);
-    while (tkmi_counts_next(&it, &e)) {
-        const char *s = e.key;
-        size_t n = e.len, start = pos;
-        for (size_t i = 0; i <= n;) {
-            int mb = 1, keep = 0;
-            if (i < n) {
-                int32_t cp = tkmi_utf8_decode((const uint8_t *)s + i, n - i, &mb);
-                keep = req->sym[tkmi_cpmap_slot(req, (uint32_t)cp)] >= 0;
-            }
-            if (keep) {
-                memcpy(U->warena + pos, s + i, (size_t)mb);
-                pos += (size_t)mb;
-            } else if (pos > start) {
-                if (U->nw == cap) {
-                    cap *= 2;
-                    word_t *nw = tkmi_realloc(U->w, cap * sizeof *nw);
-                    TKM_RETURN_ERROR_IF(!nw, TKM_ENOMEM, "out of memory (words)");
-                    U->w = nw;
-                }
-                U->w[U->nw++] = (word_t){(const char *)(uintptr_t)start, (uint32_t)(pos - start), e.count};
-                start = pos;
-            }
-            i += (size_t)mb;
-        }
-    }
-    for (size_t i = 0; i < U->nw; i++) U->w[i].s = U->warena + (size_t)(uintptr_t)U->w[i].s;
-    wkey *wk = tkmi_malloc((U->nw + 1) * sizeof *wk);
-    TKM_RETURN_ERROR_IF(!wk, TKM_ENOMEM, "out of memory (words)");
-    for (size_t i = 0; i < U->nw; i++) {
-        wk[i] = (wkey){tkmi_key_pfx8(U->w[i].s, U->w[i].len), U->w[i]};
-    }
-    qsort(wk, U->nw, sizeof *wk, cmp_word);
-    for (size_t i = 0; i < U->nw; i++) U->w[i] = wk[i].w;
-    tkmi_free(wk);
-    /* merge equal neighbours (the same segment cut out of different tokens) */
-    size_t k = 0;
-    for (size_t i = 0; i < U->nw; i++) {
-        if (k && U->w[k - 1].len == U->w[i].len && memcmp(U->w[k - 1].s, U->w[i].s, U->w[i].len) == 0)
-            U->w[k - 1].cnt += U->w[i].cnt;
-        else
-            U->w[k++] = U->w[i];
-    }
-    U->nw = k;
+    TKM_FORWARD_IF_ERROR(tkmi_uwords_build(&U->W, counts, req));
+    U->nw = U->W.n;
+    U->warena = U->W.arena;
     /* thread ranges by bytes */
     int T = U->threads;
-    size_t bytes = 0, acc = 0, t = 1;
-    for (size_t i = 0; i < U->nw; i++) bytes += U->w[i].len;
+    size_t bytes = (size_t)U->W.bytes, acc = 0, t = 1;
     U->wsplit[0] = 0;
     for (size_t i = 0; i < U->nw && t < (size_t)T; i++) {
-        acc += U->w[i].len;
+        acc += word_len(U, i);
         while (t < (size_t)T && acc * (size_t)T >= bytes * t) U->wsplit[t++] = i + 1;
     }
     while (t <= (size_t)T) U->wsplit[t++] = U->nw;
@@ -918,29 +856,43 @@ static void update_min_score(uni *U)
         if (U->p[i].score < U->min_score) U->min_score = U->p[i].score;
 }
 
-/* The lattice cache's bound, lat_max nodes a thread: half of --max-memory
- * less what the words take (they, the cache and lat_off are most of what
- * EM holds), at least LAT_CACHE_BYTES (which is also the bound without a
- * limit); TKM_LATTICE_CACHE_MAX nodes in all, internal, forces words out of
- * it in tests. The cache grows only as far as the lattices need. */
-static void lat_budget(uni *U)
-{
-    uint64_t words = 0, half = U->o->max_memory / 2;
-    for (size_t i = 0; i < U->nw; i++) words += U->w[i].len;
-    words += (uint64_t)U->nw * (sizeof *U->w + sizeof *U->lat_off);
-    uint64_t lat_bytes = half > words + LAT_CACHE_BYTES ? half - words : LAT_CACHE_BYTES;
-    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
-    const char *env = getenv("TKM_LATTICE_CACHE_MAX");
-    U->lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / CNODE_BYTES) / (size_t)U->threads;
-    dbg(U, "lattice cache: at most %zu nodes a thread (%.0f MB in all)", U->lat_max,
-        (double)U->lat_max * (double)U->threads * CNODE_BYTES / 1048576.0);
-}
-
-/* ---- parallel passes over the words ---- */
 /* E-step, per thread and piece: its probability and expected count side by
  * side, so a lattice node's piece is one cache line, not two (a node's
  * lookups of these, scattered over the pieces, wait on memory) */
 typedef struct { double pr; int64_t acc; } pacc_t;
+
+/* The lattice cache's bound, lat_max nodes a thread, set once the seeds'
+ * trie is built (before the first lattices): --max-memory less an eighth
+ * (the C library's slack, the threads' scratch) less what EM holds beside
+ * the cache: the words and lat_off, the trie, the pieces, the E-step's
+ * per-thread arrays and, for pruning, the pieces' own lattices
+ * (PRUNE_BYTES a piece: 233 measured at 4 GB of text); at least
+ * LAT_CACHE_BYTES (which is also the bound without a limit). The cache
+ * grows only as far as the lattices need, and what it holds cannot change
+ * the model. TKM_LATTICE_CACHE_MAX nodes in all, internal, forces words
+ * out of it in tests. */
+#define PRUNE_BYTES 256
+static void lat_budget(uni *U)
+{
+    uint64_t mm = U->o->max_memory, T = (uint64_t)U->threads, np = U->np + 1;
+    uint64_t words = tkmi_uwords_bytes(&U->W) + (uint64_t)U->nw * sizeof *U->lat_off;
+    uint64_t trie = (uint64_t)(U->trie.n_nodes + 1) * (sizeof *U->trie.node + 1 + sizeof *U->trie.echild) +
+                    (uint64_t)UTRIE_DENSE_MAX * 256 * sizeof *U->trie.dense;
+    uint64_t pieces = (uint64_t)U->pcap * sizeof *U->p + U->parena_cap;
+    uint64_t pass = np * (T * sizeof(pacc_t) + 8 /* acc */ + 4 /* remap */ + 2 * (1 + 4) /* clen, ftab */) +
+                    np * PRUNE_BYTES;
+    uint64_t beside = words + trie + pieces + pass, room = mm - mm / 8;
+    uint64_t lat_bytes = room > beside + LAT_CACHE_BYTES ? room - beside : LAT_CACHE_BYTES;
+    if (lat_bytes > (uint64_t)SIZE_MAX / 2) lat_bytes = (uint64_t)SIZE_MAX / 2;
+    const char *env = getenv("TKM_LATTICE_CACHE_MAX");
+    U->lat_max = (env ? (size_t)strtoull(env, NULL, 10) : (size_t)lat_bytes / CNODE_BYTES) / (size_t)U->threads;
+    dbg(U, "lattice cache: at most %zu nodes a thread (%.0f MB in all; beside it %.0f MB: words %.0f, trie %.0f, "
+        "pieces %.0f, passes %.0f)", U->lat_max, (double)U->lat_max * (double)U->threads * CNODE_BYTES / 1048576.0,
+        (double)beside / 1048576.0, (double)words / 1048576.0, (double)trie / 1048576.0, (double)pieces / 1048576.0,
+        (double)pass / 1048576.0);
+}
+
+/* ---- parallel passes over the words ---- */
 
 typedef struct {
     uni *U;
@@ -1091,8 +1043,9 @@ static void *pass_main(void *arg)
     int moved = !U->pend;     /* sg->n is the filtered cache's end */
     pshare ps = {0};          /* the first pass (mode 2): the previous word's walks */
     for (size_t i = from; i < to && P->rc == 0; i++) {
-        const word_t *w = &U->w[i];
-        size_t n = w->len;
+        const char *ws = word_s(U, i);
+        size_t n = word_len(U, i);
+        int64_t wcnt = word_cnt(U, i);
         int cached = i < *cut;
         size_t cn = 0; /* a cached lattice: its nodes, unpacked in tmp */
         if (cached) {
@@ -1105,7 +1058,7 @@ static void *pass_main(void *arg)
             /* not (yet) in the cache: the trie finds it; kept if it is the
              * next word of the prefix and fits */
             if (P->mode == 2 && i > *cut) break; /* the cache is full */
-            P->rc = P->mode == 2 ? populate_next(U, &x, &ps, w->s, w->len, 0) : populate(U, &x, w->s, w->len, P->mode == 1);
+            P->rc = P->mode == 2 ? populate_next(U, &x, &ps, ws, n, 0) : populate(U, &x, ws, n, P->mode == 1);
             if (P->rc < 0) break;
             if (i == *cut) {
                 size_t at = sg->n;
@@ -1133,12 +1086,12 @@ static void *pass_main(void *arg)
             const struct cnode *nd = tmp;
             size_t nn = cn;
             if (nn > x.pvcap && (P->rc = tkmi_grow((void **)&x.pv, &x.pvcap, nn, sizeof *x.pv)) < 0) break;
-            double lz = estep_word(&x, nd, nn, n, P->pa, w->cnt, P->plain, U->debug, &P->n_plain);
+            double lz = estep_word(&x, nd, nn, n, P->pa, wcnt, P->plain, U->debug, &P->n_plain);
             P->n_words++;
-            if (lz > -INFINITY) P->obj -= lz * (double)w->cnt;
+            if (lz > -INFINITY) P->obj -= lz * (double)wcnt;
         } else {
             if (cached) {
-                P->ntokens += (int64_t)viterbi_cached(&x, tmp, cn, n, P->sc, w->cnt, P->acc) * w->cnt;
+                P->ntokens += (int64_t)viterbi_cached(&x, tmp, cn, n, P->sc, wcnt, P->acc) * wcnt;
                 continue;
             }
             size_t cnt = viterbi(&x, n, path, path_cap);
@@ -1148,9 +1101,9 @@ static void *pass_main(void *arg)
             }
             for (size_t k = 0; k < cnt; k++) {
                 int32_t id = x.nodes[path[k]].id;
-                if (id >= 0) P->acc[id] += w->cnt;
+                if (id >= 0) P->acc[id] += wcnt;
             }
-            P->ntokens += (int64_t)cnt * w->cnt;
+            P->ntokens += (int64_t)cnt * wcnt;
         }
     }
     if (!moved && P->rc == 0) sg->n = o; /* every word of the range was cached */
@@ -1512,7 +1465,7 @@ static int prune(uni *U, size_t desired, int32_t *remap)
     if (rc == 0) {
         double sum = 0, vsum = 0;
         for (size_t i = 0; i < np; i++) sum += (double)freq[i];
-        for (size_t i = 0; i < U->nw; i++) vsum += (double)U->w[i].cnt;
+        for (size_t i = 0; i < U->nw; i++) vsum += (double)word_cnt(U, i);
         double logsum = log(sum);
         for (size_t i = 0; i < np; i++) {
             if (freq[i] == 0 || !keep[i]) continue;
@@ -1807,9 +1760,9 @@ static void *seed_main(void *arg)
     struct pending { uint64_t h; size_t bytes; int part; uint16_t next; uint32_t g; } pend[64]; /* max_piece_length <= 63 */
     struct cand { uint64_t h; uint32_t cj, len; } cand[64];
     for (size_t wi = J->wfrom; J->rc == 0 && !full && wi < J->wto; wi++) {
-        const uint8_t *s = (const uint8_t *)U->w[wi].s;
-        size_t n = U->w[wi].len, base = (size_t)((const char *)s - U->warena);
-        int64_t cnt = U->w[wi].cnt;
+        const uint8_t *s = (const uint8_t *)word_s(U, wi);
+        size_t n = word_len(U, wi), base = (size_t)tkmi_uw_off(&U->W, wi);
+        int64_t cnt = word_cnt(U, wi);
         /* counting without a floor asks the sketch only whether a
          * substring was seen twice: each of a word seen twice was */
         const int probe = J->mode != SEED_COUNT || J->prune || cnt < 2;
@@ -2611,6 +2564,7 @@ static int em_and_prune(struct tkm_trainer *t, uni *U, size_t desired)
          * lattices (the trie and all of them together are the peak) */
         malloc_trim(0);
 #endif
+        lat_budget(U);
         remap = tkmi_malloc((U->np + 1) * sizeof *remap);
         if (!remap) rc = tkmi_error(TKM_ENOMEM, "out of memory");
     }
@@ -2739,8 +2693,7 @@ static void uni_free(uni *U)
     tkmi_free(U->amap);
     tkmi_free(U->p);
     tkmi_free(U->parena);
-    tkmi_free(U->w);
-    tkmi_free(U->warena);
+    tkmi_uwords_free(&U->W);
 }
 
 int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **out)
@@ -2773,9 +2726,9 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     if (rc == 0) rc = required_chars(t, &vb, &n_req);
     /* the words (pre-tokens cut at characters outside the vocabulary), the
      * seeds, then EM and pruning */
+    if (rc == 0) dbg(&U, "%zu pre-tokens", counts->n);
     if (rc == 0) rc = build_words(&U, counts, &vb.cm);
-    if (rc == 0) lat_budget(&U);
-    if (rc == 0) tkmi_counts_free(counts);
+    tkmi_counts_free(counts); /* (build_words drained it) */
     dbg(&U, "%zu words", U.nw);
     size_t n_sub = 0;
     uint32_t passes = 1;
