@@ -1999,9 +1999,9 @@ static double substrings_bound(const uni *U, double stop)
     const size_t L = U->o->max_piece_length > 1 ? (size_t)U->o->max_piece_length : 1;
     double b = 0;
     for (size_t i = 0; i < U->nw && b <= stop; i++) {
-        const uint8_t *q = (const uint8_t *)U->w[i].s;
-        size_t nch = 0;
-        for (uint32_t k = 0; k < U->w[i].len; k++) nch += (q[k] & 0xC0) != 0x80;
+        const uint8_t *q = (const uint8_t *)word_s(U, i);
+        size_t nch = 0, len = word_len(U, i);
+        for (size_t k = 0; k < len; k++) nch += (q[k] & 0xC0) != 0x80;
         size_t m = nch < L ? nch : L;
         if (m >= 2) b += (double)((m - 1) * (nch + 1) - (m * (m + 1) / 2 - 1));
     }
