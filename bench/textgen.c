@@ -21,22 +21,39 @@
  * OUT.tmp.PID and renamed. --curve STEP prints to stderr, every STEP bytes,
  * the number of unique whitespace-separated words so far (a cheap growth
  * check; bench/scale.sh measures real pre-tokens with tokenmill). */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* madvise */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAXORD 8
 #define MAXLINE 4000 /* bytes: a sampled line is cut here */
 
+static char *g_tmp; /* the output being written (removed on an error) */
+
 static void die(const char *what, const char *arg)
 {
     fprintf(stderr, "textgen: %s%s\n", what, arg);
+    if (g_tmp) unlink(g_tmp);
+    exit(1);
+}
+
+static void die_errno(const char *what, const char *arg)
+{
+    int e = errno;
+    fprintf(stderr, "textgen: %s%s: %s\n", what, arg, strerror(e));
+    if (g_tmp) unlink(g_tmp);
     exit(1);
 }
 
@@ -54,17 +71,31 @@ static void *xrealloc(void *p, size_t n)
     return p;
 }
 
-/* ---- PRNG: splitmix64 ---- */
-static uint64_t rng_state;
-static uint64_t rnd(void)
+/* Memory for the model's continuations, read at random on every step: on
+ * 2 MB pages where the kernel gives them (madvise), so that a step misses
+ * the cache but not the TLB as well. */
+static void *xmalloc_huge(size_t n)
 {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    size_t hp = (size_t)2 << 20, sz = (n + hp - 1) / hp * hp;
+    void *p = NULL;
+    if (posix_memalign(&p, hp, sz ? sz : hp)) die("out of memory", "");
+#ifdef MADV_HUGEPAGE
+    madvise(p, sz, MADV_HUGEPAGE); /* advice only: fine if refused */
+#endif
+    return p;
+}
+
+/* ---- PRNG: splitmix64, one state per stream (the whole output in the
+ * default mode, one per block in the block mode) ---- */
+static uint64_t sm_mix(uint64_t z)
+{
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static double rnd01(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
-static uint64_t rndn(uint64_t n) { return n ? rnd() % n : 0; }
+static uint64_t rnd(uint64_t *st) { return sm_mix(*st += 0x9E3779B97F4A7C15ull); }
+static double rnd01(uint64_t *st) { return (double)(rnd(st) >> 11) * (1.0 / 9007199254740992.0); }
+static uint64_t rndn(uint64_t *st, uint64_t n) { return n ? rnd(st) % n : 0; }
 
 /* ---- UTF-8 ---- */
 static int utf8_dec(const unsigned char *s, size_t n, uint32_t *cp)
@@ -277,7 +308,7 @@ static void model_build(model_t *m, const char *dir, const char *sub, int order,
     for (size_t q = 0; q < n_next; q++) m->next_state[q] = idmap_get(&ids, next_ctx[q]);
     m->start_state = idmap_get(&ids, start_ctx);
     if (n_obs >= UINT32_MAX) die("corpus too large for the model", "");
-    m->cont = xmalloc(n_next * sizeof *m->cont);
+    m->cont = xmalloc_huge(n_next * sizeof *m->cont);
     for (size_t q = 0; q < n_next; q++) {
         const state_t *ns = &m->st[m->next_state[q]];
         m->cont[q] = (cont_t){m->next_cp[q], (uint32_t)m->next_cum[q], ns->start, ns->n};
@@ -292,38 +323,68 @@ static void model_build(model_t *m, const char *dir, const char *sub, int order,
             n_next, m->n_chars);
 }
 
-/* Samples a continuation of the state whose continuations are
- * cont[*start, *start + *n): returns its code point, moves to its state. */
-static uint32_t model_next(const model_t *m, uint32_t *start, uint32_t *n)
+/* Where a line is in the model: its state, whose continuations are
+ * cont[start, start + n). */
+typedef struct {
+    uint32_t start, n;
+} walk_t;
+
+/* Samples a continuation of the current state: the first continuation
+ * whose cumulative count exceeds r, r uniform in [0, total); returns its
+ * code point and moves to its state, whose continuations it prefetches: in
+ * the block mode other lanes run before this one's next step, so the cache
+ * misses of several lanes overlap (memory-level parallelism). */
+static uint32_t model_next(const model_t *m, uint64_t *rng, walk_t *w)
 {
-    size_t lo = *start, hi = *start + *n - 1; /* first cum > r */
+    size_t lo = w->start, hi = w->start + w->n - 1; /* first cum > r */
     if (lo < hi) {
         /* r uniform in [0, total): multiply-shift (totals are below 2^32) */
-        uint64_t r = ((rnd() >> 32) * m->cont[hi].cum) >> 32;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (m->cont[mid].cum > r) hi = mid;
-            else lo = mid + 1;
+        uint64_t r = ((rnd(rng) >> 32) * m->cont[hi].cum) >> 32;
+        /* branch-free (the comparisons are coin flips): cont[hi].cum > r */
+        size_t len = hi - lo + 1;
+        while (len > 1) {
+            size_t half = len / 2;
+            lo = m->cont[lo + half - 1].cum <= r ? lo + half : lo;
+            len -= half;
         }
     }
     const cont_t *c = &m->cont[lo];
-    *start = c->next;
-    *n = c->next_n;
+    w->start = c->next;
+    w->n = c->next_n;
+    const cont_t *f = &m->cont[c->next], *l = f + c->next_n - 1;
+    if (c->next_n <= 16) {
+        for (const char *q = (const char *)f; q <= (const char *)l; q += 64) __builtin_prefetch(q);
+        __builtin_prefetch(l);
+    } else { /* the first probes of its binary search */
+        __builtin_prefetch(l);
+        __builtin_prefetch(f + (c->next_n - 1) / 2);
+        __builtin_prefetch(f + (c->next_n - 1) / 4);
+        __builtin_prefetch(f + 3 * (c->next_n - 1) / 4);
+    }
     return c->cp;
 }
 
 /* ---- mutations ---- */
 static double g_mut = 0.02, g_heaps = 0.6, g_heaps_k = 1.0;
-static uint64_t g_words;
 
-static double mut_prob(void)
+/* words: the index of the word in the whole stream (in the block mode, the
+ * block's estimated first index plus the words generated in it) */
+static double mut_prob(uint64_t words)
 {
-    double p = g_heaps_k * pow((double)(g_words + 1), g_heaps - 1.0);
+    double p = g_heaps_k * pow((double)(words + 1), g_heaps - 1.0);
     return p < g_mut ? p : g_mut;
 }
 
+/* The block mode's mut_prob, recomputed every 64 words (the default mode
+ * computes it for every word): p(n) changes by under 0.03% over 64 words
+ * once n passes 10^5, the first block's size. */
+typedef struct {
+    double p;
+    uint64_t next;
+} mutp_t;
+
 /* One edit of w[0..n) (code points), letters only; returns the new length. */
-static size_t mutate(const model_t *m, uint32_t *w, size_t n, size_t cap)
+static size_t mutate(const model_t *m, uint64_t *rng, uint32_t *w, size_t n, size_t cap)
 {
     size_t pos[256], np = 0;
     for (size_t i = 0; i < n && np < 256; i++) {
@@ -331,9 +392,9 @@ static size_t mutate(const model_t *m, uint32_t *w, size_t n, size_t cap)
         if (letter) pos[np++] = i;
     }
     if (!np) return n;
-    size_t i = pos[rndn(np)];
-    uint32_t c = m->chars[rndn(m->n_chars)];
-    switch (rndn(4)) {
+    size_t i = pos[rndn(rng, np)];
+    uint32_t c = m->chars[rndn(rng, m->n_chars)];
+    switch (rndn(rng, 4)) {
     case 0: w[i] = c; break; /* substitution */
     case 1:                  /* insertion */
         if (n + 1 > cap) break;
@@ -358,31 +419,61 @@ static size_t mutate(const model_t *m, uint32_t *w, size_t n, size_t cap)
     return n;
 }
 
-/* One line of language m into out (bytes, without the newline). */
-static size_t gen_line(const model_t *m, char *out)
+/* One line being generated: the model's state, the current word (code
+ * points) and the bytes written so far to out. line_step advances it by one
+ * code point, so that the block mode can interleave lines of several lanes. */
+typedef struct {
+    const model_t *m;
+    walk_t w;
+    uint32_t word[300];
+    size_t nw, o;
+    char *out;
+} line_t;
+
+static void line_begin(line_t *L, const model_t *m, char *out)
 {
-    uint32_t word[300], st_start = m->st[m->start_state].start, st_n = m->st[m->start_state].n;
-    size_t nw = 0, o = 0;
-    for (;;) {
-        uint32_t cp = model_next(m, &st_start, &st_n);
-        int end = cp == '\n' || o + 4 * (nw + 2) >= MAXLINE;
-        /* English: mutate whole words; Japanese: words are long script runs,
-         * so runs of up to 8 characters between spaces are the unit */
-        if (cp == ' ' || end || nw == (m->ja ? 8u : 290u)) {
-            if (nw) {
-                g_words++;
-                if (rnd01() < mut_prob()) nw = mutate(m, word, nw, 300);
-                for (size_t i = 0; i < nw; i++) o += (size_t)utf8_enc(word[i], out + o);
-                nw = 0;
+    L->m = m;
+    L->w.start = m->st[m->start_state].start;
+    L->w.n = m->st[m->start_state].n;
+    L->nw = L->o = 0;
+    L->out = out;
+}
+
+/* One code point of the line; returns 1 when the line has ended (L->o
+ * bytes, without the newline). *words counts the words of the stream. */
+static int line_step(line_t *L, uint64_t *rng, uint64_t *words, mutp_t *mp)
+{
+    const model_t *m = L->m;
+    uint32_t cp = model_next(m, rng, &L->w);
+    int end = cp == '\n' || L->o + 4 * (L->nw + 2) >= MAXLINE;
+    /* English: mutate whole words; Japanese: words are long script runs,
+     * so runs of up to 8 characters between spaces are the unit */
+    if (cp == ' ' || end || L->nw == (m->ja ? 8u : 290u)) {
+        if (L->nw) {
+            ++*words;
+            double p;
+            if (!mp) p = mut_prob(*words);
+            else {
+                if (*words >= mp->next) {
+                    mp->p = mut_prob(*words);
+                    mp->next = *words + 64;
+                }
+                p = mp->p;
             }
-            if (end) break;
-            if (cp != ' ') { word[nw++] = cp; continue; }
-            out[o++] = ' ';
-            continue;
+            if (rnd01(rng) < p) L->nw = mutate(m, rng, L->word, L->nw, 300);
+            for (size_t i = 0; i < L->nw; i++) L->o += (size_t)utf8_enc(L->word[i], L->out + L->o);
+            L->nw = 0;
         }
-        word[nw++] = cp;
+        if (end) return 1;
+        if (cp != ' ') {
+            L->word[L->nw++] = cp;
+            return 0;
+        }
+        L->out[L->o++] = ' ';
+        return 0;
     }
-    return o;
+    L->word[L->nw++] = cp;
+    return 0;
 }
 
 /* ---- growth check: unique whitespace-separated words ---- */
@@ -437,12 +528,128 @@ static uint64_t parse_size(const char *s)
     return (uint64_t)(v * mul);
 }
 
+/* ---- the block mode (-t N / --lanes K) ----
+ * The stream is a sequence of blocks: block b is lines generated from its
+ * own PRNG state (a hash of the seed and b) until it holds at least BLOCK
+ * bytes, its en/ja alternation counted within the block, and its words
+ * numbered from b * BLOCK * (words per byte of block 0) for the mutation
+ * schedule, so the statistics by position in the stream are those of the
+ * default mode. A thread generates K consecutive blocks at once, one lane
+ * each, advanced one code point at a time in turn: each step is a chain of
+ * dependent loads into the model, and with K lanes their cache misses
+ * overlap. Blocks are written in order, so the bytes depend on the seed,
+ * the options and BLOCK only, never on K or the thread count. */
+#define BLOCK 1000000
+#define MAXLANES 64
+
+static const model_t *g_en, *g_ja;
+static double g_en_share = 0.6, g_wpb;
+static uint64_t g_seed;
+
+typedef struct {
+    uint64_t rng, words, words0, done_en;
+    mutp_t mp;
+    size_t len; /* bytes of the block so far, whole lines */
+    int en;     /* the current line's language */
+    line_t L;
+    char *buf;
+} lane_t;
+
+static void lane_line(lane_t *z)
+{
+    z->en = (double)z->done_en <= g_en_share * (double)(z->len + 1);
+    line_begin(&z->L, z->en ? g_en : g_ja, z->buf + z->len);
+}
+
+/* Blocks first .. first + k - 1 into bufs[i], their lengths, words and
+ * English bytes. */
+static void gen_blocks(uint64_t first, int k, char **bufs, size_t *lens, uint64_t *words, uint64_t *en)
+{
+    lane_t lanes[MAXLANES];
+    int act[MAXLANES], na = 0;
+    for (int i = 0; i < k; i++) {
+        lane_t *z = &lanes[i];
+        uint64_t b = first + (uint64_t)i;
+        z->rng = sm_mix(sm_mix(g_seed * 0x2545F4914F6CDD1Dull + 7) ^ (b * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull));
+        z->words = z->words0 = (uint64_t)((double)b * BLOCK * g_wpb + 0.5);
+        z->done_en = 0;
+        z->mp.next = 0;
+        z->len = 0;
+        z->buf = bufs[i];
+        lane_line(z);
+        act[na++] = i;
+    }
+    while (na) {
+        for (int j = 0; j < na;) {
+            lane_t *z = &lanes[act[j]];
+            if (line_step(&z->L, &z->rng, &z->words, &z->mp)) {
+                size_t n = z->L.o;
+                z->buf[z->len + n] = '\n';
+                z->len += n + 1;
+                if (z->en) z->done_en += n + 1;
+                if (z->len >= BLOCK) {
+                    act[j] = act[--na];
+                    continue;
+                }
+                lane_line(z);
+            }
+            j++;
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        lens[i] = lanes[i].len;
+        words[i] = lanes[i].words - lanes[i].words0;
+        en[i] = lanes[i].done_en;
+    }
+}
+
+/* blocks in flight: slot b % n_slots holds block b once ready[slot] == b */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t ready_cv, free_cv;
+    uint64_t next_group, written, n_blocks;
+    int stop, lanes, n_slots;
+    char **buf;
+    size_t *len;
+    uint64_t *ready, *words, *en;
+} P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    char *bufs[MAXLANES];
+    size_t lens[MAXLANES];
+    uint64_t words[MAXLANES], en[MAXLANES];
+    pthread_mutex_lock(&P.mu);
+    for (;;) {
+        uint64_t first = 1 + P.next_group++ * (uint64_t)P.lanes; /* block 0 is made before */
+        if (P.stop || first >= P.n_blocks) break;
+        int k = P.n_blocks - first < (uint64_t)P.lanes ? (int)(P.n_blocks - first) : P.lanes;
+        while (!P.stop && first + (uint64_t)k > P.written + (uint64_t)P.n_slots) pthread_cond_wait(&P.free_cv, &P.mu);
+        if (P.stop) break;
+        for (int i = 0; i < k; i++) bufs[i] = P.buf[(first + (uint64_t)i) % (uint64_t)P.n_slots];
+        pthread_mutex_unlock(&P.mu);
+        gen_blocks(first, k, bufs, lens, words, en);
+        pthread_mutex_lock(&P.mu);
+        for (int i = 0; i < k; i++) {
+            size_t s = (first + (uint64_t)i) % (uint64_t)P.n_slots;
+            P.len[s] = lens[i];
+            P.words[s] = words[i];
+            P.en[s] = en[i];
+            P.ready[s] = first + (uint64_t)i;
+        }
+        pthread_cond_broadcast(&P.ready_cv);
+    }
+    pthread_mutex_unlock(&P.mu);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed = 1, bytes = 100000000, curve = 0;
     const char *out = NULL, *dir = NULL;
     double en_share = 0.6;
-    int order_en = 6, order_ja = 5;
+    int order_en = 6, order_ja = 5, threads = 0, lanes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -457,51 +664,140 @@ int main(int argc, char **argv)
         else if (ARG("--heaps")) g_heaps = atof(v);
         else if (ARG("--heaps-k")) g_heaps_k = atof(v);
         else if (ARG("--curve")) curve = parse_size(v);
-        else if (a[0] == '-') die("unknown option (see the comment at the top of bench/textgen.c): ", a);
+        else if (ARG("-t")) threads = atoi(v);
+        else if (ARG("--lanes")) lanes = atoi(v);
+        else if (a[0] == '-' && a[1]) die("unknown option (see the comment at the top of bench/textgen.c): ", a);
         else dir = a;
 #undef ARG
     }
-    if (!dir) die("usage: textgen [-s SEED] [-b BYTES] [-o OUT] CORPUS_DIR", "");
+    if (!dir) die("usage: textgen [-s SEED] [-b BYTES] [-o OUT] [-t THREADS] [--lanes K] CORPUS_DIR", "");
     if (order_en < 1 || order_en > MAXORD || order_ja < 1 || order_ja > MAXORD) die("order out of range (1..8)", "");
-    rng_state = seed * 0x2545F4914F6CDD1Dull + 7;
+    int blocks = threads || lanes;
+    if (threads < 0 || threads > 256 || lanes < 0 || lanes > MAXLANES) die("-t must be 1..256 and --lanes 1..64", "");
+    if (blocks && !threads) threads = 1;
+    if (blocks && !lanes) lanes = 16;
+    /* a closed pipe is a write error with a message, not a silent death */
+    signal(SIGPIPE, SIG_IGN);
+    uint64_t rng_state = seed * 0x2545F4914F6CDD1Dull + 7;
     model_t en, ja;
     model_build(&en, dir, "en", order_en, 0);
     model_build(&ja, dir, "ja", order_ja, 1);
-    char *tmp = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
     FILE *fo = stdout;
-    if (out) {
-        tmp = xmalloc(strlen(out) + 32);
-        sprintf(tmp, "%s.tmp.%ld", out, (long)getpid());
-        fo = fopen(tmp, "wb");
-        if (!fo) die("cannot write ", tmp);
+    if (out && strcmp(out, "-")) {
+        g_tmp = xmalloc(strlen(out) + 32);
+        sprintf(g_tmp, "%s.tmp.%ld", out, (long)getpid());
+        fo = fopen(g_tmp, "wb");
+        if (!fo) die("cannot write ", g_tmp);
     }
-    static char buf[MAXLINE + 64];
-    uint64_t done = 0, done_en = 0, next_curve = curve;
+    const char *oname = g_tmp ? g_tmp : "stdout";
+    uint64_t done = 0, done_en = 0, next_curve = curve, words = 0;
     hset seen = {0};
-    while (done < bytes) {
-        int use_en = (double)done_en <= en_share * (double)(done + 1);
-        size_t n = gen_line(use_en ? &en : &ja, buf);
-        if (done + n + 1 > bytes) n = bytes - done > 1 ? (size_t)(bytes - done - 1) : 0;
-        /* never cut inside a UTF-8 sequence */
-        while (n && ((unsigned char)buf[n] & 0xC0) == 0x80) n--;
-        buf[n] = '\n';
-        if (fwrite(buf, 1, n + 1, fo) != n + 1) die("write error on ", tmp ? tmp : "stdout");
-        if (curve) {
-            words_of(&seen, buf, n);
-            if (done + n + 1 >= next_curve) {
-                fprintf(stderr, "curve %llu bytes %zu unique words\n", (unsigned long long)(done + n + 1), seen.n);
-                next_curve += curve;
+    if (!blocks) {
+        static char buf[MAXLINE + 64];
+        line_t L;
+        while (done < bytes) {
+            int use_en = (double)done_en <= en_share * (double)(done + 1);
+            line_begin(&L, use_en ? &en : &ja, buf);
+            while (!line_step(&L, &rng_state, &words, NULL)) {}
+            size_t n = L.o;
+            if (done + n + 1 > bytes) n = bytes - done > 1 ? (size_t)(bytes - done - 1) : 0;
+            /* never cut inside a UTF-8 sequence */
+            while (n && ((unsigned char)buf[n] & 0xC0) == 0x80) n--;
+            buf[n] = '\n';
+            if (fwrite(buf, 1, n + 1, fo) != n + 1) die_errno("write error on ", oname);
+            if (curve) {
+                words_of(&seen, buf, n);
+                if (done + n + 1 >= next_curve) {
+                    fprintf(stderr, "curve %llu bytes %zu unique words\n", (unsigned long long)(done + n + 1), seen.n);
+                    next_curve += curve;
+                }
             }
+            done += n + 1;
+            if (use_en) done_en += n + 1;
         }
-        done += n + 1;
-        if (use_en) done_en += n + 1;
+    } else {
+        g_en = &en;
+        g_ja = &ja;
+        g_en_share = en_share;
+        g_seed = seed;
+        P.lanes = lanes;
+        P.n_slots = 2 * threads * lanes;
+        P.n_blocks = bytes / BLOCK + 1; /* a block holds at least BLOCK bytes */
+        P.buf = xmalloc((size_t)P.n_slots * sizeof *P.buf);
+        P.len = xmalloc((size_t)P.n_slots * sizeof *P.len);
+        P.ready = xmalloc((size_t)P.n_slots * sizeof *P.ready);
+        P.words = xmalloc((size_t)P.n_slots * sizeof *P.words);
+        P.en = xmalloc((size_t)P.n_slots * sizeof *P.en);
+        for (int i = 0; i < P.n_slots; i++) {
+            P.buf[i] = xmalloc(BLOCK + 2 * MAXLINE);
+            P.ready[i] = UINT64_MAX;
+        }
+        /* block 0 first: its words per byte number the words of the others */
+        gen_blocks(0, 1, P.buf, P.len, P.words, P.en);
+        P.ready[0] = 0;
+        g_wpb = (double)P.words[0] / (double)P.len[0];
+        pthread_t *tid = xmalloc((size_t)threads * sizeof *tid);
+        for (int i = 0; i < threads; i++)
+            if (pthread_create(&tid[i], NULL, worker, NULL)) die("cannot start a thread", "");
+        for (uint64_t b = 0; done < bytes; b++) {
+            size_t s = b % (uint64_t)P.n_slots;
+            pthread_mutex_lock(&P.mu);
+            while (P.ready[s] != b) pthread_cond_wait(&P.ready_cv, &P.mu);
+            pthread_mutex_unlock(&P.mu);
+            char *buf = P.buf[s];
+            size_t n = P.len[s];
+            uint64_t wn = P.words[s], en_n = P.en[s];
+            if (n > bytes - done) { /* the last block: cut as the default mode cuts its last line */
+                size_t full = n;
+                n = bytes - done > 1 ? (size_t)(bytes - done - 1) : 0;
+                while (n && ((unsigned char)buf[n] & 0xC0) == 0x80) n--;
+                buf[n++] = '\n';
+                wn = (uint64_t)((double)wn * (double)n / (double)full);
+                en_n = (uint64_t)((double)en_n * (double)n / (double)full);
+            }
+            if (fwrite(buf, 1, n, fo) != n) die_errno("write error on ", oname);
+            if (curve) {
+                words_of(&seen, buf, n);
+                if (done + n >= next_curve) {
+                    fprintf(stderr, "curve %llu bytes %zu unique words\n", (unsigned long long)(done + n), seen.n);
+                    while (next_curve <= done + n) next_curve += curve;
+                }
+            }
+            done += n;
+            done_en += en_n;
+            words += wn;
+            pthread_mutex_lock(&P.mu);
+            P.written = b + 1;
+            P.ready[s] = UINT64_MAX;
+            pthread_cond_broadcast(&P.free_cv);
+            pthread_mutex_unlock(&P.mu);
+        }
+        pthread_mutex_lock(&P.mu);
+        P.stop = 1;
+        pthread_cond_broadcast(&P.free_cv);
+        pthread_mutex_unlock(&P.mu);
+        for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+        free(tid);
     }
-    if (out) {
-        if (fclose(fo) != 0) die("write error on ", tmp);
-        if (rename(tmp, out) != 0) die("cannot rename to ", out);
-        free(tmp);
+    if (fflush(fo) != 0) die_errno("write error on ", oname);
+    if (g_tmp) {
+        if (fclose(fo) != 0) die_errno("write error on ", g_tmp);
+        if (rename(g_tmp, out) != 0) die_errno("cannot rename to ", out);
+        free(g_tmp);
+        g_tmp = NULL;
     }
-    fprintf(stderr, "textgen: %llu bytes (%.1f%% English), %llu words, seed %llu\n", (unsigned long long)done,
-            100.0 * (double)done_en / (double)(done ? done : 1), (unsigned long long)g_words, (unsigned long long)seed);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    double cpu = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    fprintf(stderr, "textgen: generated in %.2f s CPU after the models (%.1f MB per CPU second)\n", cpu,
+            (double)done / 1e6 / (cpu > 0 ? cpu : 1e-9));
+    if (blocks)
+        fprintf(stderr, "textgen: %llu bytes (%.1f%% English), %llu words, seed %llu, block mode: %d thread(s), %d lanes\n",
+                (unsigned long long)done, 100.0 * (double)done_en / (double)(done ? done : 1), (unsigned long long)words,
+                (unsigned long long)seed, threads, lanes);
+    else
+        fprintf(stderr, "textgen: %llu bytes (%.1f%% English), %llu words, seed %llu\n", (unsigned long long)done,
+                100.0 * (double)done_en / (double)(done ? done : 1), (unsigned long long)words, (unsigned long long)seed);
     return 0;
 }
