@@ -21,6 +21,14 @@
 #                     (default: no cap; a quick run: --spm-max-gb 1 --hf-max-gb 0.5)
 #   --peer-limit-gb G / --peer-limit-min M   a peer is stopped past G GB of RSS
 #                     or M minutes (20, 30) and not run at larger sizes
+#   --stream          generate each size into a pipe that `tokenmill train -`
+#                     reads instead of a file (no disk needed; chosen
+#                     automatically for a size larger than the free space in
+#                     --data); peers are skipped at streamed sizes (they read
+#                     files); the text comes from textgen's block mode
+#                     (-t GEN_THREADS: same statistics, other bytes than the
+#                     files) and the times are tokenmill's alone
+#   --gen-threads N   textgen threads when streaming (2)
 #   --curve           also print the unique pre-token growth of the real corpus
 #                     (interleaved 60/40 by bytes) against the generated text
 #   --json FILE       results (bench/results/scale.json)
@@ -51,6 +59,8 @@ spm_max=inf
 hf_max=inf
 curve=0
 clean=0
+stream=0
+gen_threads=2
 json_out=$here/results/scale.json
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
@@ -72,6 +82,8 @@ while [[ $# -gt 0 ]]; do
         --peer-limit-gb) limit_gb=$2; shift ;;
         --peer-limit-min) limit_min=$2; shift ;;
         --curve) curve=1 ;;
+        --stream) stream=1 ;;
+        --gen-threads) gen_threads=$2; shift ;;
         --clean) clean=1 ;;
         --json) json_out=$2; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -100,7 +112,10 @@ results=$work/results.tsv
 : >"$results"
 
 # run NAME SIZE LIMITED CMD...: wall, CPU, peak RSS of the whole process group,
-# stopped past the limits when LIMITED=1. Appends a line to $results.
+# stopped past the limits when LIMITED=1. Appends a line to $results. When
+# $inner_tf names a file, the times and peak RSS are read from it instead
+# (streaming: the trainer's own /usr/bin/time, without the generator's).
+inner_tf=
 run() {
     local name=$1 size=$2 limited=$3
     shift 3
@@ -119,15 +134,23 @@ run() {
     done
     wait "$pid" || { [[ $status == stopped ]] || status=failed; }
     local wall=NA user=0 sys=0 maxrss=0
-    [[ -s $tf ]] && read -r wall user sys maxrss < <(tail -1 "$tf") || true
+    if [[ -n $inner_tf ]]; then
+        [[ -s $inner_tf ]] && read -r wall user sys maxrss < <(tail -1 "$inner_tf") || true
+    else
+        [[ -s $tf ]] && read -r wall user sys maxrss < <(tail -1 "$tf") || true
+    fi
     [[ $wall =~ ^[0-9.]+$ ]] || wall=$((SECONDS - start))
-    if ((maxrss < peak)); then maxrss=$peak; fi
+    if [[ -z $inner_tf ]] && ((maxrss < peak)); then maxrss=$peak; fi
     local uniq=NA tcount=NA tmerge=NA
     if [[ $name == tokenmill* && $status == ok ]]; then
         uniq=$(sed -n 's/.*pre-tokens (\([0-9]*\) unique).*/\1/p' "$log")
         read -r tcount tmerge < <(sed -n 's/^  time *\([0-9.]*\) s counting, \([0-9.]*\) s.*/\1 \2/p' "$log") || true
     fi
     [[ $status == failed ]] && say "  $name failed: $(tail -2 "$log" | tr '\n' ' ')"
+    if [[ -n $inner_tf && $name == tokenmill* ]]; then
+        local l
+        while read -r l; do say "  $name: $l"; done < <(grep -E '^  (memory|dropped) ' "$log" | sed 's/^ *//')
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$name" "$status" "$wall" \
         "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')" "$maxrss" "${uniq:-NA}" "${tcount:-NA}" "${tmerge:-NA}" >>"$results"
     say "  $name: $status, $wall s wall, $(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.1f", u + s}') s CPU, $((maxrss / 1024)) MB"
@@ -143,10 +166,43 @@ spm_opts=(--model_type=bpe --vocab_size="$vocab" --character_coverage=0.9999985 
           --max_sentence_length=100000000 --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)
 spm_stopped=0 hf_stopped=0
 
+# stream NAME SIZE CMD...: run NAME with textgen's block mode piped into CMD,
+# which reads "-"; the trainer's own times are recorded, the generator's said
+stream_run() {
+    local name=$1 size=$2
+    shift 2
+    inner_tf=$work/inner.$name.$size
+    local gtf=$work/gen.$name.$size
+    run "$name" "$size" 0 bash -c 'set -o pipefail
+        gtf=$1 itf=$2 gen=$3 seed=$4 bytes=$5 gt=$6 corpus=$7 glog=$8
+        shift 8
+        /usr/bin/time -f "%e %U %S %M" -o "$gtf" "$gen" -s "$seed" -b "$bytes" -t "$gt" -o - "$corpus" 2>"$glog" |
+            /usr/bin/time -f "%e %U %S %M" -o "$itf" "$@"' stream "$gtf" "$inner_tf" "$gen" "$seed" "$bytes" "$gen_threads" \
+        "$corpus" "$work/gen.$name.$size.log" "$@"
+    inner_tf=
+    [[ -s $gtf ]] && say "  textgen (block mode, -t $gen_threads) into the pipe: $(tail -1 "$gtf" |
+        awk -v b="$bytes" '{printf "%s s wall, %.1f s CPU, %.1f MB per CPU second, model build included", $1, $2 + $3, b / 1e6 / ($2 + $3 > 0 ? $2 + $3 : 1)}')"
+}
+
 IFS=, read -r -a size_list <<<"$sizes"
 for gb in "${size_list[@]}"; do
     bytes=$(awk -v g="$gb" 'BEGIN {printf "%.0f", g * 1e9}')
     f=$data/textgen-s$seed-$bytes.txt
+    streamed=$stream
+    if [[ $streamed -eq 0 && ! -s $f ]]; then
+        avail=$(df -P -B1 "$data" | awk 'NR == 2 {print $4}')
+        if awk -v b="$bytes" -v a="${avail:-0}" 'BEGIN {exit !(b + 2e9 > a)}'; then
+            say "$gb GB does not fit in $data ($(awk -v a="${avail:-0}" 'BEGIN {printf "%.1f", a / 1e9}') GB free): streamed"
+            streamed=1
+        fi
+    fi
+    if [[ $streamed -eq 1 ]]; then
+        say "size $gb GB, streamed (textgen | tokenmill train -); peers skipped: they read files"
+        stream_run tokenmill-bpe "$gb" "$TOKENMILL" train --preset nerdstash --vocab-size "$vocab" -t "$threads" -o "$work/tm.model" -
+        [[ $unigram -eq 1 ]] &&
+            stream_run tokenmill-unigram "$gb" "$TOKENMILL" train --preset nerdstash --model-type unigram --vocab-size "$vocab" -t "$threads" -o "$work/tmu.model" -
+        continue
+    fi
     if [[ ! -s $f ]]; then
         say "generating $gb GB -> $f"
         /usr/bin/time -f '%e %U %S %M' -o "$work/gen.time" "$gen" -s "$seed" -b "$bytes" -o "$f" "$corpus" 2>"$work/gen.log" ||
