@@ -5,7 +5,8 @@
  * (repeating real text would flatter a counter).
  *
  *   textgen [-s SEED] [-b BYTES] [-o OUT] [--en-share F] [--order N]
- *           [--mut F] [--heaps F] [--curve STEP] CORPUS_DIR
+ *           [--mut F] [--heaps F] [--curve STEP] [-t THREADS] [--lanes K]
+ *           CORPUS_DIR
  *
  * Model: for each language, P(next code point | previous N code points),
  * lines start from a context of N newlines and end at a sampled newline.
@@ -41,6 +42,15 @@
 #define MAXLINE 4000 /* bytes: a sampled line is cut here */
 
 static char *g_tmp; /* the output being written (removed on an error) */
+/* SIGUSR1: end the stream early, at the end of the current line (default
+ * mode) or block (block mode), so that a streamed run that would not end in
+ * time reads a prefix of the stream and still completes */
+static volatile sig_atomic_t g_stop_early;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    g_stop_early = 1;
+}
 
 static void die(const char *what, const char *arg)
 {
@@ -686,6 +696,7 @@ int main(int argc, char **argv)
     if (blocks && !lanes) lanes = 16;
     /* a closed pipe is a write error with a message, not a silent death */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, on_usr1);
     uint64_t rng_state = seed * 0x2545F4914F6CDD1Dull + 7;
     model_t en, ja;
     model_build(&en, dir, "en", order_en, 0);
@@ -705,7 +716,7 @@ int main(int argc, char **argv)
     if (!blocks) {
         static char buf[MAXLINE + 64];
         line_t L;
-        while (done < bytes) {
+        while (done < bytes && !g_stop_early) {
             int use_en = (double)done_en <= en_share * (double)(done + 1);
             line_begin(&L, use_en ? &en : &ja, buf);
             while (!line_step(&L, &rng_state, &words, NULL)) {}
@@ -757,7 +768,7 @@ int main(int argc, char **argv)
         pthread_t *tid = xmalloc((size_t)threads * sizeof *tid);
         for (int i = 0; i < threads; i++)
             if (pthread_create(&tid[i], NULL, worker, NULL)) die("cannot start a thread", "");
-        for (uint64_t b = 0; done < bytes; b++) {
+        for (uint64_t b = 0; done < bytes && !g_stop_early; b++) {
             size_t s = b % (uint64_t)P.n_slots;
             pthread_mutex_lock(&P.mu);
             while (P.ready[s] != b) pthread_cond_wait(&P.ready_cv, &P.mu);
@@ -804,6 +815,9 @@ int main(int argc, char **argv)
         free(g_tmp);
         g_tmp = NULL;
     }
+    if (g_stop_early && done < bytes)
+        fprintf(stderr, "textgen: stopped early (SIGUSR1) after %llu of %llu bytes, at a line end\n", (unsigned long long)done,
+                (unsigned long long)bytes);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
     double cpu = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     fprintf(stderr, "textgen: generated in %.2f s CPU after the models (%.1f MB per CPU second)\n", cpu,
