@@ -138,11 +138,11 @@ if [ "$have_corpus" = 1 ]; then
     && pass "train --hf-json equals export" || fail "train --hf-json"
   # spm_train with its defaults except identity normalization: dummy prefix and remove_extra_whitespaces on (so no
   # user-defined symbols for BPE: refused, see above)
-  "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/spm" --model_type=bpe \
+  "${SPM_TRAIN:-spm_train}" --input="$(train_list)" --model_prefix="$TMP/spm" --model_type=bpe \
     --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 --normalization_rule_name=identity \
     --control_symbols='<sep>' > "$TMP/spm_train.log" 2>&1 \
     && check "spm_train identity" "$TMP/spm.model" || fail "spm_train: $(tail -3 "$TMP/spm_train.log")"
-  "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/spmu" --model_type=unigram \
+  "${SPM_TRAIN:-spm_train}" --input="$(train_list)" --model_prefix="$TMP/spmu" --model_type=unigram \
     --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 --normalization_rule_name=identity --byte_fallback=true \
     --user_defined_symbols='<|endoftext|>' --control_symbols='<sep>' > "$TMP/spm_train.log" 2>&1 \
     && check "spm_train unigram identity" "$TMP/spmu.model" "" ties || fail "spm_train: $(tail -3 "$TMP/spm_train.log")"
@@ -163,12 +163,12 @@ for l in ["\uff21\uff22\uff23\u3000\uff71\uff72\uff73 \u2460 \ufb01 \uff8a \u323
           "\u2170\u2171 \uff10\uff11\uff12 \u3000\u3000 \uff5e \u301c caf\u00e9 CAF\u00c9 Stra\u00dfe \u0130i"]:
     out.write(l.encode() + b"\n")' "$TMP/text.all" "$TMP/text.txt"
   lines=$(wc -l < "$TMP/text.txt")
-  "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/nfkc" --model_type=bpe \
+  "${SPM_TRAIN:-spm_train}" --input="$(train_list)" --model_prefix="$TMP/nfkc" --model_type=bpe \
     --vocab_size=1000 --num_threads=2 > /dev/null 2>&1 && check "spm_train bpe nmt_nfkc" "$TMP/nfkc.model" \
     || fail "spm_train nmt_nfkc"
   sp() { # name, spm-train options: tokenmill spm-train's models
     local name=$1; shift
-    "$T" spm-train --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/$name" --num_threads=2 \
+    "$T" spm-train --input="$(train_list)" --model_prefix="$TMP/$name" --num_threads=2 \
       --minloglevel=1 "$@" 2> "$TMP/train.err" || { fail "spm-train $name: $(tail -3 "$TMP/train.err")"; return; }
     case " $* " in *model_type=bpe*) check "spm-train $name" "$TMP/$name.model" ;;
                    *) check "spm-train $name" "$TMP/$name.model" "" ties ;; esac

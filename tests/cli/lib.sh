@@ -31,6 +31,8 @@ split_corpus() { # $1 = max training lines per file, $2 = held-out lines per fil
     tail -n "$h" "$f" > "$TMP/heldout/$b"
   done
 }
+# The training files split_corpus wrote, comma-separated (spm_train's --input)
+train_list() { ls "$TMP"/train/* | paste -sd,; }
 # Writes $TMP/report.html: `tokenmill analyze report` on a BPE and a Unigram
 # model trained here and the reference llama/nerdstash models where present,
 # on an English and a Japanese corpus, one with a name that needs escaping

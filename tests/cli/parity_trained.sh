@@ -25,7 +25,7 @@ check_model() { # name model
 # 1. models trained by spm_train (Debian's 0.1.97)
 spm() { # name, extra options
   local name=$1; shift
-  "${SPM_TRAIN:-spm_train}" --input="$(ls "$TMP"/train/* | paste -sd,)" --model_prefix="$TMP/$name" \
+  "${SPM_TRAIN:-spm_train}" --input="$(train_list)" --model_prefix="$TMP/$name" \
     --model_type=bpe --vocab_size=3000 --character_coverage=0.9995 --num_threads=2 "$@" > "$TMP/spm_train.log" 2>&1 \
     || { fail "spm_train $name: $(tail -3 "$TMP/spm_train.log")"; return; }
   check_model "spm_train $name" "$TMP/$name.model"

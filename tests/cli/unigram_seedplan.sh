@@ -13,7 +13,7 @@
 need_corpus
 T=$TKM_BIN
 split_corpus 6000 10
-input=$(ls "$TMP"/train/* | paste -sd,)
+input=$(train_list)
 # run NAME TABLE_MAX (0: default) [FLAG]: trains with the debug lines, sets planned,
 # counted (the passes' substrings, summed), npl (passes planned) and ran
 run() {

@@ -13,7 +13,7 @@
 need_corpus
 T=$TKM_BIN
 split_corpus 6000 10
-input=$(ls "$TMP"/train/* | paste -sd,)
+input=$(train_list)
 # run NAME INPUT ENV... -- FLAGS...: trains with the debug lines into $TMP/NAME.*
 run() {
   local name=$1 in=$2 envs=()
