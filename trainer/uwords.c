@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/heap.h"
 #include "uwords.h"
 
 /* a word while sorting, 24 bytes: its first 8 bytes big-endian (zero
@@ -119,24 +120,16 @@ static inline void wk_swap(wkey *a, wkey *c)
     *c = t;
 }
 
-static void sift_down(const build *b, wkey *a, size_t i, size_t n)
-{
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) return;
-        if (c + 1 < n && wk_less(b, &a[c], &a[c + 1])) c++;
-        if (!wk_less(b, &a[i], &a[c])) return;
-        wk_swap(&a[i], &a[c]);
-        i = c;
-    }
-}
+/* introsort's fallback: the project's one heap (lib/heap.h), largest first */
+static inline int wk_greater(const build *b, const wkey *x, const wkey *y) { return wk_less(b, y, x); }
+TKMI_HEAP_DEFINE(wkheap, wkey, const build *, wk_greater)
 
 static void heap_sort(const build *b, wkey *a, size_t n)
 {
-    for (size_t i = n / 2; i-- > 0;) sift_down(b, a, i, n);
-    for (size_t e = n; e-- > 1;) {
-        wk_swap(&a[0], &a[e]);
-        sift_down(b, a, 0, e);
+    wkheap_heapify(b, a, n);
+    for (size_t m = n; m > 1;) {
+        wkey top = wkheap_pop(b, a, &m);
+        a[m] = top;
     }
 }
 
