@@ -56,7 +56,7 @@ static void die(const char *what, const char *arg)
 {
     fprintf(stderr, "textgen: %s%s\n", what, arg);
     if (g_tmp) unlink(g_tmp);
-    exit(1);
+    _exit(1); /* stderr is unbuffered; no exit handlers (a leak checker's would replace the status) */
 }
 
 static void die_errno(const char *what, const char *arg)
@@ -64,7 +64,7 @@ static void die_errno(const char *what, const char *arg)
     int e = errno;
     fprintf(stderr, "textgen: %s%s: %s\n", what, arg, strerror(e));
     if (g_tmp) unlink(g_tmp);
-    exit(1);
+    _exit(1);
 }
 
 static void *xmalloc(size_t n)
@@ -331,6 +331,13 @@ static void model_build(model_t *m, const char *dir, const char *sub, int order,
     free(ids.val);
     fprintf(stderr, "textgen: %s model: order %d, %zu contexts, %zu continuations, %zu letters\n", sub, order, n_ctx,
             n_next, m->n_chars);
+}
+
+static void model_free(model_t *m)
+{
+    free(m->st);
+    free(m->cont);
+    free(m->chars);
 }
 
 /* Where a line is in the model: its state, whose continuations are
@@ -807,6 +814,12 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&P.mu);
         for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
         free(tid);
+        for (int i = 0; i < P.n_slots; i++) free(P.buf[i]);
+        free(P.buf);
+        free(P.len);
+        free(P.ready);
+        free(P.words);
+        free(P.en);
     }
     if (fflush(fo) != 0) die_errno("write error on ", oname);
     if (g_tmp) {
@@ -829,5 +842,8 @@ int main(int argc, char **argv)
     else
         fprintf(stderr, "textgen: %llu bytes (%.1f%% English), %llu words, seed %llu\n", (unsigned long long)done,
                 100.0 * (double)done_en / (double)(done ? done : 1), (unsigned long long)words, (unsigned long long)seed);
+    model_free(&en);
+    model_free(&ja);
+    free(seen.h);
     return 0;
 }
