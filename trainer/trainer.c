@@ -245,7 +245,7 @@ int tkm_trainer_add_file(tkm_trainer *t, const char *path)
         }
         t->st.bytes += len + 1;
         if (t->progress && t->st.bytes >= next_report) {
-            t->progress(t->progress_ctx, "reading", t->st.bytes, 0);
+            tkmi_progress(t, "reading", t->st.bytes, 0);
             next_report = t->st.bytes + (16u << 20);
         }
     }
