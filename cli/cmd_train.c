@@ -631,7 +631,7 @@ static int finish_options(train_cli *c)
  * line every 5 s and at the end of each phase. */
 static int g_prog;
 static uint64_t g_total_bytes;
-static double g_prog_t0, g_prog_last, g_phase_t0;
+static double g_prog_t0, g_prog_last, g_phase_t0, g_read_t0; /* (reading: its rate from its start, across the spills' lines) */
 static char g_phase[32];
 static int g_tty; /* a progress line is open on a terminal */
 
@@ -668,7 +668,8 @@ static void progress(void *ctx, const char *phase, uint64_t done, uint64_t total
     int last = total && done >= total;
     if (!last && t - g_prog_last < (g_prog == PROG_TTY ? 0.1 : 5.0)) return;
     g_prog_last = t;
-    double el = t - g_phase_t0;
+    if (reading && !g_read_t0) g_read_t0 = t;
+    double el = t - (reading ? g_read_t0 : g_phase_t0);
     char line[200], eta[32];
     if (reading) {
         double rate = el > 0 ? done / el / 1e6 : 0;

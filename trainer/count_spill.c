@@ -57,6 +57,13 @@ struct tkmi_run {
 
 static pthread_mutex_t prog_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* done in MB of total, the whole only when it is all done (one last line) */
+static uint64_t mb_of(uint64_t done, uint64_t total)
+{
+    uint64_t d = done >> 20, all = total >> 20;
+    return done >= total ? all : d < all ? d : (all ? all - 1 : 0);
+}
+
 void tkmi_progress(struct tkm_trainer *t, const char *phase, uint64_t done, uint64_t total)
 {
     if (!t->progress) return;
@@ -201,14 +208,16 @@ static uint64_t key_prefix(const char *k, size_t len)
     return v;
 }
 
-/* progress of the spills under way (several workers may spill at once) */
+/* progress of the spills under way (several workers may spill at once);
+ * smaller spills take well under a second and are not reported */
+#define SPILL_REPORT_MIN ((uint64_t)64 << 20)
 static void spill_report(struct tkm_trainer *t, uint64_t add_total, uint64_t add_done)
 {
     pthread_mutex_lock(&prog_mu);
     t->sp_total += add_total;
     t->sp_done += add_done;
-    if (t->progress && add_done)
-        t->progress(t->progress_ctx, "spilling tables to disk (MB of tables)", t->sp_done >> 20, t->sp_total >> 20);
+    if (t->progress && add_done && t->sp_total >= SPILL_REPORT_MIN)
+        t->progress(t->progress_ctx, "spilling tables (MB)", mb_of(t->sp_done, t->sp_total), t->sp_total >> 20);
     if (t->sp_done >= t->sp_total) t->sp_done = t->sp_total = 0;
     pthread_mutex_unlock(&prog_mu);
 }
@@ -501,7 +510,7 @@ static void *merge_thread(void *arg)
         if (rc == 0) {
             j->next_apply++;
             j->done += in;
-            tkmi_progress(j->t, j->phase, j->done >> 20, j->total >> 20);
+            tkmi_progress(j->t, j->phase, mb_of(j->done, j->total), j->total >> 20);
         } else if (rc < 0) {
             j->err = rc;
         }
@@ -555,7 +564,7 @@ static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
     seen.h = tkmi_calloc(1, sizeof *seen.h);
     TKM_RETURN_ERROR_IF(!seen.h, TKM_ENOMEM, "out of memory");
     mjob j = {.t = t, .runs = t->runs, .k = t->n_runs, .to = TO_SEEN, .seen = &seen,
-              .phase = "merging spilled runs, pass 1 of 2 (MB of runs)"};
+              .phase = "merging runs 1/2 (MB)"};
     int rc = merge_runs(&j);
     t->unique_all = seen.n;
     int64_t thr = 0;
@@ -564,7 +573,7 @@ static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
     /* merge_budget's two steps: the byte bound, then (over it) the threshold */
     if (rc == 0 && budget && seen.bound > (double)budget) thr = tkmi_mb_decide(t, seen.h, budget, &total_syms);
     j.to = TO_TABLE;
-    j.phase = "merging spilled runs, pass 2 of 2 (MB of runs)";
+    j.phase = "merging runs 2/2 (MB)";
     if (rc == 0 && thr > 0 && seen.h->kept_uniq > 0) {
         t->chars_extra = tkmi_calloc(1, sizeof *t->chars_extra);
         rc = t->chars_extra ? tkmi_chars_init(t->chars_extra) : tkmi_error(TKM_ENOMEM, "out of memory");
@@ -634,7 +643,7 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
         TKM_RETURN_ERROR_IF(!w.buf, TKM_ENOMEM, "out of memory");
         rc = run_open(&w.run);
         mjob j = {.t = t, .runs = t->runs + base, .k = k, .to = TO_RUN, .w = &w,
-                  .phase = "merging spilled runs into longer ones (MB of runs)"};
+                  .phase = "merging runs to longer (MB)"};
         if (rc == 0) rc = merge_runs(&j);
         tkmi_free(w.buf);
         if (rc < 0) {
@@ -652,7 +661,7 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
     else {
         rc = tkmi_counts_init(out, 1 << 16);
         mjob j = {.t = t, .runs = t->runs, .k = t->n_runs, .to = TO_TABLE, .out = out,
-                  .phase = "merging spilled runs (MB of runs)"};
+                  .phase = "merging runs (MB)"};
         if (rc == 0) rc = merge_runs(&j);
         t->unique_all = out->n;
     }
