@@ -12,8 +12,9 @@
 
 #define BLOCK_BYTES (4u << 20)
 /* --max-memory's bytes not for the count tables (start_workers) */
-#define PROC_BYTES ((uint64_t)16 << 20)
-#define WORKER_BYTES (((uint64_t)sizeof(tkmi_hot) << TKMI_HOT_BITS) + ((uint64_t)1 << 20))
+#define PROC_BYTES ((uint64_t)24 << 20)
+#define SPILL_MIN ((size_t)2 << 20)
+#define WORKER_BYTES (((uint64_t)sizeof(tkmi_hot) << TKMI_HOT_BITS) + ((uint64_t)2 << 20))
 
 /* ---- worker threads ---- */
 /* input_tsv: TEXT<TAB>COUNT as sentencepiece reads it (absl::SimpleAtoi:
@@ -43,6 +44,11 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
 {
     w->inc = b->inc;
     const char *p = b->data, *end = b->data + b->len;
+    /* --max-memory: a block of distinct words can add several times its
+     * size to the table, so the table is looked at every 64 lines too and
+     * spilled once past its share (or SPILL_MIN, whichever is larger: a
+     * tiny share still spills only every few MB of table) */
+    size_t lines = 0, mid = t->worker_limit > SPILL_MIN ? t->worker_limit : SPILL_MIN;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)(nl - p);
@@ -53,6 +59,10 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
         }
         TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
         p = nl + 1;
+        if (t->worker_limit && (++lines & 63) == 0 && tkmi_counts_bytes(&w->counts) > mid) {
+            TKM_FORWARD_IF_ERROR(tkmi_pretok_drain(w));
+            TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
+        }
     }
     /* --max-memory: past its share, the table goes to disk (count_spill.c) */
     if (t->worker_limit && (w->counts.full || tkmi_counts_bytes(&w->counts) > t->worker_limit)) {
