@@ -824,10 +824,11 @@ static int save_outputs(const train_cli *c, const tkm_model *m)
 static void print_summary(const train_cli *c, const tkm_model *m, const tkm_train_stats *s)
 {
     const tkm_train_options *o = &c->o;
-    char spill_note[128];
+    char spill_note[256];
     if (s->spill_runs)
-        snprintf(spill_note, sizeof spill_note, "spilled %llu sorted runs (%.1f MB) to disk, merged exactly",
-                 (unsigned long long)s->spill_runs, s->spill_bytes / 1e6);
+        snprintf(spill_note, sizeof spill_note,
+                 "spilled %llu sorted runs (%.1f MB) to disk (%.1f s of spills), merged exactly (%.1f s)",
+                 (unsigned long long)s->spill_runs, s->spill_bytes / 1e6, s->seconds_spill, s->seconds_spill_merge);
     else
         snprintf(spill_note, sizeof spill_note, "fit in memory");
     fprintf(stderr,
@@ -851,12 +852,13 @@ static void print_summary(const train_cli *c, const tkm_model *m, const tkm_trai
     fprintf(stderr,
             "  pieces     %d total: %d %s, %d characters, %d special, %d user-defined, %d bytes\n"
             "  time       %.2f s counting, %.2f s %s, %.2f s total (%d threads); peak RSS %.1f MB\n"
-            "  memory     --max-memory %.2f GB for counting tables: %s\n"
+            "  memory     --max-memory %.2f GB, %.2f GB of it for counting tables: %s\n"
             "  skipped    0 lines (tokenmill never drops input)\n",
             tkm_model_size(m), s->pieces_normal, o->model_type == TKM_MODEL_UNIGRAM ? "learned" : "merged",
             s->pieces_char, s->pieces_meta, s->pieces_user, s->pieces_byte,
             s->seconds_count, s->seconds_merge, o->model_type == TKM_MODEL_UNIGRAM ? "EM and pruning" : "merging",
-            s->seconds_total, o->threads, cli_peak_rss_kb() / 1024.0, o->max_memory / 1073741824.0, spill_note);
+            s->seconds_total, o->threads, cli_peak_rss_kb() / 1024.0, o->max_memory / 1073741824.0,
+            s->count_table_bytes / 1073741824.0, spill_note);
     if (o->model_type == TKM_MODEL_UNIGRAM)
         fprintf(stderr, "  seeds      %llu of about %llu candidate substrings (exact counts, %d pass%s)\n",
                 (unsigned long long)s->seeds, (unsigned long long)s->seed_candidates, s->seed_passes,

@@ -226,6 +226,7 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
 {
     tkmi_counts *c = &w->counts;
     if (!c->n) return 0;
+    double t0 = tkmi_now();
     uint64_t tbytes = tkmi_counts_bytes(c);
     size_t start[PARTS + 1];
     tkmi_counts_take_ids(c, PART_BITS, start);
@@ -270,6 +271,9 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
         return rc;
     }
     TKM_FORWARD_IF_ERROR(add_run(t, wr.run));
+    pthread_mutex_lock(&prog_mu);
+    t->stats.seconds_spill += tkmi_now() - t0;
+    pthread_mutex_unlock(&prog_mu);
     TKM_FORWARD_IF_ERROR(tkmi_counts_init(c, 1 << 16));
     c->limit = limit;
     return 0;
@@ -631,6 +635,7 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
     tkmi_free(sj);
     if (rc < 0) return rc;
     t->stats.spill_runs = t->n_runs;
+    double t0 = tkmi_now();
     /* more runs than MAX_WAY: merge them MAX_WAY at a time into longer runs
      * (TKM_SPILL_MAX_WAY lowers it, for tests) */
     size_t way = MAX_WAY;
@@ -667,6 +672,7 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
     }
     for (size_t i = 0; i < t->n_runs; i++) run_close(t->runs[i]);
     t->n_runs = 0;
+    t->stats.seconds_spill_merge = tkmi_now() - t0;
     return rc;
 }
 

@@ -127,6 +127,7 @@ static int start_workers(struct tkm_trainer *t)
         uint64_t left = t->o.max_memory > fixed ? t->o.max_memory - fixed : 1;
         left -= left / 64;
         t->worker_limit = (size_t)(left / (uint64_t)n ? left / (uint64_t)n : 1);
+        t->stats.count_table_bytes = (uint64_t)t->worker_limit * (uint64_t)n;
     }
     for (int i = 0; i < n; i++) {
         t->workers[i].t = t;
