@@ -244,6 +244,7 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
         size_t k = 0;
         for (size_t i = start[p]; i < start[p + 1]; i++) {
             tkmi_centry e;
+            if (i + 16 < start[p + 1]) tkmi_counts_prefetch(c, c->s[i + 16]); /* (records are all over the arena) */
             tkmi_counts_get(c, c->s[i], &e);
             if (e.count == 0) continue; /* (emptied) */
             it[k].pre = key_prefix(e.key, e.len);
@@ -252,6 +253,7 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
         if (k > 1) qsort(it, k, sizeof *it, sitem_cmp);
         for (size_t i = 0; rc == 0 && i < k; i++) {
             tkmi_centry e;
+            if (i + 16 < k) tkmi_counts_prefetch(c, it[i + 16].id);
             tkmi_counts_get(c, it[i].id, &e);
             rc = w_entry(&wr, e.key, e.len, e.count);
         }
