@@ -46,8 +46,9 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
     const char *p = b->data, *end = b->data + b->len;
     /* --max-memory: a block of distinct words can add several times its
      * size to the table, so the table is looked at every 64 lines too and
-     * spilled once past its share (or SPILL_MIN, whichever is larger: a
-     * tiny share still spills only every few MB of table) */
+     * spilled once past its share or once full (its next growth would
+     * pass the share; at 7/8 load it grows anyway), but not under SPILL_MIN
+     * bytes: a tiny share still spills only every few MB of table */
     size_t lines = 0, mid = t->worker_limit > SPILL_MIN ? t->worker_limit : SPILL_MIN;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -59,7 +60,9 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
         }
         TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
         p = nl + 1;
-        if (t->worker_limit && (++lines & 63) == 0 && tkmi_counts_bytes(&w->counts) > mid) {
+        size_t held;
+        if (t->worker_limit && (++lines & 63) == 0 &&
+            ((held = tkmi_counts_bytes(&w->counts)) > mid || (w->counts.full && held > SPILL_MIN))) {
             TKM_FORWARD_IF_ERROR(tkmi_pretok_drain(w));
             TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
         }
