@@ -631,7 +631,7 @@ static int finish_options(train_cli *c)
  * line every 5 s and at the end of each phase. */
 static int g_prog;
 static uint64_t g_total_bytes;
-static double g_prog_t0, g_prog_last, g_phase_t0;
+static double g_prog_t0, g_prog_last, g_phase_t0, g_read_t0; /* (reading: its rate from its start, across the spills' lines) */
 static char g_phase[32];
 static int g_tty; /* a progress line is open on a terminal */
 
@@ -668,7 +668,8 @@ static void progress(void *ctx, const char *phase, uint64_t done, uint64_t total
     int last = total && done >= total;
     if (!last && t - g_prog_last < (g_prog == PROG_TTY ? 0.1 : 5.0)) return;
     g_prog_last = t;
-    double el = t - g_phase_t0;
+    if (reading && !g_read_t0) g_read_t0 = t;
+    double el = t - (reading ? g_read_t0 : g_phase_t0);
     char line[200], eta[32];
     if (reading) {
         double rate = el > 0 ? done / el / 1e6 : 0;
@@ -823,10 +824,11 @@ static int save_outputs(const train_cli *c, const tkm_model *m)
 static void print_summary(const train_cli *c, const tkm_model *m, const tkm_train_stats *s)
 {
     const tkm_train_options *o = &c->o;
-    char spill_note[128];
+    char spill_note[256];
     if (s->spill_runs)
-        snprintf(spill_note, sizeof spill_note, "spilled %llu sorted runs (%.1f MB) to disk, merged exactly",
-                 (unsigned long long)s->spill_runs, s->spill_bytes / 1e6);
+        snprintf(spill_note, sizeof spill_note,
+                 "spilled %llu sorted runs (%.1f MB) to disk (%.1f s of spills), merged exactly (%.1f s)",
+                 (unsigned long long)s->spill_runs, s->spill_bytes / 1e6, s->seconds_spill, s->seconds_spill_merge);
     else
         snprintf(spill_note, sizeof spill_note, "fit in memory");
     fprintf(stderr,
@@ -850,12 +852,13 @@ static void print_summary(const train_cli *c, const tkm_model *m, const tkm_trai
     fprintf(stderr,
             "  pieces     %d total: %d %s, %d characters, %d special, %d user-defined, %d bytes\n"
             "  time       %.2f s counting, %.2f s %s, %.2f s total (%d threads); peak RSS %.1f MB\n"
-            "  memory     --max-memory %.2f GB for counting tables: %s\n"
+            "  memory     --max-memory %.2f GB, %.2f GB of it for counting tables: %s\n"
             "  skipped    0 lines (tokenmill never drops input)\n",
             tkm_model_size(m), s->pieces_normal, o->model_type == TKM_MODEL_UNIGRAM ? "learned" : "merged",
             s->pieces_char, s->pieces_meta, s->pieces_user, s->pieces_byte,
             s->seconds_count, s->seconds_merge, o->model_type == TKM_MODEL_UNIGRAM ? "EM and pruning" : "merging",
-            s->seconds_total, o->threads, cli_peak_rss_kb() / 1024.0, o->max_memory / 1073741824.0, spill_note);
+            s->seconds_total, o->threads, cli_peak_rss_kb() / 1024.0, o->max_memory / 1073741824.0,
+            s->count_table_bytes / 1073741824.0, spill_note);
     if (o->model_type == TKM_MODEL_UNIGRAM)
         fprintf(stderr, "  seeds      %llu of about %llu candidate substrings (exact counts, %d pass%s)\n",
                 (unsigned long long)s->seeds, (unsigned long long)s->seed_candidates, s->seed_passes,

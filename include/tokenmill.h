@@ -295,6 +295,12 @@ typedef struct tkm_train_stats {
      * own merge loop (the part after the shared prefix) */
     int merges_shared;
     double seconds_merge_cpu;
+    /* counting under max_memory: the count tables' share of it (the rest is
+     * for line blocks, the process and a spill's scratch), and the seconds
+     * spent writing runs (all threads' spills, wall time summed) and merging
+     * them at the end */
+    uint64_t count_table_bytes;
+    double seconds_spill, seconds_spill_merge;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);
 /* Sweeps (one counting pass, many models): tkm_trainer_finish_counting

@@ -711,6 +711,33 @@ int tkmi_counts_sorted(const tkmi_counts *c, uint64_t **out)
     return 0;
 }
 
+size_t tkmi_counts_take_ids(tkmi_counts *c, unsigned part_bits, size_t *start)
+{
+    if (part_bits > 8) part_bits = 8;
+    uint64_t *s = c->s;
+    size_t n = 0, parts = (size_t)1 << part_bits;
+    for (size_t i = 0; i < c->cap; i++)
+        if (s[i]) s[n++] = s[i];
+    /* a pass of counts, then the values moved to their partitions in place
+     * (each swap puts one where it belongs); the tag is the top of the hash */
+    const unsigned sh = TAG_BITS - part_bits;
+    memset(start, 0, (parts + 1) * sizeof *start);
+    for (size_t i = 0; i < n; i++) start[((s[i] & TAG_MASK) >> sh) + 1]++;
+    for (size_t p = 0; p < parts; p++) start[p + 1] += start[p];
+    size_t next[256]; /* (part_bits <= 8) */
+    memcpy(next, start, parts * sizeof *next);
+    for (size_t p = 0; p < parts; p++)
+        while (next[p] < start[p + 1]) {
+            uint64_t v = s[next[p]];
+            size_t q = (v & TAG_MASK) >> sh;
+            if (q == p) { next[p]++; continue; }
+            s[next[p]] = s[next[q]];
+            s[next[q]++] = v;
+        }
+    for (size_t i = 0; i < n; i++) s[i] = slot_id(s[i]);
+    return n;
+}
+
 /* ---- sizes (count_spill.c's limit, trainer.c's merge) ---- */
 /* bytes held: the slots, the chunks (the last one as far as it is
  * written: the rest of a full-size chunk is mapped but never touched) and

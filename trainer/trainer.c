@@ -11,6 +11,10 @@
 #include "trainer_internal.h"
 
 #define BLOCK_BYTES (4u << 20)
+/* --max-memory's bytes not for the count tables (start_workers) */
+#define PROC_BYTES ((uint64_t)24 << 20)
+#define SPILL_MIN ((size_t)2 << 20)
+#define WORKER_BYTES (((uint64_t)sizeof(tkmi_hot) << TKMI_HOT_BITS) + ((uint64_t)2 << 20))
 
 /* ---- worker threads ---- */
 /* input_tsv: TEXT<TAB>COUNT as sentencepiece reads it (absl::SimpleAtoi:
@@ -40,6 +44,12 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
 {
     w->inc = b->inc;
     const char *p = b->data, *end = b->data + b->len;
+    /* --max-memory: a block of distinct words can add several times its
+     * size to the table, so the table is looked at every 64 lines too and
+     * spilled once past its share or once full (its next growth would
+     * pass the share; at 7/8 load it grows anyway), but not under SPILL_MIN
+     * bytes: a tiny share still spills only every few MB of table */
+    size_t lines = 0, mid = t->worker_limit > SPILL_MIN ? t->worker_limit : SPILL_MIN;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)(nl - p);
@@ -50,6 +60,12 @@ static int process_block(struct tkm_trainer *t, tkmi_worker *w, tkmi_block *b)
         }
         TKM_FORWARD_IF_ERROR(tkmi_pretok_line(t, w, p, len));
         p = nl + 1;
+        size_t held;
+        if (t->worker_limit && (++lines & 63) == 0 &&
+            ((held = tkmi_counts_bytes(&w->counts)) > mid || (w->counts.full && held > SPILL_MIN))) {
+            TKM_FORWARD_IF_ERROR(tkmi_pretok_drain(w));
+            TKM_FORWARD_IF_ERROR(tkmi_spill_worker(t, w));
+        }
     }
     /* --max-memory: past its share, the table goes to disk (count_spill.c) */
     if (t->worker_limit && (w->counts.full || tkmi_counts_bytes(&w->counts) > t->worker_limit)) {
@@ -101,10 +117,20 @@ static int start_workers(struct tkm_trainer *t)
     t->workers = tkmi_calloc((size_t)n, sizeof *t->workers);
     TKM_RETURN_ERROR_IF(!t->workers, TKM_ENOMEM, "out of memory");
     t->n_workers = n;
-    if (t->o.max_memory) { /* the tables' share: the limit less the line blocks */
-        uint64_t blocks = (uint64_t)(2 * n + 1) * BLOCK_BYTES;
-        uint64_t left = t->o.max_memory > blocks ? t->o.max_memory - blocks : 1;
+    if (t->o.max_memory) {
+        /* the tables' share: the limit less the line blocks, the process's
+         * own (code, normalizer, the hot tables and a spill's write buffer
+         * per worker: PROC_BYTES plus WORKER_BYTES each, measured at 12-17
+         * MB in all on small inputs), then 1/64 of the rest for a spill's
+         * sort scratch (1/256 of a table's entries, 16 bytes each and as
+         * much again inside qsort: about 1/150 of the table) and the
+         * allocator's slack. Then peak RSS stays under the limit while
+         * counting and spilling (tests/cli/scale.sh). */
+        uint64_t fixed = (uint64_t)(2 * n + 1) * BLOCK_BYTES + PROC_BYTES + (uint64_t)n * WORKER_BYTES;
+        uint64_t left = t->o.max_memory > fixed ? t->o.max_memory - fixed : 1;
+        left -= left / 64;
         t->worker_limit = (size_t)(left / (uint64_t)n ? left / (uint64_t)n : 1);
+        t->stats.count_table_bytes = (uint64_t)t->worker_limit * (uint64_t)n;
     }
     for (int i = 0; i < n; i++) {
         t->workers[i].t = t;
@@ -245,7 +271,7 @@ int tkm_trainer_add_file(tkm_trainer *t, const char *path)
         }
         t->st.bytes += len + 1;
         if (t->progress && t->st.bytes >= next_report) {
-            t->progress(t->progress_ctx, "reading", t->st.bytes, 0);
+            tkmi_progress(t, "reading", t->st.bytes, 0);
             next_report = t->st.bytes + (16u << 20);
         }
     }

@@ -217,8 +217,10 @@ struct tkm_trainer {
     size_t block_bytes; /* lines per block to a counting worker: BLOCK_BYTES (4 MB) when 0;
                            tests set it small so that every worker counts and tables merge */
     tkmi_count_stats st;
-    /* spilled runs (count_spill.c): sorted (key, count) files, under mu */
-    FILE **runs;
+    /* spilled runs (count_spill.c): sorted (key, count) files in hash
+     * partitions, under mu; sp_* the spill's progress (under its lock) */
+    struct tkmi_run **runs;
+    uint64_t sp_done, sp_total;
     size_t n_runs, runs_cap;
     uint64_t spill_bytes;
     size_t worker_limit; /* bytes of table per worker before it spills; 0 none */
@@ -408,6 +410,14 @@ size_t tkmi_counts_bytes(const tkmi_counts *c);
  * new slots at once) */
 size_t tkmi_counts_slot_peak(size_t n);
 int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w);
+/* The table's ids grouped by the top part_bits of their keys' hashes, in
+ * place of its slots (which it then no longer has: only its records are
+ * read and it is freed next): s[start[p]..start[p+1]) are partition p's
+ * (start has 2^part_bits + 1 entries). Returns how many. */
+size_t tkmi_counts_take_ids(tkmi_counts *c, unsigned part_bits, size_t *start);
+/* t's progress callback, one call at a time (the reader and the counting
+ * threads' spills both report) */
+void tkmi_progress(struct tkm_trainer *t, const char *phase, uint64_t done, uint64_t total);
 int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out);
 void tkmi_spill_free(struct tkm_trainer *t);
 /* Merges worker tables into one and returns it (workers' tables freed). */
