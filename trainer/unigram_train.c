@@ -1041,7 +1041,7 @@ static void *pass_main(void *arg)
     size_t tmp_cap = 0;
     size_t o = 0;             /* pending removals: the filtered cache's end */
     int moved = !U->pend;     /* sg->n is the filtered cache's end */
-    pshare ps = {0};          /* the first pass (mode 2): the previous word's walks */
+    pshare ps = {0};          /* the words outside the cache: the previous one's walks */
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const char *ws = word_s(U, i);
         size_t n = word_len(U, i);
@@ -1058,7 +1058,7 @@ static void *pass_main(void *arg)
             /* not (yet) in the cache: the trie finds it; kept if it is the
              * next word of the prefix and fits */
             if (P->mode == 2 && i > *cut) break; /* the cache is full */
-            P->rc = P->mode == 2 ? populate_next(U, &x, &ps, ws, n, 0) : populate(U, &x, ws, n, P->mode == 1);
+            P->rc = populate_next(U, &x, &ps, ws, n, P->mode == 1);
             if (P->rc < 0) break;
             if (i == *cut) {
                 size_t at = sg->n;
