@@ -184,14 +184,16 @@ static inline void cnode_store(uint8_t *p, uint32_t v)
 #define par_run(jobs, n, job_size, fn) \
     tkmi_par_jobs((jobs), (n), (job_size), (size_t)((char *)&(jobs)[0].rc - (char *)&(jobs)[0]), (fn))
 
-/* TKM_DEBUG_UNIGRAM=1: one line a stage on stderr, with wall and process
- * CPU seconds since the trainer started */
+/* a thread's CPU seconds (TKM_DEBUG_UNIGRAM's per-thread times) */
 static double thread_cpu(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+/* TKM_DEBUG_UNIGRAM=1: one line a stage on stderr, with wall and process
+ * CPU seconds since the trainer started */
 static double cpu_now(void)
 {
     struct timespec ts;
