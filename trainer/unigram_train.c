@@ -54,6 +54,7 @@ typedef struct {
                        * of at least UTRIE_DENSE children (no binary search) */
     size_t n_nodes;
 } utrie;
+#define UTRIE_SHARE_MIN ((size_t)1 << 20) /* trie nodes: from here on, words outside the cache take populate_next */
 #define UTRIE_DENSE 24
 #define UTRIE_DENSE_MAX 4096 /* tables, 1 KB each */
 
@@ -182,6 +183,14 @@ static inline void cnode_store(uint8_t *p, uint32_t v)
  * a failed job comes back with its rc */
 #define par_run(jobs, n, job_size, fn) \
     tkmi_par_jobs((jobs), (n), (job_size), (size_t)((char *)&(jobs)[0].rc - (char *)&(jobs)[0]), (fn))
+
+/* a thread's CPU seconds (TKM_DEBUG_UNIGRAM's per-thread times) */
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* TKM_DEBUG_UNIGRAM=1: one line a stage on stderr, with wall and process
  * CPU seconds since the trainer started */
@@ -906,6 +915,7 @@ typedef struct {
     int rc;
     int plain; /* E-step: every probability in [2^-100, 2^20], so estep_plain may do a word */
     int64_t n_plain, n_words; /* E-step: words done by estep_plain, words (debug) */
+    double cpu, wall;         /* the thread's CPU and wall seconds in the pass (debug) */
 } pass_t;
 
 /* The E-step on one word's lattice (nodes by start, then length):
@@ -1030,6 +1040,7 @@ static void *pass_main(void *arg)
 {
     pass_t *P = arg;
     uni *U = P->U;
+    double w0 = U->debug ? tkmi_now() : 0, c0 = U->debug ? thread_cpu() : 0;
     scratch x = {0};
     int32_t *path = NULL;
     size_t path_cap = 0;
@@ -1041,7 +1052,13 @@ static void *pass_main(void *arg)
     size_t tmp_cap = 0;
     size_t o = 0;             /* pending removals: the filtered cache's end */
     int moved = !U->pend;     /* sg->n is the filtered cache's end */
-    pshare ps = {0};          /* the first pass (mode 2): the previous word's walks */
+    pshare ps = {0};          /* the words outside the cache: the previous one's walks */
+    /* populate_next pays where the walks wait on memory (a large trie: 1 GB
+     * of text, 1M seeds, 14% of the words cached: round 0's E-steps 24.0 ->
+     * 17.5 CPU s); over a small one its bookkeeping costs more than the
+     * walks it saves (the default corpus, spm-train defaults, a 200k-node
+     * cache: 6% more CPU). The same nodes either way. */
+    const int share = U->trie.n_nodes >= UTRIE_SHARE_MIN;
     for (size_t i = from; i < to && P->rc == 0; i++) {
         const char *ws = word_s(U, i);
         size_t n = word_len(U, i);
@@ -1058,7 +1075,8 @@ static void *pass_main(void *arg)
             /* not (yet) in the cache: the trie finds it; kept if it is the
              * next word of the prefix and fits */
             if (P->mode == 2 && i > *cut) break; /* the cache is full */
-            P->rc = P->mode == 2 ? populate_next(U, &x, &ps, ws, n, 0) : populate(U, &x, ws, n, P->mode == 1);
+            P->rc = P->mode == 2 || share ? populate_next(U, &x, &ps, ws, n, P->mode == 1)
+                                          : populate(U, &x, ws, n, P->mode == 1);
             if (P->rc < 0) break;
             if (i == *cut) {
                 size_t at = sg->n;
@@ -1107,11 +1125,27 @@ static void *pass_main(void *arg)
         }
     }
     if (!moved && P->rc == 0) sg->n = o; /* every word of the range was cached */
+    if (U->debug) {
+        P->cpu = thread_cpu() - c0;
+        P->wall = tkmi_now() - w0;
+    }
     scratch_free(&x);
     pshare_free(&ps);
     tkmi_free(path);
     tkmi_free(tmp);
     return NULL;
+}
+
+/* TKM_DEBUG_UNIGRAM: each thread's CPU and wall seconds in a pass (is one
+ * idle while another finishes?) */
+static void dbg_threads(const uni *U, const char *what, const pass_t *P, int T)
+{
+    if (!U->debug) return;
+    char tl[512];
+    size_t k = 0;
+    for (int t = 0; t < T && k + 64 < sizeof tl; t++)
+        k += (size_t)snprintf(tl + k, sizeof tl - k, "%s%.2f/%.2f", t ? ", " : "", P[t].cpu, P[t].wall);
+    dbg(U, "  %s: threads' CPU/wall s %s", what, tl);
 }
 
 /* Runs a pass; out[i] receives the summed accumulator of piece i. */
@@ -1132,20 +1166,21 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
         U->have_lat = 1;
         /* fill the cache first, then free the seeds' trie (the largest) if
          * every word is in it, before the E-step's arrays are allocated */
-        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0};
+        for (int t = 0; rc == 0 && t < T; t++) P[t] = (pass_t){U, 2, t, T, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0};
         if (rc == 0) par_run(P, T, sizeof *P, pass_main);
         for (int t = 0; t < T; t++)
             if (P[t].rc < 0 && rc == 0) rc = P[t].rc;
         int all = 1;
         for (int t = 0; t < T; t++) all &= U->lat_cut[t] == U->wsplit[t + 1];
         if (all) utrie_free(&U->trie);
+        if (rc == 0) dbg_threads(U, "lattices found", P, T);
         if (rc == 0) dbg(U, "  lattices of %zu words found", U->nw);
     }
     int uncached = 0;
     for (int t = 0; t < T; t++) uncached |= U->lat_cut[t] < U->wsplit[t + 1];
     if (rc == 0 && uncached && (U->trie_stale || !U->trie.node)) rc = rebuild_trie(U); /* words outside the cache walk it */
     for (int t = 0; t < T; t++) {
-        P[t] = (pass_t){U, mode, t, T, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0};
+        P[t] = (pass_t){U, mode, t, T, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0};
         if (mode == 0) {
             P[t].pa = tkmi_malloc((U->np + 1) * sizeof *P[t].pa);
             if (!P[t].pa) rc = tkmi_error(TKM_ENOMEM, "out of memory");
@@ -1179,6 +1214,7 @@ static int run_pass(uni *U, int mode, int64_t *out, double *obj)
     }
     if (rc == 0) rc = lat_tables(U);
     if (rc == 0) par_run(P, T, sizeof *P, pass_main);
+    if (rc == 0) dbg_threads(U, mode == 0 ? "E-step" : "Viterbi pass", P, T);
     tkmi_free(sc);
     if (U->pend) { /* the pass applied the pending removals */
         tkmi_free(U->pend);
