@@ -169,14 +169,6 @@ static int cw_bytes(tkmi_cwriter *w, const void *p, size_t len)
     return 0;
 }
 
-size_t tkmi_varint_put(uint8_t *p, uint64_t v)
-{
-    size_t k = 0;
-    while (v >= 0x80) { p[k++] = (uint8_t)(v | 0x80); v >>= 7; }
-    p[k++] = (uint8_t)v;
-    return k;
-}
-
 static int cw_varint(tkmi_cwriter *w, uint64_t v)
 {
     uint8_t b[10];

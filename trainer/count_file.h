@@ -47,7 +47,6 @@ int tkmi_cw_open(const char *path, const char *hdr, size_t hdr_len, tkmi_cwriter
 int tkmi_cw_put(tkmi_cwriter *w, const char *key, size_t len, int64_t cnt);
 int tkmi_cw_close(tkmi_cwriter *w, int commit);
 
-size_t tkmi_varint_put(uint8_t *p, uint64_t v);
 int tkmi_cf_options(const struct tkm_trainer *t, int weighted, char **out, size_t *out_n);
 int tkmi_cf_check_options(const char *path, const char *opts, size_t n, const char *want, size_t wn, const char *what,
                           int check_weighted);

@@ -134,23 +134,15 @@ static int w_flush(rwriter *w)
     return 0;
 }
 
-static inline size_t put_varint(char *p, uint64_t v)
-{
-    size_t o = 0;
-    for (; v >= 0x80; v >>= 7) p[o++] = (char)(v | 0x80);
-    p[o++] = (char)v;
-    return o;
-}
-
 static int w_entry(rwriter *w, const char *k, size_t len, int64_t cnt)
 {
     size_t shared = 0, lim = len < w->prev_len ? len : w->prev_len;
     while (shared < lim && k[shared] == w->prev[shared]) shared++;
     size_t rest = len - shared;
     if (w->used + 30 > WBUF) TKM_FORWARD_IF_ERROR(w_flush(w));
-    size_t h = put_varint(w->buf + w->used, shared);
-    h += put_varint(w->buf + w->used + h, rest);
-    h += put_varint(w->buf + w->used + h, (uint64_t)cnt);
+    size_t h = tkmi_varint_put((uint8_t *)(w->buf + w->used), shared);
+    h += tkmi_varint_put((uint8_t *)(w->buf + w->used + h), rest);
+    h += tkmi_varint_put((uint8_t *)(w->buf + w->used + h), (uint64_t)cnt);
     w->used += h;
     w->off += h + rest;
     for (size_t o = shared; o < len;) {
@@ -441,8 +433,8 @@ static int merge_part(mthread *m, unsigned p, uint64_t *in_bytes)
             if (!x) m->hp[0] = m->hp[--n];
             if (n) runheap_sift_down(NULL, m->hp, n, 0, m->hp[0]);
         }
-        size_t h = put_varint(m->out + m->used, len);
-        h += put_varint(m->out + m->used + h, (uint64_t)cnt);
+        size_t h = tkmi_varint_put((uint8_t *)(m->out + m->used), len);
+        h += tkmi_varint_put((uint8_t *)(m->out + m->used + h), (uint64_t)cnt);
         memmove(m->out + m->used + h, m->out + at, len);
         m->used += h + len;
         m->n++;

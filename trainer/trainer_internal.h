@@ -92,6 +92,15 @@ static inline void tkmi_counts_get(const tkmi_counts *c, uint64_t id, tkmi_centr
     tkmi_counts_dec(tkmi_counts_rec(c, id), id, e);
 }
 static inline void tkmi_counts_prefetch(const tkmi_counts *c, uint64_t id) { __builtin_prefetch(tkmi_counts_rec(c, id)); }
+
+/* a LEB128 varint (count files, spill runs): the bytes written, at most 10 */
+static inline size_t tkmi_varint_put(uint8_t *p, uint64_t v)
+{
+    size_t k = 0;
+    for (; v >= 0x80; v >>= 7) p[k++] = (uint8_t)(v | 0x80);
+    p[k++] = (uint8_t)v;
+    return k;
+}
 /* Sets the count of entry id (0 empties it: the table is only walked from then on). */
 static inline void tkmi_counts_set(tkmi_counts *c, uint64_t id, int64_t count)
 {
