@@ -188,16 +188,7 @@ static int sitem_cmp(const void *x, const void *y)
     tkmi_centry ea, eb;
     tkmi_counts_get(sort_ctx, a->id, &ea);
     tkmi_counts_get(sort_ctx, b->id, &eb);
-    return tkmi_key_cmp(ea.key, ea.len, eb.key, eb.len);
-}
-
-static uint64_t key_prefix(const char *k, size_t len)
-{
-    uint8_t b[8] = {0};
-    memcpy(b, k, len < 8 ? len : 8);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | b[i];
-    return v;
+    return tkmi_key_pfx_cmp(a->pre, ea.key, ea.len, b->pre, eb.key, eb.len);
 }
 
 /* progress of the spills under way (several workers may spill at once);
@@ -239,7 +230,7 @@ int tkmi_spill_worker(struct tkm_trainer *t, tkmi_worker *w)
             if (i + 16 < start[p + 1]) tkmi_counts_prefetch(c, c->s[i + 16]); /* (records are all over the arena) */
             tkmi_counts_get(c, c->s[i], &e);
             if (e.count == 0) continue; /* (emptied) */
-            it[k].pre = key_prefix(e.key, e.len);
+            it[k].pre = tkmi_key_pfx8(e.key, e.len);
             it[k++].id = c->s[i];
         }
         if (k > 1) qsort(it, k, sizeof *it, sitem_cmp);
