@@ -865,17 +865,20 @@ static void print_summary(const train_cli *c, const tkm_model *m, const tkm_trai
                 s->seed_passes == 1 ? "" : "es");
 }
 
-/* BPE under --max-memory: what the merge loop left out (even with -q). */
+/* Under --max-memory: what BPE's merge loop or the Unigram words left out
+ * (even with -q). */
 static void print_dropped(const train_cli *c, const tkm_train_stats *s)
 {
+    int uni = c->o.model_type == TKM_MODEL_UNIGRAM;
     if (s->merge_drop_below > 0)
         fprintf(stderr,
                 "  dropped    %llu unique pre-tokens counted under %lld times (%llu occurrences, %.3f%% of all) "
-                "left out of the merges to fit --max-memory %.1f MB (merge loop about %.1f MB)\n",
+                "left out of %s to fit --max-memory %.1f MB (%s about %.1f MB)\n",
                 (unsigned long long)s->merge_dropped_unique, (long long)s->merge_drop_below,
                 (unsigned long long)s->merge_dropped_occurrences,
                 s->pretokens_total ? 100.0 * (double)s->merge_dropped_occurrences / (double)s->pretokens_total : 0.0,
-                c->o.max_memory / 1048576.0, s->merge_bytes_estimate / 1e6);
+                uni ? "the Unigram words" : "the merges", c->o.max_memory / 1048576.0,
+                uni ? "words at their peak" : "merge loop", s->merge_bytes_estimate / 1e6);
 }
 
 /* The pieces per script class (not with -q); the --balance targets that

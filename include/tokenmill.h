@@ -280,10 +280,12 @@ typedef struct tkm_train_stats {
      * (latin, japanese, other) and the merge loops the search ran */
     double balance_weight[3];
     int balance_trials;
-    /* BPE under max_memory: the merge loop's estimated bytes (for what it
-     * kept); when all pre-tokens would not fit, those counted fewer than
-     * merge_drop_below times are left out of the merges (0: none), and
-     * how many unique pre-tokens and occurrences that was */
+    /* BPE and Unigram under max_memory: the estimated bytes of the merge
+     * loop (BPE) or of the words at their peak (Unigram, whose words get
+     * half of max_memory) for what was kept; when all pre-tokens would not
+     * fit, those counted fewer than merge_drop_below times are left out of
+     * training (0: none), and how many unique pre-tokens and occurrences
+     * that was */
     uint64_t merge_bytes_estimate;
     int64_t merge_drop_below;
     uint64_t merge_dropped_unique, merge_dropped_occurrences;

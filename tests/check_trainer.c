@@ -846,7 +846,9 @@ END_TEST
 /* tkmi_uwords_build: the entries cut at characters outside req ('X'),
  * sorted in memcmp order (a prefix first), equal ones merged, counts past
  * 32 bits and words past 16 MB (the sort's escapes) exact; checked against
- * a plain qsort of the segments; the table is empty afterwards */
+ * a plain qsort of the segments; the table is empty afterwards. Loop 1:
+ * only the entries counted at least 50 times (the Unigram budget's
+ * threshold), every other one left out. */
 typedef struct { const char *s; size_t len; int64_t cnt; } uw_seg;
 static int uw_cmp(const void *a, const void *b)
 {
@@ -856,6 +858,7 @@ static int uw_cmp(const void *a, const void *b)
 START_TEST(test_uwords)
 {
     enum { N = 20000 };
+    const int64_t minc = _i ? 50 : 0;
     size_t LONG = ((size_t)1 << 24) + 5;
     tkmi_cpmap req = {0};
     for (int c = 1; c < 128; c++) ck_assert_int_eq(tkmi_cpmap_add(&req, (uint32_t)c, 1), 0);
@@ -898,8 +901,13 @@ START_TEST(test_uwords)
     tkmi_citer it;
     tkmi_centry e;
     tkmi_counts_iter(&c, 0, 1, &it);
+    size_t n_left_out = 0;
     while (tkmi_counts_next(&it, &e)) {
         size_t st = 0;
+        if (e.count < minc) {
+            n_left_out++;
+            continue;
+        }
         for (size_t j = 0; j <= e.len; j++)
             if (j == e.len || e.key[j] == 'X') {
                 if (j > st) sg[ns++] = (uw_seg){e.key + st, j - st, e.count};
@@ -919,7 +927,8 @@ START_TEST(test_uwords)
         sg[j].s = q;
     }
     tkmi_uwords w;
-    ck_assert_int_eq(tkmi_uwords_build(&w, &c, &req), 0);
+    if (minc) ck_assert_uint_gt(n_left_out, N / 4);
+    ck_assert_int_eq(tkmi_uwords_build(&w, &c, &req, minc), 0);
     ck_assert_ptr_null(c.s);
     ck_assert_uint_eq(c.nch, 0);
     ck_assert_uint_eq(w.n, m);
@@ -935,10 +944,10 @@ START_TEST(test_uwords)
     }
     ck_assert_uint_eq(w.nbig, nbig);
     ck_assert_uint_gt(nbig, 2);
-    ck_assert_uint_eq(nlong, 1);
-    ck_assert_uint_eq(w.nlg, 1);
+    ck_assert_uint_eq(nlong, minc ? 0 : 1); /* (counted 7 times) */
+    ck_assert_uint_eq(w.nlg, nlong);
     ck_assert_uint_eq(w.bytes, bytes);
-    ck_assert_uint_eq(tkmi_uwords_bytes(&w), w.arena_bytes + m * 12 + (nbig + 1) * sizeof(tkmi_uwesc));
+    ck_assert_uint_eq(tkmi_uwords_bytes(&w), w.arena_bytes + m * 12 + (nbig + nlong) * sizeof(tkmi_uwesc));
     tkmi_uwords_free(&w);
     for (size_t k = 0; k < nk; k++) free(keys[k]);
     free(keys);
@@ -960,7 +969,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(core, test_pretok_fast_equals_generic);
     tcase_add_test(core, test_charsmap);
     tcase_add_test(core, test_count_table);
-    tcase_add_test(core, test_uwords);
+    tcase_add_loop_test(core, test_uwords, 0, 2);
     suite_add_tcase(s, core);
     TCase *det = tcase_create("determinism");
     tcase_set_timeout(det, 60);

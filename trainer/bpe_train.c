@@ -484,65 +484,12 @@ static double merge_bytes(size_t n, int narrow)
  * bpe_words sets the estimate from the characters it decodes anyway. */
 /* After a spill the same histogram is built while the sorted runs are
  * merged (count_spill.c) and, when something goes, only the kept
- * pre-tokens are loaded: t->mb_pre holds the decision taken there. */
+ * pre-tokens are loaded: t->mb_pre holds the decision taken there. The
+ * histogram (tkmi_mb_add, tkmi_mb_decide) is vocab_common.c's, shared with
+ * the Unigram trainer's words. */
 int tkmi_mb_narrow(const tkm_train_options *o) { return o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS"); }
 
-uint64_t tkmi_mb_budget(const struct tkm_trainer *t)
-{
-    const char *env = getenv("TKM_BPE_MERGE_BUDGET");
-    return env ? strtoull(env, NULL, 10) : t->o.max_memory;
-}
-
 double tkmi_mb_bytes(size_t n, int narrow) { return merge_bytes(n, narrow); }
-
-void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c, int narrow)
-{
-    const uint8_t *s = (const uint8_t *)key;
-    size_t ns = 0;
-    for (size_t i = 0; i < len; i++) ns += (s[i] & 0xC0) != 0x80;
-    double b = merge_bytes(ns, narrow);
-    tkmi_mb_bucket *u = &h->by[c < TKMI_MB_EXACT ? c : TKMI_MB_EXACT + (63 - __builtin_clzll((uint64_t)c))];
-    u->bytes += b;
-    u->syms += ns;
-    u->uniq++;
-    u->occ += (uint64_t)c;
-    u->keybytes += len;
-    h->all += b;
-    if (ns > h->longest) h->longest = ns;
-}
-
-int64_t tkmi_mb_decide(struct tkm_trainer *t, tkmi_mb_hist *h, uint64_t budget, size_t *total_syms)
-{
-    tkmi_mb_bucket *by = h->by;
-    int64_t thr = 0;
-    t->stats.merge_bytes_estimate = (uint64_t)h->all;
-    h->kept_uniq = h->kept_keybytes = 0;
-    int first = 1; /* the first bucket kept */
-    if (budget && h->all > (double)budget) {
-        /* raise the threshold through the buckets until the rest fits */
-        double left = h->all;
-        for (; first < TKMI_MB_NB && left > (double)budget; first++) {
-            left -= by[first].bytes;
-            int64_t next = first < TKMI_MB_EXACT ? (int64_t)first + 1 : (int64_t)1 << (first - TKMI_MB_EXACT + 1);
-            if (next > thr) thr = next; /* (buckets EXACT + 0..9 are empty) */
-            /* a bucket's counts all lie below the threshold it raises */
-            t->stats.merge_dropped_unique += by[first].uniq;
-            t->stats.merge_dropped_occurrences += by[first].occ;
-        }
-        t->stats.merge_bytes_estimate = (uint64_t)left;
-    }
-    t->stats.merge_drop_below = thr;
-    *total_syms = 0;
-    for (int i = first; i < TKMI_MB_NB; i++) {
-        *total_syms += by[i].syms;
-        h->kept_uniq += by[i].uniq;
-        h->kept_keybytes += by[i].keybytes;
-    }
-    if (getenv("TKM_DEBUG_BPE"))
-        fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens, %.1f MB kept (drop below %lld)\n",
-                h->all / 1e6, t->stats.merge_bytes_estimate / 1e6, (long long)thr);
-    return thr;
-}
 
 static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int narrow, int64_t *drop_below,
                         size_t *total_syms, size_t *max_syms, int *exact)
@@ -556,7 +503,7 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int na
         t->mb_pre.set = 0;
         return 0;
     }
-    uint64_t budget = tkmi_mb_budget(t);
+    uint64_t budget = tkmi_mb_budget(t, TKM_MODEL_BPE);
     {
         double bound = 0;
         size_t bytes = 0, longest = 0;
@@ -581,10 +528,12 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int na
     /* bytes by count: exact for counts below 1024, then by bit length */
     tkmi_mb_hist *h = tkmi_calloc(1, sizeof *h);
     TKM_RETURN_ERROR_IF(!h, TKM_ENOMEM, "out of memory");
+    h->model = TKM_MODEL_BPE;
+    h->narrow = narrow;
     tkmi_citer it;
     tkmi_centry e;
     tkmi_counts_iter(counts, 0, 1, &it);
-    while (tkmi_counts_next(&it, &e)) tkmi_mb_add(h, e.key, e.len, e.count, narrow);
+    while (tkmi_counts_next(&it, &e)) tkmi_mb_add(h, e.key, e.len, e.count);
     *drop_below = tkmi_mb_decide(t, h, budget, total_syms);
     *max_syms = h->longest; /* (of all: a bound is enough) */
     tkmi_free(h);

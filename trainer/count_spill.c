@@ -18,13 +18,14 @@
  * partitions at once and hand their results over in partition order, so
  * that what is built from them does not depend on the thread count.
  *
- * BPE (t->bpe_filter): the runs are merged twice. The first pass builds the
- * merge budget's histogram (tkmi_mb_add: the merge loop's bytes by count);
- * merge_budget's threshold is decided from it, and the second pass loads
+ * BPE and Unigram (t->load_filter): the runs are merged twice. The first
+ * pass builds the trainer's budget histogram (tkmi_mb_add: BPE's merge
+ * loop's bytes, or the Unigram words', by count); the threshold is decided
+ * from it as merge_budget or word_budget would, and the second pass loads
  * only the pre-tokens counted at least that often (the others' characters
  * are summed for the character coverage). The table then holds the
- * pre-tokens the merge loop uses and nothing else: the same threshold, kept
- * set and model as when the whole table is loaded and merge_budget drops
+ * pre-tokens the trainer uses and nothing else: the same threshold, kept
+ * set and model as when the whole table is loaded and the trainer drops
  * the rare ones, without the peak of every unique pre-token in memory.
  *
  * Run format: per partition, entries in bytewise key order (keys unique
@@ -344,11 +345,10 @@ static int head_before(const void *ctx, const rreader_p *a, const rreader_p *b)
 TKMI_HEAP_DEFINE(runheap, rreader_p, const void *, head_before) /* lib/heap.h */
 
 /* ---- merging, partition by partition ---- */
-/* What the merge of the runs learns on the way (BPE): unique pre-tokens,
- * the merge budget's byte bound and its histogram. */
+/* What the merge of the runs learns on the way (load_filter): unique
+ * pre-tokens, the budget's byte bound and its histogram. */
 typedef struct {
     tkmi_mb_hist *h;
-    int narrow;
     uint64_t n, keybytes;
     double bound;
     size_t longest;
@@ -463,9 +463,11 @@ static int apply_part(mthread *m, unsigned p)
             merge_seen *s = j->seen;
             s->n++;
             s->keybytes += len;
-            s->bound += tkmi_mb_bytes((size_t)len, s->narrow);
+            /* (bytes for characters: a bound for BPE's estimate, which
+             * grows with them, and Unigram's, by bytes) */
+            s->bound += tkmi_mb_cost(s->h, (size_t)len, (size_t)len);
             if (len > s->longest) s->longest = (size_t)len;
-            tkmi_mb_add(s->h, key, (size_t)len, cnt, s->narrow);
+            tkmi_mb_add(s->h, key, (size_t)len, cnt);
         } else if (cnt >= j->thr) {
             TKM_FORWARD_IF_ERROR(tkmi_counts_add(j->out, key, (size_t)len, tkmi_hash_bytes(key, (size_t)len), cnt));
         } else {
@@ -546,21 +548,25 @@ static int merge_runs(mjob *j)
     return rc;
 }
 
-/* the runs, merged twice for BPE (see the top of the file) */
+/* the runs, merged twice for BPE and Unigram (see the top of the file) */
 static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
 {
-    merge_seen seen = {.narrow = tkmi_mb_narrow(&t->o)};
+    merge_seen seen = {0};
     seen.h = tkmi_calloc(1, sizeof *seen.h);
     TKM_RETURN_ERROR_IF(!seen.h, TKM_ENOMEM, "out of memory");
+    seen.h->model = t->load_filter;
+    seen.h->narrow = tkmi_mb_narrow(&t->o);
     mjob j = {.t = t, .runs = t->runs, .k = t->n_runs, .to = TO_SEEN, .seen = &seen,
               .phase = "merging runs 1/2 (MB)"};
     int rc = merge_runs(&j);
     t->unique_all = seen.n;
     int64_t thr = 0;
-    uint64_t budget = tkmi_mb_budget(t);
+    uint64_t budget = tkmi_mb_budget(t, t->load_filter);
     size_t total_syms = 0;
-    /* merge_budget's two steps: the byte bound, then (over it) the threshold */
+    /* the budget's two steps: the byte bound, then (over it) the threshold */
     if (rc == 0 && budget && seen.bound > (double)budget) thr = tkmi_mb_decide(t, seen.h, budget, &total_syms);
+    if (rc == 0 && thr > 0 && seen.h->kept_uniq == 0 && t->load_filter == TKM_MODEL_UNIGRAM)
+        rc = tkmi_uw_none_kept(t, budget);
     j.to = TO_TABLE;
     j.phase = "merging runs 2/2 (MB)";
     if (rc == 0 && thr > 0 && seen.h->kept_uniq > 0) {
@@ -647,7 +653,7 @@ int tkmi_spill_finish(struct tkm_trainer *t, tkmi_counts *out)
         t->runs[0] = w.run;
         t->n_runs++;
     }
-    if (t->bpe_filter) rc = finish_filtered(t, out);
+    if (t->load_filter) rc = finish_filtered(t, out);
     else {
         rc = tkmi_counts_init(out, 1 << 16);
         mjob j = {.t = t, .runs = t->runs, .k = t->n_runs, .to = TO_TABLE, .out = out,

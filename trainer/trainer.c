@@ -632,11 +632,14 @@ int tkm_trainer_train(tkm_trainer *t, tkm_model **out)
     if (t->kept_ok || (t->o.balance_method == TKM_BALANCE_WEIGHTS && (t->o.balance_latin >= 0 || t->o.balance_japanese >= 0)))
         return tkmi_balance_train(t, out);
     tkmi_counts counts;
-    /* BPE straight from the text: a spill's merge may load only the
-     * pre-tokens the merge budget keeps (count_spill.c) */
-    t->bpe_filter = t->o.model_type == TKM_MODEL_BPE && !t->cfset;
+    /* BPE or Unigram straight from the text: a spill's merge may load only
+     * the pre-tokens the trainer's budget keeps (count_spill.c; not under
+     * differential privacy, whose noise comes before Unigram's budget) */
+    int m = t->o.model_type;
+    t->load_filter = !t->cfset && (m == TKM_MODEL_BPE || (m == TKM_MODEL_UNIGRAM && !t->o.enable_differential_privacy))
+                         ? m : 0;
     int rc = tkmi_cf_finish(t, &counts); /* text and count files */
-    t->bpe_filter = 0;
+    t->load_filter = 0;
     double t0 = tkmi_now();
     t->stats.seconds_count = t0 - t->t_start; /* reading + counting */
     if (rc == 0)

@@ -245,12 +245,14 @@ struct tkm_trainer {
     char *delim; /* the delimiter (owned), NULL: none */
     char *seed_file; /* seed_sentencepieces_file (owned), NULL: none */
     size_t delim_len;
-    /* BPE after a spill (count_spill.c): bpe_filter (set by tkm_trainer_train:
-     * the table goes straight to BPE) lets the merge of the runs load only
-     * the pre-tokens the merge budget keeps; mb_pre is that decision for
-     * merge_budget, chars_extra the characters of those left out (for the
-     * character coverage), unique_all the unique pre-tokens counted */
-    int bpe_filter;
+    /* BPE and Unigram after a spill (count_spill.c): load_filter (set by
+     * tkm_trainer_train to the model type when the table goes straight to
+     * that trainer; 0: not) lets the merge of the runs load only the
+     * pre-tokens the trainer's budget keeps; mb_pre is that decision for
+     * merge_budget or word_budget, chars_extra the characters of those left
+     * out (for the character coverage), unique_all the unique pre-tokens
+     * counted */
+    int load_filter;
     struct { int set; int64_t drop_below; size_t total_syms, max_syms; } mb_pre;
     struct tkmi_chars *chars_extra;
     int64_t chars_extra_sum;
@@ -268,26 +270,33 @@ typedef struct { uint32_t *key; int64_t *cnt; int32_t *sym; size_t cap, n; } tkm
 size_t tkmi_cpmap_slot(tkmi_cpmap *m, uint32_t cp);
 int tkmi_cpmap_add(tkmi_cpmap *m, uint32_t cp, int64_t n);
 void tkmi_cpmap_free(tkmi_cpmap *m);
-/* BPE under --max-memory (bpe_train.c): the merge loop's estimated bytes
- * by pre-token count (exact below TKMI_MB_EXACT, then by bit length), from
- * which the rarest are left out. Filled from the table by merge_budget, or
- * while count_spill.c merges the spilled runs, so that only the pre-tokens
- * kept are ever loaded. */
+/* The pre-token budget under --max-memory (vocab_common.c): the trainer's
+ * estimated bytes (model: BPE's merge loop, narrow its word symbols; the
+ * Unigram words) by pre-token count (exact below TKMI_MB_EXACT, then by bit
+ * length), from which the rarest are left out. Filled from the table
+ * (merge_budget, word_budget) or while count_spill.c merges the spilled
+ * runs, so that only the pre-tokens kept are ever loaded. */
 #define TKMI_MB_EXACT 1024
 #define TKMI_MB_NB (TKMI_MB_EXACT + 64)
 typedef struct { double bytes; uint64_t syms, uniq, occ, keybytes; } tkmi_mb_bucket;
 typedef struct {
     tkmi_mb_bucket by[TKMI_MB_NB];
+    int model, narrow;                   /* set by the caller */
     double all;                          /* the estimate for every pre-token */
     size_t longest;                      /* characters of the longest */
     uint64_t kept_uniq, kept_keybytes;   /* set by tkmi_mb_decide */
 } tkmi_mb_hist;
-/* narrow word symbols (as bpe_words decides); the budget (max_memory or
- * TKM_BPE_MERGE_BUDGET); merge_bytes of a pre-token of n characters */
+/* narrow word symbols (as bpe_words decides); merge_bytes of a pre-token of
+ * n characters (bpe_train.c) */
 int tkmi_mb_narrow(const tkm_train_options *o);
-uint64_t tkmi_mb_budget(const struct tkm_trainer *t);
 double tkmi_mb_bytes(size_t n, int narrow);
-void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c, int narrow);
+/* the budget of model (TKM_MODEL_BPE or TKM_MODEL_UNIGRAM; 0: none); the
+ * estimate for a pre-token of len bytes and nchars characters */
+uint64_t tkmi_mb_budget(const struct tkm_trainer *t, int model);
+double tkmi_mb_cost(const tkmi_mb_hist *h, size_t len, size_t nchars);
+void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c);
+/* the error when the Unigram budget keeps no pre-token at all */
+int tkmi_uw_none_kept(const struct tkm_trainer *t, uint64_t budget);
 /* The threshold (0: none) that fits budget; sets the stats and the kept
  * pre-tokens' characters (*total_syms), kept_uniq and kept_keybytes. */
 int64_t tkmi_mb_decide(struct tkm_trainer *t, tkmi_mb_hist *h, uint64_t budget, size_t *total_syms);

@@ -227,11 +227,46 @@ static inline const char *word_s(const uni *U, size_t i) { return tkmi_uw_s(&U->
 static inline size_t word_len(const uni *U, size_t i) { return tkmi_uw_len(&U->W, i); }
 static inline int64_t word_cnt(const uni *U, size_t i) { return tkmi_uw_cnt(&U->W, i); }
 
-/* Pre-tokens cut at characters outside the vocabulary, sorted (uwords.c);
- * the count table is freed as they are made. */
-static int build_words(uni *U, tkmi_counts *counts, tkmi_cpmap *req)
+/* Under --max-memory, the words of all pre-tokens may not fit: their
+ * estimate (tkmi_uwords_peak) over the Unigram budget (half the limit,
+ * vocab_common.c) leaves out the rarest, those counted fewer than
+ * *drop_below times (0: none), reported in the stats as BPE's merge budget
+ * is. After a spill the decision was taken while the runs were merged
+ * (count_spill.c), and only the pre-tokens kept were loaded. */
+static int word_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t *drop_below)
 {
-    TKM_FORWARD_IF_ERROR(tkmi_uwords_build(&U->W, counts, req));
+    *drop_below = 0;
+    if (t->mb_pre.set) {
+        *drop_below = t->mb_pre.drop_below;
+        t->mb_pre.set = 0;
+        return 0;
+    }
+    uint64_t budget = tkmi_mb_budget(t, TKM_MODEL_UNIGRAM);
+    if (!budget) return 0;
+    double all = 0;
+    tkmi_citer it;
+    tkmi_centry e;
+    tkmi_counts_iter(counts, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) all += tkmi_uwords_peak(e.len);
+    if (all <= (double)budget) return 0;
+    tkmi_mb_hist *h = tkmi_calloc(1, sizeof *h);
+    TKM_RETURN_ERROR_IF(!h, TKM_ENOMEM, "out of memory");
+    h->model = TKM_MODEL_UNIGRAM;
+    tkmi_counts_iter(counts, 0, 1, &it);
+    while (tkmi_counts_next(&it, &e)) tkmi_mb_add(h, e.key, e.len, e.count);
+    size_t syms;
+    *drop_below = tkmi_mb_decide(t, h, budget, &syms);
+    int none = h->kept_uniq == 0;
+    tkmi_free(h);
+    return none ? tkmi_uw_none_kept(t, budget) : 0;
+}
+
+/* Pre-tokens counted at least drop_below times, cut at characters outside
+ * the vocabulary, sorted (uwords.c); the count table is freed as they are
+ * made. */
+static int build_words(uni *U, tkmi_counts *counts, tkmi_cpmap *req, int64_t drop_below)
+{
+    TKM_FORWARD_IF_ERROR(tkmi_uwords_build(&U->W, counts, req, drop_below));
     U->nw = U->W.n;
     U->warena = U->W.arena;
     /* thread ranges by bytes */
@@ -2763,7 +2798,9 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     /* the words (pre-tokens cut at characters outside the vocabulary), the
      * seeds, then EM and pruning */
     if (rc == 0) dbg(&U, "%zu pre-tokens", counts->n);
-    if (rc == 0) rc = build_words(&U, counts, &vb.cm);
+    int64_t drop_below = 0;
+    if (rc == 0) rc = word_budget(t, counts, &drop_below);
+    if (rc == 0) rc = build_words(&U, counts, &vb.cm, drop_below);
     tkmi_counts_free(counts); /* (build_words drained it) */
     dbg(&U, "%zu words", U.nw);
     size_t n_sub = 0;

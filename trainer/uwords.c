@@ -36,6 +36,7 @@ typedef struct { uint64_t off, len; } wlong;
 
 typedef struct {
     tkmi_cpmap *req;
+    int64_t min_count; /* entries counted fewer times are left out */
     char *arena;
     size_t pos, arena_cap;
     wkey *wk;
@@ -77,6 +78,7 @@ static int add_word(build *b, size_t start, int64_t cnt)
 static int cut_entry(void *ctx, const tkmi_centry *e)
 {
     build *b = ctx;
+    if (e->count < b->min_count) return 0;
     const char *s = e->key;
     size_t n = e->len, start = b->pos;
     for (size_t i = 0; i <= n;) {
@@ -263,21 +265,34 @@ static int pack_words(build *b, tkmi_uwords *w)
     return 0;
 }
 
-int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req)
+/* At the peak, while the table is drained, a pre-token of len bytes holds
+ * its record (8-byte count, varint length, bytes; its slot is gone), its
+ * key while sorting (24 bytes) and its bytes in the arena; before, in the
+ * table, its record and slot (2 to 4 of 8 bytes, at the size a spill's
+ * merge gives the table). Afterwards it is 12 + len bytes, and 8 more for
+ * the lattice cache's offsets. */
+double tkmi_uwords_peak(size_t len) { return 2.0 * (double)len + 40.0; }
+
+int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req, int64_t min_count)
 {
     memset(w, 0, sizeof *w);
     build b;
     memset(&b, 0, sizeof b);
     b.req = req;
-    size_t total = 0;
+    b.min_count = min_count;
+    size_t total = 0, kept = 0;
     tkmi_citer it;
     tkmi_centry e;
     tkmi_counts_iter(counts, 0, 1, &it);
-    while (tkmi_counts_next(&it, &e)) total += e.len;
+    while (tkmi_counts_next(&it, &e))
+        if (e.count >= min_count) {
+            total += e.len;
+            kept++;
+        }
     /* both taken whole now but touched only as they fill (pages of a large
      * block are mapped on first write), while the table's chunks go */
     b.arena = tkmi_malloc(total + 8);
-    b.cap = counts->n + 16;
+    b.cap = kept + 16;
     b.wk = tkmi_malloc(b.cap * sizeof *b.wk);
     int rc = !b.arena || !b.wk ? tkmi_error(TKM_ENOMEM, "out of memory (words)") : 0;
     if (rc == 0) rc = tkmi_counts_drain(counts, cut_entry, &b);

@@ -34,10 +34,13 @@ typedef struct {
     uint64_t bytes;       /* the words' lengths summed */
 } tkmi_uwords;
 
-/* words from the entries of counts (which it frees as it reads them: on
- * return, success or not, counts is empty), cut at the characters whose
- * sym in req is negative */
-int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req);
+/* words from the entries of counts counted at least min_count times (it
+ * frees the table as it reads it: on return, success or not, counts is
+ * empty), cut at the characters whose sym in req is negative */
+int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req, int64_t min_count);
+/* the bytes a pre-token of len bytes is expected to take at the words'
+ * peak (the Unigram budget's estimate, vocab_common.c) */
+double tkmi_uwords_peak(size_t len);
 void tkmi_uwords_free(tkmi_uwords *w);
 /* bytes held (arena, ol, cnt and the escapes) */
 uint64_t tkmi_uwords_bytes(const tkmi_uwords *w);

@@ -1,9 +1,94 @@
 /* vocab_common.c - what the BPE and Unigram trainers share: special pieces
- * at their ids, character coverage, and writing the ModelProto. */
+ * at their ids, character coverage, the pre-token budget under
+ * --max-memory, and writing the ModelProto. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "trainer_internal.h"
+#include "uwords.h"
+
+/* ---- the pre-token budget under --max-memory ----
+ * What the trainer holds per unique pre-token grows with their number,
+ * which counting bounds only while they are counted (count_spill.c). When
+ * the trainer's estimate for all of them is over its budget, the rarest
+ * are left out: those counted fewer than the smallest threshold that
+ * leaves an estimate within the budget. The estimate, by pre-token: BPE's
+ * merge loop (bpe_train.c's merge_bytes), the Unigram words at their peak
+ * (uwords.c's tkmi_uwords_peak). The histogram is built from the table, or
+ * while a spill's runs are merged so that only what is kept is loaded. */
+uint64_t tkmi_mb_budget(const struct tkm_trainer *t, int model)
+{
+    /* TKM_BPE_MERGE_BUDGET, TKM_UNIGRAM_WORD_BUDGET: bytes instead (0:
+     * none), for tests. Unigram's words get half of the limit: the other
+     * half is for the seeds' counting, the pieces, the passes and the
+     * lattice cache (which takes what is left, lat_budget). */
+    const char *env = getenv(model == TKM_MODEL_BPE ? "TKM_BPE_MERGE_BUDGET" : "TKM_UNIGRAM_WORD_BUDGET");
+    if (env) return strtoull(env, NULL, 10);
+    return model == TKM_MODEL_BPE ? t->o.max_memory : t->o.max_memory / 2;
+}
+
+double tkmi_mb_cost(const tkmi_mb_hist *h, size_t len, size_t nchars)
+{
+    return h->model == TKM_MODEL_BPE ? tkmi_mb_bytes(nchars, h->narrow) : tkmi_uwords_peak(len);
+}
+
+int tkmi_uw_none_kept(const struct tkm_trainer *t, uint64_t budget)
+{
+    return tkmi_error(TKM_ENOMEM,
+                      "Unigram: --max-memory %.1f MB is too small: its words' budget (%.1f MB) holds not even the "
+                      "most frequent pre-tokens' words; raise --max-memory",
+                      t->o.max_memory / 1048576.0, budget / 1048576.0);
+}
+
+void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c)
+{
+    const uint8_t *s = (const uint8_t *)key;
+    size_t ns = 0;
+    for (size_t i = 0; i < len; i++) ns += (s[i] & 0xC0) != 0x80;
+    double b = tkmi_mb_cost(h, len, ns);
+    tkmi_mb_bucket *u = &h->by[c < TKMI_MB_EXACT ? c : TKMI_MB_EXACT + (63 - __builtin_clzll((uint64_t)c))];
+    u->bytes += b;
+    u->syms += ns;
+    u->uniq++;
+    u->occ += (uint64_t)c;
+    u->keybytes += len;
+    h->all += b;
+    if (ns > h->longest) h->longest = ns;
+}
+
+int64_t tkmi_mb_decide(struct tkm_trainer *t, tkmi_mb_hist *h, uint64_t budget, size_t *total_syms)
+{
+    tkmi_mb_bucket *by = h->by;
+    int64_t thr = 0;
+    t->stats.merge_bytes_estimate = (uint64_t)h->all;
+    h->kept_uniq = h->kept_keybytes = 0;
+    int first = 1; /* the first bucket kept */
+    if (budget && h->all > (double)budget) {
+        /* raise the threshold through the buckets until the rest fits */
+        double left = h->all;
+        for (; first < TKMI_MB_NB && left > (double)budget; first++) {
+            left -= by[first].bytes;
+            int64_t next = first < TKMI_MB_EXACT ? (int64_t)first + 1 : (int64_t)1 << (first - TKMI_MB_EXACT + 1);
+            if (next > thr) thr = next; /* (buckets EXACT + 0..9 are empty) */
+            /* a bucket's counts all lie below the threshold it raises */
+            t->stats.merge_dropped_unique += by[first].uniq;
+            t->stats.merge_dropped_occurrences += by[first].occ;
+        }
+        t->stats.merge_bytes_estimate = (uint64_t)left;
+    }
+    t->stats.merge_drop_below = thr;
+    *total_syms = 0;
+    for (int i = first; i < TKMI_MB_NB; i++) {
+        *total_syms += by[i].syms;
+        h->kept_uniq += by[i].uniq;
+        h->kept_keybytes += by[i].keybytes;
+    }
+    if (getenv(h->model == TKM_MODEL_BPE ? "TKM_DEBUG_BPE" : "TKM_DEBUG_UNIGRAM"))
+        fprintf(stderr, "debug: %s estimate %.1f MB for all pre-tokens, %.1f MB kept (drop below %lld)\n",
+                h->model == TKM_MODEL_BPE ? "merge loop" : "Unigram words", h->all / 1e6,
+                t->stats.merge_bytes_estimate / 1e6, (long long)thr);
+    return thr;
+}
 
 /* ---- characters and coverage ---- */
 
