@@ -847,8 +847,9 @@ END_TEST
  * sorted in memcmp order (a prefix first), equal ones merged, counts past
  * 32 bits and words past 16 MB (the sort's escapes) exact; checked against
  * a plain qsort of the segments; the table is empty afterwards. Loop 1:
- * only the entries counted at least 50 times (the Unigram budget's
- * threshold), every other one left out. */
+ * through the Unigram budget's threshold sample at tau 50: an entry counted
+ * fewer times only when tkmi_mb_keep keeps it, and then counted 50 times;
+ * the ones left out and sampled are tallied. */
 typedef struct { const char *s; size_t len; int64_t cnt; } uw_seg;
 static int uw_cmp(const void *a, const void *b)
 {
@@ -858,7 +859,7 @@ static int uw_cmp(const void *a, const void *b)
 START_TEST(test_uwords)
 {
     enum { N = 20000 };
-    const int64_t minc = _i ? 50 : 0;
+    tkmi_uw_sample smp = {.tau = _i ? 50 : 0};
     size_t LONG = ((size_t)1 << 24) + 5;
     tkmi_cpmap req = {0};
     for (int c = 1; c < 128; c++) ck_assert_int_eq(tkmi_cpmap_add(&req, (uint32_t)c, 1), 0);
@@ -901,16 +902,22 @@ START_TEST(test_uwords)
     tkmi_citer it;
     tkmi_centry e;
     tkmi_counts_iter(&c, 0, 1, &it);
-    size_t n_left_out = 0;
+    uint64_t n_left = 0, occ_left = 0, n_sampled = 0;
     while (tkmi_counts_next(&it, &e)) {
         size_t st = 0;
-        if (e.count < minc) {
-            n_left_out++;
-            continue;
+        int64_t cnt = e.count;
+        if (smp.tau && cnt < smp.tau) {
+            if (!tkmi_mb_keep(tkmi_hash_bytes(e.key, e.len), cnt, smp.tau)) {
+                n_left++;
+                occ_left += (uint64_t)cnt;
+                continue;
+            }
+            n_sampled++;
+            cnt = smp.tau;
         }
         for (size_t j = 0; j <= e.len; j++)
             if (j == e.len || e.key[j] == 'X') {
-                if (j > st) sg[ns++] = (uw_seg){e.key + st, j - st, e.count};
+                if (j > st) sg[ns++] = (uw_seg){e.key + st, j - st, cnt};
                 st = j + 1;
             }
     }
@@ -927,8 +934,14 @@ START_TEST(test_uwords)
         sg[j].s = q;
     }
     tkmi_uwords w;
-    if (minc) ck_assert_uint_gt(n_left_out, N / 4);
-    ck_assert_int_eq(tkmi_uwords_build(&w, &c, &req, minc), 0);
+    if (smp.tau) { /* counts 1..97 below 2^32: about a third kept */
+        ck_assert_uint_gt(n_left, N / 8);
+        ck_assert_uint_gt(n_sampled, N / 8);
+    }
+    ck_assert_int_eq(tkmi_uwords_build(&w, &c, &req, smp.tau ? &smp : NULL), 0);
+    ck_assert_uint_eq(smp.left_unique, n_left);
+    ck_assert_uint_eq(smp.left_occ, occ_left);
+    ck_assert_uint_eq(smp.sampled, n_sampled);
     ck_assert_ptr_null(c.s);
     ck_assert_uint_eq(c.nch, 0);
     ck_assert_uint_eq(w.n, m);
@@ -944,7 +957,7 @@ START_TEST(test_uwords)
     }
     ck_assert_uint_eq(w.nbig, nbig);
     ck_assert_uint_gt(nbig, 2);
-    ck_assert_uint_eq(nlong, minc ? 0 : 1); /* (counted 7 times) */
+    ck_assert_uint_le(nlong, 1); /* (counted 7 times: sampled or not) */
     ck_assert_uint_eq(w.nlg, nlong);
     ck_assert_uint_eq(w.bytes, bytes);
     ck_assert_uint_eq(tkmi_uwords_bytes(&w), w.arena_bytes + m * 12 + (nbig + nlong) * sizeof(tkmi_uwesc));
@@ -959,6 +972,61 @@ START_TEST(test_uwords)
 }
 END_TEST
 
+/* The Unigram budget's threshold sample (vocab_common.c): tau is the
+ * smallest (exact to 1024, then powers of two) whose expected estimate
+ * (a pre-token counted c < tau times at c / tau of its bytes) fits the
+ * budget, with what is expected to be kept in the stats; tkmi_mb_keep keeps
+ * about c / tau of the pre-tokens counted c < tau times and all others. */
+START_TEST(test_mb_sample)
+{
+    tkm_train_options o;
+    tkm_train_options_init(&o);
+    o.model_type = TKM_MODEL_UNIGRAM;
+    tkm_trainer *t;
+    ck_assert_int_eq(tkm_trainer_new(&o, &t), 0);
+    tkmi_mb_hist *h = calloc(1, sizeof *h);
+    h->model = TKM_MODEL_UNIGRAM;
+    char key[32];
+    /* 1000 x 20 bytes counted once (80 bytes each), 100 x 10 counted 3
+     * times (60), 10 x 5 counted 2000 times (50): 86500 bytes in all */
+    memset(key, 'a', sizeof key);
+    for (int i = 0; i < 1000; i++) tkmi_mb_add(h, key, 20, 1);
+    for (int i = 0; i < 100; i++) tkmi_mb_add(h, key, 10, 3);
+    for (int i = 0; i < 10; i++) tkmi_mb_add(h, key, 5, 2000);
+    ck_assert_double_eq_tol(h->all, 86500, 1e-6);
+    uint64_t kept;
+    const struct { uint64_t budget; int64_t tau; double est; } cases[] = {
+        {90000, 0, 86500},                                  /* fits: no sample */
+        {50000, 2, 40000 + 6000 + 500},                     /* half the ones counted once */
+        {30000, 4, 20000 + 4500 + 500},                     /* 33167 at tau 3 is over */
+        {601, 971, 98000.0 / 971 + 500},                    /* 970: 601.03 */
+        {590, 2048, 98000.0 / 2048 + 500 * 2000.0 / 2048},  /* 1024: 595.7; then powers of two */
+        {500, 4096, 98000.0 / 4096 + 500 * 2000.0 / 4096},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int64_t tau = tkmi_mb_decide_sample(t, h, cases[k].budget, &kept);
+        ck_assert_int_eq(tau, cases[k].tau);
+        ck_assert_int_eq(t->stats.merge_drop_below, cases[k].tau);
+        ck_assert_uint_eq(t->stats.merge_bytes_estimate, (uint64_t)cases[k].est);
+        if (tau == 4) ck_assert_uint_eq(kept, 250 + 75 + 10);
+    }
+    /* the keep rule: all at or over tau, about c / tau below, by the hash */
+    size_t n1 = 0, n3 = 0;
+    for (uint64_t i = 0; i < 100000; i++) {
+        uint64_t hsh = tkmi_hash_u64(i);
+        ck_assert(tkmi_mb_keep(hsh, 4, 4) && tkmi_mb_keep(hsh, 9, 4));
+        ck_assert_int_eq(tkmi_mb_keep(hsh, 1, 4), tkmi_mb_keep(hsh, 1, 4));
+        n1 += tkmi_mb_keep(hsh, 1, 4);
+        n3 += tkmi_mb_keep(hsh, 3, 4);
+        if (tkmi_mb_keep(hsh, 1, 4)) ck_assert(tkmi_mb_keep(hsh, 3, 4)); /* nested: a draw under 1 is under 3 */
+    }
+    ck_assert(n1 > 24000 && n1 < 26000);
+    ck_assert(n3 > 74000 && n3 < 76000);
+    free(h);
+    tkm_trainer_free(t);
+}
+END_TEST
+
 static Suite *trainer_suite(void)
 {
     Suite *s = suite_create("trainer");
@@ -970,6 +1038,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(core, test_charsmap);
     tcase_add_test(core, test_count_table);
     tcase_add_loop_test(core, test_uwords, 0, 2);
+    tcase_add_test(core, test_mb_sample);
     suite_add_tcase(s, core);
     TCase *det = tcase_create("determinism");
     tcase_set_timeout(det, 60);

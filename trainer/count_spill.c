@@ -362,8 +362,9 @@ typedef struct {
     int to;
     rwriter *w;         /* TO_RUN */
     merge_seen *seen;   /* TO_SEEN */
-    tkmi_counts *out;   /* TO_TABLE: the entries counted thr times or more; */
-    int64_t thr;        /* the others' characters to drop (NULL: thr is 0) */
+    tkmi_counts *out;   /* TO_TABLE: the entries counted thr times or more */
+    int64_t thr;        /* (sample: or kept by tkmi_mb_keep, Unigram's sample); */
+    int sample;         /* the others' characters to drop (NULL: thr is 0) */
     tkmi_chars *drop;
     int64_t *drop_sum;
     const char *phase;
@@ -468,12 +469,21 @@ static int apply_part(mthread *m, unsigned p)
             s->bound += tkmi_mb_cost(s->h, (size_t)len, (size_t)len);
             if (len > s->longest) s->longest = (size_t)len;
             tkmi_mb_add(s->h, key, (size_t)len, cnt);
-        } else if (cnt >= j->thr) {
-            TKM_FORWARD_IF_ERROR(tkmi_counts_add(j->out, key, (size_t)len, tkmi_hash_bytes(key, (size_t)len), cnt));
         } else {
+            uint64_t h = tkmi_hash_bytes(key, (size_t)len);
+            if (cnt >= j->thr || (j->sample && tkmi_mb_keep(h, cnt, j->thr))) {
+                /* (the count as counted: Unigram weighs its sample as it
+                 * builds its words, as in memory) */
+                TKM_FORWARD_IF_ERROR(tkmi_counts_add(j->out, key, (size_t)len, h, cnt));
+                continue;
+            }
             int64_t k = tkmi_chars_key(j->drop, (const uint8_t *)key, (size_t)len, cnt);
             if (k < 0) return (int)k;
             *j->drop_sum += cnt * k;
+            if (j->sample) { /* (BPE's were counted by tkmi_mb_decide) */
+                j->t->stats.merge_dropped_unique++;
+                j->t->stats.merge_dropped_occurrences += (uint64_t)cnt;
+            }
         }
     }
     if (j->to == TO_RUN) w_part_end(j->w, p);
@@ -561,20 +571,24 @@ static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
     int rc = merge_runs(&j);
     t->unique_all = seen.n;
     int64_t thr = 0;
-    uint64_t budget = tkmi_mb_budget(t, t->load_filter);
+    uint64_t budget = tkmi_mb_budget(t, t->load_filter), kept = 0;
     size_t total_syms = 0;
-    /* the budget's two steps: the byte bound, then (over it) the threshold */
-    if (rc == 0 && budget && seen.bound > (double)budget) thr = tkmi_mb_decide(t, seen.h, budget, &total_syms);
-    if (rc == 0 && thr > 0 && seen.h->kept_uniq == 0 && t->load_filter == TKM_MODEL_UNIGRAM)
-        rc = tkmi_uw_none_kept(t, budget);
+    int uni = t->load_filter == TKM_MODEL_UNIGRAM;
+    /* the budget's two steps: the byte bound, then (over it) the threshold
+     * (Unigram's: a threshold sample, what its table keeps is decided below) */
+    if (rc == 0 && budget && seen.bound > (double)budget) {
+        if (uni) thr = tkmi_mb_decide_sample(t, seen.h, budget, &kept);
+        else thr = tkmi_mb_decide(t, seen.h, budget, &total_syms), kept = seen.h->kept_uniq;
+    }
     j.to = TO_TABLE;
     j.phase = "merging runs 2/2 (MB)";
-    if (rc == 0 && thr > 0 && seen.h->kept_uniq > 0) {
+    if (rc == 0 && thr > 0 && (kept > 0 || uni)) {
         t->chars_extra = tkmi_calloc(1, sizeof *t->chars_extra);
         rc = t->chars_extra ? tkmi_chars_init(t->chars_extra) : tkmi_error(TKM_ENOMEM, "out of memory");
-        if (rc == 0) rc = tkmi_counts_init(out, (size_t)seen.h->kept_uniq);
+        if (rc == 0) rc = tkmi_counts_init(out, (size_t)kept);
         j.out = out;
         j.thr = thr;
+        j.sample = uni;
         j.drop = t->chars_extra;
         j.drop_sum = &t->chars_extra_sum;
         if (rc == 0) rc = merge_runs(&j);

@@ -253,7 +253,7 @@ struct tkm_trainer {
      * out (for the character coverage), unique_all the unique pre-tokens
      * counted */
     int load_filter;
-    struct { int set; int64_t drop_below; size_t total_syms, max_syms; } mb_pre;
+    struct { int set; int64_t drop_below; size_t total_syms, max_syms; } mb_pre; /* (Unigram: drop_below is tau) */
     struct tkmi_chars *chars_extra;
     int64_t chars_extra_sum;
     uint64_t unique_all;
@@ -295,6 +295,17 @@ double tkmi_mb_bytes(size_t n, int narrow);
 uint64_t tkmi_mb_budget(const struct tkm_trainer *t, int model);
 double tkmi_mb_cost(const tkmi_mb_hist *h, size_t len, size_t nchars);
 void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c);
+/* Unigram's threshold sample (vocab_common.c): tau (0: everything fits)
+ * and the expected unique pre-tokens kept; a pre-token counted c times is
+ * kept when tkmi_mb_keep says so, counted max(c, tau) times */
+int64_t tkmi_mb_decide_sample(struct tkm_trainer *t, const tkmi_mb_hist *h, uint64_t budget, uint64_t *kept_uniq);
+static inline int tkmi_mb_keep(uint64_t key_hash, int64_t c, int64_t tau)
+{
+    if (c >= tau) return 1;
+    /* a uniform draw in [0, tau) from bits the table's slots do not use */
+    uint64_t r = tkmi_hash_u64(key_hash ^ 0x5bd1e9955bd1e995ull);
+    return (int64_t)(((unsigned __int128)r * (uint64_t)tau) >> 64) < c;
+}
 /* the error when the Unigram budget keeps no pre-token at all */
 int tkmi_uw_none_kept(const struct tkm_trainer *t, uint64_t budget);
 /* The threshold (0: none) that fits budget; sets the stats and the kept

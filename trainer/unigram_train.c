@@ -227,17 +227,17 @@ static inline const char *word_s(const uni *U, size_t i) { return tkmi_uw_s(&U->
 static inline size_t word_len(const uni *U, size_t i) { return tkmi_uw_len(&U->W, i); }
 static inline int64_t word_cnt(const uni *U, size_t i) { return tkmi_uw_cnt(&U->W, i); }
 
-/* Under --max-memory, the words of all pre-tokens may not fit: their
- * estimate (tkmi_uwords_peak) over the Unigram budget (half the limit,
- * vocab_common.c) leaves out the rarest, those counted fewer than
- * *drop_below times (0: none), reported in the stats as BPE's merge budget
- * is. After a spill the decision was taken while the runs were merged
+/* Under --max-memory, the words of all pre-tokens may not fit: when
+ * their estimate (tkmi_uwords_peak) is over the Unigram budget (half the
+ * limit, vocab_common.c), the pre-tokens counted fewer than *tau times are
+ * a threshold sample (tkmi_mb_decide_sample; 0: none), reported in the
+ * stats. After a spill tau was decided while the runs were merged
  * (count_spill.c), and only the pre-tokens kept were loaded. */
-static int word_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t *drop_below)
+static int word_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t *tau)
 {
-    *drop_below = 0;
+    *tau = 0;
     if (t->mb_pre.set) {
-        *drop_below = t->mb_pre.drop_below;
+        *tau = t->mb_pre.drop_below;
         t->mb_pre.set = 0;
         return 0;
     }
@@ -248,25 +248,27 @@ static int word_budget(struct tkm_trainer *t, const tkmi_counts *counts, int64_t
     tkmi_centry e;
     tkmi_counts_iter(counts, 0, 1, &it);
     while (tkmi_counts_next(&it, &e)) all += tkmi_uwords_peak(e.len);
+    if (getenv("TKM_DEBUG_UNIGRAM"))
+        fprintf(stderr, "debug: Unigram words at their peak about %.1f MB for all %zu pre-tokens, budget %.1f MB\n",
+                all / 1e6, counts->n, budget / 1e6);
     if (all <= (double)budget) return 0;
     tkmi_mb_hist *h = tkmi_calloc(1, sizeof *h);
     TKM_RETURN_ERROR_IF(!h, TKM_ENOMEM, "out of memory");
     h->model = TKM_MODEL_UNIGRAM;
     tkmi_counts_iter(counts, 0, 1, &it);
     while (tkmi_counts_next(&it, &e)) tkmi_mb_add(h, e.key, e.len, e.count);
-    size_t syms;
-    *drop_below = tkmi_mb_decide(t, h, budget, &syms);
-    int none = h->kept_uniq == 0;
+    uint64_t kept;
+    *tau = tkmi_mb_decide_sample(t, h, budget, &kept);
     tkmi_free(h);
-    return none ? tkmi_uw_none_kept(t, budget) : 0;
+    return 0;
 }
 
-/* Pre-tokens counted at least drop_below times, cut at characters outside
- * the vocabulary, sorted (uwords.c); the count table is freed as they are
+/* Pre-tokens (smp: its threshold sample), cut at characters outside the
+ * vocabulary, sorted (uwords.c); the count table is freed as they are
  * made. */
-static int build_words(uni *U, tkmi_counts *counts, tkmi_cpmap *req, int64_t drop_below)
+static int build_words(uni *U, tkmi_counts *counts, tkmi_cpmap *req, tkmi_uw_sample *smp)
 {
-    TKM_FORWARD_IF_ERROR(tkmi_uwords_build(&U->W, counts, req, drop_below));
+    TKM_FORWARD_IF_ERROR(tkmi_uwords_build(&U->W, counts, req, smp));
     U->nw = U->W.n;
     U->warena = U->W.arena;
     /* thread ranges by bytes */
@@ -2798,9 +2800,15 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
     /* the words (pre-tokens cut at characters outside the vocabulary), the
      * seeds, then EM and pruning */
     if (rc == 0) dbg(&U, "%zu pre-tokens", counts->n);
-    int64_t drop_below = 0;
-    if (rc == 0) rc = word_budget(t, counts, &drop_below);
-    if (rc == 0) rc = build_words(&U, counts, &vb.cm, drop_below);
+    tkmi_uw_sample smp = {0};
+    if (rc == 0) rc = word_budget(t, counts, &smp.tau);
+    if (rc == 0) rc = build_words(&U, counts, &vb.cm, &smp);
+    if (rc == 0 && smp.tau) { /* (after a spill, those left out are counted already) */
+        t->stats.merge_dropped_unique += smp.left_unique;
+        t->stats.merge_dropped_occurrences += smp.left_occ;
+        t->stats.sampled_unique = smp.sampled;
+        if (U.nw == 0) rc = tkmi_uw_none_kept(t, tkmi_mb_budget(t, TKM_MODEL_UNIGRAM));
+    }
     tkmi_counts_free(counts); /* (build_words drained it) */
     dbg(&U, "%zu words", U.nw);
     size_t n_sub = 0;

@@ -36,7 +36,7 @@ typedef struct { uint64_t off, len; } wlong;
 
 typedef struct {
     tkmi_cpmap *req;
-    int64_t min_count; /* entries counted fewer times are left out */
+    tkmi_uw_sample *smp; /* NULL: every entry at its count */
     char *arena;
     size_t pos, arena_cap;
     wkey *wk;
@@ -74,11 +74,28 @@ static int add_word(build *b, size_t start, int64_t cnt)
     return 0;
 }
 
+/* an entry's count as a word's (0: left out by the sample; tally: count
+ * it in the sample's stats) */
+static int64_t entry_weight(tkmi_uw_sample *smp, const tkmi_centry *e, int tally)
+{
+    if (!smp || !smp->tau || e->count >= smp->tau) return e->count;
+    if (tkmi_mb_keep(tkmi_hash_bytes(e->key, e->len), e->count, smp->tau)) {
+        smp->sampled += (uint64_t)tally;
+        return smp->tau;
+    }
+    if (tally) {
+        smp->left_unique++;
+        smp->left_occ += (uint64_t)e->count;
+    }
+    return 0;
+}
+
 /* one count-table entry cut at characters outside the vocabulary */
 static int cut_entry(void *ctx, const tkmi_centry *e)
 {
     build *b = ctx;
-    if (e->count < b->min_count) return 0;
+    int64_t cnt = entry_weight(b->smp, e, 1);
+    if (!cnt) return 0;
     const char *s = e->key;
     size_t n = e->len, start = b->pos;
     for (size_t i = 0; i <= n;) {
@@ -91,7 +108,7 @@ static int cut_entry(void *ctx, const tkmi_centry *e)
             memcpy(b->arena + b->pos, s + i, (size_t)mb);
             b->pos += (size_t)mb;
         } else if (b->pos > start) {
-            TKM_FORWARD_IF_ERROR(add_word(b, start, e->count));
+            TKM_FORWARD_IF_ERROR(add_word(b, start, cnt));
             start = b->pos;
         }
         i += (size_t)mb;
@@ -273,19 +290,19 @@ static int pack_words(build *b, tkmi_uwords *w)
  * the lattice cache's offsets. */
 double tkmi_uwords_peak(size_t len) { return 2.0 * (double)len + 40.0; }
 
-int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req, int64_t min_count)
+int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req, tkmi_uw_sample *smp)
 {
     memset(w, 0, sizeof *w);
     build b;
     memset(&b, 0, sizeof b);
     b.req = req;
-    b.min_count = min_count;
+    b.smp = smp;
     size_t total = 0, kept = 0;
     tkmi_citer it;
     tkmi_centry e;
     tkmi_counts_iter(counts, 0, 1, &it);
     while (tkmi_counts_next(&it, &e))
-        if (e.count >= min_count) {
+        if (entry_weight(smp, &e, 0)) {
             total += e.len;
             kept++;
         }

@@ -34,10 +34,18 @@ typedef struct {
     uint64_t bytes;       /* the words' lengths summed */
 } tkmi_uwords;
 
-/* words from the entries of counts counted at least min_count times (it
- * frees the table as it reads it: on return, success or not, counts is
- * empty), cut at the characters whose sym in req is negative */
-int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req, int64_t min_count);
+/* The Unigram budget's threshold sample (vocab_common.c): with tau > 0,
+ * an entry counted c < tau times is a word only when tkmi_mb_keep keeps
+ * it, and then counted tau times; the entries left out and those sampled
+ * are added up here. */
+typedef struct {
+    int64_t tau;
+    uint64_t left_unique, left_occ, sampled;
+} tkmi_uw_sample;
+/* words from the entries of counts (smp: through its sample; NULL: all),
+ * cut at the characters whose sym in req is negative; frees the table as
+ * it reads it: on return, success or not, counts is empty */
+int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req, tkmi_uw_sample *smp);
 /* the bytes a pre-token of len bytes is expected to take at the words'
  * peak (the Unigram budget's estimate, vocab_common.c) */
 double tkmi_uwords_peak(size_t len);

@@ -124,16 +124,18 @@ TKM_UNIGRAM_WORD_BUDGET=0 TKM_SPILL_MAX_WAY=2 "$T" train --model-type unigram --
 grep -q "spilled [0-9]* sorted runs" "$TMP/us.log" && cmp -s "$TMP/um.model" "$TMP/us.model" \
   && pass "Unigram: spilled counts give the in-memory model byte for byte" || fail "Unigram: spill changes the model ($(grep memory "$TMP/us.log"))"
 # 3c. Unigram's words under the limit (half of it, vocab_common.c): the
-# rarest pre-tokens are left out by the same histogram as BPE's; after a
-# spill only the kept ones are loaded, with the same drop and model as in
-# memory (TKM_UNIGRAM_WORD_BUDGET: a third of the estimate for all), at 1
-# and 3 threads. A budget that keeps nothing is a clear error, no model.
+# pre-tokens counted under a threshold tau are a threshold sample (kept with
+# probability count/tau by a hash of their bytes, then counted tau times);
+# after a spill only the kept ones are loaded, with the same sample and
+# model as in memory (TKM_UNIGRAM_WORD_BUDGET: a third of the estimate for
+# all), at 1 and 3 threads. A budget that keeps nothing is a clear error,
+# no model.
 if TKM_DEBUG_UNIGRAM=1 TKM_UNIGRAM_WORD_BUDGET=1 "$T" train --model-type unigram --vocab-size 1000 -t 2 \
   -o "$TMP/u_none.model" "$TMP/syn.txt" 2> "$TMP/u_none.log"; then fail "Unigram: a budget of 1 byte accepted"
-else grep -q "is too small: its words' budget" "$TMP/u_none.log" && pass "Unigram: a budget that keeps nothing is refused" \
+else grep -q "is too small: the sample that fits its words' budget" "$TMP/u_none.log" && pass "Unigram: a budget that keeps nothing is refused" \
   || fail "Unigram: unclear error: $(grep -v '^debug' "$TMP/u_none.log" | head -3)"; fi
 [ ! -e "$TMP/u_none.model" ] && pass "Unigram: no model written when the budget keeps nothing" || fail "Unigram: a model was written"
-uest=$(sed -n 's/^debug: Unigram words estimate \([0-9.]*\) MB for all.*/\1/p' "$TMP/u_none.log")
+uest=$(sed -n 's/^debug: Unigram words at their peak about \([0-9.]*\) MB for all.*/\1/p' "$TMP/u_none.log")
 ubud=$(awk -v e="${uest:-0}" 'BEGIN {printf "%.0f", e * 1e6 / 3}')
 [ "${ubud:-0}" -gt 0 ] && pass "Unigram words estimate for all: $uest MB, budget $ubud bytes" || fail "no Unigram words estimate: $(head -3 "$TMP/u_none.log")"
 for th in 1 3; do
@@ -141,16 +143,16 @@ for th in 1 3; do
     -o "$TMP/ubm$th.model" "$TMP/syn.txt" 2> "$TMP/ubm$th.log"
   TKM_UNIGRAM_WORD_BUDGET=$ubud TKM_SPILL_MAX_WAY=2 "$T" train --model-type unigram --vocab-size 1000 --hard-vocab-limit=false \
     -t $th --max-memory 1K -o "$TMP/ubs$th.model" "$TMP/syn.txt" 2> "$TMP/ubs$th.log"
-  dm=$(sed -n 's/^  \(dropped .*\) to fit.*/\1/p' "$TMP/ubm$th.log"); ds=$(sed -n 's/^  \(dropped .*\) to fit.*/\1/p' "$TMP/ubs$th.log")
-  grep -q "spilled [0-9]* sorted runs" "$TMP/ubs$th.log" && [ -n "$ds" ] && pass "Unigram, $th thread(s): spilled and dropped ($ds)" \
-    || fail "Unigram, $th thread(s): not both spilled and dropped: $(grep "memory\|dropped\|error" "$TMP/ubs$th.log")"
-  [ -n "$dm" ] && [ "$dm" = "$ds" ] && pass "Unigram, $th thread(s): the same drop with and without the spill" \
-    || fail "Unigram, $th thread(s): drops differ: '$dm' vs '$ds'"
-  cmp -s "$TMP/ubm$th.model" "$TMP/ubs$th.model" && pass "Unigram, $th thread(s): spill + drop give the in-memory model byte for byte" \
-    || fail "Unigram, $th thread(s): spill + drop change the model"
+  dm=$(sed -n 's/^  \(sampled .*\), to fit.*/\1/p' "$TMP/ubm$th.log"); ds=$(sed -n 's/^  \(sampled .*\), to fit.*/\1/p' "$TMP/ubs$th.log")
+  grep -q "spilled [0-9]* sorted runs" "$TMP/ubs$th.log" && [ -n "$ds" ] && pass "Unigram, $th thread(s): spilled and sampled ($ds)" \
+    || fail "Unigram, $th thread(s): not both spilled and sampled: $(grep "memory\|sampled\|error" "$TMP/ubs$th.log")"
+  [ -n "$dm" ] && [ "$dm" = "$ds" ] && pass "Unigram, $th thread(s): the same sample with and without the spill" \
+    || fail "Unigram, $th thread(s): samples differ: '$dm' vs '$ds'"
+  cmp -s "$TMP/ubm$th.model" "$TMP/ubs$th.model" && pass "Unigram, $th thread(s): spill + sample give the in-memory model byte for byte" \
+    || fail "Unigram, $th thread(s): spill + sample change the model"
 done
-cmp -s "$TMP/ubs1.model" "$TMP/ubs3.model" && pass "Unigram spill + drop: 1 vs 3 threads identical" || fail "Unigram spill + drop: 1 vs 3 threads differ"
-cmp -s "$TMP/ubm1.model" "$TMP/um.model" && fail "Unigram: the budget did not change the model" || pass "Unigram: the budget's drop changed the model (as it must)"
+cmp -s "$TMP/ubs1.model" "$TMP/ubs3.model" && pass "Unigram spill + sample: 1 vs 3 threads identical" || fail "Unigram spill + sample: 1 vs 3 threads differ"
+cmp -s "$TMP/ubm1.model" "$TMP/um.model" && fail "Unigram: the budget did not change the model" || pass "Unigram: the budget's sample changed the model (as it must)"
 # 4. progress: off when stderr is not a terminal; --progress=plain writes lines
 # with bytes read out of the input's size and merges done out of the target
 "$T" train --vocab-size 2000 -t 2 -o "$TMP/p0.model" "$TMP/syn.txt" 2> "$TMP/p0.log"
