@@ -149,7 +149,7 @@ run() {
     [[ $status == failed ]] && say "  $name failed: $(tail -2 "$log" | tr '\n' ' ')"
     if [[ -n $inner_tf && $name == tokenmill* ]]; then
         local l
-        while read -r l; do say "  $name: $l"; done < <(grep -E '^  (memory|dropped) ' "$log" | sed 's/^ *//')
+        while read -r l; do say "  $name: $l"; done < <(grep -E '^  (memory|sampled) ' "$log" | sed 's/^ *//')
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$name" "$status" "$wall" \
         "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')" "$maxrss" "${uniq:-NA}" "${tcount:-NA}" "${tmerge:-NA}" >>"$results"

@@ -865,28 +865,21 @@ static void print_summary(const train_cli *c, const tkm_model *m, const tkm_trai
                 s->seed_passes == 1 ? "" : "es");
 }
 
-/* Under --max-memory: what BPE's merge loop left out, or what the Unigram
- * words sampled (even with -q). */
+/* Under --max-memory: the sample of the rare pre-tokens that BPE's merge
+ * loop or the Unigram words were trained on (even with -q). */
 static void print_dropped(const train_cli *c, const tkm_train_stats *s)
 {
-    double pct = s->pretokens_total ? 100.0 * (double)s->merge_dropped_occurrences / (double)s->pretokens_total : 0.0;
     if (s->merge_drop_below <= 0) return;
-    if (c->o.model_type == TKM_MODEL_UNIGRAM)
-        fprintf(stderr,
-                "  sampled    pre-tokens counted under %lld times: %llu kept, each counted %lld times (kept with "
-                "probability count/%lld), %llu left out (%llu occurrences, %.3f%% of all), to fit --max-memory "
-                "%.1f MB (words at their peak about %.1f MB)\n",
-                (long long)s->merge_drop_below, (unsigned long long)s->sampled_unique, (long long)s->merge_drop_below,
-                (long long)s->merge_drop_below, (unsigned long long)s->merge_dropped_unique,
-                (unsigned long long)s->merge_dropped_occurrences, pct, c->o.max_memory / 1048576.0,
-                s->merge_bytes_estimate / 1e6);
-    else
-        fprintf(stderr,
-                "  dropped    %llu unique pre-tokens counted under %lld times (%llu occurrences, %.3f%% of all) "
-                "left out of the merges to fit --max-memory %.1f MB (merge loop about %.1f MB)\n",
-                (unsigned long long)s->merge_dropped_unique, (long long)s->merge_drop_below,
-                (unsigned long long)s->merge_dropped_occurrences, pct, c->o.max_memory / 1048576.0,
-                s->merge_bytes_estimate / 1e6);
+    int uni = c->o.model_type == TKM_MODEL_UNIGRAM;
+    fprintf(stderr,
+            "  sampled    pre-tokens counted under %lld times: %llu kept, each counted %lld times (kept with "
+            "probability count/%lld), %llu left out (%llu occurrences, %.3f%% of all), to fit --max-memory %.1f MB "
+            "(%s about %.1f MB)\n",
+            (long long)s->merge_drop_below, (unsigned long long)s->sampled_unique, (long long)s->merge_drop_below,
+            (long long)s->merge_drop_below, (unsigned long long)s->merge_dropped_unique,
+            (unsigned long long)s->merge_dropped_occurrences,
+            s->pretokens_total ? 100.0 * (double)s->merge_dropped_occurrences / (double)s->pretokens_total : 0.0,
+            c->o.max_memory / 1048576.0, uni ? "words at their peak" : "merge loop", s->merge_bytes_estimate / 1e6);
 }
 
 /* The pieces per script class (not with -q); the --balance targets that

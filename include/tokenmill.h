@@ -283,9 +283,11 @@ typedef struct tkm_train_stats {
     /* BPE and Unigram under max_memory: the estimated bytes of the merge
      * loop (BPE) or of the words at their peak (Unigram, whose words get
      * half of max_memory) for what was kept; when all pre-tokens would not
-     * fit, those counted fewer than merge_drop_below times are left out of
-     * training (0: none; Unigram: sampled, see sampled_unique), and how
-     * many unique pre-tokens and occurrences that was */
+     * fit, those counted c < merge_drop_below times (0: none) are a
+     * sample, each kept with probability c / merge_drop_below and then
+     * counted merge_drop_below times (the expected counts unchanged):
+     * sampled_unique were kept that way, merge_dropped_unique (with
+     * merge_dropped_occurrences) were not */
     uint64_t merge_bytes_estimate;
     int64_t merge_drop_below;
     uint64_t merge_dropped_unique, merge_dropped_occurrences;
@@ -303,11 +305,7 @@ typedef struct tkm_train_stats {
      * them at the end */
     uint64_t count_table_bytes;
     double seconds_spill, seconds_spill_merge;
-    /* Unigram under max_memory: instead of a cut, the pre-tokens counted c
-     * < merge_drop_below times are a sample, each kept with probability
-     * c / merge_drop_below and then counted merge_drop_below times (the
-     * expected counts unchanged); sampled_unique were kept that way, and
-     * merge_dropped_unique (merge_dropped_occurrences) were not */
+    /* (see merge_drop_below) */
     uint64_t sampled_unique;
 } tkm_train_stats;
 void tkm_trainer_stats(const tkm_trainer *t, tkm_train_stats *s);

@@ -175,6 +175,19 @@ static inline int tkmi_utf8_lead_len(uint8_t c)
 /* Strict decode of one code point (no surrogates, no overlongs, <= 0x10FFFF).
  * Sets *mblen; returns the code point or -1 if invalid (then *mblen = 1). */
 int32_t tkmi_utf8_decode(const uint8_t *s, size_t len, int *mblen);
+/* the characters of s (the bytes that are not continuation bytes, 10xxxxxx),
+ * 8 bytes at a time */
+static inline size_t tkmi_utf8_chars(const uint8_t *s, size_t n)
+{
+    size_t ns = n, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        ns -= (size_t)__builtin_popcountll(x & ~(x << 1) & 0x8080808080808080ull);
+    }
+    for (; i < n; i++) ns -= (s[i] & 0xC0) == 0x80;
+    return ns;
+}
 /* Encodes cp; returns bytes written (1..4). */
 int tkmi_utf8_encode(uint32_t cp, char *out);
 

@@ -470,34 +470,34 @@ static double merge_bytes(size_t n, int narrow)
 }
 
 /* When --max-memory is set and the merge loop's estimated memory for all
- * pre-tokens is over it, returns in *drop_below the smallest count c such
- * that the pre-tokens counted at least c fit (the rarest go first; 0: all
- * fit). The estimate, the threshold and what it drops go to the stats,
- * which the CLI prints: nothing is dropped silently. TKM_BPE_MERGE_BUDGET
- * (bytes) replaces the budget (tests). Also returns the characters of the
- * pre-tokens kept (*total_syms) and of the longest one (*max_syms). */
-/* The exact pass reads every pre-token's bytes in table order (a cache
+ * pre-tokens is over it, returns in *tau the threshold of the sample that
+ * fits (vocab_common.c: a pre-token counted c < tau times is kept with
+ * probability c / tau and then counted tau times; 0: all fit). The
+ * estimate, tau and what it leaves out go to the stats, which the CLI
+ * prints: nothing is left out silently. TKM_BPE_MERGE_BUDGET (bytes)
+ * replaces the budget (tests). Also returns bounds of the characters of
+ * the pre-tokens (*total_syms, when nothing is sampled; bpe_words counts
+ * those of the sample) and of the longest one (*max_syms). */
+/* The histogram reads every pre-token's bytes in table order (a cache
  * miss each, most of its time). It is needed only when something may be
- * dropped: first a bound from the byte lengths (no pre-token has more
+ * left out: first a bound from the byte lengths (no pre-token has more
  * characters than bytes, and merge_bytes grows with n); when even that fits
  * the budget, *exact is 0, *total_syms and *max_syms are byte bounds and
  * bpe_words sets the estimate from the characters it decodes anyway. */
 /* After a spill the same histogram is built while the sorted runs are
- * merged (count_spill.c) and, when something goes, only the kept
- * pre-tokens are loaded: t->mb_pre holds the decision taken there. The
- * histogram (tkmi_mb_add, tkmi_mb_decide) is vocab_common.c's, shared with
- * the Unigram trainer's words. */
+ * merged (count_spill.c) and, when something goes, only the sample is
+ * loaded: t->mb_pre holds the decision taken there. */
 int tkmi_mb_narrow(const tkm_train_options *o) { return o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS"); }
 
 double tkmi_mb_bytes(size_t n, int narrow) { return merge_bytes(n, narrow); }
 
-static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int narrow, int64_t *drop_below,
+static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int narrow, int64_t *tau,
                         size_t *total_syms, size_t *max_syms, int *exact)
 {
-    *drop_below = 0;
+    *tau = 0;
+    *total_syms = 0;
     if (t->mb_pre.set) { /* decided while the spilled runs were merged */
-        *drop_below = t->mb_pre.drop_below;
-        *total_syms = t->mb_pre.total_syms;
+        *tau = t->mb_pre.drop_below;
         *max_syms = t->mb_pre.max_syms;
         *exact = 1;
         t->mb_pre.set = 0;
@@ -534,7 +534,8 @@ static int merge_budget(struct tkm_trainer *t, const tkmi_counts *counts, int na
     tkmi_centry e;
     tkmi_counts_iter(counts, 0, 1, &it);
     while (tkmi_counts_next(&it, &e)) tkmi_mb_add(h, e.key, e.len, e.count);
-    *drop_below = tkmi_mb_decide(t, h, budget, total_syms);
+    uint64_t kept;
+    *tau = tkmi_mb_decide_sample(t, h, budget, &kept);
     *max_syms = h->longest; /* (of all: a bound is enough) */
     tkmi_free(h);
     return 0;
@@ -590,9 +591,9 @@ static int bpe_symbols(bpe *B)
 
 /* 3. words: pre-tokens cut at characters outside the vocabulary; pieces
  * of one character carry no pairs and are skipped. Under --max-memory,
- * the rarest pre-tokens are left out when the merge loop would not fit
- * (merge_budget: a count threshold, reported in the stats). Frees the
- * pre-token table. */
+ * when the merge loop would not fit, the rare pre-tokens are a threshold
+ * sample (merge_budget: tau, reported in the stats). Frees the pre-token
+ * table. */
 /* Step 3 for the pre-tokens ord[q0..q1): their words written from
  * wa[base] on (units, n_words), and when !exact the estimate's sum
  * (est_units). Reads the counts and the character map only. */
@@ -601,6 +602,7 @@ struct words_part {
     const tkmi_counts *counts;
     const uint64_t *ord;
     size_t q0, q1, base, max_syms, units, n_words;
+    int64_t tau; /* the sample's: a word counted under it is counted tau times */
     uint64_t est_units;
     int exact, rc;
 };
@@ -631,13 +633,7 @@ static void *words_part_run(void *arg)
         const uint8_t *s = (const uint8_t *)e.key;
         size_t n = e.len, pos = 0;
         if (!w->exact) { /* merge_budget's count of characters, here while the bytes are in cache */
-            size_t ns = n, i = 0;
-            for (; i + 8 <= n; i += 8) { /* continuation bytes (10xxxxxx), 8 at a time */
-                uint64_t x;
-                memcpy(&x, s + i, 8);
-                ns -= (size_t)__builtin_popcountll(x & ~(x << 1) & 0x8080808080808080ull);
-            }
-            for (; i < n; i++) ns -= (s[i] & 0xC0) == 0x80;
+            size_t ns = tkmi_utf8_chars(s, n);
             if (ns >= 2) w->est_units += 8 * word_units_hs(ns, 0, B->narrow) + 4 * (ns - 1);
         }
         for (size_t i = 0; i <= n;) {
@@ -662,7 +658,7 @@ static void *words_part_run(void *arg)
             if (sym < 0) {
                 if (pos >= 2) {
                     word_t *W = (word_t *)(wa + wa_n);
-                    W->cnt = e.count;
+                    W->cnt = e.count < w->tau ? w->tau : e.count;
                     W->len = (uint32_t)pos;
                     W->stamp = 0;
                     for (size_t x = 0; x < pos; x++) sym_set(WSYMS(W), x, tmp_sym[x], B->narrow);
@@ -686,7 +682,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
 {
     struct tkm_trainer *t = B->t;
     uint64_t *ord = NULL;
-    int64_t drop_below = 0;
+    int64_t tau = 0;
     size_t total_syms = 0, max_syms = 0;
     int exact = 1;
     uint64_t est_units = 0; /* !exact: the estimate's sum, merge_bytes / MERGE_BYTES_FACTOR (integers) */
@@ -694,9 +690,48 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
      * merge); TKM_BPE_WIDE_SYMBOLS forces 4-byte symbols (tests: the result
      * must not change) */
     B->narrow = B->o->vocab_size <= 65536 && !getenv("TKM_BPE_WIDE_SYMBOLS");
-    int rc = merge_budget(t, counts, B->narrow, &drop_below, &total_syms, &max_syms, &exact);
+    int rc = merge_budget(t, counts, B->narrow, &tau, &total_syms, &max_syms, &exact);
     if (rc < 0) return rc;
     debug_rss("budget");
+    /* Words are laid out most frequent first (by the bit length of their
+     * count): the words that most merges visit then share cache lines and
+     * pages, which makes the merge loop, bound by cache misses, faster.
+     * The order never changes the result, only the speed. With a sample
+     * (tau), its pre-tokens (tkmi_mb_keep: the same decision in both
+     * passes) and their characters are counted here, and those left out. */
+    size_t n_ord = 0;
+    ord = tkmi_malloc((counts->n + 1) * sizeof *ord);
+    if (!ord) return tkmi_error(TKM_ENOMEM, "out of memory (words)");
+    {
+        size_t start_of[66] = {0};
+        tkmi_citer it;
+        tkmi_centry e;
+        tkmi_counts_iter(counts, 0, 1, &it);
+        while (tkmi_counts_next(&it, &e)) {
+            if (tau && e.count < tau) {
+                if (!tkmi_mb_keep(tkmi_hash_bytes(e.key, e.len), e.count, tau)) {
+                    t->stats.merge_dropped_unique++;
+                    t->stats.merge_dropped_occurrences += (uint64_t)e.count;
+                    continue;
+                }
+                t->stats.sampled_unique++;
+            }
+            if (tau) total_syms += tkmi_utf8_chars((const uint8_t *)e.key, e.len);
+            start_of[64 - __builtin_clzll((uint64_t)e.count) + 1]++;
+        }
+        /* bucket 64 (largest counts) first */
+        size_t acc = 0;
+        for (int bl = 64; bl >= 0; bl--) { size_t c = start_of[bl + 1]; start_of[bl + 1] = acc; acc += c; }
+        tkmi_counts_iter(counts, 0, 1, &it);
+        while (tkmi_counts_next(&it, &e))
+            if (!tau || e.count >= tau || tkmi_mb_keep(tkmi_hash_bytes(e.key, e.len), e.count, tau))
+                ord[start_of[64 - __builtin_clzll((uint64_t)e.count) + 1]++] = e.id;
+        n_ord = acc;
+    }
+    if (tau && n_ord == 0) {
+        tkmi_free(ord);
+        return tkmi_mb_none_kept(t, TKM_MODEL_BPE, tkmi_mb_budget(t, TKM_MODEL_BPE));
+    }
     /* a word has at least 2 symbols, so at most total_syms / 2 words of
      * 2 + ceil(n / 2) units (under 2 units a symbol) plus alignment to the
      * handle unit; pages never touched cost no memory, and the array is cut
@@ -715,28 +750,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
     }
     size_t wa_cap = 2 * total_syms + 4 + (total_syms / 2 + 1) * (((size_t)1 << B->hshift) - 1);
     B->wa = tkmi_malloc(wa_cap * sizeof *B->wa);
-    ord = tkmi_malloc((counts->n + 1) * sizeof *ord);
-    if (!B->wa || !ord) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
-    /* Words are laid out most frequent first (by the bit length of their
-     * count): the words that most merges visit then share cache lines and
-     * pages, which makes the merge loop, bound by cache misses, faster.
-     * The order never changes the result, only the speed. */
-    size_t n_ord = 0;
-    {
-        size_t start_of[66] = {0};
-        tkmi_citer it;
-        tkmi_centry e;
-        tkmi_counts_iter(counts, 0, 1, &it);
-        while (tkmi_counts_next(&it, &e))
-            if (e.count >= drop_below) start_of[64 - __builtin_clzll((uint64_t)e.count) + 1]++;
-        /* bucket 64 (largest counts) first */
-        size_t acc = 0;
-        for (int bl = 64; bl >= 0; bl--) { size_t c = start_of[bl + 1]; start_of[bl + 1] = acc; acc += c; }
-        tkmi_counts_iter(counts, 0, 1, &it);
-        while (tkmi_counts_next(&it, &e))
-            if (e.count >= drop_below) ord[start_of[64 - __builtin_clzll((uint64_t)e.count) + 1]++] = e.id;
-        n_ord = acc;
-    }
+    if (!B->wa) { rc = tkmi_error(TKM_ENOMEM, "out of memory (words)"); goto done; }
     /* the pre-tokens in order, in parts built by threads each into its own
      * region of wa, then moved together: the same array as one thread's */
     {
@@ -756,6 +770,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
             w->q1 = per * (size_t)(k + 1) < n_ord ? per * (size_t)(k + 1) : n_ord;
             w->exact = exact;
             w->max_syms = max_syms;
+            w->tau = tau;
             w->base = base;
             if (T > 1) { /* its bytes bound its characters: the bound of wa_cap for this part */
                 size_t bytes = 0;

@@ -362,9 +362,8 @@ typedef struct {
     int to;
     rwriter *w;         /* TO_RUN */
     merge_seen *seen;   /* TO_SEEN */
-    tkmi_counts *out;   /* TO_TABLE: the entries counted thr times or more */
-    int64_t thr;        /* (sample: or kept by tkmi_mb_keep, Unigram's sample); */
-    int sample;         /* the others' characters to drop (NULL: thr is 0) */
+    tkmi_counts *out;   /* TO_TABLE: the entries tkmi_mb_keep keeps at thr; */
+    int64_t thr;        /* the others' characters to drop (NULL: thr is 0) */
     tkmi_chars *drop;
     int64_t *drop_sum;
     const char *phase;
@@ -471,19 +470,16 @@ static int apply_part(mthread *m, unsigned p)
             tkmi_mb_add(s->h, key, (size_t)len, cnt);
         } else {
             uint64_t h = tkmi_hash_bytes(key, (size_t)len);
-            if (cnt >= j->thr || (j->sample && tkmi_mb_keep(h, cnt, j->thr))) {
-                /* (the count as counted: Unigram weighs its sample as it
-                 * builds its words, as in memory) */
+            if (cnt >= j->thr || tkmi_mb_keep(h, cnt, j->thr)) {
+                /* (the count as counted: the trainer weighs the sample) */
                 TKM_FORWARD_IF_ERROR(tkmi_counts_add(j->out, key, (size_t)len, h, cnt));
                 continue;
             }
             int64_t k = tkmi_chars_key(j->drop, (const uint8_t *)key, (size_t)len, cnt);
             if (k < 0) return (int)k;
             *j->drop_sum += cnt * k;
-            if (j->sample) { /* (BPE's were counted by tkmi_mb_decide) */
-                j->t->stats.merge_dropped_unique++;
-                j->t->stats.merge_dropped_occurrences += (uint64_t)cnt;
-            }
+            j->t->stats.merge_dropped_unique++;
+            j->t->stats.merge_dropped_occurrences += (uint64_t)cnt;
         }
     }
     if (j->to == TO_RUN) w_part_end(j->w, p);
@@ -572,38 +568,26 @@ static int finish_filtered(struct tkm_trainer *t, tkmi_counts *out)
     t->unique_all = seen.n;
     int64_t thr = 0;
     uint64_t budget = tkmi_mb_budget(t, t->load_filter), kept = 0;
-    size_t total_syms = 0;
-    int uni = t->load_filter == TKM_MODEL_UNIGRAM;
-    /* the budget's two steps: the byte bound, then (over it) the threshold
-     * (Unigram's: a threshold sample, what its table keeps is decided below) */
-    if (rc == 0 && budget && seen.bound > (double)budget) {
-        if (uni) thr = tkmi_mb_decide_sample(t, seen.h, budget, &kept);
-        else thr = tkmi_mb_decide(t, seen.h, budget, &total_syms), kept = seen.h->kept_uniq;
-    }
+    /* the budget's two steps: the byte bound, then (over it) the sample's
+     * threshold; the table then holds the sample, at the counts as counted
+     * (the trainer weighs it as in memory) */
+    if (rc == 0 && budget && seen.bound > (double)budget) thr = tkmi_mb_decide_sample(t, seen.h, budget, &kept);
     j.to = TO_TABLE;
     j.phase = "merging runs 2/2 (MB)";
-    if (rc == 0 && thr > 0 && (kept > 0 || uni)) {
+    if (rc == 0 && thr > 0) {
         t->chars_extra = tkmi_calloc(1, sizeof *t->chars_extra);
         rc = t->chars_extra ? tkmi_chars_init(t->chars_extra) : tkmi_error(TKM_ENOMEM, "out of memory");
         if (rc == 0) rc = tkmi_counts_init(out, (size_t)kept);
         j.out = out;
         j.thr = thr;
-        j.sample = uni;
         j.drop = t->chars_extra;
         j.drop_sum = &t->chars_extra_sum;
         if (rc == 0) rc = merge_runs(&j);
+        if (rc == 0 && out->n == 0) rc = tkmi_mb_none_kept(t, t->load_filter, budget);
         t->mb_pre.set = rc == 0;
         t->mb_pre.drop_below = thr;
-        t->mb_pre.total_syms = total_syms;
         t->mb_pre.max_syms = seen.h->longest;
-    } else if (rc == 0) {
-        /* nothing goes (or everything would): the whole table, and
-         * merge_budget decides from it as without a spill */
-        if (thr > 0) { /* (undo the stats tkmi_mb_decide set) */
-            t->stats.merge_dropped_unique = t->stats.merge_dropped_occurrences = 0;
-            t->stats.merge_drop_below = 0;
-            t->stats.merge_bytes_estimate = 0;
-        }
+    } else if (rc == 0) { /* everything fits: the whole table */
         rc = tkmi_counts_init(out, (size_t)seen.n);
         j.out = out;
         j.thr = 0;

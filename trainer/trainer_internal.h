@@ -253,7 +253,7 @@ struct tkm_trainer {
      * out (for the character coverage), unique_all the unique pre-tokens
      * counted */
     int load_filter;
-    struct { int set; int64_t drop_below; size_t total_syms, max_syms; } mb_pre; /* (Unigram: drop_below is tau) */
+    struct { int set; int64_t drop_below; size_t max_syms; } mb_pre; /* drop_below: the sample's tau */
     struct tkmi_chars *chars_extra;
     int64_t chars_extra_sum;
     uint64_t unique_all;
@@ -273,18 +273,17 @@ void tkmi_cpmap_free(tkmi_cpmap *m);
 /* The pre-token budget under --max-memory (vocab_common.c): the trainer's
  * estimated bytes (model: BPE's merge loop, narrow its word symbols; the
  * Unigram words) by pre-token count (exact below TKMI_MB_EXACT, then by bit
- * length), from which the rarest are left out. Filled from the table
- * (merge_budget, word_budget) or while count_spill.c merges the spilled
- * runs, so that only the pre-tokens kept are ever loaded. */
+ * length), from which the threshold of the rare ones' sample is decided.
+ * Filled from the table (merge_budget, word_budget) or while count_spill.c
+ * merges the spilled runs, so that only the sample is ever loaded. */
 #define TKMI_MB_EXACT 1024
 #define TKMI_MB_NB (TKMI_MB_EXACT + 64)
-typedef struct { double bytes; uint64_t syms, uniq, occ, keybytes; } tkmi_mb_bucket;
+typedef struct { double bytes; uint64_t uniq, occ; } tkmi_mb_bucket;
 typedef struct {
     tkmi_mb_bucket by[TKMI_MB_NB];
     int model, narrow;                   /* set by the caller */
     double all;                          /* the estimate for every pre-token */
     size_t longest;                      /* characters of the longest */
-    uint64_t kept_uniq, kept_keybytes;   /* set by tkmi_mb_decide */
 } tkmi_mb_hist;
 /* narrow word symbols (as bpe_words decides); merge_bytes of a pre-token of
  * n characters (bpe_train.c) */
@@ -295,9 +294,10 @@ double tkmi_mb_bytes(size_t n, int narrow);
 uint64_t tkmi_mb_budget(const struct tkm_trainer *t, int model);
 double tkmi_mb_cost(const tkmi_mb_hist *h, size_t len, size_t nchars);
 void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c);
-/* Unigram's threshold sample (vocab_common.c): tau (0: everything fits)
- * and the expected unique pre-tokens kept; a pre-token counted c times is
- * kept when tkmi_mb_keep says so, counted max(c, tau) times */
+/* The threshold sample (vocab_common.c): tau (0: everything fits) and the
+ * expected unique pre-tokens kept; a pre-token counted c times is kept when
+ * tkmi_mb_keep says so, counted max(c, tau) times; sets the stats'
+ * estimate and threshold (the trainers count what is left out) */
 int64_t tkmi_mb_decide_sample(struct tkm_trainer *t, const tkmi_mb_hist *h, uint64_t budget, uint64_t *kept_uniq);
 static inline int tkmi_mb_keep(uint64_t key_hash, int64_t c, int64_t tau)
 {
@@ -306,11 +306,8 @@ static inline int tkmi_mb_keep(uint64_t key_hash, int64_t c, int64_t tau)
     uint64_t r = tkmi_hash_u64(key_hash ^ 0x5bd1e9955bd1e995ull);
     return (int64_t)(((unsigned __int128)r * (uint64_t)tau) >> 64) < c;
 }
-/* the error when the Unigram budget keeps no pre-token at all */
-int tkmi_uw_none_kept(const struct tkm_trainer *t, uint64_t budget);
-/* The threshold (0: none) that fits budget; sets the stats and the kept
- * pre-tokens' characters (*total_syms), kept_uniq and kept_keybytes. */
-int64_t tkmi_mb_decide(struct tkm_trainer *t, tkmi_mb_hist *h, uint64_t budget, size_t *total_syms);
+/* the error when the sample keeps no pre-token at all */
+int tkmi_mb_none_kept(const struct tkm_trainer *t, int model, uint64_t budget);
 
 /* Characters of pre-tokens times their counts: BMP code points summed in a
  * direct table, the others in a map (vocab_common.c's character step; the

@@ -2807,7 +2807,7 @@ int tkmi_unigram_train(struct tkm_trainer *t, tkmi_counts *counts, tkm_model **o
         t->stats.merge_dropped_unique += smp.left_unique;
         t->stats.merge_dropped_occurrences += smp.left_occ;
         t->stats.sampled_unique = smp.sampled;
-        if (U.nw == 0) rc = tkmi_uw_none_kept(t, tkmi_mb_budget(t, TKM_MODEL_UNIGRAM));
+        if (U.nw == 0) rc = tkmi_mb_none_kept(t, TKM_MODEL_UNIGRAM, tkmi_mb_budget(t, TKM_MODEL_UNIGRAM));
     }
     tkmi_counts_free(counts); /* (build_words drained it) */
     dbg(&U, "%zu words", U.nw);

@@ -32,11 +32,12 @@ double tkmi_mb_cost(const tkmi_mb_hist *h, size_t len, size_t nchars)
     return h->model == TKM_MODEL_BPE ? tkmi_mb_bytes(nchars, h->narrow) : tkmi_uwords_peak(len);
 }
 
-/* Unigram: a threshold sample instead of a cut. Leaving out every
- * pre-token counted once loses the text they hold, and rare pre-tokens hold
- * much of it where they are long: on 89 MB of real text, those counted once
- * are 2.5% of the occurrences but most of the Japanese bytes, and leaving
- * them out cost 10% more tokens on held-out Japanese (bench/README.md). So
+/* A threshold sample, not a cut. Leaving out every pre-token counted once
+ * loses the text they hold, and rare pre-tokens hold much of it where they
+ * are long: on 89 MB of real text, those counted once are 2.5% of the
+ * occurrences but most of the Japanese bytes, and leaving them out cost
+ * 10% more tokens on held-out Japanese for Unigram, 3.9% for BPE
+ * (bench/README.md). So
  * a pre-token counted c < tau times is kept with probability c / tau (by a
  * hash of its bytes: the same set in any order, thread count or spill) and
  * then counted tau times: every count's expectation is unchanged, and so
@@ -82,63 +83,27 @@ int64_t tkmi_mb_decide_sample(struct tkm_trainer *t, const tkmi_mb_hist *h, uint
     return tau;
 }
 
-int tkmi_uw_none_kept(const struct tkm_trainer *t, uint64_t budget)
+int tkmi_mb_none_kept(const struct tkm_trainer *t, int model, uint64_t budget)
 {
     return tkmi_error(TKM_ENOMEM,
-                      "Unigram: --max-memory %.1f MB is too small: the sample that fits its words' budget (%.1f "
-                      "MB) kept no pre-token; raise --max-memory",
-                      t->o.max_memory / 1048576.0, budget / 1048576.0);
+                      "%s: --max-memory %.1f MB is too small: the sample that fits its %s budget (%.1f MB) kept "
+                      "no pre-token; raise --max-memory",
+                      model == TKM_MODEL_BPE ? "BPE" : "Unigram", t->o.max_memory / 1048576.0,
+                      model == TKM_MODEL_BPE ? "merge loop's" : "words'", budget / 1048576.0);
 }
 
 void tkmi_mb_add(tkmi_mb_hist *h, const char *key, size_t len, int64_t c)
 {
-    const uint8_t *s = (const uint8_t *)key;
-    size_t ns = 0;
-    for (size_t i = 0; i < len; i++) ns += (s[i] & 0xC0) != 0x80;
+    size_t ns = tkmi_utf8_chars((const uint8_t *)key, len);
     double b = tkmi_mb_cost(h, len, ns);
     tkmi_mb_bucket *u = &h->by[c < TKMI_MB_EXACT ? c : TKMI_MB_EXACT + (63 - __builtin_clzll((uint64_t)c))];
     u->bytes += b;
-    u->syms += ns;
     u->uniq++;
     u->occ += (uint64_t)c;
-    u->keybytes += len;
     h->all += b;
     if (ns > h->longest) h->longest = ns;
 }
 
-int64_t tkmi_mb_decide(struct tkm_trainer *t, tkmi_mb_hist *h, uint64_t budget, size_t *total_syms)
-{
-    tkmi_mb_bucket *by = h->by;
-    int64_t thr = 0;
-    t->stats.merge_bytes_estimate = (uint64_t)h->all;
-    h->kept_uniq = h->kept_keybytes = 0;
-    int first = 1; /* the first bucket kept */
-    if (budget && h->all > (double)budget) {
-        /* raise the threshold through the buckets until the rest fits */
-        double left = h->all;
-        for (; first < TKMI_MB_NB && left > (double)budget; first++) {
-            left -= by[first].bytes;
-            int64_t next = first < TKMI_MB_EXACT ? (int64_t)first + 1 : (int64_t)1 << (first - TKMI_MB_EXACT + 1);
-            if (next > thr) thr = next; /* (buckets EXACT + 0..9 are empty) */
-            /* a bucket's counts all lie below the threshold it raises */
-            t->stats.merge_dropped_unique += by[first].uniq;
-            t->stats.merge_dropped_occurrences += by[first].occ;
-        }
-        t->stats.merge_bytes_estimate = (uint64_t)left;
-    }
-    t->stats.merge_drop_below = thr;
-    *total_syms = 0;
-    for (int i = first; i < TKMI_MB_NB; i++) {
-        *total_syms += by[i].syms;
-        h->kept_uniq += by[i].uniq;
-        h->kept_keybytes += by[i].keybytes;
-    }
-    if (getenv(h->model == TKM_MODEL_BPE ? "TKM_DEBUG_BPE" : "TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: %s estimate %.1f MB for all pre-tokens, %.1f MB kept (drop below %lld)\n",
-                h->model == TKM_MODEL_BPE ? "merge loop" : "Unigram words", h->all / 1e6,
-                t->stats.merge_bytes_estimate / 1e6, (long long)thr);
-    return thr;
-}
 
 /* ---- characters and coverage ---- */
 

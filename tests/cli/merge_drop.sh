@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # merge_drop.sh - BPE's merge loop under --max-memory (issue 15): when the
-# unique pre-tokens would not fit, the rarest are left out by a count
-# threshold that the summary reports (unique pre-tokens and occurrences,
-# also with -q), the model is still valid and deterministic across thread
-# counts; when everything fits, the model is byte-identical to the
-# unbounded run.
+# unique pre-tokens would not fit, those counted under a threshold tau are a
+# sample (one counted c times kept with probability c/tau by a hash of its
+# bytes, then counted tau times) that the summary reports (kept, left out
+# and their occurrences, also with -q); the model is still valid and
+# deterministic across thread counts; when everything fits, the model is
+# byte-identical to the unbounded run.
 . "$(dirname "$0")/lib.sh"
 T=$TKM_BIN
 # Zipf-like words from a fixed-seed generator with a long tail of rare ones
@@ -24,41 +25,46 @@ awk 'BEGIN {
 head -n 2000 "$TMP/syn.txt" > "$TMP/text.txt"
 opts="--vocab-size 600 --hard-vocab-limit=false"
 
-# 1. no limit, and a limit everything fits under: the same model, no drop reported
+# 1. no limit, and a limit everything fits under: the same model, no sample reported
 "$T" train $opts -t 2 -o "$TMP/a.model" "$TMP/syn.txt" 2> "$TMP/a.log"
 TKM_DEBUG_BPE=1 "$T" train $opts -t 2 --max-memory 64G -o "$TMP/b.model" "$TMP/syn.txt" 2> "$TMP/b.log"
 cmp -s "$TMP/a.model" "$TMP/b.model" && pass "everything fits: byte-identical model" || fail "a limit that fits changes the model"
-grep -q "^  dropped " "$TMP/b.log" && fail "a drop reported though everything fits" || pass "nothing dropped when everything fits"
+grep -q "^  sampled " "$TMP/b.log" && fail "a sample reported though everything fits" || pass "nothing sampled when everything fits"
 est=$(sed -n 's/^debug: merge loop estimate \([0-9.]*\) MB for all.*/\1/p' "$TMP/b.log")
 [ -n "$est" ] && pass "merge loop estimate for all pre-tokens: $est MB" || fail "no estimate in the debug output"
 
-# 2. a limit of a third of that estimate: the rarest go, and the summary says so
+# 2. a limit of a third of that estimate: the rare ones are sampled, and the summary says so
 lim=$(awk -v e="${est:-1}" 'BEGIN {printf "%.0fK", e * 1e6 / 3 / 1024}')
 for th in 1 2; do
   "$T" train $opts -t $th --max-memory "$lim" -o "$TMP/d$th.model" "$TMP/syn.txt" 2> "$TMP/d$th.log" \
     && pass "$th thread(s), --max-memory $lim: trained" || fail "$th thread(s), --max-memory $lim: $(tail -2 "$TMP/d$th.log")"
 done
-line=$(grep "^  dropped " "$TMP/d1.log" || true)
-u=$(echo "$line" | sed -n 's/^  dropped *\([0-9]*\) unique pre-tokens counted under \([0-9]*\) times (\([0-9]*\) occurrences.*/\1 \2 \3/p')
+line=$(grep "^  sampled " "$TMP/d1.log" || true)
+u=$(echo "$line" | sed -n 's/^  sampled *pre-tokens counted under \([0-9]*\) times: \([0-9]*\) kept, each counted [0-9]* times (kept with probability count\/[0-9]*), \([0-9]*\) left out (\([0-9]*\) occurrences.*/\1 \2 \3 \4/p')
 set -- $u
-[ $# -eq 3 ] && [ "$1" -gt 0 ] && [ "$2" -ge 2 ] && [ "$3" -ge "$1" ] \
-  && pass "drop reported: $1 unique pre-tokens counted under $2 times, $3 occurrences" || fail "no drop reported: $line"
-# the dropped ones are exactly those counted under the threshold: count them from the text
-if [ $# -eq 3 ]; then
+[ $# -eq 4 ] && [ "$1" -ge 2 ] && [ "$2" -gt 0 ] && [ "$3" -gt 0 ] && [ "$4" -ge "$3" ] \
+  && pass "sample reported: under $1 times, $2 kept, $3 left out ($4 occurrences)" || fail "no sample reported: $line"
+# kept + left out are exactly the pre-tokens counted under tau: count them
+# from the text; those left out hold at most their occurrences, and about
+# 1 - c/tau of them (here: more than a third of those counted once)
+if [ $# -eq 4 ]; then
   # (no dummy prefix by default: a line's first word is a pre-token of its
   # own, "word", the others "▁word")
   want=$(awk '{print "^" $1; for (i = 2; i <= NF; i++) print $i}' "$TMP/syn.txt" | sort | uniq -c \
-         | awk -v t="$2" '$1 < t {u++; o += $1} END {print u + 0, o + 0}')
-  [ "$want" = "$1 $3" ] && pass "the reported drop matches the text's word counts under $2" || fail "reported $1 $3, the text has $want"
+         | awk -v t="$1" '$1 < t {u++; o += $1} $1 == 1 {one++} END {print u + 0, o + 0, one + 0}')
+  set -- $1 $2 $3 $4 $want
+  [ "$(($2 + $3))" = "$5" ] && pass "kept + left out = the text's pre-tokens counted under $1 ($5)" || fail "kept $2 + left out $3, the text has $5"
+  [ "$4" -le "$6" ] && [ "$3" -gt "$(($7 / 3))" ] && pass "left out: $4 of the $6 occurrences, $3 unique (of $7 counted once)" \
+    || fail "implausible sample: $3 left out ($4 occurrences) of $5 ($6), $7 counted once"
 fi
-cmp -s "$TMP/d1.model" "$TMP/d2.model" && pass "with a drop: 1 vs 2 threads identical" || fail "with a drop: 1 vs 2 threads differ"
-cmp -s "$TMP/a.model" "$TMP/d1.model" && fail "the drop did not change the model" || pass "the drop changed the model (as it must)"
+cmp -s "$TMP/d1.model" "$TMP/d2.model" && pass "with a sample: 1 vs 2 threads identical" || fail "with a sample: 1 vs 2 threads differ"
+cmp -s "$TMP/a.model" "$TMP/d1.model" && fail "the sample did not change the model" || pass "the sample changed the model (as it must)"
 # still a valid model: it loads, and decode(encode(x)) == x
 "$T" encode -m "$TMP/d1.model" --output-format id < "$TMP/text.txt" > "$TMP/ids" \
   && "$T" decode -m "$TMP/d1.model" --input-format id < "$TMP/ids" > "$TMP/back.txt" \
-  && cmp -s "$TMP/text.txt" "$TMP/back.txt" && pass "model with a drop: encode/decode round trip" || fail "model with a drop does not round-trip"
-# -q still reports a drop (never silent)
+  && cmp -s "$TMP/text.txt" "$TMP/back.txt" && pass "model with a sample: encode/decode round trip" || fail "model with a sample does not round-trip"
+# -q still reports the sample (never silent)
 "$T" train -q $opts -t 2 --max-memory "$lim" -o "$TMP/q.model" "$TMP/syn.txt" 2> "$TMP/q.log"
-grep -q "^  dropped " "$TMP/q.log" && pass "-q: the drop is still reported" || fail "-q hides the drop"
+grep -q "^  sampled " "$TMP/q.log" && pass "-q: the sample is still reported" || fail "-q hides the sample"
 cmp -s "$TMP/q.model" "$TMP/d2.model" && pass "-q: same model" || fail "-q changes the model"
 finish

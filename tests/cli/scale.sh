@@ -94,9 +94,9 @@ for th in 1 2 3; do
     || fail "$th thread(s): peak RSS $peak MB over --max-memory 64 MB"
   fi
 done
-# 3b. spilling and the merge budget's drop together: the runs' merge decides
-# the threshold and loads only the kept pre-tokens (count_spill.c); the
-# model and the reported drop equal the in-memory path's with the same
+# 3b. spilling and the merge budget's sample together: the runs' merge
+# decides the threshold and loads only the sample (count_spill.c); the
+# model and the reported sample equal the in-memory path's with the same
 # budget (TKM_BPE_MERGE_BUDGET: a third of the estimate for all), and the
 # Unigram model is unchanged by the spill
 TKM_DEBUG_BPE=1 "$T" train --vocab-size 2000 -t 2 --max-memory 64G -o "$TMP/e.model" "$TMP/syn.txt" 2> "$TMP/e.log"
@@ -106,17 +106,17 @@ bud=$(awk -v e="${est:-0}" 'BEGIN {printf "%.0f", e * 1e6 / 3}')
 for th in 1 2 3; do
   TKM_BPE_MERGE_BUDGET=$bud "$T" train --vocab-size 2000 --hard-vocab-limit=false -t $th -o "$TMP/bm$th.model" "$TMP/syn.txt" 2> "$TMP/bm$th.log"
   TKM_BPE_MERGE_BUDGET=$bud TKM_SPILL_MAX_WAY=2 "$T" train --vocab-size 2000 --hard-vocab-limit=false -t $th --max-memory 1K -o "$TMP/bs$th.model" "$TMP/syn.txt" 2> "$TMP/bs$th.log"
-  dm=$(sed -n 's/^  \(dropped .*\) to fit.*/\1/p' "$TMP/bm$th.log"); ds=$(sed -n 's/^  \(dropped .*\) to fit.*/\1/p' "$TMP/bs$th.log")
-  grep -q "spilled [0-9]* sorted runs" "$TMP/bs$th.log" && [ -n "$ds" ] && pass "$th thread(s): spilled and dropped ($ds)" \
-    || fail "$th thread(s): not both spilled and dropped: $(grep "memory\|dropped" "$TMP/bs$th.log")"
-  [ -n "$dm" ] && [ "$dm" = "$ds" ] && pass "$th thread(s): the same drop reported with and without the spill" || fail "$th thread(s): drops differ: '$dm' vs '$ds'"
+  dm=$(sed -n 's/^  \(sampled .*\), to fit.*/\1/p' "$TMP/bm$th.log"); ds=$(sed -n 's/^  \(sampled .*\), to fit.*/\1/p' "$TMP/bs$th.log")
+  grep -q "spilled [0-9]* sorted runs" "$TMP/bs$th.log" && [ -n "$ds" ] && pass "$th thread(s): spilled and sampled ($ds)" \
+    || fail "$th thread(s): not both spilled and sampled: $(grep "memory\|sampled" "$TMP/bs$th.log")"
+  [ -n "$dm" ] && [ "$dm" = "$ds" ] && pass "$th thread(s): the same sample reported with and without the spill" || fail "$th thread(s): samples differ: '$dm' vs '$ds'"
   u_m=$(grep -o "pre-tokens ([0-9]* unique)" "$TMP/bm$th.log" || true); u_s=$(grep -o "pre-tokens ([0-9]* unique)" "$TMP/bs$th.log" || true)
-  [ -n "$u_m" ] && [ "$u_m" = "$u_s" ] && pass "$th thread(s): unique pre-tokens counted before the drop ($u_s)" || fail "$th thread(s): unique differs: '$u_m' vs '$u_s'"
-  cmp -s "$TMP/bm$th.model" "$TMP/bs$th.model" && pass "$th thread(s): spill + drop give the in-memory model byte for byte" \
-    || fail "$th thread(s): spill + drop change the model"
+  [ -n "$u_m" ] && [ "$u_m" = "$u_s" ] && pass "$th thread(s): unique pre-tokens counted before the sample ($u_s)" || fail "$th thread(s): unique differs: '$u_m' vs '$u_s'"
+  cmp -s "$TMP/bm$th.model" "$TMP/bs$th.model" && pass "$th thread(s): spill + sample give the in-memory model byte for byte" \
+    || fail "$th thread(s): spill + sample change the model"
 done
-cmp -s "$TMP/bs1.model" "$TMP/bs3.model" && pass "spill + drop: 1 vs 3 threads identical" || fail "spill + drop: 1 vs 3 threads differ"
-cmp -s "$TMP/bm1.model" "$TMP/m1.model" && fail "the budget did not change the model" || pass "the budget's drop changed the model (as it must)"
+cmp -s "$TMP/bs1.model" "$TMP/bs3.model" && pass "spill + sample: 1 vs 3 threads identical" || fail "spill + sample: 1 vs 3 threads differ"
+cmp -s "$TMP/bm1.model" "$TMP/m1.model" && fail "the budget did not change the model" || pass "the budget's sample changed the model (as it must)"
 "$T" train --model-type unigram --vocab-size 1000 --hard-vocab-limit=false -t 2 -o "$TMP/um.model" "$TMP/syn.txt" 2> /dev/null
 # (TKM_UNIGRAM_WORD_BUDGET=0: the words unbounded, so that only counting feels the limit)
 TKM_UNIGRAM_WORD_BUDGET=0 TKM_SPILL_MAX_WAY=2 "$T" train --model-type unigram --vocab-size 1000 --hard-vocab-limit=false -t 2 --max-memory 1K \
