@@ -807,7 +807,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
          * and partial sum is an integer below 2^53 */
         t->stats.merge_bytes_estimate = (uint64_t)(MERGE_BYTES_FACTOR * (double)est_units);
         if (getenv("TKM_DEBUG_BPE"))
-            fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens (none dropped)\n",
+            fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens (nothing sampled)\n",
                     t->stats.merge_bytes_estimate / 1e6);
     }
     debug_rss("words built");

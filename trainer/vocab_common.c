@@ -77,9 +77,10 @@ int64_t tkmi_mb_decide_sample(struct tkm_trainer *t, const tkmi_mb_hist *h, uint
     t->stats.merge_bytes_estimate = (uint64_t)est;
     t->stats.merge_drop_below = tau;
     *kept_uniq = (uint64_t)u;
-    if (getenv("TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: Unigram words estimate %.1f MB for all pre-tokens, %.1f MB expected kept "
-                "(sampled below %lld, about %.0f unique kept)\n", h->all / 1e6, est / 1e6, (long long)tau, u);
+    if (getenv(h->model == TKM_MODEL_BPE ? "TKM_DEBUG_BPE" : "TKM_DEBUG_UNIGRAM"))
+        fprintf(stderr, "debug: %s estimate %.1f MB for all pre-tokens, %.1f MB expected kept (sampled below %lld, "
+                "about %.0f unique kept)\n", h->model == TKM_MODEL_BPE ? "merge loop" : "Unigram words", h->all / 1e6,
+                est / 1e6, (long long)tau, u);
     return tau;
 }
 
