@@ -475,9 +475,9 @@ static double merge_bytes(size_t n, int narrow)
  * probability c / tau and then counted tau times; 0: all fit). The
  * estimate, tau and what it leaves out go to the stats, which the CLI
  * prints: nothing is left out silently. TKM_BPE_MERGE_BUDGET (bytes)
- * replaces the budget (tests). Also returns bounds of the characters of
- * the pre-tokens (*total_syms, when nothing is sampled; bpe_words counts
- * those of the sample) and of the longest one (*max_syms). */
+ * replaces the budget (tests). Also returns a bound of the characters of
+ * the longest pre-token (*max_syms) and, when *exact is 0, of all of them
+ * (*total_syms; when 1, bpe_words counts those it keeps, sample or not). */
 /* The histogram reads every pre-token's bytes in table order (a cache
  * miss each, most of its time). It is needed only when something may be
  * left out: first a bound from the byte lengths (no pre-token has more
@@ -697,8 +697,9 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
      * count): the words that most merges visit then share cache lines and
      * pages, which makes the merge loop, bound by cache misses, faster.
      * The order never changes the result, only the speed. With a sample
-     * (tau), its pre-tokens (tkmi_mb_keep: the same decision in both
-     * passes) and their characters are counted here, and those left out. */
+     * (tau), its pre-tokens are kept (tkmi_mb_keep: the same decision in
+     * both passes) and those left out counted here; when merge_budget built
+     * its histogram (exact), the characters kept are counted too. */
     size_t n_ord = 0;
     ord = tkmi_malloc((counts->n + 1) * sizeof *ord);
     if (!ord) return tkmi_error(TKM_ENOMEM, "out of memory (words)");
@@ -716,7 +717,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
                 }
                 t->stats.sampled_unique++;
             }
-            if (tau) total_syms += tkmi_utf8_chars((const uint8_t *)e.key, e.len);
+            if (exact) total_syms += tkmi_utf8_chars((const uint8_t *)e.key, e.len);
             start_of[64 - __builtin_clzll((uint64_t)e.count) + 1]++;
         }
         /* bucket 64 (largest counts) first */
@@ -807,7 +808,7 @@ static int bpe_words(bpe *B, tkmi_counts *counts)
          * and partial sum is an integer below 2^53 */
         t->stats.merge_bytes_estimate = (uint64_t)(MERGE_BYTES_FACTOR * (double)est_units);
         if (getenv("TKM_DEBUG_BPE"))
-            fprintf(stderr, "debug: merge loop estimate %.1f MB for all pre-tokens (nothing sampled)\n",
+            fprintf(stderr, "debug: merge loop estimate %.3f MB for all pre-tokens (nothing sampled)\n",
                     t->stats.merge_bytes_estimate / 1e6);
     }
     debug_rss("words built");

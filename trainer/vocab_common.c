@@ -63,22 +63,21 @@ static double sample_estimate(const tkmi_mb_hist *h, int64_t tau, double *uniq)
 
 int64_t tkmi_mb_decide_sample(struct tkm_trainer *t, const tkmi_mb_hist *h, uint64_t budget, uint64_t *kept_uniq)
 {
-    double u = 0;
-    t->stats.merge_bytes_estimate = (uint64_t)h->all;
-    t->stats.merge_drop_below = 0;
-    *kept_uniq = 0;
-    if (!budget || h->all <= (double)budget) return 0;
-    int64_t tau = 2;
-    double est = sample_estimate(h, tau, &u);
-    while (est > (double)budget && tau < ((int64_t)1 << 62)) {
-        tau = tau < TKMI_MB_EXACT ? tau + 1 : tau * 2;
+    double u = 0, est = h->all;
+    int64_t tau = 0;
+    if (budget && h->all > (double)budget) {
+        tau = 2;
         est = sample_estimate(h, tau, &u);
+        while (est > (double)budget && tau < ((int64_t)1 << 62)) {
+            tau = tau < TKMI_MB_EXACT ? tau + 1 : tau * 2;
+            est = sample_estimate(h, tau, &u);
+        }
     }
     t->stats.merge_bytes_estimate = (uint64_t)est;
     t->stats.merge_drop_below = tau;
     *kept_uniq = (uint64_t)u;
     if (getenv(h->model == TKM_MODEL_BPE ? "TKM_DEBUG_BPE" : "TKM_DEBUG_UNIGRAM"))
-        fprintf(stderr, "debug: %s estimate %.1f MB for all pre-tokens, %.1f MB expected kept (sampled below %lld, "
+        fprintf(stderr, "debug: %s estimate %.3f MB for all pre-tokens, %.3f MB expected kept (sampled below %lld, "
                 "about %.0f unique kept)\n", h->model == TKM_MODEL_BPE ? "merge loop" : "Unigram words", h->all / 1e6,
                 est / 1e6, (long long)tau, u);
     return tau;

@@ -33,6 +33,25 @@ grep -q "^  sampled " "$TMP/b.log" && fail "a sample reported though everything 
 est=$(sed -n 's/^debug: merge loop estimate \([0-9.]*\) MB for all.*/\1/p' "$TMP/b.log")
 [ -n "$est" ] && pass "merge loop estimate for all pre-tokens: $est MB" || fail "no estimate in the debug output"
 
+# 1b. between the estimate by characters and its bound by bytes (kana, 3
+# bytes a character): the histogram is built (exact), nothing is sampled,
+# and the word array is sized from the characters counted as the words are
+# ordered: the model of the run without a limit
+kana=(あ い う え お か き く け こ さ し す せ そ た ち つ て と な に ぬ ね の は)
+sedargs=(); i=0
+for l in a b c d e f g h i j k l m n o p q r s t u v w x y z; do sedargs+=(-e "s/$l/${kana[$i]}/g"); i=$((i + 1)); done
+sed "${sedargs[@]}" "$TMP/syn.txt" > "$TMP/kana.txt"
+"$T" train $opts -t 2 -o "$TMP/k0.model" "$TMP/kana.txt" 2> /dev/null
+TKM_DEBUG_BPE=1 "$T" train $opts -t 2 --max-memory 64G -o "$TMP/k1.model" "$TMP/kana.txt" 2> "$TMP/k1.log"
+kest=$(sed -n 's/^debug: merge loop estimate \([0-9.]*\) MB for all.*/\1/p' "$TMP/k1.log")
+kbud=$(awk -v e="${kest:-0}" 'BEGIN {printf "%.0f", e * 1e6 * 1.05}')
+TKM_DEBUG_BPE=1 TKM_BPE_MERGE_BUDGET=$kbud "$T" train $opts -t 2 -o "$TMP/k2.model" "$TMP/kana.txt" 2> "$TMP/k2.log"
+grep -q "^debug: merge loop estimate [0-9.]* MB for all pre-tokens, [0-9.]* MB expected kept (sampled below 0," "$TMP/k2.log" \
+  && pass "kana, budget $kbud (estimate $kest MB): histogram built, nothing sampled" \
+  || fail "kana, budget $kbud: not the histogram path: $(grep -i "debug: merge\|error" "$TMP/k2.log" | head -3)"
+grep -q "^  sampled " "$TMP/k2.log" && fail "kana: a sample reported under a budget that fits" || pass "kana: no sample reported"
+cmp -s "$TMP/k0.model" "$TMP/k2.model" && pass "kana: the model of the run without a limit" || fail "kana: the budget that fits changed the model"
+
 # 2. a limit of a third of that estimate: the rare ones are sampled, and the summary says so
 lim=$(awk -v e="${est:-1}" 'BEGIN {printf "%.0fK", e * 1e6 / 3 / 1024}')
 for th in 1 2; do
