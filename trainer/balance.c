@@ -81,6 +81,10 @@ static int train_copy(struct tkm_trainer *c, const uint8_t *cls, const int64_t *
 {
     tkmi_counts counts;
     c->stats.pieces_meta = c->stats.pieces_byte = c->stats.pieces_user = 0; /* counted up by the serializer */
+    /* (so are the --max-memory sample's: each trial's own) */
+    c->stats.merge_dropped_unique = c->stats.merge_dropped_occurrences = c->stats.sampled_unique = 0;
+    c->stats.merge_drop_below = 0;
+    c->stats.merge_bytes_estimate = 0;
     TKM_FORWARD_IF_ERROR(counts_copy(&c->kept, cls, w, &counts));
     int rc = c->o.model_type == TKM_MODEL_UNIGRAM ? tkmi_unigram_train(c, &counts, out)
              : c->o.model_type == TKM_MODEL_CHAR  ? tkmi_char_train(c, &counts, out)

@@ -52,6 +52,21 @@ grep -q "^debug: merge loop estimate [0-9.]* MB for all pre-tokens, [0-9.]* MB e
 grep -q "^  sampled " "$TMP/k2.log" && fail "kana: a sample reported under a budget that fits" || pass "kana: no sample reported"
 cmp -s "$TMP/k0.model" "$TMP/k2.model" && pass "kana: the model of the run without a limit" || fail "kana: the budget that fits changed the model"
 
+# 1c. balance-method weights trains a merge loop per trial: the sample
+# reported is the last trial's, not a sum over the trials (kept + left out
+# at most the unique pre-tokens)
+"$T" train $opts -t 2 --balance latin=0.5,japanese=0.5 --balance-method weights --max-memory 64G \
+  -o "$TMP/bw.model" "$TMP/syn.txt" "$TMP/kana.txt" 2> "$TMP/bw.log"
+TKM_BPE_MERGE_BUDGET=$((kbud / 2)) "$T" train $opts -t 2 --balance latin=0.5,japanese=0.5 --balance-method weights \
+  -o "$TMP/bw2.model" "$TMP/syn.txt" "$TMP/kana.txt" 2> "$TMP/bw2.log"
+uq=$(sed -n 's/.*pre-tokens (\([0-9]*\) unique).*/\1/p' "$TMP/bw2.log")
+tr=$(sed -n 's/.*(balance-method weights: \([0-9]*\) merge loops searched).*/\1/p' "$TMP/bw2.log")
+kl=$(sed -n 's/^  sampled .*: \([0-9]*\) kept, .* \([0-9]*\) left out .*/\1 \2/p' "$TMP/bw2.log")
+set -- $kl
+[ -n "$uq" ] && [ "${tr:-0}" -ge 2 ] && [ $# -eq 2 ] && [ $(($1 + $2)) -le "$uq" ] \
+  && pass "weights, $tr trials: the sample reported once ($1 kept + $2 left out <= $uq unique)" \
+  || fail "weights: trials '$tr', sample '$kl', unique '$uq': $(grep "sampled\|weights" "$TMP/bw2.log")"
+
 # 2. a limit of a third of that estimate: the rare ones are sampled, and the summary says so
 lim=$(awk -v e="${est:-1}" 'BEGIN {printf "%.0fK", e * 1e6 / 3 / 1024}')
 for th in 1 2; do
