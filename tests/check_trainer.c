@@ -987,21 +987,21 @@ START_TEST(test_mb_sample)
     tkmi_mb_hist *h = calloc(1, sizeof *h);
     h->model = TKM_MODEL_UNIGRAM;
     char key[32];
-    /* 1000 x 20 bytes counted once (80 bytes each), 100 x 10 counted 3
-     * times (60), 10 x 5 counted 2000 times (50): 86500 bytes in all */
+    /* 1000 x 20 bytes counted once (60 bytes each), 100 x 10 counted 3
+     * times (50), 10 x 5 counted 2000 times (45): 65450 bytes in all */
     memset(key, 'a', sizeof key);
     for (int i = 0; i < 1000; i++) tkmi_mb_add(h, key, 20, 1);
     for (int i = 0; i < 100; i++) tkmi_mb_add(h, key, 10, 3);
     for (int i = 0; i < 10; i++) tkmi_mb_add(h, key, 5, 2000);
-    ck_assert_double_eq_tol(h->all, 86500, 1e-6);
+    ck_assert_double_eq_tol(h->all, 65450, 1e-6);
     uint64_t kept;
     const struct { uint64_t budget; int64_t tau; double est; } cases[] = {
-        {90000, 0, 86500},                                  /* fits: no sample */
-        {50000, 2, 40000 + 6000 + 500},                     /* half the ones counted once */
-        {30000, 4, 20000 + 4500 + 500},                     /* 33167 at tau 3 is over */
-        {601, 971, 98000.0 / 971 + 500},                    /* 970: 601.03 */
-        {590, 2048, 98000.0 / 2048 + 500 * 2000.0 / 2048},  /* 1024: 595.7; then powers of two */
-        {500, 4096, 98000.0 / 4096 + 500 * 2000.0 / 4096},
+        {70000, 0, 65450},                                 /* fits: no sample */
+        {40000, 2, 30000 + 5000 + 450},                    /* half the ones counted once */
+        {25000, 4, 15000 + 3750 + 450},                    /* 25450 at tau 3 is over */
+        {530, 938, 75000.0 / 938 + 450},                   /* 937: 530.04 */
+        {515, 2048, 75000.0 / 2048 + 450 * 2000.0 / 2048}, /* 1024: 523.2; then powers of two */
+        {300, 4096, 75000.0 / 4096 + 450 * 2000.0 / 4096},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         int64_t tau = tkmi_mb_decide_sample(t, h, cases[k].budget, &kept);
