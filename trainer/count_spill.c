@@ -22,11 +22,11 @@
  * pass builds the trainer's budget histogram (tkmi_mb_add: BPE's merge
  * loop's bytes, or the Unigram words', by count); the threshold is decided
  * from it as merge_budget or word_budget would, and the second pass loads
- * only the pre-tokens counted at least that often (the others' characters
- * are summed for the character coverage). The table then holds the
- * pre-tokens the trainer uses and nothing else: the same threshold, kept
- * set and model as when the whole table is loaded and the trainer drops
- * the rare ones, without the peak of every unique pre-token in memory.
+ * only the sample (tkmi_mb_keep, at the counts as counted; the others'
+ * characters are summed for the character coverage). The table then holds
+ * the pre-tokens the trainer uses and nothing else: the same threshold,
+ * sample and model as when the whole table is loaded and the trainer
+ * samples it, without the peak of every unique pre-token in memory.
  *
  * Run format: per partition, entries in bytewise key order (keys unique
  * within a run): varint bytes shared with the previous key of the
@@ -363,7 +363,7 @@ typedef struct {
     rwriter *w;         /* TO_RUN */
     merge_seen *seen;   /* TO_SEEN */
     tkmi_counts *out;   /* TO_TABLE: the entries tkmi_mb_keep keeps at thr; */
-    int64_t thr;        /* the others' characters to drop (NULL: thr is 0) */
+    int64_t thr;        /* the others' characters go to drop (NULL: thr is 0) */
     tkmi_chars *drop;
     int64_t *drop_sum;
     const char *phase;

@@ -74,7 +74,7 @@ static int add_word(build *b, size_t start, int64_t cnt)
     return 0;
 }
 
-/* an entry's count as a word's (0: left out by the sample; tally: count
+/* an entry's count as a word's (-1: left out by the sample; tally: count
  * it in the sample's stats) */
 static int64_t entry_weight(tkmi_uw_sample *smp, const tkmi_centry *e, int tally)
 {
@@ -87,7 +87,7 @@ static int64_t entry_weight(tkmi_uw_sample *smp, const tkmi_centry *e, int tally
         smp->left_unique++;
         smp->left_occ += (uint64_t)e->count;
     }
-    return 0;
+    return -1;
 }
 
 /* one count-table entry cut at characters outside the vocabulary */
@@ -95,7 +95,7 @@ static int cut_entry(void *ctx, const tkmi_centry *e)
 {
     build *b = ctx;
     int64_t cnt = entry_weight(b->smp, e, 1);
-    if (!cnt) return 0;
+    if (cnt < 0) return 0;
     const char *s = e->key;
     size_t n = e->len, start = b->pos;
     for (size_t i = 0; i <= n;) {
@@ -305,7 +305,7 @@ int tkmi_uwords_build(tkmi_uwords *w, tkmi_counts *counts, tkmi_cpmap *req, tkmi
     tkmi_centry e;
     tkmi_counts_iter(counts, 0, 1, &it);
     while (tkmi_counts_next(&it, &e))
-        if (entry_weight(smp, &e, 0)) {
+        if (entry_weight(smp, &e, 0) >= 0) {
             total += e.len;
             kept++;
         }
