@@ -608,7 +608,7 @@ static int populate_next(const uni *U, scratch *x, pshare *P, const char *s, siz
             pstart *q = &P->ps[c][st[w]];
             if (pn + W->pn > P->pathcap[c])
                 TKM_FORWARD_IF_ERROR(tkmi_grow((void **)&P->path[c], &P->pathcap[c], pn + W->pn, sizeof(int32_t)));
-            memcpy(P->path[c] + pn, W->path, W->pn * sizeof(int32_t));
+            if (W->pn) memcpy(P->path[c] + pn, W->path, W->pn * sizeof(int32_t)); /* (a walk of none may have no buffer) */
             q->at = (uint32_t)pn;
             q->steps = (uint32_t)W->pn;
             pn += W->pn;
@@ -617,7 +617,7 @@ static int populate_next(const uni *U, scratch *x, pshare *P, const char *s, siz
             q->nb = (uint32_t)x->nn;
             if (!single[w]) /* the unknown node, first at its start, as populate() */
                 x->nodes[x->nn++] = (lnode){(uint32_t)st[w], (uint32_t)(st[w] + mb[w]), -1, unk};
-            memcpy(x->nodes + x->nn, W->nd, W->nn * sizeof(lnode));
+            if (W->nn) memcpy(x->nodes + x->nn, W->nd, W->nn * sizeof(lnode));
             x->nn += W->nn;
             q->ne = (uint32_t)x->nn;
         }
