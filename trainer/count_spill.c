@@ -349,7 +349,7 @@ TKMI_HEAP_DEFINE(runheap, rreader_p, const void *, head_before) /* lib/heap.h */
  * pre-tokens, the budget's byte bound and its histogram. */
 typedef struct {
     tkmi_mb_hist *h;
-    uint64_t n, keybytes;
+    uint64_t n;
     double bound;
     size_t longest;
 } merge_seen;
@@ -462,7 +462,6 @@ static int apply_part(mthread *m, unsigned p)
         } else if (j->to == TO_SEEN) {
             merge_seen *s = j->seen;
             s->n++;
-            s->keybytes += len;
             /* (bytes for characters: a bound for BPE's estimate, which
              * grows with them, and Unigram's, by bytes) */
             s->bound += tkmi_mb_cost(s->h, (size_t)len, (size_t)len);
