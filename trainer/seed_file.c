@@ -81,14 +81,13 @@ int tkmi_seed_file_read(const tkm_train_options *o, tkmi_seedp **out, size_t *n_
             break;
         }
         size_t pl = (size_t)(tab - line);
-        int nch = 0;
-        for (size_t i = 0; i < pl; i++) nch += ((uint8_t)line[i] & 0xC0) != 0x80;
+        size_t nch = tkmi_utf8_chars((const uint8_t *)line, pl);
         /* single characters come from the corpus, as every seed set's do */
         if (nch < 2 || !piece_valid(o, line, pl)) { skipped++; continue; }
         if (bn + pl > bcap && (rc = tkmi_grow((void **)&buf, &bcap, bn + pl, 1)) < 0) break;
         if (n == cap && (rc = tkmi_grow((void **)&v, &cap, n + 1, sizeof *v)) < 0) break;
         memcpy(buf + bn, line, pl);
-        v[n++] = (tkmi_seedp){(const char *)(uintptr_t)bn, (uint32_t)pl, f * nch};
+        v[n++] = (tkmi_seedp){(const char *)(uintptr_t)bn, (uint32_t)pl, f * (int64_t)nch};
         bn += pl;
     }
     tkm_reader_close(r);

@@ -2073,8 +2073,7 @@ static double substrings_bound(const uni *U, double stop)
     double b = 0;
     for (size_t i = 0; i < U->nw && b <= stop; i++) {
         const uint8_t *q = (const uint8_t *)word_s(U, i);
-        size_t nch = 0, len = word_len(U, i);
-        for (size_t k = 0; k < len; k++) nch += (q[k] & 0xC0) != 0x80;
+        size_t nch = tkmi_utf8_chars(q, word_len(U, i));
         size_t m = nch < L ? nch : L;
         if (m >= 2) b += (double)((m - 1) * (nch + 1) - (m * (m + 1) / 2 - 1));
     }
@@ -2168,9 +2167,7 @@ static int64_t seed_score(const uni *U, const sslot *e)
 {
     if (SS_COUNT(e) < 2 || !SS_BRANCH(e)) return 0;
     const uint8_t *q = (const uint8_t *)U->warena + SS_OFF(e);
-    int64_t nch = 0;
-    for (uint32_t b = 0, len = SS_LEN(e); b < len; b++) nch += (q[b] & 0xC0) != 0x80;
-    return SS_COUNT(e) * nch;
+    return SS_COUNT(e) * (int64_t)tkmi_utf8_chars(q, SS_LEN(e));
 }
 
 static int cmp_i64_desc(const void *a, const void *b)

@@ -10,9 +10,9 @@
 /* ---- the pre-token budget under --max-memory ----
  * What the trainer holds per unique pre-token grows with their number,
  * which counting bounds only while they are counted (count_spill.c). When
- * the trainer's estimate for all of them is over its budget, the rarest
- * are left out: those counted fewer than the smallest threshold that
- * leaves an estimate within the budget. The estimate, by pre-token: BPE's
+ * the trainer's estimate for all of them is over its budget, the rare ones
+ * are a threshold sample (below) whose expected estimate fits the budget.
+ * The estimate, by pre-token: BPE's
  * merge loop (bpe_train.c's merge_bytes), the Unigram words at their peak
  * (uwords.c's tkmi_uwords_peak). The histogram is built from the table, or
  * while a spill's runs are merged so that only what is kept is loaded. */
@@ -37,8 +37,7 @@ double tkmi_mb_cost(const tkmi_mb_hist *h, size_t len, size_t nchars)
  * are long: on 89 MB of real text, those counted once are 2.5% of the
  * occurrences but most of the Japanese bytes, and leaving them out cost
  * 10% more tokens on held-out Japanese for Unigram, 3.9% for BPE
- * (bench/README.md). So
- * a pre-token counted c < tau times is kept with probability c / tau (by a
+ * (bench/README.md). So a pre-token counted c < tau times is kept with probability c / tau (by a
  * hash of its bytes: the same set in any order, thread count or spill) and
  * then counted tau times: every count's expectation is unchanged, and so
  * are, in expectation, the substring counts the seeds and EM work from.
